@@ -1,0 +1,25 @@
+/*
+ * JSON text (a tool's stdout) to msgpack, and msgpack to JSON text (for
+ * gatewayctl --json).  Uses jansson.
+ */
+#ifndef TG_JSONMP_H
+#define TG_JSONMP_H
+
+#include <stddef.h>
+#include <msgpack.h>
+
+/*
+ * Parse 'len' bytes as exactly one JSON value (surrounding white space
+ * allowed, nothing else) and pack it into 'pk'.  Returns 0, or -1 with a
+ * message in err.
+ */
+int	json_to_msgpack(const char *text, size_t len, msgpack_packer *pk,
+	    char *err, size_t errlen);
+
+/*
+ * Render a msgpack object as JSON text (malloc'ed, NUL-terminated; pretty
+ * when 'indent' > 0).  bin and ext become strings of hex.  NULL on error.
+ */
+char	*msgpack_to_json(const msgpack_object *o, int indent);
+
+#endif

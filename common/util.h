@@ -1,0 +1,28 @@
+#ifndef TG_UTIL_H
+#define TG_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* SHA-256 of a whole file as 64 hex digits; -1 with errno on error. */
+int	file_sha256_hex(const char *path, char out[65]);
+
+/* Milliseconds: wall clock (for records) and monotonic (for durations). */
+uint64_t now_ms(void);
+uint64_t mono_ms(void);
+
+/* The peer of a Unix socket; -1 with errno. */
+int	peer_cred(int fd, uid_t *uid, gid_t *gid, pid_t *pid);
+
+/*
+ * Bind a listening Unix stream socket at 'path' with 'mode', removing a
+ * stale socket left there by an earlier run (but nothing that is not a
+ * socket).  Returns the fd or -1 with a message in err.
+ */
+int	unix_listen(const char *path, mode_t mode, char *err, size_t errlen);
+
+/* mkdir -p with the last component getting 'mode'; 0 or -1 with errno. */
+int	mkdir_p(const char *path, mode_t mode);
+
+#endif

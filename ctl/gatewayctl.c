@@ -1,0 +1,321 @@
+/*
+ * gatewayctl: the operator's tool.  One command per invocation, sent to
+ * the executor's control socket as a msgpack map; the answer is printed
+ * for a person, or as JSON with --json.  Exit 0 done, 1 refused or failed,
+ * 2 usage.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <msgpack.h>
+
+#include "common/frame.h"
+#include "common/jsonmp.h"
+#include "proto/proto.h"
+
+#define DEFAULT_SOCKET	"/run/toolgate/control.sock"
+#define MAX_ANSWER	(64u << 20)
+
+static __attribute__((noreturn)) void
+usage(void)
+{
+	fprintf(stderr,
+	    "usage: gatewayctl [-s SOCKET] [--json] COMMAND\n"
+	    "commands:\n"
+	    "  status\n"
+	    "  writes disable | writes enable\n"
+	    "  approvals\n"
+	    "  approve ID [--note TEXT]\n"
+	    "  deny ID [--note TEXT]\n"
+	    "  audit verify | audit show [--run RUN_ID]\n"
+	    "  forensics RUN_ID\n"
+	    "  compensate RUN_ID\n"
+	    "  ledger\n"
+	    "  resolve KEY done|failed\n");
+	exit(2);
+}
+
+/*
+ * Turn the command line into a request map.  Each command names its op
+ * and at most two string fields.
+ */
+struct request {
+	const char	*op;
+	const char	*k1, *v1;
+	const char	*k2, *v2;
+};
+
+static const char *
+note_opt(int argc, char **argv, int i, const char *flag)
+{
+	if (i == argc)
+		return NULL;
+	if (i + 2 == argc && strcmp(argv[i], flag) == 0)
+		return argv[i + 1];
+	usage();
+}
+
+static void
+parse_command(int argc, char **argv, struct request *r)
+{
+	const char	*cmd = argv[0];
+
+	memset(r, 0, sizeof(*r));
+	if (strcmp(cmd, "status") == 0 && argc == 1)
+		r->op = "status";
+	else if (strcmp(cmd, "writes") == 0 && argc == 2 &&
+	    strcmp(argv[1], "disable") == 0)
+		r->op = "writes_disable";
+	else if (strcmp(cmd, "writes") == 0 && argc == 2 &&
+	    strcmp(argv[1], "enable") == 0)
+		r->op = "writes_enable";
+	else if (strcmp(cmd, "approvals") == 0 && argc == 1)
+		r->op = "approvals";
+	else if ((strcmp(cmd, "approve") == 0 || strcmp(cmd, "deny") == 0) &&
+	    argc >= 2) {
+		r->op = cmd;
+		r->k1 = "approval_id";
+		r->v1 = argv[1];
+		r->k2 = "note";
+		r->v2 = note_opt(argc, argv, 2, "--note");
+	} else if (strcmp(cmd, "audit") == 0 && argc == 2 &&
+	    strcmp(argv[1], "verify") == 0)
+		r->op = "audit_verify";
+	else if (strcmp(cmd, "audit") == 0 && argc >= 2 &&
+	    strcmp(argv[1], "show") == 0) {
+		r->op = "audit_show";
+		r->k1 = "run_id";
+		r->v1 = note_opt(argc, argv, 2, "--run");
+	} else if ((strcmp(cmd, "forensics") == 0 ||
+	    strcmp(cmd, "compensate") == 0) && argc == 2) {
+		r->op = cmd;
+		r->k1 = "run_id";
+		r->v1 = argv[1];
+	} else if (strcmp(cmd, "ledger") == 0 && argc == 1)
+		r->op = "ledger";
+	else if (strcmp(cmd, "resolve") == 0 && argc == 3 &&
+	    (strcmp(argv[2], "done") == 0 || strcmp(argv[2], "failed") == 0)) {
+		r->op = "resolve";
+		r->k1 = "key";
+		r->v1 = argv[1];
+		r->k2 = "outcome";
+		r->v2 = argv[2];
+	} else
+		usage();
+}
+
+static int
+connect_to(const char *path)
+{
+	struct sockaddr_un	sun;
+	struct timeval		tv = { 60, 0 };
+	int			fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		fprintf(stderr, "gatewayctl: %s: path too long\n", path);
+		exit(1);
+	}
+	memcpy(sun.sun_path, path, strlen(path));
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
+	    connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		fprintf(stderr, "gatewayctl: %s: %s\n", path, strerror(errno));
+		exit(1);
+	}
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+static int
+read_full(int fd, void *buf, size_t len)
+{
+	char	*p = buf;
+	ssize_t	 n;
+
+	while (len > 0) {
+		n = read(fd, p, len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int
+write_full(int fd, const void *buf, size_t len)
+{
+	const char	*p = buf;
+	ssize_t		 n;
+
+	while (len > 0) {
+		n = write(fd, p, len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static void
+print_value(const char *key, const msgpack_object *v)
+{
+	char	*j;
+
+	if (v->type == MSGPACK_OBJECT_STR) {
+		printf("%s: %.*s\n", key, (int)v->via.str.size, v->via.str.ptr);
+		return;
+	}
+	if ((j = msgpack_to_json(v, v->type == MSGPACK_OBJECT_ARRAY ||
+	    v->type == MSGPACK_OBJECT_MAP ? 2 : 0)) == NULL)
+		return;
+	printf("%s: %s\n", key, j);
+	free(j);
+}
+
+/* Print the answer; returns the exit status. */
+static int
+print_answer(const msgpack_object *ans, int json)
+{
+	const msgpack_object	*ok = mp_get(ans, "ok");
+	const msgpack_object	*err = mp_get(ans, "error");
+	const msgpack_object	*items = mp_get(ans, "items");
+	msgpack_sbuffer		 sb;
+	msgpack_packer		 pk;
+	msgpack_unpacked	 u;
+	uint32_t		 i, n = 0;
+	char			 key[128], *j;
+
+	if (ok == NULL || ok->type != MSGPACK_OBJECT_BOOLEAN || !ok->via.boolean) {
+		if (err != NULL && err->type == MSGPACK_OBJECT_STR)
+			fprintf(stderr, "gatewayctl: %.*s\n",
+			    (int)err->via.str.size, err->via.str.ptr);
+		else
+			fprintf(stderr, "gatewayctl: refused\n");
+		return 1;
+	}
+	if (json && items != NULL) {
+		if ((j = msgpack_to_json(items, 2)) != NULL)
+			printf("%s\n", j);
+		free(j);
+		return 0;
+	}
+	if (json) {
+		/* The answer without its "ok", as one JSON object. */
+		msgpack_sbuffer_init(&sb);
+		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+		for (i = 0; i < ans->via.map.size; i++)
+			if (!mp_streq(&ans->via.map.ptr[i].key, "ok"))
+				n++;
+		msgpack_pack_map(&pk, n);
+		for (i = 0; i < ans->via.map.size; i++) {
+			if (mp_streq(&ans->via.map.ptr[i].key, "ok"))
+				continue;
+			msgpack_pack_object(&pk, ans->via.map.ptr[i].key);
+			msgpack_pack_object(&pk, ans->via.map.ptr[i].val);
+		}
+		msgpack_unpacked_init(&u);
+		if (msgpack_unpack_next(&u, sb.data, sb.size, NULL) ==
+		    MSGPACK_UNPACK_SUCCESS &&
+		    (j = msgpack_to_json(&u.data, 2)) != NULL) {
+			printf("%s\n", j);
+			free(j);
+		}
+		msgpack_unpacked_destroy(&u);
+		msgpack_sbuffer_destroy(&sb);
+		return 0;
+	}
+	for (i = 0; i < ans->via.map.size; i++) {
+		const msgpack_object_kv *kv = &ans->via.map.ptr[i];
+
+		if (mp_streq(&kv->key, "ok") || kv->key.type != MSGPACK_OBJECT_STR)
+			continue;
+		snprintf(key, sizeof(key), "%.*s", (int)kv->key.via.str.size,
+		    kv->key.via.str.ptr);
+		print_value(key, &kv->val);
+	}
+	return 0;
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "socket", required_argument, NULL, 's' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char		*sock = DEFAULT_SOCKET;
+	struct request		 r;
+	struct msgbuf		 mb;
+	msgpack_unpacked	 u;
+	const char		*frame, *why;
+	unsigned char		 hdr[FRAME_HDR];
+	char			*ans;
+	size_t			 len;
+	uint32_t		 n;
+	int			 ch, json = 0, fd, rc, nf;
+
+	/* "+": options stop at the command, whose own flags follow it. */
+	while ((ch = getopt_long(argc, argv, "+s:j", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 's': sock = optarg; break;
+		case 'j': json = 1; break;
+		default: usage();
+		}
+	}
+	if (optind == argc)
+		usage();
+	parse_command(argc - optind, argv + optind, &r);
+
+	msgbuf_init(&mb);
+	nf = 1 + (r.v1 != NULL) + (r.v2 != NULL);
+	msgpack_pack_map(&mb.pk, nf);
+	pk_kv_str(&mb.pk, "op", r.op);
+	if (r.v1 != NULL)
+		pk_kv_str(&mb.pk, r.k1, r.v1);
+	if (r.v2 != NULL)
+		pk_kv_str(&mb.pk, r.k2, r.v2);
+	frame = msgbuf_finish(&mb, &len);
+
+	fd = connect_to(sock);
+	if (write_full(fd, frame, len) == -1) {
+		fprintf(stderr, "gatewayctl: write: %s\n", strerror(errno));
+		return 1;
+	}
+	msgbuf_free(&mb);
+	if (read_full(fd, hdr, sizeof(hdr)) == -1) {
+		fprintf(stderr, "gatewayctl: the executor closed the"
+		    " connection without answering\n");
+		return 1;
+	}
+	n = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 |
+	    (uint32_t)hdr[2] << 8 | hdr[3];
+	if (n == 0 || n > MAX_ANSWER || (ans = malloc(n)) == NULL ||
+	    read_full(fd, ans, n) == -1) {
+		fprintf(stderr, "gatewayctl: bad answer\n");
+		return 1;
+	}
+	close(fd);
+	if (frame_unpack_map(ans, n, &u, &why) == -1) {
+		fprintf(stderr, "gatewayctl: bad answer: %s\n", why);
+		return 1;
+	}
+	rc = print_answer(&u.data, json);
+	msgpack_unpacked_destroy(&u);
+	free(ans);
+	return rc;
+}

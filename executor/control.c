@@ -1,0 +1,359 @@
+/*
+ * The control socket: operators talk to the executor here with gatewayctl.
+ * Frames hold one msgpack map {op: NAME, ...}; answers are maps with "ok"
+ * (bool), "error" (a sentence) when not ok, and the op's fields.  The
+ * peer's uid and gid are checked against `operators` on every command.
+ */
+#include <errno.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <msgpack.h>
+
+#include "common/frame.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "common/xmalloc.h"
+#include "executor/executor.h"
+#include "executor/toolrun.h"
+#include "proto/proto.h"
+
+#define CONTROL_MAX_FRAME	65536
+#define CONTROL_MAX_CONNS	64
+#define CONTROL_MAX_PER_UID	8
+
+struct ctl_conn {
+	TAILQ_ENTRY(ctl_conn)	 entry;
+	struct bufferevent	*bev;
+	uid_t			 uid;
+};
+
+static TAILQ_HEAD(, ctl_conn)	ctl_conns = TAILQ_HEAD_INITIALIZER(ctl_conns);
+static struct evconnlistener	*ctl_listener;
+static struct event		*ctl_resume_ev;
+static size_t			 ctl_nconns;
+
+/* The operator who sent a command: uid and user name, for the records. */
+struct operator {
+	uid_t	uid;
+	gid_t	gid;
+	char	name[64];
+	char	who[96];	/* "uid 0 (root)" */
+};
+
+typedef void (*ctl_fn)(struct ctl_conn *, const msgpack_object *,
+    const struct operator *);
+
+static void	ctl_status(struct ctl_conn *, const msgpack_object *,
+		    const struct operator *);
+static void	ctl_writes_disable(struct ctl_conn *, const msgpack_object *,
+		    const struct operator *);
+static void	ctl_writes_enable(struct ctl_conn *, const msgpack_object *,
+		    const struct operator *);
+
+static const struct {
+	const char	*op;
+	ctl_fn		 fn;
+} ctl_ops[] = {
+	{ "status",		ctl_status },
+	{ "writes_disable",	ctl_writes_disable },
+	{ "writes_enable",	ctl_writes_enable },
+};
+
+static void
+ctl_close(struct ctl_conn *cc)
+{
+	TAILQ_REMOVE(&ctl_conns, cc, entry);
+	bufferevent_free(cc->bev);
+	free(cc);
+	ctl_nconns--;
+}
+
+static void
+ctl_send(struct ctl_conn *cc, struct msgbuf *mb)
+{
+	const char	*p;
+	size_t		 len;
+
+	p = msgbuf_finish(mb, &len);
+	bufferevent_write(cc->bev, p, len);
+	msgbuf_free(mb);
+}
+
+static void
+ctl_error(struct ctl_conn *cc, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void
+ctl_error(struct ctl_conn *cc, const char *fmt, ...)
+{
+	struct msgbuf	mb;
+	char		msg[512];
+	va_list		ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	msgbuf_init(&mb);
+	msgpack_pack_map(&mb.pk, 2);
+	pk_kv_bool(&mb.pk, "ok", 0);
+	pk_kv_str(&mb.pk, "error", msg);
+	ctl_send(cc, &mb);
+}
+
+static void
+ctl_status(struct ctl_conn *cc, const msgpack_object *req,
+    const struct operator *op)
+{
+	struct msgbuf	mb;
+
+	(void)req;
+	(void)op;
+	msgbuf_init(&mb);
+	msgpack_pack_map(&mb.pk, 8);
+	pk_kv_bool(&mb.pk, "ok", 1);
+	pk_kv_bool(&mb.pk, "writes_enabled", ex_writes_on());
+	pk_kv_bool(&mb.pk, "writes_config", ex->conf->writes_enabled);
+	pk_kv_bool(&mb.pk, "kill_switch", ex->writes_off);
+	pk_kv_uint(&mb.pk, "pending_approvals", 0);
+	pk_kv_uint(&mb.pk, "in_doubt", 0);
+	pk_kv_uint(&mb.pk, "running_tools", toolrun_active());
+	pk_kv_bool(&mb.pk, "gatewayd_connected", ex->gw != NULL);
+	ctl_send(cc, &mb);
+}
+
+static void
+ctl_ok_writes(struct ctl_conn *cc)
+{
+	struct msgbuf	mb;
+
+	msgbuf_init(&mb);
+	msgpack_pack_map(&mb.pk, 2);
+	pk_kv_bool(&mb.pk, "ok", 1);
+	pk_kv_bool(&mb.pk, "writes_enabled", ex_writes_on());
+	ctl_send(cc, &mb);
+}
+
+static void
+ctl_writes_disable(struct ctl_conn *cc, const msgpack_object *req,
+    const struct operator *op)
+{
+	(void)req;
+	/* Disabling always holds in memory, even if the store fails. */
+	if (ex_set_writes_off(1, op->who) == -1) {
+		ctl_error(cc, "writes are disabled now, but the state could not"
+		    " be stored: it will not survive a restart");
+		return;
+	}
+	ctl_ok_writes(cc);
+}
+
+static void
+ctl_writes_enable(struct ctl_conn *cc, const msgpack_object *req,
+    const struct operator *op)
+{
+	(void)req;
+	if (!ex->conf->writes_enabled) {
+		ctl_error(cc, "writes.enabled is false in %s: the kill switch"
+		    " cannot enable what the config disables",
+		    ex->conf->file);
+		return;
+	}
+	if (ex_set_writes_off(0, op->who) == -1) {
+		ctl_error(cc, "the state could not be stored: writes stay"
+		    " disabled");
+		return;
+	}
+	ctl_ok_writes(cc);
+}
+
+static int
+ctl_operator(struct ctl_conn *cc, struct operator *op)
+{
+	struct passwd	*pw;
+	pid_t		 pid;
+
+	/* Asked anew for every command, as the contract says. */
+	if (peer_cred(bufferevent_getfd(cc->bev), &op->uid, &op->gid,
+	    &pid) == -1)
+		return -1;
+	if (!config_is_operator(ex->conf, op->uid, op->gid))
+		return -1;
+	if ((pw = getpwuid(op->uid)) != NULL)
+		snprintf(op->name, sizeof(op->name), "%s", pw->pw_name);
+	else
+		snprintf(op->name, sizeof(op->name), "%u", (unsigned)op->uid);
+	snprintf(op->who, sizeof(op->who), "uid %u (%s)", (unsigned)op->uid,
+	    op->name);
+	return 0;
+}
+
+static void
+ctl_dispatch(struct ctl_conn *cc, const msgpack_object *req)
+{
+	const msgpack_object	*opname = mp_get(req, "op");
+	struct operator		 op;
+	size_t			 i;
+
+	memset(&op, 0, sizeof(op));
+	if (ctl_operator(cc, &op) == -1) {
+		log_warnx("control: uid %u is not an operator: refused",
+		    (unsigned)op.uid);
+		ctl_error(cc, "uid %u is not an operator", (unsigned)op.uid);
+		return;
+	}
+	for (i = 0; i < sizeof(ctl_ops) / sizeof(ctl_ops[0]); i++) {
+		if (opname != NULL && mp_streq(opname, ctl_ops[i].op)) {
+			ctl_ops[i].fn(cc, req, &op);
+			return;
+		}
+	}
+	ctl_error(cc, "unknown command");
+}
+
+static void
+ctl_read(struct bufferevent *bev, void *arg)
+{
+	struct ctl_conn		*cc = arg;
+	struct evbuffer		*in = bufferevent_get_input(bev);
+	msgpack_unpacked	 u;
+	const char		*why;
+	uint32_t		 len;
+
+	for (;;) {
+		switch (frame_peek(in, CONTROL_MAX_FRAME, &len)) {
+		case FRAME_MORE:
+			return;
+		case FRAME_EMPTY:
+		case FRAME_TOO_LARGE:
+			log_warnx("control: bad frame from uid %u",
+			    (unsigned)cc->uid);
+			ctl_close(cc);
+			return;
+		case FRAME_READY:
+			break;
+		}
+		if (frame_unpack_map((const char *)evbuffer_pullup(in,
+		    len + FRAME_HDR) + FRAME_HDR, len, &u, &why) == -1) {
+			log_warnx("control: uid %u: %s", (unsigned)cc->uid, why);
+			ctl_close(cc);
+			return;
+		}
+		ctl_dispatch(cc, &u.data);
+		msgpack_unpacked_destroy(&u);
+		evbuffer_drain(in, len + FRAME_HDR);
+	}
+}
+
+static void
+ctl_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		ctl_close(arg);
+}
+
+static void
+ctl_accept(struct evconnlistener *l, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct ctl_conn	*cc, *c;
+	uid_t		 uid;
+	gid_t		 gid;
+	pid_t		 pid;
+	size_t		 peruid = 0;
+
+	(void)l;
+	(void)sa;
+	(void)salen;
+	(void)arg;
+	if (peer_cred(fd, &uid, &gid, &pid) == -1) {
+		close(fd);
+		return;
+	}
+	TAILQ_FOREACH(c, &ctl_conns, entry)
+		if (c->uid == uid)
+			peruid++;
+	if (ctl_nconns >= CONTROL_MAX_CONNS || peruid >= CONTROL_MAX_PER_UID) {
+		log_warnx("control: too many connections (uid %u)",
+		    (unsigned)uid);
+		close(fd);
+		return;
+	}
+	cc = xcalloc(1, sizeof(*cc));
+	cc->uid = uid;
+	cc->bev = bufferevent_socket_new(ex->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (cc->bev == NULL)
+		fatalx("control: bufferevent_socket_new");
+	bufferevent_setcb(cc->bev, ctl_read, NULL, ctl_event, cc);
+	bufferevent_enable(cc->bev, EV_READ | EV_WRITE);
+	TAILQ_INSERT_TAIL(&ctl_conns, cc, entry);
+	ctl_nconns++;
+}
+
+static void
+ctl_resume(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (ctl_listener != NULL)
+		evconnlistener_enable(ctl_listener);
+}
+
+/* Out of descriptors: stop accepting for a second instead of spinning. */
+static void
+ctl_accept_error(struct evconnlistener *l, void *arg)
+{
+	struct timeval	tv = { 1, 0 };
+
+	(void)arg;
+	if (errno != EMFILE && errno != ENFILE) {
+		log_warn("control: accept");
+		return;
+	}
+	log_warn("control: accept paused");
+	evconnlistener_disable(l);
+	evtimer_add(ctl_resume_ev, &tv);
+}
+
+void
+control_init(void)
+{
+	char	err[512];
+	int	fd;
+
+	fd = unix_listen(ex->conf->control_socket, 0666, err, sizeof(err));
+	if (fd == -1)
+		fatalx("control socket: %s", err);
+	ctl_listener = evconnlistener_new(ex->base, ctl_accept, NULL,
+	    LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	if (ctl_listener == NULL)
+		fatalx("control: evconnlistener_new");
+	evconnlistener_set_error_cb(ctl_listener, ctl_accept_error);
+	ctl_resume_ev = evtimer_new(ex->base, ctl_resume, NULL);
+}
+
+void
+control_shutdown(void)
+{
+	struct ctl_conn	*cc;
+
+	if (ctl_listener == NULL)
+		return;
+	evconnlistener_free(ctl_listener);
+	ctl_listener = NULL;
+	event_free(ctl_resume_ev);
+	unlink(ex->conf->control_socket);
+	while ((cc = TAILQ_FIRST(&ctl_conns)) != NULL)
+		ctl_close(cc);
+}

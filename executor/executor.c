@@ -1,0 +1,372 @@
+/*
+ * executor: started by gatewayd with its end of the socketpair on fd 3.
+ * Keeps its privileges; owns the store, the audit log, the control socket
+ * and the tool processes.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <lmdb.h>
+#include <sodium.h>
+
+#include "common/config.h"
+#include "common/frame.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "common/xmalloc.h"
+#include "executor/executor.h"
+#include "executor/store.h"
+#include "executor/toolrun.h"
+#include "proto/proto.h"
+
+struct executor	*ex;
+
+static void	dispatch_hello(const struct proto_msg *);
+static void	dispatch_call(const struct proto_msg *);
+static void	dispatch_writes_off(const struct proto_msg *);
+
+/*
+ * What gatewayd may send, and when.  Anything else, or a message before
+ * HELLO, is fatal for the peer: a gatewayd that speaks out of turn is not
+ * one we can trust to speak for agents.
+ */
+static const struct {
+	uint32_t	 type;
+	void		(*fn)(const struct proto_msg *);
+	int		 before_hello;
+} dispatch[] = {
+	{ MSG_HELLO,		dispatch_hello,		1 },
+	{ MSG_CALL,		dispatch_call,		0 },
+	{ MSG_WRITES_OFF,	dispatch_writes_off,	0 },
+};
+
+static int	hello_done;
+
+static __attribute__((noreturn)) void
+usage(void)
+{
+	fprintf(stderr, "usage: executor -c CONFIG [-fv] [--control-socket PATH]"
+	    " [--state-dir DIR]\n");
+	exit(2);
+}
+
+int
+ex_writes_on(void)
+{
+	return ex->conf->writes_enabled && !ex->writes_off;
+}
+
+void
+ex_send(struct msgbuf *mb)
+{
+	const char	*p;
+	size_t		 len;
+
+	p = msgbuf_finish(mb, &len);
+	if (ex->gw != NULL)
+		bufferevent_write(ex->gw, p, len);
+}
+
+static void
+send_writes_state(void)
+{
+	struct msgbuf	mb;
+
+	msgbuf_init(&mb);
+	msgbuf_begin_msg(&mb, MSG_WRITES_STATE, 0, 1);
+	pk_kv_bool(&mb.pk, "writes_enabled", ex_writes_on());
+	ex_send(&mb);
+	msgbuf_free(&mb);
+}
+
+int
+ex_set_writes_off(int off, const char *who)
+{
+	struct audit_rec	ar = { .event = "writes", .uid = -1 };
+	int			rc;
+
+	/* Disabling takes effect in memory first, whatever the disk says. */
+	if (off)
+		ex->writes_off = 1;
+	if ((rc = store_set_writes_off(ex->store, off)) != 0) {
+		log_warnx("kill switch: cannot store the state: %s",
+		    mdb_strerror(rc));
+		if (!off)
+			return -1;
+	}
+	ex->writes_off = off;
+	log_info("writes %s by %s", off ? "disabled" : "enabled", who);
+	ar.decision = off ? "disabled" : "enabled";
+	ar.approver = who;
+	audit_write(&ar, 1);
+	send_writes_state();
+	return rc == 0 ? 0 : -1;
+}
+
+static void
+dispatch_hello(const struct proto_msg *m)
+{
+	struct msgbuf	mb;
+	uint64_t	v = mp_get(m->body, "version")->via.u64;
+
+	if (hello_done)
+		fatalx("gatewayd sent HELLO twice");
+	if (v != PROTO_VERSION)
+		fatalx("gatewayd speaks protocol %llu, we speak %d",
+		    (unsigned long long)v, PROTO_VERSION);
+	hello_done = 1;
+	msgbuf_init(&mb);
+	msgbuf_begin_msg(&mb, MSG_HELLO_ANS, m->id, 3);
+	pk_kv_uint(&mb.pk, "version", PROTO_VERSION);
+	pk_kv_bool(&mb.pk, "writes_enabled", ex_writes_on());
+	pk_kv_str(&mb.pk, "config_hash", ex->config_hash);
+	ex_send(&mb);
+	msgbuf_free(&mb);
+}
+
+static void
+dispatch_call(const struct proto_msg *m)
+{
+	call_handle(m);
+}
+
+static void
+dispatch_writes_off(const struct proto_msg *m)
+{
+	(void)m;
+	if (!ex->writes_off)
+		ex_set_writes_off(1, "SIGUSR1 to gatewayd");
+}
+
+static void
+peer_dispatch(const char *buf, size_t len)
+{
+	struct proto_msg	m;
+	char			err[128], sample[64];
+	size_t			i;
+
+	if (proto_decode(buf, len, &m, err, sizeof(err)) == -1) {
+		log_sanitize(sample, sizeof(sample), buf, len < 32 ? len : 32);
+		fatalx("gatewayd sent a bad message (%s): %s", err, sample);
+	}
+	for (i = 0; i < sizeof(dispatch) / sizeof(dispatch[0]); i++)
+		if (dispatch[i].type == m.type)
+			break;
+	if (i == sizeof(dispatch) / sizeof(dispatch[0]))
+		fatalx("gatewayd sent %s, which it may not send",
+		    msg_type_str(m.type));
+	if (!hello_done && !dispatch[i].before_hello)
+		fatalx("gatewayd sent %s before HELLO", msg_type_str(m.type));
+	log_debug("<- %s id %llu", msg_type_str(m.type),
+	    (unsigned long long)m.id);
+	dispatch[i].fn(&m);
+	proto_msg_free(&m);
+}
+
+static uint32_t
+peer_max_frame(void)
+{
+	/* A CALL holds args (one agent frame) and a little more. */
+	return (uint32_t)(ex->conf->max_frame + 65536);
+}
+
+static void
+maybe_exit(void)
+{
+	if (ex->gw == NULL && toolrun_active() == 0)
+		event_base_loopexit(ex->base, NULL);
+}
+
+static void
+peer_gone(void)
+{
+	bufferevent_free(ex->gw);
+	ex->gw = NULL;
+	ex->shutting_down = 1;
+	control_shutdown();
+	log_info("gatewayd went away: finishing %zu running tools",
+	    toolrun_active());
+	maybe_exit();
+}
+
+static void
+peer_read(struct bufferevent *bev, void *arg)
+{
+	struct evbuffer	*in = bufferevent_get_input(bev);
+	uint32_t	 len;
+
+	(void)arg;
+	for (;;) {
+		switch (frame_peek(in, peer_max_frame(), &len)) {
+		case FRAME_MORE:
+			return;
+		case FRAME_EMPTY:
+			fatalx("gatewayd sent an empty frame");
+		case FRAME_TOO_LARGE:
+			fatalx("gatewayd sent a frame of %u bytes", len);
+		case FRAME_READY:
+			break;
+		}
+		peer_dispatch((const char *)evbuffer_pullup(in, len + FRAME_HDR) +
+		    FRAME_HDR, len);
+		evbuffer_drain(in, len + FRAME_HDR);
+		if (ex->gw == NULL)
+			return;
+	}
+}
+
+static void
+peer_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	(void)arg;
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		peer_gone();
+}
+
+void
+ex_tool_done(void)
+{
+	if (ex->shutting_down)
+		maybe_exit();
+}
+
+static void
+on_sigusr1(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	(void)arg;
+	if (!ex->writes_off)
+		ex_set_writes_off(1, "SIGUSR1 to executor");
+}
+
+static void
+on_sigterm(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	(void)arg;
+	log_info("signal %d: finishing %zu running tools", (int)sig,
+	    toolrun_active());
+	if (ex->gw != NULL)
+		peer_gone();
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option longopts[] = {
+		{ "control-socket", required_argument, NULL, 'C' },
+		{ "state-dir", required_argument, NULL, 'S' },
+		{ "agent-socket", required_argument, NULL, 'A' },
+		{ NULL, 0, NULL, 0 }
+	};
+	static struct executor	 exs;
+	const char		*cfile = NULL, *csock = NULL, *sdir = NULL;
+	char			 err[512];
+	struct event		*ev_usr1, *ev_term, *ev_int;
+	int			 ch, foreground = 0, verbose = 0, rc;
+
+	while ((ch = getopt_long(argc, argv, "c:fv", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c': cfile = optarg; break;
+		case 'f': foreground = 1; break;
+		case 'v': verbose++; break;
+		case 'C': csock = optarg; break;
+		case 'S': sdir = optarg; break;
+		case 'A': break;	/* gatewayd's business */
+		default: usage();
+		}
+	}
+	if (cfile == NULL || optind != argc)
+		usage();
+	log_init("executor", foreground, verbose);
+	ex = &exs;
+	signal(SIGPIPE, SIG_IGN);
+	umask(0077);
+	if (sodium_init() < 0)
+		fatalx("sodium_init failed");
+	/* Our own copy of the policy: never taken from gatewayd. */
+	if (file_sha256_hex(cfile, ex->config_hash) == -1)
+		fatal("%s", cfile);
+	if ((ex->conf = config_load(cfile, err, sizeof(err))) == NULL)
+		fatalx("%s", err);
+	if (csock != NULL) {
+		free(ex->conf->control_socket);
+		ex->conf->control_socket = xstrdup(csock);
+	}
+	if (sdir != NULL) {
+		free(ex->conf->state_dir);
+		ex->conf->state_dir = xstrdup(sdir);
+	}
+	if (geteuid() != 0)
+		log_warnx("WARNING: executor is not running as root: privileges"
+		    " are NOT separated (development mode)");
+	if (mkdir_p(ex->conf->state_dir, 0700) == -1)
+		fatal("%s", ex->conf->state_dir);
+	{
+		char	dbdir[4096];
+
+		snprintf(dbdir, sizeof(dbdir), "%s/db", ex->conf->state_dir);
+		ex->store = store_open(dbdir, ex->conf->map_size,
+		    ex->conf->max_map_size, err, sizeof(err));
+		if (ex->store == NULL)
+			fatalx("%s", err);
+	}
+	if ((rc = store_get_writes_off(ex->store, &ex->writes_off)) != 0)
+		fatalx("store: cannot read the kill switch: %s",
+		    mdb_strerror(rc));
+	audit_open(ex->conf->state_dir);
+
+	if ((ex->base = event_base_new()) == NULL)
+		fatalx("event_base_new");
+	if (fcntl(EXECUTOR_FD, F_GETFD) == -1)
+		fatalx("fd %d is not open: executor is started by gatewayd",
+		    EXECUTOR_FD);
+	evutil_make_socket_nonblocking(EXECUTOR_FD);
+	evutil_make_socket_closeonexec(EXECUTOR_FD);
+	ex->gw = bufferevent_socket_new(ex->base, EXECUTOR_FD,
+	    BEV_OPT_CLOSE_ON_FREE);
+	if (ex->gw == NULL)
+		fatalx("bufferevent_socket_new");
+	bufferevent_setcb(ex->gw, peer_read, NULL, peer_event, NULL);
+	bufferevent_enable(ex->gw, EV_READ | EV_WRITE);
+
+	toolrun_init(ex->base);
+	control_init();
+	ev_usr1 = evsignal_new(ex->base, SIGUSR1, on_sigusr1, NULL);
+	ev_term = evsignal_new(ex->base, SIGTERM, on_sigterm, NULL);
+	ev_int = evsignal_new(ex->base, SIGINT, on_sigterm, NULL);
+	if (ev_usr1 == NULL || ev_term == NULL || ev_int == NULL ||
+	    evsignal_add(ev_usr1, NULL) == -1 ||
+	    evsignal_add(ev_term, NULL) == -1 ||
+	    evsignal_add(ev_int, NULL) == -1)
+		fatalx("cannot install signal events");
+
+	log_info("ready: writes %s%s, control socket %s",
+	    ex_writes_on() ? "enabled" : "disabled",
+	    ex->writes_off ? " (kill switch)" : "", ex->conf->control_socket);
+	event_base_dispatch(ex->base);
+
+	control_shutdown();
+	audit_close();
+	store_close(ex->store);
+	event_free(ev_usr1);
+	event_free(ev_term);
+	event_free(ev_int);
+	event_base_free(ex->base);
+	config_free(ex->conf);
+	log_info("exiting");
+	return 0;
+}

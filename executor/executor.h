@@ -1,0 +1,78 @@
+/*
+ * The executor: the privileged process.  It alone holds the credentials,
+ * the LMDB store, the audit log and the control socket, and it alone runs
+ * tools.  It re-checks everything gatewayd asks of it.
+ */
+#ifndef TG_EXECUTOR_H
+#define TG_EXECUTOR_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/config.h"
+#include "proto/proto.h"
+
+struct event_base;
+struct bufferevent;
+struct store;
+
+struct executor {
+	struct config		*conf;
+	struct event_base	*base;
+	struct bufferevent	*gw;		/* the socketpair; NULL once gatewayd is gone */
+	struct store		*store;
+	int			 writes_off;	/* the kill switch, as stored */
+	int			 shutting_down;
+	char			 config_hash[65];
+};
+
+extern struct executor	*ex;
+
+/* Writes are possible: the config enables them and the kill switch is off. */
+int	ex_writes_on(void);
+/*
+ * Turn the kill switch: persist it, tell gatewayd, audit it.  'who' names
+ * the cause for the log and the audit log.  Returns 0 or -1 when the state
+ * could not be stored (writes stay off in memory regardless when disabling).
+ */
+int	ex_set_writes_off(int off, const char *who);
+
+/* A tool finished: during shutdown, the last one ends the process. */
+void	ex_tool_done(void);
+
+/* Send a finished socketpair message to gatewayd (dropped if it is gone). */
+void	ex_send(struct msgbuf *);
+
+/* call.c: MSG_CALL, the re-checks and the tool run. */
+void	call_handle(const struct proto_msg *);
+
+/* control.c: the operators' socket. */
+void	control_init(void);
+void	control_shutdown(void);
+
+/*
+ * audit.c: the append-only audit log, one JSON object a line.  NULL
+ * fields and uid -1 are left out.
+ */
+struct audit_rec {
+	const char	*event;		/* "call", "writes", ... */
+	const char	*tenant;
+	const char	*env;
+	long long	 uid;
+	const char	*run_id;
+	const char	*step_id;
+	const char	*tool;
+	const char	*args_hash;
+	const char	*idempotency_key;
+	const char	*decision;	/* a status: ok, denied, stopped, error */
+	const char	*reason;	/* stop_reason or error */
+	const char	*approver;
+	const char	*note;
+};
+
+void	audit_open(const char *state_dir);
+/* Writes that matter (sync=1) reach the disk before the call returns. */
+void	audit_write(const struct audit_rec *, int sync);
+void	audit_close(void);
+
+#endif

@@ -1,0 +1,48 @@
+/*
+ * The executor's LMDB environment: the kill switch state now, the write
+ * ledger and approvals as they come.  Opened only by the executor, after
+ * exec, never shared across fork.  Default durability: a commit is on disk
+ * when store_write() returns.
+ */
+#ifndef TG_STORE_H
+#define TG_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <lmdb.h>
+
+enum store_db {
+	DB_META,		/* small state: the kill switch */
+	DB_LEDGER,		/* idempotency key -> write record */
+	DB_APPROVALS,		/* approval id -> approval record */
+	DB_RUNS,		/* tenant\0run_id -> per-run write counters */
+	DB_COUNT
+};
+
+struct store;
+
+struct store	*store_open(const char *dir, uint64_t map_size,
+		    uint64_t max_map_size, char *err, size_t errlen);
+void		 store_close(struct store *);
+
+/*
+ * Run fn inside one write transaction and commit it.  When the map is full
+ * the transaction is aborted, the map grown (doubling, up to the hard
+ * limit) and fn run again from the start, so fn must not have side effects
+ * outside the transaction.  Returns 0, or an LMDB error (MDB_MAP_FULL once
+ * the hard limit is reached), or what fn returned when it failed; nothing
+ * is committed unless everything succeeded.
+ */
+int		 store_write(struct store *, int (*fn)(MDB_txn *, void *),
+		    void *arg);
+/* A read-only transaction; fn's return value is passed through. */
+int		 store_read(struct store *, int (*fn)(MDB_txn *, void *),
+		    void *arg);
+MDB_dbi		 store_dbi(struct store *, enum store_db);
+uint64_t	 store_map_size(struct store *);
+
+/* The kill switch: 1 when writes were disabled at run time. */
+int		 store_get_writes_off(struct store *, int *off);
+int		 store_set_writes_off(struct store *, int off);
+
+#endif

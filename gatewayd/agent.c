@@ -1,0 +1,595 @@
+/*
+ * The agent socket: connections, frames, and the ops of CONTRACT.md.
+ *
+ * An agent is an external peer: whatever it sends costs it at most its own
+ * connection.  A frame that breaks the rules gets one error and the
+ * connection is closed after it is flushed; a well-formed frame holding a
+ * bad request gets an error and the connection goes on.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <msgpack.h>
+
+#include "common/canon.h"
+#include "common/frame.h"
+#include "common/log.h"
+#include "common/policy.h"
+#include "common/util.h"
+#include "common/xmalloc.h"
+#include "gatewayd/gatewayd.h"
+#include "gatewayd/runs.h"
+#include "proto/proto.h"
+
+#define MAX_ID_BYTES		256
+#define MAX_RUN_ID		256
+#define MAX_STEP_ID		256
+#define MAX_TOOL_NAME		128
+
+struct req;
+
+struct conn {
+	TAILQ_ENTRY(conn)	 entry;
+	struct bufferevent	*bev;
+	uid_t			 uid;
+	gid_t			 gid;
+	pid_t			 pid;
+	const struct principal	*pr;		/* NULL: unknown principal */
+	uint32_t		 inflight;
+	int			 closing;	/* flush, then close */
+	LIST_HEAD(, req)	 reqs;
+};
+
+/* A request the executor is working on. */
+struct req {
+	LIST_ENTRY(req)		 entry;
+	struct conn		*conn;
+	uint64_t		 exec_id;
+	char			*id;		/* the agent's id, packed */
+	size_t			 idlen;
+	char			*run_id;
+};
+
+static TAILQ_HEAD(, conn)	 conns = TAILQ_HEAD_INITIALIZER(conns);
+static size_t			 nconns;
+static struct evconnlistener	*listener;
+static struct event		*resume_ev;
+
+static void	conn_read(struct bufferevent *, void *);
+
+/* Replies. */
+
+static void
+reply_begin(struct msgbuf *mb, const char *id, size_t idlen,
+    const char *status, uint32_t nextra)
+{
+	msgbuf_init(mb);
+	msgpack_pack_map(&mb->pk, 2 + nextra);
+	pk_str(&mb->pk, "id");
+	if (idlen == 0)
+		msgpack_pack_nil(&mb->pk);
+	else
+		msgpack_sbuffer_write(&mb->sbuf, id, idlen);
+	pk_kv_str(&mb->pk, "status", status);
+}
+
+static void
+reply_send(struct conn *c, struct msgbuf *mb)
+{
+	const char	*p;
+	size_t		 len;
+
+	p = msgbuf_finish(mb, &len);
+	if (!c->closing || c->bev != NULL)
+		bufferevent_write(c->bev, p, len);
+	msgbuf_free(mb);
+}
+
+/* status "error" with error code, or "denied"/"stopped" with stop_reason. */
+static void
+reply_refuse(struct conn *c, const char *id, size_t idlen, const char *status,
+    const char *reason, const char *message)
+{
+	struct msgbuf	mb;
+
+	reply_begin(&mb, id, idlen, status, 2);
+	pk_kv_str(&mb.pk, strcmp(status, ST_ERROR) == 0 ? "error" :
+	    "stop_reason", reason);
+	pk_kv_str(&mb.pk, "message", message);
+	reply_send(c, &mb);
+}
+
+/* Connections. */
+
+static void
+conn_free(struct conn *c)
+{
+	struct req	*r;
+
+	while ((r = LIST_FIRST(&c->reqs)) != NULL) {
+		exec_forget(r->exec_id);
+		LIST_REMOVE(r, entry);
+		free(r->id);
+		free(r->run_id);
+		free(r);
+	}
+	TAILQ_REMOVE(&conns, c, entry);
+	bufferevent_free(c->bev);
+	free(c);
+	nconns--;
+	if (listener != NULL && nconns == gw->conf->max_connections - 1)
+		log_info("agent: below max_connections again");
+}
+
+static void
+conn_flushed(struct bufferevent *bev, void *arg)
+{
+	struct conn	*c = arg;
+
+	(void)bev;
+	if (c->closing)
+		conn_free(c);
+}
+
+/* A bad frame: one error, then the connection goes once it is flushed. */
+static void
+conn_bad_frame(struct conn *c, const char *error, const char *message)
+{
+	char	sample[80];
+	size_t	n = evbuffer_get_length(bufferevent_get_input(c->bev));
+	char	head[32];
+
+	n = evbuffer_copyout(bufferevent_get_input(c->bev), head,
+	    n < sizeof(head) ? n : sizeof(head));
+	log_sanitize(sample, sizeof(sample), head, n);
+	log_warnx("agent uid %u pid %d: %s (%s): closing; it sent: %s",
+	    (unsigned)c->uid, (int)c->pid, error, message, sample);
+	reply_refuse(c, NULL, 0, ST_ERROR, error, message);
+	c->closing = 1;
+	bufferevent_disable(c->bev, EV_READ);
+	bufferevent_setcb(c->bev, NULL, conn_flushed, NULL, c);
+	/* The write callback fires once the output is flushed. */
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		conn_free(c);
+}
+
+static size_t
+out_limit(void)
+{
+	return gw->conf->max_output + gw->conf->max_frame + 65536;
+}
+
+/* May this connection take another request now? */
+static int
+conn_can_read(struct conn *c)
+{
+	return !c->closing && c->inflight < gw->conf->max_inflight &&
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) < out_limit();
+}
+
+static void
+conn_wake(struct conn *c)
+{
+	if (!conn_can_read(c))
+		return;
+	bufferevent_enable(c->bev, EV_READ);
+	/* Frames may be waiting in the input already. */
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+		conn_read(c->bev, c);
+}
+
+/* Ops. */
+
+static void
+op_hello(struct conn *c, const char *id, size_t idlen,
+    const msgpack_object *reqm)
+{
+	struct msgbuf	mb;
+
+	(void)reqm;
+	reply_begin(&mb, id, idlen, ST_OK, 4);
+	pk_kv_uint(&mb.pk, "v", AGENT_PROTO_VERSION);
+	pk_kv_str(&mb.pk, "tenant", c->pr->tenant);
+	pk_kv_str(&mb.pk, "env", c->pr->env);
+	pk_kv_bool(&mb.pk, "writes_enabled", gw->conf->writes_enabled &&
+	    gw->writes_on);
+	reply_send(c, &mb);
+}
+
+/* A string field of at most max bytes without NUL, as a new string. */
+static char *
+req_str(const msgpack_object *o, size_t max)
+{
+	if (o == NULL || o->type != MSGPACK_OBJECT_STR ||
+	    o->via.str.size == 0 || o->via.str.size > max)
+		return NULL;
+	return mp_strdup(o);
+}
+
+/* step_id may be an integer or a string; we carry it as a string. */
+static int
+req_step_id(const msgpack_object *o, char **out)
+{
+	*out = NULL;
+	if (o == NULL || o->type == MSGPACK_OBJECT_NIL)
+		return 0;
+	if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+		xasprintf(out, "%llu", (unsigned long long)o->via.u64);
+		return 0;
+	}
+	if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+		xasprintf(out, "%lld", (long long)o->via.i64);
+		return 0;
+	}
+	if (o->type == MSGPACK_OBJECT_STR && o->via.str.size <= MAX_STEP_ID &&
+	    (*out = mp_strdup(o)) != NULL)
+		return 0;
+	return -1;
+}
+
+static void
+call_answered(const msgpack_object *resp, void *arg)
+{
+	struct req	*r = arg;
+	struct conn	*c = r->conn;
+	struct msgbuf	 mb;
+	struct run	*run;
+	const msgpack_object *status, *reason, *message;
+	uint32_t	 i, n = 0;
+
+	LIST_REMOVE(r, entry);
+	c->inflight--;
+	status = mp_get(resp, "status");
+	if (status == NULL)
+		fatalx("executor answered without a status");
+	if (mp_streq(status, ST_STOPPED) &&
+	    (run = run_get(c->pr->tenant, r->run_id, 1)) != NULL) {
+		char	*rs, *msg;
+
+		reason = mp_get(resp, "stop_reason");
+		message = mp_get(resp, "message");
+		rs = mp_strdup(reason);
+		msg = mp_strdup(message);
+		run_stop(run, rs ? rs : "stopped", msg);
+		free(rs);
+		free(msg);
+	}
+	/* The executor's response, with the agent's id in front. */
+	for (i = 0; i < resp->via.map.size; i++)
+		if (!mp_streq(&resp->via.map.ptr[i].key, "id"))
+			n++;
+	msgbuf_init(&mb);
+	msgpack_pack_map(&mb.pk, n + 1);
+	pk_str(&mb.pk, "id");
+	if (r->idlen == 0)
+		msgpack_pack_nil(&mb.pk);
+	else
+		msgpack_sbuffer_write(&mb.sbuf, r->id, r->idlen);
+	for (i = 0; i < resp->via.map.size; i++) {
+		if (mp_streq(&resp->via.map.ptr[i].key, "id"))
+			continue;
+		msgpack_pack_object(&mb.pk, resp->via.map.ptr[i].key);
+		msgpack_pack_object(&mb.pk, resp->via.map.ptr[i].val);
+	}
+	reply_send(c, &mb);
+	free(r->id);
+	free(r->run_id);
+	free(r);
+	conn_wake(c);
+}
+
+static void
+op_call(struct conn *c, const char *id, size_t idlen,
+    const msgpack_object *reqm)
+{
+	const msgpack_object	*args = mp_get(reqm, "args");
+	const char		*reason;
+	char			*run_id = NULL, *tool = NULL, *step_id = NULL;
+	char			 hash[ARGS_HASH_LEN + 1], msg[512];
+	struct run		*run;
+	struct msgbuf		 mb;
+	struct req		*r;
+	uint64_t		 xid;
+	enum gate		 g;
+
+	if ((run_id = req_str(mp_get(reqm, "run_id"), MAX_RUN_ID)) == NULL) {
+		reply_refuse(c, id, idlen, ST_ERROR, E_BAD_REQUEST,
+		    "run_id must be a non-empty string of at most 256 bytes");
+		goto out;
+	}
+	if ((tool = req_str(mp_get(reqm, "tool"), MAX_TOOL_NAME)) == NULL) {
+		reply_refuse(c, id, idlen, ST_ERROR, E_BAD_REQUEST,
+		    "tool must be a non-empty string of at most 128 bytes");
+		goto out;
+	}
+	if (req_step_id(mp_get(reqm, "step_id"), &step_id) == -1) {
+		reply_refuse(c, id, idlen, ST_ERROR, E_BAD_REQUEST,
+		    "step_id must be an integer or a string");
+		goto out;
+	}
+	if (args == NULL || args->type != MSGPACK_OBJECT_MAP) {
+		reply_refuse(c, id, idlen, ST_ERROR, E_BAD_REQUEST,
+		    "args must be a map");
+		goto out;
+	}
+	if ((run = run_get(c->pr->tenant, run_id, 1)) == NULL) {
+		reply_refuse(c, id, idlen, ST_ERROR, E_UNAVAILABLE,
+		    "too many live runs (runs.max_runs)");
+		goto out;
+	}
+	if (run_stopped(run) != NULL) {
+		reply_refuse(c, id, idlen, ST_STOPPED, run_stopped(run),
+		    run_stop_message(run));
+		goto out;
+	}
+	g = policy_gate(gw->conf, tool, gw->writes_on, &reason);
+	if (g == GATE_DENY) {
+		policy_message(gw->conf, tool, reason, gw->writes_on, msg,
+		    sizeof(msg));
+		reply_refuse(c, id, idlen, ST_DENIED, reason, msg);
+		goto out;
+	}
+	if (args_hash(args, hash, NULL, msg, sizeof(msg)) == -1) {
+		reply_refuse(c, id, idlen, ST_ERROR, E_BAD_REQUEST, msg);
+		goto out;
+	}
+	run->steps++;
+
+	xid = exec_begin(&mb, MSG_CALL, step_id != NULL ? 10 : 9);
+	pk_kv_uint(&mb.pk, "uid", c->uid);
+	pk_kv_uint(&mb.pk, "gid", c->gid);
+	pk_kv_uint(&mb.pk, "pid", (uint64_t)c->pid);
+	pk_kv_str(&mb.pk, "tenant", c->pr->tenant);
+	pk_kv_str(&mb.pk, "env", c->pr->env);
+	pk_kv_str(&mb.pk, "run_id", run_id);
+	if (step_id != NULL)
+		pk_kv_str(&mb.pk, "step_id", step_id);
+	pk_kv_str(&mb.pk, "tool", tool);
+	pk_str(&mb.pk, "args");
+	msgpack_pack_object(&mb.pk, *args);
+	pk_kv_uint(&mb.pk, "run_writes", run->writes);
+
+	r = xcalloc(1, sizeof(*r));
+	r->conn = c;
+	r->exec_id = xid;
+	r->id = idlen ? xmalloc(idlen) : NULL;
+	if (idlen)
+		memcpy(r->id, id, idlen);
+	r->idlen = idlen;
+	r->run_id = run_id;
+	run_id = NULL;
+	LIST_INSERT_HEAD(&c->reqs, r, entry);
+	c->inflight++;
+	exec_send(xid, &mb, call_answered, r);
+out:
+	free(run_id);
+	free(tool);
+	free(step_id);
+}
+
+static void
+op_later(struct conn *c, const char *id, size_t idlen,
+    const msgpack_object *reqm)
+{
+	(void)reqm;
+	reply_refuse(c, id, idlen, ST_ERROR, E_BAD_REQUEST,
+	    "this op is not served yet");
+}
+
+static const struct {
+	const char	*op;
+	void		(*fn)(struct conn *, const char *, size_t,
+			    const msgpack_object *);
+} agent_ops[] = {
+	{ OP_HELLO,	op_hello },
+	{ OP_CALL,	op_call },
+	{ OP_RESUME,	op_later },
+	{ OP_WAIT,	op_later },
+	{ OP_USAGE,	op_later },
+};
+
+static void
+handle_request(struct conn *c, const msgpack_object *reqm)
+{
+	const msgpack_object	*id = mp_get(reqm, "id");
+	const msgpack_object	*op = mp_get(reqm, "op");
+	msgpack_sbuffer		 idbuf;
+	msgpack_packer		 pk;
+	char			 msg[160];
+	size_t			 i;
+
+	msgpack_sbuffer_init(&idbuf);
+	if (id != NULL && (id->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
+	    id->type == MSGPACK_OBJECT_NEGATIVE_INTEGER ||
+	    (id->type == MSGPACK_OBJECT_STR &&
+	    id->via.str.size <= MAX_ID_BYTES))) {
+		msgpack_packer_init(&pk, &idbuf, msgpack_sbuffer_write);
+		msgpack_pack_object(&pk, *id);
+	} else {
+		reply_refuse(c, NULL, 0, ST_ERROR, E_BAD_REQUEST,
+		    "id must be an integer or a string of at most 256 bytes");
+		goto out;
+	}
+	if (c->pr == NULL) {
+		snprintf(msg, sizeof(msg), "uid %u gid %u has no principal",
+		    (unsigned)c->uid, (unsigned)c->gid);
+		reply_refuse(c, idbuf.data, idbuf.size, ST_DENIED,
+		    R_UNKNOWN_PRINCIPAL, msg);
+		goto out;
+	}
+	for (i = 0; i < sizeof(agent_ops) / sizeof(agent_ops[0]); i++) {
+		if (op != NULL && mp_streq(op, agent_ops[i].op)) {
+			agent_ops[i].fn(c, idbuf.data, idbuf.size, reqm);
+			goto out;
+		}
+	}
+	reply_refuse(c, idbuf.data, idbuf.size, ST_ERROR, E_BAD_REQUEST,
+	    "op must be one of hello, call, resume, wait, usage");
+out:
+	msgpack_sbuffer_destroy(&idbuf);
+}
+
+static void
+conn_read(struct bufferevent *bev, void *arg)
+{
+	struct conn		*c = arg;
+	struct evbuffer		*in = bufferevent_get_input(bev);
+	msgpack_unpacked	 u;
+	const char		*why;
+	char			 msg[128];
+	uint32_t		 len;
+
+	while (!c->closing) {
+		if (!conn_can_read(c)) {
+			/* Resumed by conn_wake once answers drain. */
+			bufferevent_disable(bev, EV_READ);
+			return;
+		}
+		switch (frame_peek(in, (uint32_t)gw->conf->max_frame, &len)) {
+		case FRAME_MORE:
+			return;
+		case FRAME_EMPTY:
+			conn_bad_frame(c, E_BAD_FRAME, "frame of length 0");
+			return;
+		case FRAME_TOO_LARGE:
+			snprintf(msg, sizeof(msg), "frame of %u bytes is over"
+			    " the limit of %llu", len,
+			    (unsigned long long)gw->conf->max_frame);
+			conn_bad_frame(c, E_FRAME_TOO_LARGE, msg);
+			return;
+		case FRAME_READY:
+			break;
+		}
+		if (frame_unpack_map((const char *)evbuffer_pullup(in,
+		    len + FRAME_HDR) + FRAME_HDR, len, &u, &why) == -1) {
+			conn_bad_frame(c, E_BAD_FRAME, why);
+			return;
+		}
+		evbuffer_drain(in, len + FRAME_HDR);
+		handle_request(c, &u.data);
+		msgpack_unpacked_destroy(&u);
+	}
+}
+
+static void
+conn_write(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	conn_wake(arg);
+}
+
+static void
+conn_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		conn_free(arg);
+}
+
+/* Listening. */
+
+static void
+agent_accept(struct evconnlistener *l, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct conn	*c;
+	uid_t		 uid;
+	gid_t		 gid;
+	pid_t		 pid;
+
+	(void)l;
+	(void)sa;
+	(void)salen;
+	(void)arg;
+	if (peer_cred(fd, &uid, &gid, &pid) == -1) {
+		log_warn("agent: SO_PEERCRED");
+		close(fd);
+		return;
+	}
+	c = xcalloc(1, sizeof(*c));
+	c->uid = uid;
+	c->gid = gid;
+	c->pid = pid;
+	c->pr = config_principal(gw->conf, uid, gid);
+	LIST_INIT(&c->reqs);
+	c->bev = bufferevent_socket_new(gw->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL)
+		fatalx("agent: bufferevent_socket_new");
+	TAILQ_INSERT_TAIL(&conns, c, entry);
+	nconns++;
+	if (nconns > gw->conf->max_connections) {
+		log_warnx("agent: max_connections (%llu) reached: refusing"
+		    " uid %u", (unsigned long long)gw->conf->max_connections,
+		    (unsigned)uid);
+		bufferevent_enable(c->bev, EV_WRITE);
+		conn_bad_frame(c, E_UNAVAILABLE, "too many connections");
+		return;
+	}
+	/* Never buffer more than one frame of input per connection. */
+	bufferevent_setwatermark(c->bev, EV_READ, 0,
+	    gw->conf->max_frame + FRAME_HDR);
+	bufferevent_setcb(c->bev, conn_read, conn_write, conn_event, c);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	log_debug("agent: uid %u gid %u pid %d connected (%s)", (unsigned)uid,
+	    (unsigned)gid, (int)pid, c->pr ? c->pr->tenant : "no principal");
+}
+
+static void
+agent_resume(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (listener != NULL)
+		evconnlistener_enable(listener);
+}
+
+/* Out of descriptors: pause accepting for a second instead of spinning. */
+static void
+agent_accept_error(struct evconnlistener *l, void *arg)
+{
+	struct timeval	tv = { 1, 0 };
+
+	(void)arg;
+	if (errno != EMFILE && errno != ENFILE) {
+		log_warn("agent: accept");
+		return;
+	}
+	log_warn("agent: accept paused for a second");
+	evconnlistener_disable(l);
+	evtimer_add(resume_ev, &tv);
+}
+
+void
+agent_init(int fd)
+{
+	listener = evconnlistener_new(gw->base, agent_accept, NULL,
+	    LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	if (listener == NULL)
+		fatalx("agent: evconnlistener_new");
+	evconnlistener_set_error_cb(listener, agent_accept_error);
+	resume_ev = evtimer_new(gw->base, agent_resume, NULL);
+}
+
+void
+agent_shutdown(void)
+{
+	struct conn	*c;
+
+	if (listener == NULL)
+		return;
+	evconnlistener_free(listener);
+	listener = NULL;
+	event_free(resume_ev);
+	while ((c = TAILQ_FIRST(&conns)) != NULL)
+		conn_free(c);
+}

@@ -1,0 +1,252 @@
+/*
+ * The socketpair to the executor, from gatewayd's side (monitor_wrap.c in
+ * OpenSSH's terms).  Requests are numbered; answers may come in any order
+ * and are matched to their waiting callers by id.  The executor is the
+ * trusted peer here: a message from it we cannot decode is fatal, and so
+ * is its going away (systemd restarts the pair; all state is on disk).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "common/frame.h"
+#include "common/log.h"
+#include "common/xmalloc.h"
+#include "gatewayd/gatewayd.h"
+#include "proto/proto.h"
+
+/*
+ * Waiting callers live in a slot array; an id is the slot index in the low
+ * 32 bits and a generation in the high ones, so a stale id never finds a
+ * reused slot.
+ */
+struct pending {
+	uint64_t	 id;		/* 0 when free */
+	exec_cb		 cb;
+	void		*arg;
+};
+
+static struct bufferevent	*link_bev;
+static struct pending		*slots;
+static uint32_t			 nslots, nused, free_hint;
+static uint64_t			 generation = 1;
+static void			(*hello_ready)(void);
+static uint64_t			 hello_id;
+
+static struct pending *
+slot_find(uint64_t id)
+{
+	uint32_t	i = (uint32_t)id;
+
+	if (i >= nslots || slots[i].id != id || id == 0)
+		return NULL;
+	return &slots[i];
+}
+
+static uint64_t
+slot_alloc(void)
+{
+	uint32_t	i, n;
+
+	if (nused == nslots) {
+		n = nslots ? nslots * 2 : 256;
+		slots = xreallocarray(slots, n, sizeof(*slots));
+		memset(slots + nslots, 0, (n - nslots) * sizeof(*slots));
+		free_hint = nslots;
+		nslots = n;
+	}
+	for (i = free_hint; slots[i % nslots].id != 0; i++)
+		;
+	i %= nslots;
+	free_hint = i + 1;
+	slots[i].id = (generation++ << 32) | i;
+	nused++;
+	return slots[i].id;
+}
+
+static void
+slot_release(struct pending *p)
+{
+	p->id = 0;
+	p->cb = NULL;
+	p->arg = NULL;
+	nused--;
+}
+
+size_t
+exec_pending(void)
+{
+	return nused;
+}
+
+uint64_t
+exec_begin(struct msgbuf *mb, uint32_t type, uint32_t nfields)
+{
+	uint64_t	id = slot_alloc();
+
+	msgbuf_init(mb);
+	msgbuf_begin_msg(mb, type, id, nfields);
+	return id;
+}
+
+void
+exec_send(uint64_t id, struct msgbuf *mb, exec_cb cb, void *arg)
+{
+	struct pending	*p = slot_find(id);
+	const char	*buf;
+	size_t		 len;
+
+	p->cb = cb;
+	p->arg = arg;
+	buf = msgbuf_finish(mb, &len);
+	bufferevent_write(link_bev, buf, len);
+	msgbuf_free(mb);
+}
+
+void
+exec_forget(uint64_t id)
+{
+	struct pending	*p = slot_find(id);
+
+	/* The answer will still come; it is dropped when it does. */
+	if (p != NULL) {
+		p->cb = NULL;
+		p->arg = NULL;
+	}
+}
+
+static void
+link_answer(const struct proto_msg *m)
+{
+	struct pending	*p = slot_find(m->id);
+	exec_cb		 cb;
+	void		*arg;
+
+	if (p == NULL)
+		fatalx("executor answered %s to unknown id %llu",
+		    msg_type_str(m->type), (unsigned long long)m->id);
+	cb = p->cb;
+	arg = p->arg;
+	slot_release(p);
+	if (cb != NULL)
+		cb(mp_get(m->body, "response"), arg);
+}
+
+static void
+link_dispatch(const char *buf, size_t len)
+{
+	struct proto_msg	m;
+	char			err[128];
+
+	if (proto_decode(buf, len, &m, err, sizeof(err)) == -1)
+		fatalx("executor sent a bad message: %s", err);
+	if (msg_direction(m.type) != MSG_FROM_EXECUTOR)
+		fatalx("executor sent %s", msg_type_str(m.type));
+	switch (m.type) {
+	case MSG_HELLO_ANS:
+		if (m.id != hello_id || hello_ready == NULL)
+			fatalx("unexpected HELLO_ANS");
+		if (mp_get(m.body, "version")->via.u64 != PROTO_VERSION)
+			fatalx("executor speaks protocol %llu, we speak %d",
+			    (unsigned long long)
+			    mp_get(m.body, "version")->via.u64, PROTO_VERSION);
+		/* Both must have loaded the same file. */
+		if (!mp_streq(mp_get(m.body, "config_hash"), gw->config_hash))
+			fatalx("the config changed between gatewayd and the"
+			    " executor loading it: restart");
+		gw->writes_on = mp_get(m.body, "writes_enabled")->via.boolean;
+		slot_release(slot_find(m.id));
+		hello_ready();
+		hello_ready = NULL;
+		break;
+	case MSG_WRITES_STATE:
+		gw->writes_on = mp_get(m.body, "writes_enabled")->via.boolean;
+		log_info("writes %s (told by the executor)",
+		    gw->writes_on ? "enabled" : "disabled");
+		break;
+	default:
+		link_answer(&m);
+	}
+	proto_msg_free(&m);
+}
+
+static void
+link_read(struct bufferevent *bev, void *arg)
+{
+	struct evbuffer	*in = bufferevent_get_input(bev);
+	uint32_t	 len, max;
+
+	(void)arg;
+	/* An answer holds a result of up to max_output, and a little more. */
+	max = (uint32_t)(gw->conf->max_output + gw->conf->max_frame + 65536);
+	for (;;) {
+		switch (frame_peek(in, max, &len)) {
+		case FRAME_MORE:
+			return;
+		case FRAME_EMPTY:
+		case FRAME_TOO_LARGE:
+			fatalx("executor sent a bad frame (%u bytes)", len);
+		case FRAME_READY:
+			break;
+		}
+		link_dispatch((const char *)evbuffer_pullup(in,
+		    len + FRAME_HDR) + FRAME_HDR, len);
+		evbuffer_drain(in, len + FRAME_HDR);
+	}
+}
+
+static void
+link_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	(void)arg;
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		fatalx("the executor went away");
+}
+
+void
+exec_link_init(int fd)
+{
+	evutil_make_socket_nonblocking(fd);
+	link_bev = bufferevent_socket_new(gw->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (link_bev == NULL)
+		fatalx("bufferevent_socket_new");
+	bufferevent_setcb(link_bev, link_read, NULL, link_event, NULL);
+	bufferevent_enable(link_bev, EV_READ | EV_WRITE);
+}
+
+void
+exec_hello(void (*ready)(void))
+{
+	struct msgbuf	mb;
+
+	hello_ready = ready;
+	hello_id = exec_begin(&mb, MSG_HELLO, 1);
+	pk_kv_uint(&mb.pk, "version", PROTO_VERSION);
+	exec_send(hello_id, &mb, NULL, NULL);
+}
+
+void
+exec_writes_off(void)
+{
+	struct msgbuf	mb;
+	const char	*buf;
+	size_t		 len;
+
+	msgbuf_init(&mb);
+	msgbuf_begin_msg(&mb, MSG_WRITES_OFF, 0, 0);
+	buf = msgbuf_finish(&mb, &len);
+	bufferevent_write(link_bev, buf, len);
+	msgbuf_free(&mb);
+}
+
+void
+exec_link_close(void)
+{
+	if (link_bev != NULL)
+		bufferevent_free(link_bev);
+	link_bev = NULL;
+}

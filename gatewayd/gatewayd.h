@@ -1,0 +1,67 @@
+/*
+ * gatewayd: the unprivileged process that serves agents.  It decides what
+ * it can on its own (identity, policy, runs, budgets) and asks the
+ * executor, over the socketpair, for everything that runs.
+ */
+#ifndef TG_GATEWAYD_H
+#define TG_GATEWAYD_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <msgpack.h>
+
+#include "common/config.h"
+
+struct event_base;
+struct conn;
+
+struct gateway {
+	struct config		*conf;
+	struct event_base	*base;
+	int			 writes_on;	/* the executor's view, or off at once on SIGUSR1 */
+	char			 config_hash[65];
+};
+
+extern struct gateway	*gw;
+
+/* privdrop.c */
+void	privdrop(const char *user, const char *chroot_dir);
+
+/* agent.c: the agent socket */
+void	agent_init(int listen_fd);
+void	agent_shutdown(void);
+
+/*
+ * exec_wrap.c: the socketpair to the executor, seen from gatewayd.  Each
+ * request carries an id; its answer comes back to 'cb' with the response
+ * map the executor built, or with NULL when the executor went away.
+ */
+typedef void	(*exec_cb)(const msgpack_object *response, void *arg);
+
+struct msgbuf;
+
+void	exec_link_init(int fd);
+void	exec_link_close(void);
+/* Send HELLO; 'ready' runs once the executor answered. */
+void	exec_hello(void (*ready)(void));
+void	exec_writes_off(void);
+/* Start a request: inits mb and packs the header; returns its id. */
+uint64_t exec_begin(struct msgbuf *mb, uint32_t type, uint32_t nfields);
+/* Send it; 'cb' gets the answer.  Frees mb. */
+void	exec_send(uint64_t id, struct msgbuf *mb, exec_cb cb, void *arg);
+/* The caller no longer wants the answer (its connection closed). */
+void	exec_forget(uint64_t id);
+size_t	exec_pending(void);
+
+/* runs.c: per-run state, keyed by (tenant, run_id). */
+struct run;
+struct run	*run_get(const char *tenant, const char *run_id, int create);
+const char	*run_stopped(const struct run *);	/* first stop reason or NULL */
+const char	*run_stop_message(const struct run *);
+void		 run_stop(struct run *, const char *reason, const char *message);
+void		 runs_init(void);
+size_t		 runs_count(void);
+
+#endif
