@@ -7,6 +7,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -246,7 +247,14 @@ exec_writes_off(void)
 void
 exec_link_close(void)
 {
-	if (link_bev != NULL)
-		bufferevent_free(link_bev);
+	if (link_bev == NULL)
+		return;
+	/*
+	 * bufferevent_free() closes the descriptor only when the loop runs
+	 * its finalizers, and the loop is done: shut it down ourselves so the
+	 * executor sees EOF now.
+	 */
+	shutdown(bufferevent_getfd(link_bev), SHUT_RDWR);
+	bufferevent_free(link_bev);
 	link_bev = NULL;
 }

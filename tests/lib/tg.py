@@ -1,0 +1,372 @@
+"""The regression test harness: starts the real daemon pair on private
+sockets in a temp dir, speaks the agent protocol, runs gatewayctl.
+
+Each test script registers functions with @test and calls main(); every
+test prints "PASS: name" or "FAIL: name" (or "SKIP: name: why"), which
+tests/run counts.  Runs with Debian's /usr/bin/python3 (python3-msgpack).
+"""
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+import msgpack
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.path.join(ROOT, os.environ.get("BUILD", "build"))
+SHARED = os.path.abspath(os.environ.get("TG_SHARED", os.path.join(ROOT, "..", "shared")))
+TOOLS = os.path.join(ROOT, "tests", "tools")
+GATEWAYD = os.path.join(BUILD, "gatewayd")
+EXECUTOR = os.path.join(BUILD, "executor")
+GATEWAYCTL = os.path.join(BUILD, "gatewayctl")
+IS_ROOT = os.geteuid() == 0
+SAN = os.environ.get("SAN", "0") == "1"
+
+# Unprivileged ids for agents in tests (no passwd entry needed).
+AGENT_UID, AGENT_GID = 1001, 1001
+OTHER_UID, OTHER_GID = 1002, 2000
+STRANGER_UID = 1003
+
+
+class Skip(Exception):
+    pass
+
+
+def need_root():
+    if not IS_ROOT:
+        raise Skip("needs root")
+
+
+def msg_types():
+    """The socketpair message types, read from the one place that defines them."""
+    text = open(os.path.join(ROOT, "proto", "proto.h")).read()
+    body = re.search(r"enum msg_type \{(.*?)\};", text, re.S).group(1)
+    names = re.findall(r"^\s*(MSG_[A-Z_]+)", body, re.M)
+    return {n: i for i, n in enumerate(names)}
+
+
+def tool(name):
+    return os.path.join(TOOLS, name)
+
+
+def base_config(**over):
+    """A config with three principals, a few read and write tools."""
+    conf = {
+        "user": "nobody",
+        "principals": [
+            {"uid": 0, "tenant": "acme", "env": "prod"},
+            {"uid": AGENT_UID, "tenant": "acme", "env": "prod"},
+            {"uid": OTHER_UID, "tenant": "globex", "env": "staging"},
+        ],
+        "operators": {"uids": [0], "gids": []},
+        "catalog": {
+            "echo": {"mode": "read", "exec": [tool("echo-args")]},
+            "env.dump": {"mode": "read", "exec": [tool("env-dump")]},
+            "fail": {"mode": "read", "exec": [tool("fail")]},
+            "sleep": {"mode": "read", "exec": [tool("sleep")], "timeout_ms": 500},
+            "not.json": {"mode": "read", "exec": [tool("not-json")]},
+            "big.output": {"mode": "read", "exec": [tool("big-output")]},
+            "ticket.close": {"mode": "write", "exec": [tool("echo-args")]},
+            "nomode": {"exec": [tool("echo-args")]},
+        },
+        "tools": {"default_mode": "read_only",
+                  "allow": ["echo", "env.dump", "fail", "sleep", "not.json",
+                            "big.output", "ticket.close", "nomode"]},
+        "writes": {"enabled": False, "require_approval": False},
+    }
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(conf.get(k), dict):
+            conf[k] = dict(conf[k], **v)
+        else:
+            conf[k] = v
+    return conf
+
+
+def canonical_json(args):
+    """The reference definition of CONTRACT.md."""
+    args = {k: v for k, v in args.items() if k not in ("idempotency_key", "approval_token")}
+    return json.dumps(args, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def args_hash(args):
+    return hashlib.sha256(canonical_json(args)).hexdigest()[:24]
+
+
+def frame(obj):
+    b = msgpack.packb(obj, use_bin_type=True)
+    return struct.pack(">I", len(b)) + b
+
+
+class Client:
+    def __init__(self, sock):
+        self.s = sock
+        self.s.settimeout(30)
+        self.next_id = 1
+
+    def close(self):
+        self.s.close()
+
+    def send_raw(self, data):
+        self.s.sendall(data)
+
+    def send(self, obj):
+        self.s.sendall(frame(obj))
+
+    def _read(self, n):
+        data = b""
+        while len(data) < n:
+            chunk = self.s.recv(n - len(data))
+            if not chunk:
+                raise EOFError("connection closed after %d of %d bytes" % (len(data), n))
+            data += chunk
+        return data
+
+    def recv(self):
+        (n,) = struct.unpack(">I", self._read(4))
+        return msgpack.unpackb(self._read(n), raw=False, strict_map_key=False)
+
+    def closed(self, timeout=5):
+        """True once the server has closed the connection."""
+        self.s.settimeout(timeout)
+        try:
+            return self.s.recv(1) == b""
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        finally:
+            self.s.settimeout(30)
+
+    def rpc(self, req):
+        if "id" not in req:
+            req = dict(req, id=self.next_id)
+            self.next_id += 1
+        self.send(req)
+        return self.recv()
+
+    def hello(self):
+        return self.rpc({"op": "hello"})
+
+    def call(self, tool_name, args=None, run_id="run-1", **kw):
+        req = {"op": "call", "run_id": run_id, "tool": tool_name,
+               "args": {} if args is None else args}
+        req.update(kw)
+        return self.rpc(req)
+
+
+def connect_as(path, uid=None, gid=None):
+    """A connection to path made by uid/gid: the child connects, hands the fd back."""
+    if uid is None:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(path)
+        return s
+    need_root()
+    a, b = socket.socketpair()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.setgroups([])
+            os.setgid(gid if gid is not None else uid)
+            os.setuid(uid)
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(path)
+            socket.send_fds(b, [b"x"], [s.fileno()])
+            code = 0
+        finally:
+            os._exit(code)
+    _, fds, _, _ = socket.recv_fds(a, 1, 1)
+    os.waitpid(pid, 0)
+    a.close()
+    b.close()
+    if not fds:
+        raise RuntimeError("could not connect as uid %s" % uid)
+    return socket.socket(fileno=fds[0])
+
+
+def write_config(path, conf):
+    # JSON is YAML (flow style); one key per line keeps line numbers useful.
+    with open(path, "w") as f:
+        f.write(json.dumps(conf, indent=1) + "\n")
+
+
+class Daemon:
+    """The daemon pair on private paths in a temp dir."""
+
+    def __init__(self, conf=None, name="tg"):
+        self.dir = tempfile.mkdtemp(prefix=name + "-")
+        os.chmod(self.dir, 0o755)   # agents of other uids must reach the socket
+        self.agent_sock = os.path.join(self.dir, "agent.sock")
+        self.control_sock = os.path.join(self.dir, "control.sock")
+        self.state = os.path.join(self.dir, "state")
+        self.creds = os.path.join(self.dir, "creds")
+        self.config_path = os.path.join(self.dir, "toolgate.yaml")
+        self.logpath = os.path.join(self.dir, "daemon.log")
+        conf = base_config() if conf is None else conf
+        conf.setdefault("paths", {})["credentials_dir"] = self.creds
+        self.conf = conf
+        write_config(self.config_path, conf)
+        self.proc = None
+
+    def env(self):
+        env = dict(os.environ)
+        if SAN:
+            # The chrooted gatewayd cannot read /proc, which LeakSanitizer needs.
+            env["ASAN_OPTIONS"] = "detect_leaks=0:abort_on_error=0"
+            env["UBSAN_OPTIONS"] = "print_stacktrace=1:halt_on_error=1"
+        return env
+
+    def start(self, extra_args=(), wait=True):
+        self.log = open(self.logpath, "ab")
+        self.proc = subprocess.Popen(
+            [GATEWAYD, "-c", self.config_path, "-f", "-v",
+             "--agent-socket", self.agent_sock,
+             "--control-socket", self.control_sock,
+             "--state-dir", self.state] + list(extra_args),
+            stdout=self.log, stderr=self.log, env=self.env(),
+            start_new_session=True)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout=15):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("gatewayd exited with %s:\n%s" %
+                                   (self.proc.returncode, self.read_log()))
+            try:
+                c = self.client()
+                c.hello()
+                c.close()
+                if os.path.exists(self.control_sock):
+                    return
+            except (OSError, EOFError):
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("daemon not ready:\n" + self.read_log())
+
+    def read_log(self):
+        try:
+            return open(self.logpath, errors="replace").read()
+        except OSError:
+            return ""
+
+    def client(self, uid=None, gid=None):
+        return Client(connect_as(self.agent_sock, uid, gid))
+
+    def executor_pid(self):
+        with open("/proc/%d/task/%d/children" % (self.proc.pid, self.proc.pid)) as f:
+            kids = f.read().split()
+        assert len(kids) == 1, kids
+        return int(kids[0])
+
+    def ctl(self, *args, uid=None, check=True):
+        """Run gatewayctl; returns (exit status, stdout, stderr)."""
+        pre = None
+        if uid is not None:
+            def pre():
+                os.setgroups([])
+                os.setgid(uid)
+                os.setuid(uid)
+        p = subprocess.run([GATEWAYCTL, "-s", self.control_sock] + list(args),
+                           capture_output=True, text=True, preexec_fn=pre,
+                           timeout=60, env=self.env())
+        return p.returncode, p.stdout, p.stderr
+
+    def ctl_json(self, *args):
+        rc, out, err = self.ctl("--json", *args)
+        assert rc == 0, (rc, out, err)
+        return json.loads(out)
+
+    def stop(self, sig=signal.SIGTERM, expect_rc=0):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+                raise AssertionError("gatewayd did not stop on signal %d" % sig)
+        rc = self.proc.returncode
+        self.proc = None
+        self.log.close()
+        # Reap a process group left behind (an executor still draining).
+        try:
+            os.killpg(self.proc_pgid, 0)
+        except (AttributeError, OSError):
+            pass
+        log = self.read_log()
+        for bad in ("AddressSanitizer", "runtime error:", "LeakSanitizer"):
+            assert bad not in log, "sanitizer report in daemon log:\n" + log
+        if expect_rc is not None:
+            assert rc == expect_rc, "gatewayd exited %s, expected %s:\n%s" % (rc, expect_rc, log)
+        return rc
+
+    def cleanup(self):
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        try:
+            if exc[0] is None:
+                self.stop()
+        finally:
+            self.cleanup()
+
+
+def wait_for(pred, timeout=10, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.02)
+    raise AssertionError("timed out waiting for " + what)
+
+
+_tests = []
+
+
+def test(fn):
+    _tests.append(fn)
+    return fn
+
+
+def main():
+    failed = 0
+    only = sys.argv[1:]
+    for fn in _tests:
+        if only and fn.__name__ not in only:
+            continue
+        name = "%s.%s" % (os.path.basename(sys.argv[0]).replace(".py", ""), fn.__name__)
+        t0 = time.time()
+        try:
+            fn()
+        except Skip as e:
+            print("SKIP: %s: %s" % (name, e), flush=True)
+            continue
+        except Exception:
+            failed += 1
+            traceback.print_exc()
+            print("FAIL: %s" % name, flush=True)
+            continue
+        print("PASS: %s (%.1fs)" % (name, time.time() - t0), flush=True)
+    sys.exit(1 if failed else 0)
