@@ -1,0 +1,864 @@
+/*
+ * The exec backend (CONTRACT.md, "Tool programs"): run one catalog tool as
+ * a child process, driven by the event loop.
+ *
+ * A run ends when its child has been reaped and its stdout and stderr have
+ * reached end of file (or were abandoned after a kill).  The outcome is
+ * worked out only then, in toolrun_outcome(), so that the precedence
+ * timeout > output too large > exit status > JSON holds whichever of those
+ * events came last.
+ */
+#include <sys/queue.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <msgpack.h>
+
+#include "common/jsonmp.h"
+#include "common/log.h"
+#include "common/xmalloc.h"
+#include "executor/toolrun.h"
+
+#define TOOLRUN_PATH		"PATH=/usr/local/bin:/usr/bin:/bin"
+#define TOOLRUN_CREDFD		3
+#define TOOLRUN_NENV		9	/* the most toolrun_env() sets */
+#define TOOLRUN_ERRKEEP		4096	/* the tail of stderr that we keep */
+#define TOOLRUN_READSZ		65536
+#define TOOLRUN_TIMEOUT_MS	10000	/* when the catalog left it at 0 */
+
+struct toolrun {
+	LIST_ENTRY(toolrun)	 entry;
+	toolrun_cb		 cb;
+	void			*arg;
+	struct toolrun_result	 res;
+	struct timespec		 start;
+	/* Only during the fork: reachable from here, leak checkers agree. */
+	char			**envp;
+
+	pid_t			 pid;		/* -1: it never started */
+	int			 reaped;
+	int			 wstatus;
+	int			 timed_out;
+	int			 too_big;
+	uint32_t		 timeout_ms;
+
+	/* The timeout, or the deferred callback when it never started. */
+	struct event		*ev_timer;
+
+	int			 fd_in;		/* -1 once done with */
+	struct event		*ev_in;
+	char			*in;
+	size_t			 inlen;
+	size_t			 inoff;
+
+	int			 fd_out;
+	struct event		*ev_out;
+	char			*out;
+	size_t			 outlen;
+	size_t			 outcap;
+	size_t			 max_output;
+
+	int			 fd_err;
+	struct event		*ev_err;
+	char			 err[TOOLRUN_ERRKEEP];
+	size_t			 errlen;
+};
+
+static LIST_HEAD(, toolrun)	 toolruns = LIST_HEAD_INITIALIZER(toolruns);
+static size_t			 toolrun_count;
+static struct event_base	*toolrun_base;
+static struct event		*toolrun_sigchld;
+
+static void	toolrun_sigchld_cb(int, short, void *);
+static void	toolrun_later_cb(int, short, void *);
+static void	toolrun_timeout_cb(int, short, void *);
+static void	toolrun_stdin_cb(int, short, void *);
+static void	toolrun_stdout_cb(int, short, void *);
+static void	toolrun_stderr_cb(int, short, void *);
+static int	toolrun_credential(const struct toolrun_req *, int *,
+		    char *, size_t);
+static int	toolrun_spawn(struct toolrun *, const struct toolrun_req *,
+		    int);
+static int	toolrun_exec_status(pid_t, int);
+static void	toolrun_child(const char *, char *const [], char *const [],
+		    int [4], int) __attribute__((noreturn));
+static void	toolrun_closefrom(int, int);
+static void	toolrun_watch(struct toolrun *);
+static void	toolrun_kill(struct toolrun *);
+static void	toolrun_reap(struct toolrun *);
+static void	toolrun_close_stdin(struct toolrun *);
+static void	toolrun_close_stdout(struct toolrun *);
+static void	toolrun_close_stderr(struct toolrun *);
+static void	toolrun_maybe_done(struct toolrun *);
+static void	toolrun_outcome(struct toolrun *, msgpack_sbuffer *);
+static void	toolrun_failmsg(struct toolrun *);
+static void	toolrun_finish(struct toolrun *);
+
+void
+toolrun_init(struct event_base *base)
+{
+	if (toolrun_base != NULL)
+		fatalx("%s: called twice", __func__);
+	toolrun_base = base;
+	/* A signal is an event in the loop: no work in a handler. */
+	toolrun_sigchld = evsignal_new(base, SIGCHLD, toolrun_sigchld_cb, NULL);
+	if (toolrun_sigchld == NULL || event_add(toolrun_sigchld, NULL) == -1)
+		fatalx("%s: cannot watch SIGCHLD", __func__);
+}
+
+size_t
+toolrun_active(void)
+{
+	/* Counts runs whose callback is still to come, started or not. */
+	return toolrun_count;
+}
+
+void
+toolrun_start(const struct toolrun_req *req, toolrun_cb cb, void *arg)
+{
+	struct toolrun	*tr;
+	struct timeval	 zero = { 0, 0 };
+	int		 credfd, r;
+
+	if (toolrun_base == NULL)
+		fatalx("%s: toolrun_init() was not called", __func__);
+
+	tr = xcalloc(1, sizeof(*tr));
+	tr->cb = cb;
+	tr->arg = arg;
+	tr->pid = -1;
+	tr->wstatus = -1;
+	tr->fd_in = tr->fd_out = tr->fd_err = -1;
+	tr->max_output = req->max_output;
+	tr->timeout_ms = req->tool->timeout_ms;
+	if (tr->timeout_ms == 0)
+		tr->timeout_ms = TOOLRUN_TIMEOUT_MS;
+	clock_gettime(CLOCK_MONOTONIC, &tr->start);
+	LIST_INSERT_HEAD(&toolruns, tr, entry);
+	toolrun_count++;
+
+	if (req->tool->argv == NULL || req->tool->argv[0] == NULL) {
+		snprintf(tr->res.message, sizeof(tr->res.message),
+		    "tool %s has no program", req->tool->name);
+		goto fail;
+	}
+	/* Before the fork, and fail closed: no credential, no run. */
+	if (toolrun_credential(req, &credfd, tr->res.message,
+	    sizeof(tr->res.message)) == -1)
+		goto fail;
+	r = toolrun_spawn(tr, req, credfd);
+	/* The child has its own copy now, or never will. */
+	if (credfd != -1)
+		close(credfd);
+	if (r == -1)
+		goto fail;
+	toolrun_watch(tr);
+	return;
+
+ fail:
+	/* The callback comes from the loop, never from in here. */
+	tr->res.status = TR_FAILED;
+	tr->ev_timer = evtimer_new(toolrun_base, toolrun_later_cb, tr);
+	if (tr->ev_timer == NULL)
+		fatalx("%s: evtimer_new", __func__);
+	evtimer_add(tr->ev_timer, &zero);
+}
+
+/*
+ * A path component from the config must not climb out of the
+ * credentials directory.
+ */
+static int
+toolrun_component_ok(const char *s)
+{
+	return s != NULL && *s != '\0' && strcmp(s, ".") != 0 &&
+	    strcmp(s, "..") != 0 && strchr(s, '/') == NULL;
+}
+
+/*
+ * Open CREDENTIALS_DIR/TENANT/ENV/TOOL.  Sets *fdp to the descriptor, or
+ * to -1 when there is no such file.  Any other problem is an error: a
+ * tool must not run without the credential it was given.
+ */
+static int
+toolrun_credential(const struct toolrun_req *req, int *fdp, char *msg,
+    size_t msglen)
+{
+	char		 path[PATH_MAX];
+	struct stat	 sb;
+	int		 fd, n;
+
+	*fdp = -1;
+	if (req->credentials_dir == NULL)
+		return 0;
+	if (!toolrun_component_ok(req->tenant) ||
+	    !toolrun_component_ok(req->env) ||
+	    !toolrun_component_ok(req->tool->name)) {
+		log_warnx("tool %s: no credential path for tenant \"%s\" "
+		    "env \"%s\"", req->tool->name, req->tenant ? req->tenant :
+		    "", req->env ? req->env : "");
+		snprintf(msg, msglen, "cannot look up the tool's credential");
+		return -1;
+	}
+	n = snprintf(path, sizeof(path), "%s/%s/%s/%s", req->credentials_dir,
+	    req->tenant, req->env, req->tool->name);
+	if (n < 0 || (size_t)n >= sizeof(path)) {
+		log_warnx("tool %s: credential path too long", req->tool->name);
+		snprintf(msg, msglen, "cannot look up the tool's credential");
+		return -1;
+	}
+
+	/*
+	 * O_NONBLOCK so that a FIFO planted there cannot hang the executor;
+	 * it is refused below and cleared for the regular file we accept.
+	 */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd == -1) {
+		if (errno == ENOENT)
+			return 0;
+		log_warn("tool %s: credential %s", req->tool->name, path);
+		snprintf(msg, msglen, "cannot open the tool's credential");
+		return -1;
+	}
+	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode) ||
+	    fcntl(fd, F_SETFL, 0) == -1) {
+		log_warnx("tool %s: credential %s is not a readable regular "
+		    "file", req->tool->name, path);
+		snprintf(msg, msglen, "cannot open the tool's credential");
+		close(fd);
+		return -1;
+	}
+	*fdp = fd;
+	return 0;
+}
+
+static const char *
+toolrun_nz(const char *s)
+{
+	return s != NULL ? s : "";
+}
+
+/* The child's whole environment: nothing is inherited. */
+static char **
+toolrun_env(const struct toolrun_req *req, int has_cred)
+{
+	char	**envp;
+	size_t	  n = 0;
+
+	envp = xcalloc(TOOLRUN_NENV + 1, sizeof(*envp));
+	xasprintf(&envp[n++], "TOOLGATE_TOOL=%s", req->tool->name);
+	xasprintf(&envp[n++], "TOOLGATE_TENANT=%s", toolrun_nz(req->tenant));
+	xasprintf(&envp[n++], "TOOLGATE_ENV=%s", toolrun_nz(req->env));
+	xasprintf(&envp[n++], "TOOLGATE_RUN_ID=%s", toolrun_nz(req->run_id));
+	xasprintf(&envp[n++], "TOOLGATE_STEP_ID=%s",
+	    toolrun_nz(req->step_id));
+	xasprintf(&envp[n++], "TOOLGATE_ARGS_HASH=%s",
+	    toolrun_nz(req->args_hash));
+	if (req->idempotency_key != NULL)
+		xasprintf(&envp[n++], "TOOLGATE_IDEMPOTENCY_KEY=%s",
+		    req->idempotency_key);
+	envp[n++] = xstrdup(TOOLRUN_PATH);
+	if (has_cred)
+		xasprintf(&envp[n++], "TOOLGATE_CREDENTIAL_FD=%d",
+		    TOOLRUN_CREDFD);
+	envp[n] = NULL;
+	return envp;
+}
+
+static void
+toolrun_env_free(char **envp)
+{
+	size_t	i;
+
+	for (i = 0; envp[i] != NULL; i++)
+		free(envp[i]);
+	free(envp);
+}
+
+static void
+toolrun_close_pair(int p[2])
+{
+	if (p[0] != -1)
+		close(p[0]);
+	if (p[1] != -1)
+		close(p[1]);
+	p[0] = p[1] = -1;
+}
+
+/*
+ * Fork and exec the tool.  Returns 0 with tr->pid and the parent's pipe
+ * ends set, or -1 with a message in tr->res when the program did not
+ * start (a failed exec has been reaped already).
+ */
+static int
+toolrun_spawn(struct toolrun *tr, const struct toolrun_req *req, int credfd)
+{
+	int		 in[2] = { -1, -1 }, out[2] = { -1, -1 };
+	int		 err[2] = { -1, -1 }, st[2] = { -1, -1 };
+	int		 childfds[4], e, saved;
+	const char	*path = req->tool->argv[0];
+	sigset_t	 all, old;
+	pid_t		 pid;
+
+	if (pipe2(in, O_CLOEXEC) == -1 || pipe2(out, O_CLOEXEC) == -1 ||
+	    pipe2(err, O_CLOEXEC) == -1 || pipe2(st, O_CLOEXEC) == -1) {
+		saved = errno;
+		log_warn("tool %s: pipe", req->tool->name);
+		snprintf(tr->res.message, sizeof(tr->res.message),
+		    "cannot start %s: %s", path, strerror(saved));
+		goto fail;
+	}
+	tr->envp = toolrun_env(req, credfd != -1);
+
+	/*
+	 * With every signal blocked, no handler of ours (libevent's SIGCHLD
+	 * handler writes to its socketpair) can run in the child before it
+	 * has reset the dispositions.
+	 */
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, &old);
+	pid = fork();
+	if (pid == 0) {
+		childfds[0] = in[0];
+		childfds[1] = out[1];
+		childfds[2] = err[1];
+		childfds[3] = credfd;
+		toolrun_child(path, req->tool->argv, tr->envp, childfds,
+		    st[1]);
+	}
+	saved = errno;
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	toolrun_env_free(tr->envp);
+	tr->envp = NULL;
+	if (pid == -1) {
+		errno = saved;
+		log_warn("tool %s: fork", req->tool->name);
+		snprintf(tr->res.message, sizeof(tr->res.message),
+		    "cannot start %s: %s", path, strerror(saved));
+		goto fail;
+	}
+
+	/*
+	 * The child does this too; whichever runs first wins, so the group
+	 * exists before we may have to kill it.  After the child's execve()
+	 * this fails with EACCES, which is fine: the child did it.
+	 */
+	(void)setpgid(pid, pid);
+
+	close(in[0]);
+	close(out[1]);
+	close(err[1]);
+	close(st[1]);
+	in[0] = out[1] = err[1] = st[1] = -1;
+
+	if ((e = toolrun_exec_status(pid, st[0])) != 0) {
+		snprintf(tr->res.message, sizeof(tr->res.message),
+		    "cannot execute %s: %s", path, strerror(e));
+		goto fail;
+	}
+	close(st[0]);
+
+	tr->pid = pid;
+	tr->fd_in = in[1];
+	tr->fd_out = out[0];
+	tr->fd_err = err[0];
+	if (fcntl(tr->fd_in, F_SETFL, O_NONBLOCK) == -1 ||
+	    fcntl(tr->fd_out, F_SETFL, O_NONBLOCK) == -1 ||
+	    fcntl(tr->fd_err, F_SETFL, O_NONBLOCK) == -1)
+		fatal("%s: fcntl", __func__);
+	tr->inlen = req->inputlen + 1;
+	tr->in = xmalloc(tr->inlen);
+	if (req->inputlen > 0)
+		memcpy(tr->in, req->input, req->inputlen);
+	tr->in[req->inputlen] = '\n';
+	log_debug("tool %s: pid %d", req->tool->name, (int)pid);
+	return 0;
+
+ fail:
+	toolrun_close_pair(in);
+	toolrun_close_pair(out);
+	toolrun_close_pair(err);
+	toolrun_close_pair(st);
+	return -1;
+}
+
+/*
+ * The status pipe is close-on-exec: end of file means execve() succeeded,
+ * an errno means it did not, and then the child is reaped here.  This
+ * blocks only for the few system calls between fork() and execve().
+ * Returns 0 or the child's errno.
+ */
+static int
+toolrun_exec_status(pid_t pid, int fd)
+{
+	ssize_t	n;
+	int	e;
+
+	do {
+		n = read(fd, &e, sizeof(e));
+	} while (n == -1 && errno == EINTR);
+	if (n == 0)
+		return 0;
+	if (n != (ssize_t)sizeof(e)) {
+		/* Cannot tell: let SIGCHLD and the timeout deal with it. */
+		log_warn("tool pid %d: status pipe", (int)pid);
+		return 0;
+	}
+	while (waitpid(pid, NULL, 0) == -1 && errno == EINTR)
+		;
+	return e != 0 ? e : EINVAL;
+}
+
+/*
+ * In the child, between fork() and execve().  The executor is single
+ * threaded, so the few library calls here are safe.  Any failure is
+ * reported on the status pipe like a failed execve().
+ */
+static void
+toolrun_child(const char *path, char *const argv[], char *const envp[],
+    int fds[4], int stfd)
+{
+	struct sigaction	 sa;
+	sigset_t		 none;
+	int			 i, e, sfd;
+
+	/*
+	 * Ignored signals stay ignored across execve() (the executor ignores
+	 * SIGPIPE), and so does the mask: give the tool the defaults.
+	 */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	sigemptyset(&sa.sa_mask);
+	for (i = 1; i < NSIG; i++)
+		(void)sigaction(i, &sa, NULL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+
+	(void)setpgid(0, 0);
+
+	/*
+	 * The status pipe goes above 3 too, out of the way of the dup2()s
+	 * below.  If that fails, the original is still intact.
+	 */
+	if ((sfd = fcntl(stfd, F_DUPFD_CLOEXEC, TOOLRUN_CREDFD + 1)) == -1) {
+		sfd = stfd;
+		goto fail;
+	}
+	if (chdir("/") == -1)
+		goto fail;
+
+	/*
+	 * Move every descriptor above 3 before putting any in place: one of
+	 * them may sit on 0-3 already, and dup2(fd, fd) would leave it
+	 * close-on-exec.
+	 */
+	for (i = 0; i < 4; i++) {
+		if (fds[i] != -1 && (fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC,
+		    TOOLRUN_CREDFD + 1)) == -1)
+			goto fail;
+	}
+	for (i = 0; i < 4; i++) {
+		if (fds[i] == -1)
+			(void)close(i);
+		else if (dup2(fds[i], i) == -1)
+			goto fail;
+	}
+	toolrun_closefrom(TOOLRUN_CREDFD + 1, sfd);
+
+	execve(path, argv, envp);
+ fail:
+	e = errno;
+	while (write(sfd, &e, sizeof(e)) == -1 && errno == EINTR)
+		;
+	_exit(127);
+}
+
+/*
+ * Close every descriptor from 'lowfd' up except 'keep' (the status pipe,
+ * which must stay open until execve() closes it).
+ */
+static void
+toolrun_closefrom(int lowfd, int keep)
+{
+	struct rlimit	rl;
+	int		fd, maxfd;
+
+	if ((keep == lowfd || close_range(lowfd, keep - 1, 0) == 0) &&
+	    close_range(keep + 1, ~0U, 0) == 0)
+		return;
+
+	/* Kernels before 5.9 have no close_range(). */
+	maxfd = 65536;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+	    rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < INT_MAX)
+		maxfd = (int)rl.rlim_cur;
+	for (fd = lowfd; fd < maxfd; fd++)
+		if (fd != keep)
+			(void)close(fd);
+}
+
+/* Hand the pipes and the timeout to the event loop. */
+static void
+toolrun_watch(struct toolrun *tr)
+{
+	struct timeval	tv;
+
+	tr->ev_in = event_new(toolrun_base, tr->fd_in, EV_WRITE | EV_PERSIST,
+	    toolrun_stdin_cb, tr);
+	tr->ev_out = event_new(toolrun_base, tr->fd_out, EV_READ | EV_PERSIST,
+	    toolrun_stdout_cb, tr);
+	tr->ev_err = event_new(toolrun_base, tr->fd_err, EV_READ | EV_PERSIST,
+	    toolrun_stderr_cb, tr);
+	tr->ev_timer = evtimer_new(toolrun_base, toolrun_timeout_cb, tr);
+	if (tr->ev_in == NULL || tr->ev_out == NULL || tr->ev_err == NULL ||
+	    tr->ev_timer == NULL)
+		fatalx("%s: event_new", __func__);
+
+	tv.tv_sec = tr->timeout_ms / 1000;
+	tv.tv_usec = (tr->timeout_ms % 1000) * 1000;
+	if (event_add(tr->ev_in, NULL) == -1 ||
+	    event_add(tr->ev_out, NULL) == -1 ||
+	    event_add(tr->ev_err, NULL) == -1 ||
+	    evtimer_add(tr->ev_timer, &tv) == -1)
+		fatalx("%s: event_add", __func__);
+}
+
+/*
+ * Kill the whole process group.  Only while the child is not reaped: its
+ * pid, and with it the group id, cannot be reused before then.
+ */
+static void
+toolrun_kill(struct toolrun *tr)
+{
+	if (tr->pid != -1 && !tr->reaped)
+		(void)kill(-tr->pid, SIGKILL);
+}
+
+static void
+toolrun_sigchld_cb(int sig, short ev, void *arg)
+{
+	struct toolrun	*tr, *next;
+
+	(void)sig;
+	(void)ev;
+	(void)arg;
+	/* Signals merge: one SIGCHLD may stand for several children. */
+	for (tr = LIST_FIRST(&toolruns); tr != NULL; tr = next) {
+		next = LIST_NEXT(tr, entry);
+		toolrun_reap(tr);
+	}
+}
+
+static void
+toolrun_reap(struct toolrun *tr)
+{
+	siginfo_t	si;
+	int		status;
+
+	if (tr->pid == -1 || tr->reaped)
+		return;
+	memset(&si, 0, sizeof(si));
+	if (waitid(P_PID, tr->pid, &si, WEXITED | WNOHANG | WNOWAIT) == -1) {
+		/* Someone else reaped it: we will never know how it ended. */
+		log_warn("tool pid %d: waitid", (int)tr->pid);
+		tr->reaped = 1;
+		tr->wstatus = -1;
+		toolrun_maybe_done(tr);
+		return;
+	}
+	if (si.si_pid == 0)
+		return;		/* still running */
+
+	/*
+	 * It has exited but is not reaped yet, so the group id is still
+	 * ours.  Kill what is left of the group now: a grandchild that holds
+	 * stdout open would otherwise keep us waiting for end of file until
+	 * the timeout.
+	 */
+	(void)kill(-tr->pid, SIGKILL);
+	while (waitpid(tr->pid, &status, 0) == -1) {
+		if (errno != EINTR) {
+			log_warn("tool pid %d: waitpid", (int)tr->pid);
+			status = -1;
+			break;
+		}
+	}
+	tr->reaped = 1;
+	tr->wstatus = status;
+	toolrun_maybe_done(tr);
+}
+
+static void
+toolrun_timeout_cb(int fd, short ev, void *arg)
+{
+	struct toolrun	*tr = arg;
+
+	(void)fd;
+	(void)ev;
+	tr->timed_out = 1;
+	toolrun_kill(tr);
+	/*
+	 * Whatever it wrote no longer matters, and a process that left the
+	 * group could hold the pipes open forever: stop reading.
+	 */
+	toolrun_close_stdin(tr);
+	toolrun_close_stdout(tr);
+	toolrun_close_stderr(tr);
+	toolrun_maybe_done(tr);
+}
+
+static void
+toolrun_later_cb(int fd, short ev, void *arg)
+{
+	(void)fd;
+	(void)ev;
+	toolrun_finish(arg);
+}
+
+static void
+toolrun_stdin_cb(int fd, short ev, void *arg)
+{
+	struct toolrun	*tr = arg;
+	ssize_t		 n;
+
+	(void)ev;
+	n = write(fd, tr->in + tr->inoff, tr->inlen - tr->inoff);
+	if (n == -1) {
+		if (errno == EAGAIN || errno == EINTR)
+			return;
+		/*
+		 * EPIPE (SIGPIPE is ignored in the executor): it did not read
+		 * all of its input, which is its business.
+		 */
+		if (errno != EPIPE)
+			log_warn("tool pid %d: stdin", (int)tr->pid);
+		toolrun_close_stdin(tr);
+		return;
+	}
+	tr->inoff += n;
+	if (tr->inoff == tr->inlen)
+		toolrun_close_stdin(tr);
+}
+
+static void
+toolrun_stdout_cb(int fd, short ev, void *arg)
+{
+	struct toolrun	*tr = arg;
+	size_t		 limit, want;
+	ssize_t		 n;
+
+	(void)ev;
+	/* Read one byte past max_output to tell "too large" from "full". */
+	limit = tr->max_output < SIZE_MAX ? tr->max_output + 1 : SIZE_MAX;
+	want = limit - tr->outlen;
+	if (want > TOOLRUN_READSZ)
+		want = TOOLRUN_READSZ;
+	if (tr->outcap - tr->outlen < want) {
+		tr->outcap = tr->outcap * 2 > tr->outlen + want ?
+		    tr->outcap * 2 : tr->outlen + want;
+		if (tr->outcap > limit)
+			tr->outcap = limit;
+		tr->out = xreallocarray(tr->out, tr->outcap, 1);
+	}
+
+	n = read(fd, tr->out + tr->outlen, want);
+	if (n == -1) {
+		if (errno == EAGAIN || errno == EINTR)
+			return;
+		log_warn("tool pid %d: stdout", (int)tr->pid);
+	} else if (n > 0) {
+		tr->outlen += n;
+		if (tr->outlen <= tr->max_output)
+			return;
+		/* Stop it at once rather than read what we will not use. */
+		tr->too_big = 1;
+		toolrun_kill(tr);
+		toolrun_close_stdin(tr);
+	}
+	toolrun_close_stdout(tr);
+	toolrun_maybe_done(tr);
+}
+
+static void
+toolrun_stderr_cb(int fd, short ev, void *arg)
+{
+	struct toolrun	*tr = arg;
+	char		 buf[TOOLRUN_ERRKEEP];
+	size_t		 drop;
+	ssize_t		 n;
+
+	(void)ev;
+	n = read(fd, buf, sizeof(buf));
+	if (n == -1) {
+		if (errno == EAGAIN || errno == EINTR)
+			return;
+		log_warn("tool pid %d: stderr", (int)tr->pid);
+	}
+	if (n <= 0) {
+		toolrun_close_stderr(tr);
+		toolrun_maybe_done(tr);
+		return;
+	}
+
+	/* Only the last line is used: keep the tail. */
+	if (tr->errlen + n > sizeof(tr->err)) {
+		drop = tr->errlen + n - sizeof(tr->err);
+		memmove(tr->err, tr->err + drop, tr->errlen - drop);
+		tr->errlen -= drop;
+	}
+	memcpy(tr->err + tr->errlen, buf, n);
+	tr->errlen += n;
+}
+
+static void
+toolrun_close_stdin(struct toolrun *tr)
+{
+	if (tr->fd_in == -1)
+		return;
+	event_free(tr->ev_in);
+	tr->ev_in = NULL;
+	close(tr->fd_in);
+	tr->fd_in = -1;
+	free(tr->in);
+	tr->in = NULL;
+}
+
+static void
+toolrun_close_stdout(struct toolrun *tr)
+{
+	if (tr->fd_out == -1)
+		return;
+	event_free(tr->ev_out);
+	tr->ev_out = NULL;
+	close(tr->fd_out);
+	tr->fd_out = -1;
+}
+
+static void
+toolrun_close_stderr(struct toolrun *tr)
+{
+	if (tr->fd_err == -1)
+		return;
+	event_free(tr->ev_err);
+	tr->ev_err = NULL;
+	close(tr->fd_err);
+	tr->fd_err = -1;
+}
+
+static void
+toolrun_maybe_done(struct toolrun *tr)
+{
+	if (tr->reaped && tr->fd_out == -1 && tr->fd_err == -1)
+		toolrun_finish(tr);
+}
+
+/* Work out the result of a run that started; see the top of the file. */
+static void
+toolrun_outcome(struct toolrun *tr, msgpack_sbuffer *sb)
+{
+	struct toolrun_result	*res = &tr->res;
+	msgpack_packer		 pk;
+	char			 err[256];
+
+	res->wstatus = tr->wstatus;
+	if (tr->timed_out) {
+		res->status = TR_TIMEOUT;
+		snprintf(res->message, sizeof(res->message),
+		    "tool timed out after %u ms", (unsigned)tr->timeout_ms);
+	} else if (tr->too_big) {
+		res->status = TR_BAD_OUTPUT;
+		snprintf(res->message, sizeof(res->message),
+		    "output larger than %zu bytes", tr->max_output);
+	} else if (tr->wstatus == -1 || !WIFEXITED(tr->wstatus) ||
+	    WEXITSTATUS(tr->wstatus) != 0) {
+		res->status = TR_FAILED;
+		toolrun_failmsg(tr);
+	} else {
+		msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+		if (json_to_msgpack(tr->out != NULL ? tr->out : "",
+		    tr->outlen, &pk, err, sizeof(err)) == -1) {
+			res->status = TR_BAD_OUTPUT;
+			snprintf(res->message, sizeof(res->message),
+			    "tool output is not one JSON value: %s", err);
+		} else {
+			res->status = TR_OK;
+			res->result = sb->data;
+			res->resultlen = sb->size;
+		}
+	}
+}
+
+/* The last non-empty line of stderr, or how it ended. */
+static void
+toolrun_failmsg(struct toolrun *tr)
+{
+	struct toolrun_result	*res = &tr->res;
+	size_t			 start, end;
+
+	end = tr->errlen;
+	while (end > 0 && isspace((unsigned char)tr->err[end - 1]))
+		end--;
+	if (end > 0) {
+		start = end;
+		while (start > 0 && tr->err[start - 1] != '\n')
+			start--;
+		log_sanitize(res->message, sizeof(res->message),
+		    tr->err + start, end - start);
+	} else if (tr->wstatus == -1)
+		snprintf(res->message, sizeof(res->message),
+		    "exit status unknown");
+	else if (WIFSIGNALED(tr->wstatus))
+		snprintf(res->message, sizeof(res->message),
+		    "killed by signal %d", WTERMSIG(tr->wstatus));
+	else
+		snprintf(res->message, sizeof(res->message),
+		    "exit status %d", WEXITSTATUS(tr->wstatus));
+}
+
+/* Call back once, then free everything. */
+static void
+toolrun_finish(struct toolrun *tr)
+{
+	msgpack_sbuffer	 sb;
+	struct timespec	 now;
+	uint64_t	 ms;
+
+	msgpack_sbuffer_init(&sb);
+	if (tr->pid != -1)
+		toolrun_outcome(tr, &sb);
+	else
+		tr->res.wstatus = -1;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (uint64_t)(now.tv_sec - tr->start.tv_sec) * 1000;
+	ms += now.tv_nsec / 1000000;
+	ms -= tr->start.tv_nsec / 1000000;
+	tr->res.duration_ms = ms;
+
+	LIST_REMOVE(tr, entry);
+	toolrun_count--;
+	/* Stdin may still be open when it exited without reading it all. */
+	toolrun_close_stdin(tr);
+	if (tr->ev_timer != NULL)
+		event_free(tr->ev_timer);
+
+	tr->cb(&tr->res, tr->arg);
+
+	msgpack_sbuffer_destroy(&sb);
+	free(tr->out);
+	free(tr);
+}
