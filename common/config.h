@@ -1,7 +1,7 @@
 /*
  * The configuration, as loaded from YAML.  Both processes load the same
  * file on their own: the executor never takes policy from gatewayd.
- * The keys are described in proto/PROTOCOL.md ("Config").
+ * The keys are described in proto/CONFIG.md.
  */
 #ifndef TG_CONFIG_H
 #define TG_CONFIG_H

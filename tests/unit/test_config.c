@@ -1,0 +1,747 @@
+/*
+ * config_load(): the reference safe default, a config using every key,
+ * and a table of broken configs, each of which must be refused with the
+ * right "FILE:LINE: KEY:" so an operator can find the mistake.
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/config.h"
+#include "tests/unit/test.h"
+
+/* Write 'text' (of 'len' bytes) to a fresh temporary file named in 'path'. */
+static int
+write_tmp(const char *text, size_t len, char *path, size_t pathlen)
+{
+	const char	*dir;
+	int		 fd;
+
+	if ((dir = getenv("TMPDIR")) == NULL || *dir == '\0')
+		dir = "/tmp";
+	snprintf(path, pathlen, "%s/test_config.XXXXXX", dir);
+	if ((fd = mkstemp(path)) == -1)
+		return -1;
+	if (write(fd, text, len) != (ssize_t)len) {
+		close(fd);
+		unlink(path);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+/* Load 'text'; the temporary file's name is left in 'path' for messages. */
+static struct config *
+load_text(const char *text, char *path, size_t pathlen, char *err,
+    size_t errlen)
+{
+	struct config	*c;
+
+	if (write_tmp(text, strlen(text), path, pathlen) == -1) {
+		snprintf(err, errlen, "cannot write a temporary file");
+		return NULL;
+	}
+	c = config_load(path, err, errlen);
+	unlink(path);
+	return c;
+}
+
+static const char *
+shared_dir(void)
+{
+	const char	*s;
+
+	if ((s = getenv("TG_SHARED")) != NULL && *s != '\0')
+		return s;
+	return "../shared";
+}
+
+/* Is 'prog' the file 'rel' in the (canonical) directory of 'conf'? */
+static int
+beside(const char *prog, const char *conf, const char *rel)
+{
+	char	 dir[1024], want[2048], *real, *slash;
+	int	 ok;
+
+	snprintf(dir, sizeof(dir), "%s", conf);
+	if ((slash = strrchr(dir, '/')) == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else
+		*slash = '\0';
+	if ((real = realpath(dir, NULL)) == NULL)
+		return 0;
+	snprintf(want, sizeof(want), "%s/%s", real, rel);
+	free(real);
+	if (!(ok = strcmp(prog, want) == 0))
+		fprintf(stderr, "\"%s\" != \"%s\"\n", prog, want);
+	return ok;
+}
+
+static void
+test_safe_default(void)
+{
+	struct config	*c;
+	char		 path[1024], err[1024];
+
+	snprintf(path, sizeof(path), "%s/spec/safe-default.yaml",
+	    shared_dir());
+	c = config_load(path, err, sizeof(err));
+	if (c == NULL)
+		fprintf(stderr, "%s\n", err);
+	ASSERT(c != NULL);
+	ASSERT_STREQ(c->file, path);
+	ASSERT(c->read_write == 0);
+	ASSERT(c->writes_enabled == 0);
+	ASSERT(c->approval_all == 1);
+	ASSERT(c->napproval_tools == 0);
+	ASSERT(c->nallow == 3);
+	ASSERT_STREQ(c->allow[0], "search.read");
+	ASSERT_STREQ(c->allow[1], "kb.read");
+	ASSERT_STREQ(c->allow[2], "http.get");
+	ASSERT(config_allowed(c, "kb.read"));
+	ASSERT(!config_allowed(c, "ticket.close"));
+	/* Allowed but not in the catalog: a write, which is not an error. */
+	ASSERT(c->ncatalog == 0);
+	ASSERT(config_tool(c, "kb.read") == NULL);
+	ASSERT(config_tool_mode(c, "kb.read") == TOOL_WRITE);
+	ASSERT(config_needs_approval(c, "http.get"));
+	/* Everything else at its default. */
+	ASSERT_STREQ(c->agent_socket, "/run/toolgate/agent.sock");
+	ASSERT_STREQ(c->control_socket, "/run/toolgate/control.sock");
+	ASSERT_STREQ(c->state_dir, "/var/lib/toolgate");
+	ASSERT_STREQ(c->credentials_dir, "/etc/toolgate/credentials");
+	ASSERT_STREQ(c->user, "toolgate");
+	ASSERT(c->nprincipals == 0);
+	ASSERT(config_principal(c, 1000, 1000) == NULL);
+	ASSERT(c->nop_uids == 1 && c->op_uids[0] == 0);
+	ASSERT(c->nop_gids == 0);
+	ASSERT(config_is_operator(c, 0, 0));
+	ASSERT(!config_is_operator(c, 1000, 0));
+	ASSERT(c->retention_s == 86400);
+	ASSERT(c->max_steps_per_run == 50);
+	ASSERT(c->max_writes_per_run == 10);
+	ASSERT(c->max_tokens_per_run == 200000);
+	ASSERT(c->max_cost_per_run == 5.0);
+	ASSERT(c->repeat_limit == 3);
+	ASSERT(c->approvals_ttl_s == 3600);
+	ASSERT(c->max_frame == 1048576);
+	ASSERT(c->max_output == 1048576);
+	ASSERT(c->max_connections == 1024);
+	ASSERT(c->max_inflight == 64);
+	ASSERT(c->run_idle_s == 3600);
+	ASSERT(c->max_runs == 10000);
+	ASSERT(c->map_size == 64ULL * 1024 * 1024);
+	ASSERT(c->max_map_size == 1024ULL * 1024 * 1024);
+	ASSERT(c->metrics_listen == NULL);
+	config_free(c);
+}
+
+static const char full_config[] =
+    "# every key there is\n"
+    "paths:\n"
+    "  agent_socket: /tmp/tg/agent.sock\n"
+    "  control_socket: \"/tmp/tg/control.sock\"\n"
+    "  state_dir: /tmp/tg/state\n"
+    "  credentials_dir: /tmp/tg/creds\n"
+    "user: _toolgate\n"
+    "principals:\n"
+    "  - { uid: 1001, tenant: acme, env: prod }\n"
+    "  - { gid: 2000, tenant: globex, env: staging }\n"
+    "  - uid: 1002\n"
+    "    tenant: initech\n"
+    "    env: dev-1\n"
+    "operators: { uids: [0, 1500], gids: [4, 27] }\n"
+    "catalog:\n"
+    "  kb.read:      { mode: read,  exec: [\"/usr/libexec/toolgate/tools/kb-read\"], timeout_ms: 2000 }\n"
+    "  ticket.close: { mode: write, exec: [\"/usr/libexec/toolgate/tools/ticket-close\", --reason, \"\"], compensate: ticket.reopen }\n"
+    "  ticket.reopen:\n"
+    "    exec:\n"
+    "      - tools/ticket-reopen\n"
+    "tools: { default_mode: read_write, allow: [kb.read, ticket.close, ticket.reopen] }\n"
+    "writes: { enabled: yes, require_approval: [ticket.close], idempotency: gateway_inject, retention_s: 7200 }\n"
+    "budgets: { max_steps_per_run: 0, max_writes_per_run: 2, max_tokens_per_run: 1000,\n"
+    "           max_cost_per_run: 2, repeat_limit: 5 }\n"
+    "approvals: { ttl_s: 600 }\n"
+    "limits: { max_frame: 65536, max_output: 67108864, max_connections: 8, max_inflight: 4 }\n"
+    "runs: { idle_s: 60, max_runs: 100 }\n"
+    "store: { map_size: 1048576, max_map_size: 1048576 }\n"
+    "metrics: { listen: \"127.0.0.1:9464\" }\n"
+    "credentials:\n"
+    "  scope: { tenant: true, environment: On }\n"
+    "kill_switch: { mode_when_enabled: disable_writes }\n";
+
+static void
+test_full(void)
+{
+	struct config		*c;
+	const struct tool	*t;
+	char			 path[1024], err[1024];
+
+	c = load_text(full_config, path, sizeof(path), err, sizeof(err));
+	if (c == NULL)
+		fprintf(stderr, "%s\n", err);
+	ASSERT(c != NULL);
+	ASSERT_STREQ(c->file, path);
+	ASSERT_STREQ(c->agent_socket, "/tmp/tg/agent.sock");
+	ASSERT_STREQ(c->control_socket, "/tmp/tg/control.sock");
+	ASSERT_STREQ(c->state_dir, "/tmp/tg/state");
+	ASSERT_STREQ(c->credentials_dir, "/tmp/tg/creds");
+	ASSERT_STREQ(c->user, "_toolgate");
+
+	ASSERT(c->nprincipals == 3);
+	ASSERT(c->principals[0].has_uid && !c->principals[0].has_gid);
+	ASSERT(c->principals[0].uid == 1001);
+	ASSERT_STREQ(c->principals[0].tenant, "acme");
+	ASSERT_STREQ(c->principals[0].env, "prod");
+	ASSERT(!c->principals[1].has_uid && c->principals[1].has_gid);
+	ASSERT(c->principals[1].gid == 2000);
+	ASSERT_STREQ(c->principals[1].tenant, "globex");
+	ASSERT_STREQ(c->principals[1].env, "staging");
+	ASSERT(c->principals[2].has_uid && c->principals[2].uid == 1002);
+	ASSERT_STREQ(c->principals[2].tenant, "initech");
+	ASSERT_STREQ(c->principals[2].env, "dev-1");
+
+	ASSERT(c->nop_uids == 2 && c->op_uids[0] == 0 && c->op_uids[1] == 1500);
+	ASSERT(c->nop_gids == 2 && c->op_gids[0] == 4 && c->op_gids[1] == 27);
+
+	ASSERT(c->ncatalog == 3);
+	ASSERT((t = config_tool(c, "kb.read")) != NULL);
+	ASSERT_STREQ(t->name, "kb.read");
+	ASSERT(t->mode == TOOL_READ);
+	ASSERT(t->argc == 1);
+	ASSERT_STREQ(t->argv[0], "/usr/libexec/toolgate/tools/kb-read");
+	ASSERT(t->argv[1] == NULL);
+	ASSERT(t->timeout_ms == 2000);
+	ASSERT(t->compensate == NULL);
+	ASSERT((t = config_tool(c, "ticket.close")) != NULL);
+	ASSERT(t->mode == TOOL_WRITE);
+	ASSERT(t->argc == 3);
+	ASSERT_STREQ(t->argv[0], "/usr/libexec/toolgate/tools/ticket-close");
+	ASSERT_STREQ(t->argv[1], "--reason");
+	ASSERT_STREQ(t->argv[2], "");
+	ASSERT(t->argv[3] == NULL);
+	ASSERT(t->timeout_ms == 10000);
+	ASSERT_STREQ(t->compensate, "ticket.reopen");
+	/* No mode: a write.  A relative program: beside the config. */
+	ASSERT((t = config_tool(c, "ticket.reopen")) != NULL);
+	ASSERT(t->mode == TOOL_WRITE);
+	ASSERT(t->argc == 1);
+	ASSERT(t->timeout_ms == 10000);
+	ASSERT(beside(t->argv[0], path, "tools/ticket-reopen"));
+	ASSERT(config_tool_mode(c, "kb.read") == TOOL_READ);
+	ASSERT(config_tool_mode(c, "ticket.reopen") == TOOL_WRITE);
+	ASSERT(config_tool_mode(c, "nonesuch") == TOOL_WRITE);
+	ASSERT(config_tool(c, "nonesuch") == NULL);
+
+	ASSERT(c->read_write == 1);
+	ASSERT(c->nallow == 3);
+	ASSERT(config_allowed(c, "ticket.reopen"));
+	ASSERT(!config_allowed(c, "kb"));
+
+	ASSERT(c->writes_enabled == 1);
+	ASSERT(c->approval_all == 0);
+	ASSERT(c->napproval_tools == 1);
+	ASSERT_STREQ(c->approval_tools[0], "ticket.close");
+	ASSERT(c->retention_s == 7200);
+
+	ASSERT(c->max_steps_per_run == 0);
+	ASSERT(c->max_writes_per_run == 2);
+	ASSERT(c->max_tokens_per_run == 1000);
+	ASSERT(c->max_cost_per_run == 2.0);
+	ASSERT(c->repeat_limit == 5);
+	ASSERT(c->approvals_ttl_s == 600);
+	ASSERT(c->max_frame == 65536);
+	ASSERT(c->max_output == 67108864);
+	ASSERT(c->max_connections == 8);
+	ASSERT(c->max_inflight == 4);
+	ASSERT(c->run_idle_s == 60);
+	ASSERT(c->max_runs == 100);
+	ASSERT(c->map_size == 1048576);
+	ASSERT(c->max_map_size == 1048576);
+	ASSERT_STREQ(c->metrics_listen, "127.0.0.1:9464");
+	config_free(c);
+}
+
+/* The example from the contract loads as it is. */
+static void
+test_contract_example(void)
+{
+	static const char text[] =
+	    "paths: { agent_socket: /run/a.sock, control_socket: /run/c.sock, state_dir: /var/lib/tg, credentials_dir: /etc/tg/creds }\n"
+	    "user: toolgate\n"
+	    "principals:\n"
+	    "  - { uid: 1001, tenant: acme, env: prod }\n"
+	    "  - { gid: 2000, tenant: globex, env: staging }\n"
+	    "operators: { uids: [0], gids: [] }\n"
+	    "catalog:\n"
+	    "  kb.read:      { mode: read,  exec: [\"/usr/libexec/toolgate/tools/kb-read\"], timeout_ms: 2000 }\n"
+	    "  ticket.close: { mode: write, exec: [\"/usr/libexec/toolgate/tools/ticket-close\"], compensate: ticket.reopen }\n"
+	    "tools: { default_mode: read_only, allow: [kb.read, ticket.close] }\n"
+	    "writes: { enabled: true, require_approval: true, idempotency: gateway_inject, retention_s: 86400 }\n"
+	    "budgets: { max_steps_per_run: 50, max_writes_per_run: 10, max_tokens_per_run: 200000,\n"
+	    "           max_cost_per_run: 5.0, repeat_limit: 3 }\n"
+	    "approvals: { ttl_s: 3600 }\n"
+	    "limits: { max_frame: 1048576, max_output: 1048576, max_connections: 1024 }\n"
+	    "metrics: { listen: \"127.0.0.1:9464\" }\n";
+	struct config	*c;
+	char		 path[1024], err[1024];
+
+	c = load_text(text, path, sizeof(path), err, sizeof(err));
+	if (c == NULL)
+		fprintf(stderr, "%s\n", err);
+	ASSERT(c != NULL);
+	ASSERT(c->read_write == 0 && c->writes_enabled == 1);
+	ASSERT(c->approval_all == 1);
+	ASSERT(c->nop_uids == 1 && c->nop_gids == 0);
+	ASSERT(config_needs_approval(c, "ticket.close"));
+	config_free(c);
+}
+
+/* The demo's config, whose programs are relative to its directory. */
+static void
+test_example(void)
+{
+	struct config	*c;
+	char		 err[1024];
+	size_t		 i;
+
+	c = config_load("examples/toolgate.yaml", err, sizeof(err));
+	if (c == NULL)
+		fprintf(stderr, "%s\n", err);
+	ASSERT(c != NULL);
+	ASSERT(c->ncatalog > 0);
+	for (i = 0; i < c->ncatalog; i++)
+		ASSERT(c->catalog[i].argv[0][0] == '/');
+	if (config_tool(c, "kb.read") != NULL)
+		ASSERT(beside(config_tool(c, "kb.read")->argv[0],
+		    "examples/toolgate.yaml", "tools/kb-read"));
+	config_free(c);
+}
+
+/* A config named without a directory: its programs are in the cwd. */
+static void
+test_relative_cwd(void)
+{
+	static const char text[] = "catalog: { t: { exec: [./t, x] } }\n";
+	struct config	*c;
+	char		 path[1024], full[1100], err[1024], *dir, *base, *cwd;
+
+	ASSERT(write_tmp(text, sizeof(text) - 1, path, sizeof(path)) == 0);
+	ASSERT((cwd = getcwd(NULL, 0)) != NULL);
+	base = strrchr(path, '/');
+	*base++ = '\0';
+	dir = path;
+	if (chdir(dir) == -1) {
+		free(cwd);
+		ASSERT(0);
+	}
+	c = config_load(base, err, sizeof(err));
+	unlink(base);
+	if (chdir(cwd) == -1)
+		test_failed = 1;
+	free(cwd);
+	if (c == NULL)
+		fprintf(stderr, "%s\n", err);
+	ASSERT(c != NULL);
+	ASSERT(c->ncatalog == 1 && c->catalog[0].argc == 2);
+	snprintf(full, sizeof(full), "%s/%s", dir, base);
+	ASSERT(beside(c->catalog[0].argv[0], full, "./t"));
+	ASSERT_STREQ(c->catalog[0].argv[1], "x");
+	config_free(c);
+}
+
+static void
+test_lookups(void)
+{
+	static const char text[] =
+	    "principals:\n"
+	    "  - { gid: 100, tenant: bygid, env: e }\n"
+	    "  - { uid: 1000, tenant: byuid, env: e }\n"
+	    "  - { gid: 200, tenant: other, env: e }\n"
+	    "operators: { uids: [1500], gids: [27] }\n"
+	    "writes: { require_approval: [a.write, b.write] }\n";
+	struct config		*c;
+	const struct principal	*p;
+	char			 path[1024], err[1024];
+
+	c = load_text(text, path, sizeof(path), err, sizeof(err));
+	if (c == NULL)
+		fprintf(stderr, "%s\n", err);
+	ASSERT(c != NULL);
+	/* The uid wins over the gid, whatever the order in the file. */
+	ASSERT((p = config_principal(c, 1000, 100)) != NULL);
+	ASSERT_STREQ(p->tenant, "byuid");
+	ASSERT((p = config_principal(c, 1001, 100)) != NULL);
+	ASSERT_STREQ(p->tenant, "bygid");
+	ASSERT((p = config_principal(c, 1001, 200)) != NULL);
+	ASSERT_STREQ(p->tenant, "other");
+	ASSERT(config_principal(c, 1001, 300) == NULL);
+
+	ASSERT(c->approval_all == 0);
+	ASSERT(config_needs_approval(c, "a.write"));
+	ASSERT(config_needs_approval(c, "b.write"));
+	ASSERT(!config_needs_approval(c, "c.write"));
+
+	/* operators replaces the default [0]. */
+	ASSERT(!config_is_operator(c, 0, 0));
+	ASSERT(config_is_operator(c, 1500, 1));
+	ASSERT(config_is_operator(c, 1, 27));
+	ASSERT(!config_is_operator(c, 1, 1));
+	config_free(c);
+}
+
+static void
+test_require_approval_false(void)
+{
+	struct config	*c;
+	char		 path[1024], err[1024];
+
+	c = load_text("writes: { enabled: true, require_approval: false }\n",
+	    path, sizeof(path), err, sizeof(err));
+	ASSERT(c != NULL);
+	ASSERT(c->approval_all == 0 && c->napproval_tools == 0);
+	ASSERT(!config_needs_approval(c, "x"));
+	config_free(c);
+}
+
+static void
+test_file_errors(void)
+{
+	struct config	*c;
+	char		 err[1024], want[1200];
+	const char	*missing = "/nonexistent/toolgate.yaml";
+
+	c = config_load(missing, err, sizeof(err));
+	ASSERT(c == NULL);
+	snprintf(want, sizeof(want), "%s: cannot open: %s", missing,
+	    strerror(ENOENT));
+	ASSERT_STREQ(err, want);
+
+	c = config_load("/", err, sizeof(err));
+	ASSERT(c == NULL);
+	ASSERT(strncmp(err, "/: cannot open: ", 16) == 0);
+
+	/* A NULL err is allowed. */
+	ASSERT(config_load(missing, NULL, 0) == NULL);
+	config_free(NULL);
+}
+
+/* "\0" cannot be put in a table of C strings: its own test. */
+static void
+test_nul_byte(void)
+{
+	static const char text[] = "user: \"a\\0b\"\n";
+	struct config	*c;
+	char		 path[1024], err[1024], want[1200];
+
+	c = load_text(text, path, sizeof(path), err, sizeof(err));
+	ASSERT(c == NULL);
+	snprintf(want, sizeof(want), "%s:1: user: contains a NUL byte", path);
+	ASSERT_STREQ(err, want);
+}
+
+/* A raw NUL in the file is a YAML reader error, found at its line. */
+static void
+test_raw_nul(void)
+{
+	static const char text[] = "user: a\nuser2: b\0c\n";
+	struct config	*c;
+	char		 path[1024], err[1024], want[1200];
+
+	ASSERT(write_tmp(text, sizeof(text) - 1, path, sizeof(path)) == 0);
+	c = config_load(path, err, sizeof(err));
+	unlink(path);
+	ASSERT(c == NULL);
+	snprintf(want, sizeof(want), "%s:2: syntax error: ", path);
+	if (strncmp(err, want, strlen(want)) != 0)
+		fprintf(stderr, "got: %s\n", err);
+	ASSERT(strncmp(err, want, strlen(want)) == 0);
+}
+
+struct bad {
+	const char	*yaml;
+	int		 line;
+	const char	*key;
+	const char	*msg;		/* a part of the message */
+};
+
+static const struct bad bad[] = {
+	/* the file as a whole */
+	{ "", 1, "(top level)", "empty" },
+	{ "# nothing but a comment\n", 1, "(top level)", "empty" },
+	{ "- a\n- b\n", 1, "(top level)", "expected a mapping, got a list" },
+	{ "just words\n", 1, "(top level)", "expected a mapping" },
+	{ "user: a\n---\nuser: b\n", 3, "(top level)", "second YAML document" },
+	{ "writes:\n  enabled: true\n bad: [\n", 3, "syntax error", NULL },
+	{ "user: [a, b\n", 2, "syntax error", NULL },
+	{ "user: *nothing\n", 1, "syntax error", "alias" },
+	{ "writes:\n\tenabled: true\n", 2, "syntax error", NULL },
+	{ "? [a]\n: b\n", 1, "(top level)", "keys must be strings" },
+	{ "user: !custom x\n", 1, "user", "tags are not supported" },
+	{ "budgets: { repeat_limit: !!int 5 }\n", 1, "budgets.repeat_limit",
+	    "tags" },
+	/* unknown and duplicate keys */
+	{ "paths: {}\nfrobnicate: 1\n", 2, "frobnicate", "unknown key" },
+	{ "writes:\n  enabled: false\n  enabeld: true\n", 3, "writes.enabeld",
+	    "unknown key" },
+	{ "user: a\nuser: b\n", 2, "user", "duplicate key (first given at "
+	    "line 1)" },
+	{ "writes: { enabled: false, enabled: false }\n", 1, "writes.enabled",
+	    "duplicate" },
+	{ "catalog:\n  a: { exec: [/bin/a] }\n  a: { exec: [/bin/b] }\n", 3,
+	    "catalog.a", "duplicate" },
+	{ "paths: { state: /x }\n", 1, "paths.state", "unknown key" },
+	{ "limits: { max_frames: 10 }\n", 1, "limits.max_frames", "unknown" },
+	{ "credentials: { scope: { tenant: true, user: true } }\n", 1,
+	    "credentials.scope.user", "unknown key" },
+	{ "catalog:\n  t:\n    exec: [/bin/t]\n    timeout: 5\n", 4,
+	    "catalog.t.timeout", "unknown key" },
+	{ "principals:\n  - { uid: 1, tenant: a, env: b, role: x }\n", 2,
+	    "principals[0].role", "unknown key" },
+	/* wrong kinds */
+	{ "writes: true\n", 1, "writes", "expected a mapping, got \"true\"" },
+	{ "writes:\n", 1, "writes", "expected a mapping, got an empty value" },
+	{ "tools: [a]\n", 1, "tools", "expected a mapping, got a list" },
+	{ "paths:\n  state_dir: [a]\n", 2, "paths.state_dir",
+	    "expected a string, got a list" },
+	{ "user: { a: b }\n", 1, "user", "got a mapping" },
+	{ "user: \"\"\n", 1, "user", "must not be empty" },
+	{ "user:\n", 1, "user", "expected a string, got an empty value" },
+	{ "user: \"a b\"\n", 1, "user", "not a valid user name" },
+	{ "user: -toolgate\n", 1, "user", "not a valid user name" },
+	{ "paths:\n  state_dir: \"/var/lib/\\ntg\"\n", 2, "paths.state_dir",
+	    "control character" },
+	{ "!k user: a\n", 1, "user", "tags are not supported" },
+	/* booleans, integers, numbers */
+	{ "writes:\n  enabled: maybe\n", 2, "writes.enabled",
+	    "expected a boolean" },
+	{ "writes:\n  enabled: \"true\"\n", 2, "writes.enabled",
+	    "expected a boolean" },
+	{ "writes: { enabled: 1 }\n", 1, "writes.enabled", "boolean" },
+	{ "budgets:\n  max_steps_per_run: -1\n", 2,
+	    "budgets.max_steps_per_run", "must not be negative" },
+	{ "budgets:\n  max_steps_per_run: 1.5\n", 2,
+	    "budgets.max_steps_per_run", "decimal integer" },
+	{ "budgets:\n  max_steps_per_run: 0x10\n", 2,
+	    "budgets.max_steps_per_run", "decimal integer" },
+	{ "budgets:\n  max_steps_per_run: 010\n", 2,
+	    "budgets.max_steps_per_run", "leading zeros" },
+	{ "budgets:\n  max_steps_per_run: \"5\"\n", 2,
+	    "budgets.max_steps_per_run", "expected an integer" },
+	{ "budgets:\n  max_tokens_per_run: 99999999999999999999999\n", 2,
+	    "budgets.max_tokens_per_run", "out of range" },
+	{ "budgets:\n  repeat_limit: 9223372036854775808\n", 2,
+	    "budgets.repeat_limit", "out of range" },
+	{ "budgets:\n  max_cost_per_run: -1\n", 2, "budgets.max_cost_per_run",
+	    "must not be negative" },
+	{ "budgets:\n  max_cost_per_run: .nan\n", 2,
+	    "budgets.max_cost_per_run", "expected a number" },
+	{ "budgets:\n  max_cost_per_run: 1e999\n", 2,
+	    "budgets.max_cost_per_run", "out of range" },
+	{ "budgets:\n  max_cost_per_run: five\n", 2,
+	    "budgets.max_cost_per_run", "expected a number" },
+	/* limits and other ranges */
+	{ "limits:\n  max_frame: 0\n", 2, "limits.max_frame", "out of range" },
+	{ "limits:\n  max_frame: 67108865\n", 2, "limits.max_frame",
+	    "out of range (1..67108864)" },
+	{ "limits:\n  max_output: 0\n", 2, "limits.max_output",
+	    "out of range" },
+	{ "limits:\n  max_output: 67108865\n", 2, "limits.max_output",
+	    "out of range" },
+	{ "limits:\n  max_connections: 0\n", 2, "limits.max_connections",
+	    "out of range" },
+	{ "limits:\n  max_inflight: 0\n", 2, "limits.max_inflight",
+	    "out of range" },
+	{ "approvals: { ttl_s: 0 }\n", 1, "approvals.ttl_s", "out of range" },
+	{ "runs: { idle_s: 0 }\n", 1, "runs.idle_s", "out of range" },
+	{ "runs: { max_runs: 0 }\n", 1, "runs.max_runs", "out of range" },
+	{ "writes: { retention_s: 0 }\n", 1, "writes.retention_s",
+	    "out of range" },
+	{ "store: { map_size: 1000 }\n", 1, "store.map_size", "out of range" },
+	{ "store:\n  map_size: 2097152\n  max_map_size: 1048576\n", 3,
+	    "store.max_map_size", "less than store.map_size" },
+	{ "store:\n  map_size: 2147483648\n", 2, "store.map_size",
+	    "more than store.max_map_size" },
+	/* paths */
+	{ "paths:\n  agent_socket: run/agent.sock\n", 2, "paths.agent_socket",
+	    "absolute path" },
+	{ "paths:\n  control_socket: /run/toolgate/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.sock\n",
+	    2, "paths.control_socket", "longer than" },
+	{ "paths:\n  credentials_dir: \"\"\n", 2, "paths.credentials_dir",
+	    "must not be empty" },
+	/* principals */
+	{ "principals: { uid: 1 }\n", 1, "principals", "expected a list" },
+	{ "principals:\n  - { uid: 1, gid: 2, tenant: a, env: b }\n", 2,
+	    "principals[0]", "both uid and gid" },
+	{ "principals:\n  - { uid: 1, tenant: a, env: b }\n"
+	    "  - { tenant: a, env: b }\n", 3, "principals[1]",
+	    "needs a uid or a gid" },
+	{ "principals:\n  - uid: 1\n    env: b\n", 2, "principals[0].tenant",
+	    "missing" },
+	{ "principals:\n  - uid: 1\n    tenant: a\n", 2, "principals[0].env",
+	    "missing" },
+	{ "principals:\n  - { uid: 1, tenant: ../etc, env: b }\n", 2,
+	    "principals[0].tenant", "not a valid name" },
+	{ "principals:\n  - { uid: 1, tenant: a, env: \"a/b\" }\n", 2,
+	    "principals[0].env", "not a valid name" },
+	{ "principals:\n  - { uid: 1, tenant: \"\", env: b }\n", 2,
+	    "principals[0].tenant", "must not be empty" },
+	{ "principals:\n  - { uid: -5, tenant: a, env: b }\n", 2,
+	    "principals[0].uid", "negative" },
+	{ "principals:\n  - { uid: root, tenant: a, env: b }\n", 2,
+	    "principals[0].uid", "decimal integer" },
+	{ "principals:\n  - { uid: 4294967295, tenant: a, env: b }\n", 2,
+	    "principals[0].uid", "out of range" },
+	{ "principals:\n  - { uid: 1, tenant: a, env: b }\n"
+	    "  - { uid: 2, tenant: a, env: b }\n"
+	    "  - { uid: 1, tenant: c, env: d }\n", 4, "principals[2].uid",
+	    "already mapped by principals[0]" },
+	{ "principals:\n  - { gid: 7, tenant: a, env: b }\n"
+	    "  - { gid: 7, tenant: c, env: d }\n", 3, "principals[1].gid",
+	    "already mapped" },
+	{ "principals:\n  - 1001\n", 2, "principals[0]", "expected a mapping" },
+	/* operators */
+	{ "operators:\n  uids: [root]\n", 2, "operators.uids[0]",
+	    "decimal integer" },
+	{ "operators:\n  uids: [0, 1.5]\n", 2, "operators.uids[1]",
+	    "decimal integer" },
+	{ "operators:\n  gids: 5\n", 2, "operators.gids", "expected a list" },
+	{ "operators:\n  gids:\n    - -1\n", 3, "operators.gids[0]",
+	    "negative" },
+	/* catalog */
+	{ "catalog: [a]\n", 1, "catalog", "expected a mapping" },
+	{ "catalog:\n  ticket.close: { mode: write }\n", 2,
+	    "catalog.ticket.close.exec", "missing" },
+	{ "catalog:\n  t:\n    exec: []\n", 3, "catalog.t.exec",
+	    "must not be empty" },
+	{ "catalog:\n  t:\n    exec: /bin/t\n", 3, "catalog.t.exec",
+	    "expected a list, got \"/bin/t\"" },
+	{ "catalog:\n  t:\n    exec: [\"\"]\n", 3, "catalog.t.exec[0]",
+	    "must not be empty" },
+	{ "catalog:\n  t:\n    exec:\n      - /bin/t\n      - { a: 1 }\n", 5,
+	    "catalog.t.exec[1]", "expected a string" },
+	{ "catalog:\n  t:\n    exec: [/bin/t, ~]\n", 3, "catalog.t.exec[1]",
+	    "expected a string" },
+	{ "catalog:\n  t:\n    mode: execute\n    exec: [/bin/t]\n", 3,
+	    "catalog.t.mode", "expected read or write" },
+	{ "catalog:\n  t:\n    exec: [/bin/t]\n    timeout_ms: 0\n", 4,
+	    "catalog.t.timeout_ms", "out of range" },
+	{ "catalog:\n  t:\n    exec: [/bin/t]\n    timeout_ms: 3600001\n", 4,
+	    "catalog.t.timeout_ms", "out of range (1..3600000)" },
+	{ "catalog:\n  t:\n    exec: [/bin/t]\n    compensate: [a]\n", 4,
+	    "catalog.t.compensate", "expected a string" },
+	{ "catalog:\n  t:\n    exec: [/bin/t]\n    compensate: \"\"\n", 4,
+	    "catalog.t.compensate", "must not be empty" },
+	{ "catalog:\n  t:\n    exec: [/bin/t]\n    compensate: ../x\n", 4,
+	    "catalog.t.compensate", "not a valid name" },
+	{ "catalog:\n  bad/name: { exec: [/bin/t] }\n", 2, "catalog.bad/name",
+	    "not a valid name" },
+	{ "catalog:\n  .hidden: { exec: [/bin/t] }\n", 2, "catalog..hidden",
+	    "not a valid name" },
+	{ "catalog:\n  t: /bin/t\n", 2, "catalog.t", "expected a mapping" },
+	{ "catalog:\n  aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa: { exec: [/bin/t] }\n",
+	    2, "catalog.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+	    "at most 128" },
+	/* tools */
+	{ "tools:\n  default_mode: readonly\n", 2, "tools.default_mode",
+	    "expected read_only or read_write" },
+	{ "tools:\n  default_mode: read_write\n"
+	    "writes:\n  enabled: false\n", 2, "tools.default_mode",
+	    "needs writes.enabled: true" },
+	{ "writes: { require_approval: true }\n"
+	    "tools: { default_mode: read_write }\n", 2, "tools.default_mode",
+	    "needs writes.enabled" },
+	{ "tools:\n  allow: kb.read\n", 2, "tools.allow", "expected a list" },
+	{ "tools:\n  allow: [kb.read, \"a b\"]\n", 2, "tools.allow[1]",
+	    "not a valid name" },
+	{ "tools:\n  allow:\n    - kb.read\n    - [x]\n", 4, "tools.allow[1]",
+	    "expected a string" },
+	/* writes */
+	{ "writes:\n  idempotency: agent\n", 2, "writes.idempotency",
+	    "expected gateway_inject" },
+	{ "writes:\n  require_approval: maybe\n", 2, "writes.require_approval",
+	    "expected a boolean" },
+	{ "writes:\n  require_approval: { a: 1 }\n", 2,
+	    "writes.require_approval", "a boolean or a list of tool names" },
+	{ "writes:\n  require_approval: [ok, \"bad name\"]\n", 2,
+	    "writes.require_approval[1]", "not a valid name" },
+	/* credentials, kill switch, metrics */
+	{ "credentials:\n  scope:\n    tenant: false\n", 3,
+	    "credentials.scope.tenant", "only credentials scoped" },
+	{ "credentials:\n  scope: { tenant: true, environment: no }\n", 2,
+	    "credentials.scope.environment", "must be true" },
+	{ "credentials:\n  scope: yes\n", 2, "credentials.scope",
+	    "expected a mapping" },
+	{ "credentials:\n  scoped: {}\n", 2, "credentials.scoped",
+	    "unknown key" },
+	{ "kill_switch:\n  mode_when_enabled: stop_all\n", 2,
+	    "kill_switch.mode_when_enabled", "disable_writes" },
+	{ "kill_switch:\n  mode: disable_writes\n", 2, "kill_switch.mode",
+	    "unknown key" },
+	{ "metrics:\n  listen: \"\"\n", 2, "metrics.listen", "empty" },
+	{ "metrics:\n  listen: localhost\n", 2, "metrics.listen",
+	    "HOST:PORT or unix:PATH" },
+	{ "metrics:\n  listen: \"127.0.0.1:99999\"\n", 2, "metrics.listen",
+	    "port" },
+	{ "metrics:\n  listen: \"unix:run/m.sock\"\n", 2, "metrics.listen",
+	    "absolute" },
+	{ "metrics:\n  port: 9464\n", 2, "metrics.port", "unknown key" },
+};
+
+static void
+test_bad_configs(void)
+{
+	struct config	*c;
+	char		 path[1024], err[1024], want[1200];
+	size_t		 i;
+	int		 bad_ones = 0, verbose;
+
+	/* TEST_VERBOSE=1 shows every message, to read them as an operator. */
+	verbose = getenv("TEST_VERBOSE") != NULL;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		c = load_text(bad[i].yaml, path, sizeof(path), err,
+		    sizeof(err));
+		if (c != NULL) {
+			fprintf(stderr, "case %zu: loaded:\n%s", i,
+			    bad[i].yaml);
+			config_free(c);
+			bad_ones++;
+			continue;
+		}
+		if (verbose)
+			fprintf(stderr, "case %zu: %s\n", i, err);
+		snprintf(want, sizeof(want), "%s:%d: %s: ", path, bad[i].line,
+		    bad[i].key);
+		if (strncmp(err, want, strlen(want)) != 0 ||
+		    (bad[i].msg != NULL &&
+		    strstr(err + strlen(want), bad[i].msg) == NULL)) {
+			fprintf(stderr, "case %zu: want \"%s...%s\"\n"
+			    "             got \"%s\"\n", i, want,
+			    bad[i].msg ? bad[i].msg : "", err);
+			bad_ones++;
+		}
+	}
+	ASSERT(bad_ones == 0);
+}
+
+int
+main(void)
+{
+	RUN(test_safe_default);
+	RUN(test_full);
+	RUN(test_contract_example);
+	RUN(test_example);
+	RUN(test_relative_cwd);
+	RUN(test_lookups);
+	RUN(test_require_approval_false);
+	RUN(test_file_errors);
+	RUN(test_nul_byte);
+	RUN(test_raw_nul);
+	RUN(test_bad_configs);
+	return tests_failed != 0;
+}
