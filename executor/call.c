@@ -2,7 +2,7 @@
  * MSG_CALL: gatewayd asks us to run a tool for a principal.  We trust
  * none of its decisions: the principal is mapped again from the uid and
  * gid, the policy gate is asked again with our own kill switch, and the
- * args hash is computed again from the args themselves.
+ * args hash and idempotency key are computed again from the args.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,24 +14,12 @@
 #include "common/log.h"
 #include "common/policy.h"
 #include "common/xmalloc.h"
+#include "executor/call.h"
 #include "executor/executor.h"
 #include "executor/toolrun.h"
 #include "proto/proto.h"
 
-/* A call in flight: what the answer and the audit record need. */
-struct call {
-	uint64_t	 id;
-	uid_t		 uid;
-	char		*tenant;
-	char		*env;
-	char		*run_id;
-	char		*step_id;
-	char		*tool;
-	char		 args_hash[ARGS_HASH_LEN + 1];
-	char		*idem_key;	/* writes only */
-};
-
-static void
+void
 call_free(struct call *c)
 {
 	free(c->tenant);
@@ -40,6 +28,7 @@ call_free(struct call *c)
 	free(c->step_id);
 	free(c->tool);
 	free(c->idem_key);
+	canon_buf_free(&c->json);
 	free(c);
 }
 
@@ -59,17 +48,14 @@ call_audit(const struct call *c, const char *decision, const char *reason,
 		.idempotency_key = c->idem_key,
 		.decision = decision,
 		.reason = reason,
+		.approver = c->approver,
 		.note = note,
 	};
 
 	audit_write(&ar, c->idem_key != NULL);
 }
 
-/*
- * Answer with a refusal or an error: status "denied" or "stopped" carry
- * stop_reason, "error" carries error; both carry a message.
- */
-static void
+void
 call_refuse(struct call *c, const char *status, const char *reason,
     const char *message)
 {
@@ -78,7 +64,7 @@ call_refuse(struct call *c, const char *status, const char *reason,
 
 	call_audit(c, status, reason, message);
 	msgbuf_init(&mb);
-	msgbuf_begin_msg(&mb, MSG_CALL_ANS, c->id, 1);
+	msgbuf_begin_msg(&mb, c->ans_type, c->id, 1);
 	pk_str(&mb.pk, "response");
 	msgpack_pack_map(&mb.pk, 3);
 	pk_kv_str(&mb.pk, "status", status);
@@ -88,37 +74,86 @@ call_refuse(struct call *c, const char *status, const char *reason,
 	msgbuf_free(&mb);
 }
 
-static void
-call_ok(struct call *c, const char *result, size_t resultlen, int replayed)
+void
+call_respond(struct call *c, const char *resp, size_t resplen, int replayed)
 {
-	struct msgbuf	mb;
+	msgpack_unpacked	 u;
+	const msgpack_object	*st, *reason;
+	struct msgbuf		 mb;
+	size_t			 off = 0;
+	uint32_t		 i, n;
+	char			*status = NULL, *why = NULL;
 
-	call_audit(c, ST_OK, NULL, replayed ? "replayed" : NULL);
+	msgpack_unpacked_init(&u);
+	if (msgpack_unpack_next(&u, resp, resplen, &off) !=
+	    MSGPACK_UNPACK_SUCCESS || u.data.type != MSGPACK_OBJECT_MAP)
+		fatalx("call_respond: not a response map");
+	st = mp_get(&u.data, "status");
+	if ((reason = mp_get(&u.data, "stop_reason")) == NULL)
+		reason = mp_get(&u.data, "error");
+	status = mp_strdup(st);
+	why = mp_strdup(reason);
+	call_audit(c, status, why, replayed ? "replayed" : NULL);
+	n = u.data.via.map.size;
 	msgbuf_init(&mb);
-	msgbuf_begin_msg(&mb, MSG_CALL_ANS, c->id, 1);
+	msgbuf_begin_msg(&mb, c->ans_type, c->id, 1);
 	pk_str(&mb.pk, "response");
-	msgpack_pack_map(&mb.pk, c->idem_key != NULL ? 5 : 3);
-	pk_kv_str(&mb.pk, "status", ST_OK);
-	pk_str(&mb.pk, "result");
-	/* The result is already msgpack: append its bytes as they are. */
-	msgpack_sbuffer_write(&mb.sbuf, result, resultlen);
-	pk_kv_str(&mb.pk, "args_hash", c->args_hash);
-	if (c->idem_key != NULL) {
-		pk_kv_str(&mb.pk, "idempotency_key", c->idem_key);
-		pk_kv_bool(&mb.pk, "replayed", replayed);
+	msgpack_pack_map(&mb.pk, n + (c->idem_key != NULL));
+	for (i = 0; i < n; i++) {
+		msgpack_pack_object(&mb.pk, u.data.via.map.ptr[i].key);
+		msgpack_pack_object(&mb.pk, u.data.via.map.ptr[i].val);
 	}
+	if (c->idem_key != NULL)
+		pk_kv_bool(&mb.pk, "replayed", replayed);
 	ex_send(&mb);
 	msgbuf_free(&mb);
+	msgpack_unpacked_destroy(&u);
+	free(status);
+	free(why);
 }
 
+void
+call_run_tool(struct call *c, const struct tool *tool,
+    void (*done)(const struct toolrun_result *, void *), void *arg)
+{
+	struct toolrun_req	req;
+
+	memset(&req, 0, sizeof(req));
+	req.tool = tool;
+	req.tenant = c->tenant;
+	req.env = c->env;
+	req.run_id = c->run_id;
+	req.step_id = c->step_id;
+	req.args_hash = c->args_hash;
+	req.idempotency_key = c->idem_key;
+	req.input = c->json.data;
+	req.inputlen = c->json.len;
+	req.credentials_dir = ex->conf->credentials_dir;
+	req.max_output = ex->conf->max_output;
+	toolrun_start(&req, done, arg);
+}
+
+/* A read's answer goes straight back: nothing is recorded but the audit. */
 static void
-call_done(const struct toolrun_result *r, void *arg)
+read_done(const struct toolrun_result *r, void *arg)
 {
 	struct call	*c = arg;
+	struct msgbuf	 mb;
 
 	switch (r->status) {
 	case TR_OK:
-		call_ok(c, r->result, r->resultlen, 0);
+		call_audit(c, ST_OK, NULL, NULL);
+		msgbuf_init(&mb);
+		msgbuf_begin_msg(&mb, c->ans_type, c->id, 1);
+		pk_str(&mb.pk, "response");
+		msgpack_pack_map(&mb.pk, 3);
+		pk_kv_str(&mb.pk, "status", ST_OK);
+		pk_str(&mb.pk, "result");
+		/* The result is msgpack already: append its bytes. */
+		msgpack_sbuffer_write(&mb.sbuf, r->result, r->resultlen);
+		pk_kv_str(&mb.pk, "args_hash", c->args_hash);
+		ex_send(&mb);
+		msgbuf_free(&mb);
 		break;
 	case TR_FAILED:
 		call_refuse(c, ST_ERROR, E_TOOL_FAILED, r->message);
@@ -130,8 +165,6 @@ call_done(const struct toolrun_result *r, void *arg)
 		call_refuse(c, ST_STOPPED, R_INVALID_OUTPUT, r->message);
 		break;
 	}
-	log_debug("call %s/%s %s: status %d in %llu ms", c->tenant, c->run_id,
-	    c->tool, (int)r->status, (unsigned long long)r->duration_ms);
 	call_free(c);
 	ex_tool_done();
 }
@@ -141,7 +174,7 @@ call_done(const struct toolrun_result *r, void *arg)
  * peer's uid and gid to.  A mismatch means gatewayd is lying or runs with
  * another config: refuse, loudly.
  */
-static const struct principal *
+static int
 call_principal(struct call *c, const msgpack_object *body)
 {
 	const struct principal	*p;
@@ -156,56 +189,52 @@ call_principal(struct call *c, const msgpack_object *body)
 		    " says %s/%s: refused", (unsigned)c->uid, (unsigned)gid,
 		    c->tenant, c->env, p ? p->tenant : "nobody",
 		    p ? p->env : "-");
-		return NULL;
+		return -1;
 	}
-	return p;
+	return 0;
 }
 
-void
-call_handle(const struct proto_msg *m)
+struct call *
+call_new(const struct proto_msg *m, uint32_t ans_type)
 {
-	struct toolrun_req	 req;
-	struct canon_buf	 json = { NULL, 0, 0 };
-	const struct tool	*tool;
-	const char		*reason;
-	char			 msg[512], err[256];
-	struct call		*c;
-	enum gate		 g;
+	struct call	*c;
 
 	c = xcalloc(1, sizeof(*c));
+	c->ans_type = ans_type;
 	c->id = m->id;
 	c->tenant = mp_strdup(mp_get(m->body, "tenant"));
 	c->env = mp_strdup(mp_get(m->body, "env"));
-	c->run_id = mp_strdup(mp_get(m->body, "run_id"));
-	c->tool = mp_strdup(mp_get(m->body, "tool"));
-	if (mp_get(m->body, "step_id") != NULL)
-		c->step_id = mp_strdup(mp_get(m->body, "step_id"));
-
-	if (call_principal(c, m->body) == NULL) {
+	if (call_principal(c, m->body) == -1) {
 		call_refuse(c, ST_DENIED, R_UNKNOWN_PRINCIPAL,
 		    "the caller has no principal");
 		call_free(c);
-		return;
+		return NULL;
 	}
+	return c;
+}
+
+/*
+ * Everything a tool run needs checked, for a call (from MSG_CALL) or a
+ * resumed approval: policy, args, catalog.  Takes ownership of c.
+ */
+void
+call_dispatch(struct call *c, const msgpack_object *args, int approved)
+{
+	const struct tool	*tool;
+	const char		*reason;
+	char			 msg[512], err[256];
+	enum gate		 g;
+
 	g = policy_gate(ex->conf, c->tool, ex_writes_on(), &reason);
 	if (g == GATE_DENY) {
 		policy_message(ex->conf, c->tool, reason, ex_writes_on(), msg,
 		    sizeof(msg));
 		call_refuse(c, ST_DENIED, reason, msg);
-		call_free(c);
-		return;
+		goto out;
 	}
-	if (args_hash(mp_get(m->body, "args"), c->args_hash, &json, err,
-	    sizeof(err)) == -1) {
+	if (args_hash(args, c->args_hash, &c->json, err, sizeof(err)) == -1) {
 		c->args_hash[0] = '\0';
 		call_refuse(c, ST_ERROR, E_BAD_REQUEST, err);
-		call_free(c);
-		return;
-	}
-	if (g == GATE_WRITE && config_needs_approval(ex->conf, c->tool)) {
-		/* Approvals come with the approval issue: until then, no. */
-		call_refuse(c, ST_DENIED, R_APPROVAL_REQUIRED,
-		    "this write needs an operator's approval");
 		goto out;
 	}
 	if ((tool = config_tool(ex->conf, c->tool)) == NULL) {
@@ -214,26 +243,31 @@ call_handle(const struct proto_msg *m)
 		call_refuse(c, ST_ERROR, E_UNAVAILABLE, msg);
 		goto out;
 	}
-	if (g == GATE_WRITE)
-		xasprintf(&c->idem_key, "%s:%s:%s", c->tenant, c->tool,
-		    c->args_hash);
-
-	memset(&req, 0, sizeof(req));
-	req.tool = tool;
-	req.tenant = c->tenant;
-	req.env = c->env;
-	req.run_id = c->run_id;
-	req.step_id = c->step_id;
-	req.args_hash = c->args_hash;
-	req.idempotency_key = c->idem_key;
-	req.input = json.data;
-	req.inputlen = json.len;
-	req.credentials_dir = ex->conf->credentials_dir;
-	req.max_output = ex->conf->max_output;
-	toolrun_start(&req, call_done, c);
-	canon_buf_free(&json);
+	if (g == GATE_READ) {
+		call_run_tool(c, tool, read_done, c);
+		return;
+	}
+	xasprintf(&c->idem_key, "%s:%s:%s", c->tenant, c->tool, c->args_hash);
+	if (!approved && config_needs_approval(ex->conf, c->tool)) {
+		approval_request(c, args);
+		return;
+	}
+	write_start(c, tool);
 	return;
 out:
-	canon_buf_free(&json);
 	call_free(c);
+}
+
+void
+call_handle(const struct proto_msg *m)
+{
+	struct call	*c;
+
+	if ((c = call_new(m, MSG_CALL_ANS)) == NULL)
+		return;
+	c->run_id = mp_strdup(mp_get(m->body, "run_id"));
+	c->tool = mp_strdup(mp_get(m->body, "tool"));
+	if (mp_get(m->body, "step_id") != NULL)
+		c->step_id = mp_strdup(mp_get(m->body, "step_id"));
+	call_dispatch(c, mp_get(m->body, "args"), 0);
 }

@@ -24,7 +24,9 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
+#include "executor/call.h"
 #include "executor/executor.h"
+#include "executor/ledger.h"
 #include "executor/toolrun.h"
 #include "proto/proto.h"
 
@@ -61,10 +63,17 @@ static void	ctl_writes_disable(struct ctl_conn *, const msgpack_object *,
 static void	ctl_writes_enable(struct ctl_conn *, const msgpack_object *,
 		    const struct operator *);
 
+static void	ctl_ledger(struct ctl_conn *, const msgpack_object *,
+		    const struct operator *);
+static void	ctl_resolve(struct ctl_conn *, const msgpack_object *,
+		    const struct operator *);
+
 static const struct {
 	const char	*op;
 	ctl_fn		 fn;
 } ctl_ops[] = {
+	{ "ledger",		ctl_ledger },
+	{ "resolve",		ctl_resolve },
 	{ "status",		ctl_status },
 	{ "writes_disable",	ctl_writes_disable },
 	{ "writes_enable",	ctl_writes_enable },
@@ -125,7 +134,7 @@ ctl_status(struct ctl_conn *cc, const msgpack_object *req,
 	pk_kv_bool(&mb.pk, "writes_config", ex->conf->writes_enabled);
 	pk_kv_bool(&mb.pk, "kill_switch", ex->writes_off);
 	pk_kv_uint(&mb.pk, "pending_approvals", 0);
-	pk_kv_uint(&mb.pk, "in_doubt", 0);
+	pk_kv_uint(&mb.pk, "in_doubt", ledger_count(ex->store, L_IN_DOUBT));
 	pk_kv_uint(&mb.pk, "running_tools", toolrun_active());
 	pk_kv_bool(&mb.pk, "gatewayd_connected", ex->gw != NULL);
 	ctl_send(cc, &mb);
@@ -174,6 +183,86 @@ ctl_writes_enable(struct ctl_conn *cc, const msgpack_object *req,
 		return;
 	}
 	ctl_ok_writes(cc);
+}
+
+static void
+pk_opt(msgpack_packer *pk, const char *key, const char *val)
+{
+	if (val != NULL)
+		pk_kv_str(pk, key, val);
+	else
+		pk_kv_nil(pk, key);
+}
+
+static void
+ledger_item(const char *key, const struct ledger_rec *r, void *arg)
+{
+	msgpack_packer	*pk = arg;
+
+	msgpack_pack_map(pk, 11);
+	pk_kv_str(pk, "key", key);
+	pk_kv_str(pk, "state", ledger_state_str(r->state));
+	pk_opt(pk, "tenant", r->tenant);
+	pk_opt(pk, "env", r->env);
+	pk_opt(pk, "tool", r->tool);
+	pk_opt(pk, "run_id", r->run_id);
+	pk_opt(pk, "step_id", r->step_id);
+	pk_opt(pk, "args_hash", r->args_hash);
+	pk_kv_uint(pk, "uid", r->uid);
+	pk_kv_uint(pk, "started_ms", r->started_ms);
+	pk_opt(pk, "note", r->note);
+}
+
+/* The writes in doubt, oldest key order, as "items". */
+static void
+ctl_ledger(struct ctl_conn *cc, const msgpack_object *req,
+    const struct operator *op)
+{
+	struct msgbuf	mb;
+	size_t		n;
+
+	(void)req;
+	(void)op;
+	n = ledger_count(ex->store, L_IN_DOUBT);
+	msgbuf_init(&mb);
+	msgpack_pack_map(&mb.pk, 2);
+	pk_kv_bool(&mb.pk, "ok", 1);
+	pk_str(&mb.pk, "items");
+	msgpack_pack_array(&mb.pk, n);
+	/* Single-threaded: nothing changes the ledger between the passes. */
+	ledger_each(ex->store, L_IN_DOUBT, ledger_item, &mb.pk);
+	ctl_send(cc, &mb);
+}
+
+static void
+ctl_resolve(struct ctl_conn *cc, const msgpack_object *req,
+    const struct operator *op)
+{
+	struct msgbuf	 mb;
+	char		*key = mp_strdup(mp_get(req, "key"));
+	const msgpack_object *outcome = mp_get(req, "outcome");
+	char		 err[512];
+	int		 done;
+
+	if (key == NULL || outcome == NULL || (!mp_streq(outcome, "done") &&
+	    !mp_streq(outcome, "failed"))) {
+		ctl_error(cc, "resolve needs a key and done or failed");
+		free(key);
+		return;
+	}
+	done = mp_streq(outcome, "done");
+	if (write_resolve(key, done, op->who, err, sizeof(err)) == -1) {
+		ctl_error(cc, "%s", err);
+		free(key);
+		return;
+	}
+	msgbuf_init(&mb);
+	msgpack_pack_map(&mb.pk, 3);
+	pk_kv_bool(&mb.pk, "ok", 1);
+	pk_kv_str(&mb.pk, "key", key);
+	pk_kv_str(&mb.pk, "state", done ? "done" : "failed");
+	ctl_send(cc, &mb);
+	free(key);
 }
 
 static int

@@ -25,6 +25,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
+#include "executor/call.h"
 #include "executor/executor.h"
 #include "executor/store.h"
 #include "executor/toolrun.h"
@@ -184,7 +185,7 @@ peer_max_frame(void)
 static void
 maybe_exit(void)
 {
-	if (ex->gw == NULL && toolrun_active() == 0)
+	if (ex->gw == NULL && toolrun_active() == 0 && write_active() == 0)
 		event_base_loopexit(ex->base, NULL);
 }
 
@@ -344,6 +345,7 @@ main(int argc, char *argv[])
 	bufferevent_enable(ex->gw, EV_READ | EV_WRITE);
 
 	toolrun_init(ex->base);
+	write_init();
 	control_init();
 	ev_usr1 = evsignal_new(ex->base, SIGUSR1, on_sigusr1, NULL);
 	ev_term = evsignal_new(ex->base, SIGTERM, on_sigterm, NULL);

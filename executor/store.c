@@ -23,6 +23,7 @@ static const char *db_names[DB_COUNT] = {
 	[DB_LEDGER] = "ledger",
 	[DB_APPROVALS] = "approvals",
 	[DB_RUNS] = "runs",
+	[DB_EXPIRY] = "expiry",
 };
 
 #define KEY_WRITES_OFF	"writes_off"

@@ -15,7 +15,8 @@ enum store_db {
 	DB_META,		/* small state: the kill switch */
 	DB_LEDGER,		/* idempotency key -> write record */
 	DB_APPROVALS,		/* approval id -> approval record */
-	DB_RUNS,		/* tenant\0run_id -> per-run write counters */
+	DB_RUNS,		/* tenant\0run_id -> per-run write record */
+	DB_EXPIRY,		/* be64 time, kind, key -> "": what to sweep when */
 	DB_COUNT
 };
 

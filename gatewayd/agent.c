@@ -342,9 +342,14 @@ op_call(struct conn *c, const char *id, size_t idlen,
 		reply_refuse(c, id, idlen, ST_ERROR, E_BAD_REQUEST, msg);
 		goto out;
 	}
-	run->steps++;
+	if ((reason = run_account(run, tool, hash, g == GATE_WRITE, msg,
+	    sizeof(msg))) != NULL) {
+		run_stop(run, reason, msg);
+		reply_refuse(c, id, idlen, ST_STOPPED, reason, msg);
+		goto out;
+	}
 
-	xid = exec_begin(&mb, MSG_CALL, step_id != NULL ? 10 : 9);
+	xid = exec_begin(&mb, MSG_CALL, step_id != NULL ? 9 : 8);
 	pk_kv_uint(&mb.pk, "uid", c->uid);
 	pk_kv_uint(&mb.pk, "gid", c->gid);
 	pk_kv_uint(&mb.pk, "pid", (uint64_t)c->pid);
@@ -356,7 +361,6 @@ op_call(struct conn *c, const char *id, size_t idlen,
 	pk_kv_str(&mb.pk, "tool", tool);
 	pk_str(&mb.pk, "args");
 	msgpack_pack_object(&mb.pk, *args);
-	pk_kv_uint(&mb.pk, "run_writes", run->writes);
 
 	r = xcalloc(1, sizeof(*r));
 	r->conn = c;
@@ -377,6 +381,64 @@ out:
 }
 
 static void
+op_usage(struct conn *c, const char *id, size_t idlen,
+    const msgpack_object *reqm)
+{
+	const msgpack_object	*tokens = mp_get(reqm, "tokens");
+	const msgpack_object	*cost = mp_get(reqm, "cost");
+	const char		*reason;
+	char			*run_id, msg[256];
+	struct run		*run;
+	struct msgbuf		 mb;
+	double			 dcost = 0;
+
+	if ((run_id = req_str(mp_get(reqm, "run_id"), MAX_RUN_ID)) == NULL) {
+		reply_refuse(c, id, idlen, ST_ERROR, E_BAD_REQUEST,
+		    "run_id must be a non-empty string of at most 256 bytes");
+		return;
+	}
+	if (tokens == NULL || tokens->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+		reply_refuse(c, id, idlen, ST_ERROR, E_BAD_REQUEST,
+		    "tokens must be a non-negative integer");
+		goto out;
+	}
+	if (cost != NULL) {
+		if (cost->type == MSGPACK_OBJECT_FLOAT64 ||
+		    cost->type == MSGPACK_OBJECT_FLOAT32)
+			dcost = cost->via.f64;
+		else if (cost->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+			dcost = (double)cost->via.u64;
+		else
+			dcost = -1;
+		if (!(dcost >= 0 && dcost < 1e300)) {
+			reply_refuse(c, id, idlen, ST_ERROR, E_BAD_REQUEST,
+			    "cost must be a non-negative number");
+			goto out;
+		}
+	}
+	if ((run = run_get(c->pr->tenant, run_id, 1)) == NULL) {
+		reply_refuse(c, id, idlen, ST_ERROR, E_UNAVAILABLE,
+		    "too many live runs (runs.max_runs)");
+		goto out;
+	}
+	if (run_stopped(run) != NULL) {
+		reply_refuse(c, id, idlen, ST_STOPPED, run_stopped(run),
+		    run_stop_message(run));
+		goto out;
+	}
+	if ((reason = run_usage(run, tokens->via.u64, dcost, msg,
+	    sizeof(msg))) != NULL) {
+		run_stop(run, reason, msg);
+		reply_refuse(c, id, idlen, ST_STOPPED, reason, msg);
+		goto out;
+	}
+	reply_begin(&mb, id, idlen, ST_OK, 0);
+	reply_send(c, &mb);
+out:
+	free(run_id);
+}
+
+static void
 op_later(struct conn *c, const char *id, size_t idlen,
     const msgpack_object *reqm)
 {
@@ -394,7 +456,7 @@ static const struct {
 	{ OP_CALL,	op_call },
 	{ OP_RESUME,	op_later },
 	{ OP_WAIT,	op_later },
-	{ OP_USAGE,	op_later },
+	{ OP_USAGE,	op_usage },
 };
 
 static void

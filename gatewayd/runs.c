@@ -7,6 +7,7 @@
  * room for by forgetting another run's stop).
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
@@ -18,6 +19,7 @@
 #include "common/xmalloc.h"
 #include "gatewayd/gatewayd.h"
 #include "gatewayd/runs.h"
+#include "proto/proto.h"
 
 static struct run	**buckets;
 static size_t		  nbuckets;
@@ -168,4 +170,98 @@ run_stop(struct run *r, const char *reason, const char *message)
 	r->stop_reason = xstrdup(reason);
 	r->stop_message = xstrdup(message != NULL ? message : reason);
 	log_info("run %s/%s stopped: %s", r->tenant, r->run_id, reason);
+}
+
+/* Distinct (tool, args hash) pairs one run may have: bounds its memory. */
+#define MAX_SEEN	4096
+
+static struct run_seen *
+run_seen(struct run *r, const char *tool, const char *hash)
+{
+	char	key[sizeof(r->seen[0].key)];
+	size_t	i, tl = strlen(tool), hl = strlen(hash);
+
+	if (tl + 1 + hl + 1 > sizeof(key))
+		return NULL;
+	memcpy(key, tool, tl + 1);
+	memcpy(key + tl + 1, hash, hl + 1);
+	for (i = 0; i < r->nseen; i++)
+		if (memcmp(r->seen[i].key, key, tl + 1 + hl + 1) == 0)
+			return &r->seen[i];
+	if (r->nseen == MAX_SEEN)
+		return NULL;
+	r->seen = xreallocarray(r->seen, r->nseen + 1, sizeof(*r->seen));
+	memset(&r->seen[r->nseen], 0, sizeof(r->seen[0]));
+	memcpy(r->seen[r->nseen].key, key, tl + 1 + hl + 1);
+	return &r->seen[r->nseen++];
+}
+
+const char *
+run_account(struct run *r, const char *tool, const char *hash, int write,
+    char *msg, size_t len)
+{
+	const struct config	*c = gw->conf;
+	struct run_seen		*s;
+
+	r->steps++;
+	if (c->max_steps_per_run && r->steps > c->max_steps_per_run) {
+		snprintf(msg, len, "the run took more than %llu steps"
+		    " (budgets.max_steps_per_run)",
+		    (unsigned long long)c->max_steps_per_run);
+		return R_BUDGET_EXCEEDED;
+	}
+	if ((s = run_seen(r, tool, hash)) == NULL) {
+		snprintf(msg, len, "the run called more than %d distinct"
+		    " tools and args", MAX_SEEN);
+		return R_BUDGET_EXCEEDED;
+	}
+	s->calls++;
+	if (write && s->wrote) {
+		snprintf(msg, len, "%s with args hash %s was already written"
+		    " in this run", tool, hash);
+		return R_DUPLICATE_WRITE;
+	}
+	if (c->repeat_limit && s->calls > c->repeat_limit) {
+		snprintf(msg, len, "%s was called with the same args %u times"
+		    " (budgets.repeat_limit is %llu)", tool, s->calls,
+		    (unsigned long long)c->repeat_limit);
+		return R_LOOP_DETECTED;
+	}
+	if (write) {
+		if (c->max_writes_per_run &&
+		    r->writes + 1 > c->max_writes_per_run) {
+			snprintf(msg, len, "the run wrote %llu times already"
+			    " (budgets.max_writes_per_run)",
+			    (unsigned long long)r->writes);
+			return R_BUDGET_EXCEEDED;
+		}
+		r->writes++;
+		s->wrote = 1;
+	}
+	return NULL;
+}
+
+const char *
+run_usage(struct run *r, uint64_t tokens, double cost, char *msg,
+    size_t len)
+{
+	const struct config	*c = gw->conf;
+
+	r->tokens = tokens > UINT64_MAX - r->tokens ? UINT64_MAX :
+	    r->tokens + tokens;
+	r->cost += cost;
+	if (c->max_tokens_per_run && r->tokens > c->max_tokens_per_run) {
+		snprintf(msg, len, "the run used %llu tokens"
+		    " (budgets.max_tokens_per_run is %llu)",
+		    (unsigned long long)r->tokens,
+		    (unsigned long long)c->max_tokens_per_run);
+		return R_BUDGET_EXCEEDED;
+	}
+	if (c->max_cost_per_run > 0 && r->cost > c->max_cost_per_run) {
+		snprintf(msg, len, "the run cost %.4f"
+		    " (budgets.max_cost_per_run is %.4f)", r->cost,
+		    c->max_cost_per_run);
+		return R_BUDGET_EXCEEDED;
+	}
+	return NULL;
 }

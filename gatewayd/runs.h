@@ -2,6 +2,7 @@
 #ifndef TG_RUNS_H
 #define TG_RUNS_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/queue.h>
 
@@ -30,5 +31,15 @@ struct run {
 };
 
 void	runs_free(void);
+
+/*
+ * Count a call in the run.  Returns NULL, or the stop reason (with a
+ * sentence in msg) when this call passes one of the run's limits.
+ */
+const char	*run_account(struct run *, const char *tool, const char *hash,
+		    int write, char *msg, size_t len);
+/* Add reported usage; the stop reason once a budget is passed. */
+const char	*run_usage(struct run *, uint64_t tokens, double cost,
+		    char *msg, size_t len);
 
 #endif

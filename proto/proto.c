@@ -50,7 +50,6 @@ static const struct field f_call[] = {
 	{ "step_id", F_STR, 1 },
 	{ "tool", F_STR, 0 },
 	{ "args", F_MAP, 0 },
-	{ "run_writes", F_UINT, 0 },	/* writes gatewayd has let through in this run */
 	{ NULL, 0, 0 }
 };
 static const struct field f_response[] = {

@@ -1,0 +1,67 @@
+/*
+ * A call in flight in the executor, shared by call.c (checks, reads) and
+ * write.c (the write path: ledger, group commit, replay).
+ */
+#ifndef TG_CALL_H
+#define TG_CALL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/types.h>
+
+#include "common/canon.h"
+
+struct tool;
+struct toolrun_result;
+
+struct call {
+	TAILQ_ENTRY(call)	 entry;		/* a write's waiters */
+	uint32_t		 ans_type;	/* MSG_CALL_ANS or MSG_RESUME_ANS */
+	uint64_t		 id;
+	uid_t			 uid;
+	char			*tenant;
+	char			*env;
+	char			*run_id;
+	char			*step_id;
+	char			*tool;
+	char			 args_hash[ARGS_HASH_LEN + 1];
+	char			*idem_key;	/* writes only */
+	struct canon_buf	 json;		/* canonical args, for the tool */
+	const char		*approver;	/* set when an approval let it run */
+};
+
+TAILQ_HEAD(callq, call);
+
+void	call_free(struct call *);
+/* Answer with a refusal: denied/stopped carry stop_reason, error error. */
+void	call_refuse(struct call *, const char *status, const char *reason,
+	    const char *message);
+/* Answer with a stored or fresh response map (packed msgpack). */
+void	call_respond(struct call *, const char *resp, size_t resplen,
+	    int replayed);
+/* Start the tool for a read, or for a write whose intent is durable. */
+void	call_run_tool(struct call *, const struct tool *,
+	    void (*done)(const struct toolrun_result *, void *), void *arg);
+
+struct proto_msg;
+struct msgpack_object;
+
+/* A call for the principal gatewayd names, re-mapped; NULL if refused. */
+struct call *call_new(const struct proto_msg *, uint32_t ans_type);
+/* Policy, args, catalog, then the read or write path.  Owns c. */
+void	call_dispatch(struct call *, const struct msgpack_object *args,
+	    int approved);
+
+/* approval.c: a write that needs an operator first.  Owns c. */
+void	approval_request(struct call *, const struct msgpack_object *args);
+
+/* write.c */
+void	write_init(void);
+void	write_start(struct call *, const struct tool *);
+size_t	write_active(void);
+/* gatewayctl resolve: settle a write in doubt; -1 with a reason. */
+int	write_resolve(const char *key, int done, const char *who, char *err,
+	    size_t errlen);
+
+#endif

@@ -1,0 +1,89 @@
+/*
+ * The write ledger: one record per idempotency key (TENANT:TOOL:ARGS_HASH).
+ *
+ * A write's intent is committed before the tool starts and its outcome
+ * after it ends.  A record still "running" when the executor starts again
+ * is a write whose outcome nobody knows: it becomes "in_doubt" and is never
+ * re-run by itself; an operator settles it with gatewayctl resolve.
+ *
+ * Records are msgpack maps (ledger_encode/ledger_decode); a record that
+ * does not decode is treated as in doubt, never as absent.
+ */
+#ifndef TG_LEDGER_H
+#define TG_LEDGER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <lmdb.h>
+
+struct store;
+
+enum ledger_state {
+	L_NONE = 0,		/* no record */
+	L_RUNNING,		/* intent committed, no outcome yet */
+	L_DONE,			/* outcome committed: replay it */
+	L_FAILED,		/* the tool failed cleanly: a new attempt may run */
+	L_IN_DOUBT,		/* outcome unknown: only an operator decides */
+};
+
+struct ledger_rec {
+	enum ledger_state state;
+	char		*tenant;
+	char		*env;
+	char		*tool;
+	char		*run_id;
+	char		*step_id;	/* may be NULL */
+	char		*args_hash;
+	uint64_t	 uid;
+	uint64_t	 started_ms;
+	uint64_t	 finished_ms;	/* 0 while running */
+	uint64_t	 duration_ms;
+	char		*response;	/* L_DONE: the response map, packed */
+	size_t		 responselen;
+	char		*note;		/* why in doubt, who resolved it */
+};
+
+const char	*ledger_state_str(enum ledger_state);
+void		 ledger_rec_free(struct ledger_rec *);
+
+/* Encode into a malloc'ed buffer; decode strictly (0 or -1). */
+char		*ledger_encode(const struct ledger_rec *, size_t *len);
+int		 ledger_decode(const char *buf, size_t len,
+		    struct ledger_rec *out);
+
+/* Inside a transaction. */
+int		 ledger_get(MDB_txn *, struct store *, const char *key,
+		    struct ledger_rec *out);
+int		 ledger_put(MDB_txn *, struct store *, const char *key,
+		    const struct ledger_rec *);
+
+/*
+ * The per-run write record the executor keeps on its own, so a
+ * compromised gatewayd can neither exceed max_writes_per_run nor run one
+ * key twice in a run.  Returns 0 and counts the write, or LEDGER_DUPLICATE
+ * or LEDGER_BUDGET.
+ */
+#define LEDGER_DUPLICATE	(-30001)
+#define LEDGER_BUDGET		(-30002)
+int		 ledger_run_add(MDB_txn *, struct store *, const char *tenant,
+		    const char *run_id, const char *key, uint64_t max_writes,
+		    uint64_t now);
+
+/* At start: every running record becomes in doubt.  *n gets the count. */
+int		 ledger_recover(struct store *, size_t *n);
+
+/* Call fn for every record in a state (for gatewayctl ledger). */
+int		 ledger_each(struct store *, enum ledger_state,
+		    void (*fn)(const char *key, const struct ledger_rec *,
+		    void *), void *arg);
+size_t		 ledger_count(struct store *, enum ledger_state);
+
+/*
+ * Remove settled records (done, failed) and run records older than
+ * 'older_than' (ms since the epoch), at most 'batch' in one transaction.
+ * *removed gets the number removed; fewer than batch means it caught up.
+ */
+int		 ledger_sweep(struct store *, uint64_t older_than, size_t batch,
+		    size_t *removed);
+
+#endif

@@ -1,0 +1,525 @@
+/*
+ * The write path.  Every write goes through the ledger:
+ *
+ *   1. its idempotency key is looked up: a done key is replayed, a key in
+ *      doubt is refused, a key running now gets another waiter;
+ *   2. otherwise its intent (and the run's write count) is committed, and
+ *      only then does the tool start;
+ *   3. its outcome is committed, and only then are the callers answered.
+ *
+ * Commits are grouped: intents and outcomes that arrive in the same turn
+ * of the event loop share one transaction (one fsync), and no tool starts
+ * before the commit holding its intent returned.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/wait.h>
+
+#include <event2/event.h>
+#include <lmdb.h>
+#include <msgpack.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "common/xmalloc.h"
+#include "executor/call.h"
+#include "executor/executor.h"
+#include "executor/ledger.h"
+#include "executor/store.h"
+#include "executor/toolrun.h"
+#include "proto/proto.h"
+
+#define SWEEP_BATCH	1000
+
+/* One write per idempotency key in flight, however many callers. */
+struct wop {
+	TAILQ_ENTRY(wop)	 entry;		/* all ops */
+	TAILQ_ENTRY(wop)	 qentry;	/* the commit queue */
+	char			*key;
+	const struct tool	*tool;
+	struct call		*first;		/* the call that runs it */
+	struct callq		 waiters;	/* identical calls waiting */
+	enum { W_INTENT, W_RUNNING, W_OUTCOME } phase;
+	int			 queued;
+	int			 refused;	/* the run check said no */
+	struct ledger_rec	 rec;		/* intent, then outcome */
+};
+
+TAILQ_HEAD(wopq, wop);
+
+static struct wopq	 ops = TAILQ_HEAD_INITIALIZER(ops);
+static struct wopq	 commitq = TAILQ_HEAD_INITIALIZER(commitq);
+static struct event	*flush_ev;
+static struct event	*sweep_ev;
+static size_t		 nops;
+
+static struct wop *
+wop_find(const char *key)
+{
+	struct wop	*w;
+
+	TAILQ_FOREACH(w, &ops, entry)
+		if (strcmp(w->key, key) == 0)
+			return w;
+	return NULL;
+}
+
+size_t
+write_active(void)
+{
+	return nops;
+}
+
+static void
+wop_free(struct wop *w)
+{
+	TAILQ_REMOVE(&ops, w, entry);
+	free(w->key);
+	ledger_rec_free(&w->rec);
+	free(w);
+	nops--;
+	ex_tool_done();
+}
+
+static void
+wop_enqueue(struct wop *w)
+{
+	if (!w->queued) {
+		TAILQ_INSERT_TAIL(&commitq, w, qentry);
+		w->queued = 1;
+	}
+	event_active(flush_ev, EV_TIMEOUT, 0);
+}
+
+static void
+fill_intent(struct wop *w)
+{
+	struct call	*c = w->first;
+
+	ledger_rec_free(&w->rec);
+	w->rec.state = L_RUNNING;
+	w->rec.tenant = xstrdup(c->tenant);
+	w->rec.env = xstrdup(c->env);
+	w->rec.tool = xstrdup(c->tool);
+	w->rec.run_id = xstrdup(c->run_id);
+	w->rec.step_id = c->step_id ? xstrdup(c->step_id) : NULL;
+	w->rec.args_hash = xstrdup(c->args_hash);
+	w->rec.uid = c->uid;
+	w->rec.started_ms = now_ms();
+	if (c->approver != NULL)
+		xasprintf(&w->rec.note, "approved by %s", c->approver);
+}
+
+/*
+ * The response map a write's callers get (without "replayed", which
+ * depends on the caller), packed.
+ */
+static char *
+ok_response(struct call *c, const char *result, size_t resultlen,
+    size_t *len)
+{
+	msgpack_sbuffer	sb;
+	msgpack_packer	pk;
+
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 4);
+	pk_kv_str(&pk, "status", ST_OK);
+	pk_str(&pk, "result");
+	msgpack_sbuffer_write(&sb, result, resultlen);
+	pk_kv_str(&pk, "args_hash", c->args_hash);
+	pk_kv_str(&pk, "idempotency_key", c->idem_key);
+	*len = sb.size;
+	return msgpack_sbuffer_release(&sb);
+}
+
+static char *
+refusal_response(const char *status, const char *reason, const char *msg,
+    size_t *len)
+{
+	msgpack_sbuffer	sb;
+	msgpack_packer	pk;
+
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 3);
+	pk_kv_str(&pk, "status", status);
+	pk_kv_str(&pk, strcmp(status, ST_ERROR) == 0 ? "error" :
+	    "stop_reason", reason);
+	pk_kv_str(&pk, "message", msg);
+	*len = sb.size;
+	return msgpack_sbuffer_release(&sb);
+}
+
+static void
+write_done(const struct toolrun_result *r, void *arg)
+{
+	struct wop	*w = arg;
+	struct call	*c = w->first;
+	char		 msg[640];
+
+	w->rec.finished_ms = now_ms();
+	w->rec.duration_ms = r->duration_ms;
+	switch (r->status) {
+	case TR_OK:
+		w->rec.state = L_DONE;
+		w->rec.response = ok_response(c, r->result, r->resultlen,
+		    &w->rec.responselen);
+		break;
+	case TR_BAD_OUTPUT:
+		/* It ran and said it succeeded: replay the same stop. */
+		w->rec.state = L_DONE;
+		w->rec.response = refusal_response(ST_STOPPED,
+		    R_INVALID_OUTPUT, r->message, &w->rec.responselen);
+		break;
+	case TR_FAILED:
+		/*
+		 * A tool that exits non-zero says it changed nothing, so
+		 * the key may run again; one killed by a signal we did not
+		 * send may have done anything.
+		 */
+		w->rec.response = refusal_response(ST_ERROR, E_TOOL_FAILED,
+		    r->message, &w->rec.responselen);
+		if (r->wstatus != -1 && WIFSIGNALED(r->wstatus)) {
+			w->rec.state = L_IN_DOUBT;
+			free(w->rec.note);
+			w->rec.note = xstrdup(r->message);
+		} else
+			w->rec.state = L_FAILED;
+		break;
+	case TR_TIMEOUT:
+		w->rec.state = L_IN_DOUBT;
+		snprintf(msg, sizeof(msg), "%s: killed before it finished",
+		    r->message);
+		free(w->rec.note);
+		w->rec.note = xstrdup(msg);
+		w->rec.response = refusal_response(ST_ERROR, E_TOOL_TIMEOUT,
+		    r->message, &w->rec.responselen);
+		break;
+	}
+	w->phase = W_OUTCOME;
+	wop_enqueue(w);
+}
+
+/* Answer everyone waiting on w, then forget it. */
+static void
+wop_answer(struct wop *w, int recorded)
+{
+	struct call	*c;
+
+	if (!recorded)
+		log_warnx("ledger: the outcome of %s could not be recorded:"
+		    " it will read as in doubt", w->key);
+	call_respond(w->first, w->rec.response, w->rec.responselen, 0);
+	call_free(w->first);
+	while ((c = TAILQ_FIRST(&w->waiters)) != NULL) {
+		TAILQ_REMOVE(&w->waiters, c, entry);
+		call_respond(c, w->rec.response, w->rec.responselen, 1);
+		call_free(c);
+	}
+	wop_free(w);
+}
+
+/*
+ * The run check refused w's first caller.  An identical call from another
+ * run may still go: it takes the first place and is checked in turn.
+ */
+static void
+wop_refused(struct wop *w, int why)
+{
+	struct call	*c = w->first;
+
+	if (why == LEDGER_DUPLICATE)
+		call_refuse(c, ST_STOPPED, R_DUPLICATE_WRITE,
+		    "this write already ran in this run");
+	else
+		call_refuse(c, ST_STOPPED, R_BUDGET_EXCEEDED,
+		    "the run has used its writes (budgets.max_writes_per_run)");
+	call_free(c);
+	if ((w->first = TAILQ_FIRST(&w->waiters)) == NULL) {
+		wop_free(w);
+		return;
+	}
+	TAILQ_REMOVE(&w->waiters, w->first, entry);
+	fill_intent(w);
+	wop_enqueue(w);
+}
+
+struct batch {
+	struct wopq	*q;
+	int		 outcomes;	/* this transaction: outcomes or intents */
+};
+
+static int
+batch_txn(MDB_txn *txn, void *arg)
+{
+	struct batch	*b = arg;
+	struct wop	*w;
+	int		 rc;
+
+	TAILQ_FOREACH(w, b->q, qentry) {
+		if (b->outcomes != (w->phase == W_OUTCOME))
+			continue;
+		w->refused = 0;
+		if (!b->outcomes) {
+			rc = ledger_run_add(txn, ex->store, w->first->tenant,
+			    w->first->run_id, w->key,
+			    ex->conf->max_writes_per_run, w->rec.started_ms);
+			if (rc == LEDGER_DUPLICATE || rc == LEDGER_BUDGET) {
+				w->refused = rc;
+				continue;
+			}
+			if (rc != 0)
+				return rc;
+		}
+		if ((rc = ledger_put(txn, ex->store, w->key, &w->rec)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
+static void
+flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct wopq	 q = TAILQ_HEAD_INITIALIZER(q);
+	struct batch	 b = { &q, 1 };
+	struct wop	*w;
+	char		 msg[256];
+	int		 rc_out, rc_in;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	TAILQ_CONCAT(&q, &commitq, qentry);
+	TAILQ_FOREACH(w, &q, qentry)
+		w->queued = 0;
+
+	/* Outcomes first: they free callers and must not wait on intents. */
+	rc_out = store_write(ex->store, batch_txn, &b);
+	b.outcomes = 0;
+	rc_in = store_write(ex->store, batch_txn, &b);
+
+	while ((w = TAILQ_FIRST(&q)) != NULL) {
+		TAILQ_REMOVE(&q, w, qentry);
+		if (w->phase == W_OUTCOME) {
+			wop_answer(w, rc_out == 0);
+			continue;
+		}
+		if (rc_in != 0) {
+			/* Nothing of this batch was recorded: nothing runs. */
+			snprintf(msg, sizeof(msg), "the write ledger cannot"
+			    " record the write: %s", rc_in == MDB_MAP_FULL ?
+			    "it is full (store.max_map_size)" :
+			    mdb_strerror(rc_in));
+			log_warnx("ledger: %s: %s", w->key, msg);
+			call_refuse(w->first, ST_ERROR, E_UNAVAILABLE, msg);
+			call_free(w->first);
+			w->first = NULL;
+			while ((w->first = TAILQ_FIRST(&w->waiters)) != NULL) {
+				TAILQ_REMOVE(&w->waiters, w->first, entry);
+				call_refuse(w->first, ST_ERROR, E_UNAVAILABLE,
+				    msg);
+				call_free(w->first);
+			}
+			wop_free(w);
+			continue;
+		}
+		if (w->refused) {
+			wop_refused(w, w->refused);
+			continue;
+		}
+		/* The intent is durable: now, and only now, run it. */
+		w->phase = W_RUNNING;
+		call_run_tool(w->first, w->tool, write_done, w);
+	}
+}
+
+struct get_arg {
+	const char		*key;
+	struct ledger_rec	*rec;
+};
+
+static int
+get_txn(MDB_txn *txn, void *arg)
+{
+	struct get_arg	*ga = arg;
+
+	return ledger_get(txn, ex->store, ga->key, ga->rec);
+}
+
+void
+write_start(struct call *c, const struct tool *tool)
+{
+	struct ledger_rec	 rec;
+	struct get_arg		 ga = { c->idem_key, &rec };
+	struct wop		*w;
+	char			 msg[768];
+	int			 rc;
+
+	if ((w = wop_find(c->idem_key)) != NULL) {
+		TAILQ_INSERT_TAIL(&w->waiters, c, entry);
+		return;
+	}
+	if ((rc = store_read(ex->store, get_txn, &ga)) != 0) {
+		snprintf(msg, sizeof(msg), "the write ledger cannot be read:"
+		    " %s", mdb_strerror(rc));
+		call_refuse(c, ST_ERROR, E_UNAVAILABLE, msg);
+		call_free(c);
+		return;
+	}
+	switch (rec.state) {
+	case L_DONE:
+		call_respond(c, rec.response, rec.responselen, 1);
+		call_free(c);
+		ledger_rec_free(&rec);
+		return;
+	case L_RUNNING:		/* an earlier executor's: in doubt */
+	case L_IN_DOUBT:
+		snprintf(msg, sizeof(msg), "write %s is in doubt (%s): it"
+		    " is not run again until an operator settles it with"
+		    " 'gatewayctl resolve %s done|failed'", c->idem_key,
+		    rec.note ? rec.note : "its outcome was never recorded",
+		    c->idem_key);
+		call_refuse(c, ST_ERROR, E_TOOL_FAILED, msg);
+		call_free(c);
+		ledger_rec_free(&rec);
+		return;
+	case L_NONE:
+	case L_FAILED:
+		break;
+	}
+	ledger_rec_free(&rec);
+	w = xcalloc(1, sizeof(*w));
+	w->key = xstrdup(c->idem_key);
+	w->tool = tool;
+	w->first = c;
+	TAILQ_INIT(&w->waiters);
+	w->phase = W_INTENT;
+	fill_intent(w);
+	TAILQ_INSERT_TAIL(&ops, w, entry);
+	nops++;
+	wop_enqueue(w);
+}
+
+static void
+sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct timeval	tv;
+	uint64_t	retention_ms = ex->conf->retention_s * 1000, now;
+	size_t		removed = 0;
+	int		rc;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	now = now_ms();
+	rc = ledger_sweep(ex->store, now > retention_ms ? now - retention_ms :
+	    0, SWEEP_BATCH, &removed);
+	if (rc != 0)
+		log_warnx("ledger: sweep: %s", mdb_strerror(rc));
+	else if (removed > 0)
+		log_debug("ledger: swept %zu expired entries", removed);
+	/* A full batch means more is due: go on soon, in a new transaction. */
+	tv.tv_sec = removed == SWEEP_BATCH ? 0 : 1;
+	tv.tv_usec = removed == SWEEP_BATCH ? 10000 : 0;
+	evtimer_add(sweep_ev, &tv);
+}
+
+void
+write_init(void)
+{
+	struct timeval	tv = { 1, 0 };
+	size_t		n = 0;
+	int		rc;
+
+	if ((rc = ledger_recover(ex->store, &n)) != 0)
+		fatalx("ledger: recovery: %s", mdb_strerror(rc));
+	if (n > 0)
+		log_warnx("ledger: %zu writes are in doubt: see 'gatewayctl"
+		    " ledger'", n);
+	flush_ev = event_new(ex->base, -1, 0, flush_cb, NULL);
+	sweep_ev = evtimer_new(ex->base, sweep_cb, NULL);
+	if (flush_ev == NULL || sweep_ev == NULL)
+		fatalx("write_init: event_new");
+	evtimer_add(sweep_ev, &tv);
+}
+
+struct resolve_arg {
+	const char	*key;
+	int		 done;
+	const char	*who;
+	int		 found;		/* the record's state before */
+};
+
+static int
+resolve_txn(MDB_txn *txn, void *arg)
+{
+	struct resolve_arg	*ra = arg;
+	struct ledger_rec	 r;
+	msgpack_sbuffer		 sb;
+	msgpack_packer		 pk;
+	int			 rc;
+
+	if ((rc = ledger_get(txn, ex->store, ra->key, &r)) != 0)
+		return rc;
+	ra->found = r.state;
+	if (r.state != L_IN_DOUBT && r.state != L_RUNNING) {
+		ledger_rec_free(&r);
+		return 0;
+	}
+	free(r.note);
+	xasprintf(&r.note, "resolved %s by %s", ra->done ? "done" : "failed",
+	    ra->who);
+	r.finished_ms = now_ms();
+	free(r.response);
+	r.response = NULL;
+	if (ra->done) {
+		/* Replays answer ok, with no result: none was recorded. */
+		msgpack_sbuffer_init(&sb);
+		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+		msgpack_pack_map(&pk, 5);
+		pk_kv_str(&pk, "status", ST_OK);
+		pk_kv_nil(&pk, "result");
+		pk_kv_str(&pk, "args_hash", r.args_hash ? r.args_hash : "");
+		pk_kv_str(&pk, "idempotency_key", ra->key);
+		pk_kv_str(&pk, "message", r.note);
+		r.responselen = sb.size;
+		r.response = msgpack_sbuffer_release(&sb);
+		r.state = L_DONE;
+	} else
+		r.state = L_FAILED;
+	rc = ledger_put(txn, ex->store, ra->key, &r);
+	ledger_rec_free(&r);
+	return rc;
+}
+
+int
+write_resolve(const char *key, int done, const char *who, char *err,
+    size_t errlen)
+{
+	struct resolve_arg	ra = { key, done, who, L_NONE };
+	struct audit_rec	ar = { .event = "resolve", .uid = -1 };
+	int			rc;
+
+	if (wop_find(key) != NULL) {
+		snprintf(err, errlen, "%s is running now", key);
+		return -1;
+	}
+	if ((rc = store_write(ex->store, resolve_txn, &ra)) != 0) {
+		snprintf(err, errlen, "the ledger: %s", mdb_strerror(rc));
+		return -1;
+	}
+	if (ra.found != L_IN_DOUBT && ra.found != L_RUNNING) {
+		snprintf(err, errlen, "%s is not in doubt (it is %s)", key,
+		    ledger_state_str(ra.found));
+		return -1;
+	}
+	ar.idempotency_key = key;
+	ar.decision = done ? "done" : "failed";
+	ar.approver = who;
+	audit_write(&ar, 1);
+	log_info("ledger: %s resolved %s by %s", key, ar.decision, who);
+	return 0;
+}
