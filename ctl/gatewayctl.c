@@ -38,7 +38,8 @@ usage(void)
 	    "  forensics RUN_ID\n"
 	    "  compensate RUN_ID\n"
 	    "  ledger\n"
-	    "  resolve KEY done|failed\n");
+	    "  resolve KEY done|failed\n"
+	    "  keys rotate\n");
 	exit(2);
 }
 

@@ -1,12 +1,739 @@
-/* Approvals: a write the policy puts before an operator. */
+/*
+ * Approvals and continuation.
+ *
+ *   call (covered write) -> record committed, checkpoint signed, the agent
+ *                           gets needs_approval; nothing runs
+ *   gatewayctl approve   -> the record says approved, by whom
+ *   resume (checkpoint)  -> signature, principal and record checked, the
+ *                           current policy asked again, then the write goes
+ *                           through the ledger, so it runs exactly once
+ *
+ * Pending approvals expire at expires_at (approvals.ttl_s after the
+ * request); a decided approval does not expire.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <lmdb.h>
+#include <msgpack.h>
+#include <sodium.h>
+
+#include "common/canon.h"
+#include "common/frame.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "common/xmalloc.h"
+#include "executor/approval.h"
 #include "executor/call.h"
+#include "executor/checkpoint.h"
+#include "executor/executor.h"
+#include "executor/store.h"
 #include "proto/proto.h"
 
-void
-approval_request(struct call *c, const struct msgpack_object *args)
+#define APPROVAL_VERSION	1
+#define WAIT_MAX_MS		300000	/* one wait at most five minutes */
+
+static const char *state_names[] = {
+	[A_PENDING] = "pending",
+	[A_APPROVED] = "approved",
+	[A_DENIED] = "denied",
+	[A_EXPIRED] = "expired",
+};
+
+/* A wait op parked until a decision, its timeout or the expiry. */
+struct waiter {
+	TAILQ_ENTRY(waiter)	 entry;
+	uint64_t		 id;
+	char			 approval_id[APPROVAL_ID_LEN + 1];
+	struct event		*timer;
+};
+
+static TAILQ_HEAD(, waiter)	waiters = TAILQ_HEAD_INITIALIZER(waiters);
+
+const char *
+approval_state_str(enum approval_state s)
 {
-	(void)args;
-	call_refuse(c, ST_DENIED, R_APPROVAL_REQUIRED,
-	    "this write needs an operator's approval");
+	if (s < A_PENDING || s > A_EXPIRED)
+		return "unknown";
+	return state_names[s];
+}
+
+void
+approval_free(struct approval *a)
+{
+	free(a->tenant);
+	free(a->env);
+	free(a->run_id);
+	free(a->step_id);
+	free(a->tool);
+	free(a->args_hash);
+	free(a->args);
+	free(a->approver);
+	free(a->note);
+	memset(a, 0, sizeof(*a));
+}
+
+static enum approval_state
+effective_state(const struct approval *a)
+{
+	if (a->state == A_PENDING && (uint64_t)time(NULL) >= a->expires_at)
+		return A_EXPIRED;
+	return a->state;
+}
+
+char *
+approval_encode(const struct approval *a, size_t *len)
+{
+	msgpack_sbuffer	sb;
+	msgpack_packer	pk;
+	uint32_t	n = 14 + (a->step_id != NULL) + (a->approver != NULL) +
+			    (a->note != NULL);
+
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, n);
+	pk_kv_uint(&pk, "v", APPROVAL_VERSION);
+	pk_kv_str(&pk, "id", a->id);
+	pk_kv_str(&pk, "state", approval_state_str(a->state));
+	pk_kv_str(&pk, "tenant", a->tenant);
+	pk_kv_str(&pk, "env", a->env);
+	pk_kv_str(&pk, "run_id", a->run_id);
+	if (a->step_id != NULL)
+		pk_kv_str(&pk, "step_id", a->step_id);
+	pk_kv_str(&pk, "tool", a->tool);
+	pk_kv_str(&pk, "args_hash", a->args_hash);
+	pk_kv_str(&pk, "args_sha256", a->args_sha256);
+	pk_str(&pk, "args");
+	msgpack_pack_bin(&pk, a->argslen);
+	msgpack_pack_bin_body(&pk, a->args, a->argslen);
+	pk_kv_uint(&pk, "uid", a->uid);
+	pk_kv_uint(&pk, "created_ms", a->created_ms);
+	pk_kv_uint(&pk, "expires_at", a->expires_at);
+	pk_kv_uint(&pk, "decided_ms", a->decided_ms);
+	if (a->approver != NULL)
+		pk_kv_str(&pk, "approver", a->approver);
+	if (a->note != NULL)
+		pk_kv_str(&pk, "note", a->note);
+	*len = sb.size;
+	return msgpack_sbuffer_release(&sb);
+}
+
+static int
+take(const msgpack_object *o, char **out)
+{
+	if (*out != NULL || (*out = mp_strdup(o)) == NULL)
+		return -1;
+	return 0;
+}
+
+static int
+take_uint(const msgpack_object *o, uint64_t *out)
+{
+	if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+		return -1;
+	*out = o->via.u64;
+	return 0;
+}
+
+static int
+take_fixed(const msgpack_object *o, char *out, size_t n)
+{
+	if (o->type != MSGPACK_OBJECT_STR || o->via.str.size != n ||
+	    memchr(o->via.str.ptr, '\0', n) != NULL)
+		return -1;
+	memcpy(out, o->via.str.ptr, n);
+	out[n] = '\0';
+	return 0;
+}
+
+static int
+decode_field(const msgpack_object_kv *kv, struct approval *a, uint64_t *v)
+{
+	const msgpack_object	*k = &kv->key, *o = &kv->val;
+	size_t			 i;
+
+	if (mp_streq(k, "v"))
+		return take_uint(o, v);
+	if (mp_streq(k, "id"))
+		return take_fixed(o, a->id, APPROVAL_ID_LEN);
+	if (mp_streq(k, "state")) {
+		for (i = A_PENDING; i <= A_DENIED; i++) {
+			if (mp_streq(o, state_names[i])) {
+				a->state = (enum approval_state)i;
+				return 0;
+			}
+		}
+		return -1;
+	}
+	if (mp_streq(k, "tenant"))
+		return take(o, &a->tenant);
+	if (mp_streq(k, "env"))
+		return take(o, &a->env);
+	if (mp_streq(k, "run_id"))
+		return take(o, &a->run_id);
+	if (mp_streq(k, "step_id"))
+		return take(o, &a->step_id);
+	if (mp_streq(k, "tool"))
+		return take(o, &a->tool);
+	if (mp_streq(k, "args_hash"))
+		return take(o, &a->args_hash);
+	if (mp_streq(k, "args_sha256"))
+		return take_fixed(o, a->args_sha256, 64);
+	if (mp_streq(k, "args")) {
+		if (o->type != MSGPACK_OBJECT_BIN || a->args != NULL)
+			return -1;
+		a->args = xmalloc(o->via.bin.size);
+		memcpy(a->args, o->via.bin.ptr, o->via.bin.size);
+		a->argslen = o->via.bin.size;
+		return 0;
+	}
+	if (mp_streq(k, "uid"))
+		return take_uint(o, &a->uid);
+	if (mp_streq(k, "created_ms"))
+		return take_uint(o, &a->created_ms);
+	if (mp_streq(k, "expires_at"))
+		return take_uint(o, &a->expires_at);
+	if (mp_streq(k, "decided_ms"))
+		return take_uint(o, &a->decided_ms);
+	if (mp_streq(k, "approver"))
+		return take(o, &a->approver);
+	if (mp_streq(k, "note"))
+		return take(o, &a->note);
+	return -1;
+}
+
+int
+approval_decode(const char *buf, size_t len, struct approval *a)
+{
+	msgpack_unpacked	u;
+	const char		*why;
+	uint64_t		v = 0;
+	uint32_t		i;
+	int			rc = -1;
+
+	memset(a, 0, sizeof(*a));
+	if (frame_unpack_map(buf, len, &u, &why) == -1)
+		return -1;
+	for (i = 0; i < u.data.via.map.size; i++)
+		if (decode_field(&u.data.via.map.ptr[i], a, &v) == -1)
+			goto out;
+	if (v != APPROVAL_VERSION || a->id[0] == '\0' || a->state == 0 ||
+	    a->tenant == NULL || a->env == NULL || a->run_id == NULL ||
+	    a->tool == NULL || a->args_hash == NULL || a->args == NULL ||
+	    a->args_sha256[0] == '\0')
+		goto out;
+	rc = 0;
+out:
+	msgpack_unpacked_destroy(&u);
+	if (rc == -1)
+		approval_free(a);
+	return rc;
+}
+
+/* Storage. */
+
+struct rec_arg {
+	const char	*id;
+	struct approval	*a;
+	int		 found;
+};
+
+static int
+get_txn(MDB_txn *txn, void *arg)
+{
+	struct rec_arg	*ra = arg;
+	MDB_val		 k = { strlen(ra->id), (void *)ra->id }, v;
+	int		 rc;
+
+	ra->found = 0;
+	rc = mdb_get(txn, store_dbi(ex->store, DB_APPROVALS), &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc != 0)
+		return rc;
+	if (approval_decode(v.mv_data, v.mv_size, ra->a) == -1) {
+		log_warnx("approval %s: the record does not decode", ra->id);
+		return 0;	/* treated as absent: nothing runs */
+	}
+	ra->found = 1;
+	return 0;
+}
+
+/* 1 found, 0 absent, -1 store error. */
+static int
+approval_get(const char *id, struct approval *a)
+{
+	struct rec_arg	ra = { id, a, 0 };
+
+	memset(a, 0, sizeof(*a));
+	if (strlen(id) != APPROVAL_ID_LEN)
+		return 0;
+	if (store_read(ex->store, get_txn, &ra) != 0)
+		return -1;
+	return ra.found;
+}
+
+static int
+put_txn(MDB_txn *txn, void *arg)
+{
+	struct rec_arg	*ra = arg;
+	MDB_val		 k = { strlen(ra->a->id), ra->a->id }, v;
+	char		*buf;
+	int		 rc;
+
+	buf = approval_encode(ra->a, &v.mv_size);
+	v.mv_data = buf;
+	rc = mdb_put(txn, store_dbi(ex->store, DB_APPROVALS), &k, &v, 0);
+	free(buf);
+	return rc;
+}
+
+static int
+approval_put(struct approval *a)
+{
+	struct rec_arg	ra = { a->id, a, 0 };
+
+	return store_write(ex->store, put_txn, &ra);
+}
+
+/* Answers. */
+
+static void
+send_response(uint32_t type, uint64_t id, const char *status,
+    const char *k1, const char *v1, const char *k2, const char *v2)
+{
+	struct msgbuf	mb;
+
+	msgbuf_init(&mb);
+	msgbuf_begin_msg(&mb, type, id, 1);
+	pk_str(&mb.pk, "response");
+	msgpack_pack_map(&mb.pk, 1 + (k1 != NULL) + (k2 != NULL));
+	pk_kv_str(&mb.pk, "status", status);
+	if (k1 != NULL)
+		pk_kv_str(&mb.pk, k1, v1);
+	if (k2 != NULL)
+		pk_kv_str(&mb.pk, k2, v2);
+	ex_send(&mb);
+	msgbuf_free(&mb);
+}
+
+static void
+audit_approval(const char *event, const struct approval *a,
+    const char *decision, const char *who, const char *note)
+{
+	struct audit_rec	ar = {
+		.event = event,
+		.tenant = a->tenant,
+		.env = a->env,
+		.uid = (long long)a->uid,
+		.run_id = a->run_id,
+		.step_id = a->step_id,
+		.tool = a->tool,
+		.args_hash = a->args_hash,
+		.decision = decision,
+		.reason = a->id,
+		.approver = who,
+		.note = note,
+	};
+
+	audit_write(&ar, 1);
+}
+
+/* Request: called from call_dispatch for a covered write.  Owns c. */
+void
+approval_request(struct call *c, const msgpack_object *args)
+{
+	struct approval		 a;
+	struct checkpoint	 cp;
+	msgpack_sbuffer		 sb;
+	msgpack_packer		 pk;
+	struct msgbuf		 mb;
+	unsigned char		 rnd[APPROVAL_ID_LEN / 2];
+	unsigned char		 h[crypto_hash_sha256_BYTES];
+	char			*token, exp[32];
+	int			 rc;
+
+	memset(&a, 0, sizeof(a));
+	randombytes_buf(rnd, sizeof(rnd));
+	sodium_bin2hex(a.id, sizeof(a.id), rnd, sizeof(rnd));
+	a.state = A_PENDING;
+	a.tenant = xstrdup(c->tenant);
+	a.env = xstrdup(c->env);
+	a.run_id = xstrdup(c->run_id);
+	a.step_id = c->step_id ? xstrdup(c->step_id) : NULL;
+	a.tool = xstrdup(c->tool);
+	a.args_hash = xstrdup(c->args_hash);
+	crypto_hash_sha256(h, (unsigned char *)c->json.data, c->json.len);
+	sodium_bin2hex(a.args_sha256, sizeof(a.args_sha256), h, sizeof(h));
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_object(&pk, *args);
+	a.argslen = sb.size;
+	a.args = msgpack_sbuffer_release(&sb);
+	a.uid = c->uid;
+	a.created_ms = now_ms();
+	a.expires_at = (uint64_t)time(NULL) + ex->conf->approvals_ttl_s;
+
+	if ((rc = approval_put(&a)) != 0) {
+		call_refuse(c, ST_ERROR, E_UNAVAILABLE, rc == MDB_MAP_FULL ?
+		    "the store is full: the approval cannot be recorded" :
+		    "the approval cannot be recorded");
+		goto out;
+	}
+	memset(&cp, 0, sizeof(cp));
+	memcpy(cp.approval_id, a.id, sizeof(cp.approval_id));
+	cp.tenant = a.tenant;
+	cp.env = a.env;
+	cp.run_id = a.run_id;
+	cp.step_id = a.step_id;
+	cp.tool = a.tool;
+	memcpy(cp.args_sha256, a.args_sha256, sizeof(cp.args_sha256));
+	cp.expires_at = a.expires_at;
+	token = checkpoint_sign(&cp);
+	audit_approval("approval", &a, "requested", NULL, NULL);
+	log_info("approval %s requested: %s/%s %s %s", a.id, a.tenant,
+	    a.run_id, a.tool, a.args_hash);
+
+	snprintf(exp, sizeof(exp), "%llu", (unsigned long long)a.expires_at);
+	msgbuf_init(&mb);
+	msgbuf_begin_msg(&mb, c->ans_type, c->id, 1);
+	pk_str(&mb.pk, "response");
+	msgpack_pack_map(&mb.pk, 7);
+	pk_kv_str(&mb.pk, "status", ST_NEEDS_APPROVAL);
+	pk_kv_str(&mb.pk, "stop_reason", R_APPROVAL_REQUIRED);
+	pk_kv_str(&mb.pk, "approval_id", a.id);
+	pk_kv_str(&mb.pk, "checkpoint", token);
+	pk_kv_str(&mb.pk, "args_hash", a.args_hash);
+	pk_kv_uint(&mb.pk, "expires_at", a.expires_at);
+	pk_kv_str(&mb.pk, "message", "this write needs an operator's"
+	    " approval: resume with the checkpoint once approved");
+	ex_send(&mb);
+	msgbuf_free(&mb);
+	free(token);
+out:
+	approval_free(&a);
 	call_free(c);
+}
+
+/* The record must say what the checkpoint says, field by field. */
+static int
+matches(const struct approval *a, const struct checkpoint *cp)
+{
+	return strcmp(a->tenant, cp->tenant) == 0 &&
+	    strcmp(a->env, cp->env) == 0 &&
+	    strcmp(a->run_id, cp->run_id) == 0 &&
+	    strcmp(a->tool, cp->tool) == 0 &&
+	    strcmp(a->args_sha256, cp->args_sha256) == 0 &&
+	    a->expires_at == cp->expires_at &&
+	    ((a->step_id == NULL && cp->step_id == NULL) ||
+	    (a->step_id != NULL && cp->step_id != NULL &&
+	    strcmp(a->step_id, cp->step_id) == 0));
+}
+
+void
+approval_resume(const struct proto_msg *m)
+{
+	const msgpack_object	*tok = mp_get(m->body, "checkpoint");
+	struct checkpoint	 cp;
+	struct approval		 a;
+	msgpack_unpacked	 u;
+	struct call		*c;
+	char			 err[256], msg[512];
+	size_t			 off = 0;
+	int			 found;
+
+	if ((c = call_new(m, MSG_RESUME_ANS)) == NULL)
+		return;
+	if (checkpoint_verify(tok->via.str.ptr, tok->via.str.size, &cp, err,
+	    sizeof(err)) == -1) {
+		c->tool = xstrdup("-");
+		call_refuse(c, ST_DENIED, R_BAD_SIGNATURE, err);
+		call_free(c);
+		return;
+	}
+	c->run_id = xstrdup(cp.run_id);
+	c->tool = xstrdup(cp.tool);
+	c->step_id = cp.step_id ? xstrdup(cp.step_id) : NULL;
+	if (strcmp(cp.tenant, c->tenant) != 0 || strcmp(cp.env, c->env) != 0) {
+		log_warnx("resume: %s/%s presented a checkpoint of %s/%s",
+		    c->tenant, c->env, cp.tenant, cp.env);
+		call_refuse(c, ST_DENIED, R_BAD_SIGNATURE,
+		    "the checkpoint belongs to another principal");
+		goto out;
+	}
+	found = approval_get(cp.approval_id, &a);
+	if (found == -1) {
+		call_refuse(c, ST_ERROR, E_UNAVAILABLE,
+		    "the approvals cannot be read");
+		goto out;
+	}
+	if (found == 0 || !matches(&a, &cp)) {
+		call_refuse(c, ST_DENIED, R_BAD_SIGNATURE,
+		    "the checkpoint does not match an approval");
+		approval_free(&a);
+		goto out;
+	}
+	switch (effective_state(&a)) {
+	case A_PENDING:
+		send_response(MSG_RESUME_ANS, c->id, ST_PENDING, "approval_id",
+		    a.id, "message", "no operator has decided yet");
+		call_free(c);
+		break;
+	case A_DENIED:
+		snprintf(msg, sizeof(msg), "an operator denied this write%s%s",
+		    a.note ? ": " : "", a.note ? a.note : "");
+		call_refuse(c, ST_DENIED, R_APPROVAL_DENIED, msg);
+		call_free(c);
+		break;
+	case A_EXPIRED:
+		call_refuse(c, ST_DENIED, R_APPROVAL_EXPIRED,
+		    "no operator decided before the approval expired");
+		call_free(c);
+		break;
+	case A_APPROVED:
+		msgpack_unpacked_init(&u);
+		if (msgpack_unpack_next(&u, a.args, a.argslen, &off) !=
+		    MSGPACK_UNPACK_SUCCESS) {
+			msgpack_unpacked_destroy(&u);
+			call_refuse(c, ST_ERROR, E_INTERNAL,
+			    "the approval's args do not decode");
+			call_free(c);
+			break;
+		}
+		c->approver = a.approver ? xstrdup(a.approver) : NULL;
+		/* The current policy decides again: it may have changed. */
+		call_dispatch(c, &u.data, 1);
+		msgpack_unpacked_destroy(&u);
+		break;
+	}
+	approval_free(&a);
+	checkpoint_free(&cp);
+	return;
+out:
+	checkpoint_free(&cp);
+	call_free(c);
+}
+
+/* Waiting for a decision. */
+
+static void
+waiter_answer(struct waiter *w, const char *state)
+{
+	send_response(MSG_WAIT_ANS, w->id, ST_OK, "state", state,
+	    "approval_id", w->approval_id);
+	TAILQ_REMOVE(&waiters, w, entry);
+	event_free(w->timer);
+	free(w);
+}
+
+static void
+waiter_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct waiter	*w = arg;
+	struct approval	 a;
+	int		 found;
+
+	(void)fd;
+	(void)what;
+	found = approval_get(w->approval_id, &a);
+	waiter_answer(w, found == 1 ?
+	    approval_state_str(effective_state(&a)) : "expired");
+	approval_free(&a);
+}
+
+void
+approval_wait(const struct proto_msg *m)
+{
+	const msgpack_object	*aid = mp_get(m->body, "approval_id");
+	const struct principal	*p;
+	struct approval		 a;
+	struct waiter		*w;
+	struct timeval		 tv;
+	uint64_t		 ms, left;
+	char			*id = mp_strdup(aid);
+	int			 found;
+
+	p = config_principal(ex->conf, (uid_t)mp_get(m->body, "uid")->via.u64,
+	    (gid_t)mp_get(m->body, "gid")->via.u64);
+	found = approval_get(id, &a);
+	/* Another tenant's approval is answered as if it did not exist. */
+	if (p == NULL || !mp_streq(mp_get(m->body, "tenant"), p->tenant) ||
+	    found != 1 || strcmp(a.tenant, p->tenant) != 0) {
+		send_response(MSG_WAIT_ANS, m->id, ST_ERROR, "error",
+		    E_BAD_REQUEST, "message", "no such approval");
+		goto out;
+	}
+	if (effective_state(&a) != A_PENDING) {
+		send_response(MSG_WAIT_ANS, m->id, ST_OK, "state",
+		    approval_state_str(effective_state(&a)), "approval_id", id);
+		goto out;
+	}
+	ms = mp_get(m->body, "timeout_ms")->via.u64;
+	if (ms > WAIT_MAX_MS)
+		ms = WAIT_MAX_MS;
+	/* Wake at the expiry at the latest, to say so. */
+	left = (a.expires_at - (uint64_t)time(NULL)) * 1000;
+	if (left < ms)
+		ms = left;
+	w = xcalloc(1, sizeof(*w));
+	w->id = m->id;
+	memcpy(w->approval_id, a.id, sizeof(w->approval_id));
+	w->timer = evtimer_new(ex->base, waiter_timeout, w);
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	evtimer_add(w->timer, &tv);
+	TAILQ_INSERT_TAIL(&waiters, w, entry);
+out:
+	approval_free(&a);
+	free(id);
+}
+
+static void
+wake_waiters(const char *id, const char *state)
+{
+	struct waiter	*w, *next;
+
+	for (w = TAILQ_FIRST(&waiters); w != NULL; w = next) {
+		next = TAILQ_NEXT(w, entry);
+		if (strcmp(w->approval_id, id) == 0)
+			waiter_answer(w, state);
+	}
+}
+
+/* The control socket's side. */
+
+struct list_arg {
+	msgpack_packer	*pk;
+	size_t		 n;
+};
+
+static void
+pack_item(msgpack_packer *pk, const struct approval *a)
+{
+	msgpack_unpacked	u;
+	struct canon_buf	json = { NULL, 0, 0 };
+	char			err[64];
+	size_t			off = 0;
+
+	msgpack_pack_map(pk, 11);
+	pk_kv_str(pk, "approval_id", a->id);
+	pk_kv_str(pk, "tenant", a->tenant);
+	pk_kv_str(pk, "env", a->env);
+	pk_kv_str(pk, "tool", a->tool);
+	pk_kv_str(pk, "args_hash", a->args_hash);
+	pk_kv_str(pk, "run_id", a->run_id);
+	if (a->step_id != NULL)
+		pk_kv_str(pk, "step_id", a->step_id);
+	else
+		pk_kv_nil(pk, "step_id");
+	pk_kv_uint(pk, "uid", a->uid);
+	pk_kv_uint(pk, "created_ms", a->created_ms);
+	pk_kv_uint(pk, "expires_at", a->expires_at);
+	/* What the operator is asked to approve, in full. */
+	msgpack_unpacked_init(&u);
+	if (msgpack_unpack_next(&u, a->args, a->argslen, &off) ==
+	    MSGPACK_UNPACK_SUCCESS &&
+	    canon_json(&u.data, 1, &json, err, sizeof(err)) == 0)
+		pk_kv_str(pk, "args", json.data);
+	else
+		pk_kv_nil(pk, "args");
+	msgpack_unpacked_destroy(&u);
+	canon_buf_free(&json);
+}
+
+static int
+list_txn(MDB_txn *txn, void *arg)
+{
+	struct list_arg	*la = arg;
+	struct approval	 a;
+	MDB_cursor	*cur;
+	MDB_val		 k, v;
+	int		 rc;
+
+	la->n = 0;
+	if ((rc = mdb_cursor_open(txn, store_dbi(ex->store, DB_APPROVALS),
+	    &cur)) != 0)
+		return rc;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (approval_decode(v.mv_data, v.mv_size, &a) == -1)
+			continue;
+		if (effective_state(&a) == A_PENDING) {
+			la->n++;
+			if (la->pk != NULL)
+				pack_item(la->pk, &a);
+		}
+		approval_free(&a);
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+size_t
+approvals_pending(void)
+{
+	struct list_arg	la = { NULL, 0 };
+
+	if (store_read(ex->store, list_txn, &la) != 0)
+		return 0;
+	return la.n;
+}
+
+void
+approvals_pack_pending(msgpack_packer *pk)
+{
+	struct list_arg	la = { pk, 0 };
+
+	/* Single-threaded: the count and the list agree. */
+	msgpack_pack_array(pk, approvals_pending());
+	store_read(ex->store, list_txn, &la);
+}
+
+int
+approval_decide(const char *id, int approve, const char *who,
+    const char *note, char *err, size_t errlen)
+{
+	struct approval	a;
+	int		found, rc;
+
+	found = approval_get(id, &a);
+	if (found != 1) {
+		snprintf(err, errlen, found == 0 ? "no approval %s" :
+		    "the approvals cannot be read", id);
+		return -1;
+	}
+	if (effective_state(&a) != A_PENDING) {
+		snprintf(err, errlen, "approval %s is %s already", id,
+		    approval_state_str(effective_state(&a)));
+		approval_free(&a);
+		return -1;
+	}
+	a.state = approve ? A_APPROVED : A_DENIED;
+	a.decided_ms = now_ms();
+	a.approver = xstrdup(who);
+	a.note = note ? xstrdup(note) : NULL;
+	if ((rc = approval_put(&a)) != 0) {
+		snprintf(err, errlen, "the decision cannot be stored: %s",
+		    mdb_strerror(rc));
+		approval_free(&a);
+		return -1;
+	}
+	audit_approval("decision", &a, approve ? "approved" : "denied", who,
+	    note);
+	log_info("approval %s %s by %s", id, approve ? "approved" : "denied",
+	    who);
+	wake_waiters(id, approval_state_str(a.state));
+	approval_free(&a);
+	return 0;
+}
+
+void
+approvals_init(void)
+{
+	checkpoint_keys_init(ex->conf->state_dir, ex->conf->credentials_dir,
+	    ex->conf->approvals_ttl_s);
 }

@@ -28,6 +28,7 @@ call_free(struct call *c)
 	free(c->step_id);
 	free(c->tool);
 	free(c->idem_key);
+	free(c->approver);
 	canon_buf_free(&c->json);
 	free(c);
 }

@@ -28,7 +28,7 @@ struct call {
 	char			 args_hash[ARGS_HASH_LEN + 1];
 	char			*idem_key;	/* writes only */
 	struct canon_buf	 json;		/* canonical args, for the tool */
-	const char		*approver;	/* set when an approval let it run */
+	char			*approver;	/* set when an approval let it run */
 };
 
 TAILQ_HEAD(callq, call);

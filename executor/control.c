@@ -24,6 +24,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
+#include "executor/approval.h"
 #include "executor/call.h"
 #include "executor/executor.h"
 #include "executor/ledger.h"
@@ -65,6 +66,14 @@ static void	ctl_writes_enable(struct ctl_conn *, const msgpack_object *,
 
 static void	ctl_ledger(struct ctl_conn *, const msgpack_object *,
 		    const struct operator *);
+static void	ctl_approvals(struct ctl_conn *, const msgpack_object *,
+		    const struct operator *);
+static void	ctl_approve(struct ctl_conn *, const msgpack_object *,
+		    const struct operator *);
+static void	ctl_deny(struct ctl_conn *, const msgpack_object *,
+		    const struct operator *);
+static void	ctl_keys_rotate(struct ctl_conn *, const msgpack_object *,
+		    const struct operator *);
 static void	ctl_resolve(struct ctl_conn *, const msgpack_object *,
 		    const struct operator *);
 
@@ -73,6 +82,10 @@ static const struct {
 	ctl_fn		 fn;
 } ctl_ops[] = {
 	{ "ledger",		ctl_ledger },
+	{ "approvals",		ctl_approvals },
+	{ "approve",		ctl_approve },
+	{ "deny",		ctl_deny },
+	{ "keys_rotate",	ctl_keys_rotate },
 	{ "resolve",		ctl_resolve },
 	{ "status",		ctl_status },
 	{ "writes_disable",	ctl_writes_disable },
@@ -133,7 +146,7 @@ ctl_status(struct ctl_conn *cc, const msgpack_object *req,
 	pk_kv_bool(&mb.pk, "writes_enabled", ex_writes_on());
 	pk_kv_bool(&mb.pk, "writes_config", ex->conf->writes_enabled);
 	pk_kv_bool(&mb.pk, "kill_switch", ex->writes_off);
-	pk_kv_uint(&mb.pk, "pending_approvals", 0);
+	pk_kv_uint(&mb.pk, "pending_approvals", approvals_pending());
 	pk_kv_uint(&mb.pk, "in_doubt", ledger_count(ex->store, L_IN_DOUBT));
 	pk_kv_uint(&mb.pk, "running_tools", toolrun_active());
 	pk_kv_bool(&mb.pk, "gatewayd_connected", ex->gw != NULL);
@@ -263,6 +276,86 @@ ctl_resolve(struct ctl_conn *cc, const msgpack_object *req,
 	pk_kv_str(&mb.pk, "state", done ? "done" : "failed");
 	ctl_send(cc, &mb);
 	free(key);
+}
+
+static void
+ctl_approvals(struct ctl_conn *cc, const msgpack_object *req,
+    const struct operator *op)
+{
+	struct msgbuf	mb;
+
+	(void)req;
+	(void)op;
+	msgbuf_init(&mb);
+	msgpack_pack_map(&mb.pk, 2);
+	pk_kv_bool(&mb.pk, "ok", 1);
+	pk_str(&mb.pk, "items");
+	approvals_pack_pending(&mb.pk);
+	ctl_send(cc, &mb);
+}
+
+static void
+ctl_decide(struct ctl_conn *cc, const msgpack_object *req,
+    const struct operator *op, int approve)
+{
+	struct msgbuf	 mb;
+	char		*id = mp_strdup(mp_get(req, "approval_id"));
+	char		*note = mp_strdup(mp_get(req, "note"));
+	char		 err[512];
+
+	if (id == NULL) {
+		ctl_error(cc, "an approval id is needed");
+	} else if (mp_get(req, "note") != NULL && note == NULL) {
+		ctl_error(cc, "the note must be a string");
+	} else if (approval_decide(id, approve, op->who, note, err,
+	    sizeof(err)) == -1) {
+		ctl_error(cc, "%s", err);
+	} else {
+		msgbuf_init(&mb);
+		msgpack_pack_map(&mb.pk, 4);
+		pk_kv_bool(&mb.pk, "ok", 1);
+		pk_kv_str(&mb.pk, "approval_id", id);
+		pk_kv_str(&mb.pk, "state", approve ? "approved" : "denied");
+		pk_kv_str(&mb.pk, "approver", op->who);
+		ctl_send(cc, &mb);
+	}
+	free(id);
+	free(note);
+}
+
+static void
+ctl_approve(struct ctl_conn *cc, const msgpack_object *req,
+    const struct operator *op)
+{
+	ctl_decide(cc, req, op, 1);
+}
+
+static void
+ctl_deny(struct ctl_conn *cc, const msgpack_object *req,
+    const struct operator *op)
+{
+	ctl_decide(cc, req, op, 0);
+}
+
+static void
+ctl_keys_rotate(struct ctl_conn *cc, const msgpack_object *req,
+    const struct operator *op)
+{
+	struct msgbuf		mb;
+	struct audit_rec	ar = { .event = "keys_rotate", .uid = -1 };
+	char			err[256];
+
+	(void)req;
+	if (checkpoint_keys_rotate(err, sizeof(err)) == -1) {
+		ctl_error(cc, "%s", err);
+		return;
+	}
+	ar.approver = op->who;
+	audit_write(&ar, 1);
+	msgbuf_init(&mb);
+	msgpack_pack_map(&mb.pk, 1);
+	pk_kv_bool(&mb.pk, "ok", 1);
+	ctl_send(cc, &mb);
 }
 
 static int

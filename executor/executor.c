@@ -25,6 +25,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
+#include "executor/approval.h"
 #include "executor/call.h"
 #include "executor/executor.h"
 #include "executor/store.h"
@@ -49,6 +50,8 @@ static const struct {
 } dispatch[] = {
 	{ MSG_HELLO,		dispatch_hello,		1 },
 	{ MSG_CALL,		dispatch_call,		0 },
+	{ MSG_RESUME,		approval_resume,	0 },
+	{ MSG_WAIT,		approval_wait,		0 },
 	{ MSG_WRITES_OFF,	dispatch_writes_off,	0 },
 };
 
@@ -346,6 +349,7 @@ main(int argc, char *argv[])
 
 	toolrun_init(ex->base);
 	write_init();
+	approvals_init();
 	control_init();
 	ev_usr1 = evsignal_new(ex->base, SIGUSR1, on_sigusr1, NULL);
 	ev_term = evsignal_new(ex->base, SIGTERM, on_sigterm, NULL);

@@ -34,6 +34,7 @@
 #define MAX_RUN_ID		256
 #define MAX_STEP_ID		256
 #define MAX_TOOL_NAME		128
+#define MAX_CHECKPOINT		2048
 
 struct req;
 
@@ -251,7 +252,7 @@ call_answered(const msgpack_object *resp, void *arg)
 	status = mp_get(resp, "status");
 	if (status == NULL)
 		fatalx("executor answered without a status");
-	if (mp_streq(status, ST_STOPPED) &&
+	if (mp_streq(status, ST_STOPPED) && r->run_id != NULL &&
 	    (run = run_get(c->pr->tenant, r->run_id, 1)) != NULL) {
 		char	*rs, *msg;
 
@@ -287,6 +288,26 @@ call_answered(const msgpack_object *resp, void *arg)
 	conn_wake(c);
 }
 
+/* Park the request until the executor answers it. */
+static void
+req_forward(struct conn *c, const char *id, size_t idlen, uint64_t xid,
+    struct msgbuf *mb, char *run_id)
+{
+	struct req	*r;
+
+	r = xcalloc(1, sizeof(*r));
+	r->conn = c;
+	r->exec_id = xid;
+	r->id = idlen ? xmalloc(idlen) : NULL;
+	if (idlen)
+		memcpy(r->id, id, idlen);
+	r->idlen = idlen;
+	r->run_id = run_id;
+	LIST_INSERT_HEAD(&c->reqs, r, entry);
+	c->inflight++;
+	exec_send(xid, mb, call_answered, r);
+}
+
 static void
 op_call(struct conn *c, const char *id, size_t idlen,
     const msgpack_object *reqm)
@@ -297,7 +318,6 @@ op_call(struct conn *c, const char *id, size_t idlen,
 	char			 hash[ARGS_HASH_LEN + 1], msg[512];
 	struct run		*run;
 	struct msgbuf		 mb;
-	struct req		*r;
 	uint64_t		 xid;
 	enum gate		 g;
 
@@ -361,19 +381,8 @@ op_call(struct conn *c, const char *id, size_t idlen,
 	pk_kv_str(&mb.pk, "tool", tool);
 	pk_str(&mb.pk, "args");
 	msgpack_pack_object(&mb.pk, *args);
-
-	r = xcalloc(1, sizeof(*r));
-	r->conn = c;
-	r->exec_id = xid;
-	r->id = idlen ? xmalloc(idlen) : NULL;
-	if (idlen)
-		memcpy(r->id, id, idlen);
-	r->idlen = idlen;
-	r->run_id = run_id;
+	req_forward(c, id, idlen, xid, &mb, run_id);
 	run_id = NULL;
-	LIST_INSERT_HEAD(&c->reqs, r, entry);
-	c->inflight++;
-	exec_send(xid, &mb, call_answered, r);
 out:
 	free(run_id);
 	free(tool);
@@ -439,12 +448,61 @@ out:
 }
 
 static void
-op_later(struct conn *c, const char *id, size_t idlen,
+op_resume(struct conn *c, const char *id, size_t idlen,
     const msgpack_object *reqm)
 {
-	(void)reqm;
-	reply_refuse(c, id, idlen, ST_ERROR, E_BAD_REQUEST,
-	    "this op is not served yet");
+	const msgpack_object	*cp = mp_get(reqm, "checkpoint");
+	struct msgbuf		 mb;
+	uint64_t		 xid;
+
+	if (cp == NULL || cp->type != MSGPACK_OBJECT_STR ||
+	    cp->via.str.size == 0 || cp->via.str.size > MAX_CHECKPOINT) {
+		reply_refuse(c, id, idlen, ST_ERROR, E_BAD_REQUEST,
+		    "checkpoint must be the string needs_approval returned");
+		return;
+	}
+	/* Only the executor can verify it: gatewayd holds no key. */
+	xid = exec_begin(&mb, MSG_RESUME, 6);
+	pk_kv_uint(&mb.pk, "uid", c->uid);
+	pk_kv_uint(&mb.pk, "gid", c->gid);
+	pk_kv_uint(&mb.pk, "pid", (uint64_t)c->pid);
+	pk_kv_str(&mb.pk, "tenant", c->pr->tenant);
+	pk_kv_str(&mb.pk, "env", c->pr->env);
+	pk_str(&mb.pk, "checkpoint");
+	msgpack_pack_object(&mb.pk, *cp);
+	req_forward(c, id, idlen, xid, &mb, NULL);
+}
+
+static void
+op_wait(struct conn *c, const char *id, size_t idlen,
+    const msgpack_object *reqm)
+{
+	const msgpack_object	*aid = mp_get(reqm, "approval_id");
+	const msgpack_object	*tmo = mp_get(reqm, "timeout_ms");
+	struct msgbuf		 mb;
+	uint64_t		 xid;
+
+	if (aid == NULL || aid->type != MSGPACK_OBJECT_STR ||
+	    aid->via.str.size == 0 || aid->via.str.size > 64 ||
+	    memchr(aid->via.str.ptr, '\0', aid->via.str.size) != NULL) {
+		reply_refuse(c, id, idlen, ST_ERROR, E_BAD_REQUEST,
+		    "approval_id must be the string needs_approval returned");
+		return;
+	}
+	if (tmo == NULL || tmo->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+		reply_refuse(c, id, idlen, ST_ERROR, E_BAD_REQUEST,
+		    "timeout_ms must be a non-negative integer");
+		return;
+	}
+	xid = exec_begin(&mb, MSG_WAIT, 6);
+	pk_kv_uint(&mb.pk, "uid", c->uid);
+	pk_kv_uint(&mb.pk, "gid", c->gid);
+	pk_kv_str(&mb.pk, "tenant", c->pr->tenant);
+	pk_kv_str(&mb.pk, "env", c->pr->env);
+	pk_str(&mb.pk, "approval_id");
+	msgpack_pack_object(&mb.pk, *aid);
+	pk_kv_uint(&mb.pk, "timeout_ms", tmo->via.u64);
+	req_forward(c, id, idlen, xid, &mb, NULL);
 }
 
 static const struct {
@@ -454,8 +512,8 @@ static const struct {
 } agent_ops[] = {
 	{ OP_HELLO,	op_hello },
 	{ OP_CALL,	op_call },
-	{ OP_RESUME,	op_later },
-	{ OP_WAIT,	op_later },
+	{ OP_RESUME,	op_resume },
+	{ OP_WAIT,	op_wait },
 	{ OP_USAGE,	op_usage },
 };
 

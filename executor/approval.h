@@ -1,0 +1,60 @@
+/*
+ * Approvals: writes that policy puts before an operator.  The record
+ * (DB_APPROVALS, keyed by approval id) holds everything needed to run the
+ * write later, so the agent's resume carries only the signed checkpoint.
+ */
+#ifndef TG_APPROVAL_H
+#define TG_APPROVAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <msgpack.h>
+
+#include "executor/checkpoint.h"
+
+struct proto_msg;
+
+enum approval_state {
+	A_PENDING = 1,
+	A_APPROVED,
+	A_DENIED,
+	A_EXPIRED,	/* never stored: a pending record past its expiry */
+};
+
+struct approval {
+	char			 id[APPROVAL_ID_LEN + 1];
+	enum approval_state	 state;
+	char			*tenant;
+	char			*env;
+	char			*run_id;
+	char			*step_id;	/* may be NULL */
+	char			*tool;
+	char			*args_hash;
+	char			 args_sha256[65];
+	char			*args;		/* the args map, packed */
+	size_t			 argslen;
+	uint64_t		 uid;
+	uint64_t		 created_ms;
+	uint64_t		 expires_at;	/* seconds */
+	uint64_t		 decided_ms;
+	char			*approver;
+	char			*note;
+};
+
+const char	*approval_state_str(enum approval_state);
+void		 approval_free(struct approval *);
+char		*approval_encode(const struct approval *, size_t *len);
+int		 approval_decode(const char *buf, size_t len, struct approval *);
+
+void	approvals_init(void);
+void	approval_resume(const struct proto_msg *);
+void	approval_wait(const struct proto_msg *);
+
+/* For the control socket. */
+size_t	approvals_pending(void);
+/* Pack the pending approvals as an array. */
+void	approvals_pack_pending(msgpack_packer *);
+int	approval_decide(const char *id, int approve, const char *who,
+	    const char *note, char *err, size_t errlen);
+
+#endif
