@@ -69,6 +69,8 @@ $(BUILD)/gatewayctl: $(call obj,ctl/gatewayctl.c) $(LIBCOMMON)
 # A unit test links libcommon and the few objects it names here.
 test_toolrun_SRC	= executor/toolrun.c
 test_store_SRC		= executor/store.c
+test_ledger_SRC		= executor/ledger.c executor/store.c
+test_checkpoint_SRC	= executor/checkpoint.c
 test_runs_SRC		= gatewayd/runs.c
 
 .SECONDEXPANSION:
@@ -76,7 +78,7 @@ $(BUILD)/tests/%: $(call obj,tests/unit/%.c) $$(call obj,$$($$*_SRC)) $(LIBCOMMO
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BENCH): $(call obj,bench/bench.c) $(LIBCOMMON)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lpthread
 
 # The whole suite: unit tests, then regression tests against the real
 # daemon pair.  Ends with "N passed, N failed"; non-zero on any failure.
@@ -108,10 +110,14 @@ FUZZ_SRC	:= $(wildcard fuzz/fuzz_*.c)
 FUZZERS		:= $(patsubst fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
 FUZZ_CFLAGS	 = -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
 		   -fno-sanitize-recover=undefined -I. $(PKG_CFLAGS)
+# Sources beyond common/ and proto/ that a fuzz target links.
+fuzz_ledger_SRC		= executor/ledger.c executor/store.c
+fuzz_approval_SRC	= executor/approval.c executor/checkpoint.c
+fuzz_checkpoint_SRC	= executor/checkpoint.c
 fuzz: $(FUZZERS)
-build-fuzz/%: fuzz/%.c $(COMMON_SRC) $(wildcard common/*.h proto/*.h)
+build-fuzz/%: fuzz/%.c $(COMMON_SRC) $$($$*_SRC) $(wildcard common/*.h proto/*.h executor/*.h)
 	@mkdir -p build-fuzz
-	clang $(FUZZ_CFLAGS) -o $@ $< $(COMMON_SRC) $(PKG_LIBS)
+	clang $(FUZZ_CFLAGS) -o $@ $< $(COMMON_SRC) $($*_SRC) $(PKG_LIBS)
 fuzz-smoke: $(FUZZERS)
 	@for f in $(FUZZERS); do \
 	  echo "fuzz: $$f"; \

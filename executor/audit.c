@@ -9,18 +9,44 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <event2/event.h>
 #include <jansson.h>
 
 #include "common/log.h"
 #include "common/util.h"
 #include "executor/executor.h"
 
-static int	audit_fd = -1;
-static char	audit_path[4096];
-static uint64_t	audit_seq;
+static int		 audit_fd = -1;
+static char		 audit_path[4096];
+static uint64_t		 audit_seq;
+static struct event	*sync_ev;
+static int		 sync_due;
+
+/*
+ * Records that matter reach the disk together, once per turn of the event
+ * loop (group commit, as the ledger does), instead of one fdatasync each.
+ */
+static void
+audit_sync_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	audit_flush();
+}
 
 void
-audit_open(const char *state_dir)
+audit_flush(void)
+{
+	if (!sync_due || audit_fd == -1)
+		return;
+	sync_due = 0;
+	if (fdatasync(audit_fd) == -1)
+		fatal("audit: fdatasync %s", audit_path);
+}
+
+void
+audit_open(const char *state_dir, struct event_base *base)
 {
 	snprintf(audit_path, sizeof(audit_path), "%s/audit.log", state_dir);
 	audit_fd = open(audit_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
@@ -28,6 +54,8 @@ audit_open(const char *state_dir)
 	if (audit_fd == -1)
 		fatal("%s", audit_path);
 	audit_seq = now_ms() * 1000;
+	if ((sync_ev = event_new(base, -1, 0, audit_sync_cb, NULL)) == NULL)
+		fatalx("audit: event_new");
 }
 
 static void
@@ -75,13 +103,19 @@ audit_write(const struct audit_rec *r, int sync)
 	free(line);
 	if (n != (ssize_t)len)
 		fatal("audit: write %s", audit_path);
-	if (sync && fdatasync(audit_fd) == -1)
-		fatal("audit: fdatasync %s", audit_path);
+	if (sync && !sync_due) {
+		sync_due = 1;
+		event_active(sync_ev, EV_TIMEOUT, 0);
+	}
 }
 
 void
 audit_close(void)
 {
+	audit_flush();
+	if (sync_ev != NULL)
+		event_free(sync_ev);
+	sync_ev = NULL;
 	if (audit_fd != -1)
 		close(audit_fd);
 	audit_fd = -1;

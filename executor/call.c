@@ -33,9 +33,13 @@ call_free(struct call *c)
 	free(c);
 }
 
+/*
+ * Records of writes that ran, or were refused, reach the disk (grouped per
+ * loop turn); reads and replays, which change nothing, are not synced.
+ */
 static void
 call_audit(const struct call *c, const char *decision, const char *reason,
-    const char *note)
+    const char *note, int sync)
 {
 	struct audit_rec	ar = {
 		.event = "call",
@@ -53,7 +57,7 @@ call_audit(const struct call *c, const char *decision, const char *reason,
 		.note = note,
 	};
 
-	audit_write(&ar, c->idem_key != NULL);
+	audit_write(&ar, sync);
 }
 
 void
@@ -63,7 +67,7 @@ call_refuse(struct call *c, const char *status, const char *reason,
 	struct msgbuf	mb;
 	int		is_error = strcmp(status, ST_ERROR) == 0;
 
-	call_audit(c, status, reason, message);
+	call_audit(c, status, reason, message, c->idem_key != NULL);
 	msgbuf_init(&mb);
 	msgbuf_begin_msg(&mb, c->ans_type, c->id, 1);
 	pk_str(&mb.pk, "response");
@@ -94,7 +98,8 @@ call_respond(struct call *c, const char *resp, size_t resplen, int replayed)
 		reason = mp_get(&u.data, "error");
 	status = mp_strdup(st);
 	why = mp_strdup(reason);
-	call_audit(c, status, why, replayed ? "replayed" : NULL);
+	call_audit(c, status, why, replayed ? "replayed" : NULL,
+	    c->idem_key != NULL && !replayed);
 	n = u.data.via.map.size;
 	msgbuf_init(&mb);
 	msgbuf_begin_msg(&mb, c->ans_type, c->id, 1);
@@ -143,7 +148,7 @@ read_done(const struct toolrun_result *r, void *arg)
 
 	switch (r->status) {
 	case TR_OK:
-		call_audit(c, ST_OK, NULL, NULL);
+		call_audit(c, ST_OK, NULL, NULL, 0);
 		msgbuf_init(&mb);
 		msgbuf_begin_msg(&mb, c->ans_type, c->id, 1);
 		pk_str(&mb.pk, "response");

@@ -331,10 +331,10 @@ main(int argc, char *argv[])
 	if ((rc = store_get_writes_off(ex->store, &ex->writes_off)) != 0)
 		fatalx("store: cannot read the kill switch: %s",
 		    mdb_strerror(rc));
-	audit_open(ex->conf->state_dir);
 
 	if ((ex->base = event_base_new()) == NULL)
 		fatalx("event_base_new");
+	audit_open(ex->conf->state_dir, ex->base);
 	if (fcntl(EXECUTOR_FD, F_GETFD) == -1)
 		fatalx("fd %d is not open: executor is started by gatewayd",
 		    EXECUTOR_FD);

@@ -70,9 +70,10 @@ struct audit_rec {
 	const char	*note;
 };
 
-void	audit_open(const char *state_dir);
-/* Writes that matter (sync=1) reach the disk before the call returns. */
+void	audit_open(const char *state_dir, struct event_base *);
+/* Records that matter (sync=1) reach the disk within this loop turn. */
 void	audit_write(const struct audit_rec *, int sync);
+void	audit_flush(void);
 void	audit_close(void);
 
 #endif
