@@ -9,7 +9,10 @@
 #include <stddef.h>
 #include <msgpack.h>
 
-#define CANON_MAX_DEPTH		64	/* deeper nesting is bad_request */
+#include "common/frame.h"
+
+/* Deeper nesting is bad_request: see VALUE_MAX_DEPTH. */
+#define CANON_MAX_DEPTH		VALUE_MAX_DEPTH
 #define ARGS_HASH_LEN		24	/* hex digits */
 
 struct canon_buf {

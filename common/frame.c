@@ -119,6 +119,12 @@ mp_head(const unsigned char *p, size_t avail, size_t *hdr, uint64_t *body,
 long
 mp_check(const char *buf, size_t len)
 {
+	return mp_check_depth(buf, len, MP_MAX_DEPTH);
+}
+
+long
+mp_check_depth(const char *buf, size_t len, int maxdepth)
+{
 	const unsigned char	*p = (const unsigned char *)buf;
 	uint64_t		 left[MP_MAX_DEPTH + 1];	/* values still owed per level */
 	uint64_t		 body, children;
@@ -142,7 +148,8 @@ mp_check(const char *buf, size_t len)
 		if (children == 0)
 			continue;
 		/* Each value takes at least one byte: refuse what cannot fit. */
-		if (children > len - off || depth == MP_MAX_DEPTH)
+		if (children > len - off || depth >= maxdepth ||
+		    depth == MP_MAX_DEPTH)
 			return -1;
 		left[++depth] = children;
 	}

@@ -17,6 +17,12 @@
  * them (its own parser stack holds 32 levels).
  */
 #define MP_MAX_DEPTH	32
+/*
+ * What agents' args and tools' results may nest: the socketpair wraps
+ * them in up to five more levels ([type, id, {response: {result: ...}}]),
+ * and the wrapped message must still fit in MP_MAX_DEPTH.
+ */
+#define VALUE_MAX_DEPTH	24
 
 struct evbuffer;
 
@@ -40,6 +46,8 @@ void	frame_put_len(unsigned char hdr[FRAME_HDR], uint32_t len);
  * claimed 4-billion-element array in a 10-byte frame.
  */
 long	mp_check(const char *buf, size_t len);
+/* The same with another depth limit (at most MP_MAX_DEPTH). */
+long	mp_check_depth(const char *buf, size_t len, int maxdepth);
 
 /*
  * Decode a frame body that must hold exactly one msgpack map.  Returns 0

@@ -99,7 +99,10 @@ parse_command(int argc, char **argv, struct request *r)
 		r->op = cmd;
 		r->k1 = "run_id";
 		r->v1 = argv[1];
-	} else if (strcmp(cmd, "ledger") == 0 && argc == 1)
+	} else if (strcmp(cmd, "keys") == 0 && argc == 2 &&
+	    strcmp(argv[1], "rotate") == 0)
+		r->op = "keys_rotate";
+	else if (strcmp(cmd, "ledger") == 0 && argc == 1)
 		r->op = "ledger";
 	else if (strcmp(cmd, "resolve") == 0 && argc == 3 &&
 	    (strcmp(argv[2], "done") == 0 || strcmp(argv[2], "failed") == 0)) {

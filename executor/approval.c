@@ -505,6 +505,7 @@ approval_resume(const struct proto_msg *m)
 			break;
 		}
 		c->approver = a.approver ? xstrdup(a.approver) : NULL;
+		c->resumed = 1;
 		/* The current policy decides again: it may have changed. */
 		call_dispatch(c, &u.data, 1);
 		msgpack_unpacked_destroy(&u);

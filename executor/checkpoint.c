@@ -24,6 +24,8 @@
 #define DOMAIN		"toolgate checkpoint v1"
 #define KEY_FILE	"checkpoint.key"
 #define OLD_KEY_FILE	"checkpoint.key.old"
+#define MAX_OLD_KEYS	64	/* rotated out within one ttl: plenty */
+#define OLD_REC		(crypto_sign_SECRETKEYBYTES + 8)
 
 struct sigkey {
 	int		present;
@@ -33,7 +35,9 @@ struct sigkey {
 	uint64_t	valid_until;	/* old key: 0 = forever */
 };
 
-static struct sigkey	cur_key, old_key;
+static struct sigkey	cur_key;
+static struct sigkey	old_keys[MAX_OLD_KEYS];	/* rotated out, still verifying */
+static size_t		nold;
 static char		key_path[4096], old_path[4096];
 static uint64_t		key_ttl_s;
 
@@ -57,49 +61,36 @@ key_id(struct sigkey *k)
 	sodium_bin2hex(k->kid, sizeof(k->kid), h, 8);
 }
 
-/* A key file: the 64-byte secret key; for an old key, 8 more bytes of expiry. */
+/* A key file: the 64-byte Ed25519 secret key. */
 static int
-key_read(const char *path, struct sigkey *k, int old)
+key_read(const char *path, struct sigkey *k)
 {
-	unsigned char	buf[crypto_sign_SECRETKEYBYTES + 8];
+	unsigned char	buf[crypto_sign_SECRETKEYBYTES + 1];
 	ssize_t		n;
-	int		fd, i;
+	int		fd;
 
 	memset(k, 0, sizeof(*k));
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1)
 		return -1;
 	n = read(fd, buf, sizeof(buf));
 	close(fd);
-	if (n != (ssize_t)(old ? sizeof(buf) : crypto_sign_SECRETKEYBYTES))
+	if (n != (ssize_t)crypto_sign_SECRETKEYBYTES)
 		fatalx("%s: not a checkpoint key", path);
 	memcpy(k->sk, buf, crypto_sign_SECRETKEYBYTES);
 	crypto_sign_ed25519_sk_to_pk(k->pk, k->sk);
-	if (old)
-		for (i = 0; i < 8; i++)
-			k->valid_until = k->valid_until << 8 |
-			    buf[crypto_sign_SECRETKEYBYTES + i];
 	k->present = 1;
 	key_id(k);
 	sodium_memzero(buf, sizeof(buf));
 	return 0;
 }
 
-/* Write a key file whole, then rename it into place. */
+/* Write a file whole, then rename it into place. */
 static int
-key_write(const char *path, const struct sigkey *k, int old)
+file_replace(const char *path, const unsigned char *buf, size_t len)
 {
-	unsigned char	buf[crypto_sign_SECRETKEYBYTES + 8];
-	char		tmp[4200];
-	size_t		len = crypto_sign_SECRETKEYBYTES;
-	int		fd, i, rc = -1;
+	char	tmp[4200];
+	int	fd, rc = -1;
 
-	memcpy(buf, k->sk, crypto_sign_SECRETKEYBYTES);
-	if (old) {
-		for (i = 0; i < 8; i++)
-			buf[len + i] = (unsigned char)(k->valid_until >>
-			    (56 - 8 * i));
-		len += 8;
-	}
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
 	    0600);
@@ -108,8 +99,68 @@ key_write(const char *path, const struct sigkey *k, int old)
 		rc = 0;
 	if (fd != -1)
 		close(fd);
+	return rc;
+}
+
+static int
+key_write(const char *path, const struct sigkey *k)
+{
+	return file_replace(path, k->sk, sizeof(k->sk));
+}
+
+/* The old keys file: records of a secret key and its 8-byte expiry. */
+static int
+old_keys_write(void)
+{
+	unsigned char	buf[MAX_OLD_KEYS * OLD_REC];
+	size_t		i;
+	int		j, rc;
+
+	for (i = 0; i < nold; i++) {
+		memcpy(buf + i * OLD_REC, old_keys[i].sk,
+		    crypto_sign_SECRETKEYBYTES);
+		for (j = 0; j < 8; j++)
+			buf[i * OLD_REC + crypto_sign_SECRETKEYBYTES + j] =
+			    (unsigned char)(old_keys[i].valid_until >>
+			    (56 - 8 * j));
+	}
+	rc = file_replace(old_path, buf, nold * OLD_REC);
 	sodium_memzero(buf, sizeof(buf));
 	return rc;
+}
+
+static void
+old_keys_read(void)
+{
+	unsigned char	buf[MAX_OLD_KEYS * OLD_REC];
+	uint64_t	now = (uint64_t)time(NULL);
+	ssize_t		n;
+	size_t		i;
+	int		fd, j;
+
+	nold = 0;
+	if ((fd = open(old_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1)
+		return;
+	n = read(fd, buf, sizeof(buf));
+	close(fd);
+	if (n < 0 || n % OLD_REC != 0)
+		fatalx("%s: not a file of checkpoint keys", old_path);
+	for (i = 0; i < (size_t)n / OLD_REC; i++) {
+		struct sigkey	*k = &old_keys[nold];
+
+		memset(k, 0, sizeof(*k));
+		memcpy(k->sk, buf + i * OLD_REC, crypto_sign_SECRETKEYBYTES);
+		for (j = 0; j < 8; j++)
+			k->valid_until = k->valid_until << 8 |
+			    buf[i * OLD_REC + crypto_sign_SECRETKEYBYTES + j];
+		if (k->valid_until <= now)
+			continue;	/* expired: forget it */
+		crypto_sign_ed25519_sk_to_pk(k->pk, k->sk);
+		k->present = 1;
+		key_id(k);
+		nold++;
+	}
+	sodium_memzero(buf, sizeof(buf));
 }
 
 void
@@ -122,23 +173,21 @@ checkpoint_keys_init(const char *state_dir, const char *creds_dir,
 	snprintf(cred_key, sizeof(cred_key), "%s/%s", creds_dir, KEY_FILE);
 	snprintf(key_path, sizeof(key_path), "%s/%s", state_dir, KEY_FILE);
 	snprintf(old_path, sizeof(old_path), "%s/%s", state_dir, OLD_KEY_FILE);
-	if (key_read(cred_key, &cur_key, 0) == 0) {
+	if (key_read(cred_key, &cur_key) == 0) {
 		log_info("checkpoint key %s from %s", cur_key.kid, cred_key);
 		snprintf(key_path, sizeof(key_path), "%s", cred_key);
-	} else if (key_read(key_path, &cur_key, 0) == -1) {
+	} else if (key_read(key_path, &cur_key) == -1) {
 		if (errno != ENOENT)
 			fatal("%s", key_path);
 		crypto_sign_keypair(cur_key.pk, cur_key.sk);
 		cur_key.present = 1;
 		key_id(&cur_key);
-		if (key_write(key_path, &cur_key, 0) == -1)
+		if (key_write(key_path, &cur_key) == -1)
 			fatal("%s", key_path);
 		log_info("checkpoint key %s created in %s", cur_key.kid,
 		    key_path);
 	}
-	if (key_read(old_path, &old_key, 1) == 0 &&
-	    old_key.valid_until <= (uint64_t)time(NULL))
-		memset(&old_key, 0, sizeof(old_key));
+	old_keys_read();
 }
 
 int
@@ -150,18 +199,25 @@ checkpoint_keys_rotate(char *err, size_t errlen)
 	crypto_sign_keypair(next.pk, next.sk);
 	next.present = 1;
 	key_id(&next);
+	/* Forget expired old keys, make room, keep the current one. */
+	old_keys_read();
+	if (nold == MAX_OLD_KEYS) {
+		memmove(old_keys, old_keys + 1, (nold - 1) * sizeof(*old_keys));
+		nold--;
+	}
 	/* The old key keeps verifying checkpoints already handed out. */
 	cur_key.valid_until = (uint64_t)time(NULL) + key_ttl_s;
-	if (key_write(old_path, &cur_key, 1) == -1 ||
-	    key_write(key_path, &next, 0) == -1) {
+	old_keys[nold++] = cur_key;
+	/* Old keys first: a crash between the two loses no checkpoint. */
+	if (old_keys_write() == -1 || key_write(key_path, &next) == -1) {
 		snprintf(err, errlen, "cannot store the keys: %s",
 		    strerror(errno));
+		nold--;
 		return -1;
 	}
 	log_info("checkpoint key rotated: %s replaces %s (which verifies"
 	    " until %llu)", next.kid, cur_key.kid,
 	    (unsigned long long)cur_key.valid_until);
-	old_key = cur_key;
 	cur_key = next;
 	sodium_memzero(&next, sizeof(next));
 	return 0;
@@ -328,8 +384,9 @@ checkpoint_verify(const char *s, size_t len, struct checkpoint *cp,
 	const char	*dot, *b64;
 	size_t		 plen, slen;
 	char		 kid[17];
-	struct sigkey	*k;
+	struct sigkey	*k = NULL;
 	msgpack_sbuffer	 m;
+	size_t		 i;
 	int		 ok;
 
 	memset(cp, 0, sizeof(*cp));
@@ -358,10 +415,11 @@ checkpoint_verify(const char *s, size_t len, struct checkpoint *cp,
 	}
 	if (cur_key.present && strcmp(kid, cur_key.kid) == 0)
 		k = &cur_key;
-	else if (old_key.present && strcmp(kid, old_key.kid) == 0 &&
-	    old_key.valid_until > (uint64_t)time(NULL))
-		k = &old_key;
-	else {
+	for (i = 0; k == NULL && i < nold; i++)
+		if (strcmp(kid, old_keys[i].kid) == 0 &&
+		    old_keys[i].valid_until > (uint64_t)time(NULL))
+			k = &old_keys[i];
+	if (k == NULL) {
 		checkpoint_free(cp);
 		snprintf(err, errlen, "the checkpoint was signed by a key we"
 		    " do not hold");

@@ -364,6 +364,42 @@ out:
 	return rc;
 }
 
+int
+ledger_run_has(MDB_txn *txn, struct store *st, const char *tenant,
+    const char *run_id, const char *key)
+{
+	msgpack_unpacked	 u;
+	const msgpack_object	*keys;
+	char			 rk[MAX_KEY];
+	MDB_val			 k, v;
+	size_t			 tl = strlen(tenant), rl = strlen(run_id), off = 0;
+	uint32_t		 i;
+	int			 rc;
+
+	if (tl + 1 + rl > sizeof(rk) - 9)
+		return MDB_BAD_VALSIZE;
+	memcpy(rk, tenant, tl + 1);
+	memcpy(rk + tl + 1, run_id, rl);
+	k.mv_data = rk;
+	k.mv_size = tl + 1 + rl;
+	if ((rc = mdb_get(txn, store_dbi(st, DB_RUNS), &k, &v)) != 0)
+		return rc == MDB_NOTFOUND ? 0 : rc;
+	msgpack_unpacked_init(&u);
+	rc = 1;		/* a damaged record: treat the key as written */
+	if (msgpack_unpack_next(&u, v.mv_data, v.mv_size, &off) ==
+	    MSGPACK_UNPACK_SUCCESS && u.data.type == MSGPACK_OBJECT_ARRAY &&
+	    u.data.via.array.size == 2 &&
+	    u.data.via.array.ptr[1].type == MSGPACK_OBJECT_ARRAY) {
+		keys = &u.data.via.array.ptr[1];
+		rc = 0;
+		for (i = 0; i < keys->via.array.size; i++)
+			if (mp_streq(&keys->via.array.ptr[i], key))
+				rc = 1;
+	}
+	msgpack_unpacked_destroy(&u);
+	return rc;
+}
+
 struct recover_arg {
 	struct store	*st;
 	size_t		 n;

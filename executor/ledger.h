@@ -69,6 +69,10 @@ int		 ledger_run_add(MDB_txn *, struct store *, const char *tenant,
 		    const char *run_id, const char *key, uint64_t max_writes,
 		    uint64_t now);
 
+/* 1 when the run has written the key already, 0 when not, or an error. */
+int		 ledger_run_has(MDB_txn *, struct store *, const char *tenant,
+		    const char *run_id, const char *key);
+
 /* At start: every running record becomes in doubt.  *n gets the count. */
 int		 ledger_recover(struct store *, size_t *n);
 

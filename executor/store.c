@@ -100,6 +100,17 @@ store_map_size(struct store *st)
 	return st->map_size;
 }
 
+uint64_t
+store_used(struct store *st)
+{
+	MDB_envinfo	info;
+	MDB_stat	ms;
+
+	if (mdb_env_info(st->env, &info) != 0 || mdb_env_stat(st->env, &ms) != 0)
+		return UINT64_MAX;
+	return ((uint64_t)info.me_last_pgno + 1) * ms.ms_psize;
+}
+
 /* Double the map within the hard limit; 0 if it grew. */
 static int
 store_grow(struct store *st)

@@ -41,6 +41,8 @@ int		 store_read(struct store *, int (*fn)(MDB_txn *, void *),
 		    void *arg);
 MDB_dbi		 store_dbi(struct store *, enum store_db);
 uint64_t	 store_map_size(struct store *);
+/* Bytes of the map in use (pages up to the last one written). */
+uint64_t	 store_used(struct store *);
 
 /* The kill switch: 1 when writes were disabled at run time. */
 int		 store_get_writes_off(struct store *, int *off);

@@ -29,6 +29,7 @@
 #include <event2/event.h>
 #include <msgpack.h>
 
+#include "common/frame.h"
 #include "common/jsonmp.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
@@ -795,6 +796,13 @@ toolrun_outcome(struct toolrun *tr, msgpack_sbuffer *sb)
 			res->status = TR_BAD_OUTPUT;
 			snprintf(res->message, sizeof(res->message),
 			    "tool output is not one JSON value: %s", err);
+		} else if (mp_check_depth(sb->data, sb->size,
+		    VALUE_MAX_DEPTH) < 0) {
+			/* It must still fit in a socketpair message. */
+			res->status = TR_BAD_OUTPUT;
+			snprintf(res->message, sizeof(res->message),
+			    "tool output nests deeper than %d levels",
+			    VALUE_MAX_DEPTH);
 		} else {
 			res->status = TR_OK;
 			res->result = sb->data;

@@ -337,28 +337,79 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 struct get_arg {
-	const char		*key;
+	struct call		*c;
 	struct ledger_rec	*rec;
+	int			 in_run;	/* the run wrote this key already */
 };
 
 static int
 get_txn(MDB_txn *txn, void *arg)
 {
 	struct get_arg	*ga = arg;
+	int		 rc;
 
-	return ledger_get(txn, ex->store, ga->key, ga->rec);
+	if ((rc = ledger_get(txn, ex->store, ga->c->idem_key, ga->rec)) != 0)
+		return rc;
+	rc = ledger_run_has(txn, ex->store, ga->c->tenant, ga->c->run_id,
+	    ga->c->idem_key);
+	if (rc < 0 || rc > 1)
+		return rc;
+	ga->in_run = rc;
+	return 0;
+}
+
+/* Is a call of c's run already waiting on (or running) w? */
+static int
+wop_has_run(struct wop *w, const struct call *c)
+{
+	struct call	*o;
+
+	if (strcmp(w->first->tenant, c->tenant) == 0 &&
+	    strcmp(w->first->run_id, c->run_id) == 0)
+		return 1;
+	TAILQ_FOREACH(o, &w->waiters, entry)
+		if (strcmp(o->tenant, c->tenant) == 0 &&
+		    strcmp(o->run_id, c->run_id) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * Room the ledger must keep for outcomes: a running write's outcome holds
+ * a result of up to max_output bytes, and an outcome that cannot be stored
+ * would turn a write that ran into one in doubt.  So intents are refused
+ * while the map, at its hard limit, could not take every outcome due.
+ */
+static int
+ledger_has_room(size_t more)
+{
+	uint64_t	used = store_used(ex->store), need;
+
+	need = (uint64_t)(nops + more) * (ex->conf->max_output + 65536) * 2;
+	return used + need <= ex->conf->max_map_size;
 }
 
 void
 write_start(struct call *c, const struct tool *tool)
 {
 	struct ledger_rec	 rec;
-	struct get_arg		 ga = { c->idem_key, &rec };
+	struct get_arg		 ga = { c, &rec, 0 };
 	struct wop		*w;
 	char			 msg[768];
 	int			 rc;
 
+	/*
+	 * The same write twice in one run is stopped here too, whatever
+	 * gatewayd decided: running now, or written before.  Resuming one
+	 * checkpoint again is not a second write: it replays.
+	 */
 	if ((w = wop_find(c->idem_key)) != NULL) {
+		if (!c->resumed && wop_has_run(w, c)) {
+			call_refuse(c, ST_STOPPED, R_DUPLICATE_WRITE,
+			    "this write already ran in this run");
+			call_free(c);
+			return;
+		}
 		TAILQ_INSERT_TAIL(&w->waiters, c, entry);
 		return;
 	}
@@ -367,6 +418,13 @@ write_start(struct call *c, const struct tool *tool)
 		    " %s", mdb_strerror(rc));
 		call_refuse(c, ST_ERROR, E_UNAVAILABLE, msg);
 		call_free(c);
+		return;
+	}
+	if (ga.in_run && !c->resumed) {
+		call_refuse(c, ST_STOPPED, R_DUPLICATE_WRITE,
+		    "this write already ran in this run");
+		call_free(c);
+		ledger_rec_free(&rec);
 		return;
 	}
 	switch (rec.state) {
@@ -391,6 +449,14 @@ write_start(struct call *c, const struct tool *tool)
 		break;
 	}
 	ledger_rec_free(&rec);
+	if (!ledger_has_room(1)) {
+		log_warnx("ledger: %s refused: no room left for its outcome"
+		    " (store.max_map_size)", c->idem_key);
+		call_refuse(c, ST_ERROR, E_UNAVAILABLE, "the write ledger is"
+		    " full (store.max_map_size): the write was not run");
+		call_free(c);
+		return;
+	}
 	w = xcalloc(1, sizeof(*w));
 	w->key = xstrdup(c->idem_key);
 	w->tool = tool;

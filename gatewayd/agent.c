@@ -456,7 +456,8 @@ op_resume(struct conn *c, const char *id, size_t idlen,
 	uint64_t		 xid;
 
 	if (cp == NULL || cp->type != MSGPACK_OBJECT_STR ||
-	    cp->via.str.size == 0 || cp->via.str.size > MAX_CHECKPOINT) {
+	    cp->via.str.size == 0 || cp->via.str.size > MAX_CHECKPOINT ||
+	    memchr(cp->via.str.ptr, '\0', cp->via.str.size) != NULL) {
 		reply_refuse(c, id, idlen, ST_ERROR, E_BAD_REQUEST,
 		    "checkpoint must be the string needs_approval returned");
 		return;
@@ -594,9 +595,10 @@ conn_read(struct bufferevent *bev, void *arg)
 			conn_bad_frame(c, E_BAD_FRAME, why);
 			return;
 		}
-		evbuffer_drain(in, len + FRAME_HDR);
+		/* The object points into the buffer: drain only after. */
 		handle_request(c, &u.data);
 		msgpack_unpacked_destroy(&u);
+		evbuffer_drain(in, len + FRAME_HDR);
 	}
 }
 
