@@ -370,3 +370,393 @@ def main():
             continue
         print("PASS: %s (%.1fs)" % (name, time.time() - t0), flush=True)
     sys.exit(1 if failed else 0)
+
+
+# ---------------------------------------------------------------------------
+# Helpers for the daemon-pair tests (frames, principals, privsep, ...).
+
+def read_audit(daemon):
+    """The executor's audit log: a list of dicts, one per line."""
+    path = os.path.join(daemon.state, "audit.log")
+    try:
+        with open(path) as f:
+            return [json.loads(line) for line in f if line.strip()]
+    except FileNotFoundError:
+        return []
+
+
+def proc_status(pid):
+    """/proc/PID/status as a dict of field -> value string."""
+    out = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            out[k] = v.strip()
+    return out
+
+
+def pid_alive(pid):
+    """True while pid exists and is not a zombie."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            stat = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def group_pids(pgid):
+    """The live (not zombie) processes of process group pgid."""
+    pids = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            pids.append(int(name))
+    return pids
+
+
+def become_subreaper():
+    """Orphans of our children (an executor whose gatewayd died) become ours."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(36, 1, 0, 0, 0) != 0:     # PR_SET_CHILD_SUBREAPER
+        raise OSError(ctypes.get_errno(), "PR_SET_CHILD_SUBREAPER")
+
+
+def wait_exit(pid, timeout=10):
+    """Reap pid (our child or orphan); returns its wait status or None on timeout."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            p, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return None if pid_alive(pid) else -1
+        if p == pid:
+            return status
+        time.sleep(0.02)
+    return None
+
+
+def start_as(daemon, uid, gid=None, extra_args=(), wait=True):
+    """Start the daemon pair as an unprivileged uid (development mode):
+    the temp dir becomes that uid's, gatewayd is started under it."""
+    gid = uid if gid is None else gid
+    for top, dirs, files in os.walk(daemon.dir):
+        os.chown(top, uid, gid)
+        for n in files:
+            os.chown(os.path.join(top, n), uid, gid)
+
+    def pre():
+        os.setgroups([])
+        os.setgid(gid)
+        os.setuid(uid)
+
+    daemon.log = open(daemon.logpath, "ab")
+    daemon.proc = subprocess.Popen(
+        [GATEWAYD, "-c", daemon.config_path, "-f", "-v",
+         "--agent-socket", daemon.agent_sock,
+         "--control-socket", daemon.control_sock,
+         "--state-dir", daemon.state] + list(extra_args),
+        stdout=daemon.log, stderr=daemon.log, env=daemon.env(),
+        start_new_session=True, preexec_fn=pre)
+    if wait:
+        daemon.wait_ready()
+    return daemon
+
+
+def ctl_as(daemon, uid, gid, *args):
+    """gatewayctl run as uid/gid; returns (exit status, stdout, stderr)."""
+    def pre():
+        os.setgroups([])
+        os.setgid(gid)
+        os.setuid(uid)
+    p = subprocess.run([GATEWAYCTL, "-s", daemon.control_sock] + list(args),
+                       capture_output=True, text=True, preexec_fn=pre,
+                       timeout=60, env=daemon.env())
+    return p.returncode, p.stdout, p.stderr
+
+
+def raw_frame(body):
+    """A frame around body bytes, whatever they hold."""
+    return struct.pack(">I", len(body)) + body
+
+
+# ---------------------------------------------------------------------------
+# Helpers for the write-path tests (writes, stops, ledger).
+
+def writes_config(tools=None, **over):
+    """base_config with writes enabled (no approvals), read_write, and the
+    catalog entries in tools (name -> entry) added and allowed."""
+    writes = dict({"enabled": True, "require_approval": False},
+                  **over.pop("writes", {}))
+    conf = base_config(writes=writes, **over)
+    conf["tools"] = dict(conf["tools"], default_mode="read_write")
+    conf["tools"]["allow"] = list(conf["tools"]["allow"])
+    conf["catalog"] = dict(conf["catalog"])
+    for name, entry in (tools or {}).items():
+        conf["catalog"][name] = entry
+        if name not in conf["tools"]["allow"]:
+            conf["tools"]["allow"].append(name)
+    return conf
+
+
+def count_lines(path):
+    """Lines in a file (a record tool's side effects); 0 when missing."""
+    try:
+        with open(path) as f:
+            return sum(1 for _ in f)
+    except FileNotFoundError:
+        return 0
+
+
+def kill_pid_group(pidfile):
+    """SIGKILL the process group whose leader's pid is in pidfile, if any
+    (a tool left behind by an executor that died)."""
+    try:
+        pid = int(open(pidfile).read().strip())
+    except (OSError, ValueError):
+        return
+    for fn in (lambda: os.killpg(pid, signal.SIGKILL),
+               lambda: os.kill(pid, signal.SIGKILL)):
+        try:
+            fn()
+        except OSError:
+            pass
+
+
+def concurrent_calls(daemon, calls, uid=None, timeout=30):
+    """Send every (tool, args, run_id) in calls on its own connection before
+    reading any answer; returns the answers in the same order."""
+    clients = [daemon.client(uid) for _ in calls]
+    for i, (c, (t, a, run)) in enumerate(zip(clients, calls)):
+        c.s.settimeout(timeout)
+        c.send({"op": "call", "id": i + 1, "run_id": run, "tool": t, "args": a})
+    out = []
+    for i, c in enumerate(clients):
+        r = c.recv()
+        assert r["id"] == i + 1, r
+        out.append(r)
+        c.close()
+    return out
+
+
+class ExecutorLink:
+    """The executor started on its own, with the test as its gatewayd: a
+    socketpair on the executor's fd 3 speaking [type, id, body] frames."""
+
+    def __init__(self, conf, name="ex"):
+        self.dir = tempfile.mkdtemp(prefix=name + "-")
+        self.state = os.path.join(self.dir, "state")
+        self.control_sock = os.path.join(self.dir, "control.sock")
+        self.config_path = os.path.join(self.dir, "toolgate.yaml")
+        self.logpath = os.path.join(self.dir, "executor.log")
+        conf.setdefault("paths", {})["credentials_dir"] = os.path.join(self.dir, "creds")
+        write_config(self.config_path, conf)
+        self.types = msg_types()
+        self.next_id = 1
+        self.proc = None
+        self.sock = None
+
+    def start(self):
+        mine, theirs = socket.socketpair()
+        fd = theirs.fileno()
+
+        def pre():
+            os.dup2(fd, 3)
+            os.set_inheritable(3, True)
+        self.log = open(self.logpath, "ab")
+        self.proc = subprocess.Popen(
+            [EXECUTOR, "-c", self.config_path, "-f", "-v",
+             "--control-socket", self.control_sock, "--state-dir", self.state],
+            stdout=self.log, stderr=self.log, close_fds=False, preexec_fn=pre,
+            start_new_session=True)
+        theirs.close()
+        self.sock = mine
+        self.sock.settimeout(30)
+        ans = self.request("MSG_HELLO", {"version": 1})
+        assert ans[0] == self.types["MSG_HELLO_ANS"], ans
+        return self
+
+    def read_log(self):
+        try:
+            return open(self.logpath, errors="replace").read()
+        except OSError:
+            return ""
+
+    def send(self, type_name, body, msg_id=None):
+        if msg_id is None:
+            msg_id = self.next_id
+            self.next_id += 1
+        self.sock.sendall(frame([self.types[type_name], msg_id, body]))
+        return msg_id
+
+    def _read(self, n):
+        data = b""
+        while len(data) < n:
+            chunk = self.sock.recv(n - len(data))
+            if not chunk:
+                raise EOFError("the executor closed the socketpair:\n" + self.read_log())
+            data += chunk
+        return data
+
+    def recv(self):
+        """The next message that answers a request ([type, id, body]);
+        unsolicited ones (WRITES_STATE) are skipped."""
+        while True:
+            (n,) = struct.unpack(">I", self._read(4))
+            msg = msgpack.unpackb(self._read(n), raw=False, strict_map_key=False)
+            if msg[0] != self.types["MSG_WRITES_STATE"]:
+                return msg
+
+    def request(self, type_name, body):
+        msg_id = self.send(type_name, body)
+        msg = self.recv()
+        assert msg[1] == msg_id, (msg, msg_id)
+        return msg
+
+    def call_body(self, tool_name, args, run_id, uid=AGENT_UID, gid=AGENT_GID,
+                  tenant="acme", env="prod", step_id=None):
+        body = {"uid": uid, "gid": gid, "pid": os.getpid(), "tenant": tenant,
+                "env": env, "run_id": run_id, "tool": tool_name, "args": args}
+        if step_id is not None:
+            body["step_id"] = step_id
+        return body
+
+    def call(self, tool_name, args, run_id, **kw):
+        """A CALL; returns the agent-facing response map."""
+        msg = self.request("MSG_CALL", self.call_body(tool_name, args, run_id, **kw))
+        assert msg[0] == self.types["MSG_CALL_ANS"], msg
+        return msg[2]["response"]
+
+    def stop(self):
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        if self.proc is not None:
+            try:
+                rc = self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+                raise AssertionError("the executor did not exit when its peer closed")
+            self.proc = None
+            self.log.close()
+            return rc
+
+    def cleanup(self):
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            self.proc.wait()
+        if self.sock is not None:
+            self.sock.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        try:
+            if exc[0] is None:
+                rc = self.stop()
+                assert rc == 0, "executor exited %s:\n%s" % (rc, self.read_log())
+        finally:
+            self.cleanup()
+
+
+# ---------------------------------------------------------------------------
+# Helpers for the approval tests.
+
+def approvals_config(effects, require=("rec",), ttl_s=600, allow_rec=True):
+    """writes_config with the record tool "rec" (appending to effects) and
+    "rec.slow" (slow-record, to effects + ".slow"), require_approval set
+    to require (a list of names, or True/False), approvals.ttl_s."""
+    conf = writes_config(
+        tools={"rec": {"mode": "write", "exec": [tool("record"), effects]},
+               "rec.slow": {"mode": "write",
+                            "exec": [tool("slow-record"), effects + ".slow", "0.5"]}},
+        approvals={"ttl_s": ttl_s})
+    conf["writes"] = dict(conf["writes"],
+                          require_approval=list(require) if isinstance(require, (list, tuple))
+                          else require)
+    if not allow_rec:
+        conf["tools"]["allow"] = [t for t in conf["tools"]["allow"] if t != "rec"]
+    return conf
+
+
+def reconfigure(daemon, conf):
+    """Replace a (stopped or not yet started) daemon's config, keeping its paths."""
+    conf = dict(conf)
+    conf["paths"] = dict(conf.get("paths", {}), **daemon.conf.get("paths", {}))
+    daemon.conf = conf
+    write_config(daemon.config_path, conf)
+
+
+def approvals_daemon(name="tg-appr", **kw):
+    """A Daemon (not started) with approvals_config; its effects file,
+    daemon.effects, lives in its dir.  kw go to approvals_config."""
+    d = Daemon(base_config(), name=name)
+    d.effects = os.path.join(d.dir, "effects")
+    reconfigure(d, approvals_config(d.effects, **kw))
+    return d
+
+
+def ctl_raw(control_sock, req, timeout=30):
+    """One request on the control socket, as gatewayctl sends it (a frame
+    holding a msgpack map with "op"); returns the answer map."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect(control_sock)
+        s.sendall(frame(req))
+        c = Client(s)
+        c.s.settimeout(timeout)
+        return c.recv()
+    finally:
+        s.close()
+
+
+def b64url_decode(s):
+    import base64
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+def b64url_encode(b):
+    import base64
+    return base64.urlsafe_b64encode(b).decode().rstrip("=")
+
+
+def checkpoint_split(cp):
+    """A checkpoint "tgc1.PAYLOAD.SIG" -> (payload dict, payload bytes, sig bytes)."""
+    prefix, p, s = cp.split(".")
+    assert prefix == "tgc1", cp
+    raw = b64url_decode(p)
+    return msgpack.unpackb(raw, raw=False), raw, b64url_decode(s)
+
+
+def checkpoint_join(payload, sig):
+    """payload (a dict, or bytes as they are) and sig bytes -> a checkpoint string."""
+    if isinstance(payload, dict):
+        payload = msgpack.packb(payload, use_bin_type=True)
+    return "tgc1." + b64url_encode(payload) + "." + b64url_encode(sig)
+
+
+CHECKPOINT_DOMAIN = b"toolgate checkpoint v1\0"
+
+
+def checkpoint_sign_with(payload, seed):
+    """Sign payload (dict or bytes) the way the executor does, with the
+    Ed25519 key of 32-byte seed (python3-cryptography); a checkpoint string."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    if isinstance(payload, dict):
+        payload = msgpack.packb(payload, use_bin_type=True)
+    sig = Ed25519PrivateKey.from_private_bytes(seed).sign(CHECKPOINT_DOMAIN + payload)
+    return checkpoint_join(payload, sig)
