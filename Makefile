@@ -7,7 +7,8 @@ SAN	?= 0
 PKGS	 = libevent msgpack libsodium lmdb yaml-0.1 jansson
 DEBS	 = build-essential pkg-config libevent-dev libmsgpack-dev \
 	   libsodium-dev liblmdb-dev libyaml-dev libjansson-dev \
-	   python3 python3-msgpack
+	   python3 python3-msgpack python3-cryptography \
+	   clang libclang-rt-14-dev cppcheck
 
 ifeq ($(SAN),1)
 BUILD	?= build-san
@@ -46,7 +47,7 @@ PROGS		:= $(BUILD)/gatewayd $(BUILD)/executor $(BUILD)/gatewayctl
 TESTS		:= $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 BENCH		:= $(BUILD)/bench
 
-.PHONY: all check check-san demo bench deps clean cppcheck fuzz fuzz-smoke
+.PHONY: all check check-san test demo bench deps clean cppcheck fuzz fuzz-smoke
 all: $(PROGS)
 
 $(BUILD)/obj/%.o: %.c
@@ -84,6 +85,14 @@ $(BENCH): $(call obj,bench/bench.c) $(LIBCOMMON)
 # daemon pair.  Ends with "N passed, N failed"; non-zero on any failure.
 check: $(PROGS) $(TESTS)
 	@BUILD=$(BUILD) SAN=$(SAN) tests/run
+
+# Everything CI runs (README's test command): the suite, the suite under
+# ASan+UBSan, every fuzz target for a bounded run, and cppcheck.
+test: deps
+	$(MAKE) check
+	$(MAKE) check SAN=1
+	$(MAKE) fuzz-smoke
+	$(MAKE) cppcheck
 
 check-san:
 	$(MAKE) SAN=1 check
@@ -126,9 +135,13 @@ fuzz-smoke: $(FUZZERS)
 	    || { tail -40 build-fuzz/$$(basename $$f).log; exit 1; }; \
 	done
 
+# Static analysis of our code; any warning fails.  cppcheck does not know
+# <sys/queue.h>'s macros, so it is handed the header itself.
 cppcheck:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
-	  --inline-suppr --std=c11 -I. common proto gatewayd executor ctl bench
+	  --inline-suppr --std=c11 -D_GNU_SOURCE -I. \
+	  --include=/usr/include/$$(gcc -print-multiarch)/sys/queue.h \
+	  common proto gatewayd executor ctl bench fuzz tests/unit
 
 clean:
 	rm -rf build build-san build-fuzz

@@ -267,9 +267,12 @@ get_txn(MDB_txn *txn, void *arg)
 static int
 approval_get(const char *id, struct approval *a)
 {
-	struct rec_arg	ra = { id, a, 0 };
+	struct rec_arg	ra;
 
 	memset(a, 0, sizeof(*a));
+	ra.id = id;
+	ra.a = a;
+	ra.found = 0;
 	if (strlen(id) != APPROVAL_ID_LEN)
 		return 0;
 	if (store_read(ex->store, get_txn, &ra) != 0)

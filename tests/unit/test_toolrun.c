@@ -421,6 +421,20 @@ test_credential_fail_closed(void)
 	job_free(&j);
 }
 
+/* The SigIgn mask (hex) without glibc's internal signals 32 and 33. */
+static unsigned long long
+ignored_besides_glibc(const msgpack_object *o)
+{
+	char	buf[32];
+
+	if (o == NULL || o->type != MSGPACK_OBJECT_STR ||
+	    o->via.str.size >= sizeof(buf))
+		return ~0ULL;
+	memcpy(buf, o->via.str.ptr, o->via.str.size);
+	buf[o->via.str.size] = '\0';
+	return strtoull(buf, NULL, 16) & ~(3ULL << 31);
+}
+
 static void
 test_signals_reset(void)
 {
@@ -438,7 +452,13 @@ test_signals_reset(void)
 	ASSERT(r == 0);
 	ASSERT(j.status == TR_OK);
 	ASSERT(obj_streq(map_get(&j.up.data, "blocked"), "0000000000000000"));
-	ASSERT(obj_streq(map_get(&j.up.data, "ignored"), "0000000000000000"));
+	/*
+	 * Signals 32 and 33 are glibc's own (cancellation, setxid): its
+	 * sigaction() refuses them, so a child cannot reset them, and make
+	 * starts its children with them ignored.  Every other one must be
+	 * default.
+	 */
+	ASSERT(ignored_besides_glibc(map_get(&j.up.data, "ignored")) == 0);
 	job_free(&j);
 }
 
