@@ -116,6 +116,13 @@ mp_head(const unsigned char *p, size_t avail, size_t *hdr, uint64_t *body,
 	return 0;
 }
 
+static int
+is_container(unsigned char c)
+{
+	return (c & 0xe0) == 0x80 || c == 0xdc || c == 0xdd || c == 0xde ||
+	    c == 0xdf;
+}
+
 long
 mp_check(const char *buf, size_t len)
 {
@@ -145,11 +152,17 @@ mp_check_depth(const char *buf, size_t len, int maxdepth)
 		if (hdr > len - off || body > len - off - hdr)
 			return -1;
 		off += hdr + body;
+		/*
+		 * A container one level too deep is refused even when empty:
+		 * msgpack-c checks its stack before it looks at the count.
+		 */
+		if (is_container(p[off - hdr - body]) &&
+		    (depth >= maxdepth || depth == MP_MAX_DEPTH))
+			return -1;
 		if (children == 0)
 			continue;
 		/* Each value takes at least one byte: refuse what cannot fit. */
-		if (children > len - off || depth >= maxdepth ||
-		    depth == MP_MAX_DEPTH)
+		if (children > len - off)
 			return -1;
 		left[++depth] = children;
 	}

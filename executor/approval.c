@@ -218,6 +218,8 @@ approval_decode(const char *buf, size_t len, struct approval *a)
 	memset(a, 0, sizeof(*a));
 	if (frame_unpack_map(buf, len, &u, &why) == -1)
 		return -1;
+	if (mp_dup_keys(&u.data))
+		goto out;
 	for (i = 0; i < u.data.via.map.size; i++)
 		if (decode_field(&u.data.via.map.ptr[i], a, &v) == -1)
 			goto out;
@@ -740,4 +742,16 @@ approvals_init(void)
 {
 	checkpoint_keys_init(ex->conf->state_dir, ex->conf->credentials_dir,
 	    ex->conf->approvals_ttl_s);
+}
+
+void
+approvals_shutdown(void)
+{
+	struct waiter	*w;
+
+	while ((w = TAILQ_FIRST(&waiters)) != NULL) {
+		TAILQ_REMOVE(&waiters, w, entry);
+		event_free(w->timer);
+		free(w);
+	}
 }

@@ -47,6 +47,8 @@ char		*approval_encode(const struct approval *, size_t *len);
 int		 approval_decode(const char *buf, size_t len, struct approval *);
 
 void	approvals_init(void);
+/* At exit: waits still parked are dropped (gatewayd is gone). */
+void	approvals_shutdown(void);
 void	approval_resume(const struct proto_msg *);
 void	approval_wait(const struct proto_msg *);
 

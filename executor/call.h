@@ -59,6 +59,7 @@ void	approval_request(struct call *, const struct msgpack_object *args);
 
 /* write.c */
 void	write_init(void);
+void	write_shutdown(void);
 void	write_start(struct call *, const struct tool *);
 size_t	write_active(void);
 /* gatewayctl resolve: settle a write in doubt; -1 with a reason. */

@@ -398,6 +398,20 @@ checkpoint_verify(const char *s, size_t len, struct checkpoint *cp,
 	}
 	b64 = s + strlen(PREFIX);
 	len -= strlen(PREFIX);
+	/*
+	 * Only the URL-safe alphabet and one dot: libsodium 1.0.18 reads
+	 * bytes over 0x7f as '_', and one checkpoint must have one spelling.
+	 */
+	for (i = 0; i < len; i++) {
+		unsigned char	ch = (unsigned char)b64[i];
+
+		if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+		    (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' ||
+		    ch == '.')) {
+			snprintf(err, errlen, "the checkpoint is not well formed");
+			return -1;
+		}
+	}
 	if ((dot = memchr(b64, '.', len)) == NULL ||
 	    sodium_base642bin(payload, sizeof(payload), b64,
 	    (size_t)(dot - b64), NULL, &plen, NULL,

@@ -366,6 +366,9 @@ main(int argc, char *argv[])
 	event_base_dispatch(ex->base);
 
 	control_shutdown();
+	approvals_shutdown();
+	write_shutdown();
+	toolrun_shutdown();
 	audit_close();
 	store_close(ex->store);
 	event_free(ev_usr1);

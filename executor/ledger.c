@@ -201,6 +201,9 @@ ledger_decode(const char *buf, size_t len, struct ledger_rec *r)
 	memset(r, 0, sizeof(*r));
 	if (frame_unpack_map(buf, len, &u, &why) == -1)
 		return -1;
+	/* Each key once: a second "state" must not override the first. */
+	if (mp_dup_keys(&u.data))
+		goto out;
 	for (i = 0; i < u.data.via.map.size; i++)
 		if (dec_field(&u.data.via.map.ptr[i], r, &v) == -1)
 			goto out;

@@ -870,3 +870,11 @@ toolrun_finish(struct toolrun *tr)
 	free(tr->out);
 	free(tr);
 }
+
+void
+toolrun_shutdown(void)
+{
+	if (toolrun_sigchld != NULL)
+		event_free(toolrun_sigchld);
+	toolrun_sigchld = NULL;
+}

@@ -66,4 +66,7 @@ void	toolrun_start(const struct toolrun_req *req, toolrun_cb cb, void *arg);
 /* How many tools are running now (for a clean shutdown). */
 size_t	toolrun_active(void);
 
+/* At exit, once nothing runs: frees the SIGCHLD event. */
+void	toolrun_shutdown(void);
+
 #endif

@@ -589,3 +589,13 @@ write_resolve(const char *key, int done, const char *who, char *err,
 	log_info("ledger: %s resolved %s by %s", key, ar.decision, who);
 	return 0;
 }
+
+void
+write_shutdown(void)
+{
+	if (flush_ev != NULL)
+		event_free(flush_ev);
+	if (sweep_ev != NULL)
+		event_free(sweep_ev);
+	flush_ev = sweep_ev = NULL;
+}

@@ -347,3 +347,16 @@ mp_strdup(const msgpack_object *o)
 		return NULL;
 	return xstrndup(o->via.str.ptr, o->via.str.size);
 }
+
+int
+mp_dup_keys(const msgpack_object *map)
+{
+	uint32_t	i, j;
+
+	for (i = 1; i < map->via.map.size; i++)
+		for (j = 0; j < i; j++)
+			if (msgpack_object_equal(map->via.map.ptr[j].key,
+			    map->via.map.ptr[i].key))
+				return 1;
+	return 0;
+}

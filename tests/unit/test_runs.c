@@ -1,0 +1,449 @@
+/*
+ * Runs in gatewayd (gatewayd/runs.c): lookup and creation per tenant, the
+ * max_runs cap, the first stop reason, and the per-run limits: steps,
+ * repeated calls, duplicate writes, writes, tokens and cost.  Run it under
+ * valgrind: runs_free() must leave nothing behind.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/config.h"
+#include "gatewayd/gatewayd.h"
+#include "gatewayd/runs.h"
+#include "proto/proto.h"
+#include "tests/unit/test.h"
+
+struct gateway	*gw;
+
+static struct config	conf;
+static struct gateway	gateway;
+
+/* No caps at all, then the test sets what it needs; runs_init() after. */
+static void
+setup(void)
+{
+	runs_free();		/* what a failed test left */
+	memset(&conf, 0, sizeof(conf));
+	conf.max_runs = 10000;
+	conf.run_idle_s = 3600;
+	memset(&gateway, 0, sizeof(gateway));
+	gateway.conf = &conf;
+	gateway.base = NULL;		/* no sweep timer */
+	gw = &gateway;
+}
+
+static void
+test_get(void)
+{
+	struct run	*a, *b, *c;
+
+	setup();
+	runs_init();
+	ASSERT(runs_count() == 0);
+	ASSERT(run_get("acme", "r1", 0) == NULL);
+	ASSERT(runs_count() == 0);
+	a = run_get("acme", "r1", 1);
+	ASSERT(a != NULL);
+	ASSERT(runs_count() == 1);
+	ASSERT_STREQ(a->tenant, "acme");
+	ASSERT_STREQ(a->run_id, "r1");
+	ASSERT(run_stopped(a) == NULL);
+	/* Found again, with or without create. */
+	ASSERT(run_get("acme", "r1", 0) == a);
+	ASSERT(run_get("acme", "r1", 1) == a);
+	ASSERT(runs_count() == 1);
+	/* The same run_id in another tenant is another run. */
+	b = run_get("other", "r1", 1);
+	ASSERT(b != NULL && b != a);
+	ASSERT(runs_count() == 2);
+	ASSERT(run_get("other", "r1", 0) == b);
+	ASSERT(run_get("acme", "r1", 0) == a);
+	/* The separator: "ab"/"c" is not "a"/"bc". */
+	c = run_get("ab", "c", 1);
+	ASSERT(c != NULL && run_get("a", "bc", 0) == NULL);
+	ASSERT(run_get("a", "bc", 1) != c);
+	ASSERT(runs_count() == 4);
+	/* Prefixes are other runs. */
+	ASSERT(run_get("acme", "r", 0) == NULL);
+	ASSERT(run_get("acme", "r10", 0) == NULL);
+	ASSERT(run_get("acm", "r1", 0) == NULL);
+	/* State is per run. */
+	run_stop(a, R_LOOP_DETECTED, "looping");
+	ASSERT(run_stopped(b) == NULL);
+	ASSERT_STREQ(run_stopped(run_get("acme", "r1", 0)), R_LOOP_DETECTED);
+	runs_free();
+	ASSERT(runs_count() == 0);
+}
+
+/* Many runs, many per bucket: each still found. */
+static void
+test_many(void)
+{
+	struct run	*r[3000];
+	char		 id[32];
+	int		 i;
+
+	setup();
+	conf.max_runs = 3000;
+	runs_init();
+	for (i = 0; i < 3000; i++) {
+		snprintf(id, sizeof(id), "run-%d", i);
+		r[i] = run_get(i % 2 ? "a" : "b", id, 1);
+		ASSERT(r[i] != NULL);
+	}
+	ASSERT(runs_count() == 3000);
+	for (i = 0; i < 3000; i++) {
+		snprintf(id, sizeof(id), "run-%d", i);
+		ASSERT(run_get(i % 2 ? "a" : "b", id, 0) == r[i]);
+		ASSERT(run_get(i % 2 ? "b" : "a", id, 0) == NULL);
+	}
+	runs_free();
+}
+
+static void
+test_max_runs(void)
+{
+	struct run	*r[5];
+	char		 id[32];
+	int		 i;
+
+	setup();
+	conf.max_runs = 5;
+	runs_init();
+	for (i = 0; i < 5; i++) {
+		snprintf(id, sizeof(id), "r%d", i);
+		ASSERT((r[i] = run_get("acme", id, 1)) != NULL);
+	}
+	ASSERT(runs_count() == 5);
+	/* Full: a new run is refused, in any tenant. */
+	ASSERT(run_get("acme", "r5", 1) == NULL);
+	ASSERT(run_get("other", "r0", 1) == NULL);
+	ASSERT(runs_count() == 5);
+	/* ... and no existing run was forgotten to make room. */
+	for (i = 0; i < 5; i++) {
+		snprintf(id, sizeof(id), "r%d", i);
+		ASSERT(run_get("acme", id, 1) == r[i]);
+	}
+	runs_free();
+
+	/* A cap of one. */
+	setup();
+	conf.max_runs = 1;
+	runs_init();
+	ASSERT(run_get("t", "a", 1) != NULL);
+	ASSERT(run_get("t", "b", 1) == NULL);
+	ASSERT(run_get("t", "a", 1) != NULL);
+	runs_free();
+}
+
+static void
+test_stop(void)
+{
+	struct run	*r;
+
+	setup();
+	runs_init();
+	r = run_get("acme", "r1", 1);
+	ASSERT(r != NULL);
+	ASSERT(run_stopped(r) == NULL);
+	run_stop(r, R_BUDGET_EXCEEDED, "too many steps");
+	ASSERT_STREQ(run_stopped(r), R_BUDGET_EXCEEDED);
+	ASSERT_STREQ(run_stop_message(r), "too many steps");
+	/* The first reason stands. */
+	run_stop(r, R_LOOP_DETECTED, "looping");
+	ASSERT_STREQ(run_stopped(r), R_BUDGET_EXCEEDED);
+	ASSERT_STREQ(run_stop_message(r), "too many steps");
+	/* Without a message, the reason is the message. */
+	r = run_get("acme", "r2", 1);
+	run_stop(r, R_DUPLICATE_WRITE, NULL);
+	ASSERT_STREQ(run_stopped(r), R_DUPLICATE_WRITE);
+	ASSERT_STREQ(run_stop_message(r), R_DUPLICATE_WRITE);
+	runs_free();
+}
+
+static void
+test_steps(void)
+{
+	struct run	*r;
+	const char	*why;
+	char		 msg[256], hash[32];
+	int		 i;
+
+	setup();
+	conf.max_steps_per_run = 5;
+	runs_init();
+	r = run_get("acme", "r1", 1);
+	for (i = 0; i < 5; i++) {
+		snprintf(hash, sizeof(hash), "h%d", i);
+		ASSERT(run_account(r, "kb.read", hash, 0, msg,
+		    sizeof(msg)) == NULL);
+	}
+	ASSERT(r->steps == 5);
+	msg[0] = '\0';
+	why = run_account(r, "kb.read", "h-new", 0, msg, sizeof(msg));
+	ASSERT(why != NULL);
+	ASSERT_STREQ(why, R_BUDGET_EXCEEDED);
+	ASSERT(strstr(msg, "max_steps_per_run") != NULL);
+	/* Steps are per run. */
+	ASSERT(run_account(run_get("acme", "r2", 1), "kb.read", "h0", 0, msg,
+	    sizeof(msg)) == NULL);
+	runs_free();
+}
+
+static void
+test_repeat(void)
+{
+	struct run	*r;
+	const char	*why;
+	char		 msg[256];
+	int		 i;
+
+	setup();
+	conf.repeat_limit = 3;
+	runs_init();
+	r = run_get("acme", "r1", 1);
+	for (i = 0; i < 3; i++)
+		ASSERT(run_account(r, "kb.read", "h1", 0, msg,
+		    sizeof(msg)) == NULL);
+	/* Other args, other tools: their own counts. */
+	ASSERT(run_account(r, "kb.read", "h2", 0, msg, sizeof(msg)) == NULL);
+	ASSERT(run_account(r, "kb.search", "h1", 0, msg, sizeof(msg)) == NULL);
+	/* The (limit+1)th identical call is a loop. */
+	msg[0] = '\0';
+	why = run_account(r, "kb.read", "h1", 0, msg, sizeof(msg));
+	ASSERT(why != NULL);
+	ASSERT_STREQ(why, R_LOOP_DETECTED);
+	ASSERT(strstr(msg, "kb.read") != NULL);
+	ASSERT(strstr(msg, "repeat_limit") != NULL);
+	/* Tool and hash are not confused across the boundary. */
+	ASSERT(run_account(r, "kb.rea", "dh1", 0, msg, sizeof(msg)) == NULL);
+	ASSERT(run_account(r, "kb.readh", "1", 0, msg, sizeof(msg)) == NULL);
+	/* Per run. */
+	ASSERT(run_account(run_get("acme", "r2", 1), "kb.read", "h1", 0, msg,
+	    sizeof(msg)) == NULL);
+	runs_free();
+
+	/* A limit of 1: the second identical call is a loop. */
+	setup();
+	conf.repeat_limit = 1;
+	runs_init();
+	r = run_get("acme", "r1", 1);
+	ASSERT(run_account(r, "kb.read", "h1", 0, msg, sizeof(msg)) == NULL);
+	why = run_account(r, "kb.read", "h1", 0, msg, sizeof(msg));
+	ASSERT(why != NULL);
+	ASSERT_STREQ(why, R_LOOP_DETECTED);
+	runs_free();
+}
+
+static void
+test_duplicate_write(void)
+{
+	struct run	*r;
+	const char	*why;
+	char		 msg[256];
+
+	setup();
+	conf.repeat_limit = 10;
+	runs_init();
+	r = run_get("acme", "r1", 1);
+	ASSERT(run_account(r, "ticket.close", "h1", 1, msg,
+	    sizeof(msg)) == NULL);
+	ASSERT(r->writes == 1);
+	/* The second identical write, well under the repeat limit. */
+	msg[0] = '\0';
+	why = run_account(r, "ticket.close", "h1", 1, msg, sizeof(msg));
+	ASSERT(why != NULL);
+	ASSERT_STREQ(why, R_DUPLICATE_WRITE);
+	ASSERT(strstr(msg, "ticket.close") != NULL);
+	ASSERT(r->writes == 1);
+	/* Other args: a write of its own. */
+	ASSERT(run_account(r, "ticket.close", "h2", 1, msg,
+	    sizeof(msg)) == NULL);
+	ASSERT(r->writes == 2);
+	/* The same write in another run is fine. */
+	ASSERT(run_account(run_get("acme", "r2", 1), "ticket.close", "h1", 1,
+	    msg, sizeof(msg)) == NULL);
+	runs_free();
+}
+
+static void
+test_max_writes(void)
+{
+	struct run	*r;
+	const char	*why;
+	char		 msg[256];
+
+	setup();
+	conf.max_writes_per_run = 2;
+	runs_init();
+	r = run_get("acme", "r1", 1);
+	ASSERT(run_account(r, "t.w", "h1", 1, msg, sizeof(msg)) == NULL);
+	ASSERT(run_account(r, "t.w", "h2", 1, msg, sizeof(msg)) == NULL);
+	/* Reads do not count as writes. */
+	ASSERT(run_account(r, "t.r", "h3", 0, msg, sizeof(msg)) == NULL);
+	ASSERT(r->writes == 2);
+	msg[0] = '\0';
+	why = run_account(r, "t.w", "h4", 1, msg, sizeof(msg));
+	ASSERT(why != NULL);
+	ASSERT_STREQ(why, R_BUDGET_EXCEEDED);
+	ASSERT(strstr(msg, "max_writes_per_run") != NULL);
+	ASSERT(r->writes == 2);
+	runs_free();
+}
+
+/* Every cap at 0: none applies. */
+static void
+test_zero_caps(void)
+{
+	struct run	*r;
+	char		 msg[256], hash[32];
+	int		 i;
+
+	setup();
+	runs_init();
+	r = run_get("acme", "r1", 1);
+	for (i = 0; i < 1000; i++)
+		ASSERT(run_account(r, "kb.read", "h1", 0, msg,
+		    sizeof(msg)) == NULL);
+	for (i = 0; i < 200; i++) {
+		snprintf(hash, sizeof(hash), "w%d", i);
+		ASSERT(run_account(r, "t.w", hash, 1, msg,
+		    sizeof(msg)) == NULL);
+	}
+	ASSERT(r->steps == 1200);
+	ASSERT(r->writes == 200);
+	ASSERT(run_usage(r, 1000000000, 1e9, msg, sizeof(msg)) == NULL);
+	ASSERT(run_usage(r, UINT64_MAX, 1e300, msg, sizeof(msg)) == NULL);
+	ASSERT(r->tokens == UINT64_MAX);
+	runs_free();
+}
+
+/* The longest tool name with a full args hash still fits. */
+static void
+test_long_names(void)
+{
+	struct run	*r;
+	const char	*why;
+	char		 tool[129], hash[25], msg[256];
+
+	setup();
+	conf.repeat_limit = 2;
+	runs_init();
+	r = run_get("acme", "r1", 1);
+	memset(tool, 'a', 128);
+	tool[128] = '\0';
+	memset(hash, 'f', 24);
+	hash[24] = '\0';
+	ASSERT(run_account(r, tool, hash, 0, msg, sizeof(msg)) == NULL);
+	ASSERT(run_account(r, tool, hash, 0, msg, sizeof(msg)) == NULL);
+	why = run_account(r, tool, hash, 0, msg, sizeof(msg));
+	ASSERT(why != NULL);
+	ASSERT_STREQ(why, R_LOOP_DETECTED);
+	runs_free();
+}
+
+/* The distinct (tool, args) pairs a run may have are bounded. */
+static void
+test_distinct_bound(void)
+{
+	struct run	*r;
+	const char	*why = NULL;
+	char		 msg[256], hash[32];
+	int		 i;
+
+	setup();
+	runs_init();
+	r = run_get("acme", "r1", 1);
+	for (i = 0; i < 100000 && why == NULL; i++) {
+		snprintf(hash, sizeof(hash), "%024x", i);
+		why = run_account(r, "kb.read", hash, 0, msg, sizeof(msg));
+	}
+	ASSERT(why != NULL);
+	ASSERT_STREQ(why, R_BUDGET_EXCEEDED);
+	ASSERT(i > 1000);
+	/* Pairs already seen are still counted. */
+	ASSERT(run_account(r, "kb.read", "000000000000000000000000", 0, msg,
+	    sizeof(msg)) == NULL);
+	runs_free();
+}
+
+static void
+test_tokens(void)
+{
+	struct run	*r;
+	const char	*why;
+	char		 msg[256];
+
+	setup();
+	conf.max_tokens_per_run = 100;
+	runs_init();
+	r = run_get("acme", "r1", 1);
+	ASSERT(run_usage(r, 60, 0, msg, sizeof(msg)) == NULL);
+	ASSERT(run_usage(r, 40, 0, msg, sizeof(msg)) == NULL);	/* at 100 */
+	ASSERT(r->tokens == 100);
+	msg[0] = '\0';
+	why = run_usage(r, 1, 0, msg, sizeof(msg));
+	ASSERT(why != NULL);
+	ASSERT_STREQ(why, R_BUDGET_EXCEEDED);
+	ASSERT(strstr(msg, "max_tokens_per_run") != NULL);
+	/* Saturates rather than wrapping back under the cap. */
+	why = run_usage(r, UINT64_MAX, 0, msg, sizeof(msg));
+	ASSERT(why != NULL);
+	ASSERT(r->tokens == UINT64_MAX);
+	why = run_usage(r, 5, 0, msg, sizeof(msg));
+	ASSERT(why != NULL);
+	ASSERT(r->tokens == UINT64_MAX);
+	/* One huge report at once. */
+	ASSERT(run_usage(run_get("acme", "r2", 1), UINT64_MAX, 0, msg,
+	    sizeof(msg)) != NULL);
+	/* Zero tokens, nothing passed. */
+	ASSERT(run_usage(run_get("acme", "r3", 1), 0, 0, msg,
+	    sizeof(msg)) == NULL);
+	runs_free();
+}
+
+static void
+test_cost(void)
+{
+	struct run	*r;
+	const char	*why;
+	char		 msg[256];
+
+	setup();
+	conf.max_cost_per_run = 1.0;
+	runs_init();
+	r = run_get("acme", "r1", 1);
+	ASSERT(run_usage(r, 0, 0.5, msg, sizeof(msg)) == NULL);
+	ASSERT(run_usage(r, 0, 0.5, msg, sizeof(msg)) == NULL);	/* at 1.0 */
+	msg[0] = '\0';
+	why = run_usage(r, 0, 0.01, msg, sizeof(msg));
+	ASSERT(why != NULL);
+	ASSERT_STREQ(why, R_BUDGET_EXCEEDED);
+	ASSERT(strstr(msg, "max_cost_per_run") != NULL);
+	/* Tokens uncapped here: a big count passes, the cost does not. */
+	ASSERT(run_usage(run_get("acme", "r2", 1), 1000000, 0.1, msg,
+	    sizeof(msg)) == NULL);
+	runs_free();
+}
+
+int
+main(void)
+{
+	RUN(test_get);
+	RUN(test_many);
+	RUN(test_max_runs);
+	RUN(test_stop);
+	RUN(test_steps);
+	RUN(test_repeat);
+	RUN(test_duplicate_write);
+	RUN(test_max_writes);
+	RUN(test_zero_caps);
+	RUN(test_long_names);
+	RUN(test_distinct_bound);
+	RUN(test_tokens);
+	RUN(test_cost);
+	runs_free();
+	return tests_failed != 0;
+}

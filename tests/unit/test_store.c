@@ -1,0 +1,391 @@
+/*
+ * The executor's LMDB store (executor/store.c): the kill switch state and
+ * its default, all-or-nothing write transactions, and a map that grows up
+ * to its hard limit and then reports MDB_MAP_FULL without losing what was
+ * committed before.
+ */
+#include <sys/stat.h>
+
+#include <ftw.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <lmdb.h>
+
+#include "executor/store.h"
+#include "tests/unit/test.h"
+
+#define MIB		(1024ULL * 1024)
+#define BIGVAL		(64 * 1024)
+
+static char	tmpdir[1024];
+static char	dbdir[1100];
+
+static int
+rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static int
+fresh_dir(void)
+{
+	const char	*dir;
+
+	if ((dir = getenv("TMPDIR")) == NULL || *dir == '\0')
+		dir = "/tmp";
+	snprintf(tmpdir, sizeof(tmpdir), "%s/test_store.XXXXXX", dir);
+	if (mkdtemp(tmpdir) == NULL)
+		return -1;
+	/* store_open() makes the last directory itself. */
+	snprintf(dbdir, sizeof(dbdir), "%s/db", tmpdir);
+	return 0;
+}
+
+static void
+clean_dir(void)
+{
+	if (tmpdir[0] != '\0')
+		nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	tmpdir[0] = '\0';
+}
+
+static struct store *
+open_store(uint64_t map_size, uint64_t max_map_size)
+{
+	struct store	*st;
+	char		 err[1024];
+
+	if ((st = store_open(dbdir, map_size, max_map_size, err,
+	    sizeof(err))) == NULL)
+		fprintf(stderr, "store_open: %s\n", err);
+	return st;
+}
+
+/* A put of one key/value in DB_META, then a chosen return value. */
+struct put_arg {
+	struct store	*st;
+	const char	*keys[4];
+	size_t		 nkeys;
+	size_t		 vlen;
+	unsigned char	 fill;
+	int		 fail;		/* returned after the puts, when set */
+	int		 calls;
+};
+
+static int
+put_fn(MDB_txn *txn, void *arg)
+{
+	struct put_arg	*pa = arg;
+	MDB_val		 k, v;
+	size_t		 i;
+	int		 rc;
+
+	pa->calls++;
+	for (i = 0; i < pa->nkeys; i++) {
+		k.mv_data = (void *)pa->keys[i];
+		k.mv_size = strlen(pa->keys[i]);
+		v.mv_size = pa->vlen;
+		/* MDB_RESERVE: room to fill, so a big value costs no copy. */
+		if ((rc = mdb_put(txn, store_dbi(pa->st, DB_META), &k, &v,
+		    MDB_RESERVE)) != 0)
+			return rc;
+		memset(v.mv_data, pa->fill, pa->vlen);
+	}
+	return pa->fail;
+}
+
+/* Read one key: its length and whether every byte is 'fill'. */
+struct get_arg {
+	struct store	*st;
+	const char	*key;
+	size_t		 len;
+	unsigned char	 fill;
+	int		 intact;
+};
+
+static int
+get_fn(MDB_txn *txn, void *arg)
+{
+	struct get_arg	*ga = arg;
+	MDB_val		 k = { strlen(ga->key), (void *)ga->key }, v;
+	const unsigned char *p;
+	size_t		 i;
+	int		 rc;
+
+	if ((rc = mdb_get(txn, store_dbi(ga->st, DB_META), &k, &v)) != 0)
+		return rc;
+	ga->len = v.mv_size;
+	ga->intact = 1;
+	p = v.mv_data;
+	for (i = 0; i < v.mv_size; i++)
+		if (p[i] != ga->fill)
+			ga->intact = 0;
+	return 0;
+}
+
+/* 0 and the value's length, or the LMDB error (MDB_NOTFOUND). */
+static int
+get_key(struct store *st, const char *key, unsigned char fill, size_t *len)
+{
+	struct get_arg	ga = { st, key, 0, fill, 0 };
+	int		rc;
+
+	if ((rc = store_read(st, get_fn, &ga)) != 0)
+		return rc;
+	*len = ga.len;
+	return ga.intact ? 0 : -1;
+}
+
+static int
+return_7(MDB_txn *txn, void *arg)
+{
+	(void)txn;
+	(void)arg;
+	return 7;
+}
+
+static void
+test_kill_switch(void)
+{
+	struct store	*st;
+	int		 off = -1;
+
+	ASSERT(fresh_dir() == 0);
+	st = open_store(MIB, 4 * MIB);
+	ASSERT(st != NULL);
+	ASSERT(store_get_writes_off(st, &off) == 0);
+	ASSERT(off == 0);
+	ASSERT(store_set_writes_off(st, 1) == 0);
+	ASSERT(store_get_writes_off(st, &off) == 0);
+	ASSERT(off == 1);
+	ASSERT(store_set_writes_off(st, 0) == 0);
+	ASSERT(store_get_writes_off(st, &off) == 0);
+	ASSERT(off == 0);
+	/* Any non-zero value means off. */
+	ASSERT(store_set_writes_off(st, 5) == 0);
+	ASSERT(store_get_writes_off(st, &off) == 0);
+	ASSERT(off == 1);
+	store_close(st);
+
+	/* It survives a close and a reopen. */
+	st = open_store(MIB, 4 * MIB);
+	ASSERT(st != NULL);
+	off = -1;
+	ASSERT(store_get_writes_off(st, &off) == 0);
+	ASSERT(off == 1);
+	ASSERT(store_set_writes_off(st, 0) == 0);
+	store_close(st);
+	st = open_store(MIB, 4 * MIB);
+	ASSERT(st != NULL);
+	off = -1;
+	ASSERT(store_get_writes_off(st, &off) == 0);
+	ASSERT(off == 0);
+	store_close(st);
+	store_close(NULL);
+	clean_dir();
+}
+
+static void
+test_open_mode(void)
+{
+	struct store	*st;
+	struct stat	 sb;
+	char		 path[1200];
+
+	ASSERT(fresh_dir() == 0);
+	st = open_store(MIB, 4 * MIB);
+	ASSERT(st != NULL);
+	store_close(st);
+	ASSERT(stat(dbdir, &sb) == 0);
+	ASSERT((sb.st_mode & 0777) == 0700);
+	snprintf(path, sizeof(path), "%s/data.mdb", dbdir);
+	ASSERT(stat(path, &sb) == 0);
+	ASSERT((sb.st_mode & 0077) == 0);
+	clean_dir();
+}
+
+static void
+test_open_fails(void)
+{
+	struct store	*st;
+	char		 err[256];
+	FILE		*f;
+
+	ASSERT(fresh_dir() == 0);
+	/* A file where the directory should be. */
+	ASSERT((f = fopen(dbdir, "w")) != NULL);
+	fclose(f);
+	err[0] = '\0';
+	st = store_open(dbdir, MIB, 4 * MIB, err, sizeof(err));
+	ASSERT(st == NULL);
+	ASSERT(err[0] != '\0');
+	clean_dir();
+}
+
+static void
+test_failed_write(void)
+{
+	struct store	*st;
+	struct put_arg	 pa;
+	size_t		 len;
+
+	ASSERT(fresh_dir() == 0);
+	st = open_store(MIB, 4 * MIB);
+	ASSERT(st != NULL);
+
+	memset(&pa, 0, sizeof(pa));
+	pa.st = st;
+	pa.keys[0] = "a";
+	pa.keys[1] = "b";
+	pa.nkeys = 2;
+	pa.vlen = 10;
+	pa.fill = 'x';
+	pa.fail = 42;
+	ASSERT(store_write(st, put_fn, &pa) == 42);
+	ASSERT(pa.calls == 1);
+	ASSERT(get_key(st, "a", 'x', &len) == MDB_NOTFOUND);
+	ASSERT(get_key(st, "b", 'x', &len) == MDB_NOTFOUND);
+
+	/* The same succeeding commits both. */
+	pa.fail = 0;
+	ASSERT(store_write(st, put_fn, &pa) == 0);
+	ASSERT(get_key(st, "a", 'x', &len) == 0 && len == 10);
+	ASSERT(get_key(st, "b", 'x', &len) == 0 && len == 10);
+
+	/* A failed overwrite leaves the old values. */
+	pa.fill = 'y';
+	pa.vlen = 20;
+	pa.fail = -1;
+	ASSERT(store_write(st, put_fn, &pa) == -1);
+	ASSERT(get_key(st, "a", 'x', &len) == 0 && len == 10);
+	ASSERT(get_key(st, "b", 'x', &len) == 0 && len == 10);
+
+	/* store_read passes fn's value through. */
+	ASSERT(store_read(st, return_7, NULL) == 7);
+	ASSERT(store_write(st, return_7, NULL) == 7);
+	store_close(st);
+	clean_dir();
+}
+
+/*
+ * A 1 MiB map growing to at most 2 MiB: writes of 64 KiB values succeed
+ * until the map is at its limit and full, then MDB_MAP_FULL.
+ */
+static void
+test_map_full(void)
+{
+	struct store	*st;
+	struct put_arg	 pa;
+	char		 keys[200][32], key2[200][32];
+	size_t		 len;
+	uint64_t	 before_full = 0;
+	int		 i, j, rc = 0, n;
+
+	ASSERT(fresh_dir() == 0);
+	st = open_store(MIB, 2 * MIB);
+	ASSERT(st != NULL);
+	ASSERT(store_map_size(st) == MIB);
+
+	for (n = 0; n < 200; n++) {
+		snprintf(keys[n], sizeof(keys[n]), "big-%03d-a", n);
+		snprintf(key2[n], sizeof(key2[n]), "big-%03d-b", n);
+		memset(&pa, 0, sizeof(pa));
+		pa.st = st;
+		pa.keys[0] = keys[n];
+		pa.keys[1] = key2[n];
+		pa.nkeys = 2;
+		pa.vlen = BIGVAL;
+		pa.fill = (unsigned char)n;
+		before_full = store_map_size(st);
+		if ((rc = store_write(st, put_fn, &pa)) != 0)
+			break;
+		ASSERT(store_map_size(st) >= before_full);
+		ASSERT(store_map_size(st) <= 2 * MIB);
+	}
+	ASSERT(rc == MDB_MAP_FULL);
+	/* Some went in: 1 MiB holds several pairs of 64 KiB. */
+	ASSERT(n > 4);
+	/* It had grown to the hard limit before it gave up. */
+	ASSERT(before_full == 2 * MIB);
+	ASSERT(store_map_size(st) == 2 * MIB);
+	/* More than the first map could hold went in. */
+	ASSERT((uint64_t)n * 2 * BIGVAL > MIB);
+	/* Every earlier commit is intact, the failed one left nothing. */
+	for (i = 0; i < n; i++) {
+		ASSERT(get_key(st, keys[i], (unsigned char)i, &len) == 0);
+		ASSERT(len == BIGVAL);
+		ASSERT(get_key(st, key2[i], (unsigned char)i, &len) == 0);
+		ASSERT(len == BIGVAL);
+	}
+	ASSERT(get_key(st, keys[n], (unsigned char)n, &len) == MDB_NOTFOUND);
+	ASSERT(get_key(st, key2[n], (unsigned char)n, &len) == MDB_NOTFOUND);
+	/* Full stays full: the next big write fails the same way. */
+	ASSERT(store_write(st, put_fn, &pa) == MDB_MAP_FULL);
+	store_close(st);
+
+	/* Reopened with the small map: all still there. */
+	st = open_store(MIB, 2 * MIB);
+	ASSERT(st != NULL);
+	ASSERT(store_map_size(st) > MIB);
+	ASSERT(store_map_size(st) <= 2 * MIB);
+	for (i = 0; i < n; i++) {
+		j = get_key(st, keys[i], (unsigned char)i, &len);
+		ASSERT(j == 0 && len == BIGVAL);
+	}
+	ASSERT(get_key(st, keys[n], (unsigned char)n, &len) == MDB_NOTFOUND);
+	store_close(st);
+	clean_dir();
+}
+
+/* Without room to grow, the first write that does not fit fails at once. */
+static void
+test_map_no_growth(void)
+{
+	struct store	*st;
+	struct put_arg	 pa;
+	char		 key[16];
+	size_t		 len;
+	int		 n, rc = 0;
+
+	ASSERT(fresh_dir() == 0);
+	st = open_store(MIB, MIB);
+	ASSERT(st != NULL);
+	for (n = 0; n < 100; n++) {
+		snprintf(key, sizeof(key), "k%d", n);
+		memset(&pa, 0, sizeof(pa));
+		pa.st = st;
+		pa.keys[0] = key;
+		pa.nkeys = 1;
+		pa.vlen = BIGVAL;
+		pa.fill = 'q';
+		if ((rc = store_write(st, put_fn, &pa)) != 0)
+			break;
+	}
+	ASSERT(rc == MDB_MAP_FULL);
+	ASSERT(n > 0 && n < 16);
+	ASSERT(store_map_size(st) == MIB);
+	ASSERT(pa.calls == 1);		/* no retry without growth */
+	ASSERT(get_key(st, "k0", 'q', &len) == 0 && len == BIGVAL);
+	store_close(st);
+	clean_dir();
+}
+
+int
+main(void)
+{
+	RUN(test_kill_switch);
+	RUN(test_open_mode);
+	RUN(test_open_fails);
+	RUN(test_failed_write);
+	RUN(test_map_full);
+	RUN(test_map_no_growth);
+	clean_dir();
+	return tests_failed != 0;
+}
