@@ -292,6 +292,23 @@ ledger_put(MDB_txn *txn, struct store *st, const char *key,
 	return rc;
 }
 
+/* A run record's key, tenant \0 run_id, in buf; -1 when too long. */
+static int
+run_key(char *buf, size_t len, const char *tenant, const char *run_id,
+    MDB_val *k)
+{
+	size_t	tl = strlen(tenant), rl = strlen(run_id);
+
+	/* Room is kept for the expiry index's 9-byte prefix. */
+	if (tl + 1 + rl > len - 9)
+		return -1;
+	memcpy(buf, tenant, tl + 1);
+	memcpy(buf + tl + 1, run_id, rl);
+	k->mv_data = buf;
+	k->mv_size = tl + 1 + rl;
+	return 0;
+}
+
 /*
  * Run records: tenant \0 run_id -> msgpack [first_ms, [key, ...]].  The
  * number of keys is the run's write count, bounded by max_writes_per_run.
@@ -307,16 +324,12 @@ ledger_run_add(MDB_txn *txn, struct store *st, const char *tenant,
 	char			 rk[MAX_KEY];
 	uint64_t		 first = now;
 	MDB_val			 k, v;
-	size_t			 tl = strlen(tenant), rl = strlen(run_id), off = 0;
+	size_t			 off = 0;
 	uint32_t		 i, n = 0;
 	int			 rc;
 
-	if (tl + 1 + rl > sizeof(rk) - 9)
+	if (run_key(rk, sizeof(rk), tenant, run_id, &k) == -1)
 		return MDB_BAD_VALSIZE;
-	memcpy(rk, tenant, tl + 1);
-	memcpy(rk + tl + 1, run_id, rl);
-	k.mv_data = rk;
-	k.mv_size = tl + 1 + rl;
 	msgpack_unpacked_init(&u);
 	rc = mdb_get(txn, store_dbi(st, DB_RUNS), &k, &v);
 	if (rc != 0 && rc != MDB_NOTFOUND)
@@ -375,16 +388,12 @@ ledger_run_has(MDB_txn *txn, struct store *st, const char *tenant,
 	const msgpack_object	*keys;
 	char			 rk[MAX_KEY];
 	MDB_val			 k, v;
-	size_t			 tl = strlen(tenant), rl = strlen(run_id), off = 0;
+	size_t			 off = 0;
 	uint32_t		 i;
 	int			 rc;
 
-	if (tl + 1 + rl > sizeof(rk) - 9)
+	if (run_key(rk, sizeof(rk), tenant, run_id, &k) == -1)
 		return MDB_BAD_VALSIZE;
-	memcpy(rk, tenant, tl + 1);
-	memcpy(rk + tl + 1, run_id, rl);
-	k.mv_data = rk;
-	k.mv_size = tl + 1 + rl;
 	if ((rc = mdb_get(txn, store_dbi(st, DB_RUNS), &k, &v)) != 0)
 		return rc == MDB_NOTFOUND ? 0 : rc;
 	msgpack_unpacked_init(&u);

@@ -288,6 +288,28 @@ call_answered(const msgpack_object *resp, void *arg)
 	conn_wake(c);
 }
 
+/*
+ * The caller's run, going on; or NULL once the refusal is answered (too
+ * many runs, or the run is stopped: its first reason, every time).
+ */
+static struct run *
+req_run(struct conn *c, const char *id, size_t idlen, const char *run_id)
+{
+	struct run	*run;
+
+	if ((run = run_get(c->pr->tenant, run_id, 1)) == NULL) {
+		reply_refuse(c, id, idlen, ST_ERROR, E_UNAVAILABLE,
+		    "too many live runs (runs.max_runs)");
+		return NULL;
+	}
+	if (run_stopped(run) != NULL) {
+		reply_refuse(c, id, idlen, ST_STOPPED, run_stopped(run),
+		    run_stop_message(run));
+		return NULL;
+	}
+	return run;
+}
+
 /* Park the request until the executor answers it. */
 static void
 req_forward(struct conn *c, const char *id, size_t idlen, uint64_t xid,
@@ -341,16 +363,8 @@ op_call(struct conn *c, const char *id, size_t idlen,
 		    "args must be a map");
 		goto out;
 	}
-	if ((run = run_get(c->pr->tenant, run_id, 1)) == NULL) {
-		reply_refuse(c, id, idlen, ST_ERROR, E_UNAVAILABLE,
-		    "too many live runs (runs.max_runs)");
+	if ((run = req_run(c, id, idlen, run_id)) == NULL)
 		goto out;
-	}
-	if (run_stopped(run) != NULL) {
-		reply_refuse(c, id, idlen, ST_STOPPED, run_stopped(run),
-		    run_stop_message(run));
-		goto out;
-	}
 	g = policy_gate(gw->conf, tool, gw->writes_on, &reason);
 	if (g == GATE_DENY) {
 		policy_message(gw->conf, tool, reason, gw->writes_on, msg,
@@ -425,16 +439,8 @@ op_usage(struct conn *c, const char *id, size_t idlen,
 			goto out;
 		}
 	}
-	if ((run = run_get(c->pr->tenant, run_id, 1)) == NULL) {
-		reply_refuse(c, id, idlen, ST_ERROR, E_UNAVAILABLE,
-		    "too many live runs (runs.max_runs)");
+	if ((run = req_run(c, id, idlen, run_id)) == NULL)
 		goto out;
-	}
-	if (run_stopped(run) != NULL) {
-		reply_refuse(c, id, idlen, ST_STOPPED, run_stopped(run),
-		    run_stop_message(run));
-		goto out;
-	}
 	if ((reason = run_usage(run, tokens->via.u64, dcost, msg,
 	    sizeof(msg))) != NULL) {
 		run_stop(run, reason, msg);
