@@ -583,9 +583,13 @@ paths_key(struct cfgctx *ctx, const char *key, yaml_node_t *knode,
 	return unknown_key(ctx, knode, path);
 }
 
-/* user: the account gatewayd drops to, looked up with getpwnam(3). */
+/*
+ * A user name, looked up with getpwnam(3) when it is used: `user`, the
+ * account gatewayd drops to, and a catalog tool's `user`.
+ */
 static int
-set_user(struct cfgctx *ctx, const yaml_node_t *node, const char *path)
+set_user(struct cfgctx *ctx, const yaml_node_t *node, const char *path,
+    char **out)
 {
 	const char	*s;
 	size_t		 i;
@@ -600,8 +604,8 @@ set_user(struct cfgctx *ctx, const yaml_node_t *node, const char *path)
 		return cfg_error(ctx, node, path, "not a valid user name "
 		    "(letters, digits, '.', '_', '-'; not starting with '-'; "
 		    "at most %d characters)", USER_MAX_LEN);
-	free(ctx->conf->user);
-	ctx->conf->user = xstrdup(s);
+	free(*out);
+	*out = xstrdup(s);
 	return 0;
 }
 
@@ -896,6 +900,8 @@ tool_key(struct cfgctx *ctx, const char *key, yaml_node_t *knode,
 	}
 	if (strcmp(key, "compensate") == 0)
 		return set_name(ctx, val, path, &t->compensate);
+	if (strcmp(key, "user") == 0)
+		return set_user(ctx, val, path, &t->user);
 	return unknown_key(ctx, knode, path);
 }
 
@@ -1183,7 +1189,7 @@ top_key(struct cfgctx *ctx, const char *key, yaml_node_t *knode,
 	if (strcmp(key, "paths") == 0)
 		return walk_map(ctx, val, path, paths_key);
 	if (strcmp(key, "user") == 0)
-		return set_user(ctx, val, path);
+		return set_user(ctx, val, path, &ctx->conf->user);
 	if (strcmp(key, "principals") == 0)
 		return parse_principals(ctx, val, path);
 	if (strcmp(key, "operators") == 0)
@@ -1473,6 +1479,7 @@ config_free(struct config *c)
 		free(c->catalog[i].name);
 		free_strings(c->catalog[i].argv, c->catalog[i].argc);
 		free(c->catalog[i].compensate);
+		free(c->catalog[i].user);
 	}
 	free(c->catalog);
 	free_strings(c->allow, c->nallow);

@@ -31,6 +31,7 @@ struct tool {
 	size_t		 argc;
 	uint32_t	 timeout_ms;	/* default 10000 */
 	char		*compensate;	/* NULL when none */
+	char		*user;		/* run as this user; NULL: the executor's */
 };
 
 struct config {

@@ -18,6 +18,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -96,7 +98,15 @@ static int	toolrun_credential(const struct toolrun_req *, int *,
 static int	toolrun_spawn(struct toolrun *, const struct toolrun_req *,
 		    int);
 static int	toolrun_exec_status(pid_t, int);
-static void	toolrun_child(const char *, char *const [], char *const [],
+/* Who the tool runs as: the executor's ids unless the catalog names a user. */
+struct runas {
+	int	set;
+	uid_t	uid;
+	gid_t	gid;
+};
+
+static void	toolrun_child(const struct runas *, const char *, char *const [],
+		    char *const [],
 		    int [4], int) __attribute__((noreturn));
 static void	toolrun_closefrom(int, int);
 static void	toolrun_watch(struct toolrun *);
@@ -313,8 +323,23 @@ toolrun_spawn(struct toolrun *tr, const struct toolrun_req *req, int credfd)
 	int		 err[2] = { -1, -1 }, st[2] = { -1, -1 };
 	int		 childfds[4], e, saved;
 	const char	*path = req->tool->argv[0];
+	struct runas	 ras = { 0, 0, 0 };
+	struct passwd	*pw;
 	sigset_t	 all, old;
 	pid_t		 pid;
+
+	/* Looked up now, by the executor: the child only switches. */
+	if (req->tool->user != NULL) {
+		if ((pw = getpwnam(req->tool->user)) == NULL) {
+			snprintf(tr->res.message, sizeof(tr->res.message),
+			    "cannot start %s: no user %s", path,
+			    req->tool->user);
+			goto fail;
+		}
+		ras.set = 1;
+		ras.uid = pw->pw_uid;
+		ras.gid = pw->pw_gid;
+	}
 
 	if (pipe2(in, O_CLOEXEC) == -1 || pipe2(out, O_CLOEXEC) == -1 ||
 	    pipe2(err, O_CLOEXEC) == -1 || pipe2(st, O_CLOEXEC) == -1) {
@@ -339,8 +364,8 @@ toolrun_spawn(struct toolrun *tr, const struct toolrun_req *req, int credfd)
 		childfds[1] = out[1];
 		childfds[2] = err[1];
 		childfds[3] = credfd;
-		toolrun_child(path, req->tool->argv, tr->envp, childfds,
-		    st[1]);
+		toolrun_child(&ras, path, req->tool->argv, tr->envp,
+		    childfds, st[1]);
 	}
 	saved = errno;
 	sigprocmask(SIG_SETMASK, &old, NULL);
@@ -431,8 +456,8 @@ toolrun_exec_status(pid_t pid, int fd)
  * reported on the status pipe like a failed execve().
  */
 static void
-toolrun_child(const char *path, char *const argv[], char *const envp[],
-    int fds[4], int stfd)
+toolrun_child(const struct runas *ras, const char *path, char *const argv[],
+    char *const envp[], int fds[4], int stfd)
 {
 	struct sigaction	 sa;
 	sigset_t		 none;
@@ -461,6 +486,15 @@ toolrun_child(const char *path, char *const argv[], char *const envp[],
 		goto fail;
 	}
 	if (chdir("/") == -1)
+		goto fail;
+	/*
+	 * The catalog's user: groups, gid, then uid, so no privilege is left
+	 * to undo them.  The credential on fd 3 was opened by the executor
+	 * and stays readable.  Failing to switch is failing to start.
+	 */
+	if (ras->set && (setgroups(1, &ras->gid) == -1 ||
+	    setresgid(ras->gid, ras->gid, ras->gid) == -1 ||
+	    setresuid(ras->uid, ras->uid, ras->uid) == -1))
 		goto fail;
 
 	/*
