@@ -127,12 +127,15 @@ fuzz: $(FUZZERS)
 build-fuzz/%: fuzz/%.c $(COMMON_SRC) $$($$*_SRC) $(wildcard common/*.h proto/*.h executor/*.h)
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) -o $@ $< $(COMMON_SRC) $($*_SRC) $(PKG_LIBS)
+# New inputs go to a scratch corpus (listed first), crashes to build-fuzz/:
+# the seed corpora in fuzz/corpus stay as committed.
 fuzz-smoke: $(FUZZERS)
 	@for f in $(FUZZERS); do \
-	  echo "fuzz: $$f"; \
+	  n=$$(basename $$f); echo "fuzz: $$n"; mkdir -p build-fuzz/corpus-$$n; \
 	  $$f -runs=$${FUZZ_RUNS:-200000} -max_len=4096 -seed=1 \
-	    fuzz/corpus/$$(basename $$f) >/dev/null 2>build-fuzz/$$(basename $$f).log \
-	    || { tail -40 build-fuzz/$$(basename $$f).log; exit 1; }; \
+	    -artifact_prefix=build-fuzz/$$n- build-fuzz/corpus-$$n fuzz/corpus/$$n \
+	    >/dev/null 2>build-fuzz/$$n.log \
+	    || { tail -40 build-fuzz/$$n.log; exit 1; }; \
 	done
 
 # Static analysis of our code; any warning fails.  cppcheck does not know
