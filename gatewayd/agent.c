@@ -463,7 +463,7 @@ op_resume(struct conn *c, const char *id, size_t idlen,
 
 	if (cp == NULL || cp->type != MSGPACK_OBJECT_STR ||
 	    cp->via.str.size == 0 || cp->via.str.size > MAX_CHECKPOINT ||
-	    memchr(cp->via.str.ptr, '\0', cp->via.str.size) != NULL) {
+	    mp_has_nul(cp)) {
 		reply_refuse(c, id, idlen, ST_ERROR, E_BAD_REQUEST,
 		    "checkpoint must be the string needs_approval returned");
 		return;
@@ -491,7 +491,7 @@ op_wait(struct conn *c, const char *id, size_t idlen,
 
 	if (aid == NULL || aid->type != MSGPACK_OBJECT_STR ||
 	    aid->via.str.size == 0 || aid->via.str.size > 64 ||
-	    memchr(aid->via.str.ptr, '\0', aid->via.str.size) != NULL) {
+	    mp_has_nul(aid)) {
 		reply_refuse(c, id, idlen, ST_ERROR, E_BAD_REQUEST,
 		    "approval_id must be the string needs_approval returned");
 		return;

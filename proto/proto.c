@@ -119,7 +119,7 @@ field_type_ok(const msgpack_object *o, int type)
 		return o->type == MSGPACK_OBJECT_POSITIVE_INTEGER;
 	case F_STR:
 		return o->type == MSGPACK_OBJECT_STR &&
-		    memchr(o->via.str.ptr, '\0', o->via.str.size) == NULL;
+		    !mp_has_nul(o);
 	case F_MAP:
 		return o->type == MSGPACK_OBJECT_MAP;
 	case F_BOOL:
@@ -317,6 +317,17 @@ pk_kv_nil(msgpack_packer *pk, const char *key)
 	msgpack_pack_nil(pk);
 }
 
+/*
+ * For an empty str msgpack-c may leave ptr NULL (or pointing at the value
+ * before): never hand it to memchr.
+ */
+int
+mp_has_nul(const msgpack_object *o)
+{
+	return o->via.str.size > 0 &&
+	    memchr(o->via.str.ptr, '\0', o->via.str.size) != NULL;
+}
+
 int
 mp_streq(const msgpack_object *o, const char *s)
 {
@@ -342,8 +353,7 @@ mp_get(const msgpack_object *map, const char *key)
 char *
 mp_strdup(const msgpack_object *o)
 {
-	if (o == NULL || o->type != MSGPACK_OBJECT_STR ||
-	    memchr(o->via.str.ptr, '\0', o->via.str.size) != NULL)
+	if (o == NULL || o->type != MSGPACK_OBJECT_STR || mp_has_nul(o))
 		return NULL;
 	return xstrndup(o->via.str.ptr, o->via.str.size);
 }

@@ -99,6 +99,8 @@ const msgpack_object *mp_get(const msgpack_object *map, const char *key);
 /* A str object as a NUL-terminated copy; NULL when not a string or it holds NUL. */
 char	*mp_strdup(const msgpack_object *o);
 int	 mp_streq(const msgpack_object *o, const char *s);
+/* Does a str object hold a NUL byte? */
+int	 mp_has_nul(const msgpack_object *o);
 /* Does a map hold some key twice?  Decoders refuse such maps. */
 int	 mp_dup_keys(const msgpack_object *map);
 

@@ -1,0 +1,193 @@
+/*
+ * libFuzzer target for approval_decode() (executor/approval.c): the input
+ * is an approval record as LMDB would hand it back.  Properties, each an
+ * abort() when broken:
+ *
+ *  - on failure the record is left all zero;
+ *  - on success: the input is one msgpack map holding no key twice; the
+ *    id is 32 characters and args_sha256 64, neither holding a NUL; state
+ *    is pending, approved or denied (expired is never stored); tenant,
+ *    env, run_id, tool, args_hash and args are there;
+ *  - round trip: approval_encode() then approval_decode() succeeds and
+ *    gives the same fields, and encoding that again gives the same bytes.
+ *
+ * Build: this target links executor/approval.c, executor/checkpoint.c
+ * (approval_request signs, approvals_init loads the keys) and
+ * executor/store.c (the LMDB half) besides common/ and proto/.
+ * approval.c's request/resume/wait paths also call into the executor
+ * proper (the global 'ex', ex_send, call.c, audit.c); linking those would
+ * drag in executor.c (which has main) and most of the daemon.  The decoder
+ * needs none of it, so the LINK STUBS below satisfy the linker; each
+ * aborts if it is ever reached, which this target never does.
+ */
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <msgpack.h>
+
+#include "common/frame.h"
+#include "executor/approval.h"
+#include "executor/call.h"
+#include "executor/executor.h"
+
+int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
+
+/*
+ * LINK STUBS for the fuzz build only: symbols approval.c references from
+ * executor.c, call.c and audit.c.  approval_decode/approval_encode use
+ * none of them.
+ */
+struct executor	*ex;
+
+void
+ex_send(struct msgbuf *mb)
+{
+	(void)mb;
+	abort();
+}
+
+void
+audit_write(const struct audit_rec *ar, int sync)
+{
+	(void)ar;
+	(void)sync;
+	abort();
+}
+
+struct call *
+call_new(const struct proto_msg *m, uint32_t ans_type)
+{
+	(void)m;
+	(void)ans_type;
+	abort();
+}
+
+void
+call_free(struct call *c)
+{
+	(void)c;
+	abort();
+}
+
+void
+call_refuse(struct call *c, const char *status, const char *reason,
+    const char *message)
+{
+	(void)c;
+	(void)status;
+	(void)reason;
+	(void)message;
+	abort();
+}
+
+void
+call_dispatch(struct call *c, const struct msgpack_object *args,
+    int approved)
+{
+	(void)c;
+	(void)args;
+	(void)approved;
+	abort();
+}
+/* End of the link stubs. */
+
+static void
+fail(const char *what)
+{
+	fprintf(stderr, "fuzz_approval: %s\n", what);
+	abort();
+}
+
+static int
+str_eq(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
+static void
+check_same(const struct approval *a, const struct approval *b)
+{
+	if (strcmp(a->id, b->id) != 0 || a->state != b->state ||
+	    strcmp(a->args_sha256, b->args_sha256) != 0)
+		fail("round trip: id, state or args_sha256");
+	if (!str_eq(a->tenant, b->tenant) || !str_eq(a->env, b->env) ||
+	    !str_eq(a->run_id, b->run_id) ||
+	    !str_eq(a->step_id, b->step_id) || !str_eq(a->tool, b->tool) ||
+	    !str_eq(a->args_hash, b->args_hash) ||
+	    !str_eq(a->approver, b->approver) || !str_eq(a->note, b->note))
+		fail("round trip: a string field");
+	if (a->uid != b->uid || a->created_ms != b->created_ms ||
+	    a->expires_at != b->expires_at || a->decided_ms != b->decided_ms)
+		fail("round trip: an integer field");
+	if ((a->args == NULL) != (b->args == NULL) ||
+	    a->argslen != b->argslen ||
+	    (a->argslen > 0 && memcmp(a->args, b->args, a->argslen) != 0))
+		fail("round trip: args");
+}
+
+/* The input map holds no key twice (a second "state" must not win). */
+static void
+check_no_dup(const uint8_t *data, size_t size)
+{
+	msgpack_unpacked	 u;
+	const char		*why;
+	uint32_t		 i, j;
+
+	if (frame_unpack_map((const char *)data, size, &u, &why) == -1)
+		fail("accepted what frame_unpack_map refuses");
+	for (i = 1; i < u.data.via.map.size; i++)
+		for (j = 0; j < i; j++)
+			if (msgpack_object_equal(u.data.via.map.ptr[i].key,
+			    u.data.via.map.ptr[j].key))
+				fail("accepted a record with a key twice");
+	msgpack_unpacked_destroy(&u);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static const struct approval	 zero;
+	struct approval			 a, a2;
+	char				*enc, *enc2;
+	size_t				 len, len2;
+	long				 span;
+
+	if (approval_decode((const char *)data, size, &a) == -1) {
+		if (memcmp(&a, &zero, sizeof(a)) != 0)
+			fail("refused but left the record filled in");
+		return 0;
+	}
+	span = mp_check((const char *)data, size);
+	if (span < 0 || (size_t)span != size || size == 0 ||
+	    !((data[0] & 0xf0) == 0x80 || data[0] == 0xde || data[0] == 0xdf))
+		fail("accepted something other than one msgpack map");
+	check_no_dup(data, size);
+	if (strlen(a.id) != APPROVAL_ID_LEN || strlen(a.args_sha256) != 64)
+		fail("accepted an id or args_sha256 of the wrong length");
+	if (a.state != A_PENDING && a.state != A_APPROVED &&
+	    a.state != A_DENIED)
+		fail("accepted a state that is never stored");
+	if (a.tenant == NULL || a.env == NULL || a.run_id == NULL ||
+	    a.tool == NULL || a.args_hash == NULL || a.args == NULL)
+		fail("accepted a record without a required field");
+
+	enc = approval_encode(&a, &len);
+	if (enc == NULL)
+		fail("approval_encode returned NULL");
+	if (approval_decode(enc, len, &a2) == -1)
+		fail("round trip: approval_encode's output does not decode");
+	check_same(&a, &a2);
+	enc2 = approval_encode(&a2, &len2);
+	if (len2 != len || memcmp(enc, enc2, len) != 0)
+		fail("round trip: encoding is not stable");
+	free(enc2);
+	free(enc);
+	approval_free(&a2);
+	approval_free(&a);
+	return 0;
+}

@@ -1,0 +1,129 @@
+/*
+ * libFuzzer target for ledger_decode() (executor/ledger.c): the input is
+ * a ledger record as LMDB would hand it back.  Properties, each an
+ * abort() when broken:
+ *
+ *  - on failure the record is left all zero (nothing leaks, nothing to
+ *    free);
+ *  - on success: state is running, done, failed or in_doubt; a done
+ *    record carries its response; the input is one msgpack map holding
+ *    no key twice;
+ *  - round trip: ledger_encode() then ledger_decode() succeeds and gives
+ *    the same fields (strings, NULL or not, integers, the response
+ *    bytes), and encoding that again gives the same bytes.
+ *
+ * Build: ledger.c calls into store.c (store_dbi and the transactions) for
+ * its LMDB half, so this target links executor/ledger.c and
+ * executor/store.c besides common/ and proto/.  Nothing else is needed.
+ */
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <msgpack.h>
+
+#include "common/frame.h"
+#include "executor/ledger.h"
+
+int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
+
+static void
+fail(const char *what)
+{
+	fprintf(stderr, "fuzz_ledger: %s\n", what);
+	abort();
+}
+
+static int
+str_eq(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
+static void
+check_same(const struct ledger_rec *a, const struct ledger_rec *b)
+{
+	if (a->state != b->state)
+		fail("round trip: state");
+	if (!str_eq(a->tenant, b->tenant) || !str_eq(a->env, b->env) ||
+	    !str_eq(a->tool, b->tool) || !str_eq(a->run_id, b->run_id) ||
+	    !str_eq(a->step_id, b->step_id) ||
+	    !str_eq(a->args_hash, b->args_hash) || !str_eq(a->note, b->note))
+		fail("round trip: a string field");
+	if (a->uid != b->uid || a->started_ms != b->started_ms ||
+	    a->finished_ms != b->finished_ms ||
+	    a->duration_ms != b->duration_ms)
+		fail("round trip: an integer field");
+	if ((a->response == NULL) != (b->response == NULL) ||
+	    a->responselen != b->responselen ||
+	    (a->responselen > 0 &&
+	    memcmp(a->response, b->response, a->responselen) != 0))
+		fail("round trip: response");
+}
+
+/* The input map holds no key twice (a second "state" must not win). */
+static void
+check_no_dup(const uint8_t *data, size_t size)
+{
+	msgpack_unpacked	 u;
+	const char		*why;
+	uint32_t		 i, j;
+
+	if (frame_unpack_map((const char *)data, size, &u, &why) == -1)
+		fail("accepted what frame_unpack_map refuses");
+	for (i = 1; i < u.data.via.map.size; i++)
+		for (j = 0; j < i; j++)
+			if (msgpack_object_equal(u.data.via.map.ptr[i].key,
+			    u.data.via.map.ptr[j].key))
+				fail("accepted a record with a key twice");
+	msgpack_unpacked_destroy(&u);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static const struct ledger_rec	 zero;
+	struct ledger_rec		 r, r2;
+	char				*enc, *enc2;
+	size_t				 len, len2;
+	long				 span;
+
+	if (ledger_decode((const char *)data, size, &r) == -1) {
+		if (memcmp(&r, &zero, sizeof(r)) != 0)
+			fail("refused but left the record filled in");
+		return 0;
+	}
+	span = mp_check((const char *)data, size);
+	if (span < 0 || (size_t)span != size || size == 0 ||
+	    !((data[0] & 0xf0) == 0x80 || data[0] == 0xde || data[0] == 0xdf))
+		fail("accepted something other than one msgpack map");
+	check_no_dup(data, size);
+	if (r.state != L_RUNNING && r.state != L_DONE &&
+	    r.state != L_FAILED && r.state != L_IN_DOUBT)
+		fail("accepted a state out of range");
+	if (r.state == L_DONE && r.response == NULL)
+		fail("accepted a done record without its response");
+	if (strcmp(ledger_state_str(r.state), "unknown") == 0)
+		fail("a decoded state has no name");
+
+	enc = ledger_encode(&r, &len);
+	if (enc == NULL)
+		fail("ledger_encode returned NULL");
+	if (ledger_decode(enc, len, &r2) == -1)
+		fail("round trip: ledger_encode's output does not decode");
+	check_same(&r, &r2);
+	enc2 = ledger_encode(&r2, &len2);
+	if (len2 != len || memcmp(enc, enc2, len) != 0)
+		fail("round trip: encoding is not stable");
+	free(enc2);
+	free(enc);
+	ledger_rec_free(&r2);
+	ledger_rec_free(&r);
+	if (memcmp(&r, &zero, sizeof(r)) != 0)
+		fail("ledger_rec_free left fields behind");
+	return 0;
+}
