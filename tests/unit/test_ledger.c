@@ -525,8 +525,11 @@ get_fn(MDB_txn *txn, void *arg)
 static int
 get(const char *key, struct ledger_rec *r)
 {
-	struct get_arg	ga = { key, r };
+	struct get_arg	ga;
 
+	/* ledger_get fills *r; cppcheck cannot tell, so name the fields. */
+	ga.key = key;
+	ga.rec = r;
 	return store_read(st, get_fn, &ga);
 }
 
