@@ -31,6 +31,7 @@
 #include "executor/call.h"
 #include "executor/checkpoint.h"
 #include "executor/executor.h"
+#include "executor/ledger.h"
 #include "executor/store.h"
 #include "proto/proto.h"
 
@@ -242,6 +243,7 @@ struct rec_arg {
 	const char	*id;
 	struct approval	*a;
 	int		 found;
+	int		 created;	/* a new record: index its expiry */
 };
 
 static int
@@ -275,6 +277,7 @@ approval_get(const char *id, struct approval *a)
 	ra.id = id;
 	ra.a = a;
 	ra.found = 0;
+	ra.created = 0;
 	if (strlen(id) != APPROVAL_ID_LEN)
 		return 0;
 	if (store_read(ex->store, get_txn, &ra) != 0)
@@ -294,13 +297,16 @@ put_txn(MDB_txn *txn, void *arg)
 	v.mv_data = buf;
 	rc = mdb_put(txn, store_dbi(ex->store, DB_APPROVALS), &k, &v, 0);
 	free(buf);
+	if (rc == 0 && ra->created)
+		rc = ledger_expire_approval(txn, ex->store, ra->a->id,
+		    ra->a->expires_at * 1000);
 	return rc;
 }
 
 static int
-approval_put(struct approval *a)
+approval_put(struct approval *a, int created)
 {
-	struct rec_arg	ra = { a->id, a, 0 };
+	struct rec_arg	ra = { a->id, a, 0, created };
 
 	return store_write(ex->store, put_txn, &ra);
 }
@@ -383,7 +389,7 @@ approval_request(struct call *c, const msgpack_object *args)
 	a.created_ms = now_ms();
 	a.expires_at = (uint64_t)time(NULL) + ex->conf->approvals_ttl_s;
 
-	if ((rc = approval_put(&a)) != 0) {
+	if ((rc = approval_put(&a, 1)) != 0) {
 		call_refuse(c, ST_ERROR, E_UNAVAILABLE, rc == MDB_MAP_FULL ?
 		    "the store is full: the approval cannot be recorded" :
 		    "the approval cannot be recorded");
@@ -722,7 +728,7 @@ approval_decide(const char *id, int approve, const char *who,
 	a.decided_ms = now_ms();
 	a.approver = xstrdup(who);
 	a.note = note ? xstrdup(note) : NULL;
-	if ((rc = approval_put(&a)) != 0) {
+	if ((rc = approval_put(&a, 0)) != 0) {
 		snprintf(err, errlen, "the decision cannot be stored: %s",
 		    mdb_strerror(rc));
 		approval_free(&a);

@@ -21,6 +21,7 @@
 #define LEDGER_VERSION		1
 #define KIND_LEDGER		'l'
 #define KIND_RUN		'r'
+#define KIND_APPROVAL		'a'
 #define MAX_KEY			511	/* LMDB's default key size limit */
 
 static const char *state_names[] = {
@@ -245,6 +246,13 @@ expiry_add(MDB_txn *txn, struct store *st, uint64_t t, char kind,
 	expiry_key(buf, &k.mv_size, t, kind, key, keylen);
 	k.mv_data = buf;
 	return mdb_put(txn, store_dbi(st, DB_EXPIRY), &k, &v, 0);
+}
+
+int
+ledger_expire_approval(MDB_txn *txn, struct store *st, const char *id,
+    uint64_t expires_ms)
+{
+	return expiry_add(txn, st, expires_ms, KIND_APPROVAL, id, strlen(id));
 }
 
 int
@@ -542,6 +550,10 @@ sweep_one(MDB_txn *txn, struct sweep_arg *sa, uint64_t t, char kind,
 	char			buf[MAX_KEY + 1];
 	int			rc;
 
+	if (kind == KIND_APPROVAL) {
+		rc = mdb_del(txn, store_dbi(sa->st, DB_APPROVALS), &k, NULL);
+		return rc == MDB_NOTFOUND ? 0 : rc;
+	}
 	if (kind == KIND_RUN) {
 		rc = mdb_del(txn, store_dbi(sa->st, DB_RUNS), &k, NULL);
 		return rc == MDB_NOTFOUND ? 0 : rc;

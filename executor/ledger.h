@@ -73,6 +73,13 @@ int		 ledger_run_add(MDB_txn *, struct store *, const char *tenant,
 int		 ledger_run_has(MDB_txn *, struct store *, const char *tenant,
 		    const char *run_id, const char *key);
 
+/*
+ * An approval record is swept writes.retention_s after it expires: by
+ * then it is expired, or decided long ago.
+ */
+int		 ledger_expire_approval(MDB_txn *, struct store *,
+		    const char *id, uint64_t expires_ms);
+
 /* At start: every running record becomes in doubt.  *n gets the count. */
 int		 ledger_recover(struct store *, size_t *n);
 
@@ -83,7 +90,7 @@ int		 ledger_each(struct store *, enum ledger_state,
 size_t		 ledger_count(struct store *, enum ledger_state);
 
 /*
- * Remove settled records (done, failed) and run records older than
+ * Remove settled records (done, failed), run records and approvals older than
  * 'older_than' (ms since the epoch), at most 'batch' in one transaction.
  * *removed gets the number removed; fewer than batch means it caught up.
  */

@@ -626,6 +626,31 @@ def a_rotated_key_verifies_for_one_ttl_only():
         assert count_lines(d.effects) == 0
 
 
+@test
+def expired_approvals_are_swept_after_retention():
+    """An approval record goes writes.retention_s after its expiry: until
+    then a resume says expired, after that nothing matches it."""
+    d = approvals_daemon(ttl_s=1)
+    conf = dict(d.conf)
+    conf["writes"] = dict(conf["writes"], retention_s=1)
+    reconfigure(d, conf)
+    with d:
+        c = d.client()
+        r = request(d, c)
+        time.sleep(1.2)
+        assert_denied(resume(c, r["checkpoint"]), "approval_expired")
+        deadline = time.time() + 8
+        while True:
+            x = resume(c, r["checkpoint"])
+            if x.get("stop_reason") == "bad_checkpoint_signature":
+                break
+            assert x.get("stop_reason") == "approval_expired", x
+            assert time.time() < deadline, "the approval was never swept"
+            time.sleep(0.3)
+        assert "does not match an approval" in x["message"], x
+        assert count_lines(d.effects) == 0
+
+
 # -- a compromised gatewayd ------------------------------------------------------
 
 @test
