@@ -49,7 +49,6 @@ static const char *const injected_keys[] = {
 static void	buf_add(struct canon_buf *, const void *, size_t);
 static void	buf_addc(struct canon_buf *, char);
 static void	buf_adds(struct canon_buf *, const char *);
-static size_t	utf8_seqlen(const unsigned char *, size_t);
 static int	utf8_valid(const char *, size_t);
 static int	fail(struct canon *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
@@ -119,7 +118,7 @@ buf_adds(struct canon_buf *b, const char *s)
  * what Python's strict UTF-8 decoder accepts, so a string we accept is a
  * string Python's msgpack would have decoded.
  */
-static size_t
+size_t
 utf8_seqlen(const unsigned char *p, size_t n)
 {
 	unsigned char	 lo = 0x80, hi = 0xbf;

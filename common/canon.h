@@ -48,4 +48,11 @@ int	args_hash(const msgpack_object *args, char hash[ARGS_HASH_LEN + 1],
  */
 void	canon_double(double d, char *out, size_t outlen);
 
+/*
+ * The length of the well-formed UTF-8 sequence at p (n bytes left), or 0:
+ * no overlong forms, surrogates or code points above U+10FFFF, which is
+ * what Python's strict decoder accepts.  jsonmp.c uses it too.
+ */
+size_t	utf8_seqlen(const unsigned char *p, size_t n);
+
 #endif

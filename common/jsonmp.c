@@ -23,6 +23,7 @@
 
 #include <jansson.h>
 
+#include "common/canon.h"
 #include "common/jsonmp.h"
 #include "common/xmalloc.h"
 
@@ -35,7 +36,6 @@
 static int	pack_value(json_t *, msgpack_packer *);
 static int	pack_object(json_t *, msgpack_packer *);
 static int	pack_array(json_t *, msgpack_packer *);
-static size_t	utf8_seqlen(const unsigned char *, size_t);
 static json_t	*mkstring(const char *, size_t);
 static json_t	*mkhex(const char *, size_t);
 static char	*key_text(const msgpack_object *, int, size_t *);
@@ -153,45 +153,6 @@ json_to_msgpack(const char *text, size_t len, msgpack_packer *pk, char *err,
 	if (rv == -1 && errlen > 0)
 		snprintf(err, errlen, "cannot pack JSON as msgpack");
 	return rv;
-}
-
-/*
- * Length of the well-formed UTF-8 sequence at 'p', or 0 (Unicode table
- * 3-7: no overlong forms, no surrogates, nothing above U+10FFFF).  The
- * same rules as canon.c, which refuses what this replaces.
- */
-static size_t
-utf8_seqlen(const unsigned char *p, size_t n)
-{
-	unsigned char	 lo = 0x80, hi = 0xbf;
-	size_t		 len, i;
-
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] < 0xc2)
-		return 0;
-	else if (p[0] < 0xe0)
-		len = 2;
-	else if (p[0] < 0xf0) {
-		len = 3;
-		if (p[0] == 0xe0)
-			lo = 0xa0;
-		else if (p[0] == 0xed)
-			hi = 0x9f;
-	} else if (p[0] < 0xf5) {
-		len = 4;
-		if (p[0] == 0xf0)
-			lo = 0x90;
-		else if (p[0] == 0xf4)
-			hi = 0x8f;
-	} else
-		return 0;
-	if (n < len || p[1] < lo || p[1] > hi)
-		return 0;
-	for (i = 2; i < len; i++)
-		if (p[i] < 0x80 || p[i] > 0xbf)
-			return 0;
-	return len;
 }
 
 /*

@@ -21,6 +21,7 @@
 #include <msgpack.h>
 
 #include "common/frame.h"
+#include "common/listen.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
@@ -42,8 +43,7 @@ struct ctl_conn {
 };
 
 static TAILQ_HEAD(, ctl_conn)	ctl_conns = TAILQ_HEAD_INITIALIZER(ctl_conns);
-static struct evconnlistener	*ctl_listener;
-static struct event		*ctl_resume_ev;
+static struct listener		*ctl_listener;
 static size_t			 ctl_nconns;
 
 /* The operator who sent a command: uid and user name, for the records. */
@@ -482,32 +482,6 @@ ctl_accept(struct evconnlistener *l, evutil_socket_t fd,
 	ctl_nconns++;
 }
 
-static void
-ctl_resume(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	(void)arg;
-	if (ctl_listener != NULL)
-		evconnlistener_enable(ctl_listener);
-}
-
-/* Out of descriptors: stop accepting for a second instead of spinning. */
-static void
-ctl_accept_error(struct evconnlistener *l, void *arg)
-{
-	struct timeval	tv = { 1, 0 };
-
-	(void)arg;
-	if (errno != EMFILE && errno != ENFILE) {
-		log_warn("control: accept");
-		return;
-	}
-	log_warn("control: accept paused");
-	evconnlistener_disable(l);
-	evtimer_add(ctl_resume_ev, &tv);
-}
-
 void
 control_init(void)
 {
@@ -517,12 +491,8 @@ control_init(void)
 	fd = unix_listen(ex->conf->control_socket, 0666, err, sizeof(err));
 	if (fd == -1)
 		fatalx("control socket: %s", err);
-	ctl_listener = evconnlistener_new(ex->base, ctl_accept, NULL,
-	    LEV_OPT_CLOSE_ON_FREE, -1, fd);
-	if (ctl_listener == NULL)
-		fatalx("control: evconnlistener_new");
-	evconnlistener_set_error_cb(ctl_listener, ctl_accept_error);
-	ctl_resume_ev = evtimer_new(ex->base, ctl_resume, NULL);
+	ctl_listener = listener_new(ex->base, fd, ctl_accept, NULL,
+	    "control");
 }
 
 void
@@ -532,9 +502,8 @@ control_shutdown(void)
 
 	if (ctl_listener == NULL)
 		return;
-	evconnlistener_free(ctl_listener);
+	listener_free(ctl_listener);
 	ctl_listener = NULL;
-	event_free(ctl_resume_ev);
 	unlink(ex->conf->control_socket);
 	while ((cc = TAILQ_FIRST(&ctl_conns)) != NULL)
 		ctl_close(cc);

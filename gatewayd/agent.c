@@ -22,6 +22,7 @@
 
 #include "common/canon.h"
 #include "common/frame.h"
+#include "common/listen.h"
 #include "common/log.h"
 #include "common/policy.h"
 #include "common/util.h"
@@ -62,8 +63,7 @@ struct req {
 
 static TAILQ_HEAD(, conn)	 conns = TAILQ_HEAD_INITIALIZER(conns);
 static size_t			 nconns;
-static struct evconnlistener	*listener;
-static struct event		*resume_ev;
+static struct listener		*listener;
 
 static void	conn_read(struct bufferevent *, void *);
 
@@ -671,41 +671,10 @@ agent_accept(struct evconnlistener *l, evutil_socket_t fd,
 	    (unsigned)gid, (int)pid, c->pr ? c->pr->tenant : "no principal");
 }
 
-static void
-agent_resume(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	(void)arg;
-	if (listener != NULL)
-		evconnlistener_enable(listener);
-}
-
-/* Out of descriptors: pause accepting for a second instead of spinning. */
-static void
-agent_accept_error(struct evconnlistener *l, void *arg)
-{
-	struct timeval	tv = { 1, 0 };
-
-	(void)arg;
-	if (errno != EMFILE && errno != ENFILE) {
-		log_warn("agent: accept");
-		return;
-	}
-	log_warn("agent: accept paused for a second");
-	evconnlistener_disable(l);
-	evtimer_add(resume_ev, &tv);
-}
-
 void
 agent_init(int fd)
 {
-	listener = evconnlistener_new(gw->base, agent_accept, NULL,
-	    LEV_OPT_CLOSE_ON_FREE, -1, fd);
-	if (listener == NULL)
-		fatalx("agent: evconnlistener_new");
-	evconnlistener_set_error_cb(listener, agent_accept_error);
-	resume_ev = evtimer_new(gw->base, agent_resume, NULL);
+	listener = listener_new(gw->base, fd, agent_accept, NULL, "agent");
 }
 
 void
@@ -715,9 +684,8 @@ agent_shutdown(void)
 
 	if (listener == NULL)
 		return;
-	evconnlistener_free(listener);
+	listener_free(listener);
 	listener = NULL;
-	event_free(resume_ev);
 	while ((c = TAILQ_FIRST(&conns)) != NULL)
 		conn_free(c);
 }

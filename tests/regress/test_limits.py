@@ -132,5 +132,44 @@ def a_client_that_never_reads_stops_no_one():
         assert y.hello()["status"] == "ok"
 
 
+@test
+def out_of_descriptors_pauses_accept_and_recovers():
+    """EMFILE on accept: the listener pauses (no spinning), connections
+    wait in the backlog and are served once descriptors are free again."""
+    import resource
+    d = Daemon()
+    old = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # The pair inherits a small descriptor limit from us.
+    resource.setrlimit(resource.RLIMIT_NOFILE, (24, old[1]))
+    try:
+        d.start()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, old)
+    try:
+        held = []
+        while "accept paused" not in d.read_log() and len(held) < 40:
+            c = Client(connect_as(d.agent_sock))
+            c.send({"op": "hello", "id": len(held)})
+            held.append(c)
+            time.sleep(0.05)
+        assert "accept paused" in d.read_log(), d.read_log()[-500:]
+        time.sleep(1.5)
+        # Paused, not spinning: little CPU for gatewayd meanwhile.
+        with open("/proc/%d/stat" % d.proc.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        assert int(fields[11]) + int(fields[12]) < 100, fields[11:13]
+        # Free descriptors: every connection that waited is served.
+        n_first = 5
+        for c in held[:n_first]:
+            assert c.recv()["status"] == "ok"
+            c.close()
+        for c in held[n_first:]:
+            assert c.recv()["status"] == "ok"
+            c.close()
+        d.stop()
+    finally:
+        d.cleanup()
+
+
 if __name__ == "__main__":
     main()
