@@ -209,6 +209,11 @@ print_answer(const msgpack_object *ans, int json)
 			    (int)err->via.str.size, err->via.str.ptr);
 		else
 			fprintf(stderr, "gatewayctl: refused\n");
+		/* --json: every command prints JSON, a refusal too. */
+		if (json && err != NULL && (j = msgpack_to_json(err, 0)) != NULL) {
+			printf("{\"error\": %s}\n", j);
+			free(j);
+		}
 		return 1;
 	}
 	if (json && items != NULL) {

@@ -114,7 +114,9 @@ def non_operators_are_refused_and_change_nothing():
         assert "operator" in err, err
         assert out == "", out
         rc, out, err = d.ctl("--json", "status", uid=AGENT_UID)
-        assert rc == 1 and out == "", (rc, out, err)
+        # Nothing of the status leaks: only the refusal, as JSON.
+        assert rc == 1 and json.loads(out) == {
+            "error": "uid %d is not an operator" % AGENT_UID}, (rc, out, err)
         rc, out, err = d.ctl("writes", "disable", uid=AGENT_UID)
         assert rc == 1, (rc, out, err)
         assert writes_enabled(d) is True
@@ -201,6 +203,15 @@ def bad_control_frames_close_only_their_connection():
         # The agents never noticed.
         assert d.client().call("echo", {})["status"] == "ok"
         assert writes_enabled(d) is True
+
+
+@test
+def json_refusals_are_json_too():
+    with Daemon() as d:
+        rc, out, err = d.ctl("--json", "approve", "0" * 32)
+        assert rc == 1, (rc, out, err)
+        assert "no approval" in json.loads(out)["error"], out
+        assert "no approval" in err, err
 
 
 if __name__ == "__main__":
