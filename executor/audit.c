@@ -109,6 +109,24 @@ audit_write(const struct audit_rec *r, int sync)
 	}
 }
 
+/* After logrotate moved audit.log away: flush, close, open it anew. */
+void
+audit_reopen(void)
+{
+	int	fd;
+
+	audit_flush();
+	fd = open(audit_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (fd == -1) {
+		log_warn("audit: reopen %s: keeping the old file", audit_path);
+		return;
+	}
+	if (audit_fd != -1)
+		close(audit_fd);
+	audit_fd = fd;
+	log_info("audit: %s reopened", audit_path);
+}
+
 void
 audit_close(void)
 {

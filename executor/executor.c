@@ -37,6 +37,7 @@ struct executor	*ex;
 static void	dispatch_hello(const struct proto_msg *);
 static void	dispatch_call(const struct proto_msg *);
 static void	dispatch_writes_off(const struct proto_msg *);
+static void	dispatch_audit(const struct proto_msg *);
 
 /*
  * What gatewayd may send, and when.  Anything else, or a message before
@@ -53,6 +54,7 @@ static const struct {
 	{ MSG_RESUME,		approval_resume,	0 },
 	{ MSG_WAIT,		approval_wait,		0 },
 	{ MSG_WRITES_OFF,	dispatch_writes_off,	0 },
+	{ MSG_AUDIT,		dispatch_audit,		0 },
 };
 
 static int	hello_done;
@@ -151,6 +153,39 @@ dispatch_writes_off(const struct proto_msg *m)
 	(void)m;
 	if (!ex->writes_off)
 		ex_set_writes_off(1, "SIGUSR1 to gatewayd");
+}
+
+/*
+ * A refusal gatewayd made on its own.  It is gatewayd's word, recorded as
+ * such (event "gatewayd"): nothing ran, so nothing is synced for it.
+ */
+static void
+dispatch_audit(const struct proto_msg *m)
+{
+	struct audit_rec	 ar = { .event = "gatewayd" };
+	char			*f[8];
+	static const char	*keys[8] = { "tenant", "env", "run_id", "step_id",
+				    "tool", "args_hash", "decision", "reason" };
+	char			*msg;
+	size_t			 i;
+
+	for (i = 0; i < 8; i++)
+		f[i] = mp_strdup(mp_get(m->body, keys[i]));
+	msg = mp_strdup(mp_get(m->body, "message"));
+	ar.uid = (long long)mp_get(m->body, "uid")->via.u64;
+	ar.tenant = f[0];
+	ar.env = f[1];
+	ar.run_id = f[2];
+	ar.step_id = f[3];
+	ar.tool = f[4];
+	ar.args_hash = f[5];
+	ar.decision = f[6];
+	ar.reason = f[7];
+	ar.note = msg;
+	audit_write(&ar, 0);
+	for (i = 0; i < 8; i++)
+		free(f[i]);
+	free(msg);
 }
 
 static void
@@ -256,6 +291,16 @@ on_sigusr1(evutil_socket_t sig, short what, void *arg)
 		ex_set_writes_off(1, "SIGUSR1 to executor");
 }
 
+/* SIGHUP: reopen the audit log (logrotate). */
+static void
+on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	(void)arg;
+	audit_reopen();
+}
+
 static void
 on_sigterm(evutil_socket_t sig, short what, void *arg)
 {
@@ -279,7 +324,7 @@ main(int argc, char *argv[])
 	static struct executor	 exs;
 	const char		*cfile = NULL, *csock = NULL, *sdir = NULL;
 	char			 err[512];
-	struct event		*ev_usr1, *ev_term, *ev_int;
+	struct event		*ev_usr1, *ev_term, *ev_int, *ev_hup;
 	int			 ch, foreground = 0, verbose = 0, rc;
 
 	while ((ch = getopt_long(argc, argv, "c:fv", longopts, NULL)) != -1) {
@@ -354,10 +399,12 @@ main(int argc, char *argv[])
 	ev_usr1 = evsignal_new(ex->base, SIGUSR1, on_sigusr1, NULL);
 	ev_term = evsignal_new(ex->base, SIGTERM, on_sigterm, NULL);
 	ev_int = evsignal_new(ex->base, SIGINT, on_sigterm, NULL);
+	ev_hup = evsignal_new(ex->base, SIGHUP, on_sighup, NULL);
 	if (ev_usr1 == NULL || ev_term == NULL || ev_int == NULL ||
-	    evsignal_add(ev_usr1, NULL) == -1 ||
+	    ev_hup == NULL || evsignal_add(ev_usr1, NULL) == -1 ||
 	    evsignal_add(ev_term, NULL) == -1 ||
-	    evsignal_add(ev_int, NULL) == -1)
+	    evsignal_add(ev_int, NULL) == -1 ||
+	    evsignal_add(ev_hup, NULL) == -1)
 		fatalx("cannot install signal events");
 
 	log_info("ready: writes %s%s, control socket %s",
@@ -374,6 +421,7 @@ main(int argc, char *argv[])
 	event_free(ev_usr1);
 	event_free(ev_term);
 	event_free(ev_int);
+	event_free(ev_hup);
 	event_base_free(ex->base);
 	config_free(ex->conf);
 	log_info("exiting");

@@ -74,6 +74,7 @@ void	audit_open(const char *state_dir, struct event_base *);
 /* Records that matter (sync=1) reach the disk within this loop turn. */
 void	audit_write(const struct audit_rec *, int sync);
 void	audit_flush(void);
+void	audit_reopen(void);
 void	audit_close(void);
 
 #endif

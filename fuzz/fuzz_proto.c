@@ -51,6 +51,11 @@ static const struct want w_resume[] = { { "uid", 'u', 0 },
 static const struct want w_wait[] = { { "uid", 'u', 0 }, { "gid", 'u', 0 },
 	{ "tenant", 's', 0 }, { "env", 's', 0 }, { "approval_id", 's', 0 },
 	{ "timeout_ms", 'u', 0 }, { 0 } };
+static const struct want w_audit[] = { { "uid", 'u', 0 }, { "gid", 'u', 0 },
+	{ "tenant", 's', 1 }, { "env", 's', 1 }, { "run_id", 's', 1 },
+	{ "step_id", 's', 1 }, { "tool", 's', 1 }, { "args_hash", 's', 1 },
+	{ "decision", 's', 0 }, { "reason", 's', 0 }, { "message", 's', 0 },
+	{ 0 } };
 static const struct want w_none[] = { { 0 } };
 static const struct want w_writes_state[] = { { "writes_enabled", 'b', 0 },
 	{ 0 } };
@@ -71,6 +76,7 @@ static const struct {
 	[MSG_WRITES_OFF] = { "WRITES_OFF", MSG_FROM_GATEWAYD, w_none },
 	[MSG_WRITES_STATE] = { "WRITES_STATE", MSG_FROM_EXECUTOR,
 	    w_writes_state },
+	[MSG_AUDIT] = { "AUDIT", MSG_FROM_GATEWAYD, w_audit },
 };
 
 _Static_assert(sizeof(schema) / sizeof(schema[0]) == MSG_MAX,

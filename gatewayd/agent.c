@@ -289,11 +289,35 @@ call_answered(const msgpack_object *resp, void *arg)
 }
 
 /*
+ * A denial or a stop decided here: answered, and told to the executor for
+ * the audit log (only the executor writes it).
+ */
+static void
+reply_decided(struct conn *c, const char *id, size_t idlen,
+    const char *status, const char *reason, const char *message,
+    const char *run_id, const char *step_id, const char *tool,
+    const char *hash)
+{
+	struct refusal	r = {
+		.uid = c->uid, .gid = c->gid,
+		.tenant = c->pr ? c->pr->tenant : NULL,
+		.env = c->pr ? c->pr->env : NULL,
+		.run_id = run_id, .step_id = step_id, .tool = tool,
+		.args_hash = hash, .decision = status, .reason = reason,
+		.message = message,
+	};
+
+	reply_refuse(c, id, idlen, status, reason, message);
+	exec_audit(&r);
+}
+
+/*
  * The caller's run, going on; or NULL once the refusal is answered (too
  * many runs, or the run is stopped: its first reason, every time).
  */
 static struct run *
-req_run(struct conn *c, const char *id, size_t idlen, const char *run_id)
+req_run(struct conn *c, const char *id, size_t idlen, const char *run_id,
+    const char *tool)
 {
 	struct run	*run;
 
@@ -303,8 +327,8 @@ req_run(struct conn *c, const char *id, size_t idlen, const char *run_id)
 		return NULL;
 	}
 	if (run_stopped(run) != NULL) {
-		reply_refuse(c, id, idlen, ST_STOPPED, run_stopped(run),
-		    run_stop_message(run));
+		reply_decided(c, id, idlen, ST_STOPPED, run_stopped(run),
+		    run_stop_message(run), run_id, NULL, tool, NULL);
 		return NULL;
 	}
 	return run;
@@ -363,13 +387,14 @@ op_call(struct conn *c, const char *id, size_t idlen,
 		    "args must be a map");
 		goto out;
 	}
-	if ((run = req_run(c, id, idlen, run_id)) == NULL)
+	if ((run = req_run(c, id, idlen, run_id, tool)) == NULL)
 		goto out;
 	g = policy_gate(gw->conf, tool, gw->writes_on, &reason);
 	if (g == GATE_DENY) {
 		policy_message(gw->conf, tool, reason, gw->writes_on, msg,
 		    sizeof(msg));
-		reply_refuse(c, id, idlen, ST_DENIED, reason, msg);
+		reply_decided(c, id, idlen, ST_DENIED, reason, msg, run_id,
+		    step_id, tool, NULL);
 		goto out;
 	}
 	if (args_hash(args, hash, NULL, msg, sizeof(msg)) == -1) {
@@ -379,7 +404,8 @@ op_call(struct conn *c, const char *id, size_t idlen,
 	if ((reason = run_account(run, tool, hash, g == GATE_WRITE, msg,
 	    sizeof(msg))) != NULL) {
 		run_stop(run, reason, msg);
-		reply_refuse(c, id, idlen, ST_STOPPED, reason, msg);
+		reply_decided(c, id, idlen, ST_STOPPED, reason, msg, run_id,
+		    step_id, tool, hash);
 		goto out;
 	}
 
@@ -439,12 +465,13 @@ op_usage(struct conn *c, const char *id, size_t idlen,
 			goto out;
 		}
 	}
-	if ((run = req_run(c, id, idlen, run_id)) == NULL)
+	if ((run = req_run(c, id, idlen, run_id, NULL)) == NULL)
 		goto out;
 	if ((reason = run_usage(run, tokens->via.u64, dcost, msg,
 	    sizeof(msg))) != NULL) {
 		run_stop(run, reason, msg);
-		reply_refuse(c, id, idlen, ST_STOPPED, reason, msg);
+		reply_decided(c, id, idlen, ST_STOPPED, reason, msg, run_id,
+		    NULL, NULL, NULL);
 		goto out;
 	}
 	reply_begin(&mb, id, idlen, ST_OK, 0);
@@ -549,8 +576,8 @@ handle_request(struct conn *c, const msgpack_object *reqm)
 	if (c->pr == NULL) {
 		snprintf(msg, sizeof(msg), "uid %u gid %u has no principal",
 		    (unsigned)c->uid, (unsigned)c->gid);
-		reply_refuse(c, idbuf.data, idbuf.size, ST_DENIED,
-		    R_UNKNOWN_PRINCIPAL, msg);
+		reply_decided(c, idbuf.data, idbuf.size, ST_DENIED,
+		    R_UNKNOWN_PRINCIPAL, msg, NULL, NULL, NULL, NULL);
 		goto out;
 	}
 	for (i = 0; i < sizeof(agent_ops) / sizeof(agent_ops[0]); i++) {

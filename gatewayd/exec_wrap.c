@@ -244,6 +244,41 @@ exec_writes_off(void)
 	msgbuf_free(&mb);
 }
 
+static void
+pk_opt(msgpack_packer *pk, const char *key, const char *val)
+{
+	if (val != NULL)
+		pk_kv_str(pk, key, val);
+}
+
+void
+exec_audit(const struct refusal *r)
+{
+	struct msgbuf	 mb;
+	const char	*buf;
+	size_t		 len;
+	uint32_t	 n = 5;
+
+	n += (r->tenant != NULL) + (r->env != NULL) + (r->run_id != NULL) +
+	    (r->step_id != NULL) + (r->tool != NULL) + (r->args_hash != NULL);
+	msgbuf_init(&mb);
+	msgbuf_begin_msg(&mb, MSG_AUDIT, 0, n);
+	pk_kv_uint(&mb.pk, "uid", r->uid);
+	pk_kv_uint(&mb.pk, "gid", r->gid);
+	pk_opt(&mb.pk, "tenant", r->tenant);
+	pk_opt(&mb.pk, "env", r->env);
+	pk_opt(&mb.pk, "run_id", r->run_id);
+	pk_opt(&mb.pk, "step_id", r->step_id);
+	pk_opt(&mb.pk, "tool", r->tool);
+	pk_opt(&mb.pk, "args_hash", r->args_hash);
+	pk_kv_str(&mb.pk, "decision", r->decision);
+	pk_kv_str(&mb.pk, "reason", r->reason);
+	pk_kv_str(&mb.pk, "message", r->message);
+	buf = msgbuf_finish(&mb, &len);
+	bufferevent_write(link_bev, buf, len);
+	msgbuf_free(&mb);
+}
+
 void
 exec_link_close(void)
 {

@@ -47,6 +47,22 @@ void	exec_link_close(void);
 /* Send HELLO; 'ready' runs once the executor answered. */
 void	exec_hello(void (*ready)(void));
 void	exec_writes_off(void);
+
+/* A refusal decided here, for the executor's audit log. */
+struct refusal {
+	uid_t		 uid;
+	gid_t		 gid;
+	const char	*tenant;	/* NULL: no principal */
+	const char	*env;
+	const char	*run_id;
+	const char	*step_id;
+	const char	*tool;
+	const char	*args_hash;
+	const char	*decision;	/* denied, stopped */
+	const char	*reason;
+	const char	*message;
+};
+void	exec_audit(const struct refusal *);
 /* Start a request: inits mb and packs the header; returns its id. */
 uint64_t exec_begin(struct msgbuf *mb, uint32_t type, uint32_t nfields);
 /* Send it; 'cb' gets the answer.  Frees mb. */

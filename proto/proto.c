@@ -74,6 +74,21 @@ static const struct field f_wait[] = {
 	{ "timeout_ms", F_UINT, 0 },
 	{ NULL, 0, 0 }
 };
+/* gatewayd's own refusals, for the audit log (no answer). */
+static const struct field f_audit[] = {
+	{ "uid", F_UINT, 0 },
+	{ "gid", F_UINT, 0 },
+	{ "tenant", F_STR, 1 },		/* absent: no principal */
+	{ "env", F_STR, 1 },
+	{ "run_id", F_STR, 1 },
+	{ "step_id", F_STR, 1 },
+	{ "tool", F_STR, 1 },
+	{ "args_hash", F_STR, 1 },
+	{ "decision", F_STR, 0 },	/* denied or stopped */
+	{ "reason", F_STR, 0 },
+	{ "message", F_STR, 0 },
+	{ NULL, 0, 0 }
+};
 static const struct field f_none[] = {
 	{ NULL, 0, 0 }
 };
@@ -93,6 +108,7 @@ static const struct msg_schema schemas[MSG_MAX] = {
 	[MSG_WAIT_ANS] =	{ "WAIT_ANS", MSG_FROM_EXECUTOR, f_response },
 	[MSG_WRITES_OFF] =	{ "WRITES_OFF", MSG_FROM_GATEWAYD, f_none },
 	[MSG_WRITES_STATE] =	{ "WRITES_STATE", MSG_FROM_EXECUTOR, f_writes_state },
+	[MSG_AUDIT] =		{ "AUDIT", MSG_FROM_GATEWAYD, f_audit },
 };
 
 const char *

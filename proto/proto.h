@@ -22,7 +22,7 @@
 #include <stdint.h>
 #include <msgpack.h>
 
-#define PROTO_VERSION		1
+#define PROTO_VERSION		2
 #define AGENT_PROTO_VERSION	1	/* the "v" answered to hello */
 
 /* The executor's end of the socketpair, as gatewayd hands it over. */
@@ -40,6 +40,7 @@ enum msg_type {
 	MSG_WAIT_ANS,		/* ex->gw  the agent-facing response */
 	MSG_WRITES_OFF,		/* gw->ex  SIGUSR1 reached gatewayd */
 	MSG_WRITES_STATE,	/* ex->gw  the kill switch changed */
+	MSG_AUDIT,		/* gw->ex  a refusal gatewayd decided alone */
 	MSG_MAX
 };
 

@@ -54,6 +54,12 @@ def msg_types():
     return {n: i for i, n in enumerate(names)}
 
 
+def proto_version():
+    """PROTO_VERSION, read from proto/proto.h like the message types."""
+    text = open(os.path.join(ROOT, "proto", "proto.h")).read()
+    return int(re.search(r"#define PROTO_VERSION\s+(\d+)", text).group(1))
+
+
 def tool(name):
     return os.path.join(TOOLS, name)
 
@@ -579,7 +585,7 @@ class ExecutorLink:
         theirs.close()
         self.sock = mine
         self.sock.settimeout(30)
-        ans = self.request("MSG_HELLO", {"version": 1})
+        ans = self.request("MSG_HELLO", {"version": proto_version()})
         assert ans[0] == self.types["MSG_HELLO_ANS"], ans
         return self
 

@@ -92,10 +92,10 @@ class Executor:
                 return m
 
     def hello(self):
-        mid = self.send(T["MSG_HELLO"], {"version": 1})
+        mid = self.send(T["MSG_HELLO"], {"version": proto_version()})
         m = self.recv_type(T["MSG_HELLO_ANS"])
         assert m[0] == T["MSG_HELLO_ANS"] and m[1] == mid, m
-        assert m[2]["version"] == 1, m
+        assert m[2]["version"] == proto_version(), m
         return m[2]
 
     def call(self, **over):
@@ -296,8 +296,8 @@ def writes_off_before_hello_is_fatal():
 
 @test
 def hello_twice_or_wrong_version_is_fatal():
-    fatal_case("HELLO twice", lambda e: e.send(T["MSG_HELLO"], {"version": 1}))
-    fatal_case("HELLO version 2", lambda e: e.send(T["MSG_HELLO"], {"version": 2}),
+    fatal_case("HELLO twice", lambda e: e.send(T["MSG_HELLO"], {"version": proto_version()}))
+    fatal_case("HELLO of another version", lambda e: e.send(T["MSG_HELLO"], {"version": proto_version() + 1}),
                hello=False)
 
 
@@ -334,7 +334,7 @@ def protocol_deviations_are_fatal():
         ("CALL_ANS from gatewayd", lambda e: e.send(
             T["MSG_CALL_ANS"], {"response": {"status": "ok"}}), ("CALL_ANS",)),
         ("HELLO_ANS from gatewayd", lambda e: e.send(
-            T["MSG_HELLO_ANS"], {"version": 1, "writes_enabled": True,
+            T["MSG_HELLO_ANS"], {"version": proto_version(), "writes_enabled": True,
                                  "config_hash": "x"}), ()),
         ("WRITES_STATE from gatewayd", lambda e: e.send(
             T["MSG_WRITES_STATE"], {"writes_enabled": True}), ()),

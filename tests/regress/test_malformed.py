@@ -118,7 +118,7 @@ def socketpair_case(type_name, body, want_in_log):
 
 def good_bodies():
     return {
-        "MSG_HELLO": {"version": 1},
+        "MSG_HELLO": {"version": proto_version()},
         "MSG_CALL": {"uid": AGENT_UID, "gid": AGENT_GID, "pid": 1, "tenant": "acme",
                      "env": "prod", "run_id": "r", "tool": "echo", "args": {}},
         "MSG_RESUME": {"uid": AGENT_UID, "gid": AGENT_GID, "pid": 1, "tenant": "acme",
