@@ -126,6 +126,8 @@ def good_bodies():
         "MSG_WAIT": {"uid": AGENT_UID, "gid": AGENT_GID, "tenant": "acme", "env": "prod",
                      "approval_id": "0" * 32, "timeout_ms": 10},
         "MSG_WRITES_OFF": {},
+        "MSG_AUDIT": {"uid": STRANGER_UID, "gid": STRANGER_UID, "decision": "denied",
+                      "reason": "unknown_principal", "message": "no principal"},
     }
 
 
