@@ -90,8 +90,7 @@ reply_send(struct conn *c, struct msgbuf *mb)
 	size_t		 len;
 
 	p = msgbuf_finish(mb, &len);
-	if (!c->closing || c->bev != NULL)
-		bufferevent_write(c->bev, p, len);
+	bufferevent_write(c->bev, p, len);
 	msgbuf_free(mb);
 }
 
