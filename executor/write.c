@@ -287,19 +287,26 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 	struct batch	 b = { &q, 1 };
 	struct wop	*w;
 	char		 msg[256];
-	int		 rc_out, rc_in;
+	int		 rc_out = 0, rc_in = 0, nout = 0, nin = 0;
 
 	(void)fd;
 	(void)what;
 	(void)arg;
 	TAILQ_CONCAT(&q, &commitq, qentry);
-	TAILQ_FOREACH(w, &q, qentry)
+	TAILQ_FOREACH(w, &q, qentry) {
 		w->queued = 0;
+		if (w->phase == W_OUTCOME)
+			nout++;
+		else
+			nin++;
+	}
 
 	/* Outcomes first: they free callers and must not wait on intents. */
-	rc_out = store_write(ex->store, batch_txn, &b);
+	if (nout > 0)
+		rc_out = store_write(ex->store, batch_txn, &b);
 	b.outcomes = 0;
-	rc_in = store_write(ex->store, batch_txn, &b);
+	if (nin > 0)
+		rc_in = store_write(ex->store, batch_txn, &b);
 
 	while ((w = TAILQ_FIRST(&q)) != NULL) {
 		TAILQ_REMOVE(&q, w, qentry);
