@@ -717,10 +717,16 @@ parse_principals(struct cfgctx *ctx, yaml_node_t *node, const char *path)
 
 /* operators */
 
+/*
+ * A list of uids or gids.  Both are the same integer type on Linux, so one
+ * reader serves both (the assert says so at build time).
+ */
+_Static_assert(sizeof(uid_t) == sizeof(gid_t), "uid_t and gid_t differ");
+
 static int
-parse_uids(struct cfgctx *ctx, yaml_node_t *node, const char *path)
+parse_ids(struct cfgctx *ctx, yaml_node_t *node, const char *path,
+    uid_t **ids, size_t *n)
 {
-	struct config	*c = ctx->conf;
 	char		 sub[KEY_PATH_LEN];
 	uint64_t	 id;
 	size_t		 i, len;
@@ -728,37 +734,14 @@ parse_uids(struct cfgctx *ctx, yaml_node_t *node, const char *path)
 	if (expect_kind(ctx, node, path, YAML_SEQUENCE_NODE) == -1)
 		return -1;
 	len = seq_len(node);
-	free(c->op_uids);
-	c->op_uids = xcalloc(len, sizeof(*c->op_uids));
-	c->nop_uids = 0;
+	free(*ids);
+	*ids = xcalloc(len, sizeof(**ids));
+	*n = 0;
 	for (i = 0; i < len; i++) {
 		index_path(sub, sizeof(sub), path, i);
 		if (get_id(ctx, seq_item(ctx, node, i), sub, &id) == -1)
 			return -1;
-		c->op_uids[c->nop_uids++] = (uid_t)id;
-	}
-	return 0;
-}
-
-static int
-parse_gids(struct cfgctx *ctx, yaml_node_t *node, const char *path)
-{
-	struct config	*c = ctx->conf;
-	char		 sub[KEY_PATH_LEN];
-	uint64_t	 id;
-	size_t		 i, len;
-
-	if (expect_kind(ctx, node, path, YAML_SEQUENCE_NODE) == -1)
-		return -1;
-	len = seq_len(node);
-	free(c->op_gids);
-	c->op_gids = xcalloc(len, sizeof(*c->op_gids));
-	c->nop_gids = 0;
-	for (i = 0; i < len; i++) {
-		index_path(sub, sizeof(sub), path, i);
-		if (get_id(ctx, seq_item(ctx, node, i), sub, &id) == -1)
-			return -1;
-		c->op_gids[c->nop_gids++] = (gid_t)id;
+		(*ids)[(*n)++] = (uid_t)id;
 	}
 	return 0;
 }
@@ -768,9 +751,11 @@ operators_key(struct cfgctx *ctx, const char *key, yaml_node_t *knode,
     yaml_node_t *val, const char *path)
 {
 	if (strcmp(key, "uids") == 0)
-		return parse_uids(ctx, val, path);
+		return parse_ids(ctx, val, path, &ctx->conf->op_uids,
+		    &ctx->conf->nop_uids);
 	if (strcmp(key, "gids") == 0)
-		return parse_gids(ctx, val, path);
+		return parse_ids(ctx, val, path, (uid_t **)&ctx->conf->op_gids,
+		    &ctx->conf->nop_gids);
 	return unknown_key(ctx, knode, path);
 }
 
