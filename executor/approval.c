@@ -567,14 +567,13 @@ approval_wait(const struct proto_msg *m)
 	struct timeval		 tv;
 	uint64_t		 ms, left;
 	char			*id = mp_strdup(aid);
+	uid_t			 uid;
 	int			 found;
 
-	p = config_principal(ex->conf, (uid_t)mp_get(m->body, "uid")->via.u64,
-	    (gid_t)mp_get(m->body, "gid")->via.u64);
+	p = peer_principal(m->body, &uid);
 	found = approval_get(id, &a);
 	/* Another tenant's approval is answered as if it did not exist. */
-	if (p == NULL || !mp_streq(mp_get(m->body, "tenant"), p->tenant) ||
-	    found != 1 || strcmp(a.tenant, p->tenant) != 0) {
+	if (p == NULL || found != 1 || strcmp(a.tenant, p->tenant) != 0) {
 		send_response(MSG_WAIT_ANS, m->id, ST_ERROR, "error",
 		    E_BAD_REQUEST, "message", "no such approval");
 		goto out;

@@ -16,6 +16,7 @@
 #include "common/xmalloc.h"
 #include "executor/call.h"
 #include "executor/executor.h"
+#include "executor/peers.h"
 #include "executor/toolrun.h"
 #include "proto/proto.h"
 
@@ -176,28 +177,43 @@ read_done(const struct toolrun_result *r, void *arg)
 }
 
 /*
- * The principal gatewayd names must be the one our own config maps the
- * peer's uid and gid to.  A mismatch means gatewayd is lying or runs with
- * another config: refuse, loudly.
+ * Who asks is the peer of the connection gatewayd passed us on the peer
+ * channel, as SO_PEERCRED says, mapped by our own config.  What gatewayd
+ * claims (uid, gid, tenant, env) must agree; a mismatch means gatewayd is
+ * lying or runs with another config: refuse, loudly.
  */
-static int
-call_principal(struct call *c, const msgpack_object *body)
+const struct principal *
+peer_principal(const msgpack_object *body, uid_t *uidp)
 {
 	const struct principal	*p;
+	uint64_t		 conn = mp_get(body, "conn")->via.u64;
+	uid_t			 uid;
 	gid_t			 gid;
 
-	c->uid = (uid_t)mp_get(body, "uid")->via.u64;
-	gid = (gid_t)mp_get(body, "gid")->via.u64;
-	p = config_principal(ex->conf, c->uid, gid);
-	if (p == NULL || strcmp(p->tenant, c->tenant) != 0 ||
-	    strcmp(p->env, c->env) != 0) {
-		log_warnx("gatewayd claims uid %u gid %u is %s/%s; our config"
-		    " says %s/%s: refused", (unsigned)c->uid, (unsigned)gid,
-		    c->tenant, c->env, p ? p->tenant : "nobody",
-		    p ? p->env : "-");
-		return -1;
+	if (peers_lookup(conn, &uid, &gid) == -1)
+		fatalx("gatewayd named connection %llu, which it never passed",
+		    (unsigned long long)conn);
+	*uidp = uid;
+	if (mp_get(body, "uid")->via.u64 != uid ||
+	    mp_get(body, "gid")->via.u64 != gid) {
+		log_warnx("gatewayd claims connection %llu is uid %llu gid"
+		    " %llu; its peer is uid %u gid %u: refused",
+		    (unsigned long long)conn,
+		    (unsigned long long)mp_get(body, "uid")->via.u64,
+		    (unsigned long long)mp_get(body, "gid")->via.u64,
+		    (unsigned)uid, (unsigned)gid);
+		return NULL;
 	}
-	return 0;
+	if ((p = config_principal(ex->conf, uid, gid)) == NULL)
+		return NULL;
+	if (!mp_streq(mp_get(body, "tenant"), p->tenant) ||
+	    !mp_streq(mp_get(body, "env"), p->env)) {
+		log_warnx("gatewayd claims uid %u is another tenant than our"
+		    " config's %s/%s: refused", (unsigned)uid, p->tenant,
+		    p->env);
+		return NULL;
+	}
+	return p;
 }
 
 struct call *
@@ -205,17 +221,22 @@ call_new(const struct proto_msg *m, uint32_t ans_type)
 {
 	struct call	*c;
 
+	const struct principal	*p;
+
 	c = xcalloc(1, sizeof(*c));
 	c->ans_type = ans_type;
 	c->id = m->id;
-	c->tenant = mp_strdup(mp_get(m->body, "tenant"));
-	c->env = mp_strdup(mp_get(m->body, "env"));
-	if (call_principal(c, m->body) == -1) {
+	if ((p = peer_principal(m->body, &c->uid)) == NULL) {
+		/* For the record: who gatewayd said it was. */
+		c->tenant = mp_strdup(mp_get(m->body, "tenant"));
+		c->env = mp_strdup(mp_get(m->body, "env"));
 		call_refuse(c, ST_DENIED, R_UNKNOWN_PRINCIPAL,
 		    "the caller has no principal");
 		call_free(c);
 		return NULL;
 	}
+	c->tenant = xstrdup(p->tenant);
+	c->env = xstrdup(p->env);
 	return c;
 }
 

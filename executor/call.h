@@ -48,6 +48,14 @@ void	call_run_tool(struct call *, const struct tool *,
 struct proto_msg;
 struct msgpack_object;
 
+struct principal;
+/*
+ * The principal of the connection a request names (body: conn, uid, gid,
+ * tenant, env), from the peer's own credentials; NULL when it has none or
+ * gatewayd's claims disagree.  *uid gets the peer's uid.
+ */
+const struct principal *peer_principal(const struct msgpack_object *body,
+	    uid_t *uid);
 /* A call for the principal gatewayd names, re-mapped; NULL if refused. */
 struct call *call_new(const struct proto_msg *, uint32_t ans_type);
 /* Policy, args, catalog, then the read or write path.  Owns c. */

@@ -29,6 +29,7 @@
 #include "executor/call.h"
 #include "executor/executor.h"
 #include "executor/ledger.h"
+#include "executor/peers.h"
 #include "executor/toolrun.h"
 #include "proto/proto.h"
 
@@ -141,7 +142,7 @@ ctl_status(struct ctl_conn *cc, const msgpack_object *req,
 	(void)req;
 	(void)op;
 	msgbuf_init(&mb);
-	msgpack_pack_map(&mb.pk, 8);
+	msgpack_pack_map(&mb.pk, 9);
 	pk_kv_bool(&mb.pk, "ok", 1);
 	pk_kv_bool(&mb.pk, "writes_enabled", ex_writes_on());
 	pk_kv_bool(&mb.pk, "writes_config", ex->conf->writes_enabled);
@@ -150,6 +151,8 @@ ctl_status(struct ctl_conn *cc, const msgpack_object *req,
 	pk_kv_uint(&mb.pk, "in_doubt", ledger_count(ex->store, L_IN_DOUBT));
 	pk_kv_uint(&mb.pk, "running_tools", toolrun_active());
 	pk_kv_bool(&mb.pk, "gatewayd_connected", ex->gw != NULL);
+	/* Agent connections gatewayd has passed us and not closed. */
+	pk_kv_uint(&mb.pk, "agent_connections", peers_count());
 	ctl_send(cc, &mb);
 }
 

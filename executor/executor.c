@@ -28,6 +28,7 @@
 #include "executor/approval.h"
 #include "executor/call.h"
 #include "executor/executor.h"
+#include "executor/peers.h"
 #include "executor/store.h"
 #include "executor/toolrun.h"
 #include "proto/proto.h"
@@ -38,6 +39,7 @@ static void	dispatch_hello(const struct proto_msg *);
 static void	dispatch_call(const struct proto_msg *);
 static void	dispatch_writes_off(const struct proto_msg *);
 static void	dispatch_audit(const struct proto_msg *);
+static void	dispatch_conn_gone(const struct proto_msg *);
 
 /*
  * What gatewayd may send, and when.  Anything else, or a message before
@@ -55,6 +57,7 @@ static const struct {
 	{ MSG_WAIT,		approval_wait,		0 },
 	{ MSG_WRITES_OFF,	dispatch_writes_off,	0 },
 	{ MSG_AUDIT,		dispatch_audit,		0 },
+	{ MSG_CONN_GONE,	dispatch_conn_gone,	0 },
 };
 
 static int	hello_done;
@@ -186,6 +189,12 @@ dispatch_audit(const struct proto_msg *m)
 	for (i = 0; i < 8; i++)
 		free(f[i]);
 	free(msg);
+}
+
+static void
+dispatch_conn_gone(const struct proto_msg *m)
+{
+	peers_forget(mp_get(m->body, "conn")->via.u64);
 }
 
 static void
@@ -392,6 +401,7 @@ main(int argc, char *argv[])
 	bufferevent_setcb(ex->gw, peer_read, NULL, peer_event, NULL);
 	bufferevent_enable(ex->gw, EV_READ | EV_WRITE);
 
+	peers_init();
 	toolrun_init(ex->base);
 	write_init();
 	approvals_init();
@@ -415,6 +425,7 @@ main(int argc, char *argv[])
 	control_shutdown();
 	approvals_shutdown();
 	write_shutdown();
+	peers_shutdown();
 	toolrun_shutdown();
 	audit_close();
 	store_close(ex->store);

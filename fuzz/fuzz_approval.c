@@ -92,6 +92,14 @@ call_dispatch(struct call *c, const struct msgpack_object *args,
 	(void)approved;
 	abort();
 }
+
+const struct principal *
+peer_principal(const struct msgpack_object *body, uid_t *uid)
+{
+	(void)body;
+	(void)uid;
+	abort();
+}
 /* End of the link stubs. */
 
 static void

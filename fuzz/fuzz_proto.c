@@ -40,15 +40,18 @@ struct want {
 static const struct want w_hello[] = { { "version", 'u', 0 }, { 0 } };
 static const struct want w_hello_ans[] = { { "version", 'u', 0 },
 	{ "writes_enabled", 'b', 0 }, { "config_hash", 's', 0 }, { 0 } };
-static const struct want w_call[] = { { "uid", 'u', 0 }, { "gid", 'u', 0 },
+static const struct want w_call[] = { { "conn", 'u', 0 },
+	{ "uid", 'u', 0 }, { "gid", 'u', 0 },
 	{ "pid", 'u', 0 }, { "tenant", 's', 0 }, { "env", 's', 0 },
 	{ "run_id", 's', 0 }, { "step_id", 's', 1 }, { "tool", 's', 0 },
 	{ "args", 'm', 0 }, { 0 } };
 static const struct want w_response[] = { { "response", 'm', 0 }, { 0 } };
-static const struct want w_resume[] = { { "uid", 'u', 0 },
+static const struct want w_resume[] = { { "conn", 'u', 0 },
+	{ "uid", 'u', 0 },
 	{ "gid", 'u', 0 }, { "pid", 'u', 0 }, { "tenant", 's', 0 },
 	{ "env", 's', 0 }, { "checkpoint", 's', 0 }, { 0 } };
-static const struct want w_wait[] = { { "uid", 'u', 0 }, { "gid", 'u', 0 },
+static const struct want w_wait[] = { { "conn", 'u', 0 },
+	{ "uid", 'u', 0 }, { "gid", 'u', 0 },
 	{ "tenant", 's', 0 }, { "env", 's', 0 }, { "approval_id", 's', 0 },
 	{ "timeout_ms", 'u', 0 }, { 0 } };
 static const struct want w_audit[] = { { "uid", 'u', 0 }, { "gid", 'u', 0 },
@@ -56,6 +59,7 @@ static const struct want w_audit[] = { { "uid", 'u', 0 }, { "gid", 'u', 0 },
 	{ "step_id", 's', 1 }, { "tool", 's', 1 }, { "args_hash", 's', 1 },
 	{ "decision", 's', 0 }, { "reason", 's', 0 }, { "message", 's', 0 },
 	{ 0 } };
+static const struct want w_conn_gone[] = { { "conn", 'u', 0 }, { 0 } };
 static const struct want w_none[] = { { 0 } };
 static const struct want w_writes_state[] = { { "writes_enabled", 'b', 0 },
 	{ 0 } };
@@ -77,6 +81,7 @@ static const struct {
 	[MSG_WRITES_STATE] = { "WRITES_STATE", MSG_FROM_EXECUTOR,
 	    w_writes_state },
 	[MSG_AUDIT] = { "AUDIT", MSG_FROM_GATEWAYD, w_audit },
+	[MSG_CONN_GONE] = { "CONN_GONE", MSG_FROM_GATEWAYD, w_conn_gone },
 };
 
 _Static_assert(sizeof(schema) / sizeof(schema[0]) == MSG_MAX,

@@ -42,6 +42,8 @@ struct req;
 struct conn {
 	TAILQ_ENTRY(conn)	 entry;
 	struct bufferevent	*bev;
+	uint64_t		 id;		/* the executor knows its socket by it */
+	int			 passed;	/* its socket went to the executor */
 	uid_t			 uid;
 	gid_t			 gid;
 	pid_t			 pid;
@@ -62,6 +64,7 @@ struct req {
 };
 
 static TAILQ_HEAD(, conn)	 conns = TAILQ_HEAD_INITIALIZER(conns);
+static uint64_t			 next_conn_id = 1;
 static size_t			 nconns;
 static struct listener		*listener;
 
@@ -122,6 +125,9 @@ conn_free(struct conn *c)
 		free(r->run_id);
 		free(r);
 	}
+	/* After every request of it: the socketpair keeps the order. */
+	if (c->passed)
+		exec_conn_gone(c->id);
 	TAILQ_REMOVE(&conns, c, entry);
 	bufferevent_free(c->bev);
 	free(c);
@@ -408,7 +414,8 @@ op_call(struct conn *c, const char *id, size_t idlen,
 		goto out;
 	}
 
-	xid = exec_begin(&mb, MSG_CALL, step_id != NULL ? 9 : 8);
+	xid = exec_begin(&mb, MSG_CALL, step_id != NULL ? 10 : 9);
+	pk_kv_uint(&mb.pk, "conn", c->id);
 	pk_kv_uint(&mb.pk, "uid", c->uid);
 	pk_kv_uint(&mb.pk, "gid", c->gid);
 	pk_kv_uint(&mb.pk, "pid", (uint64_t)c->pid);
@@ -495,7 +502,8 @@ op_resume(struct conn *c, const char *id, size_t idlen,
 		return;
 	}
 	/* Only the executor can verify it: gatewayd holds no key. */
-	xid = exec_begin(&mb, MSG_RESUME, 6);
+	xid = exec_begin(&mb, MSG_RESUME, 7);
+	pk_kv_uint(&mb.pk, "conn", c->id);
 	pk_kv_uint(&mb.pk, "uid", c->uid);
 	pk_kv_uint(&mb.pk, "gid", c->gid);
 	pk_kv_uint(&mb.pk, "pid", (uint64_t)c->pid);
@@ -527,7 +535,8 @@ op_wait(struct conn *c, const char *id, size_t idlen,
 		    "timeout_ms must be a non-negative integer");
 		return;
 	}
-	xid = exec_begin(&mb, MSG_WAIT, 6);
+	xid = exec_begin(&mb, MSG_WAIT, 7);
+	pk_kv_uint(&mb.pk, "conn", c->id);
 	pk_kv_uint(&mb.pk, "uid", c->uid);
 	pk_kv_uint(&mb.pk, "gid", c->gid);
 	pk_kv_str(&mb.pk, "tenant", c->pr->tenant);
@@ -674,6 +683,7 @@ agent_accept(struct evconnlistener *l, evutil_socket_t fd,
 	c->gid = gid;
 	c->pid = pid;
 	c->pr = config_principal(gw->conf, uid, gid);
+	c->id = next_conn_id++;
 	LIST_INIT(&c->reqs);
 	c->bev = bufferevent_socket_new(gw->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL)
@@ -687,6 +697,18 @@ agent_accept(struct evconnlistener *l, evutil_socket_t fd,
 		bufferevent_enable(c->bev, EV_WRITE);
 		conn_bad_frame(c, E_UNAVAILABLE, "too many connections");
 		return;
+	}
+	/*
+	 * The executor learns who this is from the socket itself.  A
+	 * connection with no principal never reaches it: no need.
+	 */
+	if (c->pr != NULL) {
+		if (exec_pass_peer(c->id, fd) == -1) {
+			bufferevent_enable(c->bev, EV_WRITE);
+			conn_bad_frame(c, E_UNAVAILABLE, "the gateway is busy");
+			return;
+		}
+		c->passed = 1;
 	}
 	/* Never buffer more than one frame of input per connection. */
 	bufferevent_setwatermark(c->bev, EV_READ, 0,

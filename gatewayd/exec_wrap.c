@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -31,6 +33,7 @@ struct pending {
 };
 
 static struct bufferevent	*link_bev;
+static int			 peer_fd = -1;	/* the peer channel */
 static struct pending		*slots;
 static uint32_t			 nslots, nused, free_hint;
 static uint64_t			 generation = 1;
@@ -208,9 +211,62 @@ link_event(struct bufferevent *bev, short what, void *arg)
 		fatalx("the executor went away");
 }
 
-void
-exec_link_init(int fd)
+int
+exec_pass_peer(uint64_t conn, int fd)
 {
+	union {
+		struct cmsghdr	hdr;
+		char		buf[CMSG_SPACE(sizeof(int))];
+	}		 cm;
+	unsigned char	 idb[8];
+	struct iovec	 iov = { idb, sizeof(idb) };
+	struct msghdr	 msg;
+	struct cmsghdr	*c;
+	int		 i;
+
+	for (i = 0; i < 8; i++)
+		idb[i] = (unsigned char)(conn >> (56 - 8 * i));
+	memset(&msg, 0, sizeof(msg));
+	memset(&cm, 0, sizeof(cm));
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = cm.buf;
+	msg.msg_controllen = sizeof(cm.buf);
+	c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	/* Non-blocking: a full channel refuses the agent, never stalls us. */
+	if (sendmsg(peer_fd, &msg, MSG_NOSIGNAL) != (ssize_t)sizeof(idb)) {
+		log_warn("peer channel: cannot pass connection %llu",
+		    (unsigned long long)conn);
+		return -1;
+	}
+	return 0;
+}
+
+void
+exec_conn_gone(uint64_t conn)
+{
+	struct msgbuf	 mb;
+	const char	*buf;
+	size_t		 len;
+
+	if (link_bev == NULL)
+		return;
+	msgbuf_init(&mb);
+	msgbuf_begin_msg(&mb, MSG_CONN_GONE, 0, 1);
+	pk_kv_uint(&mb.pk, "conn", conn);
+	buf = msgbuf_finish(&mb, &len);
+	bufferevent_write(link_bev, buf, len);
+	msgbuf_free(&mb);
+}
+
+void
+exec_link_init(int fd, int peerfd)
+{
+	peer_fd = peerfd;
 	evutil_make_socket_nonblocking(fd);
 	link_bev = bufferevent_socket_new(gw->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (link_bev == NULL)
@@ -291,5 +347,8 @@ exec_link_close(void)
 	 */
 	shutdown(bufferevent_getfd(link_bev), SHUT_RDWR);
 	bufferevent_free(link_bev);
+	link_bev = NULL;
+	close(peer_fd);
+	peer_fd = -1;
 	link_bev = NULL;
 }

@@ -114,15 +114,22 @@ default_executor(char *out, size_t len)
 }
 
 static void
-spawn_executor(const char *path, char **argv, int fd)
+spawn_executor(const char *path, char **argv, int fd, int peerfd)
 {
 	pid_t	pid;
+	int	a, b;
 
 	if ((pid = fork()) == -1)
 		fatal("fork");
 	if (pid == 0) {
-		/* dup2 clears close-on-exec on the executor's end. */
-		if (dup2(fd, EXECUTOR_FD) == -1)
+		/*
+		 * Both ends go above 3 and 4 first, so neither dup2() can
+		 * land on the other; dup2() clears close-on-exec.
+		 */
+		if ((a = fcntl(fd, F_DUPFD_CLOEXEC, 10)) == -1 ||
+		    (b = fcntl(peerfd, F_DUPFD_CLOEXEC, 10)) == -1 ||
+		    dup2(a, EXECUTOR_FD) == -1 ||
+		    dup2(b, EXECUTOR_PEER_FD) == -1)
 			_exit(127);
 		execv(path, argv);
 		fprintf(stderr, "gatewayd: cannot execute %s: %s\n", path,
@@ -196,7 +203,8 @@ main(int argc, char *argv[])
 	char			 err[512], cpath[PATH_MAX], exbuf[PATH_MAX];
 	char			 jail[PATH_MAX], *xargv[16];
 	struct event		*ev_usr1, *ev_term, *ev_int;
-	int			 ch, foreground = 0, verbose = 0, sp[2], xargc;
+	int			 ch, foreground = 0, verbose = 0, sp[2], pp[2];
+	int			 xargc;
 	int			 privileged, rc;
 
 	while ((ch = getopt_long(argc, argv, "c:fv", longopts, NULL)) != -1) {
@@ -265,7 +273,9 @@ main(int argc, char *argv[])
 		fatal("%s", jail);
 	notify_open();
 
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == -1)
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == -1 ||
+	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK,
+	    0, pp) == -1)
 		fatal("socketpair");
 	xargc = 0;
 	xargv[xargc++] = "executor";
@@ -280,8 +290,9 @@ main(int argc, char *argv[])
 	xargv[xargc++] = "--state-dir";
 	xargv[xargc++] = gw->conf->state_dir;
 	xargv[xargc] = NULL;
-	spawn_executor(expath, xargv, sp[1]);
+	spawn_executor(expath, xargv, sp[1], pp[1]);
 	close(sp[1]);
+	close(pp[1]);
 
 	if (privileged)
 		privdrop(gw->conf->user, jail);
@@ -292,7 +303,7 @@ main(int argc, char *argv[])
 	if ((gw->base = event_base_new()) == NULL)
 		fatalx("event_base_new");
 	runs_init();
-	exec_link_init(sp[0]);
+	exec_link_init(sp[0], pp[0]);
 	ev_usr1 = evsignal_new(gw->base, SIGUSR1, on_sigusr1, NULL);
 	ev_term = evsignal_new(gw->base, SIGTERM, on_sigterm, NULL);
 	ev_int = evsignal_new(gw->base, SIGINT, on_sigterm, NULL);

@@ -42,7 +42,13 @@ typedef void	(*exec_cb)(const msgpack_object *response, void *arg);
 
 struct msgbuf;
 
-void	exec_link_init(int fd);
+void	exec_link_init(int fd, int peerfd);
+/*
+ * Hand an agent connection's socket to the executor under 'conn', so it
+ * reads SO_PEERCRED itself; 0, or -1 when it cannot be sent now.
+ */
+int	exec_pass_peer(uint64_t conn, int fd);
+void	exec_conn_gone(uint64_t conn);
 void	exec_link_close(void);
 /* Send HELLO; 'ready' runs once the executor answered. */
 void	exec_hello(void (*ready)(void));

@@ -41,6 +41,7 @@ static const struct field f_hello_ans[] = {
 };
 /* Who asks is named by uid and gid: the executor maps them itself. */
 static const struct field f_call[] = {
+	{ "conn", F_UINT, 0 },		/* whose socket came on the peer channel */
 	{ "uid", F_UINT, 0 },
 	{ "gid", F_UINT, 0 },
 	{ "pid", F_UINT, 0 },
@@ -57,6 +58,7 @@ static const struct field f_response[] = {
 	{ NULL, 0, 0 }
 };
 static const struct field f_resume[] = {
+	{ "conn", F_UINT, 0 },
 	{ "uid", F_UINT, 0 },
 	{ "gid", F_UINT, 0 },
 	{ "pid", F_UINT, 0 },
@@ -66,6 +68,7 @@ static const struct field f_resume[] = {
 	{ NULL, 0, 0 }
 };
 static const struct field f_wait[] = {
+	{ "conn", F_UINT, 0 },
 	{ "uid", F_UINT, 0 },
 	{ "gid", F_UINT, 0 },
 	{ "tenant", F_STR, 0 },
@@ -89,6 +92,10 @@ static const struct field f_audit[] = {
 	{ "message", F_STR, 0 },
 	{ NULL, 0, 0 }
 };
+static const struct field f_conn_gone[] = {
+	{ "conn", F_UINT, 0 },
+	{ NULL, 0, 0 }
+};
 static const struct field f_none[] = {
 	{ NULL, 0, 0 }
 };
@@ -109,6 +116,7 @@ static const struct msg_schema schemas[MSG_MAX] = {
 	[MSG_WRITES_OFF] =	{ "WRITES_OFF", MSG_FROM_GATEWAYD, f_none },
 	[MSG_WRITES_STATE] =	{ "WRITES_STATE", MSG_FROM_EXECUTOR, f_writes_state },
 	[MSG_AUDIT] =		{ "AUDIT", MSG_FROM_GATEWAYD, f_audit },
+	[MSG_CONN_GONE] =	{ "CONN_GONE", MSG_FROM_GATEWAYD, f_conn_gone },
 };
 
 const char *

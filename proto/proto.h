@@ -22,11 +22,19 @@
 #include <stdint.h>
 #include <msgpack.h>
 
-#define PROTO_VERSION		2
+#define PROTO_VERSION		3
 #define AGENT_PROTO_VERSION	1	/* the "v" answered to hello */
 
 /* The executor's end of the socketpair, as gatewayd hands it over. */
 #define EXECUTOR_FD		3
+/*
+ * The executor's end of the peer channel, a SOCK_SEQPACKET socketpair:
+ * for every agent connection gatewayd accepts it sends one message of 8
+ * bytes (the connection's id, big-endian) carrying the connection's
+ * socket (SCM_RIGHTS).  The executor reads SO_PEERCRED from it itself and
+ * closes it, so who is calling is never gatewayd's word.
+ */
+#define EXECUTOR_PEER_FD	4
 
 enum msg_type {
 	MSG_NONE = 0,
@@ -41,6 +49,7 @@ enum msg_type {
 	MSG_WRITES_OFF,		/* gw->ex  SIGUSR1 reached gatewayd */
 	MSG_WRITES_STATE,	/* ex->gw  the kill switch changed */
 	MSG_AUDIT,		/* gw->ex  a refusal gatewayd decided alone */
+	MSG_CONN_GONE,		/* gw->ex  an agent connection closed */
 	MSG_MAX
 };
 

@@ -197,6 +197,32 @@ def connect_as(path, uid=None, gid=None):
     return socket.socket(fileno=fds[0])
 
 
+def peer_socket(uid=None, gid=None):
+    """A connected socket whose peer (SO_PEERCRED) is uid/gid: what gatewayd
+    hands the executor for an agent connection.  Returns (ours, the client
+    end to keep open)."""
+    if uid is None:
+        a, b = socket.socketpair()
+        return a, b
+    d = tempfile.mkdtemp(prefix="tg-peer-")
+    os.chmod(d, 0o755)
+    path = os.path.join(d, "s")
+    lst = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    lst.bind(path)
+    os.chmod(path, 0o666)
+    lst.listen(1)
+    client = connect_as(path, uid, gid)
+    server, _ = lst.accept()
+    lst.close()
+    shutil.rmtree(d, ignore_errors=True)
+    return server, client
+
+
+def pass_peer(chan, conn, sock):
+    """Send sock under conn on the executor's peer channel (EXECUTOR_PEER_FD)."""
+    socket.send_fds(chan, [struct.pack(">Q", conn)], [sock.fileno()])
+
+
 def write_config(path, conf):
     # JSON is YAML (flow style); one key per line keeps line numbers useful.
     with open(path, "w") as f:
@@ -568,14 +594,33 @@ class ExecutorLink:
         self.next_id = 1
         self.proc = None
         self.sock = None
+        self.peers = {}         # (uid, gid) -> conn id
+        self.kept = []          # the client ends of passed peers
+
+    def peer(self, uid, gid):
+        """The conn id of a connection whose peer is uid/gid, passed to the
+        executor the first time it is asked for."""
+        if (uid, gid) not in self.peers:
+            conn = len(self.peers) + 1
+            server, client = peer_socket(uid, gid)
+            pass_peer(self.chan, conn, server)
+            server.close()
+            self.kept.append(client)
+            self.peers[(uid, gid)] = conn
+        return self.peers[(uid, gid)]
 
     def start(self):
         mine, theirs = socket.socketpair()
-        fd = theirs.fileno()
+        chan, chan_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        fd, cfd = theirs.fileno(), chan_theirs.fileno()
 
         def pre():
-            os.dup2(fd, 3)
+            a = os.dup(fd)
+            b = os.dup(cfd)
+            os.dup2(a, 3)
+            os.dup2(b, 4)
             os.set_inheritable(3, True)
+            os.set_inheritable(4, True)
         self.log = open(self.logpath, "ab")
         self.proc = subprocess.Popen(
             [EXECUTOR, "-c", self.config_path, "-f", "-v",
@@ -583,6 +628,9 @@ class ExecutorLink:
             stdout=self.log, stderr=self.log, close_fds=False, preexec_fn=pre,
             start_new_session=True)
         theirs.close()
+        chan_theirs.close()
+        self.chan = chan
+        self.peers = {}
         self.sock = mine
         self.sock.settimeout(30)
         ans = self.request("MSG_HELLO", {"version": proto_version()})
@@ -628,7 +676,8 @@ class ExecutorLink:
 
     def call_body(self, tool_name, args, run_id, uid=AGENT_UID, gid=AGENT_GID,
                   tenant="acme", env="prod", step_id=None):
-        body = {"uid": uid, "gid": gid, "pid": os.getpid(), "tenant": tenant,
+        body = {"conn": self.peer(uid, gid), "uid": uid, "gid": gid,
+                "pid": os.getpid(), "tenant": tenant,
                 "env": env, "run_id": run_id, "tool": tool_name, "args": args}
         if step_id is not None:
             body["step_id"] = step_id

@@ -667,7 +667,8 @@ def compromised_gatewayd_cannot_skip_approval():
         assert count_lines(effects) == 0
 
         def resume_msg(cp, uid=AGENT_UID, gid=AGENT_GID, tenant="acme", env="prod"):
-            msg = link.request("MSG_RESUME", {"uid": uid, "gid": gid, "pid": os.getpid(),
+            msg = link.request("MSG_RESUME", {"conn": link.peer(uid, gid),
+                                              "uid": uid, "gid": gid, "pid": os.getpid(),
                                               "tenant": tenant, "env": env,
                                               "checkpoint": cp})
             assert msg[0] == T["MSG_RESUME_ANS"], msg

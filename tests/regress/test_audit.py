@@ -24,9 +24,11 @@ def calls_are_audited_with_run_tool_hash_and_decision():
         assert ok["run_id"] == "aud" and ok["step_id"] == "4", ok
         assert ok["args_hash"] == args_hash({"q": 1}) and ok["decision"] == "ok", ok
         assert ok["tenant"] == "acme" and ok["uid"] == 0, ok
-        # gatewayd refused that one on its own, and told the executor.
-        gw = [r for r in records(os.path.join(d.state, "audit.log"))
-              if r.get("event") == "gatewayd"]
+        # gatewayd refused that one on its own, and told the executor: the
+        # record lands a moment after the answer.
+        gw = wait_for(lambda: [r for r in records(os.path.join(d.state, "audit.log"))
+                               if r.get("event") == "gatewayd"] or None,
+                      what="gatewayd's record")
         assert any(r["tool"] == "nope" and r["decision"] == "denied" and
                    r["reason"] == "not_allowed" and r["run_id"] == "aud"
                    for r in gw), gw

@@ -42,15 +42,15 @@ class Executor:
         self.errpath = os.path.join(self.dir, "executor.log")
         self.control = os.path.join(self.dir, "control.sock")
         mine, theirs = socket.socketpair()
+        chan, chan_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.s = mine
         self.s.settimeout(10)
 
         def pre():
-            fd = theirs.fileno()
-            if fd == 3:
-                os.set_inheritable(3, True)
-            else:
-                os.dup2(fd, 3)
+            # The socketpair on fd 3, the peer channel on fd 4.
+            a, b = os.dup(theirs.fileno()), os.dup(chan_theirs.fileno())
+            os.dup2(a, 3)
+            os.dup2(b, 4)
         with open(self.errpath, "wb") as err:
             self.proc = subprocess.Popen(
                 [EXECUTOR, "-c", self.config, "-f", "-v",
@@ -59,7 +59,14 @@ class Executor:
                 stdin=subprocess.DEVNULL, stdout=err, stderr=err,
                 close_fds=False, preexec_fn=pre, start_new_session=True)
         theirs.close()
+        chan_theirs.close()
+        self.chan = chan
         self.next_id = 1
+        # Connection 1 is an agent of AGENT_UID, as gatewayd would pass it:
+        # call_body() names it.
+        server, self.client_end = peer_socket(AGENT_UID, AGENT_GID)
+        pass_peer(chan, 1, server)
+        server.close()
 
     def send_raw(self, body):
         self.s.sendall(struct.pack(">I", len(body)) + body)
@@ -151,7 +158,7 @@ DEFAULTS = {"F_UINT": 0, "F_STR": "x", "F_MAP": {}, "F_BOOL": False, "F_DOUBLE":
 
 def call_body(**over):
     """A CALL body holding every required field of the schema."""
-    known = {"uid": AGENT_UID, "gid": AGENT_GID, "pid": 4242, "tenant": "acme",
+    known = {"conn": 1, "uid": AGENT_UID, "gid": AGENT_GID, "pid": 4242, "tenant": "acme",
              "env": "prod", "run_id": "evil", "tool": "record", "args": {"k": "v"}}
     body = {}
     for key, ftype, optional in schema("f_call"):
@@ -362,6 +369,33 @@ def writes_off_from_gatewayd_is_obeyed():
         expect_fatal(e, lambda e: e.send(T["MSG_WRITES_OFF"], {"writes_enabled": True}),
                      "WRITES_OFF with a body")
     with_executor(go, over)
+
+
+@test
+def gatewayd_cannot_lend_one_agent_anothers_uid():
+    """The executor reads the caller from the socket gatewayd passed: a
+    stranger's connection claimed to be an agent's is refused, and a
+    connection never passed is fatal."""
+    need_root()
+
+    def go(e):
+        e.hello()
+        server, keep = peer_socket(STRANGER_UID, STRANGER_UID)
+        pass_peer(e.chan, 2, server)
+        server.close()
+        # conn 2's peer is a uid with no principal, whatever gatewayd claims.
+        r = e.call(conn=2)
+        assert r["status"] == "denied" and r["stop_reason"] == "unknown_principal", r
+        assert e.recorded() == {}, e.recorded()
+        assert "its peer is uid %d" % STRANGER_UID in e.log(), e.log()[-600:]
+        # conn 1 (the real agent) still works.
+        assert e.call()["status"] == "ok"
+        keep.close()
+    with_executor(go)
+    fatal_case("a connection never passed",
+               lambda e: e.send(T["MSG_CALL"], call_body(conn=77)), ("never passed",))
+    fatal_case("a peer message without a socket",
+               lambda e: e.chan.send(b"\0" * 8), ("peer channel",))
 
 
 if __name__ == "__main__":

@@ -214,5 +214,19 @@ def json_refusals_are_json_too():
         assert "no approval" in err, err
 
 
+@test
+def status_counts_agent_connections_passed_to_the_executor():
+    with Daemon() as d:
+        base = d.ctl_json("status")["agent_connections"]
+        cs = [d.client() for _ in range(3)]
+        for c in cs:
+            assert c.hello()["status"] == "ok"
+        assert d.ctl_json("status")["agent_connections"] == base + 3
+        for c in cs:
+            c.close()
+        wait_for(lambda: d.ctl_json("status")["agent_connections"] == base,
+                 what="closed connections forgotten")
+
+
 if __name__ == "__main__":
     main()

@@ -103,6 +103,7 @@ def socketpair_case(type_name, body, want_in_log):
     link = ExecutorLink(base_config(), name="tg-malformed")
     try:
         link.start()
+        assert link.peer(AGENT_UID, AGENT_GID) == 1
         link.send(type_name, body)
         try:
             rc = link.proc.wait(10)
@@ -119,13 +120,14 @@ def socketpair_case(type_name, body, want_in_log):
 def good_bodies():
     return {
         "MSG_HELLO": {"version": proto_version()},
-        "MSG_CALL": {"uid": AGENT_UID, "gid": AGENT_GID, "pid": 1, "tenant": "acme",
+        "MSG_CALL": {"conn": 1, "uid": AGENT_UID, "gid": AGENT_GID, "pid": 1, "tenant": "acme",
                      "env": "prod", "run_id": "r", "tool": "echo", "args": {}},
-        "MSG_RESUME": {"uid": AGENT_UID, "gid": AGENT_GID, "pid": 1, "tenant": "acme",
+        "MSG_RESUME": {"conn": 1, "uid": AGENT_UID, "gid": AGENT_GID, "pid": 1, "tenant": "acme",
                        "env": "prod", "checkpoint": "tgc1.x.y"},
-        "MSG_WAIT": {"uid": AGENT_UID, "gid": AGENT_GID, "tenant": "acme", "env": "prod",
+        "MSG_WAIT": {"conn": 1, "uid": AGENT_UID, "gid": AGENT_GID, "tenant": "acme", "env": "prod",
                      "approval_id": "0" * 32, "timeout_ms": 10},
         "MSG_WRITES_OFF": {},
+        "MSG_CONN_GONE": {"conn": 1},
         "MSG_AUDIT": {"uid": STRANGER_UID, "gid": STRANGER_UID, "decision": "denied",
                       "reason": "unknown_principal", "message": "no principal"},
     }

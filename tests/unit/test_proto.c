@@ -39,7 +39,7 @@ static const struct tmsg msgs[] = {
 		{ "version", T_UINT, 0 }, { "writes_enabled", T_BOOL, 0 },
 		{ "config_hash", T_STR, 0 }, { NULL, 0, 0 } } },
 	{ MSG_CALL, "CALL", MSG_FROM_GATEWAYD, {
-		{ "uid", T_UINT, 0 }, { "gid", T_UINT, 0 },
+		{ "conn", T_UINT, 0 }, { "uid", T_UINT, 0 }, { "gid", T_UINT, 0 },
 		{ "pid", T_UINT, 0 }, { "tenant", T_STR, 0 },
 		{ "env", T_STR, 0 }, { "run_id", T_STR, 0 },
 		{ "step_id", T_STR, 1 }, { "tool", T_STR, 0 },
@@ -47,14 +47,14 @@ static const struct tmsg msgs[] = {
 	{ MSG_CALL_ANS, "CALL_ANS", MSG_FROM_EXECUTOR, {
 		{ "response", T_MAP, 0 }, { NULL, 0, 0 } } },
 	{ MSG_RESUME, "RESUME", MSG_FROM_GATEWAYD, {
-		{ "uid", T_UINT, 0 }, { "gid", T_UINT, 0 },
+		{ "conn", T_UINT, 0 }, { "uid", T_UINT, 0 }, { "gid", T_UINT, 0 },
 		{ "pid", T_UINT, 0 }, { "tenant", T_STR, 0 },
 		{ "env", T_STR, 0 }, { "checkpoint", T_STR, 0 },
 		{ NULL, 0, 0 } } },
 	{ MSG_RESUME_ANS, "RESUME_ANS", MSG_FROM_EXECUTOR, {
 		{ "response", T_MAP, 0 }, { NULL, 0, 0 } } },
 	{ MSG_WAIT, "WAIT", MSG_FROM_GATEWAYD, {
-		{ "uid", T_UINT, 0 }, { "gid", T_UINT, 0 },
+		{ "conn", T_UINT, 0 }, { "uid", T_UINT, 0 }, { "gid", T_UINT, 0 },
 		{ "tenant", T_STR, 0 }, { "env", T_STR, 0 },
 		{ "approval_id", T_STR, 0 }, { "timeout_ms", T_UINT, 0 },
 		{ NULL, 0, 0 } } },
@@ -71,6 +71,8 @@ static const struct tmsg msgs[] = {
 		{ "tool", T_STR, 1 }, { "args_hash", T_STR, 1 },
 		{ "decision", T_STR, 0 }, { "reason", T_STR, 0 },
 		{ "message", T_STR, 0 }, { NULL, 0, 0 } } },
+	{ MSG_CONN_GONE, "CONN_GONE", MSG_FROM_GATEWAYD, {
+		{ "conn", T_UINT, 0 }, { NULL, 0, 0 } } },
 };
 #define NMSGS	(sizeof(msgs) / sizeof(msgs[0]))
 
