@@ -125,7 +125,7 @@ fuzz_approval_SRC	= executor/approval.c executor/checkpoint.c executor/store.c \
 			  executor/ledger.c
 fuzz_checkpoint_SRC	= executor/checkpoint.c
 fuzz: $(FUZZERS)
-build-fuzz/%: fuzz/%.c $(COMMON_SRC) $$($$*_SRC) $(wildcard common/*.h proto/*.h executor/*.h)
+build-fuzz/%: fuzz/%.c $(COMMON_SRC) $$($$*_SRC) $(wildcard common/*.h proto/*.h executor/*.h fuzz/*.h)
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) -o $@ $< $(COMMON_SRC) $($*_SRC) $(PKG_LIBS)
 # New inputs go to a scratch corpus (listed first), crashes to build-fuzz/:

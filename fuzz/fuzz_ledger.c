@@ -25,6 +25,7 @@
 #include <msgpack.h>
 
 #include "common/frame.h"
+#include "fuzz/record_checks.h"
 #include "executor/ledger.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
@@ -34,14 +35,6 @@ fail(const char *what)
 {
 	fprintf(stderr, "fuzz_ledger: %s\n", what);
 	abort();
-}
-
-static int
-str_eq(const char *a, const char *b)
-{
-	if (a == NULL || b == NULL)
-		return a == b;
-	return strcmp(a, b) == 0;
 }
 
 static void
@@ -65,24 +58,6 @@ check_same(const struct ledger_rec *a, const struct ledger_rec *b)
 		fail("round trip: response");
 }
 
-/* The input map holds no key twice (a second "state" must not win). */
-static void
-check_no_dup(const uint8_t *data, size_t size)
-{
-	msgpack_unpacked	 u;
-	const char		*why;
-	uint32_t		 i, j;
-
-	if (frame_unpack_map((const char *)data, size, &u, &why) == -1)
-		fail("accepted what frame_unpack_map refuses");
-	for (i = 1; i < u.data.via.map.size; i++)
-		for (j = 0; j < i; j++)
-			if (msgpack_object_equal(u.data.via.map.ptr[i].key,
-			    u.data.via.map.ptr[j].key))
-				fail("accepted a record with a key twice");
-	msgpack_unpacked_destroy(&u);
-}
-
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -90,18 +65,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct ledger_rec		 r, r2;
 	char				*enc, *enc2;
 	size_t				 len, len2;
-	long				 span;
+	const char			*bad;
 
 	if (ledger_decode((const char *)data, size, &r) == -1) {
 		if (memcmp(&r, &zero, sizeof(r)) != 0)
 			fail("refused but left the record filled in");
 		return 0;
 	}
-	span = mp_check((const char *)data, size);
-	if (span < 0 || (size_t)span != size || size == 0 ||
-	    !((data[0] & 0xf0) == 0x80 || data[0] == 0xde || data[0] == 0xdf))
-		fail("accepted something other than one msgpack map");
-	check_no_dup(data, size);
+	if ((bad = accepted_record_shape(data, size)) != NULL)
+		fail(bad);
 	if (r.state != L_RUNNING && r.state != L_DONE &&
 	    r.state != L_FAILED && r.state != L_IN_DOUBT)
 		fail("accepted a state out of range");
