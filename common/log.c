@@ -29,12 +29,6 @@ log_setproc(const char *procname)
 	snprintf(log_procname, sizeof(log_procname), "%s", procname);
 }
 
-int
-log_verbose(void)
-{
-	return log_verbosity;
-}
-
 static void
 vlog(int pri, const char *fmt, va_list ap, int with_errno, int saved_errno)
 {

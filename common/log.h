@@ -10,7 +10,6 @@
 
 void	log_init(const char *procname, int foreground, int verbose);
 void	log_setproc(const char *procname);
-int	log_verbose(void);
 void	log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	log_info(const char *, ...) __attribute__((format(printf, 1, 2)));

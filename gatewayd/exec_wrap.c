@@ -80,12 +80,6 @@ slot_release(struct pending *p)
 	nused--;
 }
 
-size_t
-exec_pending(void)
-{
-	return nused;
-}
-
 uint64_t
 exec_begin(struct msgbuf *mb, uint32_t type, uint32_t nfields)
 {

@@ -75,7 +75,6 @@ uint64_t exec_begin(struct msgbuf *mb, uint32_t type, uint32_t nfields);
 void	exec_send(uint64_t id, struct msgbuf *mb, exec_cb cb, void *arg);
 /* The caller no longer wants the answer (its connection closed). */
 void	exec_forget(uint64_t id);
-size_t	exec_pending(void);
 
 /* runs.c: per-run state, keyed by (tenant, run_id). */
 struct run;

@@ -15,7 +15,6 @@
 #define F_STR		2
 #define F_MAP		3
 #define F_BOOL		4
-#define F_DOUBLE	5	/* a float, or an integer */
 
 struct field {
 	const char	*key;
@@ -148,10 +147,6 @@ field_type_ok(const msgpack_object *o, int type)
 		return o->type == MSGPACK_OBJECT_MAP;
 	case F_BOOL:
 		return o->type == MSGPACK_OBJECT_BOOLEAN;
-	case F_DOUBLE:
-		return o->type == MSGPACK_OBJECT_FLOAT64 ||
-		    o->type == MSGPACK_OBJECT_FLOAT32 ||
-		    o->type == MSGPACK_OBJECT_POSITIVE_INTEGER;
 	}
 	return 0;
 }
