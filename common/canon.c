@@ -49,7 +49,6 @@ static const char *const injected_keys[] = {
 static void	buf_add(struct canon_buf *, const void *, size_t);
 static void	buf_addc(struct canon_buf *, char);
 static void	buf_adds(struct canon_buf *, const char *);
-static int	utf8_valid(const char *, size_t);
 static int	fail(struct canon *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
 static void	path_addc(struct canon *, char);
@@ -154,7 +153,7 @@ utf8_seqlen(const unsigned char *p, size_t n)
 	return len;
 }
 
-static int
+int
 utf8_valid(const char *s, size_t n)
 {
 	const unsigned char	*p = (const unsigned char *)s;

@@ -54,5 +54,7 @@ void	canon_double(double d, char *out, size_t outlen);
  * what Python's strict decoder accepts.  jsonmp.c uses it too.
  */
 size_t	utf8_seqlen(const unsigned char *p, size_t n);
+/* 1 when all n bytes at s are well-formed UTF-8 (as utf8_seqlen says). */
+int	utf8_valid(const char *s, size_t n);
 
 #endif

@@ -91,7 +91,7 @@ approval_encode(const struct approval *a, size_t *len)
 {
 	msgpack_sbuffer	sb;
 	msgpack_packer	pk;
-	uint32_t	n = 14 + (a->step_id != NULL) + (a->approver != NULL) +
+	uint32_t	n = 15 + (a->step_id != NULL) + (a->approver != NULL) +
 			    (a->note != NULL);
 
 	msgpack_sbuffer_init(&sb);
@@ -115,6 +115,7 @@ approval_encode(const struct approval *a, size_t *len)
 	pk_kv_uint(&pk, "created_ms", a->created_ms);
 	pk_kv_uint(&pk, "expires_at", a->expires_at);
 	pk_kv_uint(&pk, "decided_ms", a->decided_ms);
+	pk_kv_uint(&pk, "started_ms", a->started_ms);
 	if (a->approver != NULL)
 		pk_kv_str(&pk, "approver", a->approver);
 	if (a->note != NULL)
@@ -200,6 +201,8 @@ decode_field(const msgpack_object_kv *kv, struct approval *a, uint64_t *v)
 		return take_uint(o, &a->expires_at);
 	if (mp_streq(k, "decided_ms"))
 		return take_uint(o, &a->decided_ms);
+	if (mp_streq(k, "started_ms"))
+		return take_uint(o, &a->started_ms);
 	if (mp_streq(k, "approver"))
 		return take(o, &a->approver);
 	if (mp_streq(k, "note"))
@@ -309,6 +312,57 @@ approval_put(struct approval *a, int created)
 	struct rec_arg	ra = { a->id, a, 0, created };
 
 	return store_write(ex->store, put_txn, &ra);
+}
+
+/* The record of 'id' inside a transaction: 1 found, 0 absent, or an error. */
+static int
+approval_get_txn(MDB_txn *txn, const char *id, struct approval *a)
+{
+	struct rec_arg	ra = { id, a, 0, 0 };
+	int		rc;
+
+	memset(a, 0, sizeof(*a));
+	if ((rc = get_txn(txn, &ra)) != 0)
+		return rc;
+	return ra.found;
+}
+
+int
+approval_check_txn(MDB_txn *txn, const char *id, int st)
+{
+	struct approval	a;
+	int		rc;
+
+	if ((rc = approval_get_txn(txn, id, &a)) < 0 || rc > 1)
+		return rc;
+	/* Gone, or not approved (cannot be: fail closed all the same). */
+	if (rc == 0 || a.state != A_APPROVED)
+		rc = APPROVAL_USED;
+	/* Used, and its write's record swept: never a second run. */
+	else if (a.started_ms != 0 && st == L_NONE)
+		rc = APPROVAL_USED;
+	else
+		rc = 0;
+	approval_free(&a);
+	return rc;
+}
+
+int
+approval_start_txn(MDB_txn *txn, const char *id)
+{
+	struct approval	a;
+	struct rec_arg	ra = { id, &a, 0, 0 };
+	int		rc;
+
+	if ((rc = approval_get_txn(txn, id, &a)) != 1)
+		return rc == 0 ? MDB_NOTFOUND : rc;
+	rc = 0;
+	if (a.started_ms == 0) {
+		a.started_ms = now_ms();
+		rc = put_txn(txn, &ra);
+	}
+	approval_free(&a);
+	return rc;
 }
 
 /* Answers. */
@@ -476,6 +530,16 @@ approval_resume(const struct proto_msg *m)
 		    "the checkpoint belongs to another principal");
 		goto out;
 	}
+	/*
+	 * A checkpoint is good until writes.retention_s after its expiry:
+	 * the approval record is kept exactly that long (on both clocks), so
+	 * one that verifies always finds its record, or is told it expired.
+	 */
+	if ((uint64_t)time(NULL) >= cp.expires_at + ex->conf->retention_s) {
+		call_refuse(c, ST_DENIED, R_APPROVAL_EXPIRED,
+		    "the checkpoint has expired");
+		goto out;
+	}
 	found = approval_get(cp.approval_id, &a);
 	if (found == -1) {
 		call_refuse(c, ST_ERROR, E_UNAVAILABLE,
@@ -516,6 +580,7 @@ approval_resume(const struct proto_msg *m)
 			break;
 		}
 		c->approver = a.approver ? xstrdup(a.approver) : NULL;
+		c->approval_id = xstrdup(a.id);
 		c->resumed = 1;
 		/* The current policy decides again: it may have changed. */
 		call_dispatch(c, &u.data, 1);
@@ -572,8 +637,9 @@ approval_wait(const struct proto_msg *m)
 
 	p = peer_principal(m->body, &uid);
 	found = approval_get(id, &a);
-	/* Another tenant's approval is answered as if it did not exist. */
-	if (p == NULL || found != 1 || strcmp(a.tenant, p->tenant) != 0) {
+	/* Another principal's approval is answered as if it did not exist. */
+	if (p == NULL || found != 1 || strcmp(a.tenant, p->tenant) != 0 ||
+	    strcmp(a.env, p->env) != 0) {
 		send_response(MSG_WAIT_ANS, m->id, ST_ERROR, "error",
 		    E_BAD_REQUEST, "message", "no such approval");
 		goto out;

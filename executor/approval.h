@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <lmdb.h>
 #include <msgpack.h>
 
 #include "executor/checkpoint.h"
@@ -37,6 +38,7 @@ struct approval {
 	uint64_t		 created_ms;
 	uint64_t		 expires_at;	/* seconds */
 	uint64_t		 decided_ms;
+	uint64_t		 started_ms;	/* its write first started; 0: never */
 	char			*approver;
 	char			*note;
 };
@@ -58,5 +60,18 @@ size_t	approvals_pending(void);
 void	approvals_pack_pending(msgpack_packer *);
 int	approval_decide(const char *id, int approve, const char *who,
 	    const char *note, char *err, size_t errlen);
+
+/*
+ * Inside the intent transaction of a resumed write (write.c).  An approval
+ * is single use: once its write has started, a resume gets that write's
+ * stored result, or a retry after a clean failure (L_FAILED), never a new
+ * run.  approval_check_txn returns 0 when approval 'id' may start its
+ * write, the key's ledger record being in state 'st', APPROVAL_USED when
+ * it was used and its result is gone, or an LMDB error;
+ * approval_start_txn records that its write started.
+ */
+#define APPROVAL_USED	(-30101)
+int	approval_check_txn(MDB_txn *, const char *id, int st);
+int	approval_start_txn(MDB_txn *, const char *id);
 
 #endif

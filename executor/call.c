@@ -30,6 +30,7 @@ call_free(struct call *c)
 	free(c->tool);
 	free(c->idem_key);
 	free(c->approver);
+	free(c->approval_id);
 	canon_buf_free(&c->json);
 	free(c);
 }
@@ -61,6 +62,22 @@ call_audit(const struct call *c, const char *decision, const char *reason,
 	audit_write(&ar, sync);
 }
 
+/*
+ * An answer to gatewayd; a resume's carries the run it belongs to, which
+ * only the checkpoint says.
+ */
+static void
+answer_begin(struct msgbuf *mb, const struct call *c)
+{
+	int	with_run = c->ans_type == MSG_RESUME_ANS && c->run_id != NULL;
+
+	msgbuf_init(mb);
+	msgbuf_begin_msg(mb, c->ans_type, c->id, 1 + with_run);
+	if (with_run)
+		pk_kv_str(&mb->pk, "run_id", c->run_id);
+	pk_str(&mb->pk, "response");
+}
+
 void
 call_refuse(struct call *c, const char *status, const char *reason,
     const char *message)
@@ -69,9 +86,7 @@ call_refuse(struct call *c, const char *status, const char *reason,
 	int		is_error = strcmp(status, ST_ERROR) == 0;
 
 	call_audit(c, status, reason, message, c->idem_key != NULL);
-	msgbuf_init(&mb);
-	msgbuf_begin_msg(&mb, c->ans_type, c->id, 1);
-	pk_str(&mb.pk, "response");
+	answer_begin(&mb, c);
 	msgpack_pack_map(&mb.pk, 3);
 	pk_kv_str(&mb.pk, "status", status);
 	pk_kv_str(&mb.pk, is_error ? "error" : "stop_reason", reason);
@@ -102,9 +117,7 @@ call_respond(struct call *c, const char *resp, size_t resplen, int replayed)
 	call_audit(c, status, why, replayed ? "replayed" : NULL,
 	    c->idem_key != NULL && !replayed);
 	n = u.data.via.map.size;
-	msgbuf_init(&mb);
-	msgbuf_begin_msg(&mb, c->ans_type, c->id, 1);
-	pk_str(&mb.pk, "response");
+	answer_begin(&mb, c);
 	msgpack_pack_map(&mb.pk, n + (c->idem_key != NULL));
 	for (i = 0; i < n; i++) {
 		msgpack_pack_object(&mb.pk, u.data.via.map.ptr[i].key);

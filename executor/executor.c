@@ -386,7 +386,9 @@ main(int argc, char *argv[])
 		fatalx("store: cannot read the kill switch: %s",
 		    mdb_strerror(rc));
 
-	if ((ex->base = event_base_new()) == NULL)
+	/* Signals first: the kill switch before any request of the same turn. */
+	if ((ex->base = event_base_new()) == NULL ||
+	    event_base_priority_init(ex->base, 2) == -1)
 		fatalx("event_base_new");
 	audit_open(ex->conf->state_dir, ex->base);
 	if (fcntl(EXECUTOR_FD, F_GETFD) == -1)
@@ -411,7 +413,8 @@ main(int argc, char *argv[])
 	ev_int = evsignal_new(ex->base, SIGINT, on_sigterm, NULL);
 	ev_hup = evsignal_new(ex->base, SIGHUP, on_sighup, NULL);
 	if (ev_usr1 == NULL || ev_term == NULL || ev_int == NULL ||
-	    ev_hup == NULL || evsignal_add(ev_usr1, NULL) == -1 ||
+	    ev_hup == NULL || event_priority_set(ev_usr1, 0) == -1 ||
+	    evsignal_add(ev_usr1, NULL) == -1 ||
 	    evsignal_add(ev_term, NULL) == -1 ||
 	    evsignal_add(ev_int, NULL) == -1 ||
 	    evsignal_add(ev_hup, NULL) == -1)

@@ -2,8 +2,12 @@
  * The write ledger in LMDB.  See ledger.h for the states.
  *
  * DB_EXPIRY indexes what the sweeper may remove and when: its keys are an
- * 8-byte big-endian time, one byte for the kind ('l' a ledger key, 'r' a
- * run record) and the key itself, so a cursor walks them oldest first.
+ * 8-byte big-endian time on the store clock (which never goes back), one
+ * byte for the kind ('l' a ledger key, 'r' a run record, 'a' an approval)
+ * and the key itself, so a cursor walks them oldest first; the value is
+ * the same moment on the wall clock, 8 bytes big-endian.  An entry goes
+ * once retention has passed on both clocks, so no step of the wall clock,
+ * forward or back, shortens retention.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +17,7 @@
 
 #include "common/frame.h"
 #include "common/log.h"
+#include "common/util.h"
 #include "common/xmalloc.h"
 #include "executor/ledger.h"
 #include "executor/store.h"
@@ -69,7 +74,8 @@ ledger_pack(msgpack_packer *pk, const struct ledger_rec *r)
 {
 	int	n = 0;
 
-	n += 6;		/* v, state, uid, started_ms, finished_ms, duration_ms */
+	n += 7;		/* v, state, uid, started_ms, finished_ms, duration_ms,
+			   finished_clock */
 	pk_opt_str(NULL, "tenant", r->tenant, &n);
 	pk_opt_str(NULL, "env", r->env, &n);
 	pk_opt_str(NULL, "tool", r->tool, &n);
@@ -86,6 +92,7 @@ ledger_pack(msgpack_packer *pk, const struct ledger_rec *r)
 	pk_kv_uint(pk, "started_ms", r->started_ms);
 	pk_kv_uint(pk, "finished_ms", r->finished_ms);
 	pk_kv_uint(pk, "duration_ms", r->duration_ms);
+	pk_kv_uint(pk, "finished_clock", r->finished_clock);
 	n = 0;
 	pk_opt_str(pk, "tenant", r->tenant, &n);
 	pk_opt_str(pk, "env", r->env, &n);
@@ -165,6 +172,8 @@ dec_field(const msgpack_object_kv *kv, struct ledger_rec *r, uint64_t *v)
 		return dec_uint(o, &r->finished_ms);
 	if (mp_streq(k, "duration_ms"))
 		return dec_uint(o, &r->duration_ms);
+	if (mp_streq(k, "finished_clock"))
+		return dec_uint(o, &r->finished_clock);
 	if (mp_streq(k, "tenant"))
 		return dec_str(o, &r->tenant);
 	if (mp_streq(k, "env"))
@@ -222,37 +231,59 @@ out:
 }
 
 static void
-expiry_key(char *buf, size_t *len, uint64_t t, char kind, const char *key,
-    size_t keylen)
+be64_put(char *buf, uint64_t v)
 {
 	int	i;
 
 	for (i = 0; i < 8; i++)
-		buf[i] = (char)(t >> (56 - 8 * i));
-	buf[8] = kind;
-	memcpy(buf + 9, key, keylen);
-	*len = 9 + keylen;
+		buf[i] = (char)(v >> (56 - 8 * i));
 }
 
-static int
-expiry_add(MDB_txn *txn, struct store *st, uint64_t t, char kind,
-    const char *key, size_t keylen)
+static uint64_t
+be64_get(const void *buf)
 {
-	char	buf[9 + MAX_KEY];
-	MDB_val	k, v = { 0, "" };
+	const unsigned char	*p = buf;
+	uint64_t		 v = 0;
+	int			 i;
+
+	for (i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* An expiry entry: at 'clock' on the store clock and 'wall' on the wall's. */
+static int
+expiry_add(MDB_txn *txn, struct store *st, uint64_t clock, uint64_t wall,
+    char kind, const char *key, size_t keylen)
+{
+	char	buf[9 + MAX_KEY], wb[8];
+	MDB_val	k, v = { sizeof(wb), wb };
 
 	if (keylen > MAX_KEY - 9)
 		return MDB_BAD_VALSIZE;
-	expiry_key(buf, &k.mv_size, t, kind, key, keylen);
+	be64_put(buf, clock);
+	buf[8] = kind;
+	memcpy(buf + 9, key, keylen);
 	k.mv_data = buf;
+	k.mv_size = 9 + keylen;
+	be64_put(wb, wall);
 	return mdb_put(txn, store_dbi(st, DB_EXPIRY), &k, &v, 0);
 }
 
+/*
+ * An approval goes retention after it expires: its expiry on the wall
+ * clock, and the same distance ahead on the store clock.
+ */
 int
 ledger_expire_approval(MDB_txn *txn, struct store *st, const char *id,
     uint64_t expires_ms)
 {
-	return expiry_add(txn, st, expires_ms, KIND_APPROVAL, id, strlen(id));
+	uint64_t	wall = now_ms(), clock = store_clock_ms(st);
+
+	if (expires_ms > wall)
+		clock += expires_ms - wall;
+	return expiry_add(txn, st, clock, expires_ms, KIND_APPROVAL, id,
+	    strlen(id));
 }
 
 int
@@ -295,8 +326,8 @@ ledger_put(MDB_txn *txn, struct store *st, const char *key,
 	rc = mdb_put(txn, store_dbi(st, DB_LEDGER), &k, &v, 0);
 	free(buf);
 	if (rc == 0 && (r->state == L_DONE || r->state == L_FAILED))
-		rc = expiry_add(txn, st, r->finished_ms, KIND_LEDGER, key,
-		    k.mv_size);
+		rc = expiry_add(txn, st, r->finished_clock, r->finished_ms,
+		    KIND_LEDGER, key, k.mv_size);
 	return rc;
 }
 
@@ -323,7 +354,8 @@ run_key(char *buf, size_t len, const char *tenant, const char *run_id,
  */
 int
 ledger_run_add(MDB_txn *txn, struct store *st, const char *tenant,
-    const char *run_id, const char *key, uint64_t max_writes, uint64_t now)
+    const char *run_id, const char *key, uint64_t max_writes, int again,
+    uint64_t clock, uint64_t now)
 {
 	msgpack_unpacked	 u;
 	msgpack_sbuffer		 sb;
@@ -359,7 +391,8 @@ ledger_run_add(MDB_txn *txn, struct store *st, const char *tenant,
 		n = keys->via.array.size;
 		for (i = 0; i < n; i++) {
 			if (mp_streq(&keys->via.array.ptr[i], key)) {
-				rc = LEDGER_DUPLICATE;
+				/* Counted once already: no second place. */
+				rc = again ? 0 : LEDGER_DUPLICATE;
 				goto out;
 			}
 		}
@@ -382,7 +415,8 @@ ledger_run_add(MDB_txn *txn, struct store *st, const char *tenant,
 	msgpack_sbuffer_destroy(&sb);
 	/* Swept retention_s after the run's first write, like its keys. */
 	if (rc == 0 && n == 0)
-		rc = expiry_add(txn, st, first, KIND_RUN, rk, k.mv_size);
+		rc = expiry_add(txn, st, clock, first, KIND_RUN, rk,
+		    k.mv_size);
 out:
 	msgpack_unpacked_destroy(&u);
 	return rc;
@@ -535,7 +569,9 @@ ledger_count(struct store *st, enum ledger_state state)
 
 struct sweep_arg {
 	struct store	*st;
-	uint64_t	 older_than;
+	uint64_t	 clock_now;
+	uint64_t	 wall_now;
+	uint64_t	 retention;
 	size_t		 batch;
 	size_t		 removed;
 };
@@ -565,7 +601,8 @@ sweep_one(MDB_txn *txn, struct sweep_arg *sa, uint64_t t, char kind,
 	if ((rc = ledger_get(txn, sa->st, buf, &r)) != 0)
 		return rc;
 	/* A key run again since, or now in doubt, is not this entry's. */
-	if ((r.state == L_DONE || r.state == L_FAILED) && r.finished_ms <= t) {
+	if ((r.state == L_DONE || r.state == L_FAILED) &&
+	    r.finished_clock <= t) {
 		rc = mdb_del(txn, store_dbi(sa->st, DB_LEDGER), &k, NULL);
 		if (rc == MDB_NOTFOUND)
 			rc = 0;
@@ -574,28 +611,41 @@ sweep_one(MDB_txn *txn, struct sweep_arg *sa, uint64_t t, char kind,
 	return rc;
 }
 
+/*
+ * Entries are in store clock order: the first one not due on it ends the
+ * walk.  One due on the store clock but not on the wall clock (the wall
+ * clock was stepped back) is passed over and kept; at most a few batches
+ * of those are looked at per transaction.
+ */
 static int
 sweep_txn(MDB_txn *txn, void *arg)
 {
 	struct sweep_arg	*sa = arg;
 	MDB_cursor		*cur;
 	MDB_val			 k, v;
-	uint64_t		 t;
-	int			 rc, i;
+	MDB_cursor_op		 op = MDB_FIRST;
+	const unsigned char	*p;
+	uint64_t		 t, wall;
+	size_t			 seen = 0;
+	int			 rc;
 
 	sa->removed = 0;
 	if ((rc = mdb_cursor_open(txn, store_dbi(sa->st, DB_EXPIRY), &cur)))
 		return rc;
-	while (sa->removed < sa->batch &&
-	    (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0) {
-		const unsigned char	*p = k.mv_data;
-
+	while (sa->removed < sa->batch && seen++ < 4 * sa->batch &&
+	    (rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
+		/* After a delete the cursor stands on the next entry already. */
+		op = MDB_NEXT;
+		p = k.mv_data;
 		if (k.mv_size < 9)
 			goto drop;
-		for (t = 0, i = 0; i < 8; i++)
-			t = t << 8 | p[i];
-		if (t > sa->older_than)
+		t = be64_get(p);
+		if (t > sa->clock_now || sa->clock_now - t < sa->retention)
 			break;
+		/* Entries of old stores have no wall time: the key's. */
+		wall = v.mv_size == 8 ? be64_get(v.mv_data) : t;
+		if (wall > sa->wall_now || sa->wall_now - wall < sa->retention)
+			continue;
 		if ((rc = sweep_one(txn, sa, t, (char)p[8],
 		    (const char *)p + 9, k.mv_size - 9)) != 0)
 			break;
@@ -609,10 +659,11 @@ drop:
 }
 
 int
-ledger_sweep(struct store *st, uint64_t older_than, size_t batch,
-    size_t *removed)
+ledger_sweep(struct store *st, uint64_t clock_now, uint64_t wall_now,
+    uint64_t retention, size_t batch, size_t *removed)
 {
-	struct sweep_arg	sa = { st, older_than, batch, 0 };
+	struct sweep_arg	sa = { st, clock_now, wall_now, retention, batch,
+				    0 };
 	int			rc;
 
 	rc = store_write(st, sweep_txn, &sa);

@@ -38,6 +38,7 @@ struct ledger_rec {
 	uint64_t	 started_ms;
 	uint64_t	 finished_ms;	/* 0 while running */
 	uint64_t	 duration_ms;
+	uint64_t	 finished_clock;	/* the store clock at the end */
 	char		*response;	/* L_DONE: the response map, packed */
 	size_t		 responselen;
 	char		*note;		/* why in doubt, who resolved it */
@@ -61,13 +62,15 @@ int		 ledger_put(MDB_txn *, struct store *, const char *key,
  * The per-run write record the executor keeps on its own, so a
  * compromised gatewayd can neither exceed max_writes_per_run nor run one
  * key twice in a run.  Returns 0 and counts the write, or LEDGER_DUPLICATE
- * or LEDGER_BUDGET.
+ * or LEDGER_BUDGET.  With 'again' (an approved write resumed once more
+ * after a clean failure) a key the run has already is no duplicate and is
+ * not counted twice.
  */
 #define LEDGER_DUPLICATE	(-30001)
 #define LEDGER_BUDGET		(-30002)
 int		 ledger_run_add(MDB_txn *, struct store *, const char *tenant,
 		    const char *run_id, const char *key, uint64_t max_writes,
-		    uint64_t now);
+		    int again, uint64_t clock_ms, uint64_t now_ms);
 
 /* 1 when the run has written the key already, 0 when not, or an error. */
 int		 ledger_run_has(MDB_txn *, struct store *, const char *tenant,
@@ -90,11 +93,13 @@ int		 ledger_each(struct store *, enum ledger_state,
 size_t		 ledger_count(struct store *, enum ledger_state);
 
 /*
- * Remove settled records (done, failed), run records and approvals older than
- * 'older_than' (ms since the epoch), at most 'batch' in one transaction.
+ * Remove settled records (done, failed), run records and approvals whose
+ * time is 'retention' ms or more behind both clock_now (the store clock)
+ * and wall_now (the wall clock), at most 'batch' in one transaction.
  * *removed gets the number removed; fewer than batch means it caught up.
  */
-int		 ledger_sweep(struct store *, uint64_t older_than, size_t batch,
+int		 ledger_sweep(struct store *, uint64_t clock_now,
+		    uint64_t wall_now, uint64_t retention, size_t batch,
 		    size_t *removed);
 
 #endif

@@ -16,6 +16,8 @@ struct store {
 	MDB_dbi		 dbi[DB_COUNT];
 	uint64_t	 map_size;
 	uint64_t	 max_map_size;
+	uint64_t	 clock_base;	/* the store clock when opened */
+	uint64_t	 mono_base;	/* mono_ms() when opened */
 };
 
 static const char *db_names[DB_COUNT] = {
@@ -27,6 +29,69 @@ static const char *db_names[DB_COUNT] = {
 };
 
 #define KEY_WRITES_OFF	"writes_off"
+#define KEY_CLOCK	"clock_ms"
+
+static void
+be64_put(unsigned char *b, uint64_t v)
+{
+	int	i;
+
+	for (i = 0; i < 8; i++)
+		b[i] = (unsigned char)(v >> (56 - 8 * i));
+}
+
+static uint64_t
+be64_get(const unsigned char *b)
+{
+	uint64_t	v = 0;
+	int		i;
+
+	for (i = 0; i < 8; i++)
+		v = v << 8 | b[i];
+	return v;
+}
+
+/*
+ * The store clock: milliseconds that never go back, whatever the wall
+ * clock does.  It starts at the wall clock the first time a store is
+ * opened, advances with CLOCK_MONOTONIC while the executor runs, and every
+ * write transaction records it, so after a restart it goes on from at
+ * least every value already stored.  Time the executor is down does not
+ * count: retention measured on it only grows.
+ */
+uint64_t
+store_clock_ms(const struct store *st)
+{
+	return st->clock_base + (mono_ms() - st->mono_base);
+}
+
+static int
+clock_load(MDB_txn *txn, struct store *st)
+{
+	MDB_val	k = { strlen(KEY_CLOCK), KEY_CLOCK }, v;
+	int	rc;
+
+	rc = mdb_get(txn, st->dbi[DB_META], &k, &v);
+	if (rc == MDB_NOTFOUND) {
+		st->clock_base = now_ms();
+		rc = 0;
+	} else if (rc == 0 && v.mv_size == 8)
+		st->clock_base = be64_get(v.mv_data);
+	else if (rc == 0)
+		return MDB_CORRUPTED;
+	st->mono_base = mono_ms();
+	return rc;
+}
+
+static int
+clock_save(MDB_txn *txn, struct store *st)
+{
+	unsigned char	b[8];
+	MDB_val		k = { strlen(KEY_CLOCK), KEY_CLOCK }, v = { 8, b };
+
+	be64_put(b, store_clock_ms(st));
+	return mdb_put(txn, st->dbi[DB_META], &k, &v, 0);
+}
 
 struct store *
 store_open(const char *dir, uint64_t map_size, uint64_t max_map_size,
@@ -67,6 +132,10 @@ store_open(const char *dir, uint64_t map_size, uint64_t max_map_size,
 			mdb_txn_abort(txn);
 			goto fail;
 		}
+	}
+	if ((rc = clock_load(txn, st)) != 0 || (rc = clock_save(txn, st)) != 0) {
+		mdb_txn_abort(txn);
+		goto fail;
 	}
 	if ((rc = mdb_txn_commit(txn)) != 0)
 		goto fail;
@@ -150,6 +219,9 @@ store_write(struct store *st, int (*fn)(MDB_txn *, void *), void *arg)
 			return rc;
 		}
 		rc = fn(txn, arg);
+		/* Whatever this commit stores, the clock is at least there. */
+		if (rc == 0)
+			rc = clock_save(txn, st);
 		if (rc == 0)
 			rc = mdb_txn_commit(txn);	/* frees txn */
 		else
@@ -205,6 +277,71 @@ put_writes_off(MDB_txn *txn, void *arg)
 	MDB_val		 v = { 1, fa->val ? "1" : "0" };
 
 	return mdb_put(txn, fa->st->dbi[DB_META], &k, &v, 0);
+}
+
+struct u64_arg {
+	struct store	*st;
+	const char	*key;
+	uint64_t	 val;
+};
+
+static int
+get_u64_txn(MDB_txn *txn, void *arg)
+{
+	struct u64_arg	*ua = arg;
+	MDB_val		 k = { strlen(ua->key), (void *)ua->key }, v;
+	int		 rc;
+
+	ua->val = 0;
+	if ((rc = mdb_get(txn, ua->st->dbi[DB_META], &k, &v)) == MDB_NOTFOUND)
+		return 0;
+	if (rc == 0 && v.mv_size != 8)
+		return MDB_CORRUPTED;
+	if (rc == 0)
+		ua->val = be64_get(v.mv_data);
+	return rc;
+}
+
+static int
+put_u64_txn(MDB_txn *txn, void *arg)
+{
+	struct u64_arg	*ua = arg;
+	unsigned char	 b[8];
+	MDB_val		 k = { strlen(ua->key), (void *)ua->key }, v = { 8, b };
+
+	be64_put(b, ua->val);
+	return mdb_put(txn, ua->st->dbi[DB_META], &k, &v, 0);
+}
+
+int
+store_get_u64(struct store *st, const char *key, uint64_t *val)
+{
+	struct u64_arg	ua = { st, key, 0 };
+	int		rc;
+
+	rc = store_read(st, get_u64_txn, &ua);
+	*val = ua.val;
+	return rc;
+}
+
+int
+store_put_u64(struct store *st, const char *key, uint64_t val)
+{
+	struct u64_arg	ua = { st, key, val };
+
+	return store_write(st, put_u64_txn, &ua);
+}
+
+int
+store_writes_off_txn(MDB_txn *txn, struct store *st, int *off)
+{
+	struct flag_arg	fa = { st, 0 };
+	int		rc;
+
+	*off = 1;
+	if ((rc = get_writes_off(txn, &fa)) == 0)
+		*off = fa.val;
+	return rc;
 }
 
 int

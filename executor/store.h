@@ -12,7 +12,7 @@
 #include <lmdb.h>
 
 enum store_db {
-	DB_META,		/* small state: the kill switch */
+	DB_META,		/* small state: the kill switch, the clock */
 	DB_LEDGER,		/* idempotency key -> write record */
 	DB_APPROVALS,		/* approval id -> approval record */
 	DB_RUNS,		/* tenant\0run_id -> per-run write record */
@@ -41,11 +41,21 @@ int		 store_read(struct store *, int (*fn)(MDB_txn *, void *),
 		    void *arg);
 MDB_dbi		 store_dbi(struct store *, enum store_db);
 uint64_t	 store_map_size(struct store *);
+/*
+ * The store clock, in ms: never goes back, across restarts too (see
+ * store.c).  Retention and expiry are measured on it and on the wall clock.
+ */
+uint64_t	 store_clock_ms(const struct store *);
 /* Bytes of the map in use (pages up to the last one written). */
 uint64_t	 store_used(struct store *);
 
 /* The kill switch: 1 when writes were disabled at run time. */
 int		 store_get_writes_off(struct store *, int *off);
 int		 store_set_writes_off(struct store *, int off);
+/* A counter in DB_META (0 when absent). */
+int		 store_get_u64(struct store *, const char *key, uint64_t *);
+int		 store_put_u64(struct store *, const char *key, uint64_t);
+/* The kill switch as stored, inside a transaction (1 when unreadable). */
+int		 store_writes_off_txn(MDB_txn *, struct store *, int *off);
 
 #endif

@@ -3,7 +3,10 @@
  *
  *   1. its idempotency key is looked up: a done key is replayed, a key in
  *      doubt is refused, a key running now gets another waiter;
- *   2. otherwise its intent (and the run's write count) is committed, and
+ *   2. otherwise, in one write transaction, the kill switch and the key are
+ *      looked at again (another process may share the store, and the
+ *      switch may have been thrown since), the run's write count and the
+ *      approval that let it run are updated, and the intent is committed;
  *      only then does the tool start;
  *   3. its outcome is committed, and only then are the callers answered.
  *
@@ -24,6 +27,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
+#include "executor/approval.h"
 #include "executor/call.h"
 #include "executor/executor.h"
 #include "executor/ledger.h"
@@ -32,6 +36,21 @@
 #include "proto/proto.h"
 
 #define SWEEP_BATCH	1000
+
+/*
+ * What the intent transaction decided for a write.  The first three answer
+ * every caller alike; the per-caller ones refuse the first caller and let
+ * the next identical one be checked in its place.
+ */
+enum verdict {
+	V_RUN = 0,		/* the intent is recorded: start the tool */
+	V_REPLAY,		/* done meanwhile (another process): replay */
+	V_IN_DOUBT,		/* running elsewhere, or in doubt */
+	V_WRITES_OFF,		/* the kill switch is recorded as thrown */
+	V_DUPLICATE,		/* per caller: the run wrote this key already */
+	V_BUDGET,		/* per caller: the run has used its writes */
+	V_USED,			/* per caller: the approval was used up */
+};
 
 /* One write per idempotency key in flight, however many callers. */
 struct wop {
@@ -43,8 +62,9 @@ struct wop {
 	struct callq		 waiters;	/* identical calls waiting */
 	enum { W_INTENT, W_RUNNING, W_OUTCOME } phase;
 	int			 queued;
-	int			 refused;	/* the run check said no */
+	enum verdict		 verdict;	/* of the intent transaction */
 	struct ledger_rec	 rec;		/* intent, then outcome */
+	struct ledger_rec	 found;		/* V_REPLAY, V_IN_DOUBT: the record */
 };
 
 TAILQ_HEAD(wopq, wop);
@@ -78,6 +98,7 @@ wop_free(struct wop *w)
 	TAILQ_REMOVE(&ops, w, entry);
 	free(w->key);
 	ledger_rec_free(&w->rec);
+	ledger_rec_free(&w->found);
 	free(w);
 	nops--;
 	ex_tool_done();
@@ -161,6 +182,7 @@ write_done(const struct toolrun_result *r, void *arg)
 	char		 msg[640];
 
 	w->rec.finished_ms = now_ms();
+	w->rec.finished_clock = store_clock_ms(ex->store);
 	w->rec.duration_ms = r->duration_ms;
 	switch (r->status) {
 	case TR_OK:
@@ -203,40 +225,67 @@ write_done(const struct toolrun_result *r, void *arg)
 	wop_enqueue(w);
 }
 
-/* Answer everyone waiting on w, then forget it. */
+/* Answer everyone waiting on w with resp, then forget it. */
 static void
-wop_answer(struct wop *w, int recorded)
+wop_answer(struct wop *w, const char *resp, size_t resplen, int replayed)
 {
 	struct call	*c;
 
-	if (!recorded)
-		log_warnx("ledger: the outcome of %s could not be recorded:"
-		    " it will read as in doubt", w->key);
-	call_respond(w->first, w->rec.response, w->rec.responselen, 0);
+	call_respond(w->first, resp, resplen, replayed);
 	call_free(w->first);
 	while ((c = TAILQ_FIRST(&w->waiters)) != NULL) {
 		TAILQ_REMOVE(&w->waiters, c, entry);
-		call_respond(c, w->rec.response, w->rec.responselen, 1);
+		call_respond(c, resp, resplen, 1);
 		call_free(c);
 	}
 	wop_free(w);
 }
 
+/* Refuse everyone waiting on w alike, then forget it. */
+static void
+wop_refuse_all(struct wop *w, const char *status, const char *reason,
+    const char *msg)
+{
+	struct call	*c;
+
+	call_refuse(w->first, status, reason, msg);
+	call_free(w->first);
+	while ((c = TAILQ_FIRST(&w->waiters)) != NULL) {
+		TAILQ_REMOVE(&w->waiters, c, entry);
+		call_refuse(c, status, reason, msg);
+		call_free(c);
+	}
+	wop_free(w);
+}
+
+static void
+in_doubt_message(char *buf, size_t len, const char *key, const char *note)
+{
+	snprintf(buf, len, "write %s is in doubt (%s): it is not run again"
+	    " until an operator settles it with 'gatewayctl resolve %s"
+	    " done|failed'", key, note ? note : "its outcome was never"
+	    " recorded", key);
+}
+
 /*
- * The run check refused w's first caller.  An identical call from another
- * run may still go: it takes the first place and is checked in turn.
+ * The intent transaction refused w's first caller.  An identical call
+ * from another run may still go: it takes the first place and is checked
+ * in turn.
  */
 static void
-wop_refused(struct wop *w, int why)
+wop_refused(struct wop *w, enum verdict why)
 {
 	struct call	*c = w->first;
 
-	if (why == LEDGER_DUPLICATE)
+	if (why == V_DUPLICATE)
 		call_refuse(c, ST_STOPPED, R_DUPLICATE_WRITE,
 		    "this write already ran in this run");
-	else
+	else if (why == V_BUDGET)
 		call_refuse(c, ST_STOPPED, R_BUDGET_EXCEEDED,
 		    "the run has used its writes (budgets.max_writes_per_run)");
+	else
+		call_refuse(c, ST_DENIED, R_APPROVAL_EXPIRED, "this approval"
+		    " was used: its write ran and its result is no longer kept");
 	call_free(c);
 	if ((w->first = TAILQ_FIRST(&w->waiters)) == NULL) {
 		wop_free(w);
@@ -252,6 +301,60 @@ struct batch {
 	int		 outcomes;	/* this transaction: outcomes or intents */
 };
 
+/*
+ * The intent of w, inside the intent transaction: everything that decides
+ * whether the write may start is read again here, in the transaction that
+ * records the intent, so no other process sharing the store and no kill
+ * switch thrown since the first look can slip between check and intent.
+ */
+static int
+intent_txn(MDB_txn *txn, struct wop *w)
+{
+	struct call	*c = w->first;
+	int		 rc, off;
+
+	w->verdict = V_RUN;
+	ledger_rec_free(&w->found);
+	if ((rc = store_writes_off_txn(txn, ex->store, &off)) != 0)
+		return rc;
+	if (off || !ex_writes_on()) {
+		w->verdict = V_WRITES_OFF;
+		return 0;
+	}
+	if ((rc = ledger_get(txn, ex->store, w->key, &w->found)) != 0)
+		return rc;
+	if (w->found.state == L_DONE) {
+		w->verdict = V_REPLAY;
+		return 0;
+	}
+	if (w->found.state == L_RUNNING || w->found.state == L_IN_DOUBT) {
+		w->verdict = V_IN_DOUBT;
+		return 0;
+	}
+	if (c->approval_id != NULL) {
+		rc = approval_check_txn(txn, c->approval_id, w->found.state);
+		if (rc == APPROVAL_USED) {
+			w->verdict = V_USED;
+			return 0;
+		}
+		if (rc != 0)
+			return rc;
+	}
+	rc = ledger_run_add(txn, ex->store, c->tenant, c->run_id, w->key,
+	    ex->conf->max_writes_per_run, c->resumed,
+	    store_clock_ms(ex->store), w->rec.started_ms);
+	if (rc == LEDGER_DUPLICATE || rc == LEDGER_BUDGET) {
+		w->verdict = rc == LEDGER_DUPLICATE ? V_DUPLICATE : V_BUDGET;
+		return 0;
+	}
+	if (rc != 0)
+		return rc;
+	if (c->approval_id != NULL &&
+	    (rc = approval_start_txn(txn, c->approval_id)) != 0)
+		return rc;
+	return ledger_put(txn, ex->store, w->key, &w->rec);
+}
+
 static int
 batch_txn(MDB_txn *txn, void *arg)
 {
@@ -262,22 +365,45 @@ batch_txn(MDB_txn *txn, void *arg)
 	TAILQ_FOREACH(w, b->q, qentry) {
 		if (b->outcomes != (w->phase == W_OUTCOME))
 			continue;
-		w->refused = 0;
-		if (!b->outcomes) {
-			rc = ledger_run_add(txn, ex->store, w->first->tenant,
-			    w->first->run_id, w->key,
-			    ex->conf->max_writes_per_run, w->rec.started_ms);
-			if (rc == LEDGER_DUPLICATE || rc == LEDGER_BUDGET) {
-				w->refused = rc;
-				continue;
-			}
-			if (rc != 0)
-				return rc;
-		}
-		if ((rc = ledger_put(txn, ex->store, w->key, &w->rec)) != 0)
+		if (b->outcomes)
+			rc = ledger_put(txn, ex->store, w->key, &w->rec);
+		else
+			rc = intent_txn(txn, w);
+		if (rc != 0)
 			return rc;
 	}
 	return 0;
+}
+
+/* After the intent transaction committed: act on what it decided. */
+static void
+intent_done(struct wop *w)
+{
+	char	msg[768];
+
+	switch (w->verdict) {
+	case V_RUN:
+		/* The intent is durable: now, and only now, run it. */
+		w->phase = W_RUNNING;
+		call_run_tool(w->first, w->tool, write_done, w);
+		break;
+	case V_REPLAY:
+		wop_answer(w, w->found.response, w->found.responselen, 1);
+		break;
+	case V_IN_DOUBT:
+		in_doubt_message(msg, sizeof(msg), w->key, w->found.note);
+		wop_refuse_all(w, ST_ERROR, E_TOOL_FAILED, msg);
+		break;
+	case V_WRITES_OFF:
+		wop_refuse_all(w, ST_DENIED, R_WRITES_DISABLED, "writes are"
+		    " disabled (kill switch): the write was not started");
+		break;
+	case V_DUPLICATE:
+	case V_BUDGET:
+	case V_USED:
+		wop_refused(w, w->verdict);
+		break;
+	}
 }
 
 static void
@@ -311,35 +437,21 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 	while ((w = TAILQ_FIRST(&q)) != NULL) {
 		TAILQ_REMOVE(&q, w, qentry);
 		if (w->phase == W_OUTCOME) {
-			wop_answer(w, rc_out == 0);
-			continue;
-		}
-		if (rc_in != 0) {
+			if (rc_out != 0)
+				log_warnx("ledger: the outcome of %s could not"
+				    " be recorded: it will read as in doubt",
+				    w->key);
+			wop_answer(w, w->rec.response, w->rec.responselen, 0);
+		} else if (rc_in != 0) {
 			/* Nothing of this batch was recorded: nothing runs. */
 			snprintf(msg, sizeof(msg), "the write ledger cannot"
 			    " record the write: %s", rc_in == MDB_MAP_FULL ?
 			    "it is full (store.max_map_size)" :
 			    mdb_strerror(rc_in));
 			log_warnx("ledger: %s: %s", w->key, msg);
-			call_refuse(w->first, ST_ERROR, E_UNAVAILABLE, msg);
-			call_free(w->first);
-			w->first = NULL;
-			while ((w->first = TAILQ_FIRST(&w->waiters)) != NULL) {
-				TAILQ_REMOVE(&w->waiters, w->first, entry);
-				call_refuse(w->first, ST_ERROR, E_UNAVAILABLE,
-				    msg);
-				call_free(w->first);
-			}
-			wop_free(w);
-			continue;
-		}
-		if (w->refused) {
-			wop_refused(w, w->refused);
-			continue;
-		}
-		/* The intent is durable: now, and only now, run it. */
-		w->phase = W_RUNNING;
-		call_run_tool(w->first, w->tool, write_done, w);
+			wop_refuse_all(w, ST_ERROR, E_UNAVAILABLE, msg);
+		} else
+			intent_done(w);
 	}
 }
 
@@ -442,11 +554,7 @@ write_start(struct call *c, const struct tool *tool)
 		return;
 	case L_RUNNING:		/* an earlier executor's: in doubt */
 	case L_IN_DOUBT:
-		snprintf(msg, sizeof(msg), "write %s is in doubt (%s): it"
-		    " is not run again until an operator settles it with"
-		    " 'gatewayctl resolve %s done|failed'", c->idem_key,
-		    rec.note ? rec.note : "its outcome was never recorded",
-		    c->idem_key);
+		in_doubt_message(msg, sizeof(msg), c->idem_key, rec.note);
 		call_refuse(c, ST_ERROR, E_TOOL_FAILED, msg);
 		call_free(c);
 		ledger_rec_free(&rec);
@@ -480,16 +588,14 @@ static void
 sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct timeval	tv;
-	uint64_t	retention_ms = ex->conf->retention_s * 1000, now;
 	size_t		removed = 0;
 	int		rc;
 
 	(void)fd;
 	(void)what;
 	(void)arg;
-	now = now_ms();
-	rc = ledger_sweep(ex->store, now > retention_ms ? now - retention_ms :
-	    0, SWEEP_BATCH, &removed);
+	rc = ledger_sweep(ex->store, store_clock_ms(ex->store), now_ms(),
+	    ex->conf->retention_s * 1000, SWEEP_BATCH, &removed);
 	if (rc != 0)
 		log_warnx("ledger: sweep: %s", mdb_strerror(rc));
 	else if (removed > 0)
@@ -546,6 +652,7 @@ resolve_txn(MDB_txn *txn, void *arg)
 	xasprintf(&r.note, "resolved %s by %s", ra->done ? "done" : "failed",
 	    ra->who);
 	r.finished_ms = now_ms();
+	r.finished_clock = store_clock_ms(ex->store);
 	free(r.response);
 	r.response = NULL;
 	if (ra->done) {

@@ -211,12 +211,16 @@ op_hello(struct conn *c, const char *id, size_t idlen,
 	reply_send(c, &mb);
 }
 
-/* A string field of at most max bytes without NUL, as a new string. */
+/*
+ * A string field of at most max bytes of UTF-8 without NUL, as a new
+ * string.  Invalid UTF-8 would reach the audit log as nothing at all.
+ */
 static char *
 req_str(const msgpack_object *o, size_t max)
 {
 	if (o == NULL || o->type != MSGPACK_OBJECT_STR ||
-	    o->via.str.size == 0 || o->via.str.size > max)
+	    o->via.str.size == 0 || o->via.str.size > max ||
+	    !utf8_valid(o->via.str.ptr, o->via.str.size))
 		return NULL;
 	return mp_strdup(o);
 }
@@ -237,14 +241,16 @@ req_step_id(const msgpack_object *o, char **out)
 		return 0;
 	}
 	if (o->type == MSGPACK_OBJECT_STR && o->via.str.size <= MAX_STEP_ID &&
+	    utf8_valid(o->via.str.ptr, o->via.str.size) &&
 	    (*out = mp_strdup(o)) != NULL)
 		return 0;
 	return -1;
 }
 
 static void
-call_answered(const msgpack_object *resp, void *arg)
+call_answered(const msgpack_object *body, void *arg)
 {
+	const msgpack_object *resp = mp_get(body, "response");
 	struct req	*r = arg;
 	struct conn	*c = r->conn;
 	struct msgbuf	 mb;
@@ -254,6 +260,9 @@ call_answered(const msgpack_object *resp, void *arg)
 
 	LIST_REMOVE(r, entry);
 	c->inflight--;
+	/* A resume's run is the checkpoint's, which the executor names. */
+	if (r->run_id == NULL && mp_get(body, "run_id") != NULL)
+		r->run_id = mp_strdup(mp_get(body, "run_id"));
 	status = mp_get(resp, "status");
 	if (status == NULL)
 		fatalx("executor answered without a status");
@@ -496,7 +505,7 @@ op_resume(struct conn *c, const char *id, size_t idlen,
 
 	if (cp == NULL || cp->type != MSGPACK_OBJECT_STR ||
 	    cp->via.str.size == 0 || cp->via.str.size > MAX_CHECKPOINT ||
-	    mp_has_nul(cp)) {
+	    mp_has_nul(cp) || !utf8_valid(cp->via.str.ptr, cp->via.str.size)) {
 		reply_refuse(c, id, idlen, ST_ERROR, E_BAD_REQUEST,
 		    "checkpoint must be the string needs_approval returned");
 		return;
@@ -525,7 +534,7 @@ op_wait(struct conn *c, const char *id, size_t idlen,
 
 	if (aid == NULL || aid->type != MSGPACK_OBJECT_STR ||
 	    aid->via.str.size == 0 || aid->via.str.size > 64 ||
-	    mp_has_nul(aid)) {
+	    mp_has_nul(aid) || !utf8_valid(aid->via.str.ptr, aid->via.str.size)) {
 		reply_refuse(c, id, idlen, ST_ERROR, E_BAD_REQUEST,
 		    "approval_id must be the string needs_approval returned");
 		return;

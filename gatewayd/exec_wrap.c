@@ -130,7 +130,7 @@ link_answer(const struct proto_msg *m)
 	arg = p->arg;
 	slot_release(p);
 	if (cb != NULL)
-		cb(mp_get(m->body, "response"), arg);
+		cb(m->body, arg);
 }
 
 static void

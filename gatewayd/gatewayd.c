@@ -300,7 +300,13 @@ main(int argc, char *argv[])
 		fatal("PR_SET_NO_NEW_PRIVS");
 	log_setproc("gatewayd");
 
-	if ((gw->base = event_base_new()) == NULL)
+	/*
+	 * Two priorities: signals first.  SIGUSR1 must be handled before any
+	 * agent frame read in the same turn of the loop, so no write admitted
+	 * after kill(2) returned gets past the kill switch.
+	 */
+	if ((gw->base = event_base_new()) == NULL ||
+	    event_base_priority_init(gw->base, 2) == -1)
 		fatalx("event_base_new");
 	runs_init();
 	exec_link_init(sp[0], pp[0]);
@@ -308,6 +314,7 @@ main(int argc, char *argv[])
 	ev_term = evsignal_new(gw->base, SIGTERM, on_sigterm, NULL);
 	ev_int = evsignal_new(gw->base, SIGINT, on_sigterm, NULL);
 	if (ev_usr1 == NULL || ev_term == NULL || ev_int == NULL ||
+	    event_priority_set(ev_usr1, 0) == -1 ||
 	    evsignal_add(ev_usr1, NULL) == -1 ||
 	    evsignal_add(ev_term, NULL) == -1 ||
 	    evsignal_add(ev_int, NULL) == -1)

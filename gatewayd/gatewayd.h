@@ -38,7 +38,8 @@ void	agent_shutdown(void);
  * request carries an id; its answer comes back to 'cb' with the response
  * map the executor built, or with NULL when the executor went away.
  */
-typedef void	(*exec_cb)(const msgpack_object *response, void *arg);
+/* An answer's body: "response" and, for a resume, "run_id". */
+typedef void	(*exec_cb)(const msgpack_object *body, void *arg);
 
 struct msgbuf;
 

@@ -6,6 +6,7 @@
 
 #include <msgpack.h>
 
+#include "common/canon.h"
 #include "common/frame.h"
 #include "common/xmalloc.h"
 #include "proto/proto.h"
@@ -52,8 +53,13 @@ static const struct field f_call[] = {
 	{ "args", F_MAP, 0 },
 	{ NULL, 0, 0 }
 };
+/*
+ * run_id: the run a resumed write belongs to (gatewayd cannot read it
+ * from the checkpoint), so a stop in a resume stops gatewayd's run too.
+ */
 static const struct field f_response[] = {
 	{ "response", F_MAP, 0 },
+	{ "run_id", F_STR, 1 },
 	{ NULL, 0, 0 }
 };
 static const struct field f_resume[] = {
@@ -141,8 +147,10 @@ field_type_ok(const msgpack_object *o, int type)
 	case F_UINT:
 		return o->type == MSGPACK_OBJECT_POSITIVE_INTEGER;
 	case F_STR:
+		/* gatewayd refuses invalid UTF-8 from agents: none may pass. */
 		return o->type == MSGPACK_OBJECT_STR &&
-		    !mp_has_nul(o);
+		    !mp_has_nul(o) &&
+		    utf8_valid(o->via.str.ptr, o->via.str.size);
 	case F_MAP:
 		return o->type == MSGPACK_OBJECT_MAP;
 	case F_BOOL:

@@ -22,7 +22,7 @@
 #include <stdint.h>
 #include <msgpack.h>
 
-#define PROTO_VERSION		3
+#define PROTO_VERSION		4
 #define AGENT_PROTO_VERSION	1	/* the "v" answered to hello */
 
 /* The executor's end of the socketpair, as gatewayd hands it over. */

@@ -60,6 +60,17 @@ store_up(void)
 	return 0;
 }
 
+/* The same environment again, as after a restart. */
+static int
+store_reopen(void)
+{
+	char	path[1100], err[1024];
+
+	snprintf(path, sizeof(path), "%s/db", tmpdir);
+	st = store_open(path, 4 * MIB, 16 * MIB, err, sizeof(err));
+	return st == NULL ? -1 : 0;
+}
+
 static void
 store_down(void)
 {
@@ -119,6 +130,7 @@ rec_same(const struct ledger_rec *a, const struct ledger_rec *b)
 	    str_same(a->note, b->note) && a->uid == b->uid &&
 	    a->started_ms == b->started_ms &&
 	    a->finished_ms == b->finished_ms &&
+	    a->finished_clock == b->finished_clock &&
 	    a->duration_ms == b->duration_ms &&
 	    a->responselen == b->responselen &&
 	    (a->response == NULL) == (b->response == NULL) &&
@@ -168,6 +180,7 @@ test_roundtrip(void)
 	r.uid = UINT64_MAX;
 	r.started_ms = UINT64_MAX - 1;
 	r.finished_ms = UINT64_MAX;
+	r.finished_clock = UINT64_MAX - 1;
 	r.duration_ms = 0;
 	r.responselen = 0;
 	buf = ledger_encode(&r, &len);
@@ -543,6 +556,7 @@ put_at(const char *key, enum ledger_state state, uint64_t t)
 	rec_fill(&r, state, 0);
 	r.started_ms = t;
 	r.finished_ms = state == L_RUNNING ? 0 : t;
+	r.finished_clock = r.finished_ms;
 	rc = put(key, &r);
 	ledger_rec_free(&r);
 	return rc;
@@ -759,7 +773,7 @@ run_fn(MDB_txn *txn, void *arg)
 	struct run_arg	*ra = arg;
 
 	return ledger_run_add(txn, st, ra->tenant, ra->run_id, ra->key,
-	    ra->max, ra->now);
+	    ra->max, 0, ra->now, ra->now);
 }
 
 static int
@@ -859,7 +873,7 @@ test_sweep(void)
 
 	ASSERT(store_up() == 0);
 	/* Nothing to sweep. */
-	ASSERT(ledger_sweep(st, 1000, 100, &removed) == 0);
+	ASSERT(ledger_sweep(st, 1000, 1000, 0, 100, &removed) == 0);
 	ASSERT(removed == 0);
 
 	ASSERT(put_at("old-done", L_DONE, 100) == 0);
@@ -883,7 +897,7 @@ test_sweep(void)
 	ASSERT(run_add("acme", "old-run", "k2", 0, 700) == 0);
 	ASSERT(run_add("acme", "new-run", "k", 0, 600) == 0);
 
-	ASSERT(ledger_sweep(st, 500, 100, &removed) == 0);
+	ASSERT(ledger_sweep(st, 500, 500, 0, 100, &removed) == 0);
 	/*
 	 * Index entries at or before 500: old-done, old-failed, edge-done,
 	 * rerun-running (100), rerun-done (100), now-in-doubt, old-run.
@@ -905,10 +919,10 @@ test_sweep(void)
 	ASSERT(run_add("acme", "old-run", "k", 0, 1000) == 0);
 
 	/* Caught up: a second sweep at the same cutoff finds nothing. */
-	ASSERT(ledger_sweep(st, 500, 100, &removed) == 0);
+	ASSERT(ledger_sweep(st, 500, 500, 0, 100, &removed) == 0);
 	ASSERT(removed == 0);
 	/* Later everything settled goes, but not what is unsettled. */
-	ASSERT(ledger_sweep(st, 10000, 100, &removed) == 0);
+	ASSERT(ledger_sweep(st, 10000, 10000, 0, 100, &removed) == 0);
 	ASSERT(state_of("new-done") == L_NONE);
 	ASSERT(state_of("new-failed") == L_NONE);
 	ASSERT(state_of("rerun-done") == L_NONE);
@@ -917,6 +931,71 @@ test_sweep(void)
 	ASSERT(state_of("now-in-doubt") == L_IN_DOUBT);
 	ASSERT(!run_record_exists("acme", "new-run"));
 	ASSERT(entries(DB_EXPIRY) == 0);
+	store_down();
+}
+
+/* A record finished at 'clock' on the store clock and 'wall' on the wall's. */
+static int
+put_at2(const char *key, uint64_t clock, uint64_t wall)
+{
+	struct ledger_rec	r;
+	int			rc;
+
+	rec_fill(&r, L_DONE, 0);
+	r.started_ms = wall;
+	r.finished_ms = wall;
+	r.finished_clock = clock;
+	rc = put(key, &r);
+	ledger_rec_free(&r);
+	return rc;
+}
+
+/*
+ * Retention holds on both clocks: a wall clock stepped forward does not
+ * make an entry due early, nor does one stepped back past the store clock;
+ * an entry held back by the wall clock does not hold back later ones.
+ */
+static void
+test_sweep_two_clocks(void)
+{
+	size_t	removed = 99;
+
+	ASSERT(store_up() == 0);
+	ASSERT(put_at2("wall-ahead", 1000, 9000) == 0);	/* wall stepped back since */
+	ASSERT(put_at2("both-old", 1100, 1100) == 0);
+	ASSERT(put_at2("clock-new", 5000, 1000) == 0);	/* wall stepped forward */
+	/* Retention 1000: at clock 3000, wall 3000. */
+	ASSERT(ledger_sweep(st, 3000, 3000, 1000, 100, &removed) == 0);
+	ASSERT(removed == 1);
+	ASSERT(state_of("wall-ahead") == L_DONE);
+	ASSERT(state_of("both-old") == L_NONE);
+	ASSERT(state_of("clock-new") == L_DONE);
+	/* The wall clock jumps two hours ahead: the store clock says no. */
+	ASSERT(ledger_sweep(st, 3000, 3000 + 7200000, 1000, 100, &removed) == 0);
+	ASSERT(removed == 1);
+	ASSERT(state_of("wall-ahead") == L_NONE);
+	ASSERT(state_of("clock-new") == L_DONE);
+	ASSERT(ledger_sweep(st, 6000, 6000, 1000, 100, &removed) == 0);
+	ASSERT(removed == 1);
+	ASSERT(state_of("clock-new") == L_NONE);
+	ASSERT(entries(DB_EXPIRY) == 0);
+	store_down();
+}
+
+/* The store clock goes on from where it was, and never back. */
+static void
+test_store_clock(void)
+{
+	uint64_t	a, b;
+
+	ASSERT(store_up() == 0);
+	a = store_clock_ms(st);
+	ASSERT(put_at("k", L_DONE, 1) == 0);
+	store_close(st);
+	st = NULL;
+	ASSERT(store_reopen() == 0);
+	b = store_clock_ms(st);
+	ASSERT(b >= a);
 	store_down();
 }
 
@@ -938,14 +1017,14 @@ test_sweep_batches(void)
 		ASSERT(put_at(key, L_DONE, 5000 + (uint64_t)i) == 0);
 	}
 	ASSERT(ledger_count(st, L_DONE) + ledger_count(st, L_FAILED) == 30);
-	ASSERT(ledger_sweep(st, 2000, 10, &removed) == 0);
+	ASSERT(ledger_sweep(st, 2000, 2000, 0, 10, &removed) == 0);
 	ASSERT(removed == 10);
 	ASSERT(entries(DB_LEDGER) == 20);
-	ASSERT(ledger_sweep(st, 2000, 10, &removed) == 0);
+	ASSERT(ledger_sweep(st, 2000, 2000, 0, 10, &removed) == 0);
 	ASSERT(removed == 10);
-	ASSERT(ledger_sweep(st, 2000, 10, &removed) == 0);
+	ASSERT(ledger_sweep(st, 2000, 2000, 0, 10, &removed) == 0);
 	ASSERT(removed == 5);
-	ASSERT(ledger_sweep(st, 2000, 10, &removed) == 0);
+	ASSERT(ledger_sweep(st, 2000, 2000, 0, 10, &removed) == 0);
 	ASSERT(removed == 0);
 	ASSERT(entries(DB_LEDGER) == 5);
 	ASSERT(ledger_count(st, L_DONE) == 5);
@@ -1025,6 +1104,8 @@ main(void)
 	RUN(test_run_add_damaged);
 	RUN(test_sweep);
 	RUN(test_sweep_batches);
+	RUN(test_sweep_two_clocks);
+	RUN(test_store_clock);
 	RUN(test_each);
 	if (st != NULL)
 		store_down();
