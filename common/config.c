@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -68,9 +69,24 @@ struct cfgctx {
 	struct tool		*tool;
 
 	/* Nodes that the checks across sections point their errors at. */
+	yaml_node_t		*root;
 	yaml_node_t		*default_mode;
 	yaml_node_t		*map_size;
 	yaml_node_t		*max_map_size;
+	yaml_node_t		*catalog;	/* NULL: no catalog section */
+	yaml_node_t		*allow;		/* tools.allow */
+	yaml_node_t		*approval_list;	/* writes.require_approval */
+	yaml_node_t		*op_uids;	/* NULL: the default [0] */
+	yaml_node_t		*op_gids;
+	yaml_node_t		*tool_user;	/* NULL: the default */
+	struct idnodes {
+		yaml_node_t	*uid;
+		yaml_node_t	*gid;
+	}			*pnodes;	/* one per principal */
+	struct toolnodes {
+		yaml_node_t	*compensate;
+		yaml_node_t	*user;
+	}			*tnodes;	/* one per catalog tool */
 };
 
 /* Called for each key of a mapping: 0, or -1 once the error is set. */
@@ -623,13 +639,23 @@ principal_key(struct cfgctx *ctx, const char *key, yaml_node_t *knode,
 			return -1;
 		p->uid = (uid_t)id;
 		p->has_uid = 1;
+		ctx->pnodes[p - ctx->conf->principals].uid = val;
 		return 0;
 	}
 	if (strcmp(key, "gid") == 0) {
 		if (get_id(ctx, val, path, &id) == -1)
 			return -1;
+		/*
+		 * Group 0 is root's: root's own processes, and whatever else
+		 * runs with gid 0, would act as this agent.
+		 */
+		if (id == 0)
+			return cfg_error(ctx, val, path, "gid 0 is root's "
+			    "group and must not be a principal: every process "
+			    "of root and of group 0 would act as this agent");
 		p->gid = (gid_t)id;
 		p->has_gid = 1;
+		ctx->pnodes[p - ctx->conf->principals].gid = val;
 		return 0;
 	}
 	if (strcmp(key, "tenant") == 0)
@@ -705,6 +731,7 @@ parse_principals(struct cfgctx *ctx, yaml_node_t *node, const char *path)
 		return -1;
 	len = seq_len(node);
 	c->principals = xcalloc(len, sizeof(*c->principals));
+	ctx->pnodes = xcalloc(len, sizeof(*ctx->pnodes));
 	for (i = 0; i < len; i++) {
 		/* Counted first, so config_free() sees a half-read entry. */
 		c->nprincipals++;
@@ -750,12 +777,19 @@ static int
 operators_key(struct cfgctx *ctx, const char *key, yaml_node_t *knode,
     yaml_node_t *val, const char *path)
 {
-	if (strcmp(key, "uids") == 0)
+	if (strcmp(key, "uids") == 0) {
+		ctx->op_uids = val;
 		return parse_ids(ctx, val, path, &ctx->conf->op_uids,
 		    &ctx->conf->nop_uids);
-	if (strcmp(key, "gids") == 0)
+	}
+	if (strcmp(key, "gids") == 0) {
+		ctx->op_gids = val;
 		return parse_ids(ctx, val, path, (uid_t **)&ctx->conf->op_gids,
 		    &ctx->conf->nop_gids);
+	}
+	if (strcmp(key, "allow_self_approval") == 0)
+		return get_bool(ctx, val, path,
+		    &ctx->conf->allow_self_approval);
 	return unknown_key(ctx, knode, path);
 }
 
@@ -883,10 +917,14 @@ tool_key(struct cfgctx *ctx, const char *key, yaml_node_t *knode,
 		t->timeout_ms = (uint32_t)v;
 		return 0;
 	}
-	if (strcmp(key, "compensate") == 0)
+	if (strcmp(key, "compensate") == 0) {
+		ctx->tnodes[t - ctx->conf->catalog].compensate = val;
 		return set_name(ctx, val, path, &t->compensate);
-	if (strcmp(key, "user") == 0)
+	}
+	if (strcmp(key, "user") == 0) {
+		ctx->tnodes[t - ctx->conf->catalog].user = val;
 		return set_user(ctx, val, path, &t->user);
+	}
 	return unknown_key(ctx, knode, path);
 }
 
@@ -920,11 +958,15 @@ static int
 parse_catalog(struct cfgctx *ctx, yaml_node_t *node, const char *path)
 {
 	struct config	*c = ctx->conf;
+	size_t		 len;
 
 	if (expect_kind(ctx, node, path, YAML_MAPPING_NODE) == -1)
 		return -1;
-	c->catalog = xcalloc((size_t)(node->data.mapping.pairs.top -
-	    node->data.mapping.pairs.start), sizeof(*c->catalog));
+	len = (size_t)(node->data.mapping.pairs.top -
+	    node->data.mapping.pairs.start);
+	c->catalog = xcalloc(len, sizeof(*c->catalog));
+	ctx->tnodes = xcalloc(len, sizeof(*ctx->tnodes));
+	ctx->catalog = node;
 	return walk_map(ctx, node, path, catalog_key);
 }
 
@@ -950,8 +992,10 @@ tools_key(struct cfgctx *ctx, const char *key, yaml_node_t *knode,
 		ctx->default_mode = val;
 		return 0;
 	}
-	if (strcmp(key, "allow") == 0)
+	if (strcmp(key, "allow") == 0) {
+		ctx->allow = val;
 		return set_name_list(ctx, val, path, &c->allow, &c->nallow);
+	}
 	return unknown_key(ctx, knode, path);
 }
 
@@ -964,7 +1008,12 @@ parse_require_approval(struct cfgctx *ctx, yaml_node_t *node,
 	struct config	*c = ctx->conf;
 
 	if (node->type == YAML_SEQUENCE_NODE) {
+		/* [] would read as "no write needs approval": say false. */
+		if (seq_len(node) == 0)
+			return cfg_error(ctx, node, path, "an empty list; "
+			    "write false if no write needs approval");
 		c->approval_all = 0;
+		ctx->approval_list = node;
 		return set_name_list(ctx, node, path, &c->approval_tools,
 		    &c->napproval_tools);
 	}
@@ -1175,6 +1224,10 @@ top_key(struct cfgctx *ctx, const char *key, yaml_node_t *knode,
 		return walk_map(ctx, val, path, paths_key);
 	if (strcmp(key, "user") == 0)
 		return set_user(ctx, val, path, &ctx->conf->user);
+	if (strcmp(key, "tool_user") == 0) {
+		ctx->tool_user = val;
+		return set_user(ctx, val, path, &ctx->conf->tool_user);
+	}
 	if (strcmp(key, "principals") == 0)
 		return parse_principals(ctx, val, path);
 	if (strcmp(key, "operators") == 0)
@@ -1204,6 +1257,209 @@ top_key(struct cfgctx *ctx, const char *key, yaml_node_t *knode,
 	return unknown_key(ctx, knode, path);
 }
 
+/* cross-section rules */
+
+/*
+ * A tool name that names no catalog tool is a typo: in require_approval
+ * it would let the tool meant run unapproved, in compensate it would undo
+ * nothing, in allow it would allow nothing or the wrong tool.  'names'
+ * holds the items of the YAML list 'list' in order.
+ */
+static int
+check_name_list(struct cfgctx *ctx, const yaml_node_t *list,
+    char *const *names, size_t n, const char *path)
+{
+	char	 sub[KEY_PATH_LEN];
+	size_t	 i;
+
+	for (i = 0; i < n; i++) {
+		if (config_tool(ctx->conf, names[i]) != NULL)
+			continue;
+		index_path(sub, sizeof(sub), path, i);
+		return cfg_error(ctx, seq_item(ctx, list, i), sub, "\"%s\" "
+		    "is not a tool of the catalog", names[i]);
+	}
+	return 0;
+}
+
+/*
+ * tools.allow is checked only when the config has a catalog: one without
+ * (the safe default, a policy template) runs nothing at all, and may name
+ * the tools it will allow once they exist.
+ */
+static int
+check_tool_names(struct cfgctx *ctx)
+{
+	const struct config	*c = ctx->conf;
+	const struct tool	*t;
+	char			 sub[KEY_PATH_LEN], key[KEY_PATH_LEN];
+	size_t			 i;
+
+	if (ctx->catalog != NULL && ctx->allow != NULL &&
+	    check_name_list(ctx, ctx->allow, c->allow, c->nallow,
+	    "tools.allow") == -1)
+		return -1;
+	if (ctx->approval_list != NULL &&
+	    check_name_list(ctx, ctx->approval_list, c->approval_tools,
+	    c->napproval_tools, "writes.require_approval") == -1)
+		return -1;
+	for (i = 0; i < c->ncatalog; i++) {
+		t = &c->catalog[i];
+		if (t->compensate == NULL || config_tool(c, t->compensate) != NULL)
+			continue;
+		key_path(sub, sizeof(sub), "catalog", t->name);
+		key_path(key, sizeof(key), sub, "compensate");
+		return cfg_error(ctx, ctx->tnodes[i].compensate, key, "\"%s\" "
+		    "is not a tool of the catalog", t->compensate);
+	}
+	return 0;
+}
+
+/* The index of 'id' in 'ids', or -1.  (uid_t and gid_t are one type.) */
+static ssize_t
+id_index(const uid_t *ids, size_t n, uid_t id)
+{
+	size_t	 i;
+
+	for (i = 0; i < n; i++)
+		if (ids[i] == id)
+			return (ssize_t)i;
+	return -1;
+}
+
+/* Where an operator id came from, for messages. */
+static const char *
+op_where(struct cfgctx *ctx, char *buf, size_t len, const char *which,
+    ssize_t i)
+{
+	if (strcmp(which, "uids") == 0 && ctx->op_uids == NULL)
+		return "operators.uids, by default [0]";
+	snprintf(buf, len, "operators.%s[%zd]", which, i);
+	return buf;
+}
+
+#define SELF_APPROVAL_HINT \
+	"operators.allow_self_approval: true allows it, for development " \
+	"and tests only"
+
+/*
+ * A principal that is also an operator could approve its own writes with
+ * gatewayctl: by the same uid or gid, or through a primary group that the
+ * passwd database tells.
+ */
+static int
+check_principal_ops(struct cfgctx *ctx, size_t i)
+{
+	const struct config	*c = ctx->conf;
+	const struct principal	*p = &c->principals[i];
+	struct passwd		*pw;
+	char			 sub[KEY_PATH_LEN], key[KEY_PATH_LEN], w[64];
+	ssize_t			 j;
+	size_t			 k;
+
+	index_path(sub, sizeof(sub), "principals", i);
+	if (p->has_uid) {
+		key_path(key, sizeof(key), sub, "uid");
+		if ((j = id_index(c->op_uids, c->nop_uids, p->uid)) != -1)
+			return cfg_error(ctx, ctx->pnodes[i].uid, key, "uid %u "
+			    "is also an operator (%s): the agent could approve "
+			    "its own writes; " SELF_APPROVAL_HINT,
+			    (unsigned)p->uid, op_where(ctx, w, sizeof(w),
+			    "uids", j));
+		if ((pw = getpwuid(p->uid)) != NULL && (j = id_index(
+		    c->op_gids, c->nop_gids, pw->pw_gid)) != -1)
+			return cfg_error(ctx, ctx->pnodes[i].uid, key, "uid %u "
+			    "has the primary gid %u, an operator gid (%s): the "
+			    "agent could approve its own writes; "
+			    SELF_APPROVAL_HINT, (unsigned)p->uid,
+			    (unsigned)pw->pw_gid, op_where(ctx, w, sizeof(w),
+			    "gids", j));
+		return 0;
+	}
+	key_path(key, sizeof(key), sub, "gid");
+	if ((j = id_index(c->op_gids, c->nop_gids, p->gid)) != -1)
+		return cfg_error(ctx, ctx->pnodes[i].gid, key, "gid %u is also "
+		    "an operator gid (%s): the agent could approve its own "
+		    "writes; " SELF_APPROVAL_HINT, (unsigned)p->gid,
+		    op_where(ctx, w, sizeof(w), "gids", j));
+	for (k = 0; k < c->nop_uids; k++) {
+		if ((pw = getpwuid(c->op_uids[k])) == NULL ||
+		    pw->pw_gid != p->gid)
+			continue;
+		return cfg_error(ctx, ctx->pnodes[i].gid, key, "gid %u is the "
+		    "primary gid of operator uid %u (%s): the operator's "
+		    "processes would act as this agent; " SELF_APPROVAL_HINT,
+		    (unsigned)p->gid, (unsigned)c->op_uids[k],
+		    op_where(ctx, w, sizeof(w), "uids", (ssize_t)k));
+	}
+	return 0;
+}
+
+/*
+ * A tool running as root or as an operator could approve its own write
+ * with gatewayctl.  A user unknown now is not checked: the call fails when
+ * the tool runs, as it always did.
+ */
+static int
+check_tool_user(struct cfgctx *ctx, const char *user, const yaml_node_t *node,
+    const char *path)
+{
+	const struct config	*c = ctx->conf;
+	struct passwd		*pw;
+	char			 w[64];
+	uid_t			 uid;
+	gid_t			 gid;
+	ssize_t			 j;
+
+	if ((pw = getpwnam(user)) == NULL)
+		return 0;
+	uid = pw->pw_uid;
+	gid = pw->pw_gid;
+	if (node == NULL)		/* the default tool_user */
+		node = ctx->root;
+	if (uid == 0)
+		return cfg_error(ctx, node, path, "user %s is root: tools must "
+		    "not run as root; " SELF_APPROVAL_HINT, user);
+	if ((j = id_index(c->op_uids, c->nop_uids, uid)) != -1)
+		return cfg_error(ctx, node, path, "user %s (uid %u) is an "
+		    "operator (%s): a tool running as it could approve its "
+		    "own writes; " SELF_APPROVAL_HINT, user, (unsigned)uid,
+		    op_where(ctx, w, sizeof(w), "uids", j));
+	if ((j = id_index(c->op_gids, c->nop_gids, gid)) != -1)
+		return cfg_error(ctx, node, path, "user %s has the primary gid "
+		    "%u, an operator gid (%s): a tool running as it could "
+		    "approve its own writes; " SELF_APPROVAL_HINT, user,
+		    (unsigned)gid, op_where(ctx, w, sizeof(w), "gids", j));
+	return 0;
+}
+
+static int
+check_self_approval(struct cfgctx *ctx)
+{
+	const struct config	*c = ctx->conf;
+	char			 sub[KEY_PATH_LEN], key[KEY_PATH_LEN];
+	size_t			 i;
+
+	if (c->allow_self_approval)
+		return 0;
+	for (i = 0; i < c->nprincipals; i++)
+		if (check_principal_ops(ctx, i) == -1)
+			return -1;
+	if (check_tool_user(ctx, c->tool_user, ctx->tool_user,
+	    "tool_user") == -1)
+		return -1;
+	for (i = 0; i < c->ncatalog; i++) {
+		if (c->catalog[i].user == NULL)
+			continue;
+		key_path(sub, sizeof(sub), "catalog", c->catalog[i].name);
+		key_path(key, sizeof(key), sub, "user");
+		if (check_tool_user(ctx, c->catalog[i].user,
+		    ctx->tnodes[i].user, key) == -1)
+			return -1;
+	}
+	return 0;
+}
+
 /* Rules that tie keys of different sections together. */
 static int
 check_config(struct cfgctx *ctx)
@@ -1227,7 +1483,9 @@ check_config(struct cfgctx *ctx)
 		    (unsigned long long)c->map_size,
 		    (unsigned long long)c->max_map_size);
 	}
-	return 0;
+	if (check_tool_names(ctx) == -1)
+		return -1;
+	return check_self_approval(ctx);
 }
 
 /* loading */
@@ -1244,6 +1502,7 @@ config_defaults(const char *path)
 	c->state_dir = xstrdup("/var/lib/toolgate");
 	c->credentials_dir = xstrdup("/etc/toolgate/credentials");
 	c->user = xstrdup("toolgate");
+	c->tool_user = xstrdup("nobody");
 	c->op_uids = xcalloc(1, sizeof(*c->op_uids));
 	c->op_uids[0] = 0;
 	c->nop_uids = 1;
@@ -1429,10 +1688,15 @@ config_load(const char *path, char *err, size_t errlen)
 			snprintf(err, errlen, "%s:1: (top level): the file is "
 			    "empty; expected a mapping", path);
 		rv = -1;
-	} else if ((rv = walk_map(&ctx, root, "", top_key)) == 0)
-		rv = check_config(&ctx);
+	} else {
+		ctx.root = root;
+		if ((rv = walk_map(&ctx, root, "", top_key)) == 0)
+			rv = check_config(&ctx);
+	}
 	yaml_document_delete(&doc);
 	free(ctx.dir);
+	free(ctx.pnodes);
+	free(ctx.tnodes);
 	if (rv == -1) {
 		config_free(ctx.conf);
 		return NULL;
@@ -1453,6 +1717,7 @@ config_free(struct config *c)
 	free(c->state_dir);
 	free(c->credentials_dir);
 	free(c->user);
+	free(c->tool_user);
 	for (i = 0; i < c->nprincipals; i++) {
 		free(c->principals[i].tenant);
 		free(c->principals[i].env);

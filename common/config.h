@@ -31,7 +31,7 @@ struct tool {
 	size_t		 argc;
 	uint32_t	 timeout_ms;	/* default 10000 */
 	char		*compensate;	/* NULL when none */
-	char		*user;		/* run as this user; NULL: the executor's */
+	char		*user;		/* run as this user; NULL: config tool_user */
 };
 
 struct config {
@@ -44,6 +44,8 @@ struct config {
 	char		*credentials_dir; /* default /etc/toolgate/credentials */
 
 	char		*user;		/* default "toolgate" */
+	/* Tools without a user run as this one when the executor is root. */
+	char		*tool_user;	/* default "nobody" */
 
 	struct principal *principals;
 	size_t		 nprincipals;
@@ -52,6 +54,8 @@ struct config {
 	size_t		 nop_uids;
 	gid_t		*op_gids;
 	size_t		 nop_gids;
+	/* operators.allow_self_approval: development and tests only */
+	int		 allow_self_approval;
 
 	struct tool	*catalog;
 	size_t		 ncatalog;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <msgpack.h>
 
@@ -140,6 +141,12 @@ call_run_tool(struct call *c, const struct tool *tool,
 
 	memset(&req, 0, sizeof(req));
 	req.tool = tool;
+	/*
+	 * As root, a tool without a user runs as tool_user, never as root.
+	 * Unprivileged (development mode) no other user can be switched to:
+	 * tools run as the executor's own user.
+	 */
+	req.default_user = geteuid() == 0 ? ex->conf->tool_user : NULL;
 	req.tenant = c->tenant;
 	req.env = c->env;
 	req.run_id = c->run_id;

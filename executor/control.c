@@ -142,7 +142,7 @@ ctl_status(struct ctl_conn *cc, const msgpack_object *req,
 	(void)req;
 	(void)op;
 	msgbuf_init(&mb);
-	msgpack_pack_map(&mb.pk, 9);
+	msgpack_pack_map(&mb.pk, 10);
 	pk_kv_bool(&mb.pk, "ok", 1);
 	pk_kv_bool(&mb.pk, "writes_enabled", ex_writes_on());
 	pk_kv_bool(&mb.pk, "writes_config", ex->conf->writes_enabled);
@@ -153,6 +153,9 @@ ctl_status(struct ctl_conn *cc, const msgpack_object *req,
 	pk_kv_bool(&mb.pk, "gatewayd_connected", ex->gw != NULL);
 	/* Agent connections gatewayd has passed us and not closed. */
 	pk_kv_uint(&mb.pk, "agent_connections", peers_count());
+	/* Agents may approve their own writes: shown so it is not forgotten. */
+	pk_kv_bool(&mb.pk, "allow_self_approval",
+	    ex->conf->allow_self_approval);
 	ctl_send(cc, &mb);
 }
 

@@ -360,6 +360,10 @@ main(int argc, char *argv[])
 		fatal("%s", cfile);
 	if ((ex->conf = config_load(cfile, err, sizeof(err))) == NULL)
 		fatalx("%s", err);
+	if (ex->conf->allow_self_approval)
+		log_warnx("WARNING: operators.allow_self_approval is set: "
+		    "agents may approve their own writes (development and "
+		    "tests only)");
 	if (csock != NULL) {
 		free(ex->conf->control_socket);
 		ex->conf->control_socket = xstrdup(csock);

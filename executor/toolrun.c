@@ -98,7 +98,7 @@ static int	toolrun_credential(const struct toolrun_req *, int *,
 static int	toolrun_spawn(struct toolrun *, const struct toolrun_req *,
 		    int);
 static int	toolrun_exec_status(pid_t, int);
-/* Who the tool runs as: the executor's ids unless the catalog names a user. */
+/* Who the tool runs as: set, or the executor's ids (toolrun_spawn()). */
 struct runas {
 	int	set;
 	uid_t	uid;
@@ -322,18 +322,22 @@ toolrun_spawn(struct toolrun *tr, const struct toolrun_req *req, int credfd)
 	int		 in[2] = { -1, -1 }, out[2] = { -1, -1 };
 	int		 err[2] = { -1, -1 }, st[2] = { -1, -1 };
 	int		 childfds[4], e, saved;
-	const char	*path = req->tool->argv[0];
+	const char	*path = req->tool->argv[0], *user;
 	struct runas	 ras = { 0, 0, 0 };
 	struct passwd	*pw;
 	sigset_t	 all, old;
 	pid_t		 pid;
 
-	/* Looked up now, by the executor: the child only switches. */
-	if (req->tool->user != NULL) {
-		if ((pw = getpwnam(req->tool->user)) == NULL) {
+	/*
+	 * The catalog's user, else the default the caller gives (tool_user
+	 * when the executor is root).  Looked up now, by the executor: the
+	 * child only switches.
+	 */
+	user = req->tool->user != NULL ? req->tool->user : req->default_user;
+	if (user != NULL) {
+		if ((pw = getpwnam(user)) == NULL) {
 			snprintf(tr->res.message, sizeof(tr->res.message),
-			    "cannot start %s: no user %s", path,
-			    req->tool->user);
+			    "cannot start %s: no user %s", path, user);
 			goto fail;
 		}
 		ras.set = 1;
@@ -488,9 +492,10 @@ toolrun_child(const struct runas *ras, const char *path, char *const argv[],
 	if (chdir("/") == -1)
 		goto fail;
 	/*
-	 * The catalog's user: groups, gid, then uid, so no privilege is left
-	 * to undo them.  The credential on fd 3 was opened by the executor
-	 * and stays readable.  Failing to switch is failing to start.
+	 * The user toolrun_spawn() chose: groups, gid, then uid, so no
+	 * privilege is left to undo them.  The credential on fd 3 was opened
+	 * by the executor and stays readable.  Failing to switch is failing
+	 * to start.
 	 */
 	if (ras->set && (setgroups(1, &ras->gid) == -1 ||
 	    setresgid(ras->gid, ras->gid, ras->gid) == -1 ||

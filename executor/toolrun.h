@@ -27,6 +27,8 @@ enum toolrun_status {
 
 struct toolrun_req {
 	const struct tool *tool;
+	/* Who runs a tool without a catalog user; NULL: the executor's ids. */
+	const char	*default_user;
 	const char	*tenant;
 	const char	*env;
 	const char	*run_id;

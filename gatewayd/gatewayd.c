@@ -232,6 +232,10 @@ main(int argc, char *argv[])
 		fatal("%s", cpath);
 	if ((gw->conf = config_load(cpath, err, sizeof(err))) == NULL)
 		fatalx("%s", err);
+	if (gw->conf->allow_self_approval)
+		log_warnx("WARNING: operators.allow_self_approval is set: "
+		    "agents may approve their own writes (development and "
+		    "tests only)");
 	if (asock != NULL) {
 		free(gw->conf->agent_socket);
 		gw->conf->agent_socket = xstrdup(asock);

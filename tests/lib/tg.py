@@ -73,7 +73,10 @@ def base_config(**over):
             {"uid": AGENT_UID, "tenant": "acme", "env": "prod"},
             {"uid": OTHER_UID, "tenant": "globex", "env": "staging"},
         ],
-        "operators": {"uids": [0], "gids": []},
+        # Root is both an agent and an operator here, and the record tools
+        # write into the root-owned test dir: both need the opt-in.
+        "operators": {"uids": [0], "gids": [], "allow_self_approval": True},
+        "tool_user": "root",
         "catalog": {
             "echo": {"mode": "read", "exec": [tool("echo-args")]},
             "env.dump": {"mode": "read", "exec": [tool("env-dump")]},

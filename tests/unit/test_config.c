@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,6 +117,8 @@ test_safe_default(void)
 	ASSERT_STREQ(c->state_dir, "/var/lib/toolgate");
 	ASSERT_STREQ(c->credentials_dir, "/etc/toolgate/credentials");
 	ASSERT_STREQ(c->user, "toolgate");
+	ASSERT_STREQ(c->tool_user, "nobody");
+	ASSERT(c->allow_self_approval == 0);
 	ASSERT(c->nprincipals == 0);
 	ASSERT(config_principal(c, 1000, 1000) == NULL);
 	ASSERT(c->nop_uids == 1 && c->op_uids[0] == 0);
@@ -149,13 +152,14 @@ static const char full_config[] =
     "  state_dir: /tmp/tg/state\n"
     "  credentials_dir: /tmp/tg/creds\n"
     "user: _toolgate\n"
+    "tool_user: _tools\n"
     "principals:\n"
     "  - { uid: 1001, tenant: acme, env: prod }\n"
     "  - { gid: 2000, tenant: globex, env: staging }\n"
     "  - uid: 1002\n"
     "    tenant: initech\n"
     "    env: dev-1\n"
-    "operators: { uids: [0, 1500], gids: [4, 27] }\n"
+    "operators: { uids: [0, 1500], gids: [4, 27], allow_self_approval: no }\n"
     "catalog:\n"
     "  kb.read:      { mode: read,  exec: [\"/usr/libexec/toolgate/tools/kb-read\"], timeout_ms: 2000 }\n"
     "  ticket.close: { mode: write, exec: [\"/usr/libexec/toolgate/tools/ticket-close\", --reason, \"\"], compensate: ticket.reopen }\n"
@@ -192,6 +196,7 @@ test_full(void)
 	ASSERT_STREQ(c->state_dir, "/tmp/tg/state");
 	ASSERT_STREQ(c->credentials_dir, "/tmp/tg/creds");
 	ASSERT_STREQ(c->user, "_toolgate");
+	ASSERT_STREQ(c->tool_user, "_tools");
 
 	ASSERT(c->nprincipals == 3);
 	ASSERT(c->principals[0].has_uid && !c->principals[0].has_gid);
@@ -208,6 +213,7 @@ test_full(void)
 
 	ASSERT(c->nop_uids == 2 && c->op_uids[0] == 0 && c->op_uids[1] == 1500);
 	ASSERT(c->nop_gids == 2 && c->op_gids[0] == 4 && c->op_gids[1] == 27);
+	ASSERT(c->allow_self_approval == 0);
 
 	ASSERT(c->ncatalog == 3);
 	ASSERT((t = config_tool(c, "kb.read")) != NULL);
@@ -267,7 +273,10 @@ test_full(void)
 	config_free(c);
 }
 
-/* The example from the contract loads as it is. */
+/*
+ * The example from the contract, with the catalog entry of ticket.reopen
+ * added: a compensate must name a tool of the catalog.
+ */
 static void
 test_contract_example(void)
 {
@@ -281,6 +290,7 @@ test_contract_example(void)
 	    "catalog:\n"
 	    "  kb.read:      { mode: read,  exec: [\"/usr/libexec/toolgate/tools/kb-read\"], timeout_ms: 2000 }\n"
 	    "  ticket.close: { mode: write, exec: [\"/usr/libexec/toolgate/tools/ticket-close\"], compensate: ticket.reopen }\n"
+	    "  ticket.reopen: { mode: write, exec: [\"/usr/libexec/toolgate/tools/ticket-reopen\"] }\n"
 	    "tools: { default_mode: read_only, allow: [kb.read, ticket.close] }\n"
 	    "writes: { enabled: true, require_approval: true, idempotency: gateway_inject, retention_s: 86400 }\n"
 	    "budgets: { max_steps_per_run: 50, max_writes_per_run: 10, max_tokens_per_run: 200000,\n"
@@ -364,6 +374,8 @@ test_lookups(void)
 	    "  - { uid: 1000, tenant: byuid, env: e }\n"
 	    "  - { gid: 200, tenant: other, env: e }\n"
 	    "operators: { uids: [1500], gids: [27] }\n"
+	    "catalog: { a.write: { exec: [/bin/a] }, b.write: { exec: [/bin/b] },\n"
+	    "           c.write: { exec: [/bin/c] } }\n"
 	    "writes: { require_approval: [a.write, b.write] }\n";
 	struct config		*c;
 	const struct principal	*p;
@@ -407,6 +419,134 @@ test_require_approval_false(void)
 	ASSERT(c->approval_all == 0 && c->napproval_tools == 0);
 	ASSERT(!config_needs_approval(c, "x"));
 	config_free(c);
+}
+
+/* Load 'text', which must fail at "LINE: KEY: ...MSG...". */
+static int
+refused(const char *text, int line, const char *key, const char *msg)
+{
+	struct config	*c;
+	char		 path[1024], err[1024], want[1200];
+
+	if ((c = load_text(text, path, sizeof(path), err, sizeof(err))) != NULL) {
+		fprintf(stderr, "loaded:\n%s", text);
+		config_free(c);
+		return 0;
+	}
+	snprintf(want, sizeof(want), "%s:%d: %s: ", path, line, key);
+	if (strncmp(err, want, strlen(want)) != 0 ||
+	    strstr(err, msg) == NULL) {
+		fprintf(stderr, "want \"%s...%s\"\n got \"%s\"\n", want, msg,
+		    err);
+		return 0;
+	}
+	return 1;
+}
+
+static int
+loads(const char *text)
+{
+	struct config	*c;
+	char		 path[1024], err[1024];
+
+	if ((c = load_text(text, path, sizeof(path), err, sizeof(err))) == NULL) {
+		fprintf(stderr, "%s\n", err);
+		return 0;
+	}
+	config_free(c);
+	return 1;
+}
+
+/*
+ * Without a catalog nothing can run: tools.allow may name tools to come
+ * (the safe default does).  require_approval may not.
+ */
+static void
+test_allow_without_catalog(void)
+{
+	ASSERT(loads("tools: { allow: [a, b] }\n"));
+	ASSERT(loads("tools: { allow: [a] }\nwrites: { require_approval: false }\n"));
+	ASSERT(refused("tools: { allow: [a] }\ncatalog: {}\n", 1,
+	    "tools.allow[0]", "not a tool of the catalog"));
+}
+
+/* allow_self_approval lifts the operator rules, and only those. */
+static void
+test_allow_self_approval(void)
+{
+	static const char text[] =
+	    "operators: { allow_self_approval: true }\n"
+	    "principals:\n  - { uid: 0, tenant: a, env: b }\n"
+	    "tool_user: root\n"
+	    "catalog: { t: { exec: [/bin/t], user: root } }\n";
+	struct config	*c;
+	char		 path[1024], err[1024];
+
+	c = load_text(text, path, sizeof(path), err, sizeof(err));
+	if (c == NULL)
+		fprintf(stderr, "%s\n", err);
+	ASSERT(c != NULL);
+	ASSERT(c->allow_self_approval == 1);
+	ASSERT_STREQ(c->tool_user, "root");
+	ASSERT_STREQ(c->catalog[0].user, "root");
+	config_free(c);
+	ASSERT(refused("operators: { allow_self_approval: true }\n"
+	    "writes: { require_approval: [x] }\n", 2,
+	    "writes.require_approval[0]", "not a tool of the catalog"));
+}
+
+/*
+ * The rules that need the passwd database, with the account nobody: a
+ * primary group makes an operator an agent, or a tool an operator.  A user
+ * unknown now is not checked (the call fails when the tool runs).
+ */
+static void
+test_primary_groups(void)
+{
+	struct passwd	*pw;
+	char		 text[512];
+	unsigned	 uid, gid;
+
+	if ((pw = getpwnam("nobody")) == NULL || pw->pw_uid == 0 ||
+	    pw->pw_gid == 0) {
+		fprintf(stderr, "no usable user nobody: skipped\n");
+		return;
+	}
+	uid = (unsigned)pw->pw_uid;
+	gid = (unsigned)pw->pw_gid;
+	/* An operator uid whose primary gid is a principal gid. */
+	snprintf(text, sizeof(text), "operators: { uids: [0, %u] }\n"
+	    "principals:\n  - { gid: %u, tenant: a, env: b }\n", uid, gid);
+	ASSERT(refused(text, 3, "principals[0].gid", "is the primary gid of "
+	    "operator uid"));
+	/* A principal uid whose primary gid is an operator gid. */
+	snprintf(text, sizeof(text), "operators: { gids: [%u] }\n"
+	    "principals:\n  - { uid: %u, tenant: a, env: b }\n", gid, uid);
+	ASSERT(refused(text, 3, "principals[0].uid", "an operator gid "
+	    "(operators.gids[0])"));
+	/* The default tool_user, nobody, made an operator. */
+	snprintf(text, sizeof(text), "# an operator\n"
+	    "operators: { uids: [0, %u] }\n", uid);
+	ASSERT(refused(text, 2, "tool_user", "user nobody (uid"));
+	snprintf(text, sizeof(text), "tool_user: nobody\n"
+	    "operators: { gids: [%u] }\n", gid);
+	ASSERT(refused(text, 1, "tool_user", "an operator gid"));
+	/* A catalog user, with a tool_user that does not exist. */
+	snprintf(text, sizeof(text), "tool_user: no-such-user-here\n"
+	    "operators: { gids: [%u] }\n"
+	    "catalog:\n  t: { exec: [/bin/t], user: nobody }\n", gid);
+	ASSERT(refused(text, 4, "catalog.t.user", "an operator gid"));
+	snprintf(text, sizeof(text), "tool_user: no-such-user-here\n"
+	    "operators: { uids: [%u] }\n"
+	    "catalog:\n  t: { exec: [/bin/t], user: no-such-user-either }\n",
+	    uid + 1);
+	ASSERT(loads(text));
+	/* The opt-in lifts them all. */
+	snprintf(text, sizeof(text), "operators: { uids: [0, %u], gids: [%u], "
+	    "allow_self_approval: true }\n"
+	    "principals:\n  - { gid: %u, tenant: a, env: b }\n", uid, gid,
+	    gid);
+	ASSERT(loads(text));
 }
 
 static void
@@ -670,6 +810,45 @@ static const struct bad bad[] = {
 	    "writes.require_approval", "a boolean or a list of tool names" },
 	{ "writes:\n  require_approval: [ok, \"bad name\"]\n", 2,
 	    "writes.require_approval[1]", "not a valid name" },
+	/* every tool name names a catalog tool */
+	{ "catalog: { a: { exec: [/bin/a] } }\ntools:\n  allow: [a, ab]\n", 3,
+	    "tools.allow[1]", "\"ab\" is not a tool of the catalog" },
+	{ "catalog: {}\ntools:\n  allow:\n    - kb.read\n", 4,
+	    "tools.allow[0]", "not a tool of the catalog" },
+	{ "writes:\n  require_approval: [ticket.clsoe]\n", 2,
+	    "writes.require_approval[0]", "\"ticket.clsoe\" is not a tool" },
+	{ "catalog:\n  ticket.close: { exec: [/bin/t] }\n"
+	    "writes:\n  require_approval:\n    - ticket.close\n"
+	    "    - ticket.clsoe\n", 6, "writes.require_approval[1]",
+	    "not a tool of the catalog" },
+	{ "writes:\n  require_approval: []\n", 2, "writes.require_approval",
+	    "an empty list; write false" },
+	{ "catalog:\n  t:\n    exec: [/bin/t]\n    compensate: u\n", 4,
+	    "catalog.t.compensate", "\"u\" is not a tool of the catalog" },
+	/* agents are not operators */
+	{ "principals:\n  - { uid: 0, tenant: a, env: b }\n", 2,
+	    "principals[0].uid", "uid 0 is also an operator (operators.uids, "
+	    "by default [0])" },
+	{ "operators: { uids: [5, 1001] }\nprincipals:\n"
+	    "  - { uid: 1001, tenant: a, env: b }\n", 3, "principals[0].uid",
+	    "(operators.uids[1]): the agent could approve its own writes; "
+	    "operators.allow_self_approval: true allows it" },
+	{ "principals:\n  - { uid: 1001, tenant: a, env: b }\n"
+	    "  - { gid: 2000, tenant: a, env: b }\n"
+	    "operators: { gids: [2000] }\n", 3, "principals[1].gid",
+	    "gid 2000 is also an operator gid (operators.gids[0])" },
+	{ "principals:\n  - { gid: 0, tenant: a, env: b }\n", 2,
+	    "principals[0].gid", "gid 0 is root's group" },
+	{ "operators: { uids: [7], allow_self_approval: true }\n"
+	    "principals:\n  - gid: 0\n    tenant: a\n    env: b\n", 3,
+	    "principals[0].gid", "root's group" },
+	{ "operators: { allow_self_approval: 1 }\n", 1,
+	    "operators.allow_self_approval", "expected a boolean" },
+	/* tools do not run as root or as an operator */
+	{ "tool_user: root\n", 1, "tool_user", "user root is root" },
+	{ "tool_user: \"a b\"\n", 1, "tool_user", "not a valid user name" },
+	{ "catalog:\n  t:\n    exec: [/bin/t]\n    user: root\n", 4,
+	    "catalog.t.user", "is root" },
 	/* credentials, kill switch, metrics */
 	{ "credentials:\n  scope:\n    tenant: false\n", 3,
 	    "credentials.scope.tenant", "only credentials scoped" },
@@ -739,6 +918,9 @@ main(void)
 	RUN(test_relative_cwd);
 	RUN(test_lookups);
 	RUN(test_require_approval_false);
+	RUN(test_allow_without_catalog);
+	RUN(test_allow_self_approval);
+	RUN(test_primary_groups);
 	RUN(test_file_errors);
 	RUN(test_nul_byte);
 	RUN(test_raw_nul);

@@ -18,24 +18,30 @@
  * kb.read:      allowed, mode read
  * ticket.close: allowed, mode write
  * nomode.tool:  allowed, in the catalog without a mode
- * nocat.tool:   allowed, not in the catalog
  * other.read:   in the catalog as a read, not allowed
+ * (A tool allowed but not in the catalog needs a config without a
+ * catalog: NOCAT_BODY.)
  */
 #define CONF_BODY							\
 	"tools:\n"							\
 	"  default_mode: read_only\n"					\
-	"  allow: [kb.read, ticket.close, nomode.tool, nocat.tool]\n"	\
+	"  allow: [kb.read, ticket.close, nomode.tool]\n"		\
 	"catalog:\n"							\
 	"  kb.read: { mode: read, exec: [/bin/true] }\n"		\
 	"  ticket.close: { mode: write, exec: [/bin/true] }\n"		\
 	"  nomode.tool: { exec: [/bin/true] }\n"			\
 	"  other.read: { mode: read, exec: [/bin/true] }\n"
 
+/* nocat.tool: allowed, and no catalog at all (a policy template). */
+#define NOCAT_BODY							\
+	"tools:\n"							\
+	"  allow: [nocat.tool]\n"
+
 static const char *const allowed[] = {
-	"kb.read", "ticket.close", "nomode.tool", "nocat.tool",
+	"kb.read", "ticket.close", "nomode.tool",
 };
 static const char *const writers[] = {
-	"ticket.close", "nomode.tool", "nocat.tool",
+	"ticket.close", "nomode.tool",
 };
 static const char *const refused_names[] = {
 	"other.read", "unknown.tool", "", "KB.read", "kb.read ", "kb",
@@ -212,15 +218,19 @@ test_undescribed_is_write(void)
 
 	c = load_writes(1);
 	ASSERT(c != NULL);
-	ASSERT(config_tool(c, "nocat.tool") == NULL);
-	ASSERT(config_tool_mode(c, "nocat.tool") == TOOL_WRITE);
 	ASSERT(config_tool(c, "nomode.tool") != NULL);
 	ASSERT(config_tool(c, "nomode.tool")->mode == TOOL_WRITE);
-	ASSERT(policy_gate(c, "nocat.tool", 1, &reason) == GATE_WRITE);
 	ASSERT(policy_gate(c, "nomode.tool", 1, &reason) == GATE_WRITE);
-	ASSERT(policy_gate(c, "nocat.tool", 0, &reason) == GATE_DENY);
-	ASSERT_STREQ(reason, R_WRITES_DISABLED);
 	ASSERT(policy_gate(c, "nomode.tool", 0, &reason) == GATE_DENY);
+	ASSERT_STREQ(reason, R_WRITES_DISABLED);
+	config_free(c);
+
+	c = load_text(NOCAT_BODY "writes:\n  enabled: true\n");
+	ASSERT(c != NULL);
+	ASSERT(config_tool(c, "nocat.tool") == NULL);
+	ASSERT(config_tool_mode(c, "nocat.tool") == TOOL_WRITE);
+	ASSERT(policy_gate(c, "nocat.tool", 1, &reason) == GATE_WRITE);
+	ASSERT(policy_gate(c, "nocat.tool", 0, &reason) == GATE_DENY);
 	ASSERT_STREQ(reason, R_WRITES_DISABLED);
 	config_free(c);
 }
