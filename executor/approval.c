@@ -318,10 +318,14 @@ approval_put(struct approval *a, int created)
 static int
 approval_get_txn(MDB_txn *txn, const char *id, struct approval *a)
 {
-	struct rec_arg	ra = { id, a, 0, 0 };
+	struct rec_arg	ra;
 	int		rc;
 
 	memset(a, 0, sizeof(*a));
+	ra.id = id;
+	ra.a = a;
+	ra.found = 0;
+	ra.created = 0;
 	if ((rc = get_txn(txn, &ra)) != 0)
 		return rc;
 	return ra.found;
@@ -333,6 +337,7 @@ approval_check_txn(MDB_txn *txn, const char *id, int st)
 	struct approval	a;
 	int		rc;
 
+	memset(&a, 0, sizeof(a));
 	if ((rc = approval_get_txn(txn, id, &a)) < 0 || rc > 1)
 		return rc;
 	/* Gone, or not approved (cannot be: fail closed all the same). */
@@ -354,6 +359,7 @@ approval_start_txn(MDB_txn *txn, const char *id)
 	struct rec_arg	ra = { id, &a, 0, 0 };
 	int		rc;
 
+	memset(&a, 0, sizeof(a));
 	if ((rc = approval_get_txn(txn, id, &a)) != 1)
 		return rc == 0 ? MDB_NOTFOUND : rc;
 	rc = 0;
