@@ -261,13 +261,19 @@ peer_free(struct peer *p)
 	npeers--;
 }
 
+/*
+ * CONN_GONE comes on the socketpair, the socket on the peer channel: a
+ * connection that closed at once may not be read from the channel yet.
+ */
 void
 peers_forget(uint64_t conn)
 {
-	struct peer	**pp = slot(conn), *p = *pp;
+	struct peer	**pp, *p;
 
-	if (p == NULL)
+	if (peer_find(conn) == NULL)
 		return;
+	pp = slot(conn);
+	p = *pp;
 	*pp = p->next;
 	peer_free(p);
 }

@@ -5,6 +5,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -451,6 +452,37 @@ def a_hung_up_agents_socket_runs_nothing():
         assert write_call(e, 1, {"w": "one"})["status"] == "ok"
         server.close()
     with_executor(go, writes_on)
+
+
+@test
+def conn_gone_releases_the_agents_socket():
+    """CONN_GONE may be read before the socket it names (two channels): the
+    executor still lets go of its copy, so the agent sees the close."""
+    need_root()
+
+    def go(e):
+        e.hello()
+        clients = []
+        # Stopped, the executor finds the socketpair ready first (a CALL),
+        # then the channel: it reads CONN_GONE before the socket it names.
+        os.kill(e.proc.pid, signal.SIGSTOP)
+        try:
+            mid = e.send(T["MSG_CALL"], call_body())
+            for conn in range(2, 12):
+                server, client = peer_socket(e.agent, AGENT_UID, AGENT_GID)
+                pass_peer(e.chan, conn, server)
+                e.send(T["MSG_CONN_GONE"], {"conn": conn})
+                server.close()
+                clients.append(client)
+        finally:
+            os.kill(e.proc.pid, signal.SIGCONT)
+        m = e.recv_type(T["MSG_CALL_ANS"])
+        assert m[1] == mid and m[2]["response"]["status"] == "ok", m
+        for c in clients:
+            c.settimeout(5)
+            assert c.recv(1) == b"", "the executor kept a socket after CONN_GONE"
+            c.close()
+    with_executor(go)
 
 
 @test
