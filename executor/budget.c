@@ -135,9 +135,11 @@ brun_stop(struct brun *r, const char *reason, const char *message)
 	/* The first reason stands: later ones only confirm the stop. */
 	if (r->stop_reason != NULL)
 		return;
-	r->stop_reason = xstrndup(reason, MAX_REASON);
-	r->stop_message = xstrndup(message != NULL ? message : reason,
-	    MAX_MESSAGE);
+	if (message == NULL)
+		message = reason;
+	/* xstrndup copies n bytes: cut at the string's end, not past it. */
+	r->stop_reason = xstrndup(reason, strnlen(reason, MAX_REASON));
+	r->stop_message = xstrndup(message, strnlen(message, MAX_MESSAGE));
 	log_info("run %s/%s stopped: %s", r->tenant, r->run_id,
 	    r->stop_reason);
 }
