@@ -182,6 +182,7 @@ audit_write(const struct audit_rec *r, int sync)
 	set_str(o, "reason", r->reason);
 	set_str(o, "approver", r->approver);
 	set_str(o, "note", r->note);
+	set_str(o, "reported_by", r->reported_by);
 	line = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
 	json_decref(o);
 	if (line == NULL)

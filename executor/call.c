@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "common/policy.h"
 #include "common/xmalloc.h"
+#include "executor/budget.h"
 #include "executor/call.h"
 #include "executor/executor.h"
 #include "executor/peers.h"
@@ -87,6 +88,10 @@ call_refuse(struct call *c, const char *status, const char *reason,
 	int		is_error = strcmp(status, ST_ERROR) == 0;
 
 	call_audit(c, status, reason, message, c->idem_key != NULL);
+	/* A run we answer "stopped" is stopped for us too. */
+	if (strcmp(status, ST_STOPPED) == 0 && c->run_id != NULL &&
+	    c->tenant != NULL)
+		budget_stop(c->tenant, c->run_id, reason, message);
 	answer_begin(&mb, c);
 	msgpack_pack_map(&mb.pk, 3);
 	pk_kv_str(&mb.pk, "status", status);
@@ -290,6 +295,8 @@ call_dispatch(struct call *c, const msgpack_object *args, int approved)
 		call_refuse(c, ST_ERROR, E_UNAVAILABLE, msg);
 		goto out;
 	}
+	if (budget_check(c, g == GATE_WRITE) == -1)
+		goto out;
 	if (g == GATE_READ) {
 		call_run_tool(c, tool, read_done, c);
 		return;

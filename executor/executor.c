@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -26,6 +27,7 @@
 #include "common/util.h"
 #include "common/xmalloc.h"
 #include "executor/approval.h"
+#include "executor/budget.h"
 #include "executor/call.h"
 #include "executor/executor.h"
 #include "executor/peers.h"
@@ -37,6 +39,8 @@ struct executor	*ex;
 
 static void	dispatch_hello(const struct proto_msg *);
 static void	dispatch_call(const struct proto_msg *);
+static void	dispatch_resume(const struct proto_msg *);
+static void	dispatch_wait(const struct proto_msg *);
 static void	dispatch_writes_off(const struct proto_msg *);
 static void	dispatch_audit(const struct proto_msg *);
 static void	dispatch_conn_gone(const struct proto_msg *);
@@ -53,8 +57,8 @@ static const struct {
 } dispatch[] = {
 	{ MSG_HELLO,		dispatch_hello,		1 },
 	{ MSG_CALL,		dispatch_call,		0 },
-	{ MSG_RESUME,		approval_resume,	0 },
-	{ MSG_WAIT,		approval_wait,		0 },
+	{ MSG_RESUME,		dispatch_resume,	0 },
+	{ MSG_WAIT,		dispatch_wait,		0 },
 	{ MSG_WRITES_OFF,	dispatch_writes_off,	0 },
 	{ MSG_AUDIT,		dispatch_audit,		0 },
 	{ MSG_CONN_GONE,	dispatch_conn_gone,	0 },
@@ -65,8 +69,9 @@ static int	hello_done;
 static __attribute__((noreturn)) void
 usage(void)
 {
-	fprintf(stderr, "usage: executor -c CONFIG [-fv] [--control-socket PATH]"
-	    " [--state-dir DIR]\n");
+	fprintf(stderr, "usage: executor -c CONFIG [-fv] [--agent-socket PATH]"
+	    " [--control-socket PATH]\n"
+	    "                [--state-dir DIR]\n");
 	exit(2);
 }
 
@@ -144,10 +149,50 @@ dispatch_hello(const struct proto_msg *m)
 	msgbuf_free(&mb);
 }
 
+/*
+ * A request from an agent that has hung up is refused before anything
+ * runs: gatewayd could otherwise go on acting for an agent that is gone,
+ * under the id it had or under a new one.  1 when answered so.
+ */
+static int
+refuse_hung_up(const struct proto_msg *m, uint32_t ans_type)
+{
+	struct call	*c;
+	uint64_t	 conn = mp_get(m->body, "conn")->via.u64;
+
+	/* Never passed (-1): the request's own checks make that fatal. */
+	if (peers_hung_up(conn) != 1)
+		return 0;
+	log_info("connection %llu: the agent has hung up: %s refused",
+	    (unsigned long long)conn, msg_type_str(m->type));
+	if ((c = call_new(m, ans_type)) == NULL)
+		return 1;
+	c->run_id = mp_strdup(mp_get(m->body, "run_id"));
+	c->tool = mp_strdup(mp_get(m->body, "tool"));
+	call_refuse(c, ST_ERROR, E_UNAVAILABLE, "the agent has hung up");
+	call_free(c);
+	return 1;
+}
+
 static void
 dispatch_call(const struct proto_msg *m)
 {
-	call_handle(m);
+	if (!refuse_hung_up(m, MSG_CALL_ANS))
+		call_handle(m);
+}
+
+static void
+dispatch_resume(const struct proto_msg *m)
+{
+	if (!refuse_hung_up(m, MSG_RESUME_ANS))
+		approval_resume(m);
+}
+
+static void
+dispatch_wait(const struct proto_msg *m)
+{
+	if (!refuse_hung_up(m, MSG_WAIT_ANS))
+		approval_wait(m);
 }
 
 static void
@@ -159,36 +204,83 @@ dispatch_writes_off(const struct proto_msg *m)
 }
 
 /*
- * A refusal gatewayd made on its own.  It is gatewayd's word, recorded as
- * such (event "gatewayd"): nothing ran, so nothing is synced for it.
+ * gatewayd's claims about who it refused, checked against the peer of
+ * the connection it names.  0 when they agree; else -1, and 'note' says
+ * what it claimed.
+ */
+static int
+audit_claims(const msgpack_object *body, uid_t uid, gid_t gid,
+    const struct principal *p, char *note, size_t len)
+{
+	const msgpack_object	*t = mp_get(body, "tenant");
+	const msgpack_object	*e = mp_get(body, "env");
+	uint64_t		 cuid = mp_get(body, "uid")->via.u64;
+	uint64_t		 cgid = mp_get(body, "gid")->via.u64;
+
+	if (cuid == uid && cgid == gid &&
+	    (p == NULL ? t == NULL && e == NULL :
+	    mp_streq(t, p->tenant) && mp_streq(e, p->env)))
+		return 0;
+	snprintf(note, len, "gatewayd claimed uid %llu gid %llu tenant %.*s"
+	    " env %.*s", (unsigned long long)cuid, (unsigned long long)cgid,
+	    t ? (int)(t->via.str.size > 64 ? 64 : t->via.str.size) : 1,
+	    t ? t->via.str.ptr : "-",
+	    e ? (int)(e->via.str.size > 64 ? 64 : e->via.str.size) : 1,
+	    e ? e->via.str.ptr : "-");
+	return -1;
+}
+
+/*
+ * A refusal gatewayd made on its own: recorded as its word (event
+ * "gatewayd", reported_by), with the uid, tenant and env we read from
+ * the connection it names, never the ones it claims.  A stop it reports
+ * (tokens, cost: budgets only it sees) stops the run for our writes too.
+ * Nothing ran, so nothing is synced for it.
  */
 static void
 dispatch_audit(const struct proto_msg *m)
 {
-	struct audit_rec	 ar = { .event = "gatewayd" };
-	char			*f[8];
-	static const char	*keys[8] = { "tenant", "env", "run_id", "step_id",
-				    "tool", "args_hash", "decision", "reason" };
-	char			*msg;
+	struct audit_rec	 ar = { .event = "gatewayd",
+				    .reported_by = "gatewayd" };
+	const struct principal	*p;
+	uint64_t		 conn = mp_get(m->body, "conn")->via.u64;
+	char			*f[6], *msg, claim[256], *note = NULL;
+	static const char	*keys[6] = { "run_id", "step_id", "tool",
+				    "args_hash", "decision", "reason" };
+	uid_t			 uid;
+	gid_t			 gid;
 	size_t			 i;
 
-	for (i = 0; i < 8; i++)
+	if (peers_lookup(conn, &uid, &gid) == -1)
+		fatalx("gatewayd named connection %llu, which it never passed",
+		    (unsigned long long)conn);
+	p = config_principal(ex->conf, uid, gid);
+	for (i = 0; i < 6; i++)
 		f[i] = mp_strdup(mp_get(m->body, keys[i]));
 	msg = mp_strdup(mp_get(m->body, "message"));
-	ar.uid = (long long)mp_get(m->body, "uid")->via.u64;
-	ar.tenant = f[0];
-	ar.env = f[1];
-	ar.run_id = f[2];
-	ar.step_id = f[3];
-	ar.tool = f[4];
-	ar.args_hash = f[5];
-	ar.decision = f[6];
-	ar.reason = f[7];
-	ar.note = msg;
+	if (audit_claims(m->body, uid, gid, p, claim, sizeof(claim)) == -1) {
+		log_warnx("connection %llu is uid %u gid %u (%s): %s",
+		    (unsigned long long)conn, (unsigned)uid, (unsigned)gid,
+		    p ? p->tenant : "no principal", claim);
+		xasprintf(&note, "%s (%s)", msg, claim);
+	}
+	ar.uid = (long long)uid;
+	ar.tenant = p ? p->tenant : NULL;
+	ar.env = p ? p->env : NULL;
+	ar.run_id = f[0];
+	ar.step_id = f[1];
+	ar.tool = f[2];
+	ar.args_hash = f[3];
+	ar.decision = f[4];
+	ar.reason = f[5];
+	ar.note = note ? note : msg;
 	audit_write(&ar, 0);
-	for (i = 0; i < 8; i++)
+	if (p != NULL && f[0] != NULL && strcmp(f[4], ST_STOPPED) == 0)
+		budget_stop(p->tenant, f[0], f[5], msg);
+	for (i = 0; i < 6; i++)
 		free(f[i]);
 	free(msg);
+	free(note);
 }
 
 static void
@@ -321,6 +413,24 @@ on_sigterm(evutil_socket_t sig, short what, void *arg)
 		peer_gone();
 }
 
+/*
+ * The executor holds one descriptor per agent connection (its copy of
+ * the socket) besides its tools' pipes: take all the hard limit allows.
+ */
+static void
+raise_nofile(void)
+{
+	struct rlimit	rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		fatal("getrlimit RLIMIT_NOFILE");
+	if (rl.rlim_cur == rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+		fatal("setrlimit RLIMIT_NOFILE");
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -332,6 +442,7 @@ main(int argc, char *argv[])
 	};
 	static struct executor	 exs;
 	const char		*cfile = NULL, *csock = NULL, *sdir = NULL;
+	const char		*asock = NULL;
 	char			 err[512];
 	struct event		*ev_usr1, *ev_term, *ev_int, *ev_hup;
 	int			 ch, foreground = 0, verbose = 0, rc;
@@ -343,7 +454,7 @@ main(int argc, char *argv[])
 		case 'v': verbose++; break;
 		case 'C': csock = optarg; break;
 		case 'S': sdir = optarg; break;
-		case 'A': break;	/* gatewayd's business */
+		case 'A': asock = optarg; break;
 		default: usage();
 		}
 	}
@@ -364,6 +475,11 @@ main(int argc, char *argv[])
 		log_warnx("WARNING: operators.allow_self_approval is set: "
 		    "agents may approve their own writes (development and "
 		    "tests only)");
+	/* Where agents connect: every socket gatewayd passes is checked. */
+	if (asock != NULL) {
+		free(ex->conf->agent_socket);
+		ex->conf->agent_socket = xstrdup(asock);
+	}
 	if (csock != NULL) {
 		free(ex->conf->control_socket);
 		ex->conf->control_socket = xstrdup(csock);
@@ -407,7 +523,9 @@ main(int argc, char *argv[])
 	bufferevent_setcb(ex->gw, peer_read, NULL, peer_event, NULL);
 	bufferevent_enable(ex->gw, EV_READ | EV_WRITE);
 
-	peers_init();
+	raise_nofile();
+	peers_init(ex->conf->agent_socket);
+	budget_init();
 	toolrun_init(ex->base);
 	write_init();
 	approvals_init();
@@ -433,6 +551,7 @@ main(int argc, char *argv[])
 	approvals_shutdown();
 	write_shutdown();
 	peers_shutdown();
+	budget_shutdown();
 	toolrun_shutdown();
 	audit_close();
 	store_close(ex->store);

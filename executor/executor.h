@@ -68,6 +68,7 @@ struct audit_rec {
 	const char	*reason;	/* stop_reason or error */
 	const char	*approver;
 	const char	*note;
+	const char	*reported_by;	/* "gatewayd": its word, checked */
 };
 
 void	audit_open(const char *state_dir, struct event_base *);

@@ -1,9 +1,13 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -17,16 +21,23 @@
 
 #define NBUCKETS	4096	/* a power of two */
 
+/* One agent connection: its socket stays open here until CONN_GONE. */
 struct peer {
-	struct peer	*next;
+	struct peer	*next;		/* by conn */
+	struct peer	*inext;		/* by inode */
 	uint64_t	 conn;
+	dev_t		 dev;
+	ino_t		 ino;
+	int		 fd;
 	uid_t		 uid;
 	gid_t		 gid;
 };
 
 static struct peer	*buckets[NBUCKETS];
+static struct peer	*ibuckets[NBUCKETS];
 static struct event	*peer_ev;
 static size_t		 npeers;
+static char		*agent_path;
 
 static struct peer **
 slot(uint64_t conn)
@@ -38,6 +49,54 @@ slot(uint64_t conn)
 		if ((*pp)->conn == conn)
 			break;
 	return pp;
+}
+
+static struct peer **
+islot(dev_t dev, ino_t ino)
+{
+	struct peer	**pp;
+	uint64_t	  h = ((uint64_t)ino ^ (uint64_t)dev << 32) *
+			    0x9e3779b97f4a7c15ULL;
+
+	for (pp = &ibuckets[h >> 52 & (NBUCKETS - 1)]; *pp != NULL;
+	    pp = &(*pp)->inext)
+		if ((*pp)->ino == ino && (*pp)->dev == dev)
+			break;
+	return pp;
+}
+
+/*
+ * A socket gatewayd passes must be one it accepted on the agent socket:
+ * connected (not the listener itself, whose credentials are gatewayd's
+ * own) and bound to the path we know.  Anything else (a socketpair, a
+ * socket on another path, an abstract socket of some other process) would
+ * lend gatewayd a peer's uid that never connected to us: a lie, so fatal.
+ */
+static void
+check_agent_socket(int fd, uint64_t conn)
+{
+	struct sockaddr_un	sun;
+	socklen_t		len = sizeof(sun), olen;
+	size_t			plen = strlen(agent_path), n;
+	int			listening = 0;
+
+	memset(&sun, 0, sizeof(sun));
+	if (getsockname(fd, (struct sockaddr *)&sun, &len) == -1)
+		fatalx("gatewayd passed connection %llu, which is not a socket",
+		    (unsigned long long)conn);
+	n = len > offsetof(struct sockaddr_un, sun_path) ?
+	    len - offsetof(struct sockaddr_un, sun_path) : 0;
+	if (len > sizeof(sun) || sun.sun_family != AF_UNIX || n == 0 ||
+	    sun.sun_path[0] == '\0' || strnlen(sun.sun_path, n) != plen ||
+	    memcmp(sun.sun_path, agent_path, plen) != 0)
+		fatalx("gatewayd passed connection %llu, which did not come"
+		    " through the agent socket %s", (unsigned long long)conn,
+		    agent_path);
+	olen = sizeof(listening);
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &olen) ==
+	    -1 || listening)
+		fatalx("gatewayd passed the agent socket %s itself as"
+		    " connection %llu", agent_path, (unsigned long long)conn);
 }
 
 /*
@@ -56,7 +115,8 @@ peer_recv_one(void)
 	struct iovec		 iov = { idb, sizeof(idb) };
 	struct msghdr		 msg;
 	struct cmsghdr		*c;
-	struct peer		*p, **pp;
+	struct peer		*p, **pp, **ipp;
+	struct stat		 st;
 	uint64_t		 conn = 0;
 	uid_t			 uid;
 	gid_t			 gid;
@@ -85,17 +145,28 @@ peer_recv_one(void)
 	memcpy(&fd, CMSG_DATA(c), sizeof(fd));
 	for (i = 0; i < 8; i++)
 		conn = conn << 8 | idb[i];
-	if (peer_cred(fd, &uid, &gid, &pid) == -1)
-		fatal("peer channel: SO_PEERCRED");
-	close(fd);
 	if (*(pp = slot(conn)) != NULL)
 		fatalx("gatewayd passed connection %llu twice",
 		    (unsigned long long)conn);
+	check_agent_socket(fd, conn);
+	if (fstat(fd, &st) == -1)
+		fatal("peer channel: fstat");
+	/* Our copy keeps it open: a socket seen twice is the same agent. */
+	if ((p = *(ipp = islot(st.st_dev, st.st_ino))) != NULL)
+		fatalx("gatewayd passed one socket twice, as connection %llu"
+		    " and %llu", (unsigned long long)p->conn,
+		    (unsigned long long)conn);
+	if (peer_cred(fd, &uid, &gid, &pid) == -1)
+		fatal("peer channel: SO_PEERCRED");
 	p = xcalloc(1, sizeof(*p));
 	p->conn = conn;
+	p->dev = st.st_dev;
+	p->ino = st.st_ino;
+	p->fd = fd;
 	p->uid = uid;
 	p->gid = gid;
 	*pp = p;
+	*ipp = p;
 	npeers++;
 	log_debug("peer %llu: uid %u gid %u pid %d", (unsigned long long)conn,
 	    (unsigned)uid, (unsigned)gid, (int)pid);
@@ -113,8 +184,9 @@ peer_read(evutil_socket_t fd, short what, void *arg)
 }
 
 void
-peers_init(void)
+peers_init(const char *agent_socket)
 {
+	agent_path = xstrdup(agent_socket);
 	if (fcntl(EXECUTOR_PEER_FD, F_GETFD) == -1)
 		fatalx("fd %d (the peer channel) is not open: the executor is"
 		    " started by gatewayd", EXECUTOR_PEER_FD);
@@ -125,8 +197,8 @@ peers_init(void)
 		fatalx("peer channel: event");
 }
 
-int
-peers_lookup(uint64_t conn, uid_t *uid, gid_t *gid)
+static struct peer *
+peer_find(uint64_t conn)
 {
 	struct peer	*p;
 
@@ -137,24 +209,73 @@ peers_lookup(uint64_t conn, uid_t *uid, gid_t *gid)
 	if ((p = *slot(conn)) == NULL) {
 		while (peer_recv_one() == 0)
 			;
-		if ((p = *slot(conn)) == NULL)
-			return -1;
+		p = *slot(conn);
 	}
+	return p;
+}
+
+int
+peers_lookup(uint64_t conn, uid_t *uid, gid_t *gid)
+{
+	struct peer	*p;
+
+	if ((p = peer_find(conn)) == NULL)
+		return -1;
 	*uid = p->uid;
 	*gid = p->gid;
 	return 0;
 }
 
+/*
+ * Asked of the kernel, never read from the socket (its bytes are
+ * gatewayd's to read): a peer that closed, or shut down its writing
+ * half, has hung up.  An error counts as hung up too.
+ */
+int
+peers_hung_up(uint64_t conn)
+{
+	struct peer	*p;
+	struct pollfd	 pfd;
+	int		 n;
+
+	if ((p = peer_find(conn)) == NULL)
+		return -1;
+	pfd.fd = p->fd;
+	pfd.events = POLLRDHUP | POLLHUP;
+	pfd.revents = 0;
+	while ((n = poll(&pfd, 1, 0)) == -1 && errno == EINTR)
+		;
+	if (n == -1)
+		fatal("poll on connection %llu", (unsigned long long)conn);
+	return n == 1 && pfd.revents != 0;
+}
+
+static void
+peer_free(struct peer *p)
+{
+	struct peer	**ipp = islot(p->dev, p->ino);
+
+	*ipp = p->inext;
+	close(p->fd);
+	free(p);
+	npeers--;
+}
+
+/*
+ * CONN_GONE comes on the socketpair, the socket on the peer channel: a
+ * connection that closed at once may not be read from the channel yet.
+ */
 void
 peers_forget(uint64_t conn)
 {
-	struct peer	**pp = slot(conn), *p = *pp;
+	struct peer	**pp, *p;
 
-	if (p == NULL)
+	if (peer_find(conn) == NULL)
 		return;
+	pp = slot(conn);
+	p = *pp;
 	*pp = p->next;
-	free(p);
-	npeers--;
+	peer_free(p);
 }
 
 size_t
@@ -172,10 +293,11 @@ peers_shutdown(void)
 	for (i = 0; i < NBUCKETS; i++) {
 		while ((p = buckets[i]) != NULL) {
 			buckets[i] = p->next;
-			free(p);
+			peer_free(p);
 		}
 	}
-	npeers = 0;
+	free(agent_path);
+	agent_path = NULL;
 	if (peer_ev != NULL)
 		event_free(peer_ev);
 	peer_ev = NULL;

@@ -1,9 +1,11 @@
 /*
  * The agents' identities, as the kernel tells them to the executor: every
  * agent connection's socket arrives on the peer channel (EXECUTOR_PEER_FD)
- * under gatewayd's id for it; the executor reads SO_PEERCRED and closes
- * it.  A request names its connection, and the executor maps that peer,
- * not gatewayd's claim, to a principal.
+ * under gatewayd's id for it.  The executor checks that it was accepted on
+ * the agent socket, reads SO_PEERCRED, and keeps its own copy until
+ * CONN_GONE, so it sees an agent hang up itself.  A request names its
+ * connection, and the executor maps that peer, not gatewayd's claim, to a
+ * principal.
  */
 #ifndef TG_PEERS_H
 #define TG_PEERS_H
@@ -11,10 +13,13 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-void	peers_init(void);
+/* agent_socket: the path the agent socket is bound to (ours, not gatewayd's). */
+void	peers_init(const char *agent_socket);
 void	peers_shutdown(void);
 /* 0 and the peer's ids, or -1 when gatewayd never passed that connection. */
 int	peers_lookup(uint64_t conn, uid_t *uid, gid_t *gid);
+/* 1 when the agent hung up, 0 while connected, -1 when never passed. */
+int	peers_hung_up(uint64_t conn);
 void	peers_forget(uint64_t conn);
 size_t	peers_count(void);
 

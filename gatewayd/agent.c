@@ -313,7 +313,7 @@ reply_decided(struct conn *c, const char *id, size_t idlen,
     const char *hash)
 {
 	struct refusal	r = {
-		.uid = c->uid, .gid = c->gid,
+		.conn = c->id, .uid = c->uid, .gid = c->gid,
 		.tenant = c->pr ? c->pr->tenant : NULL,
 		.env = c->pr ? c->pr->env : NULL,
 		.run_id = run_id, .step_id = step_id, .tool = tool,
@@ -708,17 +708,16 @@ agent_accept(struct evconnlistener *l, evutil_socket_t fd,
 		return;
 	}
 	/*
-	 * The executor learns who this is from the socket itself.  A
-	 * connection with no principal never reaches it: no need.
+	 * The executor learns who this is from the socket itself: even one
+	 * with no principal, whose refusals it records under the uid it
+	 * reads (MSG_AUDIT names the connection).
 	 */
-	if (c->pr != NULL) {
-		if (exec_pass_peer(c->id, fd) == -1) {
-			bufferevent_enable(c->bev, EV_WRITE);
-			conn_bad_frame(c, E_UNAVAILABLE, "the gateway is busy");
-			return;
-		}
-		c->passed = 1;
+	if (exec_pass_peer(c->id, fd) == -1) {
+		bufferevent_enable(c->bev, EV_WRITE);
+		conn_bad_frame(c, E_UNAVAILABLE, "the gateway is busy");
+		return;
 	}
+	c->passed = 1;
 	/* Never buffer more than one frame of input per connection. */
 	bufferevent_setwatermark(c->bev, EV_READ, 0,
 	    gw->conf->max_frame + FRAME_HDR);

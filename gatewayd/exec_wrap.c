@@ -307,12 +307,13 @@ exec_audit(const struct refusal *r)
 	struct msgbuf	 mb;
 	const char	*buf;
 	size_t		 len;
-	uint32_t	 n = 5;
+	uint32_t	 n = 6;
 
 	n += (r->tenant != NULL) + (r->env != NULL) + (r->run_id != NULL) +
 	    (r->step_id != NULL) + (r->tool != NULL) + (r->args_hash != NULL);
 	msgbuf_init(&mb);
 	msgbuf_begin_msg(&mb, MSG_AUDIT, 0, n);
+	pk_kv_uint(&mb.pk, "conn", r->conn);
 	pk_kv_uint(&mb.pk, "uid", r->uid);
 	pk_kv_uint(&mb.pk, "gid", r->gid);
 	pk_opt(&mb.pk, "tenant", r->tenant);

@@ -289,6 +289,9 @@ main(int argc, char *argv[])
 		xargv[xargc++] = "-f";
 	if (verbose)
 		xargv[xargc++] = "-v";
+	/* The executor takes only sockets accepted on this path. */
+	xargv[xargc++] = "--agent-socket";
+	xargv[xargc++] = gw->conf->agent_socket;
 	xargv[xargc++] = "--control-socket";
 	xargv[xargc++] = gw->conf->control_socket;
 	xargv[xargc++] = "--state-dir";

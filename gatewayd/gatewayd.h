@@ -57,6 +57,7 @@ void	exec_writes_off(void);
 
 /* A refusal decided here, for the executor's audit log. */
 struct refusal {
+	uint64_t	 conn;		/* the executor reads who it is */
 	uid_t		 uid;
 	gid_t		 gid;
 	const char	*tenant;	/* NULL: no principal */

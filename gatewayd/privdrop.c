@@ -1,11 +1,13 @@
 /*
- * Dropping privileges, the OpenSSH way: chroot to an empty directory,
- * set groups, gid and uid, then prove the old ids cannot be regained.
+ * Dropping privileges, the OpenSSH way: a network namespace of our own,
+ * chroot to an empty directory, set groups, gid and uid, then prove the
+ * old ids cannot be regained.
  * Every failure is fatal: a gatewayd that is not unprivileged must not run.
  */
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -37,6 +39,15 @@ privdrop(const char *user, const char *chroot_dir)
 	    (st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
 		fatalx("privdrop: %s must be a directory owned by root and"
 		    " writable by nobody else", chroot_dir);
+	/*
+	 * Abstract Unix sockets have no path a chroot could hide: they live
+	 * in the network namespace.  In a namespace of our own, gatewayd
+	 * cannot connect to another process's (say, to pass the executor a
+	 * socket whose peer is some other uid); the sockets we hold already
+	 * (agent socket, socketpairs) keep working.
+	 */
+	if (unshare(CLONE_NEWNET) == -1)
+		fatal("privdrop: unshare(CLONE_NEWNET)");
 	if (chroot(chroot_dir) == -1 || chdir("/") == -1)
 		fatal("privdrop: chroot %s", chroot_dir);
 

@@ -82,8 +82,12 @@ static const struct field f_wait[] = {
 	{ "timeout_ms", F_UINT, 0 },
 	{ NULL, 0, 0 }
 };
-/* gatewayd's own refusals, for the audit log (no answer). */
+/*
+ * gatewayd's own refusals, for the audit log (no answer).  The executor
+ * records the uid, tenant and env of conn's peer, not the claimed ones.
+ */
 static const struct field f_audit[] = {
+	{ "conn", F_UINT, 0 },
 	{ "uid", F_UINT, 0 },
 	{ "gid", F_UINT, 0 },
 	{ "tenant", F_STR, 1 },		/* absent: no principal */

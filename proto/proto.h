@@ -31,8 +31,10 @@
  * The executor's end of the peer channel, a SOCK_SEQPACKET socketpair:
  * for every agent connection gatewayd accepts it sends one message of 8
  * bytes (the connection's id, big-endian) carrying the connection's
- * socket (SCM_RIGHTS).  The executor reads SO_PEERCRED from it itself and
- * closes it, so who is calling is never gatewayd's word.
+ * socket (SCM_RIGHTS).  The executor checks that it was accepted on the
+ * agent socket, reads SO_PEERCRED from it itself and keeps it until
+ * CONN_GONE, so who is calling, and whether it is still there, is never
+ * gatewayd's word.
  */
 #define EXECUTOR_PEER_FD	4
 

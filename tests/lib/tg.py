@@ -200,24 +200,31 @@ def connect_as(path, uid=None, gid=None):
     return socket.socket(fileno=fds[0])
 
 
-def peer_socket(uid=None, gid=None):
-    """A connected socket whose peer (SO_PEERCRED) is uid/gid: what gatewayd
-    hands the executor for an agent connection.  Returns (ours, the client
-    end to keep open)."""
-    if uid is None:
-        a, b = socket.socketpair()
-        return a, b
-    d = tempfile.mkdtemp(prefix="tg-peer-")
-    os.chmod(d, 0o755)
-    path = os.path.join(d, "s")
-    lst = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    lst.bind(path)
-    os.chmod(path, 0o666)
-    lst.listen(1)
-    client = connect_as(path, uid, gid)
-    server, _ = lst.accept()
-    lst.close()
-    shutil.rmtree(d, ignore_errors=True)
+class AgentListener:
+    """A listening socket at an agent socket path, as gatewayd binds it.
+    The executor takes only sockets accepted on the path it is given as
+    --agent-socket, so a test playing gatewayd makes its peers here."""
+
+    def __init__(self, path):
+        d = os.path.dirname(path)
+        os.chmod(d, os.stat(d).st_mode | 0o711)    # agents of other uids must reach it
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(path)
+        os.chmod(path, 0o666)
+        self.sock.listen(64)
+
+    def close(self):
+        self.sock.close()
+
+
+def peer_socket(listener, uid=None, gid=None):
+    """A connected socket whose peer (SO_PEERCRED) is uid/gid (the test's
+    own ids when None), accepted on listener (an AgentListener): what
+    gatewayd hands the executor for an agent connection.  Returns (ours,
+    the client end to keep open)."""
+    client = connect_as(listener.path, uid, gid)
+    server, _ = listener.sock.accept()
     return server, client
 
 
@@ -591,6 +598,8 @@ class ExecutorLink:
         self.control_sock = os.path.join(self.dir, "control.sock")
         self.config_path = os.path.join(self.dir, "toolgate.yaml")
         self.logpath = os.path.join(self.dir, "executor.log")
+        self.agent_sock = os.path.join(self.dir, "agent.sock")
+        self.agent = None
         conf.setdefault("paths", {})["credentials_dir"] = os.path.join(self.dir, "creds")
         write_config(self.config_path, conf)
         self.types = msg_types()
@@ -605,7 +614,7 @@ class ExecutorLink:
         executor the first time it is asked for."""
         if (uid, gid) not in self.peers:
             conn = len(self.peers) + 1
-            server, client = peer_socket(uid, gid)
+            server, client = peer_socket(self.agent, uid, gid)
             pass_peer(self.chan, conn, server)
             server.close()
             self.kept.append(client)
@@ -624,9 +633,12 @@ class ExecutorLink:
             os.dup2(b, 4)
             os.set_inheritable(3, True)
             os.set_inheritable(4, True)
+        if self.agent is None:
+            self.agent = AgentListener(self.agent_sock)
         self.log = open(self.logpath, "ab")
         self.proc = subprocess.Popen(
             [EXECUTOR, "-c", self.config_path, "-f", "-v",
+             "--agent-socket", self.agent_sock,
              "--control-socket", self.control_sock, "--state-dir", self.state],
             stdout=self.log, stderr=self.log, close_fds=False, preexec_fn=pre,
             start_new_session=True)
@@ -716,6 +728,9 @@ class ExecutorLink:
             self.proc.wait()
         if self.sock is not None:
             self.sock.close()
+        if self.agent is not None:
+            self.agent.close()
+            self.agent = None
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self):

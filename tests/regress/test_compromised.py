@@ -1,9 +1,11 @@
 """A compromised gatewayd: the test speaks the socketpair protocol to the
 executor itself.  The executor must take none of gatewayd's word for
 policy, and must treat any deviation from the protocol as fatal."""
+import json
 import os
 import re
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -41,6 +43,8 @@ class Executor:
         write_config(self.config, c)
         self.errpath = os.path.join(self.dir, "executor.log")
         self.control = os.path.join(self.dir, "control.sock")
+        # The agent socket, as gatewayd binds it: every peer is accepted here.
+        self.agent = AgentListener(os.path.join(self.dir, "agent.sock"))
         mine, theirs = socket.socketpair()
         chan, chan_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.s = mine
@@ -54,6 +58,7 @@ class Executor:
         with open(self.errpath, "wb") as err:
             self.proc = subprocess.Popen(
                 [EXECUTOR, "-c", self.config, "-f", "-v",
+                 "--agent-socket", self.agent.path,
                  "--control-socket", self.control,
                  "--state-dir", os.path.join(self.dir, "state")],
                 stdin=subprocess.DEVNULL, stdout=err, stderr=err,
@@ -64,7 +69,7 @@ class Executor:
         self.next_id = 1
         # Connection 1 is an agent of AGENT_UID, as gatewayd would pass it:
         # call_body() names it.
-        server, self.client_end = peer_socket(AGENT_UID, AGENT_GID)
+        server, self.client_end = peer_socket(self.agent, AGENT_UID, AGENT_GID)
         pass_peer(chan, 1, server)
         server.close()
 
@@ -135,6 +140,7 @@ class Executor:
             self.s.close()
         except OSError:
             pass
+        self.agent.close()
         if self.proc.poll() is None:
             try:
                 self.proc.wait(10)
@@ -380,7 +386,7 @@ def gatewayd_cannot_lend_one_agent_anothers_uid():
 
     def go(e):
         e.hello()
-        server, keep = peer_socket(STRANGER_UID, STRANGER_UID)
+        server, keep = peer_socket(e.agent, STRANGER_UID, STRANGER_UID)
         pass_peer(e.chan, 2, server)
         server.close()
         # conn 2's peer is a uid with no principal, whatever gatewayd claims.
@@ -396,6 +402,390 @@ def gatewayd_cannot_lend_one_agent_anothers_uid():
                lambda e: e.send(T["MSG_CALL"], call_body(conn=77)), ("never passed",))
     fatal_case("a peer message without a socket",
                lambda e: e.chan.send(b"\0" * 8), ("peer channel",))
+
+
+
+# -- connections that never came through the agent socket ----------------------
+
+def send_late(e, mtype, body):
+    """Send, unless the executor already exited over the peer channel."""
+    try:
+        e.send(mtype, body)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+
+
+def writes_on(c):
+    c["writes"] = {"enabled": True, "require_approval": False}
+    c["tools"]["default_mode"] = "read_write"
+
+
+def write_call(e, conn, args, run_id="evil"):
+    return e.call(conn=conn, tool="record.write", args=args, run_id=run_id)
+
+
+@test
+def a_hung_up_agents_socket_runs_nothing():
+    """An agent that hung up: its socket passed again under a new id after
+    CONN_GONE, or named by its own id, gets no write; and the same socket
+    under two ids at once is fatal (the next test)."""
+    need_root()
+
+    def go(e):
+        assert e.hello()["writes_enabled"] is True
+        server, client = peer_socket(e.agent, AGENT_UID, AGENT_GID)
+        pass_peer(e.chan, 2, server)
+        assert write_call(e, 2, {"w": "live"})["status"] == "ok"
+        client.close()
+        # The agent is gone, gatewayd has not said so: conn 2 gets nothing.
+        r = write_call(e, 2, {"w": "gone"})
+        assert r["status"] == "error" and r["error"] == "unavailable", r
+        assert r["message"] == "the agent has hung up", r
+        # gatewayd says so, then passes the dead socket as a new connection.
+        e.send(T["MSG_CONN_GONE"], {"conn": 2})
+        pass_peer(e.chan, 3, server)
+        r = write_call(e, 3, {"w": "again"})
+        assert r["status"] == "error" and r["error"] == "unavailable", r
+        assert e.recorded() == {"record-write.out": '{"w":"live"}\n'}, e.recorded()
+        assert "hung up" in e.log(), e.log()[-800:]
+        # The live agent (conn 1) still works.
+        assert write_call(e, 1, {"w": "one"})["status"] == "ok"
+        server.close()
+    with_executor(go, writes_on)
+
+
+@test
+def conn_gone_releases_the_agents_socket():
+    """CONN_GONE may be read before the socket it names (two channels): the
+    executor still lets go of its copy, so the agent sees the close."""
+    need_root()
+
+    def go(e):
+        e.hello()
+        clients = []
+        # Stopped, the executor finds the socketpair ready first (a CALL),
+        # then the channel: it reads CONN_GONE before the socket it names.
+        os.kill(e.proc.pid, signal.SIGSTOP)
+        try:
+            mid = e.send(T["MSG_CALL"], call_body())
+            for conn in range(2, 12):
+                server, client = peer_socket(e.agent, AGENT_UID, AGENT_GID)
+                pass_peer(e.chan, conn, server)
+                e.send(T["MSG_CONN_GONE"], {"conn": conn})
+                server.close()
+                clients.append(client)
+        finally:
+            os.kill(e.proc.pid, signal.SIGCONT)
+        m = e.recv_type(T["MSG_CALL_ANS"])
+        assert m[1] == mid and m[2]["response"]["status"] == "ok", m
+        for c in clients:
+            c.settimeout(5)
+            assert c.recv(1) == b"", "the executor kept a socket after CONN_GONE"
+            c.close()
+    with_executor(go)
+
+
+@test
+def one_socket_under_two_ids_is_fatal():
+    need_root()
+
+    def twice(e):
+        server, client = peer_socket(e.agent, AGENT_UID, AGENT_GID)
+        pass_peer(e.chan, 2, server)
+        pass_peer(e.chan, 3, server)
+        send_late(e, T["MSG_CALL"], call_body(conn=3, tool="record"))
+        e.keep = (server, client)
+    fatal_case("one socket under two ids", twice, ("twice",))
+
+
+def listener_as(uid, gid, name):
+    """A listening abstract socket (name without the leading NUL) made by
+    uid/gid, so its connections' peer is that uid; returned to us."""
+    a, b = socket.socketpair()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.setgroups([])
+            os.setgid(gid)
+            os.setuid(uid)
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.bind(b"\0" + name.encode())
+            s.listen(4)
+            socket.send_fds(b, [b"x"], [s.fileno()])
+            code = 0
+        finally:
+            os._exit(code)
+    _, fds, _, _ = socket.recv_fds(a, 1, 1)
+    os.waitpid(pid, 0)
+    a.close()
+    b.close()
+    return socket.socket(fileno=fds[0])
+
+
+@test
+def an_abstract_socket_is_not_an_agent():
+    """gatewayd connects to another uid's abstract socket and passes its end:
+    its peer is that uid, but it never came through the agent socket."""
+    need_root()
+    name = "tg-abstract-%d-%d" % (os.getpid(), time.monotonic_ns())
+    lst = listener_as(AGENT_UID, AGENT_GID, name)
+
+    def send(e):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(b"\0" + name.encode())
+        other, _ = lst.accept()
+        e.keep = (s, other)
+        pass_peer(e.chan, 2, s)
+        send_late(e, T["MSG_CALL"], call_body(conn=2, tool="record.write", args={"a": 1}))
+    try:
+        def go(e):
+            e.hello()
+            expect_fatal(e, send, "an abstract socket", ("agent socket",))
+        with_executor(go, writes_on)
+    finally:
+        lst.close()
+
+
+@test
+def a_socket_on_another_path_is_not_an_agent():
+    need_root()
+    d = tempfile.mkdtemp(prefix="tg-elsewhere-")
+    other = AgentListener(os.path.join(d, "other.sock"))
+
+    def send(e):
+        server, client = peer_socket(other, AGENT_UID, AGENT_GID)
+        e.keep = (server, client)
+        pass_peer(e.chan, 2, server)
+        send_late(e, T["MSG_CALL"], call_body(conn=2, tool="record.write", args={"p": 1}))
+    try:
+        def go(e):
+            e.hello()
+            expect_fatal(e, send, "another path", ("agent socket",))
+        with_executor(go, writes_on)
+
+        def pair(e):
+            a, b = socket.socketpair()
+            e.keep = (a, b)
+            pass_peer(e.chan, 2, a)
+            send_late(e, T["MSG_CALL"], call_body(conn=2, tool="record.write", args={"p": 2}))
+        fatal_case("a socketpair", pair, ("agent socket",))
+    finally:
+        other.close()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@test
+def the_listening_socket_is_not_an_agent():
+    """The agent socket's listener has gatewayd's own (root's) credentials:
+    passed as a connection, it would make gatewayd a principal."""
+    need_root()
+
+    def send(e):
+        pass_peer(e.chan, 2, e.agent.sock)
+        send_late(e, T["MSG_CALL"], call_body(conn=2, uid=0, gid=0, tool="record.write",
+                                        args={"l": 1}))
+
+    def go(e):
+        e.hello()
+        expect_fatal(e, send, "the listening socket", ("agent socket",))
+    with_executor(go, writes_on)
+
+
+@test
+def gatewayd_has_a_network_namespace_of_its_own():
+    """gatewayd cannot reach an abstract socket of another process: it lives
+    in a network namespace of its own (the executor does not)."""
+    need_root()
+    name = "tg-netns-%d-%d" % (os.getpid(), time.monotonic_ns())
+    lst = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    lst.bind(b"\0" + name.encode())
+    lst.listen(4)
+    probe = ("import socket,sys\n"
+             "s=socket.socket(socket.AF_UNIX,socket.SOCK_STREAM)\n"
+             "try:\n s.connect(b'\\0'+sys.argv[1].encode())\n"
+             "except OSError:\n sys.exit(3)\n")
+    try:
+        with Daemon() as d:
+            mine = os.stat("/proc/self/ns/net").st_ino
+            gw = os.stat("/proc/%d/ns/net" % d.proc.pid).st_ino
+            ex = os.stat("/proc/%d/ns/net" % d.executor_pid()).st_ino
+            assert gw != mine, (gw, mine)
+            assert ex == mine, (ex, mine)
+            # From here the abstract socket answers; from gatewayd's it does not.
+            p = subprocess.run(["/usr/bin/python3", "-c", probe, name])
+            assert p.returncode == 0, p
+            p = subprocess.run(["nsenter", "--net=/proc/%d/ns/net" % d.proc.pid,
+                                "/usr/bin/python3", "-c", probe, name])
+            assert p.returncode == 3, p
+            assert d.client().call("echo", {"x": 1})["status"] == "ok"
+    finally:
+        lst.close()
+
+
+# -- budgets the executor sees for itself ----------------------------------------
+
+def budgets(**b):
+    def over(c):
+        writes_on(c)
+        c["budgets"] = dict(c.get("budgets", {}), **b)
+    return over
+
+
+@test
+def steps_are_counted_by_the_executor():
+    """6 writes in a run capped at 2 steps: at most 2 run."""
+    def go(e):
+        e.hello()
+        answers = [write_call(e, 1, {"n": i}, run_id="steps") for i in range(6)]
+        assert [a["status"] for a in answers[:2]] == ["ok", "ok"], answers
+        for a in answers[2:]:
+            assert a["status"] == "stopped" and a["stop_reason"] == "budget_exceeded", a
+        assert e.recorded()["record-write.out"].count("\n") == 2, e.recorded()
+        # Reads count as steps too, and a read is still answered.
+        assert e.call(run_id="steps2")["status"] == "ok"
+        assert e.call(run_id="steps2", args={"k": 2})["status"] == "ok"
+        r = write_call(e, 1, {"n": 9}, run_id="steps2")
+        assert r["status"] == "stopped" and r["stop_reason"] == "budget_exceeded", r
+        assert e.recorded()["record-write.out"].count("\n") == 2, e.recorded()
+        # Another run has its own count.
+        assert write_call(e, 1, {"n": 10}, run_id="other")["status"] == "ok"
+    with_executor(go, budgets(max_steps_per_run=2))
+
+
+def audit_body(**over):
+    """An AUDIT body as the schema in proto/proto.c has it."""
+    known = {"conn": 1, "uid": AGENT_UID, "gid": AGENT_GID, "tenant": "acme", "env": "prod",
+             "run_id": "tok", "decision": "stopped", "reason": "budget_exceeded",
+             "message": "the run used 900 tokens (budgets.max_tokens_per_run is 10)"}
+    keys = [k for k, _, _ in schema("f_audit")]
+    known.update(over)
+    return {k: v for k, v in known.items() if k in keys}
+
+
+@test
+def a_run_gatewayd_reports_stopped_takes_no_writes():
+    def go(e):
+        e.hello()
+        assert write_call(e, 1, {"t": 1}, run_id="tok")["status"] == "ok"
+        e.send(T["MSG_AUDIT"], audit_body())
+        for i in range(3):
+            r = write_call(e, 1, {"t": 2 + i}, run_id="tok")
+            assert r["status"] == "stopped" and r["stop_reason"] == "budget_exceeded", r
+        # A later claim does not replace the first reason.
+        e.send(T["MSG_AUDIT"], audit_body(reason="loop_detected"))
+        r = write_call(e, 1, {"t": 9}, run_id="tok")
+        assert r["stop_reason"] == "budget_exceeded", r
+        # A denial is no stop; other runs go on.
+        e.send(T["MSG_AUDIT"], audit_body(run_id="den", decision="denied",
+                                          reason="not_allowed"))
+        assert write_call(e, 1, {"t": 3}, run_id="den")["status"] == "ok"
+        assert e.recorded()["record-write.out"] == '{"t":1}\n{"t":3}\n', e.recorded()
+    with_executor(go, writes_on)
+
+
+@test
+def repeats_beyond_the_limit_stop_the_run():
+    def go(e):
+        e.hello()
+        for _ in range(3):
+            assert e.call(run_id="loop")["status"] == "ok"     # reads still run
+        r = write_call(e, 1, {"l": 1}, run_id="loop")
+        assert r["status"] == "stopped" and r["stop_reason"] == "loop_detected", r
+        # The same write, again and again, in a fresh run: the ledger says
+        # duplicate first, and the run stops.
+        assert write_call(e, 1, {"l": 2}, run_id="loop2")["status"] == "ok"
+        for _ in range(3):
+            r = write_call(e, 1, {"l": 2}, run_id="loop2")
+            assert r["status"] == "stopped", r
+        # The run the executor answered "stopped" takes no other write either.
+        r = write_call(e, 1, {"l": 3}, run_id="loop2")
+        assert r["status"] == "stopped" and r["stop_reason"] == "duplicate_write", r
+        assert e.recorded()["record-write.out"] == '{"l":2}\n', e.recorded()
+    with_executor(go, budgets(repeat_limit=2))
+
+
+def approvals_on(c):
+    c["writes"] = {"enabled": True, "require_approval": True}
+    c["tools"]["default_mode"] = "read_write"
+
+
+def resume(e, cp):
+    mid = e.send(T["MSG_RESUME"], {"conn": 1, "uid": AGENT_UID, "gid": AGENT_GID, "pid": 1,
+                                   "tenant": "acme", "env": "prod", "checkpoint": cp})
+    m = e.recv_type(T["MSG_RESUME_ANS"])
+    assert m[1] == mid, m
+    return m[2]["response"]
+
+
+@test
+def a_resumed_write_is_no_new_step_but_a_stop_holds():
+    def go(e):
+        e.hello()
+        r = write_call(e, 1, {"a": 1}, run_id="appr")
+        assert r["status"] == "needs_approval", r
+        ans = ctl_raw(e.control, {"op": "approve", "approval_id": r["approval_id"]})
+        assert ans.get("ok") is True, ans
+        # max_steps_per_run is 1: the resume is the same step.
+        x = resume(e, r["checkpoint"])
+        assert x["status"] == "ok", x
+        # A run stopped (by gatewayd's report) takes no resumed write.
+        r = write_call(e, 1, {"a": 2}, run_id="appr2")
+        assert r["status"] == "needs_approval", r
+        assert ctl_raw(e.control, {"op": "approve",
+                                   "approval_id": r["approval_id"]}).get("ok") is True
+        e.send(T["MSG_AUDIT"], audit_body(run_id="appr2"))
+        x = resume(e, r["checkpoint"])
+        assert x["status"] == "stopped" and x["stop_reason"] == "budget_exceeded", x
+        assert e.recorded()["record-write.out"] == '{"a":1}\n', e.recorded()
+    with_executor(go, lambda c: (approvals_on(c), c.setdefault("budgets", {}).update(
+        max_steps_per_run=1)))
+
+
+# -- audit claims ------------------------------------------------------------------
+
+def audit_log(e):
+    path = os.path.join(e.dir, "state", "audit.log")
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+@test
+def audit_claims_are_checked_against_the_peer():
+    need_root()
+
+    def go(e):
+        e.hello()
+        server, keep = peer_socket(e.agent, STRANGER_UID, STRANGER_UID)
+        pass_peer(e.chan, 2, server)
+        server.close()
+        # conn 1 is acme/prod (uid 1001); gatewayd claims another tenant.
+        e.send(T["MSG_AUDIT"], audit_body(uid=OTHER_UID, gid=OTHER_GID, tenant="globex",
+                                          env="staging", run_id="a1", decision="denied",
+                                          reason="not_allowed", message="m1"))
+        # conn 2 has no principal; gatewayd claims it is acme/prod.
+        e.send(T["MSG_AUDIT"], audit_body(conn=2, uid=AGENT_UID, run_id="a2",
+                                          decision="denied", reason="not_allowed",
+                                          message="m2"))
+        # A true claim.
+        e.send(T["MSG_AUDIT"], audit_body(run_id="a3", decision="denied",
+                                          reason="not_allowed", message="m3"))
+        assert e.call()["status"] == "ok"       # the socketpair keeps the order
+        recs = {r.get("run_id"): r for r in audit_log(e) if r.get("event") == "gatewayd"}
+        a1, a2, a3 = recs["a1"], recs["a2"], recs["a3"]
+        assert a1["tenant"] == "acme" and a1["env"] == "prod" and a1["uid"] == AGENT_UID, a1
+        assert a1["reported_by"] == "gatewayd", a1
+        assert "globex" in a1["note"] and "staging" in a1["note"], a1
+        assert "tenant" not in a2 and "env" not in a2 and a2["uid"] == STRANGER_UID, a2
+        assert a2["reported_by"] == "gatewayd" and "acme" in a2["note"], a2
+        assert a3["tenant"] == "acme" and a3["uid"] == AGENT_UID and a3["note"] == "m3", a3
+        assert a3["reported_by"] == "gatewayd", a3
+        assert "globex" in e.log(), e.log()[-800:]
+        keep.close()
+    with_executor(go)
+    if "conn" in [k for k, _, _ in schema("f_audit")]:
+        fatal_case("an AUDIT naming a connection never passed",
+                   lambda e: e.send(T["MSG_AUDIT"], audit_body(conn=77)), ("never passed",))
 
 
 if __name__ == "__main__":

@@ -128,7 +128,7 @@ def good_bodies():
                      "approval_id": "0" * 32, "timeout_ms": 10},
         "MSG_WRITES_OFF": {},
         "MSG_CONN_GONE": {"conn": 1},
-        "MSG_AUDIT": {"uid": STRANGER_UID, "gid": STRANGER_UID, "decision": "denied",
+        "MSG_AUDIT": {"conn": 1, "uid": STRANGER_UID, "gid": STRANGER_UID, "decision": "denied",
                       "reason": "unknown_principal", "message": "no principal"},
     }
 

@@ -29,7 +29,7 @@ struct tmsg {
 	uint32_t		 type;
 	const char		*name;
 	int			 from;
-	struct tfield		 fields[12];	/* ends with a NULL key */
+	struct tfield		 fields[13];	/* ends with a NULL key */
 };
 
 static const struct tmsg msgs[] = {
@@ -65,7 +65,7 @@ static const struct tmsg msgs[] = {
 	{ MSG_WRITES_STATE, "WRITES_STATE", MSG_FROM_EXECUTOR, {
 		{ "writes_enabled", T_BOOL, 0 }, { NULL, 0, 0 } } },
 	{ MSG_AUDIT, "AUDIT", MSG_FROM_GATEWAYD, {
-		{ "uid", T_UINT, 0 }, { "gid", T_UINT, 0 },
+		{ "conn", T_UINT, 0 }, { "uid", T_UINT, 0 }, { "gid", T_UINT, 0 },
 		{ "tenant", T_STR, 1 }, { "env", T_STR, 1 },
 		{ "run_id", T_STR, 1 }, { "step_id", T_STR, 1 },
 		{ "tool", T_STR, 1 }, { "args_hash", T_STR, 1 },
