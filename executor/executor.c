@@ -29,6 +29,7 @@
 #include "executor/call.h"
 #include "executor/executor.h"
 #include "executor/peers.h"
+#include "executor/statedir.h"
 #include "executor/store.h"
 #include "executor/toolrun.h"
 #include "proto/proto.h"
@@ -373,6 +374,9 @@ main(int argc, char *argv[])
 		    " are NOT separated (development mode)");
 	if (mkdir_p(ex->conf->state_dir, 0700) == -1)
 		fatal("%s", ex->conf->state_dir);
+	/* Before anything in it is opened, and before the store: ours alone. */
+	statedir_check(ex->conf->state_dir);
+	statedir_lock(ex->conf->state_dir);
 	{
 		char	dbdir[4096];
 
