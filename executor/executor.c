@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -406,6 +407,13 @@ main(int argc, char *argv[])
 	bufferevent_enable(ex->gw, EV_READ | EV_WRITE);
 
 	peers_init();
+	/*
+	 * What a tool leaves behind (a setsid'd daemon) becomes our child
+	 * when its parent dies, and toolrun kills and reaps it: no tool
+	 * process outlives its run, its timeout or the executor.
+	 */
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == -1)
+		fatal("PR_SET_CHILD_SUBREAPER");
 	toolrun_init(ex->base);
 	write_init();
 	approvals_init();
