@@ -70,6 +70,36 @@ peer_cred(int fd, uid_t *uid, gid_t *gid, pid_t *pid)
 	return 0;
 }
 
+/*
+ * Whether the socket at sun may be replaced: only when nobody answers on
+ * it.  Unlinking a live server's socket would let two of us serve the same
+ * path (and run the same write twice).  A full backlog (EAGAIN) is a live
+ * server too, and any other error is taken as one: fail closed.
+ */
+static int
+unix_stale(const struct sockaddr_un *sun, char *err, size_t errlen)
+{
+	int	fd, rc, saved;
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	rc = connect(fd, (const struct sockaddr *)sun, sizeof(*sun));
+	saved = errno;
+	close(fd);
+	if (rc == -1 && (saved == ECONNREFUSED || saved == ENOENT))
+		return 0;
+	if (rc == 0 || saved == EAGAIN || saved == EINPROGRESS)
+		snprintf(err, errlen, "%s: a server is answering on it"
+		    " (another gatewayd?)", sun->sun_path);
+	else
+		snprintf(err, errlen, "%s: cannot tell whether a server"
+		    " answers on it: %s", sun->sun_path, strerror(saved));
+	return -1;
+}
+
 int
 unix_listen(const char *path, mode_t mode, char *err, size_t errlen)
 {
@@ -91,7 +121,13 @@ unix_listen(const char *path, mode_t mode, char *err, size_t errlen)
 			    path);
 			return -1;
 		}
-		unlink(path);
+		if (unix_stale(&sun, err, errlen) == -1)
+			return -1;
+		if (unlink(path) == -1 && errno != ENOENT) {
+			snprintf(err, errlen, "%s: unlink: %s", path,
+			    strerror(errno));
+			return -1;
+		}
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1) {

@@ -17,8 +17,9 @@ int	peer_cred(int fd, uid_t *uid, gid_t *gid, pid_t *pid);
 
 /*
  * Bind a listening Unix stream socket at 'path' with 'mode', removing a
- * stale socket left there by an earlier run (but nothing that is not a
- * socket).  Returns the fd or -1 with a message in err.
+ * stale socket left there by an earlier run: one that refuses a connection.
+ * A socket a server still answers on, and anything that is not a socket,
+ * are never removed.  Returns the fd or -1 with a message in err.
  */
 int	unix_listen(const char *path, mode_t mode, char *err, size_t errlen);
 

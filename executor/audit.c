@@ -133,8 +133,9 @@ void
 audit_open(const char *state_dir, struct event_base *base)
 {
 	snprintf(audit_path, sizeof(audit_path), "%s/audit.log", state_dir);
-	audit_fd = open(audit_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
-	    0600);
+	/* Never through a link: root would append to whatever it names. */
+	audit_fd = open(audit_path,
+	    O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (audit_fd == -1)
 		fatal("%s", audit_path);
 	seq_init();
@@ -207,7 +208,8 @@ audit_reopen(void)
 	int	fd;
 
 	audit_flush();
-	fd = open(audit_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	fd = open(audit_path,
+	    O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd == -1) {
 		log_warn("audit: reopen %s: keeping the old file", audit_path);
 		return;

@@ -24,7 +24,11 @@
 #define DOMAIN		"toolgate checkpoint v1"
 #define KEY_FILE	"checkpoint.key"
 #define OLD_KEY_FILE	"checkpoint.key.old"
-#define MAX_OLD_KEYS	64	/* rotated out within one ttl: plenty */
+/*
+ * Rotated out within one ttl and still verifying.  The table grows; at this
+ * many, rotation is refused rather than drop a key that must still verify.
+ */
+#define MAX_OLD_KEYS	1024
 #define OLD_REC		(crypto_sign_SECRETKEYBYTES + 8)
 
 struct sigkey {
@@ -36,8 +40,8 @@ struct sigkey {
 };
 
 static struct sigkey	cur_key;
-static struct sigkey	old_keys[MAX_OLD_KEYS];	/* rotated out, still verifying */
-static size_t		nold;
+static struct sigkey	*old_keys;	/* rotated out, still verifying */
+static size_t		 nold, oldcap;
 static char		key_path[4096], old_path[4096];
 static uint64_t		key_ttl_s;
 
@@ -108,14 +112,35 @@ key_write(const char *path, const struct sigkey *k)
 	return file_replace(path, k->sk, sizeof(k->sk));
 }
 
+/* Room for one more old key. */
+static void
+old_keys_grow(void)
+{
+	struct sigkey	*n;
+
+	if (nold < oldcap)
+		return;
+	oldcap = oldcap == 0 ? 16 : oldcap * 2;
+	/* Copied by hand, not realloc'ed: the old table is wiped first. */
+	n = xcalloc(oldcap, sizeof(*n));
+	if (nold > 0)
+		memcpy(n, old_keys, nold * sizeof(*n));
+	if (old_keys != NULL) {
+		sodium_memzero(old_keys, nold * sizeof(*old_keys));
+		free(old_keys);
+	}
+	old_keys = n;
+}
+
 /* The old keys file: records of a secret key and its 8-byte expiry. */
 static int
 old_keys_write(void)
 {
-	unsigned char	buf[MAX_OLD_KEYS * OLD_REC];
-	size_t		i;
-	int		j, rc;
+	unsigned char	*buf;
+	size_t		 i;
+	int		 j, rc;
 
+	buf = xmalloc(nold * OLD_REC + 1);
 	for (i = 0; i < nold; i++) {
 		memcpy(buf + i * OLD_REC, old_keys[i].sk,
 		    crypto_sign_SECRETKEYBYTES);
@@ -125,29 +150,48 @@ old_keys_write(void)
 			    (56 - 8 * j));
 	}
 	rc = file_replace(old_path, buf, nold * OLD_REC);
-	sodium_memzero(buf, sizeof(buf));
+	sodium_memzero(buf, nold * OLD_REC + 1);
+	free(buf);
 	return rc;
 }
 
+/*
+ * Read the old keys file whole: every key in it that has not expired is
+ * kept, however many there are.
+ */
 static void
 old_keys_read(void)
 {
-	unsigned char	buf[MAX_OLD_KEYS * OLD_REC];
-	uint64_t	now = (uint64_t)time(NULL);
-	ssize_t		n;
-	size_t		i;
-	int		fd, j;
+	unsigned char	*buf;
+	uint64_t	 now = (uint64_t)time(NULL);
+	struct stat	 st;
+	ssize_t		 n;
+	size_t		 i, len, off;
+	int		 fd, j;
 
 	nold = 0;
 	if ((fd = open(old_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1)
 		return;
-	n = read(fd, buf, sizeof(buf));
-	close(fd);
-	if (n < 0 || n % OLD_REC != 0)
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
+	    st.st_size % OLD_REC != 0)
 		fatalx("%s: not a file of checkpoint keys", old_path);
-	for (i = 0; i < (size_t)n / OLD_REC; i++) {
-		struct sigkey	*k = &old_keys[nold];
+	len = (size_t)st.st_size;
+	buf = xmalloc(len + 1);
+	for (off = 0; off < len; off += (size_t)n) {
+		n = read(fd, buf + off, len - off);
+		if (n == -1 && errno == EINTR) {
+			n = 0;
+			continue;
+		}
+		if (n <= 0)
+			fatalx("%s: cannot read the checkpoint keys", old_path);
+	}
+	close(fd);
+	for (i = 0; i < len / OLD_REC; i++) {
+		struct sigkey	*k;
 
+		old_keys_grow();
+		k = &old_keys[nold];
 		memset(k, 0, sizeof(*k));
 		memcpy(k->sk, buf + i * OLD_REC, crypto_sign_SECRETKEYBYTES);
 		for (j = 0; j < 8; j++)
@@ -160,7 +204,8 @@ old_keys_read(void)
 		key_id(k);
 		nold++;
 	}
-	sodium_memzero(buf, sizeof(buf));
+	sodium_memzero(buf, len + 1);
+	free(buf);
 }
 
 void
@@ -190,6 +235,19 @@ checkpoint_keys_init(const char *state_dir, const char *creds_dir,
 	old_keys_read();
 }
 
+/* Seconds until the first old key expires. */
+static uint64_t
+old_keys_first_expiry(void)
+{
+	uint64_t	now = (uint64_t)time(NULL), first = UINT64_MAX;
+	size_t		i;
+
+	for (i = 0; i < nold; i++)
+		if (old_keys[i].valid_until < first)
+			first = old_keys[i].valid_until;
+	return first > now && first != UINT64_MAX ? first - now : 0;
+}
+
 int
 checkpoint_keys_rotate(char *err, size_t errlen)
 {
@@ -199,12 +257,17 @@ checkpoint_keys_rotate(char *err, size_t errlen)
 	crypto_sign_keypair(next.pk, next.sk);
 	next.present = 1;
 	key_id(&next);
-	/* Forget expired old keys, make room, keep the current one. */
+	/* Forget expired old keys; never one that must still verify. */
 	old_keys_read();
-	if (nold == MAX_OLD_KEYS) {
-		memmove(old_keys, old_keys + 1, (nold - 1) * sizeof(*old_keys));
-		nold--;
+	if (nold >= MAX_OLD_KEYS) {
+		sodium_memzero(&next, sizeof(next));
+		snprintf(err, errlen, "%zu rotated-out keys must still verify"
+		    " checkpoints (the most kept is %d): rotate again once"
+		    " the first of them expires, in %llu s", nold,
+		    MAX_OLD_KEYS, (unsigned long long)old_keys_first_expiry());
+		return -1;
 	}
+	old_keys_grow();
 	/* The old key keeps verifying checkpoints already handed out. */
 	cur_key.valid_until = (uint64_t)time(NULL) + key_ttl_s;
 	old_keys[nold++] = cur_key;

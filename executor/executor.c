@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -31,6 +32,7 @@
 #include "executor/call.h"
 #include "executor/executor.h"
 #include "executor/peers.h"
+#include "executor/statedir.h"
 #include "executor/store.h"
 #include "executor/toolrun.h"
 #include "proto/proto.h"
@@ -493,6 +495,9 @@ main(int argc, char *argv[])
 		    " are NOT separated (development mode)");
 	if (mkdir_p(ex->conf->state_dir, 0700) == -1)
 		fatal("%s", ex->conf->state_dir);
+	/* Before anything in it is opened, and before the store: ours alone. */
+	statedir_check(ex->conf->state_dir);
+	statedir_lock(ex->conf->state_dir);
 	{
 		char	dbdir[4096];
 
@@ -525,6 +530,13 @@ main(int argc, char *argv[])
 
 	raise_nofile();
 	peers_init(ex->conf->agent_socket);
+	/*
+	 * What a tool leaves behind (a setsid'd daemon) becomes our child
+	 * when its parent dies, and toolrun kills and reaps it: no tool
+	 * process outlives its run, its timeout or the executor.
+	 */
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == -1)
+		fatal("PR_SET_CHILD_SUBREAPER");
 	budget_init();
 	toolrun_init(ex->base);
 	write_init();

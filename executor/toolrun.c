@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -43,6 +44,8 @@
 #define TOOLRUN_ERRKEEP		4096	/* the tail of stderr that we keep */
 #define TOOLRUN_READSZ		65536
 #define TOOLRUN_TIMEOUT_MS	10000	/* when the catalog left it at 0 */
+#define TOOLRUN_SWEEP_S		1	/* how often strays are looked for */
+#define TOOLRUN_EXIT_WAIT_MS	5000	/* for strays to die at exit */
 
 struct toolrun {
 	LIST_ENTRY(toolrun)	 entry;
@@ -86,8 +89,11 @@ static LIST_HEAD(, toolrun)	 toolruns = LIST_HEAD_INITIALIZER(toolruns);
 static size_t			 toolrun_count;
 static struct event_base	*toolrun_base;
 static struct event		*toolrun_sigchld;
+static struct event		*toolrun_sweep;
 
 static void	toolrun_sigchld_cb(int, short, void *);
+static void	toolrun_sweep_cb(int, short, void *);
+static size_t	toolrun_strays(void);
 static void	toolrun_later_cb(int, short, void *);
 static void	toolrun_timeout_cb(int, short, void *);
 static void	toolrun_stdin_cb(int, short, void *);
@@ -123,6 +129,8 @@ static void	toolrun_finish(struct toolrun *);
 void
 toolrun_init(struct event_base *base)
 {
+	struct timeval	sweep = { TOOLRUN_SWEEP_S, 0 };
+
 	if (toolrun_base != NULL)
 		fatalx("%s: called twice", __func__);
 	toolrun_base = base;
@@ -130,6 +138,9 @@ toolrun_init(struct event_base *base)
 	toolrun_sigchld = evsignal_new(base, SIGCHLD, toolrun_sigchld_cb, NULL);
 	if (toolrun_sigchld == NULL || event_add(toolrun_sigchld, NULL) == -1)
 		fatalx("%s: cannot watch SIGCHLD", __func__);
+	toolrun_sweep = event_new(base, -1, EV_PERSIST, toolrun_sweep_cb, NULL);
+	if (toolrun_sweep == NULL || event_add(toolrun_sweep, &sweep) == -1)
+		fatalx("%s: cannot start the stray sweep", __func__);
 }
 
 size_t
@@ -602,6 +613,17 @@ toolrun_sigchld_cb(int sig, short ev, void *arg)
 		next = LIST_NEXT(tr, entry);
 		toolrun_reap(tr);
 	}
+	/* A tool's exit orphans what it left: and strays die here too. */
+	(void)toolrun_strays();
+}
+
+static void
+toolrun_sweep_cb(int fd, short ev, void *arg)
+{
+	(void)fd;
+	(void)ev;
+	(void)arg;
+	(void)toolrun_strays();
 }
 
 static void
@@ -652,6 +674,7 @@ toolrun_timeout_cb(int fd, short ev, void *arg)
 	(void)ev;
 	tr->timed_out = 1;
 	toolrun_kill(tr);
+	(void)toolrun_strays();
 	/*
 	 * Whatever it wrote no longer matters, and a process that left the
 	 * group could hold the pipes open forever: stop reading.
@@ -908,11 +931,131 @@ toolrun_finish(struct toolrun *tr)
 	msgpack_sbuffer_destroy(&sb);
 	free(tr->out);
 	free(tr);
+	(void)toolrun_strays();
+}
+
+/*
+ * Strays: the executor is a child subreaper (executor.c), so what a tool
+ * leaves behind -- a daemon that left the tool's process group with
+ * setsid(), say -- becomes our child once its parent is gone.  Any child
+ * that is not a running tool is such a stray: kill it and reap it, or
+ * zombies pile up.  Only pids read from the kernel's list of our children
+ * are waited for, never -1, so a tool's exit status is never taken from
+ * toolrun_reap().
+ */
+
+/* Whether pid is a tool that we started and have not reaped. */
+static int
+toolrun_is_running_tool(pid_t pid)
+{
+	struct toolrun	*tr;
+
+	LIST_FOREACH(tr, &toolruns, entry)
+		if (tr->pid == pid && !tr->reaped)
+			return 1;
+	return 0;
+}
+
+/* ppid of pid from /proc/PID/stat, or -1. */
+static pid_t
+toolrun_ppid(const char *pid)
+{
+	char	 path[300], buf[512], *p;
+	ssize_t	 n;
+	int	 fd, ppid;
+	char	 state;
+
+	snprintf(path, sizeof(path), "/proc/%s/stat", pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	/* The command name may hold anything, ")" too: take the last. */
+	if ((p = strrchr(buf, ')')) == NULL ||
+	    sscanf(p + 1, " %c %d", &state, &ppid) != 2)
+		return -1;
+	return ppid;
+}
+
+/* Kill and reap a child unless it is a tool; 1 when it was a stray. */
+static int
+toolrun_stray(pid_t pid)
+{
+	if (pid <= 0 || toolrun_is_running_tool(pid))
+		return 0;
+	log_debug("stray pid %d: killed", (int)pid);
+	(void)kill(pid, SIGKILL);
+	while (waitpid(pid, NULL, WNOHANG) == -1 && errno == EINTR)
+		;
+	return 1;
+}
+
+/*
+ * Every child that is not a running tool: killed, and reaped when it has
+ * died already (the next SIGCHLD reaps the rest).  Our children are read
+ * from /proc/self/task/PID/children (we are one thread), or, without it,
+ * by scanning /proc.  Returns how many strays were found, dead or alive.
+ */
+static size_t
+toolrun_strays(void)
+{
+	char		 path[64], buf[4096], *p, *end;
+	struct dirent	*de;
+	DIR		*d;
+	FILE		*f;
+	pid_t		 self = getpid();
+	size_t		 found = 0;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)self);
+	if ((f = fopen(path, "re")) != NULL) {
+		/* Read it whole first: reaping changes the list. */
+		if (fgets(buf, sizeof(buf), f) == NULL)
+			buf[0] = '\0';
+		fclose(f);
+		for (p = buf; *p != '\0'; p = end) {
+			long	pid = strtol(p, &end, 10);
+
+			if (end == p)
+				break;
+			found += toolrun_stray((pid_t)pid);
+		}
+		/* A list longer than buf is read again on the next sweep. */
+		return found;
+	}
+	if ((d = opendir("/proc")) == NULL) {
+		log_warn("strays: /proc");
+		return 0;
+	}
+	while ((de = readdir(d)) != NULL)
+		if (isdigit((unsigned char)de->d_name[0]) &&
+		    toolrun_ppid(de->d_name) == self)
+			found += toolrun_stray((pid_t)atol(de->d_name));
+	closedir(d);
+	return found;
 }
 
 void
 toolrun_shutdown(void)
 {
+	int	i;
+
+	/*
+	 * Nothing runs now: whatever is left is a stray.  One that dies
+	 * orphans its own children to us, so look until none is left.
+	 */
+	for (i = 0; i < TOOLRUN_EXIT_WAIT_MS / 10; i++) {
+		if (toolrun_strays() == 0)
+			break;
+		usleep(10000);
+	}
+	if (i == TOOLRUN_EXIT_WAIT_MS / 10)
+		log_warnx("strays: some tool processes would not die");
+	if (toolrun_sweep != NULL)
+		event_free(toolrun_sweep);
+	toolrun_sweep = NULL;
 	if (toolrun_sigchld != NULL)
 		event_free(toolrun_sigchld);
 	toolrun_sigchld = NULL;

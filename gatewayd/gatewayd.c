@@ -139,6 +139,46 @@ spawn_executor(const char *path, char **argv, int fd, int peerfd)
 	executor_pid = pid;
 }
 
+/*
+ * Create the state dir and the chroot in it.  Never shape someone else's
+ * dir: one that is not ours, or that others may write to, is refused, and
+ * the chroot is changed only through a descriptor that is not a link.
+ * The executor checks everything under the state dir again (statedir.c).
+ */
+static void
+state_dir_prepare(const char *dir, char *jail, size_t len)
+{
+	struct stat	st;
+	int		fd;
+
+	if (mkdir_p(dir, 0700) == -1)
+		fatal("%s", dir);
+	if (lstat(dir, &st) == -1)
+		fatal("%s", dir);
+	if (!S_ISDIR(st.st_mode))
+		fatalx("%s: not a directory: refusing the state dir", dir);
+	if (st.st_uid != geteuid())
+		fatalx("%s: owned by uid %u, not %u: refusing the state dir",
+		    dir, (unsigned)st.st_uid, (unsigned)geteuid());
+	if (st.st_mode & (S_IWGRP | S_IWOTH))
+		fatalx("%s: writable by group or others: refusing the state"
+		    " dir", dir);
+	snprintf(jail, len, "%s/empty", dir);
+	if (mkdir(jail, 0755) == -1 && errno != EEXIST)
+		fatal("%s", jail);
+	fd = open(jail, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd == -1)
+		fatal("%s", jail);
+	if (fstat(fd, &st) == -1)
+		fatal("%s", jail);
+	if (st.st_uid != geteuid())
+		fatalx("%s: owned by uid %u, not %u", jail,
+		    (unsigned)st.st_uid, (unsigned)geteuid());
+	if (fchmod(fd, 0755) == -1)
+		fatal("%s", jail);
+	close(fd);
+}
+
 static void
 on_ready(void)
 {
@@ -270,11 +310,7 @@ main(int argc, char *argv[])
 		if (agent_fd == -1)
 			fatalx("agent socket: %s", err);
 	}
-	if (mkdir_p(gw->conf->state_dir, 0700) == -1)
-		fatal("%s", gw->conf->state_dir);
-	snprintf(jail, sizeof(jail), "%s/empty", gw->conf->state_dir);
-	if (mkdir_p(jail, 0755) == -1 || chmod(jail, 0755) == -1)
-		fatal("%s", jail);
+	state_dir_prepare(gw->conf->state_dir, jail, sizeof(jail));
 	notify_open();
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == -1 ||
