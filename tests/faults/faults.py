@@ -28,12 +28,16 @@ tests/faults/faketime-executor, gatewayd's --executor) and its wall clock
 jumps +-2 h at random moments; writes.retention_s is 3600, so a sweeper
 that trusts the wall clock deletes live keys.  At the end of each iteration
 the clock steps +2 h and every acknowledged write is sent again: it must
-replay, not run again.  Not under ASan (LD_PRELOAD and ASan do not mix).
+replay, not run again.  Also counted: audit_seq_back (iterations whose
+audit log's seq went backwards) and unexpired (an approval that had expired
+at +2 h, refusing the decision, was pending again at +0: the harness
+decides again).  Not under ASan (LD_PRELOAD and ASan do not mix).
 
 Environment: FAULT_ITERS (300), FAULT_SEED (1), FAULT_CLOCK (0),
 FAULT_ONLY=N (run iteration N alone, to replay a finding), FAULT_KEEP=N
 (keep the state dirs of the first N iterations with findings, default 3),
-FAULT_VERBOSE=1 (print every write's answers), BUILD, SAN as for the suite.
+FAULT_VERBOSE=1 (print every write's answers), FAULT_KILL=gatewayd or
+executor (kill only that one), BUILD, SAN as for the suite.
 
 FAULT_BREAK checks the checker: it breaks the system on purpose, and the
 run must then fail.  "approval": rec.appr needs no approval (unapproved);
@@ -55,8 +59,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 from tg import (EXECUTOR, IS_ROOT, SAN, Daemon, become_subreaper,  # noqa: E402
-                pid_alive, read_audit, tool, wait_exit, write_config,
-                writes_config)
+                read_audit, tool, wait_exit, write_config, writes_config)
 
 SEED = int(os.environ.get("FAULT_SEED", "1"))
 ITERS = int(os.environ.get("FAULT_ITERS", "300"))
@@ -65,6 +68,7 @@ ONLY = os.environ.get("FAULT_ONLY")
 KEEP = int(os.environ.get("FAULT_KEEP", "3"))
 VERBOSE = os.environ.get("FAULT_VERBOSE", "0") == "1"
 BREAK = os.environ.get("FAULT_BREAK", "")
+KILL = os.environ.get("FAULT_KILL", "")
 FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 WRAPPER = os.path.join(HERE, "faketime-executor")
 RETENTION_S = 3600
@@ -132,6 +136,8 @@ class Iteration:
     def __init__(self, n, totals):
         self.n = n
         self.rnd = random.Random("%d:%d" % (SEED, n))
+        # Its own: the steps depend on timing, the plan must not.
+        self.clock_rnd = random.Random("%d:%d:clock" % (SEED, n))
         self.totals = totals
         self.lock = threading.Lock()
         self.runs = itertools.count(1)
@@ -140,6 +146,7 @@ class Iteration:
         self.issues = []            # unexpected answers, hangs, leftovers
         self.d = None
         self.pids = None
+        self.executors = []         # every executor pid started
         self.clock_file = None
 
     # -- the pair -------------------------------------------------------
@@ -168,6 +175,7 @@ class Iteration:
     def start(self):
         self.d.start(extra_args=["--executor", WRAPPER] if CLOCK else [])
         self.pids = (self.d.proc.pid, self.d.executor_pid())
+        self.executors.append(self.pids[1])
 
     def set_clock(self, offset):
         """The executor's wall clock is real time + offset from now on."""
@@ -287,6 +295,8 @@ class Iteration:
         if phase == 0 or (phase == 1 and self.rnd.random() < 0.3):
             kill = (self.rnd.choice(["gatewayd", "executor"]),
                     self.rnd.uniform(0.0, 0.45))
+            if KILL:
+                kill = (KILL, kill[1])
         stop = threading.Event()
         threads = [threading.Thread(target=j.run_guarded, args=(phase,)) for j in todo]
         if CLOCK:
@@ -324,8 +334,8 @@ class Iteration:
             self.totals["kill_" + which] += 1
 
     def clock_steps(self, stop):
-        while not stop.wait(self.rnd.uniform(0.03, 0.3)):
-            self.set_clock(self.rnd.choice(["+2h", "-2h", "+0"]))
+        while not stop.wait(self.clock_rnd.uniform(0.03, 0.3)):
+            self.set_clock(self.clock_rnd.choice(["+2h", "-2h", "+0"]))
             with self.lock:
                 self.totals["clock_steps"] += 1
 
@@ -497,13 +507,25 @@ class Iteration:
                 sys.stdout.flush()
         finally:
             if self.d.proc is not None and self.d.proc.poll() is None:
-                self.d.proc.kill()
+                os.killpg(self.d.proc.pid, signal.SIGKILL)   # and the executor
                 self.d.proc.wait()
-            if self.pids and pid_alive(self.pids[1]):
-                os.kill(self.pids[1], signal.SIGKILL)
-                wait_exit(self.pids[1], 5)
+                self.reap_orphans()
             if not kept:
                 shutil.rmtree(self.d.dir, ignore_errors=True)
+            if CLOCK:
+                faketime_cleanup(self.executors)
+
+
+def faketime_cleanup(pids):
+    """libfaketime keeps a semaphore and a shared memory segment per
+    process, named by its pid, and removes them at exit: not when the
+    process is SIGKILLed.  Those of our executors go here."""
+    for pid in pids:
+        for name in ("faketime_shm_%d" % pid, "sem.faketime_sem_%d" % pid):
+            try:
+                os.unlink(os.path.join("/dev/shm", name))
+            except FileNotFoundError:
+                pass
 
 
 def our_children():
@@ -630,6 +652,7 @@ class ApprovalJob(Job):
         self.resumes = resumes      # resumes still to answer
         self.delay = it.rnd.uniform(0, 0.3)
         self.aid = self.cp = None
+        self.unexpired = False
 
     def name(self):
         return "%s %s (%s)" % (self.kind, self.w.marker, self.state)
@@ -690,6 +713,12 @@ class ApprovalJob(Job):
             t.join()
         self.resumes = out.count(None)
         self.done = self.resumes == 0
+        if self.unexpired:
+            # Decide again (next round), as an agent told "pending" would.
+            self.unexpired = False
+            self.state = "decide"
+            with self.it.lock:
+                self.it.totals["unexpired"] += 1
 
     def one_resume(self, out, i):
         it, w = self.it, self.w
@@ -699,6 +728,13 @@ class ApprovalJob(Job):
             it.lost_answer(w, "resume", e)
             return
         st, why = r.get("status"), r.get("stop_reason")
+        if CLOCK and st == "pending" and self.kind != "pending":
+            # The approval expired when the clock stepped forward (the
+            # decision was refused) and is pending again now that it
+            # stepped back.
+            w.answers.append("resume: pending again")
+            self.unexpired = True
+            return
         expect = {"approve": ("ok",), "deny": ("denied",), "pending": ("pending",)}[self.kind]
         if st in ("ok",) or in_doubt_answer(r):
             it.settle(w, r, "resume")
@@ -712,8 +748,9 @@ class ApprovalJob(Job):
             # A clock step may expire a pending approval or sweep a record.
             clocked = CLOCK and why in ("approval_expired", "bad_checkpoint_signature")
             if st not in expect and not clocked:
-                it.issue("%s (%s) resume: unexpected %s: %s" %
-                         (w.marker, self.kind, describe(r), r.get("message")))
+                it.issue("%s (%s) resume: unexpected %s: %s (%s)" %
+                         (w.marker, self.kind, describe(r), r.get("message"),
+                          "; ".join(w.answers)))
             if self.kind == "deny" and why != "approval_denied" and not clocked:
                 it.issue("%s: denied approval resumed as %s" % (w.marker, describe(r)))
         out[i] = r
@@ -747,6 +784,9 @@ def main():
     if BREAK not in ("", "approval", "ledger", "effects"):
         print("faults: FAULT_BREAK is approval, ledger or effects")
         return 2
+    if KILL not in ("", "gatewayd", "executor"):
+        print("faults: FAULT_KILL is gatewayd or executor")
+        return 2
     if CLOCK and SAN:
         print("faults: FAULT_CLOCK=1 needs the normal build (LD_PRELOAD and ASan do not mix)")
         return 2
@@ -755,7 +795,7 @@ def main():
         return 2
     become_subreaper()
     names = ("iterations writes acknowledged side_effects doubled lost unapproved "
-             "in_doubt unsettled foreign reads requests unanswered kill_gatewayd kill_executor "
+             "in_doubt unsettled foreign reads requests unanswered unexpired kill_gatewayd kill_executor "
              "clock_steps audit_seq_back issues kept").split()
     totals = dict.fromkeys(names, 0)
     iters = [int(ONLY)] if ONLY is not None else range(ITERS)
@@ -772,13 +812,12 @@ def main():
         if totals["iterations"] % 50 == 0:
             print("faults: %d iterations, %.0f s" % (totals["iterations"], time.time() - t0),
                   flush=True)
-    print("faults: seed %d clock %d unsettled %d foreign %d reads %d requests %d "
-          "unanswered %d kills gatewayd %d executor %d clock_steps %d audit_seq_back %d "
-          "issues %d wall %.0fs" % (SEED, CLOCK, totals["unsettled"], totals["foreign"],
-                          totals["reads"], totals["requests"], totals["unanswered"],
-                          totals["kill_gatewayd"],
-                          totals["kill_executor"], totals["clock_steps"],
-                          totals["audit_seq_back"], totals["issues"], time.time() - t0))
+    print("faults: seed %d clock %d " % (SEED, CLOCK) +
+          " ".join("%s %d" % (k, totals[k]) for k in
+                   ("unsettled", "foreign", "reads", "requests", "unanswered",
+                    "kill_gatewayd", "kill_executor", "clock_steps", "unexpired",
+                    "audit_seq_back", "issues")) +
+          " wall %.0fs" % (time.time() - t0))
     print("faults: " + " ".join("%s %d" % (k, totals[k]) for k in
                                 ("iterations", "writes", "acknowledged", "side_effects",
                                  "doubled", "lost", "unapproved", "in_doubt")), flush=True)
