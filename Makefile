@@ -47,7 +47,8 @@ PROGS		:= $(BUILD)/gatewayd $(BUILD)/executor $(BUILD)/gatewayctl
 TESTS		:= $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 BENCH		:= $(BUILD)/bench
 
-.PHONY: all check check-san test demo bench deps clean cppcheck fuzz fuzz-smoke
+.PHONY: all check check-san test demo bench deps clean cppcheck fuzz fuzz-smoke \
+	faults
 all: $(PROGS)
 
 $(BUILD)/obj/%.o: %.c
@@ -87,12 +88,28 @@ check: $(PROGS) $(TESTS)
 	@BUILD=$(BUILD) SAN=$(SAN) tests/run
 
 # Everything CI runs (README's test command): the suite, the suite under
-# ASan+UBSan, every fuzz target for a bounded run, and cppcheck.
+# ASan+UBSan, every fuzz target for a bounded run, cppcheck, and a bounded
+# run of the fault-injection test, with and without clock steps.
 test: deps
 	$(MAKE) check
 	$(MAKE) check SAN=1
 	$(MAKE) fuzz-smoke
 	$(MAKE) cppcheck
+	$(MAKE) faults FAULT_ITERS=15
+	$(MAKE) faults FAULT_ITERS=10 FAULT_CLOCK=1
+
+# The seeded fault-injection test (tests/faults/faults.py): SIGKILL of
+# gatewayd or the executor under a mixed load, restart, retries, and the
+# answers reconciled against the tools' side-effect log; fails on any
+# doubled, lost or unapproved write.  FAULT_CLOCK=1 also steps the
+# executor's wall clock +-2 h (libfaketime: the normal build only).
+FAULT_ITERS	?= 300
+FAULT_SEED	?= 1
+FAULT_CLOCK	?= 0
+faults: $(PROGS)
+	@BUILD=$(BUILD) SAN=$(SAN) FAULT_ITERS=$(FAULT_ITERS) \
+	  FAULT_SEED=$(FAULT_SEED) FAULT_CLOCK=$(FAULT_CLOCK) \
+	  /usr/bin/python3 tests/faults/faults.py
 
 check-san:
 	$(MAKE) SAN=1 check
