@@ -78,11 +78,12 @@ void	exec_send(uint64_t id, struct msgbuf *mb, exec_cb cb, void *arg);
 /* The caller no longer wants the answer (its connection closed). */
 void	exec_forget(uint64_t id);
 
-/* runs.c: per-run state, keyed by (tenant, run_id). */
+/*
+ * runs.c: per-run state, keyed by (tenant, run_id).  The record,
+ * run_stopped() and run_stop_message() are common/runtab.h's.
+ */
 struct run;
 struct run	*run_get(const char *tenant, const char *run_id, int create);
-const char	*run_stopped(const struct run *);	/* first stop reason or NULL */
-const char	*run_stop_message(const struct run *);
 void		 run_stop(struct run *, const char *reason, const char *message);
 void		 runs_init(void);
 size_t		 runs_count(void);

@@ -1,34 +1,11 @@
-/* The run record (runs.c); the functions are in gatewayd.h. */
+/* The run record is common/runtab.h; runs.c adds gatewayd's budgets. */
 #ifndef TG_RUNS_H
 #define TG_RUNS_H
 
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/queue.h>
 
-/* How often one (tool, args hash) was called in a run. */
-struct run_seen {
-	char		key[160];	/* tool \0 args hash */
-	uint32_t	calls;
-	int		wrote;
-};
-
-struct run {
-	struct run		*next;		/* hash chain */
-	TAILQ_ENTRY(run)	 lru_entry;
-	uint64_t		 hash;
-	char			*tenant;
-	char			*run_id;
-	uint64_t		 last_used;	/* mono_ms */
-	char			*stop_reason;	/* NULL while the run goes on */
-	char			*stop_message;
-	uint64_t		 steps;
-	uint64_t		 writes;
-	uint64_t		 tokens;
-	double			 cost;
-	struct run_seen		*seen;
-	size_t			 nseen;
-};
+#include "common/runtab.h"
 
 void	runs_free(void);
 
