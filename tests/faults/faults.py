@@ -20,8 +20,9 @@ to, one line per execution, each holding the write's unique marker:
               was never approved
   in_doubt    writes the gate answers "in doubt" (never resolved here)
 
-and prints one totals line; any doubled, lost or unapproved write (or a side
-effect with a marker the harness never sent) makes it exit 1.
+Every acknowledged write is then sent once more: it must replay.  The
+harness prints one totals line; any doubled, lost or unapproved write (or
+a side effect with a marker the harness never sent) makes it exit 1.
 
 FAULT_CLOCK=1: the executor runs under libfaketime (started through
 tests/faults/faketime-executor, gatewayd's --executor) and its wall clock
@@ -344,7 +345,7 @@ class Iteration:
         gatewayd makes the executor finish and exit; a dead executor makes
         gatewayd exit).  Leftovers are killed and reported."""
         d = self.d
-        gw, ex = self.pids
+        ex = self.pids[1]
         try:
             d.proc.wait(10)
         except subprocess.TimeoutExpired:
@@ -372,19 +373,21 @@ class Iteration:
             if time.time() > deadline:
                 self.issue("tools still running %d s after a kill" % timeout)
                 for k in our_children():
-                    try:
-                        os.killpg(k, signal.SIGKILL)
-                    except OSError:
-                        pass
-                    os.kill(k, signal.SIGKILL)
+                    for kill in (os.killpg, os.kill):
+                        try:
+                            kill(k, signal.SIGKILL)
+                        except OSError:
+                            pass
                 deadline = time.time() + 5
             time.sleep(0.02)
 
     def replay_check(self):
-        """Clock variant: step +2 h, let the sweeper run, and send every
-        acknowledged write again: each must replay."""
-        self.set_clock("+2h")
-        time.sleep(1.1)     # the sweeper runs every second
+        """Every acknowledged write sent again, after the restarts (and in
+        the clock variant after a +2 h step and a sweep): each must replay."""
+        if CLOCK:
+            self.set_clock("+2h")
+            time.sleep(1.1)     # the sweeper runs every second
+        when = "after +2h" if CLOCK else "at the end"
         for w in self.writes:
             if not w.acked:
                 continue
@@ -392,13 +395,14 @@ class Iteration:
                 if w.tool == "rec.appr":
                     for aid in w.approved:
                         r = self.resume(w.checkpoints[aid])
-                        w.answers.append("after +2h resume: " + describe(r))
+                        w.answers.append("%s resume: %s" % (when, describe(r)))
                 else:
                     r = self.call(w)
-                    w.answers.append("after +2h call: " + describe(r))
+                    w.answers.append("%s call: %s" % (when, describe(r)))
             except Unanswered as e:
-                self.issue("after +2h: %s unanswered: %s" % (w.marker, e))
-        self.set_clock("+0")
+                self.issue("%s: %s unanswered: %s" % (when, w.marker, e))
+        if CLOCK:
+            self.set_clock("+0")
 
     # -- the end --------------------------------------------------------------
 
@@ -477,8 +481,7 @@ class Iteration:
                 if all(j.done for j in self.jobs):
                     break
                 self.run_phase(phase)
-            if CLOCK:
-                self.replay_check()
+            self.replay_check()
             self.confirm_approvals()
             try:
                 self.d.stop()
