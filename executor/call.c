@@ -104,6 +104,17 @@ call_refuse(struct call *c, const char *status, const char *reason,
 void
 call_respond(struct call *c, const char *resp, size_t resplen, int replayed)
 {
+	/*
+	 * What a store written before the result limit applied to msgpack
+	 * may hold must not make a frame gatewayd refuses (and so end the
+	 * pair on every replay): such a response is answered as the stop a
+	 * too large result is now.
+	 */
+	if (resplen > ex->conf->max_output + 65536) {
+		call_refuse(c, ST_STOPPED, R_INVALID_OUTPUT, "the stored result"
+		    " is larger than limits.max_output allows to send");
+		return;
+	}
 	msgpack_unpacked	 u;
 	const msgpack_object	*st, *reason;
 	struct msgbuf		 mb;

@@ -858,6 +858,17 @@ toolrun_outcome(struct toolrun *tr, msgpack_sbuffer *sb)
 			res->status = TR_BAD_OUTPUT;
 			snprintf(res->message, sizeof(res->message),
 			    "tool output is not one JSON value: %s", err);
+		} else if (sb->size > tr->max_output) {
+			/*
+			 * The limit holds for what is sent: JSON can grow
+			 * as msgpack (a float: 4 bytes, then 9), and a
+			 * larger answer would not fit a socketpair frame.
+			 */
+			res->status = TR_BAD_OUTPUT;
+			snprintf(res->message, sizeof(res->message),
+			    "tool output is %zu bytes as msgpack, more than"
+			    " limits.max_output (%zu)", sb->size,
+			    tr->max_output);
 		} else if (mp_check_depth(sb->data, sb->size,
 		    VALUE_MAX_DEPTH) < 0) {
 			/* It must still fit in a socketpair message. */
