@@ -38,6 +38,12 @@
 #include "common/xmalloc.h"
 #include "executor/toolrun.h"
 
+/*
+ * What msgpack may add to JSON that fits limits.max_output: a header of up
+ * to 5 bytes where JSON has 2 quotes or brackets.  Output exactly at the
+ * limit stays fine; growth beyond (floats) is refused.
+ */
+#define MSGPACK_SLACK	1024
 #define TOOLRUN_PATH		"PATH=/usr/local/bin:/usr/bin:/bin"
 #define TOOLRUN_CREDFD		3
 #define TOOLRUN_NENV		9	/* the most toolrun_env() sets */
@@ -858,7 +864,7 @@ toolrun_outcome(struct toolrun *tr, msgpack_sbuffer *sb)
 			res->status = TR_BAD_OUTPUT;
 			snprintf(res->message, sizeof(res->message),
 			    "tool output is not one JSON value: %s", err);
-		} else if (sb->size > tr->max_output) {
+		} else if (sb->size > tr->max_output + MSGPACK_SLACK) {
 			/*
 			 * The limit holds for what is sent: JSON can grow
 			 * as msgpack (a float: 4 bytes, then 9), and a
