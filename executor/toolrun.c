@@ -43,7 +43,8 @@
  * to 5 bytes where JSON has 2 quotes or brackets.  Output exactly at the
  * limit stays fine; growth beyond (floats) is refused.
  */
-#define MSGPACK_SLACK	1024
+#define MSGPACK_SLACK		1024
+
 #define TOOLRUN_PATH		"PATH=/usr/local/bin:/usr/bin:/bin"
 #define TOOLRUN_CREDFD		3
 #define TOOLRUN_NENV		9	/* the most toolrun_env() sets */
