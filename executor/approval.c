@@ -505,16 +505,62 @@ matches(const struct approval *a, const struct checkpoint *cp)
 	    strcmp(a->step_id, cp->step_id) == 0));
 }
 
+/*
+ * A resume whose checkpoint matched record a: answered by the record's
+ * state, or, approved, run through the write path.  Owns c.
+ */
+static void
+resume_decided(struct call *c, const struct approval *a)
+{
+	msgpack_unpacked	 u;
+	char			 msg[512];
+	size_t			 off = 0;
+
+	switch (effective_state(a)) {
+	case A_PENDING:
+		send_response(MSG_RESUME_ANS, c->id, ST_PENDING, "approval_id",
+		    a->id, "message", "no operator has decided yet");
+		call_free(c);
+		break;
+	case A_DENIED:
+		snprintf(msg, sizeof(msg), "an operator denied this write%s%s",
+		    a->note ? ": " : "", a->note ? a->note : "");
+		call_refuse(c, ST_DENIED, R_APPROVAL_DENIED, msg);
+		call_free(c);
+		break;
+	case A_EXPIRED:
+		call_refuse(c, ST_DENIED, R_APPROVAL_EXPIRED,
+		    "no operator decided before the approval expired");
+		call_free(c);
+		break;
+	case A_APPROVED:
+		msgpack_unpacked_init(&u);
+		if (msgpack_unpack_next(&u, a->args, a->argslen, &off) !=
+		    MSGPACK_UNPACK_SUCCESS) {
+			msgpack_unpacked_destroy(&u);
+			call_refuse(c, ST_ERROR, E_INTERNAL,
+			    "the approval's args do not decode");
+			call_free(c);
+			break;
+		}
+		c->approver = a->approver ? xstrdup(a->approver) : NULL;
+		c->approval_id = xstrdup(a->id);
+		c->resumed = 1;
+		/* The current policy decides again: it may have changed. */
+		call_dispatch(c, &u.data, 1);
+		msgpack_unpacked_destroy(&u);
+		break;
+	}
+}
+
 void
 approval_resume(const struct proto_msg *m)
 {
 	const msgpack_object	*tok = mp_get(m->body, "checkpoint");
 	struct checkpoint	 cp;
 	struct approval		 a;
-	msgpack_unpacked	 u;
 	struct call		*c;
-	char			 err[256], msg[512];
-	size_t			 off = 0;
+	char			 err[256];
 	int			 found;
 
 	if ((c = call_new(m, MSG_RESUME_ANS)) == NULL)
@@ -558,41 +604,7 @@ approval_resume(const struct proto_msg *m)
 		approval_free(&a);
 		goto out;
 	}
-	switch (effective_state(&a)) {
-	case A_PENDING:
-		send_response(MSG_RESUME_ANS, c->id, ST_PENDING, "approval_id",
-		    a.id, "message", "no operator has decided yet");
-		call_free(c);
-		break;
-	case A_DENIED:
-		snprintf(msg, sizeof(msg), "an operator denied this write%s%s",
-		    a.note ? ": " : "", a.note ? a.note : "");
-		call_refuse(c, ST_DENIED, R_APPROVAL_DENIED, msg);
-		call_free(c);
-		break;
-	case A_EXPIRED:
-		call_refuse(c, ST_DENIED, R_APPROVAL_EXPIRED,
-		    "no operator decided before the approval expired");
-		call_free(c);
-		break;
-	case A_APPROVED:
-		msgpack_unpacked_init(&u);
-		if (msgpack_unpack_next(&u, a.args, a.argslen, &off) !=
-		    MSGPACK_UNPACK_SUCCESS) {
-			msgpack_unpacked_destroy(&u);
-			call_refuse(c, ST_ERROR, E_INTERNAL,
-			    "the approval's args do not decode");
-			call_free(c);
-			break;
-		}
-		c->approver = a.approver ? xstrdup(a.approver) : NULL;
-		c->approval_id = xstrdup(a.id);
-		c->resumed = 1;
-		/* The current policy decides again: it may have changed. */
-		call_dispatch(c, &u.data, 1);
-		msgpack_unpacked_destroy(&u);
-		break;
-	}
+	resume_decided(c, &a);
 	approval_free(&a);
 	checkpoint_free(&cp);
 	return;
