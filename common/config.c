@@ -49,6 +49,7 @@
 #define RETENTION_MAX		315360000ULL	/* ten years */
 #define TTL_MAX			2592000ULL	/* thirty days */
 #define IDLE_MAX		2592000ULL
+#define CONTROL_IDLE_MAX	86400ULL	/* one day */
 #define RUNS_MAX		100000000ULL
 #define MAP_SIZE_MIN		MIB
 #define MAP_SIZE_MAX		(1024 * 1024 * MIB)	/* 1 TiB */
@@ -1099,6 +1100,9 @@ limits_key(struct cfgctx *ctx, const char *key, yaml_node_t *knode,
 	if (strcmp(key, "max_inflight") == 0)
 		return get_u64(ctx, val, path, 1, INFLIGHT_MAX,
 		    &c->max_inflight);
+	if (strcmp(key, "control_idle_s") == 0)
+		return get_u64(ctx, val, path, 1, CONTROL_IDLE_MAX,
+		    &c->control_idle_s);
 	return unknown_key(ctx, knode, path);
 }
 
@@ -1520,6 +1524,7 @@ config_defaults(const char *path)
 	c->max_output = MIB;
 	c->max_connections = 1024;
 	c->max_inflight = 64;
+	c->control_idle_s = 30;
 	c->run_idle_s = 3600;
 	c->max_runs = 10000;
 	c->map_size = 64 * MIB;

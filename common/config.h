@@ -82,6 +82,7 @@ struct config {
 	uint64_t	 max_output;	/* default 1 MiB */
 	uint64_t	 max_connections; /* default 1024 */
 	uint64_t	 max_inflight;	/* limits.max_inflight: per connection, default 64 */
+	uint64_t	 control_idle_s; /* limits.control_idle_s: default 30 */
 
 	uint64_t	 run_idle_s;	/* runs.idle_s: default 3600 */
 	uint64_t	 max_runs;	/* runs.max_runs: default 10000 */

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -300,8 +301,14 @@ main(int argc, char *argv[])
 		pk_kv_str(&mb.pk, r.k2, r.v2);
 	frame = msgbuf_finish(&mb, &len);
 
+	/*
+	 * The executor refuses a non-operator at accept and closes at once:
+	 * the refusal may be waiting while our write fails, so read it.
+	 */
+	signal(SIGPIPE, SIG_IGN);
 	fd = connect_to(sock);
-	if (write_full(fd, frame, len) == -1) {
+	if (write_full(fd, frame, len) == -1 && errno != EPIPE &&
+	    errno != ECONNRESET) {
 		fprintf(stderr, "gatewayctl: write: %s\n", strerror(errno));
 		return 1;
 	}

@@ -2,7 +2,10 @@
  * The control socket: operators talk to the executor here with gatewayctl.
  * Frames hold one msgpack map {op: NAME, ...}; answers are maps with "ok"
  * (bool), "error" (a sentence) when not ok, and the op's fields.  The
- * peer's uid and gid are checked against `operators` on every command.
+ * peer's uid and gid are checked against `operators` at accept, where a
+ * non-operator gets one refusal and is closed before it can hold a slot,
+ * and again on every command.  A connection without a complete request for
+ * limits.control_idle_s is closed, so idle operators do not pile up either.
  */
 #include <errno.h>
 #include <pwd.h>
@@ -34,12 +37,13 @@
 #include "proto/proto.h"
 
 #define CONTROL_MAX_FRAME	65536
-#define CONTROL_MAX_CONNS	64
+#define CONTROL_MAX_CONNS	64	/* operators' connections only */
 #define CONTROL_MAX_PER_UID	8
 
 struct ctl_conn {
 	TAILQ_ENTRY(ctl_conn)	 entry;
 	struct bufferevent	*bev;
+	struct event		*idle;	/* closes it without a request */
 	uid_t			 uid;
 };
 
@@ -97,6 +101,7 @@ static void
 ctl_close(struct ctl_conn *cc)
 {
 	TAILQ_REMOVE(&ctl_conns, cc, entry);
+	event_free(cc->idle);
 	bufferevent_free(cc->bev);
 	free(cc);
 	ctl_nconns--;
@@ -409,6 +414,29 @@ ctl_dispatch(struct ctl_conn *cc, const msgpack_object *req)
 }
 
 static void
+ctl_idle(evutil_socket_t fd, short what, void *arg)
+{
+	struct ctl_conn	*cc = arg;
+
+	(void)fd;
+	(void)what;
+	log_debug("control: uid %u idle for %llus: closed", (unsigned)cc->uid,
+	    (unsigned long long)ex->conf->control_idle_s);
+	ctl_close(cc);
+}
+
+/* (Re)starts the idle clock: only a complete request resets it. */
+static void
+ctl_idle_arm(struct ctl_conn *cc)
+{
+	struct timeval	tv;
+
+	tv.tv_sec = (time_t)ex->conf->control_idle_s;
+	tv.tv_usec = 0;
+	evtimer_add(cc->idle, &tv);
+}
+
+static void
 ctl_read(struct bufferevent *bev, void *arg)
 {
 	struct ctl_conn		*cc = arg;
@@ -439,6 +467,7 @@ ctl_read(struct bufferevent *bev, void *arg)
 		ctl_dispatch(cc, &u.data);
 		msgpack_unpacked_destroy(&u);
 		evbuffer_drain(in, len + FRAME_HDR);
+		ctl_idle_arm(cc);
 	}
 }
 
@@ -448,6 +477,33 @@ ctl_event(struct bufferevent *bev, short what, void *arg)
 	(void)bev;
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
 		ctl_close(arg);
+}
+
+/*
+ * A non-operator gets its refusal without asking, so gatewayctl can still
+ * say why, and is closed at once: it never holds a slot that an operator
+ * may need.  The socket is new and the frame small; a failed send only
+ * loses the sentence.
+ */
+static void
+ctl_refuse(int fd, uid_t uid)
+{
+	struct msgbuf	 mb;
+	const char	*p;
+	char		 msg[64];
+	size_t		 len;
+
+	log_warnx("control: uid %u is not an operator: refused",
+	    (unsigned)uid);
+	snprintf(msg, sizeof(msg), "uid %u is not an operator", (unsigned)uid);
+	msgbuf_init(&mb);
+	msgpack_pack_map(&mb.pk, 2);
+	pk_kv_bool(&mb.pk, "ok", 0);
+	pk_kv_str(&mb.pk, "error", msg);
+	p = msgbuf_finish(&mb, &len);
+	(void)send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	msgbuf_free(&mb);
+	close(fd);
 }
 
 static void
@@ -468,6 +524,11 @@ ctl_accept(struct evconnlistener *l, evutil_socket_t fd,
 		close(fd);
 		return;
 	}
+	/* Before the caps: only operators can use them up. */
+	if (!config_is_operator(ex->conf, uid, gid)) {
+		ctl_refuse(fd, uid);
+		return;
+	}
 	TAILQ_FOREACH(c, &ctl_conns, entry)
 		if (c->uid == uid)
 			peruid++;
@@ -480,12 +541,14 @@ ctl_accept(struct evconnlistener *l, evutil_socket_t fd,
 	cc = xcalloc(1, sizeof(*cc));
 	cc->uid = uid;
 	cc->bev = bufferevent_socket_new(ex->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (cc->bev == NULL)
+	cc->idle = evtimer_new(ex->base, ctl_idle, cc);
+	if (cc->bev == NULL || cc->idle == NULL)
 		fatalx("control: bufferevent_socket_new");
 	bufferevent_setcb(cc->bev, ctl_read, NULL, ctl_event, cc);
 	bufferevent_enable(cc->bev, EV_READ | EV_WRITE);
 	TAILQ_INSERT_TAIL(&ctl_conns, cc, entry);
 	ctl_nconns++;
+	ctl_idle_arm(cc);
 }
 
 void
