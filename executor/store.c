@@ -28,6 +28,9 @@ static const char *db_names[DB_COUNT] = {
 	[DB_EXPIRY] = "expiry",
 };
 
+/* LMDB's pgno_t and txnid_t: both size_t (MDB_IDL is an array of them). */
+typedef size_t lmdb_id_t;
+
 #define KEY_WRITES_OFF	"writes_off"
 #define KEY_CLOCK	"clock_ms"
 
@@ -178,6 +181,123 @@ store_used(struct store *st)
 	if (mdb_env_info(st->env, &info) != 0 || mdb_env_stat(st->env, &ms) != 0)
 		return UINT64_MAX;
 	return ((uint64_t)info.me_last_pgno + 1) * ms.ms_psize;
+}
+
+/*
+ * Count, in the sorted page numbers pg[0..n), the pages that runs of at
+ * least chunk consecutive pages can give to values of chunk pages: a run
+ * of len pages holds len / chunk of them.  Pages left over are not counted
+ * (they could still hold small pages: an underestimate, so fail closed).
+ */
+static uint64_t
+run_pages(const lmdb_id_t *pg, size_t n, uint64_t chunk)
+{
+	uint64_t	total = 0, len = 0;
+	size_t		i;
+
+	for (i = 0; i < n; i++) {
+		if (i > 0 && pg[i] == pg[i - 1] + 1)
+			len++;
+		else {
+			total += len / chunk * chunk;
+			len = 1;
+		}
+	}
+	return total + len / chunk * chunk;
+}
+
+static int
+pgno_cmp(const void *a, const void *b)
+{
+	lmdb_id_t	x = *(const lmdb_id_t *)a, y = *(const lmdb_id_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+struct free_arg {
+	uint64_t	 chunk;		/* pages one large value needs */
+	uint64_t	 pages;		/* out: reusable pages, in runs */
+};
+
+/*
+ * The pages on LMDB's freelist (FREE_DBI, dbi 0: txnid -> a count-prefixed
+ * array of page numbers).  A record of transaction t is reusable once no
+ * reader needs a snapshot older than t.  The executor is the only process
+ * in the environment and ends each read transaction before the next write
+ * begins, so that is every record for a write transaction after the next
+ * one: the next one cannot reuse what the last commit freed (the other
+ * meta page still points there), but a write's next transaction is its
+ * intent, which takes a few small pages and is refused safely on
+ * MDB_MAP_FULL; its outcome commits later, when all of them are reusable.
+ * Records are merged and sorted so that runs spanning records count, as
+ * LMDB merges them when it reclaims.  LMDB gives up looking for a run after
+ * 60 records per page wanted: a freelist of thousands of records may hold a
+ * run LMDB does not find, and the outcome then takes pages at the end of
+ * the map; ledger_has_room() keeps twice the room per outcome as slack,
+ * but a freelist that fragmented is not accounted for exactly.
+ */
+static int
+free_txn(MDB_txn *txn, void *arg)
+{
+	struct free_arg	*fa = arg;
+	MDB_cursor	*cur;
+	MDB_cursor_op	 op = MDB_FIRST;
+	MDB_val		 k, v;
+	lmdb_id_t	*pg = NULL, id, cnt, i;
+	size_t		 n = 0, cap = 0;
+	int		 rc;
+
+	fa->pages = 0;
+	if ((rc = mdb_cursor_open(txn, 0, &cur)) != 0)
+		return rc;
+	for (; (rc = mdb_cursor_get(cur, &k, &v, op)) == 0; op = MDB_NEXT) {
+		if (k.mv_size != sizeof(id) || v.mv_size < sizeof(cnt) ||
+		    v.mv_size % sizeof(cnt) != 0) {
+			rc = MDB_CORRUPTED;
+			break;
+		}
+		memcpy(&id, k.mv_data, sizeof(id));
+		memcpy(&cnt, v.mv_data, sizeof(cnt));
+		if (cnt > v.mv_size / sizeof(cnt) - 1) {
+			rc = MDB_CORRUPTED;
+			break;
+		}
+		if (n + cnt > cap) {
+			cap = (n + cnt) * 2;
+			pg = xreallocarray(pg, cap, sizeof(*pg));
+		}
+		for (i = 1; i <= cnt; i++)
+			memcpy(&pg[n++], (char *)v.mv_data + i * sizeof(cnt),
+			    sizeof(cnt));
+	}
+	mdb_cursor_close(cur);
+	if (rc == MDB_NOTFOUND) {
+		rc = 0;
+		if (n > 0)
+			qsort(pg, n, sizeof(*pg), pgno_cmp);
+		fa->pages = run_pages(pg, n, fa->chunk);
+	}
+	free(pg);
+	return rc;
+}
+
+uint64_t
+store_room(struct store *st, uint64_t chunk)
+{
+	MDB_envinfo	info;
+	MDB_stat	ms;
+	struct free_arg	fa;
+	uint64_t	limit, high;
+
+	if (mdb_env_info(st->env, &info) != 0 || mdb_env_stat(st->env, &ms) != 0)
+		return 0;
+	limit = st->max_map_size / ms.ms_psize;
+	high = (uint64_t)info.me_last_pgno + 1;
+	fa.chunk = (chunk + ms.ms_psize - 1) / ms.ms_psize + 1;
+	/* A freelist we cannot read gives no room: fail closed. */
+	if (store_read(st, free_txn, &fa) != 0)
+		fa.pages = 0;
+	return ((high < limit ? limit - high : 0) + fa.pages) * ms.ms_psize;
 }
 
 /* Double the map within the hard limit; 0 if it grew. */

@@ -48,6 +48,14 @@ uint64_t	 store_map_size(struct store *);
 uint64_t	 store_clock_ms(const struct store *);
 /* Bytes of the map in use (pages up to the last one written). */
 uint64_t	 store_used(struct store *);
+/*
+ * Bytes the next write transactions can still take within the hard limit
+ * (store.max_map_size): the pages never used, plus the freed pages LMDB can
+ * reuse, counted only in whole runs of consecutive pages that each hold a
+ * value of chunk bytes (a large value needs consecutive pages).  An
+ * underestimate where in doubt; 0 when the store cannot be read.
+ */
+uint64_t	 store_room(struct store *, uint64_t chunk);
 
 /* The kill switch: 1 when writes were disabled at run time. */
 int		 store_get_writes_off(struct store *, int *off);

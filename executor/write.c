@@ -498,14 +498,17 @@ wop_has_run(struct wop *w, const struct call *c)
  * a result of up to max_output bytes, and an outcome that cannot be stored
  * would turn a write that ran into one in doubt.  So intents are refused
  * while the map, at its hard limit, could not take every outcome due.
+ * Room is what is really free (store_room: never used, or freed by swept
+ * records and reusable), not the high-water mark: a ledger that was full
+ * once takes writes again when its records expire.
  */
 static int
 ledger_has_room(size_t more)
 {
-	uint64_t	used = store_used(ex->store), need;
+	uint64_t	one = ex->conf->max_output + 65536, need;
 
-	need = (uint64_t)(nops + more) * (ex->conf->max_output + 65536) * 2;
-	return used + need <= ex->conf->max_map_size;
+	need = (uint64_t)(nops + more) * one * 2;
+	return store_room(ex->store, one) >= need;
 }
 
 void

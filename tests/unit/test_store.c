@@ -278,6 +278,13 @@ test_failed_write(void)
  * A 1 MiB map growing to at most 2 MiB: writes of 64 KiB values succeed
  * until the map is at its limit and full, then MDB_MAP_FULL.
  */
+/* Empty DB_META, where test_map_full puts its values. */
+static int
+del_all_fn(MDB_txn *txn, void *arg)
+{
+	return mdb_drop(txn, store_dbi(arg, DB_META), 0);
+}
+
 static void
 test_map_full(void)
 {
@@ -285,7 +292,7 @@ test_map_full(void)
 	struct put_arg	 pa;
 	char		 keys[200][32], key2[200][32];
 	size_t		 len;
-	uint64_t	 before_full = 0;
+	uint64_t	 before_full = 0, room;
 	int		 i, j, rc = 0, n;
 
 	ASSERT(fresh_dir() == 0);
@@ -340,6 +347,19 @@ test_map_full(void)
 		ASSERT(j == 0 && len == BIGVAL);
 	}
 	ASSERT(get_key(st, keys[n], (unsigned char)n, &len) == MDB_NOTFOUND);
+	/* Full: no room for one more big value. */
+	room = store_room(st, BIGVAL);
+	ASSERT(room < 2 * BIGVAL);
+	/* Deleting frees the room, reusable after the next commit too. */
+	ASSERT(store_write(st, del_all_fn, st) == 0);
+	ASSERT(store_room(st, BIGVAL) >= (uint64_t)n * BIGVAL);
+	store_close(st);
+	st = open_store(MIB, 2 * MIB);
+	ASSERT(st != NULL);
+	ASSERT(store_room(st, BIGVAL) >= (uint64_t)n * BIGVAL);
+	/* and the big values fit again. */
+	pa.st = st;
+	ASSERT(store_write(st, put_fn, &pa) == 0);
 	store_close(st);
 	clean_dir();
 }
