@@ -47,6 +47,28 @@ now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+void
+be64_put(void *buf, uint64_t v)
+{
+	unsigned char	*p = buf;
+	int		 i;
+
+	for (i = 0; i < 8; i++)
+		p[i] = (unsigned char)(v >> (56 - 8 * i));
+}
+
+uint64_t
+be64_get(const void *buf)
+{
+	const unsigned char	*p = buf;
+	uint64_t		 v = 0;
+	int			 i;
+
+	for (i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
 uint64_t
 mono_ms(void)
 {

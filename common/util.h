@@ -12,6 +12,10 @@ int	file_sha256_hex(const char *path, char out[65]);
 uint64_t now_ms(void);
 uint64_t mono_ms(void);
 
+/* 8 bytes big-endian (sortable keys, fixed-size values). */
+void	 be64_put(void *buf, uint64_t v);
+uint64_t be64_get(const void *buf);
+
 /* The peer of a Unix socket; -1 with errno. */
 int	peer_cred(int fd, uid_t *uid, gid_t *gid, pid_t *pid);
 

@@ -230,27 +230,6 @@ out:
 	return rc;
 }
 
-static void
-be64_put(char *buf, uint64_t v)
-{
-	int	i;
-
-	for (i = 0; i < 8; i++)
-		buf[i] = (char)(v >> (56 - 8 * i));
-}
-
-static uint64_t
-be64_get(const void *buf)
-{
-	const unsigned char	*p = buf;
-	uint64_t		 v = 0;
-	int			 i;
-
-	for (i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
 /* An expiry entry: at 'clock' on the store clock and 'wall' on the wall's. */
 static int
 expiry_add(MDB_txn *txn, struct store *st, uint64_t clock, uint64_t wall,

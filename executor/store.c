@@ -34,26 +34,6 @@ typedef size_t lmdb_id_t;
 #define KEY_WRITES_OFF	"writes_off"
 #define KEY_CLOCK	"clock_ms"
 
-static void
-be64_put(unsigned char *b, uint64_t v)
-{
-	int	i;
-
-	for (i = 0; i < 8; i++)
-		b[i] = (unsigned char)(v >> (56 - 8 * i));
-}
-
-static uint64_t
-be64_get(const unsigned char *b)
-{
-	uint64_t	v = 0;
-	int		i;
-
-	for (i = 0; i < 8; i++)
-		v = v << 8 | b[i];
-	return v;
-}
-
 /*
  * The store clock: milliseconds that never go back, whatever the wall
  * clock does.  It starts at the wall clock the first time a store is
@@ -68,20 +48,41 @@ store_clock_ms(const struct store *st)
 	return st->clock_base + (mono_ms() - st->mono_base);
 }
 
+/* A uint64 in DB_META, inside a transaction: MDB_NOTFOUND when absent. */
+static int
+meta_get_u64(MDB_txn *txn, struct store *st, const char *key, uint64_t *val)
+{
+	MDB_val	k = { strlen(key), (void *)key }, v;
+	int	rc;
+
+	if ((rc = mdb_get(txn, st->dbi[DB_META], &k, &v)) != 0)
+		return rc;
+	if (v.mv_size != 8)
+		return MDB_CORRUPTED;
+	*val = be64_get(v.mv_data);
+	return 0;
+}
+
+static int
+meta_put_u64(MDB_txn *txn, struct store *st, const char *key, uint64_t val)
+{
+	unsigned char	b[8];
+	MDB_val		k = { strlen(key), (void *)key }, v = { 8, b };
+
+	be64_put(b, val);
+	return mdb_put(txn, st->dbi[DB_META], &k, &v, 0);
+}
+
 static int
 clock_load(MDB_txn *txn, struct store *st)
 {
-	MDB_val	k = { strlen(KEY_CLOCK), KEY_CLOCK }, v;
 	int	rc;
 
-	rc = mdb_get(txn, st->dbi[DB_META], &k, &v);
+	rc = meta_get_u64(txn, st, KEY_CLOCK, &st->clock_base);
 	if (rc == MDB_NOTFOUND) {
 		st->clock_base = now_ms();
 		rc = 0;
-	} else if (rc == 0 && v.mv_size == 8)
-		st->clock_base = be64_get(v.mv_data);
-	else if (rc == 0)
-		return MDB_CORRUPTED;
+	}
 	st->mono_base = mono_ms();
 	return rc;
 }
@@ -89,11 +90,7 @@ clock_load(MDB_txn *txn, struct store *st)
 static int
 clock_save(MDB_txn *txn, struct store *st)
 {
-	unsigned char	b[8];
-	MDB_val		k = { strlen(KEY_CLOCK), KEY_CLOCK }, v = { 8, b };
-
-	be64_put(b, store_clock_ms(st));
-	return mdb_put(txn, st->dbi[DB_META], &k, &v, 0);
+	return meta_put_u64(txn, st, KEY_CLOCK, store_clock_ms(st));
 }
 
 struct store *
@@ -170,17 +167,6 @@ uint64_t
 store_map_size(struct store *st)
 {
 	return st->map_size;
-}
-
-uint64_t
-store_used(struct store *st)
-{
-	MDB_envinfo	info;
-	MDB_stat	ms;
-
-	if (mdb_env_info(st->env, &info) != 0 || mdb_env_stat(st->env, &ms) != 0)
-		return UINT64_MAX;
-	return ((uint64_t)info.me_last_pgno + 1) * ms.ms_psize;
 }
 
 /*
@@ -409,28 +395,19 @@ static int
 get_u64_txn(MDB_txn *txn, void *arg)
 {
 	struct u64_arg	*ua = arg;
-	MDB_val		 k = { strlen(ua->key), (void *)ua->key }, v;
 	int		 rc;
 
 	ua->val = 0;
-	if ((rc = mdb_get(txn, ua->st->dbi[DB_META], &k, &v)) == MDB_NOTFOUND)
-		return 0;
-	if (rc == 0 && v.mv_size != 8)
-		return MDB_CORRUPTED;
-	if (rc == 0)
-		ua->val = be64_get(v.mv_data);
-	return rc;
+	rc = meta_get_u64(txn, ua->st, ua->key, &ua->val);
+	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
 static int
 put_u64_txn(MDB_txn *txn, void *arg)
 {
 	struct u64_arg	*ua = arg;
-	unsigned char	 b[8];
-	MDB_val		 k = { strlen(ua->key), (void *)ua->key }, v = { 8, b };
 
-	be64_put(b, ua->val);
-	return mdb_put(txn, ua->st->dbi[DB_META], &k, &v, 0);
+	return meta_put_u64(txn, ua->st, ua->key, ua->val);
 }
 
 int

@@ -46,8 +46,6 @@ uint64_t	 store_map_size(struct store *);
  * store.c).  Retention and expiry are measured on it and on the wall clock.
  */
 uint64_t	 store_clock_ms(const struct store *);
-/* Bytes of the map in use (pages up to the last one written). */
-uint64_t	 store_used(struct store *);
 /*
  * Bytes the next write transactions can still take within the hard limit
  * (store.max_map_size): the pages never used, plus the freed pages LMDB can
