@@ -545,7 +545,6 @@ resume_decided(struct call *c, const struct approval *a)
 		}
 		c->approver = a->approver ? xstrdup(a->approver) : NULL;
 		c->approval_id = xstrdup(a->id);
-		c->resumed = 1;
 		/* The current policy decides again: it may have changed. */
 		call_dispatch(c, &u.data, 1);
 		msgpack_unpacked_destroy(&u);

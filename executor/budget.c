@@ -70,7 +70,7 @@ budget_check(struct call *c, int write)
 		return -1;
 	}
 	/* A resumed approval is the write its CALL counted already. */
-	if (!c->resumed && (reason = budget_account(r, c->tool, c->args_hash,
+	if (c->approval_id == NULL && (reason = budget_account(r, c->tool, c->args_hash,
 	    msg, sizeof(msg))) != NULL)
 		runtab_stop(&runs, r, reason, msg);
 	if (!write || run_stopped(r) == NULL)

@@ -29,8 +29,8 @@ struct call {
 	char			*idem_key;	/* writes only */
 	struct canon_buf	 json;		/* canonical args, for the tool */
 	char			*approver;	/* set when an approval let it run */
-	char			*approval_id;	/* ... and which one */
-	int			 resumed;	/* from a checkpoint: repeats replay */
+	char			*approval_id;	/* ... and which one: a resume,
+						   whose repeats replay */
 };
 
 TAILQ_HEAD(callq, call);

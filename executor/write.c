@@ -341,7 +341,7 @@ intent_txn(MDB_txn *txn, struct wop *w)
 			return rc;
 	}
 	rc = ledger_run_add(txn, ex->store, c->tenant, c->run_id, w->key,
-	    ex->conf->max_writes_per_run, c->resumed,
+	    ex->conf->max_writes_per_run, c->approval_id != NULL,
 	    store_clock_ms(ex->store), w->rec.started_ms);
 	if (rc == LEDGER_DUPLICATE || rc == LEDGER_BUDGET) {
 		w->verdict = rc == LEDGER_DUPLICATE ? V_DUPLICATE : V_BUDGET;
@@ -526,7 +526,7 @@ write_start(struct call *c, const struct tool *tool)
 	 * checkpoint again is not a second write: it replays.
 	 */
 	if ((w = wop_find(c->idem_key)) != NULL) {
-		if (!c->resumed && wop_has_run(w, c)) {
+		if (c->approval_id == NULL && wop_has_run(w, c)) {
 			call_refuse(c, ST_STOPPED, R_DUPLICATE_WRITE,
 			    "this write already ran in this run");
 			call_free(c);
@@ -542,7 +542,7 @@ write_start(struct call *c, const struct tool *tool)
 		call_free(c);
 		return;
 	}
-	if (ga.in_run && !c->resumed) {
+	if (ga.in_run && c->approval_id == NULL) {
 		call_refuse(c, ST_STOPPED, R_DUPLICATE_WRITE,
 		    "this write already ran in this run");
 		call_free(c);
