@@ -949,7 +949,6 @@ toolrun_finish(struct toolrun *tr)
 	msgpack_sbuffer_destroy(&sb);
 	free(tr->out);
 	free(tr);
-	(void)toolrun_strays();
 }
 
 /*
