@@ -433,6 +433,40 @@ raise_nofile(void)
 		fatal("setrlimit RLIMIT_NOFILE");
 }
 
+/* A path the command line gives instead of the config's. */
+static void
+override(char **path, const char *arg)
+{
+	if (arg != NULL) {
+		free(*path);
+		*path = xstrdup(arg);
+	}
+}
+
+/*
+ * The state dir: checked to be ours alone and locked to this process
+ * before anything in it is opened; then the store and the kill switch.
+ */
+static void
+state_open(void)
+{
+	char	dbdir[4096], err[512];
+	int	rc;
+
+	if (mkdir_p(ex->conf->state_dir, 0700) == -1)
+		fatal("%s", ex->conf->state_dir);
+	statedir_check(ex->conf->state_dir);
+	statedir_lock(ex->conf->state_dir);
+	snprintf(dbdir, sizeof(dbdir), "%s/db", ex->conf->state_dir);
+	ex->store = store_open(dbdir, ex->conf->map_size,
+	    ex->conf->max_map_size, err, sizeof(err));
+	if (ex->store == NULL)
+		fatalx("%s", err);
+	if ((rc = store_get_writes_off(ex->store, &ex->writes_off)) != 0)
+		fatalx("store: cannot read the kill switch: %s",
+		    mdb_strerror(rc));
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -447,7 +481,7 @@ main(int argc, char *argv[])
 	const char		*asock = NULL;
 	char			 err[512];
 	struct event		*ev_usr1, *ev_term, *ev_int, *ev_hup;
-	int			 ch, foreground = 0, verbose = 0, rc;
+	int			 ch, foreground = 0, verbose = 0;
 
 	while ((ch = getopt_long(argc, argv, "c:fv", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -478,38 +512,13 @@ main(int argc, char *argv[])
 		    "agents may approve their own writes (development and "
 		    "tests only)");
 	/* Where agents connect: every socket gatewayd passes is checked. */
-	if (asock != NULL) {
-		free(ex->conf->agent_socket);
-		ex->conf->agent_socket = xstrdup(asock);
-	}
-	if (csock != NULL) {
-		free(ex->conf->control_socket);
-		ex->conf->control_socket = xstrdup(csock);
-	}
-	if (sdir != NULL) {
-		free(ex->conf->state_dir);
-		ex->conf->state_dir = xstrdup(sdir);
-	}
+	override(&ex->conf->agent_socket, asock);
+	override(&ex->conf->control_socket, csock);
+	override(&ex->conf->state_dir, sdir);
 	if (geteuid() != 0)
 		log_warnx("WARNING: executor is not running as root: privileges"
 		    " are NOT separated (development mode)");
-	if (mkdir_p(ex->conf->state_dir, 0700) == -1)
-		fatal("%s", ex->conf->state_dir);
-	/* Before anything in it is opened, and before the store: ours alone. */
-	statedir_check(ex->conf->state_dir);
-	statedir_lock(ex->conf->state_dir);
-	{
-		char	dbdir[4096];
-
-		snprintf(dbdir, sizeof(dbdir), "%s/db", ex->conf->state_dir);
-		ex->store = store_open(dbdir, ex->conf->map_size,
-		    ex->conf->max_map_size, err, sizeof(err));
-		if (ex->store == NULL)
-			fatalx("%s", err);
-	}
-	if ((rc = store_get_writes_off(ex->store, &ex->writes_off)) != 0)
-		fatalx("store: cannot read the kill switch: %s",
-		    mdb_strerror(rc));
+	state_open();
 
 	/* Signals first: the kill switch before any request of the same turn. */
 	if ((ex->base = event_base_new()) == NULL ||
