@@ -140,39 +140,48 @@ class Conn(asyncio.Protocol):
         self.who = "uid %u gid %u" % (uid, gid)
 
     def data_received(self, data):
+        # The common case first: one whole frame, as one read brought it.
+        if not self.buf and len(data) > 4 and \
+                int.from_bytes(data[:4], "big") == len(data) - 4 <= MAX_FRAME:
+            ans, ok = self.one(memoryview(data)[4:])
+            self.tr.write(ans)
+            if not ok:
+                self.tr.close()
+            return
         buf = self.buf
         buf += data
-        out, off = [], 0
-        while len(buf) - off >= 4:
+        out, off, ok = [], 0, True
+        while ok and len(buf) - off >= 4:
             n = int.from_bytes(buf[off:off + 4], "big")
             if n == 0 or n > MAX_FRAME:
                 out.append(refuse(None, "error", "bad_frame" if n == 0 else
                                   "frame_too_large", "bad frame length"))
-                return self.close(out)
-            if len(buf) - off - 4 < n:
+                ok = False
+            elif len(buf) - off - 4 < n:
                 break
-            body = bytes(buf[off + 4:off + 4 + n])
-            off += 4 + n
-            try:
-                req = msgpack.unpackb(body, raw=False)
-            except UnicodeDecodeError:
-                out.append(refuse(None, "error", "bad_request",
-                                  "strings must be UTF-8"))
-                continue
-            except Exception:  # anything else msgpack refuses
-                req = None
-            if not isinstance(req, dict):
-                out.append(refuse(None, "error", "bad_frame",
-                                  "a frame holds one msgpack map"))
-                return self.close(out)
-            out.append(self.gate.answer(self.pr, self.who, req))
+            else:
+                ans, ok = self.one(bytes(buf[off + 4:off + 4 + n]))
+                out.append(ans)
+                off += 4 + n
         del buf[:off]
         if out:
-            self.tr.write(b"".join(out) if len(out) > 1 else out[0])
+            self.tr.write(b"".join(out))
+        if not ok:
+            self.tr.close()
 
-    def close(self, out):
-        self.tr.write(b"".join(out))
-        self.tr.close()
+    def one(self, body):
+        """The answer to one frame, and whether the connection goes on."""
+        try:
+            req = msgpack.unpackb(body, raw=False)
+        except UnicodeDecodeError:
+            return refuse(None, "error", "bad_request",
+                          "strings must be UTF-8"), True
+        except Exception:  # anything else msgpack refuses
+            req = None
+        if not isinstance(req, dict):
+            return refuse(None, "error", "bad_frame",
+                          "a frame holds one msgpack map"), False
+        return self.gate.answer(self.pr, self.who, req), True
 
 
 async def serve(path, gate):
