@@ -555,6 +555,9 @@ print_row(const char *name, int clients, const struct result *r,
 		/* The tools' time comes in clock ticks: no decimals. */
 		if (*p == P_TOOLS && r->cpu[*p] != 0)
 			printf(", tools ~%.0f", us);
+		else if (*p != P_TOOLS && procs[*p] == 0)
+			printf("%s %s -", p == target_procs[tg] ? "" : ",",
+			    proc_names[*p]);
 		else if (*p != P_TOOLS)
 			printf("%s %s %.1f", p == target_procs[tg] ? "" : ",",
 			    proc_names[*p], us);
@@ -615,9 +618,9 @@ deny_section(struct result res[2][N_TARGETS], int n)
 {
 	printf("\ndeny: a call to a tool not on the allowlist; %s,\n%d"
 	    " interleaved rounds (the median round by rate shown, the CPU time"
-	    " of all)\n", target_paths[T_PYTHON] ? "the echo, gatewayd and the"
-	    " Python sidecar (bench/pysidecar.py)" : "the echo and gatewayd",
-	    nrounds);
+	    " of all)\n", target_paths[T_PYTHON] ? "the echo, gatewayd and"
+	    "\nthe Python sidecar (bench/pysidecar.py)" : "the echo and"
+	    " gatewayd", nrounds);
 	print_header();
 	deny_rounds(res[0], 1, n * 2);
 	deny_print(res[0], 1);
