@@ -616,10 +616,10 @@ deny_print(struct result res[N_TARGETS], int clients)
 static void
 deny_section(struct result res[2][N_TARGETS], int n)
 {
-	printf("\ndeny: a call to a tool not on the allowlist; %s,\n%d"
-	    " interleaved rounds (the median round by rate shown, the CPU time"
-	    " of all)\n", target_paths[T_PYTHON] ? "the echo, gatewayd and"
-	    "\nthe Python sidecar (bench/pysidecar.py)" : "the echo and"
+	printf("\ndeny: a call to a tool not on the allowlist; %s in %d"
+	    " interleaved\nrounds (the median round by rate shown, the CPU"
+	    " time of all)\n", target_paths[T_PYTHON] ? "the echo, gatewayd"
+	    " and\nthe Python sidecar (bench/pysidecar.py)" : "the echo and"
 	    " gatewayd", nrounds);
 	print_header();
 	deny_rounds(res[0], 1, n * 2);

@@ -23,6 +23,7 @@ import asyncio
 import hashlib
 import json
 import os
+import signal
 import socket
 import struct
 import sys
@@ -188,8 +189,13 @@ async def serve(path, gate):
     loop = asyncio.get_running_loop()
     server = await loop.create_unix_server(lambda: Conn(gate), path)
     os.chmod(path, 0o666)
+    # SIGTERM is how bench/run stops it: a clean end, status 0.
+    loop.add_signal_handler(signal.SIGTERM, server.close)
     async with server:
-        await server.serve_forever()
+        try:
+            await server.serve_forever()
+        except asyncio.CancelledError:
+            pass
 
 
 def main():
