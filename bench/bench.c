@@ -55,7 +55,7 @@ static const char *proc_names[N_PROCS] = {
 static pid_t		 procs[N_PROCS];	/* 0: not measured */
 
 static const char	*target_paths[N_TARGETS];
-static char		 echo_path[64];
+static char		 echo_path[108];	/* sun_path's size */
 static volatile int	 run_seq;	/* makes keys distinct across passes */
 static int		 nrounds = 3;
 
@@ -220,14 +220,18 @@ echo_serve(int lfd)
  * CPU time is counted as the daemons' is and apart from the clients'.
  */
 static void
-start_echo(void)
+start_echo(const char *scratch)
 {
 	struct sockaddr_un	sun;
 	pid_t			pid;
 	int			fd;
 
-	snprintf(echo_path, sizeof(echo_path), "/tmp/tg-bench-echo.%d",
-	    (int)getpid());
+	/* In the scratch dir, which bench/run removes, however we end. */
+	if ((size_t)snprintf(echo_path, sizeof(echo_path), "%s/echo.sock",
+	    scratch) >= sizeof(echo_path)) {
+		errno = ENAMETOOLONG;
+		die(scratch);
+	}
 	unlink(echo_path);
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
@@ -616,11 +620,14 @@ deny_print(struct result res[N_TARGETS], int clients)
 static void
 deny_section(struct result res[2][N_TARGETS], int n)
 {
-	printf("\ndeny: a call to a tool not on the allowlist; %s in %d"
-	    " interleaved\nrounds (the median round by rate shown, the CPU"
-	    " time of all)\n", target_paths[T_PYTHON] ? "the echo, gatewayd"
-	    " and\nthe Python sidecar (bench/pysidecar.py)" : "the echo and"
-	    " gatewayd", nrounds);
+	if (target_paths[T_PYTHON] != NULL)
+		printf("\ndeny: a call to a tool not on the allowlist; the echo,"
+		    " gatewayd and the\nPython sidecar (bench/pysidecar.py)");
+	else
+		printf("\ndeny: a call to a tool not on the allowlist; the echo"
+		    " and gatewayd");
+	printf(" in %d interleaved rounds (the\nmedian round by rate shown,"
+	    " the CPU time of all)\n", nrounds);
 	print_header();
 	deny_rounds(res[0], 1, n * 2);
 	deny_print(res[0], 1);
@@ -940,7 +947,7 @@ main(int argc, char *argv[])
 	if (getenv("BENCH_N") != NULL && (n = atoi(getenv("BENCH_N"))) < 32)
 		n = 32;
 	/* Before any thread: the echo is a fork. */
-	start_echo();
+	start_echo(scratch);
 	print_load("at the start");
 	if (procs[P_GATEWAYD] == 0)
 		printf("no gatewayd pid (-g): no CPU figures for the pair\n");
