@@ -125,7 +125,7 @@ ex_set_writes_off(int off, const char *who)
 	log_info("writes %s by %s", off ? "disabled" : "enabled", who);
 	ar.decision = off ? "disabled" : "enabled";
 	ar.approver = who;
-	audit_write(&ar, 1);
+	(void)audit_write(&ar, 1);
 	send_writes_state();
 	return rc == 0 ? 0 : -1;
 }
@@ -276,7 +276,7 @@ dispatch_audit(const struct proto_msg *m)
 	ar.decision = f[4];
 	ar.reason = f[5];
 	ar.note = note ? note : msg;
-	audit_write(&ar, 0);
+	(void)audit_write(&ar, 0);
 	if (p != NULL && f[0] != NULL && strcmp(f[4], ST_STOPPED) == 0)
 		budget_stop(p->tenant, f[0], f[5], msg);
 	for (i = 0; i < 6; i++)
