@@ -499,6 +499,9 @@ main(int argc, char *argv[])
 	log_init("executor", foreground, verbose);
 	ex = &exs;
 	signal(SIGPIPE, SIG_IGN);
+	/* A file past RLIMIT_FSIZE fails with EFBIG (the audit log fails
+	 * closed), never kills us; tools get the default back. */
+	signal(SIGXFSZ, SIG_IGN);
 	umask(0077);
 	if (sodium_init() < 0)
 		fatalx("sodium_init failed");

@@ -110,6 +110,41 @@ def a_full_audit_log_fails_closed_and_recovers():
 
 
 @test
+def a_file_size_limit_fails_closed_without_a_torn_line():
+    """EFBIG: the executor's RLIMIT_FSIZE just past the log's end.  A record
+    that crosses it is written in part (a short write): cut back."""
+    import resource
+    need_root()
+    with Daemon(name="tg-auditfsize") as d:
+        log = os.path.join(d.state, "audit.log")
+        c = d.client()
+        assert c.call("echo", {"before": 1}, run_id="fs")["status"] == "ok"
+        pid = d.executor_pid()
+        size = os.path.getsize(log)
+        # The soft limit only: raising a hard one back may be refused.
+        hard = resource.prlimit(pid, resource.RLIMIT_FSIZE)[1]
+        resource.prlimit(pid, resource.RLIMIT_FSIZE, (size + 100, hard))
+        try:
+            for i in range(5):
+                r = c.call("echo", {"big": "x" * 300, "i": i}, run_id="fs")
+                assert r["status"] == "error" and r["error"] == "unavailable", r
+            assert alive(d), d.read_log()
+            assert os.path.getsize(log) == size, (os.path.getsize(log), size)
+            records(log)
+        finally:
+            resource.prlimit(pid, resource.RLIMIT_FSIZE, (hard, hard))
+        wait_for(lambda: c.call("echo", {"after": 1}, run_id="fs2")["status"] == "ok",
+                 what="a served call")
+        recs = records(log)
+        seqs = [x["seq"] for x in recs]
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
+        assert recs[-1]["run_id"] == "fs2", recs[-1]
+        # (The failure's own log line went to stderr, a file past the
+        # limit too; the recovery's is there.)
+        assert d.read_log().count("is written again") == 1, d.read_log()
+
+
+@test
 def a_torn_last_line_is_cut_at_start():
     d = Daemon(name="tg-audittorn")
     try:
