@@ -115,7 +115,7 @@ def a_file_size_limit_fails_closed_without_a_torn_line():
     that crosses it is written in part (a short write): cut back."""
     import resource
     need_root()
-    with Daemon(name="tg-auditfsize") as d:
+    with Daemon(base_config(writes={"enabled": True}), name="tg-auditfsize") as d:
         log = os.path.join(d.state, "audit.log")
         c = d.client()
         assert c.call("echo", {"before": 1}, run_id="fs")["status"] == "ok"
@@ -125,6 +125,10 @@ def a_file_size_limit_fails_closed_without_a_torn_line():
         hard = resource.prlimit(pid, resource.RLIMIT_FSIZE)[1]
         resource.prlimit(pid, resource.RLIMIT_FSIZE, (size + 100, hard))
         try:
+            # A write first, while the log is still up: its intent record
+            # does not fit, so nothing goes to the ledger and no tool runs.
+            r = c.call("ticket.close", {"w": 1}, run_id="fs")
+            assert r["status"] == "error" and r["error"] == "unavailable", r
             for i in range(5):
                 r = c.call("echo", {"big": "x" * 300, "i": i}, run_id="fs")
                 assert r["status"] == "error" and r["error"] == "unavailable", r
@@ -135,10 +139,16 @@ def a_file_size_limit_fails_closed_without_a_torn_line():
             resource.prlimit(pid, resource.RLIMIT_FSIZE, (hard, hard))
         wait_for(lambda: c.call("echo", {"after": 1}, run_id="fs2")["status"] == "ok",
                  what="a served call")
+        r = c.call("ticket.close", {"w": 1}, run_id="fs3")
+        assert r["status"] == "ok" and r["replayed"] is False, r
         recs = records(log)
         seqs = [x["seq"] for x in recs]
         assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
-        assert recs[-1]["run_id"] == "fs2", recs[-1]
+        assert recs[-3]["run_id"] == "fs2", recs[-3]
+        # The write's intent, durable before it ran, then its outcome.
+        assert [(x["event"], x.get("decision")) for x in recs[-2:]] == \
+            [("intent", "admitted"), ("call", "ok")], recs[-2:]
+        assert recs[-2]["idempotency_key"] == r["idempotency_key"], recs[-2]
         # (The failure's own log line went to stderr, a file past the
         # limit too; the recovery's is there.)
         assert d.read_log().count("is written again") == 1, d.read_log()
