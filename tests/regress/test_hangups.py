@@ -75,10 +75,13 @@ def park_and_hang_up(d, aid, i):
     c.close()
 
 
-def all_ended(d, ex):
+def all_ended(d, ex, seen):
+    """No tool process of the executor, no wait parked, one agent (the
+    test's own) connected; seen gets what was last found."""
     st = d.ctl_json("status")
-    return (not children(ex) and st["waits"] == 0 and st["running_tools"] == 0
-            and st["agent_connections"] == 1)
+    seen.update(children=len(children(ex)), waits=st.get("waits"),
+                running_tools=st["running_tools"], agents=st["agent_connections"])
+    return seen == {"children": 0, "waits": 0, "running_tools": 0, "agents": 1}
 
 
 @test
@@ -89,15 +92,20 @@ def hangups_end_waits_and_cancel_reads():
         aid = pending_approval(d, keep)
         for i in range(5):
             park_and_hang_up(d, aid, -1 - i)
-        wait_for(lambda: all_ended(d, ex), 30, "the warm-up's waits and tools to end")
+        seen = {}
+        try:
+            wait_for(lambda: all_ended(d, ex, seen), 30, "the warm-up's waits and tools")
+        except AssertionError:
+            raise AssertionError("the warm-up's waits and tools did not end: %s" % seen)
         rss0, grss0 = rss_kb(ex), gatewayd_rss_kb(d)
         for i in range(LOOPS):
             park_and_hang_up(d, aid, i)
         # Nothing of the agents that left is kept: no tool process, no
         # parked wait (a generous deadline: they would last minutes).
-        wait_for(lambda: all_ended(d, ex), 30,
-                 "every wait and tool of the hung-up agents to end: %s, children %s"
-                 % (d.ctl_json("status"), children(ex)))
+        try:
+            wait_for(lambda: all_ended(d, ex, seen), 30, "the hung-up agents' waits and tools")
+        except AssertionError:
+            raise AssertionError("the hung-up agents' waits and tools did not end: %s" % seen)
         rss1, grss1 = rss_kb(ex), gatewayd_rss_kb(d)
         assert rss1 - rss0 < 16 * 1024, (rss0, rss1)
         assert grss1 - grss0 < 16 * 1024, (grss0, grss1)
