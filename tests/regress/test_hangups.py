@@ -107,8 +107,12 @@ def hangups_end_waits_and_cancel_reads():
         except AssertionError:
             raise AssertionError("the hung-up agents' waits and tools did not end: %s" % seen)
         rss1, grss1 = rss_kb(ex), gatewayd_rss_kb(d)
-        assert rss1 - rss0 < 16 * 1024, (rss0, rss1)
-        assert grss1 - grss0 < 16 * 1024, (grss0, grss1)
+        print("hangups: RSS kB executor %d -> %d, gatewayd %d -> %d"
+              % (rss0, rss1, grss0, grss1))
+        # ASan's quarantine holds freed memory: RSS says nothing there.
+        if not SAN:
+            assert rss1 - rss0 < 16 * 1024, (rss0, rss1)
+            assert grss1 - grss0 < 16 * 1024, (grss0, grss1)
         # Every cancelled read is recorded as such, once.
         recs = [a for a in read_audit(d) if a.get("tool") == "linger"]
         assert len(recs) == (LOOPS + 5) * READS, len(recs)
