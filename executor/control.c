@@ -148,7 +148,7 @@ ctl_status(struct ctl_conn *cc, const msgpack_object *req,
 	(void)req;
 	(void)op;
 	msgbuf_init(&mb);
-	msgpack_pack_map(&mb.pk, 11);
+	msgpack_pack_map(&mb.pk, 12);
 	pk_kv_bool(&mb.pk, "ok", 1);
 	pk_kv_bool(&mb.pk, "writes_enabled", ex_writes_on());
 	pk_kv_bool(&mb.pk, "writes_config", ex->conf->writes_enabled);
