@@ -305,7 +305,7 @@ ex_conn_hung_up(uint64_t conn)
 	writes = write_conn_gone(conn);
 	if (waits + reads + writes > 0)
 		log_info("connection %llu: the agent hung up: %zu waits ended,"
-		    " %zu reads cancelled, %zu writes no longer waited for",
+		    " %zu reads cancelled, %zu write calls refused",
 		    (unsigned long long)conn, waits, reads, writes);
 }
 
