@@ -264,7 +264,6 @@ call_conn_gone(uint64_t conn)
 	return n;
 }
 
-
 /*
  * Who asks is the peer of the connection gatewayd passed us on the peer
  * channel, as SO_PEERCRED says, mapped by our own config.  What gatewayd

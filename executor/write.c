@@ -350,7 +350,10 @@ write_conn_gone(uint64_t conn)
 			call_free(c);
 			n++;
 		}
-		/* Admitted (intent recorded): it runs on, and is recorded. */
+		/*
+		 * Not admitted yet: refused.  Once its intent is recorded
+		 * (W_RUNNING, W_OUTCOME) a write runs on and is recorded.
+		 */
 		if (w->phase == W_INTENT && w->first->conn == conn) {
 			wop_first_gone(w);
 			n++;
