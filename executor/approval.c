@@ -49,11 +49,13 @@ static const char *state_names[] = {
 struct waiter {
 	TAILQ_ENTRY(waiter)	 entry;
 	uint64_t		 id;
+	uint64_t		 conn;		/* the agent connection asking */
 	char			 approval_id[APPROVAL_ID_LEN + 1];
 	struct event		*timer;
 };
 
 static TAILQ_HEAD(, waiter)	waiters = TAILQ_HEAD_INITIALIZER(waiters);
+static size_t			nwaiters;
 
 const char *
 approval_state_str(enum approval_state s)
@@ -622,13 +624,20 @@ out:
 /* Waiting for a decision. */
 
 static void
+waiter_free(struct waiter *w)
+{
+	TAILQ_REMOVE(&waiters, w, entry);
+	nwaiters--;
+	event_free(w->timer);
+	free(w);
+}
+
+static void
 waiter_answer(struct waiter *w, const char *state)
 {
 	send_response(MSG_WAIT_ANS, w->id, ST_OK, "state", state,
 	    "approval_id", w->approval_id);
-	TAILQ_REMOVE(&waiters, w, entry);
-	event_free(w->timer);
-	free(w);
+	waiter_free(w);
 }
 
 static void
@@ -682,15 +691,42 @@ approval_wait(const struct proto_msg *m)
 		ms = left;
 	w = xcalloc(1, sizeof(*w));
 	w->id = m->id;
+	w->conn = mp_get(m->body, "conn")->via.u64;
 	memcpy(w->approval_id, a.id, sizeof(w->approval_id));
 	w->timer = evtimer_new(ex->base, waiter_timeout, w);
 	tv.tv_sec = (time_t)(ms / 1000);
 	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
 	evtimer_add(w->timer, &tv);
 	TAILQ_INSERT_TAIL(&waiters, w, entry);
+	nwaiters++;
 out:
 	approval_free(&a);
 	free(id);
+}
+
+size_t
+approval_conn_gone(uint64_t conn)
+{
+	struct waiter	*w, *next;
+	size_t		 n = 0;
+
+	for (w = TAILQ_FIRST(&waiters); w != NULL; w = next) {
+		next = TAILQ_NEXT(w, entry);
+		if (w->conn != conn)
+			continue;
+		/* No one reads it: it only frees gatewayd's slot for it. */
+		send_response(MSG_WAIT_ANS, w->id, ST_ERROR, "error",
+		    E_UNAVAILABLE, "message", "the agent has hung up");
+		waiter_free(w);
+		n++;
+	}
+	return n;
+}
+
+size_t
+approvals_waiting(void)
+{
+	return nwaiters;
 }
 
 static void
@@ -851,9 +887,6 @@ approvals_shutdown(void)
 {
 	struct waiter	*w;
 
-	while ((w = TAILQ_FIRST(&waiters)) != NULL) {
-		TAILQ_REMOVE(&waiters, w, entry);
-		event_free(w->timer);
-		free(w);
-	}
+	while ((w = TAILQ_FIRST(&waiters)) != NULL)
+		waiter_free(w);
 }

@@ -53,6 +53,13 @@ void	approvals_init(void);
 void	approvals_shutdown(void);
 void	approval_resume(const struct proto_msg *);
 void	approval_wait(const struct proto_msg *);
+/*
+ * The agent of 'conn' hung up: its parked waits end (answered
+ * error/unavailable, which gatewayd drops).  Returns how many.
+ */
+size_t	approval_conn_gone(uint64_t conn);
+/* Waits parked now. */
+size_t	approvals_waiting(void);
 
 /* For the control socket. */
 size_t	approvals_pending(void);

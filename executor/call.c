@@ -22,6 +22,9 @@
 #include "executor/toolrun.h"
 #include "proto/proto.h"
 
+/* Reads whose tool runs: a hang-up of their agent cancels them. */
+static struct callq	reads = TAILQ_HEAD_INITIALIZER(reads);
+
 void
 call_free(struct call *c)
 {
@@ -194,6 +197,7 @@ read_done(const struct toolrun_result *r, void *arg)
 	struct call	*c = arg;
 	struct msgbuf	 mb;
 
+	TAILQ_REMOVE(&reads, c, entry);
 	switch (r->status) {
 	case TR_OK:
 		/* No record, no result: the read changed nothing. */
@@ -223,9 +227,41 @@ read_done(const struct toolrun_result *r, void *arg)
 	case TR_BAD_OUTPUT:
 		call_refuse(c, ST_STOPPED, R_INVALID_OUTPUT, r->message);
 		break;
+	case TR_CANCELLED:
+		/*
+		 * Recorded as error/unavailable, like a request refused
+		 * because its agent had hung up; the answer only frees
+		 * gatewayd's slot for it, which drops it.
+		 */
+		call_refuse(c, ST_ERROR, E_UNAVAILABLE,
+		    "the agent has hung up: the read was cancelled");
+		break;
 	}
 	call_free(c);
 	ex_tool_done();
+}
+
+static void
+read_start(struct call *c, const struct tool *tool)
+{
+	TAILQ_INSERT_TAIL(&reads, c, entry);
+	call_run_tool(c, tool, read_done, c);
+}
+
+size_t
+call_conn_gone(uint64_t conn)
+{
+	struct call	*c;
+	size_t		 n = 0;
+
+	/* The callbacks come later, from the loop: the list stays as is. */
+	TAILQ_FOREACH(c, &reads, entry) {
+		if (c->conn != conn || c->cancelled)
+			continue;
+		c->cancelled = 1;
+		n += toolrun_cancel(c);
+	}
+	return n;
 }
 
 /*
@@ -278,6 +314,7 @@ call_new(const struct proto_msg *m, uint32_t ans_type)
 	c = xcalloc(1, sizeof(*c));
 	c->ans_type = ans_type;
 	c->id = m->id;
+	c->conn = mp_get(m->body, "conn")->via.u64;
 	if ((p = peer_principal(m->body, &c->uid)) == NULL) {
 		/* For the record: who gatewayd said it was. */
 		c->tenant = mp_strdup(mp_get(m->body, "tenant"));
@@ -334,7 +371,7 @@ call_dispatch(struct call *c, const msgpack_object *args, int approved)
 	if (budget_check(c, g == GATE_WRITE) == -1)
 		goto out;
 	if (g == GATE_READ) {
-		call_run_tool(c, tool, read_done, c);
+		read_start(c, tool);
 		return;
 	}
 	xasprintf(&c->idem_key, "%s:%s:%s", c->tenant, c->tool, c->args_hash);

@@ -148,7 +148,7 @@ ctl_status(struct ctl_conn *cc, const msgpack_object *req,
 	(void)req;
 	(void)op;
 	msgbuf_init(&mb);
-	msgpack_pack_map(&mb.pk, 11);
+	msgpack_pack_map(&mb.pk, 12);
 	pk_kv_bool(&mb.pk, "ok", 1);
 	pk_kv_bool(&mb.pk, "writes_enabled", ex_writes_on());
 	pk_kv_bool(&mb.pk, "writes_config", ex->conf->writes_enabled);
@@ -156,6 +156,8 @@ ctl_status(struct ctl_conn *cc, const msgpack_object *req,
 	pk_kv_uint(&mb.pk, "pending_approvals", approvals_pending());
 	pk_kv_uint(&mb.pk, "in_doubt", ledger_count(ex->store, L_IN_DOUBT));
 	pk_kv_uint(&mb.pk, "running_tools", toolrun_active());
+	/* wait ops parked until a decision: none outlives its agent. */
+	pk_kv_uint(&mb.pk, "waits", approvals_waiting());
 	pk_kv_bool(&mb.pk, "gatewayd_connected", ex->gw != NULL);
 	/* Agent connections gatewayd has passed us and not closed. */
 	pk_kv_uint(&mb.pk, "agent_connections", peers_count());

@@ -285,10 +285,41 @@ dispatch_audit(const struct proto_msg *m)
 	free(note);
 }
 
+/*
+ * The agent of 'conn' hung up: what it waits for ends.  Its parked waits
+ * and its joins to an identical running write are dropped, its reads are
+ * cancelled (tools killed, reaped as usual), its writes whose intent is
+ * not recorded yet are refused; all answered error/unavailable, which
+ * gatewayd drops (the answer frees its slot for the request).  Writes
+ * whose intent is recorded run on and their outcome is recorded, so a
+ * retry replays it.  Called when the executor sees the hang-up itself
+ * (peers.c) and again at CONN_GONE: the second time finds nothing.
+ */
+void
+ex_conn_hung_up(uint64_t conn)
+{
+	size_t	waits, reads, writes;
+
+	waits = approval_conn_gone(conn);
+	reads = call_conn_gone(conn);
+	writes = write_conn_gone(conn);
+	if (waits + reads + writes > 0)
+		log_info("connection %llu: the agent hung up: %zu waits ended,"
+		    " %zu reads cancelled, %zu write calls refused",
+		    (unsigned long long)conn, waits, reads, writes);
+}
+
+/*
+ * gatewayd closed the connection, after its last request (the socketpair
+ * keeps the order): nothing more comes for it.
+ */
 static void
 dispatch_conn_gone(const struct proto_msg *m)
 {
-	peers_forget(mp_get(m->body, "conn")->via.u64);
+	uint64_t	conn = mp_get(m->body, "conn")->via.u64;
+
+	ex_conn_hung_up(conn);
+	peers_forget(conn);
 }
 
 static void

@@ -37,6 +37,12 @@ int	ex_writes_on(void);
  */
 int	ex_set_writes_off(int off, const char *who);
 
+/*
+ * The agent of connection 'conn' hung up (or gatewayd closed it): end
+ * what it owns but its admitted writes (executor.c).
+ */
+void	ex_conn_hung_up(uint64_t conn);
+
 /* A tool finished: during shutdown, the last one ends the process. */
 void	ex_tool_done(void);
 

@@ -31,6 +31,7 @@ struct peer {
 	int		 fd;
 	uid_t		 uid;
 	gid_t		 gid;
+	struct event	*ev_hup;	/* the agent hanging up (EV_CLOSED) */
 };
 
 static struct peer	*buckets[NBUCKETS];
@@ -97,6 +98,36 @@ check_agent_socket(int fd, uint64_t conn)
 	    -1 || listening)
 		fatalx("gatewayd passed the agent socket %s itself as"
 		    " connection %llu", agent_path, (unsigned long long)conn);
+}
+
+/*
+ * The agent hung up (or shut down its writing half, which gatewayd takes
+ * as the end too).  gatewayd says so with CONN_GONE, but only once it
+ * reads the connection again, which it stops doing while the agent has
+ * max_inflight requests out: so the executor ends what the agent owns as
+ * soon as the kernel says it left.  Once: the event is not persistent.
+ */
+static void
+peer_hung_up(evutil_socket_t fd, short what, void *arg)
+{
+	struct peer	*p = arg;
+
+	(void)fd;
+	(void)what;
+	log_debug("peer %llu: hung up", (unsigned long long)p->conn);
+	ex_conn_hung_up(p->conn);
+}
+
+/* Watch the socket for the hang-up, where the backend can (epoll can). */
+static void
+peer_watch(struct peer *p)
+{
+	if (!(event_base_get_features(ex->base) & EV_FEATURE_EARLY_CLOSE))
+		return;
+	p->ev_hup = event_new(ex->base, p->fd, EV_CLOSED, peer_hung_up, p);
+	if (p->ev_hup == NULL || event_add(p->ev_hup, NULL) == -1)
+		fatalx("peer %llu: cannot watch for its hang-up",
+		    (unsigned long long)p->conn);
 }
 
 /*
@@ -168,6 +199,7 @@ peer_recv_one(void)
 	*pp = p;
 	*ipp = p;
 	npeers++;
+	peer_watch(p);
 	log_debug("peer %llu: uid %u gid %u pid %d", (unsigned long long)conn,
 	    (unsigned)uid, (unsigned)gid, (int)pid);
 	return 0;
@@ -256,6 +288,8 @@ peer_free(struct peer *p)
 	struct peer	**ipp = islot(p->dev, p->ino);
 
 	*ipp = p->inext;
+	if (p->ev_hup != NULL)
+		event_free(p->ev_hup);
 	close(p->fd);
 	free(p);
 	npeers--;

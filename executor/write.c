@@ -220,6 +220,14 @@ write_done(const struct toolrun_result *r, void *arg)
 		w->rec.response = refusal_response(ST_ERROR, E_TOOL_TIMEOUT,
 		    r->message, &w->rec.responselen);
 		break;
+	case TR_CANCELLED:
+		/* Never asked of a write; were it, killed midway is in doubt. */
+		w->rec.state = L_IN_DOUBT;
+		free(w->rec.note);
+		w->rec.note = xstrdup("cancelled before it finished");
+		w->rec.response = refusal_response(ST_ERROR, E_TOOL_FAILED,
+		    r->message, &w->rec.responselen);
+		break;
 	}
 	w->phase = W_OUTCOME;
 	wop_enqueue(w);
@@ -294,6 +302,64 @@ wop_refused(struct wop *w, enum verdict why)
 	TAILQ_REMOVE(&w->waiters, w->first, entry);
 	fill_intent(w);
 	wop_enqueue(w);
+}
+
+/*
+ * w's first caller hung up before its intent was recorded: like a request
+ * that arrives after the hang-up, it is refused and nothing runs (a retry
+ * runs it).  An identical call of another connection takes its place.
+ */
+static void
+wop_first_gone(struct wop *w)
+{
+	struct call	*c = w->first;
+
+	call_refuse(c, ST_ERROR, E_UNAVAILABLE,
+	    "the agent has hung up: the write was not started");
+	call_free(c);
+	if ((w->first = TAILQ_FIRST(&w->waiters)) != NULL) {
+		TAILQ_REMOVE(&w->waiters, w->first, entry);
+		fill_intent(w);
+		wop_enqueue(w);
+		return;
+	}
+	if (w->queued) {
+		TAILQ_REMOVE(&commitq, w, qentry);
+		w->queued = 0;
+	}
+	wop_free(w);
+}
+
+size_t
+write_conn_gone(uint64_t conn)
+{
+	struct wop	*w, *wnext;
+	struct call	*c, *cnext;
+	size_t		 n = 0;
+
+	for (w = TAILQ_FIRST(&ops); w != NULL; w = wnext) {
+		wnext = TAILQ_NEXT(w, entry);
+		/* Joined to an identical write: no one waits for it now. */
+		for (c = TAILQ_FIRST(&w->waiters); c != NULL; c = cnext) {
+			cnext = TAILQ_NEXT(c, entry);
+			if (c->conn != conn)
+				continue;
+			TAILQ_REMOVE(&w->waiters, c, entry);
+			call_refuse(c, ST_ERROR, E_UNAVAILABLE, "the agent has"
+			    " hung up: it no longer waits for the write");
+			call_free(c);
+			n++;
+		}
+		/*
+		 * Not admitted yet: refused.  Once its intent is recorded
+		 * (W_RUNNING, W_OUTCOME) a write runs on and is recorded.
+		 */
+		if (w->phase == W_INTENT && w->first->conn == conn) {
+			wop_first_gone(w);
+			n++;
+		}
+	}
+	return n;
 }
 
 struct batch {
