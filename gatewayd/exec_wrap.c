@@ -331,6 +331,28 @@ exec_audit(const struct refusal *r)
 }
 
 void
+exec_audit_summary(int has_uid, uid_t uid, gid_t gid, uint64_t count,
+    uint64_t first_ms, uint64_t last_ms)
+{
+	struct msgbuf	 mb;
+	const char	*buf;
+	size_t		 len;
+
+	msgbuf_init(&mb);
+	msgbuf_begin_msg(&mb, MSG_AUDIT_SUMMARY, 0, has_uid ? 5 : 3);
+	if (has_uid) {
+		pk_kv_uint(&mb.pk, "uid", uid);
+		pk_kv_uint(&mb.pk, "gid", gid);
+	}
+	pk_kv_uint(&mb.pk, "count", count);
+	pk_kv_uint(&mb.pk, "first_ms", first_ms);
+	pk_kv_uint(&mb.pk, "last_ms", last_ms);
+	buf = msgbuf_finish(&mb, &len);
+	bufferevent_write(link_bev, buf, len);
+	msgbuf_free(&mb);
+}
+
+void
 exec_link_close(void)
 {
 	if (link_bev == NULL)
