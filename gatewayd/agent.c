@@ -213,11 +213,13 @@ conn_timeout(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (c->closing)
+	if (c->closing) {
+		log_debug("agent uid %u pid %d: closed", (unsigned)c->uid,
+		    (int)c->pid);
 		conn_free(c);
-	else if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+	} else if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
 		conn_bad_frame(c, E_BAD_FRAME, "frame not completed in time");
-	else {
+	else if (c->pr == NULL) {
 		log_debug("agent uid %u pid %d: no principal and no request in"
 		    " %llus: closed", (unsigned)c->uid, (int)c->pid,
 		    (unsigned long long)gw->conf->frame_timeout_s);
