@@ -52,7 +52,7 @@
 #define CONTROL_IDLE_MAX	86400ULL	/* one day */
 #define FRAME_TIMEOUT_MAX	3600ULL
 #define SUMMARY_MAX		86400ULL
-#define STRANGER_UIDS_MAX	1048576ULL
+#define STRANGER_UIDS_MAX	65536ULL	/* looked through one by one */
 #define RUNS_MAX		100000000ULL
 #define MAP_SIZE_MIN		MIB
 #define MAP_SIZE_MAX		(1024 * 1024 * MIB)	/* 1 TiB */
