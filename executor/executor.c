@@ -351,7 +351,7 @@ dispatch_audit_summary(const struct proto_msg *m)
 		    " principal whose uids gatewayd had no room to tell apart"
 		    " (limits.stranger_uids)", (unsigned long long)ar.count);
 	ar.note = note;
-	audit_write(&ar, 0);
+	(void)audit_write(&ar, 0);
 }
 
 static void
