@@ -68,8 +68,8 @@ strangers_flush(evutil_socket_t fd, short what, void *arg)
 
 /*
  * r refused a peer with no principal, and was answered.  Linear in the
- * table: strangers are answered once per connection, and their
- * connections are capped (limits.max_stranger_connections).
+ * table (limits.stranger_uids at most): each refusal has cost the
+ * stranger a whole connection, accept and all.
  */
 void
 strangers_refused(const struct refusal *r)
