@@ -109,21 +109,12 @@ strangers_init(void)
 		fatalx("evtimer_new");
 }
 
-/* What was not summed yet goes to our log: the executor is going too. */
+/* Counts not reported yet go now: exec_link_close() sends them. */
 void
 strangers_shutdown(void)
 {
-	size_t	i;
-
-	for (i = 0; i < ntallies; i++)
-		if (tallies[i].count > 0)
-			log_info("agent: uid %u gid %u: %llu refusals (no"
-			    " principal) not summarized at exit",
-			    (unsigned)tallies[i].uid, (unsigned)tallies[i].gid,
-			    (unsigned long long)tallies[i].count);
-	if (others.count > 0)
-		log_info("agent: %llu refusals of other uids (no principal)"
-		    " not summarized at exit", (unsigned long long)others.count);
+	if (tallies != NULL)
+		strangers_flush(-1, 0, NULL);
 	free(tallies);
 	tallies = NULL;
 	ntallies = 0;

@@ -253,6 +253,26 @@ def half_a_frame_is_closed_after_frame_timeout():
         assert idle.call("echo", {"still": 1})["status"] == "ok"
 
 
+@test
+def counts_of_an_unfinished_interval_are_recorded_at_stop():
+    """gatewayd stopped mid-interval: the refusals it counted still reach
+    the audit log (as a summary), not only its own log."""
+    d = Daemon(base_config(limits={"stranger_summary_s": 3600}))
+    try:
+        d.start()
+        for _ in range(5):
+            c = d.client(uid=STRANGER_UID)
+            assert c.hello()["stop_reason"] == "unknown_principal"
+            assert c.closed()
+        wait_for(lambda: stranger_records(d, {STRANGER_UID}), what="the first refusal")
+        d.stop()
+        recs = stranger_records(d, {STRANGER_UID})
+        assert len(recs) == 2 and refusals(recs) == 5, recs
+        check_summary([r for r in recs if "count" in r][0], STRANGER_UID)
+    finally:
+        d.cleanup()
+
+
 def summary_fatal(body, words, strangers=1):
     """The executor alone, with strangers passed peers of no principal: the
     summary body sent by its gatewayd (us) must make it exit, saying words."""
