@@ -323,6 +323,19 @@ def the_executor_checks_what_a_summary_claims():
     summary_fatal({"uid": 4000, "count": 1, "first_ms": 1, "last_ms": 1}, "cannot be")
     summary_fatal({"count": 1, "first_ms": 2, "last_ms": 1}, "cannot be")
     summary_fatal({"count": 0, "first_ms": 1, "last_ms": 1}, "cannot be")
+    # Reported one by one, too: a stranger's connection is refused once.
+    link = ExecutorLink(base_config(), name="tg-summary")
+    try:
+        link.start()
+        body = {"conn": link.peer(4000, 4000), "uid": 4000, "gid": 4000,
+                "decision": "denied", "reason": "unknown_principal", "message": "m"}
+        link.send("MSG_AUDIT", body)
+        link.send("MSG_AUDIT", body)
+        assert link.proc.wait(10) != 0
+        assert "more refusals" in link.read_log(), link.read_log()[-600:]
+        link.proc = None
+    finally:
+        link.cleanup()
 
 
 if __name__ == "__main__":
