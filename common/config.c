@@ -50,6 +50,9 @@
 #define TTL_MAX			2592000ULL	/* thirty days */
 #define IDLE_MAX		2592000ULL
 #define CONTROL_IDLE_MAX	86400ULL	/* one day */
+#define FRAME_TIMEOUT_MAX	3600ULL
+#define SUMMARY_MAX		86400ULL
+#define STRANGER_UIDS_MAX	65536ULL	/* looked through one by one */
 #define RUNS_MAX		100000000ULL
 #define MAP_SIZE_MIN		MIB
 #define MAP_SIZE_MAX		(1024 * 1024 * MIB)	/* 1 TiB */
@@ -75,6 +78,8 @@ struct cfgctx {
 	yaml_node_t		*map_size;
 	yaml_node_t		*max_map_size;
 	yaml_node_t		*max_runs_per_tenant;	/* NULL: the default */
+	yaml_node_t		*conns_per_uid;	/* NULL: the default */
+	yaml_node_t		*stranger_conns;
 	yaml_node_t		*catalog;	/* NULL: no catalog section */
 	yaml_node_t		*allow;		/* tools.allow */
 	yaml_node_t		*approval_list;	/* writes.require_approval */
@@ -1085,6 +1090,35 @@ approvals_key(struct cfgctx *ctx, const char *key, yaml_node_t *knode,
 	return unknown_key(ctx, knode, path);
 }
 
+/* The keys that keep one uid, or the peers with no principal, in bounds. */
+static int
+limits_conn_key(struct cfgctx *ctx, const char *key, yaml_node_t *knode,
+    yaml_node_t *val, const char *path)
+{
+	struct config	*c = ctx->conf;
+
+	if (strcmp(key, "max_connections_per_uid") == 0) {
+		ctx->conns_per_uid = val;
+		return get_u64(ctx, val, path, 1, CONNECTIONS_MAX,
+		    &c->max_conns_per_uid);
+	}
+	if (strcmp(key, "max_stranger_connections") == 0) {
+		ctx->stranger_conns = val;
+		return get_u64(ctx, val, path, 1, CONNECTIONS_MAX,
+		    &c->max_stranger_conns);
+	}
+	if (strcmp(key, "frame_timeout_s") == 0)
+		return get_u64(ctx, val, path, 1, FRAME_TIMEOUT_MAX,
+		    &c->frame_timeout_s);
+	if (strcmp(key, "stranger_summary_s") == 0)
+		return get_u64(ctx, val, path, 1, SUMMARY_MAX,
+		    &c->stranger_summary_s);
+	if (strcmp(key, "stranger_uids") == 0)
+		return get_u64(ctx, val, path, 1, STRANGER_UIDS_MAX,
+		    &c->stranger_uids);
+	return unknown_key(ctx, knode, path);
+}
+
 static int
 limits_key(struct cfgctx *ctx, const char *key, yaml_node_t *knode,
     yaml_node_t *val, const char *path)
@@ -1104,7 +1138,7 @@ limits_key(struct cfgctx *ctx, const char *key, yaml_node_t *knode,
 	if (strcmp(key, "control_idle_s") == 0)
 		return get_u64(ctx, val, path, 1, CONTROL_IDLE_MAX,
 		    &c->control_idle_s);
-	return unknown_key(ctx, knode, path);
+	return limits_conn_key(ctx, key, knode, val, path);
 }
 
 static int
@@ -1491,6 +1525,38 @@ check_runs(struct cfgctx *ctx)
 	    (unsigned long long)c->max_runs);
 }
 
+/*
+ * The connection caps are shares of limits.max_connections: set, they
+ * must fit in it; left out, they are cut down to fit.  Peers with no
+ * principal get a quarter at most, so they never fill the table.
+ */
+static int
+check_conn_caps(struct cfgctx *ctx)
+{
+	struct config	*c = ctx->conf;
+	uint64_t	 quarter = c->max_connections / 4;
+
+	if (ctx->conns_per_uid == NULL) {
+		if (c->max_conns_per_uid > c->max_connections)
+			c->max_conns_per_uid = c->max_connections;
+	} else if (c->max_conns_per_uid > c->max_connections)
+		return cfg_error(ctx, ctx->conns_per_uid,
+		    "limits.max_connections_per_uid", "%llu is more than"
+		    " limits.max_connections (%llu)",
+		    (unsigned long long)c->max_conns_per_uid,
+		    (unsigned long long)c->max_connections);
+	if (ctx->stranger_conns == NULL) {
+		if (c->max_stranger_conns > quarter)
+			c->max_stranger_conns = quarter > 0 ? quarter : 1;
+	} else if (c->max_stranger_conns > c->max_connections)
+		return cfg_error(ctx, ctx->stranger_conns,
+		    "limits.max_stranger_connections", "%llu is more than"
+		    " limits.max_connections (%llu)",
+		    (unsigned long long)c->max_stranger_conns,
+		    (unsigned long long)c->max_connections);
+	return 0;
+}
+
 /* Rules that tie keys of different sections together. */
 static int
 check_config(struct cfgctx *ctx)
@@ -1514,7 +1580,8 @@ check_config(struct cfgctx *ctx)
 		    (unsigned long long)c->map_size,
 		    (unsigned long long)c->max_map_size);
 	}
-	if (check_runs(ctx) == -1 || check_tool_names(ctx) == -1)
+	if (check_runs(ctx) == -1 || check_conn_caps(ctx) == -1 ||
+	    check_tool_names(ctx) == -1)
 		return -1;
 	return check_self_approval(ctx);
 }
@@ -1552,6 +1619,11 @@ config_defaults(const char *path)
 	c->max_connections = 1024;
 	c->max_inflight = 64;
 	c->control_idle_s = 30;
+	c->max_conns_per_uid = 256;
+	c->max_stranger_conns = 16;
+	c->frame_timeout_s = 30;
+	c->stranger_summary_s = 60;
+	c->stranger_uids = 1024;
 	c->run_idle_s = 3600;
 	c->max_runs = 10000;
 	c->max_runs_per_tenant = 1000;

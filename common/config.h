@@ -83,6 +83,14 @@ struct config {
 	uint64_t	 max_connections; /* default 1024 */
 	uint64_t	 max_inflight;	/* limits.max_inflight: per connection, default 64 */
 	uint64_t	 control_idle_s; /* limits.control_idle_s: default 30 */
+	/* limits.max_connections_per_uid: default 256 (at most max_connections) */
+	uint64_t	 max_conns_per_uid;
+	/* limits.max_stranger_connections: peers with no principal, together */
+	uint64_t	 max_stranger_conns;
+	uint64_t	 frame_timeout_s; /* limits.frame_timeout_s: default 30 */
+	/* limits.stranger_summary_s: refusals of strangers summed this long */
+	uint64_t	 stranger_summary_s;
+	uint64_t	 stranger_uids;	/* limits.stranger_uids: uids summed apart */
 
 	uint64_t	 run_idle_s;	/* runs.idle_s: default 3600 */
 	uint64_t	 max_runs;	/* runs.max_runs: default 10000 */

@@ -293,6 +293,14 @@ encode(const struct audit_rec *r, uint64_t seq, size_t *lenp)
 	set_str(o, "approver", r->approver);
 	set_str(o, "note", r->note);
 	set_str(o, "reported_by", r->reported_by);
+	if (r->count > 0) {
+		json_object_set_new(o, "count", json_integer(
+		    (json_int_t)r->count));
+		json_object_set_new(o, "first_ms", json_integer(
+		    (json_int_t)r->first_ms));
+		json_object_set_new(o, "last_ms", json_integer(
+		    (json_int_t)r->last_ms));
+	}
 	line = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
 	json_decref(o);
 	if (line == NULL)

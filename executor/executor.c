@@ -46,6 +46,7 @@ static void	dispatch_wait(const struct proto_msg *);
 static void	dispatch_writes_off(const struct proto_msg *);
 static void	dispatch_audit(const struct proto_msg *);
 static void	dispatch_conn_gone(const struct proto_msg *);
+static void	dispatch_audit_summary(const struct proto_msg *);
 
 /*
  * What gatewayd may send, and when.  Anything else, or a message before
@@ -64,9 +65,12 @@ static const struct {
 	{ MSG_WRITES_OFF,	dispatch_writes_off,	0 },
 	{ MSG_AUDIT,		dispatch_audit,		0 },
 	{ MSG_CONN_GONE,	dispatch_conn_gone,	0 },
+	{ MSG_AUDIT_SUMMARY,	dispatch_audit_summary,	0 },
 };
 
 static int	hello_done;
+/* Refusals of peers with no principal gatewayd reported, one by one or summed. */
+static uint64_t	stranger_refusals;
 
 static __attribute__((noreturn)) void
 usage(void)
@@ -233,6 +237,25 @@ audit_claims(const msgpack_object *body, uid_t uid, gid_t gid,
 }
 
 /*
+ * gatewayd answers a peer with no principal once and closes it, so it
+ * cannot have refused strangers more often than it passed us their
+ * connections: a count past that is a lie.
+ */
+static void
+stranger_refused(uint64_t n)
+{
+	uint64_t	passed = peers_strangers();
+
+	if (n > passed || stranger_refusals > passed - n)
+		fatalx("gatewayd reported %llu more refusals of peers with no"
+		    " principal: %llu in all, for %llu connections",
+		    (unsigned long long)n,
+		    (unsigned long long)(stranger_refusals + n),
+		    (unsigned long long)passed);
+	stranger_refusals += n;
+}
+
+/*
  * A refusal gatewayd made on its own: recorded as its word (event
  * "gatewayd", reported_by), with the uid, tenant and env we read from
  * the connection it names, never the ones it claims.  A stop it reports
@@ -266,6 +289,8 @@ dispatch_audit(const struct proto_msg *m)
 		    p ? p->tenant : "no principal", claim);
 		xasprintf(&note, "%s (%s)", msg, claim);
 	}
+	if (p == NULL)
+		stranger_refused(1);
 	ar.uid = (long long)uid;
 	ar.tenant = p ? p->tenant : NULL;
 	ar.env = p ? p->env : NULL;
@@ -283,6 +308,50 @@ dispatch_audit(const struct proto_msg *m)
 		free(f[i]);
 	free(msg);
 	free(note);
+}
+
+/*
+ * Refusals of strangers gatewayd counted rather than reported one by one
+ * (their connections are gone, so the uid is its word): one record,
+ * checked for what can be checked.  The ids must have no principal here
+ * too, and the count must fit in the strangers' connections.
+ */
+static void
+dispatch_audit_summary(const struct proto_msg *m)
+{
+	struct audit_rec	 ar = { .event = "gatewayd", .uid = -1,
+				    .reported_by = "gatewayd",
+				    .decision = ST_DENIED,
+				    .reason = R_UNKNOWN_PRINCIPAL };
+	const msgpack_object	*u = mp_get(m->body, "uid");
+	const msgpack_object	*g = mp_get(m->body, "gid");
+	char			 note[160];
+
+	ar.count = mp_get(m->body, "count")->via.u64;
+	ar.first_ms = mp_get(m->body, "first_ms")->via.u64;
+	ar.last_ms = mp_get(m->body, "last_ms")->via.u64;
+	if ((u == NULL) != (g == NULL) || ar.count == 0 ||
+	    ar.first_ms > ar.last_ms || ar.last_ms > INT64_MAX ||
+	    (u != NULL && (u->via.u64 > UINT32_MAX || g->via.u64 > UINT32_MAX)))
+		fatalx("gatewayd sent a summary of refusals that cannot be");
+	if (u != NULL && config_principal(ex->conf, (uid_t)u->via.u64,
+	    (gid_t)g->via.u64) != NULL)
+		fatalx("gatewayd summed refusals of uid %llu gid %llu, which"
+		    " has a principal", (unsigned long long)u->via.u64,
+		    (unsigned long long)g->via.u64);
+	stranger_refused(ar.count);
+	if (u != NULL) {
+		ar.uid = (long long)u->via.u64;
+		snprintf(note, sizeof(note), "gid %llu: %llu more refusals"
+		    " of this peer with no principal, counted by gatewayd",
+		    (unsigned long long)g->via.u64,
+		    (unsigned long long)ar.count);
+	} else
+		snprintf(note, sizeof(note), "%llu refusals of peers with no"
+		    " principal whose uids gatewayd had no room to tell apart"
+		    " (limits.stranger_uids)", (unsigned long long)ar.count);
+	ar.note = note;
+	(void)audit_write(&ar, 0);
 }
 
 /*

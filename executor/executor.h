@@ -75,6 +75,10 @@ struct audit_rec {
 	const char	*approver;
 	const char	*note;
 	const char	*reported_by;	/* "gatewayd": its word, checked */
+	/* A summary of refusals (count > 0): how many, from when to when. */
+	uint64_t	 count;
+	uint64_t	 first_ms;
+	uint64_t	 last_ms;
 };
 
 #define AUDIT_DOWN_MSG	"the audit log cannot be written: the call was not run"

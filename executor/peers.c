@@ -38,6 +38,7 @@ static struct peer	*buckets[NBUCKETS];
 static struct peer	*ibuckets[NBUCKETS];
 static struct event	*peer_ev;
 static size_t		 npeers;
+static uint64_t		 nstrangers;	/* passed peers with no principal, ever */
 static char		*agent_path;
 
 static struct peer **
@@ -200,6 +201,8 @@ peer_recv_one(void)
 	*ipp = p;
 	npeers++;
 	peer_watch(p);
+	if (config_principal(ex->conf, uid, gid) == NULL)
+		nstrangers++;
 	log_debug("peer %llu: uid %u gid %u pid %d", (unsigned long long)conn,
 	    (unsigned)uid, (unsigned)gid, (int)pid);
 	return 0;
@@ -310,6 +313,15 @@ peers_forget(uint64_t conn)
 	p = *pp;
 	*pp = p->next;
 	peer_free(p);
+}
+
+uint64_t
+peers_strangers(void)
+{
+	/* What gatewayd accepted before it said so is in the channel. */
+	while (peer_recv_one() == 0)
+		;
+	return nstrangers;
 }
 
 size_t

@@ -22,5 +22,10 @@ int	peers_lookup(uint64_t conn, uid_t *uid, gid_t *gid);
 int	peers_hung_up(uint64_t conn);
 void	peers_forget(uint64_t conn);
 size_t	peers_count(void);
+/*
+ * How many connections of peers with no principal gatewayd ever passed:
+ * it answers each one request at most, so no more refusals of them.
+ */
+uint64_t peers_strangers(void);
 
 #endif

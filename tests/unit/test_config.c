@@ -136,6 +136,11 @@ test_safe_default(void)
 	ASSERT(c->max_output == 1048576);
 	ASSERT(c->max_connections == 1024);
 	ASSERT(c->max_inflight == 64);
+	ASSERT(c->max_conns_per_uid == 256);
+	ASSERT(c->max_stranger_conns == 16);
+	ASSERT(c->frame_timeout_s == 30);
+	ASSERT(c->stranger_summary_s == 60);
+	ASSERT(c->stranger_uids == 1024);
 	ASSERT(c->run_idle_s == 3600);
 	ASSERT(c->max_runs == 10000);
 	ASSERT(c->max_runs_per_tenant == 1000);
@@ -266,6 +271,9 @@ test_full(void)
 	ASSERT(c->max_output == 67108864);
 	ASSERT(c->max_connections == 8);
 	ASSERT(c->max_inflight == 4);
+	/* Not set: cut to fit max_connections, strangers to a quarter. */
+	ASSERT(c->max_conns_per_uid == 8);
+	ASSERT(c->max_stranger_conns == 2);
 	ASSERT(c->run_idle_s == 60);
 	ASSERT(c->max_runs == 100);
 	/* The default share is cut to max_runs. */
@@ -699,6 +707,20 @@ static const struct bad bad[] = {
 	{ "limits:\n  max_connections: 0\n", 2, "limits.max_connections",
 	    "out of range" },
 	{ "limits:\n  max_inflight: 0\n", 2, "limits.max_inflight",
+	    "out of range" },
+	{ "limits:\n  max_connections: 8\n  max_connections_per_uid: 9\n", 3,
+	    "limits.max_connections_per_uid",
+	    "more than limits.max_connections (8)" },
+	{ "limits:\n  max_connections_per_uid: 0\n", 2,
+	    "limits.max_connections_per_uid", "out of range" },
+	{ "limits:\n  max_stranger_connections: 1025\n", 2,
+	    "limits.max_stranger_connections",
+	    "more than limits.max_connections (1024)" },
+	{ "limits:\n  frame_timeout_s: 0\n", 2, "limits.frame_timeout_s",
+	    "out of range (1..3600)" },
+	{ "limits:\n  stranger_summary_s: 0\n", 2,
+	    "limits.stranger_summary_s", "out of range" },
+	{ "limits:\n  stranger_uids: 0\n", 2, "limits.stranger_uids",
 	    "out of range" },
 	{ "approvals: { ttl_s: 0 }\n", 1, "approvals.ttl_s", "out of range" },
 	{ "runs: { idle_s: 0 }\n", 1, "runs.idle_s", "out of range" },
