@@ -22,6 +22,7 @@
 #include <msgpack.h>
 
 #include "common/canon.h"
+#include "common/fdlimit.h"
 #include "common/frame.h"
 #include "common/listen.h"
 #include "common/log.h"
@@ -872,6 +873,7 @@ agent_accept(struct evconnlistener *l, evutil_socket_t fd,
 		nstrangers++;
 		conn_timer_arm(c);
 	}
+
 	/*
 	 * The executor learns who this is from the socket itself: even one
 	 * with no principal, whose refusals it records under the uid it
@@ -895,8 +897,40 @@ agent_accept(struct evconnlistener *l, evutil_socket_t fd,
 void
 agent_init(int fd)
 {
+	size_t	limit, fixed;
+
 	strangers_init();
 	listener = listener_new(gw->base, fd, agent_accept, NULL, "agent");
+	/*
+	 * One descriptor per connection and nothing else opened from here
+	 * on: past the limit accept(2) fails, and the listener pauses
+	 * (common/listen.c) while connections wait in the backlog.
+	 */
+	limit = fdlimit_get();
+	fixed = fdlimit_open(limit);
+	if (fixed + gw->conf->max_connections > limit)
+		log_warnx("agent: RLIMIT_NOFILE (%zu) is below what"
+		    " limits.max_connections (%llu) needs: past %zu"
+		    " connections accepting pauses", limit,
+		    (unsigned long long)gw->conf->max_connections,
+		    limit > fixed ? limit - fixed : 0);
+}
+
+/* The executor had no descriptor for c's socket: c cannot be served. */
+void
+agent_conn_refused(uint64_t id, const char *message)
+{
+	struct conn	*c;
+
+	TAILQ_FOREACH(c, &conns, entry)
+		if (c->id == id)
+			break;
+	if (c == NULL || c->closing)
+		return;		/* gone meanwhile */
+	log_warnx("agent uid %u pid %d: the executor refused the connection:"
+	    " %s", (unsigned)c->uid, (int)c->pid, message);
+	reply_refuse(c, NULL, 0, ST_ERROR, E_UNAVAILABLE, message);
+	conn_close(c);
 }
 
 void
