@@ -68,6 +68,8 @@ struct req {
 	char			*id;		/* the agent's id, packed */
 	size_t			 idlen;
 	char			*run_id;
+	char			*wtool;		/* a write: its tool and args hash */
+	char			 whash[ARGS_HASH_LEN + 1];
 };
 
 static TAILQ_HEAD(, conn)	 conns = TAILQ_HEAD_INITIALIZER(conns);
@@ -132,6 +134,7 @@ conn_free(struct conn *c)
 		LIST_REMOVE(r, entry);
 		free(r->id);
 		free(r->run_id);
+		free(r->wtool);
 		free(r);
 	}
 	/* After every request of it: the socketpair keeps the order. */
@@ -342,6 +345,11 @@ call_answered(const msgpack_object *body, void *arg)
 	status = mp_get(resp, "status");
 	if (status == NULL)
 		fatalx("executor answered without a status");
+	/* Unavailable: it never started, and may be retried in its run. */
+	if (r->wtool != NULL && mp_streq(status, ST_ERROR) &&
+	    mp_streq(mp_get(resp, "error"), E_UNAVAILABLE) &&
+	    (run = run_get(c->pr->tenant, r->run_id, 0)) != NULL)
+		run_unwrite(run, r->wtool, r->whash);
 	if (mp_streq(status, ST_STOPPED) && r->run_id != NULL &&
 	    (run = run_get(c->pr->tenant, r->run_id, 1)) != NULL) {
 		char	*rs, *msg;
@@ -374,6 +382,7 @@ call_answered(const msgpack_object *body, void *arg)
 	reply_send(c, &mb);
 	free(r->id);
 	free(r->run_id);
+	free(r->wtool);
 	free(r);
 	conn_wake(c);
 }
@@ -426,7 +435,7 @@ req_run(struct conn *c, const char *id, size_t idlen, const char *run_id,
 }
 
 /* Park the request until the executor answers it. */
-static void
+static struct req *
 req_forward(struct conn *c, const char *id, size_t idlen, uint64_t xid,
     struct msgbuf *mb, char *run_id)
 {
@@ -443,6 +452,7 @@ req_forward(struct conn *c, const char *id, size_t idlen, uint64_t xid,
 	LIST_INSERT_HEAD(&c->reqs, r, entry);
 	c->inflight++;
 	exec_send(xid, mb, call_answered, r);
+	return r;
 }
 
 static void
@@ -454,6 +464,7 @@ op_call(struct conn *c, const char *id, size_t idlen,
 	char			*run_id = NULL, *tool = NULL, *step_id = NULL;
 	char			 hash[ARGS_HASH_LEN + 1], msg[512];
 	struct run		*run;
+	struct req		*r;
 	struct msgbuf		 mb;
 	uint64_t		 xid;
 	enum gate		 g;
@@ -513,8 +524,13 @@ op_call(struct conn *c, const char *id, size_t idlen,
 	pk_kv_str(&mb.pk, "tool", tool);
 	pk_str(&mb.pk, "args");
 	msgpack_pack_object(&mb.pk, *args);
-	req_forward(c, id, idlen, xid, &mb, run_id);
+	r = req_forward(c, id, idlen, xid, &mb, run_id);
 	run_id = NULL;
+	if (g == GATE_WRITE) {
+		r->wtool = tool;
+		tool = NULL;
+		memcpy(r->whash, hash, sizeof(r->whash));
+	}
 out:
 	free(run_id);
 	free(tool);
