@@ -195,7 +195,10 @@ def a_full_descriptor_table_is_unavailable_not_fatal():
         held = [h.send(slow), h.send(slow)]
         for _, mark in held:
             h.running(mark)
-        ctl = [connect_as(d.control_sock) for _ in range(7)]  # 8 per uid
+        # Idle control connections: root's (an operator: 8 per uid, one
+        # left for gatewayctl below) and other users' (closed at accept).
+        ctl = [connect_as(d.control_sock) for _ in range(7)]
+        ctl += [connect_as(d.control_sock, uid) for uid in range(1001, 1009)]
         conns = []
         outcomes = []
         for _ in range(LowFdDaemon.nofile + 20):
