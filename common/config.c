@@ -54,6 +54,7 @@
 #define SUMMARY_MAX		86400ULL
 #define STRANGER_UIDS_MAX	65536ULL	/* looked through one by one */
 #define RUNS_MAX		100000000ULL
+#define TOOLS_MAX		65536ULL
 #define MAP_SIZE_MIN		MIB
 #define MAP_SIZE_MAX		(1024 * 1024 * MIB)	/* 1 TiB */
 #define BUDGET_MAX		((uint64_t)INT64_MAX)
@@ -80,6 +81,7 @@ struct cfgctx {
 	yaml_node_t		*max_runs_per_tenant;	/* NULL: the default */
 	yaml_node_t		*conns_per_uid;	/* NULL: the default */
 	yaml_node_t		*stranger_conns;
+	yaml_node_t		*max_tools_per_tenant;	/* NULL: the default */
 	yaml_node_t		*catalog;	/* NULL: no catalog section */
 	yaml_node_t		*allow;		/* tools.allow */
 	yaml_node_t		*approval_list;	/* writes.require_approval */
@@ -1138,6 +1140,13 @@ limits_key(struct cfgctx *ctx, const char *key, yaml_node_t *knode,
 	if (strcmp(key, "control_idle_s") == 0)
 		return get_u64(ctx, val, path, 1, CONTROL_IDLE_MAX,
 		    &c->control_idle_s);
+	if (strcmp(key, "max_tools") == 0)
+		return get_u64(ctx, val, path, 1, TOOLS_MAX, &c->max_tools);
+	if (strcmp(key, "max_tools_per_tenant") == 0) {
+		ctx->max_tools_per_tenant = val;
+		return get_u64(ctx, val, path, 1, TOOLS_MAX,
+		    &c->max_tools_per_tenant);
+	}
 	return limits_conn_key(ctx, key, knode, val, path);
 }
 
@@ -1557,6 +1566,28 @@ check_conn_caps(struct cfgctx *ctx)
 	return 0;
 }
 
+/*
+ * limits.max_tools_per_tenant: its default follows a smaller max_tools; a
+ * value set above max_tools is an error (it would never apply).
+ */
+static int
+check_tools(struct cfgctx *ctx)
+{
+	struct config	*c = ctx->conf;
+
+	if (c->max_tools_per_tenant <= c->max_tools)
+		return 0;
+	if (ctx->max_tools_per_tenant == NULL) {
+		c->max_tools_per_tenant = c->max_tools;
+		return 0;
+	}
+	return cfg_error(ctx, ctx->max_tools_per_tenant,
+	    "limits.max_tools_per_tenant", "%llu is more than"
+	    " limits.max_tools (%llu)",
+	    (unsigned long long)c->max_tools_per_tenant,
+	    (unsigned long long)c->max_tools);
+}
+
 /* Rules that tie keys of different sections together. */
 static int
 check_config(struct cfgctx *ctx)
@@ -1581,7 +1612,7 @@ check_config(struct cfgctx *ctx)
 		    (unsigned long long)c->max_map_size);
 	}
 	if (check_runs(ctx) == -1 || check_conn_caps(ctx) == -1 ||
-	    check_tool_names(ctx) == -1)
+	    check_tools(ctx) == -1 || check_tool_names(ctx) == -1)
 		return -1;
 	return check_self_approval(ctx);
 }
@@ -1624,6 +1655,8 @@ config_defaults(const char *path)
 	c->frame_timeout_s = 30;
 	c->stranger_summary_s = 60;
 	c->stranger_uids = 1024;
+	c->max_tools = 64;
+	c->max_tools_per_tenant = 16;
 	c->run_idle_s = 3600;
 	c->max_runs = 10000;
 	c->max_runs_per_tenant = 1000;

@@ -227,8 +227,9 @@ run_stop_message(const struct run *r)
 	return r->stop_message;
 }
 
+/* The entry of (tool, hash), created when create is set and there is room. */
 static struct run_seen *
-run_seen(struct run *r, const char *tool, const char *hash)
+run_seen(struct run *r, const char *tool, const char *hash, int create)
 {
 	char	key[sizeof(r->seen[0].key)];
 	size_t	i, tl = strlen(tool), hl = strlen(hash);
@@ -240,12 +241,18 @@ run_seen(struct run *r, const char *tool, const char *hash)
 	for (i = 0; i < r->nseen; i++)
 		if (memcmp(r->seen[i].key, key, tl + 1 + hl + 1) == 0)
 			return &r->seen[i];
-	if (r->nseen == MAX_SEEN)
+	if (!create || r->nseen == MAX_SEEN)
 		return NULL;
 	r->seen = xreallocarray(r->seen, r->nseen + 1, sizeof(*r->seen));
 	memset(&r->seen[r->nseen], 0, sizeof(r->seen[0]));
 	memcpy(r->seen[r->nseen].key, key, tl + 1 + hl + 1);
 	return &r->seen[r->nseen++];
+}
+
+struct run_seen *
+run_seen_find(struct run *r, const char *tool, const char *hash)
+{
+	return run_seen(r, tool, hash, 0);
 }
 
 const char *
@@ -261,7 +268,7 @@ run_step(struct run *r, const char *tool, const char *hash,
 		    (unsigned long long)max_steps);
 		return R_BUDGET_EXCEEDED;
 	}
-	if ((s = run_seen(r, tool, hash)) == NULL) {
+	if ((s = run_seen(r, tool, hash, 1)) == NULL) {
 		snprintf(msg, len, "the run called more than %d distinct"
 		    " tools and args", MAX_SEEN);
 		return R_BUDGET_EXCEEDED;

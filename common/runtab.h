@@ -99,6 +99,9 @@ const char	*run_stop_message(const struct run *);
 const char	*run_step(struct run *, const char *tool, const char *hash,
 		    uint64_t max_steps, struct run_seen **sp, char *msg,
 		    size_t len);
+/* The entry of a (tool, args hash) the run called, or NULL. */
+struct run_seen	*run_seen_find(struct run *, const char *tool,
+		    const char *hash);
 /* The stop reason once s was called more than repeat_limit times, or NULL. */
 const char	*run_repeat(const struct run_seen *s, const char *tool,
 		    uint64_t repeat_limit, char *msg, size_t len);

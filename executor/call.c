@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "common/policy.h"
 #include "common/xmalloc.h"
+#include "executor/admit.h"
 #include "executor/budget.h"
 #include "executor/call.h"
 #include "executor/executor.h"
@@ -100,6 +101,26 @@ call_refuse(struct call *c, const char *status, const char *reason,
 	msgpack_pack_map(&mb.pk, 3);
 	pk_kv_str(&mb.pk, "status", status);
 	pk_kv_str(&mb.pk, is_error ? "error" : "stop_reason", reason);
+	pk_kv_str(&mb.pk, "message", message);
+	ex_send(&mb);
+	msgbuf_free(&mb);
+}
+
+/*
+ * The answer to a request on a connection whose socket we could not keep
+ * (peers.c): no identity is known, so nothing is checked or recorded.
+ */
+void
+call_unavailable(uint64_t id, uint32_t ans_type, const char *message)
+{
+	struct msgbuf	mb;
+
+	msgbuf_init(&mb);
+	msgbuf_begin_msg(&mb, ans_type, id, 1);
+	pk_str(&mb.pk, "response");
+	msgpack_pack_map(&mb.pk, 3);
+	pk_kv_str(&mb.pk, "status", ST_ERROR);
+	pk_kv_str(&mb.pk, "error", E_UNAVAILABLE);
 	pk_kv_str(&mb.pk, "message", message);
 	ex_send(&mb);
 	msgbuf_free(&mb);
@@ -237,6 +258,7 @@ read_done(const struct toolrun_result *r, void *arg)
 		    "the agent has hung up: the read was cancelled");
 		break;
 	}
+	admit_done(c->tenant);
 	call_free(c);
 	ex_tool_done();
 }
@@ -278,9 +300,15 @@ peer_principal(const msgpack_object *body, uid_t *uidp)
 	uid_t			 uid;
 	gid_t			 gid;
 
-	if (peers_lookup(conn, &uid, &gid) == -1)
+	switch (peers_lookup(conn, &uid, &gid)) {
+	case -1:
 		fatalx("gatewayd named connection %llu, which it never passed",
 		    (unsigned long long)conn);
+	case -2:
+		/* Refused, no identity: executor.c answers those first. */
+		*uidp = (uid_t)-1;
+		return NULL;
+	}
 	*uidp = uid;
 	if (mp_get(body, "uid")->via.u64 != uid ||
 	    mp_get(body, "gid")->via.u64 != gid) {
@@ -365,6 +393,15 @@ call_dispatch(struct call *c, const msgpack_object *args, int approved)
 	if ((tool = config_tool(ex->conf, c->tool)) == NULL) {
 		snprintf(msg, sizeof(msg), "tool %s has no catalog entry",
 		    c->tool);
+		call_refuse(c, ST_ERROR, E_UNAVAILABLE, msg);
+		goto out;
+	}
+	/*
+	 * A read takes a tool slot before it is counted: one refused for
+	 * want of a slot costs nothing.  A write takes its slot in
+	 * write_start(), after its replays, before its intent.
+	 */
+	if (g == GATE_READ && admit_tool(c->tenant, msg, sizeof(msg)) == -1) {
 		call_refuse(c, ST_ERROR, E_UNAVAILABLE, msg);
 		goto out;
 	}

@@ -42,6 +42,8 @@ void	call_free(struct call *);
 /* Answer with a refusal: denied/stopped carry stop_reason, error error. */
 void	call_refuse(struct call *, const char *status, const char *reason,
 	    const char *message);
+/* Answer error/unavailable, unrecorded: the connection has no socket here. */
+void	call_unavailable(uint64_t id, uint32_t ans_type, const char *message);
 /* Answer with a stored or fresh response map (packed msgpack). */
 void	call_respond(struct call *, const char *resp, size_t resplen,
 	    int replayed);

@@ -31,13 +31,13 @@
 #include "executor/approval.h"
 #include "executor/call.h"
 #include "executor/executor.h"
+#include "executor/fds.h"
 #include "executor/ledger.h"
 #include "executor/peers.h"
 #include "executor/toolrun.h"
 #include "proto/proto.h"
 
 #define CONTROL_MAX_FRAME	65536
-#define CONTROL_MAX_CONNS	64	/* operators' connections only */
 #define CONTROL_MAX_PER_UID	8
 
 struct ctl_conn {
@@ -543,6 +543,13 @@ ctl_accept(struct evconnlistener *l, evutil_socket_t fd,
 		close(fd);
 		return;
 	}
+	/* Agents and tools leave operators a reserve: this uses it. */
+	if (!fds_room(FDS_CONTROL)) {
+		log_warnx("control: out of descriptors: uid %u refused",
+		    (unsigned)uid);
+		close(fd);
+		return;
+	}
 	cc = xcalloc(1, sizeof(*cc));
 	cc->uid = uid;
 	cc->bev = bufferevent_socket_new(ex->base, fd, BEV_OPT_CLOSE_ON_FREE);
@@ -567,6 +574,12 @@ control_init(void)
 		fatalx("control socket: %s", err);
 	ctl_listener = listener_new(ex->base, fd, ctl_accept, NULL,
 	    "control");
+}
+
+size_t
+control_count(void)
+{
+	return ctl_nconns;
 }
 
 void

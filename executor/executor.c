@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -27,10 +26,12 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
+#include "executor/admit.h"
 #include "executor/approval.h"
 #include "executor/budget.h"
 #include "executor/call.h"
 #include "executor/executor.h"
+#include "executor/fds.h"
 #include "executor/peers.h"
 #include "executor/statedir.h"
 #include "executor/store.h"
@@ -180,24 +181,42 @@ refuse_hung_up(const struct proto_msg *m, uint32_t ans_type)
 	return 1;
 }
 
+/*
+ * A request on a connection whose socket we had no descriptor for: we do
+ * not know who it is, so it is answered unavailable and nothing more
+ * (gatewayd was told to close the connection).  1 when answered so.
+ */
+static int
+refuse_refused(const struct proto_msg *m, uint32_t ans_type)
+{
+	if (!peers_refused(mp_get(m->body, "conn")->via.u64))
+		return 0;
+	call_unavailable(m->id, ans_type, "the gateway is out of file"
+	    " descriptors: try again later");
+	return 1;
+}
+
 static void
 dispatch_call(const struct proto_msg *m)
 {
-	if (!refuse_hung_up(m, MSG_CALL_ANS))
+	if (!refuse_refused(m, MSG_CALL_ANS) &&
+	    !refuse_hung_up(m, MSG_CALL_ANS))
 		call_handle(m);
 }
 
 static void
 dispatch_resume(const struct proto_msg *m)
 {
-	if (!refuse_hung_up(m, MSG_RESUME_ANS))
+	if (!refuse_refused(m, MSG_RESUME_ANS) &&
+	    !refuse_hung_up(m, MSG_RESUME_ANS))
 		approval_resume(m);
 }
 
 static void
 dispatch_wait(const struct proto_msg *m)
 {
-	if (!refuse_hung_up(m, MSG_WAIT_ANS))
+	if (!refuse_refused(m, MSG_WAIT_ANS) &&
+	    !refuse_hung_up(m, MSG_WAIT_ANS))
 		approval_wait(m);
 }
 
@@ -276,9 +295,16 @@ dispatch_audit(const struct proto_msg *m)
 	gid_t			 gid;
 	size_t			 i;
 
-	if (peers_lookup(conn, &uid, &gid) == -1)
+	switch (peers_lookup(conn, &uid, &gid)) {
+	case -1:
 		fatalx("gatewayd named connection %llu, which it never passed",
 		    (unsigned long long)conn);
+	case -2:
+		/* Refused for want of a descriptor: no identity to record. */
+		log_debug("connection %llu (refused): gatewayd's refusal not"
+		    " recorded", (unsigned long long)conn);
+		return;
+	}
 	p = config_principal(ex->conf, uid, gid);
 	for (i = 0; i < 6; i++)
 		f[i] = mp_strdup(mp_get(m->body, keys[i]));
@@ -515,24 +541,6 @@ on_sigterm(evutil_socket_t sig, short what, void *arg)
 		peer_gone();
 }
 
-/*
- * The executor holds one descriptor per agent connection (its copy of
- * the socket) besides its tools' pipes: take all the hard limit allows.
- */
-static void
-raise_nofile(void)
-{
-	struct rlimit	rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
-		fatal("getrlimit RLIMIT_NOFILE");
-	if (rl.rlim_cur == rl.rlim_max)
-		return;
-	rl.rlim_cur = rl.rlim_max;
-	if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
-		fatal("setrlimit RLIMIT_NOFILE");
-}
-
 /* A path the command line gives instead of the config's. */
 static void
 override(char **path, const char *arg)
@@ -640,7 +648,8 @@ main(int argc, char *argv[])
 	bufferevent_setcb(ex->gw, peer_read, NULL, peer_event, NULL);
 	bufferevent_enable(ex->gw, EV_READ | EV_WRITE);
 
-	raise_nofile();
+	/* One descriptor per agent connection, besides tools' pipes. */
+	fds_raise();
 	peers_init(ex->conf->agent_socket);
 	/*
 	 * What a tool leaves behind (a setsid'd daemon) becomes our child
@@ -666,6 +675,7 @@ main(int argc, char *argv[])
 	    evsignal_add(ev_hup, NULL) == -1)
 		fatalx("cannot install signal events");
 
+	fds_init();
 	log_info("ready: writes %s%s, control socket %s",
 	    ex_writes_on() ? "enabled" : "disabled",
 	    ex->writes_off ? " (kill switch)" : "", ex->conf->control_socket);
@@ -673,6 +683,7 @@ main(int argc, char *argv[])
 
 	control_shutdown();
 	approvals_shutdown();
+	admit_shutdown();
 	write_shutdown();
 	peers_shutdown();
 	budget_shutdown();

@@ -6,6 +6,7 @@
 #ifndef TG_EXECUTOR_H
 #define TG_EXECUTOR_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -53,8 +54,10 @@ void	ex_send(struct msgbuf *);
 void	call_handle(const struct proto_msg *);
 
 /* control.c: the operators' socket. */
+#define CONTROL_MAX_CONNS	64	/* operators' connections only */
 void	control_init(void);
 void	control_shutdown(void);
+size_t	control_count(void);		/* connections open now */
 
 /*
  * audit.c: the append-only audit log, one JSON object a line.  NULL

@@ -16,6 +16,7 @@
 #include "common/util.h"
 #include "common/xmalloc.h"
 #include "executor/executor.h"
+#include "executor/fds.h"
 #include "executor/peers.h"
 #include "proto/proto.h"
 
@@ -37,7 +38,8 @@ struct peer {
 static struct peer	*buckets[NBUCKETS];
 static struct peer	*ibuckets[NBUCKETS];
 static struct event	*peer_ev;
-static size_t		 npeers;
+static size_t		 npeers;		/* with a socket */
+static size_t		 nrefused;	/* without: no descriptor left */
 static uint64_t		 nstrangers;	/* passed peers with no principal, ever */
 static char		*agent_path;
 
@@ -132,54 +134,46 @@ peer_watch(struct peer *p)
 }
 
 /*
- * One message from the channel: 0 done, 1 nothing waiting.  Anything
- * else than 8 bytes with exactly one socket is fatal: gatewayd is the
- * only one at the other end.
+ * A connection whose socket we cannot keep: no descriptor was left for
+ * it.  It is kept by id, without a socket, so that its requests are
+ * answered unavailable (never run, never fatal) until CONN_GONE, and
+ * gatewayd is told to close it.  Whose it is we cannot tell, so it may
+ * be a stranger's: gatewayd may have answered it one refusal already.
  */
-static int
-peer_recv_one(void)
+static void
+peer_refuse(struct peer **pp, uint64_t conn)
 {
-	union {
-		struct cmsghdr	hdr;
-		char		buf[CMSG_SPACE(2 * sizeof(int))];
-	}			 cm;
-	unsigned char		 idb[9];
-	struct iovec		 iov = { idb, sizeof(idb) };
-	struct msghdr		 msg;
-	struct cmsghdr		*c;
-	struct peer		*p, **pp, **ipp;
-	struct stat		 st;
-	uint64_t		 conn = 0;
-	uid_t			 uid;
-	gid_t			 gid;
-	pid_t			 pid;
-	ssize_t			 n;
-	int			 fd, i;
+	struct peer	*p;
+	struct msgbuf	 mb;
 
-	memset(&msg, 0, sizeof(msg));
-	msg.msg_iov = &iov;
-	msg.msg_iovlen = 1;
-	msg.msg_control = cm.buf;
-	msg.msg_controllen = sizeof(cm.buf);
-	n = recvmsg(EXECUTOR_PEER_FD, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-	if (n == -1 && (errno == EAGAIN || errno == EINTR))
-		return 1;
-	if (n == -1)
-		fatal("peer channel");
-	if (n == 0)
-		return 1;	/* gatewayd is gone: the socketpair says so too */
-	c = CMSG_FIRSTHDR(&msg);
-	if (n != 8 || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || c == NULL ||
-	    c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
-	    c->cmsg_len != CMSG_LEN(sizeof(int)) ||
-	    CMSG_NXTHDR(&msg, c) != NULL)
-		fatalx("gatewayd sent a bad message on the peer channel");
-	memcpy(&fd, CMSG_DATA(c), sizeof(fd));
-	for (i = 0; i < 8; i++)
-		conn = conn << 8 | idb[i];
-	if (*(pp = slot(conn)) != NULL)
-		fatalx("gatewayd passed connection %llu twice",
-		    (unsigned long long)conn);
+	log_warnx("peer %llu: no descriptor left for it (%zu in use, limit"
+	    " %zu): refused, with %zu more", (unsigned long long)conn,
+	    fds_held(), fds_limit(), nrefused);
+	p = xcalloc(1, sizeof(*p));
+	p->conn = conn;
+	p->fd = -1;
+	*pp = p;
+	nrefused++;
+	nstrangers++;
+	msgbuf_init(&mb);
+	msgbuf_begin_msg(&mb, MSG_CONN_REFUSED, 0, 2);
+	pk_kv_uint(&mb.pk, "conn", conn);
+	pk_kv_str(&mb.pk, "message", "the gateway is out of file"
+	    " descriptors: try again later");
+	ex_send(&mb);
+	msgbuf_free(&mb);
+}
+
+/* Keep fd as conn's socket; fatal unless it is a real agent's. */
+static void
+peer_keep(struct peer **pp, uint64_t conn, int fd)
+{
+	struct peer	*p, **ipp;
+	struct stat	 st;
+	uid_t		 uid;
+	gid_t		 gid;
+	pid_t		 pid;
+
 	check_agent_socket(fd, conn);
 	if (fstat(fd, &st) == -1)
 		fatal("peer channel: fstat");
@@ -205,6 +199,70 @@ peer_recv_one(void)
 		nstrangers++;
 	log_debug("peer %llu: uid %u gid %u pid %d", (unsigned long long)conn,
 	    (unsigned)uid, (unsigned)gid, (int)pid);
+}
+
+/*
+ * One message from the channel: 0 done, 1 nothing waiting.  gatewayd is
+ * the only one at the other end, so anything else than 8 bytes with
+ * exactly one socket is fatal, with one exception that is not its doing:
+ * MSG_CTRUNC with no socket at all is the kernel telling us our own
+ * descriptor table was full, and costs that connection only.  A socket
+ * that arrived while agents have used up their share is refused alike.
+ */
+static int
+peer_recv_one(void)
+{
+	union {
+		struct cmsghdr	hdr;
+		char		buf[CMSG_SPACE(2 * sizeof(int))];
+	}			 cm;
+	unsigned char		 idb[9];
+	struct iovec		 iov = { idb, sizeof(idb) };
+	struct msghdr		 msg;
+	struct cmsghdr		*c;
+	struct peer		**pp;
+	uint64_t		 conn = 0;
+	ssize_t			 n;
+	int			 fd, i;
+
+	memset(&msg, 0, sizeof(msg));
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = cm.buf;
+	msg.msg_controllen = sizeof(cm.buf);
+	n = recvmsg(EXECUTOR_PEER_FD, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return 1;
+	if (n == -1)
+		fatal("peer channel");
+	if (n == 0)
+		return 1;	/* gatewayd is gone: the socketpair says so too */
+	c = CMSG_FIRSTHDR(&msg);
+	for (i = 0; i < 8; i++)
+		conn = conn << 8 | idb[i];
+	if (n == 8 && c == NULL && (msg.msg_flags & MSG_CTRUNC) &&
+	    !(msg.msg_flags & MSG_TRUNC)) {
+		if (*(pp = slot(conn)) != NULL)
+			fatalx("gatewayd passed connection %llu twice",
+			    (unsigned long long)conn);
+		peer_refuse(pp, conn);
+		return 0;
+	}
+	if (n != 8 || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || c == NULL ||
+	    c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+	    c->cmsg_len != CMSG_LEN(sizeof(int)) ||
+	    CMSG_NXTHDR(&msg, c) != NULL)
+		fatalx("gatewayd sent a bad message on the peer channel");
+	memcpy(&fd, CMSG_DATA(c), sizeof(fd));
+	if (*(pp = slot(conn)) != NULL)
+		fatalx("gatewayd passed connection %llu twice",
+		    (unsigned long long)conn);
+	if (!fds_room(FDS_PEER)) {
+		close(fd);
+		peer_refuse(pp, conn);
+		return 0;
+	}
+	peer_keep(pp, conn, fd);
 	return 0;
 }
 
@@ -256,9 +314,19 @@ peers_lookup(uint64_t conn, uid_t *uid, gid_t *gid)
 
 	if ((p = peer_find(conn)) == NULL)
 		return -1;
+	if (p->fd == -1)
+		return -2;
 	*uid = p->uid;
 	*gid = p->gid;
 	return 0;
+}
+
+int
+peers_refused(uint64_t conn)
+{
+	struct peer	*p = peer_find(conn);
+
+	return p != NULL && p->fd == -1;
 }
 
 /*
@@ -275,6 +343,8 @@ peers_hung_up(uint64_t conn)
 
 	if ((p = peer_find(conn)) == NULL)
 		return -1;
+	if (p->fd == -1)
+		return 1;	/* refused: nobody to act for */
 	pfd.fd = p->fd;
 	pfd.events = POLLRDHUP | POLLHUP;
 	pfd.revents = 0;
@@ -288,8 +358,14 @@ peers_hung_up(uint64_t conn)
 static void
 peer_free(struct peer *p)
 {
-	struct peer	**ipp = islot(p->dev, p->ino);
+	struct peer	**ipp;
 
+	if (p->fd == -1) {
+		nrefused--;
+		free(p);
+		return;
+	}
+	ipp = islot(p->dev, p->ino);
 	*ipp = p->inext;
 	if (p->ev_hup != NULL)
 		event_free(p->ev_hup);

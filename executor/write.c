@@ -27,6 +27,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
+#include "executor/admit.h"
 #include "executor/approval.h"
 #include "executor/call.h"
 #include "executor/executor.h"
@@ -57,6 +58,7 @@ struct wop {
 	TAILQ_ENTRY(wop)	 entry;		/* all ops */
 	TAILQ_ENTRY(wop)	 qentry;	/* the commit queue */
 	char			*key;
+	char			*tenant;	/* holds a tool slot (admit.h) */
 	const struct tool	*tool;
 	struct call		*first;		/* the call that runs it */
 	struct callq		 waiters;	/* identical calls waiting */
@@ -96,6 +98,8 @@ static void
 wop_free(struct wop *w)
 {
 	TAILQ_REMOVE(&ops, w, entry);
+	admit_done(w->tenant);
+	free(w->tenant);
 	free(w->key);
 	ledger_rec_free(&w->rec);
 	ledger_rec_free(&w->found);
@@ -709,8 +713,18 @@ write_start(struct call *c, const struct tool *tool)
 		call_free(c);
 		return;
 	}
+	/*
+	 * Its tool slot before its intent: refused now, nothing is
+	 * recorded, and the same write runs normally when retried.
+	 */
+	if (admit_tool(c->tenant, msg, sizeof(msg)) == -1) {
+		call_refuse(c, ST_ERROR, E_UNAVAILABLE, msg);
+		call_free(c);
+		return;
+	}
 	w = xcalloc(1, sizeof(*w));
 	w->key = xstrdup(c->idem_key);
+	w->tenant = xstrdup(c->tenant);
 	w->tool = tool;
 	w->first = c;
 	TAILQ_INIT(&w->waiters);

@@ -22,6 +22,7 @@
 #include <msgpack.h>
 
 #include "common/canon.h"
+#include "common/fdlimit.h"
 #include "common/frame.h"
 #include "common/listen.h"
 #include "common/log.h"
@@ -67,6 +68,8 @@ struct req {
 	char			*id;		/* the agent's id, packed */
 	size_t			 idlen;
 	char			*run_id;
+	char			*wtool;		/* a write: its tool and args hash */
+	char			 whash[ARGS_HASH_LEN + 1];
 };
 
 static TAILQ_HEAD(, conn)	 conns = TAILQ_HEAD_INITIALIZER(conns);
@@ -131,6 +134,7 @@ conn_free(struct conn *c)
 		LIST_REMOVE(r, entry);
 		free(r->id);
 		free(r->run_id);
+		free(r->wtool);
 		free(r);
 	}
 	/* After every request of it: the socketpair keeps the order. */
@@ -341,6 +345,11 @@ call_answered(const msgpack_object *body, void *arg)
 	status = mp_get(resp, "status");
 	if (status == NULL)
 		fatalx("executor answered without a status");
+	/* Unavailable: it never started, and may be retried in its run. */
+	if (r->wtool != NULL && mp_streq(status, ST_ERROR) &&
+	    mp_streq(mp_get(resp, "error"), E_UNAVAILABLE) &&
+	    (run = run_get(c->pr->tenant, r->run_id, 0)) != NULL)
+		run_unwrite(run, r->wtool, r->whash);
 	if (mp_streq(status, ST_STOPPED) && r->run_id != NULL &&
 	    (run = run_get(c->pr->tenant, r->run_id, 1)) != NULL) {
 		char	*rs, *msg;
@@ -373,6 +382,7 @@ call_answered(const msgpack_object *body, void *arg)
 	reply_send(c, &mb);
 	free(r->id);
 	free(r->run_id);
+	free(r->wtool);
 	free(r);
 	conn_wake(c);
 }
@@ -425,7 +435,7 @@ req_run(struct conn *c, const char *id, size_t idlen, const char *run_id,
 }
 
 /* Park the request until the executor answers it. */
-static void
+static struct req *
 req_forward(struct conn *c, const char *id, size_t idlen, uint64_t xid,
     struct msgbuf *mb, char *run_id)
 {
@@ -442,6 +452,7 @@ req_forward(struct conn *c, const char *id, size_t idlen, uint64_t xid,
 	LIST_INSERT_HEAD(&c->reqs, r, entry);
 	c->inflight++;
 	exec_send(xid, mb, call_answered, r);
+	return r;
 }
 
 static void
@@ -453,6 +464,7 @@ op_call(struct conn *c, const char *id, size_t idlen,
 	char			*run_id = NULL, *tool = NULL, *step_id = NULL;
 	char			 hash[ARGS_HASH_LEN + 1], msg[512];
 	struct run		*run;
+	struct req		*r;
 	struct msgbuf		 mb;
 	uint64_t		 xid;
 	enum gate		 g;
@@ -512,8 +524,13 @@ op_call(struct conn *c, const char *id, size_t idlen,
 	pk_kv_str(&mb.pk, "tool", tool);
 	pk_str(&mb.pk, "args");
 	msgpack_pack_object(&mb.pk, *args);
-	req_forward(c, id, idlen, xid, &mb, run_id);
+	r = req_forward(c, id, idlen, xid, &mb, run_id);
 	run_id = NULL;
+	if (g == GATE_WRITE) {
+		r->wtool = tool;
+		tool = NULL;
+		memcpy(r->whash, hash, sizeof(r->whash));
+	}
 out:
 	free(run_id);
 	free(tool);
@@ -872,6 +889,7 @@ agent_accept(struct evconnlistener *l, evutil_socket_t fd,
 		nstrangers++;
 		conn_timer_arm(c);
 	}
+
 	/*
 	 * The executor learns who this is from the socket itself: even one
 	 * with no principal, whose refusals it records under the uid it
@@ -895,8 +913,40 @@ agent_accept(struct evconnlistener *l, evutil_socket_t fd,
 void
 agent_init(int fd)
 {
+	size_t	limit, fixed;
+
 	strangers_init();
 	listener = listener_new(gw->base, fd, agent_accept, NULL, "agent");
+	/*
+	 * One descriptor per connection and nothing else opened from here
+	 * on: past the limit accept(2) fails, and the listener pauses
+	 * (common/listen.c) while connections wait in the backlog.
+	 */
+	limit = fdlimit_get();
+	fixed = fdlimit_open(limit);
+	if (fixed + gw->conf->max_connections > limit)
+		log_warnx("agent: RLIMIT_NOFILE (%zu) is below what"
+		    " limits.max_connections (%llu) needs: past %zu"
+		    " connections accepting pauses", limit,
+		    (unsigned long long)gw->conf->max_connections,
+		    limit > fixed ? limit - fixed : 0);
+}
+
+/* The executor had no descriptor for c's socket: c cannot be served. */
+void
+agent_conn_refused(uint64_t id, const char *message)
+{
+	struct conn	*c;
+
+	TAILQ_FOREACH(c, &conns, entry)
+		if (c->id == id)
+			break;
+	if (c == NULL || c->closing)
+		return;		/* gone meanwhile */
+	log_warnx("agent uid %u pid %d: the executor refused the connection:"
+	    " %s", (unsigned)c->uid, (int)c->pid, message);
+	reply_refuse(c, NULL, 0, ST_ERROR, E_UNAVAILABLE, message);
+	conn_close(c);
 }
 
 void

@@ -162,6 +162,14 @@ link_dispatch(const char *buf, size_t len)
 		hello_ready();
 		hello_ready = NULL;
 		break;
+	case MSG_CONN_REFUSED: {
+		char	*msg = mp_strdup(mp_get(m.body, "message"));
+
+		agent_conn_refused(mp_get(m.body, "conn")->via.u64,
+		    msg != NULL ? msg : "unavailable");
+		free(msg);
+		break;
+	}
 	case MSG_WRITES_STATE:
 		gw->writes_on = mp_get(m.body, "writes_enabled")->via.boolean;
 		log_info("writes %s (told by the executor)",

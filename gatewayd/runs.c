@@ -118,6 +118,18 @@ run_account(struct run *r, const char *tool, const char *hash, int write,
 	return NULL;
 }
 
+void
+run_unwrite(struct run *r, const char *tool, const char *hash)
+{
+	struct run_seen	*s = run_seen_find(r, tool, hash);
+
+	if (s == NULL || !s->wrote)
+		return;
+	s->wrote = 0;
+	if (r->writes > 0)
+		r->writes--;
+}
+
 const char *
 run_usage(struct run *r, uint64_t tokens, double cost, char *msg,
     size_t len)

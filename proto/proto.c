@@ -118,6 +118,12 @@ static const struct field f_conn_gone[] = {
 	{ "conn", F_UINT, 0 },
 	{ NULL, 0, 0 }
 };
+/* The executor could not keep conn's socket (its descriptors ran out). */
+static const struct field f_conn_refused[] = {
+	{ "conn", F_UINT, 0 },
+	{ "message", F_STR, 0 },
+	{ NULL, 0, 0 }
+};
 static const struct field f_none[] = {
 	{ NULL, 0, 0 }
 };
@@ -141,6 +147,8 @@ static const struct msg_schema schemas[MSG_MAX] = {
 	[MSG_CONN_GONE] =	{ "CONN_GONE", MSG_FROM_GATEWAYD, f_conn_gone },
 	[MSG_AUDIT_SUMMARY] =	{ "AUDIT_SUMMARY", MSG_FROM_GATEWAYD,
 				    f_audit_summary },
+	[MSG_CONN_REFUSED] =	{ "CONN_REFUSED", MSG_FROM_EXECUTOR,
+				    f_conn_refused },
 };
 
 const char *

@@ -141,6 +141,8 @@ test_safe_default(void)
 	ASSERT(c->frame_timeout_s == 30);
 	ASSERT(c->stranger_summary_s == 60);
 	ASSERT(c->stranger_uids == 1024);
+	ASSERT(c->max_tools == 64);
+	ASSERT(c->max_tools_per_tenant == 16);
 	ASSERT(c->run_idle_s == 3600);
 	ASSERT(c->max_runs == 10000);
 	ASSERT(c->max_runs_per_tenant == 1000);
@@ -722,6 +724,12 @@ static const struct bad bad[] = {
 	    "limits.stranger_summary_s", "out of range" },
 	{ "limits:\n  stranger_uids: 0\n", 2, "limits.stranger_uids",
 	    "out of range" },
+	{ "limits:\n  max_tools: 0\n", 2, "limits.max_tools",
+	    "out of range" },
+	{ "limits:\n  max_tools_per_tenant: 0\n", 2,
+	    "limits.max_tools_per_tenant", "out of range" },
+	{ "limits:\n  max_tools: 4\n  max_tools_per_tenant: 5\n", 3,
+	    "limits.max_tools_per_tenant", "more than limits.max_tools (4)" },
 	{ "approvals: { ttl_s: 0 }\n", 1, "approvals.ttl_s", "out of range" },
 	{ "runs: { idle_s: 0 }\n", 1, "runs.idle_s", "out of range" },
 	{ "runs: { max_runs: 0 }\n", 1, "runs.max_runs", "out of range" },
@@ -901,6 +909,31 @@ static const struct bad bad[] = {
 	{ "metrics:\n  port: 9464\n", 2, "metrics.port", "unknown key" },
 };
 
+/* The per-tenant default follows a smaller max_tools; set, it is kept. */
+static void
+test_tool_caps(void)
+{
+	struct config	*c;
+	char		 path[1024], err[1024];
+
+	c = load_text("limits: { max_tools: 4 }\n", path, sizeof(path), err,
+	    sizeof(err));
+	ASSERT(c != NULL);
+	if (c == NULL)
+		return;
+	ASSERT(c->max_tools == 4);
+	ASSERT(c->max_tools_per_tenant == 4);
+	config_free(c);
+	c = load_text("limits: { max_tools: 100, max_tools_per_tenant: 3 }\n",
+	    path, sizeof(path), err, sizeof(err));
+	ASSERT(c != NULL);
+	if (c == NULL)
+		return;
+	ASSERT(c->max_tools == 100);
+	ASSERT(c->max_tools_per_tenant == 3);
+	config_free(c);
+}
+
 static void
 test_bad_configs(void)
 {
@@ -953,6 +986,7 @@ main(void)
 	RUN(test_file_errors);
 	RUN(test_nul_byte);
 	RUN(test_raw_nul);
+	RUN(test_tool_caps);
 	RUN(test_bad_configs);
 	return tests_failed != 0;
 }

@@ -77,6 +77,9 @@ static const struct tmsg msgs[] = {
 		{ "uid", T_UINT, 1 }, { "gid", T_UINT, 1 },
 		{ "count", T_UINT, 0 }, { "first_ms", T_UINT, 0 },
 		{ "last_ms", T_UINT, 0 }, { NULL, 0, 0 } } },
+	{ MSG_CONN_REFUSED, "CONN_REFUSED", MSG_FROM_EXECUTOR, {
+		{ "conn", T_UINT, 0 }, { "message", T_STR, 0 },
+		{ NULL, 0, 0 } } },
 };
 #define NMSGS	(sizeof(msgs) / sizeof(msgs[0]))
 

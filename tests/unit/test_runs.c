@@ -322,6 +322,37 @@ test_duplicate_write(void)
 	runs_free();
 }
 
+/* A write refused before it started is no write of the run. */
+static void
+test_unwrite(void)
+{
+	struct run	*r;
+	char		 msg[256];
+
+	setup();
+	conf.repeat_limit = 10;
+	conf.max_writes_per_run = 1;
+	runs_init();
+	r = run_get("acme", "r1", 1);
+	ASSERT(run_account(r, "ticket.close", "h1", 1, msg,
+	    sizeof(msg)) == NULL);
+	ASSERT(r->writes == 1);
+	run_unwrite(r, "ticket.close", "h1");
+	ASSERT(r->writes == 0);
+	/* Retried: neither a duplicate nor over max_writes_per_run. */
+	ASSERT(run_account(r, "ticket.close", "h1", 1, msg,
+	    sizeof(msg)) == NULL);
+	ASSERT(r->writes == 1);
+	/* Unknown pairs and reads change nothing, and create nothing. */
+	run_unwrite(r, "ticket.close", "h9");
+	ASSERT(run_account(r, "kb.read", "h2", 0, msg, sizeof(msg)) == NULL);
+	run_unwrite(r, "kb.read", "h2");
+	ASSERT(r->writes == 1);
+	ASSERT(r->nseen == 2);
+	ASSERT(run_seen_find(r, "ticket.close", "h9") == NULL);
+	runs_free();
+}
+
 static void
 test_max_writes(void)
 {
@@ -493,6 +524,7 @@ main(void)
 	RUN(test_steps);
 	RUN(test_repeat);
 	RUN(test_duplicate_write);
+	RUN(test_unwrite);
 	RUN(test_max_writes);
 	RUN(test_zero_caps);
 	RUN(test_long_names);
