@@ -28,6 +28,7 @@
 #include "common/util.h"
 #include "common/xmalloc.h"
 #include "executor/approval.h"
+#include "executor/apquota.h"
 #include "executor/call.h"
 #include "executor/checkpoint.h"
 #include "executor/executor.h"
@@ -188,7 +189,8 @@ decode_field(const msgpack_object_kv *kv, struct approval *a, uint64_t *v)
 	if (mp_streq(k, "args")) {
 		if (o->type != MSGPACK_OBJECT_BIN || a->args != NULL)
 			return -1;
-		a->args = xmalloc(o->via.bin.size);
+		/* A denied approval's are empty: malloc(0) may be NULL. */
+		a->args = xmalloc(o->via.bin.size + 1);
 		memcpy(a->args, o->via.bin.ptr, o->via.bin.size);
 		a->argslen = o->via.bin.size;
 		return 0;
@@ -247,6 +249,7 @@ struct rec_arg {
 	struct approval	*a;
 	int		 found;
 	int		 created;	/* a new record: index its expiry */
+	int		 decided;	/* pending no more: off the quota */
 };
 
 static int
@@ -281,6 +284,7 @@ approval_get(const char *id, struct approval *a)
 	ra.a = a;
 	ra.found = 0;
 	ra.created = 0;
+	ra.decided = 0;
 	if (strlen(id) != APPROVAL_ID_LEN)
 		return 0;
 	if (store_read(ex->store, get_txn, &ra) != 0)
@@ -296,6 +300,15 @@ put_txn(MDB_txn *txn, void *arg)
 	char		*buf;
 	int		 rc;
 
+	/* Counted against the quota in the transaction that stores it. */
+	if (ra->created && (rc = apquota_add(txn, ex->store, ra->a->tenant,
+	    ra->a->id, ra->a->expires_at, ra->a->argslen,
+	    ex->conf->max_pending_per_tenant,
+	    ex->conf->max_pending_bytes_per_tenant)) != 0)
+		return rc;
+	if (ra->decided && (rc = apquota_drop(txn, ex->store, ra->a->id,
+	    ra->a->expires_at)) != 0)
+		return rc;
 	buf = approval_encode(ra->a, &v.mv_size);
 	v.mv_data = buf;
 	rc = mdb_put(txn, store_dbi(ex->store, DB_APPROVALS), &k, &v, 0);
@@ -306,12 +319,20 @@ put_txn(MDB_txn *txn, void *arg)
 	return rc;
 }
 
+/*
+ * A new record, or a decision.  A request is an ordinary write that must
+ * leave the store's reserve free; a denial may use the reserve (it drops
+ * the args, so it frees more than it takes), an approval may not (it keeps
+ * them).
+ */
 static int
 approval_put(struct approval *a, int created)
 {
-	struct rec_arg	ra = { a->id, a, 0, created };
+	struct rec_arg	ra = { a->id, a, 0, created, !created };
 
-	return store_write(ex->store, put_txn, &ra);
+	if (!created && a->state == A_DENIED)
+		return store_write_reserve(ex->store, put_txn, &ra);
+	return store_write_need(ex->store, a->argslen + 4096, put_txn, &ra);
 }
 
 /* The record of 'id' inside a transaction: 1 found, 0 absent, or an error. */
@@ -326,6 +347,7 @@ approval_get_txn(MDB_txn *txn, const char *id, struct approval *a)
 	ra.a = a;
 	ra.found = 0;
 	ra.created = 0;
+	ra.decided = 0;
 	if ((rc = get_txn(txn, &ra)) != 0)
 		return rc;
 	return ra.found;
@@ -356,7 +378,7 @@ int
 approval_start_txn(MDB_txn *txn, const char *id)
 {
 	struct approval	a;
-	struct rec_arg	ra = { id, &a, 0, 0 };
+	struct rec_arg	ra = { id, &a, 0, 0, 0 };
 	int		rc;
 
 	memset(&a, 0, sizeof(a));
@@ -414,6 +436,39 @@ audit_approval(const char *event, const struct approval *a,
 	audit_write(&ar, 1);
 }
 
+/*
+ * An approval that could not be recorded: nothing was stored, nothing
+ * runs.  Past a tenant's quota, or with the store full, the call is
+ * error/unavailable: the gate cannot take the request now, and may once
+ * approvals are decided or expire (see PROTOCOL.md).
+ */
+static void
+request_refused(struct call *c, int rc)
+{
+	char	msg[512];
+
+	if (rc == APQUOTA_COUNT)
+		snprintf(msg, sizeof(msg), "tenant %s has %llu approvals"
+		    " pending, its quota (approvals.max_pending_per_tenant):"
+		    " the approval was not recorded", c->tenant,
+		    (unsigned long long)ex->conf->max_pending_per_tenant);
+	else if (rc == APQUOTA_BYTES)
+		snprintf(msg, sizeof(msg), "tenant %s's pending approvals"
+		    " would hold more than %llu bytes of args, its quota"
+		    " (approvals.max_pending_bytes_per_tenant): the approval"
+		    " was not recorded", c->tenant,
+		    (unsigned long long)ex->conf->max_pending_bytes_per_tenant);
+	else if (rc == MDB_MAP_FULL)
+		snprintf(msg, sizeof(msg), "the store is full"
+		    " (store.max_map_size): the approval was not recorded");
+	else
+		snprintf(msg, sizeof(msg), "the approval cannot be recorded:"
+		    " %s", mdb_strerror(rc));
+	log_warnx("approval for %s/%s %s refused: %s", c->tenant, c->run_id,
+	    c->tool, msg);
+	call_refuse(c, ST_ERROR, E_UNAVAILABLE, msg);
+}
+
 /* Request: called from call_dispatch for a covered write.  Owns c. */
 void
 approval_request(struct call *c, const msgpack_object *args)
@@ -450,9 +505,7 @@ approval_request(struct call *c, const msgpack_object *args)
 	a.expires_at = (uint64_t)time(NULL) + ex->conf->approvals_ttl_s;
 
 	if ((rc = approval_put(&a, 1)) != 0) {
-		call_refuse(c, ST_ERROR, E_UNAVAILABLE, rc == MDB_MAP_FULL ?
-		    "the store is full: the approval cannot be recorded" :
-		    "the approval cannot be recorded");
+		request_refused(c, rc);
 		goto out;
 	}
 	memset(&cp, 0, sizeof(cp));
@@ -808,6 +861,15 @@ approval_decide(const char *id, int approve, const char *who,
 	}
 	a.state = approve ? A_APPROVED : A_DENIED;
 	a.decided_ms = now_ms();
+	/*
+	 * A denied write never runs: its args are not kept, so a denial
+	 * frees their room and fits in the store's reserve.
+	 */
+	if (!approve) {
+		free(a.args);
+		a.args = NULL;
+		a.argslen = 0;
+	}
 	a.approver = xstrdup(who);
 	a.note = note ? xstrdup(note) : NULL;
 	if ((rc = approval_put(&a, 0)) != 0) {

@@ -482,7 +482,8 @@ ledger_recover(struct store *st, size_t *n)
 	struct recover_arg	ra = { st, 0 };
 	int			rc;
 
-	rc = store_write(st, recover_txn, &ra);
+	/* At start, before anything else: it may use the reserve. */
+	rc = store_write_reserve(st, recover_txn, &ra);
 	*n = ra.n;
 	return rc;
 }
@@ -673,7 +674,8 @@ ledger_sweep(struct store *st, uint64_t clock_now, uint64_t wall_now,
 	*removed = 0;
 	if ((rc = store_read(st, due_txn, &sa)) != 1)
 		return rc;
-	rc = store_write(st, sweep_txn, &sa);
-	*removed = sa.removed;
+	/* The sweeper frees room: it may use the reserve (store.h). */
+	rc = store_write_reserve(st, sweep_txn, &sa);
+	*removed = rc == 0 ? sa.removed : 0;
 	return rc;
 }
