@@ -1303,7 +1303,7 @@ check_name_list(struct cfgctx *ctx, const yaml_node_t *list,
 /*
  * store.reserve: room in the store that ordinary writes leave free, so the
  * sweeper, outcomes and operators' actions always fit.  Default: 1/32 of
- * store.max_map_size, at least 256 KiB and at most 64 MiB; at most half of
+ * store.max_map_size, at least 64 KiB and at most 64 MiB; at most half of
  * store.max_map_size, or nothing ordinary could ever be written.
  */
 static int
@@ -1313,8 +1313,8 @@ check_reserve(struct cfgctx *ctx)
 
 	if (ctx->reserve == NULL) {
 		c->store_reserve = c->max_map_size / 32;
-		if (c->store_reserve < 256 * 1024)
-			c->store_reserve = 256 * 1024;
+		if (c->store_reserve < RESERVE_MIN)
+			c->store_reserve = RESERVE_MIN;
 		if (c->store_reserve > 64 * MIB)
 			c->store_reserve = 64 * MIB;
 		return 0;
