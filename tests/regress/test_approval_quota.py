@@ -44,7 +44,7 @@ def is_full_refusal(r):
 
 
 def pending_of(d, tenant):
-    return [a for a in d.ctl_json("approvals") if a["tenant"] == tenant]
+    return [a for a in ctl_all(d, "approvals") if a["tenant"] == tenant]
 
 
 def b_can_write(d, tag):
