@@ -70,7 +70,7 @@ $(BUILD)/gatewayctl: $(call obj,ctl/gatewayctl.c) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 # A unit test links libcommon and the few objects it names here.
 test_toolrun_SRC	= executor/toolrun.c
-test_store_SRC		= executor/store.c
+test_store_SRC		= executor/store.c executor/apquota.c
 test_ledger_SRC		= executor/ledger.c executor/store.c
 test_checkpoint_SRC	= executor/checkpoint.c
 test_runs_SRC		= gatewayd/runs.c
