@@ -1029,7 +1029,7 @@ approval_decide(const char *id, int approve, const char *who,
 	 */
 	if (!approve) {
 		free(a.args);
-		a.args = NULL;
+		a.args = xstrdup("");	/* not NULL: it is copied */
 		a.argslen = 0;
 	}
 	a.approver = xstrdup(who);
