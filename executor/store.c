@@ -275,10 +275,11 @@ free_txn(MDB_txn *txn, void *arg)
 /*
  * Room in bytes for values of chunk bytes; with 'settled', leaving out the
  * pages the last commit freed, which the next write transaction cannot
- * reuse yet (see free_txn).
+ * reuse yet (see free_txn).  When the pages never used already hold
+ * 'enough', the freelist is not read (it may be long).
  */
 static uint64_t
-room(struct store *st, uint64_t chunk, int settled)
+room(struct store *st, uint64_t chunk, int settled, uint64_t enough)
 {
 	MDB_envinfo	info;
 	MDB_stat	ms;
@@ -291,6 +292,8 @@ room(struct store *st, uint64_t chunk, int settled)
 	high = (uint64_t)info.me_last_pgno + 1;
 	fa.chunk = (chunk + ms.ms_psize - 1) / ms.ms_psize + 1;
 	fa.skip = settled ? info.me_last_txnid : 0;
+	if (high < limit && (limit - high) * ms.ms_psize >= enough)
+		return (limit - high) * ms.ms_psize;
 	/* A freelist we cannot read gives no room: fail closed. */
 	if (store_read(st, free_txn, &fa) != 0)
 		fa.pages = 0;
@@ -300,7 +303,7 @@ room(struct store *st, uint64_t chunk, int settled)
 uint64_t
 store_room(struct store *st, uint64_t chunk)
 {
-	return room(st, chunk, 0);
+	return room(st, chunk, 0, UINT64_MAX);
 }
 
 void
@@ -336,12 +339,12 @@ store_has_room(struct store *st, uint64_t chunk, uint64_t need)
 {
 	uint64_t	want = st->reserve + need;
 
-	if (room(st, chunk, 1) >= want)
+	if (room(st, chunk, 1, want) >= want)
 		return 1;
-	if (room(st, chunk, 0) < want ||
+	if (room(st, chunk, 0, want) < want ||
 	    store_write_reserve(st, noop_txn, NULL) != 0)
 		return 0;
-	return room(st, chunk, 1) >= want;
+	return room(st, chunk, 1, want) >= want;
 }
 
 /* Double the map within the hard limit; 0 if it grew. */
