@@ -204,10 +204,10 @@ struct sweep_arg {
 static int
 first_due(MDB_cursor *cur, uint64_t now_s, MDB_val *k, MDB_val *v)
 {
-	char	pfx = PFX_ENTRY;
-	int	rc;
+	static char	pfx[1] = { PFX_ENTRY };
+	int		rc;
 
-	k->mv_data = &pfx;
+	k->mv_data = pfx;
 	k->mv_size = 1;
 	rc = mdb_cursor_get(cur, k, v, MDB_SET_RANGE);
 	if (rc == MDB_NOTFOUND)
