@@ -77,6 +77,7 @@ struct cfgctx {
 	yaml_node_t		*map_size;
 	yaml_node_t		*max_map_size;
 	yaml_node_t		*reserve;
+	yaml_node_t		*max_runs_per_tenant;	/* NULL: the default */
 	yaml_node_t		*catalog;	/* NULL: no catalog section */
 	yaml_node_t		*allow;		/* tools.allow */
 	yaml_node_t		*approval_list;	/* writes.require_approval */
@@ -1125,6 +1126,11 @@ runs_key(struct cfgctx *ctx, const char *key, yaml_node_t *knode,
 		return get_u64(ctx, val, path, 1, IDLE_MAX, &c->run_idle_s);
 	if (strcmp(key, "max_runs") == 0)
 		return get_u64(ctx, val, path, 1, RUNS_MAX, &c->max_runs);
+	if (strcmp(key, "max_runs_per_tenant") == 0) {
+		ctx->max_runs_per_tenant = val;
+		return get_u64(ctx, val, path, 1, RUNS_MAX,
+		    &c->max_runs_per_tenant);
+	}
 	return unknown_key(ctx, knode, path);
 }
 
@@ -1505,6 +1511,27 @@ check_self_approval(struct cfgctx *ctx)
 	return 0;
 }
 
+/*
+ * One tenant's share of the run table: the default is cut to max_runs, a
+ * value set above it is an error (it would never apply).
+ */
+static int
+check_runs(struct cfgctx *ctx)
+{
+	struct config	*c = ctx->conf;
+
+	if (c->max_runs_per_tenant <= c->max_runs)
+		return 0;
+	if (ctx->max_runs_per_tenant == NULL) {
+		c->max_runs_per_tenant = c->max_runs;
+		return 0;
+	}
+	return cfg_error(ctx, ctx->max_runs_per_tenant,
+	    "runs.max_runs_per_tenant", "%llu is more than runs.max_runs"
+	    " (%llu)", (unsigned long long)c->max_runs_per_tenant,
+	    (unsigned long long)c->max_runs);
+}
+
 /* Rules that tie keys of different sections together. */
 static int
 check_config(struct cfgctx *ctx)
@@ -1528,9 +1555,8 @@ check_config(struct cfgctx *ctx)
 		    (unsigned long long)c->map_size,
 		    (unsigned long long)c->max_map_size);
 	}
-	if (check_reserve(ctx) == -1)
-		return -1;
-	if (check_tool_names(ctx) == -1)
+	if (check_reserve(ctx) == -1 || check_runs(ctx) == -1 ||
+	    check_tool_names(ctx) == -1)
 		return -1;
 	return check_self_approval(ctx);
 }
@@ -1570,6 +1596,7 @@ config_defaults(const char *path)
 	c->control_idle_s = 30;
 	c->run_idle_s = 3600;
 	c->max_runs = 10000;
+	c->max_runs_per_tenant = 1000;
 	c->map_size = 64 * MIB;
 	c->max_map_size = 1024 * MIB;
 	c->max_pending_per_tenant = 100;

@@ -88,6 +88,8 @@ struct config {
 
 	uint64_t	 run_idle_s;	/* runs.idle_s: default 3600 */
 	uint64_t	 max_runs;	/* runs.max_runs: default 10000 */
+	/* runs.max_runs_per_tenant: default 1000 (no more than max_runs) */
+	uint64_t	 max_runs_per_tenant;
 
 	uint64_t	 map_size;	/* store.map_size: default 64 MiB */
 	uint64_t	 max_map_size;	/* store.max_map_size: default 1 GiB */

@@ -414,7 +414,7 @@ send_response(uint32_t type, uint64_t id, const char *status,
 	msgbuf_free(&mb);
 }
 
-static void
+static int
 audit_approval(const char *event, const struct approval *a,
     const char *decision, const char *who, const char *note)
 {
@@ -433,7 +433,7 @@ audit_approval(const char *event, const struct approval *a,
 		.note = note,
 	};
 
-	audit_write(&ar, 1);
+	return audit_write(&ar, 1);
 }
 
 /*
@@ -504,6 +504,14 @@ approval_request(struct call *c, const msgpack_object *args)
 	a.created_ms = now_ms();
 	a.expires_at = (uint64_t)time(NULL) + ex->conf->approvals_ttl_s;
 
+	/*
+	 * Recorded before it is stored: a request the log cannot name is
+	 * not made (one that cannot be stored is refused on the record).
+	 */
+	if (audit_approval("approval", &a, "requested", NULL, NULL) == -1) {
+		call_refuse(c, ST_ERROR, E_UNAVAILABLE, AUDIT_DOWN_MSG);
+		goto out;
+	}
 	if ((rc = approval_put(&a, 1)) != 0) {
 		request_refused(c, rc);
 		goto out;
@@ -518,7 +526,6 @@ approval_request(struct call *c, const msgpack_object *args)
 	memcpy(cp.args_sha256, a.args_sha256, sizeof(cp.args_sha256));
 	cp.expires_at = a.expires_at;
 	token = checkpoint_sign(&cp);
-	audit_approval("approval", &a, "requested", NULL, NULL);
 	log_info("approval %s requested: %s/%s %s %s", a.id, a.tenant,
 	    a.run_id, a.tool, a.args_hash);
 
@@ -1021,6 +1028,13 @@ approval_decide(const char *id, int approve, const char *who,
 		approval_free(&a);
 		return -1;
 	}
+	/* A decision the audit log cannot take is not taken. */
+	if (!audit_up()) {
+		snprintf(err, errlen, "the audit log cannot be written: the"
+		    " decision is not taken");
+		approval_free(&a);
+		return -1;
+	}
 	a.state = approve ? A_APPROVED : A_DENIED;
 	a.decided_ms = now_ms();
 	/*
@@ -1040,8 +1054,8 @@ approval_decide(const char *id, int approve, const char *who,
 		approval_free(&a);
 		return -1;
 	}
-	audit_approval("decision", &a, approve ? "approved" : "denied", who,
-	    note);
+	(void)audit_approval("decision", &a, approve ? "approved" :
+	    "denied", who, note);
 	log_info("approval %s %s by %s", id, approve ? "approved" : "denied",
 	    who);
 	wake_waiters(id, approval_state_str(a.state));

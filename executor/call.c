@@ -40,8 +40,9 @@ call_free(struct call *c)
 /*
  * Records of writes that ran, or were refused, reach the disk (grouped per
  * loop turn); reads and replays, which change nothing, are not synced.
+ * Returns -1 when the record is not in the log.
  */
-static void
+static int
 call_audit(const struct call *c, const char *decision, const char *reason,
     const char *note, int sync)
 {
@@ -61,7 +62,7 @@ call_audit(const struct call *c, const char *decision, const char *reason,
 		.note = note,
 	};
 
-	audit_write(&ar, sync);
+	return audit_write(&ar, sync);
 }
 
 /*
@@ -131,8 +132,17 @@ call_respond(struct call *c, const char *resp, size_t resplen, int replayed)
 		reason = mp_get(&u.data, "error");
 	status = mp_strdup(st);
 	why = mp_strdup(reason);
-	call_audit(c, status, why, replayed ? "replayed" : NULL,
-	    c->idem_key != NULL && !replayed);
+	/*
+	 * An answer that changes nothing (a replay) is not given without
+	 * its record.  A write's own outcome is: it ran, its intent record
+	 * is in the log and its outcome in the ledger, which replays it.
+	 */
+	if (call_audit(c, status, why, replayed ? "replayed" : NULL,
+	    c->idem_key != NULL && !replayed) == -1 && replayed) {
+		call_refuse(c, ST_ERROR, E_UNAVAILABLE, "the audit log cannot"
+		    " be written: the replay is withheld");
+		goto out;
+	}
 	n = u.data.via.map.size;
 	answer_begin(&mb, c);
 	msgpack_pack_map(&mb.pk, n + (c->idem_key != NULL));
@@ -144,6 +154,7 @@ call_respond(struct call *c, const char *resp, size_t resplen, int replayed)
 		pk_kv_bool(&mb.pk, "replayed", replayed);
 	ex_send(&mb);
 	msgbuf_free(&mb);
+out:
 	msgpack_unpacked_destroy(&u);
 	free(status);
 	free(why);
@@ -185,7 +196,12 @@ read_done(const struct toolrun_result *r, void *arg)
 
 	switch (r->status) {
 	case TR_OK:
-		call_audit(c, ST_OK, NULL, NULL, 0);
+		/* No record, no result: the read changed nothing. */
+		if (call_audit(c, ST_OK, NULL, NULL, 0) == -1) {
+			call_refuse(c, ST_ERROR, E_UNAVAILABLE, "the audit"
+			    " log cannot be written: the result is withheld");
+			break;
+		}
 		msgbuf_init(&mb);
 		msgbuf_begin_msg(&mb, c->ans_type, c->id, 1);
 		pk_str(&mb.pk, "response");
@@ -288,6 +304,15 @@ call_dispatch(struct call *c, const msgpack_object *args, int approved)
 	char			 msg[512], err[256];
 	enum gate		 g;
 
+	/*
+	 * The audit log fails closed: while it cannot be written nothing
+	 * runs.  The refusal's own record is the next try: once it lands,
+	 * the log is up and the calls after it are served.
+	 */
+	if (!audit_up()) {
+		call_refuse(c, ST_ERROR, E_UNAVAILABLE, AUDIT_DOWN_MSG);
+		goto out;
+	}
 	g = policy_gate(ex->conf, c->tool, ex_writes_on(), &reason);
 	if (g == GATE_DENY) {
 		policy_message(ex->conf, c->tool, reason, ex_writes_on(), msg,

@@ -147,11 +147,12 @@ ctl_status(struct ctl_conn *cc, const msgpack_object *req,
     const struct operator *op)
 {
 	struct msgbuf	mb;
+	char		audit[128];
 
 	(void)req;
 	(void)op;
 	msgbuf_init(&mb);
-	msgpack_pack_map(&mb.pk, 10);
+	msgpack_pack_map(&mb.pk, 11);
 	pk_kv_bool(&mb.pk, "ok", 1);
 	pk_kv_bool(&mb.pk, "writes_enabled", ex_writes_on());
 	pk_kv_bool(&mb.pk, "writes_config", ex->conf->writes_enabled);
@@ -165,6 +166,8 @@ ctl_status(struct ctl_conn *cc, const msgpack_object *req,
 	/* Agents may approve their own writes: shown so it is not forgotten. */
 	pk_kv_bool(&mb.pk, "allow_self_approval",
 	    ex->conf->allow_self_approval);
+	/* While the audit log fails, calls are refused: say why. */
+	pk_kv_str(&mb.pk, "audit", audit_state(audit, sizeof(audit)));
 	ctl_send(cc, &mb);
 }
 
@@ -443,7 +446,7 @@ ctl_keys_rotate(struct ctl_conn *cc, const msgpack_object *req,
 		return;
 	}
 	ar.approver = op->who;
-	audit_write(&ar, 1);
+	(void)audit_write(&ar, 1);
 	msgbuf_init(&mb);
 	msgpack_pack_map(&mb.pk, 1);
 	pk_kv_bool(&mb.pk, "ok", 1);

@@ -125,7 +125,7 @@ ex_set_writes_off(int off, const char *who)
 	log_info("writes %s by %s", off ? "disabled" : "enabled", who);
 	ar.decision = off ? "disabled" : "enabled";
 	ar.approver = who;
-	audit_write(&ar, 1);
+	(void)audit_write(&ar, 1);
 	send_writes_state();
 	return rc == 0 ? 0 : -1;
 }
@@ -276,7 +276,7 @@ dispatch_audit(const struct proto_msg *m)
 	ar.decision = f[4];
 	ar.reason = f[5];
 	ar.note = note ? note : msg;
-	audit_write(&ar, 0);
+	(void)audit_write(&ar, 0);
 	if (p != NULL && f[0] != NULL && strcmp(f[4], ST_STOPPED) == 0)
 		budget_stop(p->tenant, f[0], f[5], msg);
 	for (i = 0; i < 6; i++)
@@ -500,6 +500,9 @@ main(int argc, char *argv[])
 	log_init("executor", foreground, verbose);
 	ex = &exs;
 	signal(SIGPIPE, SIG_IGN);
+	/* A file past RLIMIT_FSIZE fails with EFBIG (the audit log fails
+	 * closed), never kills us; tools get the default back. */
+	signal(SIGXFSZ, SIG_IGN);
 	umask(0077);
 	if (sodium_init() < 0)
 		fatalx("sodium_init failed");

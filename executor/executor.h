@@ -71,10 +71,21 @@ struct audit_rec {
 	const char	*reported_by;	/* "gatewayd": its word, checked */
 };
 
+#define AUDIT_DOWN_MSG	"the audit log cannot be written: the call was not run"
+
 void	audit_open(const char *state_dir, struct event_base *);
-/* Records that matter (sync=1) reach the disk within this loop turn. */
-void	audit_write(const struct audit_rec *, int sync);
-void	audit_flush(void);
+/*
+ * Records that matter (sync=1) reach the disk within this loop turn.
+ * Returns 0, or -1 when the record is not in the log (it is down).
+ */
+int	audit_write(const struct audit_rec *, int sync);
+/* Sync what was written now: 0, or -1 when it may not be on disk. */
+int	audit_sync(void);
+int	audit_flush(void);
+/* The last record was written: calls may run. */
+int	audit_up(void);
+/* "ok" or "failing: why", for gatewayctl status. */
+const char *audit_state(char *, size_t);
 void	audit_reopen(void);
 void	audit_close(void);
 

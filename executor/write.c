@@ -408,6 +408,74 @@ intent_done(struct wop *w)
 	}
 }
 
+/*
+ * A write's intent is audited, and synced, before it goes to the ledger:
+ * no tool runs that the log does not name.  The record goes first so
+ * that when it cannot be written nothing at all is recorded (a ledger
+ * intent without its tool would read as in doubt).  The intents of q whose
+ * records are not durable are refused and taken out of q.
+ */
+static int
+intent_record(const struct wop *w)
+{
+	const struct call	*c = w->first;
+	struct audit_rec	 ar = {
+		.event = "intent",
+		.tenant = c->tenant,
+		.env = c->env,
+		.uid = (long long)c->uid,
+		.run_id = c->run_id,
+		.step_id = c->step_id,
+		.tool = c->tool,
+		.args_hash = c->args_hash,
+		.idempotency_key = w->key,
+		.decision = "admitted",
+		.approver = c->approver,
+	};
+
+	return audit_write(&ar, 1);
+}
+
+/*
+ * A write's intent is audited, and synced, before it goes to the ledger:
+ * no tool runs that the log does not name.  The record goes first so
+ * that when it cannot be written nothing at all is recorded (a ledger
+ * intent without its tool would read as in doubt).  The intents of q whose
+ * records are not durable are refused and taken out of q; returns how many
+ * are left.
+ */
+static int
+audit_intents(struct wopq *q)
+{
+	struct wopq	 done = TAILQ_HEAD_INITIALIZER(done);
+	struct wop	*w, *next;
+	int		 n = 0, failed = 0;
+
+	for (w = TAILQ_FIRST(q); w != NULL; w = next) {
+		next = TAILQ_NEXT(w, qentry);
+		if (w->phase != W_INTENT)
+			continue;
+		TAILQ_REMOVE(q, w, qentry);
+		if (!failed && intent_record(w) == 0) {
+			TAILQ_INSERT_TAIL(&done, w, qentry);
+			n++;
+			continue;
+		}
+		failed = 1;
+		wop_refuse_all(w, ST_ERROR, E_UNAVAILABLE, AUDIT_DOWN_MSG);
+	}
+	if (n > 0 && audit_sync() == -1) {
+		while ((w = TAILQ_FIRST(&done)) != NULL) {
+			TAILQ_REMOVE(&done, w, qentry);
+			wop_refuse_all(w, ST_ERROR, E_UNAVAILABLE,
+			    AUDIT_DOWN_MSG);
+		}
+		return 0;
+	}
+	TAILQ_CONCAT(q, &done, qentry);
+	return n;
+}
+
 static void
 flush_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -437,7 +505,7 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 	if (nout > 0)
 		rc_out = store_write_reserve(ex->store, batch_txn, &b);
 	b.outcomes = 0;
-	if (nin > 0)
+	if (nin > 0 && audit_intents(&q) > 0)
 		rc_in = store_write(ex->store, batch_txn, &b);
 
 	while ((w = TAILQ_FIRST(&q)) != NULL) {
@@ -730,6 +798,11 @@ write_resolve(const char *key, int done, const char *who, char *err,
 		snprintf(err, errlen, "%s is running now", key);
 		return -1;
 	}
+	if (!audit_up()) {
+		snprintf(err, errlen, "the audit log cannot be written: %s is"
+		    " not resolved", key);
+		return -1;
+	}
 	/* An operator's action: it may use the reserve. */
 	if ((rc = store_write_reserve(ex->store, resolve_txn, &ra)) != 0) {
 		snprintf(err, errlen, "the ledger: %s", mdb_strerror(rc));
@@ -743,7 +816,7 @@ write_resolve(const char *key, int done, const char *who, char *err,
 	ar.idempotency_key = key;
 	ar.decision = done ? "done" : "failed";
 	ar.approver = who;
-	audit_write(&ar, 1);
+	(void)audit_write(&ar, 1);
 	log_info("ledger: %s resolved %s by %s", key, ar.decision, who);
 	return 0;
 }

@@ -334,10 +334,11 @@ req_run(struct conn *c, const char *id, size_t idlen, const char *run_id,
     const char *tool)
 {
 	struct run	*run;
+	char		 msg[128];
 
 	if ((run = run_get(c->pr->tenant, run_id, 1)) == NULL) {
 		reply_refuse(c, id, idlen, ST_ERROR, E_UNAVAILABLE,
-		    "too many live runs (runs.max_runs)");
+		    runs_full_message(msg, sizeof(msg)));
 		return NULL;
 	}
 	if (run_stopped(run) != NULL) {

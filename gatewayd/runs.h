@@ -8,6 +8,8 @@
 #include "common/runtab.h"
 
 void	runs_free(void);
+/* After run_get found no room: "too many live runs (KEY)" in buf. */
+const char	*runs_full_message(char *buf, size_t len);
 
 /*
  * Count a call in the run.  Returns NULL, or the stop reason (with a

@@ -138,6 +138,7 @@ test_safe_default(void)
 	ASSERT(c->max_inflight == 64);
 	ASSERT(c->run_idle_s == 3600);
 	ASSERT(c->max_runs == 10000);
+	ASSERT(c->max_runs_per_tenant == 1000);
 	ASSERT(c->map_size == 64ULL * 1024 * 1024);
 	ASSERT(c->max_map_size == 1024ULL * 1024 * 1024);
 	ASSERT(c->store_reserve == 32ULL * 1024 * 1024);
@@ -270,6 +271,8 @@ test_full(void)
 	ASSERT(c->max_inflight == 4);
 	ASSERT(c->run_idle_s == 60);
 	ASSERT(c->max_runs == 100);
+	/* The default share is cut to max_runs. */
+	ASSERT(c->max_runs_per_tenant == 100);
 	ASSERT(c->map_size == 1048576);
 	ASSERT(c->max_map_size == 1048576);
 	ASSERT(c->store_reserve == 65536);	/* 1/32, at least 64 KiB */
@@ -712,6 +715,10 @@ static const struct bad bad[] = {
 	    "store.reserve", "more than half of store.max_map_size" },
 	{ "runs: { idle_s: 0 }\n", 1, "runs.idle_s", "out of range" },
 	{ "runs: { max_runs: 0 }\n", 1, "runs.max_runs", "out of range" },
+	{ "runs: { max_runs_per_tenant: 0 }\n", 1, "runs.max_runs_per_tenant",
+	    "out of range" },
+	{ "runs:\n  max_runs: 10\n  max_runs_per_tenant: 11\n", 3,
+	    "runs.max_runs_per_tenant", "more than runs.max_runs (10)" },
 	{ "writes: { retention_s: 0 }\n", 1, "writes.retention_s",
 	    "out of range" },
 	{ "store: { map_size: 1000 }\n", 1, "store.map_size", "out of range" },
