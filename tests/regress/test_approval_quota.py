@@ -106,8 +106,8 @@ def count_quota_refuses_one_tenant_only():
 
 
 @test
-def bytes_quota_and_expiry_release():
-    d = quota_daemon("tg-aq-bytes", ttl_s=3,
+def bytes_quota_refuses_one_tenant_only():
+    d = quota_daemon("tg-aq-bytes",
                      approvals={"max_pending_per_tenant": 50,
                                 "max_pending_bytes_per_tenant": 250000},
                      limits={"max_frame": 200000})
@@ -119,20 +119,44 @@ def bytes_quota_and_expiry_release():
         assert r1["status"] == r2["status"] == "needs_approval", (r1, r2)
         r = c.call("rec", big_args(3, 100000), run_id="a3")
         assert is_quota_refusal(r, "approvals.max_pending_bytes_per_tenant"), r
+        assert len(pending_of(d, "acme")) == 2
         # Small args still fit under the bytes quota.
         r = c.call("rec", {"i": 4}, run_id="a4")
         assert r["status"] == "needs_approval", r
+        c.close()
         b_can_write(d, "1")
-        # Once they have expired, they count no more (the sweeper sees
-        # them within a second or so of their expiry).
-        deadline = time.time() + 30
+        assert count_lines(d.effects) == 0
+        d.stop()
+    finally:
+        d.cleanup()
+
+
+@test
+def expired_approvals_count_no_more():
+    # Approvals expire 4 s after their request; at most 2 pending.
+    d = quota_daemon("tg-aq-expiry", ttl_s=4,
+                     approvals={"max_pending_per_tenant": 2})
+    try:
+        d.start()
+        c = d.client(uid=A_UID)
         n = 0
+        # Until the quota refuses one (two were pending at once) ...
         while True:
-            r = c.call("rec", big_args(10 + n, 100000), run_id="x%d" % n)
+            r = c.call("rec", {"i": n}, run_id="a%d" % n)
+            n += 1
+            if r["status"] != "needs_approval":
+                assert is_quota_refusal(r, "approvals.max_pending_per_tenant"), r
+                break
+            assert n < 100, "the quota never refused"
+        # ... then, once they have expired, the sweeper (every second)
+        # stops counting them.
+        deadline = time.time() + 60
+        while True:
+            r = c.call("rec", {"i": n}, run_id="a%d" % n)
             n += 1
             if r["status"] == "needs_approval":
                 break
-            assert is_quota_refusal(r, "approvals.max_pending_bytes_per_tenant"), r
+            assert is_quota_refusal(r, "approvals.max_pending_per_tenant"), r
             assert time.time() < deadline, "expired approvals still counted"
             time.sleep(0.5)
         assert count_lines(d.effects) == 0
@@ -190,8 +214,8 @@ def recovers(d, tag, timeout=60):
 
 @test
 def full_store_is_swept_and_takes_writes_again_also_after_restart():
-    # A 4 MiB store; approvals expire after 3 s and are swept 1 s later.
-    d = quota_daemon("tg-aq-full", ttl_s=3,
+    # A 4 MiB store; approvals expire after 5 s and are swept 1 s later.
+    d = quota_daemon("tg-aq-full", ttl_s=5,
                      store={"map_size": 1048576, "max_map_size": 4194304},
                      limits={"max_frame": 200000, "max_output": 20000},
                      writes={"retention_s": 1})
