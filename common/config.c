@@ -57,6 +57,8 @@
 #define TOOLS_MAX		65536ULL
 #define MAP_SIZE_MIN		MIB
 #define MAP_SIZE_MAX		(1024 * 1024 * MIB)	/* 1 TiB */
+#define RESERVE_MIN		(64 * 1024ULL)
+#define PENDING_MAX		1000000ULL
 #define BUDGET_MAX		((uint64_t)INT64_MAX)
 /* (uid_t)-1 means "leave unchanged" to setresuid(2): it is nobody's id. */
 #define ID_MAX			((uint64_t)(uid_t)-1 - 1)
@@ -78,6 +80,7 @@ struct cfgctx {
 	yaml_node_t		*default_mode;
 	yaml_node_t		*map_size;
 	yaml_node_t		*max_map_size;
+	yaml_node_t		*reserve;
 	yaml_node_t		*max_runs_per_tenant;	/* NULL: the default */
 	yaml_node_t		*conns_per_uid;	/* NULL: the default */
 	yaml_node_t		*stranger_conns;
@@ -1089,6 +1092,12 @@ approvals_key(struct cfgctx *ctx, const char *key, yaml_node_t *knode,
 	if (strcmp(key, "ttl_s") == 0)
 		return get_u64(ctx, val, path, 1, TTL_MAX,
 		    &ctx->conf->approvals_ttl_s);
+	if (strcmp(key, "max_pending_per_tenant") == 0)
+		return get_u64(ctx, val, path, 1, PENDING_MAX,
+		    &ctx->conf->max_pending_per_tenant);
+	if (strcmp(key, "max_pending_bytes_per_tenant") == 0)
+		return get_u64(ctx, val, path, 1, MAP_SIZE_MAX,
+		    &ctx->conf->max_pending_bytes_per_tenant);
 	return unknown_key(ctx, knode, path);
 }
 
@@ -1183,6 +1192,11 @@ store_key(struct cfgctx *ctx, const char *key, yaml_node_t *knode,
 		ctx->max_map_size = val;
 		return get_u64(ctx, val, path, MAP_SIZE_MIN, MAP_SIZE_MAX,
 		    &c->max_map_size);
+	}
+	if (strcmp(key, "reserve") == 0) {
+		ctx->reserve = val;
+		return get_u64(ctx, val, path, RESERVE_MIN, MAP_SIZE_MAX,
+		    &c->store_reserve);
 	}
 	return unknown_key(ctx, knode, path);
 }
@@ -1332,6 +1346,33 @@ check_name_list(struct cfgctx *ctx, const yaml_node_t *list,
 		return cfg_error(ctx, seq_item(ctx, list, i), sub, "\"%s\" "
 		    "is not a tool of the catalog", names[i]);
 	}
+	return 0;
+}
+
+/*
+ * store.reserve: room in the store that ordinary writes leave free, so the
+ * sweeper, outcomes and operators' actions always fit.  Default: 1/32 of
+ * store.max_map_size, at least 64 KiB and at most 64 MiB; at most half of
+ * store.max_map_size, or nothing ordinary could ever be written.
+ */
+static int
+check_reserve(struct cfgctx *ctx)
+{
+	struct config	*c = ctx->conf;
+
+	if (ctx->reserve == NULL) {
+		c->store_reserve = c->max_map_size / 32;
+		if (c->store_reserve < RESERVE_MIN)
+			c->store_reserve = RESERVE_MIN;
+		if (c->store_reserve > 64 * MIB)
+			c->store_reserve = 64 * MIB;
+		return 0;
+	}
+	if (c->store_reserve > c->max_map_size / 2)
+		return cfg_error(ctx, ctx->reserve, "store.reserve",
+		    "%llu is more than half of store.max_map_size (%llu)",
+		    (unsigned long long)c->store_reserve,
+		    (unsigned long long)c->max_map_size);
 	return 0;
 }
 
@@ -1611,8 +1652,9 @@ check_config(struct cfgctx *ctx)
 		    (unsigned long long)c->map_size,
 		    (unsigned long long)c->max_map_size);
 	}
-	if (check_runs(ctx) == -1 || check_conn_caps(ctx) == -1 ||
-	    check_tools(ctx) == -1 || check_tool_names(ctx) == -1)
+	if (check_reserve(ctx) == -1 || check_runs(ctx) == -1 ||
+	    check_conn_caps(ctx) == -1 || check_tools(ctx) == -1 ||
+	    check_tool_names(ctx) == -1)
 		return -1;
 	return check_self_approval(ctx);
 }
@@ -1662,6 +1704,8 @@ config_defaults(const char *path)
 	c->max_runs_per_tenant = 1000;
 	c->map_size = 64 * MIB;
 	c->max_map_size = 1024 * MIB;
+	c->max_pending_per_tenant = 100;
+	c->max_pending_bytes_per_tenant = 16 * MIB;
 	return c;
 }
 

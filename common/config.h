@@ -77,6 +77,8 @@ struct config {
 	uint64_t	 repeat_limit;
 
 	uint64_t	 approvals_ttl_s;	/* default 3600 */
+	uint64_t	 max_pending_per_tenant;	/* default 100 */
+	uint64_t	 max_pending_bytes_per_tenant;	/* default 16 MiB */
 
 	uint64_t	 max_frame;	/* limits.*: default 1 MiB */
 	uint64_t	 max_output;	/* default 1 MiB */
@@ -101,6 +103,7 @@ struct config {
 
 	uint64_t	 map_size;	/* store.map_size: default 64 MiB */
 	uint64_t	 max_map_size;	/* store.max_map_size: default 1 GiB */
+	uint64_t	 store_reserve;	/* store.reserve: 0 = derived */
 
 	char		*metrics_listen;	/* NULL when not set */
 };

@@ -39,6 +39,7 @@
 
 #define CONTROL_MAX_FRAME	65536
 #define CONTROL_MAX_PER_UID	8
+#define PAGE_DEFAULT		50	/* items of a list answer by default */
 
 struct ctl_conn {
 	TAILQ_ENTRY(ctl_conn)	 entry;
@@ -73,6 +74,8 @@ static void	ctl_ledger(struct ctl_conn *, const msgpack_object *,
 		    const struct operator *);
 static void	ctl_approvals(struct ctl_conn *, const msgpack_object *,
 		    const struct operator *);
+static void	ctl_approval(struct ctl_conn *, const msgpack_object *,
+		    const struct operator *);
 static void	ctl_approve(struct ctl_conn *, const msgpack_object *,
 		    const struct operator *);
 static void	ctl_deny(struct ctl_conn *, const msgpack_object *,
@@ -88,6 +91,7 @@ static const struct {
 } ctl_ops[] = {
 	{ "ledger",		ctl_ledger },
 	{ "approvals",		ctl_approvals },
+	{ "approval",		ctl_approval },
 	{ "approve",		ctl_approve },
 	{ "deny",		ctl_deny },
 	{ "keys_rotate",	ctl_keys_rotate },
@@ -242,25 +246,71 @@ ledger_item(const char *key, const struct ledger_rec *r, void *arg)
 	pk_opt(pk, "note", r->note);
 }
 
-/* The writes in doubt, oldest key order, as "items". */
+/*
+ * A list's page: "limit" (1..APPROVALS_PAGE_MAX, default PAGE_DEFAULT) and
+ * "after" (the "next" of the page before).  0, or -1 with the refusal
+ * sent; *after is malloc'ed or NULL.
+ */
+static int
+ctl_page(struct ctl_conn *cc, const msgpack_object *req, size_t *limit,
+    char **after)
+{
+	const msgpack_object	*l = mp_get(req, "limit");
+	const msgpack_object	*a = mp_get(req, "after");
+
+	*limit = PAGE_DEFAULT;
+	*after = NULL;
+	if (l != NULL) {
+		if (l->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+		    l->via.u64 < 1 || l->via.u64 > APPROVALS_PAGE_MAX) {
+			ctl_error(cc, "the limit must be 1..%d",
+			    APPROVALS_PAGE_MAX);
+			return -1;
+		}
+		*limit = (size_t)l->via.u64;
+	}
+	if (a != NULL && (a->type != MSGPACK_OBJECT_STR ||
+	    a->via.str.size == 0 || a->via.str.size > LEDGER_KEY_MAX ||
+	    (*after = mp_strdup(a)) == NULL)) {
+		ctl_error(cc, "the cursor (after) must be a string of 1..%d"
+		    " bytes", LEDGER_KEY_MAX);
+		return -1;
+	}
+	return 0;
+}
+
+/* The writes in doubt, in key order, one page of "items", then "next". */
 static void
 ctl_ledger(struct ctl_conn *cc, const msgpack_object *req,
     const struct operator *op)
 {
-	struct msgbuf	mb;
-	size_t		n;
+	struct msgbuf	 mb;
+	char		*after, last[LEDGER_KEY_MAX + 1];
+	size_t		 n, limit;
+	int		 more, rc;
 
-	(void)req;
 	(void)op;
-	n = ledger_count(ex->store, L_IN_DOUBT);
+	if (ctl_page(cc, req, &limit, &after) == -1)
+		return;
+	if ((rc = ledger_page(ex->store, L_IN_DOUBT, after, limit, NULL, NULL,
+	    &n, last, &more)) != 0) {
+		ctl_error(cc, "the ledger cannot be read: %s",
+		    mdb_strerror(rc));
+		free(after);
+		return;
+	}
 	msgbuf_init(&mb);
-	msgpack_pack_map(&mb.pk, 2);
+	msgpack_pack_map(&mb.pk, 2 + more);
 	pk_kv_bool(&mb.pk, "ok", 1);
 	pk_str(&mb.pk, "items");
 	msgpack_pack_array(&mb.pk, n);
 	/* Single-threaded: nothing changes the ledger between the passes. */
-	ledger_each(ex->store, L_IN_DOUBT, ledger_item, &mb.pk);
+	ledger_page(ex->store, L_IN_DOUBT, after, limit, ledger_item, &mb.pk,
+	    &n, last, &more);
+	if (more)
+		pk_kv_str(&mb.pk, "next", last);
 	ctl_send(cc, &mb);
+	free(after);
 }
 
 static void
@@ -298,16 +348,47 @@ static void
 ctl_approvals(struct ctl_conn *cc, const msgpack_object *req,
     const struct operator *op)
 {
-	struct msgbuf	mb;
+	struct msgbuf	 mb;
+	char		*after;
+	size_t		 limit;
 
-	(void)req;
 	(void)op;
+	if (ctl_page(cc, req, &limit, &after) == -1)
+		return;
 	msgbuf_init(&mb);
-	msgpack_pack_map(&mb.pk, 2);
-	pk_kv_bool(&mb.pk, "ok", 1);
-	pk_str(&mb.pk, "items");
-	approvals_pack_pending(&mb.pk);
-	ctl_send(cc, &mb);
+	if (approvals_pack_page(&mb.pk, after, limit) == -1) {
+		msgbuf_free(&mb);
+		ctl_error(cc, "the approvals cannot be read");
+	} else
+		ctl_send(cc, &mb);
+	free(after);
+}
+
+/* One approval, whatever its state, with its args in full. */
+static void
+ctl_approval(struct ctl_conn *cc, const msgpack_object *req,
+    const struct operator *op)
+{
+	struct msgbuf	 mb;
+	char		*id = mp_strdup(mp_get(req, "approval_id"));
+	int		 rc;
+
+	(void)op;
+	if (id == NULL) {
+		ctl_error(cc, "an approval id is needed");
+		return;
+	}
+	msgbuf_init(&mb);
+	if ((rc = approval_pack_one(&mb.pk, id)) == 1)
+		ctl_send(cc, &mb);
+	else {
+		msgbuf_free(&mb);
+		if (rc == 0)
+			ctl_error(cc, "no approval %s", id);
+		else
+			ctl_error(cc, "the approvals cannot be read");
+	}
+	free(id);
 }
 
 static void

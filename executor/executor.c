@@ -570,6 +570,7 @@ state_open(void)
 	    ex->conf->max_map_size, err, sizeof(err));
 	if (ex->store == NULL)
 		fatalx("%s", err);
+	store_set_reserve(ex->store, ex->conf->store_reserve);
 	if ((rc = store_get_writes_off(ex->store, &ex->writes_off)) != 0)
 		fatalx("store: cannot read the kill switch: %s",
 		    mdb_strerror(rc));

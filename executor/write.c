@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/queue.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include <event2/event.h>
 #include <lmdb.h>
@@ -29,6 +30,7 @@
 #include "common/xmalloc.h"
 #include "executor/admit.h"
 #include "executor/approval.h"
+#include "executor/apquota.h"
 #include "executor/call.h"
 #include "executor/executor.h"
 #include "executor/ledger.h"
@@ -565,9 +567,13 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 			nin++;
 	}
 
-	/* Outcomes first: they free callers and must not wait on intents. */
+	/*
+	 * Outcomes first: they free callers and must not wait on intents.
+	 * Their room was kept when their writes started (ledger_has_room),
+	 * so they may use the reserve.
+	 */
 	if (nout > 0)
-		rc_out = store_write(ex->store, batch_txn, &b);
+		rc_out = store_write_reserve(ex->store, batch_txn, &b);
 	b.outcomes = 0;
 	if (nin > 0 && audit_intents(&q) > 0)
 		rc_in = store_write(ex->store, batch_txn, &b);
@@ -638,7 +644,8 @@ wop_has_run(struct wop *w, const struct call *c)
  * while the map, at its hard limit, could not take every outcome due.
  * Room is what is really free (store_room: never used, or freed by swept
  * records and reusable), not the high-water mark: a ledger that was full
- * once takes writes again when its records expire.
+ * once takes writes again when its records expire.  It is counted above
+ * the store's reserve, which is kept for the sweeper and operators.
  */
 static int
 ledger_has_room(size_t more)
@@ -646,7 +653,7 @@ ledger_has_room(size_t more)
 	uint64_t	one = ex->conf->max_output + 65536, need;
 
 	need = (uint64_t)(nops + more) * one * 2;
-	return store_room(ex->store, one) >= need;
+	return store_has_room(ex->store, one, need);
 }
 
 void
@@ -735,25 +742,58 @@ write_start(struct call *c, const struct tool *tool)
 	wop_enqueue(w);
 }
 
+/*
+ * One pass of the sweeper: pending approvals past their expiry stop
+ * counting against their tenant's quota, then expired records go.  Both
+ * may use the store's reserve; when even that is not enough (MDB_MAP_FULL:
+ * deleting takes pages too), the batch is halved and tried again, down to
+ * one entry, so a full store is never left unswept.  *full: a batch was
+ * full, so more is due.
+ */
+static int
+sweep_pass(size_t *full)
+{
+	static size_t	batch = SWEEP_BATCH;
+	size_t		na, nl;
+	int		rc;
+
+	for (;;) {
+		na = nl = 0;
+		rc = apquota_sweep(ex->store, (uint64_t)time(NULL), batch, &na);
+		if (rc == 0)
+			rc = ledger_sweep(ex->store, store_clock_ms(ex->store),
+			    now_ms(), ex->conf->retention_s * 1000, batch, &nl);
+		if (rc != MDB_MAP_FULL || batch == 1)
+			break;
+		batch /= 2;
+		log_warnx("ledger: sweep: the store is full: batches of %zu",
+		    batch);
+	}
+	if (rc == 0 && (na > 0 || nl > 0))
+		log_debug("ledger: swept %zu expired entries, %zu approvals"
+		    " past their expiry", nl, na);
+	*full = rc == 0 && (na == batch || nl == batch);
+	/* Back towards full batches once they fit again. */
+	if (rc == 0 && batch < SWEEP_BATCH)
+		batch = batch * 2 > SWEEP_BATCH ? SWEEP_BATCH : batch * 2;
+	return rc;
+}
+
 static void
 sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct timeval	tv;
-	size_t		removed = 0;
+	size_t		full = 0;
 	int		rc;
 
 	(void)fd;
 	(void)what;
 	(void)arg;
-	rc = ledger_sweep(ex->store, store_clock_ms(ex->store), now_ms(),
-	    ex->conf->retention_s * 1000, SWEEP_BATCH, &removed);
-	if (rc != 0)
+	if ((rc = sweep_pass(&full)) != 0)
 		log_warnx("ledger: sweep: %s", mdb_strerror(rc));
-	else if (removed > 0)
-		log_debug("ledger: swept %zu expired entries", removed);
 	/* A full batch means more is due: go on soon, in a new transaction. */
-	tv.tv_sec = removed == SWEEP_BATCH ? 0 : 1;
-	tv.tv_usec = removed == SWEEP_BATCH ? 10000 : 0;
+	tv.tv_sec = full ? 0 : 1;
+	tv.tv_usec = full ? 10000 : 0;
 	evtimer_add(sweep_ev, &tv);
 }
 
@@ -843,7 +883,8 @@ write_resolve(const char *key, int done, const char *who, char *err,
 		    " not resolved", key);
 		return -1;
 	}
-	if ((rc = store_write(ex->store, resolve_txn, &ra)) != 0) {
+	/* An operator's action: it may use the reserve. */
+	if ((rc = store_write_reserve(ex->store, resolve_txn, &ra)) != 0) {
 		snprintf(err, errlen, "the ledger: %s", mdb_strerror(rc));
 		return -1;
 	}

@@ -148,6 +148,9 @@ test_safe_default(void)
 	ASSERT(c->max_runs_per_tenant == 1000);
 	ASSERT(c->map_size == 64ULL * 1024 * 1024);
 	ASSERT(c->max_map_size == 1024ULL * 1024 * 1024);
+	ASSERT(c->store_reserve == 32ULL * 1024 * 1024);
+	ASSERT(c->max_pending_per_tenant == 100);
+	ASSERT(c->max_pending_bytes_per_tenant == 16ULL * 1024 * 1024);
 	ASSERT(c->metrics_listen == NULL);
 	config_free(c);
 }
@@ -282,6 +285,7 @@ test_full(void)
 	ASSERT(c->max_runs_per_tenant == 100);
 	ASSERT(c->map_size == 1048576);
 	ASSERT(c->max_map_size == 1048576);
+	ASSERT(c->store_reserve == 65536);	/* 1/32, at least 64 KiB */
 	ASSERT_STREQ(c->metrics_listen, "127.0.0.1:9464");
 	config_free(c);
 }
@@ -731,6 +735,14 @@ static const struct bad bad[] = {
 	{ "limits:\n  max_tools: 4\n  max_tools_per_tenant: 5\n", 3,
 	    "limits.max_tools_per_tenant", "more than limits.max_tools (4)" },
 	{ "approvals: { ttl_s: 0 }\n", 1, "approvals.ttl_s", "out of range" },
+	{ "approvals: { max_pending_per_tenant: 0 }\n", 1,
+	    "approvals.max_pending_per_tenant", "out of range" },
+	{ "approvals: { max_pending_bytes_per_tenant: 0 }\n", 1,
+	    "approvals.max_pending_bytes_per_tenant", "out of range" },
+	{ "store: { reserve: 1000 }\n", 1, "store.reserve", "out of range" },
+	{ "store:\n  map_size: 1048576\n  max_map_size: 1048576\n"
+	    "  reserve: 600000\n", 4,
+	    "store.reserve", "more than half of store.max_map_size" },
 	{ "runs: { idle_s: 0 }\n", 1, "runs.idle_s", "out of range" },
 	{ "runs: { max_runs: 0 }\n", 1, "runs.max_runs", "out of range" },
 	{ "runs: { max_runs_per_tenant: 0 }\n", 1, "runs.max_runs_per_tenant",
