@@ -69,6 +69,7 @@ struct toolrun {
 	int			 timed_out;
 	int			 too_big;
 	int			 cancelled;	/* toolrun_cancel(): wins over all */
+	int			 expired;	/* toolrun_expire(): shutdown */
 	uint32_t		 timeout_ms;
 
 	/* The timeout, or the deferred callback when it never started. */
@@ -98,6 +99,7 @@ static size_t			 toolrun_count;
 static struct event_base	*toolrun_base;
 static struct event		*toolrun_sigchld;
 static struct event		*toolrun_sweep;
+static int			 toolrun_expired;	/* no new runs */
 
 static void	toolrun_sigchld_cb(int, short, void *);
 static void	toolrun_sweep_cb(int, short, void *);
@@ -185,6 +187,12 @@ toolrun_start(const struct toolrun_req *req, toolrun_cb cb, void *arg)
 	if (req->tool->argv == NULL || req->tool->argv[0] == NULL) {
 		snprintf(tr->res.message, sizeof(tr->res.message),
 		    "tool %s has no program", req->tool->name);
+		goto fail;
+	}
+	/* Past the shutdown deadline nothing starts: it never ran. */
+	if (toolrun_expired) {
+		snprintf(tr->res.message, sizeof(tr->res.message),
+		    "not started: the executor is shutting down");
 		goto fail;
 	}
 	/* Before the fork, and fail closed: no credential, no run. */
@@ -716,6 +724,24 @@ toolrun_cancel(const void *arg)
 	return 1;
 }
 
+size_t
+toolrun_expire(void)
+{
+	struct toolrun	*tr;
+	size_t		 n = 0;
+
+	toolrun_expired = 1;
+	LIST_FOREACH(tr, &toolruns, entry) {
+		if (tr->pid == -1 || tr->cancelled || tr->expired)
+			continue;
+		/* Ended as its timeout ends it: a write is in doubt. */
+		tr->expired = 1;
+		event_active(tr->ev_timer, EV_TIMEOUT, 1);
+		n++;
+	}
+	return n;
+}
+
 static void
 toolrun_later_cb(int fd, short ev, void *arg)
 {
@@ -870,7 +896,11 @@ toolrun_outcome(struct toolrun *tr, msgpack_sbuffer *sb)
 	char			 err[256];
 
 	res->wstatus = tr->wstatus;
-	if (tr->timed_out) {
+	if (tr->timed_out && tr->expired) {
+		res->status = TR_TIMEOUT;
+		snprintf(res->message, sizeof(res->message),
+		    "tool killed at shutdown (limits.shutdown_s)");
+	} else if (tr->timed_out) {
 		res->status = TR_TIMEOUT;
 		snprintf(res->message, sizeof(res->message),
 		    "tool timed out after %u ms", (unsigned)tr->timeout_ms);
