@@ -51,6 +51,7 @@
 #define IDLE_MAX		2592000ULL
 #define CONTROL_IDLE_MAX	86400ULL	/* one day */
 #define FRAME_TIMEOUT_MAX	3600ULL
+#define SHUTDOWN_MAX		3600ULL	/* see limits.shutdown_s in CONFIG.md */
 #define SUMMARY_MAX		86400ULL
 #define STRANGER_UIDS_MAX	65536ULL	/* looked through one by one */
 #define RUNS_MAX		100000000ULL
@@ -1151,6 +1152,9 @@ limits_key(struct cfgctx *ctx, const char *key, yaml_node_t *knode,
 		    &c->control_idle_s);
 	if (strcmp(key, "max_tools") == 0)
 		return get_u64(ctx, val, path, 1, TOOLS_MAX, &c->max_tools);
+	if (strcmp(key, "shutdown_s") == 0)
+		return get_u64(ctx, val, path, 1, SHUTDOWN_MAX,
+		    &c->shutdown_s);
 	if (strcmp(key, "max_tools_per_tenant") == 0) {
 		ctx->max_tools_per_tenant = val;
 		return get_u64(ctx, val, path, 1, TOOLS_MAX,
@@ -1699,6 +1703,7 @@ config_defaults(const char *path)
 	c->stranger_uids = 1024;
 	c->max_tools = 64;
 	c->max_tools_per_tenant = 16;
+	c->shutdown_s = 30;
 	c->run_idle_s = 3600;
 	c->max_runs = 10000;
 	c->max_runs_per_tenant = 1000;
