@@ -195,11 +195,14 @@ class ExecutorLink:
 
     def answer(self, type_name, body, answer_name):
         """The agent-facing response of a request whose answer must be
-        answer_name, with the request's id and nothing but a response."""
+        answer_name, with the request's id."""
+        return self.answer_body(type_name, body, answer_name)["response"]
+
+    def answer_body(self, type_name, body, answer_name):
+        """The body of the answer (of type answer_name) to a request."""
         msg = self.request(type_name, body)
         assert msg[0] == self.types[answer_name], msg
-        assert set(msg[2]) == {"response"}, msg
-        return msg[2]["response"]
+        return msg[2]
 
     def call_body(self, tool_name, args, run_id, uid=AGENT_UID, gid=AGENT_GID,
                   tenant="acme", env="prod", step_id=None):
