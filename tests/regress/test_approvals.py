@@ -656,8 +656,7 @@ def compromised_gatewayd_cannot_skip_approval():
     link = ExecutorLink(base_config(), name="tg-appr-ex")
     effects = os.path.join(link.dir, "effects")
     conf = approvals_config(effects)
-    conf["paths"] = {"credentials_dir": os.path.join(link.dir, "creds")}
-    write_config(link.config_path, conf)
+    link.configure(conf)
     T = msg_types()
     with link:
         r = link.call("rec", {"ticket_id": "X"}, "run-ex")

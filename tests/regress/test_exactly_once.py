@@ -110,8 +110,7 @@ def no_write_starts_after_the_switch_is_recorded():
         "rec": {"mode": "write", "exec": [tool("record"), "/dev/null"]}}), name="tg-ks")
     effects = os.path.join(link.dir, "effects")
     conf = writes_config(tools={"rec": {"mode": "write", "exec": [tool("record"), effects]}})
-    conf.setdefault("paths", {})["credentials_dir"] = os.path.join(link.dir, "creds")
-    write_config(link.config_path, conf)
+    link.configure(conf)
     with link:
         T = link.types
         body = link.call_body("rec", {"n": 1}, "run-k")
@@ -277,8 +276,7 @@ def invalid_utf8_from_gatewayd_is_a_protocol_violation():
     link = ExecutorLink(writes_config(), name="tg-utf8")
     effects = os.path.join(link.dir, "effects")
     conf = writes_config(tools={"rec": {"mode": "write", "exec": [tool("record"), effects]}})
-    conf.setdefault("paths", {})["credentials_dir"] = os.path.join(link.dir, "creds")
-    write_config(link.config_path, conf)
+    link.configure(conf)
     link.start()
     try:
         body = link.call_body("rec", {"n": 1}, "run-x")
@@ -287,8 +285,7 @@ def invalid_utf8_from_gatewayd_is_a_protocol_violation():
         body[b"run_id"] = b"run-\xff"
         link.sock.sendall(raw_frame(msgpack.packb(
             [link.types["MSG_CALL"], 7, body], use_bin_type=False)))
-        assert link.proc.wait(10) != 0
-        assert "bad message" in link.read_log(), link.read_log()
+        link.expect_exit("a run_id not UTF-8", ("bad message",))
         assert count_lines(effects) == 0
     finally:
         link.cleanup()

@@ -227,8 +227,7 @@ def write_not_admitted_at_conn_gone_is_refused_unstarted():
     link = ExecutorLink(writes_config(), name="tg-hup-ex")
     effects = os.path.join(link.dir, "effects")
     conf = writes_config(tools={"rec": {"mode": "write", "exec": [tool("record"), effects]}})
-    conf.setdefault("paths", {})["credentials_dir"] = os.path.join(link.dir, "creds")
-    write_config(link.config_path, conf)
+    link.configure(conf)
     with link:
         T = link.types
         body = link.call_body("rec", {"n": 1}, "run-g")
