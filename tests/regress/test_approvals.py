@@ -25,10 +25,6 @@ def request(d, c=None, args=None, run_id="run-1", tool_name="rec", **kw):
     return r
 
 
-def resume(c, cp):
-    return c.rpc({"op": "resume", "checkpoint": cp})
-
-
 def pending_ids(d):
     return [a["approval_id"] for a in d.ctl_json("approvals")]
 
@@ -103,7 +99,7 @@ def resume_before_decision_is_pending():
     with approvals_daemon() as d:
         c = d.client()
         r = request(d, c)
-        p = resume(c, r["checkpoint"])
+        p = c.resume(r["checkpoint"])
         assert p["status"] == "pending" and p["approval_id"] == r["approval_id"], p
         assert count_lines(d.effects) == 0
         assert pending_ids(d) == [r["approval_id"]]
@@ -115,7 +111,7 @@ def wait_times_out_pending_without_blocking_others():
         c = d.client()
         r = request(d, c)
         t0 = time.time()
-        w = c.rpc({"op": "wait", "approval_id": r["approval_id"], "timeout_ms": 200})
+        w = c.wait(r["approval_id"], 200)
         dt = time.time() - t0
         assert w["status"] == "ok" and w["state"] == "pending", w
         assert 0.15 <= dt <= 1.5, dt
@@ -145,7 +141,7 @@ def wait_times_out_pending_without_blocking_others():
         time.sleep(0.1)
         assert d.ctl("approve", r["approval_id"])[0] == 0
         assert d.client().hello()["status"] == "ok"
-        x = resume(c, r["checkpoint"])
+        x = c.resume(r["checkpoint"])
         assert x["status"] == "ok" and x["replayed"] is False, x
 
 
@@ -172,7 +168,7 @@ def wait_answers_promptly_on_approval():
         assert dt < 3, dt
         # Decided: a new wait answers at once.
         t0 = time.time()
-        w = c.rpc({"op": "wait", "approval_id": r["approval_id"], "timeout_ms": 5000})
+        w = c.wait(r["approval_id"], 5000)
         assert w["state"] == "approved" and time.time() - t0 < 1, w
         assert count_lines(d.effects) == 0   # approving runs nothing by itself
 
@@ -180,7 +176,7 @@ def wait_answers_promptly_on_approval():
 @test
 def wait_on_unknown_approval_is_an_error():
     with approvals_daemon() as d:
-        w = d.client().rpc({"op": "wait", "approval_id": "0" * 32, "timeout_ms": 100})
+        w = d.client().wait("0" * 32, 100)
         assert w["status"] == "error", w
 
 
@@ -201,7 +197,7 @@ def approve_then_resume_runs_once_and_audits_the_approver():
         assert d.ctl("approve", "nonsense")[0] == 1
         assert d.ctl_json("approvals") == []
         assert d.ctl_json("status")["pending_approvals"] == 0
-        x = resume(c, r["checkpoint"])
+        x = c.resume(r["checkpoint"])
         assert x["status"] == "ok", x
         assert x["replayed"] is False, x
         assert x["args_hash"] == args_hash(args), x
@@ -228,8 +224,8 @@ def resume_twice_replays():
         c = d.client()
         r = request(d, c)
         assert d.ctl("approve", r["approval_id"])[0] == 0
-        x1 = resume(c, r["checkpoint"])
-        x2 = resume(d.client(), r["checkpoint"])
+        x1 = c.resume(r["checkpoint"])
+        x2 = d.client().resume(r["checkpoint"])
         assert x1["status"] == "ok" and x1["replayed"] is False, x1
         assert x2["status"] == "ok" and x2["replayed"] is True, x2
         assert x2["result"] == x1["result"], (x1, x2)
@@ -260,14 +256,14 @@ def deny_with_note():
         r = request(d, c)
         rc, out, err = d.ctl("deny", r["approval_id"], "--note", "not on a Friday")
         assert rc == 0, (rc, out, err)
-        x = resume(c, r["checkpoint"])
+        x = c.resume(r["checkpoint"])
         assert_denied(x, "approval_denied")
         assert "not on a Friday" in x["message"], x
-        w = c.rpc({"op": "wait", "approval_id": r["approval_id"], "timeout_ms": 100})
+        w = c.wait(r["approval_id"], 100)
         assert w["state"] == "denied", w
         rc, out, err = d.ctl("approve", r["approval_id"])
         assert rc == 1, (rc, out, err)
-        assert_denied(resume(c, r["checkpoint"]), "approval_denied")
+        assert_denied(c.resume(r["checkpoint"]), "approval_denied")
         assert count_lines(d.effects) == 0
         dec = [e for e in read_audit(d) if e.get("event") == "decision"]
         assert [e["decision"] for e in dec] == ["denied"], dec
@@ -282,16 +278,16 @@ def expiry():
         assert r["expires_at"] <= time.time() + 2, r
         # A wait longer than the ttl answers at the expiry, saying so.
         t0 = time.time()
-        w = c.rpc({"op": "wait", "approval_id": r["approval_id"], "timeout_ms": 5000})
+        w = c.wait(r["approval_id"], 5000)
         assert w["status"] == "ok" and w["state"] == "expired", w
         assert time.time() - t0 < 3.5, time.time() - t0
         time.sleep(max(0, r["expires_at"] - time.time()) + 0.1)
-        assert_denied(resume(c, r["checkpoint"]), "approval_expired")
+        assert_denied(c.resume(r["checkpoint"]), "approval_expired")
         rc, out, err = d.ctl("approve", r["approval_id"])
         assert rc == 1, (rc, out, err)
         assert d.ctl_json("approvals") == []
         assert d.ctl_json("status")["pending_approvals"] == 0
-        assert_denied(resume(c, r["checkpoint"]), "approval_expired")
+        assert_denied(c.resume(r["checkpoint"]), "approval_expired")
         assert count_lines(d.effects) == 0
 
 
@@ -302,7 +298,7 @@ def decided_approval_does_not_expire():
         r = request(d, c)
         assert d.ctl("approve", r["approval_id"])[0] == 0
         time.sleep(max(0, r["expires_at"] - time.time()) + 0.2)
-        x = resume(c, r["checkpoint"])
+        x = c.resume(r["checkpoint"])
         assert x["status"] == "ok" and x["replayed"] is False, x
         assert count_lines(d.effects) == 1
 
@@ -343,18 +339,18 @@ def altered_checkpoint_fields_do_not_verify():
         for k in fields:
             p = dict(payload)
             p[k] = _other_value(k, p[k])
-            x = resume(c, checkpoint_join(p, sig))
+            x = c.resume(checkpoint_join(p, sig))
             assert x["status"] == "denied" and \
                 x["stop_reason"] == "bad_checkpoint_signature", (k, x)
         # A field removed, a field added.
         p = dict(payload)
         del p["step_id"]
-        assert_denied(resume(c, checkpoint_join(p, sig)), "bad_checkpoint_signature")
+        assert_denied(c.resume(checkpoint_join(p, sig)), "bad_checkpoint_signature")
         p = dict(payload, approved=True)
-        assert_denied(resume(c, checkpoint_join(p, sig)), "bad_checkpoint_signature")
+        assert_denied(c.resume(checkpoint_join(p, sig)), "bad_checkpoint_signature")
         assert count_lines(d.effects) == 0
         # The genuine one still works, once.
-        x = resume(c, r["checkpoint"])
+        x = c.resume(r["checkpoint"])
         assert x["status"] == "ok" and x["replayed"] is False, x
         assert count_lines(d.effects) == 1
 
@@ -389,24 +385,24 @@ def mangled_checkpoints_are_refused():
             ("at-limit", "tgc1." + "A" * 2043),
         ]
         for name, b in bad:
-            x = resume(d.client(), b)
+            x = d.client().resume(b)
             assert x["status"] == "denied" and \
                 x["stop_reason"] == "bad_checkpoint_signature", (name, x)
         # Not a checkpoint string at all: a bad request (or refused), never run.
         for name, b in [("empty", ""), ("over-long", "tgc1." + "A" * 100000),
                         ("over-long-real", cp + "A" * 3000)]:
-            x = resume(d.client(), b)
+            x = d.client().resume(b)
             assert (x["status"], x.get("error", x.get("stop_reason"))) in \
                 (("error", "bad_request"), ("denied", "bad_checkpoint_signature")), (name, x)
         for name, b in [("int", 12), ("nil", None), ("bin", cp.encode()),
                         ("list", [cp]), ("map", {"checkpoint": cp}), ("bool", True)]:
-            x = resume(d.client(), b)
+            x = d.client().resume(b)
             assert x["status"] == "error" and x["error"] == "bad_request", (name, x)
         x = c.rpc({"op": "resume"})
         assert x["status"] == "error" and x["error"] == "bad_request", x
         assert count_lines(d.effects) == 0
         assert c.hello()["status"] == "ok"
-        x = resume(c, cp)
+        x = c.resume(cp)
         assert x["status"] == "ok" and x["replayed"] is False, x
         assert count_lines(d.effects) == 1
 
@@ -420,12 +416,12 @@ def checkpoint_with_a_nul_byte_is_refused():
         assert d.ctl("approve", r["approval_id"])[0] == 0
         cp = r["checkpoint"]
         for b in (cp[:20] + "\0" + cp[21:], cp + "\0", "\0"):
-            x = resume(d.client(), b)
+            x = d.client().resume(b)
             assert (x["status"], x.get("error", x.get("stop_reason"))) in \
                 (("error", "bad_request"), ("denied", "bad_checkpoint_signature")), x
         assert d.client().hello()["status"] == "ok"
         assert count_lines(d.effects) == 0
-        x = resume(d.client(), cp)
+        x = d.client().resume(cp)
         assert x["status"] == "ok" and x["replayed"] is False, x
 
 
@@ -450,12 +446,12 @@ def resigned_checkpoint_must_match_the_record():
                    ("tool", "ticket.close"), ("args_sha256", p2["args_sha256"]),
                    ("exp", payload["exp"] + 1)]
         for k, v in changes:
-            x = resume(c, checkpoint_sign_with(dict(payload, **{k: v}), seed))
+            x = c.resume(checkpoint_sign_with(dict(payload, **{k: v}), seed))
             assert x["status"] == "denied" and \
                 x["stop_reason"] == "bad_checkpoint_signature", (k, x)
         p = dict(payload)
         del p["step_id"]
-        assert_denied(resume(c, checkpoint_sign_with(p, seed)), "bad_checkpoint_signature")
+        assert_denied(c.resume(checkpoint_sign_with(p, seed)), "bad_checkpoint_signature")
         assert count_lines(d.effects) == 0
 
 
@@ -470,14 +466,14 @@ def another_tenants_checkpoint_is_refused():
         assert d.ctl("approve", r["approval_id"])[0] == 0
         g = d.client(OTHER_UID, OTHER_GID)
         assert g.hello()["tenant"] == "globex"
-        x = resume(g, r["checkpoint"])
+        x = g.resume(r["checkpoint"])
         assert_denied(x, "bad_checkpoint_signature")
-        w = g.rpc({"op": "wait", "approval_id": r["approval_id"], "timeout_ms": 100})
+        w = g.wait(r["approval_id"], 100)
         assert w["status"] == "error", w
         assert "state" not in w, w
         assert count_lines(d.effects) == 0
         # acme's own resume still works: globex consumed nothing.
-        x = resume(c, r["checkpoint"])
+        x = c.resume(r["checkpoint"])
         assert x["status"] == "ok" and x["replayed"] is False, x
         assert count_lines(d.effects) == 1
 
@@ -493,7 +489,7 @@ def agent_cannot_approve_even_its_own():
             rc, out, err = d.ctl(*cmd, uid=AGENT_UID)
             assert rc == 1, (cmd, rc, out, err)
         assert pending_ids(d) == [r["approval_id"]]
-        x = resume(c, r["checkpoint"])
+        x = c.resume(r["checkpoint"])
         assert x["status"] == "pending", x
         assert [e for e in read_audit(d) if e.get("event") == "decision"] == []
         assert count_lines(d.effects) == 0
@@ -510,11 +506,11 @@ def kill_switch_after_approval():
         d.proc.send_signal(signal.SIGUSR1)
         wait_for(lambda: d.ctl_json("status")["writes_enabled"] is False,
                  what="writes disabled after SIGUSR1")
-        assert_denied(resume(c, r["checkpoint"]), "writes_disabled")
+        assert_denied(c.resume(r["checkpoint"]), "writes_disabled")
         assert count_lines(d.effects) == 0
         # Writes back on: the approval still stands, runs once.
         assert d.ctl("writes", "enable")[0] == 0
-        x = resume(c, r["checkpoint"])
+        x = c.resume(r["checkpoint"])
         assert x["status"] == "ok" and x["replayed"] is False, x
         assert count_lines(d.effects) == 1
 
@@ -526,7 +522,7 @@ def kill_switch_by_ctl_after_approval():
         r = request(d, c)
         assert d.ctl("approve", r["approval_id"])[0] == 0
         assert d.ctl("writes", "disable")[0] == 0
-        assert_denied(resume(c, r["checkpoint"]), "writes_disabled")
+        assert_denied(c.resume(r["checkpoint"]), "writes_disabled")
         assert count_lines(d.effects) == 0
 
 
@@ -540,7 +536,7 @@ def allowlist_changed_after_approval():
         d.stop()
         reconfigure(d, approvals_config(d.effects, allow_rec=False))
         d.start()
-        x = resume(d.client(), r["checkpoint"])
+        x = d.client().resume(r["checkpoint"])
         assert_denied(x, "not_allowed")
         assert count_lines(d.effects) == 0
 
@@ -580,14 +576,14 @@ def key_rotation_keeps_old_checkpoints():
         for a in (r, r2):
             assert d.ctl("approve", a["approval_id"])[0] == 0
         for a in (r, r2):
-            x = resume(c, a["checkpoint"])
+            x = c.resume(a["checkpoint"])
             assert x["status"] == "ok" and x["replayed"] is False, x
         assert count_lines(d.effects) == 2
         # The old key still verifies after a restart too.
         c.close()
         d.stop()
         d.start()
-        x = resume(d.client(), r["checkpoint"])
+        x = d.client().resume(r["checkpoint"])
         assert x["status"] == "ok" and x["replayed"] is True, x
         assert count_lines(d.effects) == 2
 
@@ -603,7 +599,7 @@ def two_rotations_keep_a_pending_checkpoint():
             ans = ctl_raw(d.control_sock, {"op": "keys_rotate"})
             assert ans.get("ok") is True, ans
         assert d.ctl("approve", r["approval_id"])[0] == 0
-        x = resume(c, r["checkpoint"])
+        x = c.resume(r["checkpoint"])
         assert x["status"] == "ok" and x["replayed"] is False, x
         assert count_lines(d.effects) == 1
 
@@ -620,7 +616,7 @@ def a_rotated_key_verifies_for_one_ttl_only():
         ans = ctl_raw(d.control_sock, {"op": "keys_rotate"})
         assert ans.get("ok") is True, ans
         time.sleep(1.3)
-        x = resume(c, r["checkpoint"])
+        x = c.resume(r["checkpoint"])
         assert x["status"] == "denied", x
         assert x["stop_reason"] == "bad_checkpoint_signature", x
         assert count_lines(d.effects) == 0
@@ -639,11 +635,11 @@ def expired_approvals_are_swept_after_retention():
         c = d.client()
         r = request(d, c)
         time.sleep(max(0, r["expires_at"] - time.time()) + 0.1)
-        x = resume(c, r["checkpoint"])
+        x = c.resume(r["checkpoint"])
         assert_denied(x, "approval_expired")
         assert "no operator decided" in x["message"], x
         time.sleep(max(0, r["expires_at"] + 1 - time.time()) + 0.2)
-        x = resume(c, r["checkpoint"])
+        x = c.resume(r["checkpoint"])
         assert_denied(x, "approval_expired")
         assert "checkpoint has expired" in x["message"], x
         assert count_lines(d.effects) == 0

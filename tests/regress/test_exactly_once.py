@@ -15,10 +15,6 @@ import msgpack
 FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 
 
-def resume(c, cp):
-    return c.rpc({"op": "resume", "checkpoint": cp})
-
-
 def approved(d, c, args, run_id="run-1", tool_name="rec"):
     r = c.call(tool_name, args, run_id=run_id)
     assert r["status"] == "needs_approval", r
@@ -39,12 +35,12 @@ def a_used_approval_never_runs_again_after_retention():
     with d:
         c = d.client()
         r = approved(d, c, {"ticket_id": "T-1"})
-        x = resume(c, r["checkpoint"])
+        x = c.resume(r["checkpoint"])
         assert x["status"] == "ok" and x["replayed"] is False, x
         assert count_lines(d.effects) == 1
         time.sleep(3)       # the sweeper runs every second
         for _ in range(2):
-            y = resume(d.client(), r["checkpoint"])
+            y = d.client().resume(r["checkpoint"])
             assert y["status"] == "denied" and y["stop_reason"] == "approval_expired", y
             assert "was used" in y["message"], y
         assert count_lines(d.effects) == 1
@@ -66,11 +62,11 @@ def an_approved_write_that_failed_cleanly_may_be_retried():
     with d:
         c = d.client()
         r = approved(d, c, {"ticket_id": "T-2"}, tool_name="flaky")
-        x = resume(c, r["checkpoint"])
+        x = c.resume(r["checkpoint"])
         assert x["status"] == "error" and x["error"] == "tool_failed", x
-        y = resume(c, r["checkpoint"])
+        y = c.resume(r["checkpoint"])
         assert y["status"] == "ok" and y["replayed"] is False, y
-        z = resume(d.client(), r["checkpoint"])
+        z = d.client().resume(r["checkpoint"])
         assert z["status"] == "ok" and z["replayed"] is True, z
         assert count_lines(d.effects) == 1
         # The run goes on: nothing stopped it.
@@ -92,7 +88,7 @@ def a_resume_the_executor_stops_stops_gatewayds_run_too():
     with d:
         c = d.client()
         r = approved(d, c, {"n": 1}, run_id="run-s", tool_name="bad.write")
-        x = resume(c, r["checkpoint"])
+        x = c.resume(r["checkpoint"])
         assert x["status"] == "stopped" and x["stop_reason"] == "invalid_tool_output", x
         e = c.call("echo", {"x": 1}, run_id="run-s")
         assert e["status"] == "stopped" and e["stop_reason"] == "invalid_tool_output", e
@@ -303,11 +299,9 @@ def wait_checks_the_env_as_well_as_the_tenant():
     with d:
         r = d.client().call("rec", {"n": 1})
         assert r["status"] == "needs_approval", r
-        w = d.client(STRANGER_UID).rpc({"op": "wait", "approval_id": r["approval_id"],
-                                         "timeout_ms": 0})
+        w = d.client(STRANGER_UID).wait(r["approval_id"], 0)
         assert w["status"] == "error" and w["error"] == "bad_request", w
-        w = d.client(AGENT_UID).rpc({"op": "wait", "approval_id": r["approval_id"],
-                                      "timeout_ms": 0})
+        w = d.client(AGENT_UID).wait(r["approval_id"], 0)
         assert w["status"] == "ok" and w["state"] == "pending", w
 
 

@@ -121,7 +121,7 @@ def hangups_end_waits_and_cancel_reads():
             assert "cancelled" in a["note"], a
         # The approval itself is untouched: still pending, and a wait of a
         # connection that stays is answered.
-        w = keep.rpc({"op": "wait", "approval_id": aid, "timeout_ms": 50})
+        w = keep.wait(aid, 50)
         assert w["status"] == "ok" and w["state"] == "pending", w
         assert d.ctl("approve", aid)[0] == 0
         keep.close()

@@ -19,14 +19,14 @@ def seventy_rotations_keep_a_pending_checkpoint():
             rc, out, err = d.ctl("keys", "rotate")
             assert rc == 0, (i, rc, out, err)
         assert d.ctl("approve", r["approval_id"])[0] == 0
-        x = c.rpc({"op": "resume", "checkpoint": r["checkpoint"]})
+        x = c.resume(r["checkpoint"])
         assert x["status"] == "ok" and x["replayed"] is False, x
         assert count_lines(d.effects) == 1
         # And after a restart, read back from the file.
         c.close()
         d.stop()
         d.start()
-        x = d.client().rpc({"op": "resume", "checkpoint": r["checkpoint"]})
+        x = d.client().resume(r["checkpoint"])
         assert x["status"] == "ok" and x["replayed"] is True, x
         assert count_lines(d.effects) == 1
 
@@ -60,7 +60,7 @@ def a_full_key_table_refuses_rotation():
         assert open(os.path.join(d.state, "checkpoint.key"), "rb").read() == key
         assert open(old, "rb").read()[:72] == data
         assert d.ctl("approve", r["approval_id"])[0] == 0
-        x = d.client().rpc({"op": "resume", "checkpoint": r["checkpoint"]})
+        x = d.client().resume(r["checkpoint"])
         assert x["status"] == "ok" and x["replayed"] is False, x
         d.stop()
     finally:
