@@ -228,7 +228,7 @@ test_vector(void)
 	ASSERT(hashed);
 	ASSERT(same);
 	ASSERT(again_same);
-	ASSERT_STREQ(hash, v->hash);
+	ASSERT_EQ_STR(hash, v->hash);
 }
 
 static void
@@ -275,11 +275,11 @@ test_canon_double(void)
 
 	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
 		canon_double(t[i].d, out, sizeof(out));
-		ASSERT_STREQ(out, t[i].want);
+		ASSERT_EQ_STR(out, t[i].want);
 	}
 	/* A short buffer gets a truncated, terminated string. */
 	canon_double(1.5e300, out, 4);
-	ASSERT_STREQ(out, "1.5");
+	ASSERT_EQ_STR(out, "1.5");
 }
 
 /* Every double we print must read back to itself. */
@@ -351,7 +351,7 @@ test_control_escapes(void)
 	o.via.str.size = sizeof(s);
 	memset(&out, 0, sizeof(out));
 	ASSERT(canon_json(&o, 0, &out, errbuf, sizeof(errbuf)) == 0);
-	ASSERT_STREQ(out.data, want);
+	ASSERT_EQ_STR(out.data, want);
 	ASSERT(out.len == strlen(want));
 	canon_buf_free(&out);
 	ASSERT(out.data == NULL && out.len == 0 && out.cap == 0);
@@ -524,7 +524,7 @@ test_top_level(void)
 	o.type = MSGPACK_OBJECT_ARRAY;
 	memset(&json, 0xa5, sizeof(json));	/* garbage must be ignored */
 	ASSERT(args_hash(&o, hash, &json, errbuf, sizeof(errbuf)) == -1);
-	ASSERT_STREQ(errbuf, "args: must be a map");
+	ASSERT_EQ_STR(errbuf, "args: must be a map");
 	ASSERT(json.data == NULL && json.len == 0);
 	canon_buf_free(&json);
 	/* NULL err with errlen 0 is fine. */
@@ -669,14 +669,14 @@ test_append_and_rollback(void)
 	    MSGPACK_UNPACK_SUCCESS);
 	ASSERT(canon_json(&u.data, 0, &out, errbuf, sizeof(errbuf)) == 0);
 	ASSERT(canon_json(&u.data, 0, &out, errbuf, sizeof(errbuf)) == 0);
-	ASSERT_STREQ(out.data, "[1,true][1,true]");
+	ASSERT_EQ_STR(out.data, "[1,true][1,true]");
 	off = 0;
 	ASSERT(msgpack_unpack_next(&u, bad, sizeof(bad) - 1, &off) ==
 	    MSGPACK_UNPACK_SUCCESS);
 	ASSERT(canon_json(&u.data, 0, &out, errbuf, sizeof(errbuf)) == -1);
-	ASSERT_STREQ(errbuf, "args[2].b: bin values are not allowed");
+	ASSERT_EQ_STR(errbuf, "args[2].b: bin values are not allowed");
 	ASSERT(out.len == 16);
-	ASSERT_STREQ(out.data, "[1,true][1,true]");
+	ASSERT_EQ_STR(out.data, "[1,true][1,true]");
 	msgpack_unpacked_destroy(&u);
 	canon_buf_free(&out);
 }
@@ -696,7 +696,7 @@ test_error_path_sanitized(void)
 		o.type = MSGPACK_OBJECT_BIN;
 		memset(&out, 0, sizeof(out));
 		ASSERT(canon_json(&o, 0, &out, small, sizeof(small)) == -1);
-		ASSERT_STREQ(small, "args");
+		ASSERT_EQ_STR(small, "args");
 		canon_buf_free(&out);
 	}
 }
@@ -711,9 +711,9 @@ test_args_hash_json_null(void)
 	o.type = MSGPACK_OBJECT_MAP;
 	ASSERT(args_hash(&o, h1, NULL, errbuf, sizeof(errbuf)) == 0);
 	/* sha256("{}") */
-	ASSERT_STREQ(h1, "44136fa355b3678a1146ad16");
+	ASSERT_EQ_STR(h1, "44136fa355b3678a1146ad16");
 	ASSERT(args_hash(&o, h2, NULL, errbuf, sizeof(errbuf)) == 0);
-	ASSERT_STREQ(h1, h2);
+	ASSERT_EQ_STR(h1, h2);
 	ASSERT(strlen(h1) == ARGS_HASH_LEN);
 }
 

@@ -95,15 +95,15 @@ test_safe_default(void)
 	if (c == NULL)
 		fprintf(stderr, "%s\n", err);
 	ASSERT(c != NULL);
-	ASSERT_STREQ(c->file, path);
+	ASSERT_EQ_STR(c->file, path);
 	ASSERT(c->read_write == 0);
 	ASSERT(c->writes_enabled == 0);
 	ASSERT(c->approval_all == 1);
 	ASSERT(c->napproval_tools == 0);
 	ASSERT(c->nallow == 3);
-	ASSERT_STREQ(c->allow[0], "search.read");
-	ASSERT_STREQ(c->allow[1], "kb.read");
-	ASSERT_STREQ(c->allow[2], "http.get");
+	ASSERT_EQ_STR(c->allow[0], "search.read");
+	ASSERT_EQ_STR(c->allow[1], "kb.read");
+	ASSERT_EQ_STR(c->allow[2], "http.get");
 	ASSERT(config_allowed(c, "kb.read"));
 	ASSERT(!config_allowed(c, "ticket.close"));
 	/* Allowed but not in the catalog: a write, which is not an error. */
@@ -112,12 +112,12 @@ test_safe_default(void)
 	ASSERT(config_tool_mode(c, "kb.read") == TOOL_WRITE);
 	ASSERT(config_needs_approval(c, "http.get"));
 	/* Everything else at its default. */
-	ASSERT_STREQ(c->agent_socket, "/run/toolgate/agent.sock");
-	ASSERT_STREQ(c->control_socket, "/run/toolgate/control.sock");
-	ASSERT_STREQ(c->state_dir, "/var/lib/toolgate");
-	ASSERT_STREQ(c->credentials_dir, "/etc/toolgate/credentials");
-	ASSERT_STREQ(c->user, "toolgate");
-	ASSERT_STREQ(c->tool_user, "nobody");
+	ASSERT_EQ_STR(c->agent_socket, "/run/toolgate/agent.sock");
+	ASSERT_EQ_STR(c->control_socket, "/run/toolgate/control.sock");
+	ASSERT_EQ_STR(c->state_dir, "/var/lib/toolgate");
+	ASSERT_EQ_STR(c->credentials_dir, "/etc/toolgate/credentials");
+	ASSERT_EQ_STR(c->user, "toolgate");
+	ASSERT_EQ_STR(c->tool_user, "nobody");
 	ASSERT(c->allow_self_approval == 0);
 	ASSERT(c->nprincipals == 0);
 	ASSERT(config_principal(c, 1000, 1000) == NULL);
@@ -201,26 +201,26 @@ test_full(void)
 	if (c == NULL)
 		fprintf(stderr, "%s\n", err);
 	ASSERT(c != NULL);
-	ASSERT_STREQ(c->file, path);
-	ASSERT_STREQ(c->agent_socket, "/tmp/tg/agent.sock");
-	ASSERT_STREQ(c->control_socket, "/tmp/tg/control.sock");
-	ASSERT_STREQ(c->state_dir, "/tmp/tg/state");
-	ASSERT_STREQ(c->credentials_dir, "/tmp/tg/creds");
-	ASSERT_STREQ(c->user, "_toolgate");
-	ASSERT_STREQ(c->tool_user, "_tools");
+	ASSERT_EQ_STR(c->file, path);
+	ASSERT_EQ_STR(c->agent_socket, "/tmp/tg/agent.sock");
+	ASSERT_EQ_STR(c->control_socket, "/tmp/tg/control.sock");
+	ASSERT_EQ_STR(c->state_dir, "/tmp/tg/state");
+	ASSERT_EQ_STR(c->credentials_dir, "/tmp/tg/creds");
+	ASSERT_EQ_STR(c->user, "_toolgate");
+	ASSERT_EQ_STR(c->tool_user, "_tools");
 
 	ASSERT(c->nprincipals == 3);
 	ASSERT(c->principals[0].has_uid && !c->principals[0].has_gid);
 	ASSERT(c->principals[0].uid == 1001);
-	ASSERT_STREQ(c->principals[0].tenant, "acme");
-	ASSERT_STREQ(c->principals[0].env, "prod");
+	ASSERT_EQ_STR(c->principals[0].tenant, "acme");
+	ASSERT_EQ_STR(c->principals[0].env, "prod");
 	ASSERT(!c->principals[1].has_uid && c->principals[1].has_gid);
 	ASSERT(c->principals[1].gid == 2000);
-	ASSERT_STREQ(c->principals[1].tenant, "globex");
-	ASSERT_STREQ(c->principals[1].env, "staging");
+	ASSERT_EQ_STR(c->principals[1].tenant, "globex");
+	ASSERT_EQ_STR(c->principals[1].env, "staging");
 	ASSERT(c->principals[2].has_uid && c->principals[2].uid == 1002);
-	ASSERT_STREQ(c->principals[2].tenant, "initech");
-	ASSERT_STREQ(c->principals[2].env, "dev-1");
+	ASSERT_EQ_STR(c->principals[2].tenant, "initech");
+	ASSERT_EQ_STR(c->principals[2].env, "dev-1");
 
 	ASSERT(c->nop_uids == 2 && c->op_uids[0] == 0 && c->op_uids[1] == 1500);
 	ASSERT(c->nop_gids == 2 && c->op_gids[0] == 4 && c->op_gids[1] == 27);
@@ -228,22 +228,22 @@ test_full(void)
 
 	ASSERT(c->ncatalog == 3);
 	ASSERT((t = config_tool(c, "kb.read")) != NULL);
-	ASSERT_STREQ(t->name, "kb.read");
+	ASSERT_EQ_STR(t->name, "kb.read");
 	ASSERT(t->mode == TOOL_READ);
 	ASSERT(t->argc == 1);
-	ASSERT_STREQ(t->argv[0], "/usr/libexec/toolgate/tools/kb-read");
+	ASSERT_EQ_STR(t->argv[0], "/usr/libexec/toolgate/tools/kb-read");
 	ASSERT(t->argv[1] == NULL);
 	ASSERT(t->timeout_ms == 2000);
 	ASSERT(t->compensate == NULL);
 	ASSERT((t = config_tool(c, "ticket.close")) != NULL);
 	ASSERT(t->mode == TOOL_WRITE);
 	ASSERT(t->argc == 3);
-	ASSERT_STREQ(t->argv[0], "/usr/libexec/toolgate/tools/ticket-close");
-	ASSERT_STREQ(t->argv[1], "--reason");
-	ASSERT_STREQ(t->argv[2], "");
+	ASSERT_EQ_STR(t->argv[0], "/usr/libexec/toolgate/tools/ticket-close");
+	ASSERT_EQ_STR(t->argv[1], "--reason");
+	ASSERT_EQ_STR(t->argv[2], "");
 	ASSERT(t->argv[3] == NULL);
 	ASSERT(t->timeout_ms == 10000);
-	ASSERT_STREQ(t->compensate, "ticket.reopen");
+	ASSERT_EQ_STR(t->compensate, "ticket.reopen");
 	/* No mode: a write.  A relative program: beside the config. */
 	ASSERT((t = config_tool(c, "ticket.reopen")) != NULL);
 	ASSERT(t->mode == TOOL_WRITE);
@@ -263,7 +263,7 @@ test_full(void)
 	ASSERT(c->writes_enabled == 1);
 	ASSERT(c->approval_all == 0);
 	ASSERT(c->napproval_tools == 1);
-	ASSERT_STREQ(c->approval_tools[0], "ticket.close");
+	ASSERT_EQ_STR(c->approval_tools[0], "ticket.close");
 	ASSERT(c->retention_s == 7200);
 
 	ASSERT(c->max_steps_per_run == 0);
@@ -286,7 +286,7 @@ test_full(void)
 	ASSERT(c->map_size == 1048576);
 	ASSERT(c->max_map_size == 1048576);
 	ASSERT(c->store_reserve == 65536);	/* 1/32, at least 64 KiB */
-	ASSERT_STREQ(c->metrics_listen, "127.0.0.1:9464");
+	ASSERT_EQ_STR(c->metrics_listen, "127.0.0.1:9464");
 	config_free(c);
 }
 
@@ -378,7 +378,7 @@ test_relative_cwd(void)
 	ASSERT(c->ncatalog == 1 && c->catalog[0].argc == 2);
 	snprintf(full, sizeof(full), "%s/%s", dir, base);
 	ASSERT(beside(c->catalog[0].argv[0], full, "./t"));
-	ASSERT_STREQ(c->catalog[0].argv[1], "x");
+	ASSERT_EQ_STR(c->catalog[0].argv[1], "x");
 	config_free(c);
 }
 
@@ -404,11 +404,11 @@ test_lookups(void)
 	ASSERT(c != NULL);
 	/* The uid wins over the gid, whatever the order in the file. */
 	ASSERT((p = config_principal(c, 1000, 100)) != NULL);
-	ASSERT_STREQ(p->tenant, "byuid");
+	ASSERT_EQ_STR(p->tenant, "byuid");
 	ASSERT((p = config_principal(c, 1001, 100)) != NULL);
-	ASSERT_STREQ(p->tenant, "bygid");
+	ASSERT_EQ_STR(p->tenant, "bygid");
 	ASSERT((p = config_principal(c, 1001, 200)) != NULL);
-	ASSERT_STREQ(p->tenant, "other");
+	ASSERT_EQ_STR(p->tenant, "other");
 	ASSERT(config_principal(c, 1001, 300) == NULL);
 
 	ASSERT(c->approval_all == 0);
@@ -504,8 +504,8 @@ test_allow_self_approval(void)
 		fprintf(stderr, "%s\n", err);
 	ASSERT(c != NULL);
 	ASSERT(c->allow_self_approval == 1);
-	ASSERT_STREQ(c->tool_user, "root");
-	ASSERT_STREQ(c->catalog[0].user, "root");
+	ASSERT_EQ_STR(c->tool_user, "root");
+	ASSERT_EQ_STR(c->catalog[0].user, "root");
 	config_free(c);
 	ASSERT(refused("operators: { allow_self_approval: true }\n"
 	    "writes: { require_approval: [x] }\n", 2,
@@ -577,7 +577,7 @@ test_file_errors(void)
 	ASSERT(c == NULL);
 	snprintf(want, sizeof(want), "%s: cannot open: %s", missing,
 	    strerror(ENOENT));
-	ASSERT_STREQ(err, want);
+	ASSERT_EQ_STR(err, want);
 
 	c = config_load("/", err, sizeof(err));
 	ASSERT(c == NULL);
@@ -599,7 +599,7 @@ test_nul_byte(void)
 	c = load_text(text, path, sizeof(path), err, sizeof(err));
 	ASSERT(c == NULL);
 	snprintf(want, sizeof(want), "%s:1: user: contains a NUL byte", path);
-	ASSERT_STREQ(err, want);
+	ASSERT_EQ_STR(err, want);
 }
 
 /* A raw NUL in the file is a YAML reader error, found at its line. */

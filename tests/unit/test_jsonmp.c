@@ -336,7 +336,7 @@ test_json_to_canon(void)
 	if (r != 0)
 		canon_buf_free(&out);
 	ASSERT(r == 0);
-	ASSERT_STREQ(out.data, "{\"a\":{\"c\":true,\"d\":null},"
+	ASSERT_EQ_STR(out.data, "{\"a\":{\"c\":true,\"d\":null},"
 	    "\"b\":[1,1.0,\"\xc3\xa9\\u001f\"]}");
 	canon_buf_free(&out);
 }

@@ -141,12 +141,12 @@ rec_same(const struct ledger_rec *a, const struct ledger_rec *b)
 static void
 test_state_names(void)
 {
-	ASSERT_STREQ(ledger_state_str(L_NONE), "none");
-	ASSERT_STREQ(ledger_state_str(L_RUNNING), "running");
-	ASSERT_STREQ(ledger_state_str(L_DONE), "done");
-	ASSERT_STREQ(ledger_state_str(L_FAILED), "failed");
-	ASSERT_STREQ(ledger_state_str(L_IN_DOUBT), "in_doubt");
-	ASSERT_STREQ(ledger_state_str((enum ledger_state)99), "unknown");
+	ASSERT_EQ_STR(ledger_state_str(L_NONE), "none");
+	ASSERT_EQ_STR(ledger_state_str(L_RUNNING), "running");
+	ASSERT_EQ_STR(ledger_state_str(L_DONE), "done");
+	ASSERT_EQ_STR(ledger_state_str(L_FAILED), "failed");
+	ASSERT_EQ_STR(ledger_state_str(L_IN_DOUBT), "in_doubt");
+	ASSERT_EQ_STR(ledger_state_str((enum ledger_state)99), "unknown");
 }
 
 static void
@@ -1073,8 +1073,8 @@ test_each(void)
 	ASSERT(ledger_each(st, L_FAILED, each_cb, &s) == 0);
 	ASSERT(s.n == 2 && s.bad == 0);
 	/* In key order. */
-	ASSERT_STREQ(s.keys[0], "a-failed");
-	ASSERT_STREQ(s.keys[1], "b-failed");
+	ASSERT_EQ_STR(s.keys[0], "a-failed");
+	ASSERT_EQ_STR(s.keys[1], "b-failed");
 	ASSERT(ledger_count(st, L_FAILED) == 2);
 	ASSERT(ledger_count(st, L_DONE) == 1);
 	ASSERT(ledger_count(st, L_RUNNING) == 1);

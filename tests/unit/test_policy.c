@@ -115,7 +115,7 @@ test_not_allowed(void)
 					    refused_names[i]);
 				ASSERT(policy_gate(c[e], refused_names[i], on,
 				    &reason) == GATE_DENY);
-				ASSERT_STREQ(reason, R_NOT_ALLOWED);
+				ASSERT_EQ_STR(reason, R_NOT_ALLOWED);
 			}
 		}
 	}
@@ -162,7 +162,7 @@ test_writes_disabled(void)
 			reason = NULL;
 			ASSERT(policy_gate(c, writers[i], on, &reason) ==
 			    GATE_DENY);
-			ASSERT_STREQ(reason, R_WRITES_DISABLED);
+			ASSERT_EQ_STR(reason, R_WRITES_DISABLED);
 		}
 	}
 	config_free(c);
@@ -182,7 +182,7 @@ test_kill_switch(void)
 	for (i = 0; i < NELEM(writers); i++) {
 		reason = NULL;
 		ASSERT(policy_gate(c, writers[i], 0, &reason) == GATE_DENY);
-		ASSERT_STREQ(reason, R_WRITES_DISABLED);
+		ASSERT_EQ_STR(reason, R_WRITES_DISABLED);
 	}
 	config_free(c);
 }
@@ -222,7 +222,7 @@ test_undescribed_is_write(void)
 	ASSERT(config_tool(c, "nomode.tool")->mode == TOOL_WRITE);
 	ASSERT(policy_gate(c, "nomode.tool", 1, &reason) == GATE_WRITE);
 	ASSERT(policy_gate(c, "nomode.tool", 0, &reason) == GATE_DENY);
-	ASSERT_STREQ(reason, R_WRITES_DISABLED);
+	ASSERT_EQ_STR(reason, R_WRITES_DISABLED);
 	config_free(c);
 
 	c = load_text(NOCAT_BODY "writes:\n  enabled: true\n");
@@ -231,7 +231,7 @@ test_undescribed_is_write(void)
 	ASSERT(config_tool_mode(c, "nocat.tool") == TOOL_WRITE);
 	ASSERT(policy_gate(c, "nocat.tool", 1, &reason) == GATE_WRITE);
 	ASSERT(policy_gate(c, "nocat.tool", 0, &reason) == GATE_DENY);
-	ASSERT_STREQ(reason, R_WRITES_DISABLED);
+	ASSERT_EQ_STR(reason, R_WRITES_DISABLED);
 	config_free(c);
 }
 
@@ -248,7 +248,7 @@ test_empty_allow(void)
 	ASSERT(c != NULL);
 	ASSERT(c->nallow == 0);
 	ASSERT(policy_gate(c, "kb.read", 1, &reason) == GATE_DENY);
-	ASSERT_STREQ(reason, R_NOT_ALLOWED);
+	ASSERT_EQ_STR(reason, R_NOT_ALLOWED);
 	config_free(c);
 }
 
@@ -276,13 +276,13 @@ test_safe_default(void)
 				fprintf(stderr, "%s passes\n", c->allow[i]);
 			ASSERT(policy_gate(c, c->allow[i], on, &reason) ==
 			    GATE_DENY);
-			ASSERT_STREQ(reason, R_WRITES_DISABLED);
+			ASSERT_EQ_STR(reason, R_WRITES_DISABLED);
 		}
 	}
 	for (i = 0; i < NELEM(refused_names); i++) {
 		ASSERT(policy_gate(c, refused_names[i], 1, &reason) ==
 		    GATE_DENY);
-		ASSERT_STREQ(reason, R_NOT_ALLOWED);
+		ASSERT_EQ_STR(reason, R_NOT_ALLOWED);
 	}
 	config_free(c);
 }

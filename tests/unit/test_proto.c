@@ -777,11 +777,11 @@ test_type_names(void)
 			    msg_type_str((uint32_t)j)) != 0);
 	}
 	for (i = 0; i < NMSGS; i++)
-		ASSERT_STREQ(msg_type_str(msgs[i].type), msgs[i].name);
-	ASSERT_STREQ(msg_type_str(MSG_NONE), "UNKNOWN");
-	ASSERT_STREQ(msg_type_str(MSG_MAX), "UNKNOWN");
-	ASSERT_STREQ(msg_type_str(MSG_MAX + 1), "UNKNOWN");
-	ASSERT_STREQ(msg_type_str(UINT32_MAX), "UNKNOWN");
+		ASSERT_EQ_STR(msg_type_str(msgs[i].type), msgs[i].name);
+	ASSERT_EQ_STR(msg_type_str(MSG_NONE), "UNKNOWN");
+	ASSERT_EQ_STR(msg_type_str(MSG_MAX), "UNKNOWN");
+	ASSERT_EQ_STR(msg_type_str(MSG_MAX + 1), "UNKNOWN");
+	ASSERT_EQ_STR(msg_type_str(UINT32_MAX), "UNKNOWN");
 }
 
 static void
@@ -830,7 +830,7 @@ test_mp_helpers(void)
 	ASSERT(!mp_streq(o, "Alice"));
 	ASSERT(!mp_streq(o, ""));
 	s = mp_strdup(o);
-	ASSERT_STREQ(s, "alice");
+	ASSERT_EQ_STR(s, "alice");
 	free(s);
 
 	ASSERT(mp_get(&u.data, "nam") == NULL);
@@ -844,7 +844,7 @@ test_mp_helpers(void)
 	o = mp_get(&u.data, "empty");
 	ASSERT(o != NULL && mp_streq(o, ""));
 	s = mp_strdup(o);
-	ASSERT_STREQ(s, "");
+	ASSERT_EQ_STR(s, "");
 	free(s);
 
 	/* An embedded NUL: no C string, and no match on its prefix. */

@@ -48,8 +48,8 @@ test_get(void)
 	a = run_get("acme", "r1", 1);
 	ASSERT(a != NULL);
 	ASSERT(runs_count() == 1);
-	ASSERT_STREQ(a->tenant, "acme");
-	ASSERT_STREQ(a->run_id, "r1");
+	ASSERT_EQ_STR(a->tenant, "acme");
+	ASSERT_EQ_STR(a->run_id, "r1");
 	ASSERT(run_stopped(a) == NULL);
 	/* Found again, with or without create. */
 	ASSERT(run_get("acme", "r1", 0) == a);
@@ -73,7 +73,7 @@ test_get(void)
 	/* State is per run. */
 	run_stop(a, R_LOOP_DETECTED, "looping");
 	ASSERT(run_stopped(b) == NULL);
-	ASSERT_STREQ(run_stopped(run_get("acme", "r1", 0)), R_LOOP_DETECTED);
+	ASSERT_EQ_STR(run_stopped(run_get("acme", "r1", 0)), R_LOOP_DETECTED);
 	runs_free();
 	ASSERT(runs_count() == 0);
 }
@@ -159,7 +159,7 @@ test_max_runs_per_tenant(void)
 		ASSERT((r[i] = run_get("acme", id, 1)) != NULL);
 	}
 	ASSERT(run_get("acme", "r3", 1) == NULL);
-	ASSERT_STREQ(runs_full_message(msg, sizeof(msg)),
+	ASSERT_EQ_STR(runs_full_message(msg, sizeof(msg)),
 	    "too many live runs (runs.max_runs_per_tenant)");
 	/* Its own runs are still found, none forgotten. */
 	for (i = 0; i < 3; i++) {
@@ -171,7 +171,7 @@ test_max_runs_per_tenant(void)
 	ASSERT(run_get("globex", "r1", 1) != NULL);
 	ASSERT(runs_count() == 5);
 	ASSERT(run_get("initech", "r0", 1) == NULL);
-	ASSERT_STREQ(runs_full_message(msg, sizeof(msg)),
+	ASSERT_EQ_STR(runs_full_message(msg, sizeof(msg)),
 	    "too many live runs (runs.max_runs)");
 	runs_free();
 
@@ -203,17 +203,17 @@ test_stop(void)
 	ASSERT(r != NULL);
 	ASSERT(run_stopped(r) == NULL);
 	run_stop(r, R_BUDGET_EXCEEDED, "too many steps");
-	ASSERT_STREQ(run_stopped(r), R_BUDGET_EXCEEDED);
-	ASSERT_STREQ(run_stop_message(r), "too many steps");
+	ASSERT_EQ_STR(run_stopped(r), R_BUDGET_EXCEEDED);
+	ASSERT_EQ_STR(run_stop_message(r), "too many steps");
 	/* The first reason stands. */
 	run_stop(r, R_LOOP_DETECTED, "looping");
-	ASSERT_STREQ(run_stopped(r), R_BUDGET_EXCEEDED);
-	ASSERT_STREQ(run_stop_message(r), "too many steps");
+	ASSERT_EQ_STR(run_stopped(r), R_BUDGET_EXCEEDED);
+	ASSERT_EQ_STR(run_stop_message(r), "too many steps");
 	/* Without a message, the reason is the message. */
 	r = run_get("acme", "r2", 1);
 	run_stop(r, R_DUPLICATE_WRITE, NULL);
-	ASSERT_STREQ(run_stopped(r), R_DUPLICATE_WRITE);
-	ASSERT_STREQ(run_stop_message(r), R_DUPLICATE_WRITE);
+	ASSERT_EQ_STR(run_stopped(r), R_DUPLICATE_WRITE);
+	ASSERT_EQ_STR(run_stop_message(r), R_DUPLICATE_WRITE);
 	runs_free();
 }
 
@@ -238,7 +238,7 @@ test_steps(void)
 	msg[0] = '\0';
 	why = run_account(r, "kb.read", "h-new", 0, msg, sizeof(msg));
 	ASSERT(why != NULL);
-	ASSERT_STREQ(why, R_BUDGET_EXCEEDED);
+	ASSERT_EQ_STR(why, R_BUDGET_EXCEEDED);
 	ASSERT(strstr(msg, "max_steps_per_run") != NULL);
 	/* Steps are per run. */
 	ASSERT(run_account(run_get("acme", "r2", 1), "kb.read", "h0", 0, msg,
@@ -268,7 +268,7 @@ test_repeat(void)
 	msg[0] = '\0';
 	why = run_account(r, "kb.read", "h1", 0, msg, sizeof(msg));
 	ASSERT(why != NULL);
-	ASSERT_STREQ(why, R_LOOP_DETECTED);
+	ASSERT_EQ_STR(why, R_LOOP_DETECTED);
 	ASSERT(strstr(msg, "kb.read") != NULL);
 	ASSERT(strstr(msg, "repeat_limit") != NULL);
 	/* Tool and hash are not confused across the boundary. */
@@ -287,7 +287,7 @@ test_repeat(void)
 	ASSERT(run_account(r, "kb.read", "h1", 0, msg, sizeof(msg)) == NULL);
 	why = run_account(r, "kb.read", "h1", 0, msg, sizeof(msg));
 	ASSERT(why != NULL);
-	ASSERT_STREQ(why, R_LOOP_DETECTED);
+	ASSERT_EQ_STR(why, R_LOOP_DETECTED);
 	runs_free();
 }
 
@@ -309,7 +309,7 @@ test_duplicate_write(void)
 	msg[0] = '\0';
 	why = run_account(r, "ticket.close", "h1", 1, msg, sizeof(msg));
 	ASSERT(why != NULL);
-	ASSERT_STREQ(why, R_DUPLICATE_WRITE);
+	ASSERT_EQ_STR(why, R_DUPLICATE_WRITE);
 	ASSERT(strstr(msg, "ticket.close") != NULL);
 	ASSERT(r->writes == 1);
 	/* Other args: a write of its own. */
@@ -372,7 +372,7 @@ test_max_writes(void)
 	msg[0] = '\0';
 	why = run_account(r, "t.w", "h4", 1, msg, sizeof(msg));
 	ASSERT(why != NULL);
-	ASSERT_STREQ(why, R_BUDGET_EXCEEDED);
+	ASSERT_EQ_STR(why, R_BUDGET_EXCEEDED);
 	ASSERT(strstr(msg, "max_writes_per_run") != NULL);
 	ASSERT(r->writes == 2);
 	runs_free();
@@ -425,7 +425,7 @@ test_long_names(void)
 	ASSERT(run_account(r, tool, hash, 0, msg, sizeof(msg)) == NULL);
 	why = run_account(r, tool, hash, 0, msg, sizeof(msg));
 	ASSERT(why != NULL);
-	ASSERT_STREQ(why, R_LOOP_DETECTED);
+	ASSERT_EQ_STR(why, R_LOOP_DETECTED);
 	runs_free();
 }
 
@@ -446,7 +446,7 @@ test_distinct_bound(void)
 		why = run_account(r, "kb.read", hash, 0, msg, sizeof(msg));
 	}
 	ASSERT(why != NULL);
-	ASSERT_STREQ(why, R_BUDGET_EXCEEDED);
+	ASSERT_EQ_STR(why, R_BUDGET_EXCEEDED);
 	ASSERT(i > 1000);
 	/* Pairs already seen are still counted. */
 	ASSERT(run_account(r, "kb.read", "000000000000000000000000", 0, msg,
@@ -471,7 +471,7 @@ test_tokens(void)
 	msg[0] = '\0';
 	why = run_usage(r, 1, 0, msg, sizeof(msg));
 	ASSERT(why != NULL);
-	ASSERT_STREQ(why, R_BUDGET_EXCEEDED);
+	ASSERT_EQ_STR(why, R_BUDGET_EXCEEDED);
 	ASSERT(strstr(msg, "max_tokens_per_run") != NULL);
 	/* Saturates rather than wrapping back under the cap. */
 	why = run_usage(r, UINT64_MAX, 0, msg, sizeof(msg));
@@ -505,7 +505,7 @@ test_cost(void)
 	msg[0] = '\0';
 	why = run_usage(r, 0, 0.01, msg, sizeof(msg));
 	ASSERT(why != NULL);
-	ASSERT_STREQ(why, R_BUDGET_EXCEEDED);
+	ASSERT_EQ_STR(why, R_BUDGET_EXCEEDED);
 	ASSERT(strstr(msg, "max_cost_per_run") != NULL);
 	/* Tokens uncapped here: a big count passes, the cost does not. */
 	ASSERT(run_usage(run_get("acme", "r2", 1), 1000000, 0.1, msg,

@@ -409,7 +409,7 @@ test_credential_fail_closed(void)
 		ASSERT(run(&j) == 0);
 		ASSERT(j.status == TR_FAILED);
 		ASSERT(j.wstatus == -1);
-		ASSERT_STREQ(j.message, "cannot open the tool's credential");
+		ASSERT_EQ_STR(j.message, "cannot open the tool's credential");
 		job_free(&j);
 	}
 
@@ -472,7 +472,7 @@ test_fail_stderr(void)
 	ASSERT(j.status == TR_FAILED);
 	ASSERT(WIFEXITED(j.wstatus) && WEXITSTATUS(j.wstatus) == 3);
 	/* The last non-empty line, made printable. */
-	ASSERT_STREQ(j.message, "second\\x09line");
+	ASSERT_EQ_STR(j.message, "second\\x09line");
 	job_free(&j);
 
 	/* Longer than message[] (and than the tail of stderr we keep). */
@@ -493,14 +493,14 @@ test_fail_quiet(void)
 	job_init(&j, "quiet", "exit-quiet", "{}");
 	ASSERT(run(&j) == 0);
 	ASSERT(j.status == TR_FAILED);
-	ASSERT_STREQ(j.message, "exit status 4");
+	ASSERT_EQ_STR(j.message, "exit status 4");
 	job_free(&j);
 
 	job_init(&j, "killed", "killed", "{}");
 	ASSERT(run(&j) == 0);
 	ASSERT(j.status == TR_FAILED);
 	ASSERT(WIFSIGNALED(j.wstatus) && WTERMSIG(j.wstatus) == SIGTERM);
-	ASSERT_STREQ(j.message, "killed by signal 15");
+	ASSERT_EQ_STR(j.message, "killed by signal 15");
 	job_free(&j);
 }
 
@@ -520,7 +520,7 @@ test_timeout(void)
 	j.tool.timeout_ms = 300;
 	ASSERT(run(&j) == 0);
 	ASSERT(j.status == TR_TIMEOUT);
-	ASSERT_STREQ(j.message, "tool timed out after 300 ms");
+	ASSERT_EQ_STR(j.message, "tool timed out after 300 ms");
 	ASSERT(j.duration_ms >= 300 && j.duration_ms < 5000);
 	ASSERT(WIFSIGNALED(j.wstatus) && WTERMSIG(j.wstatus) == SIGKILL);
 
@@ -575,7 +575,7 @@ test_cancel(void)
 	ASSERT(wait_all() == 0);
 	ASSERT(j.called == 1);
 	ASSERT(j.status == TR_CANCELLED);
-	ASSERT_STREQ(j.message, "cancelled");
+	ASSERT_EQ_STR(j.message, "cancelled");
 	ASSERT(j.duration_ms < 30000);
 	ASSERT(WIFSIGNALED(j.wstatus) && WTERMSIG(j.wstatus) == SIGKILL);
 	ASSERT(toolrun_cancel(&j) == 0);
@@ -623,7 +623,7 @@ test_big_output(void)
 	job_init(&j, "big", "big-output", "{}");
 	ASSERT(run(&j) == 0);
 	ASSERT(j.status == TR_BAD_OUTPUT);
-	ASSERT_STREQ(j.message, "output larger than 1048576 bytes");
+	ASSERT_EQ_STR(j.message, "output larger than 1048576 bytes");
 	/* Killed at once, not at the timeout. */
 	ASSERT(j.duration_ms < 5000);
 	ASSERT(WIFSIGNALED(j.wstatus) && WTERMSIG(j.wstatus) == SIGKILL);
@@ -647,7 +647,7 @@ test_output_limit_exact(void)
 	j.req.max_output = 12;
 	ASSERT(run(&j) == 0);
 	ASSERT(j.status == TR_BAD_OUTPUT);
-	ASSERT_STREQ(j.message, "output larger than 12 bytes");
+	ASSERT_EQ_STR(j.message, "output larger than 12 bytes");
 	job_free(&j);
 }
 
@@ -664,7 +664,7 @@ test_cannot_execute(void)
 	ASSERT(j.called == 1);
 	ASSERT(j.status == TR_FAILED);
 	ASSERT(j.wstatus == -1);
-	ASSERT_STREQ(j.message, "cannot execute /nonexistent/toolrun-test: "
+	ASSERT_EQ_STR(j.message, "cannot execute /nonexistent/toolrun-test: "
 	    "No such file or directory");
 	job_free(&j);
 
