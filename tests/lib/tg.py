@@ -34,4 +34,5 @@ from tglib.daemon import *  # noqa: F401,F403
 from tglib.link import *  # noqa: F401,F403
 from tglib.procs import *  # noqa: F401,F403
 from tglib.checkpoint import *  # noqa: F401,F403
+from tglib.approvals import *  # noqa: F401,F403
 from tglib.runner import *  # noqa: F401,F403

@@ -9,6 +9,7 @@
   link        the test as gatewayd: the executor alone (ExecutorLink)
   procs       waiting, pids, process groups
   checkpoint  checkpoints split, joined and signed
+  approvals   a write that needs approval, a refused resume
   runner      @test and main()
 
 tests/lib/tg.py gathers them, so scripts say `from tg import *`.
