@@ -1326,6 +1326,17 @@ top_key(struct cfgctx *ctx, const char *key, yaml_node_t *knode,
 
 /* cross-section rules */
 
+static const struct tool *
+catalog_find(const struct config *c, const char *name)
+{
+	size_t	 i;
+
+	for (i = 0; i < c->ncatalog; i++)
+		if (strcmp(c->catalog[i].name, name) == 0)
+			return &c->catalog[i];
+	return NULL;
+}
+
 /*
  * A tool name that names no catalog tool is a typo: in require_approval
  * it would let the tool meant run unapproved, in compensate it would undo
@@ -1340,7 +1351,7 @@ check_name_list(struct cfgctx *ctx, const yaml_node_t *list,
 	size_t	 i;
 
 	for (i = 0; i < n; i++) {
-		if (config_tool(ctx->conf, names[i]) != NULL)
+		if (catalog_find(ctx->conf, names[i]) != NULL)
 			continue;
 		index_path(sub, sizeof(sub), path, i);
 		return cfg_error(ctx, seq_item(ctx, list, i), sub, "\"%s\" "
@@ -1399,7 +1410,7 @@ check_tool_names(struct cfgctx *ctx)
 		return -1;
 	for (i = 0; i < c->ncatalog; i++) {
 		t = &c->catalog[i];
-		if (t->compensate == NULL || config_tool(c, t->compensate) != NULL)
+		if (t->compensate == NULL || catalog_find(c, t->compensate) != NULL)
 			continue;
 		key_path(sub, sizeof(sub), "catalog", t->name);
 		key_path(key, sizeof(key), sub, "compensate");
@@ -1918,79 +1929,4 @@ config_free(struct config *c)
 	free_strings(c->approval_tools, c->napproval_tools);
 	free(c->metrics_listen);
 	free(c);
-}
-
-/* lookups */
-
-const struct tool *
-config_tool(const struct config *c, const char *name)
-{
-	size_t	 i;
-
-	for (i = 0; i < c->ncatalog; i++)
-		if (strcmp(c->catalog[i].name, name) == 0)
-			return &c->catalog[i];
-	return NULL;
-}
-
-static int
-in_list(char *const *list, size_t n, const char *name)
-{
-	size_t	 i;
-
-	for (i = 0; i < n; i++)
-		if (strcmp(list[i], name) == 0)
-			return 1;
-	return 0;
-}
-
-int
-config_allowed(const struct config *c, const char *name)
-{
-	return in_list(c->allow, c->nallow, name);
-}
-
-enum tool_mode
-config_tool_mode(const struct config *c, const char *name)
-{
-	const struct tool	*t;
-
-	if ((t = config_tool(c, name)) == NULL)
-		return TOOL_WRITE;
-	return t->mode;
-}
-
-int
-config_needs_approval(const struct config *c, const char *name)
-{
-	return c->approval_all ||
-	    in_list(c->approval_tools, c->napproval_tools, name);
-}
-
-const struct principal *
-config_principal(const struct config *c, uid_t uid, gid_t gid)
-{
-	size_t	 i;
-
-	for (i = 0; i < c->nprincipals; i++)
-		if (c->principals[i].has_uid && c->principals[i].uid == uid)
-			return &c->principals[i];
-	for (i = 0; i < c->nprincipals; i++)
-		if (c->principals[i].has_gid && c->principals[i].gid == gid)
-			return &c->principals[i];
-	return NULL;
-}
-
-int
-config_is_operator(const struct config *c, uid_t uid, gid_t gid)
-{
-	size_t	 i;
-
-	for (i = 0; i < c->nop_uids; i++)
-		if (c->op_uids[i] == uid)
-			return 1;
-	for (i = 0; i < c->nop_gids; i++)
-		if (c->op_gids[i] == gid)
-			return 1;
-	return 0;
 }

@@ -115,14 +115,4 @@ struct config {
 struct config	*config_load(const char *path, char *err, size_t errlen);
 void		 config_free(struct config *);
 
-/* NULL when the tool has no catalog entry. */
-const struct tool *config_tool(const struct config *, const char *name);
-int		 config_allowed(const struct config *, const char *name);
-/* A tool without a catalog entry is a write: fail closed. */
-enum tool_mode	 config_tool_mode(const struct config *, const char *name);
-int		 config_needs_approval(const struct config *, const char *name);
-/* First principal whose uid matches, else first whose gid matches. */
-const struct principal *config_principal(const struct config *, uid_t, gid_t);
-int		 config_is_operator(const struct config *, uid_t, gid_t);
-
 #endif

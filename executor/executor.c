@@ -24,6 +24,7 @@
 #include "common/config.h"
 #include "common/frame.h"
 #include "common/log.h"
+#include "common/policy.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
 #include "executor/admit.h"
@@ -305,7 +306,7 @@ dispatch_audit(const struct proto_msg *m)
 		    " recorded", (unsigned long long)conn);
 		return;
 	}
-	p = config_principal(ex->conf, uid, gid);
+	p = policy_principal(ex->conf, uid, gid);
 	for (i = 0; i < 6; i++)
 		f[i] = mp_strdup(mp_get(m->body, keys[i]));
 	msg = mp_strdup(mp_get(m->body, "message"));
@@ -360,7 +361,7 @@ dispatch_audit_summary(const struct proto_msg *m)
 	    ar.first_ms > ar.last_ms || ar.last_ms > INT64_MAX ||
 	    (u != NULL && (u->via.u64 > UINT32_MAX || g->via.u64 > UINT32_MAX)))
 		fatalx("gatewayd sent a summary of refusals that cannot be");
-	if (u != NULL && config_principal(ex->conf, (uid_t)u->via.u64,
+	if (u != NULL && policy_principal(ex->conf, (uid_t)u->via.u64,
 	    (gid_t)g->via.u64) != NULL)
 		fatalx("gatewayd summed refusals of uid %llu gid %llu, which"
 		    " has a principal", (unsigned long long)u->via.u64,

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/config.h"
+#include "common/policy.h"
 #include "tests/unit/test.h"
 
 /* Write 'text' (of 'len' bytes) to a fresh temporary file named in 'path'. */
@@ -104,13 +105,13 @@ test_safe_default(void)
 	ASSERT_STREQ(c->allow[0], "search.read");
 	ASSERT_STREQ(c->allow[1], "kb.read");
 	ASSERT_STREQ(c->allow[2], "http.get");
-	ASSERT(config_allowed(c, "kb.read"));
-	ASSERT(!config_allowed(c, "ticket.close"));
+	ASSERT(policy_allowed(c, "kb.read"));
+	ASSERT(!policy_allowed(c, "ticket.close"));
 	/* Allowed but not in the catalog: a write, which is not an error. */
 	ASSERT(c->ncatalog == 0);
-	ASSERT(config_tool(c, "kb.read") == NULL);
-	ASSERT(config_tool_mode(c, "kb.read") == TOOL_WRITE);
-	ASSERT(config_needs_approval(c, "http.get"));
+	ASSERT(policy_tool(c, "kb.read") == NULL);
+	ASSERT(policy_tool_mode(c, "kb.read") == TOOL_WRITE);
+	ASSERT(policy_needs_approval(c, "http.get"));
 	/* Everything else at its default. */
 	ASSERT_STREQ(c->agent_socket, "/run/toolgate/agent.sock");
 	ASSERT_STREQ(c->control_socket, "/run/toolgate/control.sock");
@@ -120,11 +121,11 @@ test_safe_default(void)
 	ASSERT_STREQ(c->tool_user, "nobody");
 	ASSERT(c->allow_self_approval == 0);
 	ASSERT(c->nprincipals == 0);
-	ASSERT(config_principal(c, 1000, 1000) == NULL);
+	ASSERT(policy_principal(c, 1000, 1000) == NULL);
 	ASSERT(c->nop_uids == 1 && c->op_uids[0] == 0);
 	ASSERT(c->nop_gids == 0);
-	ASSERT(config_is_operator(c, 0, 0));
-	ASSERT(!config_is_operator(c, 1000, 0));
+	ASSERT(policy_is_operator(c, 0, 0));
+	ASSERT(!policy_is_operator(c, 1000, 0));
 	ASSERT(c->retention_s == 86400);
 	ASSERT(c->max_steps_per_run == 50);
 	ASSERT(c->max_writes_per_run == 10);
@@ -227,7 +228,7 @@ test_full(void)
 	ASSERT(c->allow_self_approval == 0);
 
 	ASSERT(c->ncatalog == 3);
-	ASSERT((t = config_tool(c, "kb.read")) != NULL);
+	ASSERT((t = policy_tool(c, "kb.read")) != NULL);
 	ASSERT_STREQ(t->name, "kb.read");
 	ASSERT(t->mode == TOOL_READ);
 	ASSERT(t->argc == 1);
@@ -235,7 +236,7 @@ test_full(void)
 	ASSERT(t->argv[1] == NULL);
 	ASSERT(t->timeout_ms == 2000);
 	ASSERT(t->compensate == NULL);
-	ASSERT((t = config_tool(c, "ticket.close")) != NULL);
+	ASSERT((t = policy_tool(c, "ticket.close")) != NULL);
 	ASSERT(t->mode == TOOL_WRITE);
 	ASSERT(t->argc == 3);
 	ASSERT_STREQ(t->argv[0], "/usr/libexec/toolgate/tools/ticket-close");
@@ -245,20 +246,20 @@ test_full(void)
 	ASSERT(t->timeout_ms == 10000);
 	ASSERT_STREQ(t->compensate, "ticket.reopen");
 	/* No mode: a write.  A relative program: beside the config. */
-	ASSERT((t = config_tool(c, "ticket.reopen")) != NULL);
+	ASSERT((t = policy_tool(c, "ticket.reopen")) != NULL);
 	ASSERT(t->mode == TOOL_WRITE);
 	ASSERT(t->argc == 1);
 	ASSERT(t->timeout_ms == 10000);
 	ASSERT(beside(t->argv[0], path, "tools/ticket-reopen"));
-	ASSERT(config_tool_mode(c, "kb.read") == TOOL_READ);
-	ASSERT(config_tool_mode(c, "ticket.reopen") == TOOL_WRITE);
-	ASSERT(config_tool_mode(c, "nonesuch") == TOOL_WRITE);
-	ASSERT(config_tool(c, "nonesuch") == NULL);
+	ASSERT(policy_tool_mode(c, "kb.read") == TOOL_READ);
+	ASSERT(policy_tool_mode(c, "ticket.reopen") == TOOL_WRITE);
+	ASSERT(policy_tool_mode(c, "nonesuch") == TOOL_WRITE);
+	ASSERT(policy_tool(c, "nonesuch") == NULL);
 
 	ASSERT(c->read_write == 1);
 	ASSERT(c->nallow == 3);
-	ASSERT(config_allowed(c, "ticket.reopen"));
-	ASSERT(!config_allowed(c, "kb"));
+	ASSERT(policy_allowed(c, "ticket.reopen"));
+	ASSERT(!policy_allowed(c, "kb"));
 
 	ASSERT(c->writes_enabled == 1);
 	ASSERT(c->approval_all == 0);
@@ -325,7 +326,7 @@ test_contract_example(void)
 	ASSERT(c->read_write == 0 && c->writes_enabled == 1);
 	ASSERT(c->approval_all == 1);
 	ASSERT(c->nop_uids == 1 && c->nop_gids == 0);
-	ASSERT(config_needs_approval(c, "ticket.close"));
+	ASSERT(policy_needs_approval(c, "ticket.close"));
 	config_free(c);
 }
 
@@ -344,8 +345,8 @@ test_example(void)
 	ASSERT(c->ncatalog > 0);
 	for (i = 0; i < c->ncatalog; i++)
 		ASSERT(c->catalog[i].argv[0][0] == '/');
-	if (config_tool(c, "kb.read") != NULL)
-		ASSERT(beside(config_tool(c, "kb.read")->argv[0],
+	if (policy_tool(c, "kb.read") != NULL)
+		ASSERT(beside(policy_tool(c, "kb.read")->argv[0],
 		    "examples/toolgate.yaml", "tools/kb-read"));
 	config_free(c);
 }
@@ -403,24 +404,24 @@ test_lookups(void)
 		fprintf(stderr, "%s\n", err);
 	ASSERT(c != NULL);
 	/* The uid wins over the gid, whatever the order in the file. */
-	ASSERT((p = config_principal(c, 1000, 100)) != NULL);
+	ASSERT((p = policy_principal(c, 1000, 100)) != NULL);
 	ASSERT_STREQ(p->tenant, "byuid");
-	ASSERT((p = config_principal(c, 1001, 100)) != NULL);
+	ASSERT((p = policy_principal(c, 1001, 100)) != NULL);
 	ASSERT_STREQ(p->tenant, "bygid");
-	ASSERT((p = config_principal(c, 1001, 200)) != NULL);
+	ASSERT((p = policy_principal(c, 1001, 200)) != NULL);
 	ASSERT_STREQ(p->tenant, "other");
-	ASSERT(config_principal(c, 1001, 300) == NULL);
+	ASSERT(policy_principal(c, 1001, 300) == NULL);
 
 	ASSERT(c->approval_all == 0);
-	ASSERT(config_needs_approval(c, "a.write"));
-	ASSERT(config_needs_approval(c, "b.write"));
-	ASSERT(!config_needs_approval(c, "c.write"));
+	ASSERT(policy_needs_approval(c, "a.write"));
+	ASSERT(policy_needs_approval(c, "b.write"));
+	ASSERT(!policy_needs_approval(c, "c.write"));
 
 	/* operators replaces the default [0]. */
-	ASSERT(!config_is_operator(c, 0, 0));
-	ASSERT(config_is_operator(c, 1500, 1));
-	ASSERT(config_is_operator(c, 1, 27));
-	ASSERT(!config_is_operator(c, 1, 1));
+	ASSERT(!policy_is_operator(c, 0, 0));
+	ASSERT(policy_is_operator(c, 1500, 1));
+	ASSERT(policy_is_operator(c, 1, 27));
+	ASSERT(!policy_is_operator(c, 1, 1));
 	config_free(c);
 }
 
@@ -434,7 +435,7 @@ test_require_approval_false(void)
 	    path, sizeof(path), err, sizeof(err));
 	ASSERT(c != NULL);
 	ASSERT(c->approval_all == 0 && c->napproval_tools == 0);
-	ASSERT(!config_needs_approval(c, "x"));
+	ASSERT(!policy_needs_approval(c, "x"));
 	config_free(c);
 }
 
