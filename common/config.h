@@ -109,10 +109,14 @@ struct config {
 };
 
 /*
- * Load and validate 'path'.  On error return NULL and put a message of the
- * form "FILE:LINE: KEY: what is wrong" into err.
+ * Load and validate 'path'.  On error return NULL and put every problem
+ * found into err, one a line, each "FILE:LINE: KEY: what is wrong" (or
+ * "FILE: what is wrong" for the file as a whole).  Lines that do not fit
+ * are counted in a last line "FILE: N more errors".
  */
 struct config	*config_load(const char *path, char *err, size_t errlen);
 void		 config_free(struct config *);
+/* Log each line of config_load()'s err and exit(1). */
+void		 config_fatal(const char *err) __attribute__((noreturn));
 
 #endif

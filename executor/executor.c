@@ -589,7 +589,7 @@ main(int argc, char *argv[])
 	static struct executor	 exs;
 	const char		*cfile = NULL, *csock = NULL, *sdir = NULL;
 	const char		*asock = NULL;
-	char			 err[512];
+	char			 err[4096];
 	struct event		*ev_usr1, *ev_term, *ev_int, *ev_hup;
 	int			 ch, foreground = 0, verbose = 0;
 
@@ -619,7 +619,7 @@ main(int argc, char *argv[])
 	if (file_sha256_hex(cfile, ex->config_hash) == -1)
 		fatal("%s", cfile);
 	if ((ex->conf = config_load(cfile, err, sizeof(err))) == NULL)
-		fatalx("%s", err);
+		config_fatal(err);
 	if (ex->conf->allow_self_approval)
 		log_warnx("WARNING: operators.allow_self_approval is set: "
 		    "agents may approve their own writes (development and "

@@ -240,7 +240,7 @@ main(int argc, char *argv[])
 	static struct gateway	 gws;
 	const char		*cfile = NULL, *asock = NULL, *csock = NULL;
 	const char		*sdir = NULL, *expath = NULL;
-	char			 err[512], cpath[PATH_MAX], exbuf[PATH_MAX];
+	char			 err[4096], cpath[PATH_MAX], exbuf[PATH_MAX];
 	char			 jail[PATH_MAX], *xargv[16];
 	struct event		*ev_usr1, *ev_term, *ev_int;
 	int			 ch, foreground = 0, verbose = 0, sp[2], pp[2];
@@ -271,7 +271,7 @@ main(int argc, char *argv[])
 	if (file_sha256_hex(cpath, gw->config_hash) == -1)
 		fatal("%s", cpath);
 	if ((gw->conf = config_load(cpath, err, sizeof(err))) == NULL)
-		fatalx("%s", err);
+		config_fatal(err);
 	if (gw->conf->allow_self_approval)
 		log_warnx("WARNING: operators.allow_self_approval is set: "
 		    "agents may approve their own writes (development and "
