@@ -983,6 +983,71 @@ test_bad_configs(void)
 	ASSERT(bad_ones == 0);
 }
 
+/*
+ * A config with several mistakes reports them all in one load, one line
+ * each, in the order of the file, then the rules between keys; a rule
+ * whose keys had a mistake of their own stays quiet.
+ */
+static void
+test_several_errors(void)
+{
+	static const char text[] =
+	    "user: \"a b\"\n"				/* 1 */
+	    "writes:\n"					/* 2 */
+	    "  enabled: maybe\n"				/* 3 */
+	    "  enabeld: true\n"				/* 4 */
+	    "limits: { max_tools: 4, max_tools_per_tenant: 8 }\n"	/* 5 */
+	    "principals:\n"					/* 6 */
+	    "  - { uid: x, tenant: a, env: b }\n"		/* 7 */
+	    "runs: { max_runs: 0, max_runs_per_tenant: 5 }\n";	/* 8 */
+	static const char *const want[] = {
+	    "1: user: not a valid user name",
+	    "3: writes.enabled: expected a boolean",
+	    "4: writes.enabeld: unknown key",
+	    "7: principals[0].uid: expected a decimal integer",
+	    "8: runs.max_runs: 0 is out of range",
+	    "5: limits.max_tools_per_tenant: 8 is more than limits.max_tools",
+	};
+	char		 path[1024], err[4096], line[1200], *p, *nl;
+	size_t		 i;
+
+	ASSERT(load_text(text, path, sizeof(path), err, sizeof(err)) == NULL);
+	p = err;
+	for (i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		ASSERT(p != NULL);
+		snprintf(line, sizeof(line), "%s:%s", path, want[i]);
+		if (strncmp(p, line, strlen(line)) != 0)
+			fprintf(stderr, "want \"%s...\"\n got \"%s\"\n", line,
+			    p);
+		ASSERT(strncmp(p, line, strlen(line)) == 0);
+		nl = strchr(p, '\n');
+		p = nl != NULL ? nl + 1 : NULL;
+	}
+	/* runs.max_runs_per_tenant is not held to a max_runs that is bad. */
+	ASSERT(p == NULL);
+}
+
+/* Past the room of 'err', the last line counts the errors not shown. */
+static void
+test_errors_counted(void)
+{
+	char		 text[4096], path[1024], err[300], want[1200];
+	size_t		 i, o = 0;
+	const char	*last;
+
+	for (i = 0; i < 40; i++)
+		o += (size_t)snprintf(text + o, sizeof(text) - o,
+		    "bad%zu: 1\n", i);
+	ASSERT(load_text(text, path, sizeof(path), err, sizeof(err)) == NULL);
+	snprintf(want, sizeof(want), "%s:1: bad0: unknown key\n", path);
+	ASSERT(strncmp(err, want, strlen(want)) == 0);
+	ASSERT((last = strrchr(err, '\n')) != NULL);
+	snprintf(want, sizeof(want), "\n%s: ", path);
+	ASSERT(strncmp(last, want, strlen(want)) == 0);
+	ASSERT(strstr(last, " more errors") != NULL);
+	ASSERT(strlen(err) < sizeof(err) - 1);
+}
+
 int
 main(void)
 {
@@ -1001,5 +1066,7 @@ main(void)
 	RUN(test_raw_nul);
 	RUN(test_tool_caps);
 	RUN(test_bad_configs);
+	RUN(test_several_errors);
+	RUN(test_errors_counted);
 	return tests_failed != 0;
 }
