@@ -889,7 +889,7 @@ cfg_walk_fn(struct cfgctx *ctx, yaml_node_t *map, const char *path,
     int (*fn)(struct cfgctx *, const char *, yaml_node_t *, yaml_node_t *,
     const char *))
 {
-	return walk_pairs(ctx, map, path, NULL, fn);
+	return walk_pairs(ctx, map, path, "", fn);
 }
 
 /* defaults */
