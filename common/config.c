@@ -80,6 +80,7 @@ cfg_nerrs(const struct cfgctx *ctx)
 static void
 errors_out(struct cfgctx *ctx, char *err, size_t errlen)
 {
+	char	 more[KEY_PATH_LEN + 64];
 	size_t	 i, need, room, used = 0, total = cfg_nerrs(ctx);
 
 	if (err == NULL || errlen == 0)
@@ -97,9 +98,11 @@ errors_out(struct cfgctx *ctx, char *err, size_t errlen)
 		if (used >= errlen)
 			return;		/* the first line, cut short */
 	}
-	if (i < total)
-		snprintf(err + used, errlen - used, "\n%s: %zu more errors",
-		    ctx->file, total - i);
+	/* Only whole: a line cut short could name no file. */
+	if (i < total && (size_t)snprintf(more, sizeof(more), "\n%s: %zu more "
+	    "errors", ctx->file, total - i) < sizeof(more) &&
+	    used + strlen(more) < errlen)
+		memcpy(err + used, more, strlen(more) + 1);
 }
 
 void
