@@ -1,7 +1,10 @@
 /*
  * The configuration, as loaded from YAML.  Both processes load the same
  * file on their own: the executor never takes policy from gatewayd.
- * The keys are described in proto/CONFIG.md.
+ * Every key is listed once, with its type, range and default, in the key
+ * table of common/config.c; proto/CONFIG.md describes them, and a unit
+ * test holds the two together.  Lookups (which tool, which principal, is
+ * it an operator) are in common/policy.h.
  */
 #ifndef TG_CONFIG_H
 #define TG_CONFIG_H
