@@ -640,6 +640,9 @@ static const struct cfgkey cfgkeys[] = {
 	{ .name = "limits.max_tools_per_tenant", .type = CT_UINT,
 	  CONF(max_tools_per_tenant), .min = 1, .max = 65536, .def = "16",
 	  .project = 1, .doc = "tool processes of one tenant at once" },
+	{ .name = "limits.shutdown_s", .type = CT_UINT, CONF(shutdown_s),
+	  .min = 1, .max = 3600, .def = "30", .project = 1,
+	  .doc = "running tools are killed this long after shutdown began" },
 
 	{ .name = "runs", .type = CT_SECTION, .project = 1,
 	  .doc = "the table of live runs" },

@@ -98,6 +98,9 @@ struct config {
 	uint64_t	 stranger_uids;	/* limits.stranger_uids: uids summed apart */
 	uint64_t	 max_tools;	/* limits.max_tools: running at once, default 64 */
 	uint64_t	 max_tools_per_tenant; /* default 16, <= max_tools */
+	/* limits.shutdown_s: tools still running this long after shutdown
+	 * began are killed (default 30) */
+	uint64_t	 shutdown_s;
 
 	uint64_t	 run_idle_s;	/* runs.idle_s: default 3600 */
 	uint64_t	 max_runs;	/* runs.max_runs: default 10000 */
