@@ -24,6 +24,7 @@
 #include "common/config.h"
 #include "common/frame.h"
 #include "common/log.h"
+#include "common/policy.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
 #include "executor/admit.h"
@@ -305,7 +306,7 @@ dispatch_audit(const struct proto_msg *m)
 		    " recorded", (unsigned long long)conn);
 		return;
 	}
-	p = config_principal(ex->conf, uid, gid);
+	p = policy_principal(ex->conf, uid, gid);
 	for (i = 0; i < 6; i++)
 		f[i] = mp_strdup(mp_get(m->body, keys[i]));
 	msg = mp_strdup(mp_get(m->body, "message"));
@@ -360,7 +361,7 @@ dispatch_audit_summary(const struct proto_msg *m)
 	    ar.first_ms > ar.last_ms || ar.last_ms > INT64_MAX ||
 	    (u != NULL && (u->via.u64 > UINT32_MAX || g->via.u64 > UINT32_MAX)))
 		fatalx("gatewayd sent a summary of refusals that cannot be");
-	if (u != NULL && config_principal(ex->conf, (uid_t)u->via.u64,
+	if (u != NULL && policy_principal(ex->conf, (uid_t)u->via.u64,
 	    (gid_t)g->via.u64) != NULL)
 		fatalx("gatewayd summed refusals of uid %llu gid %llu, which"
 		    " has a principal", (unsigned long long)u->via.u64,
@@ -643,12 +644,12 @@ override(char **path, const char *arg)
 static void
 config_read(const struct opts *o)
 {
-	char	err[512];
+	char	err[4096];
 
 	if (file_sha256_hex(o->cfile, ex->config_hash) == -1)
 		fatal("%s", o->cfile);
 	if ((ex->conf = config_load(o->cfile, err, sizeof(err))) == NULL)
-		fatalx("%s", err);
+		config_fatal(err);
 	if (ex->conf->allow_self_approval)
 		log_warnx("WARNING: operators.allow_self_approval is set: "
 		    "agents may approve their own writes (development and "

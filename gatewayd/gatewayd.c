@@ -329,14 +329,14 @@ override(char **path, const char *arg)
 static void
 config_read(const struct opts *o, char *cpath)
 {
-	char	err[512];
+	char	err[4096];
 
 	if (realpath(o->cfile, cpath) == NULL)
 		fatal("%s", o->cfile);
 	if (file_sha256_hex(cpath, gw->config_hash) == -1)
 		fatal("%s", cpath);
 	if ((gw->conf = config_load(cpath, err, sizeof(err))) == NULL)
-		fatalx("%s", err);
+		config_fatal(err);
 	if (gw->conf->allow_self_approval)
 		log_warnx("WARNING: operators.allow_self_approval is set: "
 		    "agents may approve their own writes (development and "

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/config.h"
+#include "common/policy.h"
 #include "tests/unit/test.h"
 
 /* Write 'text' (of 'len' bytes) to a fresh temporary file named in 'path'. */
@@ -104,13 +105,13 @@ test_safe_default(void)
 	ASSERT_EQ_STR(c->allow[0], "search.read");
 	ASSERT_EQ_STR(c->allow[1], "kb.read");
 	ASSERT_EQ_STR(c->allow[2], "http.get");
-	ASSERT(config_allowed(c, "kb.read"));
-	ASSERT(!config_allowed(c, "ticket.close"));
+	ASSERT(policy_allowed(c, "kb.read"));
+	ASSERT(!policy_allowed(c, "ticket.close"));
 	/* Allowed but not in the catalog: a write, which is not an error. */
 	ASSERT_EQ_INT(c->ncatalog, 0);
-	ASSERT(config_tool(c, "kb.read") == NULL);
-	ASSERT_EQ_INT(config_tool_mode(c, "kb.read"), TOOL_WRITE);
-	ASSERT(config_needs_approval(c, "http.get"));
+	ASSERT(policy_tool(c, "kb.read") == NULL);
+	ASSERT_EQ_INT(policy_tool_mode(c, "kb.read"), TOOL_WRITE);
+	ASSERT(policy_needs_approval(c, "http.get"));
 	/* Everything else at its default. */
 	ASSERT_EQ_STR(c->agent_socket, "/run/toolgate/agent.sock");
 	ASSERT_EQ_STR(c->control_socket, "/run/toolgate/control.sock");
@@ -120,12 +121,12 @@ test_safe_default(void)
 	ASSERT_EQ_STR(c->tool_user, "nobody");
 	ASSERT_EQ_INT(c->allow_self_approval, 0);
 	ASSERT_EQ_INT(c->nprincipals, 0);
-	ASSERT(config_principal(c, 1000, 1000) == NULL);
+	ASSERT(policy_principal(c, 1000, 1000) == NULL);
 	ASSERT_EQ_INT(c->nop_uids, 1);
 	ASSERT_EQ_INT(c->op_uids[0], 0);
 	ASSERT_EQ_INT(c->nop_gids, 0);
-	ASSERT(config_is_operator(c, 0, 0));
-	ASSERT(!config_is_operator(c, 1000, 0));
+	ASSERT(policy_is_operator(c, 0, 0));
+	ASSERT(!policy_is_operator(c, 1000, 0));
 	ASSERT_EQ_INT(c->retention_s, 86400);
 	ASSERT_EQ_INT(c->max_steps_per_run, 50);
 	ASSERT_EQ_INT(c->max_writes_per_run, 10);
@@ -233,7 +234,7 @@ test_full(void)
 	ASSERT_EQ_INT(c->allow_self_approval, 0);
 
 	ASSERT_EQ_INT(c->ncatalog, 3);
-	ASSERT((t = config_tool(c, "kb.read")) != NULL);
+	ASSERT((t = policy_tool(c, "kb.read")) != NULL);
 	ASSERT_EQ_STR(t->name, "kb.read");
 	ASSERT_EQ_INT(t->mode, TOOL_READ);
 	ASSERT_EQ_INT(t->argc, 1);
@@ -241,7 +242,7 @@ test_full(void)
 	ASSERT(t->argv[1] == NULL);
 	ASSERT_EQ_INT(t->timeout_ms, 2000);
 	ASSERT(t->compensate == NULL);
-	ASSERT((t = config_tool(c, "ticket.close")) != NULL);
+	ASSERT((t = policy_tool(c, "ticket.close")) != NULL);
 	ASSERT_EQ_INT(t->mode, TOOL_WRITE);
 	ASSERT_EQ_INT(t->argc, 3);
 	ASSERT_EQ_STR(t->argv[0], "/usr/libexec/toolgate/tools/ticket-close");
@@ -251,20 +252,20 @@ test_full(void)
 	ASSERT_EQ_INT(t->timeout_ms, 10000);
 	ASSERT_EQ_STR(t->compensate, "ticket.reopen");
 	/* No mode: a write.  A relative program: beside the config. */
-	ASSERT((t = config_tool(c, "ticket.reopen")) != NULL);
+	ASSERT((t = policy_tool(c, "ticket.reopen")) != NULL);
 	ASSERT_EQ_INT(t->mode, TOOL_WRITE);
 	ASSERT_EQ_INT(t->argc, 1);
 	ASSERT_EQ_INT(t->timeout_ms, 10000);
 	ASSERT(beside(t->argv[0], path, "tools/ticket-reopen"));
-	ASSERT_EQ_INT(config_tool_mode(c, "kb.read"), TOOL_READ);
-	ASSERT_EQ_INT(config_tool_mode(c, "ticket.reopen"), TOOL_WRITE);
-	ASSERT_EQ_INT(config_tool_mode(c, "nonesuch"), TOOL_WRITE);
-	ASSERT(config_tool(c, "nonesuch") == NULL);
+	ASSERT_EQ_INT(policy_tool_mode(c, "kb.read"), TOOL_READ);
+	ASSERT_EQ_INT(policy_tool_mode(c, "ticket.reopen"), TOOL_WRITE);
+	ASSERT_EQ_INT(policy_tool_mode(c, "nonesuch"), TOOL_WRITE);
+	ASSERT(policy_tool(c, "nonesuch") == NULL);
 
 	ASSERT_EQ_INT(c->read_write, 1);
 	ASSERT_EQ_INT(c->nallow, 3);
-	ASSERT(config_allowed(c, "ticket.reopen"));
-	ASSERT(!config_allowed(c, "kb"));
+	ASSERT(policy_allowed(c, "ticket.reopen"));
+	ASSERT(!policy_allowed(c, "kb"));
 
 	ASSERT_EQ_INT(c->writes_enabled, 1);
 	ASSERT_EQ_INT(c->approval_all, 0);
@@ -333,7 +334,7 @@ test_contract_example(void)
 	ASSERT_EQ_INT(c->approval_all, 1);
 	ASSERT_EQ_INT(c->nop_uids, 1);
 	ASSERT_EQ_INT(c->nop_gids, 0);
-	ASSERT(config_needs_approval(c, "ticket.close"));
+	ASSERT(policy_needs_approval(c, "ticket.close"));
 	config_free(c);
 }
 
@@ -352,8 +353,8 @@ test_example(void)
 	ASSERT(c->ncatalog > 0);
 	for (i = 0; i < c->ncatalog; i++)
 		ASSERT_EQ_INT(c->catalog[i].argv[0][0], '/');
-	if (config_tool(c, "kb.read") != NULL)
-		ASSERT(beside(config_tool(c, "kb.read")->argv[0],
+	if (policy_tool(c, "kb.read") != NULL)
+		ASSERT(beside(policy_tool(c, "kb.read")->argv[0],
 		    "examples/toolgate.yaml", "tools/kb-read"));
 	config_free(c);
 }
@@ -412,24 +413,24 @@ test_lookups(void)
 		fprintf(stderr, "%s\n", err);
 	ASSERT(c != NULL);
 	/* The uid wins over the gid, whatever the order in the file. */
-	ASSERT((p = config_principal(c, 1000, 100)) != NULL);
+	ASSERT((p = policy_principal(c, 1000, 100)) != NULL);
 	ASSERT_EQ_STR(p->tenant, "byuid");
-	ASSERT((p = config_principal(c, 1001, 100)) != NULL);
+	ASSERT((p = policy_principal(c, 1001, 100)) != NULL);
 	ASSERT_EQ_STR(p->tenant, "bygid");
-	ASSERT((p = config_principal(c, 1001, 200)) != NULL);
+	ASSERT((p = policy_principal(c, 1001, 200)) != NULL);
 	ASSERT_EQ_STR(p->tenant, "other");
-	ASSERT(config_principal(c, 1001, 300) == NULL);
+	ASSERT(policy_principal(c, 1001, 300) == NULL);
 
 	ASSERT_EQ_INT(c->approval_all, 0);
-	ASSERT(config_needs_approval(c, "a.write"));
-	ASSERT(config_needs_approval(c, "b.write"));
-	ASSERT(!config_needs_approval(c, "c.write"));
+	ASSERT(policy_needs_approval(c, "a.write"));
+	ASSERT(policy_needs_approval(c, "b.write"));
+	ASSERT(!policy_needs_approval(c, "c.write"));
 
 	/* operators replaces the default [0]. */
-	ASSERT(!config_is_operator(c, 0, 0));
-	ASSERT(config_is_operator(c, 1500, 1));
-	ASSERT(config_is_operator(c, 1, 27));
-	ASSERT(!config_is_operator(c, 1, 1));
+	ASSERT(!policy_is_operator(c, 0, 0));
+	ASSERT(policy_is_operator(c, 1500, 1));
+	ASSERT(policy_is_operator(c, 1, 27));
+	ASSERT(!policy_is_operator(c, 1, 1));
 	config_free(c);
 }
 
@@ -444,7 +445,7 @@ test_require_approval_false(void)
 	ASSERT(c != NULL);
 	ASSERT_EQ_INT(c->approval_all, 0);
 	ASSERT_EQ_INT(c->napproval_tools, 0);
-	ASSERT(!config_needs_approval(c, "x"));
+	ASSERT(!policy_needs_approval(c, "x"));
 	config_free(c);
 }
 
@@ -992,6 +993,71 @@ test_bad_configs(void)
 	ASSERT_EQ_INT(bad_ones, 0);
 }
 
+/*
+ * A config with several mistakes reports them all in one load, one line
+ * each, in the order of the file, then the rules between keys; a rule
+ * whose keys had a mistake of their own stays quiet.
+ */
+static void
+test_several_errors(void)
+{
+	static const char text[] =
+	    "user: \"a b\"\n"				/* 1 */
+	    "writes:\n"					/* 2 */
+	    "  enabled: maybe\n"				/* 3 */
+	    "  enabeld: true\n"				/* 4 */
+	    "limits: { max_tools: 4, max_tools_per_tenant: 8 }\n"	/* 5 */
+	    "principals:\n"					/* 6 */
+	    "  - { uid: x, tenant: a, env: b }\n"		/* 7 */
+	    "runs: { max_runs: 0, max_runs_per_tenant: 5 }\n";	/* 8 */
+	static const char *const want[] = {
+	    "1: user: not a valid user name",
+	    "3: writes.enabled: expected a boolean",
+	    "4: writes.enabeld: unknown key",
+	    "7: principals[0].uid: expected a decimal integer",
+	    "8: runs.max_runs: 0 is out of range",
+	    "5: limits.max_tools_per_tenant: 8 is more than limits.max_tools",
+	};
+	char		 path[1024], err[4096], line[1200], *p, *nl;
+	size_t		 i;
+
+	ASSERT(load_text(text, path, sizeof(path), err, sizeof(err)) == NULL);
+	p = err;
+	for (i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		ASSERT(p != NULL);
+		snprintf(line, sizeof(line), "%s:%s", path, want[i]);
+		if (strncmp(p, line, strlen(line)) != 0)
+			fprintf(stderr, "want \"%s...\"\n got \"%s\"\n", line,
+			    p);
+		ASSERT(strncmp(p, line, strlen(line)) == 0);
+		nl = strchr(p, '\n');
+		p = nl != NULL ? nl + 1 : NULL;
+	}
+	/* runs.max_runs_per_tenant is not held to a max_runs that is bad. */
+	ASSERT(p == NULL);
+}
+
+/* Past the room of 'err', the last line counts the errors not shown. */
+static void
+test_errors_counted(void)
+{
+	char		 text[4096], path[1024], err[300], want[1200];
+	size_t		 i, o = 0;
+	const char	*last;
+
+	for (i = 0; i < 40; i++)
+		o += (size_t)snprintf(text + o, sizeof(text) - o,
+		    "bad%zu: 1\n", i);
+	ASSERT(load_text(text, path, sizeof(path), err, sizeof(err)) == NULL);
+	snprintf(want, sizeof(want), "%s:1: bad0: unknown key\n", path);
+	ASSERT(strncmp(err, want, strlen(want)) == 0);
+	ASSERT((last = strrchr(err, '\n')) != NULL);
+	snprintf(want, sizeof(want), "\n%s: ", path);
+	ASSERT(strncmp(last, want, strlen(want)) == 0);
+	ASSERT(strstr(last, " more errors") != NULL);
+	ASSERT(strlen(err) < sizeof(err) - 1);
+}
+
 int
 main(void)
 {
@@ -1010,5 +1076,7 @@ main(void)
 	RUN(test_raw_nul);
 	RUN(test_tool_caps);
 	RUN(test_bad_configs);
+	RUN(test_several_errors);
+	RUN(test_errors_counted);
 	return tests_failed != 0;
 }

@@ -218,8 +218,8 @@ test_undescribed_is_write(void)
 
 	c = load_writes(1);
 	ASSERT(c != NULL);
-	ASSERT(config_tool(c, "nomode.tool") != NULL);
-	ASSERT_EQ_INT(config_tool(c, "nomode.tool")->mode, TOOL_WRITE);
+	ASSERT(policy_tool(c, "nomode.tool") != NULL);
+	ASSERT_EQ_INT(policy_tool(c, "nomode.tool")->mode, TOOL_WRITE);
 	ASSERT_EQ_INT(policy_gate(c, "nomode.tool", 1, &reason), GATE_WRITE);
 	ASSERT_EQ_INT(policy_gate(c, "nomode.tool", 0, &reason), GATE_DENY);
 	ASSERT_EQ_STR(reason, R_WRITES_DISABLED);
@@ -227,8 +227,8 @@ test_undescribed_is_write(void)
 
 	c = load_text(NOCAT_BODY "writes:\n  enabled: true\n");
 	ASSERT(c != NULL);
-	ASSERT(config_tool(c, "nocat.tool") == NULL);
-	ASSERT_EQ_INT(config_tool_mode(c, "nocat.tool"), TOOL_WRITE);
+	ASSERT(policy_tool(c, "nocat.tool") == NULL);
+	ASSERT_EQ_INT(policy_tool_mode(c, "nocat.tool"), TOOL_WRITE);
 	ASSERT_EQ_INT(policy_gate(c, "nocat.tool", 1, &reason), GATE_WRITE);
 	ASSERT_EQ_INT(policy_gate(c, "nocat.tool", 0, &reason), GATE_DENY);
 	ASSERT_EQ_STR(reason, R_WRITES_DISABLED);
