@@ -64,6 +64,8 @@ static const struct want w_conn_gone[] = { { "conn", 'u', 0 }, { 0 } };
 static const struct want w_audit_summary[] = { { "uid", 'u', 1 },
 	{ "gid", 'u', 1 }, { "count", 'u', 0 }, { "first_ms", 'u', 0 },
 	{ "last_ms", 'u', 0 }, { 0 } };
+static const struct want w_conn_refused[] = { { "conn", 'u', 0 },
+	{ "message", 's', 0 }, { 0 } };
 static const struct want w_none[] = { { 0 } };
 static const struct want w_writes_state[] = { { "writes_enabled", 'b', 0 },
 	{ 0 } };
@@ -88,6 +90,8 @@ static const struct {
 	[MSG_CONN_GONE] = { "CONN_GONE", MSG_FROM_GATEWAYD, w_conn_gone },
 	[MSG_AUDIT_SUMMARY] = { "AUDIT_SUMMARY", MSG_FROM_GATEWAYD,
 	    w_audit_summary },
+	[MSG_CONN_REFUSED] = { "CONN_REFUSED", MSG_FROM_EXECUTOR,
+	    w_conn_refused },
 };
 
 _Static_assert(sizeof(schema) / sizeof(schema[0]) == MSG_MAX,
