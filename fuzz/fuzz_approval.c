@@ -50,7 +50,7 @@ ex_send(struct msgbuf *mb)
 	abort();
 }
 
-void
+int
 audit_write(const struct audit_rec *ar, int sync)
 {
 	(void)ar;
@@ -101,6 +101,12 @@ peer_principal(const struct msgpack_object *body, uid_t *uid)
 	(void)uid;
 	abort();
 }
+int
+audit_up(void)
+{
+	abort();
+}
+
 /* End of the link stubs. */
 
 static void
