@@ -11,6 +11,7 @@
  * Pending approvals expire at expires_at (approvals.ttl_s after the
  * request); a decided approval does not expire.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +34,9 @@
 #include "executor/checkpoint.h"
 #include "executor/executor.h"
 #include "executor/ledger.h"
+#include "executor/record.h"
 #include "executor/store.h"
+#include "executor/sweep.h"
 #include "proto/proto.h"
 
 #define APPROVAL_VERSION	1
@@ -66,21 +69,6 @@ approval_state_str(enum approval_state s)
 	return state_names[s];
 }
 
-void
-approval_free(struct approval *a)
-{
-	free(a->tenant);
-	free(a->env);
-	free(a->run_id);
-	free(a->step_id);
-	free(a->tool);
-	free(a->args_hash);
-	free(a->args);
-	free(a->approver);
-	free(a->note);
-	memset(a, 0, sizeof(*a));
-}
-
 static enum approval_state
 effective_state(const struct approval *a)
 {
@@ -89,159 +77,65 @@ effective_state(const struct approval *a)
 	return a->state;
 }
 
+_Static_assert(sizeof(enum approval_state) == sizeof(int),
+    "record.c stores an enum as an int");
+
+#define STR(k, m, fl)	{ k, RF_STR, fl, offsetof(struct approval, m), \
+			  0, 0, NULL, 0, 0, 0 }
+#define UINT(k, m)	{ k, RF_UINT, 0, offsetof(struct approval, m), \
+			  0, 0, NULL, 0, 0, 0 }
+/* In the order they are packed: the stored bytes stay the same. */
+static const struct rec_field approval_fields[] = {
+	{ "v", RF_VERSION, RF_REQUIRED, 0, 0, 0, NULL, 0, 0, 0 },
+	{ "id", RF_FIXED, RF_REQUIRED, offsetof(struct approval, id), 0,
+	  APPROVAL_ID_LEN, NULL, 0, 0, 0 },
+	{ "state", RF_ENUM, RF_REQUIRED, offsetof(struct approval, state),
+	  0, 0, state_names, sizeof(state_names) / sizeof(state_names[0]),
+	  A_PENDING, A_DENIED },	/* expired is never stored */
+	STR("tenant", tenant, RF_REQUIRED),
+	STR("env", env, RF_REQUIRED),
+	STR("run_id", run_id, RF_REQUIRED),
+	STR("step_id", step_id, 0),
+	STR("tool", tool, RF_REQUIRED),
+	STR("args_hash", args_hash, RF_REQUIRED),
+	{ "args_sha256", RF_FIXED, RF_REQUIRED,
+	  offsetof(struct approval, args_sha256), 0, 64, NULL, 0, 0, 0 },
+	/* A denied approval's are empty. */
+	{ "args", RF_BIN, RF_REQUIRED, offsetof(struct approval, args),
+	  offsetof(struct approval, argslen), 0, NULL, 0, 0, 0 },
+	UINT("uid", uid),
+	UINT("created_ms", created_ms),
+	UINT("expires_at", expires_at),
+	UINT("decided_ms", decided_ms),
+	UINT("started_ms", started_ms),
+	STR("approver", approver, 0),
+	STR("note", note, 0),
+};
+#undef STR
+#undef UINT
+
+static const struct rec_schema approval_schema = {
+	"approval", APPROVAL_VERSION, approval_fields,
+	sizeof(approval_fields) / sizeof(approval_fields[0]),
+	sizeof(struct approval), NULL
+};
+
+void
+approval_free(struct approval *a)
+{
+	rec_free(&approval_schema, a);
+}
+
 char *
 approval_encode(const struct approval *a, size_t *len)
 {
-	msgpack_sbuffer	sb;
-	msgpack_packer	pk;
-	uint32_t	n = 15 + (a->step_id != NULL) + (a->approver != NULL) +
-			    (a->note != NULL);
-
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, n);
-	pk_kv_uint(&pk, "v", APPROVAL_VERSION);
-	pk_kv_str(&pk, "id", a->id);
-	pk_kv_str(&pk, "state", approval_state_str(a->state));
-	pk_kv_str(&pk, "tenant", a->tenant);
-	pk_kv_str(&pk, "env", a->env);
-	pk_kv_str(&pk, "run_id", a->run_id);
-	if (a->step_id != NULL)
-		pk_kv_str(&pk, "step_id", a->step_id);
-	pk_kv_str(&pk, "tool", a->tool);
-	pk_kv_str(&pk, "args_hash", a->args_hash);
-	pk_kv_str(&pk, "args_sha256", a->args_sha256);
-	pk_str(&pk, "args");
-	msgpack_pack_bin(&pk, a->argslen);
-	msgpack_pack_bin_body(&pk, a->args, a->argslen);
-	pk_kv_uint(&pk, "uid", a->uid);
-	pk_kv_uint(&pk, "created_ms", a->created_ms);
-	pk_kv_uint(&pk, "expires_at", a->expires_at);
-	pk_kv_uint(&pk, "decided_ms", a->decided_ms);
-	pk_kv_uint(&pk, "started_ms", a->started_ms);
-	if (a->approver != NULL)
-		pk_kv_str(&pk, "approver", a->approver);
-	if (a->note != NULL)
-		pk_kv_str(&pk, "note", a->note);
-	*len = sb.size;
-	return msgpack_sbuffer_release(&sb);
-}
-
-static int
-take(const msgpack_object *o, char **out)
-{
-	if (*out != NULL || (*out = mp_strdup(o)) == NULL)
-		return -1;
-	return 0;
-}
-
-static int
-take_uint(const msgpack_object *o, uint64_t *out)
-{
-	if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-		return -1;
-	*out = o->via.u64;
-	return 0;
-}
-
-static int
-take_fixed(const msgpack_object *o, char *out, size_t n)
-{
-	if (o->type != MSGPACK_OBJECT_STR || o->via.str.size != n ||
-	    memchr(o->via.str.ptr, '\0', n) != NULL)
-		return -1;
-	memcpy(out, o->via.str.ptr, n);
-	out[n] = '\0';
-	return 0;
-}
-
-static int
-decode_field(const msgpack_object_kv *kv, struct approval *a, uint64_t *v)
-{
-	const msgpack_object	*k = &kv->key, *o = &kv->val;
-	size_t			 i;
-
-	if (mp_streq(k, "v"))
-		return take_uint(o, v);
-	if (mp_streq(k, "id"))
-		return take_fixed(o, a->id, APPROVAL_ID_LEN);
-	if (mp_streq(k, "state")) {
-		for (i = A_PENDING; i <= A_DENIED; i++) {
-			if (mp_streq(o, state_names[i])) {
-				a->state = (enum approval_state)i;
-				return 0;
-			}
-		}
-		return -1;
-	}
-	if (mp_streq(k, "tenant"))
-		return take(o, &a->tenant);
-	if (mp_streq(k, "env"))
-		return take(o, &a->env);
-	if (mp_streq(k, "run_id"))
-		return take(o, &a->run_id);
-	if (mp_streq(k, "step_id"))
-		return take(o, &a->step_id);
-	if (mp_streq(k, "tool"))
-		return take(o, &a->tool);
-	if (mp_streq(k, "args_hash"))
-		return take(o, &a->args_hash);
-	if (mp_streq(k, "args_sha256"))
-		return take_fixed(o, a->args_sha256, 64);
-	if (mp_streq(k, "args")) {
-		if (o->type != MSGPACK_OBJECT_BIN || a->args != NULL)
-			return -1;
-		/* A denied approval's are empty: malloc(0) may be NULL. */
-		a->args = xmalloc(o->via.bin.size + 1);
-		memcpy(a->args, o->via.bin.ptr, o->via.bin.size);
-		a->argslen = o->via.bin.size;
-		return 0;
-	}
-	if (mp_streq(k, "uid"))
-		return take_uint(o, &a->uid);
-	if (mp_streq(k, "created_ms"))
-		return take_uint(o, &a->created_ms);
-	if (mp_streq(k, "expires_at"))
-		return take_uint(o, &a->expires_at);
-	if (mp_streq(k, "decided_ms"))
-		return take_uint(o, &a->decided_ms);
-	if (mp_streq(k, "started_ms"))
-		return take_uint(o, &a->started_ms);
-	if (mp_streq(k, "approver"))
-		return take(o, &a->approver);
-	if (mp_streq(k, "note"))
-		return take(o, &a->note);
-	return -1;
+	return rec_encode(&approval_schema, a, len);
 }
 
 int
 approval_decode(const char *buf, size_t len, struct approval *a)
 {
-	msgpack_unpacked	u;
-	const char		*why;
-	uint64_t		v = 0;
-	uint32_t		i;
-	int			rc = -1;
-
-	memset(a, 0, sizeof(*a));
-	if (frame_unpack_map(buf, len, &u, &why) == -1)
-		return -1;
-	if (mp_dup_keys(&u.data))
-		goto out;
-	for (i = 0; i < u.data.via.map.size; i++)
-		if (decode_field(&u.data.via.map.ptr[i], a, &v) == -1)
-			goto out;
-	if (v != APPROVAL_VERSION || a->id[0] == '\0' || a->state == 0 ||
-	    a->tenant == NULL || a->env == NULL || a->run_id == NULL ||
-	    a->tool == NULL || a->args_hash == NULL || a->args == NULL ||
-	    a->args_sha256[0] == '\0')
-		goto out;
-	rc = 0;
-out:
-	msgpack_unpacked_destroy(&u);
-	if (rc == -1)
-		approval_free(a);
-	return rc;
+	return rec_decode(&approval_schema, buf, len, a);
 }
 
 /* Storage. */

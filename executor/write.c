@@ -35,6 +35,7 @@
 #include "executor/executor.h"
 #include "executor/ledger.h"
 #include "executor/store.h"
+#include "executor/sweep.h"
 #include "executor/toolrun.h"
 #include "proto/proto.h"
 
