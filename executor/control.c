@@ -29,6 +29,7 @@
 #include "common/util.h"
 #include "common/xmalloc.h"
 #include "executor/approval.h"
+#include "executor/apstore.h"
 #include "executor/call.h"
 #include "executor/executor.h"
 #include "executor/fds.h"

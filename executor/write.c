@@ -30,6 +30,7 @@
 #include "common/xmalloc.h"
 #include "executor/admit.h"
 #include "executor/approval.h"
+#include "executor/apstore.h"
 #include "executor/apquota.h"
 #include "executor/call.h"
 #include "executor/executor.h"
