@@ -74,6 +74,9 @@ test_store_SRC		= executor/store.c executor/apquota.c
 test_ledger_SRC		= executor/ledger.c executor/record.c executor/store.c \
 			  executor/sweep.c
 test_checkpoint_SRC	= executor/checkpoint.c executor/record.c
+test_record_SRC		= executor/record.c executor/ledger.c executor/sweep.c \
+			  executor/apstore.c executor/apquota.c executor/store.c \
+			  executor/checkpoint.c
 test_runs_SRC		= gatewayd/runs.c
 
 .SECONDEXPANSION:
