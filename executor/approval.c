@@ -18,7 +18,6 @@
 #include <time.h>
 
 #include <event2/event.h>
-#include <lmdb.h>
 #include <msgpack.h>
 #include <sodium.h>
 
@@ -33,6 +32,7 @@
 #include "executor/call.h"
 #include "executor/checkpoint.h"
 #include "executor/executor.h"
+#include "executor/store.h"
 #include "proto/proto.h"
 
 #define WAIT_MAX_MS		300000	/* one wait at most five minutes */
@@ -124,12 +124,12 @@ request_refused(struct call *c, int rc)
 		    " (approvals.max_pending_bytes_per_tenant): the approval"
 		    " was not recorded", c->tenant,
 		    (unsigned long long)ex->conf->max_pending_bytes_per_tenant);
-	else if (rc == MDB_MAP_FULL)
+	else if (rc == STORE_FULL)
 		snprintf(msg, sizeof(msg), "the store is full"
 		    " (store.max_map_size): the approval was not recorded");
 	else
 		snprintf(msg, sizeof(msg), "the approval cannot be recorded:"
-		    " %s", mdb_strerror(rc));
+		    " %s", store_strerror(rc));
 	log_warnx("approval for %s/%s %s refused: %s", c->tenant, c->run_id,
 	    c->tool, msg);
 	call_refuse(c, ST_ERROR, E_UNAVAILABLE, msg);
@@ -657,7 +657,7 @@ approval_decide(const char *id, int approve, const char *who,
 	a.note = note ? xstrdup(note) : NULL;
 	if ((rc = approval_put(&a, 0)) != 0) {
 		snprintf(err, errlen, "the decision cannot be stored: %s",
-		    mdb_strerror(rc));
+		    store_strerror(rc));
 		approval_free(&a);
 		return -1;
 	}

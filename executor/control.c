@@ -35,6 +35,7 @@
 #include "executor/fds.h"
 #include "executor/ledger.h"
 #include "executor/peers.h"
+#include "executor/store.h"
 #include "executor/toolrun.h"
 #include "proto/proto.h"
 
@@ -296,7 +297,7 @@ ctl_ledger(struct ctl_conn *cc, const msgpack_object *req,
 	if ((rc = ledger_page(ex->store, L_IN_DOUBT, after, limit, NULL, NULL,
 	    &n, last, &more)) != 0) {
 		ctl_error(cc, "the ledger cannot be read: %s",
-		    mdb_strerror(rc));
+		    store_strerror(rc));
 		free(after);
 		return;
 	}
