@@ -7,6 +7,7 @@
 #include <msgpack.h>
 
 #include "common/frame.h"
+#include "common/log.h"
 #include "common/xmalloc.h"
 #include "executor/record.h"
 #include "proto/proto.h"
@@ -210,6 +211,10 @@ rec_decode(const struct rec_schema *s, const char *buf, size_t len,
 	size_t			 idx;
 	int			 rc = -1;
 
+	/* One bit of 'seen' per field. */
+	if (s->nfields > 32)
+		fatalx("record %s: %zu fields, at most 32", s->name,
+		    s->nfields);
 	memset(rec, 0, s->size);
 	if (frame_unpack_map(buf, len, &u, &why) == -1)
 		return -1;
