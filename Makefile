@@ -71,8 +71,12 @@ $(BUILD)/gatewayctl: $(call obj,ctl/gatewayctl.c) $(LIBCOMMON)
 # A unit test links libcommon and the few objects it names here.
 test_toolrun_SRC	= executor/toolrun.c
 test_store_SRC		= executor/store.c executor/apquota.c
-test_ledger_SRC		= executor/ledger.c executor/store.c
-test_checkpoint_SRC	= executor/checkpoint.c
+test_ledger_SRC		= executor/ledger.c executor/record.c executor/store.c \
+			  executor/sweep.c
+test_checkpoint_SRC	= executor/checkpoint.c executor/record.c
+test_record_SRC		= executor/record.c executor/ledger.c executor/sweep.c \
+			  executor/apstore.c executor/apquota.c executor/store.c \
+			  executor/checkpoint.c
 test_runs_SRC		= gatewayd/runs.c
 
 .SECONDEXPANSION:
@@ -137,10 +141,11 @@ FUZZERS		:= $(patsubst fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
 FUZZ_CFLAGS	 = -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
 		   -fno-sanitize-recover=undefined -I. $(PKG_CFLAGS)
 # Sources beyond common/ and proto/ that a fuzz target links.
-fuzz_ledger_SRC		= executor/ledger.c executor/store.c
-fuzz_approval_SRC	= executor/approval.c executor/checkpoint.c executor/store.c \
-			  executor/ledger.c executor/apquota.c
-fuzz_checkpoint_SRC	= executor/checkpoint.c
+fuzz_ledger_SRC		= executor/ledger.c executor/record.c executor/store.c \
+			  executor/sweep.c
+fuzz_approval_SRC	= executor/apstore.c executor/record.c executor/store.c \
+			  executor/ledger.c executor/sweep.c executor/apquota.c
+fuzz_checkpoint_SRC	= executor/checkpoint.c executor/record.c
 fuzz: $(FUZZERS)
 build-fuzz/%: fuzz/%.c $(COMMON_SRC) $$($$*_SRC) $(wildcard common/*.h proto/*.h executor/*.h fuzz/*.h)
 	@mkdir -p build-fuzz

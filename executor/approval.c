@@ -18,7 +18,6 @@
 #include <time.h>
 
 #include <event2/event.h>
-#include <lmdb.h>
 #include <msgpack.h>
 #include <sodium.h>
 
@@ -28,23 +27,15 @@
 #include "common/util.h"
 #include "common/xmalloc.h"
 #include "executor/approval.h"
+#include "executor/apstore.h"
 #include "executor/apquota.h"
 #include "executor/call.h"
 #include "executor/checkpoint.h"
 #include "executor/executor.h"
-#include "executor/ledger.h"
 #include "executor/store.h"
 #include "proto/proto.h"
 
-#define APPROVAL_VERSION	1
 #define WAIT_MAX_MS		300000	/* one wait at most five minutes */
-
-static const char *state_names[] = {
-	[A_PENDING] = "pending",
-	[A_APPROVED] = "approved",
-	[A_DENIED] = "denied",
-	[A_EXPIRED] = "expired",
-};
 
 /* A wait op parked until a decision, its timeout or the expiry. */
 struct waiter {
@@ -58,341 +49,14 @@ struct waiter {
 static TAILQ_HEAD(, waiter)	waiters = TAILQ_HEAD_INITIALIZER(waiters);
 static size_t			nwaiters;
 
-const char *
-approval_state_str(enum approval_state s)
-{
-	if (s < A_PENDING || s > A_EXPIRED)
-		return "unknown";
-	return state_names[s];
-}
-
-void
-approval_free(struct approval *a)
-{
-	free(a->tenant);
-	free(a->env);
-	free(a->run_id);
-	free(a->step_id);
-	free(a->tool);
-	free(a->args_hash);
-	free(a->args);
-	free(a->approver);
-	free(a->note);
-	memset(a, 0, sizeof(*a));
-}
-
+/*
+ * The state now: a pending approval past its expiry is expired (the
+ * store's approval_effective_state).
+ */
 static enum approval_state
 effective_state(const struct approval *a)
 {
-	if (a->state == A_PENDING && (uint64_t)time(NULL) >= a->expires_at)
-		return A_EXPIRED;
-	return a->state;
-}
-
-char *
-approval_encode(const struct approval *a, size_t *len)
-{
-	msgpack_sbuffer	sb;
-	msgpack_packer	pk;
-	uint32_t	n = 15 + (a->step_id != NULL) + (a->approver != NULL) +
-			    (a->note != NULL);
-
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, n);
-	pk_kv_uint(&pk, "v", APPROVAL_VERSION);
-	pk_kv_str(&pk, "id", a->id);
-	pk_kv_str(&pk, "state", approval_state_str(a->state));
-	pk_kv_str(&pk, "tenant", a->tenant);
-	pk_kv_str(&pk, "env", a->env);
-	pk_kv_str(&pk, "run_id", a->run_id);
-	if (a->step_id != NULL)
-		pk_kv_str(&pk, "step_id", a->step_id);
-	pk_kv_str(&pk, "tool", a->tool);
-	pk_kv_str(&pk, "args_hash", a->args_hash);
-	pk_kv_str(&pk, "args_sha256", a->args_sha256);
-	pk_str(&pk, "args");
-	msgpack_pack_bin(&pk, a->argslen);
-	msgpack_pack_bin_body(&pk, a->args, a->argslen);
-	pk_kv_uint(&pk, "uid", a->uid);
-	pk_kv_uint(&pk, "created_ms", a->created_ms);
-	pk_kv_uint(&pk, "expires_at", a->expires_at);
-	pk_kv_uint(&pk, "decided_ms", a->decided_ms);
-	pk_kv_uint(&pk, "started_ms", a->started_ms);
-	if (a->approver != NULL)
-		pk_kv_str(&pk, "approver", a->approver);
-	if (a->note != NULL)
-		pk_kv_str(&pk, "note", a->note);
-	*len = sb.size;
-	return msgpack_sbuffer_release(&sb);
-}
-
-static int
-take(const msgpack_object *o, char **out)
-{
-	if (*out != NULL || (*out = mp_strdup(o)) == NULL)
-		return -1;
-	return 0;
-}
-
-static int
-take_uint(const msgpack_object *o, uint64_t *out)
-{
-	if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-		return -1;
-	*out = o->via.u64;
-	return 0;
-}
-
-static int
-take_fixed(const msgpack_object *o, char *out, size_t n)
-{
-	if (o->type != MSGPACK_OBJECT_STR || o->via.str.size != n ||
-	    memchr(o->via.str.ptr, '\0', n) != NULL)
-		return -1;
-	memcpy(out, o->via.str.ptr, n);
-	out[n] = '\0';
-	return 0;
-}
-
-static int
-decode_field(const msgpack_object_kv *kv, struct approval *a, uint64_t *v)
-{
-	const msgpack_object	*k = &kv->key, *o = &kv->val;
-	size_t			 i;
-
-	if (mp_streq(k, "v"))
-		return take_uint(o, v);
-	if (mp_streq(k, "id"))
-		return take_fixed(o, a->id, APPROVAL_ID_LEN);
-	if (mp_streq(k, "state")) {
-		for (i = A_PENDING; i <= A_DENIED; i++) {
-			if (mp_streq(o, state_names[i])) {
-				a->state = (enum approval_state)i;
-				return 0;
-			}
-		}
-		return -1;
-	}
-	if (mp_streq(k, "tenant"))
-		return take(o, &a->tenant);
-	if (mp_streq(k, "env"))
-		return take(o, &a->env);
-	if (mp_streq(k, "run_id"))
-		return take(o, &a->run_id);
-	if (mp_streq(k, "step_id"))
-		return take(o, &a->step_id);
-	if (mp_streq(k, "tool"))
-		return take(o, &a->tool);
-	if (mp_streq(k, "args_hash"))
-		return take(o, &a->args_hash);
-	if (mp_streq(k, "args_sha256"))
-		return take_fixed(o, a->args_sha256, 64);
-	if (mp_streq(k, "args")) {
-		if (o->type != MSGPACK_OBJECT_BIN || a->args != NULL)
-			return -1;
-		/* A denied approval's are empty: malloc(0) may be NULL. */
-		a->args = xmalloc(o->via.bin.size + 1);
-		memcpy(a->args, o->via.bin.ptr, o->via.bin.size);
-		a->argslen = o->via.bin.size;
-		return 0;
-	}
-	if (mp_streq(k, "uid"))
-		return take_uint(o, &a->uid);
-	if (mp_streq(k, "created_ms"))
-		return take_uint(o, &a->created_ms);
-	if (mp_streq(k, "expires_at"))
-		return take_uint(o, &a->expires_at);
-	if (mp_streq(k, "decided_ms"))
-		return take_uint(o, &a->decided_ms);
-	if (mp_streq(k, "started_ms"))
-		return take_uint(o, &a->started_ms);
-	if (mp_streq(k, "approver"))
-		return take(o, &a->approver);
-	if (mp_streq(k, "note"))
-		return take(o, &a->note);
-	return -1;
-}
-
-int
-approval_decode(const char *buf, size_t len, struct approval *a)
-{
-	msgpack_unpacked	u;
-	const char		*why;
-	uint64_t		v = 0;
-	uint32_t		i;
-	int			rc = -1;
-
-	memset(a, 0, sizeof(*a));
-	if (frame_unpack_map(buf, len, &u, &why) == -1)
-		return -1;
-	if (mp_dup_keys(&u.data))
-		goto out;
-	for (i = 0; i < u.data.via.map.size; i++)
-		if (decode_field(&u.data.via.map.ptr[i], a, &v) == -1)
-			goto out;
-	if (v != APPROVAL_VERSION || a->id[0] == '\0' || a->state == 0 ||
-	    a->tenant == NULL || a->env == NULL || a->run_id == NULL ||
-	    a->tool == NULL || a->args_hash == NULL || a->args == NULL ||
-	    a->args_sha256[0] == '\0')
-		goto out;
-	rc = 0;
-out:
-	msgpack_unpacked_destroy(&u);
-	if (rc == -1)
-		approval_free(a);
-	return rc;
-}
-
-/* Storage. */
-
-struct rec_arg {
-	const char	*id;
-	struct approval	*a;
-	int		 found;
-	int		 created;	/* a new record: index its expiry */
-	int		 decided;	/* pending no more: off the quota */
-};
-
-static int
-get_txn(MDB_txn *txn, void *arg)
-{
-	struct rec_arg	*ra = arg;
-	MDB_val		 k = { strlen(ra->id), (void *)ra->id }, v;
-	int		 rc;
-
-	ra->found = 0;
-	rc = mdb_get(txn, store_dbi(ex->store, DB_APPROVALS), &k, &v);
-	if (rc == MDB_NOTFOUND)
-		return 0;
-	if (rc != 0)
-		return rc;
-	if (approval_decode(v.mv_data, v.mv_size, ra->a) == -1) {
-		log_warnx("approval %s: the record does not decode", ra->id);
-		return 0;	/* treated as absent: nothing runs */
-	}
-	ra->found = 1;
-	return 0;
-}
-
-/* 1 found, 0 absent, -1 store error. */
-static int
-approval_get(const char *id, struct approval *a)
-{
-	struct rec_arg	ra;
-
-	memset(a, 0, sizeof(*a));
-	ra.id = id;
-	ra.a = a;
-	ra.found = 0;
-	ra.created = 0;
-	ra.decided = 0;
-	if (strlen(id) != APPROVAL_ID_LEN)
-		return 0;
-	if (store_read(ex->store, get_txn, &ra) != 0)
-		return -1;
-	return ra.found;
-}
-
-static int
-put_txn(MDB_txn *txn, void *arg)
-{
-	struct rec_arg	*ra = arg;
-	MDB_val		 k = { strlen(ra->a->id), ra->a->id }, v;
-	char		*buf;
-	int		 rc;
-
-	/* Counted against the quota in the transaction that stores it. */
-	if (ra->created && (rc = apquota_add(txn, ex->store, ra->a->tenant,
-	    ra->a->id, ra->a->expires_at, ra->a->argslen,
-	    ex->conf->max_pending_per_tenant,
-	    ex->conf->max_pending_bytes_per_tenant)) != 0)
-		return rc;
-	if (ra->decided && (rc = apquota_drop(txn, ex->store, ra->a->id,
-	    ra->a->expires_at)) != 0)
-		return rc;
-	buf = approval_encode(ra->a, &v.mv_size);
-	v.mv_data = buf;
-	rc = mdb_put(txn, store_dbi(ex->store, DB_APPROVALS), &k, &v, 0);
-	free(buf);
-	if (rc == 0 && ra->created)
-		rc = ledger_expire_approval(txn, ex->store, ra->a->id,
-		    ra->a->expires_at * 1000);
-	return rc;
-}
-
-/*
- * A new record, or a decision.  A request is an ordinary write that must
- * leave the store's reserve free; a denial may use the reserve (it drops
- * the args, so it frees more than it takes), an approval may not (it keeps
- * them).
- */
-static int
-approval_put(struct approval *a, int created)
-{
-	struct rec_arg	ra = { a->id, a, 0, created, !created };
-
-	if (!created && a->state == A_DENIED)
-		return store_write_reserve(ex->store, put_txn, &ra);
-	return store_write_need(ex->store, a->argslen + 4096, put_txn, &ra);
-}
-
-/* The record of 'id' inside a transaction: 1 found, 0 absent, or an error. */
-static int
-approval_get_txn(MDB_txn *txn, const char *id, struct approval *a)
-{
-	struct rec_arg	ra;
-	int		rc;
-
-	memset(a, 0, sizeof(*a));
-	ra.id = id;
-	ra.a = a;
-	ra.found = 0;
-	ra.created = 0;
-	ra.decided = 0;
-	if ((rc = get_txn(txn, &ra)) != 0)
-		return rc;
-	return ra.found;
-}
-
-int
-approval_check_txn(MDB_txn *txn, const char *id, int st)
-{
-	struct approval	a;
-	int		rc;
-
-	memset(&a, 0, sizeof(a));
-	if ((rc = approval_get_txn(txn, id, &a)) < 0 || rc > 1)
-		return rc;
-	/* Gone, or not approved (cannot be: fail closed all the same). */
-	if (rc == 0 || a.state != A_APPROVED)
-		rc = APPROVAL_USED;
-	/* Used, and its write's record swept: never a second run. */
-	else if (a.started_ms != 0 && st == L_NONE)
-		rc = APPROVAL_USED;
-	else
-		rc = 0;
-	approval_free(&a);
-	return rc;
-}
-
-int
-approval_start_txn(MDB_txn *txn, const char *id)
-{
-	struct approval	a;
-	struct rec_arg	ra = { id, &a, 0, 0, 0 };
-	int		rc;
-
-	memset(&a, 0, sizeof(a));
-	if ((rc = approval_get_txn(txn, id, &a)) != 1)
-		return rc == 0 ? MDB_NOTFOUND : rc;
-	rc = 0;
-	if (a.started_ms == 0) {
-		a.started_ms = now_ms();
-		rc = put_txn(txn, &ra);
-	}
-	approval_free(&a);
-	return rc;
+	return approval_effective_state(a);
 }
 
 /* Answers. */
@@ -460,12 +124,12 @@ request_refused(struct call *c, int rc)
 		    " (approvals.max_pending_bytes_per_tenant): the approval"
 		    " was not recorded", c->tenant,
 		    (unsigned long long)ex->conf->max_pending_bytes_per_tenant);
-	else if (rc == MDB_MAP_FULL)
+	else if (rc == STORE_FULL)
 		snprintf(msg, sizeof(msg), "the store is full"
 		    " (store.max_map_size): the approval was not recorded");
 	else
 		snprintf(msg, sizeof(msg), "the approval cannot be recorded:"
-		    " %s", mdb_strerror(rc));
+		    " %s", store_strerror(rc));
 	log_warnx("approval for %s/%s %s refused: %s", c->tenant, c->run_id,
 	    c->tool, msg);
 	call_refuse(c, ST_ERROR, E_UNAVAILABLE, msg);
@@ -875,88 +539,34 @@ pack_item(msgpack_packer *pk, const struct approval *a)
 	canon_buf_free(&json);
 }
 
-struct page_arg {
-	const char	*after;		/* NULL: from the first */
-	size_t		 limit;
-	char		(*ids)[APPROVAL_ID_LEN + 1];
-	size_t		 n;
-	int		 more;		/* another one follows the page */
-};
-
-/*
- * The ids of one page of pending approvals, in id order, after 'after',
- * and whether more follow.  The args are not converted here: only the
- * page's items are, when packed.
- */
-static int
-page_txn(MDB_txn *txn, void *arg)
-{
-	struct page_arg	*pa = arg;
-	struct approval	 a;
-	MDB_cursor	*cur;
-	MDB_cursor_op	 op = MDB_FIRST;
-	MDB_val		 k, v;
-	int		 rc;
-
-	pa->n = 0;
-	pa->more = 0;
-	if ((rc = mdb_cursor_open(txn, store_dbi(ex->store, DB_APPROVALS),
-	    &cur)) != 0)
-		return rc;
-	if (pa->after != NULL) {
-		k.mv_data = (void *)pa->after;
-		k.mv_size = strlen(pa->after);
-		op = MDB_SET_RANGE;
-	}
-	for (rc = mdb_cursor_get(cur, &k, &v, op); rc == 0;
-	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		if (pa->after != NULL && k.mv_size == strlen(pa->after) &&
-		    memcmp(k.mv_data, pa->after, k.mv_size) == 0)
-			continue;
-		if (approval_decode(v.mv_data, v.mv_size, &a) == -1)
-			continue;
-		if (effective_state(&a) == A_PENDING) {
-			if (pa->n == pa->limit) {
-				pa->more = 1;
-				approval_free(&a);
-				break;
-			}
-			memcpy(pa->ids[pa->n++], a.id, sizeof(a.id));
-		}
-		approval_free(&a);
-	}
-	mdb_cursor_close(cur);
-	return rc == MDB_NOTFOUND ? 0 : rc;
-}
-
 int
 approvals_pack_page(msgpack_packer *pk, const char *after, size_t limit)
 {
-	struct page_arg	 pa = { after, limit, NULL, 0, 0 };
+	char		(*ids)[APPROVAL_ID_LEN + 1];
 	struct approval	 a;
-	size_t		 i;
-	int		 rc;
+	size_t		 i, n;
+	int		 more;
 
-	pa.ids = xreallocarray(NULL, limit, sizeof(*pa.ids));
-	if ((rc = store_read(ex->store, page_txn, &pa)) != 0) {
-		free(pa.ids);
+	ids = xreallocarray(NULL, limit, sizeof(*ids));
+	if (approvals_page(after, limit, ids, &n, &more) != 0) {
+		free(ids);
 		return -1;
 	}
-	msgpack_pack_map(pk, 2 + pa.more);
+	msgpack_pack_map(pk, 2 + more);
 	pk_kv_bool(pk, "ok", 1);
 	pk_str(pk, "items");
-	msgpack_pack_array(pk, pa.n);
+	msgpack_pack_array(pk, n);
 	/* Single-threaded: every id of the page is still there. */
-	for (i = 0; i < pa.n; i++) {
-		if (approval_get(pa.ids[i], &a) == 1)
+	for (i = 0; i < n; i++) {
+		if (approval_get(ids[i], &a) == 1)
 			pack_item(pk, &a);
 		else
 			msgpack_pack_nil(pk);
 		approval_free(&a);
 	}
-	if (pa.more)
-		pk_kv_str(pk, "next", pa.ids[pa.n - 1]);
-	free(pa.ids);
+	if (more)
+		pk_kv_str(pk, "next", ids[n - 1]);
+	free(ids);
 	return 0;
 }
 
@@ -1006,45 +616,6 @@ approval_pack_one(msgpack_packer *pk, const char *id)
 	return 1;
 }
 
-struct count_arg {
-	size_t		 n;
-};
-
-static int
-count_txn(MDB_txn *txn, void *arg)
-{
-	struct count_arg	*ca = arg;
-	struct approval		 a;
-	MDB_cursor		*cur;
-	MDB_val			 k, v;
-	int			 rc;
-
-	ca->n = 0;
-	if ((rc = mdb_cursor_open(txn, store_dbi(ex->store, DB_APPROVALS),
-	    &cur)) != 0)
-		return rc;
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		if (approval_decode(v.mv_data, v.mv_size, &a) == -1)
-			continue;
-		if (effective_state(&a) == A_PENDING)
-			ca->n++;
-		approval_free(&a);
-	}
-	mdb_cursor_close(cur);
-	return rc == MDB_NOTFOUND ? 0 : rc;
-}
-
-size_t
-approvals_pending(void)
-{
-	struct count_arg	ca = { 0 };
-
-	if (store_read(ex->store, count_txn, &ca) != 0)
-		return 0;
-	return ca.n;
-}
-
 int
 approval_decide(const char *id, int approve, const char *who,
     const char *note, char *err, size_t errlen)
@@ -1086,7 +657,7 @@ approval_decide(const char *id, int approve, const char *who,
 	a.note = note ? xstrdup(note) : NULL;
 	if ((rc = approval_put(&a, 0)) != 0) {
 		snprintf(err, errlen, "the decision cannot be stored: %s",
-		    mdb_strerror(rc));
+		    store_strerror(rc));
 		approval_free(&a);
 		return -1;
 	}

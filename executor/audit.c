@@ -23,7 +23,6 @@
 
 #include <event2/event.h>
 #include <jansson.h>
-#include <lmdb.h>
 
 #include "common/log.h"
 #include "common/util.h"
@@ -199,7 +198,7 @@ seq_reserve(uint64_t seq)
 
 	if ((rc = store_put_u64(ex->store, SEQ_KEY, seq + SEQ_BLOCK)) != 0) {
 		log_warnx("audit: cannot reserve sequence numbers: %s",
-		    mdb_strerror(rc));
+		    store_strerror(rc));
 		return -1;
 	}
 	seq_reserved = seq + SEQ_BLOCK;
@@ -213,7 +212,7 @@ seq_init(uint64_t logged_seq)
 	int		rc;
 
 	if ((rc = store_get_u64(ex->store, SEQ_KEY, &stored)) != 0)
-		fatalx("audit: cannot read the sequence: %s", mdb_strerror(rc));
+		fatalx("audit: cannot read the sequence: %s", store_strerror(rc));
 	logged = logged_seq;
 	audit_seq = stored > logged ? stored : logged;
 	if (seq_reserve(audit_seq) == -1)

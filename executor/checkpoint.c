@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include "common/log.h"
 #include "common/xmalloc.h"
 #include "executor/checkpoint.h"
+#include "executor/record.h"
 #include "proto/proto.h"
 
 #define PREFIX		"tgc1."
@@ -44,17 +46,6 @@ static struct sigkey	*old_keys;	/* rotated out, still verifying */
 static size_t		 nold, oldcap;
 static char		key_path[4096], old_path[4096];
 static uint64_t		key_ttl_s;
-
-void
-checkpoint_free(struct checkpoint *cp)
-{
-	free(cp->tenant);
-	free(cp->env);
-	free(cp->run_id);
-	free(cp->step_id);
-	free(cp->tool);
-	memset(cp, 0, sizeof(*cp));
-}
 
 static void
 key_id(struct sigkey *k)
@@ -286,21 +277,59 @@ checkpoint_keys_rotate(char *err, size_t errlen)
 	return 0;
 }
 
+/* The signed payload: a checkpoint and the id of the key signing it. */
+struct payload {
+	struct checkpoint	 cp;
+	char			 kid[17];
+};
+
+#define STR(k, m, fl)	{ k, RF_STR, fl, offsetof(struct payload, cp.m), \
+			  0, 0, NULL, 0, 0, 0 }
+#define HEX(k, m, n)	{ k, RF_HEX, RF_REQUIRED, offsetof(struct payload, m), \
+			  0, n, NULL, 0, 0, 0 }
+/* In the order they are packed: checkpoints out there stay valid. */
+static const struct rec_field payload_fields[] = {
+	HEX("kid", kid, 16),
+	HEX("aid", cp.approval_id, APPROVAL_ID_LEN),
+	STR("tenant", tenant, RF_REQUIRED),
+	STR("env", env, RF_REQUIRED),
+	STR("run_id", run_id, RF_REQUIRED),
+	STR("step_id", step_id, 0),
+	STR("tool", tool, RF_REQUIRED),
+	HEX("args_sha256", cp.args_sha256, 64),
+	{ "exp", RF_UINT, RF_REQUIRED, offsetof(struct payload, cp.expires_at),
+	  0, 0, NULL, 0, 0, 0 },
+};
+#undef STR
+#undef HEX
+
+static const struct rec_schema payload_schema = {
+	"checkpoint", 0, payload_fields,
+	sizeof(payload_fields) / sizeof(payload_fields[0]),
+	sizeof(struct payload), NULL
+};
+
+void
+checkpoint_free(struct checkpoint *cp)
+{
+	struct payload	p;
+
+	memset(&p, 0, sizeof(p));
+	p.cp = *cp;
+	rec_free(&payload_schema, &p);
+	memset(cp, 0, sizeof(*cp));
+}
+
 static void
 pack_payload(msgpack_packer *pk, const struct checkpoint *cp,
     const char *kid)
 {
-	msgpack_pack_map(pk, cp->step_id != NULL ? 9 : 8);
-	pk_kv_str(pk, "kid", kid);
-	pk_kv_str(pk, "aid", cp->approval_id);
-	pk_kv_str(pk, "tenant", cp->tenant);
-	pk_kv_str(pk, "env", cp->env);
-	pk_kv_str(pk, "run_id", cp->run_id);
-	if (cp->step_id != NULL)
-		pk_kv_str(pk, "step_id", cp->step_id);
-	pk_kv_str(pk, "tool", cp->tool);
-	pk_kv_str(pk, "args_sha256", cp->args_sha256);
-	pk_kv_uint(pk, "exp", cp->expires_at);
+	struct payload	p;
+
+	memset(&p, 0, sizeof(p));
+	p.cp = *cp;
+	snprintf(p.kid, sizeof(p.kid), "%s", kid);
+	rec_pack(pk, &payload_schema, &p);
 }
 
 static void
@@ -343,100 +372,19 @@ checkpoint_sign(const struct checkpoint *cp)
 	return out;
 }
 
-static int
-copy_hex(const msgpack_object *o, char *out, size_t n)
-{
-	size_t	i;
-
-	if (o->type != MSGPACK_OBJECT_STR || o->via.str.size != n)
-		return -1;
-	for (i = 0; i < n; i++) {
-		char	ch = o->via.str.ptr[i];
-
-		if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')))
-			return -1;
-		out[i] = ch;
-	}
-	out[n] = '\0';
-	return 0;
-}
-
-static int
-take_str(const msgpack_object *o, char **out)
-{
-	if (*out != NULL || (*out = mp_strdup(o)) == NULL)
-		return -1;
-	return 0;
-}
-
 int
 checkpoint_decode_payload(const unsigned char *buf, size_t len,
     struct checkpoint *cp, char kid[17])
 {
-	msgpack_unpacked	 u;
-	const msgpack_object_kv	*kv;
-	const char		*why;
-	uint32_t		 i, seen = 0, bit;
-	int			 rc = -1;
+	struct payload	p;
 
-	memset(cp, 0, sizeof(*cp));
-	if (frame_unpack_map((const char *)buf, len, &u, &why) == -1)
+	if (rec_decode(&payload_schema, (const char *)buf, len, &p) == -1) {
+		memset(cp, 0, sizeof(*cp));
 		return -1;
-	for (i = 0; i < u.data.via.map.size; i++) {
-		kv = &u.data.via.map.ptr[i];
-		if (mp_streq(&kv->key, "kid")) {
-			bit = 1;
-			if (copy_hex(&kv->val, kid, 16) == -1)
-				goto out;
-		} else if (mp_streq(&kv->key, "aid")) {
-			bit = 2;
-			if (copy_hex(&kv->val, cp->approval_id,
-			    APPROVAL_ID_LEN) == -1)
-				goto out;
-		} else if (mp_streq(&kv->key, "tenant")) {
-			bit = 4;
-			if (take_str(&kv->val, &cp->tenant) == -1)
-				goto out;
-		} else if (mp_streq(&kv->key, "env")) {
-			bit = 8;
-			if (take_str(&kv->val, &cp->env) == -1)
-				goto out;
-		} else if (mp_streq(&kv->key, "run_id")) {
-			bit = 16;
-			if (take_str(&kv->val, &cp->run_id) == -1)
-				goto out;
-		} else if (mp_streq(&kv->key, "step_id")) {
-			bit = 32;
-			if (take_str(&kv->val, &cp->step_id) == -1)
-				goto out;
-		} else if (mp_streq(&kv->key, "tool")) {
-			bit = 64;
-			if (take_str(&kv->val, &cp->tool) == -1)
-				goto out;
-		} else if (mp_streq(&kv->key, "args_sha256")) {
-			bit = 128;
-			if (copy_hex(&kv->val, cp->args_sha256, 64) == -1)
-				goto out;
-		} else if (mp_streq(&kv->key, "exp")) {
-			bit = 256;
-			if (kv->val.type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-				goto out;
-			cp->expires_at = kv->val.via.u64;
-		} else
-			goto out;
-		if (seen & bit)
-			goto out;
-		seen |= bit;
 	}
-	/* Everything but step_id is required. */
-	if ((seen | 32) != 511)
-		goto out;
-	rc = 0;
-out:
-	msgpack_unpacked_destroy(&u);
-	if (rc == -1)
-		checkpoint_free(cp);
-	return rc;
+	*cp = p.cp;
+	memcpy(kid, p.kid, sizeof(p.kid));
+	return 0;
 }
 
 int

@@ -30,11 +30,13 @@
 #include "common/util.h"
 #include "common/xmalloc.h"
 #include "executor/approval.h"
+#include "executor/apstore.h"
 #include "executor/call.h"
 #include "executor/executor.h"
 #include "executor/fds.h"
 #include "executor/ledger.h"
 #include "executor/peers.h"
+#include "executor/store.h"
 #include "executor/toolrun.h"
 #include "proto/proto.h"
 
@@ -296,7 +298,7 @@ ctl_ledger(struct ctl_conn *cc, const msgpack_object *req,
 	if ((rc = ledger_page(ex->store, L_IN_DOUBT, after, limit, NULL, NULL,
 	    &n, last, &more)) != 0) {
 		ctl_error(cc, "the ledger cannot be read: %s",
-		    mdb_strerror(rc));
+		    store_strerror(rc));
 		free(after);
 		return;
 	}

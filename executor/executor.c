@@ -18,7 +18,6 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <lmdb.h>
 #include <sodium.h>
 
 #include "common/config.h"
@@ -123,7 +122,7 @@ ex_set_writes_off(int off, const char *who)
 		ex->writes_off = 1;
 	if ((rc = store_set_writes_off(ex->store, off)) != 0) {
 		log_warnx("kill switch: cannot store the state: %s",
-		    mdb_strerror(rc));
+		    store_strerror(rc));
 		if (!off)
 			return -1;
 	}
@@ -685,7 +684,7 @@ state_open(void)
 	store_set_reserve(ex->store, ex->conf->store_reserve);
 	if ((rc = store_get_writes_off(ex->store, &ex->writes_off)) != 0)
 		fatalx("store: cannot read the kill switch: %s",
-		    mdb_strerror(rc));
+		    store_strerror(rc));
 }
 
 /* Our end of the socketpair, which gatewayd left on EXECUTOR_FD. */

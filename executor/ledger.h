@@ -76,13 +76,6 @@ int		 ledger_run_add(MDB_txn *, struct store *, const char *tenant,
 int		 ledger_run_has(MDB_txn *, struct store *, const char *tenant,
 		    const char *run_id, const char *key);
 
-/*
- * An approval record is swept writes.retention_s after it expires: by
- * then it is expired, or decided long ago.
- */
-int		 ledger_expire_approval(MDB_txn *, struct store *,
-		    const char *id, uint64_t expires_ms);
-
 /* At start: every running record becomes in doubt.  *n gets the count. */
 int		 ledger_recover(struct store *, size_t *n);
 
@@ -103,15 +96,5 @@ int		 ledger_page(struct store *, enum ledger_state,
 		    void (*fn)(const char *, const struct ledger_rec *, void *),
 		    void *arg, size_t *n, char last[LEDGER_KEY_MAX + 1],
 		    int *more);
-
-/*
- * Remove settled records (done, failed), run records and approvals whose
- * time is 'retention' ms or more behind both clock_now (the store clock)
- * and wall_now (the wall clock), at most 'batch' in one transaction.
- * *removed gets the number removed; fewer than batch means it caught up.
- */
-int		 ledger_sweep(struct store *, uint64_t clock_now,
-		    uint64_t wall_now, uint64_t retention, size_t batch,
-		    size_t *removed);
 
 #endif

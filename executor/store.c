@@ -371,9 +371,46 @@ store_grow(struct store *st)
 	return 0;
 }
 
-int
-store_write_reserve(struct store *st, int (*fn)(MDB_txn *, void *),
-    void *arg)
+/*
+ * LMDB's error codes stop here: what leaves the store is STORE_NOTFOUND,
+ * STORE_FULL or STORE_ERR, or, untouched, 0, an errno, or a code of a
+ * transaction function's own (LEDGER_BUDGET...).  The LMDB error behind
+ * the last STORE_ERR is kept for store_strerror (the executor has one
+ * thread), so messages say what they said before.
+ */
+static int	last_mdb_err;
+
+static int
+store_rc(int rc)
+{
+	if (rc == MDB_NOTFOUND)
+		return STORE_NOTFOUND;
+	if (rc == MDB_MAP_FULL)
+		return STORE_FULL;
+	if (rc >= MDB_KEYEXIST && rc <= MDB_LAST_ERRCODE) {
+		last_mdb_err = rc;
+		return STORE_ERR;
+	}
+	return rc;
+}
+
+const char *
+store_strerror(int rc)
+{
+	switch (rc) {
+	case STORE_NOTFOUND:
+		return mdb_strerror(MDB_NOTFOUND);
+	case STORE_FULL:
+		return mdb_strerror(MDB_MAP_FULL);
+	case STORE_ERR:
+		return mdb_strerror(last_mdb_err);
+	}
+	/* An errno, or a code of our own (as mdb_strerror said it). */
+	return mdb_strerror(rc);
+}
+
+static int
+write_txn(struct store *st, int (*fn)(MDB_txn *, void *), void *arg)
 {
 	MDB_txn	*txn;
 	int	 rc;
@@ -402,12 +439,19 @@ store_write_reserve(struct store *st, int (*fn)(MDB_txn *, void *),
 }
 
 int
+store_write_reserve(struct store *st, int (*fn)(MDB_txn *, void *),
+    void *arg)
+{
+	return store_rc(write_txn(st, fn, arg));
+}
+
+int
 store_write_need(struct store *st, uint64_t need,
     int (*fn)(MDB_txn *, void *), void *arg)
 {
 	/* Refused as the map's hard limit is: nothing of it is stored. */
 	if (st->reserve > 0 && !store_has_room(st, need, need))
-		return MDB_MAP_FULL;
+		return STORE_FULL;
 	return store_write_reserve(st, fn, arg);
 }
 
@@ -424,10 +468,10 @@ store_read(struct store *st, int (*fn)(MDB_txn *, void *), void *arg)
 	int	 rc;
 
 	if ((rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn)) != 0)
-		return rc;
+		return store_rc(rc);
 	rc = fn(txn, arg);
 	mdb_txn_abort(txn);
-	return rc;
+	return store_rc(rc);
 }
 
 struct flag_arg {

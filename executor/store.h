@@ -23,6 +23,15 @@ enum store_db {
 
 struct store;
 
+/*
+ * What the store's functions return besides 0, a code of a transaction
+ * function's own and an errno: LMDB's error codes do not leave the store.
+ */
+#define STORE_NOTFOUND	(-30301)	/* no such record */
+#define STORE_FULL	(-30302)	/* the map is at store.max_map_size */
+#define STORE_ERR	(-30303)	/* any other LMDB error */
+const char	*store_strerror(int);
+
 struct store	*store_open(const char *dir, uint64_t map_size,
 		    uint64_t max_map_size, char *err, size_t errlen);
 void		 store_close(struct store *);
@@ -31,12 +40,13 @@ void		 store_close(struct store *);
  * Run fn inside one write transaction and commit it.  When the map is full
  * the transaction is aborted, the map grown (doubling, up to the hard
  * limit) and fn run again from the start, so fn must not have side effects
- * outside the transaction.  Returns 0, or an LMDB error (MDB_MAP_FULL once
- * the hard limit is reached), or what fn returned when it failed; nothing
- * is committed unless everything succeeded.
+ * outside the transaction.  Returns 0, or STORE_FULL once the hard limit
+ * is reached, or STORE_NOTFOUND or STORE_ERR for LMDB's other errors, or
+ * what else fn returned when it failed; nothing is committed unless
+ * everything succeeded.
  *
  * The reserve: ordinary writes (store_write, store_write_need) are refused
- * with MDB_MAP_FULL, before fn runs, unless the store has room for 'need'
+ * with STORE_FULL, before fn runs, unless the store has room for 'need'
  * bytes more than the reserve (store.reserve).  Deleting in LMDB takes free
  * pages too (copy-on-write), so the reserve is what lets the writes that
  * free room or stop things always run: the sweeper, outcomes of writes
@@ -57,7 +67,10 @@ uint64_t	 store_reserve(const struct store *);
  * values of chunk bytes, counting only pages it can really reuse; else 0.
  */
 int		 store_has_room(struct store *, uint64_t chunk, uint64_t need);
-/* A read-only transaction; fn's return value is passed through. */
+/*
+ * A read-only transaction; fn's return value is passed through (LMDB's
+ * errors as STORE_NOTFOUND, STORE_FULL or STORE_ERR).
+ */
 int		 store_read(struct store *, int (*fn)(MDB_txn *, void *),
 		    void *arg);
 MDB_dbi		 store_dbi(struct store *, enum store_db);

@@ -30,11 +30,13 @@
 #include "common/xmalloc.h"
 #include "executor/admit.h"
 #include "executor/approval.h"
+#include "executor/apstore.h"
 #include "executor/apquota.h"
 #include "executor/call.h"
 #include "executor/executor.h"
 #include "executor/ledger.h"
 #include "executor/store.h"
+#include "executor/sweep.h"
 #include "executor/toolrun.h"
 #include "proto/proto.h"
 
@@ -589,9 +591,9 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 		} else if (rc_in != 0) {
 			/* Nothing of this batch was recorded: nothing runs. */
 			snprintf(msg, sizeof(msg), "the write ledger cannot"
-			    " record the write: %s", rc_in == MDB_MAP_FULL ?
+			    " record the write: %s", rc_in == STORE_FULL ?
 			    "it is full (store.max_map_size)" :
-			    mdb_strerror(rc_in));
+			    store_strerror(rc_in));
 			log_warnx("ledger: %s: %s", w->key, msg);
 			wop_refuse_all(w, ST_ERROR, E_UNAVAILABLE, msg);
 		} else
@@ -682,7 +684,7 @@ write_start(struct call *c, const struct tool *tool)
 	}
 	if ((rc = store_read(ex->store, get_txn, &ga)) != 0) {
 		snprintf(msg, sizeof(msg), "the write ledger cannot be read:"
-		    " %s", mdb_strerror(rc));
+		    " %s", store_strerror(rc));
 		call_refuse(c, ST_ERROR, E_UNAVAILABLE, msg);
 		call_free(c);
 		return;
@@ -745,7 +747,7 @@ write_start(struct call *c, const struct tool *tool)
 /*
  * One pass of the sweeper: pending approvals past their expiry stop
  * counting against their tenant's quota, then expired records go.  Both
- * may use the store's reserve; when even that is not enough (MDB_MAP_FULL:
+ * may use the store's reserve; when even that is not enough (STORE_FULL:
  * deleting takes pages too), the batch is halved and tried again, down to
  * one entry, so a full store is never left unswept.  *full: a batch was
  * full, so more is due.
@@ -763,7 +765,7 @@ sweep_pass(size_t *full)
 		if (rc == 0)
 			rc = ledger_sweep(ex->store, store_clock_ms(ex->store),
 			    now_ms(), ex->conf->retention_s * 1000, batch, &nl);
-		if (rc != MDB_MAP_FULL || batch == 1)
+		if (rc != STORE_FULL || batch == 1)
 			break;
 		batch /= 2;
 		log_warnx("ledger: sweep: the store is full: batches of %zu",
@@ -790,7 +792,7 @@ sweep_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	(void)arg;
 	if ((rc = sweep_pass(&full)) != 0)
-		log_warnx("ledger: sweep: %s", mdb_strerror(rc));
+		log_warnx("ledger: sweep: %s", store_strerror(rc));
 	/* A full batch means more is due: go on soon, in a new transaction. */
 	tv.tv_sec = full ? 0 : 1;
 	tv.tv_usec = full ? 10000 : 0;
@@ -805,7 +807,7 @@ write_init(void)
 	int		rc;
 
 	if ((rc = ledger_recover(ex->store, &n)) != 0)
-		fatalx("ledger: recovery: %s", mdb_strerror(rc));
+		fatalx("ledger: recovery: %s", store_strerror(rc));
 	if (n > 0)
 		log_warnx("ledger: %zu writes are in doubt: see 'gatewayctl"
 		    " ledger'", n);
@@ -885,7 +887,7 @@ write_resolve(const char *key, int done, const char *who, char *err,
 	}
 	/* An operator's action: it may use the reserve. */
 	if ((rc = store_write_reserve(ex->store, resolve_txn, &ra)) != 0) {
-		snprintf(err, errlen, "the ledger: %s", mdb_strerror(rc));
+		snprintf(err, errlen, "the ledger: %s", store_strerror(rc));
 		return -1;
 	}
 	if (ra.found != L_IN_DOUBT && ra.found != L_RUNNING) {

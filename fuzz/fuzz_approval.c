@@ -1,5 +1,6 @@
 /*
- * libFuzzer target for approval_decode() (executor/approval.c): the input
+ * libFuzzer target for approval_decode() (executor/apstore.c,
+ * executor/record.c): the input
  * is an approval record as LMDB would hand it back.  Properties, each an
  * abort() when broken:
  *
@@ -11,14 +12,12 @@
  *  - round trip: approval_encode() then approval_decode() succeeds and
  *    gives the same fields, and encoding that again gives the same bytes.
  *
- * Build: this target links executor/approval.c, executor/checkpoint.c
- * (approval_request signs, approvals_init loads the keys) and
- * executor/store.c (the LMDB half) besides common/ and proto/.
- * approval.c's request/resume/wait paths also call into the executor
- * proper (the global 'ex', ex_send, call.c, audit.c); linking those would
- * drag in executor.c (which has main) and most of the daemon.  The decoder
- * needs none of it, so the LINK STUBS below satisfy the linker; each
- * aborts if it is ever reached, which this target never does.
+ * Build: this target links the approval store, executor/apstore.c, and
+ * what it stores through (record.c, store.c, apquota.c, and ledger.c with
+ * sweep.c for the expiry index) besides common/ and proto/.  The store
+ * reads the executor's global 'ex' for its store and quotas; the decoder
+ * and encoder never do, so 'ex' is defined here and left NULL.  The
+ * handlers (approval.c) are not linked: no stubs of the daemon needed.
  */
 
 #include <stdint.h>
@@ -30,84 +29,12 @@
 
 #include "common/frame.h"
 #include "fuzz/record_checks.h"
-#include "executor/approval.h"
-#include "executor/call.h"
+#include "executor/apstore.h"
 #include "executor/executor.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
-/*
- * LINK STUBS for the fuzz build only: symbols approval.c references from
- * executor.c, call.c and audit.c.  approval_decode/approval_encode use
- * none of them.
- */
 struct executor	*ex;
-
-void
-ex_send(struct msgbuf *mb)
-{
-	(void)mb;
-	abort();
-}
-
-int
-audit_write(const struct audit_rec *ar, int sync)
-{
-	(void)ar;
-	(void)sync;
-	abort();
-}
-
-int
-audit_up(void)
-{
-	abort();
-}
-
-struct call *
-call_new(const struct proto_msg *m, uint32_t ans_type)
-{
-	(void)m;
-	(void)ans_type;
-	abort();
-}
-
-void
-call_free(struct call *c)
-{
-	(void)c;
-	abort();
-}
-
-void
-call_refuse(struct call *c, const char *status, const char *reason,
-    const char *message)
-{
-	(void)c;
-	(void)status;
-	(void)reason;
-	(void)message;
-	abort();
-}
-
-void
-call_dispatch(struct call *c, const struct msgpack_object *args,
-    int approved)
-{
-	(void)c;
-	(void)args;
-	(void)approved;
-	abort();
-}
-
-const struct principal *
-peer_principal(const struct msgpack_object *body, uid_t *uid)
-{
-	(void)body;
-	(void)uid;
-	abort();
-}
-/* End of the link stubs. */
 
 static void
 fail(const char *what)

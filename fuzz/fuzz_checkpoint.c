@@ -48,7 +48,8 @@
  * removed at exit.  Run with FUZZ_CHECKPOINT_SEEDS=DIR to write signed
  * checkpoints for the seed corpus into DIR.
  *
- * Build: links executor/checkpoint.c besides common/ and proto/.
+ * Build: links executor/checkpoint.c and executor/record.c (the payload
+ * codec) besides common/ and proto/.
  */
 
 #include <stdint.h>

@@ -1,5 +1,6 @@
 /*
- * libFuzzer target for ledger_decode() (executor/ledger.c): the input is
+ * libFuzzer target for ledger_decode() (executor/ledger.c,
+ * executor/record.c): the input is
  * a ledger record as LMDB would hand it back.  Properties, each an
  * abort() when broken:
  *
@@ -12,9 +13,11 @@
  *    the same fields (strings, NULL or not, integers, the response
  *    bytes), and encoding that again gives the same bytes.
  *
- * Build: ledger.c calls into store.c (store_dbi and the transactions) for
- * its LMDB half, so this target links executor/ledger.c and
- * executor/store.c besides common/ and proto/.  Nothing else is needed.
+ * Build: ledger.c decodes with record.c and calls into store.c
+ * (store_dbi and the transactions) and sweep.c (the expiry index) for its
+ * LMDB half, so this target links executor/ledger.c, executor/record.c,
+ * executor/store.c and executor/sweep.c besides common/ and proto/.
+ * Nothing else is needed.
  */
 
 #include <stdint.h>

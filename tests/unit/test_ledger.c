@@ -18,6 +18,7 @@
 
 #include "executor/ledger.h"
 #include "executor/store.h"
+#include "executor/sweep.h"
 #include "proto/proto.h"
 #include "tests/unit/test.h"
 

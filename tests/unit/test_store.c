@@ -1,7 +1,7 @@
 /*
  * The executor's LMDB store (executor/store.c): the kill switch state and
  * its default, all-or-nothing write transactions, and a map that grows up
- * to its hard limit and then reports MDB_MAP_FULL without losing what was
+ * to its hard limit and then reports STORE_FULL without losing what was
  * committed before.
  */
 #include <sys/stat.h>
@@ -131,7 +131,7 @@ get_fn(MDB_txn *txn, void *arg)
 	return 0;
 }
 
-/* 0 and the value's length, or the LMDB error (MDB_NOTFOUND). */
+/* 0 and the value's length, or the store's error (STORE_NOTFOUND). */
 static int
 get_key(struct store *st, const char *key, unsigned char fill, size_t *len)
 {
@@ -251,8 +251,8 @@ test_failed_write(void)
 	pa.fail = 42;
 	ASSERT_EQ_INT(store_write(st, put_fn, &pa), 42);
 	ASSERT_EQ_INT(pa.calls, 1);
-	ASSERT_EQ_INT(get_key(st, "a", 'x', &len), MDB_NOTFOUND);
-	ASSERT_EQ_INT(get_key(st, "b", 'x', &len), MDB_NOTFOUND);
+	ASSERT_EQ_INT(get_key(st, "a", 'x', &len), STORE_NOTFOUND);
+	ASSERT_EQ_INT(get_key(st, "b", 'x', &len), STORE_NOTFOUND);
 
 	/* The same succeeding commits both. */
 	pa.fail = 0;
@@ -281,7 +281,7 @@ test_failed_write(void)
 
 /*
  * A 1 MiB map growing to at most 2 MiB: writes of 64 KiB values succeed
- * until the map is at its limit and full, then MDB_MAP_FULL.
+ * until the map is at its limit and full, then STORE_FULL.
  */
 /* Empty DB_META, where test_map_full puts its values. */
 static int
@@ -321,7 +321,7 @@ test_map_full(void)
 		ASSERT(store_map_size(st) >= before_full);
 		ASSERT(store_map_size(st) <= 2 * MIB);
 	}
-	ASSERT_EQ_INT(rc, MDB_MAP_FULL);
+	ASSERT_EQ_INT(rc, STORE_FULL);
 	/* Some went in: 1 MiB holds several pairs of 64 KiB. */
 	ASSERT(n > 4);
 	/* It had grown to the hard limit before it gave up. */
@@ -336,10 +336,10 @@ test_map_full(void)
 		ASSERT_EQ_INT(get_key(st, key2[i], (unsigned char)i, &len), 0);
 		ASSERT_EQ_INT(len, BIGVAL);
 	}
-	ASSERT_EQ_INT(get_key(st, keys[n], (unsigned char)n, &len), MDB_NOTFOUND);
-	ASSERT_EQ_INT(get_key(st, key2[n], (unsigned char)n, &len), MDB_NOTFOUND);
+	ASSERT_EQ_INT(get_key(st, keys[n], (unsigned char)n, &len), STORE_NOTFOUND);
+	ASSERT_EQ_INT(get_key(st, key2[n], (unsigned char)n, &len), STORE_NOTFOUND);
 	/* Full stays full: the next big write fails the same way. */
-	ASSERT_EQ_INT(store_write(st, put_fn, &pa), MDB_MAP_FULL);
+	ASSERT_EQ_INT(store_write(st, put_fn, &pa), STORE_FULL);
 	store_close(st);
 
 	/* Reopened with the small map: all still there. */
@@ -352,7 +352,7 @@ test_map_full(void)
 		ASSERT_EQ_INT(j, 0);
 		ASSERT_EQ_INT(len, BIGVAL);
 	}
-	ASSERT_EQ_INT(get_key(st, keys[n], (unsigned char)n, &len), MDB_NOTFOUND);
+	ASSERT_EQ_INT(get_key(st, keys[n], (unsigned char)n, &len), STORE_NOTFOUND);
 	/* Full: no room for one more big value. */
 	room = store_room(st, BIGVAL);
 	ASSERT(room < 2 * BIGVAL);
@@ -394,7 +394,7 @@ test_map_no_growth(void)
 		if ((rc = store_write(st, put_fn, &pa)) != 0)
 			break;
 	}
-	ASSERT_EQ_INT(rc, MDB_MAP_FULL);
+	ASSERT_EQ_INT(rc, STORE_FULL);
 	ASSERT(n > 0 && n < 16);
 	ASSERT_EQ_INT(store_map_size(st), MIB);
 	ASSERT(pa.calls == 1);		/* no retry without growth */
@@ -433,7 +433,7 @@ test_reserve(void)
 		if ((rc = store_write_need(st, BIGVAL, put_fn, &pa)) != 0)
 			break;
 	}
-	ASSERT_EQ_INT(rc, MDB_MAP_FULL);
+	ASSERT_EQ_INT(rc, STORE_FULL);
 	ASSERT(pa.calls == 0);		/* refused before fn ran */
 	ASSERT(n > 4);
 	/* The reserve is still there: writes allowed into it fit. */
@@ -441,7 +441,7 @@ test_reserve(void)
 	calls = pa.calls;
 	ASSERT_EQ_INT(store_write_reserve(st, put_fn, &pa), 0);
 	ASSERT_EQ_INT(pa.calls, calls + 1);
-	ASSERT_EQ_INT(store_write(st, put_fn, &pa), MDB_MAP_FULL);
+	ASSERT_EQ_INT(store_write(st, put_fn, &pa), STORE_FULL);
 	/* Deleting everything fits, and the room comes back for all. */
 	ASSERT_EQ_INT(store_write_reserve(st, del_all_fn, st), 0);
 	ASSERT_EQ_INT(store_has_room(st, BIGVAL, (uint64_t)n * BIGVAL), 1);

@@ -1,0 +1,86 @@
+/*
+ * The approval store: the records of writes that policy puts before an
+ * operator (DB_APPROVALS, keyed by approval id).  A record holds
+ * everything needed to run the write later, so the agent's resume carries
+ * only the signed checkpoint.  The handlers are in approval.c.
+ */
+#ifndef TG_APSTORE_H
+#define TG_APSTORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <lmdb.h>
+
+#include "executor/checkpoint.h"
+
+enum approval_state {
+	A_PENDING = 1,
+	A_APPROVED,
+	A_DENIED,
+	A_EXPIRED,	/* never stored: a pending record past its expiry */
+};
+
+struct approval {
+	char			 id[APPROVAL_ID_LEN + 1];
+	enum approval_state	 state;
+	char			*tenant;
+	char			*env;
+	char			*run_id;
+	char			*step_id;	/* may be NULL */
+	char			*tool;
+	char			*args_hash;
+	char			 args_sha256[65];
+	char			*args;		/* the args map, packed */
+	size_t			 argslen;
+	uint64_t		 uid;
+	uint64_t		 created_ms;
+	uint64_t		 expires_at;	/* seconds */
+	uint64_t		 decided_ms;
+	uint64_t		 started_ms;	/* its write first started; 0: never */
+	char			*approver;
+	char			*note;
+};
+
+const char	*approval_state_str(enum approval_state);
+/* The state now: a pending approval past its expiry is A_EXPIRED. */
+enum approval_state approval_effective_state(const struct approval *);
+void		 approval_free(struct approval *);
+char		*approval_encode(const struct approval *, size_t *len);
+int		 approval_decode(const char *buf, size_t len, struct approval *);
+
+/*
+ * The record of 'id': 1 found, 0 absent (or it does not decode: nothing
+ * runs), -1 when the store cannot be read.
+ */
+int	approval_get(const char *id, struct approval *);
+/*
+ * Store a new record ('created': counted against the tenant's quota and
+ * indexed for the sweeper) or a decision (off the quota).  0 or an error:
+ * APQUOTA_COUNT, APQUOTA_BYTES, or an LMDB error.
+ */
+int	approval_put(struct approval *, int created);
+
+/*
+ * Inside the intent transaction of a resumed write (write.c).  An approval
+ * is single use: once its write has started, a resume gets that write's
+ * stored result, or a retry after a clean failure (L_FAILED), never a new
+ * run.  approval_check_txn returns 0 when approval 'id' may start its
+ * write, the key's ledger record being in state 'st', APPROVAL_USED when
+ * it was used and its result is gone, or an LMDB error;
+ * approval_start_txn records that its write started.
+ */
+#define APPROVAL_USED	(-30101)
+int	approval_check_txn(MDB_txn *, const char *id, int st);
+int	approval_start_txn(MDB_txn *, const char *id);
+
+/* Pending approvals now (0 when the store cannot be read). */
+size_t	approvals_pending(void);
+/*
+ * The ids of at most limit pending approvals after 'after' (NULL: from
+ * the first), in id order, into ids (room for limit); *more when another
+ * follows.  0, or an LMDB error.
+ */
+int	approvals_page(const char *after, size_t limit,
+	    char (*ids)[APPROVAL_ID_LEN + 1], size_t *n, int *more);
+
+#endif
