@@ -22,6 +22,8 @@
 #include <stdint.h>
 #include <msgpack.h>
 
+#include "common/mpack.h"
+
 #define PROTO_VERSION		6
 #define AGENT_PROTO_VERSION	1	/* the "v" answered to hello */
 
@@ -81,42 +83,9 @@ int	proto_decode(const char *buf, size_t len, struct proto_msg *m,
 	    char *err, size_t errlen);
 void	proto_msg_free(struct proto_msg *m);
 
-/*
- * A frame under construction: room for the length is kept at the front
- * and filled in by msgbuf_finish().
- */
-struct msgbuf {
-	msgpack_sbuffer	 sbuf;
-	msgpack_packer	 pk;
-};
-
-void	msgbuf_init(struct msgbuf *);
 /* Start a socketpair message of 'type' whose body has 'nfields' keys. */
 void	msgbuf_begin_msg(struct msgbuf *, uint32_t type, uint64_t id,
 	    uint32_t nfields);
-/* Fill in the length; returns the whole frame. */
-const char *msgbuf_finish(struct msgbuf *, size_t *len);
-void	msgbuf_reset(struct msgbuf *);
-void	msgbuf_free(struct msgbuf *);
-
-/* Body helpers: each packs one key and its value. */
-void	pk_str(msgpack_packer *, const char *s);
-void	pk_strn(msgpack_packer *, const char *s, size_t len);
-void	pk_kv_str(msgpack_packer *, const char *key, const char *val);
-void	pk_kv_uint(msgpack_packer *, const char *key, uint64_t val);
-void	pk_kv_int(msgpack_packer *, const char *key, int64_t val);
-void	pk_kv_bool(msgpack_packer *, const char *key, int val);
-void	pk_kv_nil(msgpack_packer *, const char *key);
-
-/* Reading: a map's value by key, or NULL. */
-const msgpack_object *mp_get(const msgpack_object *map, const char *key);
-/* A str object as a NUL-terminated copy; NULL when not a string or it holds NUL. */
-char	*mp_strdup(const msgpack_object *o);
-int	 mp_streq(const msgpack_object *o, const char *s);
-/* Does a str object hold a NUL byte? */
-int	 mp_has_nul(const msgpack_object *o);
-/* Does a map hold some key twice?  Decoders refuse such maps. */
-int	 mp_dup_keys(const msgpack_object *map);
 
 /* Agent ops. */
 #define OP_HELLO		"hello"
