@@ -7,7 +7,6 @@
 #include <msgpack.h>
 
 #include "common/frame.h"
-#include "common/log.h"
 #include "common/mpack.h"
 #include "common/xmalloc.h"
 
@@ -44,25 +43,44 @@ msgbuf_free(struct msgbuf *mb)
 }
 
 /*
- * The packer writes into an sbuffer; the fields go first and the map
- * header is slipped in front of them at the end, at its shortest form,
- * so the bytes are those of a map packed with its size known.
+ * The fields go first and the map header is slipped in front of them at
+ * the end, in its shortest form, so the bytes are those of a map packed
+ * with its size known.
  */
-void
-mpmap_begin(struct mpmap *m, msgpack_packer *pk)
+static void
+begin_at(struct mpmap *m, msgpack_packer *pk, msgpack_sbuffer *sb)
 {
-	if (pk->callback != msgpack_sbuffer_write)
-		fatalx("mpmap_begin: the packer does not write to a buffer");
 	m->pk = pk;
-	m->sb = pk->data;
-	m->start = m->sb->size;
+	m->sb = sb;
+	m->start = sb->size;
 	m->n = 0;
+}
+
+void
+mpmap_begin(struct mpmap *m, struct msgbuf *mb)
+{
+	begin_at(m, &mb->pk, &mb->sbuf);
+}
+
+void
+mpmap_begin_in(struct mpmap *inner, struct mpmap *outer, const char *key)
+{
+	(void)mpmap_key(outer, key);
+	begin_at(inner, outer->pk, outer->sb);
 }
 
 msgpack_packer *
 mpmap_key(struct mpmap *m, const char *key)
 {
 	pk_str(m->pk, key);
+	m->n++;
+	return m->pk;
+}
+
+msgpack_packer *
+mpmap_key_obj(struct mpmap *m, const msgpack_object *key)
+{
+	msgpack_pack_object(m->pk, *key);
 	m->n++;
 	return m->pk;
 }

@@ -27,11 +27,11 @@ void	msgbuf_free(struct msgbuf *);
 
 /*
  * A map whose size is the number of fields packed into it: no count is
- * stated by hand.  The packer must write into a msgpack_sbuffer (as a
- * msgbuf's does); the header goes in front of the fields at mpmap_end().
- * Maps nest: end the inner one before the outer one.
+ * stated by hand.  It is packed into a msgbuf; the header goes in front
+ * of the fields at mpmap_end().  Maps nest (mpmap_begin_in): end the
+ * inner one before the outer one.
  *
- *	mpmap_begin(&m, &mb.pk);
+ *	mpmap_begin(&m, &mb);
  *	mpmap_str(&m, "status", ST_OK);
  *	mpmap_str_opt(&m, "run_id", run_id);	(skipped when NULL)
  *	mpmap_end(&m);
@@ -43,9 +43,14 @@ struct mpmap {
 	uint32_t	 n;
 };
 
-void	mpmap_begin(struct mpmap *, msgpack_packer *);
+void	mpmap_begin(struct mpmap *, struct msgbuf *);
+/* A map as the value of 'key' in 'outer'. */
+void	mpmap_begin_in(struct mpmap *inner, struct mpmap *outer,
+	    const char *key);
 /* Packs the key and counts the field; the caller packs the value on pk. */
 msgpack_packer *mpmap_key(struct mpmap *, const char *key);
+/* The same, for a key copied from another map. */
+msgpack_packer *mpmap_key_obj(struct mpmap *, const msgpack_object *key);
 void	mpmap_str(struct mpmap *, const char *key, const char *val);
 void	mpmap_str_opt(struct mpmap *, const char *key, const char *val);
 void	mpmap_uint(struct mpmap *, const char *key, uint64_t val);

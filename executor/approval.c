@@ -402,16 +402,18 @@ send_response(uint32_t type, uint64_t id, const char *status,
     const char *k1, const char *v1, const char *k2, const char *v2)
 {
 	struct msgbuf	mb;
+	struct mpmap	body, resp;
 
 	msgbuf_init(&mb);
-	msgbuf_begin_msg(&mb, type, id, 1);
-	pk_str(&mb.pk, "response");
-	msgpack_pack_map(&mb.pk, 1 + (k1 != NULL) + (k2 != NULL));
-	pk_kv_str(&mb.pk, "status", status);
+	msgbuf_begin_msg(&mb, type, id, &body);
+	mpmap_begin_in(&resp, &body, "response");
+	mpmap_str(&resp, "status", status);
 	if (k1 != NULL)
-		pk_kv_str(&mb.pk, k1, v1);
+		mpmap_str(&resp, k1, v1);
 	if (k2 != NULL)
-		pk_kv_str(&mb.pk, k2, v2);
+		mpmap_str(&resp, k2, v2);
+	mpmap_end(&resp);
+	mpmap_end(&body);
 	ex_send(&mb);
 	msgbuf_free(&mb);
 }
@@ -480,6 +482,7 @@ approval_request(struct call *c, const msgpack_object *args)
 	msgpack_sbuffer		 sb;
 	msgpack_packer		 pk;
 	struct msgbuf		 mb;
+	struct mpmap		 body, resp;
 	unsigned char		 rnd[APPROVAL_ID_LEN / 2];
 	unsigned char		 h[crypto_hash_sha256_BYTES];
 	char			*token, exp[32];
@@ -533,17 +536,18 @@ approval_request(struct call *c, const msgpack_object *args)
 
 	snprintf(exp, sizeof(exp), "%llu", (unsigned long long)a.expires_at);
 	msgbuf_init(&mb);
-	msgbuf_begin_msg(&mb, c->ans_type, c->id, 1);
-	pk_str(&mb.pk, "response");
-	msgpack_pack_map(&mb.pk, 7);
-	pk_kv_str(&mb.pk, "status", ST_NEEDS_APPROVAL);
-	pk_kv_str(&mb.pk, "stop_reason", R_APPROVAL_REQUIRED);
-	pk_kv_str(&mb.pk, "approval_id", a.id);
-	pk_kv_str(&mb.pk, "checkpoint", token);
-	pk_kv_str(&mb.pk, "args_hash", a.args_hash);
-	pk_kv_uint(&mb.pk, "expires_at", a.expires_at);
-	pk_kv_str(&mb.pk, "message", "this write needs an operator's"
+	msgbuf_begin_msg(&mb, c->ans_type, c->id, &body);
+	mpmap_begin_in(&resp, &body, "response");
+	mpmap_str(&resp, "status", ST_NEEDS_APPROVAL);
+	mpmap_str(&resp, "stop_reason", R_APPROVAL_REQUIRED);
+	mpmap_str(&resp, "approval_id", a.id);
+	mpmap_str(&resp, "checkpoint", token);
+	mpmap_str(&resp, "args_hash", a.args_hash);
+	mpmap_uint(&resp, "expires_at", a.expires_at);
+	mpmap_str(&resp, "message", "this write needs an operator's"
 	    " approval: resume with the checkpoint once approved");
+	mpmap_end(&resp);
+	mpmap_end(&body);
 	ex_send(&mb);
 	msgbuf_free(&mb);
 	free(token);
@@ -617,7 +621,7 @@ resume_decided(struct call *c, const struct approval *a)
 void
 approval_resume(const struct proto_msg *m)
 {
-	const msgpack_object	*tok = mp_get(m->body, "checkpoint");
+	const char		*tok = m->resume.checkpoint;
 	struct checkpoint	 cp;
 	struct approval		 a;
 	struct call		*c;
@@ -626,7 +630,7 @@ approval_resume(const struct proto_msg *m)
 
 	if ((c = call_new(m, MSG_RESUME_ANS)) == NULL)
 		return;
-	if (checkpoint_verify(tok->via.str.ptr, tok->via.str.size, &cp, err,
+	if (checkpoint_verify(tok, strlen(tok), &cp, err,
 	    sizeof(err)) == -1) {
 		c->tool = xstrdup("-");
 		call_refuse(c, ST_DENIED, R_BAD_SIGNATURE, err);
@@ -711,17 +715,18 @@ waiter_timeout(evutil_socket_t fd, short what, void *arg)
 void
 approval_wait(const struct proto_msg *m)
 {
-	const msgpack_object	*aid = mp_get(m->body, "approval_id");
+	const char		*id = m->wait.approval_id;
 	const struct principal	*p;
+	struct claim		 cl;
 	struct approval		 a;
 	struct waiter		*w;
 	struct timeval		 tv;
 	uint64_t		 ms, left;
-	char			*id = mp_strdup(aid);
 	uid_t			 uid;
 	int			 found;
 
-	p = peer_principal(m->body, &uid);
+	request_claim(m, &cl);
+	p = peer_principal(&cl, &uid);
 	found = approval_get(id, &a);
 	/* Another principal's approval is answered as if it did not exist. */
 	if (p == NULL || found != 1 || strcmp(a.tenant, p->tenant) != 0 ||
@@ -735,7 +740,7 @@ approval_wait(const struct proto_msg *m)
 		    approval_state_str(effective_state(&a)), "approval_id", id);
 		goto out;
 	}
-	ms = mp_get(m->body, "timeout_ms")->via.u64;
+	ms = m->wait.timeout_ms;
 	if (ms > WAIT_MAX_MS)
 		ms = WAIT_MAX_MS;
 	/* Wake at the expiry at the latest, to say so. */
@@ -744,7 +749,7 @@ approval_wait(const struct proto_msg *m)
 		ms = left;
 	w = xcalloc(1, sizeof(*w));
 	w->id = m->id;
-	w->conn = mp_get(m->body, "conn")->via.u64;
+	w->conn = m->wait.conn;
 	memcpy(w->approval_id, a.id, sizeof(w->approval_id));
 	w->timer = evtimer_new(ex->base, waiter_timeout, w);
 	tv.tv_sec = (time_t)(ms / 1000);
@@ -754,7 +759,6 @@ approval_wait(const struct proto_msg *m)
 	nwaiters++;
 out:
 	approval_free(&a);
-	free(id);
 }
 
 size_t

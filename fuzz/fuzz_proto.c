@@ -13,7 +13,7 @@
  *    kept here (so a change to proto.c's table without a change here is
  *    noticed): every key known, none twice, every required key present,
  *    each value of its type (strings without NUL);
- *  - re-encoding with msgbuf_begin_msg() and msgpack_pack_object() for
+ *  - re-encoding with msgbuf_begin_envelope() and msgpack_pack_object() for
  *    each field, then decoding the frame's body, gives the same type, id
  *    and an equal body.
  */
@@ -158,7 +158,8 @@ check_reencode(const struct proto_msg *m)
 	uint32_t		 i;
 
 	msgbuf_init(&mb);
-	msgbuf_begin_msg(&mb, m->type, m->id, m->body->via.map.size);
+	msgbuf_begin_envelope(&mb, m->type, m->id);
+	msgpack_pack_map(&mb.pk, m->body->via.map.size);
 	for (i = 0; i < m->body->via.map.size; i++) {
 		msgpack_pack_object(&mb.pk, m->body->via.map.ptr[i].key);
 		msgpack_pack_object(&mb.pk, m->body->via.map.ptr[i].val);

@@ -327,9 +327,9 @@ req_step_id(const msgpack_object *o, char **out)
 }
 
 static void
-call_answered(const msgpack_object *body, void *arg)
+call_answered(const struct proto_msg *m, void *arg)
 {
-	const msgpack_object *resp = mp_get(body, "response");
+	const msgpack_object *resp = m->ans.response;
 	struct req	*r = arg;
 	struct conn	*c = r->conn;
 	struct msgbuf	 mb;
@@ -340,8 +340,8 @@ call_answered(const msgpack_object *body, void *arg)
 	LIST_REMOVE(r, entry);
 	c->inflight--;
 	/* A resume's run is the checkpoint's, which the executor names. */
-	if (r->run_id == NULL && mp_get(body, "run_id") != NULL)
-		r->run_id = mp_strdup(mp_get(body, "run_id"));
+	if (r->run_id == NULL && m->ans.run_id != NULL)
+		r->run_id = xstrdup(m->ans.run_id);
 	status = mp_get(resp, "status");
 	if (status == NULL)
 		fatalx("executor answered without a status");
@@ -434,16 +434,29 @@ req_run(struct conn *c, const char *id, size_t idlen, const char *run_id,
 	return run;
 }
 
-/* Park the request until the executor answers it. */
+/* Who the executor is told asks: packed by the exec_* wrappers. */
+static void
+conn_who(const struct conn *c, struct exec_who *w)
+{
+	w->conn = c->id;
+	w->uid = c->uid;
+	w->gid = c->gid;
+	w->pid = c->pid;
+	w->tenant = c->pr->tenant;
+	w->env = c->pr->env;
+}
+
+/*
+ * Park a request until the executor answers it; the caller sends it and
+ * sets exec_id.
+ */
 static struct req *
-req_forward(struct conn *c, const char *id, size_t idlen, uint64_t xid,
-    struct msgbuf *mb, char *run_id)
+req_park(struct conn *c, const char *id, size_t idlen, char *run_id)
 {
 	struct req	*r;
 
 	r = xcalloc(1, sizeof(*r));
 	r->conn = c;
-	r->exec_id = xid;
 	r->id = idlen ? xmalloc(idlen) : NULL;
 	if (idlen)
 		memcpy(r->id, id, idlen);
@@ -451,7 +464,6 @@ req_forward(struct conn *c, const char *id, size_t idlen, uint64_t xid,
 	r->run_id = run_id;
 	LIST_INSERT_HEAD(&c->reqs, r, entry);
 	c->inflight++;
-	exec_send(xid, mb, call_answered, r);
 	return r;
 }
 
@@ -465,8 +477,7 @@ op_call(struct conn *c, const char *id, size_t idlen,
 	char			 hash[ARGS_HASH_LEN + 1], msg[512];
 	struct run		*run;
 	struct req		*r;
-	struct msgbuf		 mb;
-	uint64_t		 xid;
+	struct exec_who		 who;
 	enum gate		 g;
 
 	if ((run_id = req_str(mp_get(reqm, "run_id"), MAX_RUN_ID)) == NULL) {
@@ -511,20 +522,10 @@ op_call(struct conn *c, const char *id, size_t idlen,
 		goto out;
 	}
 
-	xid = exec_begin(&mb, MSG_CALL, step_id != NULL ? 10 : 9);
-	pk_kv_uint(&mb.pk, "conn", c->id);
-	pk_kv_uint(&mb.pk, "uid", c->uid);
-	pk_kv_uint(&mb.pk, "gid", c->gid);
-	pk_kv_uint(&mb.pk, "pid", (uint64_t)c->pid);
-	pk_kv_str(&mb.pk, "tenant", c->pr->tenant);
-	pk_kv_str(&mb.pk, "env", c->pr->env);
-	pk_kv_str(&mb.pk, "run_id", run_id);
-	if (step_id != NULL)
-		pk_kv_str(&mb.pk, "step_id", step_id);
-	pk_kv_str(&mb.pk, "tool", tool);
-	pk_str(&mb.pk, "args");
-	msgpack_pack_object(&mb.pk, *args);
-	r = req_forward(c, id, idlen, xid, &mb, run_id);
+	conn_who(c, &who);
+	r = req_park(c, id, idlen, run_id);
+	r->exec_id = exec_call(&who, run_id, step_id, tool, args,
+	    call_answered, r);
 	run_id = NULL;
 	if (g == GATE_WRITE) {
 		r->wtool = tool;
@@ -593,8 +594,8 @@ op_resume(struct conn *c, const char *id, size_t idlen,
     const msgpack_object *reqm)
 {
 	const msgpack_object	*cp = mp_get(reqm, "checkpoint");
-	struct msgbuf		 mb;
-	uint64_t		 xid;
+	struct exec_who		 who;
+	struct req		*r;
 
 	if (cp == NULL || cp->type != MSGPACK_OBJECT_STR ||
 	    cp->via.str.size == 0 || cp->via.str.size > MAX_CHECKPOINT ||
@@ -604,16 +605,9 @@ op_resume(struct conn *c, const char *id, size_t idlen,
 		return;
 	}
 	/* Only the executor can verify it: gatewayd holds no key. */
-	xid = exec_begin(&mb, MSG_RESUME, 7);
-	pk_kv_uint(&mb.pk, "conn", c->id);
-	pk_kv_uint(&mb.pk, "uid", c->uid);
-	pk_kv_uint(&mb.pk, "gid", c->gid);
-	pk_kv_uint(&mb.pk, "pid", (uint64_t)c->pid);
-	pk_kv_str(&mb.pk, "tenant", c->pr->tenant);
-	pk_kv_str(&mb.pk, "env", c->pr->env);
-	pk_str(&mb.pk, "checkpoint");
-	msgpack_pack_object(&mb.pk, *cp);
-	req_forward(c, id, idlen, xid, &mb, NULL);
+	conn_who(c, &who);
+	r = req_park(c, id, idlen, NULL);
+	r->exec_id = exec_resume(&who, cp, call_answered, r);
 }
 
 static void
@@ -622,8 +616,8 @@ op_wait(struct conn *c, const char *id, size_t idlen,
 {
 	const msgpack_object	*aid = mp_get(reqm, "approval_id");
 	const msgpack_object	*tmo = mp_get(reqm, "timeout_ms");
-	struct msgbuf		 mb;
-	uint64_t		 xid;
+	struct exec_who		 who;
+	struct req		*r;
 
 	if (aid == NULL || aid->type != MSGPACK_OBJECT_STR ||
 	    aid->via.str.size == 0 || aid->via.str.size > 64 ||
@@ -637,16 +631,9 @@ op_wait(struct conn *c, const char *id, size_t idlen,
 		    "timeout_ms must be a non-negative integer");
 		return;
 	}
-	xid = exec_begin(&mb, MSG_WAIT, 7);
-	pk_kv_uint(&mb.pk, "conn", c->id);
-	pk_kv_uint(&mb.pk, "uid", c->uid);
-	pk_kv_uint(&mb.pk, "gid", c->gid);
-	pk_kv_str(&mb.pk, "tenant", c->pr->tenant);
-	pk_kv_str(&mb.pk, "env", c->pr->env);
-	pk_str(&mb.pk, "approval_id");
-	msgpack_pack_object(&mb.pk, *aid);
-	pk_kv_uint(&mb.pk, "timeout_ms", tmo->via.u64);
-	req_forward(c, id, idlen, xid, &mb, NULL);
+	conn_who(c, &who);
+	r = req_park(c, id, idlen, NULL);
+	r->exec_id = exec_wait(&who, aid, tmo->via.u64, call_answered, r);
 }
 
 /*

@@ -46,18 +46,29 @@ def need_root():
         raise Skip("needs root")
 
 
+_PROTO = None
+
+
+def proto_table():
+    """The socketpair protocol table, as the executor dumps it
+    (executor --dump-proto): version, then per type its name, number,
+    direction, answer type, permits and fields."""
+    global _PROTO
+    if _PROTO is None:
+        out = subprocess.run([EXECUTOR, "--dump-proto"], check=True,
+                             stdout=subprocess.PIPE).stdout
+        _PROTO = json.loads(out)
+    return _PROTO
+
+
 def msg_types():
-    """The socketpair message types, read from the one place that defines them."""
-    text = open(os.path.join(ROOT, "proto", "proto.h")).read()
-    body = re.search(r"enum msg_type \{(.*?)\};", text, re.S).group(1)
-    names = re.findall(r"^\s*(MSG_[A-Z_]+)", body, re.M)
-    return {n: i for i, n in enumerate(names)}
+    """The socketpair message types by name (MSG_HELLO: 1, ...), from the program."""
+    return {t["name"]: t["type"] for t in proto_table()["types"]}
 
 
 def proto_version():
-    """PROTO_VERSION, read from proto/proto.h like the message types."""
-    text = open(os.path.join(ROOT, "proto", "proto.h")).read()
-    return int(re.search(r"#define PROTO_VERSION\s+(\d+)", text).group(1))
+    """PROTO_VERSION, from the program like the message types."""
+    return proto_table()["version"]
 
 
 def tool(name):

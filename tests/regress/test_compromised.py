@@ -150,13 +150,14 @@ class Executor:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def schema(var):
-    """A socketpair message's fields, read from proto/proto.c (the one place
-    that defines them): [(key, type, optional)]."""
-    text = open(os.path.join(ROOT, "proto", "proto.c")).read()
-    body = re.search(r"struct field %s\[\] = \{(.*?)\};" % var, text, re.S).group(1)
-    return [(k, t, o == "1") for k, t, o in
-            re.findall(r'\{\s*"(\w+)",\s*(F_\w+),\s*(\d)\s*\}', body)]
+def schema(name):
+    """A socketpair message's fields, as the executor dumps its protocol
+    table (executor --dump-proto): [(key, type, optional)]."""
+    for t in proto_table()["types"]:
+        if t["name"] == name:
+            return [(f["key"], "F_" + f["type"].upper(), f["optional"])
+                    for f in t["fields"]]
+    raise KeyError(name)
 
 
 DEFAULTS = {"F_UINT": 0, "F_STR": "x", "F_MAP": {}, "F_BOOL": False, "F_DOUBLE": 0.0}
@@ -167,7 +168,7 @@ def call_body(**over):
     known = {"conn": 1, "uid": AGENT_UID, "gid": AGENT_GID, "pid": 4242, "tenant": "acme",
              "env": "prod", "run_id": "evil", "tool": "record", "args": {"k": "v"}}
     body = {}
-    for key, ftype, optional in schema("f_call"):
+    for key, ftype, optional in schema("MSG_CALL"):
         if not optional:
             body[key] = known.get(key, DEFAULTS[ftype])
     assert set(known) <= set(body), (known, body)
@@ -658,7 +659,7 @@ def audit_body(**over):
     known = {"conn": 1, "uid": AGENT_UID, "gid": AGENT_GID, "tenant": "acme", "env": "prod",
              "run_id": "tok", "decision": "stopped", "reason": "budget_exceeded",
              "message": "the run used 900 tokens (budgets.max_tokens_per_run is 10)"}
-    keys = [k for k, _, _ in schema("f_audit")]
+    keys = [k for k, _, _ in schema("MSG_AUDIT")]
     known.update(over)
     return {k: v for k, v in known.items() if k in keys}
 
@@ -783,7 +784,7 @@ def audit_claims_are_checked_against_the_peer():
         assert "globex" in e.log(), e.log()[-800:]
         keep.close()
     with_executor(go)
-    if "conn" in [k for k, _, _ in schema("f_audit")]:
+    if "conn" in [k for k, _, _ in schema("MSG_AUDIT")]:
         fatal_case("an AUDIT naming a connection never passed",
                    lambda e: e.send(T["MSG_AUDIT"], audit_body(conn=77)), ("never passed",))
 
