@@ -63,6 +63,12 @@ mpmap_begin(struct mpmap *m, struct msgbuf *mb)
 }
 
 void
+mpmap_begin_sb(struct mpmap *m, msgpack_sbuffer *sb, msgpack_packer *pk)
+{
+	begin_at(m, pk, sb);
+}
+
+void
 mpmap_begin_in(struct mpmap *inner, struct mpmap *outer, const char *key)
 {
 	(void)mpmap_key(outer, key);
@@ -96,6 +102,15 @@ mpmap_str_opt(struct mpmap *m, const char *key, const char *val)
 {
 	if (val != NULL)
 		mpmap_str(m, key, val);
+}
+
+void
+mpmap_str_or_nil(struct mpmap *m, const char *key, const char *val)
+{
+	if (val != NULL)
+		mpmap_str(m, key, val);
+	else
+		mpmap_nil(m, key);
 }
 
 void

@@ -44,6 +44,8 @@ struct mpmap {
 };
 
 void	mpmap_begin(struct mpmap *, struct msgbuf *);
+/* Into a bare sbuffer, which pk must write to. */
+void	mpmap_begin_sb(struct mpmap *, msgpack_sbuffer *, msgpack_packer *);
 /* A map as the value of 'key' in 'outer'. */
 void	mpmap_begin_in(struct mpmap *inner, struct mpmap *outer,
 	    const char *key);
@@ -53,6 +55,8 @@ msgpack_packer *mpmap_key(struct mpmap *, const char *key);
 msgpack_packer *mpmap_key_obj(struct mpmap *, const msgpack_object *key);
 void	mpmap_str(struct mpmap *, const char *key, const char *val);
 void	mpmap_str_opt(struct mpmap *, const char *key, const char *val);
+/* val, or nil when NULL (the key is always there). */
+void	mpmap_str_or_nil(struct mpmap *, const char *key, const char *val);
 void	mpmap_uint(struct mpmap *, const char *key, uint64_t val);
 void	mpmap_int(struct mpmap *, const char *key, int64_t val);
 void	mpmap_bool(struct mpmap *, const char *key, int val);

@@ -832,23 +832,20 @@ utf8_cut(const char *s, size_t len, size_t max)
 	return max;
 }
 
-/* The fields every item has: 10 of them. */
+/* The fields every item has. */
 static void
-pack_head(msgpack_packer *pk, const struct approval *a)
+pack_head(struct mpmap *m, const struct approval *a)
 {
-	pk_kv_str(pk, "approval_id", a->id);
-	pk_kv_str(pk, "tenant", a->tenant);
-	pk_kv_str(pk, "env", a->env);
-	pk_kv_str(pk, "tool", a->tool);
-	pk_kv_str(pk, "args_hash", a->args_hash);
-	pk_kv_str(pk, "run_id", a->run_id);
-	if (a->step_id != NULL)
-		pk_kv_str(pk, "step_id", a->step_id);
-	else
-		pk_kv_nil(pk, "step_id");
-	pk_kv_uint(pk, "uid", a->uid);
-	pk_kv_uint(pk, "created_ms", a->created_ms);
-	pk_kv_uint(pk, "expires_at", a->expires_at);
+	mpmap_str(m, "approval_id", a->id);
+	mpmap_str(m, "tenant", a->tenant);
+	mpmap_str(m, "env", a->env);
+	mpmap_str(m, "tool", a->tool);
+	mpmap_str(m, "args_hash", a->args_hash);
+	mpmap_str(m, "run_id", a->run_id);
+	mpmap_str_or_nil(m, "step_id", a->step_id);
+	mpmap_uint(m, "uid", a->uid);
+	mpmap_uint(m, "created_ms", a->created_ms);
+	mpmap_uint(m, "expires_at", a->expires_at);
 }
 
 /*
@@ -857,25 +854,25 @@ pack_head(msgpack_packer *pk, const struct approval *a)
  * the args; "approval ID" shows them in full.
  */
 static void
-pack_item(msgpack_packer *pk, const struct approval *a)
+pack_item(struct msgbuf *mb, const struct approval *a)
 {
 	struct canon_buf	json = { NULL, 0, 0 };
+	struct mpmap		m;
 	size_t			cut;
 
-	msgpack_pack_map(pk, 13);
-	pack_head(pk, a);
+	mpmap_begin(&m, mb);
+	pack_head(&m, a);
 	if (args_json(a, &json) == 0) {
 		cut = utf8_cut(json.data, json.len, APPROVAL_ARGS_PREVIEW);
-		pk_str(pk, "args");
-		msgpack_pack_str(pk, cut);
-		msgpack_pack_str_body(pk, json.data, cut);
-		pk_kv_uint(pk, "args_bytes", json.len);
-		pk_kv_bool(pk, "truncated", cut < json.len);
+		pk_strn(mpmap_key(&m, "args"), json.data, cut);
+		mpmap_uint(&m, "args_bytes", json.len);
+		mpmap_bool(&m, "truncated", cut < json.len);
 	} else {
-		pk_kv_nil(pk, "args");
-		pk_kv_uint(pk, "args_bytes", 0);
-		pk_kv_bool(pk, "truncated", 0);
+		mpmap_nil(&m, "args");
+		mpmap_uint(&m, "args_bytes", 0);
+		mpmap_bool(&m, "truncated", 0);
 	}
+	mpmap_end(&m);
 	canon_buf_free(&json);
 }
 
@@ -934,10 +931,11 @@ page_txn(MDB_txn *txn, void *arg)
 }
 
 int
-approvals_pack_page(msgpack_packer *pk, const char *after, size_t limit)
+approvals_pack_page(struct msgbuf *mb, const char *after, size_t limit)
 {
 	struct page_arg	 pa = { after, limit, NULL, 0, 0 };
 	struct approval	 a;
+	struct mpmap	 m;
 	size_t		 i;
 	int		 rc;
 
@@ -946,28 +944,29 @@ approvals_pack_page(msgpack_packer *pk, const char *after, size_t limit)
 		free(pa.ids);
 		return -1;
 	}
-	msgpack_pack_map(pk, 2 + pa.more);
-	pk_kv_bool(pk, "ok", 1);
-	pk_str(pk, "items");
-	msgpack_pack_array(pk, pa.n);
+	mpmap_begin(&m, mb);
+	mpmap_bool(&m, "ok", 1);
+	msgpack_pack_array(mpmap_key(&m, "items"), pa.n);
 	/* Single-threaded: every id of the page is still there. */
 	for (i = 0; i < pa.n; i++) {
 		if (approval_get(pa.ids[i], &a) == 1)
-			pack_item(pk, &a);
+			pack_item(mb, &a);
 		else
-			msgpack_pack_nil(pk);
+			msgpack_pack_nil(&mb->pk);
 		approval_free(&a);
 	}
 	if (pa.more)
-		pk_kv_str(pk, "next", pa.ids[pa.n - 1]);
+		mpmap_str(&m, "next", pa.ids[pa.n - 1]);
+	mpmap_end(&m);
 	free(pa.ids);
 	return 0;
 }
 
 int
-approval_pack_one(msgpack_packer *pk, const char *id)
+approval_pack_one(struct msgbuf *mb, const char *id)
 {
 	struct approval		a;
+	struct mpmap		m;
 	struct canon_buf	json = { NULL, 0, 0 };
 	msgpack_unpacked	u;
 	size_t			off = 0;
@@ -975,36 +974,31 @@ approval_pack_one(msgpack_packer *pk, const char *id)
 
 	if ((found = approval_get(id, &a)) != 1)
 		return found;
-	msgpack_pack_map(pk, 18);
-	pk_kv_bool(pk, "ok", 1);
-	pack_head(pk, &a);
-	pk_kv_str(pk, "state", approval_state_str(effective_state(&a)));
-	pk_kv_uint(pk, "decided_ms", a.decided_ms);
-	if (a.approver != NULL)
-		pk_kv_str(pk, "approver", a.approver);
-	else
-		pk_kv_nil(pk, "approver");
-	if (a.note != NULL)
-		pk_kv_str(pk, "note", a.note);
-	else
-		pk_kv_nil(pk, "note");
+	mpmap_begin(&m, mb);
+	mpmap_bool(&m, "ok", 1);
+	pack_head(&m, &a);
+	mpmap_str(&m, "state", approval_state_str(effective_state(&a)));
+	mpmap_uint(&m, "decided_ms", a.decided_ms);
+	mpmap_str_or_nil(&m, "approver", a.approver);
+	mpmap_str_or_nil(&m, "note", a.note);
 	/*
 	 * The args in full, as the msgpack map they were stored as (no
 	 * larger than the agent's frame, limits.max_frame), not as JSON,
 	 * which can be six times larger: gatewayctl prints the canonical
 	 * JSON.  A denied approval keeps none: nil.
 	 */
-	pk_str(pk, "args");
+	(void)mpmap_key(&m, "args");
 	msgpack_unpacked_init(&u);
 	if (args_json(&a, &json) == 0 &&
 	    msgpack_unpack_next(&u, a.args, a.argslen, &off) ==
 	    MSGPACK_UNPACK_SUCCESS)
-		msgpack_pack_object(pk, u.data);
+		msgpack_pack_object(&mb->pk, u.data);
 	else
-		msgpack_pack_nil(pk);
+		msgpack_pack_nil(&mb->pk);
 	msgpack_unpacked_destroy(&u);
-	pk_kv_uint(pk, "args_bytes", json.len);
-	pk_kv_bool(pk, "truncated", 0);
+	mpmap_uint(&m, "args_bytes", json.len);
+	mpmap_bool(&m, "truncated", 0);
+	mpmap_end(&m);
 	canon_buf_free(&json);
 	approval_free(&a);
 	return 1;
