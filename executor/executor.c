@@ -147,7 +147,11 @@ dispatch_hello(const struct proto_msg *m)
 	struct msgbuf	mb;
 	struct mpmap	body;
 	uint64_t	v = m->hello.version;
+	const char	*why;
 
+	/* A build whose table disagrees with its enum speaks to no one. */
+	if ((why = proto_table_check()) != NULL)
+		fatalx("the protocol table is broken: %s", why);
 	if (v != PROTO_VERSION)
 		fatalx("gatewayd speaks protocol %llu, we speak %d",
 		    (unsigned long long)v, PROTO_VERSION);

@@ -347,6 +347,11 @@ exec_conn_gone(uint64_t conn)
 void
 exec_link_init(int fd, int peerfd)
 {
+	const char	*why;
+
+	/* A build whose table disagrees with its enum speaks to no one. */
+	if ((why = proto_table_check()) != NULL)
+		fatalx("the protocol table is broken: %s", why);
 	peer_fd = peerfd;
 	evutil_make_socket_nonblocking(fd);
 	link_bev = bufferevent_socket_new(gw->base, fd, BEV_OPT_CLOSE_ON_FREE);
