@@ -91,6 +91,9 @@ def with_fake(answer, fn):
         d.start(extra_args=("--executor", path), wait=False)
         wait_for(lambda: hello_ok(d), 30, "gatewayd to answer hello")
         fn(d)
+        log = d.read_log()
+        for bad in ("AddressSanitizer", "runtime error:", "LeakSanitizer"):
+            assert bad not in log, "sanitizer report in gatewayd's log:\n" + log
     finally:
         d.cleanup()
 
