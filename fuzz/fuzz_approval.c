@@ -50,11 +50,17 @@ ex_send(struct msgbuf *mb)
 	abort();
 }
 
-void
+int
 audit_write(const struct audit_rec *ar, int sync)
 {
 	(void)ar;
 	(void)sync;
+	abort();
+}
+
+int
+audit_up(void)
+{
 	abort();
 }
 
@@ -94,10 +100,18 @@ call_dispatch(struct call *c, const struct msgpack_object *args,
 	abort();
 }
 
-const struct principal *
-peer_principal(const struct msgpack_object *body, uid_t *uid)
+void
+request_claim(const struct proto_msg *m, struct claim *cl)
 {
-	(void)body;
+	(void)m;
+	(void)cl;
+	abort();
+}
+
+const struct principal *
+peer_principal(const struct claim *cl, uid_t *uid)
+{
+	(void)cl;
 	(void)uid;
 	abort();
 }
