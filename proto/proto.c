@@ -10,8 +10,6 @@
 #include <msgpack.h>
 
 #include "common/canon.h"
-#include "common/frame.h"
-#include "common/xmalloc.h"
 #include "proto/proto.h"
 
 /* Field types beyond msgpack's own. */
