@@ -66,16 +66,18 @@ send_response(uint32_t type, uint64_t id, const char *status,
     const char *k1, const char *v1, const char *k2, const char *v2)
 {
 	struct msgbuf	mb;
+	struct mpmap	body, resp;
 
 	msgbuf_init(&mb);
-	msgbuf_begin_msg(&mb, type, id, 1);
-	pk_str(&mb.pk, "response");
-	msgpack_pack_map(&mb.pk, 1 + (k1 != NULL) + (k2 != NULL));
-	pk_kv_str(&mb.pk, "status", status);
+	msgbuf_begin_msg(&mb, type, id, &body);
+	mpmap_begin_in(&resp, &body, "response");
+	mpmap_str(&resp, "status", status);
 	if (k1 != NULL)
-		pk_kv_str(&mb.pk, k1, v1);
+		mpmap_str(&resp, k1, v1);
 	if (k2 != NULL)
-		pk_kv_str(&mb.pk, k2, v2);
+		mpmap_str(&resp, k2, v2);
+	mpmap_end(&resp);
+	mpmap_end(&body);
 	ex_send(&mb);
 	msgbuf_free(&mb);
 }
@@ -144,6 +146,7 @@ approval_request(struct call *c, const msgpack_object *args)
 	msgpack_sbuffer		 sb;
 	msgpack_packer		 pk;
 	struct msgbuf		 mb;
+	struct mpmap		 body, resp;
 	unsigned char		 rnd[APPROVAL_ID_LEN / 2];
 	unsigned char		 h[crypto_hash_sha256_BYTES];
 	char			*token, exp[32];
@@ -197,17 +200,18 @@ approval_request(struct call *c, const msgpack_object *args)
 
 	snprintf(exp, sizeof(exp), "%llu", (unsigned long long)a.expires_at);
 	msgbuf_init(&mb);
-	msgbuf_begin_msg(&mb, c->ans_type, c->id, 1);
-	pk_str(&mb.pk, "response");
-	msgpack_pack_map(&mb.pk, 7);
-	pk_kv_str(&mb.pk, "status", ST_NEEDS_APPROVAL);
-	pk_kv_str(&mb.pk, "stop_reason", R_APPROVAL_REQUIRED);
-	pk_kv_str(&mb.pk, "approval_id", a.id);
-	pk_kv_str(&mb.pk, "checkpoint", token);
-	pk_kv_str(&mb.pk, "args_hash", a.args_hash);
-	pk_kv_uint(&mb.pk, "expires_at", a.expires_at);
-	pk_kv_str(&mb.pk, "message", "this write needs an operator's"
+	msgbuf_begin_msg(&mb, c->ans_type, c->id, &body);
+	mpmap_begin_in(&resp, &body, "response");
+	mpmap_str(&resp, "status", ST_NEEDS_APPROVAL);
+	mpmap_str(&resp, "stop_reason", R_APPROVAL_REQUIRED);
+	mpmap_str(&resp, "approval_id", a.id);
+	mpmap_str(&resp, "checkpoint", token);
+	mpmap_str(&resp, "args_hash", a.args_hash);
+	mpmap_uint(&resp, "expires_at", a.expires_at);
+	mpmap_str(&resp, "message", "this write needs an operator's"
 	    " approval: resume with the checkpoint once approved");
+	mpmap_end(&resp);
+	mpmap_end(&body);
 	ex_send(&mb);
 	msgbuf_free(&mb);
 	free(token);
@@ -281,7 +285,7 @@ resume_decided(struct call *c, const struct approval *a)
 void
 approval_resume(const struct proto_msg *m)
 {
-	const msgpack_object	*tok = mp_get(m->body, "checkpoint");
+	const char		*tok = m->resume.checkpoint;
 	struct checkpoint	 cp;
 	struct approval		 a;
 	struct call		*c;
@@ -290,7 +294,7 @@ approval_resume(const struct proto_msg *m)
 
 	if ((c = call_new(m, MSG_RESUME_ANS)) == NULL)
 		return;
-	if (checkpoint_verify(tok->via.str.ptr, tok->via.str.size, &cp, err,
+	if (checkpoint_verify(tok, strlen(tok), &cp, err,
 	    sizeof(err)) == -1) {
 		c->tool = xstrdup("-");
 		call_refuse(c, ST_DENIED, R_BAD_SIGNATURE, err);
@@ -375,17 +379,18 @@ waiter_timeout(evutil_socket_t fd, short what, void *arg)
 void
 approval_wait(const struct proto_msg *m)
 {
-	const msgpack_object	*aid = mp_get(m->body, "approval_id");
+	const char		*id = m->wait.approval_id;
 	const struct principal	*p;
+	struct claim		 cl;
 	struct approval		 a;
 	struct waiter		*w;
 	struct timeval		 tv;
 	uint64_t		 ms, left;
-	char			*id = mp_strdup(aid);
 	uid_t			 uid;
 	int			 found;
 
-	p = peer_principal(m->body, &uid);
+	request_claim(m, &cl);
+	p = peer_principal(&cl, &uid);
 	found = approval_get(id, &a);
 	/* Another principal's approval is answered as if it did not exist. */
 	if (p == NULL || found != 1 || strcmp(a.tenant, p->tenant) != 0 ||
@@ -399,7 +404,7 @@ approval_wait(const struct proto_msg *m)
 		    approval_state_str(effective_state(&a)), "approval_id", id);
 		goto out;
 	}
-	ms = mp_get(m->body, "timeout_ms")->via.u64;
+	ms = m->wait.timeout_ms;
 	if (ms > WAIT_MAX_MS)
 		ms = WAIT_MAX_MS;
 	/* Wake at the expiry at the latest, to say so. */
@@ -408,7 +413,7 @@ approval_wait(const struct proto_msg *m)
 		ms = left;
 	w = xcalloc(1, sizeof(*w));
 	w->id = m->id;
-	w->conn = mp_get(m->body, "conn")->via.u64;
+	w->conn = m->wait.conn;
 	memcpy(w->approval_id, a.id, sizeof(w->approval_id));
 	w->timer = evtimer_new(ex->base, waiter_timeout, w);
 	tv.tv_sec = (time_t)(ms / 1000);
@@ -418,7 +423,6 @@ approval_wait(const struct proto_msg *m)
 	nwaiters++;
 out:
 	approval_free(&a);
-	free(id);
 }
 
 size_t
@@ -492,23 +496,20 @@ utf8_cut(const char *s, size_t len, size_t max)
 	return max;
 }
 
-/* The fields every item has: 10 of them. */
+/* The fields every item has. */
 static void
-pack_head(msgpack_packer *pk, const struct approval *a)
+pack_head(struct mpmap *m, const struct approval *a)
 {
-	pk_kv_str(pk, "approval_id", a->id);
-	pk_kv_str(pk, "tenant", a->tenant);
-	pk_kv_str(pk, "env", a->env);
-	pk_kv_str(pk, "tool", a->tool);
-	pk_kv_str(pk, "args_hash", a->args_hash);
-	pk_kv_str(pk, "run_id", a->run_id);
-	if (a->step_id != NULL)
-		pk_kv_str(pk, "step_id", a->step_id);
-	else
-		pk_kv_nil(pk, "step_id");
-	pk_kv_uint(pk, "uid", a->uid);
-	pk_kv_uint(pk, "created_ms", a->created_ms);
-	pk_kv_uint(pk, "expires_at", a->expires_at);
+	mpmap_str(m, "approval_id", a->id);
+	mpmap_str(m, "tenant", a->tenant);
+	mpmap_str(m, "env", a->env);
+	mpmap_str(m, "tool", a->tool);
+	mpmap_str(m, "args_hash", a->args_hash);
+	mpmap_str(m, "run_id", a->run_id);
+	mpmap_str_or_nil(m, "step_id", a->step_id);
+	mpmap_uint(m, "uid", a->uid);
+	mpmap_uint(m, "created_ms", a->created_ms);
+	mpmap_uint(m, "expires_at", a->expires_at);
 }
 
 /*
@@ -517,33 +518,34 @@ pack_head(msgpack_packer *pk, const struct approval *a)
  * the args; "approval ID" shows them in full.
  */
 static void
-pack_item(msgpack_packer *pk, const struct approval *a)
+pack_item(struct msgbuf *mb, const struct approval *a)
 {
 	struct canon_buf	json = { NULL, 0, 0 };
+	struct mpmap		m;
 	size_t			cut;
 
-	msgpack_pack_map(pk, 13);
-	pack_head(pk, a);
+	mpmap_begin(&m, mb);
+	pack_head(&m, a);
 	if (args_json(a, &json) == 0) {
 		cut = utf8_cut(json.data, json.len, APPROVAL_ARGS_PREVIEW);
-		pk_str(pk, "args");
-		msgpack_pack_str(pk, cut);
-		msgpack_pack_str_body(pk, json.data, cut);
-		pk_kv_uint(pk, "args_bytes", json.len);
-		pk_kv_bool(pk, "truncated", cut < json.len);
+		pk_strn(mpmap_key(&m, "args"), json.data, cut);
+		mpmap_uint(&m, "args_bytes", json.len);
+		mpmap_bool(&m, "truncated", cut < json.len);
 	} else {
-		pk_kv_nil(pk, "args");
-		pk_kv_uint(pk, "args_bytes", 0);
-		pk_kv_bool(pk, "truncated", 0);
+		mpmap_nil(&m, "args");
+		mpmap_uint(&m, "args_bytes", 0);
+		mpmap_bool(&m, "truncated", 0);
 	}
+	mpmap_end(&m);
 	canon_buf_free(&json);
 }
 
 int
-approvals_pack_page(msgpack_packer *pk, const char *after, size_t limit)
+approvals_pack_page(struct msgbuf *mb, const char *after, size_t limit)
 {
 	char		(*ids)[APPROVAL_ID_LEN + 1];
 	struct approval	 a;
+	struct mpmap	 m;
 	size_t		 i, n;
 	int		 more;
 
@@ -552,28 +554,29 @@ approvals_pack_page(msgpack_packer *pk, const char *after, size_t limit)
 		free(ids);
 		return -1;
 	}
-	msgpack_pack_map(pk, 2 + more);
-	pk_kv_bool(pk, "ok", 1);
-	pk_str(pk, "items");
-	msgpack_pack_array(pk, n);
+	mpmap_begin(&m, mb);
+	mpmap_bool(&m, "ok", 1);
+	msgpack_pack_array(mpmap_key(&m, "items"), n);
 	/* Single-threaded: every id of the page is still there. */
 	for (i = 0; i < n; i++) {
 		if (approval_get(ids[i], &a) == 1)
-			pack_item(pk, &a);
+			pack_item(mb, &a);
 		else
-			msgpack_pack_nil(pk);
+			msgpack_pack_nil(&mb->pk);
 		approval_free(&a);
 	}
 	if (more)
-		pk_kv_str(pk, "next", ids[n - 1]);
+		mpmap_str(&m, "next", ids[n - 1]);
+	mpmap_end(&m);
 	free(ids);
 	return 0;
 }
 
 int
-approval_pack_one(msgpack_packer *pk, const char *id)
+approval_pack_one(struct msgbuf *mb, const char *id)
 {
 	struct approval		a;
+	struct mpmap		m;
 	struct canon_buf	json = { NULL, 0, 0 };
 	msgpack_unpacked	u;
 	size_t			off = 0;
@@ -581,36 +584,31 @@ approval_pack_one(msgpack_packer *pk, const char *id)
 
 	if ((found = approval_get(id, &a)) != 1)
 		return found;
-	msgpack_pack_map(pk, 18);
-	pk_kv_bool(pk, "ok", 1);
-	pack_head(pk, &a);
-	pk_kv_str(pk, "state", approval_state_str(effective_state(&a)));
-	pk_kv_uint(pk, "decided_ms", a.decided_ms);
-	if (a.approver != NULL)
-		pk_kv_str(pk, "approver", a.approver);
-	else
-		pk_kv_nil(pk, "approver");
-	if (a.note != NULL)
-		pk_kv_str(pk, "note", a.note);
-	else
-		pk_kv_nil(pk, "note");
+	mpmap_begin(&m, mb);
+	mpmap_bool(&m, "ok", 1);
+	pack_head(&m, &a);
+	mpmap_str(&m, "state", approval_state_str(effective_state(&a)));
+	mpmap_uint(&m, "decided_ms", a.decided_ms);
+	mpmap_str_or_nil(&m, "approver", a.approver);
+	mpmap_str_or_nil(&m, "note", a.note);
 	/*
 	 * The args in full, as the msgpack map they were stored as (no
 	 * larger than the agent's frame, limits.max_frame), not as JSON,
 	 * which can be six times larger: gatewayctl prints the canonical
 	 * JSON.  A denied approval keeps none: nil.
 	 */
-	pk_str(pk, "args");
+	(void)mpmap_key(&m, "args");
 	msgpack_unpacked_init(&u);
 	if (args_json(&a, &json) == 0 &&
 	    msgpack_unpack_next(&u, a.args, a.argslen, &off) ==
 	    MSGPACK_UNPACK_SUCCESS)
-		msgpack_pack_object(pk, u.data);
+		msgpack_pack_object(&mb->pk, u.data);
 	else
-		msgpack_pack_nil(pk);
+		msgpack_pack_nil(&mb->pk);
 	msgpack_unpacked_destroy(&u);
-	pk_kv_uint(pk, "args_bytes", json.len);
-	pk_kv_bool(pk, "truncated", 0);
+	mpmap_uint(&m, "args_bytes", json.len);
+	mpmap_bool(&m, "truncated", 0);
+	mpmap_end(&m);
 	canon_buf_free(&json);
 	approval_free(&a);
 	return 1;

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <msgpack.h>
 
+#include "common/mpack.h"
+
 struct proto_msg;
 
 void	approvals_init(void);
@@ -34,12 +36,12 @@ size_t	approvals_waiting(void);
  * args cut short; "next" (the last id) when more follow.  -1 when the
  * store cannot be read (nothing packed).
  */
-int	approvals_pack_page(msgpack_packer *, const char *after, size_t limit);
+int	approvals_pack_page(struct msgbuf *, const char *after, size_t limit);
 /*
  * The answer to "approval ID": {ok, the fields, args in full}.  1 packed,
  * 0 no such approval, -1 the store cannot be read (nothing packed).
  */
-int	approval_pack_one(msgpack_packer *, const char *id);
+int	approval_pack_one(struct msgbuf *, const char *id);
 int	approval_decide(const char *id, int approve, const char *who,
 	    const char *note, char *err, size_t errlen);
 

@@ -71,18 +71,25 @@ call_audit(const struct call *c, const char *decision, const char *reason,
 
 /*
  * An answer to gatewayd; a resume's carries the run it belongs to, which
- * only the checkpoint says.
+ * only the checkpoint says.  The caller packs the response into the body
+ * (mpmap_begin_in "response"), then answer_send().
  */
 static void
-answer_begin(struct msgbuf *mb, const struct call *c)
+answer_begin(struct msgbuf *mb, struct mpmap *body, const struct call *c)
 {
-	int	with_run = c->ans_type == MSG_RESUME_ANS && c->run_id != NULL;
-
 	msgbuf_init(mb);
-	msgbuf_begin_msg(mb, c->ans_type, c->id, 1 + with_run);
-	if (with_run)
-		pk_kv_str(&mb->pk, "run_id", c->run_id);
-	pk_str(&mb->pk, "response");
+	msgbuf_begin_msg(mb, c->ans_type, c->id, body);
+	if (c->ans_type == MSG_RESUME_ANS)
+		mpmap_str_opt(body, "run_id", c->run_id);
+}
+
+/* The response is packed: close the body and send. */
+static void
+answer_send(struct msgbuf *mb, struct mpmap *body)
+{
+	mpmap_end(body);
+	ex_send(mb);
+	msgbuf_free(mb);
 }
 
 void
@@ -90,6 +97,7 @@ call_refuse(struct call *c, const char *status, const char *reason,
     const char *message)
 {
 	struct msgbuf	mb;
+	struct mpmap	body, resp;
 	int		is_error = strcmp(status, ST_ERROR) == 0;
 
 	call_audit(c, status, reason, message, c->idem_key != NULL);
@@ -97,13 +105,13 @@ call_refuse(struct call *c, const char *status, const char *reason,
 	if (strcmp(status, ST_STOPPED) == 0 && c->run_id != NULL &&
 	    c->tenant != NULL)
 		budget_stop(c->tenant, c->run_id, reason, message);
-	answer_begin(&mb, c);
-	msgpack_pack_map(&mb.pk, 3);
-	pk_kv_str(&mb.pk, "status", status);
-	pk_kv_str(&mb.pk, is_error ? "error" : "stop_reason", reason);
-	pk_kv_str(&mb.pk, "message", message);
-	ex_send(&mb);
-	msgbuf_free(&mb);
+	answer_begin(&mb, &body, c);
+	mpmap_begin_in(&resp, &body, "response");
+	mpmap_str(&resp, "status", status);
+	mpmap_str(&resp, is_error ? "error" : "stop_reason", reason);
+	mpmap_str(&resp, "message", message);
+	mpmap_end(&resp);
+	answer_send(&mb, &body);
 }
 
 /*
@@ -114,16 +122,16 @@ void
 call_unavailable(uint64_t id, uint32_t ans_type, const char *message)
 {
 	struct msgbuf	mb;
+	struct mpmap	body, resp;
 
 	msgbuf_init(&mb);
-	msgbuf_begin_msg(&mb, ans_type, id, 1);
-	pk_str(&mb.pk, "response");
-	msgpack_pack_map(&mb.pk, 3);
-	pk_kv_str(&mb.pk, "status", ST_ERROR);
-	pk_kv_str(&mb.pk, "error", E_UNAVAILABLE);
-	pk_kv_str(&mb.pk, "message", message);
-	ex_send(&mb);
-	msgbuf_free(&mb);
+	msgbuf_begin_msg(&mb, ans_type, id, &body);
+	mpmap_begin_in(&resp, &body, "response");
+	mpmap_str(&resp, "status", ST_ERROR);
+	mpmap_str(&resp, "error", E_UNAVAILABLE);
+	mpmap_str(&resp, "message", message);
+	mpmap_end(&resp);
+	answer_send(&mb, &body);
 }
 
 void
@@ -143,6 +151,7 @@ call_respond(struct call *c, const char *resp, size_t resplen, int replayed)
 	msgpack_unpacked	 u;
 	const msgpack_object	*st, *reason;
 	struct msgbuf		 mb;
+	struct mpmap		 body, out;
 	size_t			 off = 0;
 	uint32_t		 i, n;
 	char			*status = NULL, *why = NULL;
@@ -168,16 +177,17 @@ call_respond(struct call *c, const char *resp, size_t resplen, int replayed)
 		goto out;
 	}
 	n = u.data.via.map.size;
-	answer_begin(&mb, c);
-	msgpack_pack_map(&mb.pk, n + (c->idem_key != NULL));
+	answer_begin(&mb, &body, c);
+	mpmap_begin_in(&out, &body, "response");
 	for (i = 0; i < n; i++) {
-		msgpack_pack_object(&mb.pk, u.data.via.map.ptr[i].key);
-		msgpack_pack_object(&mb.pk, u.data.via.map.ptr[i].val);
+		/* The stored response's keys are strings (ledger.c). */
+		msgpack_pack_object(mpmap_key_obj(&out,
+		    &u.data.via.map.ptr[i].key), u.data.via.map.ptr[i].val);
 	}
 	if (c->idem_key != NULL)
-		pk_kv_bool(&mb.pk, "replayed", replayed);
-	ex_send(&mb);
-	msgbuf_free(&mb);
+		mpmap_bool(&out, "replayed", replayed);
+	mpmap_end(&out);
+	answer_send(&mb, &body);
 out:
 	msgpack_unpacked_destroy(&u);
 	free(status);
@@ -217,6 +227,7 @@ read_done(const struct toolrun_result *r, void *arg)
 {
 	struct call	*c = arg;
 	struct msgbuf	 mb;
+	struct mpmap	 body, resp;
 
 	TAILQ_REMOVE(&reads, c, entry);
 	switch (r->status) {
@@ -227,17 +238,15 @@ read_done(const struct toolrun_result *r, void *arg)
 			    " log cannot be written: the result is withheld");
 			break;
 		}
-		msgbuf_init(&mb);
-		msgbuf_begin_msg(&mb, c->ans_type, c->id, 1);
-		pk_str(&mb.pk, "response");
-		msgpack_pack_map(&mb.pk, 3);
-		pk_kv_str(&mb.pk, "status", ST_OK);
-		pk_str(&mb.pk, "result");
+		answer_begin(&mb, &body, c);
+		mpmap_begin_in(&resp, &body, "response");
+		mpmap_str(&resp, "status", ST_OK);
 		/* The result is msgpack already: append its bytes. */
+		(void)mpmap_key(&resp, "result");
 		msgpack_sbuffer_write(&mb.sbuf, r->result, r->resultlen);
-		pk_kv_str(&mb.pk, "args_hash", c->args_hash);
-		ex_send(&mb);
-		msgbuf_free(&mb);
+		mpmap_str(&resp, "args_hash", c->args_hash);
+		mpmap_end(&resp);
+		answer_send(&mb, &body);
 		break;
 	case TR_FAILED:
 		call_refuse(c, ST_ERROR, E_TOOL_FAILED, r->message);
@@ -292,11 +301,33 @@ call_conn_gone(uint64_t conn)
  * claims (uid, gid, tenant, env) must agree; a mismatch means gatewayd is
  * lying or runs with another config: refuse, loudly.
  */
+void
+request_claim(const struct proto_msg *m, struct claim *cl)
+{
+	switch (m->type) {
+	case MSG_CALL:
+		*cl = (struct claim){ m->call.conn, m->call.uid, m->call.gid,
+		    m->call.tenant, m->call.env };
+		break;
+	case MSG_RESUME:
+		*cl = (struct claim){ m->resume.conn, m->resume.uid,
+		    m->resume.gid, m->resume.tenant, m->resume.env };
+		break;
+	case MSG_WAIT:
+		*cl = (struct claim){ m->wait.conn, m->wait.uid, m->wait.gid,
+		    m->wait.tenant, m->wait.env };
+		break;
+	default:
+		fatalx("request_claim: %s names no caller",
+		    msg_type_str(m->type));
+	}
+}
+
 const struct principal *
-peer_principal(const msgpack_object *body, uid_t *uidp)
+peer_principal(const struct claim *cl, uid_t *uidp)
 {
 	const struct principal	*p;
-	uint64_t		 conn = mp_get(body, "conn")->via.u64;
+	uint64_t		 conn = cl->conn;
 	uid_t			 uid;
 	gid_t			 gid;
 
@@ -310,20 +341,17 @@ peer_principal(const msgpack_object *body, uid_t *uidp)
 		return NULL;
 	}
 	*uidp = uid;
-	if (mp_get(body, "uid")->via.u64 != uid ||
-	    mp_get(body, "gid")->via.u64 != gid) {
+	if (cl->uid != uid || cl->gid != gid) {
 		log_warnx("gatewayd claims connection %llu is uid %llu gid"
 		    " %llu; its peer is uid %u gid %u: refused",
-		    (unsigned long long)conn,
-		    (unsigned long long)mp_get(body, "uid")->via.u64,
-		    (unsigned long long)mp_get(body, "gid")->via.u64,
-		    (unsigned)uid, (unsigned)gid);
+		    (unsigned long long)conn, (unsigned long long)cl->uid,
+		    (unsigned long long)cl->gid, (unsigned)uid, (unsigned)gid);
 		return NULL;
 	}
 	if ((p = policy_principal(ex->conf, uid, gid)) == NULL)
 		return NULL;
-	if (!mp_streq(mp_get(body, "tenant"), p->tenant) ||
-	    !mp_streq(mp_get(body, "env"), p->env)) {
+	if (strcmp(cl->tenant, p->tenant) != 0 ||
+	    strcmp(cl->env, p->env) != 0) {
 		log_warnx("gatewayd claims uid %u is another tenant than our"
 		    " config's %s/%s: refused", (unsigned)uid, p->tenant,
 		    p->env);
@@ -335,18 +363,19 @@ peer_principal(const msgpack_object *body, uid_t *uidp)
 struct call *
 call_new(const struct proto_msg *m, uint32_t ans_type)
 {
-	struct call	*c;
-
 	const struct principal	*p;
+	struct claim		 cl;
+	struct call		*c;
 
+	request_claim(m, &cl);
 	c = xcalloc(1, sizeof(*c));
 	c->ans_type = ans_type;
 	c->id = m->id;
-	c->conn = mp_get(m->body, "conn")->via.u64;
-	if ((p = peer_principal(m->body, &c->uid)) == NULL) {
+	c->conn = cl.conn;
+	if ((p = peer_principal(&cl, &c->uid)) == NULL) {
 		/* For the record: who gatewayd said it was. */
-		c->tenant = mp_strdup(mp_get(m->body, "tenant"));
-		c->env = mp_strdup(mp_get(m->body, "env"));
+		c->tenant = xstrdup(cl.tenant);
+		c->env = xstrdup(cl.env);
 		call_refuse(c, ST_DENIED, R_UNKNOWN_PRINCIPAL,
 		    "the caller has no principal");
 		call_free(c);
@@ -429,9 +458,9 @@ call_handle(const struct proto_msg *m)
 
 	if ((c = call_new(m, MSG_CALL_ANS)) == NULL)
 		return;
-	c->run_id = mp_strdup(mp_get(m->body, "run_id"));
-	c->tool = mp_strdup(mp_get(m->body, "tool"));
-	if (mp_get(m->body, "step_id") != NULL)
-		c->step_id = mp_strdup(mp_get(m->body, "step_id"));
-	call_dispatch(c, mp_get(m->body, "args"), 0);
+	c->run_id = xstrdup(m->call.run_id);
+	c->tool = xstrdup(m->call.tool);
+	if (m->call.step_id != NULL)
+		c->step_id = xstrdup(m->call.step_id);
+	call_dispatch(c, m->call.args, 0);
 }

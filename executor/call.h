@@ -55,13 +55,19 @@ struct proto_msg;
 struct msgpack_object;
 
 struct principal;
+/* Who gatewayd says a CALL, RESUME or WAIT comes from. */
+struct claim {
+	uint64_t	 conn, uid, gid;
+	const char	*tenant, *env;
+};
+/* The claim of a CALL, RESUME or WAIT (fatal for any other type). */
+void	request_claim(const struct proto_msg *, struct claim *);
 /*
- * The principal of the connection a request names (body: conn, uid, gid,
- * tenant, env), from the peer's own credentials; NULL when it has none or
- * gatewayd's claims disagree.  *uid gets the peer's uid.
+ * The principal of the connection a request names, from the peer's own
+ * credentials; NULL when it has none or gatewayd's claims disagree.
+ * *uid gets the peer's uid.
  */
-const struct principal *peer_principal(const struct msgpack_object *body,
-	    uid_t *uid);
+const struct principal *peer_principal(const struct claim *, uid_t *uid);
 /* A call for the principal gatewayd names, re-mapped; NULL if refused. */
 struct call *call_new(const struct proto_msg *, uint32_t ans_type);
 /* Policy, args, catalog, then the read or write path.  Owns c. */

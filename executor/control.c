@@ -132,6 +132,7 @@ static void
 ctl_error(struct ctl_conn *cc, const char *fmt, ...)
 {
 	struct msgbuf	mb;
+	struct mpmap	m;
 	char		msg[512];
 	va_list		ap;
 
@@ -139,9 +140,10 @@ ctl_error(struct ctl_conn *cc, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	msgbuf_init(&mb);
-	msgpack_pack_map(&mb.pk, 2);
-	pk_kv_bool(&mb.pk, "ok", 0);
-	pk_kv_str(&mb.pk, "error", msg);
+	mpmap_begin(&m, &mb);
+	mpmap_bool(&m, "ok", 0);
+	mpmap_str(&m, "error", msg);
+	mpmap_end(&m);
 	ctl_send(cc, &mb);
 }
 
@@ -150,29 +152,31 @@ ctl_status(struct ctl_conn *cc, const msgpack_object *req,
     const struct operator *op)
 {
 	struct msgbuf	mb;
+	struct mpmap	m;
 	char		audit[128];
 
 	(void)req;
 	(void)op;
 	msgbuf_init(&mb);
-	msgpack_pack_map(&mb.pk, 12);
-	pk_kv_bool(&mb.pk, "ok", 1);
-	pk_kv_bool(&mb.pk, "writes_enabled", ex_writes_on());
-	pk_kv_bool(&mb.pk, "writes_config", ex->conf->writes_enabled);
-	pk_kv_bool(&mb.pk, "kill_switch", ex->writes_off);
-	pk_kv_uint(&mb.pk, "pending_approvals", approvals_pending());
-	pk_kv_uint(&mb.pk, "in_doubt", ledger_count(ex->store, L_IN_DOUBT));
-	pk_kv_uint(&mb.pk, "running_tools", toolrun_active());
+	mpmap_begin(&m, &mb);
+	mpmap_bool(&m, "ok", 1);
+	mpmap_bool(&m, "writes_enabled", ex_writes_on());
+	mpmap_bool(&m, "writes_config", ex->conf->writes_enabled);
+	mpmap_bool(&m, "kill_switch", ex->writes_off);
+	mpmap_uint(&m, "pending_approvals", approvals_pending());
+	mpmap_uint(&m, "in_doubt", ledger_count(ex->store, L_IN_DOUBT));
+	mpmap_uint(&m, "running_tools", toolrun_active());
 	/* wait ops parked until a decision: none outlives its agent. */
-	pk_kv_uint(&mb.pk, "waits", approvals_waiting());
-	pk_kv_bool(&mb.pk, "gatewayd_connected", ex->gw != NULL);
+	mpmap_uint(&m, "waits", approvals_waiting());
+	mpmap_bool(&m, "gatewayd_connected", ex->gw != NULL);
 	/* Agent connections gatewayd has passed us and not closed. */
-	pk_kv_uint(&mb.pk, "agent_connections", peers_count());
+	mpmap_uint(&m, "agent_connections", peers_count());
 	/* Agents may approve their own writes: shown so it is not forgotten. */
-	pk_kv_bool(&mb.pk, "allow_self_approval",
+	mpmap_bool(&m, "allow_self_approval",
 	    ex->conf->allow_self_approval);
 	/* While the audit log fails, calls are refused: say why. */
-	pk_kv_str(&mb.pk, "audit", audit_state(audit, sizeof(audit)));
+	mpmap_str(&m, "audit", audit_state(audit, sizeof(audit)));
+	mpmap_end(&m);
 	ctl_send(cc, &mb);
 }
 
@@ -180,11 +184,13 @@ static void
 ctl_ok_writes(struct ctl_conn *cc)
 {
 	struct msgbuf	mb;
+	struct mpmap	m;
 
 	msgbuf_init(&mb);
-	msgpack_pack_map(&mb.pk, 2);
-	pk_kv_bool(&mb.pk, "ok", 1);
-	pk_kv_bool(&mb.pk, "writes_enabled", ex_writes_on());
+	mpmap_begin(&m, &mb);
+	mpmap_bool(&m, "ok", 1);
+	mpmap_bool(&m, "writes_enabled", ex_writes_on());
+	mpmap_end(&m);
 	ctl_send(cc, &mb);
 }
 
@@ -222,31 +228,24 @@ ctl_writes_enable(struct ctl_conn *cc, const msgpack_object *req,
 }
 
 static void
-pk_opt(msgpack_packer *pk, const char *key, const char *val)
-{
-	if (val != NULL)
-		pk_kv_str(pk, key, val);
-	else
-		pk_kv_nil(pk, key);
-}
-
-static void
 ledger_item(const char *key, const struct ledger_rec *r, void *arg)
 {
-	msgpack_packer	*pk = arg;
+	struct msgbuf	*mb = arg;
+	struct mpmap	 m;
 
-	msgpack_pack_map(pk, 11);
-	pk_kv_str(pk, "key", key);
-	pk_kv_str(pk, "state", ledger_state_str(r->state));
-	pk_opt(pk, "tenant", r->tenant);
-	pk_opt(pk, "env", r->env);
-	pk_opt(pk, "tool", r->tool);
-	pk_opt(pk, "run_id", r->run_id);
-	pk_opt(pk, "step_id", r->step_id);
-	pk_opt(pk, "args_hash", r->args_hash);
-	pk_kv_uint(pk, "uid", r->uid);
-	pk_kv_uint(pk, "started_ms", r->started_ms);
-	pk_opt(pk, "note", r->note);
+	mpmap_begin(&m, mb);
+	mpmap_str(&m, "key", key);
+	mpmap_str(&m, "state", ledger_state_str(r->state));
+	mpmap_str_or_nil(&m, "tenant", r->tenant);
+	mpmap_str_or_nil(&m, "env", r->env);
+	mpmap_str_or_nil(&m, "tool", r->tool);
+	mpmap_str_or_nil(&m, "run_id", r->run_id);
+	mpmap_str_or_nil(&m, "step_id", r->step_id);
+	mpmap_str_or_nil(&m, "args_hash", r->args_hash);
+	mpmap_uint(&m, "uid", r->uid);
+	mpmap_uint(&m, "started_ms", r->started_ms);
+	mpmap_str_or_nil(&m, "note", r->note);
+	mpmap_end(&m);
 }
 
 /*
@@ -288,6 +287,7 @@ ctl_ledger(struct ctl_conn *cc, const msgpack_object *req,
     const struct operator *op)
 {
 	struct msgbuf	 mb;
+	struct mpmap	 m;
 	char		*after, last[LEDGER_KEY_MAX + 1];
 	size_t		 n, limit;
 	int		 more, rc;
@@ -303,15 +303,15 @@ ctl_ledger(struct ctl_conn *cc, const msgpack_object *req,
 		return;
 	}
 	msgbuf_init(&mb);
-	msgpack_pack_map(&mb.pk, 2 + more);
-	pk_kv_bool(&mb.pk, "ok", 1);
-	pk_str(&mb.pk, "items");
-	msgpack_pack_array(&mb.pk, n);
+	mpmap_begin(&m, &mb);
+	mpmap_bool(&m, "ok", 1);
+	msgpack_pack_array(mpmap_key(&m, "items"), n);
 	/* Single-threaded: nothing changes the ledger between the passes. */
-	ledger_page(ex->store, L_IN_DOUBT, after, limit, ledger_item, &mb.pk,
+	ledger_page(ex->store, L_IN_DOUBT, after, limit, ledger_item, &mb,
 	    &n, last, &more);
 	if (more)
-		pk_kv_str(&mb.pk, "next", last);
+		mpmap_str(&m, "next", last);
+	mpmap_end(&m);
 	ctl_send(cc, &mb);
 	free(after);
 }
@@ -321,6 +321,7 @@ ctl_resolve(struct ctl_conn *cc, const msgpack_object *req,
     const struct operator *op)
 {
 	struct msgbuf	 mb;
+	struct mpmap	 m;
 	char		*key = mp_strdup(mp_get(req, "key"));
 	const msgpack_object *outcome = mp_get(req, "outcome");
 	char		 err[512];
@@ -339,10 +340,11 @@ ctl_resolve(struct ctl_conn *cc, const msgpack_object *req,
 		return;
 	}
 	msgbuf_init(&mb);
-	msgpack_pack_map(&mb.pk, 3);
-	pk_kv_bool(&mb.pk, "ok", 1);
-	pk_kv_str(&mb.pk, "key", key);
-	pk_kv_str(&mb.pk, "state", done ? "done" : "failed");
+	mpmap_begin(&m, &mb);
+	mpmap_bool(&m, "ok", 1);
+	mpmap_str(&m, "key", key);
+	mpmap_str(&m, "state", done ? "done" : "failed");
+	mpmap_end(&m);
 	ctl_send(cc, &mb);
 	free(key);
 }
@@ -359,7 +361,7 @@ ctl_approvals(struct ctl_conn *cc, const msgpack_object *req,
 	if (ctl_page(cc, req, &limit, &after) == -1)
 		return;
 	msgbuf_init(&mb);
-	if (approvals_pack_page(&mb.pk, after, limit) == -1) {
+	if (approvals_pack_page(&mb, after, limit) == -1) {
 		msgbuf_free(&mb);
 		ctl_error(cc, "the approvals cannot be read");
 	} else
@@ -382,7 +384,7 @@ ctl_approval(struct ctl_conn *cc, const msgpack_object *req,
 		return;
 	}
 	msgbuf_init(&mb);
-	if ((rc = approval_pack_one(&mb.pk, id)) == 1)
+	if ((rc = approval_pack_one(&mb, id)) == 1)
 		ctl_send(cc, &mb);
 	else {
 		msgbuf_free(&mb);
@@ -399,6 +401,7 @@ ctl_decide(struct ctl_conn *cc, const msgpack_object *req,
     const struct operator *op, int approve)
 {
 	struct msgbuf	 mb;
+	struct mpmap	 m;
 	char		*id = mp_strdup(mp_get(req, "approval_id"));
 	char		*note = mp_strdup(mp_get(req, "note"));
 	char		 err[512];
@@ -412,11 +415,12 @@ ctl_decide(struct ctl_conn *cc, const msgpack_object *req,
 		ctl_error(cc, "%s", err);
 	} else {
 		msgbuf_init(&mb);
-		msgpack_pack_map(&mb.pk, 4);
-		pk_kv_bool(&mb.pk, "ok", 1);
-		pk_kv_str(&mb.pk, "approval_id", id);
-		pk_kv_str(&mb.pk, "state", approve ? "approved" : "denied");
-		pk_kv_str(&mb.pk, "approver", op->who);
+		mpmap_begin(&m, &mb);
+		mpmap_bool(&m, "ok", 1);
+		mpmap_str(&m, "approval_id", id);
+		mpmap_str(&m, "state", approve ? "approved" : "denied");
+		mpmap_str(&m, "approver", op->who);
+		mpmap_end(&m);
 		ctl_send(cc, &mb);
 	}
 	free(id);
@@ -442,6 +446,7 @@ ctl_keys_rotate(struct ctl_conn *cc, const msgpack_object *req,
     const struct operator *op)
 {
 	struct msgbuf		mb;
+	struct mpmap		m;
 	struct audit_rec	ar = { .event = "keys_rotate", .uid = -1 };
 	char			err[256];
 
@@ -453,8 +458,9 @@ ctl_keys_rotate(struct ctl_conn *cc, const msgpack_object *req,
 	ar.approver = op->who;
 	(void)audit_write(&ar, 1);
 	msgbuf_init(&mb);
-	msgpack_pack_map(&mb.pk, 1);
-	pk_kv_bool(&mb.pk, "ok", 1);
+	mpmap_begin(&m, &mb);
+	mpmap_bool(&m, "ok", 1);
+	mpmap_end(&m);
 	ctl_send(cc, &mb);
 }
 
@@ -578,6 +584,7 @@ static void
 ctl_refuse(int fd, uid_t uid)
 {
 	struct msgbuf	 mb;
+	struct mpmap	 m;
 	const char	*p;
 	char		 msg[64];
 	size_t		 len;
@@ -586,9 +593,10 @@ ctl_refuse(int fd, uid_t uid)
 	    (unsigned)uid);
 	snprintf(msg, sizeof(msg), "uid %u is not an operator", (unsigned)uid);
 	msgbuf_init(&mb);
-	msgpack_pack_map(&mb.pk, 2);
-	pk_kv_bool(&mb.pk, "ok", 0);
-	pk_kv_str(&mb.pk, "error", msg);
+	mpmap_begin(&m, &mb);
+	mpmap_bool(&m, "ok", 0);
+	mpmap_str(&m, "error", msg);
+	mpmap_end(&m);
 	p = msgbuf_finish(&mb, &len);
 	(void)send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 	msgbuf_free(&mb);

@@ -50,26 +50,29 @@ static void	dispatch_conn_gone(const struct proto_msg *);
 static void	dispatch_audit_summary(const struct proto_msg *);
 
 /*
- * What gatewayd may send, and when.  Anything else, or a message before
- * HELLO, is fatal for the peer: a gatewayd that speaks out of turn is not
- * one we can trust to speak for agents.
+ * What gatewayd may send; when it may send it (before HELLO, once) is the
+ * protocol table's word (proto.c).  Anything else, a message before
+ * HELLO or a second of a once-only type, is fatal for the peer: a
+ * gatewayd that speaks out of turn is not one we can trust to speak for
+ * agents.
  */
 static const struct {
 	uint32_t	 type;
 	void		(*fn)(const struct proto_msg *);
-	int		 before_hello;
 } dispatch[] = {
-	{ MSG_HELLO,		dispatch_hello,		1 },
-	{ MSG_CALL,		dispatch_call,		0 },
-	{ MSG_RESUME,		dispatch_resume,	0 },
-	{ MSG_WAIT,		dispatch_wait,		0 },
-	{ MSG_WRITES_OFF,	dispatch_writes_off,	0 },
-	{ MSG_AUDIT,		dispatch_audit,		0 },
-	{ MSG_CONN_GONE,	dispatch_conn_gone,	0 },
-	{ MSG_AUDIT_SUMMARY,	dispatch_audit_summary,	0 },
+	{ MSG_HELLO,		dispatch_hello },
+	{ MSG_CALL,		dispatch_call },
+	{ MSG_RESUME,		dispatch_resume },
+	{ MSG_WAIT,		dispatch_wait },
+	{ MSG_WRITES_OFF,	dispatch_writes_off },
+	{ MSG_AUDIT,		dispatch_audit },
+	{ MSG_CONN_GONE,	dispatch_conn_gone },
+	{ MSG_AUDIT_SUMMARY,	dispatch_audit_summary },
 };
 
 static int	hello_done;
+/* The once-only types gatewayd has sent, by bit. */
+static uint64_t	seen_once;
 /* Refusals of peers with no principal gatewayd reported, one by one or summed. */
 static uint64_t	stranger_refusals;
 
@@ -78,7 +81,8 @@ usage(void)
 {
 	fprintf(stderr, "usage: executor -c CONFIG [-fv] [--agent-socket PATH]"
 	    " [--control-socket PATH]\n"
-	    "                [--state-dir DIR]\n");
+	    "                [--state-dir DIR]\n"
+	    "       executor --dump-proto\n");
 	exit(2);
 }
 
@@ -103,10 +107,12 @@ static void
 send_writes_state(void)
 {
 	struct msgbuf	mb;
+	struct mpmap	body;
 
 	msgbuf_init(&mb);
-	msgbuf_begin_msg(&mb, MSG_WRITES_STATE, 0, 1);
-	pk_kv_bool(&mb.pk, "writes_enabled", ex_writes_on());
+	msgbuf_begin_msg(&mb, MSG_WRITES_STATE, 0, &body);
+	mpmap_bool(&body, "writes_enabled", ex_writes_on());
+	mpmap_end(&body);
 	ex_send(&mb);
 	msgbuf_free(&mb);
 }
@@ -139,19 +145,23 @@ static void
 dispatch_hello(const struct proto_msg *m)
 {
 	struct msgbuf	mb;
-	uint64_t	v = mp_get(m->body, "version")->via.u64;
+	struct mpmap	body;
+	uint64_t	v = m->hello.version;
+	const char	*why;
 
-	if (hello_done)
-		fatalx("gatewayd sent HELLO twice");
+	/* A build whose table disagrees with its enum speaks to no one. */
+	if ((why = proto_table_check()) != NULL)
+		fatalx("the protocol table is broken: %s", why);
 	if (v != PROTO_VERSION)
 		fatalx("gatewayd speaks protocol %llu, we speak %d",
 		    (unsigned long long)v, PROTO_VERSION);
 	hello_done = 1;
 	msgbuf_init(&mb);
-	msgbuf_begin_msg(&mb, MSG_HELLO_ANS, m->id, 3);
-	pk_kv_uint(&mb.pk, "version", PROTO_VERSION);
-	pk_kv_bool(&mb.pk, "writes_enabled", ex_writes_on());
-	pk_kv_str(&mb.pk, "config_hash", ex->config_hash);
+	msgbuf_begin_msg(&mb, MSG_HELLO_ANS, m->id, &body);
+	mpmap_uint(&body, "version", PROTO_VERSION);
+	mpmap_bool(&body, "writes_enabled", ex_writes_on());
+	mpmap_str(&body, "config_hash", ex->config_hash);
+	mpmap_end(&body);
 	ex_send(&mb);
 	msgbuf_free(&mb);
 }
@@ -165,17 +175,20 @@ static int
 refuse_hung_up(const struct proto_msg *m, uint32_t ans_type)
 {
 	struct call	*c;
-	uint64_t	 conn = mp_get(m->body, "conn")->via.u64;
+	struct claim	 cl;
 
+	request_claim(m, &cl);
 	/* Never passed (-1): the request's own checks make that fatal. */
-	if (peers_hung_up(conn) != 1)
+	if (peers_hung_up(cl.conn) != 1)
 		return 0;
 	log_info("connection %llu: the agent has hung up: %s refused",
-	    (unsigned long long)conn, msg_type_str(m->type));
+	    (unsigned long long)cl.conn, msg_type_str(m->type));
 	if ((c = call_new(m, ans_type)) == NULL)
 		return 1;
-	c->run_id = mp_strdup(mp_get(m->body, "run_id"));
-	c->tool = mp_strdup(mp_get(m->body, "tool"));
+	if (m->type == MSG_CALL) {
+		c->run_id = xstrdup(m->call.run_id);
+		c->tool = xstrdup(m->call.tool);
+	}
 	call_refuse(c, ST_ERROR, E_UNAVAILABLE, "the agent has hung up");
 	call_free(c);
 	return 1;
@@ -189,7 +202,10 @@ refuse_hung_up(const struct proto_msg *m, uint32_t ans_type)
 static int
 refuse_refused(const struct proto_msg *m, uint32_t ans_type)
 {
-	if (!peers_refused(mp_get(m->body, "conn")->via.u64))
+	struct claim	cl;
+
+	request_claim(m, &cl);
+	if (!peers_refused(cl.conn))
 		return 0;
 	call_unavailable(m->id, ans_type, "the gateway is out of file"
 	    " descriptors: try again later");
@@ -234,24 +250,19 @@ dispatch_writes_off(const struct proto_msg *m)
  * what it claimed.
  */
 static int
-audit_claims(const msgpack_object *body, uid_t uid, gid_t gid,
+audit_claims(const struct msg_audit *au, uid_t uid, gid_t gid,
     const struct principal *p, char *note, size_t len)
 {
-	const msgpack_object	*t = mp_get(body, "tenant");
-	const msgpack_object	*e = mp_get(body, "env");
-	uint64_t		 cuid = mp_get(body, "uid")->via.u64;
-	uint64_t		 cgid = mp_get(body, "gid")->via.u64;
+	const char	*t = au->tenant, *e = au->env;
 
-	if (cuid == uid && cgid == gid &&
+	if (au->uid == uid && au->gid == gid &&
 	    (p == NULL ? t == NULL && e == NULL :
-	    mp_streq(t, p->tenant) && mp_streq(e, p->env)))
+	    t != NULL && e != NULL && strcmp(t, p->tenant) == 0 &&
+	    strcmp(e, p->env) == 0))
 		return 0;
-	snprintf(note, len, "gatewayd claimed uid %llu gid %llu tenant %.*s"
-	    " env %.*s", (unsigned long long)cuid, (unsigned long long)cgid,
-	    t ? (int)(t->via.str.size > 64 ? 64 : t->via.str.size) : 1,
-	    t ? t->via.str.ptr : "-",
-	    e ? (int)(e->via.str.size > 64 ? 64 : e->via.str.size) : 1,
-	    e ? e->via.str.ptr : "-");
+	snprintf(note, len, "gatewayd claimed uid %llu gid %llu tenant %.64s"
+	    " env %.64s", (unsigned long long)au->uid,
+	    (unsigned long long)au->gid, t ? t : "-", e ? e : "-");
 	return -1;
 }
 
@@ -286,14 +297,12 @@ dispatch_audit(const struct proto_msg *m)
 {
 	struct audit_rec	 ar = { .event = "gatewayd",
 				    .reported_by = "gatewayd" };
+	const struct msg_audit	*au = &m->audit;
 	const struct principal	*p;
-	uint64_t		 conn = mp_get(m->body, "conn")->via.u64;
-	char			*f[6], *msg, claim[256], *note = NULL;
-	static const char	*keys[6] = { "run_id", "step_id", "tool",
-				    "args_hash", "decision", "reason" };
+	uint64_t		 conn = au->conn;
+	char			 claim[256], *note = NULL;
 	uid_t			 uid;
 	gid_t			 gid;
-	size_t			 i;
 
 	switch (peers_lookup(conn, &uid, &gid)) {
 	case -1:
@@ -306,33 +315,28 @@ dispatch_audit(const struct proto_msg *m)
 		return;
 	}
 	p = policy_principal(ex->conf, uid, gid);
-	for (i = 0; i < 6; i++)
-		f[i] = mp_strdup(mp_get(m->body, keys[i]));
-	msg = mp_strdup(mp_get(m->body, "message"));
-	if (audit_claims(m->body, uid, gid, p, claim, sizeof(claim)) == -1) {
+	if (audit_claims(au, uid, gid, p, claim, sizeof(claim)) == -1) {
 		log_warnx("connection %llu is uid %u gid %u (%s): %s",
 		    (unsigned long long)conn, (unsigned)uid, (unsigned)gid,
 		    p ? p->tenant : "no principal", claim);
-		xasprintf(&note, "%s (%s)", msg, claim);
+		xasprintf(&note, "%s (%s)", au->message, claim);
 	}
 	if (p == NULL)
 		stranger_refused(1);
 	ar.uid = (long long)uid;
 	ar.tenant = p ? p->tenant : NULL;
 	ar.env = p ? p->env : NULL;
-	ar.run_id = f[0];
-	ar.step_id = f[1];
-	ar.tool = f[2];
-	ar.args_hash = f[3];
-	ar.decision = f[4];
-	ar.reason = f[5];
-	ar.note = note ? note : msg;
+	ar.run_id = au->run_id;
+	ar.step_id = au->step_id;
+	ar.tool = au->tool;
+	ar.args_hash = au->args_hash;
+	ar.decision = au->decision;
+	ar.reason = au->reason;
+	ar.note = note ? note : au->message;
 	(void)audit_write(&ar, 0);
-	if (p != NULL && f[0] != NULL && strcmp(f[4], ST_STOPPED) == 0)
-		budget_stop(p->tenant, f[0], f[5], msg);
-	for (i = 0; i < 6; i++)
-		free(f[i]);
-	free(msg);
+	if (p != NULL && au->run_id != NULL &&
+	    strcmp(au->decision, ST_STOPPED) == 0)
+		budget_stop(p->tenant, au->run_id, au->reason, au->message);
 	free(note);
 }
 
@@ -349,28 +353,27 @@ dispatch_audit_summary(const struct proto_msg *m)
 				    .reported_by = "gatewayd",
 				    .decision = ST_DENIED,
 				    .reason = R_UNKNOWN_PRINCIPAL };
-	const msgpack_object	*u = mp_get(m->body, "uid");
-	const msgpack_object	*g = mp_get(m->body, "gid");
+	const struct msg_audit_summary *s = &m->audit_summary;
 	char			 note[160];
 
-	ar.count = mp_get(m->body, "count")->via.u64;
-	ar.first_ms = mp_get(m->body, "first_ms")->via.u64;
-	ar.last_ms = mp_get(m->body, "last_ms")->via.u64;
-	if ((u == NULL) != (g == NULL) || ar.count == 0 ||
+	ar.count = s->count;
+	ar.first_ms = s->first_ms;
+	ar.last_ms = s->last_ms;
+	if (s->has_uid != s->has_gid || ar.count == 0 ||
 	    ar.first_ms > ar.last_ms || ar.last_ms > INT64_MAX ||
-	    (u != NULL && (u->via.u64 > UINT32_MAX || g->via.u64 > UINT32_MAX)))
+	    (s->has_uid && (s->uid > UINT32_MAX || s->gid > UINT32_MAX)))
 		fatalx("gatewayd sent a summary of refusals that cannot be");
-	if (u != NULL && policy_principal(ex->conf, (uid_t)u->via.u64,
-	    (gid_t)g->via.u64) != NULL)
+	if (s->has_uid && policy_principal(ex->conf, (uid_t)s->uid,
+	    (gid_t)s->gid) != NULL)
 		fatalx("gatewayd summed refusals of uid %llu gid %llu, which"
-		    " has a principal", (unsigned long long)u->via.u64,
-		    (unsigned long long)g->via.u64);
+		    " has a principal", (unsigned long long)s->uid,
+		    (unsigned long long)s->gid);
 	stranger_refused(ar.count);
-	if (u != NULL) {
-		ar.uid = (long long)u->via.u64;
+	if (s->has_uid) {
+		ar.uid = (long long)s->uid;
 		snprintf(note, sizeof(note), "gid %llu: %llu more refusals"
 		    " of this peer with no principal, counted by gatewayd",
-		    (unsigned long long)g->via.u64,
+		    (unsigned long long)s->gid,
 		    (unsigned long long)ar.count);
 	} else
 		snprintf(note, sizeof(note), "%llu refusals of peers with no"
@@ -411,7 +414,7 @@ ex_conn_hung_up(uint64_t conn)
 static void
 dispatch_conn_gone(const struct proto_msg *m)
 {
-	uint64_t	conn = mp_get(m->body, "conn")->via.u64;
+	uint64_t	conn = m->conn_gone.conn;
 
 	ex_conn_hung_up(conn);
 	peers_forget(conn);
@@ -434,8 +437,13 @@ peer_dispatch(const char *buf, size_t len)
 	if (i == sizeof(dispatch) / sizeof(dispatch[0]))
 		fatalx("gatewayd sent %s, which it may not send",
 		    msg_type_str(m.type));
-	if (!hello_done && !dispatch[i].before_hello)
+	if (!hello_done && !(msg_permits(m.type) & MSG_BEFORE_HELLO))
 		fatalx("gatewayd sent %s before HELLO", msg_type_str(m.type));
+	if (msg_permits(m.type) & MSG_ONCE) {
+		if (seen_once & (1ULL << m.type))
+			fatalx("gatewayd sent %s twice", msg_type_str(m.type));
+		seen_once |= 1ULL << m.type;
+	}
 	log_debug("<- %s id %llu", msg_type_str(m.type),
 	    (unsigned long long)m.id);
 	dispatch[i].fn(&m);
@@ -609,6 +617,7 @@ parse_opts(int argc, char *argv[], struct opts *o)
 		{ "control-socket", required_argument, NULL, 'C' },
 		{ "state-dir", required_argument, NULL, 'S' },
 		{ "agent-socket", required_argument, NULL, 'A' },
+		{ "dump-proto", no_argument, NULL, 'P' },
 		{ NULL, 0, NULL, 0 }
 	};
 	int	ch;
@@ -622,6 +631,7 @@ parse_opts(int argc, char *argv[], struct opts *o)
 		case 'C': o->csock = optarg; break;
 		case 'S': o->sdir = optarg; break;
 		case 'A': o->asock = optarg; break;
+		case 'P': exit(proto_dump(stdout) == 0 ? 0 : 1);
 		default: usage();
 		}
 	}

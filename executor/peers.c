@@ -146,6 +146,7 @@ peer_refuse(struct peer **pp, uint64_t conn)
 {
 	struct peer	*p;
 	struct msgbuf	 mb;
+	struct mpmap	 body;
 
 	log_warnx("peer %llu: no descriptor left for it (%zu in use, limit"
 	    " %zu): refused, with %zu more", (unsigned long long)conn,
@@ -157,10 +158,11 @@ peer_refuse(struct peer **pp, uint64_t conn)
 	nrefused++;
 	nstrangers++;
 	msgbuf_init(&mb);
-	msgbuf_begin_msg(&mb, MSG_CONN_REFUSED, 0, 2);
-	pk_kv_uint(&mb.pk, "conn", conn);
-	pk_kv_str(&mb.pk, "message", "the gateway is out of file"
+	msgbuf_begin_msg(&mb, MSG_CONN_REFUSED, 0, &body);
+	mpmap_uint(&body, "conn", conn);
+	mpmap_str(&body, "message", "the gateway is out of file"
 	    " descriptors: try again later");
+	mpmap_end(&body);
 	ex_send(&mb);
 	msgbuf_free(&mb);
 }

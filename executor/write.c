@@ -151,15 +151,18 @@ ok_response(struct call *c, const char *result, size_t resultlen,
 {
 	msgpack_sbuffer	sb;
 	msgpack_packer	pk;
+	struct mpmap	m;
 
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 4);
-	pk_kv_str(&pk, "status", ST_OK);
-	pk_str(&pk, "result");
+	mpmap_begin_sb(&m, &sb, &pk);
+	mpmap_str(&m, "status", ST_OK);
+	/* The result is msgpack already: append its bytes. */
+	(void)mpmap_key(&m, "result");
 	msgpack_sbuffer_write(&sb, result, resultlen);
-	pk_kv_str(&pk, "args_hash", c->args_hash);
-	pk_kv_str(&pk, "idempotency_key", c->idem_key);
+	mpmap_str(&m, "args_hash", c->args_hash);
+	mpmap_str(&m, "idempotency_key", c->idem_key);
+	mpmap_end(&m);
 	*len = sb.size;
 	return msgpack_sbuffer_release(&sb);
 }
@@ -170,14 +173,16 @@ refusal_response(const char *status, const char *reason, const char *msg,
 {
 	msgpack_sbuffer	sb;
 	msgpack_packer	pk;
+	struct mpmap	m;
 
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 3);
-	pk_kv_str(&pk, "status", status);
-	pk_kv_str(&pk, strcmp(status, ST_ERROR) == 0 ? "error" :
+	mpmap_begin_sb(&m, &sb, &pk);
+	mpmap_str(&m, "status", status);
+	mpmap_str(&m, strcmp(status, ST_ERROR) == 0 ? "error" :
 	    "stop_reason", reason);
-	pk_kv_str(&pk, "message", msg);
+	mpmap_str(&m, "message", msg);
+	mpmap_end(&m);
 	*len = sb.size;
 	return msgpack_sbuffer_release(&sb);
 }
@@ -832,6 +837,7 @@ resolve_txn(MDB_txn *txn, void *arg)
 	struct ledger_rec	 r;
 	msgpack_sbuffer		 sb;
 	msgpack_packer		 pk;
+	struct mpmap		 m;
 	int			 rc;
 
 	if ((rc = ledger_get(txn, ex->store, ra->key, &r)) != 0)
@@ -852,12 +858,13 @@ resolve_txn(MDB_txn *txn, void *arg)
 		/* Replays answer ok, with no result: none was recorded. */
 		msgpack_sbuffer_init(&sb);
 		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-		msgpack_pack_map(&pk, 5);
-		pk_kv_str(&pk, "status", ST_OK);
-		pk_kv_nil(&pk, "result");
-		pk_kv_str(&pk, "args_hash", r.args_hash ? r.args_hash : "");
-		pk_kv_str(&pk, "idempotency_key", ra->key);
-		pk_kv_str(&pk, "message", r.note);
+		mpmap_begin_sb(&m, &sb, &pk);
+		mpmap_str(&m, "status", ST_OK);
+		mpmap_nil(&m, "result");
+		mpmap_str(&m, "args_hash", r.args_hash ? r.args_hash : "");
+		mpmap_str(&m, "idempotency_key", ra->key);
+		mpmap_str(&m, "message", r.note);
+		mpmap_end(&m);
 		r.responselen = sb.size;
 		r.response = msgpack_sbuffer_release(&sb);
 		r.state = L_DONE;

@@ -13,7 +13,7 @@
  *    kept here (so a change to proto.c's table without a change here is
  *    noticed): every key known, none twice, every required key present,
  *    each value of its type (strings without NUL);
- *  - re-encoding with msgbuf_begin_msg() and msgpack_pack_object() for
+ *  - re-encoding with msgbuf_begin_envelope() and msgpack_pack_object() for
  *    each field, then decoding the frame's body, gives the same type, id
  *    and an equal body.
  */
@@ -45,7 +45,8 @@ static const struct want w_call[] = { { "conn", 'u', 0 },
 	{ "pid", 'u', 0 }, { "tenant", 's', 0 }, { "env", 's', 0 },
 	{ "run_id", 's', 0 }, { "step_id", 's', 1 }, { "tool", 's', 0 },
 	{ "args", 'm', 0 }, { 0 } };
-static const struct want w_response[] = { { "response", 'm', 0 }, { 0 } };
+static const struct want w_response[] = { { "response", 'm', 0 },
+	{ "run_id", 's', 1 }, { 0 } };
 static const struct want w_resume[] = { { "conn", 'u', 0 },
 	{ "uid", 'u', 0 },
 	{ "gid", 'u', 0 }, { "pid", 'u', 0 }, { "tenant", 's', 0 },
@@ -162,7 +163,8 @@ check_reencode(const struct proto_msg *m)
 	uint32_t		 i;
 
 	msgbuf_init(&mb);
-	msgbuf_begin_msg(&mb, m->type, m->id, m->body->via.map.size);
+	msgbuf_begin_envelope(&mb, m->type, m->id);
+	msgpack_pack_map(&mb.pk, m->body->via.map.size);
 	for (i = 0; i < m->body->via.map.size; i++) {
 		msgpack_pack_object(&mb.pk, m->body->via.map.ptr[i].key);
 		msgpack_pack_object(&mb.pk, m->body->via.map.ptr[i].val);
@@ -199,6 +201,69 @@ check_reencode(const struct proto_msg *m)
 	}
 	proto_msg_free(&m2);
 	msgbuf_free(&mb);
+}
+
+/* A decoded string field says what the body's str says, or is NULL. */
+static void
+check_str(const msgpack_object *body, const char *key, const char *s)
+{
+	const msgpack_object	*o = mp_get(body, key);
+
+	if (o == NULL ? s != NULL : s == NULL ||
+	    strlen(s) != o->via.str.size ||
+	    memcmp(s, o->via.str.ptr, o->via.str.size) != 0)
+		fail("a decoded string is not the body's");
+}
+
+static void
+check_uint(const msgpack_object *body, const char *key, int has, uint64_t v)
+{
+	const msgpack_object	*o = mp_get(body, key);
+
+	if (o == NULL ? has : !has || o->via.u64 != v)
+		fail("a decoded integer is not the body's");
+}
+
+/* The struct the decoder filled in holds the body's values. */
+static void
+check_struct(const struct proto_msg *m)
+{
+	const msgpack_object	*b = m->body;
+
+	switch (m->type) {
+	case MSG_CALL:
+		check_uint(b, "conn", 1, m->call.conn);
+		check_uint(b, "uid", 1, m->call.uid);
+		check_uint(b, "gid", 1, m->call.gid);
+		check_uint(b, "pid", 1, m->call.pid);
+		check_str(b, "tenant", m->call.tenant);
+		check_str(b, "env", m->call.env);
+		check_str(b, "run_id", m->call.run_id);
+		check_str(b, "step_id", m->call.step_id);
+		check_str(b, "tool", m->call.tool);
+		if (m->call.args != mp_get(b, "args"))
+			fail("args is not the body's");
+		break;
+	case MSG_AUDIT:
+		check_str(b, "tenant", m->audit.tenant);
+		check_str(b, "args_hash", m->audit.args_hash);
+		check_str(b, "message", m->audit.message);
+		break;
+	case MSG_AUDIT_SUMMARY:
+		check_uint(b, "uid", m->audit_summary.has_uid,
+		    m->audit_summary.uid);
+		check_uint(b, "gid", m->audit_summary.has_gid,
+		    m->audit_summary.gid);
+		check_uint(b, "count", 1, m->audit_summary.count);
+		break;
+	case MSG_CALL_ANS:
+	case MSG_RESUME_ANS:
+	case MSG_WAIT_ANS:
+		check_str(b, "run_id", m->ans.run_id);
+		if (m->ans.response != mp_get(b, "response"))
+			fail("response is not the body's");
+		break;
+	}
 }
 
 int
@@ -241,6 +306,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (m.body == NULL || m.body->type != MSGPACK_OBJECT_MAP)
 		fail("the body is not a map");
 	check_schema(m.type, m.body);
+	check_struct(&m);
 	check_reencode(&m);
 	proto_msg_free(&m);
 	return 0;

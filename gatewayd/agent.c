@@ -83,29 +83,50 @@ static void	conn_event(struct bufferevent *, short, void *);
 
 /* Replies. */
 
+/* A reply: one map, its size counted as it is packed. */
+struct reply {
+	struct msgbuf	 mb;
+	struct mpmap	 map;
+};
+
+/* The agent's id (its msgpack bytes, or nil) first. */
 static void
-reply_begin(struct msgbuf *mb, const char *id, size_t idlen,
-    const char *status, uint32_t nextra)
+reply_open(struct reply *rp, const char *id, size_t idlen)
 {
-	msgbuf_init(mb);
-	msgpack_pack_map(&mb->pk, 2 + nextra);
-	pk_str(&mb->pk, "id");
+	msgbuf_init(&rp->mb);
+	mpmap_begin(&rp->map, &rp->mb);
+	(void)mpmap_key(&rp->map, "id");
 	if (idlen == 0)
-		msgpack_pack_nil(&mb->pk);
+		msgpack_pack_nil(&rp->mb.pk);
 	else
-		msgpack_sbuffer_write(&mb->sbuf, id, idlen);
-	pk_kv_str(&mb->pk, "status", status);
+		msgpack_sbuffer_write(&rp->mb.sbuf, id, idlen);
 }
 
 static void
-reply_send(struct conn *c, struct msgbuf *mb)
+reply_begin(struct reply *rp, const char *id, size_t idlen,
+    const char *status)
+{
+	reply_open(rp, id, idlen);
+	mpmap_str(&rp->map, "status", status);
+}
+
+/* The whole frame, the map closed. */
+static const char *
+reply_finish(struct reply *rp, size_t *len)
+{
+	mpmap_end(&rp->map);
+	return msgbuf_finish(&rp->mb, len);
+}
+
+static void
+reply_send(struct conn *c, struct reply *rp)
 {
 	const char	*p;
 	size_t		 len;
 
-	p = msgbuf_finish(mb, &len);
+	p = reply_finish(rp, &len);
 	bufferevent_write(c->bev, p, len);
-	msgbuf_free(mb);
+	msgbuf_free(&rp->mb);
 }
 
 /* status "error" with error code, or "denied"/"stopped" with stop_reason. */
@@ -113,13 +134,13 @@ static void
 reply_refuse(struct conn *c, const char *id, size_t idlen, const char *status,
     const char *reason, const char *message)
 {
-	struct msgbuf	mb;
+	struct reply	rp;
 
-	reply_begin(&mb, id, idlen, status, 2);
-	pk_kv_str(&mb.pk, strcmp(status, ST_ERROR) == 0 ? "error" :
+	reply_begin(&rp, id, idlen, status);
+	mpmap_str(&rp.map, strcmp(status, ST_ERROR) == 0 ? "error" :
 	    "stop_reason", reason);
-	pk_kv_str(&mb.pk, "message", message);
-	reply_send(c, &mb);
+	mpmap_str(&rp.map, "message", message);
+	reply_send(c, &rp);
 }
 
 /* Connections. */
@@ -278,16 +299,16 @@ static void
 op_hello(struct conn *c, const char *id, size_t idlen,
     const msgpack_object *reqm)
 {
-	struct msgbuf	mb;
+	struct reply	rp;
 
 	(void)reqm;
-	reply_begin(&mb, id, idlen, ST_OK, 4);
-	pk_kv_uint(&mb.pk, "v", AGENT_PROTO_VERSION);
-	pk_kv_str(&mb.pk, "tenant", c->pr->tenant);
-	pk_kv_str(&mb.pk, "env", c->pr->env);
-	pk_kv_bool(&mb.pk, "writes_enabled", gw->conf->writes_enabled &&
+	reply_begin(&rp, id, idlen, ST_OK);
+	mpmap_uint(&rp.map, "v", AGENT_PROTO_VERSION);
+	mpmap_str(&rp.map, "tenant", c->pr->tenant);
+	mpmap_str(&rp.map, "env", c->pr->env);
+	mpmap_bool(&rp.map, "writes_enabled", gw->conf->writes_enabled &&
 	    gw->writes_on);
-	reply_send(c, &mb);
+	reply_send(c, &rp);
 }
 
 /*
@@ -327,21 +348,21 @@ req_step_id(const msgpack_object *o, char **out)
 }
 
 static void
-call_answered(const msgpack_object *body, void *arg)
+call_answered(const struct proto_msg *m, void *arg)
 {
-	const msgpack_object *resp = mp_get(body, "response");
+	const msgpack_object *resp = m->ans.response;
 	struct req	*r = arg;
 	struct conn	*c = r->conn;
-	struct msgbuf	 mb;
+	struct reply	 rp;
 	struct run	*run;
 	const msgpack_object *status, *reason, *message;
-	uint32_t	 i, n = 0;
+	uint32_t	 i;
 
 	LIST_REMOVE(r, entry);
 	c->inflight--;
 	/* A resume's run is the checkpoint's, which the executor names. */
-	if (r->run_id == NULL && mp_get(body, "run_id") != NULL)
-		r->run_id = mp_strdup(mp_get(body, "run_id"));
+	if (r->run_id == NULL && m->ans.run_id != NULL)
+		r->run_id = xstrdup(m->ans.run_id);
 	status = mp_get(resp, "status");
 	if (status == NULL)
 		fatalx("executor answered without a status");
@@ -363,23 +384,14 @@ call_answered(const msgpack_object *body, void *arg)
 		free(msg);
 	}
 	/* The executor's response, with the agent's id in front. */
-	for (i = 0; i < resp->via.map.size; i++)
-		if (!mp_streq(&resp->via.map.ptr[i].key, "id"))
-			n++;
-	msgbuf_init(&mb);
-	msgpack_pack_map(&mb.pk, n + 1);
-	pk_str(&mb.pk, "id");
-	if (r->idlen == 0)
-		msgpack_pack_nil(&mb.pk);
-	else
-		msgpack_sbuffer_write(&mb.sbuf, r->id, r->idlen);
+	reply_open(&rp, r->id, r->idlen);
 	for (i = 0; i < resp->via.map.size; i++) {
 		if (mp_streq(&resp->via.map.ptr[i].key, "id"))
 			continue;
-		msgpack_pack_object(&mb.pk, resp->via.map.ptr[i].key);
-		msgpack_pack_object(&mb.pk, resp->via.map.ptr[i].val);
+		msgpack_pack_object(mpmap_key_obj(&rp.map,
+		    &resp->via.map.ptr[i].key), resp->via.map.ptr[i].val);
 	}
-	reply_send(c, &mb);
+	reply_send(c, &rp);
 	free(r->id);
 	free(r->run_id);
 	free(r->wtool);
@@ -434,16 +446,29 @@ req_run(struct conn *c, const char *id, size_t idlen, const char *run_id,
 	return run;
 }
 
-/* Park the request until the executor answers it. */
+/* Who the executor is told asks: packed by the exec_* wrappers. */
+static void
+conn_who(const struct conn *c, struct exec_who *w)
+{
+	w->conn = c->id;
+	w->uid = c->uid;
+	w->gid = c->gid;
+	w->pid = c->pid;
+	w->tenant = c->pr->tenant;
+	w->env = c->pr->env;
+}
+
+/*
+ * Park a request until the executor answers it; the caller sends it and
+ * sets exec_id.
+ */
 static struct req *
-req_forward(struct conn *c, const char *id, size_t idlen, uint64_t xid,
-    struct msgbuf *mb, char *run_id)
+req_park(struct conn *c, const char *id, size_t idlen, char *run_id)
 {
 	struct req	*r;
 
 	r = xcalloc(1, sizeof(*r));
 	r->conn = c;
-	r->exec_id = xid;
 	r->id = idlen ? xmalloc(idlen) : NULL;
 	if (idlen)
 		memcpy(r->id, id, idlen);
@@ -451,7 +476,6 @@ req_forward(struct conn *c, const char *id, size_t idlen, uint64_t xid,
 	r->run_id = run_id;
 	LIST_INSERT_HEAD(&c->reqs, r, entry);
 	c->inflight++;
-	exec_send(xid, mb, call_answered, r);
 	return r;
 }
 
@@ -465,8 +489,7 @@ op_call(struct conn *c, const char *id, size_t idlen,
 	char			 hash[ARGS_HASH_LEN + 1], msg[512];
 	struct run		*run;
 	struct req		*r;
-	struct msgbuf		 mb;
-	uint64_t		 xid;
+	struct exec_who		 who;
 	enum gate		 g;
 
 	if ((run_id = req_str(mp_get(reqm, "run_id"), MAX_RUN_ID)) == NULL) {
@@ -511,20 +534,10 @@ op_call(struct conn *c, const char *id, size_t idlen,
 		goto out;
 	}
 
-	xid = exec_begin(&mb, MSG_CALL, step_id != NULL ? 10 : 9);
-	pk_kv_uint(&mb.pk, "conn", c->id);
-	pk_kv_uint(&mb.pk, "uid", c->uid);
-	pk_kv_uint(&mb.pk, "gid", c->gid);
-	pk_kv_uint(&mb.pk, "pid", (uint64_t)c->pid);
-	pk_kv_str(&mb.pk, "tenant", c->pr->tenant);
-	pk_kv_str(&mb.pk, "env", c->pr->env);
-	pk_kv_str(&mb.pk, "run_id", run_id);
-	if (step_id != NULL)
-		pk_kv_str(&mb.pk, "step_id", step_id);
-	pk_kv_str(&mb.pk, "tool", tool);
-	pk_str(&mb.pk, "args");
-	msgpack_pack_object(&mb.pk, *args);
-	r = req_forward(c, id, idlen, xid, &mb, run_id);
+	conn_who(c, &who);
+	r = req_park(c, id, idlen, run_id);
+	r->exec_id = exec_call(&who, run_id, step_id, tool, args,
+	    call_answered, r);
 	run_id = NULL;
 	if (g == GATE_WRITE) {
 		r->wtool = tool;
@@ -546,7 +559,7 @@ op_usage(struct conn *c, const char *id, size_t idlen,
 	const char		*reason;
 	char			*run_id, msg[256];
 	struct run		*run;
-	struct msgbuf		 mb;
+	struct reply		 rp;
 	double			 dcost = 0;
 
 	if ((run_id = req_str(mp_get(reqm, "run_id"), MAX_RUN_ID)) == NULL) {
@@ -582,8 +595,8 @@ op_usage(struct conn *c, const char *id, size_t idlen,
 		    NULL, NULL, NULL);
 		goto out;
 	}
-	reply_begin(&mb, id, idlen, ST_OK, 0);
-	reply_send(c, &mb);
+	reply_begin(&rp, id, idlen, ST_OK);
+	reply_send(c, &rp);
 out:
 	free(run_id);
 }
@@ -593,8 +606,8 @@ op_resume(struct conn *c, const char *id, size_t idlen,
     const msgpack_object *reqm)
 {
 	const msgpack_object	*cp = mp_get(reqm, "checkpoint");
-	struct msgbuf		 mb;
-	uint64_t		 xid;
+	struct exec_who		 who;
+	struct req		*r;
 
 	if (cp == NULL || cp->type != MSGPACK_OBJECT_STR ||
 	    cp->via.str.size == 0 || cp->via.str.size > MAX_CHECKPOINT ||
@@ -604,16 +617,9 @@ op_resume(struct conn *c, const char *id, size_t idlen,
 		return;
 	}
 	/* Only the executor can verify it: gatewayd holds no key. */
-	xid = exec_begin(&mb, MSG_RESUME, 7);
-	pk_kv_uint(&mb.pk, "conn", c->id);
-	pk_kv_uint(&mb.pk, "uid", c->uid);
-	pk_kv_uint(&mb.pk, "gid", c->gid);
-	pk_kv_uint(&mb.pk, "pid", (uint64_t)c->pid);
-	pk_kv_str(&mb.pk, "tenant", c->pr->tenant);
-	pk_kv_str(&mb.pk, "env", c->pr->env);
-	pk_str(&mb.pk, "checkpoint");
-	msgpack_pack_object(&mb.pk, *cp);
-	req_forward(c, id, idlen, xid, &mb, NULL);
+	conn_who(c, &who);
+	r = req_park(c, id, idlen, NULL);
+	r->exec_id = exec_resume(&who, cp, call_answered, r);
 }
 
 static void
@@ -622,8 +628,8 @@ op_wait(struct conn *c, const char *id, size_t idlen,
 {
 	const msgpack_object	*aid = mp_get(reqm, "approval_id");
 	const msgpack_object	*tmo = mp_get(reqm, "timeout_ms");
-	struct msgbuf		 mb;
-	uint64_t		 xid;
+	struct exec_who		 who;
+	struct req		*r;
 
 	if (aid == NULL || aid->type != MSGPACK_OBJECT_STR ||
 	    aid->via.str.size == 0 || aid->via.str.size > 64 ||
@@ -637,16 +643,9 @@ op_wait(struct conn *c, const char *id, size_t idlen,
 		    "timeout_ms must be a non-negative integer");
 		return;
 	}
-	xid = exec_begin(&mb, MSG_WAIT, 7);
-	pk_kv_uint(&mb.pk, "conn", c->id);
-	pk_kv_uint(&mb.pk, "uid", c->uid);
-	pk_kv_uint(&mb.pk, "gid", c->gid);
-	pk_kv_str(&mb.pk, "tenant", c->pr->tenant);
-	pk_kv_str(&mb.pk, "env", c->pr->env);
-	pk_str(&mb.pk, "approval_id");
-	msgpack_pack_object(&mb.pk, *aid);
-	pk_kv_uint(&mb.pk, "timeout_ms", tmo->via.u64);
-	req_forward(c, id, idlen, xid, &mb, NULL);
+	conn_who(c, &who);
+	r = req_park(c, id, idlen, NULL);
+	r->exec_id = exec_wait(&who, aid, tmo->via.u64, call_answered, r);
 }
 
 /*
@@ -824,7 +823,7 @@ conn_refuse(int fd, uid_t uid, const char *why)
 {
 	static uint64_t	 last_ms;
 	static uint64_t	 quiet;
-	struct msgbuf	 mb;
+	struct reply	 rp;
 	const char	*p;
 	size_t		 len;
 	uint64_t	 now = mono_ms();
@@ -837,12 +836,12 @@ conn_refuse(int fd, uid_t uid, const char *why)
 		quiet = 0;
 	} else
 		quiet++;
-	reply_begin(&mb, NULL, 0, ST_ERROR, 2);
-	pk_kv_str(&mb.pk, "error", E_UNAVAILABLE);
-	pk_kv_str(&mb.pk, "message", why);
-	p = msgbuf_finish(&mb, &len);
+	reply_begin(&rp, NULL, 0, ST_ERROR);
+	mpmap_str(&rp.map, "error", E_UNAVAILABLE);
+	mpmap_str(&rp.map, "message", why);
+	p = reply_finish(&rp, &len);
 	(void)send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-	msgbuf_free(&mb);
+	msgbuf_free(&rp.mb);
 	close(fd);
 }
 

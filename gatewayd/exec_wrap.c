@@ -1,7 +1,11 @@
 /*
  * The socketpair to the executor, from gatewayd's side (monitor_wrap.c in
  * OpenSSH's terms).  Requests are numbered; answers may come in any order
- * and are matched to their waiting callers by id.  The executor is the
+ * and are matched to their waiting callers by id, and each must be of the
+ * type the protocol table says answers the request (as
+ * mm_request_receive_expect() insists): anything else is fatal.  The
+ * wrappers (exec_call, exec_resume, exec_wait, exec_audit, ...) are the
+ * only place a message is packed.  The executor is the
  * trusted peer here: a message from it we cannot decode is fatal, and so
  * is its going away (systemd restarts the pair; all state is on disk).
  */
@@ -30,6 +34,7 @@
  */
 struct pending {
 	uint64_t	 id;		/* 0 when free */
+	uint32_t	 expect;	/* the answer's type */
 	exec_cb		 cb;
 	void		*arg;
 };
@@ -40,7 +45,6 @@ static struct pending		*slots;
 static uint32_t			 nslots, nused, free_hint;
 static uint64_t			 generation = 1;
 static void			(*hello_ready)(void);
-static uint64_t			 hello_id;
 
 static struct pending *
 slot_find(uint64_t id)
@@ -82,28 +86,103 @@ slot_release(struct pending *p)
 	nused--;
 }
 
-uint64_t
-exec_begin(struct msgbuf *mb, uint32_t type, uint32_t nfields)
+/* A message of 'type': begins mb and its body; id 0 for no answer. */
+static void
+msg_begin(struct msgbuf *mb, struct mpmap *body, uint32_t type, uint64_t id)
 {
-	uint64_t	id = slot_alloc();
-
 	msgbuf_init(mb);
-	msgbuf_begin_msg(mb, type, id, nfields);
-	return id;
+	msgbuf_begin_msg(mb, type, id, body);
 }
 
-void
-exec_send(uint64_t id, struct msgbuf *mb, exec_cb cb, void *arg)
+/* Close the body and send. */
+static void
+msg_send(struct msgbuf *mb, struct mpmap *body)
 {
-	struct pending	*p = slot_find(id);
 	const char	*buf;
 	size_t		 len;
 
-	p->cb = cb;
-	p->arg = arg;
+	mpmap_end(body);
 	buf = msgbuf_finish(mb, &len);
 	bufferevent_write(link_bev, buf, len);
 	msgbuf_free(mb);
+}
+
+/* A request: a slot waits for the answer the table names for 'type'. */
+static uint64_t
+request_begin(struct msgbuf *mb, struct mpmap *body, uint32_t type,
+    exec_cb cb, void *arg)
+{
+	uint64_t	 id = slot_alloc();
+	struct pending	*p = slot_find(id);
+
+	if ((p->expect = msg_answer_type(type)) == MSG_NONE)
+		fatalx("%s is not a request", msg_type_str(type));
+	p->cb = cb;
+	p->arg = arg;
+	msg_begin(mb, body, type, id);
+	return id;
+}
+
+/* Who asks, as every request of an agent's says it. */
+static void
+pk_who(struct mpmap *body, const struct exec_who *w, int with_pid)
+{
+	mpmap_uint(body, "conn", w->conn);
+	mpmap_uint(body, "uid", w->uid);
+	mpmap_uint(body, "gid", w->gid);
+	if (with_pid)
+		mpmap_uint(body, "pid", (uint64_t)w->pid);
+	mpmap_str(body, "tenant", w->tenant);
+	mpmap_str(body, "env", w->env);
+}
+
+uint64_t
+exec_call(const struct exec_who *w, const char *run_id, const char *step_id,
+    const char *tool, const msgpack_object *args, exec_cb cb, void *arg)
+{
+	struct msgbuf	mb;
+	struct mpmap	body;
+	uint64_t	id;
+
+	id = request_begin(&mb, &body, MSG_CALL, cb, arg);
+	pk_who(&body, w, 1);
+	mpmap_str(&body, "run_id", run_id);
+	mpmap_str_opt(&body, "step_id", step_id);
+	mpmap_str(&body, "tool", tool);
+	mpmap_obj(&body, "args", args);
+	msg_send(&mb, &body);
+	return id;
+}
+
+uint64_t
+exec_resume(const struct exec_who *w, const msgpack_object *checkpoint,
+    exec_cb cb, void *arg)
+{
+	struct msgbuf	mb;
+	struct mpmap	body;
+	uint64_t	id;
+
+	id = request_begin(&mb, &body, MSG_RESUME, cb, arg);
+	pk_who(&body, w, 1);
+	mpmap_obj(&body, "checkpoint", checkpoint);
+	msg_send(&mb, &body);
+	return id;
+}
+
+uint64_t
+exec_wait(const struct exec_who *w, const msgpack_object *approval_id,
+    uint64_t timeout_ms, exec_cb cb, void *arg)
+{
+	struct msgbuf	mb;
+	struct mpmap	body;
+	uint64_t	id;
+
+	id = request_begin(&mb, &body, MSG_WAIT, cb, arg);
+	pk_who(&body, w, 0);
+	mpmap_obj(&body, "approval_id", approval_id);
+	mpmap_uint(&body, "timeout_ms", timeout_ms);
+	msg_send(&mb, &body);
+	return id;
 }
 
 void
@@ -128,11 +207,33 @@ link_answer(const struct proto_msg *m)
 	if (p == NULL)
 		fatalx("executor answered %s to unknown id %llu",
 		    msg_type_str(m->type), (unsigned long long)m->id);
+	if (m->type != p->expect)
+		fatalx("executor answered %s to id %llu, which waits for %s",
+		    msg_type_str(m->type), (unsigned long long)m->id,
+		    msg_type_str(p->expect));
 	cb = p->cb;
 	arg = p->arg;
 	slot_release(p);
 	if (cb != NULL)
-		cb(m->body, arg);
+		cb(m, arg);
+}
+
+static void
+hello_answered(const struct proto_msg *m, void *arg)
+{
+	void	(*ready)(void) = hello_ready;
+
+	(void)arg;
+	if (m->hello_ans.version != PROTO_VERSION)
+		fatalx("executor speaks protocol %llu, we speak %d",
+		    (unsigned long long)m->hello_ans.version, PROTO_VERSION);
+	/* Both must have loaded the same file. */
+	if (strcmp(m->hello_ans.config_hash, gw->config_hash) != 0)
+		fatalx("the config changed between gatewayd and the"
+		    " executor loading it: restart");
+	gw->writes_on = m->hello_ans.writes_enabled;
+	hello_ready = NULL;
+	ready();
 }
 
 static void
@@ -146,32 +247,12 @@ link_dispatch(const char *buf, size_t len)
 	if (msg_direction(m.type) != MSG_FROM_EXECUTOR)
 		fatalx("executor sent %s", msg_type_str(m.type));
 	switch (m.type) {
-	case MSG_HELLO_ANS:
-		if (m.id != hello_id || hello_ready == NULL)
-			fatalx("unexpected HELLO_ANS");
-		if (mp_get(m.body, "version")->via.u64 != PROTO_VERSION)
-			fatalx("executor speaks protocol %llu, we speak %d",
-			    (unsigned long long)
-			    mp_get(m.body, "version")->via.u64, PROTO_VERSION);
-		/* Both must have loaded the same file. */
-		if (!mp_streq(mp_get(m.body, "config_hash"), gw->config_hash))
-			fatalx("the config changed between gatewayd and the"
-			    " executor loading it: restart");
-		gw->writes_on = mp_get(m.body, "writes_enabled")->via.boolean;
-		slot_release(slot_find(m.id));
-		hello_ready();
-		hello_ready = NULL;
+	case MSG_CONN_REFUSED:
+		agent_conn_refused(m.conn_refused.conn,
+		    m.conn_refused.message);
 		break;
-	case MSG_CONN_REFUSED: {
-		char	*msg = mp_strdup(mp_get(m.body, "message"));
-
-		agent_conn_refused(mp_get(m.body, "conn")->via.u64,
-		    msg != NULL ? msg : "unavailable");
-		free(msg);
-		break;
-	}
 	case MSG_WRITES_STATE:
-		gw->writes_on = mp_get(m.body, "writes_enabled")->via.boolean;
+		gw->writes_on = m.writes_state.writes_enabled;
 		log_info("writes %s (told by the executor)",
 		    gw->writes_on ? "enabled" : "disabled");
 		break;
@@ -253,23 +334,24 @@ exec_pass_peer(uint64_t conn, int fd)
 void
 exec_conn_gone(uint64_t conn)
 {
-	struct msgbuf	 mb;
-	const char	*buf;
-	size_t		 len;
+	struct msgbuf	mb;
+	struct mpmap	body;
 
 	if (link_bev == NULL)
 		return;
-	msgbuf_init(&mb);
-	msgbuf_begin_msg(&mb, MSG_CONN_GONE, 0, 1);
-	pk_kv_uint(&mb.pk, "conn", conn);
-	buf = msgbuf_finish(&mb, &len);
-	bufferevent_write(link_bev, buf, len);
-	msgbuf_free(&mb);
+	msg_begin(&mb, &body, MSG_CONN_GONE, 0);
+	mpmap_uint(&body, "conn", conn);
+	msg_send(&mb, &body);
 }
 
 void
 exec_link_init(int fd, int peerfd)
 {
+	const char	*why;
+
+	/* A build whose table disagrees with its enum speaks to no one. */
+	if ((why = proto_table_check()) != NULL)
+		fatalx("the protocol table is broken: %s", why);
 	peer_fd = peerfd;
 	evutil_make_socket_nonblocking(fd);
 	link_bev = bufferevent_socket_new(gw->base, fd, BEV_OPT_CLOSE_ON_FREE);
@@ -283,85 +365,64 @@ void
 exec_hello(void (*ready)(void))
 {
 	struct msgbuf	mb;
+	struct mpmap	body;
 
 	hello_ready = ready;
-	hello_id = exec_begin(&mb, MSG_HELLO, 1);
-	pk_kv_uint(&mb.pk, "version", PROTO_VERSION);
-	exec_send(hello_id, &mb, NULL, NULL);
+	(void)request_begin(&mb, &body, MSG_HELLO, hello_answered, NULL);
+	mpmap_uint(&body, "version", PROTO_VERSION);
+	msg_send(&mb, &body);
 }
 
 void
 exec_writes_off(void)
 {
 	struct msgbuf	mb;
-	const char	*buf;
-	size_t		 len;
+	struct mpmap	body;
 
-	msgbuf_init(&mb);
-	msgbuf_begin_msg(&mb, MSG_WRITES_OFF, 0, 0);
-	buf = msgbuf_finish(&mb, &len);
-	bufferevent_write(link_bev, buf, len);
-	msgbuf_free(&mb);
-}
-
-static void
-pk_opt(msgpack_packer *pk, const char *key, const char *val)
-{
-	if (val != NULL)
-		pk_kv_str(pk, key, val);
+	msg_begin(&mb, &body, MSG_WRITES_OFF, 0);
+	msg_send(&mb, &body);
 }
 
 void
 exec_audit(const struct refusal *r)
 {
-	struct msgbuf	 mb;
-	const char	*buf;
-	size_t		 len;
-	uint32_t	 n = 6;
+	struct msgbuf	mb;
+	struct mpmap	body;
 
-	n += (r->tenant != NULL) + (r->env != NULL) + (r->run_id != NULL) +
-	    (r->step_id != NULL) + (r->tool != NULL) + (r->args_hash != NULL);
-	msgbuf_init(&mb);
-	msgbuf_begin_msg(&mb, MSG_AUDIT, 0, n);
-	pk_kv_uint(&mb.pk, "conn", r->conn);
-	pk_kv_uint(&mb.pk, "uid", r->uid);
-	pk_kv_uint(&mb.pk, "gid", r->gid);
-	pk_opt(&mb.pk, "tenant", r->tenant);
-	pk_opt(&mb.pk, "env", r->env);
-	pk_opt(&mb.pk, "run_id", r->run_id);
-	pk_opt(&mb.pk, "step_id", r->step_id);
-	pk_opt(&mb.pk, "tool", r->tool);
-	pk_opt(&mb.pk, "args_hash", r->args_hash);
-	pk_kv_str(&mb.pk, "decision", r->decision);
-	pk_kv_str(&mb.pk, "reason", r->reason);
-	pk_kv_str(&mb.pk, "message", r->message);
-	buf = msgbuf_finish(&mb, &len);
-	bufferevent_write(link_bev, buf, len);
-	msgbuf_free(&mb);
+	msg_begin(&mb, &body, MSG_AUDIT, 0);
+	mpmap_uint(&body, "conn", r->conn);
+	mpmap_uint(&body, "uid", r->uid);
+	mpmap_uint(&body, "gid", r->gid);
+	mpmap_str_opt(&body, "tenant", r->tenant);
+	mpmap_str_opt(&body, "env", r->env);
+	mpmap_str_opt(&body, "run_id", r->run_id);
+	mpmap_str_opt(&body, "step_id", r->step_id);
+	mpmap_str_opt(&body, "tool", r->tool);
+	mpmap_str_opt(&body, "args_hash", r->args_hash);
+	mpmap_str(&body, "decision", r->decision);
+	mpmap_str(&body, "reason", r->reason);
+	mpmap_str(&body, "message", r->message);
+	msg_send(&mb, &body);
 }
 
 void
 exec_audit_summary(int has_uid, uid_t uid, gid_t gid, uint64_t count,
     uint64_t first_ms, uint64_t last_ms)
 {
-	struct msgbuf	 mb;
-	const char	*buf;
-	size_t		 len;
+	struct msgbuf	mb;
+	struct mpmap	body;
 
 	if (link_bev == NULL)
 		return;
-	msgbuf_init(&mb);
-	msgbuf_begin_msg(&mb, MSG_AUDIT_SUMMARY, 0, has_uid ? 5 : 3);
+	msg_begin(&mb, &body, MSG_AUDIT_SUMMARY, 0);
 	if (has_uid) {
-		pk_kv_uint(&mb.pk, "uid", uid);
-		pk_kv_uint(&mb.pk, "gid", gid);
+		mpmap_uint(&body, "uid", uid);
+		mpmap_uint(&body, "gid", gid);
 	}
-	pk_kv_uint(&mb.pk, "count", count);
-	pk_kv_uint(&mb.pk, "first_ms", first_ms);
-	pk_kv_uint(&mb.pk, "last_ms", last_ms);
-	buf = msgbuf_finish(&mb, &len);
-	bufferevent_write(link_bev, buf, len);
-	msgbuf_free(&mb);
+	mpmap_uint(&body, "count", count);
+	mpmap_uint(&body, "first_ms", first_ms);
+	mpmap_uint(&body, "last_ms", last_ms);
+	msg_send(&mb, &body);
 }
 
 /*

@@ -37,13 +37,22 @@ void	agent_conn_refused(uint64_t id, const char *message);
 
 /*
  * exec_wrap.c: the socketpair to the executor, seen from gatewayd.  Each
- * request carries an id; its answer comes back to 'cb' with the response
- * map the executor built, or with NULL when the executor went away.
+ * request carries an id and waits for the one answer type the protocol
+ * table names for it (any other is fatal); the answer comes back to 'cb'
+ * (m->ans: the response the executor built and, for a resume, its run).
  */
-/* An answer's body: "response" and, for a resume, "run_id". */
-typedef void	(*exec_cb)(const msgpack_object *body, void *arg);
+struct proto_msg;
+typedef void	(*exec_cb)(const struct proto_msg *m, void *arg);
 
-struct msgbuf;
+/* Who a request is from, as gatewayd knows it: the wrappers pack it. */
+struct exec_who {
+	uint64_t	 conn;		/* the executor reads who it is */
+	uid_t		 uid;
+	gid_t		 gid;
+	pid_t		 pid;
+	const char	*tenant;
+	const char	*env;
+};
 
 void	exec_link_init(int fd, int peerfd);
 /*
@@ -88,10 +97,18 @@ void	strangers_init(void);
 void	strangers_shutdown(void);
 /* r was answered to a peer with no principal: reported or counted. */
 void	strangers_refused(const struct refusal *r);
-/* Start a request: inits mb and packs the header; returns its id. */
-uint64_t exec_begin(struct msgbuf *mb, uint32_t type, uint32_t nfields);
-/* Send it; 'cb' gets the answer.  Frees mb. */
-void	exec_send(uint64_t id, struct msgbuf *mb, exec_cb cb, void *arg);
+/*
+ * The requests: each returns its id; 'cb' gets the answer.  step_id may
+ * be NULL; checkpoint and approval_id are the agent's strings, checked.
+ */
+uint64_t exec_call(const struct exec_who *, const char *run_id,
+	    const char *step_id, const char *tool, const msgpack_object *args,
+	    exec_cb cb, void *arg);
+uint64_t exec_resume(const struct exec_who *,
+	    const msgpack_object *checkpoint, exec_cb cb, void *arg);
+uint64_t exec_wait(const struct exec_who *,
+	    const msgpack_object *approval_id, uint64_t timeout_ms,
+	    exec_cb cb, void *arg);
 /* The caller no longer wants the answer (its connection closed). */
 void	exec_forget(uint64_t id);
 

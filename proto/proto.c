@@ -1,14 +1,15 @@
 /*
- * The socketpair messages: names, directions and body schemas, and the
- * strict decoder both processes use.
+ * The socketpair messages: one table of names, directions, answers,
+ * permits and fields, and the strict decoder both processes use, which
+ * checks a body against its row and fills in the message's struct.
  */
+#include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <msgpack.h>
 
 #include "common/canon.h"
-#include "common/frame.h"
-#include "common/xmalloc.h"
 #include "proto/proto.h"
 
 /* Field types beyond msgpack's own. */
@@ -17,154 +18,288 @@
 #define F_MAP		3
 #define F_BOOL		4
 
+/*
+ * One field of a body: where its value goes in the message's struct
+ * (offset from the union in struct proto_msg) and, for an optional
+ * integer, where its has_ flag goes.
+ */
 struct field {
 	const char	*key;
 	int		 type;
 	int		 optional;
+	size_t		 off;
+	size_t		 has;
 };
 
-struct msg_schema {
+/*
+ * One socketpair message: its number (the enum's), name, who sends it,
+ * the type that answers it, when it may come, and its fields.
+ */
+struct msg_def {
+	uint32_t		 type;
 	const char		*name;
 	int			 from;
+	uint32_t		 answer;
+	int			 permits;
 	const struct field	*fields;	/* ends with a NULL key */
 };
 
+#define FLD(s, f)	offsetof(struct s, f)
+
 static const struct field f_hello[] = {
-	{ "version", F_UINT, 0 },
-	{ NULL, 0, 0 }
+	{ "version", F_UINT, 0, FLD(msg_hello, version), 0 },
+	{ NULL, 0, 0, 0, 0 }
 };
 static const struct field f_hello_ans[] = {
-	{ "version", F_UINT, 0 },
-	{ "writes_enabled", F_BOOL, 0 },
-	{ "config_hash", F_STR, 0 },
-	{ NULL, 0, 0 }
+	{ "version", F_UINT, 0, FLD(msg_hello_ans, version), 0 },
+	{ "writes_enabled", F_BOOL, 0, FLD(msg_hello_ans, writes_enabled), 0 },
+	{ "config_hash", F_STR, 0, FLD(msg_hello_ans, config_hash), 0 },
+	{ NULL, 0, 0, 0, 0 }
 };
-/* Who asks is named by uid and gid: the executor maps them itself. */
+/* conn: whose socket came on the peer channel. */
 static const struct field f_call[] = {
-	{ "conn", F_UINT, 0 },		/* whose socket came on the peer channel */
-	{ "uid", F_UINT, 0 },
-	{ "gid", F_UINT, 0 },
-	{ "pid", F_UINT, 0 },
-	{ "tenant", F_STR, 0 },
-	{ "env", F_STR, 0 },
-	{ "run_id", F_STR, 0 },
-	{ "step_id", F_STR, 1 },
-	{ "tool", F_STR, 0 },
-	{ "args", F_MAP, 0 },
-	{ NULL, 0, 0 }
+	{ "conn", F_UINT, 0, FLD(msg_call, conn), 0 },
+	{ "uid", F_UINT, 0, FLD(msg_call, uid), 0 },
+	{ "gid", F_UINT, 0, FLD(msg_call, gid), 0 },
+	{ "pid", F_UINT, 0, FLD(msg_call, pid), 0 },
+	{ "tenant", F_STR, 0, FLD(msg_call, tenant), 0 },
+	{ "env", F_STR, 0, FLD(msg_call, env), 0 },
+	{ "run_id", F_STR, 0, FLD(msg_call, run_id), 0 },
+	{ "step_id", F_STR, 1, FLD(msg_call, step_id), 0 },
+	{ "tool", F_STR, 0, FLD(msg_call, tool), 0 },
+	{ "args", F_MAP, 0, FLD(msg_call, args), 0 },
+	{ NULL, 0, 0, 0, 0 }
 };
 /*
  * run_id: the run a resumed write belongs to (gatewayd cannot read it
  * from the checkpoint), so a stop in a resume stops gatewayd's run too.
  */
-static const struct field f_response[] = {
-	{ "response", F_MAP, 0 },
-	{ "run_id", F_STR, 1 },
-	{ NULL, 0, 0 }
+static const struct field f_answer[] = {
+	{ "response", F_MAP, 0, FLD(msg_answer, response), 0 },
+	{ "run_id", F_STR, 1, FLD(msg_answer, run_id), 0 },
+	{ NULL, 0, 0, 0, 0 }
 };
 static const struct field f_resume[] = {
-	{ "conn", F_UINT, 0 },
-	{ "uid", F_UINT, 0 },
-	{ "gid", F_UINT, 0 },
-	{ "pid", F_UINT, 0 },
-	{ "tenant", F_STR, 0 },
-	{ "env", F_STR, 0 },
-	{ "checkpoint", F_STR, 0 },
-	{ NULL, 0, 0 }
+	{ "conn", F_UINT, 0, FLD(msg_resume, conn), 0 },
+	{ "uid", F_UINT, 0, FLD(msg_resume, uid), 0 },
+	{ "gid", F_UINT, 0, FLD(msg_resume, gid), 0 },
+	{ "pid", F_UINT, 0, FLD(msg_resume, pid), 0 },
+	{ "tenant", F_STR, 0, FLD(msg_resume, tenant), 0 },
+	{ "env", F_STR, 0, FLD(msg_resume, env), 0 },
+	{ "checkpoint", F_STR, 0, FLD(msg_resume, checkpoint), 0 },
+	{ NULL, 0, 0, 0, 0 }
 };
 static const struct field f_wait[] = {
-	{ "conn", F_UINT, 0 },
-	{ "uid", F_UINT, 0 },
-	{ "gid", F_UINT, 0 },
-	{ "tenant", F_STR, 0 },
-	{ "env", F_STR, 0 },
-	{ "approval_id", F_STR, 0 },
-	{ "timeout_ms", F_UINT, 0 },
-	{ NULL, 0, 0 }
+	{ "conn", F_UINT, 0, FLD(msg_wait, conn), 0 },
+	{ "uid", F_UINT, 0, FLD(msg_wait, uid), 0 },
+	{ "gid", F_UINT, 0, FLD(msg_wait, gid), 0 },
+	{ "tenant", F_STR, 0, FLD(msg_wait, tenant), 0 },
+	{ "env", F_STR, 0, FLD(msg_wait, env), 0 },
+	{ "approval_id", F_STR, 0, FLD(msg_wait, approval_id), 0 },
+	{ "timeout_ms", F_UINT, 0, FLD(msg_wait, timeout_ms), 0 },
+	{ NULL, 0, 0, 0, 0 }
 };
 /*
  * gatewayd's own refusals, for the audit log (no answer).  The executor
  * records the uid, tenant and env of conn's peer, not the claimed ones.
+ * tenant and env are absent when there is no principal; decision is
+ * denied or stopped.
  */
 static const struct field f_audit[] = {
-	{ "conn", F_UINT, 0 },
-	{ "uid", F_UINT, 0 },
-	{ "gid", F_UINT, 0 },
-	{ "tenant", F_STR, 1 },		/* absent: no principal */
-	{ "env", F_STR, 1 },
-	{ "run_id", F_STR, 1 },
-	{ "step_id", F_STR, 1 },
-	{ "tool", F_STR, 1 },
-	{ "args_hash", F_STR, 1 },
-	{ "decision", F_STR, 0 },	/* denied or stopped */
-	{ "reason", F_STR, 0 },
-	{ "message", F_STR, 0 },
-	{ NULL, 0, 0 }
+	{ "conn", F_UINT, 0, FLD(msg_audit, conn), 0 },
+	{ "uid", F_UINT, 0, FLD(msg_audit, uid), 0 },
+	{ "gid", F_UINT, 0, FLD(msg_audit, gid), 0 },
+	{ "tenant", F_STR, 1, FLD(msg_audit, tenant), 0 },
+	{ "env", F_STR, 1, FLD(msg_audit, env), 0 },
+	{ "run_id", F_STR, 1, FLD(msg_audit, run_id), 0 },
+	{ "step_id", F_STR, 1, FLD(msg_audit, step_id), 0 },
+	{ "tool", F_STR, 1, FLD(msg_audit, tool), 0 },
+	{ "args_hash", F_STR, 1, FLD(msg_audit, args_hash), 0 },
+	{ "decision", F_STR, 0, FLD(msg_audit, decision), 0 },
+	{ "reason", F_STR, 0, FLD(msg_audit, reason), 0 },
+	{ "message", F_STR, 0, FLD(msg_audit, message), 0 },
+	{ NULL, 0, 0, 0, 0 }
 };
 /*
  * Refusals of peers with no principal that gatewayd counted instead of
  * reporting one by one (their connections are gone).  No uid and gid:
- * the uids gatewayd had no room left to tell apart.
+ * the uids gatewayd had no room left to tell apart.  first_ms and
+ * last_ms: the first and last refusal counted.
  */
 static const struct field f_audit_summary[] = {
-	{ "uid", F_UINT, 1 },
-	{ "gid", F_UINT, 1 },
-	{ "count", F_UINT, 0 },
-	{ "first_ms", F_UINT, 0 },	/* the first and last refusal counted */
-	{ "last_ms", F_UINT, 0 },
-	{ NULL, 0, 0 }
+	{ "uid", F_UINT, 1, FLD(msg_audit_summary, uid),
+	    FLD(msg_audit_summary, has_uid) },
+	{ "gid", F_UINT, 1, FLD(msg_audit_summary, gid),
+	    FLD(msg_audit_summary, has_gid) },
+	{ "count", F_UINT, 0, FLD(msg_audit_summary, count), 0 },
+	{ "first_ms", F_UINT, 0, FLD(msg_audit_summary, first_ms), 0 },
+	{ "last_ms", F_UINT, 0, FLD(msg_audit_summary, last_ms), 0 },
+	{ NULL, 0, 0, 0, 0 }
 };
 static const struct field f_conn_gone[] = {
-	{ "conn", F_UINT, 0 },
-	{ NULL, 0, 0 }
+	{ "conn", F_UINT, 0, FLD(msg_conn_gone, conn), 0 },
+	{ NULL, 0, 0, 0, 0 }
 };
 /* The executor could not keep conn's socket (its descriptors ran out). */
 static const struct field f_conn_refused[] = {
-	{ "conn", F_UINT, 0 },
-	{ "message", F_STR, 0 },
-	{ NULL, 0, 0 }
+	{ "conn", F_UINT, 0, FLD(msg_conn_refused, conn), 0 },
+	{ "message", F_STR, 0, FLD(msg_conn_refused, message), 0 },
+	{ NULL, 0, 0, 0, 0 }
 };
 static const struct field f_none[] = {
-	{ NULL, 0, 0 }
+	{ NULL, 0, 0, 0, 0 }
 };
 static const struct field f_writes_state[] = {
-	{ "writes_enabled", F_BOOL, 0 },
-	{ NULL, 0, 0 }
+	{ "writes_enabled", F_BOOL, 0, FLD(msg_writes_state, writes_enabled),
+	    0 },
+	{ NULL, 0, 0, 0, 0 }
 };
 
-static const struct msg_schema schemas[MSG_MAX] = {
-	[MSG_HELLO] =		{ "HELLO", MSG_FROM_GATEWAYD, f_hello },
-	[MSG_HELLO_ANS] =	{ "HELLO_ANS", MSG_FROM_EXECUTOR, f_hello_ans },
-	[MSG_CALL] =		{ "CALL", MSG_FROM_GATEWAYD, f_call },
-	[MSG_CALL_ANS] =	{ "CALL_ANS", MSG_FROM_EXECUTOR, f_response },
-	[MSG_RESUME] =		{ "RESUME", MSG_FROM_GATEWAYD, f_resume },
-	[MSG_RESUME_ANS] =	{ "RESUME_ANS", MSG_FROM_EXECUTOR, f_response },
-	[MSG_WAIT] =		{ "WAIT", MSG_FROM_GATEWAYD, f_wait },
-	[MSG_WAIT_ANS] =	{ "WAIT_ANS", MSG_FROM_EXECUTOR, f_response },
-	[MSG_WRITES_OFF] =	{ "WRITES_OFF", MSG_FROM_GATEWAYD, f_none },
-	[MSG_WRITES_STATE] =	{ "WRITES_STATE", MSG_FROM_EXECUTOR, f_writes_state },
-	[MSG_AUDIT] =		{ "AUDIT", MSG_FROM_GATEWAYD, f_audit },
-	[MSG_CONN_GONE] =	{ "CONN_GONE", MSG_FROM_GATEWAYD, f_conn_gone },
-	[MSG_AUDIT_SUMMARY] =	{ "AUDIT_SUMMARY", MSG_FROM_GATEWAYD,
-				    f_audit_summary },
-	[MSG_CONN_REFUSED] =	{ "CONN_REFUSED", MSG_FROM_EXECUTOR,
-				    f_conn_refused },
+#define GW	MSG_FROM_GATEWAYD
+#define EX	MSG_FROM_EXECUTOR
+
+/*
+ * The protocol: one row per message.  To add one, add its number to enum
+ * msg_type, its struct to struct proto_msg, its fields and its row here,
+ * and bump PROTO_VERSION (proto/PROTOCOL.md).
+ */
+static const struct msg_def table[MSG_MAX] = {
+	[MSG_HELLO] = { MSG_HELLO, "HELLO", GW, MSG_HELLO_ANS,
+	    MSG_BEFORE_HELLO | MSG_ONCE, f_hello },
+	[MSG_HELLO_ANS] = { MSG_HELLO_ANS, "HELLO_ANS", EX, MSG_NONE,
+	    MSG_ONCE, f_hello_ans },
+	[MSG_CALL] = { MSG_CALL, "CALL", GW, MSG_CALL_ANS, 0, f_call },
+	[MSG_CALL_ANS] = { MSG_CALL_ANS, "CALL_ANS", EX, MSG_NONE, 0,
+	    f_answer },
+	[MSG_RESUME] = { MSG_RESUME, "RESUME", GW, MSG_RESUME_ANS, 0,
+	    f_resume },
+	[MSG_RESUME_ANS] = { MSG_RESUME_ANS, "RESUME_ANS", EX, MSG_NONE, 0,
+	    f_answer },
+	[MSG_WAIT] = { MSG_WAIT, "WAIT", GW, MSG_WAIT_ANS, 0, f_wait },
+	[MSG_WAIT_ANS] = { MSG_WAIT_ANS, "WAIT_ANS", EX, MSG_NONE, 0,
+	    f_answer },
+	[MSG_WRITES_OFF] = { MSG_WRITES_OFF, "WRITES_OFF", GW, MSG_NONE, 0,
+	    f_none },
+	[MSG_WRITES_STATE] = { MSG_WRITES_STATE, "WRITES_STATE", EX, MSG_NONE,
+	    0, f_writes_state },
+	[MSG_AUDIT] = { MSG_AUDIT, "AUDIT", GW, MSG_NONE, 0, f_audit },
+	[MSG_CONN_GONE] = { MSG_CONN_GONE, "CONN_GONE", GW, MSG_NONE, 0,
+	    f_conn_gone },
+	[MSG_AUDIT_SUMMARY] = { MSG_AUDIT_SUMMARY, "AUDIT_SUMMARY", GW,
+	    MSG_NONE, 0, f_audit_summary },
+	[MSG_CONN_REFUSED] = { MSG_CONN_REFUSED, "CONN_REFUSED", EX, MSG_NONE,
+	    0, f_conn_refused },
 };
+
+static const struct msg_def *
+def(uint32_t type)
+{
+	if (type == MSG_NONE || type >= MSG_MAX || table[type].name == NULL)
+		return NULL;
+	return &table[type];
+}
 
 const char *
 msg_type_str(uint32_t type)
 {
-	if (type == MSG_NONE || type >= MSG_MAX)
-		return "UNKNOWN";
-	return schemas[type].name;
+	return def(type) ? def(type)->name : "UNKNOWN";
 }
 
 int
 msg_direction(uint32_t type)
 {
-	if (type == MSG_NONE || type >= MSG_MAX)
-		return 0;
-	return schemas[type].from;
+	return def(type) ? def(type)->from : 0;
+}
+
+uint32_t
+msg_answer_type(uint32_t type)
+{
+	return def(type) ? def(type)->answer : MSG_NONE;
+}
+
+int
+msg_permits(uint32_t type)
+{
+	return def(type) ? def(type)->permits : 0;
+}
+
+/*
+ * Every row sits at its own number, every number has a row, an answer is
+ * sent the other way, and a body has room in the seen-mask of check_body().
+ */
+const char *
+proto_table_check(void)
+{
+	uint32_t	t;
+	int		f;
+
+	for (t = MSG_NONE + 1; t < MSG_MAX; t++) {
+		if (table[t].name == NULL || table[t].type != t)
+			return "a type without its row";
+		if (table[t].from != GW && table[t].from != EX)
+			return "a row without a direction";
+		if (table[t].answer != MSG_NONE &&
+		    (def(table[t].answer) == NULL ||
+		    table[table[t].answer].from == table[t].from))
+			return "an answer that is not sent back";
+		for (f = 0; table[t].fields[f].key != NULL; f++)
+			if (f >= 63)
+				return "a body with too many fields";
+	}
+	return NULL;
+}
+
+static const char *
+field_type_str(int type)
+{
+	switch (type) {
+	case F_UINT:
+		return "uint";
+	case F_STR:
+		return "str";
+	case F_MAP:
+		return "map";
+	case F_BOOL:
+		return "bool";
+	}
+	return "?";
+}
+
+static const char *
+dir_str(int from)
+{
+	return from == GW ? "gatewayd" : "executor";
+}
+
+/* Names and keys are plain identifiers: no JSON escaping needed. */
+int
+proto_dump(FILE *fp)
+{
+	const struct field	*f;
+	uint32_t		 t;
+
+	if (proto_table_check() != NULL)
+		return -1;
+	fprintf(fp, "{\"version\": %d, \"types\": [", PROTO_VERSION);
+	for (t = MSG_NONE + 1; t < MSG_MAX; t++) {
+		fprintf(fp, "%s\n {\"name\": \"MSG_%s\", \"type\": %u,"
+		    " \"from\": \"%s\", \"answer\": %s%s%s,"
+		    " \"before_hello\": %s, \"once\": %s, \"fields\": [",
+		    t > 1 ? "," : "", table[t].name, t, dir_str(table[t].from),
+		    table[t].answer ? "\"MSG_" : "",
+		    table[t].answer ? table[table[t].answer].name : "null",
+		    table[t].answer ? "\"" : "",
+		    table[t].permits & MSG_BEFORE_HELLO ? "true" : "false",
+		    table[t].permits & MSG_ONCE ? "true" : "false");
+		for (f = table[t].fields; f->key != NULL; f++)
+			fprintf(fp, "%s{\"key\": \"%s\", \"type\": \"%s\","
+			    " \"optional\": %s}", f == table[t].fields ? "" :
+			    ", ", f->key, field_type_str(f->type),
+			    f->optional ? "true" : "false");
+		fprintf(fp, "]}");
+	}
+	fprintf(fp, "\n]}\n");
+	return ferror(fp) ? -1 : 0;
 }
 
 static int
@@ -225,6 +360,62 @@ check_body(const msgpack_object *body, const struct field *fields,
 	return 0;
 }
 
+/*
+ * A checked value into the message's struct.  Strings are copied into
+ * the message's own zone, NUL-terminated (check_body() refused a NUL).
+ */
+static int
+store_field(struct proto_msg *m, const struct field *f,
+    const msgpack_object *o)
+{
+	char	*base = (char *)&m->hello, *s;
+
+	switch (f->type) {
+	case F_UINT:
+		memcpy(base + f->off, &o->via.u64, sizeof(uint64_t));
+		if (f->optional)
+			*(int *)(void *)(base + f->has) = 1;
+		break;
+	case F_BOOL:
+		*(int *)(void *)(base + f->off) = o->via.boolean ? 1 : 0;
+		break;
+	case F_STR:
+		s = msgpack_zone_malloc(m->unpacked.zone, o->via.str.size + 1);
+		if (s == NULL)
+			return -1;
+		if (o->via.str.size > 0)
+			memcpy(s, o->via.str.ptr, o->via.str.size);
+		s[o->via.str.size] = '\0';
+		memcpy(base + f->off, &s, sizeof(s));
+		break;
+	case F_MAP:
+		memcpy(base + f->off, &o, sizeof(o));
+		break;
+	}
+	return 0;
+}
+
+static int
+decode_body(struct proto_msg *m, const struct field *fields, char *err,
+    size_t errlen)
+{
+	const msgpack_object_kv	*kv;
+	uint32_t		 i;
+	int			 f;
+
+	for (i = 0; i < m->body->via.map.size; i++) {
+		kv = &m->body->via.map.ptr[i];
+		for (f = 0; fields[f].key != NULL; f++)
+			if (mp_streq(&kv->key, fields[f].key))
+				break;
+		if (store_field(m, &fields[f], &kv->val) == -1) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int
 proto_decode(const char *buf, size_t len, struct proto_msg *m, char *err,
     size_t errlen)
@@ -253,8 +444,8 @@ proto_decode(const char *buf, size_t len, struct proto_msg *m, char *err,
 		snprintf(err, errlen, "not a [type, id, body] array");
 		goto bad;
 	}
-	if (a->via.array.ptr[0].via.u64 == MSG_NONE ||
-	    a->via.array.ptr[0].via.u64 >= MSG_MAX) {
+	if (a->via.array.ptr[0].via.u64 >= MSG_MAX ||
+	    def((uint32_t)a->via.array.ptr[0].via.u64) == NULL) {
 		snprintf(err, errlen, "unknown message type %llu",
 		    (unsigned long long)a->via.array.ptr[0].via.u64);
 		goto bad;
@@ -262,7 +453,8 @@ proto_decode(const char *buf, size_t len, struct proto_msg *m, char *err,
 	m->type = (uint32_t)a->via.array.ptr[0].via.u64;
 	m->id = a->via.array.ptr[1].via.u64;
 	m->body = &a->via.array.ptr[2];
-	if (check_body(m->body, schemas[m->type].fields, err, errlen) == -1)
+	if (check_body(m->body, table[m->type].fields, err, errlen) == -1 ||
+	    decode_body(m, table[m->type].fields, err, errlen) == -1)
 		goto bad;
 	return 0;
 bad:
@@ -279,148 +471,17 @@ proto_msg_free(struct proto_msg *m)
 }
 
 void
-msgbuf_init(struct msgbuf *mb)
-{
-	msgpack_sbuffer_init(&mb->sbuf);
-	msgpack_packer_init(&mb->pk, &mb->sbuf, msgpack_sbuffer_write);
-	msgbuf_reset(mb);
-}
-
-void
-msgbuf_reset(struct msgbuf *mb)
-{
-	static const char	room[FRAME_HDR];
-
-	mb->sbuf.size = 0;
-	msgpack_sbuffer_write(&mb->sbuf, room, sizeof(room));
-}
-
-void
-msgbuf_begin_msg(struct msgbuf *mb, uint32_t type, uint64_t id,
-    uint32_t nfields)
+msgbuf_begin_envelope(struct msgbuf *mb, uint32_t type, uint64_t id)
 {
 	msgpack_pack_array(&mb->pk, 3);
 	msgpack_pack_uint32(&mb->pk, type);
 	msgpack_pack_uint64(&mb->pk, id);
-	msgpack_pack_map(&mb->pk, nfields);
-}
-
-const char *
-msgbuf_finish(struct msgbuf *mb, size_t *len)
-{
-	frame_put_len((unsigned char *)mb->sbuf.data,
-	    (uint32_t)(mb->sbuf.size - FRAME_HDR));
-	*len = mb->sbuf.size;
-	return mb->sbuf.data;
 }
 
 void
-msgbuf_free(struct msgbuf *mb)
+msgbuf_begin_msg(struct msgbuf *mb, uint32_t type, uint64_t id,
+    struct mpmap *body)
 {
-	msgpack_sbuffer_destroy(&mb->sbuf);
-}
-
-void
-pk_strn(msgpack_packer *pk, const char *s, size_t len)
-{
-	msgpack_pack_str(pk, len);
-	msgpack_pack_str_body(pk, s, len);
-}
-
-void
-pk_str(msgpack_packer *pk, const char *s)
-{
-	pk_strn(pk, s, strlen(s));
-}
-
-void
-pk_kv_str(msgpack_packer *pk, const char *key, const char *val)
-{
-	pk_str(pk, key);
-	pk_str(pk, val);
-}
-
-void
-pk_kv_uint(msgpack_packer *pk, const char *key, uint64_t val)
-{
-	pk_str(pk, key);
-	msgpack_pack_uint64(pk, val);
-}
-
-void
-pk_kv_int(msgpack_packer *pk, const char *key, int64_t val)
-{
-	pk_str(pk, key);
-	msgpack_pack_int64(pk, val);
-}
-
-void
-pk_kv_bool(msgpack_packer *pk, const char *key, int val)
-{
-	pk_str(pk, key);
-	if (val)
-		msgpack_pack_true(pk);
-	else
-		msgpack_pack_false(pk);
-}
-
-void
-pk_kv_nil(msgpack_packer *pk, const char *key)
-{
-	pk_str(pk, key);
-	msgpack_pack_nil(pk);
-}
-
-/*
- * For an empty str msgpack-c may leave ptr NULL (or pointing at the value
- * before): never hand it to memchr.
- */
-int
-mp_has_nul(const msgpack_object *o)
-{
-	return o->via.str.size > 0 &&
-	    memchr(o->via.str.ptr, '\0', o->via.str.size) != NULL;
-}
-
-int
-mp_streq(const msgpack_object *o, const char *s)
-{
-	size_t	n = strlen(s);
-
-	return o->type == MSGPACK_OBJECT_STR && o->via.str.size == n &&
-	    memcmp(o->via.str.ptr, s, n) == 0;
-}
-
-const msgpack_object *
-mp_get(const msgpack_object *map, const char *key)
-{
-	uint32_t	i;
-
-	if (map == NULL || map->type != MSGPACK_OBJECT_MAP)
-		return NULL;
-	for (i = 0; i < map->via.map.size; i++)
-		if (mp_streq(&map->via.map.ptr[i].key, key))
-			return &map->via.map.ptr[i].val;
-	return NULL;
-}
-
-char *
-mp_strdup(const msgpack_object *o)
-{
-	if (o == NULL || o->type != MSGPACK_OBJECT_STR || mp_has_nul(o))
-		return NULL;
-	return xstrndup(o->via.str.ptr, o->via.str.size);
-}
-
-int
-mp_dup_keys(const msgpack_object *map)
-{
-	uint32_t	i, j;
-
-	for (i = 1; i < map->via.map.size; i++)
-		for (j = 0; j < i; j++)
-			if (msgpack_object_equal(map->via.map.ptr[j].key,
-			    map->via.map.ptr[i].key))
-				return 1;
-	return 0;
+	msgbuf_begin_envelope(mb, type, id);
+	mpmap_begin(body, mb);
 }

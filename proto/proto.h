@@ -4,7 +4,7 @@
  * 1. The socketpair between gatewayd (unprivileged) and executor
  *    (privileged).  A message is a frame (4-byte big-endian length, then
  *    that many bytes) holding one msgpack array [type, id, body], where body
- *    is a map whose keys are fixed per type by the schema in proto.c.  The
+ *    is a map whose keys are fixed per type by the table in proto.c.  The
  *    executor treats any deviation (unknown type, type not permitted in
  *    that direction, missing or extra or mistyped field, trailing bytes) as
  *    fatal for the peer, the way OpenSSH's monitor does.
@@ -13,14 +13,17 @@
  *    map each, as CONTRACT.md and proto/PROTOCOL.md describe.  The names
  *    of ops, statuses and reasons live here so no file spells them twice.
  *
- * PROTO_VERSION is bumped whenever enum msg_type or a schema changes.
+ * PROTO_VERSION is bumped whenever enum msg_type or the table changes.
  */
 #ifndef TG_PROTO_H
 #define TG_PROTO_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <msgpack.h>
+
+#include "common/mpack.h"
 
 #define PROTO_VERSION		6
 #define AGENT_PROTO_VERSION	1	/* the "v" answered to hello */
@@ -61,16 +64,96 @@ enum msg_type {
 #define MSG_FROM_GATEWAYD	1
 #define MSG_FROM_EXECUTOR	2
 
-const char	*msg_type_str(uint32_t type);
-int		 msg_direction(uint32_t type);
+/* When a type may come (permit flags of the table in proto.c). */
+#define MSG_BEFORE_HELLO	0x1	/* may precede HELLO */
+#define MSG_ONCE		0x2	/* at most once per socketpair */
 
-/* A decoded socketpair message; fields point into 'unpacked'. */
+/*
+ * The decoded bodies, one struct per message.  A string is a
+ * NUL-terminated copy that lives as long as the message; an optional one
+ * is NULL when absent, an optional integer has a has_ flag.  Maps stay
+ * msgpack objects (args and response are checked by who reads them).
+ */
+struct msg_hello {
+	uint64_t		 version;
+};
+struct msg_hello_ans {
+	uint64_t		 version;
+	int			 writes_enabled;
+	const char		*config_hash;
+};
+/* Who asks is named by uid and gid: the executor maps them itself. */
+struct msg_call {
+	uint64_t		 conn, uid, gid, pid;
+	const char		*tenant, *env, *run_id;
+	const char		*step_id;	/* optional */
+	const char		*tool;
+	const msgpack_object	*args;
+};
+/* CALL_ANS, RESUME_ANS and WAIT_ANS: the agent-facing response. */
+struct msg_answer {
+	const msgpack_object	*response;
+	const char		*run_id;	/* optional: a resume's run */
+};
+struct msg_resume {
+	uint64_t		 conn, uid, gid, pid;
+	const char		*tenant, *env, *checkpoint;
+};
+struct msg_wait {
+	uint64_t		 conn, uid, gid;
+	const char		*tenant, *env, *approval_id;
+	uint64_t		 timeout_ms;
+};
+struct msg_writes_state {
+	int			 writes_enabled;
+};
+struct msg_audit {
+	uint64_t		 conn, uid, gid;
+	const char		*tenant, *env;		/* optional */
+	const char		*run_id, *step_id;	/* optional */
+	const char		*tool, *args_hash;	/* optional */
+	const char		*decision, *reason, *message;
+};
+struct msg_conn_gone {
+	uint64_t		 conn;
+};
+struct msg_audit_summary {
+	int			 has_uid, has_gid;
+	uint64_t		 uid, gid;		/* optional */
+	uint64_t		 count, first_ms, last_ms;
+};
+struct msg_conn_refused {
+	uint64_t		 conn;
+	const char		*message;
+};
+
+/* A decoded socketpair message; everything lives in 'unpacked'. */
 struct proto_msg {
 	uint32_t		 type;
 	uint64_t		 id;
-	const msgpack_object	*body;	/* a map, checked against the schema */
+	const msgpack_object	*body;	/* a map, checked against the table */
+	union {				/* the member 'type' names */
+		struct msg_hello		hello;
+		struct msg_hello_ans		hello_ans;
+		struct msg_call			call;
+		struct msg_answer		ans;	/* every *_ANS */
+		struct msg_resume		resume;
+		struct msg_wait			wait;
+		struct msg_writes_state		writes_state;
+		struct msg_audit		audit;
+		struct msg_conn_gone		conn_gone;
+		struct msg_audit_summary	audit_summary;
+		struct msg_conn_refused		conn_refused;
+	};
 	msgpack_unpacked	 unpacked;
 };
+
+const char	*msg_type_str(uint32_t type);
+int		 msg_direction(uint32_t type);
+/* The type that answers 'type', or MSG_NONE when none does. */
+uint32_t	 msg_answer_type(uint32_t type);
+/* MSG_BEFORE_HELLO, MSG_ONCE. */
+int		 msg_permits(uint32_t type);
 
 /*
  * Decode and validate one socketpair message (the bytes after the length).
@@ -82,41 +165,22 @@ int	proto_decode(const char *buf, size_t len, struct proto_msg *m,
 void	proto_msg_free(struct proto_msg *m);
 
 /*
- * A frame under construction: room for the length is kept at the front
- * and filled in by msgbuf_finish().
+ * Print the table as JSON (version, then per type: name, number,
+ * direction, answer, permits, fields), for the tests to learn it from the
+ * program.  0, or -1 when the table disagrees with enum msg_type.
  */
-struct msgbuf {
-	msgpack_sbuffer	 sbuf;
-	msgpack_packer	 pk;
-};
+int	proto_dump(FILE *);
+/* Does the table agree with enum msg_type?  NULL, or what is wrong. */
+const char *proto_table_check(void);
 
-void	msgbuf_init(struct msgbuf *);
-/* Start a socketpair message of 'type' whose body has 'nfields' keys. */
+/*
+ * Start a socketpair message: [type, id, body] with the body's map begun
+ * in 'body'; pack its fields, then mpmap_end() it.
+ */
 void	msgbuf_begin_msg(struct msgbuf *, uint32_t type, uint64_t id,
-	    uint32_t nfields);
-/* Fill in the length; returns the whole frame. */
-const char *msgbuf_finish(struct msgbuf *, size_t *len);
-void	msgbuf_reset(struct msgbuf *);
-void	msgbuf_free(struct msgbuf *);
-
-/* Body helpers: each packs one key and its value. */
-void	pk_str(msgpack_packer *, const char *s);
-void	pk_strn(msgpack_packer *, const char *s, size_t len);
-void	pk_kv_str(msgpack_packer *, const char *key, const char *val);
-void	pk_kv_uint(msgpack_packer *, const char *key, uint64_t val);
-void	pk_kv_int(msgpack_packer *, const char *key, int64_t val);
-void	pk_kv_bool(msgpack_packer *, const char *key, int val);
-void	pk_kv_nil(msgpack_packer *, const char *key);
-
-/* Reading: a map's value by key, or NULL. */
-const msgpack_object *mp_get(const msgpack_object *map, const char *key);
-/* A str object as a NUL-terminated copy; NULL when not a string or it holds NUL. */
-char	*mp_strdup(const msgpack_object *o);
-int	 mp_streq(const msgpack_object *o, const char *s);
-/* Does a str object hold a NUL byte? */
-int	 mp_has_nul(const msgpack_object *o);
-/* Does a map hold some key twice?  Decoders refuse such maps. */
-int	 mp_dup_keys(const msgpack_object *map);
+	    struct mpmap *body);
+/* Only [type, id, ...: the caller packs a body (tests craft bad ones). */
+void	msgbuf_begin_envelope(struct msgbuf *, uint32_t type, uint64_t id);
 
 /* Agent ops. */
 #define OP_HELLO		"hello"

@@ -64,7 +64,7 @@ def call_body(**over):
     known = {"conn": 1, "uid": AGENT_UID, "gid": AGENT_GID, "pid": 4242, "tenant": "acme",
              "env": "prod", "run_id": "evil", "tool": "record", "args": {"k": "v"}}
     body = {}
-    for key, ftype, optional in schema("f_call"):
+    for key, ftype, optional in schema("MSG_CALL"):
         if not optional:
             body[key] = known.get(key, DEFAULTS[ftype])
     assert set(known) <= set(body), (known, body)
@@ -518,7 +518,7 @@ def audit_body(**over):
     known = {"conn": 1, "uid": AGENT_UID, "gid": AGENT_GID, "tenant": "acme", "env": "prod",
              "run_id": "tok", "decision": "stopped", "reason": "budget_exceeded",
              "message": "the run used 900 tokens (budgets.max_tokens_per_run is 10)"}
-    keys = [k for k, _, _ in schema("f_audit")]
+    keys = [k for k, _, _ in schema("MSG_AUDIT")]
     known.update(over)
     return {k: v for k, v in known.items() if k in keys}
 
@@ -635,7 +635,7 @@ def audit_claims_are_checked_against_the_peer():
         assert "globex" in e.read_log(), e.read_log()[-800:]
         keep.close()
     with_executor(go)
-    if "conn" in [k for k, _, _ in schema("f_audit")]:
+    if "conn" in [k for k, _, _ in schema("MSG_AUDIT")]:
         fatal_case("an AUDIT naming a connection never passed",
                    lambda e: e.send(T["MSG_AUDIT"], audit_body(conn=77)), ("never passed",))
 

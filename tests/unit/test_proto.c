@@ -184,7 +184,8 @@ build(struct msgbuf *mb, const struct tmsg *m, uint64_t id,
 	}
 	count += c->extra + c->int_key;
 	msgbuf_init(mb);
-	msgbuf_begin_msg(mb, m->type, id, (uint32_t)count);
+	msgbuf_begin_envelope(mb, m->type, id);
+	msgpack_pack_map(&mb->pk, (uint32_t)count);
 	for (i = 0; i < n; i++) {
 		if ((int)i == c->omit ||
 		    (m->fields[i].optional && !with_optional))
@@ -334,7 +335,8 @@ test_msgbuf_reset(void)
 	first = malloc(len);
 	memcpy(first, f, len);
 	msgbuf_reset(&mb);
-	msgbuf_begin_msg(&mb, MSG_WRITES_OFF, 10, 0);
+	msgbuf_begin_envelope(&mb, MSG_WRITES_OFF, 10);
+	msgpack_pack_map(&mb.pk, 0);
 	f = msgbuf_finish(&mb, &len2);
 	ASSERT(len2 < len);
 	ASSERT_EQ_INT(decode_frame(f, len2, err, sizeof(err)), 0);
@@ -910,6 +912,112 @@ test_pk_helpers(void)
 	msgpack_sbuffer_destroy(&sb);
 }
 
+/* The table agrees with the enum; answers and permits are as documented. */
+static void
+test_table(void)
+{
+	ASSERT(proto_table_check() == NULL);
+	ASSERT(msg_answer_type(MSG_HELLO) == MSG_HELLO_ANS);
+	ASSERT(msg_answer_type(MSG_CALL) == MSG_CALL_ANS);
+	ASSERT(msg_answer_type(MSG_RESUME) == MSG_RESUME_ANS);
+	ASSERT(msg_answer_type(MSG_WAIT) == MSG_WAIT_ANS);
+	ASSERT(msg_answer_type(MSG_AUDIT) == MSG_NONE);
+	ASSERT(msg_answer_type(MSG_CALL_ANS) == MSG_NONE);
+	ASSERT(msg_answer_type(MSG_MAX) == MSG_NONE);
+	ASSERT(msg_permits(MSG_HELLO) == (MSG_BEFORE_HELLO | MSG_ONCE));
+	ASSERT(msg_permits(MSG_CALL) == 0);
+	ASSERT(msg_permits(MSG_NONE) == 0);
+}
+
+/* A message built with the map builder, decoded into its struct. */
+static int
+decode_built(struct msgbuf *mb, struct proto_msg *m)
+{
+	const char	*frame;
+	size_t		 len;
+	char		 err[128];
+
+	frame = msgbuf_finish(mb, &len);
+	return proto_decode(frame + FRAME_HDR, len - FRAME_HDR, m, err,
+	    sizeof(err));
+}
+
+static void
+test_structs(void)
+{
+	struct msgbuf		mb;
+	struct mpmap		body, args;
+	struct proto_msg	m;
+
+	msgbuf_init(&mb);
+	msgbuf_begin_msg(&mb, MSG_CALL, 77, &body);
+	mpmap_uint(&body, "conn", 5);
+	mpmap_uint(&body, "uid", 1001);
+	mpmap_uint(&body, "gid", 1002);
+	mpmap_uint(&body, "pid", 42);
+	mpmap_str(&body, "tenant", "acme");
+	mpmap_str(&body, "env", "");
+	mpmap_str(&body, "run_id", "r1");
+	mpmap_str(&body, "tool", "echo");
+	mpmap_begin_in(&args, &body, "args");
+	mpmap_str(&args, "k", "v");
+	mpmap_end(&args);
+	mpmap_end(&body);
+	ASSERT(decode_built(&mb, &m) == 0);
+	msgbuf_free(&mb);
+	ASSERT(m.type == MSG_CALL && m.id == 77);
+	ASSERT(m.call.conn == 5 && m.call.uid == 1001 && m.call.gid == 1002 &&
+	    m.call.pid == 42);
+	ASSERT_STREQ(m.call.tenant, "acme");
+	ASSERT_STREQ(m.call.env, "");
+	ASSERT_STREQ(m.call.run_id, "r1");
+	ASSERT_STREQ(m.call.tool, "echo");
+	ASSERT(m.call.step_id == NULL);
+	ASSERT(m.call.args != NULL && m.call.args->type == MSGPACK_OBJECT_MAP &&
+	    mp_streq(mp_get(m.call.args, "k"), "v"));
+	proto_msg_free(&m);
+
+	msgbuf_init(&mb);
+	msgbuf_begin_msg(&mb, MSG_AUDIT_SUMMARY, 0, &body);
+	mpmap_uint(&body, "count", 3);
+	mpmap_uint(&body, "first_ms", 10);
+	mpmap_uint(&body, "last_ms", 20);
+	mpmap_end(&body);
+	ASSERT(decode_built(&mb, &m) == 0);
+	msgbuf_free(&mb);
+	ASSERT(!m.audit_summary.has_uid && !m.audit_summary.has_gid);
+	ASSERT(m.audit_summary.count == 3 && m.audit_summary.first_ms == 10 &&
+	    m.audit_summary.last_ms == 20);
+	proto_msg_free(&m);
+
+	msgbuf_init(&mb);
+	msgbuf_begin_msg(&mb, MSG_AUDIT_SUMMARY, 0, &body);
+	mpmap_uint(&body, "uid", 0);
+	mpmap_uint(&body, "gid", 9);
+	mpmap_uint(&body, "count", 1);
+	mpmap_uint(&body, "first_ms", 1);
+	mpmap_uint(&body, "last_ms", 1);
+	mpmap_end(&body);
+	ASSERT(decode_built(&mb, &m) == 0);
+	msgbuf_free(&mb);
+	ASSERT(m.audit_summary.has_uid && m.audit_summary.uid == 0);
+	ASSERT(m.audit_summary.has_gid && m.audit_summary.gid == 9);
+	proto_msg_free(&m);
+
+	msgbuf_init(&mb);
+	msgbuf_begin_msg(&mb, MSG_HELLO_ANS, 1, &body);
+	mpmap_uint(&body, "version", PROTO_VERSION);
+	mpmap_bool(&body, "writes_enabled", 1);
+	mpmap_str(&body, "config_hash", "abc");
+	mpmap_end(&body);
+	ASSERT(decode_built(&mb, &m) == 0);
+	msgbuf_free(&mb);
+	ASSERT(m.hello_ans.version == PROTO_VERSION &&
+	    m.hello_ans.writes_enabled == 1);
+	ASSERT_STREQ(m.hello_ans.config_hash, "abc");
+	proto_msg_free(&m);
+}
+
 int
 main(void)
 {
@@ -925,5 +1033,7 @@ main(void)
 	RUN(test_direction);
 	RUN(test_mp_helpers);
 	RUN(test_pk_helpers);
+	RUN(test_table);
+	RUN(test_structs);
 	return tests_failed != 0;
 }

@@ -1,30 +1,41 @@
 """The socketpair protocol as the test learns it: message types, version,
-and the fields of a message.  The one place that reads them, so that when
-the programs can print their table (a dump option) only this file changes."""
-import os
-import re
+and the fields of a message, from the program (executor --dump-proto),
+never from the C source.  The one place that reads them."""
+import json
+import subprocess
 
-from .env import ROOT
+from .env import EXECUTOR
+
+_PROTO = None
+
+
+def proto_table():
+    """The socketpair protocol table, as the executor dumps it
+    (executor --dump-proto): version, then per type its name, number,
+    direction, answer type, permits and fields."""
+    global _PROTO
+    if _PROTO is None:
+        out = subprocess.run([EXECUTOR, "--dump-proto"], check=True,
+                             stdout=subprocess.PIPE).stdout
+        _PROTO = json.loads(out)
+    return _PROTO
 
 
 def msg_types():
-    """The socketpair message types, read from the one place that defines them."""
-    text = open(os.path.join(ROOT, "proto", "proto.h")).read()
-    body = re.search(r"enum msg_type \{(.*?)\};", text, re.S).group(1)
-    names = re.findall(r"^\s*(MSG_[A-Z_]+)", body, re.M)
-    return {n: i for i, n in enumerate(names)}
+    """The socketpair message types by name (MSG_HELLO: 1, ...)."""
+    return {t["name"]: t["type"] for t in proto_table()["types"]}
 
 
 def proto_version():
-    """PROTO_VERSION, read from proto/proto.h like the message types."""
-    text = open(os.path.join(ROOT, "proto", "proto.h")).read()
-    return int(re.search(r"#define PROTO_VERSION\s+(\d+)", text).group(1))
+    """PROTO_VERSION, from the program like the message types."""
+    return proto_table()["version"]
 
 
-def schema(var):
-    """A socketpair message's fields, read from proto/proto.c (the one place
-    that defines them): [(key, type, optional)]."""
-    text = open(os.path.join(ROOT, "proto", "proto.c")).read()
-    body = re.search(r"struct field %s\[\] = \{(.*?)\};" % var, text, re.S).group(1)
-    return [(k, t, o == "1") for k, t, o in
-            re.findall(r'\{\s*"(\w+)",\s*(F_\w+),\s*(\d)\s*\}', body)]
+def schema(name):
+    """A socketpair message's fields by its type name (MSG_CALL):
+    [(key, type, optional)], types spelled F_UINT, F_STR, ..."""
+    for t in proto_table()["types"]:
+        if t["name"] == name:
+            return [(f["key"], "F_" + f["type"].upper(), f["optional"])
+                    for f in t["fields"]]
+    raise KeyError(name)
