@@ -968,10 +968,10 @@ test_structs(void)
 	ASSERT(m.type == MSG_CALL && m.id == 77);
 	ASSERT(m.call.conn == 5 && m.call.uid == 1001 && m.call.gid == 1002 &&
 	    m.call.pid == 42);
-	ASSERT_STREQ(m.call.tenant, "acme");
-	ASSERT_STREQ(m.call.env, "");
-	ASSERT_STREQ(m.call.run_id, "r1");
-	ASSERT_STREQ(m.call.tool, "echo");
+	ASSERT_EQ_STR(m.call.tenant, "acme");
+	ASSERT_EQ_STR(m.call.env, "");
+	ASSERT_EQ_STR(m.call.run_id, "r1");
+	ASSERT_EQ_STR(m.call.tool, "echo");
 	ASSERT(m.call.step_id == NULL);
 	ASSERT(m.call.args != NULL && m.call.args->type == MSGPACK_OBJECT_MAP &&
 	    mp_streq(mp_get(m.call.args, "k"), "v"));
@@ -1014,7 +1014,7 @@ test_structs(void)
 	msgbuf_free(&mb);
 	ASSERT(m.hello_ans.version == PROTO_VERSION &&
 	    m.hello_ans.writes_enabled == 1);
-	ASSERT_STREQ(m.hello_ans.config_hash, "abc");
+	ASSERT_EQ_STR(m.hello_ans.config_hash, "abc");
 	proto_msg_free(&m);
 }
 
