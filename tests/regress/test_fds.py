@@ -70,6 +70,29 @@ def unavailable(r, why):
 
 
 @test
+def one_agent_cannot_take_its_tenants_share_by_default():
+    """With the default limits, one connection with every request it may
+    have in flight (limits.max_inflight) running a slow tool still leaves
+    room for another agent of its tenant: the per-tenant default is more
+    than max_inflight."""
+    c = conf()
+    c.pop("limits", None)
+    with Daemon(c) as d:
+        h = Holds(d)
+        hog = d.client()                        # root: tenant acme
+        sibling = d.client()                    # acme too
+        inflight = 64                           # limits.max_inflight default
+        held = [h.send(hog, run_id="hog-%d" % i) for i in range(inflight)]
+        for _, mark in held:
+            h.running(mark)
+        r = sibling.call("echo", {"x": 1}, run_id="sib")
+        assert r["status"] == "ok", r
+        h.let_go()
+        got = answers(hog, inflight)
+        assert all(a["status"] == "ok" for a in got.values()), got
+
+
+@test
 def a_slow_tenant_cannot_starve_the_others():
     with Daemon(conf(max_tools=3, max_tools_per_tenant=2)) as d:
         h = Holds(d)

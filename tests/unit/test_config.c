@@ -143,8 +143,8 @@ test_safe_default(void)
 	ASSERT_EQ_INT(c->frame_timeout_s, 30);
 	ASSERT_EQ_INT(c->stranger_summary_s, 60);
 	ASSERT_EQ_INT(c->stranger_uids, 1024);
-	ASSERT_EQ_INT(c->max_tools, 64);
-	ASSERT_EQ_INT(c->max_tools_per_tenant, 16);
+	ASSERT_EQ_INT(c->max_tools, 256);
+	ASSERT_EQ_INT(c->max_tools_per_tenant, 128);
 	ASSERT_EQ_INT(c->run_idle_s, 3600);
 	ASSERT_EQ_INT(c->max_runs, 10000);
 	ASSERT_EQ_INT(c->max_runs_per_tenant, 1000);
