@@ -21,6 +21,7 @@
 #include "executor/budget.h"
 #include "executor/call.h"
 #include "executor/executor.h"
+#include "executor/response.h"
 #include "proto/proto.h"
 
 /* What we keep of a stop gatewayd reported: its words are bounded. */
@@ -67,7 +68,7 @@ budget_check(struct call *c, int write)
 			return 0;
 		snprintf(msg, sizeof(msg), "too many live runs (%s)",
 		    runtab_full(&runs) ? runtab_full(&runs) : "runs.max_runs");
-		call_refuse(c, ST_ERROR, E_UNAVAILABLE, msg);
+		answer_refuse(c, ST_ERROR, E_UNAVAILABLE, msg);
 		return -1;
 	}
 	/* A resumed approval is the write its CALL counted already. */
@@ -76,7 +77,7 @@ budget_check(struct call *c, int write)
 		runtab_stop(&runs, r, reason, msg);
 	if (!write || run_stopped(r) == NULL)
 		return 0;
-	call_refuse(c, ST_STOPPED, run_stopped(r), run_stop_message(r));
+	answer_refuse(c, ST_STOPPED, run_stopped(r), run_stop_message(r));
 	return -1;
 }
 

@@ -20,6 +20,7 @@
 #include "executor/call.h"
 #include "executor/executor.h"
 #include "executor/peers.h"
+#include "executor/response.h"
 #include "executor/toolrun.h"
 #include "proto/proto.h"
 
@@ -39,159 +40,6 @@ call_free(struct call *c)
 	free(c->approval_id);
 	canon_buf_free(&c->json);
 	free(c);
-}
-
-/*
- * Records of writes that ran, or were refused, reach the disk (grouped per
- * loop turn); reads and replays, which change nothing, are not synced.
- * Returns -1 when the record is not in the log.
- */
-static int
-call_audit(const struct call *c, const char *decision, const char *reason,
-    const char *note, int sync)
-{
-	struct audit_rec	ar = {
-		.event = "call",
-		.tenant = c->tenant,
-		.env = c->env,
-		.uid = (long long)c->uid,
-		.run_id = c->run_id,
-		.step_id = c->step_id,
-		.tool = c->tool,
-		.args_hash = c->args_hash[0] ? c->args_hash : NULL,
-		.idempotency_key = c->idem_key,
-		.decision = decision,
-		.reason = reason,
-		.approver = c->approver,
-		.note = note,
-	};
-
-	return audit_write(&ar, sync);
-}
-
-/*
- * An answer to gatewayd; a resume's carries the run it belongs to, which
- * only the checkpoint says.  The caller packs the response into the body
- * (mpmap_begin_in "response"), then answer_send().
- */
-static void
-answer_begin(struct msgbuf *mb, struct mpmap *body, const struct call *c)
-{
-	msgbuf_init(mb);
-	msgbuf_begin_msg(mb, c->ans_type, c->id, body);
-	if (c->ans_type == MSG_RESUME_ANS)
-		mpmap_str_opt(body, "run_id", c->run_id);
-}
-
-/* The response is packed: close the body and send. */
-static void
-answer_send(struct msgbuf *mb, struct mpmap *body)
-{
-	mpmap_end(body);
-	ex_send(mb);
-	msgbuf_free(mb);
-}
-
-void
-call_refuse(struct call *c, const char *status, const char *reason,
-    const char *message)
-{
-	struct msgbuf	mb;
-	struct mpmap	body, resp;
-	int		is_error = strcmp(status, ST_ERROR) == 0;
-
-	call_audit(c, status, reason, message, c->idem_key != NULL);
-	/* A run we answer "stopped" is stopped for us too. */
-	if (strcmp(status, ST_STOPPED) == 0 && c->run_id != NULL &&
-	    c->tenant != NULL)
-		budget_stop(c->tenant, c->run_id, reason, message);
-	answer_begin(&mb, &body, c);
-	mpmap_begin_in(&resp, &body, "response");
-	mpmap_str(&resp, "status", status);
-	mpmap_str(&resp, is_error ? "error" : "stop_reason", reason);
-	mpmap_str(&resp, "message", message);
-	mpmap_end(&resp);
-	answer_send(&mb, &body);
-}
-
-/*
- * The answer to a request on a connection whose socket we could not keep
- * (peers.c): no identity is known, so nothing is checked or recorded.
- */
-void
-call_unavailable(uint64_t id, uint32_t ans_type, const char *message)
-{
-	struct msgbuf	mb;
-	struct mpmap	body, resp;
-
-	msgbuf_init(&mb);
-	msgbuf_begin_msg(&mb, ans_type, id, &body);
-	mpmap_begin_in(&resp, &body, "response");
-	mpmap_str(&resp, "status", ST_ERROR);
-	mpmap_str(&resp, "error", E_UNAVAILABLE);
-	mpmap_str(&resp, "message", message);
-	mpmap_end(&resp);
-	answer_send(&mb, &body);
-}
-
-void
-call_respond(struct call *c, const char *resp, size_t resplen, int replayed)
-{
-	/*
-	 * What a store written before the result limit applied to msgpack
-	 * may hold must not make a frame gatewayd refuses (and so end the
-	 * pair on every replay): such a response is answered as the stop a
-	 * too large result is now.
-	 */
-	if (resplen > ex->conf->max_output + 65536) {
-		call_refuse(c, ST_STOPPED, R_INVALID_OUTPUT, "the stored result"
-		    " is larger than limits.max_output allows to send");
-		return;
-	}
-	msgpack_unpacked	 u;
-	const msgpack_object	*st, *reason;
-	struct msgbuf		 mb;
-	struct mpmap		 body, out;
-	size_t			 off = 0;
-	uint32_t		 i, n;
-	char			*status = NULL, *why = NULL;
-
-	msgpack_unpacked_init(&u);
-	if (msgpack_unpack_next(&u, resp, resplen, &off) !=
-	    MSGPACK_UNPACK_SUCCESS || u.data.type != MSGPACK_OBJECT_MAP)
-		fatalx("call_respond: not a response map");
-	st = mp_get(&u.data, "status");
-	if ((reason = mp_get(&u.data, "stop_reason")) == NULL)
-		reason = mp_get(&u.data, "error");
-	status = mp_strdup(st);
-	why = mp_strdup(reason);
-	/*
-	 * An answer that changes nothing (a replay) is not given without
-	 * its record.  A write's own outcome is: it ran, its intent record
-	 * is in the log and its outcome in the ledger, which replays it.
-	 */
-	if (call_audit(c, status, why, replayed ? "replayed" : NULL,
-	    c->idem_key != NULL && !replayed) == -1 && replayed) {
-		call_refuse(c, ST_ERROR, E_UNAVAILABLE, "the audit log cannot"
-		    " be written: the replay is withheld");
-		goto out;
-	}
-	n = u.data.via.map.size;
-	answer_begin(&mb, &body, c);
-	mpmap_begin_in(&out, &body, "response");
-	for (i = 0; i < n; i++) {
-		/* The stored response's keys are strings (ledger.c). */
-		msgpack_pack_object(mpmap_key_obj(&out,
-		    &u.data.via.map.ptr[i].key), u.data.via.map.ptr[i].val);
-	}
-	if (c->idem_key != NULL)
-		mpmap_bool(&out, "replayed", replayed);
-	mpmap_end(&out);
-	answer_send(&mb, &body);
-out:
-	msgpack_unpacked_destroy(&u);
-	free(status);
-	free(why);
 }
 
 void
@@ -226,36 +74,24 @@ static void
 read_done(const struct toolrun_result *r, void *arg)
 {
 	struct call	*c = arg;
-	struct msgbuf	 mb;
-	struct mpmap	 body, resp;
+	struct response	 resp = { .status = ST_OK, .args_hash = c->args_hash };
 
 	TAILQ_REMOVE(&reads, c, entry);
 	switch (r->status) {
 	case TR_OK:
 		/* No record, no result: the read changed nothing. */
-		if (call_audit(c, ST_OK, NULL, NULL, 0) == -1) {
-			call_refuse(c, ST_ERROR, E_UNAVAILABLE, "the audit"
-			    " log cannot be written: the result is withheld");
-			break;
-		}
-		answer_begin(&mb, &body, c);
-		mpmap_begin_in(&resp, &body, "response");
-		mpmap_str(&resp, "status", ST_OK);
-		/* The result is msgpack already: append its bytes. */
-		(void)mpmap_key(&resp, "result");
-		msgpack_sbuffer_write(&mb.sbuf, r->result, r->resultlen);
-		mpmap_str(&resp, "args_hash", c->args_hash);
-		mpmap_end(&resp);
-		answer_send(&mb, &body);
+		resp.result = r->result;
+		resp.resultlen = r->resultlen;
+		answer(c, &resp, 0);
 		break;
 	case TR_FAILED:
-		call_refuse(c, ST_ERROR, E_TOOL_FAILED, r->message);
+		answer_refuse(c, ST_ERROR, E_TOOL_FAILED, r->message);
 		break;
 	case TR_TIMEOUT:
-		call_refuse(c, ST_ERROR, E_TOOL_TIMEOUT, r->message);
+		answer_refuse(c, ST_ERROR, E_TOOL_TIMEOUT, r->message);
 		break;
 	case TR_BAD_OUTPUT:
-		call_refuse(c, ST_STOPPED, R_INVALID_OUTPUT, r->message);
+		answer_refuse(c, ST_STOPPED, R_INVALID_OUTPUT, r->message);
 		break;
 	case TR_CANCELLED:
 		/*
@@ -263,7 +99,7 @@ read_done(const struct toolrun_result *r, void *arg)
 		 * because its agent had hung up; the answer only frees
 		 * gatewayd's slot for it, which drops it.
 		 */
-		call_refuse(c, ST_ERROR, E_UNAVAILABLE,
+		answer_refuse(c, ST_ERROR, E_UNAVAILABLE,
 		    "the agent has hung up: the read was cancelled");
 		break;
 	}
@@ -376,7 +212,7 @@ call_new(const struct proto_msg *m, uint32_t ans_type)
 		/* For the record: who gatewayd said it was. */
 		c->tenant = xstrdup(cl.tenant);
 		c->env = xstrdup(cl.env);
-		call_refuse(c, ST_DENIED, R_UNKNOWN_PRINCIPAL,
+		answer_refuse(c, ST_DENIED, R_UNKNOWN_PRINCIPAL,
 		    "the caller has no principal");
 		call_free(c);
 		return NULL;
@@ -404,25 +240,25 @@ call_dispatch(struct call *c, const msgpack_object *args, int approved)
 	 * the log is up and the calls after it are served.
 	 */
 	if (!audit_up()) {
-		call_refuse(c, ST_ERROR, E_UNAVAILABLE, AUDIT_DOWN_MSG);
+		answer_refuse(c, ST_ERROR, E_UNAVAILABLE, AUDIT_DOWN_MSG);
 		goto out;
 	}
 	g = policy_gate(ex->conf, c->tool, ex_writes_on(), &reason);
 	if (g == GATE_DENY) {
 		policy_message(ex->conf, c->tool, reason, ex_writes_on(), msg,
 		    sizeof(msg));
-		call_refuse(c, ST_DENIED, reason, msg);
+		answer_refuse(c, ST_DENIED, reason, msg);
 		goto out;
 	}
 	if (args_hash(args, c->args_hash, &c->json, err, sizeof(err)) == -1) {
 		c->args_hash[0] = '\0';
-		call_refuse(c, ST_ERROR, E_BAD_REQUEST, err);
+		answer_refuse(c, ST_ERROR, E_BAD_REQUEST, err);
 		goto out;
 	}
 	if ((tool = policy_tool(ex->conf, c->tool)) == NULL) {
 		snprintf(msg, sizeof(msg), "tool %s has no catalog entry",
 		    c->tool);
-		call_refuse(c, ST_ERROR, E_UNAVAILABLE, msg);
+		answer_refuse(c, ST_ERROR, E_UNAVAILABLE, msg);
 		goto out;
 	}
 	/*
@@ -431,7 +267,7 @@ call_dispatch(struct call *c, const msgpack_object *args, int approved)
 	 * write_start(), after its replays, before its intent.
 	 */
 	if (g == GATE_READ && admit_tool(c->tenant, msg, sizeof(msg)) == -1) {
-		call_refuse(c, ST_ERROR, E_UNAVAILABLE, msg);
+		answer_refuse(c, ST_ERROR, E_UNAVAILABLE, msg);
 		goto out;
 	}
 	if (budget_check(c, g == GATE_WRITE) == -1)

@@ -39,14 +39,6 @@ struct call {
 TAILQ_HEAD(callq, call);
 
 void	call_free(struct call *);
-/* Answer with a refusal: denied/stopped carry stop_reason, error error. */
-void	call_refuse(struct call *, const char *status, const char *reason,
-	    const char *message);
-/* Answer error/unavailable, unrecorded: the connection has no socket here. */
-void	call_unavailable(uint64_t id, uint32_t ans_type, const char *message);
-/* Answer with a stored or fresh response map (packed msgpack). */
-void	call_respond(struct call *, const char *resp, size_t resplen,
-	    int replayed);
 /* Start the tool for a read, or for a write whose intent is durable. */
 void	call_run_tool(struct call *, const struct tool *,
 	    void (*done)(const struct toolrun_result *, void *), void *arg);

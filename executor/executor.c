@@ -33,6 +33,7 @@
 #include "executor/executor.h"
 #include "executor/fds.h"
 #include "executor/peers.h"
+#include "executor/response.h"
 #include "executor/statedir.h"
 #include "executor/store.h"
 #include "executor/toolrun.h"
@@ -52,7 +53,7 @@ static void	dispatch_audit_summary(const struct proto_msg *);
 /*
  * What gatewayd may send; when it may send it (before HELLO, once) is the
  * protocol table's word (proto.c).  Anything else, a message before
- * HELLO or a second of a once-only type, is fatal for the peer: a
+ * HELLO or a second of a once-only type, is fatal: a
  * gatewayd that speaks out of turn is not one we can trust to speak for
  * agents.
  */
@@ -92,17 +93,6 @@ ex_writes_on(void)
 	return ex->conf->writes_enabled && !ex->writes_off;
 }
 
-void
-ex_send(struct msgbuf *mb)
-{
-	const char	*p;
-	size_t		 len;
-
-	p = msgbuf_finish(mb, &len);
-	if (ex->gw != NULL)
-		bufferevent_write(ex->gw, p, len);
-}
-
 static void
 send_writes_state(void)
 {
@@ -113,7 +103,7 @@ send_writes_state(void)
 	msgbuf_begin_msg(&mb, MSG_WRITES_STATE, 0, &body);
 	mpmap_bool(&body, "writes_enabled", ex_writes_on());
 	mpmap_end(&body);
-	ex_send(&mb);
+	gw_send(&mb);
 	msgbuf_free(&mb);
 }
 
@@ -162,7 +152,7 @@ dispatch_hello(const struct proto_msg *m)
 	mpmap_bool(&body, "writes_enabled", ex_writes_on());
 	mpmap_str(&body, "config_hash", ex->config_hash);
 	mpmap_end(&body);
-	ex_send(&mb);
+	gw_send(&mb);
 	msgbuf_free(&mb);
 }
 
@@ -189,7 +179,7 @@ refuse_hung_up(const struct proto_msg *m, uint32_t ans_type)
 		c->run_id = xstrdup(m->call.run_id);
 		c->tool = xstrdup(m->call.tool);
 	}
-	call_refuse(c, ST_ERROR, E_UNAVAILABLE, "the agent has hung up");
+	answer_refuse(c, ST_ERROR, E_UNAVAILABLE, "the agent has hung up");
 	call_free(c);
 	return 1;
 }
@@ -207,7 +197,7 @@ refuse_refused(const struct proto_msg *m, uint32_t ans_type)
 	request_claim(m, &cl);
 	if (!peers_refused(cl.conn))
 		return 0;
-	call_unavailable(m->id, ans_type, "the gateway is out of file"
+	answer_unavailable(m->id, ans_type, "the gateway is out of file"
 	    " descriptors: try again later");
 	return 1;
 }
@@ -421,7 +411,7 @@ dispatch_conn_gone(const struct proto_msg *m)
 }
 
 static void
-peer_dispatch(const char *buf, size_t len)
+gw_dispatch(const char *buf, size_t len)
 {
 	struct proto_msg	m;
 	char			err[128], sample[64];
@@ -451,7 +441,7 @@ peer_dispatch(const char *buf, size_t len)
 }
 
 static uint32_t
-peer_max_frame(void)
+gw_max_frame(void)
 {
 	/* A CALL holds args (one agent frame) and a little more. */
 	return (uint32_t)(ex->conf->max_frame + 65536);
@@ -516,20 +506,20 @@ shutdown_begin(const char *why)
 }
 
 static void
-peer_gone(void)
+gw_gone(void)
 {
 	shutdown_begin("gatewayd went away");
 }
 
 static void
-peer_read(struct bufferevent *bev, void *arg)
+gw_read(struct bufferevent *bev, void *arg)
 {
 	struct evbuffer	*in = bufferevent_get_input(bev);
 	uint32_t	 len;
 
 	(void)arg;
 	for (;;) {
-		switch (frame_peek(in, peer_max_frame(), &len)) {
+		switch (frame_peek(in, gw_max_frame(), &len)) {
 		case FRAME_MORE:
 			return;
 		case FRAME_EMPTY:
@@ -539,7 +529,7 @@ peer_read(struct bufferevent *bev, void *arg)
 		case FRAME_READY:
 			break;
 		}
-		peer_dispatch((const char *)evbuffer_pullup(in, len + FRAME_HDR) +
+		gw_dispatch((const char *)evbuffer_pullup(in, len + FRAME_HDR) +
 		    FRAME_HDR, len);
 		evbuffer_drain(in, len + FRAME_HDR);
 		if (ex->gw == NULL)
@@ -548,12 +538,12 @@ peer_read(struct bufferevent *bev, void *arg)
 }
 
 static void
-peer_event(struct bufferevent *bev, short what, void *arg)
+gw_event(struct bufferevent *bev, short what, void *arg)
 {
 	(void)bev;
 	(void)arg;
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
-		peer_gone();
+		gw_gone();
 }
 
 void
@@ -699,7 +689,7 @@ state_open(void)
 
 /* Our end of the socketpair, which gatewayd left on EXECUTOR_FD. */
 static void
-peer_open(void)
+gw_open(void)
 {
 	if (fcntl(EXECUTOR_FD, F_GETFD) == -1)
 		fatalx("fd %d is not open: executor is started by gatewayd",
@@ -710,7 +700,7 @@ peer_open(void)
 	    BEV_OPT_CLOSE_ON_FREE);
 	if (ex->gw == NULL)
 		fatalx("bufferevent_socket_new");
-	bufferevent_setcb(ex->gw, peer_read, NULL, peer_event, NULL);
+	bufferevent_setcb(ex->gw, gw_read, NULL, gw_event, NULL);
 	bufferevent_enable(ex->gw, EV_READ | EV_WRITE);
 }
 
@@ -810,7 +800,7 @@ main(int argc, char *argv[])
 	    event_base_priority_init(ex->base, 2) == -1)
 		fatalx("event_base_new");
 	audit_open(ex->conf->state_dir, ex->base);
-	peer_open();
+	gw_open();
 	modules_init();
 	signals_init();
 

@@ -56,9 +56,6 @@ void	ex_conn_hung_up(uint64_t conn);
 /* A tool finished: during shutdown, the last one ends the process. */
 void	ex_tool_done(void);
 
-/* Send a finished socketpair message to gatewayd (dropped if it is gone). */
-void	ex_send(struct msgbuf *);
-
 /* call.c: MSG_CALL, the re-checks and the tool run. */
 void	call_handle(const struct proto_msg *);
 

@@ -19,6 +19,7 @@
 #include "executor/executor.h"
 #include "executor/fds.h"
 #include "executor/peers.h"
+#include "executor/response.h"
 #include "proto/proto.h"
 
 #define NBUCKETS	4096	/* a power of two */
@@ -163,7 +164,7 @@ peer_refuse(struct peer **pp, uint64_t conn)
 	mpmap_str(&body, "message", "the gateway is out of file"
 	    " descriptors: try again later");
 	mpmap_end(&body);
-	ex_send(&mb);
+	gw_send(&mb);
 	msgbuf_free(&mb);
 }
 
