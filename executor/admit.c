@@ -8,9 +8,9 @@
 
 #include "common/log.h"
 #include "common/xmalloc.h"
-#include "executor/admit.h"
 #include "executor/executor.h"
 #include "executor/fds.h"
+#include "executor/admit.h"
 
 struct tenant_runs {
 	char		*tenant;

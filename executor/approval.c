@@ -26,15 +26,17 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
-#include "executor/approval.h"
-#include "executor/apstore.h"
+#include "proto/proto.h"
 #include "executor/apquota.h"
-#include "executor/call.h"
+#include "executor/apstore.h"
 #include "executor/checkpoint.h"
 #include "executor/executor.h"
+#include "executor/read.h"
+#include "executor/request.h"
 #include "executor/response.h"
 #include "executor/store.h"
-#include "proto/proto.h"
+#include "executor/write.h"
+#include "executor/approval.h"
 
 #define WAIT_MAX_MS		300000	/* one wait at most five minutes */
 
@@ -115,7 +117,7 @@ request_refused(struct call *c, int rc)
 	answer_refuse(c, ST_ERROR, E_UNAVAILABLE, msg);
 }
 
-/* Request: called from call_dispatch for a covered write.  Owns c. */
+/* Request: called from call_handle for a covered write.  Owns c. */
 void
 approval_request(struct call *c, const msgpack_object *args)
 {
@@ -186,6 +188,27 @@ out:
 	call_free(c);
 }
 
+/* An approved write, checked again, goes down its path.  Owns c. */
+static void
+resume_run(struct call *c, const msgpack_object *args)
+{
+	const struct tool	*tool;
+
+	switch (call_check(c, args, 1, &tool)) {
+	case ROUTE_NONE:
+		break;
+	case ROUTE_READ:
+		/* The policy made it a read since. */
+		read_start(c, tool);
+		break;
+	case ROUTE_WRITE:
+		write_start(c, tool);
+		break;
+	case ROUTE_APPROVAL:
+		fatalx("resume_run: an approved write needs approval");
+	}
+}
+
 /* The record must say what the checkpoint says, field by field. */
 static int
 matches(const struct approval *a, const struct checkpoint *cp)
@@ -243,7 +266,7 @@ resume_decided(struct call *c, const struct approval *a)
 		c->approver = a->approver ? xstrdup(a->approver) : NULL;
 		c->approval_id = xstrdup(a->id);
 		/* The current policy decides again: it may have changed. */
-		call_dispatch(c, &u.data, 1);
+		resume_run(c, &u.data);
 		msgpack_unpacked_destroy(&u);
 		break;
 	}

@@ -18,11 +18,11 @@
 
 #include "common/log.h"
 #include "common/runtab.h"
-#include "executor/budget.h"
-#include "executor/call.h"
-#include "executor/executor.h"
-#include "executor/response.h"
 #include "proto/proto.h"
+#include "executor/executor.h"
+#include "executor/request.h"
+#include "executor/response.h"
+#include "executor/budget.h"
 
 /* What we keep of a stop gatewayd reported: its words are bounded. */
 #define MAX_REASON	64

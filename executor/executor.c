@@ -2,6 +2,34 @@
  * executor: started by gatewayd with its end of the socketpair on fd 3.
  * Keeps its privileges; owns the store, the audit log, the control socket
  * and the tool processes.
+ *
+ * The layers, each calling only the ones below it:
+ *
+ *   executor.c    the entry function and the socketpair monitor: reads
+ *                 gatewayd's frames (gw_read), checks them against the
+ *                 protocol table and dispatches them; owns shutdown, the
+ *                 job count's idle event and the agents' hang-ups.
+ *        |
+ *   handlers      call.c (CALL), approval.c (RESUME, WAIT, and the
+ *                 request for an operator), control.c (the operators'
+ *                 socket).  A call is made and checked again in
+ *                 request.c, which says where it goes (enum route).
+ *        |
+ *   paths         read.c (a read: run, answer) and write.c (a write:
+ *                 ledger intent, run, outcome, answer, exactly once).
+ *        |
+ *   below         backend.h (how a tool runs: exec in toolrun.c), ledger.c
+ *                 and store.c, response.c (the answer, packed once for the
+ *                 ledger and once for the wire; gw_send), jobs.c (counted,
+ *                 so nothing calls back up), killswitch.c, budget.c,
+ *                 admit.c, peers.c, audit.c.
+ *
+ * A call, from the agent's frame to the tool and back: gatewayd sends
+ * CALL; gw_read -> gw_dispatch -> dispatch_call -> call_handle (call.c)
+ * -> call_new, call_check (request.c) -> write_start (write.c) -> intent
+ * committed (flush_cb) -> backend_start -> toolrun (the child runs) ->
+ * write_done: the outcome as a struct response, packed for the ledger ->
+ * committed -> answer() (response.c) -> gw_send -> gatewayd -> the agent.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,18 +54,23 @@
 #include "common/policy.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
+#include "proto/proto.h"
 #include "executor/admit.h"
 #include "executor/approval.h"
+#include "executor/backend.h"
 #include "executor/budget.h"
 #include "executor/call.h"
-#include "executor/executor.h"
 #include "executor/fds.h"
+#include "executor/jobs.h"
+#include "executor/killswitch.h"
 #include "executor/peers.h"
+#include "executor/read.h"
+#include "executor/request.h"
 #include "executor/response.h"
 #include "executor/statedir.h"
 #include "executor/store.h"
-#include "executor/toolrun.h"
-#include "proto/proto.h"
+#include "executor/write.h"
+#include "executor/executor.h"
 
 struct executor	*ex;
 
@@ -76,6 +109,8 @@ static int	hello_done;
 static uint64_t	seen_once;
 /* Refusals of peers with no principal gatewayd reported, one by one or summed. */
 static uint64_t	stranger_refusals;
+/* Made active by the job count when the last job ends (jobs.h). */
+static struct event	*idle_ev;
 
 static __attribute__((noreturn)) void
 usage(void)
@@ -85,50 +120,6 @@ usage(void)
 	    "                [--state-dir DIR]\n"
 	    "       executor --dump-proto\n");
 	exit(2);
-}
-
-int
-ex_writes_on(void)
-{
-	return ex->conf->writes_enabled && !ex->writes_off;
-}
-
-static void
-send_writes_state(void)
-{
-	struct msgbuf	mb;
-	struct mpmap	body;
-
-	msgbuf_init(&mb);
-	msgbuf_begin_msg(&mb, MSG_WRITES_STATE, 0, &body);
-	mpmap_bool(&body, "writes_enabled", ex_writes_on());
-	mpmap_end(&body);
-	gw_send(&mb);
-	msgbuf_free(&mb);
-}
-
-int
-ex_set_writes_off(int off, const char *who)
-{
-	struct audit_rec	ar = { .event = "writes", .uid = -1 };
-	int			rc;
-
-	/* Disabling takes effect in memory first, whatever the disk says. */
-	if (off)
-		ex->writes_off = 1;
-	if ((rc = store_set_writes_off(ex->store, off)) != 0) {
-		log_warnx("kill switch: cannot store the state: %s",
-		    store_strerror(rc));
-		if (!off)
-			return -1;
-	}
-	ex->writes_off = off;
-	log_info("writes %s by %s", off ? "disabled" : "enabled", who);
-	ar.decision = off ? "disabled" : "enabled";
-	ar.approver = who;
-	(void)audit_write(&ar, 1);
-	send_writes_state();
-	return rc == 0 ? 0 : -1;
 }
 
 static void
@@ -149,7 +140,7 @@ dispatch_hello(const struct proto_msg *m)
 	msgbuf_init(&mb);
 	msgbuf_begin_msg(&mb, MSG_HELLO_ANS, m->id, &body);
 	mpmap_uint(&body, "version", PROTO_VERSION);
-	mpmap_bool(&body, "writes_enabled", ex_writes_on());
+	mpmap_bool(&body, "writes_enabled", ks_writes_on());
 	mpmap_str(&body, "config_hash", ex->config_hash);
 	mpmap_end(&body);
 	gw_send(&mb);
@@ -231,7 +222,7 @@ dispatch_writes_off(const struct proto_msg *m)
 {
 	(void)m;
 	if (!ex->writes_off)
-		ex_set_writes_off(1, "SIGUSR1 to gatewayd");
+		ks_set_writes_off(1, "SIGUSR1 to gatewayd");
 }
 
 /*
@@ -383,13 +374,13 @@ dispatch_audit_summary(const struct proto_msg *m)
  * retry replays it.  Called when the executor sees the hang-up itself
  * (peers.c) and again at CONN_GONE: the second time finds nothing.
  */
-void
-ex_conn_hung_up(uint64_t conn)
+static void
+conn_hung_up(uint64_t conn)
 {
 	size_t	waits, reads, writes;
 
 	waits = approval_conn_gone(conn);
-	reads = call_conn_gone(conn);
+	reads = read_conn_gone(conn);
 	writes = write_conn_gone(conn);
 	if (waits + reads + writes > 0)
 		log_info("connection %llu: the agent hung up: %zu waits ended,"
@@ -406,7 +397,7 @@ dispatch_conn_gone(const struct proto_msg *m)
 {
 	uint64_t	conn = m->conn_gone.conn;
 
-	ex_conn_hung_up(conn);
+	conn_hung_up(conn);
 	peers_forget(conn);
 }
 
@@ -450,7 +441,7 @@ gw_max_frame(void)
 static void
 maybe_exit(void)
 {
-	if (ex->gw == NULL && toolrun_active() == 0 && write_active() == 0)
+	if (ex->gw == NULL && backends_active() == 0 && jobs_active() == 0)
 		event_base_loopexit(ex->base, NULL);
 }
 
@@ -467,7 +458,7 @@ shutdown_deadline_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	(void)arg;
-	if ((n = toolrun_expire()) > 0)
+	if ((n = backends_expire()) > 0)
 		log_warnx("shutdown: %zu tools still running after %llu s"
 		    " (limits.shutdown_s): killed, a write among them is in"
 		    " doubt", n, (unsigned long long)ex->conf->shutdown_s);
@@ -495,7 +486,7 @@ shutdown_begin(const char *why)
 	}
 	control_shutdown();
 	log_info("%s: finishing %zu running tools, for %llu s at most", why,
-	    toolrun_active(), (unsigned long long)ex->conf->shutdown_s);
+	    backends_active(), (unsigned long long)ex->conf->shutdown_s);
 	tv.tv_sec = (time_t)ex->conf->shutdown_s;
 	tv.tv_usec = 0;
 	ex->ev_deadline = evtimer_new(ex->base, shutdown_deadline_cb, NULL);
@@ -546,9 +537,13 @@ gw_event(struct bufferevent *bev, short what, void *arg)
 		gw_gone();
 }
 
-void
-ex_tool_done(void)
+/* The last job ended: during shutdown, that ends the process. */
+static void
+jobs_idle(evutil_socket_t fd, short what, void *arg)
 {
+	(void)fd;
+	(void)what;
+	(void)arg;
 	if (ex->shutting_down)
 		maybe_exit();
 }
@@ -560,7 +555,7 @@ on_sigusr1(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 	(void)arg;
 	if (!ex->writes_off)
-		ex_set_writes_off(1, "SIGUSR1 to executor");
+		ks_set_writes_off(1, "SIGUSR1 to executor");
 }
 
 /* SIGHUP: reopen the audit log (logrotate). */
@@ -710,7 +705,7 @@ modules_init(void)
 {
 	/* One descriptor per agent connection, besides tools' pipes. */
 	fds_raise();
-	peers_init(ex->conf->agent_socket);
+	peers_init(ex->conf->agent_socket, conn_hung_up);
 	/*
 	 * What a tool leaves behind (a setsid'd daemon) becomes our child
 	 * when its parent dies, and toolrun kills and reaps it: no tool
@@ -719,7 +714,10 @@ modules_init(void)
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == -1)
 		fatal("PR_SET_CHILD_SUBREAPER");
 	budget_init();
-	toolrun_init(ex->base);
+	if ((idle_ev = event_new(ex->base, -1, 0, jobs_idle, NULL)) == NULL)
+		fatalx("modules_init: event_new");
+	jobs_init(idle_ev);
+	backends_init(ex->base);
 	write_init();
 	approvals_init();
 	control_init();
@@ -764,13 +762,16 @@ teardown(void)
 	write_shutdown();
 	peers_shutdown();
 	budget_shutdown();
-	toolrun_shutdown();
+	backends_shutdown();
 	audit_close();
 	store_close(ex->store);
 	for (i = 0; i < sizeof(sigtab) / sizeof(sigtab[0]); i++)
 		event_free(sigev[i]);
 	if (ex->ev_deadline != NULL)
 		event_free(ex->ev_deadline);
+	jobs_init(NULL);
+	if (idle_ev != NULL)
+		event_free(idle_ev);
 	event_base_free(ex->base);
 	config_free(ex->conf);
 }
@@ -806,7 +807,7 @@ main(int argc, char *argv[])
 
 	fds_init();
 	log_info("ready: writes %s%s, control socket %s",
-	    ex_writes_on() ? "enabled" : "disabled",
+	    ks_writes_on() ? "enabled" : "disabled",
 	    ex->writes_off ? " (kill switch)" : "", ex->conf->control_socket);
 	event_base_dispatch(ex->base);
 

@@ -11,8 +11,8 @@
 #include "common/log.h"
 #include "executor/admit.h"
 #include "executor/executor.h"
-#include "executor/fds.h"
 #include "executor/peers.h"
+#include "executor/fds.h"
 
 /* A spawn: 4 pipes and a credential; /proc, syslog, the audit log. */
 #define FDS_TRANSIENT		16

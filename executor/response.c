@@ -10,10 +10,10 @@
 #include <msgpack.h>
 
 #include "common/log.h"
-#include "executor/budget.h"
-#include "executor/call.h"
-#include "executor/executor.h"
 #include "proto/proto.h"
+#include "executor/budget.h"
+#include "executor/executor.h"
+#include "executor/request.h"
 #include "executor/response.h"
 
 void

@@ -8,24 +8,23 @@
  * timeout > output too large > exit status > JSON holds whichever of those
  * events came last.
  */
-#include <sys/queue.h>
-#include <sys/resource.h>
-#include <sys/stat.h>
-#include <sys/types.h>
-#include <sys/wait.h>
-
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <grp.h>
+#include <limits.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1158,3 +1157,14 @@ toolrun_shutdown(void)
 		event_free(toolrun_sigchld);
 	toolrun_sigchld = NULL;
 }
+
+/* The exec backend (backend.h). */
+const struct backend_ops	backend_exec = {
+	.name = "exec",
+	.init = toolrun_init,
+	.start = toolrun_start,
+	.cancel = toolrun_cancel,
+	.expire = toolrun_expire,
+	.active = toolrun_active,
+	.shutdown = toolrun_shutdown,
+};

@@ -28,18 +28,20 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
+#include "proto/proto.h"
 #include "executor/admit.h"
-#include "executor/approval.h"
-#include "executor/apstore.h"
 #include "executor/apquota.h"
-#include "executor/call.h"
+#include "executor/apstore.h"
+#include "executor/backend.h"
 #include "executor/executor.h"
+#include "executor/jobs.h"
+#include "executor/killswitch.h"
 #include "executor/ledger.h"
+#include "executor/request.h"
 #include "executor/response.h"
 #include "executor/store.h"
 #include "executor/sweep.h"
-#include "executor/toolrun.h"
-#include "proto/proto.h"
+#include "executor/write.h"
 
 #define SWEEP_BATCH	1000
 
@@ -96,12 +98,6 @@ wop_find(const char *key)
 	return NULL;
 }
 
-size_t
-write_active(void)
-{
-	return nops;
-}
-
 static void
 wop_free(struct wop *w)
 {
@@ -115,7 +111,7 @@ wop_free(struct wop *w)
 	free(w->out_result);
 	free(w);
 	nops--;
-	ex_tool_done();
+	job_end();
 }
 
 static void
@@ -388,7 +384,7 @@ intent_txn(MDB_txn *txn, struct wop *w)
 	ledger_rec_free(&w->found);
 	if ((rc = store_writes_off_txn(txn, ex->store, &off)) != 0)
 		return rc;
-	if (off || !ex_writes_on()) {
+	if (off || !ks_writes_on()) {
 		w->verdict = V_WRITES_OFF;
 		return 0;
 	}
@@ -456,7 +452,7 @@ intent_done(struct wop *w)
 	case V_RUN:
 		/* The intent is durable: now, and only now, run it. */
 		w->phase = W_RUNNING;
-		call_run_tool(w->first, w->tool, write_done, w);
+		backend_start(w->first, w->tool, write_done, w);
 		break;
 	case V_REPLAY:
 		wop_answer(w, NULL, w->found.response, w->found.responselen);
@@ -655,14 +651,70 @@ ledger_has_room(size_t more)
 	return store_has_room(ex->store, one, need);
 }
 
-void
-write_start(struct call *c, const struct tool *tool)
+/*
+ * What the ledger says of c's key before anything is recorded: done is
+ * replayed, in doubt refused, and a key this run wrote already stopped.
+ * Returns 1 when c was so answered (and freed), 0 when it goes on.
+ */
+static int
+write_known(struct call *c)
 {
 	struct ledger_rec	 rec;
 	struct get_arg		 ga = { c, &rec, 0 };
-	struct wop		*w;
 	char			 msg[768];
 	int			 rc;
+
+	if ((rc = store_read(ex->store, get_txn, &ga)) != 0) {
+		snprintf(msg, sizeof(msg), "the write ledger cannot be read:"
+		    " %s", store_strerror(rc));
+		answer_refuse(c, ST_ERROR, E_UNAVAILABLE, msg);
+		call_free(c);
+		return 1;
+	}
+	if (ga.in_run && c->approval_id == NULL) {
+		answer_refuse(c, ST_STOPPED, R_DUPLICATE_WRITE,
+		    "this write already ran in this run");
+		rc = 1;
+	} else if (rec.state == L_DONE) {
+		answer_stored(c, rec.response, rec.responselen, 1);
+		rc = 1;
+	} else if (rec.state == L_RUNNING || rec.state == L_IN_DOUBT) {
+		/* L_RUNNING: an earlier executor's, so in doubt. */
+		in_doubt_message(msg, sizeof(msg), c->idem_key, rec.note);
+		answer_refuse(c, ST_ERROR, E_TOOL_FAILED, msg);
+		rc = 1;
+	}
+	ledger_rec_free(&rec);
+	if (rc == 1)
+		call_free(c);
+	return rc;
+}
+
+/* A new op for c's key, its intent queued for the next commit. */
+static void
+wop_new(struct call *c, const struct tool *tool)
+{
+	struct wop	*w;
+
+	w = xcalloc(1, sizeof(*w));
+	w->key = xstrdup(c->idem_key);
+	w->tenant = xstrdup(c->tenant);
+	w->tool = tool;
+	w->first = c;
+	TAILQ_INIT(&w->waiters);
+	w->phase = W_INTENT;
+	fill_intent(w);
+	TAILQ_INSERT_TAIL(&ops, w, entry);
+	nops++;
+	job_begin();
+	wop_enqueue(w);
+}
+
+void
+write_start(struct call *c, const struct tool *tool)
+{
+	struct wop	*w;
+	char		 msg[768];
 
 	/*
 	 * The same write twice in one run is stopped here too, whatever
@@ -679,38 +731,8 @@ write_start(struct call *c, const struct tool *tool)
 		TAILQ_INSERT_TAIL(&w->waiters, c, entry);
 		return;
 	}
-	if ((rc = store_read(ex->store, get_txn, &ga)) != 0) {
-		snprintf(msg, sizeof(msg), "the write ledger cannot be read:"
-		    " %s", store_strerror(rc));
-		answer_refuse(c, ST_ERROR, E_UNAVAILABLE, msg);
-		call_free(c);
+	if (write_known(c))
 		return;
-	}
-	if (ga.in_run && c->approval_id == NULL) {
-		answer_refuse(c, ST_STOPPED, R_DUPLICATE_WRITE,
-		    "this write already ran in this run");
-		call_free(c);
-		ledger_rec_free(&rec);
-		return;
-	}
-	switch (rec.state) {
-	case L_DONE:
-		answer_stored(c, rec.response, rec.responselen, 1);
-		call_free(c);
-		ledger_rec_free(&rec);
-		return;
-	case L_RUNNING:		/* an earlier executor's: in doubt */
-	case L_IN_DOUBT:
-		in_doubt_message(msg, sizeof(msg), c->idem_key, rec.note);
-		answer_refuse(c, ST_ERROR, E_TOOL_FAILED, msg);
-		call_free(c);
-		ledger_rec_free(&rec);
-		return;
-	case L_NONE:
-	case L_FAILED:
-		break;
-	}
-	ledger_rec_free(&rec);
 	if (!ledger_has_room(1)) {
 		log_warnx("ledger: %s refused: no room left for its outcome"
 		    " (store.max_map_size)", c->idem_key);
@@ -728,17 +750,7 @@ write_start(struct call *c, const struct tool *tool)
 		call_free(c);
 		return;
 	}
-	w = xcalloc(1, sizeof(*w));
-	w->key = xstrdup(c->idem_key);
-	w->tenant = xstrdup(c->tenant);
-	w->tool = tool;
-	w->first = c;
-	TAILQ_INIT(&w->waiters);
-	w->phase = W_INTENT;
-	fill_intent(w);
-	TAILQ_INSERT_TAIL(&ops, w, entry);
-	nops++;
-	wop_enqueue(w);
+	wop_new(c, tool);
 }
 
 /*
