@@ -114,6 +114,7 @@ ctl_close(struct ctl_conn *cc)
 	bufferevent_free(cc->bev);
 	free(cc);
 	ctl_nconns--;
+	fds_release(FDS_CONTROL);
 }
 
 static void
@@ -654,6 +655,7 @@ ctl_accept(struct evconnlistener *l, evutil_socket_t fd,
 	bufferevent_enable(cc->bev, EV_READ | EV_WRITE);
 	TAILQ_INSERT_TAIL(&ctl_conns, cc, entry);
 	ctl_nconns++;
+	fds_hold(FDS_CONTROL);
 	ctl_idle_arm(cc);
 }
 
@@ -668,12 +670,6 @@ control_init(void)
 		fatalx("control socket: %s", err);
 	ctl_listener = listener_new(ex->base, fd, ctl_accept, NULL,
 	    "control");
-}
-
-size_t
-control_count(void)
-{
-	return ctl_nconns;
 }
 
 void

@@ -21,8 +21,11 @@
  *   below         backend.h (how a tool runs: exec in toolrun.c), ledger.c
  *                 and store.c, response.c (the answer, packed once for the
  *                 ledger and once for the wire; gw_send), jobs.c (counted,
- *                 so nothing calls back up), killswitch.c, budget.c,
- *                 admit.c, peers.c, audit.c.
+ *                 so nothing calls back up), killswitch.c, budget.c
+ *                 (says why a run may not go on; the caller answers),
+ *                 admit.c, peers.c (an agent's hang-up goes to the handler
+ *                 the entry function gave it), fds.c (told what is held,
+ *                 asks no one), audit.c.
  *
  * A call, from the agent's frame to the tool and back: gatewayd sends
  * CALL; gw_read -> gw_dispatch -> dispatch_call -> call_handle (call.c)

@@ -42,7 +42,6 @@ extern struct executor	*ex;
 #define CONTROL_MAX_CONNS	64	/* operators' connections only */
 void	control_init(void);
 void	control_shutdown(void);
-size_t	control_count(void);		/* connections open now */
 
 /*
  * audit.c: the append-only audit log, one JSON object a line.  NULL

@@ -200,6 +200,7 @@ peer_keep(struct peer **pp, uint64_t conn, int fd)
 	*pp = p;
 	*ipp = p;
 	npeers++;
+	fds_hold(FDS_PEER);
 	peer_watch(p);
 	if (policy_principal(ex->conf, uid, gid) == NULL)
 		nstrangers++;
@@ -379,6 +380,7 @@ peer_free(struct peer *p)
 	close(p->fd);
 	free(p);
 	npeers--;
+	fds_release(FDS_PEER);
 }
 
 /*

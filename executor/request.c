@@ -145,6 +145,7 @@ call_check(struct call *c, const msgpack_object *args, int approved,
 {
 	const struct tool	*tool;
 	const char		*reason;
+	struct refusal		 why;
 	char			 msg[512], err[256];
 	enum gate		 g;
 
@@ -184,8 +185,10 @@ call_check(struct call *c, const msgpack_object *args, int approved,
 		answer_refuse(c, ST_ERROR, E_UNAVAILABLE, msg);
 		goto out;
 	}
-	if (budget_check(c, g == GATE_WRITE) == -1)
+	if (budget_check(c, g == GATE_WRITE, &why) == -1) {
+		answer_refuse(c, why.status, why.reason, why.message);
 		goto out;
+	}
 	*toolp = tool;
 	if (g == GATE_READ)
 		return ROUTE_READ;
