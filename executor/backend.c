@@ -42,10 +42,10 @@ backends_shutdown(void)
 }
 
 void
-backend_start(const struct call *c, const struct tool *tool, toolrun_cb done,
+backend_start(const struct call *c, const struct tool *tool, tool_done_cb done,
     void *arg)
 {
-	struct toolrun_req	req;
+	struct tool_req	req;
 
 	memset(&req, 0, sizeof(req));
 	req.tool = tool;

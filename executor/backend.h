@@ -5,8 +5,9 @@
  * is the first backend; another (mcp, http) is a new file with its own
  * struct backend_ops, named in backend_for().
  *
- * A request and an outcome are the same for every backend: the
- * toolrun_ names are exec's, which came first.
+ * A request (struct tool_req) and an outcome (struct tool_outcome) are
+ * the same for every backend; each says in its own words what its
+ * statuses mean (exec's, which came first, are beside them here).
  */
 #ifndef TG_BACKEND_H
 #define TG_BACKEND_H
@@ -18,15 +19,15 @@ struct call;
 struct event_base;
 struct tool;
 
-enum toolrun_status {
+enum tool_status {
 	TR_OK,			/* exit 0 and stdout is one JSON value */
 	TR_FAILED,		/* non-zero exit, killed by a signal, or could not start */
 	TR_TIMEOUT,		/* still running after timeout_ms: group killed */
 	TR_BAD_OUTPUT,		/* stdout not one JSON value, or over max_output */
-	TR_CANCELLED,		/* toolrun_cancel(): group killed, output dropped */
+	TR_CANCELLED,		/* cancelled: group killed, output dropped */
 };
 
-struct toolrun_req {
+struct tool_req {
 	const struct tool *tool;
 	/* Who runs a tool without a catalog user; NULL: the executor's ids. */
 	const char	*default_user;
@@ -42,19 +43,24 @@ struct toolrun_req {
 	size_t		 max_output;
 };
 
-struct toolrun_result {
-	enum toolrun_status status;
+struct tool_outcome {
+	enum tool_status status;
 	/* TR_OK: the result, as msgpack (converted from the JSON on stdout) */
 	const char	*result;
 	size_t		 resultlen;
 	/* otherwise: why, for the agent (TR_FAILED: stderr's last line) */
 	char		 message[512];
-	int		 wstatus;	/* from waitpid; -1 if it never started */
+	/*
+	 * TR_FAILED: the tool may have acted before it failed (exec: it
+	 * was killed by a signal we did not send), so a write is in doubt.
+	 */
+	int		 may_have_acted;
+	int		 wstatus;	/* exec: from waitpid; -1 if it never started */
 	uint64_t	 duration_ms;
 };
 
 /* The result is valid only during the callback. */
-typedef void	(*toolrun_cb)(const struct toolrun_result *, void *arg);
+typedef void	(*tool_done_cb)(const struct tool_outcome *, void *arg);
 
 struct backend_ops {
 	const char	*name;
@@ -64,7 +70,7 @@ struct backend_ops {
 	 * Start a run; 'cb' is called exactly once, later, from the loop,
 	 * even when it cannot start.
 	 */
-	void		(*start)(const struct toolrun_req *, toolrun_cb, void *);
+	void		(*start)(const struct tool_req *, tool_done_cb, void *);
 	/* Cancel the run whose callback argument is arg: 1 if found. */
 	int		(*cancel)(const void *arg);
 	/* The shutdown deadline: end every run as a timeout would. */
@@ -84,7 +90,7 @@ void	backends_shutdown(void);
  * from the loop.
  */
 void	backend_start(const struct call *c, const struct tool *,
-	    toolrun_cb done, void *arg);
+	    tool_done_cb done, void *arg);
 /* Cancel the run started with arg, whichever backend runs it: 1 if found. */
 int	backend_cancel(const void *arg);
 /* Every backend's runs ended as timeouts (shutdown deadline): how many. */

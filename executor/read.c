@@ -18,7 +18,7 @@ static struct callq	reads = TAILQ_HEAD_INITIALIZER(reads);
 
 /* A read's answer goes straight back: nothing is recorded but the audit. */
 static void
-read_done(const struct toolrun_result *r, void *arg)
+read_done(const struct tool_outcome *r, void *arg)
 {
 	struct call	*c = arg;
 	struct response	 resp = { .status = ST_OK, .args_hash = c->args_hash };

@@ -27,7 +27,7 @@ void	toolrun_init(struct event_base *);
  * call.  'cb' is always called exactly once, later, from the event loop
  * (never from inside toolrun_start), even when the program cannot start.
  */
-void	toolrun_start(const struct toolrun_req *req, toolrun_cb cb, void *arg);
+void	toolrun_start(const struct tool_req *req, tool_done_cb cb, void *arg);
 
 /*
  * Cancel the run whose callback argument is 'arg' (its caller is gone):

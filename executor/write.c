@@ -18,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
-#include <sys/wait.h>
 #include <time.h>
 
 #include <event2/event.h>
@@ -151,7 +150,7 @@ fill_intent(struct wop *w)
  */
 static void
 wop_outcome(struct wop *w, const char *status, const char *reason,
-    const struct toolrun_result *r)
+    const struct tool_outcome *r)
 {
 	memset(&w->out, 0, sizeof(w->out));
 	w->out.status = status;
@@ -171,7 +170,7 @@ wop_outcome(struct wop *w, const char *status, const char *reason,
 }
 
 static void
-write_done(const struct toolrun_result *r, void *arg)
+write_done(const struct tool_outcome *r, void *arg)
 {
 	struct wop	*w = arg;
 	char		 msg[640];
@@ -196,7 +195,7 @@ write_done(const struct toolrun_result *r, void *arg)
 		 * send may have done anything.
 		 */
 		wop_outcome(w, ST_ERROR, E_TOOL_FAILED, r);
-		if (r->wstatus != -1 && WIFSIGNALED(r->wstatus)) {
+		if (r->may_have_acted) {
 			w->rec.state = L_IN_DOUBT;
 			free(w->rec.note);
 			w->rec.note = xstrdup(r->message);
