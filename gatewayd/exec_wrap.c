@@ -274,6 +274,8 @@ link_read(struct bufferevent *bev, void *arg)
 	for (;;) {
 		switch (frame_peek(in, max, &len)) {
 		case FRAME_MORE:
+			/* The answers of this turn go to the agents at once. */
+			agent_flush();
 			return;
 		case FRAME_EMPTY:
 		case FRAME_TOO_LARGE:
