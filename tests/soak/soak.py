@@ -30,14 +30,18 @@ tool, and it is a soak, not a flood):
                 each and read their answers 512 bytes at a time; some hang
                 up with answers still unread
   the stranger  every request denied/unknown_principal; the server may
-                close its connections (a refused peer), which is expected
+                also refuse its connections (error/unavailable at accept,
+                past a cap of peers with no principal) or close them (a
+                refused peer): both expected, counted, and it comes back
+                a second later
 
 Every answer is checked against what its request must get.  Unexpected
 are: any `error` answer, an answer other than the one expected, an answer
 that does not come within 60 s, a principal's connection closed by the
 server, and the daemon pair dying or not settling.
 
-After SOAK_WARMUP seconds (30) of the same traffic, and again at the end,
+After SOAK_WARMUP seconds (90, or SOAK_SECONDS if less) of the same
+traffic, and again at the end,
 the traffic pauses: every action in progress finishes, the stranger's
 connections are closed, and once the executor reports no tool running and
 exactly the principal connections open, VmRSS and the open descriptors of
@@ -49,15 +53,20 @@ gatewayd and the executor are read from /proc.  The run fails when
     a leak of one descriptor per thousand requests shows; the slack covers
     a control connection the executor has not yet seen close;
   - a process's VmRSS grew by more than SOAK_RSS_TOL_PCT percent (20) and
-    more than SOAK_RSS_TOL_MIB MiB (8): after the warm-up the allocator's
+    more than SOAK_RSS_TOL_MIB MiB (4): after the warm-up the allocator's
     arenas and the LMDB pages in use (they count in RSS: the map is read
-    through mmap) are near their steady state, the ledger is swept every
-    writes.retention_s (30 s here) and runs are forgotten after
-    runs.idle_s (60 s); what is left to move is allocator fragmentation
-    and the store's pages, a few MiB at most, while a leak of even 100
-    bytes a request is 12 MiB in a 10-minute run.
+    through mmap) are near their steady state: written results are swept
+    after writes.retention_s (30 s here), decided approvals after
+    approvals.ttl_s + retention_s (90 s), and a run (10 calls, about a
+    minute) is forgotten runs.idle_s (20 s) after its last; what is left
+    to move is allocator fragmentation and the store's pages (measured:
+    both processes flat within 0.3 MiB from 90 s to 300 s; in the 30 s
+    variant, whose warm-up is 30 s, they still grow by up to 1.5 MiB),
+    while a leak of 40 bytes a request is 4.6 MiB in a 10-minute run.
+    Under SAN=1 the RSS is not judged (ASan's quarantine grows it by
+    design); the descriptors are.
 
-Environment: SOAK_SECONDS (600), SOAK_WARMUP (30), SOAK_CONNS (1000),
+Environment: SOAK_SECONDS (600), SOAK_WARMUP, SOAK_CONNS (1000),
 SOAK_STRANGERS (40 of the connections), SOAK_SLOW (20 of them),
 SOAK_RATE (200), SOAK_SEED (1), SOAK_FD_TOL, SOAK_RSS_TOL_PCT,
 SOAK_RSS_TOL_MIB, SOAK_VERBOSE=1 (print every unexpected answer), BUILD
@@ -76,8 +85,8 @@ import msgpack
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from tg import (GATEWAYCTL, IS_ROOT, Daemon, args_hash, frame,  # noqa: E402
-                pid_alive)
+from tg import (GATEWAYCTL, IS_ROOT, SAN, Daemon, args_hash,  # noqa: E402
+                frame, pid_alive)
 
 
 def env_num(name, default, kind=int):
@@ -86,7 +95,7 @@ def env_num(name, default, kind=int):
 
 
 SECONDS = env_num("SOAK_SECONDS", 600)
-WARMUP = env_num("SOAK_WARMUP", 30)
+WARMUP = env_num("SOAK_WARMUP", min(90, SECONDS))
 CONNS = env_num("SOAK_CONNS", 1000)
 STRANGERS = env_num("SOAK_STRANGERS", 40)
 SLOW = env_num("SOAK_SLOW", 20)
@@ -94,13 +103,13 @@ RATE = env_num("SOAK_RATE", 200.0, float)
 SEED = env_num("SOAK_SEED", 1)
 FD_TOL = env_num("SOAK_FD_TOL", 8)
 RSS_TOL_PCT = env_num("SOAK_RSS_TOL_PCT", 20.0, float)
-RSS_TOL_MIB = env_num("SOAK_RSS_TOL_MIB", 8.0, float)
+RSS_TOL_MIB = env_num("SOAK_RSS_TOL_MIB", 4.0, float)
 VERBOSE = os.environ.get("SOAK_VERBOSE", "0") == "1"
 
 ANSWER_TIMEOUT = 60     # an answer later than this is a hang
 WAIT_MS = 30000         # an agent's wait for an operator's decision
-RUN_STEPS = 30          # a new run after this many calls (max_steps_per_run 50)
-RUN_WRITES = 6          # or this many writes (max_writes_per_run 10)
+RUN_STEPS = 10          # a new run after this many calls (max_steps_per_run 50)
+RUN_WRITES = 4          # or this many writes (max_writes_per_run 10)
 SLOW_PAD = 32768        # args of a slow reader's read
 SLOW_CHUNK = 512        # a slow reader reads this much ...
 SLOW_PAUSE = 0.01       # ... then waits this long
@@ -132,13 +141,16 @@ def soak_config():
         },
         "tools": {"default_mode": "read_write",
                   "allow": ["read", "read.slow", "write", "appr"]},
+        # Short lives, so that the warm-up reaches the steady state: written
+        # results swept after 30 s, decided approvals after 60 + 30 s,
+        # runs (about a minute of calls each) forgotten 20 s after.
         "writes": {"enabled": True, "require_approval": ["appr"], "retention_s": 30},
-        "approvals": {"ttl_s": 120},
+        "approvals": {"ttl_s": 60},
         "budgets": {"max_steps_per_run": 50, "max_writes_per_run": 10,
                     "repeat_limit": 3},
         # Room for every connection and a few more; no other limit is near.
         "limits": {"max_connections": CONNS + 256, "max_inflight": 64},
-        "runs": {"idle_s": 60, "max_runs": 100000},
+        "runs": {"idle_s": 20, "max_runs": 100000},
     }
 
 
@@ -163,6 +175,7 @@ class Stats:
         self.samples = []
         self.hangups = 0            # provoked by the soak
         self.stranger_closed = 0    # the server closed a stranger's connection
+        self.stranger_refused = 0   # ... after refusing it at accept
         self.connects = 0
         self.connect_retries = 0
         self.approvals = collections.Counter()
@@ -333,7 +346,9 @@ class Conn:
                 (n,) = struct.unpack(">I", await self.read_n(4))
                 msg = msgpack.unpackb(await self.read_n(n), raw=False, strict_map_key=False)
                 fut = self.waiters.pop(msg.get("id") if isinstance(msg, dict) else None, None)
-                if fut is None:
+                if fut is None and self.stranger and msg.get("error") == "unavailable":
+                    self.soak.st.stranger_refused += 1     # a cap at accept
+                elif fut is None:
                     self.soak.unexpected("answer to no request", None, msg)
                 elif not fut.done():
                     fut.set_result(msg)
@@ -818,7 +833,7 @@ def judge(start, end):
     for name in ("gatewayd", "executor"):
         a, b = start[name], end[name]
         rss_allowed = max(a["rss"] * RSS_TOL_PCT / 100, RSS_TOL_MIB * 1024)
-        if b["rss"] - a["rss"] > rss_allowed:
+        if b["rss"] - a["rss"] > rss_allowed and not SAN:
             bad.append("%s RSS grew %d KiB (allowed %d)" % (name, b["rss"] - a["rss"],
                                                            rss_allowed))
         if b["fds"] - a["fds"] > FD_TOL:
@@ -849,9 +864,9 @@ def report(soak, start, end, bad):
     for line in st.samples:
         print("soak:   " + line)
     print("soak: hang-ups %d, connects %d (backlog full %d), stranger's closed by the "
-          "server %d, approvals %s, replayed writes %d" %
+          "server %d (refused at accept %d), approvals %s, replayed writes %d" %
           (st.hangups, st.connects, st.connect_retries, st.stranger_closed,
-           dict(st.approvals), st.replayed))
+           st.stranger_refused, dict(st.approvals), st.replayed))
     if start and end:
         for name in ("gatewayd", "executor"):
             a, b = start[name], end[name]
@@ -859,8 +874,9 @@ def report(soak, start, end, bad):
                   "fds start %d end %d (%+d)" %
                   (name, a["rss"], b["rss"], b["rss"] - a["rss"], a["anon"], b["anon"],
                    a["fds"], b["fds"], b["fds"] - a["fds"]))
-        print("soak: tolerance: fds +%d, rss +max(%g%%, %g MiB)" %
-              (FD_TOL, RSS_TOL_PCT, RSS_TOL_MIB))
+        print("soak: tolerance: fds +%d, rss +max(%g%%, %g MiB)%s" %
+              (FD_TOL, RSS_TOL_PCT, RSS_TOL_MIB,
+               " (rss not judged under SAN=1)" if SAN else ""))
     print("soak: " + ("PASS" if not bad else "FAIL: " + "; ".join(bad)), flush=True)
 
 
@@ -940,8 +956,14 @@ def main():
         rc = asyncio.run(run(d))
     finally:
         if rc != 0:
-            print("soak: daemon log (last lines):")
-            print("\n".join(d.read_log().splitlines()[-30:]))
+            # The log is verbose (-v): its warnings, and the last lines.
+            lines = d.read_log().splitlines()
+            warn = [ln for ln in lines if not ln.split(": ", 1)[-1].startswith(("<-", "->"))
+                    and any(w in ln for w in ("cannot", "refus", "error", "fatal", "warn"))]
+            print("soak: daemon log, %d warnings (first 20):" % len(warn))
+            print("\n".join(warn[:20]))
+            print("soak: daemon log, last lines:")
+            print("\n".join(lines[-10:]))
         d.cleanup()
     sys.exit(rc)
 
