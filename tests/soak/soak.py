@@ -69,7 +69,9 @@ gatewayd and the executor are read from /proc.  The run fails when
 Environment: SOAK_SECONDS (600), SOAK_WARMUP, SOAK_CONNS (1000),
 SOAK_STRANGERS (40 of the connections), SOAK_SLOW (20 of them),
 SOAK_RATE (200), SOAK_SEED (1), SOAK_FD_TOL, SOAK_RSS_TOL_PCT,
-SOAK_RSS_TOL_MIB, SOAK_VERBOSE=1 (print every unexpected answer), BUILD
+SOAK_RSS_TOL_MIB, SOAK_VERBOSE=1 (print every unexpected answer),
+SOAK_KEEP=1 (keep the temp dir with the daemon log and the state dir when
+the run fails), BUILD
 and SAN as for the suite.
 """
 import asyncio
@@ -105,6 +107,7 @@ FD_TOL = env_num("SOAK_FD_TOL", 8)
 RSS_TOL_PCT = env_num("SOAK_RSS_TOL_PCT", 20.0, float)
 RSS_TOL_MIB = env_num("SOAK_RSS_TOL_MIB", 4.0, float)
 VERBOSE = os.environ.get("SOAK_VERBOSE", "0") == "1"
+KEEP = os.environ.get("SOAK_KEEP", "0") == "1"
 
 ANSWER_TIMEOUT = 60     # an answer later than this is a hang
 WAIT_MS = 30000         # an agent's wait for an operator's decision
@@ -114,6 +117,7 @@ SLOW_PAD = 32768        # args of a slow reader's read
 SLOW_CHUNK = 512        # a slow reader reads this much ...
 SLOW_PAUSE = 0.01       # ... then waits this long
 SAMPLES = 20            # unexpected answers kept to print
+RETENTION_S = 30        # writes.retention_s
 
 # (uid, gid, tenant, env); the last is matched by its gid.
 TENANTS = [(3001, 3001, "acme", "prod"),
@@ -144,7 +148,8 @@ def soak_config():
         # Short lives, so that the warm-up reaches the steady state: written
         # results swept after 30 s, decided approvals after 60 + 30 s,
         # runs (about a minute of calls each) forgotten 20 s after.
-        "writes": {"enabled": True, "require_approval": ["appr"], "retention_s": 30},
+        "writes": {"enabled": True, "require_approval": ["appr"],
+                   "retention_s": RETENTION_S},
         "approvals": {"ttl_s": 60},
         "budgets": {"max_steps_per_run": 50, "max_writes_per_run": 10,
                     "repeat_limit": 3},
@@ -520,19 +525,20 @@ async def act_hangup(c):
 
 async def approval_early_resume(c, args, aid, cp, deny):
     """A resume before the decision: pending, unless the operator was
-    quicker.  Returns True when this resume ran the write."""
+    quicker.  Returns when it ran the write (the time it was sent), or None."""
+    sent = time.monotonic()
     req, ans = await c.rpc({"op": "resume", "checkpoint": cp})
     req = dict(req, args=args)
     st = ans.get("status")
     if st == "pending":
         c.check("resume while pending", req, ans, ans.get("approval_id") == aid)
-        return False
+        return None
     if deny:
         c.check("resume while pending", req, ans,
                 st == "denied" and ans.get("stop_reason") == "approval_denied")
-        return False
+        return None
     c.check_result("resume while pending", req, ans, "appr", replayed=False)
-    return st == "ok"
+    return sent if st == "ok" else None
 
 
 async def act_approval(c):
@@ -545,7 +551,7 @@ async def act_approval(c):
             or ans.get("args_hash") != args_hash(args)):
         return c.check("approval request", req, ans, False)
     soak.st.approvals["requested"] += 1
-    deny, ran = deny_it(aid), False
+    deny, ran = deny_it(aid), None
     r = soak.rnd.random()
     if r < 0.15:
         ran = await approval_early_resume(c, args, aid, cp, deny)
@@ -566,14 +572,20 @@ async def act_approval(c):
         return
     soak.st.approvals[want] += 1
     for _ in range(2 if soak.rnd.random() < 0.2 else 1):
+        sent = time.monotonic()
         req, ans = await c.rpc({"op": "resume", "checkpoint": cp})
         req = dict(req, args=args)
         if deny:
             c.check("resume of a denied approval", req, ans, ans.get("status") == "denied"
                     and ans.get("stop_reason") == "approval_denied")
+        elif (ran is not None and time.monotonic() - ran >= RETENTION_S and
+              ans.get("status") == "denied" and ans.get("stop_reason") == "approval_expired"):
+            # Used, and its result swept since (a slow pair: ASan).
+            soak.st.approvals["used, result swept"] += 1
         else:
-            c.check_result("resume", req, ans, "appr", replayed=ran)
-            ran = ran or ans.get("status") == "ok"
+            c.check_result("resume", req, ans, "appr", replayed=ran is not None)
+            if ran is None and ans.get("status") == "ok":
+                ran = sent
 
 
 async def act_slow_batch(c):
@@ -964,6 +976,9 @@ def main():
             print("\n".join(warn[:20]))
             print("soak: daemon log, last lines:")
             print("\n".join(lines[-10:]))
+        if rc != 0 and KEEP:
+            print("soak: kept %s (daemon.log, state/audit.log)" % d.dir)
+            d.dir = os.path.join(d.dir, "nothing")     # cleanup() removes nothing
         d.cleanup()
     sys.exit(rc)
 
