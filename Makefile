@@ -70,7 +70,7 @@ $(BUILD)/gatewayctl: $(call obj,ctl/gatewayctl.c) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 # A unit test links libcommon and the few objects it names here.
 test_toolrun_SRC	= executor/toolrun.c
-test_store_SRC		= executor/store.c
+test_store_SRC		= executor/store.c executor/apquota.c
 test_ledger_SRC		= executor/ledger.c executor/store.c
 test_checkpoint_SRC	= executor/checkpoint.c
 test_runs_SRC		= gatewayd/runs.c
@@ -151,7 +151,7 @@ FUZZ_CFLAGS	 = -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefin
 # Sources beyond common/ and proto/ that a fuzz target links.
 fuzz_ledger_SRC		= executor/ledger.c executor/store.c
 fuzz_approval_SRC	= executor/approval.c executor/checkpoint.c executor/store.c \
-			  executor/ledger.c
+			  executor/ledger.c executor/apquota.c
 fuzz_checkpoint_SRC	= executor/checkpoint.c
 fuzz: $(FUZZERS)
 build-fuzz/%: fuzz/%.c $(COMMON_SRC) $$($$*_SRC) $(wildcard common/*.h proto/*.h executor/*.h fuzz/*.h)

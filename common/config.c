@@ -50,9 +50,15 @@
 #define TTL_MAX			2592000ULL	/* thirty days */
 #define IDLE_MAX		2592000ULL
 #define CONTROL_IDLE_MAX	86400ULL	/* one day */
+#define FRAME_TIMEOUT_MAX	3600ULL
+#define SUMMARY_MAX		86400ULL
+#define STRANGER_UIDS_MAX	65536ULL	/* looked through one by one */
 #define RUNS_MAX		100000000ULL
+#define TOOLS_MAX		65536ULL
 #define MAP_SIZE_MIN		MIB
 #define MAP_SIZE_MAX		(1024 * 1024 * MIB)	/* 1 TiB */
+#define RESERVE_MIN		(64 * 1024ULL)
+#define PENDING_MAX		1000000ULL
 #define BUDGET_MAX		((uint64_t)INT64_MAX)
 /* (uid_t)-1 means "leave unchanged" to setresuid(2): it is nobody's id. */
 #define ID_MAX			((uint64_t)(uid_t)-1 - 1)
@@ -74,6 +80,11 @@ struct cfgctx {
 	yaml_node_t		*default_mode;
 	yaml_node_t		*map_size;
 	yaml_node_t		*max_map_size;
+	yaml_node_t		*reserve;
+	yaml_node_t		*max_runs_per_tenant;	/* NULL: the default */
+	yaml_node_t		*conns_per_uid;	/* NULL: the default */
+	yaml_node_t		*stranger_conns;
+	yaml_node_t		*max_tools_per_tenant;	/* NULL: the default */
 	yaml_node_t		*catalog;	/* NULL: no catalog section */
 	yaml_node_t		*allow;		/* tools.allow */
 	yaml_node_t		*approval_list;	/* writes.require_approval */
@@ -1081,6 +1092,41 @@ approvals_key(struct cfgctx *ctx, const char *key, yaml_node_t *knode,
 	if (strcmp(key, "ttl_s") == 0)
 		return get_u64(ctx, val, path, 1, TTL_MAX,
 		    &ctx->conf->approvals_ttl_s);
+	if (strcmp(key, "max_pending_per_tenant") == 0)
+		return get_u64(ctx, val, path, 1, PENDING_MAX,
+		    &ctx->conf->max_pending_per_tenant);
+	if (strcmp(key, "max_pending_bytes_per_tenant") == 0)
+		return get_u64(ctx, val, path, 1, MAP_SIZE_MAX,
+		    &ctx->conf->max_pending_bytes_per_tenant);
+	return unknown_key(ctx, knode, path);
+}
+
+/* The keys that keep one uid, or the peers with no principal, in bounds. */
+static int
+limits_conn_key(struct cfgctx *ctx, const char *key, yaml_node_t *knode,
+    yaml_node_t *val, const char *path)
+{
+	struct config	*c = ctx->conf;
+
+	if (strcmp(key, "max_connections_per_uid") == 0) {
+		ctx->conns_per_uid = val;
+		return get_u64(ctx, val, path, 1, CONNECTIONS_MAX,
+		    &c->max_conns_per_uid);
+	}
+	if (strcmp(key, "max_stranger_connections") == 0) {
+		ctx->stranger_conns = val;
+		return get_u64(ctx, val, path, 1, CONNECTIONS_MAX,
+		    &c->max_stranger_conns);
+	}
+	if (strcmp(key, "frame_timeout_s") == 0)
+		return get_u64(ctx, val, path, 1, FRAME_TIMEOUT_MAX,
+		    &c->frame_timeout_s);
+	if (strcmp(key, "stranger_summary_s") == 0)
+		return get_u64(ctx, val, path, 1, SUMMARY_MAX,
+		    &c->stranger_summary_s);
+	if (strcmp(key, "stranger_uids") == 0)
+		return get_u64(ctx, val, path, 1, STRANGER_UIDS_MAX,
+		    &c->stranger_uids);
 	return unknown_key(ctx, knode, path);
 }
 
@@ -1103,7 +1149,14 @@ limits_key(struct cfgctx *ctx, const char *key, yaml_node_t *knode,
 	if (strcmp(key, "control_idle_s") == 0)
 		return get_u64(ctx, val, path, 1, CONTROL_IDLE_MAX,
 		    &c->control_idle_s);
-	return unknown_key(ctx, knode, path);
+	if (strcmp(key, "max_tools") == 0)
+		return get_u64(ctx, val, path, 1, TOOLS_MAX, &c->max_tools);
+	if (strcmp(key, "max_tools_per_tenant") == 0) {
+		ctx->max_tools_per_tenant = val;
+		return get_u64(ctx, val, path, 1, TOOLS_MAX,
+		    &c->max_tools_per_tenant);
+	}
+	return limits_conn_key(ctx, key, knode, val, path);
 }
 
 static int
@@ -1116,6 +1169,11 @@ runs_key(struct cfgctx *ctx, const char *key, yaml_node_t *knode,
 		return get_u64(ctx, val, path, 1, IDLE_MAX, &c->run_idle_s);
 	if (strcmp(key, "max_runs") == 0)
 		return get_u64(ctx, val, path, 1, RUNS_MAX, &c->max_runs);
+	if (strcmp(key, "max_runs_per_tenant") == 0) {
+		ctx->max_runs_per_tenant = val;
+		return get_u64(ctx, val, path, 1, RUNS_MAX,
+		    &c->max_runs_per_tenant);
+	}
 	return unknown_key(ctx, knode, path);
 }
 
@@ -1134,6 +1192,11 @@ store_key(struct cfgctx *ctx, const char *key, yaml_node_t *knode,
 		ctx->max_map_size = val;
 		return get_u64(ctx, val, path, MAP_SIZE_MIN, MAP_SIZE_MAX,
 		    &c->max_map_size);
+	}
+	if (strcmp(key, "reserve") == 0) {
+		ctx->reserve = val;
+		return get_u64(ctx, val, path, RESERVE_MIN, MAP_SIZE_MAX,
+		    &c->store_reserve);
 	}
 	return unknown_key(ctx, knode, path);
 }
@@ -1283,6 +1346,33 @@ check_name_list(struct cfgctx *ctx, const yaml_node_t *list,
 		return cfg_error(ctx, seq_item(ctx, list, i), sub, "\"%s\" "
 		    "is not a tool of the catalog", names[i]);
 	}
+	return 0;
+}
+
+/*
+ * store.reserve: room in the store that ordinary writes leave free, so the
+ * sweeper, outcomes and operators' actions always fit.  Default: 1/32 of
+ * store.max_map_size, at least 64 KiB and at most 64 MiB; at most half of
+ * store.max_map_size, or nothing ordinary could ever be written.
+ */
+static int
+check_reserve(struct cfgctx *ctx)
+{
+	struct config	*c = ctx->conf;
+
+	if (ctx->reserve == NULL) {
+		c->store_reserve = c->max_map_size / 32;
+		if (c->store_reserve < RESERVE_MIN)
+			c->store_reserve = RESERVE_MIN;
+		if (c->store_reserve > 64 * MIB)
+			c->store_reserve = 64 * MIB;
+		return 0;
+	}
+	if (c->store_reserve > c->max_map_size / 2)
+		return cfg_error(ctx, ctx->reserve, "store.reserve",
+		    "%llu is more than half of store.max_map_size (%llu)",
+		    (unsigned long long)c->store_reserve,
+		    (unsigned long long)c->max_map_size);
 	return 0;
 }
 
@@ -1464,6 +1554,81 @@ check_self_approval(struct cfgctx *ctx)
 	return 0;
 }
 
+/*
+ * One tenant's share of the run table: the default is cut to max_runs, a
+ * value set above it is an error (it would never apply).
+ */
+static int
+check_runs(struct cfgctx *ctx)
+{
+	struct config	*c = ctx->conf;
+
+	if (c->max_runs_per_tenant <= c->max_runs)
+		return 0;
+	if (ctx->max_runs_per_tenant == NULL) {
+		c->max_runs_per_tenant = c->max_runs;
+		return 0;
+	}
+	return cfg_error(ctx, ctx->max_runs_per_tenant,
+	    "runs.max_runs_per_tenant", "%llu is more than runs.max_runs"
+	    " (%llu)", (unsigned long long)c->max_runs_per_tenant,
+	    (unsigned long long)c->max_runs);
+}
+
+/*
+ * The connection caps are shares of limits.max_connections: set, they
+ * must fit in it; left out, they are cut down to fit.  Peers with no
+ * principal get a quarter at most, so they never fill the table.
+ */
+static int
+check_conn_caps(struct cfgctx *ctx)
+{
+	struct config	*c = ctx->conf;
+	uint64_t	 quarter = c->max_connections / 4;
+
+	if (ctx->conns_per_uid == NULL) {
+		if (c->max_conns_per_uid > c->max_connections)
+			c->max_conns_per_uid = c->max_connections;
+	} else if (c->max_conns_per_uid > c->max_connections)
+		return cfg_error(ctx, ctx->conns_per_uid,
+		    "limits.max_connections_per_uid", "%llu is more than"
+		    " limits.max_connections (%llu)",
+		    (unsigned long long)c->max_conns_per_uid,
+		    (unsigned long long)c->max_connections);
+	if (ctx->stranger_conns == NULL) {
+		if (c->max_stranger_conns > quarter)
+			c->max_stranger_conns = quarter > 0 ? quarter : 1;
+	} else if (c->max_stranger_conns > c->max_connections)
+		return cfg_error(ctx, ctx->stranger_conns,
+		    "limits.max_stranger_connections", "%llu is more than"
+		    " limits.max_connections (%llu)",
+		    (unsigned long long)c->max_stranger_conns,
+		    (unsigned long long)c->max_connections);
+	return 0;
+}
+
+/*
+ * limits.max_tools_per_tenant: its default follows a smaller max_tools; a
+ * value set above max_tools is an error (it would never apply).
+ */
+static int
+check_tools(struct cfgctx *ctx)
+{
+	struct config	*c = ctx->conf;
+
+	if (c->max_tools_per_tenant <= c->max_tools)
+		return 0;
+	if (ctx->max_tools_per_tenant == NULL) {
+		c->max_tools_per_tenant = c->max_tools;
+		return 0;
+	}
+	return cfg_error(ctx, ctx->max_tools_per_tenant,
+	    "limits.max_tools_per_tenant", "%llu is more than"
+	    " limits.max_tools (%llu)",
+	    (unsigned long long)c->max_tools_per_tenant,
+	    (unsigned long long)c->max_tools);
+}
+
 /* Rules that tie keys of different sections together. */
 static int
 check_config(struct cfgctx *ctx)
@@ -1487,7 +1652,9 @@ check_config(struct cfgctx *ctx)
 		    (unsigned long long)c->map_size,
 		    (unsigned long long)c->max_map_size);
 	}
-	if (check_tool_names(ctx) == -1)
+	if (check_reserve(ctx) == -1 || check_runs(ctx) == -1 ||
+	    check_conn_caps(ctx) == -1 || check_tools(ctx) == -1 ||
+	    check_tool_names(ctx) == -1)
 		return -1;
 	return check_self_approval(ctx);
 }
@@ -1525,10 +1692,20 @@ config_defaults(const char *path)
 	c->max_connections = 1024;
 	c->max_inflight = 64;
 	c->control_idle_s = 30;
+	c->max_conns_per_uid = 256;
+	c->max_stranger_conns = 16;
+	c->frame_timeout_s = 30;
+	c->stranger_summary_s = 60;
+	c->stranger_uids = 1024;
+	c->max_tools = 64;
+	c->max_tools_per_tenant = 16;
 	c->run_idle_s = 3600;
 	c->max_runs = 10000;
+	c->max_runs_per_tenant = 1000;
 	c->map_size = 64 * MIB;
 	c->max_map_size = 1024 * MIB;
+	c->max_pending_per_tenant = 100;
+	c->max_pending_bytes_per_tenant = 16 * MIB;
 	return c;
 }
 

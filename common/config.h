@@ -77,18 +77,33 @@ struct config {
 	uint64_t	 repeat_limit;
 
 	uint64_t	 approvals_ttl_s;	/* default 3600 */
+	uint64_t	 max_pending_per_tenant;	/* default 100 */
+	uint64_t	 max_pending_bytes_per_tenant;	/* default 16 MiB */
 
 	uint64_t	 max_frame;	/* limits.*: default 1 MiB */
 	uint64_t	 max_output;	/* default 1 MiB */
 	uint64_t	 max_connections; /* default 1024 */
 	uint64_t	 max_inflight;	/* limits.max_inflight: per connection, default 64 */
 	uint64_t	 control_idle_s; /* limits.control_idle_s: default 30 */
+	/* limits.max_connections_per_uid: default 256 (at most max_connections) */
+	uint64_t	 max_conns_per_uid;
+	/* limits.max_stranger_connections: peers with no principal, together */
+	uint64_t	 max_stranger_conns;
+	uint64_t	 frame_timeout_s; /* limits.frame_timeout_s: default 30 */
+	/* limits.stranger_summary_s: refusals of strangers summed this long */
+	uint64_t	 stranger_summary_s;
+	uint64_t	 stranger_uids;	/* limits.stranger_uids: uids summed apart */
+	uint64_t	 max_tools;	/* limits.max_tools: running at once, default 64 */
+	uint64_t	 max_tools_per_tenant; /* default 16, <= max_tools */
 
 	uint64_t	 run_idle_s;	/* runs.idle_s: default 3600 */
 	uint64_t	 max_runs;	/* runs.max_runs: default 10000 */
+	/* runs.max_runs_per_tenant: default 1000 (no more than max_runs) */
+	uint64_t	 max_runs_per_tenant;
 
 	uint64_t	 map_size;	/* store.map_size: default 64 MiB */
 	uint64_t	 max_map_size;	/* store.max_map_size: default 1 GiB */
+	uint64_t	 store_reserve;	/* store.reserve: 0 = derived */
 
 	char		*metrics_listen;	/* NULL when not set */
 };

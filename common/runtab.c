@@ -3,8 +3,8 @@
  * tenant.  A stopped run keeps its first stop reason.  Runs are kept in a
  * hash table and a least-recently-used list; the owner's sweep drops runs
  * idle for longer than runs.idle_s, and no more than runs.max_runs live at
- * once (a new run past that is refused, never made room for by forgetting
- * another run's stop).
+ * once, runs.max_runs_per_tenant of one tenant (a new run past either is
+ * refused, never made room for by forgetting another run's stop).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -32,6 +32,46 @@ run_hash(const char *tenant, const char *run_id)
 	return h;
 }
 
+static struct tenant_runs *
+tenant_find(const struct runtab *t, const char *tenant)
+{
+	struct tenant_runs	*tr;
+
+	for (tr = t->tenants; tr != NULL; tr = tr->next)
+		if (strcmp(tr->tenant, tenant) == 0)
+			return tr;
+	return NULL;
+}
+
+/* One run fewer for its tenant; a tenant with none left is forgotten. */
+static void
+tenant_put(struct runtab *t, struct tenant_runs *tr)
+{
+	struct tenant_runs	**pp;
+
+	if (--tr->nruns > 0)
+		return;
+	for (pp = &t->tenants; *pp != tr; pp = &(*pp)->next)
+		;
+	*pp = tr->next;
+	free(tr->tenant);
+	free(tr);
+}
+
+uint64_t
+runtab_tenant_count(const struct runtab *t, const char *tenant)
+{
+	struct tenant_runs	*tr = tenant_find(t, tenant);
+
+	return tr != NULL ? tr->nruns : 0;
+}
+
+const char *
+runtab_full(const struct runtab *t)
+{
+	return t->full;
+}
+
 static void
 run_free(struct run *r)
 {
@@ -54,15 +94,18 @@ run_unlink(struct runtab *t, struct run *r)
 	*pp = r->next;
 	TAILQ_REMOVE(&t->lru, r, lru_entry);
 	t->nruns--;
+	tenant_put(t, r->tr);
+	r->tr = NULL;
 }
 
 void
-runtab_init(struct runtab *t, uint64_t max_runs, size_t max_reason,
-    size_t max_message)
+runtab_init(struct runtab *t, uint64_t max_runs, uint64_t max_per_tenant,
+    size_t max_reason, size_t max_message)
 {
 	memset(t, 0, sizeof(*t));
 	TAILQ_INIT(&t->lru);
 	t->max_runs = max_runs;
+	t->max_per_tenant = max_per_tenant;
 	t->max_reason = max_reason;
 	t->max_message = max_message;
 	t->nbuckets = 64;
@@ -109,9 +152,10 @@ struct run *
 runtab_get(struct runtab *t, const char *tenant, const char *run_id,
     int create)
 {
-	struct run	*r;
-	uint64_t	 h = run_hash(tenant, run_id);
-	size_t		 b = h & (t->nbuckets - 1);
+	struct tenant_runs	*tr;
+	struct run		*r;
+	uint64_t		 h = run_hash(tenant, run_id);
+	size_t			 b = h & (t->nbuckets - 1);
 
 	for (r = t->buckets[b]; r != NULL; r = r->next) {
 		if (r->hash == h && strcmp(r->tenant, tenant) == 0 &&
@@ -122,9 +166,28 @@ runtab_get(struct runtab *t, const char *tenant, const char *run_id,
 			return r;
 		}
 	}
-	if (!create || t->nruns >= t->max_runs)
+	t->full = NULL;
+	if (!create)
 		return NULL;
+	if (t->nruns >= t->max_runs) {
+		t->full = "runs.max_runs";
+		return NULL;
+	}
+	/* One tenant's runs never take the others' room. */
+	tr = tenant_find(t, tenant);
+	if ((tr != NULL ? tr->nruns : 0) >= t->max_per_tenant) {
+		t->full = "runs.max_runs_per_tenant";
+		return NULL;
+	}
+	if (tr == NULL) {
+		tr = xcalloc(1, sizeof(*tr));
+		tr->tenant = xstrdup(tenant);
+		tr->next = t->tenants;
+		t->tenants = tr;
+	}
+	tr->nruns++;
 	r = xcalloc(1, sizeof(*r));
+	r->tr = tr;
 	r->hash = h;
 	r->tenant = xstrdup(tenant);
 	r->run_id = xstrdup(run_id);
@@ -164,8 +227,9 @@ run_stop_message(const struct run *r)
 	return r->stop_message;
 }
 
+/* The entry of (tool, hash), created when create is set and there is room. */
 static struct run_seen *
-run_seen(struct run *r, const char *tool, const char *hash)
+run_seen(struct run *r, const char *tool, const char *hash, int create)
 {
 	char	key[sizeof(r->seen[0].key)];
 	size_t	i, tl = strlen(tool), hl = strlen(hash);
@@ -177,12 +241,18 @@ run_seen(struct run *r, const char *tool, const char *hash)
 	for (i = 0; i < r->nseen; i++)
 		if (memcmp(r->seen[i].key, key, tl + 1 + hl + 1) == 0)
 			return &r->seen[i];
-	if (r->nseen == MAX_SEEN)
+	if (!create || r->nseen == MAX_SEEN)
 		return NULL;
 	r->seen = xreallocarray(r->seen, r->nseen + 1, sizeof(*r->seen));
 	memset(&r->seen[r->nseen], 0, sizeof(r->seen[0]));
 	memcpy(r->seen[r->nseen].key, key, tl + 1 + hl + 1);
 	return &r->seen[r->nseen++];
+}
+
+struct run_seen *
+run_seen_find(struct run *r, const char *tool, const char *hash)
+{
+	return run_seen(r, tool, hash, 0);
 }
 
 const char *
@@ -198,7 +268,7 @@ run_step(struct run *r, const char *tool, const char *hash,
 		    (unsigned long long)max_steps);
 		return R_BUDGET_EXCEEDED;
 	}
-	if ((s = run_seen(r, tool, hash)) == NULL) {
+	if ((s = run_seen(r, tool, hash, 1)) == NULL) {
 		snprintf(msg, len, "the run called more than %d distinct"
 		    " tools and args", MAX_SEEN);
 		return R_BUDGET_EXCEEDED;

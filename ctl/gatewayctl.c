@@ -17,12 +17,20 @@
 
 #include <msgpack.h>
 
+#include "common/canon.h"
 #include "common/frame.h"
 #include "common/jsonmp.h"
 #include "proto/proto.h"
 
 #define DEFAULT_SOCKET	"/run/toolgate/control.sock"
-#define MAX_ANSWER	(64u << 20)
+/*
+ * The largest answer we read.  The largest is "approval ID": its args in
+ * full, as the msgpack the agent sent, so at most limits.max_frame (up to
+ * 64 MiB), plus a few fields; a list is a page of items with their args
+ * cut short.
+ */
+#define MAX_ANSWER	((64u << 20) + (1u << 20))
+#define PAGE_MAX	1000
 
 static __attribute__((noreturn)) void
 usage(void)
@@ -32,27 +40,53 @@ usage(void)
 	    "commands:\n"
 	    "  status\n"
 	    "  writes disable | writes enable\n"
-	    "  approvals\n"
+	    "  approvals [--limit N] [--after CURSOR]\n"
+	    "  approval ID\n"
 	    "  approve ID [--note TEXT]\n"
 	    "  deny ID [--note TEXT]\n"
 	    "  audit verify | audit show [--run RUN_ID]\n"
 	    "  forensics RUN_ID\n"
 	    "  compensate RUN_ID\n"
-	    "  ledger\n"
+	    "  ledger [--limit N] [--after CURSOR]\n"
 	    "  resolve KEY done|failed\n"
 	    "  keys rotate\n");
 	exit(2);
 }
 
 /*
- * Turn the command line into a request map.  Each command names its op
- * and at most two string fields.
+ * Turn the command line into a request map.  Each command names its op,
+ * at most two string fields and, for lists, a limit.
  */
 struct request {
 	const char	*op;
 	const char	*k1, *v1;
 	const char	*k2, *v2;
+	unsigned long	 limit;		/* 0: none given */
 };
+
+/* A list's flags: [--limit N] [--after CURSOR], in any order. */
+static void
+page_opts(int argc, char **argv, struct request *r)
+{
+	char	*end;
+	int	 i;
+
+	for (i = 1; i < argc; i += 2) {
+		if (i + 1 == argc)
+			usage();
+		if (strcmp(argv[i], "--limit") == 0 && r->limit == 0) {
+			errno = 0;
+			r->limit = strtoul(argv[i + 1], &end, 10);
+			if (errno != 0 || *end != '\0' || argv[i + 1][0] == '-' ||
+			    r->limit < 1 || r->limit > PAGE_MAX)
+				usage();
+		} else if (strcmp(argv[i], "--after") == 0 && r->v1 == NULL) {
+			r->k1 = "after";
+			r->v1 = argv[i + 1];
+		} else
+			usage();
+	}
+}
 
 static const char *
 note_opt(int argc, char **argv, int i, const char *flag)
@@ -78,8 +112,14 @@ parse_command(int argc, char **argv, struct request *r)
 	else if (strcmp(cmd, "writes") == 0 && argc == 2 &&
 	    strcmp(argv[1], "enable") == 0)
 		r->op = "writes_enable";
-	else if (strcmp(cmd, "approvals") == 0 && argc == 1)
+	else if (strcmp(cmd, "approvals") == 0) {
 		r->op = "approvals";
+		page_opts(argc, argv, r);
+	} else if (strcmp(cmd, "approval") == 0 && argc == 2) {
+		r->op = "approval";
+		r->k1 = "approval_id";
+		r->v1 = argv[1];
+	}
 	else if ((strcmp(cmd, "approve") == 0 || strcmp(cmd, "deny") == 0) &&
 	    argc >= 2) {
 		r->op = cmd;
@@ -103,8 +143,10 @@ parse_command(int argc, char **argv, struct request *r)
 	} else if (strcmp(cmd, "keys") == 0 && argc == 2 &&
 	    strcmp(argv[1], "rotate") == 0)
 		r->op = "keys_rotate";
-	else if (strcmp(cmd, "ledger") == 0 && argc == 1)
+	else if (strcmp(cmd, "ledger") == 0) {
 		r->op = "ledger";
+		page_opts(argc, argv, r);
+	}
 	else if (strcmp(cmd, "resolve") == 0 && argc == 3 &&
 	    (strcmp(argv[2], "done") == 0 || strcmp(argv[2], "failed") == 0)) {
 		r->op = "resolve";
@@ -191,6 +233,43 @@ print_value(const char *key, const msgpack_object *v)
 	free(j);
 }
 
+/*
+ * "approval ID" answers its args as the msgpack map they are (its size is
+ * bounded by the agent's frame, JSON's is not): shown, like a list's, as
+ * the canonical JSON string.  Returns 1 with the answer repacked into sb
+ * (the caller destroys it), 0 when there is nothing to convert, -1 when
+ * the args do not convert.
+ */
+static int
+args_as_json(const msgpack_object *ans, msgpack_sbuffer *sb)
+{
+	const msgpack_object	*args = mp_get(ans, "args");
+	struct canon_buf	 json = { NULL, 0, 0 };
+	msgpack_packer		 pk;
+	char			 err[128];
+	uint32_t		 i;
+
+	if (args == NULL || args->type != MSGPACK_OBJECT_MAP)
+		return 0;
+	if (canon_json(args, 1, &json, err, sizeof(err)) == -1) {
+		fprintf(stderr, "gatewayctl: the args: %s\n", err);
+		return -1;
+	}
+	msgpack_sbuffer_init(sb);
+	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, ans->via.map.size);
+	for (i = 0; i < ans->via.map.size; i++) {
+		msgpack_pack_object(&pk, ans->via.map.ptr[i].key);
+		if (mp_streq(&ans->via.map.ptr[i].key, "args")) {
+			msgpack_pack_str(&pk, json.len);
+			msgpack_pack_str_body(&pk, json.data, json.len);
+		} else
+			msgpack_pack_object(&pk, ans->via.map.ptr[i].val);
+	}
+	canon_buf_free(&json);
+	return 1;
+}
+
 /* Print the answer; returns the exit status. */
 static int
 print_answer(const msgpack_object *ans, int json)
@@ -198,6 +277,7 @@ print_answer(const msgpack_object *ans, int json)
 	const msgpack_object	*ok = mp_get(ans, "ok");
 	const msgpack_object	*err = mp_get(ans, "error");
 	const msgpack_object	*items = mp_get(ans, "items");
+	const msgpack_object	*next;
 	msgpack_sbuffer		 sb;
 	msgpack_packer		 pk;
 	msgpack_unpacked	 u;
@@ -221,6 +301,11 @@ print_answer(const msgpack_object *ans, int json)
 		if ((j = msgpack_to_json(items, 2)) != NULL)
 			printf("%s\n", j);
 		free(j);
+		/* stdout stays the array; where the next page starts: */
+		if ((next = mp_get(ans, "next")) != NULL &&
+		    next->type == MSGPACK_OBJECT_STR)
+			fprintf(stderr, "next: %.*s\n", (int)next->via.str.size,
+			    next->via.str.ptr);
 		return 0;
 	}
 	if (json) {
@@ -271,7 +356,8 @@ main(int argc, char *argv[])
 	const char		*sock = DEFAULT_SOCKET;
 	struct request		 r;
 	struct msgbuf		 mb;
-	msgpack_unpacked	 u;
+	msgpack_unpacked	 u, u2;
+	msgpack_sbuffer		 sb;
 	const char		*frame, *why;
 	unsigned char		 hdr[FRAME_HDR];
 	char			*ans;
@@ -292,9 +378,11 @@ main(int argc, char *argv[])
 	parse_command(argc - optind, argv + optind, &r);
 
 	msgbuf_init(&mb);
-	nf = 1 + (r.v1 != NULL) + (r.v2 != NULL);
+	nf = 1 + (r.v1 != NULL) + (r.v2 != NULL) + (r.limit != 0);
 	msgpack_pack_map(&mb.pk, nf);
 	pk_kv_str(&mb.pk, "op", r.op);
+	if (r.limit != 0)
+		pk_kv_uint(&mb.pk, "limit", r.limit);
 	if (r.v1 != NULL)
 		pk_kv_str(&mb.pk, r.k1, r.v1);
 	if (r.v2 != NULL)
@@ -330,7 +418,19 @@ main(int argc, char *argv[])
 		fprintf(stderr, "gatewayctl: bad answer: %s\n", why);
 		return 1;
 	}
-	rc = print_answer(&u.data, json);
+	if ((rc = args_as_json(&u.data, &sb)) == 1) {
+		msgpack_unpacked_init(&u2);
+		if (msgpack_unpack_next(&u2, sb.data, sb.size, NULL) ==
+		    MSGPACK_UNPACK_SUCCESS)
+			rc = print_answer(&u2.data, json);
+		else
+			rc = 1;
+		msgpack_unpacked_destroy(&u2);
+		msgpack_sbuffer_destroy(&sb);
+	} else if (rc == 0)
+		rc = print_answer(&u.data, json);
+	else
+		rc = 1;
 	msgpack_unpacked_destroy(&u);
 	free(ans);
 	return rc;

@@ -28,6 +28,7 @@
 #include "common/util.h"
 #include "common/xmalloc.h"
 #include "executor/approval.h"
+#include "executor/apquota.h"
 #include "executor/call.h"
 #include "executor/checkpoint.h"
 #include "executor/executor.h"
@@ -49,11 +50,13 @@ static const char *state_names[] = {
 struct waiter {
 	TAILQ_ENTRY(waiter)	 entry;
 	uint64_t		 id;
+	uint64_t		 conn;		/* the agent connection asking */
 	char			 approval_id[APPROVAL_ID_LEN + 1];
 	struct event		*timer;
 };
 
 static TAILQ_HEAD(, waiter)	waiters = TAILQ_HEAD_INITIALIZER(waiters);
+static size_t			nwaiters;
 
 const char *
 approval_state_str(enum approval_state s)
@@ -188,7 +191,8 @@ decode_field(const msgpack_object_kv *kv, struct approval *a, uint64_t *v)
 	if (mp_streq(k, "args")) {
 		if (o->type != MSGPACK_OBJECT_BIN || a->args != NULL)
 			return -1;
-		a->args = xmalloc(o->via.bin.size);
+		/* A denied approval's are empty: malloc(0) may be NULL. */
+		a->args = xmalloc(o->via.bin.size + 1);
 		memcpy(a->args, o->via.bin.ptr, o->via.bin.size);
 		a->argslen = o->via.bin.size;
 		return 0;
@@ -247,6 +251,7 @@ struct rec_arg {
 	struct approval	*a;
 	int		 found;
 	int		 created;	/* a new record: index its expiry */
+	int		 decided;	/* pending no more: off the quota */
 };
 
 static int
@@ -281,6 +286,7 @@ approval_get(const char *id, struct approval *a)
 	ra.a = a;
 	ra.found = 0;
 	ra.created = 0;
+	ra.decided = 0;
 	if (strlen(id) != APPROVAL_ID_LEN)
 		return 0;
 	if (store_read(ex->store, get_txn, &ra) != 0)
@@ -296,6 +302,15 @@ put_txn(MDB_txn *txn, void *arg)
 	char		*buf;
 	int		 rc;
 
+	/* Counted against the quota in the transaction that stores it. */
+	if (ra->created && (rc = apquota_add(txn, ex->store, ra->a->tenant,
+	    ra->a->id, ra->a->expires_at, ra->a->argslen,
+	    ex->conf->max_pending_per_tenant,
+	    ex->conf->max_pending_bytes_per_tenant)) != 0)
+		return rc;
+	if (ra->decided && (rc = apquota_drop(txn, ex->store, ra->a->id,
+	    ra->a->expires_at)) != 0)
+		return rc;
 	buf = approval_encode(ra->a, &v.mv_size);
 	v.mv_data = buf;
 	rc = mdb_put(txn, store_dbi(ex->store, DB_APPROVALS), &k, &v, 0);
@@ -306,12 +321,20 @@ put_txn(MDB_txn *txn, void *arg)
 	return rc;
 }
 
+/*
+ * A new record, or a decision.  A request is an ordinary write that must
+ * leave the store's reserve free; a denial may use the reserve (it drops
+ * the args, so it frees more than it takes), an approval may not (it keeps
+ * them).
+ */
 static int
 approval_put(struct approval *a, int created)
 {
-	struct rec_arg	ra = { a->id, a, 0, created };
+	struct rec_arg	ra = { a->id, a, 0, created, !created };
 
-	return store_write(ex->store, put_txn, &ra);
+	if (!created && a->state == A_DENIED)
+		return store_write_reserve(ex->store, put_txn, &ra);
+	return store_write_need(ex->store, a->argslen + 4096, put_txn, &ra);
 }
 
 /* The record of 'id' inside a transaction: 1 found, 0 absent, or an error. */
@@ -326,6 +349,7 @@ approval_get_txn(MDB_txn *txn, const char *id, struct approval *a)
 	ra.a = a;
 	ra.found = 0;
 	ra.created = 0;
+	ra.decided = 0;
 	if ((rc = get_txn(txn, &ra)) != 0)
 		return rc;
 	return ra.found;
@@ -356,7 +380,7 @@ int
 approval_start_txn(MDB_txn *txn, const char *id)
 {
 	struct approval	a;
-	struct rec_arg	ra = { id, &a, 0, 0 };
+	struct rec_arg	ra = { id, &a, 0, 0, 0 };
 	int		rc;
 
 	memset(&a, 0, sizeof(a));
@@ -392,7 +416,7 @@ send_response(uint32_t type, uint64_t id, const char *status,
 	msgbuf_free(&mb);
 }
 
-static void
+static int
 audit_approval(const char *event, const struct approval *a,
     const char *decision, const char *who, const char *note)
 {
@@ -411,7 +435,40 @@ audit_approval(const char *event, const struct approval *a,
 		.note = note,
 	};
 
-	audit_write(&ar, 1);
+	return audit_write(&ar, 1);
+}
+
+/*
+ * An approval that could not be recorded: nothing was stored, nothing
+ * runs.  Past a tenant's quota, or with the store full, the call is
+ * error/unavailable: the gate cannot take the request now, and may once
+ * approvals are decided or expire (see PROTOCOL.md).
+ */
+static void
+request_refused(struct call *c, int rc)
+{
+	char	msg[512];
+
+	if (rc == APQUOTA_COUNT)
+		snprintf(msg, sizeof(msg), "tenant %s has %llu approvals"
+		    " pending, its quota (approvals.max_pending_per_tenant):"
+		    " the approval was not recorded", c->tenant,
+		    (unsigned long long)ex->conf->max_pending_per_tenant);
+	else if (rc == APQUOTA_BYTES)
+		snprintf(msg, sizeof(msg), "tenant %s's pending approvals"
+		    " would hold more than %llu bytes of args, its quota"
+		    " (approvals.max_pending_bytes_per_tenant): the approval"
+		    " was not recorded", c->tenant,
+		    (unsigned long long)ex->conf->max_pending_bytes_per_tenant);
+	else if (rc == MDB_MAP_FULL)
+		snprintf(msg, sizeof(msg), "the store is full"
+		    " (store.max_map_size): the approval was not recorded");
+	else
+		snprintf(msg, sizeof(msg), "the approval cannot be recorded:"
+		    " %s", mdb_strerror(rc));
+	log_warnx("approval for %s/%s %s refused: %s", c->tenant, c->run_id,
+	    c->tool, msg);
+	call_refuse(c, ST_ERROR, E_UNAVAILABLE, msg);
 }
 
 /* Request: called from call_dispatch for a covered write.  Owns c. */
@@ -449,10 +506,16 @@ approval_request(struct call *c, const msgpack_object *args)
 	a.created_ms = now_ms();
 	a.expires_at = (uint64_t)time(NULL) + ex->conf->approvals_ttl_s;
 
+	/*
+	 * Recorded before it is stored: a request the log cannot name is
+	 * not made (one that cannot be stored is refused on the record).
+	 */
+	if (audit_approval("approval", &a, "requested", NULL, NULL) == -1) {
+		call_refuse(c, ST_ERROR, E_UNAVAILABLE, AUDIT_DOWN_MSG);
+		goto out;
+	}
 	if ((rc = approval_put(&a, 1)) != 0) {
-		call_refuse(c, ST_ERROR, E_UNAVAILABLE, rc == MDB_MAP_FULL ?
-		    "the store is full: the approval cannot be recorded" :
-		    "the approval cannot be recorded");
+		request_refused(c, rc);
 		goto out;
 	}
 	memset(&cp, 0, sizeof(cp));
@@ -465,7 +528,6 @@ approval_request(struct call *c, const msgpack_object *args)
 	memcpy(cp.args_sha256, a.args_sha256, sizeof(cp.args_sha256));
 	cp.expires_at = a.expires_at;
 	token = checkpoint_sign(&cp);
-	audit_approval("approval", &a, "requested", NULL, NULL);
 	log_info("approval %s requested: %s/%s %s %s", a.id, a.tenant,
 	    a.run_id, a.tool, a.args_hash);
 
@@ -615,13 +677,20 @@ out:
 /* Waiting for a decision. */
 
 static void
+waiter_free(struct waiter *w)
+{
+	TAILQ_REMOVE(&waiters, w, entry);
+	nwaiters--;
+	event_free(w->timer);
+	free(w);
+}
+
+static void
 waiter_answer(struct waiter *w, const char *state)
 {
 	send_response(MSG_WAIT_ANS, w->id, ST_OK, "state", state,
 	    "approval_id", w->approval_id);
-	TAILQ_REMOVE(&waiters, w, entry);
-	event_free(w->timer);
-	free(w);
+	waiter_free(w);
 }
 
 static void
@@ -675,15 +744,42 @@ approval_wait(const struct proto_msg *m)
 		ms = left;
 	w = xcalloc(1, sizeof(*w));
 	w->id = m->id;
+	w->conn = mp_get(m->body, "conn")->via.u64;
 	memcpy(w->approval_id, a.id, sizeof(w->approval_id));
 	w->timer = evtimer_new(ex->base, waiter_timeout, w);
 	tv.tv_sec = (time_t)(ms / 1000);
 	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
 	evtimer_add(w->timer, &tv);
 	TAILQ_INSERT_TAIL(&waiters, w, entry);
+	nwaiters++;
 out:
 	approval_free(&a);
 	free(id);
+}
+
+size_t
+approval_conn_gone(uint64_t conn)
+{
+	struct waiter	*w, *next;
+	size_t		 n = 0;
+
+	for (w = TAILQ_FIRST(&waiters); w != NULL; w = next) {
+		next = TAILQ_NEXT(w, entry);
+		if (w->conn != conn)
+			continue;
+		/* No one reads it: it only frees gatewayd's slot for it. */
+		send_response(MSG_WAIT_ANS, w->id, ST_ERROR, "error",
+		    E_UNAVAILABLE, "message", "the agent has hung up");
+		waiter_free(w);
+		n++;
+	}
+	return n;
+}
+
+size_t
+approvals_waiting(void)
+{
+	return nwaiters;
 }
 
 static void
@@ -700,20 +796,42 @@ wake_waiters(const char *id, const char *state)
 
 /* The control socket's side. */
 
-struct list_arg {
-	msgpack_packer	*pk;
-	size_t		 n;
-};
-
-static void
-pack_item(msgpack_packer *pk, const struct approval *a)
+/*
+ * The canonical JSON of a's args: 0, or -1 when they do not decode (a
+ * denied approval keeps none).
+ */
+static int
+args_json(const struct approval *a, struct canon_buf *json)
 {
 	msgpack_unpacked	u;
-	struct canon_buf	json = { NULL, 0, 0 };
 	char			err[64];
 	size_t			off = 0;
+	int			rc = -1;
 
-	msgpack_pack_map(pk, 11);
+	msgpack_unpacked_init(&u);
+	if (msgpack_unpack_next(&u, a->args, a->argslen, &off) ==
+	    MSGPACK_UNPACK_SUCCESS &&
+	    canon_json(&u.data, 1, json, err, sizeof(err)) == 0)
+		rc = 0;
+	msgpack_unpacked_destroy(&u);
+	return rc;
+}
+
+/* At most max bytes of s, not cutting a UTF-8 sequence in two. */
+static size_t
+utf8_cut(const char *s, size_t len, size_t max)
+{
+	if (len <= max)
+		return len;
+	while (max > 0 && ((unsigned char)s[max] & 0xc0) == 0x80)
+		max--;
+	return max;
+}
+
+/* The fields every item has: 10 of them. */
+static void
+pack_head(msgpack_packer *pk, const struct approval *a)
+{
 	pk_kv_str(pk, "approval_id", a->id);
 	pk_kv_str(pk, "tenant", a->tenant);
 	pk_kv_str(pk, "env", a->env);
@@ -727,28 +845,181 @@ pack_item(msgpack_packer *pk, const struct approval *a)
 	pk_kv_uint(pk, "uid", a->uid);
 	pk_kv_uint(pk, "created_ms", a->created_ms);
 	pk_kv_uint(pk, "expires_at", a->expires_at);
-	/* What the operator is asked to approve, in full. */
-	msgpack_unpacked_init(&u);
-	if (msgpack_unpack_next(&u, a->args, a->argslen, &off) ==
-	    MSGPACK_UNPACK_SUCCESS &&
-	    canon_json(&u.data, 1, &json, err, sizeof(err)) == 0)
-		pk_kv_str(pk, "args", json.data);
-	else
+}
+
+/*
+ * An item of a list: its args cut short (the first APPROVAL_ARGS_PREVIEW
+ * bytes of the canonical JSON), so a page of them stays small whatever
+ * the args; "approval ID" shows them in full.
+ */
+static void
+pack_item(msgpack_packer *pk, const struct approval *a)
+{
+	struct canon_buf	json = { NULL, 0, 0 };
+	size_t			cut;
+
+	msgpack_pack_map(pk, 13);
+	pack_head(pk, a);
+	if (args_json(a, &json) == 0) {
+		cut = utf8_cut(json.data, json.len, APPROVAL_ARGS_PREVIEW);
+		pk_str(pk, "args");
+		msgpack_pack_str(pk, cut);
+		msgpack_pack_str_body(pk, json.data, cut);
+		pk_kv_uint(pk, "args_bytes", json.len);
+		pk_kv_bool(pk, "truncated", cut < json.len);
+	} else {
 		pk_kv_nil(pk, "args");
-	msgpack_unpacked_destroy(&u);
+		pk_kv_uint(pk, "args_bytes", 0);
+		pk_kv_bool(pk, "truncated", 0);
+	}
 	canon_buf_free(&json);
 }
 
+struct page_arg {
+	const char	*after;		/* NULL: from the first */
+	size_t		 limit;
+	char		(*ids)[APPROVAL_ID_LEN + 1];
+	size_t		 n;
+	int		 more;		/* another one follows the page */
+};
+
+/*
+ * The ids of one page of pending approvals, in id order, after 'after',
+ * and whether more follow.  The args are not converted here: only the
+ * page's items are, when packed.
+ */
 static int
-list_txn(MDB_txn *txn, void *arg)
+page_txn(MDB_txn *txn, void *arg)
 {
-	struct list_arg	*la = arg;
+	struct page_arg	*pa = arg;
 	struct approval	 a;
 	MDB_cursor	*cur;
+	MDB_cursor_op	 op = MDB_FIRST;
 	MDB_val		 k, v;
 	int		 rc;
 
-	la->n = 0;
+	pa->n = 0;
+	pa->more = 0;
+	if ((rc = mdb_cursor_open(txn, store_dbi(ex->store, DB_APPROVALS),
+	    &cur)) != 0)
+		return rc;
+	if (pa->after != NULL) {
+		k.mv_data = (void *)pa->after;
+		k.mv_size = strlen(pa->after);
+		op = MDB_SET_RANGE;
+	}
+	for (rc = mdb_cursor_get(cur, &k, &v, op); rc == 0;
+	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (pa->after != NULL && k.mv_size == strlen(pa->after) &&
+		    memcmp(k.mv_data, pa->after, k.mv_size) == 0)
+			continue;
+		if (approval_decode(v.mv_data, v.mv_size, &a) == -1)
+			continue;
+		if (effective_state(&a) == A_PENDING) {
+			if (pa->n == pa->limit) {
+				pa->more = 1;
+				approval_free(&a);
+				break;
+			}
+			memcpy(pa->ids[pa->n++], a.id, sizeof(a.id));
+		}
+		approval_free(&a);
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int
+approvals_pack_page(msgpack_packer *pk, const char *after, size_t limit)
+{
+	struct page_arg	 pa = { after, limit, NULL, 0, 0 };
+	struct approval	 a;
+	size_t		 i;
+	int		 rc;
+
+	pa.ids = xreallocarray(NULL, limit, sizeof(*pa.ids));
+	if ((rc = store_read(ex->store, page_txn, &pa)) != 0) {
+		free(pa.ids);
+		return -1;
+	}
+	msgpack_pack_map(pk, 2 + pa.more);
+	pk_kv_bool(pk, "ok", 1);
+	pk_str(pk, "items");
+	msgpack_pack_array(pk, pa.n);
+	/* Single-threaded: every id of the page is still there. */
+	for (i = 0; i < pa.n; i++) {
+		if (approval_get(pa.ids[i], &a) == 1)
+			pack_item(pk, &a);
+		else
+			msgpack_pack_nil(pk);
+		approval_free(&a);
+	}
+	if (pa.more)
+		pk_kv_str(pk, "next", pa.ids[pa.n - 1]);
+	free(pa.ids);
+	return 0;
+}
+
+int
+approval_pack_one(msgpack_packer *pk, const char *id)
+{
+	struct approval		a;
+	struct canon_buf	json = { NULL, 0, 0 };
+	msgpack_unpacked	u;
+	size_t			off = 0;
+	int			found;
+
+	if ((found = approval_get(id, &a)) != 1)
+		return found;
+	msgpack_pack_map(pk, 18);
+	pk_kv_bool(pk, "ok", 1);
+	pack_head(pk, &a);
+	pk_kv_str(pk, "state", approval_state_str(effective_state(&a)));
+	pk_kv_uint(pk, "decided_ms", a.decided_ms);
+	if (a.approver != NULL)
+		pk_kv_str(pk, "approver", a.approver);
+	else
+		pk_kv_nil(pk, "approver");
+	if (a.note != NULL)
+		pk_kv_str(pk, "note", a.note);
+	else
+		pk_kv_nil(pk, "note");
+	/*
+	 * The args in full, as the msgpack map they were stored as (no
+	 * larger than the agent's frame, limits.max_frame), not as JSON,
+	 * which can be six times larger: gatewayctl prints the canonical
+	 * JSON.  A denied approval keeps none: nil.
+	 */
+	pk_str(pk, "args");
+	msgpack_unpacked_init(&u);
+	if (args_json(&a, &json) == 0 &&
+	    msgpack_unpack_next(&u, a.args, a.argslen, &off) ==
+	    MSGPACK_UNPACK_SUCCESS)
+		msgpack_pack_object(pk, u.data);
+	else
+		msgpack_pack_nil(pk);
+	msgpack_unpacked_destroy(&u);
+	pk_kv_uint(pk, "args_bytes", json.len);
+	pk_kv_bool(pk, "truncated", 0);
+	canon_buf_free(&json);
+	approval_free(&a);
+	return 1;
+}
+
+struct count_arg {
+	size_t		 n;
+};
+
+static int
+count_txn(MDB_txn *txn, void *arg)
+{
+	struct count_arg	*ca = arg;
+	struct approval		 a;
+	MDB_cursor		*cur;
+	MDB_val			 k, v;
+	int			 rc;
+
+	ca->n = 0;
 	if ((rc = mdb_cursor_open(txn, store_dbi(ex->store, DB_APPROVALS),
 	    &cur)) != 0)
 		return rc;
@@ -756,11 +1027,8 @@ list_txn(MDB_txn *txn, void *arg)
 	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		if (approval_decode(v.mv_data, v.mv_size, &a) == -1)
 			continue;
-		if (effective_state(&a) == A_PENDING) {
-			la->n++;
-			if (la->pk != NULL)
-				pack_item(la->pk, &a);
-		}
+		if (effective_state(&a) == A_PENDING)
+			ca->n++;
 		approval_free(&a);
 	}
 	mdb_cursor_close(cur);
@@ -770,21 +1038,11 @@ list_txn(MDB_txn *txn, void *arg)
 size_t
 approvals_pending(void)
 {
-	struct list_arg	la = { NULL, 0 };
+	struct count_arg	ca = { 0 };
 
-	if (store_read(ex->store, list_txn, &la) != 0)
+	if (store_read(ex->store, count_txn, &ca) != 0)
 		return 0;
-	return la.n;
-}
-
-void
-approvals_pack_pending(msgpack_packer *pk)
-{
-	struct list_arg	la = { pk, 0 };
-
-	/* Single-threaded: the count and the list agree. */
-	msgpack_pack_array(pk, approvals_pending());
-	store_read(ex->store, list_txn, &la);
+	return ca.n;
 }
 
 int
@@ -806,8 +1064,24 @@ approval_decide(const char *id, int approve, const char *who,
 		approval_free(&a);
 		return -1;
 	}
+	/* A decision the audit log cannot take is not taken. */
+	if (!audit_up()) {
+		snprintf(err, errlen, "the audit log cannot be written: the"
+		    " decision is not taken");
+		approval_free(&a);
+		return -1;
+	}
 	a.state = approve ? A_APPROVED : A_DENIED;
 	a.decided_ms = now_ms();
+	/*
+	 * A denied write never runs: its args are not kept, so a denial
+	 * frees their room and fits in the store's reserve.
+	 */
+	if (!approve) {
+		free(a.args);
+		a.args = xstrdup("");	/* not NULL: it is copied */
+		a.argslen = 0;
+	}
 	a.approver = xstrdup(who);
 	a.note = note ? xstrdup(note) : NULL;
 	if ((rc = approval_put(&a, 0)) != 0) {
@@ -816,8 +1090,8 @@ approval_decide(const char *id, int approve, const char *who,
 		approval_free(&a);
 		return -1;
 	}
-	audit_approval("decision", &a, approve ? "approved" : "denied", who,
-	    note);
+	(void)audit_approval("decision", &a, approve ? "approved" :
+	    "denied", who, note);
 	log_info("approval %s %s by %s", id, approve ? "approved" : "denied",
 	    who);
 	wake_waiters(id, approval_state_str(a.state));
@@ -837,9 +1111,6 @@ approvals_shutdown(void)
 {
 	struct waiter	*w;
 
-	while ((w = TAILQ_FIRST(&waiters)) != NULL) {
-		TAILQ_REMOVE(&waiters, w, entry);
-		event_free(w->timer);
-		free(w);
-	}
+	while ((w = TAILQ_FIRST(&waiters)) != NULL)
+		waiter_free(w);
 }

@@ -53,11 +53,30 @@ void	approvals_init(void);
 void	approvals_shutdown(void);
 void	approval_resume(const struct proto_msg *);
 void	approval_wait(const struct proto_msg *);
+/*
+ * The agent of 'conn' hung up: its parked waits end (answered
+ * error/unavailable, which gatewayd drops).  Returns how many.
+ */
+size_t	approval_conn_gone(uint64_t conn);
+/* Waits parked now. */
+size_t	approvals_waiting(void);
 
 /* For the control socket. */
+#define APPROVAL_ARGS_PREVIEW	200	/* bytes of args JSON in a list */
+#define APPROVALS_PAGE_MAX	1000	/* items in one answer at most */
 size_t	approvals_pending(void);
-/* Pack the pending approvals as an array. */
-void	approvals_pack_pending(msgpack_packer *);
+/*
+ * The answer to "approvals": {ok, items, next?}: at most limit pending
+ * approvals with ids after 'after' (NULL: from the first), in id order,
+ * args cut short; "next" (the last id) when more follow.  -1 when the
+ * store cannot be read (nothing packed).
+ */
+int	approvals_pack_page(msgpack_packer *, const char *after, size_t limit);
+/*
+ * The answer to "approval ID": {ok, the fields, args in full}.  1 packed,
+ * 0 no such approval, -1 the store cannot be read (nothing packed).
+ */
+int	approval_pack_one(msgpack_packer *, const char *id);
 int	approval_decide(const char *id, int approve, const char *who,
 	    const char *note, char *err, size_t errlen);
 

@@ -7,6 +7,11 @@
  * reserved in the store (DB_META "audit_seq"), and the store reserves
  * SEQ_BLOCK numbers at a time, so they only grow, across restarts, clock
  * steps and rotated logs; a crash may leave a gap, never a repeat.
+ *
+ * The log fails closed and never ends the process: a record that cannot
+ * be written (ENOSPC, EIO, EFBIG...) leaves no torn line and takes no
+ * seq, audit_write says so, and the callers refuse what it would have
+ * recorded (see call.c, write.c).  The next record simply tries again.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -36,6 +41,50 @@ static uint64_t		 audit_seq;	/* the last one written */
 static uint64_t		 seq_reserved;	/* numbers up to this are ours */
 static struct event	*sync_ev;
 static int		 sync_due;
+static int		 audit_down;	/* the last write or sync failed */
+static int		 audit_errno;	/* why */
+static int		 sync_failed;	/* down since an fdatasync failed */
+static off_t		 torn_at = -1;	/* a torn tail not cut back yet */
+
+/*
+ * The log failed (fail closed: calls are refused while it is down) or
+ * works again: one log line each way, not one per record.
+ */
+static void
+set_down(int err)
+{
+	audit_errno = err;
+	if (audit_down)
+		return;
+	audit_down = 1;
+	log_warnx("audit: cannot write %s: %s: calls are refused until it"
+	    " can", audit_path, strerror(err));
+}
+
+static void
+set_up(void)
+{
+	if (!audit_down)
+		return;
+	audit_down = 0;
+	log_info("audit: %s is written again: calls are served",
+	    audit_path);
+}
+
+int
+audit_up(void)
+{
+	return !audit_down;
+}
+
+const char *
+audit_state(char *buf, size_t len)
+{
+	if (!audit_down)
+		return "ok";
+	snprintf(buf, len, "failing: %s", strerror(audit_errno));
+	return buf;
+}
 
 /*
  * Records that matter reach the disk together, once per turn of the event
@@ -47,22 +96,37 @@ audit_sync_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	(void)arg;
-	audit_flush();
+	(void)audit_flush();
 }
 
-void
+/*
+ * A record that was written but could not be synced may be lost: the log
+ * is down until a later record is written (and synced) again.
+ */
+int
 audit_flush(void)
 {
 	if (!sync_due || audit_fd == -1)
-		return;
+		return audit_down ? -1 : 0;
 	sync_due = 0;
-	if (fdatasync(audit_fd) == -1)
-		fatal("audit: fdatasync %s", audit_path);
+	if (fdatasync(audit_fd) == -1) {
+		set_down(errno);
+		sync_failed = 1;
+		return -1;
+	}
+	if (sync_failed) {
+		sync_failed = 0;
+		set_up();
+	}
+	return audit_down ? -1 : 0;
 }
 
-/* The "seq" of the last whole line of the log; 0 when there is none. */
+/*
+ * The "seq" of the last whole line of fd's file (0 when there is none),
+ * and where that line ends: a torn last line (no newline) is passed over.
+ */
 static uint64_t
-last_logged_seq(void)
+scan_tail(int fd, off_t *endp)
 {
 	char		*buf, *end, *line;
 	json_t		*o;
@@ -70,22 +134,18 @@ last_logged_seq(void)
 	uint64_t	 seq = 0;
 	ssize_t		 n;
 	off_t		 off;
-	int		 fd;
 
-	if ((fd = open(audit_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1)
+	*endp = 0;
+	if (fstat(fd, &st) == -1 || st.st_size == 0)
 		return 0;
-	if (fstat(fd, &st) == -1 || st.st_size == 0) {
-		close(fd);
-		return 0;
-	}
+	*endp = st.st_size;
 	off = st.st_size > TAIL_MAX ? st.st_size - TAIL_MAX : 0;
 	buf = xmalloc(TAIL_MAX + 1);
 	n = pread(fd, buf, TAIL_MAX, off);
-	close(fd);
 	if (n > 0) {
 		buf[n] = '\0';
-		/* A torn last line (no newline) is passed over. */
 		if ((end = strrchr(buf, '\n')) != NULL) {
+			*endp = off + (end - buf) + 1;
 			*end = '\0';
 			line = (line = strrchr(buf, '\n')) ? line + 1 : buf;
 			if ((o = json_loads(line, 0, NULL)) != NULL) {
@@ -94,10 +154,41 @@ last_logged_seq(void)
 					    json_object_get(o, "seq"));
 				json_decref(o);
 			}
-		}
+		} else if (off == 0)
+			*endp = 0;	/* one torn line and nothing else */
 	}
 	free(buf);
 	return seq;
+}
+
+/*
+ * Open the log for appending.  A torn last line (a crash, or an older
+ * executor that died on a full disk) is cut off, so the next record never
+ * continues it; its seq was never counted.
+ */
+static int
+open_log(uint64_t *seqp)
+{
+	struct stat	st;
+	uint64_t	seq;
+	off_t		end;
+	int		fd;
+
+	/* Never through a link: root would append to whatever it names. */
+	fd = open(audit_path,
+	    O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd == -1)
+		return -1;
+	seq = scan_tail(fd, &end);
+	if (fstat(fd, &st) == 0 && st.st_size > end) {
+		log_warnx("audit: %s ends in a torn line: cut back to %lld"
+		    " bytes", audit_path, (long long)end);
+		if (ftruncate(fd, end) == -1)
+			log_warn("audit: ftruncate %s", audit_path);
+	}
+	if (seqp != NULL)
+		*seqp = seq;
+	return fd;
 }
 
 /* Make the numbers up to past 'seq' ours in the store; -1 if it cannot. */
@@ -116,14 +207,14 @@ seq_reserve(uint64_t seq)
 }
 
 static void
-seq_init(void)
+seq_init(uint64_t logged_seq)
 {
 	uint64_t	stored = 0, logged;
 	int		rc;
 
 	if ((rc = store_get_u64(ex->store, SEQ_KEY, &stored)) != 0)
 		fatalx("audit: cannot read the sequence: %s", mdb_strerror(rc));
-	logged = last_logged_seq();
+	logged = logged_seq;
 	audit_seq = stored > logged ? stored : logged;
 	if (seq_reserve(audit_seq) == -1)
 		fatalx("audit: the sequence cannot be kept");
@@ -132,13 +223,12 @@ seq_init(void)
 void
 audit_open(const char *state_dir, struct event_base *base)
 {
+	uint64_t	logged;
+
 	snprintf(audit_path, sizeof(audit_path), "%s/audit.log", state_dir);
-	/* Never through a link: root would append to whatever it names. */
-	audit_fd = open(audit_path,
-	    O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (audit_fd == -1)
+	if ((audit_fd = open_log(&logged)) == -1)
 		fatal("%s", audit_path);
-	seq_init();
+	seq_init(logged);
 	if ((sync_ev = event_new(base, -1, 0, audit_sync_cb, NULL)) == NULL)
 		fatalx("audit: event_new");
 }
@@ -150,24 +240,43 @@ set_str(json_t *o, const char *key, const char *val)
 		json_object_set_new(o, key, json_string(val));
 }
 
-void
-audit_write(const struct audit_rec *r, int sync)
+/*
+ * Append one whole line with one write(2), so concurrent readers never see
+ * half.  A short write (the disk filled in the middle) is cut back to where
+ * the line began; if even that fails, it is cut before the next record is
+ * written, and nothing is appended after a torn tail.
+ */
+static int
+append_line(const char *line, size_t len)
+{
+	ssize_t	n;
+	off_t	at;
+	int	err;
+
+	if (torn_at != -1) {
+		if (ftruncate(audit_fd, torn_at) == -1)
+			return -1;
+		torn_at = -1;
+	}
+	if ((at = lseek(audit_fd, 0, SEEK_END)) == -1)
+		return -1;
+	if ((n = write(audit_fd, line, len)) == (ssize_t)len)
+		return 0;
+	err = n == -1 ? errno : ENOSPC;
+	if (n > 0 && ftruncate(audit_fd, at) == -1)
+		torn_at = at;
+	errno = err;
+	return -1;
+}
+
+static char *
+encode(const struct audit_rec *r, uint64_t seq, size_t *lenp)
 {
 	json_t	*o;
 	char	*line;
-	size_t	 len;
-	ssize_t	 n;
 
-	if (audit_fd == -1)
-		return;
-	/*
-	 * Past the block, reserve the next; if the store cannot, go on in
-	 * memory (still increasing) and try again at the next record.
-	 */
-	if (audit_seq + 1 >= seq_reserved)
-		(void)seq_reserve(audit_seq + 1);
 	o = json_object();
-	json_object_set_new(o, "seq", json_integer((json_int_t)++audit_seq));
+	json_object_set_new(o, "seq", json_integer((json_int_t)seq));
 	json_object_set_new(o, "ts_ms", json_integer((json_int_t)now_ms()));
 	set_str(o, "event", r->event);
 	set_str(o, "tenant", r->tenant);
@@ -184,21 +293,74 @@ audit_write(const struct audit_rec *r, int sync)
 	set_str(o, "approver", r->approver);
 	set_str(o, "note", r->note);
 	set_str(o, "reported_by", r->reported_by);
+	if (r->count > 0) {
+		json_object_set_new(o, "count", json_integer(
+		    (json_int_t)r->count));
+		json_object_set_new(o, "first_ms", json_integer(
+		    (json_int_t)r->first_ms));
+		json_object_set_new(o, "last_ms", json_integer(
+		    (json_int_t)r->last_ms));
+	}
 	line = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
 	json_decref(o);
 	if (line == NULL)
 		fatalx("audit: cannot encode a record");
-	len = strlen(line);
-	line[len++] = '\n';	/* json_dumps leaves room: we own the NUL */
-	/* One write(2) per record so concurrent readers never see half. */
-	n = write(audit_fd, line, len);
+	*lenp = strlen(line);
+	line[(*lenp)++] = '\n';	/* json_dumps leaves room: we own the NUL */
+	return line;
+}
+
+/*
+ * Returns 0, or -1 when the record is not in the log: the log is down and
+ * the caller fails closed.  A record that is not written takes no seq, so
+ * the numbers stay consecutive across a failure.
+ */
+int
+audit_write(const struct audit_rec *r, int sync)
+{
+	char	*line;
+	size_t	 len;
+	int	 rc;
+
+	if (audit_fd == -1)
+		return -1;
+	/*
+	 * Past the block, reserve the next; if the store cannot, go on in
+	 * memory (still increasing) and try again at the next record.
+	 */
+	if (audit_seq + 1 >= seq_reserved)
+		(void)seq_reserve(audit_seq + 1);
+	line = encode(r, audit_seq + 1, &len);
+	rc = append_line(line, len);
 	free(line);
-	if (n != (ssize_t)len)
-		fatal("audit: write %s", audit_path);
+	if (rc == -1) {
+		set_down(errno);
+		return -1;
+	}
+	audit_seq++;
+	/* After a failed sync, the log is up again once a sync succeeds. */
+	if (sync_failed)
+		sync = 1;
+	else
+		set_up();
 	if (sync && !sync_due) {
 		sync_due = 1;
 		event_active(sync_ev, EV_TIMEOUT, 0);
 	}
+	return 0;
+}
+
+/*
+ * The records written so far reach the disk now (a write's intent record,
+ * before its ledger intent and its tool); -1 if they may not have.
+ */
+int
+audit_sync(void)
+{
+	if (audit_fd == -1)
+		return -1;
+	sync_due = 1;
+	return audit_flush();
 }
 
 /* After logrotate moved audit.log away: flush, close, open it anew. */
@@ -207,13 +369,15 @@ audit_reopen(void)
 {
 	int	fd;
 
-	audit_flush();
-	fd = open(audit_path,
-	    O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd == -1) {
+	(void)audit_flush();
+	if ((fd = open_log(NULL)) == -1) {
 		log_warn("audit: reopen %s: keeping the old file", audit_path);
 		return;
 	}
+	/* A tail torn in the old file stays cut there or is cut now. */
+	if (torn_at != -1 && ftruncate(audit_fd, torn_at) == -1)
+		log_warn("audit: cannot cut the torn tail of the old log");
+	torn_at = -1;
 	if (audit_fd != -1)
 		close(audit_fd);
 	audit_fd = fd;
@@ -223,7 +387,7 @@ audit_reopen(void)
 void
 audit_close(void)
 {
-	audit_flush();
+	(void)audit_flush();
 	if (sync_ev != NULL)
 		event_free(sync_ev);
 	sync_ev = NULL;

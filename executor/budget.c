@@ -65,8 +65,9 @@ budget_check(struct call *c, int write)
 		/* Not counted: fail closed for what changes something. */
 		if (!write)
 			return 0;
-		call_refuse(c, ST_ERROR, E_UNAVAILABLE,
-		    "too many live runs (runs.max_runs)");
+		snprintf(msg, sizeof(msg), "too many live runs (%s)",
+		    runtab_full(&runs) ? runtab_full(&runs) : "runs.max_runs");
+		call_refuse(c, ST_ERROR, E_UNAVAILABLE, msg);
 		return -1;
 	}
 	/* A resumed approval is the write its CALL counted already. */
@@ -87,8 +88,9 @@ budget_stop(const char *tenant, const char *run_id, const char *reason,
 
 	if ((r = budget_run(tenant, run_id)) == NULL) {
 		/* Full: this run's writes are refused as a new run's are. */
-		log_warnx("run %s/%s stopped (%s), but runs.max_runs runs are"
-		    " live: not kept", tenant, run_id, reason);
+		log_warnx("run %s/%s stopped (%s), but %s is reached: not"
+		    " kept", tenant, run_id, reason, runtab_full(&runs) ?
+		    runtab_full(&runs) : "runs.max_runs");
 		return;
 	}
 	runtab_stop(&runs, r, reason, message);
@@ -103,7 +105,8 @@ budget_runs(void)
 void
 budget_init(void)
 {
-	runtab_init(&runs, ex->conf->max_runs, MAX_REASON, MAX_MESSAGE);
+	runtab_init(&runs, ex->conf->max_runs, ex->conf->max_runs_per_tenant,
+	    MAX_REASON, MAX_MESSAGE);
 }
 
 void

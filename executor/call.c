@@ -15,12 +15,16 @@
 #include "common/log.h"
 #include "common/policy.h"
 #include "common/xmalloc.h"
+#include "executor/admit.h"
 #include "executor/budget.h"
 #include "executor/call.h"
 #include "executor/executor.h"
 #include "executor/peers.h"
 #include "executor/toolrun.h"
 #include "proto/proto.h"
+
+/* Reads whose tool runs: a hang-up of their agent cancels them. */
+static struct callq	reads = TAILQ_HEAD_INITIALIZER(reads);
 
 void
 call_free(struct call *c)
@@ -40,8 +44,9 @@ call_free(struct call *c)
 /*
  * Records of writes that ran, or were refused, reach the disk (grouped per
  * loop turn); reads and replays, which change nothing, are not synced.
+ * Returns -1 when the record is not in the log.
  */
-static void
+static int
 call_audit(const struct call *c, const char *decision, const char *reason,
     const char *note, int sync)
 {
@@ -61,7 +66,7 @@ call_audit(const struct call *c, const char *decision, const char *reason,
 		.note = note,
 	};
 
-	audit_write(&ar, sync);
+	return audit_write(&ar, sync);
 }
 
 /*
@@ -101,6 +106,26 @@ call_refuse(struct call *c, const char *status, const char *reason,
 	msgbuf_free(&mb);
 }
 
+/*
+ * The answer to a request on a connection whose socket we could not keep
+ * (peers.c): no identity is known, so nothing is checked or recorded.
+ */
+void
+call_unavailable(uint64_t id, uint32_t ans_type, const char *message)
+{
+	struct msgbuf	mb;
+
+	msgbuf_init(&mb);
+	msgbuf_begin_msg(&mb, ans_type, id, 1);
+	pk_str(&mb.pk, "response");
+	msgpack_pack_map(&mb.pk, 3);
+	pk_kv_str(&mb.pk, "status", ST_ERROR);
+	pk_kv_str(&mb.pk, "error", E_UNAVAILABLE);
+	pk_kv_str(&mb.pk, "message", message);
+	ex_send(&mb);
+	msgbuf_free(&mb);
+}
+
 void
 call_respond(struct call *c, const char *resp, size_t resplen, int replayed)
 {
@@ -131,8 +156,17 @@ call_respond(struct call *c, const char *resp, size_t resplen, int replayed)
 		reason = mp_get(&u.data, "error");
 	status = mp_strdup(st);
 	why = mp_strdup(reason);
-	call_audit(c, status, why, replayed ? "replayed" : NULL,
-	    c->idem_key != NULL && !replayed);
+	/*
+	 * An answer that changes nothing (a replay) is not given without
+	 * its record.  A write's own outcome is: it ran, its intent record
+	 * is in the log and its outcome in the ledger, which replays it.
+	 */
+	if (call_audit(c, status, why, replayed ? "replayed" : NULL,
+	    c->idem_key != NULL && !replayed) == -1 && replayed) {
+		call_refuse(c, ST_ERROR, E_UNAVAILABLE, "the audit log cannot"
+		    " be written: the replay is withheld");
+		goto out;
+	}
 	n = u.data.via.map.size;
 	answer_begin(&mb, c);
 	msgpack_pack_map(&mb.pk, n + (c->idem_key != NULL));
@@ -144,6 +178,7 @@ call_respond(struct call *c, const char *resp, size_t resplen, int replayed)
 		pk_kv_bool(&mb.pk, "replayed", replayed);
 	ex_send(&mb);
 	msgbuf_free(&mb);
+out:
 	msgpack_unpacked_destroy(&u);
 	free(status);
 	free(why);
@@ -183,9 +218,15 @@ read_done(const struct toolrun_result *r, void *arg)
 	struct call	*c = arg;
 	struct msgbuf	 mb;
 
+	TAILQ_REMOVE(&reads, c, entry);
 	switch (r->status) {
 	case TR_OK:
-		call_audit(c, ST_OK, NULL, NULL, 0);
+		/* No record, no result: the read changed nothing. */
+		if (call_audit(c, ST_OK, NULL, NULL, 0) == -1) {
+			call_refuse(c, ST_ERROR, E_UNAVAILABLE, "the audit"
+			    " log cannot be written: the result is withheld");
+			break;
+		}
 		msgbuf_init(&mb);
 		msgbuf_begin_msg(&mb, c->ans_type, c->id, 1);
 		pk_str(&mb.pk, "response");
@@ -207,9 +248,42 @@ read_done(const struct toolrun_result *r, void *arg)
 	case TR_BAD_OUTPUT:
 		call_refuse(c, ST_STOPPED, R_INVALID_OUTPUT, r->message);
 		break;
+	case TR_CANCELLED:
+		/*
+		 * Recorded as error/unavailable, like a request refused
+		 * because its agent had hung up; the answer only frees
+		 * gatewayd's slot for it, which drops it.
+		 */
+		call_refuse(c, ST_ERROR, E_UNAVAILABLE,
+		    "the agent has hung up: the read was cancelled");
+		break;
 	}
+	admit_done(c->tenant);
 	call_free(c);
 	ex_tool_done();
+}
+
+static void
+read_start(struct call *c, const struct tool *tool)
+{
+	TAILQ_INSERT_TAIL(&reads, c, entry);
+	call_run_tool(c, tool, read_done, c);
+}
+
+size_t
+call_conn_gone(uint64_t conn)
+{
+	struct call	*c;
+	size_t		 n = 0;
+
+	/* The callbacks come later, from the loop: the list stays as is. */
+	TAILQ_FOREACH(c, &reads, entry) {
+		if (c->conn != conn || c->cancelled)
+			continue;
+		c->cancelled = 1;
+		n += toolrun_cancel(c);
+	}
+	return n;
 }
 
 /*
@@ -226,9 +300,15 @@ peer_principal(const msgpack_object *body, uid_t *uidp)
 	uid_t			 uid;
 	gid_t			 gid;
 
-	if (peers_lookup(conn, &uid, &gid) == -1)
+	switch (peers_lookup(conn, &uid, &gid)) {
+	case -1:
 		fatalx("gatewayd named connection %llu, which it never passed",
 		    (unsigned long long)conn);
+	case -2:
+		/* Refused, no identity: executor.c answers those first. */
+		*uidp = (uid_t)-1;
+		return NULL;
+	}
 	*uidp = uid;
 	if (mp_get(body, "uid")->via.u64 != uid ||
 	    mp_get(body, "gid")->via.u64 != gid) {
@@ -262,6 +342,7 @@ call_new(const struct proto_msg *m, uint32_t ans_type)
 	c = xcalloc(1, sizeof(*c));
 	c->ans_type = ans_type;
 	c->id = m->id;
+	c->conn = mp_get(m->body, "conn")->via.u64;
 	if ((p = peer_principal(m->body, &c->uid)) == NULL) {
 		/* For the record: who gatewayd said it was. */
 		c->tenant = mp_strdup(mp_get(m->body, "tenant"));
@@ -288,6 +369,15 @@ call_dispatch(struct call *c, const msgpack_object *args, int approved)
 	char			 msg[512], err[256];
 	enum gate		 g;
 
+	/*
+	 * The audit log fails closed: while it cannot be written nothing
+	 * runs.  The refusal's own record is the next try: once it lands,
+	 * the log is up and the calls after it are served.
+	 */
+	if (!audit_up()) {
+		call_refuse(c, ST_ERROR, E_UNAVAILABLE, AUDIT_DOWN_MSG);
+		goto out;
+	}
 	g = policy_gate(ex->conf, c->tool, ex_writes_on(), &reason);
 	if (g == GATE_DENY) {
 		policy_message(ex->conf, c->tool, reason, ex_writes_on(), msg,
@@ -306,10 +396,19 @@ call_dispatch(struct call *c, const msgpack_object *args, int approved)
 		call_refuse(c, ST_ERROR, E_UNAVAILABLE, msg);
 		goto out;
 	}
+	/*
+	 * A read takes a tool slot before it is counted: one refused for
+	 * want of a slot costs nothing.  A write takes its slot in
+	 * write_start(), after its replays, before its intent.
+	 */
+	if (g == GATE_READ && admit_tool(c->tenant, msg, sizeof(msg)) == -1) {
+		call_refuse(c, ST_ERROR, E_UNAVAILABLE, msg);
+		goto out;
+	}
 	if (budget_check(c, g == GATE_WRITE) == -1)
 		goto out;
 	if (g == GATE_READ) {
-		call_run_tool(c, tool, read_done, c);
+		read_start(c, tool);
 		return;
 	}
 	xasprintf(&c->idem_key, "%s:%s:%s", c->tenant, c->tool, c->args_hash);

@@ -16,9 +16,12 @@ struct tool;
 struct toolrun_result;
 
 struct call {
-	TAILQ_ENTRY(call)	 entry;		/* a write's waiters */
+	/* A write's waiters (write.c), or the reads running (call.c). */
+	TAILQ_ENTRY(call)	 entry;
 	uint32_t		 ans_type;	/* MSG_CALL_ANS or MSG_RESUME_ANS */
 	uint64_t		 id;
+	uint64_t		 conn;		/* the agent connection asking */
+	int			 cancelled;	/* a read whose agent hung up */
 	uid_t			 uid;
 	char			*tenant;
 	char			*env;
@@ -39,6 +42,8 @@ void	call_free(struct call *);
 /* Answer with a refusal: denied/stopped carry stop_reason, error error. */
 void	call_refuse(struct call *, const char *status, const char *reason,
 	    const char *message);
+/* Answer error/unavailable, unrecorded: the connection has no socket here. */
+void	call_unavailable(uint64_t id, uint32_t ans_type, const char *message);
 /* Answer with a stored or fresh response map (packed msgpack). */
 void	call_respond(struct call *, const char *resp, size_t resplen,
 	    int replayed);
@@ -63,6 +68,13 @@ struct call *call_new(const struct proto_msg *, uint32_t ans_type);
 void	call_dispatch(struct call *, const struct msgpack_object *args,
 	    int approved);
 
+/*
+ * The agent of connection 'conn' hung up: its reads still running are
+ * cancelled (their tools killed; audited and answered when reaped).
+ * Returns how many.
+ */
+size_t	call_conn_gone(uint64_t conn);
+
 /* approval.c: a write that needs an operator first.  Owns c. */
 void	approval_request(struct call *, const struct msgpack_object *args);
 
@@ -71,6 +83,13 @@ void	write_init(void);
 void	write_shutdown(void);
 void	write_start(struct call *, const struct tool *);
 size_t	write_active(void);
+/*
+ * The agent of 'conn' hung up: its calls joined to an identical running
+ * write, and its writes whose intent is not recorded yet, are refused
+ * (answered; gatewayd drops the answer).  A write whose intent is
+ * recorded runs on and its outcome is recorded.  Returns how many.
+ */
+size_t	write_conn_gone(uint64_t conn);
 /* gatewayctl resolve: settle a write in doubt; -1 with a reason. */
 int	write_resolve(const char *key, int done, const char *who, char *err,
 	    size_t errlen);

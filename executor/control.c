@@ -31,14 +31,15 @@
 #include "executor/approval.h"
 #include "executor/call.h"
 #include "executor/executor.h"
+#include "executor/fds.h"
 #include "executor/ledger.h"
 #include "executor/peers.h"
 #include "executor/toolrun.h"
 #include "proto/proto.h"
 
 #define CONTROL_MAX_FRAME	65536
-#define CONTROL_MAX_CONNS	64	/* operators' connections only */
 #define CONTROL_MAX_PER_UID	8
+#define PAGE_DEFAULT		50	/* items of a list answer by default */
 
 struct ctl_conn {
 	TAILQ_ENTRY(ctl_conn)	 entry;
@@ -73,6 +74,8 @@ static void	ctl_ledger(struct ctl_conn *, const msgpack_object *,
 		    const struct operator *);
 static void	ctl_approvals(struct ctl_conn *, const msgpack_object *,
 		    const struct operator *);
+static void	ctl_approval(struct ctl_conn *, const msgpack_object *,
+		    const struct operator *);
 static void	ctl_approve(struct ctl_conn *, const msgpack_object *,
 		    const struct operator *);
 static void	ctl_deny(struct ctl_conn *, const msgpack_object *,
@@ -88,6 +91,7 @@ static const struct {
 } ctl_ops[] = {
 	{ "ledger",		ctl_ledger },
 	{ "approvals",		ctl_approvals },
+	{ "approval",		ctl_approval },
 	{ "approve",		ctl_approve },
 	{ "deny",		ctl_deny },
 	{ "keys_rotate",	ctl_keys_rotate },
@@ -143,11 +147,12 @@ ctl_status(struct ctl_conn *cc, const msgpack_object *req,
     const struct operator *op)
 {
 	struct msgbuf	mb;
+	char		audit[128];
 
 	(void)req;
 	(void)op;
 	msgbuf_init(&mb);
-	msgpack_pack_map(&mb.pk, 10);
+	msgpack_pack_map(&mb.pk, 12);
 	pk_kv_bool(&mb.pk, "ok", 1);
 	pk_kv_bool(&mb.pk, "writes_enabled", ex_writes_on());
 	pk_kv_bool(&mb.pk, "writes_config", ex->conf->writes_enabled);
@@ -155,12 +160,16 @@ ctl_status(struct ctl_conn *cc, const msgpack_object *req,
 	pk_kv_uint(&mb.pk, "pending_approvals", approvals_pending());
 	pk_kv_uint(&mb.pk, "in_doubt", ledger_count(ex->store, L_IN_DOUBT));
 	pk_kv_uint(&mb.pk, "running_tools", toolrun_active());
+	/* wait ops parked until a decision: none outlives its agent. */
+	pk_kv_uint(&mb.pk, "waits", approvals_waiting());
 	pk_kv_bool(&mb.pk, "gatewayd_connected", ex->gw != NULL);
 	/* Agent connections gatewayd has passed us and not closed. */
 	pk_kv_uint(&mb.pk, "agent_connections", peers_count());
 	/* Agents may approve their own writes: shown so it is not forgotten. */
 	pk_kv_bool(&mb.pk, "allow_self_approval",
 	    ex->conf->allow_self_approval);
+	/* While the audit log fails, calls are refused: say why. */
+	pk_kv_str(&mb.pk, "audit", audit_state(audit, sizeof(audit)));
 	ctl_send(cc, &mb);
 }
 
@@ -237,25 +246,71 @@ ledger_item(const char *key, const struct ledger_rec *r, void *arg)
 	pk_opt(pk, "note", r->note);
 }
 
-/* The writes in doubt, oldest key order, as "items". */
+/*
+ * A list's page: "limit" (1..APPROVALS_PAGE_MAX, default PAGE_DEFAULT) and
+ * "after" (the "next" of the page before).  0, or -1 with the refusal
+ * sent; *after is malloc'ed or NULL.
+ */
+static int
+ctl_page(struct ctl_conn *cc, const msgpack_object *req, size_t *limit,
+    char **after)
+{
+	const msgpack_object	*l = mp_get(req, "limit");
+	const msgpack_object	*a = mp_get(req, "after");
+
+	*limit = PAGE_DEFAULT;
+	*after = NULL;
+	if (l != NULL) {
+		if (l->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+		    l->via.u64 < 1 || l->via.u64 > APPROVALS_PAGE_MAX) {
+			ctl_error(cc, "the limit must be 1..%d",
+			    APPROVALS_PAGE_MAX);
+			return -1;
+		}
+		*limit = (size_t)l->via.u64;
+	}
+	if (a != NULL && (a->type != MSGPACK_OBJECT_STR ||
+	    a->via.str.size == 0 || a->via.str.size > LEDGER_KEY_MAX ||
+	    (*after = mp_strdup(a)) == NULL)) {
+		ctl_error(cc, "the cursor (after) must be a string of 1..%d"
+		    " bytes", LEDGER_KEY_MAX);
+		return -1;
+	}
+	return 0;
+}
+
+/* The writes in doubt, in key order, one page of "items", then "next". */
 static void
 ctl_ledger(struct ctl_conn *cc, const msgpack_object *req,
     const struct operator *op)
 {
-	struct msgbuf	mb;
-	size_t		n;
+	struct msgbuf	 mb;
+	char		*after, last[LEDGER_KEY_MAX + 1];
+	size_t		 n, limit;
+	int		 more, rc;
 
-	(void)req;
 	(void)op;
-	n = ledger_count(ex->store, L_IN_DOUBT);
+	if (ctl_page(cc, req, &limit, &after) == -1)
+		return;
+	if ((rc = ledger_page(ex->store, L_IN_DOUBT, after, limit, NULL, NULL,
+	    &n, last, &more)) != 0) {
+		ctl_error(cc, "the ledger cannot be read: %s",
+		    mdb_strerror(rc));
+		free(after);
+		return;
+	}
 	msgbuf_init(&mb);
-	msgpack_pack_map(&mb.pk, 2);
+	msgpack_pack_map(&mb.pk, 2 + more);
 	pk_kv_bool(&mb.pk, "ok", 1);
 	pk_str(&mb.pk, "items");
 	msgpack_pack_array(&mb.pk, n);
 	/* Single-threaded: nothing changes the ledger between the passes. */
-	ledger_each(ex->store, L_IN_DOUBT, ledger_item, &mb.pk);
+	ledger_page(ex->store, L_IN_DOUBT, after, limit, ledger_item, &mb.pk,
+	    &n, last, &more);
+	if (more)
+		pk_kv_str(&mb.pk, "next", last);
 	ctl_send(cc, &mb);
+	free(after);
 }
 
 static void
@@ -293,16 +348,47 @@ static void
 ctl_approvals(struct ctl_conn *cc, const msgpack_object *req,
     const struct operator *op)
 {
-	struct msgbuf	mb;
+	struct msgbuf	 mb;
+	char		*after;
+	size_t		 limit;
 
-	(void)req;
 	(void)op;
+	if (ctl_page(cc, req, &limit, &after) == -1)
+		return;
 	msgbuf_init(&mb);
-	msgpack_pack_map(&mb.pk, 2);
-	pk_kv_bool(&mb.pk, "ok", 1);
-	pk_str(&mb.pk, "items");
-	approvals_pack_pending(&mb.pk);
-	ctl_send(cc, &mb);
+	if (approvals_pack_page(&mb.pk, after, limit) == -1) {
+		msgbuf_free(&mb);
+		ctl_error(cc, "the approvals cannot be read");
+	} else
+		ctl_send(cc, &mb);
+	free(after);
+}
+
+/* One approval, whatever its state, with its args in full. */
+static void
+ctl_approval(struct ctl_conn *cc, const msgpack_object *req,
+    const struct operator *op)
+{
+	struct msgbuf	 mb;
+	char		*id = mp_strdup(mp_get(req, "approval_id"));
+	int		 rc;
+
+	(void)op;
+	if (id == NULL) {
+		ctl_error(cc, "an approval id is needed");
+		return;
+	}
+	msgbuf_init(&mb);
+	if ((rc = approval_pack_one(&mb.pk, id)) == 1)
+		ctl_send(cc, &mb);
+	else {
+		msgbuf_free(&mb);
+		if (rc == 0)
+			ctl_error(cc, "no approval %s", id);
+		else
+			ctl_error(cc, "the approvals cannot be read");
+	}
+	free(id);
 }
 
 static void
@@ -362,7 +448,7 @@ ctl_keys_rotate(struct ctl_conn *cc, const msgpack_object *req,
 		return;
 	}
 	ar.approver = op->who;
-	audit_write(&ar, 1);
+	(void)audit_write(&ar, 1);
 	msgbuf_init(&mb);
 	msgpack_pack_map(&mb.pk, 1);
 	pk_kv_bool(&mb.pk, "ok", 1);
@@ -538,6 +624,13 @@ ctl_accept(struct evconnlistener *l, evutil_socket_t fd,
 		close(fd);
 		return;
 	}
+	/* Agents and tools leave operators a reserve: this uses it. */
+	if (!fds_room(FDS_CONTROL)) {
+		log_warnx("control: out of descriptors: uid %u refused",
+		    (unsigned)uid);
+		close(fd);
+		return;
+	}
 	cc = xcalloc(1, sizeof(*cc));
 	cc->uid = uid;
 	cc->bev = bufferevent_socket_new(ex->base, fd, BEV_OPT_CLOSE_ON_FREE);
@@ -562,6 +655,12 @@ control_init(void)
 		fatalx("control socket: %s", err);
 	ctl_listener = listener_new(ex->base, fd, ctl_accept, NULL,
 	    "control");
+}
+
+size_t
+control_count(void)
+{
+	return ctl_nconns;
 }
 
 void

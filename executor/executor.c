@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -27,10 +26,12 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
+#include "executor/admit.h"
 #include "executor/approval.h"
 #include "executor/budget.h"
 #include "executor/call.h"
 #include "executor/executor.h"
+#include "executor/fds.h"
 #include "executor/peers.h"
 #include "executor/statedir.h"
 #include "executor/store.h"
@@ -46,6 +47,7 @@ static void	dispatch_wait(const struct proto_msg *);
 static void	dispatch_writes_off(const struct proto_msg *);
 static void	dispatch_audit(const struct proto_msg *);
 static void	dispatch_conn_gone(const struct proto_msg *);
+static void	dispatch_audit_summary(const struct proto_msg *);
 
 /*
  * What gatewayd may send, and when.  Anything else, or a message before
@@ -64,9 +66,12 @@ static const struct {
 	{ MSG_WRITES_OFF,	dispatch_writes_off,	0 },
 	{ MSG_AUDIT,		dispatch_audit,		0 },
 	{ MSG_CONN_GONE,	dispatch_conn_gone,	0 },
+	{ MSG_AUDIT_SUMMARY,	dispatch_audit_summary,	0 },
 };
 
 static int	hello_done;
+/* Refusals of peers with no principal gatewayd reported, one by one or summed. */
+static uint64_t	stranger_refusals;
 
 static __attribute__((noreturn)) void
 usage(void)
@@ -125,7 +130,7 @@ ex_set_writes_off(int off, const char *who)
 	log_info("writes %s by %s", off ? "disabled" : "enabled", who);
 	ar.decision = off ? "disabled" : "enabled";
 	ar.approver = who;
-	audit_write(&ar, 1);
+	(void)audit_write(&ar, 1);
 	send_writes_state();
 	return rc == 0 ? 0 : -1;
 }
@@ -176,24 +181,42 @@ refuse_hung_up(const struct proto_msg *m, uint32_t ans_type)
 	return 1;
 }
 
+/*
+ * A request on a connection whose socket we had no descriptor for: we do
+ * not know who it is, so it is answered unavailable and nothing more
+ * (gatewayd was told to close the connection).  1 when answered so.
+ */
+static int
+refuse_refused(const struct proto_msg *m, uint32_t ans_type)
+{
+	if (!peers_refused(mp_get(m->body, "conn")->via.u64))
+		return 0;
+	call_unavailable(m->id, ans_type, "the gateway is out of file"
+	    " descriptors: try again later");
+	return 1;
+}
+
 static void
 dispatch_call(const struct proto_msg *m)
 {
-	if (!refuse_hung_up(m, MSG_CALL_ANS))
+	if (!refuse_refused(m, MSG_CALL_ANS) &&
+	    !refuse_hung_up(m, MSG_CALL_ANS))
 		call_handle(m);
 }
 
 static void
 dispatch_resume(const struct proto_msg *m)
 {
-	if (!refuse_hung_up(m, MSG_RESUME_ANS))
+	if (!refuse_refused(m, MSG_RESUME_ANS) &&
+	    !refuse_hung_up(m, MSG_RESUME_ANS))
 		approval_resume(m);
 }
 
 static void
 dispatch_wait(const struct proto_msg *m)
 {
-	if (!refuse_hung_up(m, MSG_WAIT_ANS))
+	if (!refuse_refused(m, MSG_WAIT_ANS) &&
+	    !refuse_hung_up(m, MSG_WAIT_ANS))
 		approval_wait(m);
 }
 
@@ -233,6 +256,25 @@ audit_claims(const msgpack_object *body, uid_t uid, gid_t gid,
 }
 
 /*
+ * gatewayd answers a peer with no principal once and closes it, so it
+ * cannot have refused strangers more often than it passed us their
+ * connections: a count past that is a lie.
+ */
+static void
+stranger_refused(uint64_t n)
+{
+	uint64_t	passed = peers_strangers();
+
+	if (n > passed || stranger_refusals > passed - n)
+		fatalx("gatewayd reported %llu more refusals of peers with no"
+		    " principal: %llu in all, for %llu connections",
+		    (unsigned long long)n,
+		    (unsigned long long)(stranger_refusals + n),
+		    (unsigned long long)passed);
+	stranger_refusals += n;
+}
+
+/*
  * A refusal gatewayd made on its own: recorded as its word (event
  * "gatewayd", reported_by), with the uid, tenant and env we read from
  * the connection it names, never the ones it claims.  A stop it reports
@@ -253,9 +295,16 @@ dispatch_audit(const struct proto_msg *m)
 	gid_t			 gid;
 	size_t			 i;
 
-	if (peers_lookup(conn, &uid, &gid) == -1)
+	switch (peers_lookup(conn, &uid, &gid)) {
+	case -1:
 		fatalx("gatewayd named connection %llu, which it never passed",
 		    (unsigned long long)conn);
+	case -2:
+		/* Refused for want of a descriptor: no identity to record. */
+		log_debug("connection %llu (refused): gatewayd's refusal not"
+		    " recorded", (unsigned long long)conn);
+		return;
+	}
 	p = config_principal(ex->conf, uid, gid);
 	for (i = 0; i < 6; i++)
 		f[i] = mp_strdup(mp_get(m->body, keys[i]));
@@ -266,6 +315,8 @@ dispatch_audit(const struct proto_msg *m)
 		    p ? p->tenant : "no principal", claim);
 		xasprintf(&note, "%s (%s)", msg, claim);
 	}
+	if (p == NULL)
+		stranger_refused(1);
 	ar.uid = (long long)uid;
 	ar.tenant = p ? p->tenant : NULL;
 	ar.env = p ? p->env : NULL;
@@ -276,7 +327,7 @@ dispatch_audit(const struct proto_msg *m)
 	ar.decision = f[4];
 	ar.reason = f[5];
 	ar.note = note ? note : msg;
-	audit_write(&ar, 0);
+	(void)audit_write(&ar, 0);
 	if (p != NULL && f[0] != NULL && strcmp(f[4], ST_STOPPED) == 0)
 		budget_stop(p->tenant, f[0], f[5], msg);
 	for (i = 0; i < 6; i++)
@@ -285,10 +336,85 @@ dispatch_audit(const struct proto_msg *m)
 	free(note);
 }
 
+/*
+ * Refusals of strangers gatewayd counted rather than reported one by one
+ * (their connections are gone, so the uid is its word): one record,
+ * checked for what can be checked.  The ids must have no principal here
+ * too, and the count must fit in the strangers' connections.
+ */
+static void
+dispatch_audit_summary(const struct proto_msg *m)
+{
+	struct audit_rec	 ar = { .event = "gatewayd", .uid = -1,
+				    .reported_by = "gatewayd",
+				    .decision = ST_DENIED,
+				    .reason = R_UNKNOWN_PRINCIPAL };
+	const msgpack_object	*u = mp_get(m->body, "uid");
+	const msgpack_object	*g = mp_get(m->body, "gid");
+	char			 note[160];
+
+	ar.count = mp_get(m->body, "count")->via.u64;
+	ar.first_ms = mp_get(m->body, "first_ms")->via.u64;
+	ar.last_ms = mp_get(m->body, "last_ms")->via.u64;
+	if ((u == NULL) != (g == NULL) || ar.count == 0 ||
+	    ar.first_ms > ar.last_ms || ar.last_ms > INT64_MAX ||
+	    (u != NULL && (u->via.u64 > UINT32_MAX || g->via.u64 > UINT32_MAX)))
+		fatalx("gatewayd sent a summary of refusals that cannot be");
+	if (u != NULL && config_principal(ex->conf, (uid_t)u->via.u64,
+	    (gid_t)g->via.u64) != NULL)
+		fatalx("gatewayd summed refusals of uid %llu gid %llu, which"
+		    " has a principal", (unsigned long long)u->via.u64,
+		    (unsigned long long)g->via.u64);
+	stranger_refused(ar.count);
+	if (u != NULL) {
+		ar.uid = (long long)u->via.u64;
+		snprintf(note, sizeof(note), "gid %llu: %llu more refusals"
+		    " of this peer with no principal, counted by gatewayd",
+		    (unsigned long long)g->via.u64,
+		    (unsigned long long)ar.count);
+	} else
+		snprintf(note, sizeof(note), "%llu refusals of peers with no"
+		    " principal whose uids gatewayd had no room to tell apart"
+		    " (limits.stranger_uids)", (unsigned long long)ar.count);
+	ar.note = note;
+	(void)audit_write(&ar, 0);
+}
+
+/*
+ * The agent of 'conn' hung up: what it waits for ends.  Its parked waits
+ * and its joins to an identical running write are dropped, its reads are
+ * cancelled (tools killed, reaped as usual), its writes whose intent is
+ * not recorded yet are refused; all answered error/unavailable, which
+ * gatewayd drops (the answer frees its slot for the request).  Writes
+ * whose intent is recorded run on and their outcome is recorded, so a
+ * retry replays it.  Called when the executor sees the hang-up itself
+ * (peers.c) and again at CONN_GONE: the second time finds nothing.
+ */
+void
+ex_conn_hung_up(uint64_t conn)
+{
+	size_t	waits, reads, writes;
+
+	waits = approval_conn_gone(conn);
+	reads = call_conn_gone(conn);
+	writes = write_conn_gone(conn);
+	if (waits + reads + writes > 0)
+		log_info("connection %llu: the agent hung up: %zu waits ended,"
+		    " %zu reads cancelled, %zu write calls refused",
+		    (unsigned long long)conn, waits, reads, writes);
+}
+
+/*
+ * gatewayd closed the connection, after its last request (the socketpair
+ * keeps the order): nothing more comes for it.
+ */
 static void
 dispatch_conn_gone(const struct proto_msg *m)
 {
-	peers_forget(mp_get(m->body, "conn")->via.u64);
+	uint64_t	conn = mp_get(m->body, "conn")->via.u64;
+
+	ex_conn_hung_up(conn);
+	peers_forget(conn);
 }
 
 static void
@@ -415,24 +541,6 @@ on_sigterm(evutil_socket_t sig, short what, void *arg)
 		peer_gone();
 }
 
-/*
- * The executor holds one descriptor per agent connection (its copy of
- * the socket) besides its tools' pipes: take all the hard limit allows.
- */
-static void
-raise_nofile(void)
-{
-	struct rlimit	rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
-		fatal("getrlimit RLIMIT_NOFILE");
-	if (rl.rlim_cur == rl.rlim_max)
-		return;
-	rl.rlim_cur = rl.rlim_max;
-	if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
-		fatal("setrlimit RLIMIT_NOFILE");
-}
-
 /* A path the command line gives instead of the config's. */
 static void
 override(char **path, const char *arg)
@@ -462,6 +570,7 @@ state_open(void)
 	    ex->conf->max_map_size, err, sizeof(err));
 	if (ex->store == NULL)
 		fatalx("%s", err);
+	store_set_reserve(ex->store, ex->conf->store_reserve);
 	if ((rc = store_get_writes_off(ex->store, &ex->writes_off)) != 0)
 		fatalx("store: cannot read the kill switch: %s",
 		    mdb_strerror(rc));
@@ -499,6 +608,9 @@ main(int argc, char *argv[])
 	log_init("executor", foreground, verbose);
 	ex = &exs;
 	signal(SIGPIPE, SIG_IGN);
+	/* A file past RLIMIT_FSIZE fails with EFBIG (the audit log fails
+	 * closed), never kills us; tools get the default back. */
+	signal(SIGXFSZ, SIG_IGN);
 	umask(0077);
 	if (sodium_init() < 0)
 		fatalx("sodium_init failed");
@@ -537,7 +649,8 @@ main(int argc, char *argv[])
 	bufferevent_setcb(ex->gw, peer_read, NULL, peer_event, NULL);
 	bufferevent_enable(ex->gw, EV_READ | EV_WRITE);
 
-	raise_nofile();
+	/* One descriptor per agent connection, besides tools' pipes. */
+	fds_raise();
 	peers_init(ex->conf->agent_socket);
 	/*
 	 * What a tool leaves behind (a setsid'd daemon) becomes our child
@@ -563,6 +676,7 @@ main(int argc, char *argv[])
 	    evsignal_add(ev_hup, NULL) == -1)
 		fatalx("cannot install signal events");
 
+	fds_init();
 	log_info("ready: writes %s%s, control socket %s",
 	    ex_writes_on() ? "enabled" : "disabled",
 	    ex->writes_off ? " (kill switch)" : "", ex->conf->control_socket);
@@ -570,6 +684,7 @@ main(int argc, char *argv[])
 
 	control_shutdown();
 	approvals_shutdown();
+	admit_shutdown();
 	write_shutdown();
 	peers_shutdown();
 	budget_shutdown();

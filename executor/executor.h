@@ -6,6 +6,7 @@
 #ifndef TG_EXECUTOR_H
 #define TG_EXECUTOR_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -37,6 +38,12 @@ int	ex_writes_on(void);
  */
 int	ex_set_writes_off(int off, const char *who);
 
+/*
+ * The agent of connection 'conn' hung up (or gatewayd closed it): end
+ * what it owns but its admitted writes (executor.c).
+ */
+void	ex_conn_hung_up(uint64_t conn);
+
 /* A tool finished: during shutdown, the last one ends the process. */
 void	ex_tool_done(void);
 
@@ -47,8 +54,10 @@ void	ex_send(struct msgbuf *);
 void	call_handle(const struct proto_msg *);
 
 /* control.c: the operators' socket. */
+#define CONTROL_MAX_CONNS	64	/* operators' connections only */
 void	control_init(void);
 void	control_shutdown(void);
+size_t	control_count(void);		/* connections open now */
 
 /*
  * audit.c: the append-only audit log, one JSON object a line.  NULL
@@ -69,12 +78,27 @@ struct audit_rec {
 	const char	*approver;
 	const char	*note;
 	const char	*reported_by;	/* "gatewayd": its word, checked */
+	/* A summary of refusals (count > 0): how many, from when to when. */
+	uint64_t	 count;
+	uint64_t	 first_ms;
+	uint64_t	 last_ms;
 };
 
+#define AUDIT_DOWN_MSG	"the audit log cannot be written: the call was not run"
+
 void	audit_open(const char *state_dir, struct event_base *);
-/* Records that matter (sync=1) reach the disk within this loop turn. */
-void	audit_write(const struct audit_rec *, int sync);
-void	audit_flush(void);
+/*
+ * Records that matter (sync=1) reach the disk within this loop turn.
+ * Returns 0, or -1 when the record is not in the log (it is down).
+ */
+int	audit_write(const struct audit_rec *, int sync);
+/* Sync what was written now: 0, or -1 when it may not be on disk. */
+int	audit_sync(void);
+int	audit_flush(void);
+/* The last record was written: calls may run. */
+int	audit_up(void);
+/* "ok" or "failing: why", for gatewayctl status. */
+const char *audit_state(char *, size_t);
 void	audit_reopen(void);
 void	audit_close(void);
 

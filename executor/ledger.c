@@ -27,7 +27,7 @@
 #define KIND_LEDGER		'l'
 #define KIND_RUN		'r'
 #define KIND_APPROVAL		'a'
-#define MAX_KEY			511	/* LMDB's default key size limit */
+#define MAX_KEY			LEDGER_KEY_MAX	/* LMDB's default key size limit */
 
 static const char *state_names[] = {
 	[L_NONE] = "none",
@@ -482,7 +482,8 @@ ledger_recover(struct store *st, size_t *n)
 	struct recover_arg	ra = { st, 0 };
 	int			rc;
 
-	rc = store_write(st, recover_txn, &ra);
+	/* At start, before anything else: it may use the reserve. */
+	rc = store_write_reserve(st, recover_txn, &ra);
 	*n = ra.n;
 	return rc;
 }
@@ -534,6 +535,81 @@ ledger_each(struct store *st, enum ledger_state state,
 	struct each_arg	ea = { st, state, fn, arg, 0 };
 
 	return store_read(st, each_txn, &ea);
+}
+
+struct page_arg {
+	struct store		*st;
+	enum ledger_state	 state;
+	const char		*after;
+	size_t			 limit;
+	size_t			 n;
+	int			 more;
+	char			*last;		/* MAX_KEY + 1 bytes */
+	void			(*fn)(const char *, const struct ledger_rec *,
+				    void *);
+	void			*arg;
+};
+
+/* One page of the records in a state, in key order, after 'after'. */
+static int
+page_txn(MDB_txn *txn, void *arg)
+{
+	struct page_arg		*pa = arg;
+	struct ledger_rec	 r;
+	MDB_cursor		*cur;
+	MDB_cursor_op		 op = MDB_FIRST;
+	MDB_val			 k, v;
+	char			 key[MAX_KEY + 1];
+	int			 rc;
+
+	pa->n = 0;
+	pa->more = 0;
+	if ((rc = mdb_cursor_open(txn, store_dbi(pa->st, DB_LEDGER), &cur)))
+		return rc;
+	if (pa->after != NULL) {
+		k.mv_data = (void *)pa->after;
+		k.mv_size = strlen(pa->after);
+		op = MDB_SET_RANGE;
+	}
+	for (rc = mdb_cursor_get(cur, &k, &v, op); rc == 0;
+	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (k.mv_size > MAX_KEY)
+			continue;
+		memcpy(key, k.mv_data, k.mv_size);
+		key[k.mv_size] = '\0';
+		if ((pa->after != NULL && strcmp(key, pa->after) == 0) ||
+		    ledger_get(txn, pa->st, key, &r) != 0)
+			continue;
+		if (r.state == pa->state) {
+			if (pa->n == pa->limit) {
+				pa->more = 1;
+				ledger_rec_free(&r);
+				break;
+			}
+			pa->n++;
+			memcpy(pa->last, key, k.mv_size + 1);
+			if (pa->fn != NULL)
+				pa->fn(key, &r, pa->arg);
+		}
+		ledger_rec_free(&r);
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int
+ledger_page(struct store *st, enum ledger_state state, const char *after,
+    size_t limit, void (*fn)(const char *, const struct ledger_rec *,
+    void *), void *arg, size_t *n, char last[LEDGER_KEY_MAX + 1], int *more)
+{
+	struct page_arg	pa = { st, state, after, limit, 0, 0, last, fn, arg };
+	int		rc;
+
+	last[0] = '\0';
+	rc = store_read(st, page_txn, &pa);
+	*n = pa.n;
+	*more = pa.more;
+	return rc;
 }
 
 size_t
@@ -673,7 +749,8 @@ ledger_sweep(struct store *st, uint64_t clock_now, uint64_t wall_now,
 	*removed = 0;
 	if ((rc = store_read(st, due_txn, &sa)) != 1)
 		return rc;
-	rc = store_write(st, sweep_txn, &sa);
-	*removed = sa.removed;
+	/* The sweeper frees room: it may use the reserve (store.h). */
+	rc = store_write_reserve(st, sweep_txn, &sa);
+	*removed = rc == 0 ? sa.removed : 0;
 	return rc;
 }

@@ -91,6 +91,18 @@ int		 ledger_each(struct store *, enum ledger_state,
 		    void (*fn)(const char *key, const struct ledger_rec *,
 		    void *), void *arg);
 size_t		 ledger_count(struct store *, enum ledger_state);
+/*
+ * One page of the records in a state: at most limit, in key order, with
+ * keys after 'after' (NULL: from the first); fn (may be NULL) is called
+ * for each.  *n gets how many, last the last key, *more whether another
+ * follows.
+ */
+#define LEDGER_KEY_MAX	511
+int		 ledger_page(struct store *, enum ledger_state,
+		    const char *after, size_t limit,
+		    void (*fn)(const char *, const struct ledger_rec *, void *),
+		    void *arg, size_t *n, char last[LEDGER_KEY_MAX + 1],
+		    int *more);
 
 /*
  * Remove settled records (done, failed), run records and approvals whose

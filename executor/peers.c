@@ -16,6 +16,7 @@
 #include "common/util.h"
 #include "common/xmalloc.h"
 #include "executor/executor.h"
+#include "executor/fds.h"
 #include "executor/peers.h"
 #include "proto/proto.h"
 
@@ -31,12 +32,15 @@ struct peer {
 	int		 fd;
 	uid_t		 uid;
 	gid_t		 gid;
+	struct event	*ev_hup;	/* the agent hanging up (EV_CLOSED) */
 };
 
 static struct peer	*buckets[NBUCKETS];
 static struct peer	*ibuckets[NBUCKETS];
 static struct event	*peer_ev;
-static size_t		 npeers;
+static size_t		 npeers;		/* with a socket */
+static size_t		 nrefused;	/* without: no descriptor left */
+static uint64_t		 nstrangers;	/* passed peers with no principal, ever */
 static char		*agent_path;
 
 static struct peer **
@@ -100,54 +104,76 @@ check_agent_socket(int fd, uint64_t conn)
 }
 
 /*
- * One message from the channel: 0 done, 1 nothing waiting.  Anything
- * else than 8 bytes with exactly one socket is fatal: gatewayd is the
- * only one at the other end.
+ * The agent hung up (or shut down its writing half, which gatewayd takes
+ * as the end too).  gatewayd says so with CONN_GONE, but only once it
+ * reads the connection again, which it stops doing while the agent has
+ * max_inflight requests out: so the executor ends what the agent owns as
+ * soon as the kernel says it left.  Once: the event is not persistent.
  */
-static int
-peer_recv_one(void)
+static void
+peer_hung_up(evutil_socket_t fd, short what, void *arg)
 {
-	union {
-		struct cmsghdr	hdr;
-		char		buf[CMSG_SPACE(2 * sizeof(int))];
-	}			 cm;
-	unsigned char		 idb[9];
-	struct iovec		 iov = { idb, sizeof(idb) };
-	struct msghdr		 msg;
-	struct cmsghdr		*c;
-	struct peer		*p, **pp, **ipp;
-	struct stat		 st;
-	uint64_t		 conn = 0;
-	uid_t			 uid;
-	gid_t			 gid;
-	pid_t			 pid;
-	ssize_t			 n;
-	int			 fd, i;
+	struct peer	*p = arg;
 
-	memset(&msg, 0, sizeof(msg));
-	msg.msg_iov = &iov;
-	msg.msg_iovlen = 1;
-	msg.msg_control = cm.buf;
-	msg.msg_controllen = sizeof(cm.buf);
-	n = recvmsg(EXECUTOR_PEER_FD, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-	if (n == -1 && (errno == EAGAIN || errno == EINTR))
-		return 1;
-	if (n == -1)
-		fatal("peer channel");
-	if (n == 0)
-		return 1;	/* gatewayd is gone: the socketpair says so too */
-	c = CMSG_FIRSTHDR(&msg);
-	if (n != 8 || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || c == NULL ||
-	    c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
-	    c->cmsg_len != CMSG_LEN(sizeof(int)) ||
-	    CMSG_NXTHDR(&msg, c) != NULL)
-		fatalx("gatewayd sent a bad message on the peer channel");
-	memcpy(&fd, CMSG_DATA(c), sizeof(fd));
-	for (i = 0; i < 8; i++)
-		conn = conn << 8 | idb[i];
-	if (*(pp = slot(conn)) != NULL)
-		fatalx("gatewayd passed connection %llu twice",
-		    (unsigned long long)conn);
+	(void)fd;
+	(void)what;
+	log_debug("peer %llu: hung up", (unsigned long long)p->conn);
+	ex_conn_hung_up(p->conn);
+}
+
+/* Watch the socket for the hang-up, where the backend can (epoll can). */
+static void
+peer_watch(struct peer *p)
+{
+	if (!(event_base_get_features(ex->base) & EV_FEATURE_EARLY_CLOSE))
+		return;
+	p->ev_hup = event_new(ex->base, p->fd, EV_CLOSED, peer_hung_up, p);
+	if (p->ev_hup == NULL || event_add(p->ev_hup, NULL) == -1)
+		fatalx("peer %llu: cannot watch for its hang-up",
+		    (unsigned long long)p->conn);
+}
+
+/*
+ * A connection whose socket we cannot keep: no descriptor was left for
+ * it.  It is kept by id, without a socket, so that its requests are
+ * answered unavailable (never run, never fatal) until CONN_GONE, and
+ * gatewayd is told to close it.  Whose it is we cannot tell, so it may
+ * be a stranger's: gatewayd may have answered it one refusal already.
+ */
+static void
+peer_refuse(struct peer **pp, uint64_t conn)
+{
+	struct peer	*p;
+	struct msgbuf	 mb;
+
+	log_warnx("peer %llu: no descriptor left for it (%zu in use, limit"
+	    " %zu): refused, with %zu more", (unsigned long long)conn,
+	    fds_held(), fds_limit(), nrefused);
+	p = xcalloc(1, sizeof(*p));
+	p->conn = conn;
+	p->fd = -1;
+	*pp = p;
+	nrefused++;
+	nstrangers++;
+	msgbuf_init(&mb);
+	msgbuf_begin_msg(&mb, MSG_CONN_REFUSED, 0, 2);
+	pk_kv_uint(&mb.pk, "conn", conn);
+	pk_kv_str(&mb.pk, "message", "the gateway is out of file"
+	    " descriptors: try again later");
+	ex_send(&mb);
+	msgbuf_free(&mb);
+}
+
+/* Keep fd as conn's socket; fatal unless it is a real agent's. */
+static void
+peer_keep(struct peer **pp, uint64_t conn, int fd)
+{
+	struct peer	*p, **ipp;
+	struct stat	 st;
+	uid_t		 uid;
+	gid_t		 gid;
+	pid_t		 pid;
+
 	check_agent_socket(fd, conn);
 	if (fstat(fd, &st) == -1)
 		fatal("peer channel: fstat");
@@ -168,8 +194,75 @@ peer_recv_one(void)
 	*pp = p;
 	*ipp = p;
 	npeers++;
+	peer_watch(p);
+	if (config_principal(ex->conf, uid, gid) == NULL)
+		nstrangers++;
 	log_debug("peer %llu: uid %u gid %u pid %d", (unsigned long long)conn,
 	    (unsigned)uid, (unsigned)gid, (int)pid);
+}
+
+/*
+ * One message from the channel: 0 done, 1 nothing waiting.  gatewayd is
+ * the only one at the other end, so anything else than 8 bytes with
+ * exactly one socket is fatal, with one exception that is not its doing:
+ * MSG_CTRUNC with no socket at all is the kernel telling us our own
+ * descriptor table was full, and costs that connection only.  A socket
+ * that arrived while agents have used up their share is refused alike.
+ */
+static int
+peer_recv_one(void)
+{
+	union {
+		struct cmsghdr	hdr;
+		char		buf[CMSG_SPACE(2 * sizeof(int))];
+	}			 cm;
+	unsigned char		 idb[9];
+	struct iovec		 iov = { idb, sizeof(idb) };
+	struct msghdr		 msg;
+	struct cmsghdr		*c;
+	struct peer		**pp;
+	uint64_t		 conn = 0;
+	ssize_t			 n;
+	int			 fd, i;
+
+	memset(&msg, 0, sizeof(msg));
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = cm.buf;
+	msg.msg_controllen = sizeof(cm.buf);
+	n = recvmsg(EXECUTOR_PEER_FD, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return 1;
+	if (n == -1)
+		fatal("peer channel");
+	if (n == 0)
+		return 1;	/* gatewayd is gone: the socketpair says so too */
+	c = CMSG_FIRSTHDR(&msg);
+	for (i = 0; i < 8; i++)
+		conn = conn << 8 | idb[i];
+	if (n == 8 && c == NULL && (msg.msg_flags & MSG_CTRUNC) &&
+	    !(msg.msg_flags & MSG_TRUNC)) {
+		if (*(pp = slot(conn)) != NULL)
+			fatalx("gatewayd passed connection %llu twice",
+			    (unsigned long long)conn);
+		peer_refuse(pp, conn);
+		return 0;
+	}
+	if (n != 8 || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || c == NULL ||
+	    c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+	    c->cmsg_len != CMSG_LEN(sizeof(int)) ||
+	    CMSG_NXTHDR(&msg, c) != NULL)
+		fatalx("gatewayd sent a bad message on the peer channel");
+	memcpy(&fd, CMSG_DATA(c), sizeof(fd));
+	if (*(pp = slot(conn)) != NULL)
+		fatalx("gatewayd passed connection %llu twice",
+		    (unsigned long long)conn);
+	if (!fds_room(FDS_PEER)) {
+		close(fd);
+		peer_refuse(pp, conn);
+		return 0;
+	}
+	peer_keep(pp, conn, fd);
 	return 0;
 }
 
@@ -221,9 +314,19 @@ peers_lookup(uint64_t conn, uid_t *uid, gid_t *gid)
 
 	if ((p = peer_find(conn)) == NULL)
 		return -1;
+	if (p->fd == -1)
+		return -2;
 	*uid = p->uid;
 	*gid = p->gid;
 	return 0;
+}
+
+int
+peers_refused(uint64_t conn)
+{
+	struct peer	*p = peer_find(conn);
+
+	return p != NULL && p->fd == -1;
 }
 
 /*
@@ -240,6 +343,8 @@ peers_hung_up(uint64_t conn)
 
 	if ((p = peer_find(conn)) == NULL)
 		return -1;
+	if (p->fd == -1)
+		return 1;	/* refused: nobody to act for */
 	pfd.fd = p->fd;
 	pfd.events = POLLRDHUP | POLLHUP;
 	pfd.revents = 0;
@@ -253,9 +358,17 @@ peers_hung_up(uint64_t conn)
 static void
 peer_free(struct peer *p)
 {
-	struct peer	**ipp = islot(p->dev, p->ino);
+	struct peer	**ipp;
 
+	if (p->fd == -1) {
+		nrefused--;
+		free(p);
+		return;
+	}
+	ipp = islot(p->dev, p->ino);
 	*ipp = p->inext;
+	if (p->ev_hup != NULL)
+		event_free(p->ev_hup);
 	close(p->fd);
 	free(p);
 	npeers--;
@@ -276,6 +389,15 @@ peers_forget(uint64_t conn)
 	p = *pp;
 	*pp = p->next;
 	peer_free(p);
+}
+
+uint64_t
+peers_strangers(void)
+{
+	/* What gatewayd accepted before it said so is in the channel. */
+	while (peer_recv_one() == 0)
+		;
+	return nstrangers;
 }
 
 size_t

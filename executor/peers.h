@@ -16,11 +16,22 @@
 /* agent_socket: the path the agent socket is bound to (ours, not gatewayd's). */
 void	peers_init(const char *agent_socket);
 void	peers_shutdown(void);
-/* 0 and the peer's ids, or -1 when gatewayd never passed that connection. */
+/*
+ * 0 and the peer's ids, -1 when gatewayd never passed that connection, or
+ * -2 when it was refused (no descriptor was left to keep its socket).
+ */
 int	peers_lookup(uint64_t conn, uid_t *uid, gid_t *gid);
-/* 1 when the agent hung up, 0 while connected, -1 when never passed. */
+/* 1 when conn was refused: its requests are answered unavailable. */
+int	peers_refused(uint64_t conn);
+/* 1 when the agent hung up (or was refused), 0 while connected, -1 when never passed. */
 int	peers_hung_up(uint64_t conn);
 void	peers_forget(uint64_t conn);
+/* Sockets held (refused connections hold none). */
 size_t	peers_count(void);
+/*
+ * How many connections of peers with no principal gatewayd ever passed:
+ * it answers each one request at most, so no more refusals of them.
+ */
+uint64_t peers_strangers(void);
 
 #endif

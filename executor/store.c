@@ -16,6 +16,7 @@ struct store {
 	MDB_dbi		 dbi[DB_COUNT];
 	uint64_t	 map_size;
 	uint64_t	 max_map_size;
+	uint64_t	 reserve;	/* bytes ordinary writes leave free */
 	uint64_t	 clock_base;	/* the store clock when opened */
 	uint64_t	 mono_base;	/* mono_ms() when opened */
 };
@@ -26,6 +27,7 @@ static const char *db_names[DB_COUNT] = {
 	[DB_APPROVALS] = "approvals",
 	[DB_RUNS] = "runs",
 	[DB_EXPIRY] = "expiry",
+	[DB_PENDING] = "pending",
 };
 
 /* LMDB's pgno_t and txnid_t: both size_t (MDB_IDL is an array of them). */
@@ -202,6 +204,7 @@ pgno_cmp(const void *a, const void *b)
 
 struct free_arg {
 	uint64_t	 chunk;		/* pages one large value needs */
+	lmdb_id_t	 skip;		/* a txnid whose pages are left out, or 0 */
 	uint64_t	 pages;		/* out: reusable pages, in runs */
 };
 
@@ -248,6 +251,8 @@ free_txn(MDB_txn *txn, void *arg)
 			rc = MDB_CORRUPTED;
 			break;
 		}
+		if (id == fa->skip)
+			continue;
 		if (n + cnt > cap) {
 			cap = (n + cnt) * 2;
 			pg = xreallocarray(pg, cap, sizeof(*pg));
@@ -267,8 +272,14 @@ free_txn(MDB_txn *txn, void *arg)
 	return rc;
 }
 
-uint64_t
-store_room(struct store *st, uint64_t chunk)
+/*
+ * Room in bytes for values of chunk bytes; with 'settled', leaving out the
+ * pages the last commit freed, which the next write transaction cannot
+ * reuse yet (see free_txn).  When the pages never used already hold
+ * 'enough', the freelist is not read (it may be long).
+ */
+static uint64_t
+room(struct store *st, uint64_t chunk, int settled, uint64_t enough)
 {
 	MDB_envinfo	info;
 	MDB_stat	ms;
@@ -280,10 +291,60 @@ store_room(struct store *st, uint64_t chunk)
 	limit = st->max_map_size / ms.ms_psize;
 	high = (uint64_t)info.me_last_pgno + 1;
 	fa.chunk = (chunk + ms.ms_psize - 1) / ms.ms_psize + 1;
+	fa.skip = settled ? info.me_last_txnid : 0;
+	if (high < limit && (limit - high) * ms.ms_psize >= enough)
+		return (limit - high) * ms.ms_psize;
 	/* A freelist we cannot read gives no room: fail closed. */
 	if (store_read(st, free_txn, &fa) != 0)
 		fa.pages = 0;
 	return ((high < limit ? limit - high : 0) + fa.pages) * ms.ms_psize;
+}
+
+uint64_t
+store_room(struct store *st, uint64_t chunk)
+{
+	return room(st, chunk, 0, UINT64_MAX);
+}
+
+void
+store_set_reserve(struct store *st, uint64_t bytes)
+{
+	st->reserve = bytes;
+}
+
+uint64_t
+store_reserve(const struct store *st)
+{
+	return st->reserve;
+}
+
+static int
+noop_txn(MDB_txn *txn, void *arg)
+{
+	(void)txn;
+	(void)arg;
+	return 0;
+}
+
+/*
+ * Room for 'need' more bytes (in values of chunk bytes) above the reserve,
+ * counting only pages the next transaction can really reuse.  When the
+ * pages the last commit freed would make the difference, one empty commit
+ * (the clock only, a few pages, allowed into the reserve) makes them
+ * reusable: a store whose records were all swept in one transaction takes
+ * writes again without waiting for another commit.
+ */
+int
+store_has_room(struct store *st, uint64_t chunk, uint64_t need)
+{
+	uint64_t	want = st->reserve + need;
+
+	if (room(st, chunk, 1, want) >= want)
+		return 1;
+	if (room(st, chunk, 0, want) < want ||
+	    store_write_reserve(st, noop_txn, NULL) != 0)
+		return 0;
+	return room(st, chunk, 1, want) >= want;
 }
 
 /* Double the map within the hard limit; 0 if it grew. */
@@ -311,7 +372,8 @@ store_grow(struct store *st)
 }
 
 int
-store_write(struct store *st, int (*fn)(MDB_txn *, void *), void *arg)
+store_write_reserve(struct store *st, int (*fn)(MDB_txn *, void *),
+    void *arg)
 {
 	MDB_txn	*txn;
 	int	 rc;
@@ -337,6 +399,22 @@ store_write(struct store *st, int (*fn)(MDB_txn *, void *), void *arg)
 		if (store_grow(st) != 0)
 			return MDB_MAP_FULL;
 	}
+}
+
+int
+store_write_need(struct store *st, uint64_t need,
+    int (*fn)(MDB_txn *, void *), void *arg)
+{
+	/* Refused as the map's hard limit is: nothing of it is stored. */
+	if (st->reserve > 0 && !store_has_room(st, need, need))
+		return MDB_MAP_FULL;
+	return store_write_reserve(st, fn, arg);
+}
+
+int
+store_write(struct store *st, int (*fn)(MDB_txn *, void *), void *arg)
+{
+	return store_write_need(st, 0, fn, arg);
 }
 
 int
@@ -426,7 +504,8 @@ store_put_u64(struct store *st, const char *key, uint64_t val)
 {
 	struct u64_arg	ua = { st, key, val };
 
-	return store_write(st, put_u64_txn, &ua);
+	/* The audit sequence: a few bytes, once per block; see store.h. */
+	return store_write_reserve(st, put_u64_txn, &ua);
 }
 
 int
@@ -460,5 +539,6 @@ store_set_writes_off(struct store *st, int off)
 {
 	struct flag_arg	fa = { st, off };
 
-	return store_write(st, put_writes_off, &fa);
+	/* An operator's action: it must fit when the store is full. */
+	return store_write_reserve(st, put_writes_off, &fa);
 }

@@ -17,6 +17,7 @@ enum store_db {
 	DB_APPROVALS,		/* approval id -> approval record */
 	DB_RUNS,		/* tenant\0run_id -> per-run write record */
 	DB_EXPIRY,		/* be64 time, kind, key -> "": what to sweep when */
+	DB_PENDING,		/* pending approvals per tenant (apquota.c) */
 	DB_COUNT
 };
 
@@ -33,9 +34,29 @@ void		 store_close(struct store *);
  * outside the transaction.  Returns 0, or an LMDB error (MDB_MAP_FULL once
  * the hard limit is reached), or what fn returned when it failed; nothing
  * is committed unless everything succeeded.
+ *
+ * The reserve: ordinary writes (store_write, store_write_need) are refused
+ * with MDB_MAP_FULL, before fn runs, unless the store has room for 'need'
+ * bytes more than the reserve (store.reserve).  Deleting in LMDB takes free
+ * pages too (copy-on-write), so the reserve is what lets the writes that
+ * free room or stop things always run: the sweeper, outcomes of writes
+ * already running (their room was kept when they started), an operator's
+ * deny, the kill switch, recovery at start.  Those use
+ * store_write_reserve, which only the hard limit stops.
  */
 int		 store_write(struct store *, int (*fn)(MDB_txn *, void *),
 		    void *arg);
+int		 store_write_need(struct store *, uint64_t need,
+		    int (*fn)(MDB_txn *, void *), void *arg);
+int		 store_write_reserve(struct store *,
+		    int (*fn)(MDB_txn *, void *), void *arg);
+void		 store_set_reserve(struct store *, uint64_t bytes);
+uint64_t	 store_reserve(const struct store *);
+/*
+ * 1 when the next write can take 'need' bytes more than the reserve, in
+ * values of chunk bytes, counting only pages it can really reuse; else 0.
+ */
+int		 store_has_room(struct store *, uint64_t chunk, uint64_t need);
 /* A read-only transaction; fn's return value is passed through. */
 int		 store_read(struct store *, int (*fn)(MDB_txn *, void *),
 		    void *arg);
@@ -58,7 +79,12 @@ uint64_t	 store_room(struct store *, uint64_t chunk);
 /* The kill switch: 1 when writes were disabled at run time. */
 int		 store_get_writes_off(struct store *, int *off);
 int		 store_set_writes_off(struct store *, int off);
-/* A counter in DB_META (0 when absent). */
+/*
+ * A counter in DB_META (0 when absent).  store_put_u64 may use the
+ * reserve: it keeps the audit sequence, a few bytes once per block of
+ * records, and the audit log must not stop because one tenant filled the
+ * store.
+ */
 int		 store_get_u64(struct store *, const char *key, uint64_t *);
 int		 store_put_u64(struct store *, const char *key, uint64_t);
 /* The kill switch as stored, inside a transaction (1 when unreadable). */

@@ -68,6 +68,7 @@ struct toolrun {
 	int			 wstatus;
 	int			 timed_out;
 	int			 too_big;
+	int			 cancelled;	/* toolrun_cancel(): wins over all */
 	uint32_t		 timeout_ms;
 
 	/* The timeout, or the deferred callback when it never started. */
@@ -679,7 +680,9 @@ toolrun_timeout_cb(int fd, short ev, void *arg)
 
 	(void)fd;
 	(void)ev;
-	tr->timed_out = 1;
+	/* Also how a cancel kills (toolrun_cancel()): not a timeout then. */
+	if (!tr->cancelled)
+		tr->timed_out = 1;
 	toolrun_kill(tr);
 	(void)toolrun_strays();
 	/*
@@ -690,6 +693,27 @@ toolrun_timeout_cb(int fd, short ev, void *arg)
 	toolrun_close_stdout(tr);
 	toolrun_close_stderr(tr);
 	toolrun_maybe_done(tr);
+}
+
+int
+toolrun_cancel(const void *arg)
+{
+	struct toolrun	*tr;
+
+	LIST_FOREACH(tr, &toolruns, entry)
+		if (tr->arg == arg && !tr->cancelled)
+			break;
+	if (tr == NULL)
+		return 0;
+	tr->cancelled = 1;
+	/*
+	 * Never started: its callback is already due (ev_timer holds it).
+	 * Otherwise the kill is the timeout's, now, from the loop: group
+	 * killed, pipes closed, the child reaped at its SIGCHLD.
+	 */
+	if (tr->pid != -1)
+		event_active(tr->ev_timer, EV_TIMEOUT, 1);
+	return 1;
 }
 
 static void
@@ -931,6 +955,14 @@ toolrun_finish(struct toolrun *tr)
 		toolrun_outcome(tr, &sb);
 	else
 		tr->res.wstatus = -1;
+	if (tr->cancelled) {
+		/* What it printed, or why it failed, no longer matters. */
+		tr->res.status = TR_CANCELLED;
+		tr->res.result = NULL;
+		tr->res.resultlen = 0;
+		snprintf(tr->res.message, sizeof(tr->res.message),
+		    "cancelled");
+	}
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	ms = (uint64_t)(now.tv_sec - tr->start.tv_sec) * 1000;
 	ms += now.tv_nsec / 1000000;

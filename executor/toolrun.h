@@ -23,6 +23,7 @@ enum toolrun_status {
 	TR_FAILED,		/* non-zero exit, killed by a signal, or could not start */
 	TR_TIMEOUT,		/* still running after timeout_ms: group killed */
 	TR_BAD_OUTPUT,		/* stdout not one JSON value, or over max_output */
+	TR_CANCELLED,		/* toolrun_cancel(): group killed, output dropped */
 };
 
 struct toolrun_req {
@@ -64,6 +65,16 @@ void	toolrun_init(struct event_base *);
  * (never from inside toolrun_start), even when the program cannot start.
  */
 void	toolrun_start(const struct toolrun_req *req, toolrun_cb cb, void *arg);
+
+/*
+ * Cancel the run whose callback argument is 'arg' (its caller is gone):
+ * the process group is killed, the child reaped as usual, and the
+ * callback comes later from the event loop, never from in here, with
+ * TR_CANCELLED.  A run that never started ends so too.  Returns 1 when
+ * such a run was found, 0 when there is none (or it was cancelled
+ * already).
+ */
+int	toolrun_cancel(const void *arg);
 
 /* How many tools are running now (for a clean shutdown). */
 size_t	toolrun_active(void);

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/queue.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include <event2/event.h>
 #include <lmdb.h>
@@ -27,7 +28,9 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
+#include "executor/admit.h"
 #include "executor/approval.h"
+#include "executor/apquota.h"
 #include "executor/call.h"
 #include "executor/executor.h"
 #include "executor/ledger.h"
@@ -57,6 +60,7 @@ struct wop {
 	TAILQ_ENTRY(wop)	 entry;		/* all ops */
 	TAILQ_ENTRY(wop)	 qentry;	/* the commit queue */
 	char			*key;
+	char			*tenant;	/* holds a tool slot (admit.h) */
 	const struct tool	*tool;
 	struct call		*first;		/* the call that runs it */
 	struct callq		 waiters;	/* identical calls waiting */
@@ -96,6 +100,8 @@ static void
 wop_free(struct wop *w)
 {
 	TAILQ_REMOVE(&ops, w, entry);
+	admit_done(w->tenant);
+	free(w->tenant);
 	free(w->key);
 	ledger_rec_free(&w->rec);
 	ledger_rec_free(&w->found);
@@ -220,6 +226,14 @@ write_done(const struct toolrun_result *r, void *arg)
 		w->rec.response = refusal_response(ST_ERROR, E_TOOL_TIMEOUT,
 		    r->message, &w->rec.responselen);
 		break;
+	case TR_CANCELLED:
+		/* Never asked of a write; were it, killed midway is in doubt. */
+		w->rec.state = L_IN_DOUBT;
+		free(w->rec.note);
+		w->rec.note = xstrdup("cancelled before it finished");
+		w->rec.response = refusal_response(ST_ERROR, E_TOOL_FAILED,
+		    r->message, &w->rec.responselen);
+		break;
 	}
 	w->phase = W_OUTCOME;
 	wop_enqueue(w);
@@ -294,6 +308,64 @@ wop_refused(struct wop *w, enum verdict why)
 	TAILQ_REMOVE(&w->waiters, w->first, entry);
 	fill_intent(w);
 	wop_enqueue(w);
+}
+
+/*
+ * w's first caller hung up before its intent was recorded: like a request
+ * that arrives after the hang-up, it is refused and nothing runs (a retry
+ * runs it).  An identical call of another connection takes its place.
+ */
+static void
+wop_first_gone(struct wop *w)
+{
+	struct call	*c = w->first;
+
+	call_refuse(c, ST_ERROR, E_UNAVAILABLE,
+	    "the agent has hung up: the write was not started");
+	call_free(c);
+	if ((w->first = TAILQ_FIRST(&w->waiters)) != NULL) {
+		TAILQ_REMOVE(&w->waiters, w->first, entry);
+		fill_intent(w);
+		wop_enqueue(w);
+		return;
+	}
+	if (w->queued) {
+		TAILQ_REMOVE(&commitq, w, qentry);
+		w->queued = 0;
+	}
+	wop_free(w);
+}
+
+size_t
+write_conn_gone(uint64_t conn)
+{
+	struct wop	*w, *wnext;
+	struct call	*c, *cnext;
+	size_t		 n = 0;
+
+	for (w = TAILQ_FIRST(&ops); w != NULL; w = wnext) {
+		wnext = TAILQ_NEXT(w, entry);
+		/* Joined to an identical write: no one waits for it now. */
+		for (c = TAILQ_FIRST(&w->waiters); c != NULL; c = cnext) {
+			cnext = TAILQ_NEXT(c, entry);
+			if (c->conn != conn)
+				continue;
+			TAILQ_REMOVE(&w->waiters, c, entry);
+			call_refuse(c, ST_ERROR, E_UNAVAILABLE, "the agent has"
+			    " hung up: it no longer waits for the write");
+			call_free(c);
+			n++;
+		}
+		/*
+		 * Not admitted yet: refused.  Once its intent is recorded
+		 * (W_RUNNING, W_OUTCOME) a write runs on and is recorded.
+		 */
+		if (w->phase == W_INTENT && w->first->conn == conn) {
+			wop_first_gone(w);
+			n++;
+		}
+	}
+	return n;
 }
 
 struct batch {
@@ -406,6 +478,74 @@ intent_done(struct wop *w)
 	}
 }
 
+/*
+ * A write's intent is audited, and synced, before it goes to the ledger:
+ * no tool runs that the log does not name.  The record goes first so
+ * that when it cannot be written nothing at all is recorded (a ledger
+ * intent without its tool would read as in doubt).  The intents of q whose
+ * records are not durable are refused and taken out of q.
+ */
+static int
+intent_record(const struct wop *w)
+{
+	const struct call	*c = w->first;
+	struct audit_rec	 ar = {
+		.event = "intent",
+		.tenant = c->tenant,
+		.env = c->env,
+		.uid = (long long)c->uid,
+		.run_id = c->run_id,
+		.step_id = c->step_id,
+		.tool = c->tool,
+		.args_hash = c->args_hash,
+		.idempotency_key = w->key,
+		.decision = "admitted",
+		.approver = c->approver,
+	};
+
+	return audit_write(&ar, 1);
+}
+
+/*
+ * A write's intent is audited, and synced, before it goes to the ledger:
+ * no tool runs that the log does not name.  The record goes first so
+ * that when it cannot be written nothing at all is recorded (a ledger
+ * intent without its tool would read as in doubt).  The intents of q whose
+ * records are not durable are refused and taken out of q; returns how many
+ * are left.
+ */
+static int
+audit_intents(struct wopq *q)
+{
+	struct wopq	 done = TAILQ_HEAD_INITIALIZER(done);
+	struct wop	*w, *next;
+	int		 n = 0, failed = 0;
+
+	for (w = TAILQ_FIRST(q); w != NULL; w = next) {
+		next = TAILQ_NEXT(w, qentry);
+		if (w->phase != W_INTENT)
+			continue;
+		TAILQ_REMOVE(q, w, qentry);
+		if (!failed && intent_record(w) == 0) {
+			TAILQ_INSERT_TAIL(&done, w, qentry);
+			n++;
+			continue;
+		}
+		failed = 1;
+		wop_refuse_all(w, ST_ERROR, E_UNAVAILABLE, AUDIT_DOWN_MSG);
+	}
+	if (n > 0 && audit_sync() == -1) {
+		while ((w = TAILQ_FIRST(&done)) != NULL) {
+			TAILQ_REMOVE(&done, w, qentry);
+			wop_refuse_all(w, ST_ERROR, E_UNAVAILABLE,
+			    AUDIT_DOWN_MSG);
+		}
+		return 0;
+	}
+	TAILQ_CONCAT(q, &done, qentry);
+	return n;
+}
+
 static void
 flush_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -427,11 +567,15 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 			nin++;
 	}
 
-	/* Outcomes first: they free callers and must not wait on intents. */
+	/*
+	 * Outcomes first: they free callers and must not wait on intents.
+	 * Their room was kept when their writes started (ledger_has_room),
+	 * so they may use the reserve.
+	 */
 	if (nout > 0)
-		rc_out = store_write(ex->store, batch_txn, &b);
+		rc_out = store_write_reserve(ex->store, batch_txn, &b);
 	b.outcomes = 0;
-	if (nin > 0)
+	if (nin > 0 && audit_intents(&q) > 0)
 		rc_in = store_write(ex->store, batch_txn, &b);
 
 	while ((w = TAILQ_FIRST(&q)) != NULL) {
@@ -500,7 +644,8 @@ wop_has_run(struct wop *w, const struct call *c)
  * while the map, at its hard limit, could not take every outcome due.
  * Room is what is really free (store_room: never used, or freed by swept
  * records and reusable), not the high-water mark: a ledger that was full
- * once takes writes again when its records expire.
+ * once takes writes again when its records expire.  It is counted above
+ * the store's reserve, which is kept for the sweeper and operators.
  */
 static int
 ledger_has_room(size_t more)
@@ -508,7 +653,7 @@ ledger_has_room(size_t more)
 	uint64_t	one = ex->conf->max_output + 65536, need;
 
 	need = (uint64_t)(nops + more) * one * 2;
-	return store_room(ex->store, one) >= need;
+	return store_has_room(ex->store, one, need);
 }
 
 void
@@ -575,8 +720,18 @@ write_start(struct call *c, const struct tool *tool)
 		call_free(c);
 		return;
 	}
+	/*
+	 * Its tool slot before its intent: refused now, nothing is
+	 * recorded, and the same write runs normally when retried.
+	 */
+	if (admit_tool(c->tenant, msg, sizeof(msg)) == -1) {
+		call_refuse(c, ST_ERROR, E_UNAVAILABLE, msg);
+		call_free(c);
+		return;
+	}
 	w = xcalloc(1, sizeof(*w));
 	w->key = xstrdup(c->idem_key);
+	w->tenant = xstrdup(c->tenant);
 	w->tool = tool;
 	w->first = c;
 	TAILQ_INIT(&w->waiters);
@@ -587,25 +742,58 @@ write_start(struct call *c, const struct tool *tool)
 	wop_enqueue(w);
 }
 
+/*
+ * One pass of the sweeper: pending approvals past their expiry stop
+ * counting against their tenant's quota, then expired records go.  Both
+ * may use the store's reserve; when even that is not enough (MDB_MAP_FULL:
+ * deleting takes pages too), the batch is halved and tried again, down to
+ * one entry, so a full store is never left unswept.  *full: a batch was
+ * full, so more is due.
+ */
+static int
+sweep_pass(size_t *full)
+{
+	static size_t	batch = SWEEP_BATCH;
+	size_t		na, nl;
+	int		rc;
+
+	for (;;) {
+		na = nl = 0;
+		rc = apquota_sweep(ex->store, (uint64_t)time(NULL), batch, &na);
+		if (rc == 0)
+			rc = ledger_sweep(ex->store, store_clock_ms(ex->store),
+			    now_ms(), ex->conf->retention_s * 1000, batch, &nl);
+		if (rc != MDB_MAP_FULL || batch == 1)
+			break;
+		batch /= 2;
+		log_warnx("ledger: sweep: the store is full: batches of %zu",
+		    batch);
+	}
+	if (rc == 0 && (na > 0 || nl > 0))
+		log_debug("ledger: swept %zu expired entries, %zu approvals"
+		    " past their expiry", nl, na);
+	*full = rc == 0 && (na == batch || nl == batch);
+	/* Back towards full batches once they fit again. */
+	if (rc == 0 && batch < SWEEP_BATCH)
+		batch = batch * 2 > SWEEP_BATCH ? SWEEP_BATCH : batch * 2;
+	return rc;
+}
+
 static void
 sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct timeval	tv;
-	size_t		removed = 0;
+	size_t		full = 0;
 	int		rc;
 
 	(void)fd;
 	(void)what;
 	(void)arg;
-	rc = ledger_sweep(ex->store, store_clock_ms(ex->store), now_ms(),
-	    ex->conf->retention_s * 1000, SWEEP_BATCH, &removed);
-	if (rc != 0)
+	if ((rc = sweep_pass(&full)) != 0)
 		log_warnx("ledger: sweep: %s", mdb_strerror(rc));
-	else if (removed > 0)
-		log_debug("ledger: swept %zu expired entries", removed);
 	/* A full batch means more is due: go on soon, in a new transaction. */
-	tv.tv_sec = removed == SWEEP_BATCH ? 0 : 1;
-	tv.tv_usec = removed == SWEEP_BATCH ? 10000 : 0;
+	tv.tv_sec = full ? 0 : 1;
+	tv.tv_usec = full ? 10000 : 0;
 	evtimer_add(sweep_ev, &tv);
 }
 
@@ -690,7 +878,13 @@ write_resolve(const char *key, int done, const char *who, char *err,
 		snprintf(err, errlen, "%s is running now", key);
 		return -1;
 	}
-	if ((rc = store_write(ex->store, resolve_txn, &ra)) != 0) {
+	if (!audit_up()) {
+		snprintf(err, errlen, "the audit log cannot be written: %s is"
+		    " not resolved", key);
+		return -1;
+	}
+	/* An operator's action: it may use the reserve. */
+	if ((rc = store_write_reserve(ex->store, resolve_txn, &ra)) != 0) {
 		snprintf(err, errlen, "the ledger: %s", mdb_strerror(rc));
 		return -1;
 	}
@@ -702,7 +896,7 @@ write_resolve(const char *key, int done, const char *who, char *err,
 	ar.idempotency_key = key;
 	ar.decision = done ? "done" : "failed";
 	ar.approver = who;
-	audit_write(&ar, 1);
+	(void)audit_write(&ar, 1);
 	log_info("ledger: %s resolved %s by %s", key, ar.decision, who);
 	return 0;
 }

@@ -61,6 +61,9 @@ static const struct want w_audit[] = { { "conn", 'u', 0 },
 	{ "decision", 's', 0 }, { "reason", 's', 0 }, { "message", 's', 0 },
 	{ 0 } };
 static const struct want w_conn_gone[] = { { "conn", 'u', 0 }, { 0 } };
+static const struct want w_audit_summary[] = { { "uid", 'u', 1 },
+	{ "gid", 'u', 1 }, { "count", 'u', 0 }, { "first_ms", 'u', 0 },
+	{ "last_ms", 'u', 0 }, { 0 } };
 static const struct want w_none[] = { { 0 } };
 static const struct want w_writes_state[] = { { "writes_enabled", 'b', 0 },
 	{ 0 } };
@@ -83,6 +86,8 @@ static const struct {
 	    w_writes_state },
 	[MSG_AUDIT] = { "AUDIT", MSG_FROM_GATEWAYD, w_audit },
 	[MSG_CONN_GONE] = { "CONN_GONE", MSG_FROM_GATEWAYD, w_conn_gone },
+	[MSG_AUDIT_SUMMARY] = { "AUDIT_SUMMARY", MSG_FROM_GATEWAYD,
+	    w_audit_summary },
 };
 
 _Static_assert(sizeof(schema) / sizeof(schema[0]) == MSG_MAX,

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -21,6 +22,7 @@
 #include <msgpack.h>
 
 #include "common/canon.h"
+#include "common/fdlimit.h"
 #include "common/frame.h"
 #include "common/listen.h"
 #include "common/log.h"
@@ -52,6 +54,11 @@ struct conn {
 	const struct principal	*pr;		/* NULL: unknown principal */
 	uint32_t		 inflight;
 	int			 closing;	/* flush, then close */
+	/*
+	 * A frame begun and not completed, a stranger's whole stay, a
+	 * closing connection's flush: each is given frame_timeout_s.
+	 */
+	struct event		*timer;
 	LIST_HEAD(, req)	 reqs;
 };
 
@@ -63,6 +70,8 @@ struct req {
 	char			*id;		/* the agent's id, packed */
 	size_t			 idlen;
 	char			*run_id;
+	char			*wtool;		/* a write: its tool and args hash */
+	char			 whash[ARGS_HASH_LEN + 1];
 };
 
 static TAILQ_HEAD(, conn)	 conns = TAILQ_HEAD_INITIALIZER(conns);
@@ -70,9 +79,11 @@ static TAILQ_HEAD(, conn)	 conns = TAILQ_HEAD_INITIALIZER(conns);
 static TAILQ_HEAD(, conn)	 unpassed = TAILQ_HEAD_INITIALIZER(unpassed);
 static uint64_t			 next_conn_id = 1;
 static size_t			 nconns;
+static size_t			 nstrangers;	/* of them, with no principal */
 static struct listener		*listener;
 
 static void	conn_read(struct bufferevent *, void *);
+static void	conn_event(struct bufferevent *, short, void *);
 
 /* Replies. */
 
@@ -127,6 +138,7 @@ conn_free(struct conn *c)
 		LIST_REMOVE(r, entry);
 		free(r->id);
 		free(r->run_id);
+		free(r->wtool);
 		free(r);
 	}
 	/* After every request of it: the socketpair keeps the order. */
@@ -136,6 +148,9 @@ conn_free(struct conn *c)
 		TAILQ_REMOVE(&unpassed, c, qentry);
 	TAILQ_REMOVE(&conns, c, entry);
 	bufferevent_free(c->bev);
+	event_free(c->timer);
+	if (c->pr == NULL)
+		nstrangers--;
 	free(c);
 	nconns--;
 	if (listener != NULL && nconns == gw->conf->max_connections - 1)
@@ -152,6 +167,34 @@ conn_flushed(struct bufferevent *bev, void *arg)
 		conn_free(c);
 }
 
+static void
+conn_timer_arm(struct conn *c)
+{
+	struct timeval	tv;
+
+	tv.tv_sec = (time_t)gw->conf->frame_timeout_s;
+	tv.tv_usec = 0;
+	evtimer_add(c->timer, &tv);
+}
+
+/*
+ * Read no more; the connection goes once its output is flushed, or after
+ * frame_timeout_s if the peer does not read it.  Never freed here: the
+ * caller may still hold the connection's buffers.
+ */
+static void
+conn_close(struct conn *c)
+{
+	c->closing = 1;
+	bufferevent_disable(c->bev, EV_READ);
+	/* The write callback fires once the output is flushed. */
+	bufferevent_setcb(c->bev, NULL, conn_flushed, conn_event, c);
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		event_active(c->timer, EV_TIMEOUT, 0);
+	else
+		conn_timer_arm(c);
+}
+
 /* A bad frame: one error, then the connection goes once it is flushed. */
 static void
 conn_bad_frame(struct conn *c, const char *error, const char *message)
@@ -166,12 +209,48 @@ conn_bad_frame(struct conn *c, const char *error, const char *message)
 	log_warnx("agent uid %u pid %d: %s (%s): closing; it sent: %s",
 	    (unsigned)c->uid, (int)c->pid, error, message, sample);
 	reply_refuse(c, NULL, 0, ST_ERROR, error, message);
-	c->closing = 1;
-	bufferevent_disable(c->bev, EV_READ);
-	bufferevent_setcb(c->bev, NULL, conn_flushed, NULL, c);
-	/* The write callback fires once the output is flushed. */
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+	conn_close(c);
+}
+
+/*
+ * frame_timeout_s is up: a closing connection goes, flushed or not; a
+ * frame begun is never finished (slowloris); a stranger never asked.
+ */
+static void
+conn_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn	*c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->closing) {
+		log_debug("agent uid %u pid %d: closed", (unsigned)c->uid,
+		    (int)c->pid);
 		conn_free(c);
+	} else if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+		conn_bad_frame(c, E_BAD_FRAME, "frame not completed in time");
+	else if (c->pr == NULL) {
+		log_debug("agent uid %u pid %d: no principal and no request in"
+		    " %llus: closed", (unsigned)c->uid, (int)c->pid,
+		    (unsigned long long)gw->conf->frame_timeout_s);
+		conn_free(c);
+	}
+}
+
+/*
+ * An agent's clock runs while part of a frame waits in its input, and
+ * starts again with each frame ('fresh': one was just taken).  A
+ * stranger's runs from accept: it gets no more time by trickling bytes.
+ */
+static void
+frame_clock(struct conn *c, int fresh)
+{
+	if (c->pr == NULL)
+		return;
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+		evtimer_del(c->timer);
+	else if (fresh || !evtimer_pending(c->timer, NULL))
+		conn_timer_arm(c);
 }
 
 static size_t
@@ -272,6 +351,11 @@ call_answered(const msgpack_object *body, void *arg)
 	status = mp_get(resp, "status");
 	if (status == NULL)
 		fatalx("executor answered without a status");
+	/* Unavailable: it never started, and may be retried in its run. */
+	if (r->wtool != NULL && mp_streq(status, ST_ERROR) &&
+	    mp_streq(mp_get(resp, "error"), E_UNAVAILABLE) &&
+	    (run = run_get(c->pr->tenant, r->run_id, 0)) != NULL)
+		run_unwrite(run, r->wtool, r->whash);
 	if (mp_streq(status, ST_STOPPED) && r->run_id != NULL &&
 	    (run = run_get(c->pr->tenant, r->run_id, 1)) != NULL) {
 		char	*rs, *msg;
@@ -304,6 +388,7 @@ call_answered(const msgpack_object *body, void *arg)
 	reply_send(c, &mb);
 	free(r->id);
 	free(r->run_id);
+	free(r->wtool);
 	free(r);
 	conn_wake(c);
 }
@@ -340,10 +425,11 @@ req_run(struct conn *c, const char *id, size_t idlen, const char *run_id,
     const char *tool)
 {
 	struct run	*run;
+	char		 msg[128];
 
 	if ((run = run_get(c->pr->tenant, run_id, 1)) == NULL) {
 		reply_refuse(c, id, idlen, ST_ERROR, E_UNAVAILABLE,
-		    "too many live runs (runs.max_runs)");
+		    runs_full_message(msg, sizeof(msg)));
 		return NULL;
 	}
 	if (run_stopped(run) != NULL) {
@@ -355,7 +441,7 @@ req_run(struct conn *c, const char *id, size_t idlen, const char *run_id,
 }
 
 /* Park the request until the executor answers it. */
-static void
+static struct req *
 req_forward(struct conn *c, const char *id, size_t idlen, uint64_t xid,
     struct msgbuf *mb, char *run_id)
 {
@@ -372,6 +458,7 @@ req_forward(struct conn *c, const char *id, size_t idlen, uint64_t xid,
 	LIST_INSERT_HEAD(&c->reqs, r, entry);
 	c->inflight++;
 	exec_send(xid, mb, call_answered, r);
+	return r;
 }
 
 static void
@@ -383,6 +470,7 @@ op_call(struct conn *c, const char *id, size_t idlen,
 	char			*run_id = NULL, *tool = NULL, *step_id = NULL;
 	char			 hash[ARGS_HASH_LEN + 1], msg[512];
 	struct run		*run;
+	struct req		*r;
 	struct msgbuf		 mb;
 	uint64_t		 xid;
 	enum gate		 g;
@@ -442,8 +530,13 @@ op_call(struct conn *c, const char *id, size_t idlen,
 	pk_kv_str(&mb.pk, "tool", tool);
 	pk_str(&mb.pk, "args");
 	msgpack_pack_object(&mb.pk, *args);
-	req_forward(c, id, idlen, xid, &mb, run_id);
+	r = req_forward(c, id, idlen, xid, &mb, run_id);
 	run_id = NULL;
+	if (g == GATE_WRITE) {
+		r->wtool = tool;
+		tool = NULL;
+		memcpy(r->whash, hash, sizeof(r->whash));
+	}
 out:
 	free(run_id);
 	free(tool);
@@ -562,6 +655,24 @@ op_wait(struct conn *c, const char *id, size_t idlen,
 	req_forward(c, id, idlen, xid, &mb, NULL);
 }
 
+/*
+ * A peer with no principal is denied whatever it asks; its refusals are
+ * summed for the audit log (strangers.c), not reported one by one.
+ */
+static void
+reply_stranger(struct conn *c, const char *id, size_t idlen,
+    const char *message)
+{
+	struct refusal	r = {
+		.conn = c->id, .uid = c->uid, .gid = c->gid,
+		.decision = ST_DENIED, .reason = R_UNKNOWN_PRINCIPAL,
+		.message = message,
+	};
+
+	reply_refuse(c, id, idlen, ST_DENIED, R_UNKNOWN_PRINCIPAL, message);
+	strangers_refused(&r);
+}
+
 static const struct {
 	const char	*op;
 	void		(*fn)(struct conn *, const char *, size_t,
@@ -599,8 +710,7 @@ handle_request(struct conn *c, const msgpack_object *reqm)
 	if (c->pr == NULL) {
 		snprintf(msg, sizeof(msg), "uid %u gid %u has no principal",
 		    (unsigned)c->uid, (unsigned)c->gid);
-		reply_decided(c, idbuf.data, idbuf.size, ST_DENIED,
-		    R_UNKNOWN_PRINCIPAL, msg, NULL, NULL, NULL, NULL);
+		reply_stranger(c, idbuf.data, idbuf.size, msg);
 		goto out;
 	}
 	for (i = 0; i < sizeof(agent_ops) / sizeof(agent_ops[0]); i++) {
@@ -613,6 +723,9 @@ handle_request(struct conn *c, const msgpack_object *reqm)
 	    "op must be one of hello, call, resume, wait, usage");
 out:
 	msgpack_sbuffer_destroy(&idbuf);
+	/* A stranger's first answer is its last: the rest is dropped. */
+	if (c->pr == NULL)
+		conn_close(c);
 }
 
 static void
@@ -624,15 +737,20 @@ conn_read(struct bufferevent *bev, void *arg)
 	const char		*why;
 	char			 msg[128];
 	uint32_t		 len;
+	int			 fresh = 0;
 
 	while (!c->closing) {
 		if (!conn_can_read(c)) {
 			/* Resumed by conn_wake once answers drain. */
 			bufferevent_disable(bev, EV_READ);
+			/* Waiting on us: no time runs out for the agent. */
+			if (c->pr != NULL)
+				evtimer_del(c->timer);
 			return;
 		}
 		switch (frame_peek(in, (uint32_t)gw->conf->max_frame, &len)) {
 		case FRAME_MORE:
+			frame_clock(c, fresh);
 			return;
 		case FRAME_EMPTY:
 			conn_bad_frame(c, E_BAD_FRAME, "frame of length 0");
@@ -655,6 +773,7 @@ conn_read(struct bufferevent *bev, void *arg)
 		handle_request(c, &u.data);
 		msgpack_unpacked_destroy(&u);
 		evbuffer_drain(in, len + FRAME_HDR);
+		fresh = 1;
 	}
 }
 
@@ -740,14 +859,74 @@ pass_queued(void)
 	}
 }
 
+/*
+ * Room for one more connection of this peer?  NULL, or why not.  Every
+ * uid has its share of max_connections, and the peers with no principal
+ * one small share among them all, so neither one agent nor any number
+ * of strangers can hold the table that the other agents need.
+ */
+static const char *
+conn_admit(uid_t uid, const struct principal *pr)
+{
+	struct conn	*c;
+	uint64_t	 n = 0;
+
+	if (nconns >= gw->conf->max_connections)
+		return "too many connections (limits.max_connections)";
+	if (pr == NULL && nstrangers >= gw->conf->max_stranger_conns)
+		return "too many connections of peers with no principal"
+		    " (limits.max_stranger_connections)";
+	TAILQ_FOREACH(c, &conns, entry)
+		if (c->uid == uid)
+			n++;
+	if (n >= gw->conf->max_conns_per_uid)
+		return "too many connections of this uid"
+		    " (limits.max_connections_per_uid)";
+	return NULL;
+}
+
+/*
+ * Refused at accept: one answer sent without waiting (the socket is new,
+ * the frame small: a failed send only loses the sentence), then closed.
+ * Logged at most once a second, with how many were not.
+ */
+static void
+conn_refuse(int fd, uid_t uid, const char *why)
+{
+	static uint64_t	 last_ms;
+	static uint64_t	 quiet;
+	struct msgbuf	 mb;
+	const char	*p;
+	size_t		 len;
+	uint64_t	 now = mono_ms();
+
+	if (last_ms == 0 || now - last_ms >= 1000) {
+		log_warnx("agent: uid %u refused: %s (and %llu more refused"
+		    " since the last report)", (unsigned)uid, why,
+		    (unsigned long long)quiet);
+		last_ms = now;
+		quiet = 0;
+	} else
+		quiet++;
+	reply_begin(&mb, NULL, 0, ST_ERROR, 2);
+	pk_kv_str(&mb.pk, "error", E_UNAVAILABLE);
+	pk_kv_str(&mb.pk, "message", why);
+	p = msgbuf_finish(&mb, &len);
+	(void)send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	msgbuf_free(&mb);
+	close(fd);
+}
+
 static void
 agent_accept(struct evconnlistener *l, evutil_socket_t fd,
     struct sockaddr *sa, int salen, void *arg)
 {
-	struct conn	*c;
-	uid_t		 uid;
-	gid_t		 gid;
-	pid_t		 pid;
+	const struct principal	*pr;
+	const char		*why;
+	struct conn		*c;
+	uid_t			 uid;
+	gid_t			 gid;
+	pid_t			 pid;
 
 	(void)l;
 	(void)sa;
@@ -758,25 +937,28 @@ agent_accept(struct evconnlistener *l, evutil_socket_t fd,
 		close(fd);
 		return;
 	}
+	pr = config_principal(gw->conf, uid, gid);
+	if ((why = conn_admit(uid, pr)) != NULL) {
+		conn_refuse(fd, uid, why);
+		return;
+	}
 	c = xcalloc(1, sizeof(*c));
 	c->uid = uid;
 	c->gid = gid;
 	c->pid = pid;
-	c->pr = config_principal(gw->conf, uid, gid);
+	c->pr = pr;
 	c->id = next_conn_id++;
 	LIST_INIT(&c->reqs);
 	c->bev = bufferevent_socket_new(gw->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (c->bev == NULL)
+	c->timer = evtimer_new(gw->base, conn_timeout, c);
+	if (c->bev == NULL || c->timer == NULL)
 		fatalx("agent: bufferevent_socket_new");
 	TAILQ_INSERT_TAIL(&conns, c, entry);
 	nconns++;
-	if (nconns > gw->conf->max_connections) {
-		log_warnx("agent: max_connections (%llu) reached: refusing"
-		    " uid %u", (unsigned long long)gw->conf->max_connections,
-		    (unsigned)uid);
-		bufferevent_enable(c->bev, EV_WRITE);
-		conn_bad_frame(c, E_UNAVAILABLE, "too many connections");
-		return;
+	/* A stranger has frame_timeout_s to ask, and is answered once. */
+	if (pr == NULL) {
+		nstrangers++;
+		conn_timer_arm(c);
 	}
 	log_debug("agent: uid %u gid %u pid %d connected (%s)", (unsigned)uid,
 	    (unsigned)gid, (int)pid, c->pr ? c->pr->tenant : "no principal");
@@ -793,7 +975,40 @@ agent_accept(struct evconnlistener *l, evutil_socket_t fd,
 void
 agent_init(int fd)
 {
+	size_t	limit, fixed;
+
+	strangers_init();
 	listener = listener_new(gw->base, fd, agent_accept, NULL, "agent");
+	/*
+	 * One descriptor per connection and nothing else opened from here
+	 * on: past the limit accept(2) fails, and the listener pauses
+	 * (common/listen.c) while connections wait in the backlog.
+	 */
+	limit = fdlimit_get();
+	fixed = fdlimit_open(limit);
+	if (fixed + gw->conf->max_connections > limit)
+		log_warnx("agent: RLIMIT_NOFILE (%zu) is below what"
+		    " limits.max_connections (%llu) needs: past %zu"
+		    " connections accepting pauses", limit,
+		    (unsigned long long)gw->conf->max_connections,
+		    limit > fixed ? limit - fixed : 0);
+}
+
+/* The executor had no descriptor for c's socket: c cannot be served. */
+void
+agent_conn_refused(uint64_t id, const char *message)
+{
+	struct conn	*c;
+
+	TAILQ_FOREACH(c, &conns, entry)
+		if (c->id == id)
+			break;
+	if (c == NULL || c->closing)
+		return;		/* gone meanwhile */
+	log_warnx("agent uid %u pid %d: the executor refused the connection:"
+	    " %s", (unsigned)c->uid, (int)c->pid, message);
+	reply_refuse(c, NULL, 0, ST_ERROR, E_UNAVAILABLE, message);
+	conn_close(c);
 }
 
 void
@@ -801,6 +1016,7 @@ agent_shutdown(void)
 {
 	struct conn	*c;
 
+	strangers_shutdown();
 	if (listener == NULL)
 		return;
 	listener_free(listener);

@@ -6,6 +6,7 @@
  * is its going away (systemd restarts the pair; all state is on disk).
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -163,6 +164,14 @@ link_dispatch(const char *buf, size_t len)
 		hello_ready();
 		hello_ready = NULL;
 		break;
+	case MSG_CONN_REFUSED: {
+		char	*msg = mp_strdup(mp_get(m.body, "message"));
+
+		agent_conn_refused(mp_get(m.body, "conn")->via.u64,
+		    msg != NULL ? msg : "unavailable");
+		free(msg);
+		break;
+	}
 	case MSG_WRITES_STATE:
 		gw->writes_on = mp_get(m.body, "writes_enabled")->via.boolean;
 		log_info("writes %s (told by the executor)",
@@ -363,10 +372,65 @@ exec_audit(const struct refusal *r)
 }
 
 void
+exec_audit_summary(int has_uid, uid_t uid, gid_t gid, uint64_t count,
+    uint64_t first_ms, uint64_t last_ms)
+{
+	struct msgbuf	 mb;
+	const char	*buf;
+	size_t		 len;
+
+	if (link_bev == NULL)
+		return;
+	msgbuf_init(&mb);
+	msgbuf_begin_msg(&mb, MSG_AUDIT_SUMMARY, 0, has_uid ? 5 : 3);
+	if (has_uid) {
+		pk_kv_uint(&mb.pk, "uid", uid);
+		pk_kv_uint(&mb.pk, "gid", gid);
+	}
+	pk_kv_uint(&mb.pk, "count", count);
+	pk_kv_uint(&mb.pk, "first_ms", first_ms);
+	pk_kv_uint(&mb.pk, "last_ms", last_ms);
+	buf = msgbuf_finish(&mb, &len);
+	bufferevent_write(link_bev, buf, len);
+	msgbuf_free(&mb);
+}
+
+/*
+ * What is still queued for the executor (the last summaries of refusals)
+ * goes out before we hang up: the loop is done, so write it ourselves,
+ * giving a stuck executor a second at most.
+ */
+static void
+link_drain(void)
+{
+	struct evbuffer		*out = bufferevent_get_output(link_bev);
+	size_t			 len = evbuffer_get_length(out), off = 0;
+	const unsigned char	*p;
+	struct pollfd		 pfd;
+	ssize_t			 n;
+
+	if (len == 0)
+		return;
+	/* The bufferevent keeps its output's front frozen: read it whole. */
+	p = evbuffer_pullup(out, -1);
+	pfd.fd = bufferevent_getfd(link_bev);
+	pfd.events = POLLOUT;
+	while (off < len) {
+		if ((n = write(pfd.fd, p + off, len - off)) > 0)
+			off += (size_t)n;
+		else if (n == -1 && errno != EAGAIN && errno != EINTR)
+			return;
+		else if (poll(&pfd, 1, 1000) != 1)
+			return;
+	}
+}
+
+void
 exec_link_close(void)
 {
 	if (link_bev == NULL)
 		return;
+	link_drain();
 	/*
 	 * bufferevent_free() closes the descriptor only when the loop runs
 	 * its finalizers, and the loop is done: shut it down ourselves so the

@@ -32,6 +32,8 @@ void	privdrop(const char *user, const char *chroot_dir);
 /* agent.c: the agent socket */
 void	agent_init(int listen_fd);
 void	agent_shutdown(void);
+/* The executor could not keep connection id: answer unavailable, close. */
+void	agent_conn_refused(uint64_t id, const char *message);
 
 /*
  * exec_wrap.c: the socketpair to the executor, seen from gatewayd.  Each
@@ -73,6 +75,21 @@ struct refusal {
 	const char	*message;
 };
 void	exec_audit(const struct refusal *);
+/*
+ * Refusals of strangers counted since first_ms: of uid/gid, or with
+ * has_uid 0 of the uids past limits.stranger_uids.
+ */
+void	exec_audit_summary(int has_uid, uid_t uid, gid_t gid, uint64_t count,
+	    uint64_t first_ms, uint64_t last_ms);
+
+/*
+ * strangers.c: refusals of peers with no principal, one record per uid
+ * and limits.stranger_summary_s, with a count.
+ */
+void	strangers_init(void);
+void	strangers_shutdown(void);
+/* r was answered to a peer with no principal: reported or counted. */
+void	strangers_refused(const struct refusal *r);
 /* Start a request: inits mb and packs the header; returns its id. */
 uint64_t exec_begin(struct msgbuf *mb, uint32_t type, uint32_t nfields);
 /* Send it; 'cb' gets the answer.  Frees mb. */

@@ -43,7 +43,8 @@ runs_init(void)
 	struct timeval	tv = { 1, 0 };
 
 	/* Our stops are our own words and the executor's: kept whole. */
-	runtab_init(&runs, gw->conf->max_runs, SIZE_MAX, SIZE_MAX);
+	runtab_init(&runs, gw->conf->max_runs, gw->conf->max_runs_per_tenant,
+	    SIZE_MAX, SIZE_MAX);
 	if (gw->base != NULL) {
 		sweep_ev = evtimer_new(gw->base, runs_sweep, NULL);
 		evtimer_add(sweep_ev, &tv);
@@ -69,6 +70,14 @@ struct run *
 run_get(const char *tenant, const char *run_id, int create)
 {
 	return runtab_get(&runs, tenant, run_id, create);
+}
+
+const char *
+runs_full_message(char *buf, size_t len)
+{
+	snprintf(buf, len, "too many live runs (%s)", runtab_full(&runs) ?
+	    runtab_full(&runs) : "runs.max_runs");
+	return buf;
 }
 
 void
@@ -107,6 +116,18 @@ run_account(struct run *r, const char *tool, const char *hash, int write,
 		s->wrote = 1;
 	}
 	return NULL;
+}
+
+void
+run_unwrite(struct run *r, const char *tool, const char *hash)
+{
+	struct run_seen	*s = run_seen_find(r, tool, hash);
+
+	if (s == NULL || !s->wrote)
+		return;
+	s->wrote = 0;
+	if (r->writes > 0)
+		r->writes--;
 }
 
 const char *

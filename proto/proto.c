@@ -101,8 +101,27 @@ static const struct field f_audit[] = {
 	{ "message", F_STR, 0 },
 	{ NULL, 0, 0 }
 };
+/*
+ * Refusals of peers with no principal that gatewayd counted instead of
+ * reporting one by one (their connections are gone).  No uid and gid:
+ * the uids gatewayd had no room left to tell apart.
+ */
+static const struct field f_audit_summary[] = {
+	{ "uid", F_UINT, 1 },
+	{ "gid", F_UINT, 1 },
+	{ "count", F_UINT, 0 },
+	{ "first_ms", F_UINT, 0 },	/* the first and last refusal counted */
+	{ "last_ms", F_UINT, 0 },
+	{ NULL, 0, 0 }
+};
 static const struct field f_conn_gone[] = {
 	{ "conn", F_UINT, 0 },
+	{ NULL, 0, 0 }
+};
+/* The executor could not keep conn's socket (its descriptors ran out). */
+static const struct field f_conn_refused[] = {
+	{ "conn", F_UINT, 0 },
+	{ "message", F_STR, 0 },
 	{ NULL, 0, 0 }
 };
 static const struct field f_none[] = {
@@ -126,6 +145,10 @@ static const struct msg_schema schemas[MSG_MAX] = {
 	[MSG_WRITES_STATE] =	{ "WRITES_STATE", MSG_FROM_EXECUTOR, f_writes_state },
 	[MSG_AUDIT] =		{ "AUDIT", MSG_FROM_GATEWAYD, f_audit },
 	[MSG_CONN_GONE] =	{ "CONN_GONE", MSG_FROM_GATEWAYD, f_conn_gone },
+	[MSG_AUDIT_SUMMARY] =	{ "AUDIT_SUMMARY", MSG_FROM_GATEWAYD,
+				    f_audit_summary },
+	[MSG_CONN_REFUSED] =	{ "CONN_REFUSED", MSG_FROM_EXECUTOR,
+				    f_conn_refused },
 };
 
 const char *

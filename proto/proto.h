@@ -22,7 +22,7 @@
 #include <stdint.h>
 #include <msgpack.h>
 
-#define PROTO_VERSION		4
+#define PROTO_VERSION		6
 #define AGENT_PROTO_VERSION	1	/* the "v" answered to hello */
 
 /* The executor's end of the socketpair, as gatewayd hands it over. */
@@ -52,6 +52,8 @@ enum msg_type {
 	MSG_WRITES_STATE,	/* ex->gw  the kill switch changed */
 	MSG_AUDIT,		/* gw->ex  a refusal gatewayd decided alone */
 	MSG_CONN_GONE,		/* gw->ex  an agent connection closed */
+	MSG_AUDIT_SUMMARY,	/* gw->ex  refusals of strangers, counted */
+	MSG_CONN_REFUSED,	/* ex->gw  no room for a connection: close it */
 	MSG_MAX
 };
 

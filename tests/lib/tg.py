@@ -833,3 +833,29 @@ def checkpoint_sign_with(payload, seed):
         payload = msgpack.packb(payload, use_bin_type=True)
     sig = Ed25519PrivateKey.from_private_bytes(seed).sign(CHECKPOINT_DOMAIN + payload)
     return checkpoint_join(payload, sig)
+
+
+def ctl_pages(daemon, command, limit=None):
+    """Every page of a list command (approvals, ledger) with --json,
+    following the cursor gatewayctl prints on stderr ("next: CURSOR");
+    returns the list of pages (each a list of items)."""
+    pages, after = [], None
+    while True:
+        args = ["--json", command]
+        if limit is not None:
+            args += ["--limit", str(limit)]
+        if after is not None:
+            args += ["--after", after]
+        rc, out, err = daemon.ctl(*args)
+        assert rc == 0, (rc, out, err)
+        pages.append(json.loads(out))
+        nxt = [l[len("next: "):] for l in err.splitlines() if l.startswith("next: ")]
+        if not nxt:
+            return pages
+        after = nxt[0]
+        assert len(pages) < 100000, "the cursor never ends"
+
+
+def ctl_all(daemon, command, limit=None):
+    """All the items of a list command, every page."""
+    return [it for page in ctl_pages(daemon, command, limit) for it in page]

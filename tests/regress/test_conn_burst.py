@@ -38,6 +38,11 @@ def connect_burst(path, uid, gid, n):
     return socks
 
 
+def burst_config():
+    """Room for every connection of the burst, all of one uid."""
+    return base_config(limits={"max_connections": 1024, "max_connections_per_uid": 1024})
+
+
 def hello_all(socks):
     """hello on each; the answers that were not ok."""
     bad = []
@@ -61,8 +66,7 @@ def nfds(pid):
 @test
 def every_connection_of_a_burst_is_served():
     need_root()
-    conf = base_config(limits={"max_connections": BURST + 64})
-    with Daemon(conf) as d:
+    with Daemon(burst_config()) as d:
         bad = hello_all(connect_burst(d.agent_sock, AGENT_UID, AGENT_GID, BURST))
         assert not bad, "%d of %d refused: %s" % (len(bad), BURST, bad[0])
 
@@ -72,7 +76,7 @@ def connections_made_while_the_executor_is_busy_wait_their_turn():
     """The executor stopped (as if busy) while agents connect: the peer
     channel fills after a few; the others wait and are served after."""
     need_root()
-    with Daemon(base_config()) as d:
+    with Daemon(burst_config()) as d:
         gw, ex = d.proc.pid, d.executor_pid()
         # The executor hears of a close after gatewayd made it: once it
         # knows no agent, gatewayd holds none (wait_ready's is gone).

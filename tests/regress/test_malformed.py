@@ -130,6 +130,8 @@ def good_bodies():
         "MSG_CONN_GONE": {"conn": 1},
         "MSG_AUDIT": {"conn": 1, "uid": STRANGER_UID, "gid": STRANGER_UID, "decision": "denied",
                       "reason": "unknown_principal", "message": "no principal"},
+        # The summary of the uids not told apart; uid and gid are optional.
+        "MSG_AUDIT_SUMMARY": {"count": 1, "first_ms": 1, "last_ms": 2},
     }
 
 

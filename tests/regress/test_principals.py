@@ -38,20 +38,25 @@ def stranger_is_denied_everything_and_nothing_runs():
         assert r["status"] == "denied" and r["stop_reason"] == "unknown_principal", r
         assert r["id"] == 1 and r.get("message"), r
         assert "tenant" not in r and "writes_enabled" not in r, r
+        # Its first answer is its last: the connection is closed.
+        assert c.closed()
         for req in ({"op": "call", "run_id": "s", "tool": "record", "args": {"who": "stranger"}},
                     {"op": "call", "run_id": "s", "tool": "echo", "args": {}},
                     {"op": "call", "run_id": "s", "tool": "rm.rf", "args": {}},
                     {"op": "call", "run_id": "s", "tool": "ticket.close", "args": {}},
                     {"op": "resume", "checkpoint": "x"},
                     {"op": "wait", "approval_id": "x", "timeout_ms": 10},
-                    {"op": "usage", "run_id": "s", "tokens": 1}):
-            r = c.rpc(req)
+                    {"op": "usage", "run_id": "s", "tokens": 1},
+                    # Claiming a tenant in the request changes nothing.
+                    {"op": "call", "run_id": "s", "tool": "record", "args": {"who": "stranger"},
+                     "tenant": "acme", "env": "prod"}):
+            c = d.client(uid=STRANGER_UID)
+            # Pipelined requests after the first are dropped unanswered.
+            c.send_raw(frame(dict(req, id=1)) + frame({"op": "hello", "id": 2}))
+            r = c.recv()
             assert r["status"] == "denied" and r["stop_reason"] == "unknown_principal", (req, r)
-        # Claiming a tenant in the request changes nothing.
-        r = c.call("record", {"who": "stranger"}, tenant="acme", env="prod")
-        assert r["status"] == "denied" and r["stop_reason"] == "unknown_principal", r
-        # The connection is still served (denied is not an error).
-        assert c.hello()["stop_reason"] == "unknown_principal"
+            assert r["id"] == 1, r
+            assert c.closed(), req
         assert recorded(d) == "", recorded(d)
         # Control: a principal's call through the same tool leaves a trace.
         r = d.client(uid=AGENT_UID).call("record", {"who": "agent"})

@@ -140,7 +140,8 @@ def concurrent_identical_writes_run_once():
 
 @test
 def concurrent_distinct_writes_each_run_once():
-    d = record_daemon()
+    # All 32 run at once: past the default limits.max_tools_per_tenant.
+    d = record_daemon(limits={"max_tools_per_tenant": 64})
     with d:
         calls = [("rec", {"ticket": "T-%d" % i}, "d%d" % i) for i in range(32)]
         answers = concurrent_calls(d, calls)

@@ -150,12 +150,18 @@ def soak_config():
         # runs (about a minute of calls each) forgotten 20 s after.
         "writes": {"enabled": True, "require_approval": ["appr"],
                    "retention_s": RETENTION_S},
-        "approvals": {"ttl_s": 60},
+        "approvals": {"ttl_s": 60, "max_pending_per_tenant": 1000},
         "budgets": {"max_steps_per_run": 50, "max_writes_per_run": 10,
                     "repeat_limit": 3},
-        # Room for every connection and a few more; no other limit is near.
-        "limits": {"max_connections": CONNS + 256, "max_inflight": 64},
-        "runs": {"idle_s": 20, "max_runs": 100000},
+        # Room for every connection and a few more, a tenant's 240 (and
+        # those hung up on, not yet seen closed) included, and for every
+        # tool at once (a slow reader runs four); the stranger's share is
+        # the default 16 of its 40: refusals at accept are expected.
+        "limits": {"max_connections": CONNS + 256, "max_inflight": 64,
+                   "max_connections_per_uid": 512,
+                   "max_tools": 256, "max_tools_per_tenant": 128},
+        # About 300 live runs a tenant (240 connections, each with one).
+        "runs": {"idle_s": 20, "max_runs": 100000, "max_runs_per_tenant": 10000},
     }
 
 

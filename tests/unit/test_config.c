@@ -136,10 +136,21 @@ test_safe_default(void)
 	ASSERT(c->max_output == 1048576);
 	ASSERT(c->max_connections == 1024);
 	ASSERT(c->max_inflight == 64);
+	ASSERT(c->max_conns_per_uid == 256);
+	ASSERT(c->max_stranger_conns == 16);
+	ASSERT(c->frame_timeout_s == 30);
+	ASSERT(c->stranger_summary_s == 60);
+	ASSERT(c->stranger_uids == 1024);
+	ASSERT(c->max_tools == 64);
+	ASSERT(c->max_tools_per_tenant == 16);
 	ASSERT(c->run_idle_s == 3600);
 	ASSERT(c->max_runs == 10000);
+	ASSERT(c->max_runs_per_tenant == 1000);
 	ASSERT(c->map_size == 64ULL * 1024 * 1024);
 	ASSERT(c->max_map_size == 1024ULL * 1024 * 1024);
+	ASSERT(c->store_reserve == 32ULL * 1024 * 1024);
+	ASSERT(c->max_pending_per_tenant == 100);
+	ASSERT(c->max_pending_bytes_per_tenant == 16ULL * 1024 * 1024);
 	ASSERT(c->metrics_listen == NULL);
 	config_free(c);
 }
@@ -265,10 +276,16 @@ test_full(void)
 	ASSERT(c->max_output == 67108864);
 	ASSERT(c->max_connections == 8);
 	ASSERT(c->max_inflight == 4);
+	/* Not set: cut to fit max_connections, strangers to a quarter. */
+	ASSERT(c->max_conns_per_uid == 8);
+	ASSERT(c->max_stranger_conns == 2);
 	ASSERT(c->run_idle_s == 60);
 	ASSERT(c->max_runs == 100);
+	/* The default share is cut to max_runs. */
+	ASSERT(c->max_runs_per_tenant == 100);
 	ASSERT(c->map_size == 1048576);
 	ASSERT(c->max_map_size == 1048576);
+	ASSERT(c->store_reserve == 65536);	/* 1/32, at least 64 KiB */
 	ASSERT_STREQ(c->metrics_listen, "127.0.0.1:9464");
 	config_free(c);
 }
@@ -697,9 +714,41 @@ static const struct bad bad[] = {
 	    "out of range" },
 	{ "limits:\n  max_inflight: 0\n", 2, "limits.max_inflight",
 	    "out of range" },
+	{ "limits:\n  max_connections: 8\n  max_connections_per_uid: 9\n", 3,
+	    "limits.max_connections_per_uid",
+	    "more than limits.max_connections (8)" },
+	{ "limits:\n  max_connections_per_uid: 0\n", 2,
+	    "limits.max_connections_per_uid", "out of range" },
+	{ "limits:\n  max_stranger_connections: 1025\n", 2,
+	    "limits.max_stranger_connections",
+	    "more than limits.max_connections (1024)" },
+	{ "limits:\n  frame_timeout_s: 0\n", 2, "limits.frame_timeout_s",
+	    "out of range (1..3600)" },
+	{ "limits:\n  stranger_summary_s: 0\n", 2,
+	    "limits.stranger_summary_s", "out of range" },
+	{ "limits:\n  stranger_uids: 0\n", 2, "limits.stranger_uids",
+	    "out of range" },
+	{ "limits:\n  max_tools: 0\n", 2, "limits.max_tools",
+	    "out of range" },
+	{ "limits:\n  max_tools_per_tenant: 0\n", 2,
+	    "limits.max_tools_per_tenant", "out of range" },
+	{ "limits:\n  max_tools: 4\n  max_tools_per_tenant: 5\n", 3,
+	    "limits.max_tools_per_tenant", "more than limits.max_tools (4)" },
 	{ "approvals: { ttl_s: 0 }\n", 1, "approvals.ttl_s", "out of range" },
+	{ "approvals: { max_pending_per_tenant: 0 }\n", 1,
+	    "approvals.max_pending_per_tenant", "out of range" },
+	{ "approvals: { max_pending_bytes_per_tenant: 0 }\n", 1,
+	    "approvals.max_pending_bytes_per_tenant", "out of range" },
+	{ "store: { reserve: 1000 }\n", 1, "store.reserve", "out of range" },
+	{ "store:\n  map_size: 1048576\n  max_map_size: 1048576\n"
+	    "  reserve: 600000\n", 4,
+	    "store.reserve", "more than half of store.max_map_size" },
 	{ "runs: { idle_s: 0 }\n", 1, "runs.idle_s", "out of range" },
 	{ "runs: { max_runs: 0 }\n", 1, "runs.max_runs", "out of range" },
+	{ "runs: { max_runs_per_tenant: 0 }\n", 1, "runs.max_runs_per_tenant",
+	    "out of range" },
+	{ "runs:\n  max_runs: 10\n  max_runs_per_tenant: 11\n", 3,
+	    "runs.max_runs_per_tenant", "more than runs.max_runs (10)" },
 	{ "writes: { retention_s: 0 }\n", 1, "writes.retention_s",
 	    "out of range" },
 	{ "store: { map_size: 1000 }\n", 1, "store.map_size", "out of range" },
@@ -872,6 +921,31 @@ static const struct bad bad[] = {
 	{ "metrics:\n  port: 9464\n", 2, "metrics.port", "unknown key" },
 };
 
+/* The per-tenant default follows a smaller max_tools; set, it is kept. */
+static void
+test_tool_caps(void)
+{
+	struct config	*c;
+	char		 path[1024], err[1024];
+
+	c = load_text("limits: { max_tools: 4 }\n", path, sizeof(path), err,
+	    sizeof(err));
+	ASSERT(c != NULL);
+	if (c == NULL)
+		return;
+	ASSERT(c->max_tools == 4);
+	ASSERT(c->max_tools_per_tenant == 4);
+	config_free(c);
+	c = load_text("limits: { max_tools: 100, max_tools_per_tenant: 3 }\n",
+	    path, sizeof(path), err, sizeof(err));
+	ASSERT(c != NULL);
+	if (c == NULL)
+		return;
+	ASSERT(c->max_tools == 100);
+	ASSERT(c->max_tools_per_tenant == 3);
+	config_free(c);
+}
+
 static void
 test_bad_configs(void)
 {
@@ -924,6 +998,7 @@ main(void)
 	RUN(test_file_errors);
 	RUN(test_nul_byte);
 	RUN(test_raw_nul);
+	RUN(test_tool_caps);
 	RUN(test_bad_configs);
 	return tests_failed != 0;
 }

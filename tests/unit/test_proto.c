@@ -73,6 +73,13 @@ static const struct tmsg msgs[] = {
 		{ "message", T_STR, 0 }, { NULL, 0, 0 } } },
 	{ MSG_CONN_GONE, "CONN_GONE", MSG_FROM_GATEWAYD, {
 		{ "conn", T_UINT, 0 }, { NULL, 0, 0 } } },
+	{ MSG_AUDIT_SUMMARY, "AUDIT_SUMMARY", MSG_FROM_GATEWAYD, {
+		{ "uid", T_UINT, 1 }, { "gid", T_UINT, 1 },
+		{ "count", T_UINT, 0 }, { "first_ms", T_UINT, 0 },
+		{ "last_ms", T_UINT, 0 }, { NULL, 0, 0 } } },
+	{ MSG_CONN_REFUSED, "CONN_REFUSED", MSG_FROM_EXECUTOR, {
+		{ "conn", T_UINT, 0 }, { "message", T_STR, 0 },
+		{ NULL, 0, 0 } } },
 };
 #define NMSGS	(sizeof(msgs) / sizeof(msgs[0]))
 

@@ -27,6 +27,7 @@ setup(void)
 	runs_free();		/* what a failed test left */
 	memset(&conf, 0, sizeof(conf));
 	conf.max_runs = 10000;
+	conf.max_runs_per_tenant = 10000;
 	conf.run_idle_s = 3600;
 	memset(&gateway, 0, sizeof(gateway));
 	gateway.conf = &conf;
@@ -136,6 +137,59 @@ test_max_runs(void)
 	ASSERT(run_get("t", "b", 1) == NULL);
 	ASSERT(run_get("t", "a", 1) != NULL);
 	runs_free();
+}
+
+/*
+ * One tenant's runs stop at max_runs_per_tenant; the others still start
+ * theirs, and a tenant gets room back as its runs are forgotten.
+ */
+static void
+test_max_runs_per_tenant(void)
+{
+	struct run	*r[3];
+	char		 id[32], msg[128];
+	int		 i;
+
+	setup();
+	conf.max_runs = 5;
+	conf.max_runs_per_tenant = 3;
+	runs_init();
+	for (i = 0; i < 3; i++) {
+		snprintf(id, sizeof(id), "r%d", i);
+		ASSERT((r[i] = run_get("acme", id, 1)) != NULL);
+	}
+	ASSERT(run_get("acme", "r3", 1) == NULL);
+	ASSERT_STREQ(runs_full_message(msg, sizeof(msg)),
+	    "too many live runs (runs.max_runs_per_tenant)");
+	/* Its own runs are still found, none forgotten. */
+	for (i = 0; i < 3; i++) {
+		snprintf(id, sizeof(id), "r%d", i);
+		ASSERT(run_get("acme", id, 1) == r[i]);
+	}
+	/* Another tenant is not held back, up to the global cap. */
+	ASSERT(run_get("globex", "r0", 1) != NULL);
+	ASSERT(run_get("globex", "r1", 1) != NULL);
+	ASSERT(runs_count() == 5);
+	ASSERT(run_get("initech", "r0", 1) == NULL);
+	ASSERT_STREQ(runs_full_message(msg, sizeof(msg)),
+	    "too many live runs (runs.max_runs)");
+	runs_free();
+
+	/* Swept runs give their tenant room again (runtab itself). */
+	struct runtab	t;
+
+	runtab_init(&t, 5, 2, SIZE_MAX, SIZE_MAX);
+	ASSERT(runtab_get(&t, "acme", "a", 1) != NULL);
+	ASSERT(runtab_get(&t, "acme", "b", 1) != NULL);
+	ASSERT(runtab_get(&t, "acme", "c", 1) == NULL);
+	ASSERT(runtab_tenant_count(&t, "acme") == 2);
+	runtab_sweep(&t, 0);
+	ASSERT(runtab_tenant_count(&t, "acme") == 0);
+	ASSERT(t.tenants == NULL);
+	ASSERT(runtab_get(&t, "acme", "c", 1) != NULL);
+	ASSERT(runtab_tenant_count(&t, "acme") == 1);
+	runtab_free(&t);
+	ASSERT(t.tenants == NULL);
 }
 
 static void
@@ -265,6 +319,37 @@ test_duplicate_write(void)
 	/* The same write in another run is fine. */
 	ASSERT(run_account(run_get("acme", "r2", 1), "ticket.close", "h1", 1,
 	    msg, sizeof(msg)) == NULL);
+	runs_free();
+}
+
+/* A write refused before it started is no write of the run. */
+static void
+test_unwrite(void)
+{
+	struct run	*r;
+	char		 msg[256];
+
+	setup();
+	conf.repeat_limit = 10;
+	conf.max_writes_per_run = 1;
+	runs_init();
+	r = run_get("acme", "r1", 1);
+	ASSERT(run_account(r, "ticket.close", "h1", 1, msg,
+	    sizeof(msg)) == NULL);
+	ASSERT(r->writes == 1);
+	run_unwrite(r, "ticket.close", "h1");
+	ASSERT(r->writes == 0);
+	/* Retried: neither a duplicate nor over max_writes_per_run. */
+	ASSERT(run_account(r, "ticket.close", "h1", 1, msg,
+	    sizeof(msg)) == NULL);
+	ASSERT(r->writes == 1);
+	/* Unknown pairs and reads change nothing, and create nothing. */
+	run_unwrite(r, "ticket.close", "h9");
+	ASSERT(run_account(r, "kb.read", "h2", 0, msg, sizeof(msg)) == NULL);
+	run_unwrite(r, "kb.read", "h2");
+	ASSERT(r->writes == 1);
+	ASSERT(r->nseen == 2);
+	ASSERT(run_seen_find(r, "ticket.close", "h9") == NULL);
 	runs_free();
 }
 
@@ -434,10 +519,12 @@ main(void)
 	RUN(test_get);
 	RUN(test_many);
 	RUN(test_max_runs);
+	RUN(test_max_runs_per_tenant);
 	RUN(test_stop);
 	RUN(test_steps);
 	RUN(test_repeat);
 	RUN(test_duplicate_write);
+	RUN(test_unwrite);
 	RUN(test_max_writes);
 	RUN(test_zero_caps);
 	RUN(test_long_names);

@@ -15,6 +15,7 @@
 
 #include <lmdb.h>
 
+#include "executor/apquota.h"
 #include "executor/store.h"
 #include "tests/unit/test.h"
 
@@ -397,6 +398,137 @@ test_map_no_growth(void)
 	clean_dir();
 }
 
+/*
+ * The reserve: ordinary writes stop short of it, refused before they run;
+ * writes that may use it (the sweeper's, operators') still go through in
+ * the store ordinary writes filled, and deleting there works.
+ */
+static void
+test_reserve(void)
+{
+	struct store	*st;
+	struct put_arg	 pa;
+	char		 keys[100][16];
+	int		 n, rc = 0, calls;
+
+	ASSERT(fresh_dir() == 0);
+	st = open_store(MIB, 2 * MIB);
+	ASSERT(st != NULL);
+	store_set_reserve(st, 256 * 1024);
+	ASSERT(store_reserve(st) == 256 * 1024);
+	for (n = 0; n < 100; n++) {
+		snprintf(keys[n], sizeof(keys[n]), "r%02d", n);
+		memset(&pa, 0, sizeof(pa));
+		pa.st = st;
+		pa.keys[0] = keys[n];
+		pa.nkeys = 1;
+		pa.vlen = BIGVAL;
+		pa.fill = 'r';
+		if ((rc = store_write_need(st, BIGVAL, put_fn, &pa)) != 0)
+			break;
+	}
+	ASSERT(rc == MDB_MAP_FULL);
+	ASSERT(pa.calls == 0);		/* refused before fn ran */
+	ASSERT(n > 4);
+	/* The reserve is still there: writes allowed into it fit. */
+	ASSERT(store_room(st, 0) >= 256 * 1024 - BIGVAL);
+	calls = pa.calls;
+	ASSERT(store_write_reserve(st, put_fn, &pa) == 0);
+	ASSERT(pa.calls == calls + 1);
+	ASSERT(store_write(st, put_fn, &pa) == MDB_MAP_FULL);
+	/* Deleting everything fits, and the room comes back for all. */
+	ASSERT(store_write_reserve(st, del_all_fn, st) == 0);
+	ASSERT(store_has_room(st, BIGVAL, (uint64_t)n * BIGVAL) == 1);
+	pa.calls = 0;
+	ASSERT(store_write_need(st, BIGVAL, put_fn, &pa) == 0);
+	ASSERT(pa.calls == 1);
+	store_close(st);
+	clean_dir();
+}
+
+struct quota_arg {
+	struct store	*st;
+	const char	*tenant;
+	const char	*id;
+	uint64_t	 expires, bytes;
+	int		 drop;
+};
+
+static int
+quota_fn(MDB_txn *txn, void *arg)
+{
+	struct quota_arg	*qa = arg;
+
+	if (qa->drop)
+		return apquota_drop(txn, qa->st, qa->id, qa->expires);
+	return apquota_add(txn, qa->st, qa->tenant, qa->id, qa->expires,
+	    qa->bytes, 3, 1000);
+}
+
+/* Quotas per tenant: count and bytes, released by decisions and expiry. */
+static void
+test_apquota(void)
+{
+	struct store		*st;
+	struct quota_arg	 qa;
+	uint64_t		 n, b;
+	size_t			 removed;
+
+	ASSERT(fresh_dir() == 0);
+	st = open_store(MIB, 2 * MIB);
+	ASSERT(st != NULL);
+	memset(&qa, 0, sizeof(qa));
+	qa.st = st;
+	qa.tenant = "acme";
+	qa.bytes = 300;
+	qa.id = "a1";
+	qa.expires = 100;
+	ASSERT(store_write(st, quota_fn, &qa) == 0);
+	qa.id = "a2";
+	qa.expires = 200;
+	ASSERT(store_write(st, quota_fn, &qa) == 0);
+	qa.id = "a3";
+	qa.expires = 300;
+	ASSERT(store_write(st, quota_fn, &qa) == 0);
+	/* Past the count (3), then past the bytes (1000). */
+	qa.id = "a4";
+	qa.expires = 400;
+	qa.bytes = 1;
+	ASSERT(store_write(st, quota_fn, &qa) == APQUOTA_COUNT);
+	ASSERT(apquota_get(st, "acme", &n, &b) == 0 && n == 3 && b == 900);
+	qa.tenant = "globex";
+	ASSERT(store_write(st, quota_fn, &qa) == 0);
+	qa.tenant = "acme";
+	/* A decision releases its place; dropping twice changes nothing. */
+	qa.drop = 1;
+	qa.id = "a2";
+	qa.expires = 200;
+	ASSERT(store_write(st, quota_fn, &qa) == 0);
+	ASSERT(store_write(st, quota_fn, &qa) == 0);
+	ASSERT(apquota_get(st, "acme", &n, &b) == 0 && n == 2 && b == 600);
+	qa.drop = 0;
+	qa.id = "a5";
+	qa.expires = 500;
+	qa.bytes = 401;
+	ASSERT(store_write(st, quota_fn, &qa) == APQUOTA_BYTES);
+	qa.bytes = 400;
+	ASSERT(store_write(st, quota_fn, &qa) == 0);
+	/* Expiry: those at or before now go, in batches. */
+	ASSERT(apquota_sweep(st, 99, 10, &removed) == 0 && removed == 0);
+	ASSERT(apquota_sweep(st, 400, 1, &removed) == 0 && removed == 1);
+	ASSERT(apquota_sweep(st, 400, 10, &removed) == 0 && removed == 2);
+	ASSERT(apquota_get(st, "acme", &n, &b) == 0 && n == 1 && b == 400);
+	ASSERT(apquota_get(st, "globex", &n, &b) == 0 && n == 0 && b == 0);
+	store_close(st);
+	/* Kept in the store: a restart finds the same counts. */
+	st = open_store(MIB, 2 * MIB);
+	ASSERT(apquota_get(st, "acme", &n, &b) == 0 && n == 1 && b == 400);
+	ASSERT(apquota_sweep(st, 1000, 10, &removed) == 0 && removed == 1);
+	ASSERT(apquota_get(st, "acme", &n, &b) == 0 && n == 0 && b == 0);
+	store_close(st);
+	clean_dir();
+}
+
 int
 main(void)
 {
@@ -406,6 +538,8 @@ main(void)
 	RUN(test_failed_write);
 	RUN(test_map_full);
 	RUN(test_map_no_growth);
+	RUN(test_reserve);
+	RUN(test_apquota);
 	clean_dir();
 	return tests_failed != 0;
 }

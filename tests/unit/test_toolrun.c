@@ -541,6 +541,63 @@ test_timeout(void)
 	job_free(&j);
 }
 
+/*
+ * A cancelled run: its group is killed at once, the callback comes once,
+ * from the loop, with TR_CANCELLED; one that never started ends so too.
+ */
+static void
+test_cancel(void)
+{
+	struct job	 j;
+	char		 runid[64], pidfile[128];
+	FILE		*f;
+	int		 pgid = 0, i;
+
+	snprintf(runid, sizeof(runid), "cancel-%d", (int)getpid());
+	snprintf(pidfile, sizeof(pidfile), "/tmp/toolrun-test-%s.pid", runid);
+	unlink(pidfile);
+	job_init(&j, "sleep", "sleep", "{}");
+	j.req.run_id = runid;
+	j.tool.timeout_ms = 60000;
+	job_start(&j);
+	for (i = 0; i < 1000 && access(pidfile, R_OK) == -1; i++) {
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		usleep(10000);
+	}
+	ASSERT((f = fopen(pidfile, "r")) != NULL);
+	ASSERT(fscanf(f, "%d", &pgid) == 1);
+	fclose(f);
+	unlink(pidfile);
+	ASSERT(pgid > 1);
+	ASSERT(toolrun_cancel(&j) == 1);
+	ASSERT(toolrun_cancel(&j) == 0);
+	ASSERT(j.called == 0);
+	ASSERT(wait_all() == 0);
+	ASSERT(j.called == 1);
+	ASSERT(j.status == TR_CANCELLED);
+	ASSERT_STREQ(j.message, "cancelled");
+	ASSERT(j.duration_ms < 30000);
+	ASSERT(WIFSIGNALED(j.wstatus) && WTERMSIG(j.wstatus) == SIGKILL);
+	ASSERT(toolrun_cancel(&j) == 0);
+	for (i = 0; i < 200; i++) {
+		while (waitpid(-pgid, NULL, WNOHANG) > 0)
+			;
+		if (kill(-pgid, 0) == -1 && errno == ESRCH)
+			break;
+		usleep(10000);
+	}
+	ASSERT(kill(-pgid, 0) == -1 && errno == ESRCH);
+	job_free(&j);
+
+	job_init(&j, "nope", "/nonexistent/toolrun-test", "{}");
+	job_start(&j);
+	ASSERT(toolrun_cancel(&j) == 1);
+	ASSERT(wait_all() == 0);
+	ASSERT(j.called == 1);
+	ASSERT(j.status == TR_CANCELLED);
+	job_free(&j);
+}
+
 static void
 test_bad_output(void)
 {
@@ -869,6 +926,7 @@ main(void)
 	RUN(test_fail_stderr);
 	RUN(test_fail_quiet);
 	RUN(test_timeout);
+	RUN(test_cancel);
 	RUN(test_bad_output);
 	RUN(test_big_output);
 	RUN(test_output_limit_exact);

@@ -1,0 +1,92 @@
+/*
+ * The executor's descriptor budget (fds.h).  What we hold is counted, not
+ * asked of the kernel on every request: the fixed set once at start, the
+ * rest from the modules that hold them.  The reserves cover what is open
+ * only for a moment (a spawn's pipes and credential, /proc reads, the
+ * audit log reopened, syslog's socket) and the operators' connections.
+ */
+#include <stdint.h>
+
+#include "common/fdlimit.h"
+#include "common/log.h"
+#include "executor/admit.h"
+#include "executor/executor.h"
+#include "executor/fds.h"
+#include "executor/peers.h"
+
+/* A spawn: 4 pipes and a credential; /proc, syslog, the audit log. */
+#define FDS_TRANSIENT		16
+/* Left to operators when agents and tools have taken the rest. */
+#define FDS_OPERATORS		8
+
+static size_t	fixed, limit;
+static size_t	tools_aside;	/* agents' sockets leave tools this much */
+
+void
+fds_raise(void)
+{
+	limit = fdlimit_raise();
+}
+
+void
+fds_init(void)
+{
+	uint64_t	need;
+	size_t		free_fds;
+
+	/* Nothing of agents, tools or operators is open yet. */
+	fixed = fdlimit_open(limit);
+	need = fixed + ex->conf->max_connections +
+	    ex->conf->max_tools * FDS_PER_TOOL + CONTROL_MAX_CONNS +
+	    FDS_TRANSIENT;
+	/*
+	 * A flood of connections must not leave the tools of the agents
+	 * already there without pipes: max_tools' worth is set aside from
+	 * agents, but never more than half of what is free.
+	 */
+	free_fds = limit > fixed + FDS_TRANSIENT + FDS_OPERATORS ?
+	    limit - fixed - FDS_TRANSIENT - FDS_OPERATORS : 0;
+	tools_aside = ex->conf->max_tools * FDS_PER_TOOL < free_fds / 2 ?
+	    ex->conf->max_tools * FDS_PER_TOOL : free_fds / 2;
+	log_info("descriptors: %zu in use, limit %zu; the caps can need %llu",
+	    fixed, limit, (unsigned long long)need);
+	if (need > limit)
+		log_warnx("RLIMIT_NOFILE (%zu) is below what limits.max_"
+		    "connections, limits.max_tools and the control socket can"
+		    " need (%llu): past it agents and tools are refused"
+		    " unavailable", limit, (unsigned long long)need);
+}
+
+size_t
+fds_held(void)
+{
+	return fixed + peers_count() + admit_running() * FDS_PER_TOOL +
+	    control_count();
+}
+
+size_t
+fds_limit(void)
+{
+	return limit;
+}
+
+int
+fds_room(enum fds_use use)
+{
+	size_t	want = FDS_TRANSIENT, tools = admit_running() * FDS_PER_TOOL;
+
+	switch (use) {
+	case FDS_PEER:
+		want += 1 + FDS_OPERATORS;
+		if (tools < tools_aside)
+			want += tools_aside - tools;
+		break;
+	case FDS_TOOL:
+		want += FDS_PER_TOOL + FDS_OPERATORS;
+		break;
+	case FDS_CONTROL:
+		want += 1;
+		break;
+	}
+	return fds_held() + want <= limit;
+}

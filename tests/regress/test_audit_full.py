@@ -1,0 +1,178 @@
+"""A full audit log: calls are refused error/unavailable (the log fails
+closed), both processes stay up, no line is left torn, and once there is
+room again calls are served and the seqs go on without a gap."""
+import os
+import signal
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from tg import *  # noqa: F401,F403
+
+
+def records(path):
+    """Every line of the log, parsed: a torn line fails the test here."""
+    with open(path, "rb") as f:
+        data = f.read()
+    assert data == b"" or data.endswith(b"\n"), "torn last line: %r" % data[-200:]
+    return [json.loads(line) for line in data.splitlines()]
+
+
+def fill(path):
+    """Write to path until the filesystem refuses; returns bytes written."""
+    n = 0
+    with open(path, "wb", buffering=0) as f:
+        for size in (65536, 4096, 512, 64, 1):
+            while True:
+                try:
+                    n += f.write(b"x" * size)
+                except OSError:
+                    break
+    return n
+
+
+def alive(d):
+    return d.proc.poll() is None and os.path.exists("/proc/%d" % d.executor_pid())
+
+
+def mounted_state(d, size="1m"):
+    os.makedirs(d.state, mode=0o700)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s,mode=0700" % size,
+                    "tmpfs", d.state], check=True)
+
+
+def unmount(d):
+    subprocess.run(["umount", "-l", d.state], check=False)
+
+
+@test
+def a_full_audit_log_fails_closed_and_recovers():
+    need_root()
+    d = Daemon(base_config(writes={"enabled": True}), name="tg-auditfull")
+    mounted_state(d)
+    try:
+        d.start()
+        log = os.path.join(d.state, "audit.log")
+        filler = os.path.join(d.state, "filler")
+        c = d.client()
+        assert c.call("echo", {"before": 1}, run_id="full")["status"] == "ok"
+        r = c.call("ticket.close", {"t": 1}, run_id="full")
+        assert r["status"] == "ok", r
+        fill(filler)
+        # The log's last page may still take a few records; then none fits.
+        for i in range(1000):
+            r = c.call("echo", {"full": "x" * 200, "i": i}, run_id="full")
+            if r["status"] != "ok":
+                break
+        assert r["status"] == "error" and r["error"] == "unavailable", r
+        # From then on every call is refused, none runs.
+        for i in range(20):
+            r = c.call("echo", {"full": "x" * 200, "i": -i}, run_id="full")
+            assert r["status"] == "error" and r["error"] == "unavailable", r
+        r = c.call("ticket.close", {"t": 2}, run_id="full")
+        assert r["status"] == "error" and r["error"] == "unavailable", r
+        # logrotate's SIGHUP while it fails: the log is reopened, still down.
+        os.kill(d.executor_pid(), signal.SIGHUP)
+        wait_for(lambda: d.read_log().count("reopened") == 1, what="the reopen")
+        r = c.call("echo", {"after_hup": 1}, run_id="full")
+        assert r["status"] == "error" and r["error"] == "unavailable", r
+        assert alive(d), d.read_log()
+        st = d.ctl_json("status")
+        assert st["audit"].startswith("failing"), st
+        recs = records(log)
+        assert not any(x.get("idempotency_key", "").endswith(args_hash({"t": 2}))
+                       for x in recs), recs
+        # Room again: the next calls are served, with no operator action.
+        os.unlink(filler)
+        r = wait_for(lambda: (lambda x: x if x["status"] == "ok" else None)(
+            c.call("echo", {"after": 1}, run_id="full2")), what="a served call")
+        r = c.call("ticket.close", {"t": 3}, run_id="full2")
+        assert r["status"] == "ok", r
+        # The write refused for the audit log left nothing in the ledger:
+        # it runs now for the first time (not a replay, not in doubt).
+        r = c.call("ticket.close", {"t": 2}, run_id="full3")
+        assert r["status"] == "ok" and r["replayed"] is False, r
+        assert alive(d), d.read_log()
+        assert d.ctl_json("status")["audit"] == "ok"
+        recs = records(log)
+        seqs = [x["seq"] for x in recs]
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
+        assert any(x.get("run_id") == "full2" and x.get("decision") == "ok" for x in recs)
+        out = d.read_log()
+        assert out.count("audit: cannot write") == 1, out
+        assert out.count("is written again") == 1, out
+    finally:
+        try:
+            d.stop()
+        finally:
+            unmount(d)
+            d.cleanup()
+
+
+@test
+def a_file_size_limit_fails_closed_without_a_torn_line():
+    """EFBIG: the executor's RLIMIT_FSIZE just past the log's end.  A record
+    that crosses it is written in part (a short write): cut back."""
+    import resource
+    need_root()
+    with Daemon(base_config(writes={"enabled": True}), name="tg-auditfsize") as d:
+        log = os.path.join(d.state, "audit.log")
+        c = d.client()
+        assert c.call("echo", {"before": 1}, run_id="fs")["status"] == "ok"
+        pid = d.executor_pid()
+        size = os.path.getsize(log)
+        # The soft limit only: raising a hard one back may be refused.
+        hard = resource.prlimit(pid, resource.RLIMIT_FSIZE)[1]
+        resource.prlimit(pid, resource.RLIMIT_FSIZE, (size + 100, hard))
+        try:
+            # A write first, while the log is still up: its intent record
+            # does not fit, so nothing goes to the ledger and no tool runs.
+            r = c.call("ticket.close", {"w": 1}, run_id="fs")
+            assert r["status"] == "error" and r["error"] == "unavailable", r
+            for i in range(5):
+                r = c.call("echo", {"big": "x" * 300, "i": i}, run_id="fs")
+                assert r["status"] == "error" and r["error"] == "unavailable", r
+            assert alive(d), d.read_log()
+            assert os.path.getsize(log) == size, (os.path.getsize(log), size)
+            records(log)
+        finally:
+            resource.prlimit(pid, resource.RLIMIT_FSIZE, (hard, hard))
+        wait_for(lambda: c.call("echo", {"after": 1}, run_id="fs2")["status"] == "ok",
+                 what="a served call")
+        r = c.call("ticket.close", {"w": 1}, run_id="fs3")
+        assert r["status"] == "ok" and r["replayed"] is False, r
+        recs = records(log)
+        seqs = [x["seq"] for x in recs]
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
+        assert recs[-3]["run_id"] == "fs2", recs[-3]
+        # The write's intent, durable before it ran, then its outcome.
+        assert [(x["event"], x.get("decision")) for x in recs[-2:]] == \
+            [("intent", "admitted"), ("call", "ok")], recs[-2:]
+        assert recs[-2]["idempotency_key"] == r["idempotency_key"], recs[-2]
+        # (The failure's own log line went to stderr, a file past the
+        # limit too; the recovery's is there.)
+        assert d.read_log().count("is written again") == 1, d.read_log()
+
+
+@test
+def a_torn_last_line_is_cut_at_start():
+    d = Daemon(name="tg-audittorn")
+    try:
+        d.start()
+        d.client().call("echo", {"a": 1}, run_id="torn")
+        d.stop()
+        log = os.path.join(d.state, "audit.log")
+        last = records(log)[-1]["seq"]
+        with open(log, "ab") as f:
+            f.write(b'{"seq":999999,"ts_ms":1,"ev')
+        d.start()
+        d.client().call("echo", {"b": 1}, run_id="torn2")
+        d.stop()
+        recs = records(log)
+        assert recs[-1]["run_id"] == "torn2" and recs[-1]["seq"] > last, recs[-2:]
+    finally:
+        d.cleanup()
+
+
+if __name__ == "__main__":
+    main()
