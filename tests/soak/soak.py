@@ -186,7 +186,7 @@ class Stats:
         self.samples = []
         self.hangups = 0            # provoked by the soak
         self.stranger_closed = 0    # the server closed a stranger's connection
-        self.stranger_refused = 0   # ... after refusing it at accept
+        self.stranger_refused = 0   # ... refused at accept (its cap)
         self.connects = 0
         self.connect_retries = 0
         self.approvals = collections.Counter()
