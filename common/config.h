@@ -1,7 +1,10 @@
 /*
  * The configuration, as loaded from YAML.  Both processes load the same
  * file on their own: the executor never takes policy from gatewayd.
- * The keys are described in proto/CONFIG.md.
+ * Every key is listed once, with its type, range and default, in the key
+ * table of common/config.c; proto/CONFIG.md describes them, and a unit
+ * test holds the two together.  Lookups (which tool, which principal, is
+ * it an operator) are in common/policy.h.
  */
 #ifndef TG_CONFIG_H
 #define TG_CONFIG_H
@@ -29,100 +32,95 @@ struct tool {
 	enum tool_mode	 mode;
 	char		**argv;		/* exec: NULL-terminated, argv[0] absolute */
 	size_t		 argc;
-	uint32_t	 timeout_ms;	/* default 10000 */
+	uint32_t	 timeout_ms;	/* catalog.*.timeout_ms */
 	char		*compensate;	/* NULL when none */
 	char		*user;		/* run as this user; NULL: config tool_user */
 };
 
+/*
+ * Each field holds the key named beside it; its type, range and default
+ * are in the key table (common/config.c), not restated here.
+ */
 struct config {
 	char		*file;		/* the path it was loaded from */
 
-	/* paths */
-	char		*agent_socket;	/* default /run/toolgate/agent.sock */
-	char		*control_socket; /* default /run/toolgate/control.sock */
-	char		*state_dir;	/* default /var/lib/toolgate */
-	char		*credentials_dir; /* default /etc/toolgate/credentials */
+	char		*agent_socket;	/* paths.agent_socket */
+	char		*control_socket; /* paths.control_socket */
+	char		*state_dir;	/* paths.state_dir */
+	char		*credentials_dir; /* paths.credentials_dir */
 
-	char		*user;		/* default "toolgate" */
+	char		*user;		/* user */
 	/* Tools without a user run as this one when the executor is root. */
-	char		*tool_user;	/* default "nobody" */
+	char		*tool_user;	/* tool_user */
 
-	struct principal *principals;
+	struct principal *principals;	/* principals */
 	size_t		 nprincipals;
 
-	uid_t		*op_uids;	/* default: [0] */
+	uid_t		*op_uids;	/* operators.uids */
 	size_t		 nop_uids;
-	gid_t		*op_gids;
+	gid_t		*op_gids;	/* operators.gids */
 	size_t		 nop_gids;
 	/* operators.allow_self_approval: development and tests only */
 	int		 allow_self_approval;
 
-	struct tool	*catalog;
+	struct tool	*catalog;	/* catalog */
 	size_t		 ncatalog;
 
-	int		 read_write;	/* tools.default_mode: read_only (0) or read_write (1) */
+	int		 read_write;	/* tools.default_mode: read_write is 1 */
 	char		**allow;	/* tools.allow */
 	size_t		 nallow;
 
-	int		 writes_enabled;	/* writes.enabled, default 0 */
+	int		 writes_enabled;	/* writes.enabled */
 	int		 approval_all;	/* writes.require_approval: true */
 	char		**approval_tools;	/* ... or a list of tool names */
 	size_t		 napproval_tools;
-	uint64_t	 retention_s;	/* writes.retention_s, default 86400 */
+	uint64_t	 retention_s;	/* writes.retention_s */
 
 	uint64_t	 max_steps_per_run;	/* budgets.*; 0 = no cap */
 	uint64_t	 max_writes_per_run;
 	uint64_t	 max_tokens_per_run;
-	double		 max_cost_per_run;	/* 0 = no cap */
+	double		 max_cost_per_run;
 	uint64_t	 repeat_limit;
 
-	uint64_t	 approvals_ttl_s;	/* default 3600 */
-	uint64_t	 max_pending_per_tenant;	/* default 100 */
-	uint64_t	 max_pending_bytes_per_tenant;	/* default 16 MiB */
+	uint64_t	 approvals_ttl_s;	/* approvals.ttl_s */
+	uint64_t	 max_pending_per_tenant;	/* approvals.* */
+	uint64_t	 max_pending_bytes_per_tenant;
 
-	uint64_t	 max_frame;	/* limits.*: default 1 MiB */
-	uint64_t	 max_output;	/* default 1 MiB */
-	uint64_t	 max_connections; /* default 1024 */
-	uint64_t	 max_inflight;	/* limits.max_inflight: per connection, default 64 */
-	uint64_t	 control_idle_s; /* limits.control_idle_s: default 30 */
-	/* limits.max_connections_per_uid: default 256 (at most max_connections) */
-	uint64_t	 max_conns_per_uid;
+	uint64_t	 max_frame;	/* limits.* */
+	uint64_t	 max_output;
+	uint64_t	 max_connections;
+	uint64_t	 max_inflight;	/* per connection */
+	uint64_t	 control_idle_s;
+	uint64_t	 max_conns_per_uid; /* limits.max_connections_per_uid */
 	/* limits.max_stranger_connections: peers with no principal, together */
 	uint64_t	 max_stranger_conns;
-	uint64_t	 frame_timeout_s; /* limits.frame_timeout_s: default 30 */
-	/* limits.stranger_summary_s: refusals of strangers summed this long */
+	uint64_t	 frame_timeout_s;
 	uint64_t	 stranger_summary_s;
-	uint64_t	 stranger_uids;	/* limits.stranger_uids: uids summed apart */
-	uint64_t	 max_tools;	/* limits.max_tools: running at once, default 64 */
-	uint64_t	 max_tools_per_tenant; /* default 16, <= max_tools */
+	uint64_t	 stranger_uids;
+	uint64_t	 max_tools;
+	uint64_t	 max_tools_per_tenant;	/* at most max_tools */
+	uint64_t	 shutdown_s;
 
-	uint64_t	 run_idle_s;	/* runs.idle_s: default 3600 */
-	uint64_t	 max_runs;	/* runs.max_runs: default 10000 */
-	/* runs.max_runs_per_tenant: default 1000 (no more than max_runs) */
-	uint64_t	 max_runs_per_tenant;
+	uint64_t	 run_idle_s;	/* runs.idle_s */
+	uint64_t	 max_runs;	/* runs.max_runs */
+	uint64_t	 max_runs_per_tenant;	/* at most max_runs */
 
-	uint64_t	 map_size;	/* store.map_size: default 64 MiB */
-	uint64_t	 max_map_size;	/* store.max_map_size: default 1 GiB */
-	uint64_t	 store_reserve;	/* store.reserve: 0 = derived */
+	uint64_t	 map_size;	/* store.map_size */
+	uint64_t	 max_map_size;	/* store.max_map_size */
+	uint64_t	 store_reserve;	/* store.reserve, or derived */
 
-	char		*metrics_listen;	/* NULL when not set */
+	char		*metrics_listen;	/* metrics.listen; NULL: none */
 };
 
 /*
- * Load and validate 'path'.  On error return NULL and put a message of the
- * form "FILE:LINE: KEY: what is wrong" into err.
+ * Load and validate 'path'.  On error return NULL and put every problem
+ * found into err, one a line, each "FILE:LINE: KEY: what is wrong" (or
+ * "FILE: what is wrong" for the file as a whole).  Lines that do not fit
+ * are counted in a last line "FILE: N more errors".
  */
 struct config	*config_load(const char *path, char *err, size_t errlen);
 void		 config_free(struct config *);
-
-/* NULL when the tool has no catalog entry. */
-const struct tool *config_tool(const struct config *, const char *name);
-int		 config_allowed(const struct config *, const char *name);
-/* A tool without a catalog entry is a write: fail closed. */
-enum tool_mode	 config_tool_mode(const struct config *, const char *name);
-int		 config_needs_approval(const struct config *, const char *name);
-/* First principal whose uid matches, else first whose gid matches. */
-const struct principal *config_principal(const struct config *, uid_t, gid_t);
-int		 config_is_operator(const struct config *, uid_t, gid_t);
+/* Log each line of config_load()'s err and exit(1). */
+void		 config_fatal(const char *err) __attribute__((noreturn));
 
 #endif

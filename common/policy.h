@@ -26,4 +26,14 @@ enum gate	policy_gate(const struct config *, const char *tool,
 void		policy_message(const struct config *, const char *tool,
 		    const char *reason, int writes_on, char *buf, size_t len);
 
+/* NULL when the tool has no catalog entry. */
+const struct tool *policy_tool(const struct config *, const char *name);
+int		 policy_allowed(const struct config *, const char *name);
+/* A tool without a catalog entry is a write: fail closed. */
+enum tool_mode	 policy_tool_mode(const struct config *, const char *name);
+int		 policy_needs_approval(const struct config *, const char *name);
+/* First principal whose uid matches, else first whose gid matches. */
+const struct principal *policy_principal(const struct config *, uid_t, gid_t);
+int		 policy_is_operator(const struct config *, uid_t, gid_t);
+
 #endif

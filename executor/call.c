@@ -320,7 +320,7 @@ peer_principal(const msgpack_object *body, uid_t *uidp)
 		    (unsigned)uid, (unsigned)gid);
 		return NULL;
 	}
-	if ((p = config_principal(ex->conf, uid, gid)) == NULL)
+	if ((p = policy_principal(ex->conf, uid, gid)) == NULL)
 		return NULL;
 	if (!mp_streq(mp_get(body, "tenant"), p->tenant) ||
 	    !mp_streq(mp_get(body, "env"), p->env)) {
@@ -390,7 +390,7 @@ call_dispatch(struct call *c, const msgpack_object *args, int approved)
 		call_refuse(c, ST_ERROR, E_BAD_REQUEST, err);
 		goto out;
 	}
-	if ((tool = config_tool(ex->conf, c->tool)) == NULL) {
+	if ((tool = policy_tool(ex->conf, c->tool)) == NULL) {
 		snprintf(msg, sizeof(msg), "tool %s has no catalog entry",
 		    c->tool);
 		call_refuse(c, ST_ERROR, E_UNAVAILABLE, msg);
@@ -412,7 +412,7 @@ call_dispatch(struct call *c, const msgpack_object *args, int approved)
 		return;
 	}
 	xasprintf(&c->idem_key, "%s:%s:%s", c->tenant, c->tool, c->args_hash);
-	if (!approved && config_needs_approval(ex->conf, c->tool)) {
+	if (!approved && policy_needs_approval(ex->conf, c->tool)) {
 		approval_request(c, args);
 		return;
 	}

@@ -26,6 +26,7 @@
 #include "common/frame.h"
 #include "common/listen.h"
 #include "common/log.h"
+#include "common/policy.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
 #include "executor/approval.h"
@@ -465,7 +466,7 @@ ctl_operator(struct ctl_conn *cc, struct operator *op)
 	if (peer_cred(bufferevent_getfd(cc->bev), &op->uid, &op->gid,
 	    &pid) == -1)
 		return -1;
-	if (!config_is_operator(ex->conf, op->uid, op->gid))
+	if (!policy_is_operator(ex->conf, op->uid, op->gid))
 		return -1;
 	if ((pw = getpwuid(op->uid)) != NULL)
 		snprintf(op->name, sizeof(op->name), "%s", pw->pw_name);
@@ -611,7 +612,7 @@ ctl_accept(struct evconnlistener *l, evutil_socket_t fd,
 		return;
 	}
 	/* Before the caps: only operators can use them up. */
-	if (!config_is_operator(ex->conf, uid, gid)) {
+	if (!policy_is_operator(ex->conf, uid, gid)) {
 		ctl_refuse(fd, uid);
 		return;
 	}

@@ -24,6 +24,7 @@
 #include "common/config.h"
 #include "common/frame.h"
 #include "common/log.h"
+#include "common/policy.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
 #include "executor/admit.h"
@@ -305,7 +306,7 @@ dispatch_audit(const struct proto_msg *m)
 		    " recorded", (unsigned long long)conn);
 		return;
 	}
-	p = config_principal(ex->conf, uid, gid);
+	p = policy_principal(ex->conf, uid, gid);
 	for (i = 0; i < 6; i++)
 		f[i] = mp_strdup(mp_get(m->body, keys[i]));
 	msg = mp_strdup(mp_get(m->body, "message"));
@@ -360,7 +361,7 @@ dispatch_audit_summary(const struct proto_msg *m)
 	    ar.first_ms > ar.last_ms || ar.last_ms > INT64_MAX ||
 	    (u != NULL && (u->via.u64 > UINT32_MAX || g->via.u64 > UINT32_MAX)))
 		fatalx("gatewayd sent a summary of refusals that cannot be");
-	if (u != NULL && config_principal(ex->conf, (uid_t)u->via.u64,
+	if (u != NULL && policy_principal(ex->conf, (uid_t)u->via.u64,
 	    (gid_t)g->via.u64) != NULL)
 		fatalx("gatewayd summed refusals of uid %llu gid %llu, which"
 		    " has a principal", (unsigned long long)u->via.u64,
@@ -456,16 +457,61 @@ maybe_exit(void)
 		event_base_loopexit(ex->base, NULL);
 }
 
+/*
+ * The shutdown deadline: what still runs is ended as a timeout ends it,
+ * so a write killed here is in doubt in the ledger; the last callback
+ * ends the loop (maybe_exit()).
+ */
+static void
+shutdown_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	size_t	n;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if ((n = toolrun_expire()) > 0)
+		log_warnx("shutdown: %zu tools still running after %llu s"
+		    " (limits.shutdown_s): killed, a write among them is in"
+		    " doubt", n, (unsigned long long)ex->conf->shutdown_s);
+	maybe_exit();
+}
+
+/*
+ * Shut down, once: gatewayd is gone (end of file on the socketpair) or we
+ * got SIGTERM.  Running tools get limits.shutdown_s to finish, then are
+ * killed.  Should the loop itself get stuck, SIGALRM (its default action)
+ * ends the process a little later; the ledger's intents make any write
+ * that was running in doubt at the next start, as after a crash.
+ */
+static void
+shutdown_begin(const char *why)
+{
+	struct timeval	tv;
+
+	if (ex->shutting_down)
+		return;
+	ex->shutting_down = 1;
+	if (ex->gw != NULL) {
+		bufferevent_free(ex->gw);
+		ex->gw = NULL;
+	}
+	control_shutdown();
+	log_info("%s: finishing %zu running tools, for %llu s at most", why,
+	    toolrun_active(), (unsigned long long)ex->conf->shutdown_s);
+	tv.tv_sec = (time_t)ex->conf->shutdown_s;
+	tv.tv_usec = 0;
+	ex->ev_deadline = evtimer_new(ex->base, shutdown_deadline_cb, NULL);
+	if (ex->ev_deadline == NULL || evtimer_add(ex->ev_deadline, &tv) == -1)
+		fatalx("cannot arm the shutdown deadline");
+	alarm((unsigned)ex->conf->shutdown_s + SHUTDOWN_ALARM_S);
+	maybe_exit();
+}
+
 static void
 peer_gone(void)
 {
-	bufferevent_free(ex->gw);
-	ex->gw = NULL;
-	ex->shutting_down = 1;
-	control_shutdown();
-	log_info("gatewayd went away: finishing %zu running tools",
-	    toolrun_active());
-	maybe_exit();
+	shutdown_begin("gatewayd went away");
 }
 
 static void
@@ -530,15 +576,58 @@ on_sighup(evutil_socket_t sig, short what, void *arg)
 	audit_reopen();
 }
 
+/*
+ * SIGTERM or SIGINT: shut down (closing the socketpair ends gatewayd too).
+ * A second one does not wait for the deadline.
+ */
 static void
 on_sigterm(evutil_socket_t sig, short what, void *arg)
 {
 	(void)what;
 	(void)arg;
-	log_info("signal %d: finishing %zu running tools", (int)sig,
-	    toolrun_active());
-	if (ex->gw != NULL)
-		peer_gone();
+	if (ex->shutting_down) {
+		log_info("signal %d again: ending running tools now", (int)sig);
+		event_active(ex->ev_deadline, EV_TIMEOUT, 1);
+		return;
+	}
+	shutdown_begin(sig == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+/* What the command line says; paths given replace the config's. */
+struct opts {
+	const char	*cfile;
+	const char	*csock;
+	const char	*sdir;
+	const char	*asock;
+	int		 foreground;
+	int		 verbose;
+};
+
+static void
+parse_opts(int argc, char *argv[], struct opts *o)
+{
+	static const struct option longopts[] = {
+		{ "control-socket", required_argument, NULL, 'C' },
+		{ "state-dir", required_argument, NULL, 'S' },
+		{ "agent-socket", required_argument, NULL, 'A' },
+		{ NULL, 0, NULL, 0 }
+	};
+	int	ch;
+
+	memset(o, 0, sizeof(*o));
+	while ((ch = getopt_long(argc, argv, "c:fv", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c': o->cfile = optarg; break;
+		case 'f': o->foreground = 1; break;
+		case 'v': o->verbose++; break;
+		case 'C': o->csock = optarg; break;
+		case 'S': o->sdir = optarg; break;
+		case 'A': o->asock = optarg; break;
+		default: usage();
+		}
+	}
+	if (o->cfile == NULL || optind != argc)
+		usage();
 }
 
 /* A path the command line gives instead of the config's. */
@@ -549,6 +638,29 @@ override(char **path, const char *arg)
 		free(*path);
 		*path = xstrdup(arg);
 	}
+}
+
+/* Our own copy of the policy: never taken from gatewayd. */
+static void
+config_read(const struct opts *o)
+{
+	char	err[4096];
+
+	if (file_sha256_hex(o->cfile, ex->config_hash) == -1)
+		fatal("%s", o->cfile);
+	if ((ex->conf = config_load(o->cfile, err, sizeof(err))) == NULL)
+		config_fatal(err);
+	if (ex->conf->allow_self_approval)
+		log_warnx("WARNING: operators.allow_self_approval is set: "
+		    "agents may approve their own writes (development and "
+		    "tests only)");
+	/* Where agents connect: every socket gatewayd passes is checked. */
+	override(&ex->conf->agent_socket, o->asock);
+	override(&ex->conf->control_socket, o->csock);
+	override(&ex->conf->state_dir, o->sdir);
+	if (geteuid() != 0)
+		log_warnx("WARNING: executor is not running as root: privileges"
+		    " are NOT separated (development mode)");
 }
 
 /*
@@ -576,67 +688,10 @@ state_open(void)
 		    mdb_strerror(rc));
 }
 
-int
-main(int argc, char *argv[])
+/* Our end of the socketpair, which gatewayd left on EXECUTOR_FD. */
+static void
+peer_open(void)
 {
-	static const struct option longopts[] = {
-		{ "control-socket", required_argument, NULL, 'C' },
-		{ "state-dir", required_argument, NULL, 'S' },
-		{ "agent-socket", required_argument, NULL, 'A' },
-		{ NULL, 0, NULL, 0 }
-	};
-	static struct executor	 exs;
-	const char		*cfile = NULL, *csock = NULL, *sdir = NULL;
-	const char		*asock = NULL;
-	char			 err[512];
-	struct event		*ev_usr1, *ev_term, *ev_int, *ev_hup;
-	int			 ch, foreground = 0, verbose = 0;
-
-	while ((ch = getopt_long(argc, argv, "c:fv", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'c': cfile = optarg; break;
-		case 'f': foreground = 1; break;
-		case 'v': verbose++; break;
-		case 'C': csock = optarg; break;
-		case 'S': sdir = optarg; break;
-		case 'A': asock = optarg; break;
-		default: usage();
-		}
-	}
-	if (cfile == NULL || optind != argc)
-		usage();
-	log_init("executor", foreground, verbose);
-	ex = &exs;
-	signal(SIGPIPE, SIG_IGN);
-	/* A file past RLIMIT_FSIZE fails with EFBIG (the audit log fails
-	 * closed), never kills us; tools get the default back. */
-	signal(SIGXFSZ, SIG_IGN);
-	umask(0077);
-	if (sodium_init() < 0)
-		fatalx("sodium_init failed");
-	/* Our own copy of the policy: never taken from gatewayd. */
-	if (file_sha256_hex(cfile, ex->config_hash) == -1)
-		fatal("%s", cfile);
-	if ((ex->conf = config_load(cfile, err, sizeof(err))) == NULL)
-		fatalx("%s", err);
-	if (ex->conf->allow_self_approval)
-		log_warnx("WARNING: operators.allow_self_approval is set: "
-		    "agents may approve their own writes (development and "
-		    "tests only)");
-	/* Where agents connect: every socket gatewayd passes is checked. */
-	override(&ex->conf->agent_socket, asock);
-	override(&ex->conf->control_socket, csock);
-	override(&ex->conf->state_dir, sdir);
-	if (geteuid() != 0)
-		log_warnx("WARNING: executor is not running as root: privileges"
-		    " are NOT separated (development mode)");
-	state_open();
-
-	/* Signals first: the kill switch before any request of the same turn. */
-	if ((ex->base = event_base_new()) == NULL ||
-	    event_base_priority_init(ex->base, 2) == -1)
-		fatalx("event_base_new");
-	audit_open(ex->conf->state_dir, ex->base);
 	if (fcntl(EXECUTOR_FD, F_GETFD) == -1)
 		fatalx("fd %d is not open: executor is started by gatewayd",
 		    EXECUTOR_FD);
@@ -648,7 +703,12 @@ main(int argc, char *argv[])
 		fatalx("bufferevent_socket_new");
 	bufferevent_setcb(ex->gw, peer_read, NULL, peer_event, NULL);
 	bufferevent_enable(ex->gw, EV_READ | EV_WRITE);
+}
 
+/* The modules, in the order they depend on one another. */
+static void
+modules_init(void)
+{
 	/* One descriptor per agent connection, besides tools' pipes. */
 	fds_raise();
 	peers_init(ex->conf->agent_socket);
@@ -664,23 +724,40 @@ main(int argc, char *argv[])
 	write_init();
 	approvals_init();
 	control_init();
-	ev_usr1 = evsignal_new(ex->base, SIGUSR1, on_sigusr1, NULL);
-	ev_term = evsignal_new(ex->base, SIGTERM, on_sigterm, NULL);
-	ev_int = evsignal_new(ex->base, SIGINT, on_sigterm, NULL);
-	ev_hup = evsignal_new(ex->base, SIGHUP, on_sighup, NULL);
-	if (ev_usr1 == NULL || ev_term == NULL || ev_int == NULL ||
-	    ev_hup == NULL || event_priority_set(ev_usr1, 0) == -1 ||
-	    evsignal_add(ev_usr1, NULL) == -1 ||
-	    evsignal_add(ev_term, NULL) == -1 ||
-	    evsignal_add(ev_int, NULL) == -1 ||
-	    evsignal_add(ev_hup, NULL) == -1)
-		fatalx("cannot install signal events");
+}
 
-	fds_init();
-	log_info("ready: writes %s%s, control socket %s",
-	    ex_writes_on() ? "enabled" : "disabled",
-	    ex->writes_off ? " (kill switch)" : "", ex->conf->control_socket);
-	event_base_dispatch(ex->base);
+static const struct {
+	int	  sig;
+	void	(*fn)(evutil_socket_t, short, void *);
+	int	  prio;
+} sigtab[] = {
+	/* Priority 0: the kill switch before any request of the same turn. */
+	{ SIGUSR1,	on_sigusr1,	0 },
+	{ SIGTERM,	on_sigterm,	1 },
+	{ SIGINT,	on_sigterm,	1 },
+	{ SIGHUP,	on_sighup,	1 },
+};
+static struct event	*sigev[sizeof(sigtab) / sizeof(sigtab[0])];
+
+static void
+signals_init(void)
+{
+	size_t	i;
+
+	for (i = 0; i < sizeof(sigtab) / sizeof(sigtab[0]); i++) {
+		sigev[i] = evsignal_new(ex->base, sigtab[i].sig, sigtab[i].fn,
+		    NULL);
+		if (sigev[i] == NULL ||
+		    event_priority_set(sigev[i], sigtab[i].prio) == -1 ||
+		    evsignal_add(sigev[i], NULL) == -1)
+			fatalx("cannot install signal events");
+	}
+}
+
+static void
+teardown(void)
+{
+	size_t	i;
 
 	control_shutdown();
 	approvals_shutdown();
@@ -691,12 +768,50 @@ main(int argc, char *argv[])
 	toolrun_shutdown();
 	audit_close();
 	store_close(ex->store);
-	event_free(ev_usr1);
-	event_free(ev_term);
-	event_free(ev_int);
-	event_free(ev_hup);
+	for (i = 0; i < sizeof(sigtab) / sizeof(sigtab[0]); i++)
+		event_free(sigev[i]);
+	if (ex->ev_deadline != NULL)
+		event_free(ex->ev_deadline);
 	event_base_free(ex->base);
 	config_free(ex->conf);
+}
+
+int
+main(int argc, char *argv[])
+{
+	static struct executor	 exs;
+	struct opts		 o;
+
+	parse_opts(argc, argv, &o);
+	log_init("executor", o.foreground, o.verbose);
+	ex = &exs;
+	signal(SIGPIPE, SIG_IGN);
+	/* A file past RLIMIT_FSIZE fails with EFBIG (the audit log fails
+	 * closed), never kills us; tools get the default back. */
+	signal(SIGXFSZ, SIG_IGN);
+	/* Until signals_init(): SIGHUP (logrotate) must never kill us. */
+	signal(SIGHUP, SIG_IGN);
+	umask(0077);
+	if (sodium_init() < 0)
+		fatalx("sodium_init failed");
+	config_read(&o);
+	state_open();
+
+	if ((ex->base = event_base_new()) == NULL ||
+	    event_base_priority_init(ex->base, 2) == -1)
+		fatalx("event_base_new");
+	audit_open(ex->conf->state_dir, ex->base);
+	peer_open();
+	modules_init();
+	signals_init();
+
+	fds_init();
+	log_info("ready: writes %s%s, control socket %s",
+	    ex_writes_on() ? "enabled" : "disabled",
+	    ex->writes_off ? " (kill switch)" : "", ex->conf->control_socket);
+	event_base_dispatch(ex->base);
+
+	teardown();
 	log_info("exiting");
 	return 0;
 }

@@ -13,6 +13,7 @@
 #include "common/config.h"
 #include "proto/proto.h"
 
+struct event;
 struct event_base;
 struct bufferevent;
 struct store;
@@ -24,6 +25,7 @@ struct executor {
 	struct store		*store;
 	int			 writes_off;	/* the kill switch, as stored */
 	int			 shutting_down;
+	struct event		*ev_deadline;	/* limits.shutdown_s, once shutting down */
 	char			 config_hash[65];
 };
 
@@ -43,6 +45,13 @@ int	ex_set_writes_off(int off, const char *who);
  * what it owns but its admitted writes (executor.c).
  */
 void	ex_conn_hung_up(uint64_t conn);
+
+/*
+ * SIGALRM ends the executor this long after the shutdown deadline, should
+ * its loop be stuck: killing tools, recording them and exiting take far
+ * less.  gatewayd waits longer than that (GW_REAP_MARGIN_S).
+ */
+#define SHUTDOWN_ALARM_S	10
 
 /* A tool finished: during shutdown, the last one ends the process. */
 void	ex_tool_done(void);

@@ -13,6 +13,7 @@
 #include <event2/event.h>
 
 #include "common/log.h"
+#include "common/policy.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
 #include "executor/executor.h"
@@ -195,7 +196,7 @@ peer_keep(struct peer **pp, uint64_t conn, int fd)
 	*ipp = p;
 	npeers++;
 	peer_watch(p);
-	if (config_principal(ex->conf, uid, gid) == NULL)
+	if (policy_principal(ex->conf, uid, gid) == NULL)
 		nstrangers++;
 	log_debug("peer %llu: uid %u gid %u pid %d", (unsigned long long)conn,
 	    (unsigned)uid, (unsigned)gid, (int)pid);

@@ -69,6 +69,7 @@ struct toolrun {
 	int			 timed_out;
 	int			 too_big;
 	int			 cancelled;	/* toolrun_cancel(): wins over all */
+	int			 expired;	/* toolrun_expire(): shutdown */
 	uint32_t		 timeout_ms;
 
 	/* The timeout, or the deferred callback when it never started. */
@@ -98,6 +99,7 @@ static size_t			 toolrun_count;
 static struct event_base	*toolrun_base;
 static struct event		*toolrun_sigchld;
 static struct event		*toolrun_sweep;
+static int			 toolrun_expired;	/* no new runs */
 
 static void	toolrun_sigchld_cb(int, short, void *);
 static void	toolrun_sweep_cb(int, short, void *);
@@ -185,6 +187,12 @@ toolrun_start(const struct toolrun_req *req, toolrun_cb cb, void *arg)
 	if (req->tool->argv == NULL || req->tool->argv[0] == NULL) {
 		snprintf(tr->res.message, sizeof(tr->res.message),
 		    "tool %s has no program", req->tool->name);
+		goto fail;
+	}
+	/* Past the shutdown deadline nothing starts: it never ran. */
+	if (toolrun_expired) {
+		snprintf(tr->res.message, sizeof(tr->res.message),
+		    "not started: the executor is shutting down");
 		goto fail;
 	}
 	/* Before the fork, and fail closed: no credential, no run. */
@@ -331,6 +339,55 @@ toolrun_close_pair(int p[2])
 }
 
 /*
+ * Who the tool runs as: the catalog's user, else the default the caller
+ * gives (tool_user when the executor is root).  Looked up now, by the
+ * executor: the child only switches.  -1 with a message in tr->res when
+ * there is no such user.
+ */
+static int
+toolrun_runas(struct toolrun *tr, const struct toolrun_req *req,
+    struct runas *ras)
+{
+	const char	*user;
+	struct passwd	*pw;
+
+	memset(ras, 0, sizeof(*ras));
+	user = req->tool->user != NULL ? req->tool->user : req->default_user;
+	if (user == NULL)
+		return 0;
+	if ((pw = getpwnam(user)) == NULL) {
+		snprintf(tr->res.message, sizeof(tr->res.message),
+		    "cannot start %s: no user %s", req->tool->argv[0], user);
+		return -1;
+	}
+	ras->set = 1;
+	ras->uid = pw->pw_uid;
+	ras->gid = pw->pw_gid;
+	return 0;
+}
+
+/* The child runs the program: keep our ends of its pipes and its input. */
+static void
+toolrun_started(struct toolrun *tr, const struct toolrun_req *req, pid_t pid,
+    int fd_in, int fd_out, int fd_err)
+{
+	tr->pid = pid;
+	tr->fd_in = fd_in;
+	tr->fd_out = fd_out;
+	tr->fd_err = fd_err;
+	if (fcntl(tr->fd_in, F_SETFL, O_NONBLOCK) == -1 ||
+	    fcntl(tr->fd_out, F_SETFL, O_NONBLOCK) == -1 ||
+	    fcntl(tr->fd_err, F_SETFL, O_NONBLOCK) == -1)
+		fatal("%s: fcntl", __func__);
+	tr->inlen = req->inputlen + 1;
+	tr->in = xmalloc(tr->inlen);
+	if (req->inputlen > 0)
+		memcpy(tr->in, req->input, req->inputlen);
+	tr->in[req->inputlen] = '\n';
+	log_debug("tool %s: pid %d", req->tool->name, (int)pid);
+}
+
+/*
  * Fork and exec the tool.  Returns 0 with tr->pid and the parent's pipe
  * ends set, or -1 with a message in tr->res when the program did not
  * start (a failed exec has been reaped already).
@@ -341,29 +398,13 @@ toolrun_spawn(struct toolrun *tr, const struct toolrun_req *req, int credfd)
 	int		 in[2] = { -1, -1 }, out[2] = { -1, -1 };
 	int		 err[2] = { -1, -1 }, st[2] = { -1, -1 };
 	int		 childfds[4], e, saved;
-	const char	*path = req->tool->argv[0], *user;
-	struct runas	 ras = { 0, 0, 0 };
-	struct passwd	*pw;
+	const char	*path = req->tool->argv[0];
+	struct runas	 ras;
 	sigset_t	 all, old;
 	pid_t		 pid;
 
-	/*
-	 * The catalog's user, else the default the caller gives (tool_user
-	 * when the executor is root).  Looked up now, by the executor: the
-	 * child only switches.
-	 */
-	user = req->tool->user != NULL ? req->tool->user : req->default_user;
-	if (user != NULL) {
-		if ((pw = getpwnam(user)) == NULL) {
-			snprintf(tr->res.message, sizeof(tr->res.message),
-			    "cannot start %s: no user %s", path, user);
-			goto fail;
-		}
-		ras.set = 1;
-		ras.uid = pw->pw_uid;
-		ras.gid = pw->pw_gid;
-	}
-
+	if (toolrun_runas(tr, req, &ras) == -1)
+		goto fail;
 	if (pipe2(in, O_CLOEXEC) == -1 || pipe2(out, O_CLOEXEC) == -1 ||
 	    pipe2(err, O_CLOEXEC) == -1 || pipe2(st, O_CLOEXEC) == -1) {
 		saved = errno;
@@ -421,21 +462,7 @@ toolrun_spawn(struct toolrun *tr, const struct toolrun_req *req, int credfd)
 		goto fail;
 	}
 	close(st[0]);
-
-	tr->pid = pid;
-	tr->fd_in = in[1];
-	tr->fd_out = out[0];
-	tr->fd_err = err[0];
-	if (fcntl(tr->fd_in, F_SETFL, O_NONBLOCK) == -1 ||
-	    fcntl(tr->fd_out, F_SETFL, O_NONBLOCK) == -1 ||
-	    fcntl(tr->fd_err, F_SETFL, O_NONBLOCK) == -1)
-		fatal("%s: fcntl", __func__);
-	tr->inlen = req->inputlen + 1;
-	tr->in = xmalloc(tr->inlen);
-	if (req->inputlen > 0)
-		memcpy(tr->in, req->input, req->inputlen);
-	tr->in[req->inputlen] = '\n';
-	log_debug("tool %s: pid %d", req->tool->name, (int)pid);
+	toolrun_started(tr, req, pid, in[1], out[0], err[0]);
 	return 0;
 
  fail:
@@ -716,6 +743,24 @@ toolrun_cancel(const void *arg)
 	return 1;
 }
 
+size_t
+toolrun_expire(void)
+{
+	struct toolrun	*tr;
+	size_t		 n = 0;
+
+	toolrun_expired = 1;
+	LIST_FOREACH(tr, &toolruns, entry) {
+		if (tr->pid == -1 || tr->cancelled || tr->expired)
+			continue;
+		/* Ended as its timeout ends it: a write is in doubt. */
+		tr->expired = 1;
+		event_active(tr->ev_timer, EV_TIMEOUT, 1);
+		n++;
+	}
+	return n;
+}
+
 static void
 toolrun_later_cb(int fd, short ev, void *arg)
 {
@@ -870,7 +915,11 @@ toolrun_outcome(struct toolrun *tr, msgpack_sbuffer *sb)
 	char			 err[256];
 
 	res->wstatus = tr->wstatus;
-	if (tr->timed_out) {
+	if (tr->timed_out && tr->expired) {
+		res->status = TR_TIMEOUT;
+		snprintf(res->message, sizeof(res->message),
+		    "tool killed at shutdown (limits.shutdown_s)");
+	} else if (tr->timed_out) {
 		res->status = TR_TIMEOUT;
 		snprintf(res->message, sizeof(res->message),
 		    "tool timed out after %u ms", (unsigned)tr->timeout_ms);

@@ -76,6 +76,14 @@ void	toolrun_start(const struct toolrun_req *req, toolrun_cb cb, void *arg);
  */
 int	toolrun_cancel(const void *arg);
 
+/*
+ * The shutdown deadline has passed: every running tool is ended as its
+ * timeout would end it (TR_TIMEOUT, so a write is in doubt), its callback
+ * comes later from the loop, and no tool starts from now on (TR_FAILED,
+ * it never ran).  Returns how many were running.
+ */
+size_t	toolrun_expire(void);
+
 /* How many tools are running now (for a clean shutdown). */
 size_t	toolrun_active(void);
 

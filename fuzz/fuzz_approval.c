@@ -50,7 +50,7 @@ ex_send(struct msgbuf *mb)
 	abort();
 }
 
-void
+int
 audit_write(const struct audit_rec *ar, int sync)
 {
 	(void)ar;

@@ -937,7 +937,7 @@ agent_accept(struct evconnlistener *l, evutil_socket_t fd,
 		close(fd);
 		return;
 	}
-	pr = config_principal(gw->conf, uid, gid);
+	pr = policy_principal(gw->conf, uid, gid);
 	if ((why = conn_admit(uid, pr)) != NULL) {
 		conn_refuse(fd, uid, why);
 		return;

@@ -31,6 +31,12 @@
 #include "proto/proto.h"
 
 #define SD_LISTEN_FDS_START	3
+/*
+ * How long past limits.shutdown_s we wait for the executor to exit: more
+ * than its own last resort (SHUTDOWN_ALARM_S, executor.h), so it ends
+ * itself first whenever it can.
+ */
+#define GW_REAP_MARGIN_S	15
 
 struct gateway	*gw;
 
@@ -210,25 +216,78 @@ on_sigterm(evutil_socket_t sig, short what, void *arg)
 	event_base_loopexit(gw->base, NULL);
 }
 
-/* Closing the socketpair tells the executor to finish and exit. */
+/*
+ * SIGHUP: nothing of ours to reopen or reload (the config is read at start
+ * and we log to stderr or syslog), and after the drop we may not signal
+ * the executor.  Never fatal: say where it is useful.
+ */
+static void
+on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	(void)arg;
+	log_info("SIGHUP: nothing to reload here (the config is read at start:"
+	    " restart to change it); SIGHUP to the executor, pid %d, reopens"
+	    " the audit log", (int)executor_pid);
+}
+
+/* Reap the executor if it has exited by 'deadline' (mono_ms()): 1, else 0. */
+static int
+reap_by(uint64_t deadline, int *status)
+{
+	for (;;) {
+		if (waitpid(executor_pid, status, WNOHANG) == executor_pid)
+			return 1;
+		if (mono_ms() >= deadline)
+			return 0;
+		usleep(100000);
+	}
+}
+
+/*
+ * Closing the socketpair tells the executor to finish and exit: it gives
+ * running tools limits.shutdown_s, then kills them, and SIGALRM ends it
+ * SHUTDOWN_ALARM_S later should its loop be stuck.  Wait a little longer
+ * than that, never blocking; then kill it if we may (development mode:
+ * same uid).  After the drop we may not: log and go, and the service
+ * manager ends what is left (KillMode=mixed).
+ */
 static int
 reap_executor(void)
 {
-	int	status, i;
+	uint64_t	wait_s = gw->conf->shutdown_s + GW_REAP_MARGIN_S;
+	int		status;
 
-	for (i = 0; i < 300; i++) {
-		if (waitpid(executor_pid, &status, WNOHANG) == executor_pid)
-			return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
-		usleep(100000);
+	if (reap_by(mono_ms() + wait_s * 1000, &status))
+		return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+	log_warnx("the executor (pid %d) did not exit in %llu s",
+	    (int)executor_pid, (unsigned long long)wait_s);
+	if (kill(executor_pid, SIGKILL) == -1) {
+		log_warn("cannot kill the executor (pid %d): leaving it to the"
+		    " service manager", (int)executor_pid);
+		return 1;
 	}
-	log_warnx("the executor did not exit in 30 s");
-	kill(executor_pid, SIGKILL);
-	waitpid(executor_pid, &status, 0);
+	/* SIGKILL ends even a stopped process; still, never wait forever. */
+	if (!reap_by(mono_ms() + 5000, &status))
+		log_warnx("the executor (pid %d) outlived SIGKILL",
+		    (int)executor_pid);
 	return 1;
 }
 
-int
-main(int argc, char *argv[])
+/* What the command line says; paths given replace the config's. */
+struct opts {
+	const char	*cfile;
+	const char	*asock;
+	const char	*csock;
+	const char	*sdir;
+	const char	*expath;
+	int		 foreground;
+	int		 verbose;
+};
+
+static void
+parse_opts(int argc, char *argv[], struct opts *o)
 {
 	static const struct option longopts[] = {
 		{ "agent-socket", required_argument, NULL, 'A' },
@@ -237,71 +296,63 @@ main(int argc, char *argv[])
 		{ "executor", required_argument, NULL, 'E' },
 		{ NULL, 0, NULL, 0 }
 	};
-	static struct gateway	 gws;
-	const char		*cfile = NULL, *asock = NULL, *csock = NULL;
-	const char		*sdir = NULL, *expath = NULL;
-	char			 err[512], cpath[PATH_MAX], exbuf[PATH_MAX];
-	char			 jail[PATH_MAX], *xargv[16];
-	struct event		*ev_usr1, *ev_term, *ev_int;
-	int			 ch, foreground = 0, verbose = 0, sp[2], pp[2];
-	int			 xargc;
-	int			 privileged, rc;
+	int	ch;
 
+	memset(o, 0, sizeof(*o));
 	while ((ch = getopt_long(argc, argv, "c:fv", longopts, NULL)) != -1) {
 		switch (ch) {
-		case 'c': cfile = optarg; break;
-		case 'f': foreground = 1; break;
-		case 'v': verbose++; break;
-		case 'A': asock = optarg; break;
-		case 'C': csock = optarg; break;
-		case 'S': sdir = optarg; break;
-		case 'E': expath = optarg; break;
+		case 'c': o->cfile = optarg; break;
+		case 'f': o->foreground = 1; break;
+		case 'v': o->verbose++; break;
+		case 'A': o->asock = optarg; break;
+		case 'C': o->csock = optarg; break;
+		case 'S': o->sdir = optarg; break;
+		case 'E': o->expath = optarg; break;
 		default: usage();
 		}
 	}
-	if (cfile == NULL || optind != argc)
+	if (o->cfile == NULL || optind != argc)
 		usage();
-	log_init("gatewayd", foreground, verbose);
-	gw = &gws;
-	signal(SIGPIPE, SIG_IGN);
-	if (sodium_init() < 0)
-		fatalx("sodium_init failed");
-	if (realpath(cfile, cpath) == NULL)
-		fatal("%s", cfile);
+}
+
+/* A path the command line gives instead of the config's. */
+static void
+override(char **path, const char *arg)
+{
+	if (arg != NULL) {
+		free(*path);
+		*path = xstrdup(arg);
+	}
+}
+
+/* The config, by its real path: the executor reads the same file. */
+static void
+config_read(const struct opts *o, char *cpath)
+{
+	char	err[4096];
+
+	if (realpath(o->cfile, cpath) == NULL)
+		fatal("%s", o->cfile);
 	if (file_sha256_hex(cpath, gw->config_hash) == -1)
 		fatal("%s", cpath);
 	if ((gw->conf = config_load(cpath, err, sizeof(err))) == NULL)
-		fatalx("%s", err);
+		config_fatal(err);
 	if (gw->conf->allow_self_approval)
 		log_warnx("WARNING: operators.allow_self_approval is set: "
 		    "agents may approve their own writes (development and "
 		    "tests only)");
-	if (asock != NULL) {
-		free(gw->conf->agent_socket);
-		gw->conf->agent_socket = xstrdup(asock);
-	}
-	if (csock != NULL) {
-		free(gw->conf->control_socket);
-		gw->conf->control_socket = xstrdup(csock);
-	}
-	if (sdir != NULL) {
-		free(gw->conf->state_dir);
-		gw->conf->state_dir = xstrdup(sdir);
-	}
-	if (expath == NULL) {
-		default_executor(exbuf, sizeof(exbuf));
-		expath = exbuf;
-	}
-	privileged = geteuid() == 0;
-	if (!privileged)
-		log_warnx("WARNING: started as uid %u, not root: gatewayd and"
-		    " the executor both run as this user and privileges are"
-		    " NOT separated (development mode)", (unsigned)getuid());
+	override(&gw->conf->agent_socket, o->asock);
+	override(&gw->conf->control_socket, o->csock);
+	override(&gw->conf->state_dir, o->sdir);
+}
 
-	/* Everything that needs privileges happens before the drop. */
+/* Everything that needs privileges happens before the drop. */
+static void
+privileged_prepare(char *jail, size_t len)
+{
+	char	dir[PATH_MAX], err[512];
+
 	if ((agent_fd = listen_fd_from_systemd()) == -1) {
-		char	dir[PATH_MAX];
-
 		snprintf(dir, sizeof(dir), "%s", gw->conf->agent_socket);
 		if (mkdir_p(dirname(dir), 0755) == -1)
 			fatal("%s", gw->conf->agent_socket);
@@ -310,20 +361,35 @@ main(int argc, char *argv[])
 		if (agent_fd == -1)
 			fatalx("agent socket: %s", err);
 	}
-	state_dir_prepare(gw->conf->state_dir, jail, sizeof(jail));
+	state_dir_prepare(gw->conf->state_dir, jail, len);
 	notify_open();
+}
 
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == -1 ||
+/*
+ * The executor on both socketpairs (requests; passed agent connections);
+ * our ends come back in sp and pp.
+ */
+static void
+executor_start(const struct opts *o, char *cpath, int *sp, int *pp)
+{
+	char		 exbuf[PATH_MAX], *xargv[16];
+	const char	*expath = o->expath;
+	int		 xargc = 0, s[2], p[2];
+
+	if (expath == NULL) {
+		default_executor(exbuf, sizeof(exbuf));
+		expath = exbuf;
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, s) == -1 ||
 	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK,
-	    0, pp) == -1)
+	    0, p) == -1)
 		fatal("socketpair");
-	xargc = 0;
 	xargv[xargc++] = "executor";
 	xargv[xargc++] = "-c";
 	xargv[xargc++] = cpath;
-	if (foreground)
+	if (o->foreground)
 		xargv[xargc++] = "-f";
-	if (verbose)
+	if (o->verbose)
 		xargv[xargc++] = "-v";
 	/* The executor takes only sockets accepted on this path. */
 	xargv[xargc++] = "--agent-socket";
@@ -333,47 +399,102 @@ main(int argc, char *argv[])
 	xargv[xargc++] = "--state-dir";
 	xargv[xargc++] = gw->conf->state_dir;
 	xargv[xargc] = NULL;
-	spawn_executor(expath, xargv, sp[1], pp[1]);
-	close(sp[1]);
-	close(pp[1]);
+	spawn_executor(expath, xargv, s[1], p[1]);
+	close(s[1]);
+	close(p[1]);
+	*sp = s[0];
+	*pp = p[0];
+}
 
-	if (privileged)
-		privdrop(gw->conf->user, jail);
-	else if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
-		fatal("PR_SET_NO_NEW_PRIVS");
-	log_setproc("gatewayd");
-
+static const struct {
+	int	  sig;
+	void	(*fn)(evutil_socket_t, short, void *);
+	int	  prio;
+} sigtab[] = {
 	/*
-	 * Two priorities: signals first.  SIGUSR1 must be handled before any
-	 * agent frame read in the same turn of the loop, so no write admitted
-	 * after kill(2) returned gets past the kill switch.
+	 * Priority 0: SIGUSR1 must be handled before any agent frame read
+	 * in the same turn of the loop, so no write admitted after kill(2)
+	 * returned gets past the kill switch.
 	 */
+	{ SIGUSR1,	on_sigusr1,	0 },
+	{ SIGTERM,	on_sigterm,	1 },
+	{ SIGINT,	on_sigterm,	1 },
+	{ SIGHUP,	on_sighup,	1 },
+};
+static struct event	*sigev[sizeof(sigtab) / sizeof(sigtab[0])];
+
+static void
+events_init(int sp, int pp)
+{
+	size_t	i;
+
 	if ((gw->base = event_base_new()) == NULL ||
 	    event_base_priority_init(gw->base, 2) == -1)
 		fatalx("event_base_new");
 	runs_init();
-	exec_link_init(sp[0], pp[0]);
-	ev_usr1 = evsignal_new(gw->base, SIGUSR1, on_sigusr1, NULL);
-	ev_term = evsignal_new(gw->base, SIGTERM, on_sigterm, NULL);
-	ev_int = evsignal_new(gw->base, SIGINT, on_sigterm, NULL);
-	if (ev_usr1 == NULL || ev_term == NULL || ev_int == NULL ||
-	    event_priority_set(ev_usr1, 0) == -1 ||
-	    evsignal_add(ev_usr1, NULL) == -1 ||
-	    evsignal_add(ev_term, NULL) == -1 ||
-	    evsignal_add(ev_int, NULL) == -1)
-		fatalx("cannot install signal events");
-	exec_hello(on_ready);
-	event_base_dispatch(gw->base);
+	exec_link_init(sp, pp);
+	for (i = 0; i < sizeof(sigtab) / sizeof(sigtab[0]); i++) {
+		sigev[i] = evsignal_new(gw->base, sigtab[i].sig, sigtab[i].fn,
+		    NULL);
+		if (sigev[i] == NULL ||
+		    event_priority_set(sigev[i], sigtab[i].prio) == -1 ||
+		    evsignal_add(sigev[i], NULL) == -1)
+			fatalx("cannot install signal events");
+	}
+}
+
+static int
+teardown(void)
+{
+	size_t	i;
+	int	rc;
 
 	agent_shutdown();
 	exec_link_close();
 	rc = reap_executor();
 	runs_free();
-	event_free(ev_usr1);
-	event_free(ev_term);
-	event_free(ev_int);
+	for (i = 0; i < sizeof(sigtab) / sizeof(sigtab[0]); i++)
+		event_free(sigev[i]);
 	event_base_free(gw->base);
 	config_free(gw->conf);
+	return rc;
+}
+
+int
+main(int argc, char *argv[])
+{
+	static struct gateway	 gws;
+	struct opts		 o;
+	char			 cpath[PATH_MAX], jail[PATH_MAX];
+	int			 sp, pp, rc;
+
+	parse_opts(argc, argv, &o);
+	log_init("gatewayd", o.foreground, o.verbose);
+	gw = &gws;
+	signal(SIGPIPE, SIG_IGN);
+	/* Until events_init(): SIGHUP must never kill us. */
+	signal(SIGHUP, SIG_IGN);
+	if (sodium_init() < 0)
+		fatalx("sodium_init failed");
+	config_read(&o, cpath);
+	if (geteuid() != 0)
+		log_warnx("WARNING: started as uid %u, not root: gatewayd and"
+		    " the executor both run as this user and privileges are"
+		    " NOT separated (development mode)", (unsigned)getuid());
+	privileged_prepare(jail, sizeof(jail));
+	executor_start(&o, cpath, &sp, &pp);
+
+	if (geteuid() == 0)
+		privdrop(gw->conf->user, jail);
+	else if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
+		fatal("PR_SET_NO_NEW_PRIVS");
+	log_setproc("gatewayd");
+
+	events_init(sp, pp);
+	exec_hello(on_ready);
+	event_base_dispatch(gw->base);
+
+	rc = teardown();
 	log_info("exiting");
 	return rc;
 }

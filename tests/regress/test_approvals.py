@@ -1,6 +1,7 @@
 """Approvals: needs_approval, operator decisions, resume exactly once,
-wait, expiry, checkpoints that must not verify, policy asked again.
-The restart cases are in test_approvals_restart.py."""
+wait, expiry, other principals, policy asked again, retention.  The
+restart cases are in test_approvals_restart.py, checkpoints that must not
+verify in test_checkpoints.py, key rotation in test_keys.py."""
 import os
 import signal
 import sys
@@ -10,31 +11,11 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from tg import *  # noqa: F401,F403
 
-import msgpack
-
 TTL = 600
-ROOT_WHO = "uid 0 (root)"
-
-
-def request(d, c=None, args=None, run_id="run-1", tool_name="rec", **kw):
-    """A covered write: asserts needs_approval, returns the answer."""
-    c = c or d.client()
-    args = {"ticket_id": "T-1", "n": 1} if args is None else args
-    r = c.call(tool_name, args, run_id=run_id, **kw)
-    assert r["status"] == "needs_approval", r
-    return r
-
-
-def resume(c, cp):
-    return c.rpc({"op": "resume", "checkpoint": cp})
 
 
 def pending_ids(d):
     return [a["approval_id"] for a in d.ctl_json("approvals")]
-
-
-def assert_denied(r, reason):
-    assert r["status"] == "denied" and r.get("stop_reason") == reason, r
 
 
 # -- requesting ---------------------------------------------------------------
@@ -92,7 +73,7 @@ def uncovered_write_runs_and_reads_are_never_covered():
         r = c.call("echo", {"q": "hi"})
         assert r["status"] == "ok", r
         assert r["result"]["args"] == {"q": "hi"}, r
-        request(d, c)
+        request_approval(d, c)
         assert d.ctl_json("status")["pending_approvals"] == 1
 
 
@@ -102,8 +83,8 @@ def uncovered_write_runs_and_reads_are_never_covered():
 def resume_before_decision_is_pending():
     with approvals_daemon() as d:
         c = d.client()
-        r = request(d, c)
-        p = resume(c, r["checkpoint"])
+        r = request_approval(d, c)
+        p = c.resume(r["checkpoint"])
         assert p["status"] == "pending" and p["approval_id"] == r["approval_id"], p
         assert count_lines(d.effects) == 0
         assert pending_ids(d) == [r["approval_id"]]
@@ -113,9 +94,9 @@ def resume_before_decision_is_pending():
 def wait_times_out_pending_without_blocking_others():
     with approvals_daemon() as d:
         c = d.client()
-        r = request(d, c)
+        r = request_approval(d, c)
         t0 = time.time()
-        w = c.rpc({"op": "wait", "approval_id": r["approval_id"], "timeout_ms": 200})
+        w = c.wait(r["approval_id"], 200)
         dt = time.time() - t0
         assert w["status"] == "ok" and w["state"] == "pending", w
         assert 0.15 <= dt <= 1.5, dt
@@ -145,7 +126,7 @@ def wait_times_out_pending_without_blocking_others():
         time.sleep(0.1)
         assert d.ctl("approve", r["approval_id"])[0] == 0
         assert d.client().hello()["status"] == "ok"
-        x = resume(c, r["checkpoint"])
+        x = c.resume(r["checkpoint"])
         assert x["status"] == "ok" and x["replayed"] is False, x
 
 
@@ -153,7 +134,7 @@ def wait_times_out_pending_without_blocking_others():
 def wait_answers_promptly_on_approval():
     with approvals_daemon() as d:
         c = d.client()
-        r = request(d, c)
+        r = request_approval(d, c)
         out = {}
 
         def approve():
@@ -172,7 +153,7 @@ def wait_answers_promptly_on_approval():
         assert dt < 3, dt
         # Decided: a new wait answers at once.
         t0 = time.time()
-        w = c.rpc({"op": "wait", "approval_id": r["approval_id"], "timeout_ms": 5000})
+        w = c.wait(r["approval_id"], 5000)
         assert w["state"] == "approved" and time.time() - t0 < 1, w
         assert count_lines(d.effects) == 0   # approving runs nothing by itself
 
@@ -180,7 +161,7 @@ def wait_answers_promptly_on_approval():
 @test
 def wait_on_unknown_approval_is_an_error():
     with approvals_daemon() as d:
-        w = d.client().rpc({"op": "wait", "approval_id": "0" * 32, "timeout_ms": 100})
+        w = d.client().wait("0" * 32, 100)
         assert w["status"] == "error", w
 
 
@@ -191,7 +172,7 @@ def approve_then_resume_runs_once_and_audits_the_approver():
     args = {"ticket_id": "T-3"}
     with approvals_daemon() as d:
         c = d.client()
-        r = request(d, c, args, run_id="run-aud")
+        r = request_approval(d, c, args, run_id="run-aud")
         rc, out, err = d.ctl("approve", r["approval_id"], "--note", "looks fine")
         assert rc == 0, (rc, out, err)
         # Decided once: a second decision and an unknown id are refused.
@@ -201,7 +182,7 @@ def approve_then_resume_runs_once_and_audits_the_approver():
         assert d.ctl("approve", "nonsense")[0] == 1
         assert d.ctl_json("approvals") == []
         assert d.ctl_json("status")["pending_approvals"] == 0
-        x = resume(c, r["checkpoint"])
+        x = c.resume(r["checkpoint"])
         assert x["status"] == "ok", x
         assert x["replayed"] is False, x
         assert x["args_hash"] == args_hash(args), x
@@ -226,10 +207,10 @@ def approve_then_resume_runs_once_and_audits_the_approver():
 def resume_twice_replays():
     with approvals_daemon() as d:
         c = d.client()
-        r = request(d, c)
+        r = request_approval(d, c)
         assert d.ctl("approve", r["approval_id"])[0] == 0
-        x1 = resume(c, r["checkpoint"])
-        x2 = resume(d.client(), r["checkpoint"])
+        x1 = c.resume(r["checkpoint"])
+        x2 = d.client().resume(r["checkpoint"])
         assert x1["status"] == "ok" and x1["replayed"] is False, x1
         assert x2["status"] == "ok" and x2["replayed"] is True, x2
         assert x2["result"] == x1["result"], (x1, x2)
@@ -240,7 +221,7 @@ def resume_twice_replays():
 def concurrent_resumes_run_once():
     with approvals_daemon(require=["rec", "rec.slow"]) as d:
         c = d.client()
-        r = request(d, c, tool_name="rec.slow")
+        r = request_approval(d, c, tool_name="rec.slow")
         assert d.ctl("approve", r["approval_id"])[0] == 0
         clients = [d.client() for _ in range(8)]
         for i, k in enumerate(clients):
@@ -257,17 +238,17 @@ def concurrent_resumes_run_once():
 def deny_with_note():
     with approvals_daemon() as d:
         c = d.client()
-        r = request(d, c)
+        r = request_approval(d, c)
         rc, out, err = d.ctl("deny", r["approval_id"], "--note", "not on a Friday")
         assert rc == 0, (rc, out, err)
-        x = resume(c, r["checkpoint"])
+        x = c.resume(r["checkpoint"])
         assert_denied(x, "approval_denied")
         assert "not on a Friday" in x["message"], x
-        w = c.rpc({"op": "wait", "approval_id": r["approval_id"], "timeout_ms": 100})
+        w = c.wait(r["approval_id"], 100)
         assert w["state"] == "denied", w
         rc, out, err = d.ctl("approve", r["approval_id"])
         assert rc == 1, (rc, out, err)
-        assert_denied(resume(c, r["checkpoint"]), "approval_denied")
+        assert_denied(c.resume(r["checkpoint"]), "approval_denied")
         assert count_lines(d.effects) == 0
         dec = [e for e in read_audit(d) if e.get("event") == "decision"]
         assert [e["decision"] for e in dec] == ["denied"], dec
@@ -278,20 +259,20 @@ def deny_with_note():
 def expiry():
     with approvals_daemon(ttl_s=1) as d:
         c = d.client()
-        r = request(d, c)
+        r = request_approval(d, c)
         assert r["expires_at"] <= time.time() + 2, r
         # A wait longer than the ttl answers at the expiry, saying so.
         t0 = time.time()
-        w = c.rpc({"op": "wait", "approval_id": r["approval_id"], "timeout_ms": 5000})
+        w = c.wait(r["approval_id"], 5000)
         assert w["status"] == "ok" and w["state"] == "expired", w
         assert time.time() - t0 < 3.5, time.time() - t0
         time.sleep(max(0, r["expires_at"] - time.time()) + 0.1)
-        assert_denied(resume(c, r["checkpoint"]), "approval_expired")
+        assert_denied(c.resume(r["checkpoint"]), "approval_expired")
         rc, out, err = d.ctl("approve", r["approval_id"])
         assert rc == 1, (rc, out, err)
         assert d.ctl_json("approvals") == []
         assert d.ctl_json("status")["pending_approvals"] == 0
-        assert_denied(resume(c, r["checkpoint"]), "approval_expired")
+        assert_denied(c.resume(r["checkpoint"]), "approval_expired")
         assert count_lines(d.effects) == 0
 
 
@@ -299,164 +280,13 @@ def expiry():
 def decided_approval_does_not_expire():
     with approvals_daemon(ttl_s=1) as d:
         c = d.client()
-        r = request(d, c)
+        r = request_approval(d, c)
         assert d.ctl("approve", r["approval_id"])[0] == 0
         time.sleep(max(0, r["expires_at"] - time.time()) + 0.2)
-        x = resume(c, r["checkpoint"])
+        x = c.resume(r["checkpoint"])
         assert x["status"] == "ok" and x["replayed"] is False, x
         assert count_lines(d.effects) == 1
 
-
-# -- checkpoints that must not verify -------------------------------------------
-
-def _other_value(key, v):
-    if key == "kid":
-        return "0123456789abcdef" if v != "0123456789abcdef" else "fedcba9876543210"
-    if key == "aid":
-        return ("f" if v[0] != "f" else "e") + v[1:]
-    if key == "args_sha256":
-        return ("0" if v[0] != "0" else "1") + v[1:]
-    if key == "tenant":
-        return "globex"
-    if key == "env":
-        return "staging"
-    if key == "exp":
-        return v + 3600
-    return v + "x"
-
-
-@test
-def altered_checkpoint_fields_do_not_verify():
-    with approvals_daemon() as d:
-        c = d.client()
-        r = request(d, c, run_id="run-alt", step_id="s1")
-        assert d.ctl("approve", r["approval_id"])[0] == 0
-        payload, raw, sig = checkpoint_split(r["checkpoint"])
-        # The harness re-encodes faithfully: otherwise every case below proves nothing.
-        assert msgpack.packb(payload, use_bin_type=True) == raw, payload
-        fields = ("kid", "aid", "tenant", "env", "run_id", "step_id", "tool",
-                  "args_sha256", "exp")
-        assert set(payload) == set(fields), payload
-        assert payload["aid"] == r["approval_id"] and payload["exp"] == r["expires_at"]
-        assert (payload["tenant"], payload["env"], payload["run_id"], payload["tool"],
-                payload["step_id"]) == ("acme", "prod", "run-alt", "rec", "s1"), payload
-        for k in fields:
-            p = dict(payload)
-            p[k] = _other_value(k, p[k])
-            x = resume(c, checkpoint_join(p, sig))
-            assert x["status"] == "denied" and \
-                x["stop_reason"] == "bad_checkpoint_signature", (k, x)
-        # A field removed, a field added.
-        p = dict(payload)
-        del p["step_id"]
-        assert_denied(resume(c, checkpoint_join(p, sig)), "bad_checkpoint_signature")
-        p = dict(payload, approved=True)
-        assert_denied(resume(c, checkpoint_join(p, sig)), "bad_checkpoint_signature")
-        assert count_lines(d.effects) == 0
-        # The genuine one still works, once.
-        x = resume(c, r["checkpoint"])
-        assert x["status"] == "ok" and x["replayed"] is False, x
-        assert count_lines(d.effects) == 1
-
-
-@test
-def mangled_checkpoints_are_refused():
-    with approvals_daemon() as d:
-        c = d.client()
-        r = request(d, c)
-        assert d.ctl("approve", r["approval_id"])[0] == 0
-        cp = r["checkpoint"]
-        payload, raw, sig = checkpoint_split(cp)
-        flipped = bytearray(sig)
-        flipped[10] ^= 0x01
-        bad = [
-            ("sig-flip", checkpoint_join(raw, bytes(flipped))),
-            ("sig-short", checkpoint_join(raw, sig[:-1])),
-            ("sig-zero", checkpoint_join(raw, bytes(64))),
-            ("truncated", cp[:-5]),
-            ("truncated-half", cp[:len(cp) // 2]),
-            ("no-sig", cp.rsplit(".", 1)[0]),
-            ("no-sig-dot", cp.rsplit(".", 1)[0] + "."),
-            ("extra-part", cp + ".AAAA"),
-            ("prefix", "tgc2." + cp[5:]),
-            ("no-prefix", cp[5:]),
-            ("garbage", "hello world"),
-            ("garbage-prefix", "tgc1.!!!!.????"),
-            ("padding", cp + "=="),
-            ("payload-not-map", checkpoint_join(msgpack.packb([1, 2]), sig)),
-            ("payload-garbage", checkpoint_join(b"\xc1\xc1\xc1", sig)),
-            ("payload-empty", checkpoint_join(b"", sig)),
-            ("at-limit", "tgc1." + "A" * 2043),
-        ]
-        for name, b in bad:
-            x = resume(d.client(), b)
-            assert x["status"] == "denied" and \
-                x["stop_reason"] == "bad_checkpoint_signature", (name, x)
-        # Not a checkpoint string at all: a bad request (or refused), never run.
-        for name, b in [("empty", ""), ("over-long", "tgc1." + "A" * 100000),
-                        ("over-long-real", cp + "A" * 3000)]:
-            x = resume(d.client(), b)
-            assert (x["status"], x.get("error", x.get("stop_reason"))) in \
-                (("error", "bad_request"), ("denied", "bad_checkpoint_signature")), (name, x)
-        for name, b in [("int", 12), ("nil", None), ("bin", cp.encode()),
-                        ("list", [cp]), ("map", {"checkpoint": cp}), ("bool", True)]:
-            x = resume(d.client(), b)
-            assert x["status"] == "error" and x["error"] == "bad_request", (name, x)
-        x = c.rpc({"op": "resume"})
-        assert x["status"] == "error" and x["error"] == "bad_request", x
-        assert count_lines(d.effects) == 0
-        assert c.hello()["status"] == "ok"
-        x = resume(c, cp)
-        assert x["status"] == "ok" and x["replayed"] is False, x
-        assert count_lines(d.effects) == 1
-
-
-@test
-def checkpoint_with_a_nul_byte_is_refused():
-    """A NUL inside the checkpoint string: refused; the server lives on."""
-    with approvals_daemon() as d:
-        c = d.client()
-        r = request(d, c)
-        assert d.ctl("approve", r["approval_id"])[0] == 0
-        cp = r["checkpoint"]
-        for b in (cp[:20] + "\0" + cp[21:], cp + "\0", "\0"):
-            x = resume(d.client(), b)
-            assert (x["status"], x.get("error", x.get("stop_reason"))) in \
-                (("error", "bad_request"), ("denied", "bad_checkpoint_signature")), x
-        assert d.client().hello()["status"] == "ok"
-        assert count_lines(d.effects) == 0
-        x = resume(d.client(), cp)
-        assert x["status"] == "ok" and x["replayed"] is False, x
-
-
-@test
-def resigned_checkpoint_must_match_the_record():
-    """Even with the executor's own key (read from the state dir), a payload
-    that says something else than the approval record is refused."""
-    need_root()
-    with approvals_daemon() as d:
-        c = d.client()
-        r = request(d, c, args={"ticket_id": "A"}, run_id="run-s", step_id=1)
-        r2 = request(d, c, args={"ticket_id": "B"}, run_id="run-t")
-        for a in (r, r2):
-            assert d.ctl("approve", a["approval_id"])[0] == 0
-        with open(os.path.join(d.state, "checkpoint.key"), "rb") as f:
-            seed = f.read()[:32]
-        payload, raw, sig = checkpoint_split(r["checkpoint"])
-        # The key and the signing rule are right: re-signing reproduces it.
-        assert checkpoint_sign_with(raw, seed) == r["checkpoint"]
-        p2, _, _ = checkpoint_split(r2["checkpoint"])
-        changes = [("aid", p2["aid"]), ("run_id", "run-t"), ("step_id", "2"),
-                   ("tool", "ticket.close"), ("args_sha256", p2["args_sha256"]),
-                   ("exp", payload["exp"] + 1)]
-        for k, v in changes:
-            x = resume(c, checkpoint_sign_with(dict(payload, **{k: v}), seed))
-            assert x["status"] == "denied" and \
-                x["stop_reason"] == "bad_checkpoint_signature", (k, x)
-        p = dict(payload)
-        del p["step_id"]
-        assert_denied(resume(c, checkpoint_sign_with(p, seed)), "bad_checkpoint_signature")
-        assert count_lines(d.effects) == 0
 
 
 # -- other principals -----------------------------------------------------------
@@ -466,18 +296,18 @@ def another_tenants_checkpoint_is_refused():
     need_root()
     with approvals_daemon() as d:
         c = d.client(AGENT_UID)
-        r = request(d, c)
+        r = request_approval(d, c)
         assert d.ctl("approve", r["approval_id"])[0] == 0
         g = d.client(OTHER_UID, OTHER_GID)
         assert g.hello()["tenant"] == "globex"
-        x = resume(g, r["checkpoint"])
+        x = g.resume(r["checkpoint"])
         assert_denied(x, "bad_checkpoint_signature")
-        w = g.rpc({"op": "wait", "approval_id": r["approval_id"], "timeout_ms": 100})
+        w = g.wait(r["approval_id"], 100)
         assert w["status"] == "error", w
         assert "state" not in w, w
         assert count_lines(d.effects) == 0
         # acme's own resume still works: globex consumed nothing.
-        x = resume(c, r["checkpoint"])
+        x = c.resume(r["checkpoint"])
         assert x["status"] == "ok" and x["replayed"] is False, x
         assert count_lines(d.effects) == 1
 
@@ -487,13 +317,13 @@ def agent_cannot_approve_even_its_own():
     need_root()
     with approvals_daemon() as d:
         c = d.client(AGENT_UID)
-        r = request(d, c)
+        r = request_approval(d, c)
         for cmd in (("approve", r["approval_id"]), ("deny", r["approval_id"]),
                     ("approve", r["approval_id"], "--note", "me")):
             rc, out, err = d.ctl(*cmd, uid=AGENT_UID)
             assert rc == 1, (cmd, rc, out, err)
         assert pending_ids(d) == [r["approval_id"]]
-        x = resume(c, r["checkpoint"])
+        x = c.resume(r["checkpoint"])
         assert x["status"] == "pending", x
         assert [e for e in read_audit(d) if e.get("event") == "decision"] == []
         assert count_lines(d.effects) == 0
@@ -505,16 +335,16 @@ def agent_cannot_approve_even_its_own():
 def kill_switch_after_approval():
     with approvals_daemon() as d:
         c = d.client()
-        r = request(d, c)
+        r = request_approval(d, c)
         assert d.ctl("approve", r["approval_id"])[0] == 0
         d.proc.send_signal(signal.SIGUSR1)
         wait_for(lambda: d.ctl_json("status")["writes_enabled"] is False,
                  what="writes disabled after SIGUSR1")
-        assert_denied(resume(c, r["checkpoint"]), "writes_disabled")
+        assert_denied(c.resume(r["checkpoint"]), "writes_disabled")
         assert count_lines(d.effects) == 0
         # Writes back on: the approval still stands, runs once.
         assert d.ctl("writes", "enable")[0] == 0
-        x = resume(c, r["checkpoint"])
+        x = c.resume(r["checkpoint"])
         assert x["status"] == "ok" and x["replayed"] is False, x
         assert count_lines(d.effects) == 1
 
@@ -523,10 +353,10 @@ def kill_switch_after_approval():
 def kill_switch_by_ctl_after_approval():
     with approvals_daemon() as d:
         c = d.client()
-        r = request(d, c)
+        r = request_approval(d, c)
         assert d.ctl("approve", r["approval_id"])[0] == 0
         assert d.ctl("writes", "disable")[0] == 0
-        assert_denied(resume(c, r["checkpoint"]), "writes_disabled")
+        assert_denied(c.resume(r["checkpoint"]), "writes_disabled")
         assert count_lines(d.effects) == 0
 
 
@@ -534,96 +364,18 @@ def kill_switch_by_ctl_after_approval():
 def allowlist_changed_after_approval():
     with approvals_daemon() as d:
         c = d.client()
-        r = request(d, c)
+        r = request_approval(d, c)
         assert d.ctl("approve", r["approval_id"])[0] == 0
         c.close()
         d.stop()
         reconfigure(d, approvals_config(d.effects, allow_rec=False))
         d.start()
-        x = resume(d.client(), r["checkpoint"])
+        x = d.client().resume(r["checkpoint"])
         assert_denied(x, "not_allowed")
         assert count_lines(d.effects) == 0
 
 
-# -- key rotation --------------------------------------------------------------
-
-@test
-def gatewayctl_keys_rotate():
-    with approvals_daemon() as d:
-        rc, out, err = d.ctl("keys", "rotate")
-        assert rc == 0, (rc, out, err)
-        rc, out, err = d.ctl("keys", "rotate", uid=AGENT_UID) if IS_ROOT else (1, "", "")
-        assert rc == 1, (rc, out, err)
-
-
-@test
-def key_rotation_keeps_old_checkpoints():
-    """Rotation through the control socket (the op gatewayctl keys rotate sends)."""
-    with approvals_daemon() as d:
-        c = d.client()
-        keyfile = os.path.join(d.state, "checkpoint.key")
-        before = open(keyfile, "rb").read()
-        r = request(d, c, args={"k": 1})
-        ans = ctl_raw(d.control_sock, {"op": "keys_rotate"})
-        assert ans.get("ok") is True, ans
-        assert open(keyfile, "rb").read() != before
-        assert os.stat(keyfile).st_mode & 0o777 == 0o600
-        old = os.path.join(d.state, "checkpoint.key.old")
-        if os.path.exists(old):
-            assert os.stat(old).st_mode & 0o777 == 0o600
-            assert open(old, "rb").read()[:64] == before
-        audit = [e for e in read_audit(d) if e.get("event") == "keys_rotate"]
-        assert len(audit) == 1 and audit[0].get("approver") == ROOT_WHO, audit
-        r2 = request(d, c, args={"k": 2})
-        assert checkpoint_split(r2["checkpoint"])[0]["kid"] != \
-            checkpoint_split(r["checkpoint"])[0]["kid"], (r, r2)
-        for a in (r, r2):
-            assert d.ctl("approve", a["approval_id"])[0] == 0
-        for a in (r, r2):
-            x = resume(c, a["checkpoint"])
-            assert x["status"] == "ok" and x["replayed"] is False, x
-        assert count_lines(d.effects) == 2
-        # The old key still verifies after a restart too.
-        c.close()
-        d.stop()
-        d.start()
-        x = resume(d.client(), r["checkpoint"])
-        assert x["status"] == "ok" and x["replayed"] is True, x
-        assert count_lines(d.effects) == 2
-
-
-@test
-def two_rotations_keep_a_pending_checkpoint():
-    """A checkpoint handed out before two rotations, within its ttl, is
-    still a valid ticket once an operator approves it."""
-    with approvals_daemon() as d:
-        c = d.client()
-        r = request(d, c)
-        for _ in range(2):
-            ans = ctl_raw(d.control_sock, {"op": "keys_rotate"})
-            assert ans.get("ok") is True, ans
-        assert d.ctl("approve", r["approval_id"])[0] == 0
-        x = resume(c, r["checkpoint"])
-        assert x["status"] == "ok" and x["replayed"] is False, x
-        assert count_lines(d.effects) == 1
-
-
-@test
-def a_rotated_key_verifies_for_one_ttl_only():
-    """The issue: a rotated-out key still verifies for one approvals.ttl_s.
-    After that its checkpoints are refused, even an approved one (the
-    operator approves again by having the agent call again)."""
-    with approvals_daemon(ttl_s=1) as d:
-        c = d.client()
-        r = request(d, c)
-        assert d.ctl("approve", r["approval_id"])[0] == 0
-        ans = ctl_raw(d.control_sock, {"op": "keys_rotate"})
-        assert ans.get("ok") is True, ans
-        time.sleep(1.3)
-        x = resume(c, r["checkpoint"])
-        assert x["status"] == "denied", x
-        assert x["stop_reason"] == "bad_checkpoint_signature", x
-        assert count_lines(d.effects) == 0
+# -- retention --------------------------------------------------------------
 
 
 @test
@@ -637,13 +389,13 @@ def expired_approvals_are_swept_after_retention():
     reconfigure(d, conf)
     with d:
         c = d.client()
-        r = request(d, c)
+        r = request_approval(d, c)
         time.sleep(max(0, r["expires_at"] - time.time()) + 0.1)
-        x = resume(c, r["checkpoint"])
+        x = c.resume(r["checkpoint"])
         assert_denied(x, "approval_expired")
         assert "no operator decided" in x["message"], x
         time.sleep(max(0, r["expires_at"] + 1 - time.time()) + 0.2)
-        x = resume(c, r["checkpoint"])
+        x = c.resume(r["checkpoint"])
         assert_denied(x, "approval_expired")
         assert "checkpoint has expired" in x["message"], x
         assert count_lines(d.effects) == 0
@@ -656,8 +408,7 @@ def compromised_gatewayd_cannot_skip_approval():
     link = ExecutorLink(base_config(), name="tg-appr-ex")
     effects = os.path.join(link.dir, "effects")
     conf = approvals_config(effects)
-    conf["paths"] = {"credentials_dir": os.path.join(link.dir, "creds")}
-    write_config(link.config_path, conf)
+    link.configure(conf)
     T = msg_types()
     with link:
         r = link.call("rec", {"ticket_id": "X"}, "run-ex")

@@ -15,10 +15,6 @@ def request(d, c, args=None, run_id="run-1"):
     return r
 
 
-def resume(c, cp):
-    return c.rpc({"op": "resume", "checkpoint": cp})
-
-
 def key_of(d):
     path = os.path.join(d.state, "checkpoint.key")
     st = os.stat(path)
@@ -45,10 +41,10 @@ def restart_between_request_and_approval():
         assert items[0]["expires_at"] == r["expires_at"], items
         assert d.ctl_json("status")["pending_approvals"] == 1
         c = d.client()
-        p = resume(c, r["checkpoint"])
+        p = c.resume(r["checkpoint"])
         assert p["status"] == "pending" and p["approval_id"] == r["approval_id"], p
         assert d.ctl("approve", r["approval_id"])[0] == 0
-        x = resume(c, r["checkpoint"])
+        x = c.resume(r["checkpoint"])
         assert x["status"] == "ok" and x["replayed"] is False, x
         assert count_lines(d.effects) == 1
         restart(d)
@@ -65,12 +61,12 @@ def restart_between_approval_and_resume():
         assert key_of(d) == key
         assert d.ctl_json("approvals") == []
         c = d.client()
-        w = c.rpc({"op": "wait", "approval_id": r["approval_id"], "timeout_ms": 100})
+        w = c.wait(r["approval_id"], 100)
         assert w["status"] == "ok" and w["state"] == "approved", w
-        x = resume(c, r["checkpoint"])
+        x = c.resume(r["checkpoint"])
         assert x["status"] == "ok" and x["replayed"] is False, x
         assert count_lines(d.effects) == 1
-        x = resume(c, r["checkpoint"])
+        x = c.resume(r["checkpoint"])
         assert x["status"] == "ok" and x["replayed"] is True, x
         assert count_lines(d.effects) == 1
 
@@ -81,11 +77,11 @@ def restart_after_the_write_ran():
         c = d.client()
         r = request(d, c)
         assert d.ctl("approve", r["approval_id"])[0] == 0
-        x = resume(c, r["checkpoint"])
+        x = c.resume(r["checkpoint"])
         assert x["status"] == "ok" and x["replayed"] is False, x
         c.close()
         restart(d)
-        x2 = resume(d.client(), r["checkpoint"])
+        x2 = d.client().resume(r["checkpoint"])
         assert x2["status"] == "ok" and x2["replayed"] is True, x2
         assert x2["result"] == x["result"], (x, x2)
         assert count_lines(d.effects) == 1
@@ -97,7 +93,7 @@ def denial_survives_restart():
         r = request(d, d.client())
         assert d.ctl("deny", r["approval_id"], "--note", "no")[0] == 0
         restart(d)
-        x = resume(d.client(), r["checkpoint"])
+        x = d.client().resume(r["checkpoint"])
         assert x["status"] == "denied" and x["stop_reason"] == "approval_denied", x
         assert d.ctl("approve", r["approval_id"])[0] == 1
         assert count_lines(d.effects) == 0
@@ -110,7 +106,7 @@ def expiry_while_stopped():
         d.stop()
         time.sleep(max(0, r["expires_at"] - time.time()) + 0.1)
         d.start()
-        x = resume(d.client(), r["checkpoint"])
+        x = d.client().resume(r["checkpoint"])
         assert x["status"] == "denied" and x["stop_reason"] == "approval_expired", x
         assert d.ctl_json("approvals") == []
         assert d.ctl("approve", r["approval_id"])[0] == 1
@@ -126,11 +122,11 @@ def kill_switch_kept_across_restart_for_approved_writes():
         wait_for(lambda: d.ctl_json("status")["writes_enabled"] is False,
                  what="writes disabled")
         restart(d)
-        x = resume(d.client(), r["checkpoint"])
+        x = d.client().resume(r["checkpoint"])
         assert x["status"] == "denied" and x["stop_reason"] == "writes_disabled", x
         assert count_lines(d.effects) == 0
         assert d.ctl("writes", "enable")[0] == 0
-        x = resume(d.client(), r["checkpoint"])
+        x = d.client().resume(r["checkpoint"])
         assert x["status"] == "ok" and x["replayed"] is False, x
         assert count_lines(d.effects) == 1
 

@@ -1,14 +1,10 @@
 """A compromised gatewayd: the test speaks the socketpair protocol to the
 executor itself.  The executor must take none of gatewayd's word for
 policy, and must treat any deviation from the protocol as fatal."""
-import json
 import os
-import re
 import shutil
 import signal
 import socket
-import struct
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,11 +17,13 @@ import msgpack
 T = msg_types()
 
 
-class Executor:
-    """The executor binary on a socketpair whose other end is ours."""
+class Executor(ExecutorLink):
+    """The executor alone (tglib's ExecutorLink, the test as its gatewayd)
+    with these tests' record tools, started without HELLO, and connection
+    1 an agent of AGENT_UID passed as gatewayd would pass it."""
 
     def __init__(self, conf_over=None):
-        self.dir = tempfile.mkdtemp(prefix="tg-ex-")
+        super().__init__(base_config(), name="tg-ex")
         self.rec = os.path.join(self.dir, "record.out")
         self.rec_denied = os.path.join(self.dir, "record-denied.out")
         self.rec_write = os.path.join(self.dir, "record-write.out")
@@ -38,95 +36,10 @@ class Executor:
         c["tools"]["allow"] += ["record", "record.write"]
         if conf_over:
             conf_over(c)
-        c.setdefault("paths", {})["credentials_dir"] = os.path.join(self.dir, "creds")
-        self.config = os.path.join(self.dir, "toolgate.yaml")
-        write_config(self.config, c)
-        self.errpath = os.path.join(self.dir, "executor.log")
-        self.control = os.path.join(self.dir, "control.sock")
-        # The agent socket, as gatewayd binds it: every peer is accepted here.
-        self.agent = AgentListener(os.path.join(self.dir, "agent.sock"))
-        mine, theirs = socket.socketpair()
-        chan, chan_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self.s = mine
-        self.s.settimeout(10)
-
-        def pre():
-            # The socketpair on fd 3, the peer channel on fd 4.
-            a, b = os.dup(theirs.fileno()), os.dup(chan_theirs.fileno())
-            os.dup2(a, 3)
-            os.dup2(b, 4)
-        with open(self.errpath, "wb") as err:
-            self.proc = subprocess.Popen(
-                [EXECUTOR, "-c", self.config, "-f", "-v",
-                 "--agent-socket", self.agent.path,
-                 "--control-socket", self.control,
-                 "--state-dir", os.path.join(self.dir, "state")],
-                stdin=subprocess.DEVNULL, stdout=err, stderr=err,
-                close_fds=False, preexec_fn=pre, start_new_session=True)
-        theirs.close()
-        chan_theirs.close()
-        self.chan = chan
-        self.next_id = 1
-        # Connection 1 is an agent of AGENT_UID, as gatewayd would pass it:
-        # call_body() names it.
-        server, self.client_end = peer_socket(self.agent, AGENT_UID, AGENT_GID)
-        pass_peer(chan, 1, server)
-        server.close()
-
-    def send_raw(self, body):
-        self.s.sendall(struct.pack(">I", len(body)) + body)
-
-    def send(self, mtype, body, mid=None):
-        if mid is None:
-            mid = self.next_id
-            self.next_id += 1
-        self.send_raw(msgpack.packb([mtype, mid, body], use_bin_type=True))
-        return mid
-
-    def _read(self, n):
-        data = b""
-        while len(data) < n:
-            chunk = self.s.recv(n - len(data))
-            if not chunk:
-                raise EOFError("executor closed the socketpair")
-            data += chunk
-        return data
-
-    def recv(self):
-        (n,) = struct.unpack(">I", self._read(4))
-        return msgpack.unpackb(self._read(n), raw=False, strict_map_key=False)
-
-    def recv_type(self, mtype):
-        """The next message of mtype, skipping WRITES_STATE notices."""
-        while True:
-            m = self.recv()
-            if m[0] != T["MSG_WRITES_STATE"] or mtype == T["MSG_WRITES_STATE"]:
-                return m
-
-    def hello(self):
-        mid = self.send(T["MSG_HELLO"], {"version": proto_version()})
-        m = self.recv_type(T["MSG_HELLO_ANS"])
-        assert m[0] == T["MSG_HELLO_ANS"] and m[1] == mid, m
-        assert m[2]["version"] == proto_version(), m
-        return m[2]
-
-    def call(self, **over):
-        body = call_body(**over)
-        mid = self.send(T["MSG_CALL"], body)
-        m = self.recv_type(T["MSG_CALL_ANS"])
-        assert m[0] == T["MSG_CALL_ANS"] and m[1] == mid, m
-        assert set(m[2]) == {"response"}, m
-        return m[2]["response"]
-
-    def log(self):
-        with open(self.errpath, errors="replace") as f:
-            return f.read()
-
-    def wait(self, timeout=10):
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
+        self.configure(c)
+        self.start(hello=False)
+        # Connection 1 is an agent of AGENT_UID: call_body() names it.
+        assert self.peer(AGENT_UID, AGENT_GID) == 1
 
     def recorded(self):
         out = {}
@@ -135,28 +48,12 @@ class Executor:
                 out[os.path.basename(p)] = open(p).read()
         return out
 
-    def close(self):
-        try:
-            self.s.close()
-        except OSError:
-            pass
-        self.agent.close()
-        if self.proc.poll() is None:
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
-
-def schema(var):
-    """A socketpair message's fields, read from proto/proto.c (the one place
-    that defines them): [(key, type, optional)]."""
-    text = open(os.path.join(ROOT, "proto", "proto.c")).read()
-    body = re.search(r"struct field %s\[\] = \{(.*?)\};" % var, text, re.S).group(1)
-    return [(k, t, o == "1") for k, t, o in
-            re.findall(r'\{\s*"(\w+)",\s*(F_\w+),\s*(\d)\s*\}', body)]
+def call(e, **over):
+    """A CALL of call_body(**over); returns the agent-facing response."""
+    body = e.answer_body("MSG_CALL", call_body(**over), "MSG_CALL_ANS")
+    assert set(body) == {"response"}, body
+    return body["response"]
 
 
 DEFAULTS = {"F_UINT": 0, "F_STR": "x", "F_MAP": {}, "F_BOOL": False, "F_DOUBLE": 0.0}
@@ -206,7 +103,7 @@ def the_harness_can_run_a_tool():
     def go(e):
         h = e.hello()
         assert h["writes_enabled"] is False, h
-        r = e.call()
+        r = call(e)
         assert r["status"] == "ok", r
         assert r["args_hash"] == args_hash({"k": "v"}), r
         assert e.recorded() == {"record.out": '{"k":"v"}\n'}, e.recorded()
@@ -218,24 +115,24 @@ def policy_is_the_executors_own():
     def go(e):
         e.hello()
         # Not in tools.allow (but in the catalog).
-        r = e.call(tool="record.denied")
+        r = call(e, tool="record.denied")
         assert r["status"] == "denied" and r["stop_reason"] == "not_allowed", r
         # Not in the catalog at all.
-        r = e.call(tool="rm.rf")
+        r = call(e, tool="rm.rf")
         assert r["status"] == "denied" and r["stop_reason"] == "not_allowed", r
         # A write while the executor's config disables writes.
-        r = e.call(tool="record.write")
+        r = call(e, tool="record.write")
         assert r["status"] == "denied" and r["stop_reason"] == "writes_disabled", r
-        r = e.call(tool="nomode")
+        r = call(e, tool="nomode")
         assert r["status"] == "denied" and r["stop_reason"] == "writes_disabled", r
         # A principal the config does not give: uid 1001 is acme/prod.
-        r = e.call(tenant="globex", env="staging")
+        r = call(e, tenant="globex", env="staging")
         assert r["status"] == "denied" and r["stop_reason"] == "unknown_principal", r
-        r = e.call(env="staging")
+        r = call(e, env="staging")
         assert r["status"] == "denied" and r["stop_reason"] == "unknown_principal", r
-        r = e.call(uid=STRANGER_UID, gid=STRANGER_UID)
+        r = call(e, uid=STRANGER_UID, gid=STRANGER_UID)
         assert r["status"] == "denied" and r["stop_reason"] == "unknown_principal", r
-        r = e.call(uid=OTHER_UID, gid=OTHER_GID, tenant="acme", env="prod")
+        r = call(e, uid=OTHER_UID, gid=OTHER_GID, tenant="acme", env="prod")
         assert r["status"] == "denied" and r["stop_reason"] == "unknown_principal", r
         # Args the agent socket would refuse are refused here too.
         body = call_body()
@@ -247,7 +144,7 @@ def policy_is_the_executors_own():
         assert r["status"] == "error" and r["error"] == "bad_request", r
         assert e.recorded() == {}, e.recorded()
         # Still serving (refusals are not fatal).
-        r = e.call()
+        r = call(e)
         assert r["status"] == "ok", r
         assert list(e.recorded()) == ["record.out"], e.recorded()
     with_executor(go)
@@ -264,11 +161,11 @@ def idempotency_key_is_the_executors():
     def go(e):
         assert e.hello()["writes_enabled"] is True
         args = {"t": 1, "idempotency_key": "globex:record.write:0000"}
-        r = e.call(tool="record.write", args=args)
+        r = call(e, tool="record.write", args=args)
         assert r["status"] == "ok", r
         assert r["idempotency_key"] == "acme:record.write:" + args_hash(args), r
         # Tenant claimed by gatewayd differs from the config: refused.
-        r = e.call(tool="record.write", args={"t": 2}, tenant="globex")
+        r = call(e, tool="record.write", args={"t": 2}, tenant="globex")
         assert r["status"] == "denied" and r["stop_reason"] == "unknown_principal", r
     with_executor(go, over)
 
@@ -276,12 +173,7 @@ def idempotency_key_is_the_executors():
 def expect_fatal(e, send, what, log_words=()):
     """After send(e): the executor exits non-zero, logs why, runs nothing."""
     send(e)
-    rc = e.wait(10)
-    assert rc is not None, "%s: the executor is still running:\n%s" % (what, e.log())
-    assert rc != 0, "%s: exit status %s" % (what, rc)
-    log = e.log()
-    for w in log_words:
-        assert w in log, "%s: %r not in the log:\n%s" % (what, w, log)
+    log = e.expect_exit(what, log_words)
     assert "gatewayd" in log, (what, log)
     time.sleep(0.1)
     assert e.recorded() == {}, (what, e.recorded())
@@ -342,8 +234,8 @@ def protocol_deviations_are_fatal():
         ("map instead of array", lambda e: e.send_raw(
             msgpack.packb({"type": T["MSG_CALL"]})), ()),
         ("not msgpack", lambda e: e.send_raw(b"\xc1"), ()),
-        ("empty frame", lambda e: e.s.sendall(b"\0\0\0\0"), ()),
-        ("huge frame", lambda e: e.s.sendall(b"\xff\xff\xff\xff"), ()),
+        ("empty frame", lambda e: e.sock.sendall(b"\0\0\0\0"), ()),
+        ("huge frame", lambda e: e.sock.sendall(b"\xff\xff\xff\xff"), ()),
         ("CALL_ANS from gatewayd", lambda e: e.send(
             T["MSG_CALL_ANS"], {"response": {"status": "ok"}}), ("CALL_ANS",)),
         ("HELLO_ANS from gatewayd", lambda e: e.send(
@@ -369,7 +261,7 @@ def writes_off_from_gatewayd_is_obeyed():
         e.send(T["MSG_WRITES_OFF"], {})
         m = e.recv_type(T["MSG_WRITES_STATE"])
         assert m[0] == T["MSG_WRITES_STATE"] and m[2] == {"writes_enabled": False}, m
-        r = e.call(tool="record.write", args={"w": 1})
+        r = call(e, tool="record.write", args={"w": 1})
         assert r["status"] == "denied" and r["stop_reason"] == "writes_disabled", r
         assert e.recorded() == {}, e.recorded()
         expect_fatal(e, lambda e: e.send(T["MSG_WRITES_OFF"], {"writes_enabled": True}),
@@ -390,19 +282,18 @@ def gatewayd_cannot_lend_one_agent_anothers_uid():
         pass_peer(e.chan, 2, server)
         server.close()
         # conn 2's peer is a uid with no principal, whatever gatewayd claims.
-        r = e.call(conn=2)
+        r = call(e, conn=2)
         assert r["status"] == "denied" and r["stop_reason"] == "unknown_principal", r
         assert e.recorded() == {}, e.recorded()
-        assert "its peer is uid %d" % STRANGER_UID in e.log(), e.log()[-600:]
+        assert "its peer is uid %d" % STRANGER_UID in e.read_log(), e.read_log()[-600:]
         # conn 1 (the real agent) still works.
-        assert e.call()["status"] == "ok"
+        assert call(e)["status"] == "ok"
         keep.close()
     with_executor(go)
     fatal_case("a connection never passed",
                lambda e: e.send(T["MSG_CALL"], call_body(conn=77)), ("never passed",))
     fatal_case("a peer message without a socket",
                lambda e: e.chan.send(b"\0" * 8), ("peer channel",))
-
 
 
 # -- connections that never came through the agent socket ----------------------
@@ -421,7 +312,7 @@ def writes_on(c):
 
 
 def write_call(e, conn, args, run_id="evil"):
-    return e.call(conn=conn, tool="record.write", args=args, run_id=run_id)
+    return call(e, conn=conn, tool="record.write", args=args, run_id=run_id)
 
 
 @test
@@ -447,7 +338,7 @@ def a_hung_up_agents_socket_runs_nothing():
         r = write_call(e, 3, {"w": "again"})
         assert r["status"] == "error" and r["error"] == "unavailable", r
         assert e.recorded() == {"record-write.out": '{"w":"live"}\n'}, e.recorded()
-        assert "hung up" in e.log(), e.log()[-800:]
+        assert "hung up" in e.read_log(), e.read_log()[-800:]
         # The live agent (conn 1) still works.
         assert write_call(e, 1, {"w": "one"})["status"] == "ok"
         server.close()
@@ -592,37 +483,6 @@ def the_listening_socket_is_not_an_agent():
     with_executor(go, writes_on)
 
 
-@test
-def gatewayd_has_a_network_namespace_of_its_own():
-    """gatewayd cannot reach an abstract socket of another process: it lives
-    in a network namespace of its own (the executor does not)."""
-    need_root()
-    name = "tg-netns-%d-%d" % (os.getpid(), time.monotonic_ns())
-    lst = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    lst.bind(b"\0" + name.encode())
-    lst.listen(4)
-    probe = ("import socket,sys\n"
-             "s=socket.socket(socket.AF_UNIX,socket.SOCK_STREAM)\n"
-             "try:\n s.connect(b'\\0'+sys.argv[1].encode())\n"
-             "except OSError:\n sys.exit(3)\n")
-    try:
-        with Daemon() as d:
-            mine = os.stat("/proc/self/ns/net").st_ino
-            gw = os.stat("/proc/%d/ns/net" % d.proc.pid).st_ino
-            ex = os.stat("/proc/%d/ns/net" % d.executor_pid()).st_ino
-            assert gw != mine, (gw, mine)
-            assert ex == mine, (ex, mine)
-            # From here the abstract socket answers; from gatewayd's it does not.
-            p = subprocess.run(["/usr/bin/python3", "-c", probe, name])
-            assert p.returncode == 0, p
-            p = subprocess.run(["nsenter", "--net=/proc/%d/ns/net" % d.proc.pid,
-                                "/usr/bin/python3", "-c", probe, name])
-            assert p.returncode == 3, p
-            assert d.client().call("echo", {"x": 1})["status"] == "ok"
-    finally:
-        lst.close()
-
-
 # -- budgets the executor sees for itself ----------------------------------------
 
 def budgets(**b):
@@ -643,8 +503,8 @@ def steps_are_counted_by_the_executor():
             assert a["status"] == "stopped" and a["stop_reason"] == "budget_exceeded", a
         assert e.recorded()["record-write.out"].count("\n") == 2, e.recorded()
         # Reads count as steps too, and a read is still answered.
-        assert e.call(run_id="steps2")["status"] == "ok"
-        assert e.call(run_id="steps2", args={"k": 2})["status"] == "ok"
+        assert call(e, run_id="steps2")["status"] == "ok"
+        assert call(e, run_id="steps2", args={"k": 2})["status"] == "ok"
         r = write_call(e, 1, {"n": 9}, run_id="steps2")
         assert r["status"] == "stopped" and r["stop_reason"] == "budget_exceeded", r
         assert e.recorded()["record-write.out"].count("\n") == 2, e.recorded()
@@ -689,7 +549,7 @@ def repeats_beyond_the_limit_stop_the_run():
     def go(e):
         e.hello()
         for _ in range(3):
-            assert e.call(run_id="loop")["status"] == "ok"     # reads still run
+            assert call(e, run_id="loop")["status"] == "ok"     # reads still run
         r = write_call(e, 1, {"l": 1}, run_id="loop")
         assert r["status"] == "stopped" and r["stop_reason"] == "loop_detected", r
         # The same write, again and again, in a fresh run: the ledger says
@@ -711,11 +571,9 @@ def approvals_on(c):
 
 
 def resume(e, cp):
-    mid = e.send(T["MSG_RESUME"], {"conn": 1, "uid": AGENT_UID, "gid": AGENT_GID, "pid": 1,
-                                   "tenant": "acme", "env": "prod", "checkpoint": cp})
-    m = e.recv_type(T["MSG_RESUME_ANS"])
-    assert m[1] == mid, m
-    return m[2]["response"]
+    return e.answer("MSG_RESUME", {"conn": 1, "uid": AGENT_UID, "gid": AGENT_GID, "pid": 1,
+                                   "tenant": "acme", "env": "prod", "checkpoint": cp},
+                    "MSG_RESUME_ANS")
 
 
 @test
@@ -724,7 +582,7 @@ def a_resumed_write_is_no_new_step_but_a_stop_holds():
         e.hello()
         r = write_call(e, 1, {"a": 1}, run_id="appr")
         assert r["status"] == "needs_approval", r
-        ans = ctl_raw(e.control, {"op": "approve", "approval_id": r["approval_id"]})
+        ans = ctl_raw(e.control_sock, {"op": "approve", "approval_id": r["approval_id"]})
         assert ans.get("ok") is True, ans
         # max_steps_per_run is 1: the resume is the same step.
         x = resume(e, r["checkpoint"])
@@ -732,7 +590,7 @@ def a_resumed_write_is_no_new_step_but_a_stop_holds():
         # A run stopped (by gatewayd's report) takes no resumed write.
         r = write_call(e, 1, {"a": 2}, run_id="appr2")
         assert r["status"] == "needs_approval", r
-        assert ctl_raw(e.control, {"op": "approve",
+        assert ctl_raw(e.control_sock, {"op": "approve",
                                    "approval_id": r["approval_id"]}).get("ok") is True
         e.send(T["MSG_AUDIT"], audit_body(run_id="appr2"))
         x = resume(e, r["checkpoint"])
@@ -743,12 +601,6 @@ def a_resumed_write_is_no_new_step_but_a_stop_holds():
 
 
 # -- audit claims ------------------------------------------------------------------
-
-def audit_log(e):
-    path = os.path.join(e.dir, "state", "audit.log")
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
-
 
 @test
 def audit_claims_are_checked_against_the_peer():
@@ -770,8 +622,8 @@ def audit_claims_are_checked_against_the_peer():
         # A true claim.
         e.send(T["MSG_AUDIT"], audit_body(run_id="a3", decision="denied",
                                           reason="not_allowed", message="m3"))
-        assert e.call()["status"] == "ok"       # the socketpair keeps the order
-        recs = {r.get("run_id"): r for r in audit_log(e) if r.get("event") == "gatewayd"}
+        assert call(e)["status"] == "ok"       # the socketpair keeps the order
+        recs = {r.get("run_id"): r for r in read_audit(e) if r.get("event") == "gatewayd"}
         a1, a2, a3 = recs["a1"], recs["a2"], recs["a3"]
         assert a1["tenant"] == "acme" and a1["env"] == "prod" and a1["uid"] == AGENT_UID, a1
         assert a1["reported_by"] == "gatewayd", a1
@@ -780,7 +632,7 @@ def audit_claims_are_checked_against_the_peer():
         assert a2["reported_by"] == "gatewayd" and "acme" in a2["note"], a2
         assert a3["tenant"] == "acme" and a3["uid"] == AGENT_UID and a3["note"] == "m3", a3
         assert a3["reported_by"] == "gatewayd", a3
-        assert "globex" in e.log(), e.log()[-800:]
+        assert "globex" in e.read_log(), e.read_log()[-800:]
         keep.close()
     with_executor(go)
     if "conn" in [k for k, _, _ in schema("f_audit")]:

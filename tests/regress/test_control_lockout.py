@@ -27,19 +27,7 @@ def writes_enabled(d):
 
 def recv_frame(s):
     """One answer frame, or None when the connection ends first."""
-    buf = b""
-    need = 4
-    while len(buf) < need:
-        try:
-            chunk = s.recv(need - len(buf))
-        except (ConnectionResetError, BrokenPipeError):
-            return None
-        if not chunk:
-            return None
-        buf += chunk
-        if need == 4 and len(buf) == 4:
-            need += struct.unpack(">I", buf)[0]
-    return msgpack.unpackb(buf[4:], raw=False)
+    return read_frame_or_none(s)
 
 
 def closed_now(s):

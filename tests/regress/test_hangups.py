@@ -121,7 +121,7 @@ def hangups_end_waits_and_cancel_reads():
             assert "cancelled" in a["note"], a
         # The approval itself is untouched: still pending, and a wait of a
         # connection that stays is answered.
-        w = keep.rpc({"op": "wait", "approval_id": aid, "timeout_ms": 50})
+        w = keep.wait(aid, 50)
         assert w["status"] == "ok" and w["state"] == "pending", w
         assert d.ctl("approve", aid)[0] == 0
         keep.close()
@@ -227,8 +227,7 @@ def write_not_admitted_at_conn_gone_is_refused_unstarted():
     link = ExecutorLink(writes_config(), name="tg-hup-ex")
     effects = os.path.join(link.dir, "effects")
     conf = writes_config(tools={"rec": {"mode": "write", "exec": [tool("record"), effects]}})
-    conf.setdefault("paths", {})["credentials_dir"] = os.path.join(link.dir, "creds")
-    write_config(link.config_path, conf)
+    link.configure(conf)
     with link:
         T = link.types
         body = link.call_body("rec", {"n": 1}, "run-g")

@@ -26,27 +26,16 @@ def run_until_exit(argv, logpath, timeout=15, pass_fds=False):
     With pass_fds, it gets socketpairs on fds 3 and 4, as gatewayd gives
     the executor, so that it fails for no other reason."""
     log = open(logpath, "ab")
-    ends = []
-    pre = None
+    sock = chan = None
     if pass_fds:
-        a, b = socket.socketpair()
-        c, e = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        ends = [a, b, c, e]
-
-        def pre():
-            x, y = os.dup(b.fileno()), os.dup(e.fileno())
-            os.dup2(x, 3)
-            os.dup2(y, 4)
-    p = subprocess.Popen(argv, stdout=log, stderr=log, close_fds=not pass_fds,
-                         preexec_fn=pre, start_new_session=True)
-    for s in ends[1::2]:
-        s.close()
-    if pass_fds:
+        p, sock, chan = spawn_on_socketpair(argv, log)
         # Say HELLO as gatewayd would: an executor that is up answers it.
         try:
-            ends[0].sendall(frame([msg_types()["MSG_HELLO"], 1, {"version": proto_version()}]))
+            sock.sendall(hello_frame())
         except OSError:
             pass    # it refused to start already
+    else:
+        p = subprocess.Popen(argv, stdout=log, stderr=log, start_new_session=True)
     try:
         rc = p.wait(timeout)
     except subprocess.TimeoutExpired:
@@ -55,8 +44,9 @@ def run_until_exit(argv, logpath, timeout=15, pass_fds=False):
         raise AssertionError("%s kept running:\n%s" % (argv[0], open(logpath, errors="replace").read()))
     finally:
         log.close()
-        for s in ends[0::2]:
-            s.close()
+        for s in (sock, chan):
+            if s is not None:
+                s.close()
     return rc, open(logpath, errors="replace").read()
 
 

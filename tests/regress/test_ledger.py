@@ -267,8 +267,7 @@ def standin(extra=None, **over):
     for name, fn in (extra or {}).items():
         conf["catalog"][name] = fn(ex.dir)
         conf["tools"]["allow"].append(name)
-    conf.setdefault("paths", {})["credentials_dir"] = os.path.join(ex.dir, "creds")
-    write_config(ex.config_path, conf)
+    ex.configure(conf)
     return ex
 
 

@@ -78,7 +78,11 @@ def many_pipelined_calls_with_small_inflight_cap():
 
 @test
 def a_client_that_never_reads_stops_no_one():
-    conf = base_config(limits={"max_frame": 65536, "max_output": 65536})
+    # The hog's calls may all run at once, past the default
+    # max_tools_per_tenant (16): this is about a client that does not
+    # read, not admission, which refused the 17th when the echoes were slow.
+    conf = base_config(limits={"max_frame": 65536, "max_output": 65536,
+                               "max_tools": 256, "max_tools_per_tenant": 256})
     with Daemon(conf) as d:
         x = d.client()
         x.s.setblocking(False)

@@ -105,13 +105,7 @@ def socketpair_case(type_name, body, want_in_log):
         link.start()
         assert link.peer(AGENT_UID, AGENT_GID) == 1
         link.send(type_name, body)
-        try:
-            rc = link.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            raise AssertionError("the executor kept serving after %s %r" % (type_name, body))
-        assert rc != 0, (type_name, body, rc)
-        log = link.read_log()
-        assert want_in_log in log, (type_name, body, log[-800:])
+        link.expect_exit("%s %r" % (type_name, body), (want_in_log,))
         link.proc = None
     finally:
         link.cleanup()
@@ -150,6 +144,49 @@ def every_socketpair_message_malformed_is_fatal_for_the_peer():
             socketpair_case(name, {k: v for k, v in body.items() if k != key},
                             "missing")
             socketpair_case(name, dict(body, **{key: [1]}), "wrong type")
+
+
+def raw_call(run_id, step_id=None):
+    req = {b"op": b"call", b"id": 1, b"run_id": run_id, b"tool": b"rec",
+           b"args": {b"n": 1}}
+    if step_id is not None:
+        req[b"step_id"] = step_id
+    # use_bin_type=False packs bytes as msgpack str, whatever they hold.
+    return raw_frame(msgpack.packb(req, use_bin_type=False))
+
+@test
+def invalid_utf8_in_run_or_step_id_is_a_bad_request():
+    """Before, such a write ran and its audit record had no run id."""
+    with approvals_daemon(require=False) as d:
+        for data in (raw_call(b"run-\xff"), raw_call(b"run-1", b"step-\xc3\x28")):
+            c = d.client()
+            c.send_raw(data)
+            r = c.recv()
+            assert r["status"] == "error" and r["error"] == "bad_request", r
+            c.close()
+        assert count_lines(d.effects) == 0
+        # The daemon goes on serving.
+        assert d.client().call("rec", {"n": 2}, run_id="run-ok")["status"] == "ok"
+
+@test
+def invalid_utf8_from_gatewayd_is_a_protocol_violation():
+    need_root()
+    link = ExecutorLink(writes_config(), name="tg-utf8")
+    effects = os.path.join(link.dir, "effects")
+    conf = writes_config(tools={"rec": {"mode": "write", "exec": [tool("record"), effects]}})
+    link.configure(conf)
+    link.start()
+    try:
+        body = link.call_body("rec", {"n": 1}, "run-x")
+        body = {k.encode(): (v.encode() if isinstance(v, str) else v)
+                for k, v in body.items()}
+        body[b"run_id"] = b"run-\xff"
+        link.sock.sendall(raw_frame(msgpack.packb(
+            [link.types["MSG_CALL"], 7, body], use_bin_type=False)))
+        link.expect_exit("a run_id not UTF-8", ("bad message",))
+        assert count_lines(effects) == 0
+    finally:
+        link.cleanup()
 
 
 if __name__ == "__main__":

@@ -144,5 +144,23 @@ def audit_records_uid_and_tenant():
         assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs), seqs
 
 
+@test
+def wait_checks_the_env_as_well_as_the_tenant():
+    """acme/staging must not learn the state of an acme/prod approval."""
+    need_root()
+    d = approvals_daemon()
+    conf = dict(d.conf)
+    conf["principals"] = conf["principals"] + [
+        {"uid": STRANGER_UID, "tenant": "acme", "env": "staging"}]
+    reconfigure(d, conf)
+    with d:
+        r = d.client().call("rec", {"n": 1})
+        assert r["status"] == "needs_approval", r
+        w = d.client(STRANGER_UID).wait(r["approval_id"], 0)
+        assert w["status"] == "error" and w["error"] == "bad_request", w
+        w = d.client(AGENT_UID).wait(r["approval_id"], 0)
+        assert w["status"] == "ok" and w["state"] == "pending", w
+
+
 if __name__ == "__main__":
     main()

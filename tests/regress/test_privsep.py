@@ -1,5 +1,6 @@
-"""Privilege separation: gatewayd unprivileged and jailed, the executor
-privileged, each one's death handled by the other; development mode."""
+"""Privilege separation: gatewayd unprivileged, jailed and in a network
+namespace of its own, the executor privileged, each one's death handled
+by the other; development mode."""
 import os
 import signal
 import stat
@@ -242,6 +243,37 @@ def gatewayd_sigterm_stops_both_cleanly():
         assert group_pids(pg) == []
     finally:
         d.cleanup()
+
+
+@test
+def gatewayd_has_a_network_namespace_of_its_own():
+    """gatewayd cannot reach an abstract socket of another process: it lives
+    in a network namespace of its own (the executor does not)."""
+    need_root()
+    name = "tg-netns-%d-%d" % (os.getpid(), time.monotonic_ns())
+    lst = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    lst.bind(b"\0" + name.encode())
+    lst.listen(4)
+    probe = ("import socket,sys\n"
+             "s=socket.socket(socket.AF_UNIX,socket.SOCK_STREAM)\n"
+             "try:\n s.connect(b'\\0'+sys.argv[1].encode())\n"
+             "except OSError:\n sys.exit(3)\n")
+    try:
+        with Daemon() as d:
+            mine = os.stat("/proc/self/ns/net").st_ino
+            gw = os.stat("/proc/%d/ns/net" % d.proc.pid).st_ino
+            ex = os.stat("/proc/%d/ns/net" % d.executor_pid()).st_ino
+            assert gw != mine, (gw, mine)
+            assert ex == mine, (ex, mine)
+            # From here the abstract socket answers; from gatewayd's it does not.
+            p = subprocess.run(["/usr/bin/python3", "-c", probe, name])
+            assert p.returncode == 0, p
+            p = subprocess.run(["nsenter", "--net=/proc/%d/ns/net" % d.proc.pid,
+                                "/usr/bin/python3", "-c", probe, name])
+            assert p.returncode == 3, p
+            assert d.client().call("echo", {"x": 1})["status"] == "ok"
+    finally:
+        lst.close()
 
 
 if __name__ == "__main__":

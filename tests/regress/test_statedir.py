@@ -3,7 +3,6 @@ symlink, another owner, group- or world-writable, a hard link), before it
 opens anything in it; gatewayd never shapes someone else's dir."""
 import os
 import signal
-import socket
 import subprocess
 import sys
 
@@ -28,21 +27,11 @@ def executor_refuses(d, what):
     4 as gatewayd gives them; it must exit non-zero saying 'what'."""
     logpath = os.path.join(d.dir, "executor.log")
     log = open(logpath, "ab")
-    a, b = socket.socketpair()
-    c, e = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-
-    def pre():
-        x, y = os.dup(b.fileno()), os.dup(e.fileno())
-        os.dup2(x, 3)
-        os.dup2(y, 4)
-    p = subprocess.Popen([EXECUTOR, "-c", d.config_path, "-f",
-                          "--control-socket", d.control_sock, "--state-dir", d.state],
-                         stdout=log, stderr=log, close_fds=False, preexec_fn=pre,
-                         start_new_session=True)
-    b.close()
-    e.close()
+    p, a, c = spawn_on_socketpair([EXECUTOR, "-c", d.config_path, "-f",
+                                   "--control-socket", d.control_sock,
+                                   "--state-dir", d.state], log)
     try:
-        a.sendall(frame([msg_types()["MSG_HELLO"], 1, {"version": proto_version()}]))
+        a.sendall(hello_frame())
     except OSError:
         pass    # it refused to start already
     try:

@@ -198,7 +198,7 @@ test_vector(void)
 	char			 hash[ARGS_HASH_LEN + 1];
 	int			 unpacked, hashed, same, again_same;
 
-	ASSERT(unhex(v->msgpack_hex, &mp, &mplen) == 0);
+	ASSERT_EQ_INT(unhex(v->msgpack_hex, &mp, &mplen), 0);
 	if (unhex(v->json_hex, &want, &wantlen) == -1) {
 		free(mp);
 		fprintf(stderr, "bad canonical JSON hex\n");
@@ -228,7 +228,7 @@ test_vector(void)
 	ASSERT(hashed);
 	ASSERT(same);
 	ASSERT(again_same);
-	ASSERT_STREQ(hash, v->hash);
+	ASSERT_EQ_STR(hash, v->hash);
 }
 
 static void
@@ -275,11 +275,11 @@ test_canon_double(void)
 
 	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
 		canon_double(t[i].d, out, sizeof(out));
-		ASSERT_STREQ(out, t[i].want);
+		ASSERT_EQ_STR(out, t[i].want);
 	}
 	/* A short buffer gets a truncated, terminated string. */
 	canon_double(1.5e300, out, 4);
-	ASSERT_STREQ(out, "1.5");
+	ASSERT_EQ_STR(out, "1.5");
 }
 
 /* Every double we print must read back to itself. */
@@ -350,11 +350,13 @@ test_control_escapes(void)
 	o.via.str.ptr = s;
 	o.via.str.size = sizeof(s);
 	memset(&out, 0, sizeof(out));
-	ASSERT(canon_json(&o, 0, &out, errbuf, sizeof(errbuf)) == 0);
-	ASSERT_STREQ(out.data, want);
-	ASSERT(out.len == strlen(want));
+	ASSERT_EQ_INT(canon_json(&o, 0, &out, errbuf, sizeof(errbuf)), 0);
+	ASSERT_EQ_STR(out.data, want);
+	ASSERT_EQ_INT(out.len, strlen(want));
 	canon_buf_free(&out);
-	ASSERT(out.data == NULL && out.len == 0 && out.cap == 0);
+	ASSERT(out.data == NULL);
+	ASSERT_EQ_INT(out.len, 0);
+	ASSERT_EQ_INT(out.cap, 0);
 
 	/* Embedded NUL inside a longer string. */
 	ASSERT(canon_is("a3610062", 0, "\"a\\u0000b\""));
@@ -395,8 +397,8 @@ test_key_order(void)
 		fprintf(stderr, "canon failed\n");
 		ASSERT(0);
 	}
-	ASSERT(out.len == n);
-	ASSERT(memcmp(out.data, want, n) == 0);
+	ASSERT_EQ_INT(out.len, n);
+	ASSERT_EQ_MEM(out.data, want, n);
 	free(want);
 	canon_buf_free(&out);
 }
@@ -523,12 +525,13 @@ test_top_level(void)
 	memset(&o, 0, sizeof(o));
 	o.type = MSGPACK_OBJECT_ARRAY;
 	memset(&json, 0xa5, sizeof(json));	/* garbage must be ignored */
-	ASSERT(args_hash(&o, hash, &json, errbuf, sizeof(errbuf)) == -1);
-	ASSERT_STREQ(errbuf, "args: must be a map");
-	ASSERT(json.data == NULL && json.len == 0);
+	ASSERT_EQ_INT(args_hash(&o, hash, &json, errbuf, sizeof(errbuf)), -1);
+	ASSERT_EQ_STR(errbuf, "args: must be a map");
+	ASSERT(json.data == NULL);
+	ASSERT_EQ_INT(json.len, 0);
 	canon_buf_free(&json);
 	/* NULL err with errlen 0 is fine. */
-	ASSERT(args_hash(&o, hash, NULL, NULL, 0) == -1);
+	ASSERT_EQ_INT(args_hash(&o, hash, NULL, NULL, 0), -1);
 }
 
 /*
@@ -611,18 +614,18 @@ test_depth(void)
 	char			 hex[256];
 
 	/* The top-level map counts as depth 1. */
-	ASSERT(canon_depth(CANON_MAX_DEPTH, 1) == 0);
-	ASSERT(canon_depth(CANON_MAX_DEPTH + 1, 1) == -1);
+	ASSERT_EQ_INT(canon_depth(CANON_MAX_DEPTH, 1), 0);
+	ASSERT_EQ_INT(canon_depth(CANON_MAX_DEPTH + 1, 1), -1);
 	ASSERT(strncmp(errbuf, "args.k.k.k", 10) == 0);
 	ASSERT(strstr(errbuf, ".k: nested too deeply") != NULL);
-	ASSERT(canon_depth(CANON_MAX_DEPTH, 0) == 0);
-	ASSERT(canon_depth(CANON_MAX_DEPTH + 1, 0) == -1);
-	ASSERT(canon_depth(CANON_MAX_DEPTH + 40, 0) == -1);
-	ASSERT(canon_depth(CANON_MAX_DEPTH + 40, 1) == -1);
+	ASSERT_EQ_INT(canon_depth(CANON_MAX_DEPTH, 0), 0);
+	ASSERT_EQ_INT(canon_depth(CANON_MAX_DEPTH + 1, 0), -1);
+	ASSERT_EQ_INT(canon_depth(CANON_MAX_DEPTH + 40, 0), -1);
+	ASSERT_EQ_INT(canon_depth(CANON_MAX_DEPTH + 40, 1), -1);
 
 	/* The same through msgpack-c's unpacker, when it can get there. */
 	deep_hex(CANON_MAX_DEPTH, hex, sizeof(hex));
-	ASSERT(canon_hex(hex, 1, &out) == 0);
+	ASSERT_EQ_INT(canon_hex(hex, 1, &out), 0);
 	canon_buf_free(&out);
 	if (CANON_MAX_DEPTH < 32) {
 		deep_hex(CANON_MAX_DEPTH + 1, hex, sizeof(hex));
@@ -630,7 +633,7 @@ test_depth(void)
 	}
 	/* 33 levels do not unpack at all (MSGPACK_EMBED_STACK_SIZE). */
 	deep_hex(33, hex, sizeof(hex));
-	ASSERT(canon_hex(hex, 1, &out) == -2);
+	ASSERT_EQ_INT(canon_hex(hex, 1, &out), -2);
 	canon_buf_free(&out);
 }
 
@@ -667,16 +670,16 @@ test_append_and_rollback(void)
 	msgpack_unpacked_init(&u);
 	ASSERT(msgpack_unpack_next(&u, good, sizeof(good) - 1, &off) ==
 	    MSGPACK_UNPACK_SUCCESS);
-	ASSERT(canon_json(&u.data, 0, &out, errbuf, sizeof(errbuf)) == 0);
-	ASSERT(canon_json(&u.data, 0, &out, errbuf, sizeof(errbuf)) == 0);
-	ASSERT_STREQ(out.data, "[1,true][1,true]");
+	ASSERT_EQ_INT(canon_json(&u.data, 0, &out, errbuf, sizeof(errbuf)), 0);
+	ASSERT_EQ_INT(canon_json(&u.data, 0, &out, errbuf, sizeof(errbuf)), 0);
+	ASSERT_EQ_STR(out.data, "[1,true][1,true]");
 	off = 0;
 	ASSERT(msgpack_unpack_next(&u, bad, sizeof(bad) - 1, &off) ==
 	    MSGPACK_UNPACK_SUCCESS);
-	ASSERT(canon_json(&u.data, 0, &out, errbuf, sizeof(errbuf)) == -1);
-	ASSERT_STREQ(errbuf, "args[2].b: bin values are not allowed");
-	ASSERT(out.len == 16);
-	ASSERT_STREQ(out.data, "[1,true][1,true]");
+	ASSERT_EQ_INT(canon_json(&u.data, 0, &out, errbuf, sizeof(errbuf)), -1);
+	ASSERT_EQ_STR(errbuf, "args[2].b: bin values are not allowed");
+	ASSERT_EQ_INT(out.len, 16);
+	ASSERT_EQ_STR(out.data, "[1,true][1,true]");
 	msgpack_unpacked_destroy(&u);
 	canon_buf_free(&out);
 }
@@ -695,8 +698,8 @@ test_error_path_sanitized(void)
 		memset(&o, 0, sizeof(o));
 		o.type = MSGPACK_OBJECT_BIN;
 		memset(&out, 0, sizeof(out));
-		ASSERT(canon_json(&o, 0, &out, small, sizeof(small)) == -1);
-		ASSERT_STREQ(small, "args");
+		ASSERT_EQ_INT(canon_json(&o, 0, &out, small, sizeof(small)), -1);
+		ASSERT_EQ_STR(small, "args");
 		canon_buf_free(&out);
 	}
 }
@@ -709,12 +712,12 @@ test_args_hash_json_null(void)
 
 	memset(&o, 0, sizeof(o));
 	o.type = MSGPACK_OBJECT_MAP;
-	ASSERT(args_hash(&o, h1, NULL, errbuf, sizeof(errbuf)) == 0);
+	ASSERT_EQ_INT(args_hash(&o, h1, NULL, errbuf, sizeof(errbuf)), 0);
 	/* sha256("{}") */
-	ASSERT_STREQ(h1, "44136fa355b3678a1146ad16");
-	ASSERT(args_hash(&o, h2, NULL, errbuf, sizeof(errbuf)) == 0);
-	ASSERT_STREQ(h1, h2);
-	ASSERT(strlen(h1) == ARGS_HASH_LEN);
+	ASSERT_EQ_STR(h1, "44136fa355b3678a1146ad16");
+	ASSERT_EQ_INT(args_hash(&o, h2, NULL, errbuf, sizeof(errbuf)), 0);
+	ASSERT_EQ_STR(h1, h2);
+	ASSERT_EQ_INT(strlen(h1), ARGS_HASH_LEN);
 }
 
 int

@@ -169,19 +169,19 @@ test_key_file(void)
 	snprintf(creds, sizeof(creds), "%s/no-such-creds", tmproot);
 	checkpoint_keys_init(state, creds, TTL);
 	snprintf(path, sizeof(path), "%s/checkpoint.key", state);
-	ASSERT(stat(path, &sb) == 0);
+	ASSERT_EQ_INT(stat(path, &sb), 0);
 	ASSERT(S_ISREG(sb.st_mode));
-	ASSERT((sb.st_mode & 07777) == 0600);
-	ASSERT(slurp(path, k1, sizeof(k1)) == crypto_sign_SECRETKEYBYTES);
+	ASSERT_EQ_INT((sb.st_mode & 07777), 0600);
+	ASSERT_EQ_INT(slurp(path, k1, sizeof(k1)), crypto_sign_SECRETKEYBYTES);
 	/* A second init reads the same key, it does not make another. */
 	checkpoint_keys_init(state, creds, TTL);
-	ASSERT(slurp(path, k2, sizeof(k2)) == crypto_sign_SECRETKEYBYTES);
-	ASSERT(memcmp(k1, k2, crypto_sign_SECRETKEYBYTES) == 0);
+	ASSERT_EQ_INT(slurp(path, k2, sizeof(k2)), crypto_sign_SECRETKEYBYTES);
+	ASSERT_EQ_MEM(k1, k2, crypto_sign_SECRETKEYBYTES);
 	/* No temporary file left behind. */
 	snprintf(path, sizeof(path), "%s/checkpoint.key.tmp", state);
-	ASSERT(stat(path, &sb) == -1);
+	ASSERT_EQ_INT(stat(path, &sb), -1);
 	/* The credentials directory is only read, never created. */
-	ASSERT(stat(creds, &sb) == -1);
+	ASSERT_EQ_INT(stat(creds, &sb), -1);
 }
 
 static void
@@ -280,13 +280,13 @@ test_every_change(void)
 	free(tok);
 	checkpoint_free(&cp);
 	ASSERT(tried > 1000);
-	ASSERT(different == 0);
-	ASSERT(unexplained == 0);
+	ASSERT_EQ_INT(different, 0);
+	ASSERT_EQ_INT(unexplained, 0);
 	/*
 	 * libsodium refuses non-zero padding bits: within the alphabet no
 	 * change is equivalent.
 	 */
-	ASSERT(same == 0);
+	ASSERT_EQ_INT(same, 0);
 }
 
 /*
@@ -339,7 +339,7 @@ test_non_alphabet(void)
 	free(mut);
 	free(tok);
 	checkpoint_free(&cp);
-	ASSERT(accepted == 0);
+	ASSERT_EQ_INT(accepted, 0);
 }
 
 static void
@@ -383,13 +383,13 @@ test_cuts(void)
 	}
 	free(longer);
 	/* Not tokens at all. */
-	ASSERT(verify("", 0, &out) == -1);
-	ASSERT(verify("tgc1.", 5, &out) == -1);
-	ASSERT(verify("tgc1..", 6, &out) == -1);
-	ASSERT(verify("tgc2.", 5, &out) == -1);
+	ASSERT_EQ_INT(verify("", 0, &out), -1);
+	ASSERT_EQ_INT(verify("tgc1.", 5, &out), -1);
+	ASSERT_EQ_INT(verify("tgc1..", 6, &out), -1);
+	ASSERT_EQ_INT(verify("tgc2.", 5, &out), -1);
 	free(tok);
 	checkpoint_free(&cp);
-	ASSERT(bad == 0);
+	ASSERT_EQ_INT(bad, 0);
 }
 
 static void
@@ -440,7 +440,7 @@ test_forged_kid(void)
 	tb = checkpoint_sign(&cp);
 	checkpoint_keys_init(a, creds, TTL);
 	ta = checkpoint_sign(&cp);
-	ASSERT(token_kid(ta, kid) == 0);
+	ASSERT_EQ_INT(token_kid(ta, kid), 0);
 	/* A's payload with B's signature. */
 	dot_a = strrchr(ta, '.');
 	dot_b = strrchr(tb, '.');
@@ -485,7 +485,7 @@ test_rotate(void)
 	checkpoint_keys_init(state, creds, TTL);
 	fill_cp(&cp, 1);
 	t1 = checkpoint_sign(&cp);
-	ASSERT(checkpoint_keys_rotate(err, sizeof(err)) == 0);
+	ASSERT_EQ_INT(checkpoint_keys_rotate(err, sizeof(err)), 0);
 	t2 = checkpoint_sign(&cp);
 	ok &= token_kid(t1, k1) == 0 && token_kid(t2, k2) == 0;
 	ok &= strcmp(k1, k2) != 0;
@@ -514,7 +514,7 @@ test_rotate(void)
 	 * A second rotation: k1 was rotated out less than ttl_s ago, so it
 	 * still verifies, as does k2; new tokens use a third kid.
 	 */
-	ASSERT(checkpoint_keys_rotate(err, sizeof(err)) == 0);
+	ASSERT_EQ_INT(checkpoint_keys_rotate(err, sizeof(err)), 0);
 	t3 = checkpoint_sign(&cp);
 	ok &= token_kid(t3, k3) == 0 && strcmp(k3, k2) != 0 &&
 	    strcmp(k3, k1) != 0;
@@ -587,7 +587,7 @@ test_credentials_key(void)
 	sk_kid(sk, want);
 	snprintf(path, sizeof(path), "%s/checkpoint.key", creds);
 	ASSERT((f = fopen(path, "wb")) != NULL);
-	ASSERT(fwrite(sk, 1, sizeof(sk), f) == sizeof(sk));
+	ASSERT_EQ_INT(fwrite(sk, 1, sizeof(sk), f), sizeof(sk));
 	fclose(f);
 	chmod(path, 0600);
 

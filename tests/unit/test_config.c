@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/config.h"
+#include "common/policy.h"
 #include "tests/unit/test.h"
 
 /* Write 'text' (of 'len' bytes) to a fresh temporary file named in 'path'. */
@@ -95,62 +96,63 @@ test_safe_default(void)
 	if (c == NULL)
 		fprintf(stderr, "%s\n", err);
 	ASSERT(c != NULL);
-	ASSERT_STREQ(c->file, path);
-	ASSERT(c->read_write == 0);
-	ASSERT(c->writes_enabled == 0);
-	ASSERT(c->approval_all == 1);
-	ASSERT(c->napproval_tools == 0);
-	ASSERT(c->nallow == 3);
-	ASSERT_STREQ(c->allow[0], "search.read");
-	ASSERT_STREQ(c->allow[1], "kb.read");
-	ASSERT_STREQ(c->allow[2], "http.get");
-	ASSERT(config_allowed(c, "kb.read"));
-	ASSERT(!config_allowed(c, "ticket.close"));
+	ASSERT_EQ_STR(c->file, path);
+	ASSERT_EQ_INT(c->read_write, 0);
+	ASSERT_EQ_INT(c->writes_enabled, 0);
+	ASSERT_EQ_INT(c->approval_all, 1);
+	ASSERT_EQ_INT(c->napproval_tools, 0);
+	ASSERT_EQ_INT(c->nallow, 3);
+	ASSERT_EQ_STR(c->allow[0], "search.read");
+	ASSERT_EQ_STR(c->allow[1], "kb.read");
+	ASSERT_EQ_STR(c->allow[2], "http.get");
+	ASSERT(policy_allowed(c, "kb.read"));
+	ASSERT(!policy_allowed(c, "ticket.close"));
 	/* Allowed but not in the catalog: a write, which is not an error. */
-	ASSERT(c->ncatalog == 0);
-	ASSERT(config_tool(c, "kb.read") == NULL);
-	ASSERT(config_tool_mode(c, "kb.read") == TOOL_WRITE);
-	ASSERT(config_needs_approval(c, "http.get"));
+	ASSERT_EQ_INT(c->ncatalog, 0);
+	ASSERT(policy_tool(c, "kb.read") == NULL);
+	ASSERT_EQ_INT(policy_tool_mode(c, "kb.read"), TOOL_WRITE);
+	ASSERT(policy_needs_approval(c, "http.get"));
 	/* Everything else at its default. */
-	ASSERT_STREQ(c->agent_socket, "/run/toolgate/agent.sock");
-	ASSERT_STREQ(c->control_socket, "/run/toolgate/control.sock");
-	ASSERT_STREQ(c->state_dir, "/var/lib/toolgate");
-	ASSERT_STREQ(c->credentials_dir, "/etc/toolgate/credentials");
-	ASSERT_STREQ(c->user, "toolgate");
-	ASSERT_STREQ(c->tool_user, "nobody");
-	ASSERT(c->allow_self_approval == 0);
-	ASSERT(c->nprincipals == 0);
-	ASSERT(config_principal(c, 1000, 1000) == NULL);
-	ASSERT(c->nop_uids == 1 && c->op_uids[0] == 0);
-	ASSERT(c->nop_gids == 0);
-	ASSERT(config_is_operator(c, 0, 0));
-	ASSERT(!config_is_operator(c, 1000, 0));
-	ASSERT(c->retention_s == 86400);
-	ASSERT(c->max_steps_per_run == 50);
-	ASSERT(c->max_writes_per_run == 10);
-	ASSERT(c->max_tokens_per_run == 200000);
+	ASSERT_EQ_STR(c->agent_socket, "/run/toolgate/agent.sock");
+	ASSERT_EQ_STR(c->control_socket, "/run/toolgate/control.sock");
+	ASSERT_EQ_STR(c->state_dir, "/var/lib/toolgate");
+	ASSERT_EQ_STR(c->credentials_dir, "/etc/toolgate/credentials");
+	ASSERT_EQ_STR(c->user, "toolgate");
+	ASSERT_EQ_STR(c->tool_user, "nobody");
+	ASSERT_EQ_INT(c->allow_self_approval, 0);
+	ASSERT_EQ_INT(c->nprincipals, 0);
+	ASSERT(policy_principal(c, 1000, 1000) == NULL);
+	ASSERT_EQ_INT(c->nop_uids, 1);
+	ASSERT_EQ_INT(c->op_uids[0], 0);
+	ASSERT_EQ_INT(c->nop_gids, 0);
+	ASSERT(policy_is_operator(c, 0, 0));
+	ASSERT(!policy_is_operator(c, 1000, 0));
+	ASSERT_EQ_INT(c->retention_s, 86400);
+	ASSERT_EQ_INT(c->max_steps_per_run, 50);
+	ASSERT_EQ_INT(c->max_writes_per_run, 10);
+	ASSERT_EQ_INT(c->max_tokens_per_run, 200000);
 	ASSERT(c->max_cost_per_run == 5.0);
-	ASSERT(c->repeat_limit == 3);
-	ASSERT(c->approvals_ttl_s == 3600);
-	ASSERT(c->max_frame == 1048576);
-	ASSERT(c->max_output == 1048576);
-	ASSERT(c->max_connections == 1024);
-	ASSERT(c->max_inflight == 64);
-	ASSERT(c->max_conns_per_uid == 256);
-	ASSERT(c->max_stranger_conns == 16);
-	ASSERT(c->frame_timeout_s == 30);
-	ASSERT(c->stranger_summary_s == 60);
-	ASSERT(c->stranger_uids == 1024);
-	ASSERT(c->max_tools == 64);
-	ASSERT(c->max_tools_per_tenant == 16);
-	ASSERT(c->run_idle_s == 3600);
-	ASSERT(c->max_runs == 10000);
-	ASSERT(c->max_runs_per_tenant == 1000);
-	ASSERT(c->map_size == 64ULL * 1024 * 1024);
-	ASSERT(c->max_map_size == 1024ULL * 1024 * 1024);
-	ASSERT(c->store_reserve == 32ULL * 1024 * 1024);
-	ASSERT(c->max_pending_per_tenant == 100);
-	ASSERT(c->max_pending_bytes_per_tenant == 16ULL * 1024 * 1024);
+	ASSERT_EQ_INT(c->repeat_limit, 3);
+	ASSERT_EQ_INT(c->approvals_ttl_s, 3600);
+	ASSERT_EQ_INT(c->max_frame, 1048576);
+	ASSERT_EQ_INT(c->max_output, 1048576);
+	ASSERT_EQ_INT(c->max_connections, 1024);
+	ASSERT_EQ_INT(c->max_inflight, 64);
+	ASSERT_EQ_INT(c->max_conns_per_uid, 256);
+	ASSERT_EQ_INT(c->max_stranger_conns, 16);
+	ASSERT_EQ_INT(c->frame_timeout_s, 30);
+	ASSERT_EQ_INT(c->stranger_summary_s, 60);
+	ASSERT_EQ_INT(c->stranger_uids, 1024);
+	ASSERT_EQ_INT(c->max_tools, 64);
+	ASSERT_EQ_INT(c->max_tools_per_tenant, 16);
+	ASSERT_EQ_INT(c->run_idle_s, 3600);
+	ASSERT_EQ_INT(c->max_runs, 10000);
+	ASSERT_EQ_INT(c->max_runs_per_tenant, 1000);
+	ASSERT_EQ_INT(c->map_size, 64ULL * 1024 * 1024);
+	ASSERT_EQ_INT(c->max_map_size, 1024ULL * 1024 * 1024);
+	ASSERT_EQ_INT(c->store_reserve, 32ULL * 1024 * 1024);
+	ASSERT_EQ_INT(c->max_pending_per_tenant, 100);
+	ASSERT_EQ_INT(c->max_pending_bytes_per_tenant, 16ULL * 1024 * 1024);
 	ASSERT(c->metrics_listen == NULL);
 	config_free(c);
 }
@@ -201,92 +203,97 @@ test_full(void)
 	if (c == NULL)
 		fprintf(stderr, "%s\n", err);
 	ASSERT(c != NULL);
-	ASSERT_STREQ(c->file, path);
-	ASSERT_STREQ(c->agent_socket, "/tmp/tg/agent.sock");
-	ASSERT_STREQ(c->control_socket, "/tmp/tg/control.sock");
-	ASSERT_STREQ(c->state_dir, "/tmp/tg/state");
-	ASSERT_STREQ(c->credentials_dir, "/tmp/tg/creds");
-	ASSERT_STREQ(c->user, "_toolgate");
-	ASSERT_STREQ(c->tool_user, "_tools");
+	ASSERT_EQ_STR(c->file, path);
+	ASSERT_EQ_STR(c->agent_socket, "/tmp/tg/agent.sock");
+	ASSERT_EQ_STR(c->control_socket, "/tmp/tg/control.sock");
+	ASSERT_EQ_STR(c->state_dir, "/tmp/tg/state");
+	ASSERT_EQ_STR(c->credentials_dir, "/tmp/tg/creds");
+	ASSERT_EQ_STR(c->user, "_toolgate");
+	ASSERT_EQ_STR(c->tool_user, "_tools");
 
-	ASSERT(c->nprincipals == 3);
+	ASSERT_EQ_INT(c->nprincipals, 3);
 	ASSERT(c->principals[0].has_uid && !c->principals[0].has_gid);
-	ASSERT(c->principals[0].uid == 1001);
-	ASSERT_STREQ(c->principals[0].tenant, "acme");
-	ASSERT_STREQ(c->principals[0].env, "prod");
+	ASSERT_EQ_INT(c->principals[0].uid, 1001);
+	ASSERT_EQ_STR(c->principals[0].tenant, "acme");
+	ASSERT_EQ_STR(c->principals[0].env, "prod");
 	ASSERT(!c->principals[1].has_uid && c->principals[1].has_gid);
-	ASSERT(c->principals[1].gid == 2000);
-	ASSERT_STREQ(c->principals[1].tenant, "globex");
-	ASSERT_STREQ(c->principals[1].env, "staging");
-	ASSERT(c->principals[2].has_uid && c->principals[2].uid == 1002);
-	ASSERT_STREQ(c->principals[2].tenant, "initech");
-	ASSERT_STREQ(c->principals[2].env, "dev-1");
+	ASSERT_EQ_INT(c->principals[1].gid, 2000);
+	ASSERT_EQ_STR(c->principals[1].tenant, "globex");
+	ASSERT_EQ_STR(c->principals[1].env, "staging");
+	ASSERT(c->principals[2].has_uid);
+	ASSERT_EQ_INT(c->principals[2].uid, 1002);
+	ASSERT_EQ_STR(c->principals[2].tenant, "initech");
+	ASSERT_EQ_STR(c->principals[2].env, "dev-1");
 
-	ASSERT(c->nop_uids == 2 && c->op_uids[0] == 0 && c->op_uids[1] == 1500);
-	ASSERT(c->nop_gids == 2 && c->op_gids[0] == 4 && c->op_gids[1] == 27);
-	ASSERT(c->allow_self_approval == 0);
+	ASSERT_EQ_INT(c->nop_uids, 2);
+	ASSERT_EQ_INT(c->op_uids[0], 0);
+	ASSERT_EQ_INT(c->op_uids[1], 1500);
+	ASSERT_EQ_INT(c->nop_gids, 2);
+	ASSERT_EQ_INT(c->op_gids[0], 4);
+	ASSERT_EQ_INT(c->op_gids[1], 27);
+	ASSERT_EQ_INT(c->allow_self_approval, 0);
 
-	ASSERT(c->ncatalog == 3);
-	ASSERT((t = config_tool(c, "kb.read")) != NULL);
-	ASSERT_STREQ(t->name, "kb.read");
-	ASSERT(t->mode == TOOL_READ);
-	ASSERT(t->argc == 1);
-	ASSERT_STREQ(t->argv[0], "/usr/libexec/toolgate/tools/kb-read");
+	ASSERT_EQ_INT(c->ncatalog, 3);
+	ASSERT((t = policy_tool(c, "kb.read")) != NULL);
+	ASSERT_EQ_STR(t->name, "kb.read");
+	ASSERT_EQ_INT(t->mode, TOOL_READ);
+	ASSERT_EQ_INT(t->argc, 1);
+	ASSERT_EQ_STR(t->argv[0], "/usr/libexec/toolgate/tools/kb-read");
 	ASSERT(t->argv[1] == NULL);
-	ASSERT(t->timeout_ms == 2000);
+	ASSERT_EQ_INT(t->timeout_ms, 2000);
 	ASSERT(t->compensate == NULL);
-	ASSERT((t = config_tool(c, "ticket.close")) != NULL);
-	ASSERT(t->mode == TOOL_WRITE);
-	ASSERT(t->argc == 3);
-	ASSERT_STREQ(t->argv[0], "/usr/libexec/toolgate/tools/ticket-close");
-	ASSERT_STREQ(t->argv[1], "--reason");
-	ASSERT_STREQ(t->argv[2], "");
+	ASSERT((t = policy_tool(c, "ticket.close")) != NULL);
+	ASSERT_EQ_INT(t->mode, TOOL_WRITE);
+	ASSERT_EQ_INT(t->argc, 3);
+	ASSERT_EQ_STR(t->argv[0], "/usr/libexec/toolgate/tools/ticket-close");
+	ASSERT_EQ_STR(t->argv[1], "--reason");
+	ASSERT_EQ_STR(t->argv[2], "");
 	ASSERT(t->argv[3] == NULL);
-	ASSERT(t->timeout_ms == 10000);
-	ASSERT_STREQ(t->compensate, "ticket.reopen");
+	ASSERT_EQ_INT(t->timeout_ms, 10000);
+	ASSERT_EQ_STR(t->compensate, "ticket.reopen");
 	/* No mode: a write.  A relative program: beside the config. */
-	ASSERT((t = config_tool(c, "ticket.reopen")) != NULL);
-	ASSERT(t->mode == TOOL_WRITE);
-	ASSERT(t->argc == 1);
-	ASSERT(t->timeout_ms == 10000);
+	ASSERT((t = policy_tool(c, "ticket.reopen")) != NULL);
+	ASSERT_EQ_INT(t->mode, TOOL_WRITE);
+	ASSERT_EQ_INT(t->argc, 1);
+	ASSERT_EQ_INT(t->timeout_ms, 10000);
 	ASSERT(beside(t->argv[0], path, "tools/ticket-reopen"));
-	ASSERT(config_tool_mode(c, "kb.read") == TOOL_READ);
-	ASSERT(config_tool_mode(c, "ticket.reopen") == TOOL_WRITE);
-	ASSERT(config_tool_mode(c, "nonesuch") == TOOL_WRITE);
-	ASSERT(config_tool(c, "nonesuch") == NULL);
+	ASSERT_EQ_INT(policy_tool_mode(c, "kb.read"), TOOL_READ);
+	ASSERT_EQ_INT(policy_tool_mode(c, "ticket.reopen"), TOOL_WRITE);
+	ASSERT_EQ_INT(policy_tool_mode(c, "nonesuch"), TOOL_WRITE);
+	ASSERT(policy_tool(c, "nonesuch") == NULL);
 
-	ASSERT(c->read_write == 1);
-	ASSERT(c->nallow == 3);
-	ASSERT(config_allowed(c, "ticket.reopen"));
-	ASSERT(!config_allowed(c, "kb"));
+	ASSERT_EQ_INT(c->read_write, 1);
+	ASSERT_EQ_INT(c->nallow, 3);
+	ASSERT(policy_allowed(c, "ticket.reopen"));
+	ASSERT(!policy_allowed(c, "kb"));
 
-	ASSERT(c->writes_enabled == 1);
-	ASSERT(c->approval_all == 0);
-	ASSERT(c->napproval_tools == 1);
-	ASSERT_STREQ(c->approval_tools[0], "ticket.close");
-	ASSERT(c->retention_s == 7200);
+	ASSERT_EQ_INT(c->writes_enabled, 1);
+	ASSERT_EQ_INT(c->approval_all, 0);
+	ASSERT_EQ_INT(c->napproval_tools, 1);
+	ASSERT_EQ_STR(c->approval_tools[0], "ticket.close");
+	ASSERT_EQ_INT(c->retention_s, 7200);
 
-	ASSERT(c->max_steps_per_run == 0);
-	ASSERT(c->max_writes_per_run == 2);
-	ASSERT(c->max_tokens_per_run == 1000);
+	ASSERT_EQ_INT(c->max_steps_per_run, 0);
+	ASSERT_EQ_INT(c->max_writes_per_run, 2);
+	ASSERT_EQ_INT(c->max_tokens_per_run, 1000);
 	ASSERT(c->max_cost_per_run == 2.0);
-	ASSERT(c->repeat_limit == 5);
-	ASSERT(c->approvals_ttl_s == 600);
-	ASSERT(c->max_frame == 65536);
-	ASSERT(c->max_output == 67108864);
-	ASSERT(c->max_connections == 8);
-	ASSERT(c->max_inflight == 4);
+	ASSERT_EQ_INT(c->repeat_limit, 5);
+	ASSERT_EQ_INT(c->approvals_ttl_s, 600);
+	ASSERT_EQ_INT(c->max_frame, 65536);
+	ASSERT_EQ_INT(c->max_output, 67108864);
+	ASSERT_EQ_INT(c->max_connections, 8);
+	ASSERT_EQ_INT(c->max_inflight, 4);
 	/* Not set: cut to fit max_connections, strangers to a quarter. */
-	ASSERT(c->max_conns_per_uid == 8);
-	ASSERT(c->max_stranger_conns == 2);
-	ASSERT(c->run_idle_s == 60);
-	ASSERT(c->max_runs == 100);
+	ASSERT_EQ_INT(c->max_conns_per_uid, 8);
+	ASSERT_EQ_INT(c->max_stranger_conns, 2);
+	ASSERT_EQ_INT(c->run_idle_s, 60);
+	ASSERT_EQ_INT(c->max_runs, 100);
 	/* The default share is cut to max_runs. */
-	ASSERT(c->max_runs_per_tenant == 100);
-	ASSERT(c->map_size == 1048576);
-	ASSERT(c->max_map_size == 1048576);
+	ASSERT_EQ_INT(c->max_runs_per_tenant, 100);
+	ASSERT_EQ_INT(c->map_size, 1048576);
+	ASSERT_EQ_INT(c->max_map_size, 1048576);
 	ASSERT(c->store_reserve == 65536);	/* 1/32, at least 64 KiB */
-	ASSERT_STREQ(c->metrics_listen, "127.0.0.1:9464");
+	ASSERT_EQ_STR(c->metrics_listen, "127.0.0.1:9464");
 	config_free(c);
 }
 
@@ -322,10 +329,12 @@ test_contract_example(void)
 	if (c == NULL)
 		fprintf(stderr, "%s\n", err);
 	ASSERT(c != NULL);
-	ASSERT(c->read_write == 0 && c->writes_enabled == 1);
-	ASSERT(c->approval_all == 1);
-	ASSERT(c->nop_uids == 1 && c->nop_gids == 0);
-	ASSERT(config_needs_approval(c, "ticket.close"));
+	ASSERT_EQ_INT(c->read_write, 0);
+	ASSERT_EQ_INT(c->writes_enabled, 1);
+	ASSERT_EQ_INT(c->approval_all, 1);
+	ASSERT_EQ_INT(c->nop_uids, 1);
+	ASSERT_EQ_INT(c->nop_gids, 0);
+	ASSERT(policy_needs_approval(c, "ticket.close"));
 	config_free(c);
 }
 
@@ -343,9 +352,9 @@ test_example(void)
 	ASSERT(c != NULL);
 	ASSERT(c->ncatalog > 0);
 	for (i = 0; i < c->ncatalog; i++)
-		ASSERT(c->catalog[i].argv[0][0] == '/');
-	if (config_tool(c, "kb.read") != NULL)
-		ASSERT(beside(config_tool(c, "kb.read")->argv[0],
+		ASSERT_EQ_INT(c->catalog[i].argv[0][0], '/');
+	if (policy_tool(c, "kb.read") != NULL)
+		ASSERT(beside(policy_tool(c, "kb.read")->argv[0],
 		    "examples/toolgate.yaml", "tools/kb-read"));
 	config_free(c);
 }
@@ -358,7 +367,7 @@ test_relative_cwd(void)
 	struct config	*c;
 	char		 path[1024], full[1100], err[1024], *dir, *base, *cwd;
 
-	ASSERT(write_tmp(text, sizeof(text) - 1, path, sizeof(path)) == 0);
+	ASSERT_EQ_INT(write_tmp(text, sizeof(text) - 1, path, sizeof(path)), 0);
 	ASSERT((cwd = getcwd(NULL, 0)) != NULL);
 	base = strrchr(path, '/');
 	*base++ = '\0';
@@ -375,10 +384,11 @@ test_relative_cwd(void)
 	if (c == NULL)
 		fprintf(stderr, "%s\n", err);
 	ASSERT(c != NULL);
-	ASSERT(c->ncatalog == 1 && c->catalog[0].argc == 2);
+	ASSERT_EQ_INT(c->ncatalog, 1);
+	ASSERT_EQ_INT(c->catalog[0].argc, 2);
 	snprintf(full, sizeof(full), "%s/%s", dir, base);
 	ASSERT(beside(c->catalog[0].argv[0], full, "./t"));
-	ASSERT_STREQ(c->catalog[0].argv[1], "x");
+	ASSERT_EQ_STR(c->catalog[0].argv[1], "x");
 	config_free(c);
 }
 
@@ -403,24 +413,24 @@ test_lookups(void)
 		fprintf(stderr, "%s\n", err);
 	ASSERT(c != NULL);
 	/* The uid wins over the gid, whatever the order in the file. */
-	ASSERT((p = config_principal(c, 1000, 100)) != NULL);
-	ASSERT_STREQ(p->tenant, "byuid");
-	ASSERT((p = config_principal(c, 1001, 100)) != NULL);
-	ASSERT_STREQ(p->tenant, "bygid");
-	ASSERT((p = config_principal(c, 1001, 200)) != NULL);
-	ASSERT_STREQ(p->tenant, "other");
-	ASSERT(config_principal(c, 1001, 300) == NULL);
+	ASSERT((p = policy_principal(c, 1000, 100)) != NULL);
+	ASSERT_EQ_STR(p->tenant, "byuid");
+	ASSERT((p = policy_principal(c, 1001, 100)) != NULL);
+	ASSERT_EQ_STR(p->tenant, "bygid");
+	ASSERT((p = policy_principal(c, 1001, 200)) != NULL);
+	ASSERT_EQ_STR(p->tenant, "other");
+	ASSERT(policy_principal(c, 1001, 300) == NULL);
 
-	ASSERT(c->approval_all == 0);
-	ASSERT(config_needs_approval(c, "a.write"));
-	ASSERT(config_needs_approval(c, "b.write"));
-	ASSERT(!config_needs_approval(c, "c.write"));
+	ASSERT_EQ_INT(c->approval_all, 0);
+	ASSERT(policy_needs_approval(c, "a.write"));
+	ASSERT(policy_needs_approval(c, "b.write"));
+	ASSERT(!policy_needs_approval(c, "c.write"));
 
 	/* operators replaces the default [0]. */
-	ASSERT(!config_is_operator(c, 0, 0));
-	ASSERT(config_is_operator(c, 1500, 1));
-	ASSERT(config_is_operator(c, 1, 27));
-	ASSERT(!config_is_operator(c, 1, 1));
+	ASSERT(!policy_is_operator(c, 0, 0));
+	ASSERT(policy_is_operator(c, 1500, 1));
+	ASSERT(policy_is_operator(c, 1, 27));
+	ASSERT(!policy_is_operator(c, 1, 1));
 	config_free(c);
 }
 
@@ -433,8 +443,9 @@ test_require_approval_false(void)
 	c = load_text("writes: { enabled: true, require_approval: false }\n",
 	    path, sizeof(path), err, sizeof(err));
 	ASSERT(c != NULL);
-	ASSERT(c->approval_all == 0 && c->napproval_tools == 0);
-	ASSERT(!config_needs_approval(c, "x"));
+	ASSERT_EQ_INT(c->approval_all, 0);
+	ASSERT_EQ_INT(c->napproval_tools, 0);
+	ASSERT(!policy_needs_approval(c, "x"));
 	config_free(c);
 }
 
@@ -503,9 +514,9 @@ test_allow_self_approval(void)
 	if (c == NULL)
 		fprintf(stderr, "%s\n", err);
 	ASSERT(c != NULL);
-	ASSERT(c->allow_self_approval == 1);
-	ASSERT_STREQ(c->tool_user, "root");
-	ASSERT_STREQ(c->catalog[0].user, "root");
+	ASSERT_EQ_INT(c->allow_self_approval, 1);
+	ASSERT_EQ_STR(c->tool_user, "root");
+	ASSERT_EQ_STR(c->catalog[0].user, "root");
 	config_free(c);
 	ASSERT(refused("operators: { allow_self_approval: true }\n"
 	    "writes: { require_approval: [x] }\n", 2,
@@ -577,7 +588,7 @@ test_file_errors(void)
 	ASSERT(c == NULL);
 	snprintf(want, sizeof(want), "%s: cannot open: %s", missing,
 	    strerror(ENOENT));
-	ASSERT_STREQ(err, want);
+	ASSERT_EQ_STR(err, want);
 
 	c = config_load("/", err, sizeof(err));
 	ASSERT(c == NULL);
@@ -599,7 +610,7 @@ test_nul_byte(void)
 	c = load_text(text, path, sizeof(path), err, sizeof(err));
 	ASSERT(c == NULL);
 	snprintf(want, sizeof(want), "%s:1: user: contains a NUL byte", path);
-	ASSERT_STREQ(err, want);
+	ASSERT_EQ_STR(err, want);
 }
 
 /* A raw NUL in the file is a YAML reader error, found at its line. */
@@ -610,7 +621,7 @@ test_raw_nul(void)
 	struct config	*c;
 	char		 path[1024], err[1024], want[1200];
 
-	ASSERT(write_tmp(text, sizeof(text) - 1, path, sizeof(path)) == 0);
+	ASSERT_EQ_INT(write_tmp(text, sizeof(text) - 1, path, sizeof(path)), 0);
 	c = config_load(path, err, sizeof(err));
 	unlink(path);
 	ASSERT(c == NULL);
@@ -933,16 +944,16 @@ test_tool_caps(void)
 	ASSERT(c != NULL);
 	if (c == NULL)
 		return;
-	ASSERT(c->max_tools == 4);
-	ASSERT(c->max_tools_per_tenant == 4);
+	ASSERT_EQ_INT(c->max_tools, 4);
+	ASSERT_EQ_INT(c->max_tools_per_tenant, 4);
 	config_free(c);
 	c = load_text("limits: { max_tools: 100, max_tools_per_tenant: 3 }\n",
 	    path, sizeof(path), err, sizeof(err));
 	ASSERT(c != NULL);
 	if (c == NULL)
 		return;
-	ASSERT(c->max_tools == 100);
-	ASSERT(c->max_tools_per_tenant == 3);
+	ASSERT_EQ_INT(c->max_tools, 100);
+	ASSERT_EQ_INT(c->max_tools_per_tenant, 3);
 	config_free(c);
 }
 
@@ -979,7 +990,72 @@ test_bad_configs(void)
 			bad_ones++;
 		}
 	}
-	ASSERT(bad_ones == 0);
+	ASSERT_EQ_INT(bad_ones, 0);
+}
+
+/*
+ * A config with several mistakes reports them all in one load, one line
+ * each, in the order of the file, then the rules between keys; a rule
+ * whose keys had a mistake of their own stays quiet.
+ */
+static void
+test_several_errors(void)
+{
+	static const char text[] =
+	    "user: \"a b\"\n"				/* 1 */
+	    "writes:\n"					/* 2 */
+	    "  enabled: maybe\n"				/* 3 */
+	    "  enabeld: true\n"				/* 4 */
+	    "limits: { max_tools: 4, max_tools_per_tenant: 8 }\n"	/* 5 */
+	    "principals:\n"					/* 6 */
+	    "  - { uid: x, tenant: a, env: b }\n"		/* 7 */
+	    "runs: { max_runs: 0, max_runs_per_tenant: 5 }\n";	/* 8 */
+	static const char *const want[] = {
+	    "1: user: not a valid user name",
+	    "3: writes.enabled: expected a boolean",
+	    "4: writes.enabeld: unknown key",
+	    "7: principals[0].uid: expected a decimal integer",
+	    "8: runs.max_runs: 0 is out of range",
+	    "5: limits.max_tools_per_tenant: 8 is more than limits.max_tools",
+	};
+	char		 path[1024], err[4096], line[1200], *p, *nl;
+	size_t		 i;
+
+	ASSERT(load_text(text, path, sizeof(path), err, sizeof(err)) == NULL);
+	p = err;
+	for (i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		ASSERT(p != NULL);
+		snprintf(line, sizeof(line), "%s:%s", path, want[i]);
+		if (strncmp(p, line, strlen(line)) != 0)
+			fprintf(stderr, "want \"%s...\"\n got \"%s\"\n", line,
+			    p);
+		ASSERT(strncmp(p, line, strlen(line)) == 0);
+		nl = strchr(p, '\n');
+		p = nl != NULL ? nl + 1 : NULL;
+	}
+	/* runs.max_runs_per_tenant is not held to a max_runs that is bad. */
+	ASSERT(p == NULL);
+}
+
+/* Past the room of 'err', the last line counts the errors not shown. */
+static void
+test_errors_counted(void)
+{
+	char		 text[4096], path[1024], err[300], want[1200];
+	size_t		 i, o = 0;
+	const char	*last;
+
+	for (i = 0; i < 40; i++)
+		o += (size_t)snprintf(text + o, sizeof(text) - o,
+		    "bad%zu: 1\n", i);
+	ASSERT(load_text(text, path, sizeof(path), err, sizeof(err)) == NULL);
+	snprintf(want, sizeof(want), "%s:1: bad0: unknown key\n", path);
+	ASSERT(strncmp(err, want, strlen(want)) == 0);
+	ASSERT((last = strrchr(err, '\n')) != NULL);
+	snprintf(want, sizeof(want), "\n%s: ", path);
+	ASSERT(strncmp(last, want, strlen(want)) == 0);
+	ASSERT(strstr(last, " more errors") != NULL);
+	ASSERT(strlen(err) < sizeof(err) - 1);
 }
 
 int
@@ -1000,5 +1076,7 @@ main(void)
 	RUN(test_raw_nul);
 	RUN(test_tool_caps);
 	RUN(test_bad_configs);
+	RUN(test_several_errors);
+	RUN(test_errors_counted);
 	return tests_failed != 0;
 }

@@ -83,11 +83,11 @@ test_peek_header(void)
 	int		 i;
 
 	ASSERT(in != NULL);
-	ASSERT(frame_peek(in, 100, &len) == FRAME_MORE);
+	ASSERT_EQ_INT(frame_peek(in, 100, &len), FRAME_MORE);
 	ASSERT(len == 12345);		/* untouched without a header */
 	for (i = 0; i < FRAME_HDR - 1; i++) {
 		evbuffer_add(in, &hdr[i], 1);
-		ASSERT(frame_peek(in, 100, &len) == FRAME_MORE);
+		ASSERT_EQ_INT(frame_peek(in, 100, &len), FRAME_MORE);
 	}
 	evbuffer_free(in);
 }
@@ -104,19 +104,19 @@ test_peek_body(void)
 	evbuffer_add(in, hdr, sizeof(hdr));
 	for (i = 0; i < 10; i++) {
 		len = 0;
-		ASSERT(frame_peek(in, 100, &len) == FRAME_MORE);
-		ASSERT(len == 10);
+		ASSERT_EQ_INT(frame_peek(in, 100, &len), FRAME_MORE);
+		ASSERT_EQ_INT(len, 10);
 		evbuffer_add(in, "x", 1);
 	}
-	ASSERT(frame_peek(in, 100, &len) == FRAME_READY);
-	ASSERT(len == 10);
+	ASSERT_EQ_INT(frame_peek(in, 100, &len), FRAME_READY);
+	ASSERT_EQ_INT(len, 10);
 	/* Peeking consumes nothing. */
-	ASSERT(evbuffer_get_length(in) == FRAME_HDR + 10);
-	ASSERT(frame_peek(in, 100, &len) == FRAME_READY);
+	ASSERT_EQ_INT(evbuffer_get_length(in), FRAME_HDR + 10);
+	ASSERT_EQ_INT(frame_peek(in, 100, &len), FRAME_READY);
 	/* Bytes beyond the frame do not change the answer. */
 	evbuffer_add(in, "yyyy", 4);
-	ASSERT(frame_peek(in, 100, &len) == FRAME_READY);
-	ASSERT(len == 10);
+	ASSERT_EQ_INT(frame_peek(in, 100, &len), FRAME_READY);
+	ASSERT_EQ_INT(len, 10);
 	evbuffer_free(in);
 }
 
@@ -129,10 +129,10 @@ test_peek_empty(void)
 
 	frame_put_len(hdr, 0);
 	evbuffer_add(in, hdr, sizeof(hdr));
-	ASSERT(frame_peek(in, 100, &len) == FRAME_EMPTY);
-	ASSERT(len == 0);
+	ASSERT_EQ_INT(frame_peek(in, 100, &len), FRAME_EMPTY);
+	ASSERT_EQ_INT(len, 0);
 	/* Even with a max of 0 an empty frame is empty, not too large. */
-	ASSERT(frame_peek(in, 0, &len) == FRAME_EMPTY);
+	ASSERT_EQ_INT(frame_peek(in, 0, &len), FRAME_EMPTY);
 	evbuffer_free(in);
 }
 
@@ -147,31 +147,31 @@ test_peek_max(void)
 	/* Exactly max: waits for the body, then is ready. */
 	frame_put_len(hdr, 64);
 	evbuffer_add(in, hdr, sizeof(hdr));
-	ASSERT(frame_peek(in, 64, &len) == FRAME_MORE);
-	ASSERT(len == 64);
+	ASSERT_EQ_INT(frame_peek(in, 64, &len), FRAME_MORE);
+	ASSERT_EQ_INT(len, 64);
 	evbuffer_add(in, body, sizeof(body));
-	ASSERT(frame_peek(in, 64, &len) == FRAME_READY);
-	ASSERT(len == 64);
+	ASSERT_EQ_INT(frame_peek(in, 64, &len), FRAME_READY);
+	ASSERT_EQ_INT(len, 64);
 	/* The same frame against a max one smaller. */
-	ASSERT(frame_peek(in, 63, &len) == FRAME_TOO_LARGE);
-	ASSERT(len == 64);
+	ASSERT_EQ_INT(frame_peek(in, 63, &len), FRAME_TOO_LARGE);
+	ASSERT_EQ_INT(len, 64);
 	evbuffer_free(in);
 
 	/* max + 1: refused from the header alone, before any body. */
 	in = evbuffer_new();
 	frame_put_len(hdr, 65);
 	evbuffer_add(in, hdr, sizeof(hdr));
-	ASSERT(frame_peek(in, 64, &len) == FRAME_TOO_LARGE);
-	ASSERT(len == 65);
+	ASSERT_EQ_INT(frame_peek(in, 64, &len), FRAME_TOO_LARGE);
+	ASSERT_EQ_INT(len, 65);
 	evbuffer_free(in);
 
 	/* The largest header there is. */
 	in = evbuffer_new();
 	frame_put_len(hdr, UINT32_MAX);
 	evbuffer_add(in, hdr, sizeof(hdr));
-	ASSERT(frame_peek(in, UINT32_MAX - 1, &len) == FRAME_TOO_LARGE);
-	ASSERT(len == UINT32_MAX);
-	ASSERT(frame_peek(in, UINT32_MAX, &len) == FRAME_MORE);
+	ASSERT_EQ_INT(frame_peek(in, UINT32_MAX - 1, &len), FRAME_TOO_LARGE);
+	ASSERT_EQ_INT(len, UINT32_MAX);
+	ASSERT_EQ_INT(frame_peek(in, UINT32_MAX, &len), FRAME_MORE);
 	evbuffer_free(in);
 }
 
@@ -189,20 +189,20 @@ test_peek_two_frames(void)
 	evbuffer_add(in, hdr, sizeof(hdr));
 	evbuffer_add(in, "defgh", 5);
 
-	ASSERT(frame_peek(in, 100, &len) == FRAME_READY);
-	ASSERT(len == 3);
+	ASSERT_EQ_INT(frame_peek(in, 100, &len), FRAME_READY);
+	ASSERT_EQ_INT(len, 3);
 	evbuffer_drain(in, FRAME_HDR);
-	ASSERT(evbuffer_remove(in, body, len) == 3);
-	ASSERT(memcmp(body, "abc", 3) == 0);
+	ASSERT_EQ_INT(evbuffer_remove(in, body, len), 3);
+	ASSERT_EQ_MEM(body, "abc", 3);
 
-	ASSERT(frame_peek(in, 100, &len) == FRAME_READY);
-	ASSERT(len == 5);
+	ASSERT_EQ_INT(frame_peek(in, 100, &len), FRAME_READY);
+	ASSERT_EQ_INT(len, 5);
 	evbuffer_drain(in, FRAME_HDR);
-	ASSERT(evbuffer_remove(in, body, len) == 5);
-	ASSERT(memcmp(body, "defgh", 5) == 0);
+	ASSERT_EQ_INT(evbuffer_remove(in, body, len), 5);
+	ASSERT_EQ_MEM(body, "defgh", 5);
 
-	ASSERT(evbuffer_get_length(in) == 0);
-	ASSERT(frame_peek(in, 100, &len) == FRAME_MORE);
+	ASSERT_EQ_INT(evbuffer_get_length(in), 0);
+	ASSERT_EQ_INT(frame_peek(in, 100, &len), FRAME_MORE);
 	evbuffer_free(in);
 }
 
@@ -218,17 +218,20 @@ test_put_len(void)
 	size_t			 i;
 
 	frame_put_len(hdr, 0x01020304);
-	ASSERT(hdr[0] == 1 && hdr[1] == 2 && hdr[2] == 3 && hdr[3] == 4);
+	ASSERT_EQ_INT(hdr[0], 1);
+	ASSERT_EQ_INT(hdr[1], 2);
+	ASSERT_EQ_INT(hdr[2], 3);
+	ASSERT_EQ_INT(hdr[3], 4);
 	for (i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
 		in = evbuffer_new();
 		frame_put_len(hdr, lens[i]);
-		ASSERT(hdr[0] == (lens[i] >> 24 & 0xff));
-		ASSERT(hdr[3] == (lens[i] & 0xff));
+		ASSERT_EQ_INT(hdr[0], (lens[i] >> 24 & 0xff));
+		ASSERT_EQ_INT(hdr[3], (lens[i] & 0xff));
 		evbuffer_add(in, hdr, sizeof(hdr));
 		len = 0xdeadbeef;
 		(void)frame_peek(in, UINT32_MAX, &len);
 		evbuffer_free(in);
-		ASSERT(len == lens[i]);
+		ASSERT_EQ_INT(len, lens[i]);
 	}
 }
 
@@ -302,21 +305,21 @@ test_types(void)
 		n = unhex(types[i].hex, buf, sizeof(buf));
 		if (n != (size_t)types[i].span)
 			fprintf(stderr, "case %s: %zu bytes\n", types[i].hex, n);
-		ASSERT(n == (size_t)types[i].span);
+		ASSERT_EQ_INT(n, (size_t)types[i].span);
 		if (mp_check((char *)buf, n) != types[i].span)
 			fprintf(stderr, "case %s\n", types[i].hex);
-		ASSERT(mp_check((char *)buf, n) == types[i].span);
+		ASSERT_EQ_INT(mp_check((char *)buf, n), types[i].span);
 		ASSERT(msgpack_agrees(buf, n, types[i].span));
 		/* What follows the value is not part of it. */
 		buf[n] = 0xc0;
-		ASSERT(mp_check((char *)buf, n + 1) == types[i].span);
+		ASSERT_EQ_INT(mp_check((char *)buf, n + 1), types[i].span);
 		ASSERT(msgpack_agrees(buf, n + 1, types[i].span));
 		/* Every cut is refused. */
 		for (cut = 0; cut < n; cut++) {
 			if (mp_check((char *)buf, cut) != -1)
 				fprintf(stderr, "case %s cut %zu\n",
 				    types[i].hex, cut);
-			ASSERT(mp_check((char *)buf, cut) == -1);
+			ASSERT_EQ_INT(mp_check((char *)buf, cut), -1);
 		}
 	}
 }
@@ -334,7 +337,7 @@ test_single_bytes(void)
 		    c == 0xc3 || c == 0xa0 || c == 0x90 || c == 0x80;
 		if (mp_check((char *)&b, 1) != (whole ? 1 : -1))
 			fprintf(stderr, "byte %02x\n", c);
-		ASSERT(mp_check((char *)&b, 1) == (whole ? 1 : -1));
+		ASSERT_EQ_INT(mp_check((char *)&b, 1), (whole ? 1 : -1));
 		ASSERT(msgpack_agrees(&b, 1, whole ? 1 : -1));
 	}
 }
@@ -353,7 +356,7 @@ test_c1(void)
 		n = unhex(bad[i], buf, sizeof(buf));
 		if (mp_check((char *)buf, n) != -1)
 			fprintf(stderr, "case %s\n", bad[i]);
-		ASSERT(mp_check((char *)buf, n) == -1);
+		ASSERT_EQ_INT(mp_check((char *)buf, n), -1);
 	}
 }
 
@@ -388,14 +391,14 @@ test_impossible_counts(void)
 		n = unhex(bad[i], buf, sizeof(buf));
 		if (mp_check((char *)buf, n) != -1)
 			fprintf(stderr, "case %s\n", bad[i]);
-		ASSERT(mp_check((char *)buf, n) == -1);
+		ASSERT_EQ_INT(mp_check((char *)buf, n), -1);
 	}
 	/* As many one-byte values as the count says: fine. */
 	n = unhex("dc0003010203", buf, sizeof(buf));
-	ASSERT(mp_check((char *)buf, n) == 6);
+	ASSERT_EQ_INT(mp_check((char *)buf, n), 6);
 	n = unhex("9f000000000000000000000000000000", buf, sizeof(buf));
-	ASSERT(n == 16);
-	ASSERT(mp_check((char *)buf, n) == 16);
+	ASSERT_EQ_INT(n, 16);
+	ASSERT_EQ_INT(mp_check((char *)buf, n), 16);
 }
 
 /* A nested value using every kind of container and scalar. */
@@ -458,7 +461,7 @@ test_truncations(void)
 
 	pack_nested(&sb);
 	r = mp_check(sb.data, sb.size);
-	ASSERT(r == (long)sb.size);
+	ASSERT_EQ_INT(r, (long)sb.size);
 	ASSERT(msgpack_agrees((unsigned char *)sb.data, sb.size, r));
 	for (cut = 0; cut < sb.size; cut++) {
 		if (mp_check(sb.data, cut) != -1) {
@@ -500,18 +503,18 @@ test_depth(void)
 
 	for (maps = 0; maps <= 1; maps++) {
 		n = nest(buf, MP_MAX_DEPTH, maps, 0x01);
-		ASSERT(mp_check((char *)buf, n) == (long)n);
+		ASSERT_EQ_INT(mp_check((char *)buf, n), (long)n);
 		ASSERT(msgpack_agrees(buf, n, (long)n));
 		n = nest(buf, MP_MAX_DEPTH + 1, maps, 0x01);
-		ASSERT(mp_check((char *)buf, n) == -1);
+		ASSERT_EQ_INT(mp_check((char *)buf, n), -1);
 		n = nest(buf, MP_MAX_DEPTH + 10, maps, 0x01);
-		ASSERT(mp_check((char *)buf, n) == -1);
+		ASSERT_EQ_INT(mp_check((char *)buf, n), -1);
 		/* An empty container at the bottom of 31: level 32, fine. */
 		n = nest(buf, MP_MAX_DEPTH - 1, maps, 0x90);
-		ASSERT(mp_check((char *)buf, n) == (long)n);
+		ASSERT_EQ_INT(mp_check((char *)buf, n), (long)n);
 		ASSERT(msgpack_agrees(buf, n, (long)n));
 		n = nest(buf, MP_MAX_DEPTH - 1, maps, 0x80);
-		ASSERT(mp_check((char *)buf, n) == (long)n);
+		ASSERT_EQ_INT(mp_check((char *)buf, n), (long)n);
 		ASSERT(msgpack_agrees(buf, n, (long)n));
 		/*
 		 * An empty container below 32 levels is level 33.  msgpack-c
@@ -521,23 +524,23 @@ test_depth(void)
 		 */
 		n = nest(buf, MP_MAX_DEPTH, maps, 0x90);
 		ASSERT(!msgpack_agrees_quiet(buf, n, (long)n));
-		ASSERT(mp_check((char *)buf, n) == -1);
+		ASSERT_EQ_INT(mp_check((char *)buf, n), -1);
 		n = nest(buf, MP_MAX_DEPTH, maps, 0x80);
 		ASSERT(!msgpack_agrees_quiet(buf, n, (long)n));
-		ASSERT(mp_check((char *)buf, n) == -1);
+		ASSERT_EQ_INT(mp_check((char *)buf, n), -1);
 	}
 	/* Depth goes back down: two 32-deep branches side by side. */
 	buf[0] = 0x92;
 	n = 1 + nest(buf + 1, MP_MAX_DEPTH - 1, 0, 0x01);
 	m = nest(buf + n, MP_MAX_DEPTH - 1, 0, 0x02);
 	n += m;
-	ASSERT(mp_check((char *)buf, n) == (long)n);
+	ASSERT_EQ_INT(mp_check((char *)buf, n), (long)n);
 	ASSERT(msgpack_agrees(buf, n, (long)n));
 	/* ... and the second branch one deeper is refused. */
 	buf[0] = 0x92;
 	n = 1 + nest(buf + 1, MP_MAX_DEPTH - 1, 0, 0x01);
 	n += nest(buf + n, MP_MAX_DEPTH, 0, 0x02);
-	ASSERT(mp_check((char *)buf, n) == -1);
+	ASSERT_EQ_INT(mp_check((char *)buf, n), -1);
 }
 
 /* A small deterministic generator of msgpack values and noise. */
@@ -721,16 +724,16 @@ test_unpack_map(void)
 	msgpack_sbuffer	 sb;
 	msgpack_unpacked u;
 
-	ASSERT(unpack_hex("80", &why) == 0);
-	ASSERT(unpack_hex("81a16101", &why) == 0);
-	ASSERT(unpack_hex("82a16101a16292c0c3", &why) == 0);
-	ASSERT(unpack_hex("de0001a16101", &why) == 0);
-	ASSERT(unpack_hex("df00000001a16101", &why) == 0);
+	ASSERT_EQ_INT(unpack_hex("80", &why), 0);
+	ASSERT_EQ_INT(unpack_hex("81a16101", &why), 0);
+	ASSERT_EQ_INT(unpack_hex("82a16101a16292c0c3", &why), 0);
+	ASSERT_EQ_INT(unpack_hex("de0001a16101", &why), 0);
+	ASSERT_EQ_INT(unpack_hex("df00000001a16101", &why), 0);
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		n = (size_t)unpack_hex(bad[i], &why);
 		if (n != (size_t)-1)
 			fprintf(stderr, "case '%s'\n", bad[i]);
-		ASSERT(n == (size_t)-1);
+		ASSERT_EQ_INT(n, (size_t)-1);
 		ASSERT(why != NULL && why[0] != '\0');
 	}
 	/* The nested map: whole it decodes, every cut is refused. */
@@ -741,7 +744,7 @@ test_unpack_map(void)
 	}
 	i = u.data.via.map.size;
 	msgpack_unpacked_destroy(&u);
-	ASSERT(i == 5);
+	ASSERT_EQ_INT(i, 5);
 	for (cut = 0; cut < sb.size; cut += cut < 400 ? 1 : 997) {
 		if (frame_unpack_map(sb.data, cut, &u, &why) != -1) {
 			msgpack_unpacked_destroy(&u);

@@ -326,7 +326,7 @@ test_json_to_canon(void)
 	int			 r = -1;
 
 	memset(&out, 0, sizeof(out));
-	ASSERT(pack(in, strlen(in), &sb) == 0);
+	ASSERT_EQ_INT(pack(in, strlen(in), &sb), 0);
 	msgpack_unpacked_init(&u);
 	if (msgpack_unpack_next(&u, sb.data, sb.size, &off) ==
 	    MSGPACK_UNPACK_SUCCESS)
@@ -335,8 +335,8 @@ test_json_to_canon(void)
 	msgpack_sbuffer_destroy(&sb);
 	if (r != 0)
 		canon_buf_free(&out);
-	ASSERT(r == 0);
-	ASSERT_STREQ(out.data, "{\"a\":{\"c\":true,\"d\":null},"
+	ASSERT_EQ_INT(r, 0);
+	ASSERT_EQ_STR(out.data, "{\"a\":{\"c\":true,\"d\":null},"
 	    "\"b\":[1,1.0,\"\xc3\xa9\\u001f\"]}");
 	canon_buf_free(&out);
 }

@@ -141,12 +141,12 @@ rec_same(const struct ledger_rec *a, const struct ledger_rec *b)
 static void
 test_state_names(void)
 {
-	ASSERT_STREQ(ledger_state_str(L_NONE), "none");
-	ASSERT_STREQ(ledger_state_str(L_RUNNING), "running");
-	ASSERT_STREQ(ledger_state_str(L_DONE), "done");
-	ASSERT_STREQ(ledger_state_str(L_FAILED), "failed");
-	ASSERT_STREQ(ledger_state_str(L_IN_DOUBT), "in_doubt");
-	ASSERT_STREQ(ledger_state_str((enum ledger_state)99), "unknown");
+	ASSERT_EQ_STR(ledger_state_str(L_NONE), "none");
+	ASSERT_EQ_STR(ledger_state_str(L_RUNNING), "running");
+	ASSERT_EQ_STR(ledger_state_str(L_DONE), "done");
+	ASSERT_EQ_STR(ledger_state_str(L_FAILED), "failed");
+	ASSERT_EQ_STR(ledger_state_str(L_IN_DOUBT), "in_doubt");
+	ASSERT_EQ_STR(ledger_state_str((enum ledger_state)99), "unknown");
 }
 
 static void
@@ -360,9 +360,9 @@ test_decode_hand_built(void)
 	struct hcase	c = base_case;
 
 	/* The base decodes: the cases below fail for their own reason. */
-	ASSERT(decode_case(&c) == 0);
+	ASSERT_EQ_INT(decode_case(&c), 0);
 	c.unknown = 1;
-	ASSERT(decode_case(&c) == -1);
+	ASSERT_EQ_INT(decode_case(&c), -1);
 }
 
 static void
@@ -383,14 +383,14 @@ test_decode_wrong_types(void)
 			if (decode_case(&c) != -1)
 				fprintf(stderr, "%s as kind %d accepted\n",
 				    hfields[i].key, k);
-			ASSERT(decode_case(&c) == -1);
+			ASSERT_EQ_INT(decode_case(&c), -1);
 		}
 		/* A string with a NUL in a string field. */
 		if (hfields[i].kind == K_STR) {
 			c = base_case;
 			c.change = (int)i;
 			c.kind = K_STRNUL;
-			ASSERT(decode_case(&c) == -1);
+			ASSERT_EQ_INT(decode_case(&c), -1);
 		}
 	}
 }
@@ -410,13 +410,13 @@ test_decode_bad_values(void)
 	c.change = field_index("v");
 	c.kind = K_UINT;
 	c.u = 0;
-	ASSERT(decode_case(&c) == -1);
+	ASSERT_EQ_INT(decode_case(&c), -1);
 	c.u = 2;
-	ASSERT(decode_case(&c) == -1);
+	ASSERT_EQ_INT(decode_case(&c), -1);
 	c.u = (1ULL << 32) + 1;
-	ASSERT(decode_case(&c) == -1);
+	ASSERT_EQ_INT(decode_case(&c), -1);
 	c.u = 1;
-	ASSERT(decode_case(&c) == 0);
+	ASSERT_EQ_INT(decode_case(&c), 0);
 	/* States that are not states. */
 	for (i = 0; i < sizeof(bad_states) / sizeof(bad_states[0]); i++) {
 		c = base_case;
@@ -426,7 +426,7 @@ test_decode_bad_values(void)
 		if (decode_case(&c) != -1)
 			fprintf(stderr, "state '%s' accepted\n",
 			    bad_states[i]);
-		ASSERT(decode_case(&c) == -1);
+		ASSERT_EQ_INT(decode_case(&c), -1);
 	}
 }
 
@@ -438,23 +438,23 @@ test_decode_missing(void)
 	/* Without v, without state: refused. */
 	c = base_case;
 	c.drop = field_index("v");
-	ASSERT(decode_case(&c) == -1);
+	ASSERT_EQ_INT(decode_case(&c), -1);
 	c.drop = field_index("state");
-	ASSERT(decode_case(&c) == -1);
+	ASSERT_EQ_INT(decode_case(&c), -1);
 	/* A done record without its response cannot be replayed. */
 	c.drop = field_index("response");
-	ASSERT(decode_case(&c) == -1);
+	ASSERT_EQ_INT(decode_case(&c), -1);
 	/* ... but a failed one needs none. */
 	c.change = field_index("state");
 	c.kind = K_STR;
 	c.s = "failed";
-	ASSERT(decode_case(&c) == 0);
+	ASSERT_EQ_INT(decode_case(&c), 0);
 	/* The string fields are optional. */
 	c = base_case;
 	c.drop = field_index("step_id");
-	ASSERT(decode_case(&c) == 0);
+	ASSERT_EQ_INT(decode_case(&c), 0);
 	c.drop = field_index("note");
-	ASSERT(decode_case(&c) == 0);
+	ASSERT_EQ_INT(decode_case(&c), 0);
 }
 
 static void
@@ -472,7 +472,7 @@ test_decode_duplicates(void)
 			bad++;
 		}
 	}
-	ASSERT(bad == 0);
+	ASSERT_EQ_INT(bad, 0);
 }
 
 static void
@@ -482,10 +482,10 @@ test_decode_not_a_map(void)
 	char			*buf, *longer;
 	size_t			 len;
 
-	ASSERT(ledger_decode("\x90", 1, &out) == -1);
-	ASSERT(ledger_decode("\x01", 1, &out) == -1);
+	ASSERT_EQ_INT(ledger_decode("\x90", 1, &out), -1);
+	ASSERT_EQ_INT(ledger_decode("\x01", 1, &out), -1);
 	ASSERT(ledger_decode("\x80", 1, &out) == -1);	/* empty map */
-	ASSERT(ledger_decode("", 0, &out) == -1);
+	ASSERT_EQ_INT(ledger_decode("", 0, &out), -1);
 	rec_fill(&r, L_FAILED, 1);
 	buf = ledger_encode(&r, &len);
 	ledger_rec_free(&r);
@@ -493,9 +493,9 @@ test_decode_not_a_map(void)
 	memcpy(longer, buf, len);
 	longer[len] = (char)0xc0;
 	free(buf);
-	ASSERT(ledger_decode(longer, len, &out) == 0);
+	ASSERT_EQ_INT(ledger_decode(longer, len, &out), 0);
 	ledger_rec_free(&out);
-	ASSERT(ledger_decode(longer, len + 1, &out) == -1);
+	ASSERT_EQ_INT(ledger_decode(longer, len + 1, &out), -1);
 	free(longer);
 }
 
@@ -639,24 +639,25 @@ test_put_get(void)
 	char			 longkey[600];
 	int			 ok;
 
-	ASSERT(store_up() == 0);
+	ASSERT_EQ_INT(store_up(), 0);
 	rec_fill(&r, L_DONE, 1);
-	ASSERT(put("acme:ticket.close:h1", &r) == 0);
-	ASSERT(get("acme:ticket.close:h1", &out) == 0);
+	ASSERT_EQ_INT(put("acme:ticket.close:h1", &r), 0);
+	ASSERT_EQ_INT(get("acme:ticket.close:h1", &out), 0);
 	ok = rec_same(&r, &out);
 	ledger_rec_free(&out);
 	ASSERT(ok);
 	/* Overwritten in place. */
 	free(r.note);
 	r.note = strdup("second");
-	ASSERT(put("acme:ticket.close:h1", &r) == 0);
-	ASSERT(get("acme:ticket.close:h1", &out) == 0);
+	ASSERT_EQ_INT(put("acme:ticket.close:h1", &r), 0);
+	ASSERT_EQ_INT(get("acme:ticket.close:h1", &out), 0);
 	ok = rec_same(&r, &out);
 	ledger_rec_free(&out);
 	ASSERT(ok);
 	/* A key nobody wrote: no record, not an error. */
-	ASSERT(get("acme:ticket.close:h2", &out) == 0);
-	ASSERT(out.state == L_NONE && out.tenant == NULL);
+	ASSERT_EQ_INT(get("acme:ticket.close:h2", &out), 0);
+	ASSERT_EQ_INT(out.state, L_NONE);
+	ASSERT(out.tenant == NULL);
 	ledger_rec_free(&out);
 	/* A key longer than LMDB takes. */
 	memset(longkey, 'k', sizeof(longkey) - 1);
@@ -670,13 +671,13 @@ test_put_get(void)
 	ra.keylen = strlen(ra.key);
 	ra.val = "\x81\xa1v\x02";
 	ra.vallen = 4;
-	ASSERT(store_write(st, raw_put_fn, &ra) == 0);
-	ASSERT(get("acme:broken:h", &out) == 0);
-	ASSERT(out.state == L_IN_DOUBT);
+	ASSERT_EQ_INT(store_write(st, raw_put_fn, &ra), 0);
+	ASSERT_EQ_INT(get("acme:broken:h", &out), 0);
+	ASSERT_EQ_INT(out.state, L_IN_DOUBT);
 	ASSERT(out.note != NULL);
 	ledger_rec_free(&out);
-	ASSERT(ledger_count(st, L_IN_DOUBT) == 1);
-	ASSERT(ledger_count(st, L_DONE) == 1);
+	ASSERT_EQ_INT(ledger_count(st, L_IN_DOUBT), 1);
+	ASSERT_EQ_INT(ledger_count(st, L_DONE), 1);
 	store_down();
 }
 
@@ -687,36 +688,36 @@ test_recover(void)
 	size_t			 n = 99;
 	int			 ok;
 
-	ASSERT(store_up() == 0);
+	ASSERT_EQ_INT(store_up(), 0);
 	/* Nothing to recover in an empty ledger. */
-	ASSERT(ledger_recover(st, &n) == 0);
-	ASSERT(n == 0);
+	ASSERT_EQ_INT(ledger_recover(st, &n), 0);
+	ASSERT_EQ_INT(n, 0);
 
-	ASSERT(put_at("k1", L_RUNNING, 100) == 0);
-	ASSERT(put_at("k2", L_RUNNING, 200) == 0);
+	ASSERT_EQ_INT(put_at("k1", L_RUNNING, 100), 0);
+	ASSERT_EQ_INT(put_at("k2", L_RUNNING, 200), 0);
 	rec_fill(&before, L_DONE, 1);
-	ASSERT(put("k3", &before) == 0);
-	ASSERT(put_at("k4", L_FAILED, 300) == 0);
-	ASSERT(put_at("k5", L_IN_DOUBT, 400) == 0);
+	ASSERT_EQ_INT(put("k3", &before), 0);
+	ASSERT_EQ_INT(put_at("k4", L_FAILED, 300), 0);
+	ASSERT_EQ_INT(put_at("k5", L_IN_DOUBT, 400), 0);
 	rec_fill(&r, L_RUNNING, 1);
-	ASSERT(put("k6", &r) == 0);
+	ASSERT_EQ_INT(put("k6", &r), 0);
 
-	ASSERT(ledger_recover(st, &n) == 0);
-	ASSERT(n == 3);
-	ASSERT(state_of("k1") == L_IN_DOUBT);
-	ASSERT(state_of("k2") == L_IN_DOUBT);
-	ASSERT(state_of("k3") == L_DONE);
-	ASSERT(state_of("k4") == L_FAILED);
-	ASSERT(state_of("k5") == L_IN_DOUBT);
-	ASSERT(state_of("k6") == L_IN_DOUBT);
+	ASSERT_EQ_INT(ledger_recover(st, &n), 0);
+	ASSERT_EQ_INT(n, 3);
+	ASSERT_EQ_INT(state_of("k1"), L_IN_DOUBT);
+	ASSERT_EQ_INT(state_of("k2"), L_IN_DOUBT);
+	ASSERT_EQ_INT(state_of("k3"), L_DONE);
+	ASSERT_EQ_INT(state_of("k4"), L_FAILED);
+	ASSERT_EQ_INT(state_of("k5"), L_IN_DOUBT);
+	ASSERT_EQ_INT(state_of("k6"), L_IN_DOUBT);
 	/* The done record is untouched, response and all. */
-	ASSERT(get("k3", &out) == 0);
+	ASSERT_EQ_INT(get("k3", &out), 0);
 	ok = rec_same(&before, &out);
 	ledger_rec_free(&out);
 	ledger_rec_free(&before);
 	ASSERT(ok);
 	/* The recovered one keeps its fields and says why. */
-	ASSERT(get("k6", &out) == 0);
+	ASSERT_EQ_INT(get("k6", &out), 0);
 	ok = out.note != NULL && strcmp(out.note, r.note) != 0 &&
 	    str_same(out.tenant, r.tenant) && str_same(out.tool, r.tool) &&
 	    str_same(out.args_hash, r.args_hash) &&
@@ -725,14 +726,14 @@ test_recover(void)
 	ledger_rec_free(&r);
 	ASSERT(ok);
 
-	ASSERT(ledger_count(st, L_RUNNING) == 0);
-	ASSERT(ledger_count(st, L_IN_DOUBT) == 4);
-	ASSERT(ledger_count(st, L_DONE) == 1);
-	ASSERT(ledger_count(st, L_FAILED) == 1);
+	ASSERT_EQ_INT(ledger_count(st, L_RUNNING), 0);
+	ASSERT_EQ_INT(ledger_count(st, L_IN_DOUBT), 4);
+	ASSERT_EQ_INT(ledger_count(st, L_DONE), 1);
+	ASSERT_EQ_INT(ledger_count(st, L_FAILED), 1);
 	/* A second recovery finds nothing more. */
-	ASSERT(ledger_recover(st, &n) == 0);
-	ASSERT(n == 0);
-	ASSERT(ledger_count(st, L_IN_DOUBT) == 4);
+	ASSERT_EQ_INT(ledger_recover(st, &n), 0);
+	ASSERT_EQ_INT(n, 0);
+	ASSERT_EQ_INT(ledger_count(st, L_IN_DOUBT), 4);
 	store_down();
 }
 
@@ -744,17 +745,17 @@ test_recover_many(void)
 	size_t	n;
 	int	i;
 
-	ASSERT(store_up() == 0);
+	ASSERT_EQ_INT(store_up(), 0);
 	for (i = 0; i < 150; i++) {
 		snprintf(key, sizeof(key), "key-%04d", i);
 		ASSERT(put_at(key, i % 5 == 0 ? L_DONE : L_RUNNING,
 		    (uint64_t)i + 1) == 0);
 	}
-	ASSERT(ledger_recover(st, &n) == 0);
-	ASSERT(n == 120);
-	ASSERT(ledger_count(st, L_IN_DOUBT) == 120);
-	ASSERT(ledger_count(st, L_DONE) == 30);
-	ASSERT(ledger_count(st, L_RUNNING) == 0);
+	ASSERT_EQ_INT(ledger_recover(st, &n), 0);
+	ASSERT_EQ_INT(n, 120);
+	ASSERT_EQ_INT(ledger_count(st, L_IN_DOUBT), 120);
+	ASSERT_EQ_INT(ledger_count(st, L_DONE), 30);
+	ASSERT_EQ_INT(ledger_count(st, L_RUNNING), 0);
 	store_down();
 }
 
@@ -791,41 +792,41 @@ test_run_add(void)
 	char	key[32];
 	int	i;
 
-	ASSERT(store_up() == 0);
-	ASSERT(run_add("acme", "r1", "kA", 3, 100) == 0);
-	ASSERT(run_add("acme", "r1", "kA", 3, 101) == LEDGER_DUPLICATE);
-	ASSERT(run_add("acme", "r1", "kB", 3, 102) == 0);
-	ASSERT(run_add("acme", "r1", "kA", 3, 103) == LEDGER_DUPLICATE);
-	ASSERT(run_add("acme", "r1", "kC", 3, 104) == 0);
-	ASSERT(run_add("acme", "r1", "kD", 3, 105) == LEDGER_BUDGET);
+	ASSERT_EQ_INT(store_up(), 0);
+	ASSERT_EQ_INT(run_add("acme", "r1", "kA", 3, 100), 0);
+	ASSERT_EQ_INT(run_add("acme", "r1", "kA", 3, 101), LEDGER_DUPLICATE);
+	ASSERT_EQ_INT(run_add("acme", "r1", "kB", 3, 102), 0);
+	ASSERT_EQ_INT(run_add("acme", "r1", "kA", 3, 103), LEDGER_DUPLICATE);
+	ASSERT_EQ_INT(run_add("acme", "r1", "kC", 3, 104), 0);
+	ASSERT_EQ_INT(run_add("acme", "r1", "kD", 3, 105), LEDGER_BUDGET);
 	/* A duplicate is a duplicate even when the budget is spent. */
-	ASSERT(run_add("acme", "r1", "kB", 3, 106) == LEDGER_DUPLICATE);
+	ASSERT_EQ_INT(run_add("acme", "r1", "kB", 3, 106), LEDGER_DUPLICATE);
 	/* A refused add counted nothing: still three. */
-	ASSERT(run_add("acme", "r1", "kD", 4, 107) == 0);
-	ASSERT(run_add("acme", "r1", "kE", 4, 108) == LEDGER_BUDGET);
+	ASSERT_EQ_INT(run_add("acme", "r1", "kD", 4, 107), 0);
+	ASSERT_EQ_INT(run_add("acme", "r1", "kE", 4, 108), LEDGER_BUDGET);
 
 	/* Other tenants and other runs start afresh. */
-	ASSERT(run_add("other", "r1", "kA", 3, 110) == 0);
-	ASSERT(run_add("acme", "r2", "kA", 3, 111) == 0);
-	ASSERT(run_add("other", "r1", "kA", 3, 112) == LEDGER_DUPLICATE);
+	ASSERT_EQ_INT(run_add("other", "r1", "kA", 3, 110), 0);
+	ASSERT_EQ_INT(run_add("acme", "r2", "kA", 3, 111), 0);
+	ASSERT_EQ_INT(run_add("other", "r1", "kA", 3, 112), LEDGER_DUPLICATE);
 	/* The separator keeps "ab"/"c" apart from "a"/"bc". */
-	ASSERT(run_add("ab", "c", "kX", 1, 113) == 0);
-	ASSERT(run_add("a", "bc", "kX", 1, 114) == 0);
-	ASSERT(run_add("ab", "c", "kY", 1, 115) == LEDGER_BUDGET);
-	ASSERT(run_add("a", "bc", "kY", 1, 116) == LEDGER_BUDGET);
+	ASSERT_EQ_INT(run_add("ab", "c", "kX", 1, 113), 0);
+	ASSERT_EQ_INT(run_add("a", "bc", "kX", 1, 114), 0);
+	ASSERT_EQ_INT(run_add("ab", "c", "kY", 1, 115), LEDGER_BUDGET);
+	ASSERT_EQ_INT(run_add("a", "bc", "kY", 1, 116), LEDGER_BUDGET);
 
 	/* max_writes 0: no cap. */
 	for (i = 0; i < 100; i++) {
 		snprintf(key, sizeof(key), "k%d", i);
-		ASSERT(run_add("acme", "unlimited", key, 0, 200) == 0);
+		ASSERT_EQ_INT(run_add("acme", "unlimited", key, 0, 200), 0);
 	}
 	ASSERT(run_add("acme", "unlimited", "k50", 0, 200) ==
 	    LEDGER_DUPLICATE);
 
 	/* A key that is a prefix of another is not a duplicate. */
-	ASSERT(run_add("acme", "r3", "key", 0, 300) == 0);
-	ASSERT(run_add("acme", "r3", "key2", 0, 300) == 0);
-	ASSERT(run_add("acme", "r3", "ke", 0, 300) == 0);
+	ASSERT_EQ_INT(run_add("acme", "r3", "key", 0, 300), 0);
+	ASSERT_EQ_INT(run_add("acme", "r3", "key2", 0, 300), 0);
+	ASSERT_EQ_INT(run_add("acme", "r3", "ke", 0, 300), 0);
 	store_down();
 }
 
@@ -835,19 +836,19 @@ test_run_add_damaged(void)
 {
 	struct raw_arg	ra;
 
-	ASSERT(store_up() == 0);
+	ASSERT_EQ_INT(store_up(), 0);
 	ra.db = DB_RUNS;
 	ra.key = "acme\0r1";
 	ra.keylen = 7;
 	ra.val = "\x92\x01\x01";	/* [1, 1]: keys not a list */
 	ra.vallen = 3;
-	ASSERT(store_write(st, raw_put_fn, &ra) == 0);
-	ASSERT(run_add("acme", "r1", "kA", 0, 100) == LEDGER_BUDGET);
+	ASSERT_EQ_INT(store_write(st, raw_put_fn, &ra), 0);
+	ASSERT_EQ_INT(run_add("acme", "r1", "kA", 0, 100), LEDGER_BUDGET);
 	ra.val = "\xc1";
 	ra.vallen = 1;
-	ASSERT(store_write(st, raw_put_fn, &ra) == 0);
-	ASSERT(run_add("acme", "r1", "kA", 0, 100) == LEDGER_BUDGET);
-	ASSERT(run_add("acme", "r2", "kA", 0, 100) == 0);
+	ASSERT_EQ_INT(store_write(st, raw_put_fn, &ra), 0);
+	ASSERT_EQ_INT(run_add("acme", "r1", "kA", 0, 100), LEDGER_BUDGET);
+	ASSERT_EQ_INT(run_add("acme", "r2", "kA", 0, 100), 0);
 	store_down();
 }
 
@@ -871,66 +872,66 @@ test_sweep(void)
 {
 	size_t	removed = 99;
 
-	ASSERT(store_up() == 0);
+	ASSERT_EQ_INT(store_up(), 0);
 	/* Nothing to sweep. */
-	ASSERT(ledger_sweep(st, 1000, 1000, 0, 100, &removed) == 0);
-	ASSERT(removed == 0);
+	ASSERT_EQ_INT(ledger_sweep(st, 1000, 1000, 0, 100, &removed), 0);
+	ASSERT_EQ_INT(removed, 0);
 
-	ASSERT(put_at("old-done", L_DONE, 100) == 0);
-	ASSERT(put_at("old-failed", L_FAILED, 200) == 0);
-	ASSERT(put_at("edge-done", L_DONE, 499) == 0);
-	ASSERT(put_at("new-done", L_DONE, 501) == 0);
-	ASSERT(put_at("new-failed", L_FAILED, 900) == 0);
-	ASSERT(put_at("in-doubt", L_IN_DOUBT, 100) == 0);
-	ASSERT(put_at("running", L_RUNNING, 100) == 0);
+	ASSERT_EQ_INT(put_at("old-done", L_DONE, 100), 0);
+	ASSERT_EQ_INT(put_at("old-failed", L_FAILED, 200), 0);
+	ASSERT_EQ_INT(put_at("edge-done", L_DONE, 499), 0);
+	ASSERT_EQ_INT(put_at("new-done", L_DONE, 501), 0);
+	ASSERT_EQ_INT(put_at("new-failed", L_FAILED, 900), 0);
+	ASSERT_EQ_INT(put_at("in-doubt", L_IN_DOUBT, 100), 0);
+	ASSERT_EQ_INT(put_at("running", L_RUNNING, 100), 0);
 	/* Done long ago, running again since. */
-	ASSERT(put_at("rerun-running", L_DONE, 100) == 0);
-	ASSERT(put_at("rerun-running", L_RUNNING, 600) == 0);
+	ASSERT_EQ_INT(put_at("rerun-running", L_DONE, 100), 0);
+	ASSERT_EQ_INT(put_at("rerun-running", L_RUNNING, 600), 0);
 	/* Done long ago, done again recently. */
-	ASSERT(put_at("rerun-done", L_DONE, 100) == 0);
-	ASSERT(put_at("rerun-done", L_DONE, 800) == 0);
+	ASSERT_EQ_INT(put_at("rerun-done", L_DONE, 100), 0);
+	ASSERT_EQ_INT(put_at("rerun-done", L_DONE, 800), 0);
 	/* Done long ago, since then in doubt. */
-	ASSERT(put_at("now-in-doubt", L_DONE, 150) == 0);
-	ASSERT(put_at("now-in-doubt", L_IN_DOUBT, 150) == 0);
+	ASSERT_EQ_INT(put_at("now-in-doubt", L_DONE, 150), 0);
+	ASSERT_EQ_INT(put_at("now-in-doubt", L_IN_DOUBT, 150), 0);
 	/* Run records: one old, one new. */
-	ASSERT(run_add("acme", "old-run", "k", 0, 100) == 0);
-	ASSERT(run_add("acme", "old-run", "k2", 0, 700) == 0);
-	ASSERT(run_add("acme", "new-run", "k", 0, 600) == 0);
+	ASSERT_EQ_INT(run_add("acme", "old-run", "k", 0, 100), 0);
+	ASSERT_EQ_INT(run_add("acme", "old-run", "k2", 0, 700), 0);
+	ASSERT_EQ_INT(run_add("acme", "new-run", "k", 0, 600), 0);
 
-	ASSERT(ledger_sweep(st, 500, 500, 0, 100, &removed) == 0);
+	ASSERT_EQ_INT(ledger_sweep(st, 500, 500, 0, 100, &removed), 0);
 	/*
 	 * Index entries at or before 500: old-done, old-failed, edge-done,
 	 * rerun-running (100), rerun-done (100), now-in-doubt, old-run.
 	 */
-	ASSERT(removed == 7);
-	ASSERT(state_of("old-done") == L_NONE);
-	ASSERT(state_of("old-failed") == L_NONE);
-	ASSERT(state_of("edge-done") == L_NONE);
-	ASSERT(state_of("new-done") == L_DONE);
-	ASSERT(state_of("new-failed") == L_FAILED);
-	ASSERT(state_of("in-doubt") == L_IN_DOUBT);
-	ASSERT(state_of("running") == L_RUNNING);
-	ASSERT(state_of("rerun-running") == L_RUNNING);
-	ASSERT(state_of("rerun-done") == L_DONE);
-	ASSERT(state_of("now-in-doubt") == L_IN_DOUBT);
+	ASSERT_EQ_INT(removed, 7);
+	ASSERT_EQ_INT(state_of("old-done"), L_NONE);
+	ASSERT_EQ_INT(state_of("old-failed"), L_NONE);
+	ASSERT_EQ_INT(state_of("edge-done"), L_NONE);
+	ASSERT_EQ_INT(state_of("new-done"), L_DONE);
+	ASSERT_EQ_INT(state_of("new-failed"), L_FAILED);
+	ASSERT_EQ_INT(state_of("in-doubt"), L_IN_DOUBT);
+	ASSERT_EQ_INT(state_of("running"), L_RUNNING);
+	ASSERT_EQ_INT(state_of("rerun-running"), L_RUNNING);
+	ASSERT_EQ_INT(state_of("rerun-done"), L_DONE);
+	ASSERT_EQ_INT(state_of("now-in-doubt"), L_IN_DOUBT);
 	ASSERT(!run_record_exists("acme", "old-run"));
 	ASSERT(run_record_exists("acme", "new-run"));
 	/* The old run's keys may run again. */
-	ASSERT(run_add("acme", "old-run", "k", 0, 1000) == 0);
+	ASSERT_EQ_INT(run_add("acme", "old-run", "k", 0, 1000), 0);
 
 	/* Caught up: a second sweep at the same cutoff finds nothing. */
-	ASSERT(ledger_sweep(st, 500, 500, 0, 100, &removed) == 0);
-	ASSERT(removed == 0);
+	ASSERT_EQ_INT(ledger_sweep(st, 500, 500, 0, 100, &removed), 0);
+	ASSERT_EQ_INT(removed, 0);
 	/* Later everything settled goes, but not what is unsettled. */
-	ASSERT(ledger_sweep(st, 10000, 10000, 0, 100, &removed) == 0);
-	ASSERT(state_of("new-done") == L_NONE);
-	ASSERT(state_of("new-failed") == L_NONE);
-	ASSERT(state_of("rerun-done") == L_NONE);
-	ASSERT(state_of("rerun-running") == L_RUNNING);
-	ASSERT(state_of("in-doubt") == L_IN_DOUBT);
-	ASSERT(state_of("now-in-doubt") == L_IN_DOUBT);
+	ASSERT_EQ_INT(ledger_sweep(st, 10000, 10000, 0, 100, &removed), 0);
+	ASSERT_EQ_INT(state_of("new-done"), L_NONE);
+	ASSERT_EQ_INT(state_of("new-failed"), L_NONE);
+	ASSERT_EQ_INT(state_of("rerun-done"), L_NONE);
+	ASSERT_EQ_INT(state_of("rerun-running"), L_RUNNING);
+	ASSERT_EQ_INT(state_of("in-doubt"), L_IN_DOUBT);
+	ASSERT_EQ_INT(state_of("now-in-doubt"), L_IN_DOUBT);
 	ASSERT(!run_record_exists("acme", "new-run"));
-	ASSERT(entries(DB_EXPIRY) == 0);
+	ASSERT_EQ_INT(entries(DB_EXPIRY), 0);
 	store_down();
 }
 
@@ -960,25 +961,25 @@ test_sweep_two_clocks(void)
 {
 	size_t	removed = 99;
 
-	ASSERT(store_up() == 0);
+	ASSERT_EQ_INT(store_up(), 0);
 	ASSERT(put_at2("wall-ahead", 1000, 9000) == 0);	/* wall stepped back since */
-	ASSERT(put_at2("both-old", 1100, 1100) == 0);
+	ASSERT_EQ_INT(put_at2("both-old", 1100, 1100), 0);
 	ASSERT(put_at2("clock-new", 5000, 1000) == 0);	/* wall stepped forward */
 	/* Retention 1000: at clock 3000, wall 3000. */
-	ASSERT(ledger_sweep(st, 3000, 3000, 1000, 100, &removed) == 0);
-	ASSERT(removed == 1);
-	ASSERT(state_of("wall-ahead") == L_DONE);
-	ASSERT(state_of("both-old") == L_NONE);
-	ASSERT(state_of("clock-new") == L_DONE);
+	ASSERT_EQ_INT(ledger_sweep(st, 3000, 3000, 1000, 100, &removed), 0);
+	ASSERT_EQ_INT(removed, 1);
+	ASSERT_EQ_INT(state_of("wall-ahead"), L_DONE);
+	ASSERT_EQ_INT(state_of("both-old"), L_NONE);
+	ASSERT_EQ_INT(state_of("clock-new"), L_DONE);
 	/* The wall clock jumps two hours ahead: the store clock says no. */
-	ASSERT(ledger_sweep(st, 3000, 3000 + 7200000, 1000, 100, &removed) == 0);
-	ASSERT(removed == 1);
-	ASSERT(state_of("wall-ahead") == L_NONE);
-	ASSERT(state_of("clock-new") == L_DONE);
-	ASSERT(ledger_sweep(st, 6000, 6000, 1000, 100, &removed) == 0);
-	ASSERT(removed == 1);
-	ASSERT(state_of("clock-new") == L_NONE);
-	ASSERT(entries(DB_EXPIRY) == 0);
+	ASSERT_EQ_INT(ledger_sweep(st, 3000, 3000 + 7200000, 1000, 100, &removed), 0);
+	ASSERT_EQ_INT(removed, 1);
+	ASSERT_EQ_INT(state_of("wall-ahead"), L_NONE);
+	ASSERT_EQ_INT(state_of("clock-new"), L_DONE);
+	ASSERT_EQ_INT(ledger_sweep(st, 6000, 6000, 1000, 100, &removed), 0);
+	ASSERT_EQ_INT(removed, 1);
+	ASSERT_EQ_INT(state_of("clock-new"), L_NONE);
+	ASSERT_EQ_INT(entries(DB_EXPIRY), 0);
 	store_down();
 }
 
@@ -988,12 +989,12 @@ test_store_clock(void)
 {
 	uint64_t	a, b;
 
-	ASSERT(store_up() == 0);
+	ASSERT_EQ_INT(store_up(), 0);
 	a = store_clock_ms(st);
-	ASSERT(put_at("k", L_DONE, 1) == 0);
+	ASSERT_EQ_INT(put_at("k", L_DONE, 1), 0);
 	store_close(st);
 	st = NULL;
-	ASSERT(store_reopen() == 0);
+	ASSERT_EQ_INT(store_reopen(), 0);
 	b = store_clock_ms(st);
 	ASSERT(b >= a);
 	store_down();
@@ -1006,7 +1007,7 @@ test_sweep_batches(void)
 	size_t	removed;
 	int	i;
 
-	ASSERT(store_up() == 0);
+	ASSERT_EQ_INT(store_up(), 0);
 	for (i = 0; i < 25; i++) {
 		snprintf(key, sizeof(key), "expired-%02d", i);
 		ASSERT(put_at(key, i % 2 ? L_DONE : L_FAILED,
@@ -1014,24 +1015,24 @@ test_sweep_batches(void)
 	}
 	for (i = 0; i < 5; i++) {
 		snprintf(key, sizeof(key), "fresh-%02d", i);
-		ASSERT(put_at(key, L_DONE, 5000 + (uint64_t)i) == 0);
+		ASSERT_EQ_INT(put_at(key, L_DONE, 5000 + (uint64_t)i), 0);
 	}
-	ASSERT(ledger_count(st, L_DONE) + ledger_count(st, L_FAILED) == 30);
-	ASSERT(ledger_sweep(st, 2000, 2000, 0, 10, &removed) == 0);
-	ASSERT(removed == 10);
-	ASSERT(entries(DB_LEDGER) == 20);
-	ASSERT(ledger_sweep(st, 2000, 2000, 0, 10, &removed) == 0);
-	ASSERT(removed == 10);
-	ASSERT(ledger_sweep(st, 2000, 2000, 0, 10, &removed) == 0);
-	ASSERT(removed == 5);
-	ASSERT(ledger_sweep(st, 2000, 2000, 0, 10, &removed) == 0);
-	ASSERT(removed == 0);
-	ASSERT(entries(DB_LEDGER) == 5);
-	ASSERT(ledger_count(st, L_DONE) == 5);
+	ASSERT_EQ_INT(ledger_count(st, L_DONE) + ledger_count(st, L_FAILED), 30);
+	ASSERT_EQ_INT(ledger_sweep(st, 2000, 2000, 0, 10, &removed), 0);
+	ASSERT_EQ_INT(removed, 10);
+	ASSERT_EQ_INT(entries(DB_LEDGER), 20);
+	ASSERT_EQ_INT(ledger_sweep(st, 2000, 2000, 0, 10, &removed), 0);
+	ASSERT_EQ_INT(removed, 10);
+	ASSERT_EQ_INT(ledger_sweep(st, 2000, 2000, 0, 10, &removed), 0);
+	ASSERT_EQ_INT(removed, 5);
+	ASSERT_EQ_INT(ledger_sweep(st, 2000, 2000, 0, 10, &removed), 0);
+	ASSERT_EQ_INT(removed, 0);
+	ASSERT_EQ_INT(entries(DB_LEDGER), 5);
+	ASSERT_EQ_INT(ledger_count(st, L_DONE), 5);
 	/* Oldest first: the ones left are the fresh ones. */
 	for (i = 0; i < 5; i++) {
 		snprintf(key, sizeof(key), "fresh-%02d", i);
-		ASSERT(state_of(key) == L_DONE);
+		ASSERT_EQ_INT(state_of(key), L_DONE);
 	}
 	store_down();
 }
@@ -1060,28 +1061,29 @@ test_each(void)
 {
 	struct seen	s;
 
-	ASSERT(store_up() == 0);
+	ASSERT_EQ_INT(store_up(), 0);
 	memset(&s, 0, sizeof(s));
-	ASSERT(ledger_each(st, L_FAILED, each_cb, &s) == 0);
-	ASSERT(s.n == 0);
-	ASSERT(ledger_count(st, L_FAILED) == 0);
+	ASSERT_EQ_INT(ledger_each(st, L_FAILED, each_cb, &s), 0);
+	ASSERT_EQ_INT(s.n, 0);
+	ASSERT_EQ_INT(ledger_count(st, L_FAILED), 0);
 
-	ASSERT(put_at("b-failed", L_FAILED, 10) == 0);
-	ASSERT(put_at("a-failed", L_FAILED, 10) == 0);
-	ASSERT(put_at("c-done", L_DONE, 10) == 0);
-	ASSERT(put_at("d-running", L_RUNNING, 10) == 0);
-	ASSERT(ledger_each(st, L_FAILED, each_cb, &s) == 0);
-	ASSERT(s.n == 2 && s.bad == 0);
+	ASSERT_EQ_INT(put_at("b-failed", L_FAILED, 10), 0);
+	ASSERT_EQ_INT(put_at("a-failed", L_FAILED, 10), 0);
+	ASSERT_EQ_INT(put_at("c-done", L_DONE, 10), 0);
+	ASSERT_EQ_INT(put_at("d-running", L_RUNNING, 10), 0);
+	ASSERT_EQ_INT(ledger_each(st, L_FAILED, each_cb, &s), 0);
+	ASSERT_EQ_INT(s.n, 2);
+	ASSERT_EQ_INT(s.bad, 0);
 	/* In key order. */
-	ASSERT_STREQ(s.keys[0], "a-failed");
-	ASSERT_STREQ(s.keys[1], "b-failed");
-	ASSERT(ledger_count(st, L_FAILED) == 2);
-	ASSERT(ledger_count(st, L_DONE) == 1);
-	ASSERT(ledger_count(st, L_RUNNING) == 1);
-	ASSERT(ledger_count(st, L_IN_DOUBT) == 0);
-	ASSERT(ledger_count(st, L_NONE) == 0);
+	ASSERT_EQ_STR(s.keys[0], "a-failed");
+	ASSERT_EQ_STR(s.keys[1], "b-failed");
+	ASSERT_EQ_INT(ledger_count(st, L_FAILED), 2);
+	ASSERT_EQ_INT(ledger_count(st, L_DONE), 1);
+	ASSERT_EQ_INT(ledger_count(st, L_RUNNING), 1);
+	ASSERT_EQ_INT(ledger_count(st, L_IN_DOUBT), 0);
+	ASSERT_EQ_INT(ledger_count(st, L_NONE), 0);
 	/* A NULL callback only counts. */
-	ASSERT(ledger_each(st, L_DONE, NULL, NULL) == 0);
+	ASSERT_EQ_INT(ledger_each(st, L_DONE, NULL, NULL), 0);
 	store_down();
 }
 

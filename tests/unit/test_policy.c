@@ -115,7 +115,7 @@ test_not_allowed(void)
 					    refused_names[i]);
 				ASSERT(policy_gate(c[e], refused_names[i], on,
 				    &reason) == GATE_DENY);
-				ASSERT_STREQ(reason, R_NOT_ALLOWED);
+				ASSERT_EQ_STR(reason, R_NOT_ALLOWED);
 			}
 		}
 	}
@@ -162,7 +162,7 @@ test_writes_disabled(void)
 			reason = NULL;
 			ASSERT(policy_gate(c, writers[i], on, &reason) ==
 			    GATE_DENY);
-			ASSERT_STREQ(reason, R_WRITES_DISABLED);
+			ASSERT_EQ_STR(reason, R_WRITES_DISABLED);
 		}
 	}
 	config_free(c);
@@ -181,8 +181,8 @@ test_kill_switch(void)
 	ASSERT(c->writes_enabled);
 	for (i = 0; i < NELEM(writers); i++) {
 		reason = NULL;
-		ASSERT(policy_gate(c, writers[i], 0, &reason) == GATE_DENY);
-		ASSERT_STREQ(reason, R_WRITES_DISABLED);
+		ASSERT_EQ_INT(policy_gate(c, writers[i], 0, &reason), GATE_DENY);
+		ASSERT_EQ_STR(reason, R_WRITES_DISABLED);
 	}
 	config_free(c);
 }
@@ -198,14 +198,14 @@ test_write(void)
 	ASSERT(c != NULL);
 	for (i = 0; i < NELEM(writers); i++) {
 		reason = "unchanged";
-		ASSERT(policy_gate(c, writers[i], 1, &reason) == GATE_WRITE);
+		ASSERT_EQ_INT(policy_gate(c, writers[i], 1, &reason), GATE_WRITE);
 		ASSERT(reason == NULL);
 	}
 	/* With everything on, nothing allowed is denied. */
 	for (i = 0; i < NELEM(allowed); i++)
 		ASSERT(policy_gate(c, allowed[i], 1, &reason) != GATE_DENY);
 	/* writes_on is a flag: any non-zero value is on. */
-	ASSERT(policy_gate(c, "ticket.close", 2, &reason) == GATE_WRITE);
+	ASSERT_EQ_INT(policy_gate(c, "ticket.close", 2, &reason), GATE_WRITE);
 	config_free(c);
 }
 
@@ -218,20 +218,20 @@ test_undescribed_is_write(void)
 
 	c = load_writes(1);
 	ASSERT(c != NULL);
-	ASSERT(config_tool(c, "nomode.tool") != NULL);
-	ASSERT(config_tool(c, "nomode.tool")->mode == TOOL_WRITE);
-	ASSERT(policy_gate(c, "nomode.tool", 1, &reason) == GATE_WRITE);
-	ASSERT(policy_gate(c, "nomode.tool", 0, &reason) == GATE_DENY);
-	ASSERT_STREQ(reason, R_WRITES_DISABLED);
+	ASSERT(policy_tool(c, "nomode.tool") != NULL);
+	ASSERT_EQ_INT(policy_tool(c, "nomode.tool")->mode, TOOL_WRITE);
+	ASSERT_EQ_INT(policy_gate(c, "nomode.tool", 1, &reason), GATE_WRITE);
+	ASSERT_EQ_INT(policy_gate(c, "nomode.tool", 0, &reason), GATE_DENY);
+	ASSERT_EQ_STR(reason, R_WRITES_DISABLED);
 	config_free(c);
 
 	c = load_text(NOCAT_BODY "writes:\n  enabled: true\n");
 	ASSERT(c != NULL);
-	ASSERT(config_tool(c, "nocat.tool") == NULL);
-	ASSERT(config_tool_mode(c, "nocat.tool") == TOOL_WRITE);
-	ASSERT(policy_gate(c, "nocat.tool", 1, &reason) == GATE_WRITE);
-	ASSERT(policy_gate(c, "nocat.tool", 0, &reason) == GATE_DENY);
-	ASSERT_STREQ(reason, R_WRITES_DISABLED);
+	ASSERT(policy_tool(c, "nocat.tool") == NULL);
+	ASSERT_EQ_INT(policy_tool_mode(c, "nocat.tool"), TOOL_WRITE);
+	ASSERT_EQ_INT(policy_gate(c, "nocat.tool", 1, &reason), GATE_WRITE);
+	ASSERT_EQ_INT(policy_gate(c, "nocat.tool", 0, &reason), GATE_DENY);
+	ASSERT_EQ_STR(reason, R_WRITES_DISABLED);
 	config_free(c);
 }
 
@@ -246,9 +246,9 @@ test_empty_allow(void)
 	    "  kb.read: { mode: read, exec: [/bin/true] }\n"
 	    "writes:\n  enabled: true\n");
 	ASSERT(c != NULL);
-	ASSERT(c->nallow == 0);
-	ASSERT(policy_gate(c, "kb.read", 1, &reason) == GATE_DENY);
-	ASSERT_STREQ(reason, R_NOT_ALLOWED);
+	ASSERT_EQ_INT(c->nallow, 0);
+	ASSERT_EQ_INT(policy_gate(c, "kb.read", 1, &reason), GATE_DENY);
+	ASSERT_EQ_STR(reason, R_NOT_ALLOWED);
 	config_free(c);
 }
 
@@ -276,13 +276,13 @@ test_safe_default(void)
 				fprintf(stderr, "%s passes\n", c->allow[i]);
 			ASSERT(policy_gate(c, c->allow[i], on, &reason) ==
 			    GATE_DENY);
-			ASSERT_STREQ(reason, R_WRITES_DISABLED);
+			ASSERT_EQ_STR(reason, R_WRITES_DISABLED);
 		}
 	}
 	for (i = 0; i < NELEM(refused_names); i++) {
 		ASSERT(policy_gate(c, refused_names[i], 1, &reason) ==
 		    GATE_DENY);
-		ASSERT_STREQ(reason, R_NOT_ALLOWED);
+		ASSERT_EQ_STR(reason, R_NOT_ALLOWED);
 	}
 	config_free(c);
 }
@@ -320,7 +320,7 @@ test_messages(void)
 	/* A short buffer is cut and terminated. */
 	memset(tiny, 'z', sizeof(tiny));
 	policy_message(off, "x.tool", R_NOT_ALLOWED, 1, tiny, sizeof(tiny));
-	ASSERT(strlen(tiny) == sizeof(tiny) - 1);
+	ASSERT_EQ_INT(strlen(tiny), sizeof(tiny) - 1);
 	config_free(off);
 	config_free(on);
 }

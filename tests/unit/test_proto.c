@@ -337,10 +337,11 @@ test_msgbuf_reset(void)
 	msgbuf_begin_msg(&mb, MSG_WRITES_OFF, 10, 0);
 	f = msgbuf_finish(&mb, &len2);
 	ASSERT(len2 < len);
-	ASSERT(decode_frame(f, len2, err, sizeof(err)) == 0);
+	ASSERT_EQ_INT(decode_frame(f, len2, err, sizeof(err)), 0);
 	msgbuf_free(&mb);
 	f = build(&mb, &msgs[2], 9, &no_change, 1, &len2);
-	ASSERT(len2 == len && memcmp(f, first, len) == 0);
+	ASSERT_EQ_INT(len2, len);
+	ASSERT_EQ_MEM(f, first, len);
 	msgbuf_free(&mb);
 	free(first);
 }
@@ -686,8 +687,9 @@ test_envelope(void)
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	env_ok(&pk);
-	ASSERT(proto_decode(sb.data, sb.size, &m, err, sizeof(err)) == 0);
-	ASSERT(m.type == MSG_WRITES_OFF && m.id == 1);
+	ASSERT_EQ_INT(proto_decode(sb.data, sb.size, &m, err, sizeof(err)), 0);
+	ASSERT_EQ_INT(m.type, MSG_WRITES_OFF);
+	ASSERT_EQ_INT(m.id, 1);
 	proto_msg_free(&m);
 	/* Every cut of it is refused. */
 	for (cut = 0; cut < sb.size; cut++) {
@@ -769,7 +771,7 @@ test_type_names(void)
 	size_t		i, j;
 	uint32_t	t;
 
-	ASSERT(NMSGS == MSG_MAX - 1);
+	ASSERT_EQ_INT(NMSGS, MSG_MAX - 1);
 	for (t = 1; t < MSG_MAX; t++) {
 		ASSERT(strcmp(msg_type_str(t), "UNKNOWN") != 0);
 		for (j = 1; j < t; j++)
@@ -777,11 +779,11 @@ test_type_names(void)
 			    msg_type_str((uint32_t)j)) != 0);
 	}
 	for (i = 0; i < NMSGS; i++)
-		ASSERT_STREQ(msg_type_str(msgs[i].type), msgs[i].name);
-	ASSERT_STREQ(msg_type_str(MSG_NONE), "UNKNOWN");
-	ASSERT_STREQ(msg_type_str(MSG_MAX), "UNKNOWN");
-	ASSERT_STREQ(msg_type_str(MSG_MAX + 1), "UNKNOWN");
-	ASSERT_STREQ(msg_type_str(UINT32_MAX), "UNKNOWN");
+		ASSERT_EQ_STR(msg_type_str(msgs[i].type), msgs[i].name);
+	ASSERT_EQ_STR(msg_type_str(MSG_NONE), "UNKNOWN");
+	ASSERT_EQ_STR(msg_type_str(MSG_MAX), "UNKNOWN");
+	ASSERT_EQ_STR(msg_type_str(MSG_MAX + 1), "UNKNOWN");
+	ASSERT_EQ_STR(msg_type_str(UINT32_MAX), "UNKNOWN");
 }
 
 static void
@@ -790,10 +792,10 @@ test_direction(void)
 	size_t	i;
 
 	for (i = 0; i < NMSGS; i++)
-		ASSERT(msg_direction(msgs[i].type) == msgs[i].from);
-	ASSERT(msg_direction(MSG_NONE) == 0);
-	ASSERT(msg_direction(MSG_MAX) == 0);
-	ASSERT(msg_direction(UINT32_MAX) == 0);
+		ASSERT_EQ_INT(msg_direction(msgs[i].type), msgs[i].from);
+	ASSERT_EQ_INT(msg_direction(MSG_NONE), 0);
+	ASSERT_EQ_INT(msg_direction(MSG_MAX), 0);
+	ASSERT_EQ_INT(msg_direction(UINT32_MAX), 0);
 }
 
 /* mp_get, mp_strdup, mp_streq on one unpacked map. */
@@ -830,7 +832,7 @@ test_mp_helpers(void)
 	ASSERT(!mp_streq(o, "Alice"));
 	ASSERT(!mp_streq(o, ""));
 	s = mp_strdup(o);
-	ASSERT_STREQ(s, "alice");
+	ASSERT_EQ_STR(s, "alice");
 	free(s);
 
 	ASSERT(mp_get(&u.data, "nam") == NULL);
@@ -844,12 +846,13 @@ test_mp_helpers(void)
 	o = mp_get(&u.data, "empty");
 	ASSERT(o != NULL && mp_streq(o, ""));
 	s = mp_strdup(o);
-	ASSERT_STREQ(s, "");
+	ASSERT_EQ_STR(s, "");
 	free(s);
 
 	/* An embedded NUL: no C string, and no match on its prefix. */
 	o = mp_get(&u.data, "nul");
-	ASSERT(o != NULL && o->via.str.size == 3);
+	ASSERT(o != NULL);
+	ASSERT_EQ_INT(o->via.str.size, 3);
 	ASSERT(mp_strdup(o) == NULL);
 	ASSERT(!mp_streq(o, "a"));
 
@@ -893,13 +896,16 @@ test_pk_helpers(void)
 	ASSERT(o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER &&
 	    o->via.i64 == INT64_MIN);
 	o = mp_get(&u.data, "p");
-	ASSERT(o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 == 3);
+	ASSERT_EQ_INT(o->type, MSGPACK_OBJECT_POSITIVE_INTEGER);
+	ASSERT_EQ_INT(o->via.u64, 3);
 	o = mp_get(&u.data, "t");
-	ASSERT(o->type == MSGPACK_OBJECT_BOOLEAN && o->via.boolean);
+	ASSERT_EQ_INT(o->type, MSGPACK_OBJECT_BOOLEAN);
+	ASSERT(o->via.boolean);
 	o = mp_get(&u.data, "f");
-	ASSERT(o->type == MSGPACK_OBJECT_BOOLEAN && !o->via.boolean);
+	ASSERT_EQ_INT(o->type, MSGPACK_OBJECT_BOOLEAN);
+	ASSERT(!o->via.boolean);
 	o = mp_get(&u.data, "z");
-	ASSERT(o->type == MSGPACK_OBJECT_NIL);
+	ASSERT_EQ_INT(o->type, MSGPACK_OBJECT_NIL);
 	msgpack_unpacked_destroy(&u);
 	msgpack_sbuffer_destroy(&sb);
 }

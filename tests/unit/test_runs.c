@@ -42,30 +42,30 @@ test_get(void)
 
 	setup();
 	runs_init();
-	ASSERT(runs_count() == 0);
+	ASSERT_EQ_INT(runs_count(), 0);
 	ASSERT(run_get("acme", "r1", 0) == NULL);
-	ASSERT(runs_count() == 0);
+	ASSERT_EQ_INT(runs_count(), 0);
 	a = run_get("acme", "r1", 1);
 	ASSERT(a != NULL);
-	ASSERT(runs_count() == 1);
-	ASSERT_STREQ(a->tenant, "acme");
-	ASSERT_STREQ(a->run_id, "r1");
+	ASSERT_EQ_INT(runs_count(), 1);
+	ASSERT_EQ_STR(a->tenant, "acme");
+	ASSERT_EQ_STR(a->run_id, "r1");
 	ASSERT(run_stopped(a) == NULL);
 	/* Found again, with or without create. */
 	ASSERT(run_get("acme", "r1", 0) == a);
 	ASSERT(run_get("acme", "r1", 1) == a);
-	ASSERT(runs_count() == 1);
+	ASSERT_EQ_INT(runs_count(), 1);
 	/* The same run_id in another tenant is another run. */
 	b = run_get("other", "r1", 1);
 	ASSERT(b != NULL && b != a);
-	ASSERT(runs_count() == 2);
+	ASSERT_EQ_INT(runs_count(), 2);
 	ASSERT(run_get("other", "r1", 0) == b);
 	ASSERT(run_get("acme", "r1", 0) == a);
 	/* The separator: "ab"/"c" is not "a"/"bc". */
 	c = run_get("ab", "c", 1);
 	ASSERT(c != NULL && run_get("a", "bc", 0) == NULL);
 	ASSERT(run_get("a", "bc", 1) != c);
-	ASSERT(runs_count() == 4);
+	ASSERT_EQ_INT(runs_count(), 4);
 	/* Prefixes are other runs. */
 	ASSERT(run_get("acme", "r", 0) == NULL);
 	ASSERT(run_get("acme", "r10", 0) == NULL);
@@ -73,9 +73,9 @@ test_get(void)
 	/* State is per run. */
 	run_stop(a, R_LOOP_DETECTED, "looping");
 	ASSERT(run_stopped(b) == NULL);
-	ASSERT_STREQ(run_stopped(run_get("acme", "r1", 0)), R_LOOP_DETECTED);
+	ASSERT_EQ_STR(run_stopped(run_get("acme", "r1", 0)), R_LOOP_DETECTED);
 	runs_free();
-	ASSERT(runs_count() == 0);
+	ASSERT_EQ_INT(runs_count(), 0);
 }
 
 /* Many runs, many per bucket: each still found. */
@@ -94,7 +94,7 @@ test_many(void)
 		r[i] = run_get(i % 2 ? "a" : "b", id, 1);
 		ASSERT(r[i] != NULL);
 	}
-	ASSERT(runs_count() == 3000);
+	ASSERT_EQ_INT(runs_count(), 3000);
 	for (i = 0; i < 3000; i++) {
 		snprintf(id, sizeof(id), "run-%d", i);
 		ASSERT(run_get(i % 2 ? "a" : "b", id, 0) == r[i]);
@@ -117,11 +117,11 @@ test_max_runs(void)
 		snprintf(id, sizeof(id), "r%d", i);
 		ASSERT((r[i] = run_get("acme", id, 1)) != NULL);
 	}
-	ASSERT(runs_count() == 5);
+	ASSERT_EQ_INT(runs_count(), 5);
 	/* Full: a new run is refused, in any tenant. */
 	ASSERT(run_get("acme", "r5", 1) == NULL);
 	ASSERT(run_get("other", "r0", 1) == NULL);
-	ASSERT(runs_count() == 5);
+	ASSERT_EQ_INT(runs_count(), 5);
 	/* ... and no existing run was forgotten to make room. */
 	for (i = 0; i < 5; i++) {
 		snprintf(id, sizeof(id), "r%d", i);
@@ -159,7 +159,7 @@ test_max_runs_per_tenant(void)
 		ASSERT((r[i] = run_get("acme", id, 1)) != NULL);
 	}
 	ASSERT(run_get("acme", "r3", 1) == NULL);
-	ASSERT_STREQ(runs_full_message(msg, sizeof(msg)),
+	ASSERT_EQ_STR(runs_full_message(msg, sizeof(msg)),
 	    "too many live runs (runs.max_runs_per_tenant)");
 	/* Its own runs are still found, none forgotten. */
 	for (i = 0; i < 3; i++) {
@@ -169,9 +169,9 @@ test_max_runs_per_tenant(void)
 	/* Another tenant is not held back, up to the global cap. */
 	ASSERT(run_get("globex", "r0", 1) != NULL);
 	ASSERT(run_get("globex", "r1", 1) != NULL);
-	ASSERT(runs_count() == 5);
+	ASSERT_EQ_INT(runs_count(), 5);
 	ASSERT(run_get("initech", "r0", 1) == NULL);
-	ASSERT_STREQ(runs_full_message(msg, sizeof(msg)),
+	ASSERT_EQ_STR(runs_full_message(msg, sizeof(msg)),
 	    "too many live runs (runs.max_runs)");
 	runs_free();
 
@@ -182,12 +182,12 @@ test_max_runs_per_tenant(void)
 	ASSERT(runtab_get(&t, "acme", "a", 1) != NULL);
 	ASSERT(runtab_get(&t, "acme", "b", 1) != NULL);
 	ASSERT(runtab_get(&t, "acme", "c", 1) == NULL);
-	ASSERT(runtab_tenant_count(&t, "acme") == 2);
+	ASSERT_EQ_INT(runtab_tenant_count(&t, "acme"), 2);
 	runtab_sweep(&t, 0);
-	ASSERT(runtab_tenant_count(&t, "acme") == 0);
+	ASSERT_EQ_INT(runtab_tenant_count(&t, "acme"), 0);
 	ASSERT(t.tenants == NULL);
 	ASSERT(runtab_get(&t, "acme", "c", 1) != NULL);
-	ASSERT(runtab_tenant_count(&t, "acme") == 1);
+	ASSERT_EQ_INT(runtab_tenant_count(&t, "acme"), 1);
 	runtab_free(&t);
 	ASSERT(t.tenants == NULL);
 }
@@ -203,17 +203,17 @@ test_stop(void)
 	ASSERT(r != NULL);
 	ASSERT(run_stopped(r) == NULL);
 	run_stop(r, R_BUDGET_EXCEEDED, "too many steps");
-	ASSERT_STREQ(run_stopped(r), R_BUDGET_EXCEEDED);
-	ASSERT_STREQ(run_stop_message(r), "too many steps");
+	ASSERT_EQ_STR(run_stopped(r), R_BUDGET_EXCEEDED);
+	ASSERT_EQ_STR(run_stop_message(r), "too many steps");
 	/* The first reason stands. */
 	run_stop(r, R_LOOP_DETECTED, "looping");
-	ASSERT_STREQ(run_stopped(r), R_BUDGET_EXCEEDED);
-	ASSERT_STREQ(run_stop_message(r), "too many steps");
+	ASSERT_EQ_STR(run_stopped(r), R_BUDGET_EXCEEDED);
+	ASSERT_EQ_STR(run_stop_message(r), "too many steps");
 	/* Without a message, the reason is the message. */
 	r = run_get("acme", "r2", 1);
 	run_stop(r, R_DUPLICATE_WRITE, NULL);
-	ASSERT_STREQ(run_stopped(r), R_DUPLICATE_WRITE);
-	ASSERT_STREQ(run_stop_message(r), R_DUPLICATE_WRITE);
+	ASSERT_EQ_STR(run_stopped(r), R_DUPLICATE_WRITE);
+	ASSERT_EQ_STR(run_stop_message(r), R_DUPLICATE_WRITE);
 	runs_free();
 }
 
@@ -234,11 +234,11 @@ test_steps(void)
 		ASSERT(run_account(r, "kb.read", hash, 0, msg,
 		    sizeof(msg)) == NULL);
 	}
-	ASSERT(r->steps == 5);
+	ASSERT_EQ_INT(r->steps, 5);
 	msg[0] = '\0';
 	why = run_account(r, "kb.read", "h-new", 0, msg, sizeof(msg));
 	ASSERT(why != NULL);
-	ASSERT_STREQ(why, R_BUDGET_EXCEEDED);
+	ASSERT_EQ_STR(why, R_BUDGET_EXCEEDED);
 	ASSERT(strstr(msg, "max_steps_per_run") != NULL);
 	/* Steps are per run. */
 	ASSERT(run_account(run_get("acme", "r2", 1), "kb.read", "h0", 0, msg,
@@ -268,7 +268,7 @@ test_repeat(void)
 	msg[0] = '\0';
 	why = run_account(r, "kb.read", "h1", 0, msg, sizeof(msg));
 	ASSERT(why != NULL);
-	ASSERT_STREQ(why, R_LOOP_DETECTED);
+	ASSERT_EQ_STR(why, R_LOOP_DETECTED);
 	ASSERT(strstr(msg, "kb.read") != NULL);
 	ASSERT(strstr(msg, "repeat_limit") != NULL);
 	/* Tool and hash are not confused across the boundary. */
@@ -287,7 +287,7 @@ test_repeat(void)
 	ASSERT(run_account(r, "kb.read", "h1", 0, msg, sizeof(msg)) == NULL);
 	why = run_account(r, "kb.read", "h1", 0, msg, sizeof(msg));
 	ASSERT(why != NULL);
-	ASSERT_STREQ(why, R_LOOP_DETECTED);
+	ASSERT_EQ_STR(why, R_LOOP_DETECTED);
 	runs_free();
 }
 
@@ -304,18 +304,18 @@ test_duplicate_write(void)
 	r = run_get("acme", "r1", 1);
 	ASSERT(run_account(r, "ticket.close", "h1", 1, msg,
 	    sizeof(msg)) == NULL);
-	ASSERT(r->writes == 1);
+	ASSERT_EQ_INT(r->writes, 1);
 	/* The second identical write, well under the repeat limit. */
 	msg[0] = '\0';
 	why = run_account(r, "ticket.close", "h1", 1, msg, sizeof(msg));
 	ASSERT(why != NULL);
-	ASSERT_STREQ(why, R_DUPLICATE_WRITE);
+	ASSERT_EQ_STR(why, R_DUPLICATE_WRITE);
 	ASSERT(strstr(msg, "ticket.close") != NULL);
-	ASSERT(r->writes == 1);
+	ASSERT_EQ_INT(r->writes, 1);
 	/* Other args: a write of its own. */
 	ASSERT(run_account(r, "ticket.close", "h2", 1, msg,
 	    sizeof(msg)) == NULL);
-	ASSERT(r->writes == 2);
+	ASSERT_EQ_INT(r->writes, 2);
 	/* The same write in another run is fine. */
 	ASSERT(run_account(run_get("acme", "r2", 1), "ticket.close", "h1", 1,
 	    msg, sizeof(msg)) == NULL);
@@ -336,19 +336,19 @@ test_unwrite(void)
 	r = run_get("acme", "r1", 1);
 	ASSERT(run_account(r, "ticket.close", "h1", 1, msg,
 	    sizeof(msg)) == NULL);
-	ASSERT(r->writes == 1);
+	ASSERT_EQ_INT(r->writes, 1);
 	run_unwrite(r, "ticket.close", "h1");
-	ASSERT(r->writes == 0);
+	ASSERT_EQ_INT(r->writes, 0);
 	/* Retried: neither a duplicate nor over max_writes_per_run. */
 	ASSERT(run_account(r, "ticket.close", "h1", 1, msg,
 	    sizeof(msg)) == NULL);
-	ASSERT(r->writes == 1);
+	ASSERT_EQ_INT(r->writes, 1);
 	/* Unknown pairs and reads change nothing, and create nothing. */
 	run_unwrite(r, "ticket.close", "h9");
 	ASSERT(run_account(r, "kb.read", "h2", 0, msg, sizeof(msg)) == NULL);
 	run_unwrite(r, "kb.read", "h2");
-	ASSERT(r->writes == 1);
-	ASSERT(r->nseen == 2);
+	ASSERT_EQ_INT(r->writes, 1);
+	ASSERT_EQ_INT(r->nseen, 2);
 	ASSERT(run_seen_find(r, "ticket.close", "h9") == NULL);
 	runs_free();
 }
@@ -368,13 +368,13 @@ test_max_writes(void)
 	ASSERT(run_account(r, "t.w", "h2", 1, msg, sizeof(msg)) == NULL);
 	/* Reads do not count as writes. */
 	ASSERT(run_account(r, "t.r", "h3", 0, msg, sizeof(msg)) == NULL);
-	ASSERT(r->writes == 2);
+	ASSERT_EQ_INT(r->writes, 2);
 	msg[0] = '\0';
 	why = run_account(r, "t.w", "h4", 1, msg, sizeof(msg));
 	ASSERT(why != NULL);
-	ASSERT_STREQ(why, R_BUDGET_EXCEEDED);
+	ASSERT_EQ_STR(why, R_BUDGET_EXCEEDED);
 	ASSERT(strstr(msg, "max_writes_per_run") != NULL);
-	ASSERT(r->writes == 2);
+	ASSERT_EQ_INT(r->writes, 2);
 	runs_free();
 }
 
@@ -397,11 +397,11 @@ test_zero_caps(void)
 		ASSERT(run_account(r, "t.w", hash, 1, msg,
 		    sizeof(msg)) == NULL);
 	}
-	ASSERT(r->steps == 1200);
-	ASSERT(r->writes == 200);
+	ASSERT_EQ_INT(r->steps, 1200);
+	ASSERT_EQ_INT(r->writes, 200);
 	ASSERT(run_usage(r, 1000000000, 1e9, msg, sizeof(msg)) == NULL);
 	ASSERT(run_usage(r, UINT64_MAX, 1e300, msg, sizeof(msg)) == NULL);
-	ASSERT(r->tokens == UINT64_MAX);
+	ASSERT_EQ_INT(r->tokens, UINT64_MAX);
 	runs_free();
 }
 
@@ -425,7 +425,7 @@ test_long_names(void)
 	ASSERT(run_account(r, tool, hash, 0, msg, sizeof(msg)) == NULL);
 	why = run_account(r, tool, hash, 0, msg, sizeof(msg));
 	ASSERT(why != NULL);
-	ASSERT_STREQ(why, R_LOOP_DETECTED);
+	ASSERT_EQ_STR(why, R_LOOP_DETECTED);
 	runs_free();
 }
 
@@ -446,7 +446,7 @@ test_distinct_bound(void)
 		why = run_account(r, "kb.read", hash, 0, msg, sizeof(msg));
 	}
 	ASSERT(why != NULL);
-	ASSERT_STREQ(why, R_BUDGET_EXCEEDED);
+	ASSERT_EQ_STR(why, R_BUDGET_EXCEEDED);
 	ASSERT(i > 1000);
 	/* Pairs already seen are still counted. */
 	ASSERT(run_account(r, "kb.read", "000000000000000000000000", 0, msg,
@@ -467,19 +467,19 @@ test_tokens(void)
 	r = run_get("acme", "r1", 1);
 	ASSERT(run_usage(r, 60, 0, msg, sizeof(msg)) == NULL);
 	ASSERT(run_usage(r, 40, 0, msg, sizeof(msg)) == NULL);	/* at 100 */
-	ASSERT(r->tokens == 100);
+	ASSERT_EQ_INT(r->tokens, 100);
 	msg[0] = '\0';
 	why = run_usage(r, 1, 0, msg, sizeof(msg));
 	ASSERT(why != NULL);
-	ASSERT_STREQ(why, R_BUDGET_EXCEEDED);
+	ASSERT_EQ_STR(why, R_BUDGET_EXCEEDED);
 	ASSERT(strstr(msg, "max_tokens_per_run") != NULL);
 	/* Saturates rather than wrapping back under the cap. */
 	why = run_usage(r, UINT64_MAX, 0, msg, sizeof(msg));
 	ASSERT(why != NULL);
-	ASSERT(r->tokens == UINT64_MAX);
+	ASSERT_EQ_INT(r->tokens, UINT64_MAX);
 	why = run_usage(r, 5, 0, msg, sizeof(msg));
 	ASSERT(why != NULL);
-	ASSERT(r->tokens == UINT64_MAX);
+	ASSERT_EQ_INT(r->tokens, UINT64_MAX);
 	/* One huge report at once. */
 	ASSERT(run_usage(run_get("acme", "r2", 1), UINT64_MAX, 0, msg,
 	    sizeof(msg)) != NULL);
@@ -505,7 +505,7 @@ test_cost(void)
 	msg[0] = '\0';
 	why = run_usage(r, 0, 0.01, msg, sizeof(msg));
 	ASSERT(why != NULL);
-	ASSERT_STREQ(why, R_BUDGET_EXCEEDED);
+	ASSERT_EQ_STR(why, R_BUDGET_EXCEEDED);
 	ASSERT(strstr(msg, "max_cost_per_run") != NULL);
 	/* Tokens uncapped here: a big count passes, the cost does not. */
 	ASSERT(run_usage(run_get("acme", "r2", 1), 1000000, 0.1, msg,

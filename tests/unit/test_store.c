@@ -158,36 +158,36 @@ test_kill_switch(void)
 	struct store	*st;
 	int		 off = -1;
 
-	ASSERT(fresh_dir() == 0);
+	ASSERT_EQ_INT(fresh_dir(), 0);
 	st = open_store(MIB, 4 * MIB);
 	ASSERT(st != NULL);
-	ASSERT(store_get_writes_off(st, &off) == 0);
-	ASSERT(off == 0);
-	ASSERT(store_set_writes_off(st, 1) == 0);
-	ASSERT(store_get_writes_off(st, &off) == 0);
-	ASSERT(off == 1);
-	ASSERT(store_set_writes_off(st, 0) == 0);
-	ASSERT(store_get_writes_off(st, &off) == 0);
-	ASSERT(off == 0);
+	ASSERT_EQ_INT(store_get_writes_off(st, &off), 0);
+	ASSERT_EQ_INT(off, 0);
+	ASSERT_EQ_INT(store_set_writes_off(st, 1), 0);
+	ASSERT_EQ_INT(store_get_writes_off(st, &off), 0);
+	ASSERT_EQ_INT(off, 1);
+	ASSERT_EQ_INT(store_set_writes_off(st, 0), 0);
+	ASSERT_EQ_INT(store_get_writes_off(st, &off), 0);
+	ASSERT_EQ_INT(off, 0);
 	/* Any non-zero value means off. */
-	ASSERT(store_set_writes_off(st, 5) == 0);
-	ASSERT(store_get_writes_off(st, &off) == 0);
-	ASSERT(off == 1);
+	ASSERT_EQ_INT(store_set_writes_off(st, 5), 0);
+	ASSERT_EQ_INT(store_get_writes_off(st, &off), 0);
+	ASSERT_EQ_INT(off, 1);
 	store_close(st);
 
 	/* It survives a close and a reopen. */
 	st = open_store(MIB, 4 * MIB);
 	ASSERT(st != NULL);
 	off = -1;
-	ASSERT(store_get_writes_off(st, &off) == 0);
-	ASSERT(off == 1);
-	ASSERT(store_set_writes_off(st, 0) == 0);
+	ASSERT_EQ_INT(store_get_writes_off(st, &off), 0);
+	ASSERT_EQ_INT(off, 1);
+	ASSERT_EQ_INT(store_set_writes_off(st, 0), 0);
 	store_close(st);
 	st = open_store(MIB, 4 * MIB);
 	ASSERT(st != NULL);
 	off = -1;
-	ASSERT(store_get_writes_off(st, &off) == 0);
-	ASSERT(off == 0);
+	ASSERT_EQ_INT(store_get_writes_off(st, &off), 0);
+	ASSERT_EQ_INT(off, 0);
 	store_close(st);
 	store_close(NULL);
 	clean_dir();
@@ -200,15 +200,15 @@ test_open_mode(void)
 	struct stat	 sb;
 	char		 path[1200];
 
-	ASSERT(fresh_dir() == 0);
+	ASSERT_EQ_INT(fresh_dir(), 0);
 	st = open_store(MIB, 4 * MIB);
 	ASSERT(st != NULL);
 	store_close(st);
-	ASSERT(stat(dbdir, &sb) == 0);
-	ASSERT((sb.st_mode & 0777) == 0700);
+	ASSERT_EQ_INT(stat(dbdir, &sb), 0);
+	ASSERT_EQ_INT((sb.st_mode & 0777), 0700);
 	snprintf(path, sizeof(path), "%s/data.mdb", dbdir);
-	ASSERT(stat(path, &sb) == 0);
-	ASSERT((sb.st_mode & 0077) == 0);
+	ASSERT_EQ_INT(stat(path, &sb), 0);
+	ASSERT_EQ_INT((sb.st_mode & 0077), 0);
 	clean_dir();
 }
 
@@ -219,7 +219,7 @@ test_open_fails(void)
 	char		 err[256];
 	FILE		*f;
 
-	ASSERT(fresh_dir() == 0);
+	ASSERT_EQ_INT(fresh_dir(), 0);
 	/* A file where the directory should be. */
 	ASSERT((f = fopen(dbdir, "w")) != NULL);
 	fclose(f);
@@ -237,7 +237,7 @@ test_failed_write(void)
 	struct put_arg	 pa;
 	size_t		 len;
 
-	ASSERT(fresh_dir() == 0);
+	ASSERT_EQ_INT(fresh_dir(), 0);
 	st = open_store(MIB, 4 * MIB);
 	ASSERT(st != NULL);
 
@@ -249,28 +249,32 @@ test_failed_write(void)
 	pa.vlen = 10;
 	pa.fill = 'x';
 	pa.fail = 42;
-	ASSERT(store_write(st, put_fn, &pa) == 42);
-	ASSERT(pa.calls == 1);
-	ASSERT(get_key(st, "a", 'x', &len) == MDB_NOTFOUND);
-	ASSERT(get_key(st, "b", 'x', &len) == MDB_NOTFOUND);
+	ASSERT_EQ_INT(store_write(st, put_fn, &pa), 42);
+	ASSERT_EQ_INT(pa.calls, 1);
+	ASSERT_EQ_INT(get_key(st, "a", 'x', &len), MDB_NOTFOUND);
+	ASSERT_EQ_INT(get_key(st, "b", 'x', &len), MDB_NOTFOUND);
 
 	/* The same succeeding commits both. */
 	pa.fail = 0;
-	ASSERT(store_write(st, put_fn, &pa) == 0);
-	ASSERT(get_key(st, "a", 'x', &len) == 0 && len == 10);
-	ASSERT(get_key(st, "b", 'x', &len) == 0 && len == 10);
+	ASSERT_EQ_INT(store_write(st, put_fn, &pa), 0);
+	ASSERT_EQ_INT(get_key(st, "a", 'x', &len), 0);
+	ASSERT_EQ_INT(len, 10);
+	ASSERT_EQ_INT(get_key(st, "b", 'x', &len), 0);
+	ASSERT_EQ_INT(len, 10);
 
 	/* A failed overwrite leaves the old values. */
 	pa.fill = 'y';
 	pa.vlen = 20;
 	pa.fail = -1;
-	ASSERT(store_write(st, put_fn, &pa) == -1);
-	ASSERT(get_key(st, "a", 'x', &len) == 0 && len == 10);
-	ASSERT(get_key(st, "b", 'x', &len) == 0 && len == 10);
+	ASSERT_EQ_INT(store_write(st, put_fn, &pa), -1);
+	ASSERT_EQ_INT(get_key(st, "a", 'x', &len), 0);
+	ASSERT_EQ_INT(len, 10);
+	ASSERT_EQ_INT(get_key(st, "b", 'x', &len), 0);
+	ASSERT_EQ_INT(len, 10);
 
 	/* store_read passes fn's value through. */
-	ASSERT(store_read(st, return_7, NULL) == 7);
-	ASSERT(store_write(st, return_7, NULL) == 7);
+	ASSERT_EQ_INT(store_read(st, return_7, NULL), 7);
+	ASSERT_EQ_INT(store_write(st, return_7, NULL), 7);
 	store_close(st);
 	clean_dir();
 }
@@ -296,10 +300,10 @@ test_map_full(void)
 	uint64_t	 before_full = 0, room;
 	int		 i, j, rc = 0, n;
 
-	ASSERT(fresh_dir() == 0);
+	ASSERT_EQ_INT(fresh_dir(), 0);
 	st = open_store(MIB, 2 * MIB);
 	ASSERT(st != NULL);
-	ASSERT(store_map_size(st) == MIB);
+	ASSERT_EQ_INT(store_map_size(st), MIB);
 
 	for (n = 0; n < 200; n++) {
 		snprintf(keys[n], sizeof(keys[n]), "big-%03d-a", n);
@@ -317,25 +321,25 @@ test_map_full(void)
 		ASSERT(store_map_size(st) >= before_full);
 		ASSERT(store_map_size(st) <= 2 * MIB);
 	}
-	ASSERT(rc == MDB_MAP_FULL);
+	ASSERT_EQ_INT(rc, MDB_MAP_FULL);
 	/* Some went in: 1 MiB holds several pairs of 64 KiB. */
 	ASSERT(n > 4);
 	/* It had grown to the hard limit before it gave up. */
-	ASSERT(before_full == 2 * MIB);
-	ASSERT(store_map_size(st) == 2 * MIB);
+	ASSERT_EQ_INT(before_full, 2 * MIB);
+	ASSERT_EQ_INT(store_map_size(st), 2 * MIB);
 	/* More than the first map could hold went in. */
 	ASSERT((uint64_t)n * 2 * BIGVAL > MIB);
 	/* Every earlier commit is intact, the failed one left nothing. */
 	for (i = 0; i < n; i++) {
-		ASSERT(get_key(st, keys[i], (unsigned char)i, &len) == 0);
-		ASSERT(len == BIGVAL);
-		ASSERT(get_key(st, key2[i], (unsigned char)i, &len) == 0);
-		ASSERT(len == BIGVAL);
+		ASSERT_EQ_INT(get_key(st, keys[i], (unsigned char)i, &len), 0);
+		ASSERT_EQ_INT(len, BIGVAL);
+		ASSERT_EQ_INT(get_key(st, key2[i], (unsigned char)i, &len), 0);
+		ASSERT_EQ_INT(len, BIGVAL);
 	}
-	ASSERT(get_key(st, keys[n], (unsigned char)n, &len) == MDB_NOTFOUND);
-	ASSERT(get_key(st, key2[n], (unsigned char)n, &len) == MDB_NOTFOUND);
+	ASSERT_EQ_INT(get_key(st, keys[n], (unsigned char)n, &len), MDB_NOTFOUND);
+	ASSERT_EQ_INT(get_key(st, key2[n], (unsigned char)n, &len), MDB_NOTFOUND);
 	/* Full stays full: the next big write fails the same way. */
-	ASSERT(store_write(st, put_fn, &pa) == MDB_MAP_FULL);
+	ASSERT_EQ_INT(store_write(st, put_fn, &pa), MDB_MAP_FULL);
 	store_close(st);
 
 	/* Reopened with the small map: all still there. */
@@ -345,14 +349,15 @@ test_map_full(void)
 	ASSERT(store_map_size(st) <= 2 * MIB);
 	for (i = 0; i < n; i++) {
 		j = get_key(st, keys[i], (unsigned char)i, &len);
-		ASSERT(j == 0 && len == BIGVAL);
+		ASSERT_EQ_INT(j, 0);
+		ASSERT_EQ_INT(len, BIGVAL);
 	}
-	ASSERT(get_key(st, keys[n], (unsigned char)n, &len) == MDB_NOTFOUND);
+	ASSERT_EQ_INT(get_key(st, keys[n], (unsigned char)n, &len), MDB_NOTFOUND);
 	/* Full: no room for one more big value. */
 	room = store_room(st, BIGVAL);
 	ASSERT(room < 2 * BIGVAL);
 	/* Deleting frees the room, reusable after the next commit too. */
-	ASSERT(store_write(st, del_all_fn, st) == 0);
+	ASSERT_EQ_INT(store_write(st, del_all_fn, st), 0);
 	ASSERT(store_room(st, BIGVAL) >= (uint64_t)n * BIGVAL);
 	store_close(st);
 	st = open_store(MIB, 2 * MIB);
@@ -360,7 +365,7 @@ test_map_full(void)
 	ASSERT(store_room(st, BIGVAL) >= (uint64_t)n * BIGVAL);
 	/* and the big values fit again. */
 	pa.st = st;
-	ASSERT(store_write(st, put_fn, &pa) == 0);
+	ASSERT_EQ_INT(store_write(st, put_fn, &pa), 0);
 	store_close(st);
 	clean_dir();
 }
@@ -375,7 +380,7 @@ test_map_no_growth(void)
 	size_t		 len;
 	int		 n, rc = 0;
 
-	ASSERT(fresh_dir() == 0);
+	ASSERT_EQ_INT(fresh_dir(), 0);
 	st = open_store(MIB, MIB);
 	ASSERT(st != NULL);
 	for (n = 0; n < 100; n++) {
@@ -389,11 +394,12 @@ test_map_no_growth(void)
 		if ((rc = store_write(st, put_fn, &pa)) != 0)
 			break;
 	}
-	ASSERT(rc == MDB_MAP_FULL);
+	ASSERT_EQ_INT(rc, MDB_MAP_FULL);
 	ASSERT(n > 0 && n < 16);
-	ASSERT(store_map_size(st) == MIB);
+	ASSERT_EQ_INT(store_map_size(st), MIB);
 	ASSERT(pa.calls == 1);		/* no retry without growth */
-	ASSERT(get_key(st, "k0", 'q', &len) == 0 && len == BIGVAL);
+	ASSERT_EQ_INT(get_key(st, "k0", 'q', &len), 0);
+	ASSERT_EQ_INT(len, BIGVAL);
 	store_close(st);
 	clean_dir();
 }
@@ -411,11 +417,11 @@ test_reserve(void)
 	char		 keys[100][16];
 	int		 n, rc = 0, calls;
 
-	ASSERT(fresh_dir() == 0);
+	ASSERT_EQ_INT(fresh_dir(), 0);
 	st = open_store(MIB, 2 * MIB);
 	ASSERT(st != NULL);
 	store_set_reserve(st, 256 * 1024);
-	ASSERT(store_reserve(st) == 256 * 1024);
+	ASSERT_EQ_INT(store_reserve(st), 256 * 1024);
 	for (n = 0; n < 100; n++) {
 		snprintf(keys[n], sizeof(keys[n]), "r%02d", n);
 		memset(&pa, 0, sizeof(pa));
@@ -427,21 +433,21 @@ test_reserve(void)
 		if ((rc = store_write_need(st, BIGVAL, put_fn, &pa)) != 0)
 			break;
 	}
-	ASSERT(rc == MDB_MAP_FULL);
+	ASSERT_EQ_INT(rc, MDB_MAP_FULL);
 	ASSERT(pa.calls == 0);		/* refused before fn ran */
 	ASSERT(n > 4);
 	/* The reserve is still there: writes allowed into it fit. */
 	ASSERT(store_room(st, 0) >= 256 * 1024 - BIGVAL);
 	calls = pa.calls;
-	ASSERT(store_write_reserve(st, put_fn, &pa) == 0);
-	ASSERT(pa.calls == calls + 1);
-	ASSERT(store_write(st, put_fn, &pa) == MDB_MAP_FULL);
+	ASSERT_EQ_INT(store_write_reserve(st, put_fn, &pa), 0);
+	ASSERT_EQ_INT(pa.calls, calls + 1);
+	ASSERT_EQ_INT(store_write(st, put_fn, &pa), MDB_MAP_FULL);
 	/* Deleting everything fits, and the room comes back for all. */
-	ASSERT(store_write_reserve(st, del_all_fn, st) == 0);
-	ASSERT(store_has_room(st, BIGVAL, (uint64_t)n * BIGVAL) == 1);
+	ASSERT_EQ_INT(store_write_reserve(st, del_all_fn, st), 0);
+	ASSERT_EQ_INT(store_has_room(st, BIGVAL, (uint64_t)n * BIGVAL), 1);
 	pa.calls = 0;
-	ASSERT(store_write_need(st, BIGVAL, put_fn, &pa) == 0);
-	ASSERT(pa.calls == 1);
+	ASSERT_EQ_INT(store_write_need(st, BIGVAL, put_fn, &pa), 0);
+	ASSERT_EQ_INT(pa.calls, 1);
 	store_close(st);
 	clean_dir();
 }
@@ -474,7 +480,7 @@ test_apquota(void)
 	uint64_t		 n, b;
 	size_t			 removed;
 
-	ASSERT(fresh_dir() == 0);
+	ASSERT_EQ_INT(fresh_dir(), 0);
 	st = open_store(MIB, 2 * MIB);
 	ASSERT(st != NULL);
 	memset(&qa, 0, sizeof(qa));
@@ -483,48 +489,64 @@ test_apquota(void)
 	qa.bytes = 300;
 	qa.id = "a1";
 	qa.expires = 100;
-	ASSERT(store_write(st, quota_fn, &qa) == 0);
+	ASSERT_EQ_INT(store_write(st, quota_fn, &qa), 0);
 	qa.id = "a2";
 	qa.expires = 200;
-	ASSERT(store_write(st, quota_fn, &qa) == 0);
+	ASSERT_EQ_INT(store_write(st, quota_fn, &qa), 0);
 	qa.id = "a3";
 	qa.expires = 300;
-	ASSERT(store_write(st, quota_fn, &qa) == 0);
+	ASSERT_EQ_INT(store_write(st, quota_fn, &qa), 0);
 	/* Past the count (3), then past the bytes (1000). */
 	qa.id = "a4";
 	qa.expires = 400;
 	qa.bytes = 1;
-	ASSERT(store_write(st, quota_fn, &qa) == APQUOTA_COUNT);
-	ASSERT(apquota_get(st, "acme", &n, &b) == 0 && n == 3 && b == 900);
+	ASSERT_EQ_INT(store_write(st, quota_fn, &qa), APQUOTA_COUNT);
+	ASSERT_EQ_INT(apquota_get(st, "acme", &n, &b), 0);
+	ASSERT_EQ_INT(n, 3);
+	ASSERT_EQ_INT(b, 900);
 	qa.tenant = "globex";
-	ASSERT(store_write(st, quota_fn, &qa) == 0);
+	ASSERT_EQ_INT(store_write(st, quota_fn, &qa), 0);
 	qa.tenant = "acme";
 	/* A decision releases its place; dropping twice changes nothing. */
 	qa.drop = 1;
 	qa.id = "a2";
 	qa.expires = 200;
-	ASSERT(store_write(st, quota_fn, &qa) == 0);
-	ASSERT(store_write(st, quota_fn, &qa) == 0);
-	ASSERT(apquota_get(st, "acme", &n, &b) == 0 && n == 2 && b == 600);
+	ASSERT_EQ_INT(store_write(st, quota_fn, &qa), 0);
+	ASSERT_EQ_INT(store_write(st, quota_fn, &qa), 0);
+	ASSERT_EQ_INT(apquota_get(st, "acme", &n, &b), 0);
+	ASSERT_EQ_INT(n, 2);
+	ASSERT_EQ_INT(b, 600);
 	qa.drop = 0;
 	qa.id = "a5";
 	qa.expires = 500;
 	qa.bytes = 401;
-	ASSERT(store_write(st, quota_fn, &qa) == APQUOTA_BYTES);
+	ASSERT_EQ_INT(store_write(st, quota_fn, &qa), APQUOTA_BYTES);
 	qa.bytes = 400;
-	ASSERT(store_write(st, quota_fn, &qa) == 0);
+	ASSERT_EQ_INT(store_write(st, quota_fn, &qa), 0);
 	/* Expiry: those at or before now go, in batches. */
-	ASSERT(apquota_sweep(st, 99, 10, &removed) == 0 && removed == 0);
-	ASSERT(apquota_sweep(st, 400, 1, &removed) == 0 && removed == 1);
-	ASSERT(apquota_sweep(st, 400, 10, &removed) == 0 && removed == 2);
-	ASSERT(apquota_get(st, "acme", &n, &b) == 0 && n == 1 && b == 400);
-	ASSERT(apquota_get(st, "globex", &n, &b) == 0 && n == 0 && b == 0);
+	ASSERT_EQ_INT(apquota_sweep(st, 99, 10, &removed), 0);
+	ASSERT_EQ_INT(removed, 0);
+	ASSERT_EQ_INT(apquota_sweep(st, 400, 1, &removed), 0);
+	ASSERT_EQ_INT(removed, 1);
+	ASSERT_EQ_INT(apquota_sweep(st, 400, 10, &removed), 0);
+	ASSERT_EQ_INT(removed, 2);
+	ASSERT_EQ_INT(apquota_get(st, "acme", &n, &b), 0);
+	ASSERT_EQ_INT(n, 1);
+	ASSERT_EQ_INT(b, 400);
+	ASSERT_EQ_INT(apquota_get(st, "globex", &n, &b), 0);
+	ASSERT_EQ_INT(n, 0);
+	ASSERT_EQ_INT(b, 0);
 	store_close(st);
 	/* Kept in the store: a restart finds the same counts. */
 	st = open_store(MIB, 2 * MIB);
-	ASSERT(apquota_get(st, "acme", &n, &b) == 0 && n == 1 && b == 400);
-	ASSERT(apquota_sweep(st, 1000, 10, &removed) == 0 && removed == 1);
-	ASSERT(apquota_get(st, "acme", &n, &b) == 0 && n == 0 && b == 0);
+	ASSERT_EQ_INT(apquota_get(st, "acme", &n, &b), 0);
+	ASSERT_EQ_INT(n, 1);
+	ASSERT_EQ_INT(b, 400);
+	ASSERT_EQ_INT(apquota_sweep(st, 1000, 10, &removed), 0);
+	ASSERT_EQ_INT(removed, 1);
+	ASSERT_EQ_INT(apquota_get(st, "acme", &n, &b), 0);
+	ASSERT_EQ_INT(n, 0);
+	ASSERT_EQ_INT(b, 0);
 	store_close(st);
 	clean_dir();
 }

@@ -294,20 +294,23 @@ test_ok_result(void)
 	int64_t			 v;
 
 	job_init(&j, "echo", "echo-args", in);
-	ASSERT(run(&j) == 0);
-	ASSERT(j.status == TR_OK);
-	ASSERT(j.wstatus == 0);
+	ASSERT_EQ_INT(run(&j), 0);
+	ASSERT_EQ_INT(j.status, TR_OK);
+	ASSERT_EQ_INT(j.wstatus, 0);
 	ASSERT(j.duration_ms < 10000);
 	args = map_get(&j.up.data, "args");
-	ASSERT(args != NULL && args->type == MSGPACK_OBJECT_MAP);
-	ASSERT(args->via.map.size == 2);
-	ASSERT(obj_int(map_get(args, "a"), &v) == 0 && v == 1);
+	ASSERT(args != NULL);
+	ASSERT_EQ_INT(args->type, MSGPACK_OBJECT_MAP);
+	ASSERT_EQ_INT(args->via.map.size, 2);
+	ASSERT_EQ_INT(obj_int(map_get(args, "a"), &v), 0);
+	ASSERT_EQ_INT(v, 1);
 	b = map_get(args, "b");
-	ASSERT(b != NULL && b->type == MSGPACK_OBJECT_ARRAY);
-	ASSERT(b->via.array.size == 3);
-	ASSERT(b->via.array.ptr[0].type == MSGPACK_OBJECT_BOOLEAN);
+	ASSERT(b != NULL);
+	ASSERT_EQ_INT(b->type, MSGPACK_OBJECT_ARRAY);
+	ASSERT_EQ_INT(b->via.array.size, 3);
+	ASSERT_EQ_INT(b->via.array.ptr[0].type, MSGPACK_OBJECT_BOOLEAN);
 	ASSERT(b->via.array.ptr[0].via.boolean);
-	ASSERT(b->via.array.ptr[1].type == MSGPACK_OBJECT_NIL);
+	ASSERT_EQ_INT(b->via.array.ptr[1].type, MSGPACK_OBJECT_NIL);
 	ASSERT(obj_streq(&b->via.array.ptr[2], "x"));
 	/* Exactly the canonical JSON and one newline. */
 	ASSERT(obj_streq(map_get(&j.up.data, "stdin"),
@@ -333,16 +336,17 @@ test_env_read(void)
 	};
 
 	job_init(&j, "kb.read", "env-dump", "{}");
-	ASSERT(run(&j) == 0);
-	ASSERT(j.status == TR_OK);
+	ASSERT_EQ_INT(run(&j), 0);
+	ASSERT_EQ_INT(j.status, TR_OK);
 	ASSERT(env_is(map_get(&j.up.data, "env"), want));
 	o = map_get(&j.up.data, "credential");
-	ASSERT(o != NULL && o->type == MSGPACK_OBJECT_NIL);
+	ASSERT(o != NULL);
+	ASSERT_EQ_INT(o->type, MSGPACK_OBJECT_NIL);
 	ASSERT(fds_are(map_get(&j.up.data, "fds"), 2));
 	ASSERT(obj_streq(map_get(&j.up.data, "cwd"), "/"));
-	ASSERT(obj_int(map_get(&j.up.data, "pid"), &pid) == 0);
-	ASSERT(obj_int(map_get(&j.up.data, "pgid"), &pgid) == 0);
-	ASSERT(pid == pgid);
+	ASSERT_EQ_INT(obj_int(map_get(&j.up.data, "pid"), &pid), 0);
+	ASSERT_EQ_INT(obj_int(map_get(&j.up.data, "pgid"), &pgid), 0);
+	ASSERT_EQ_INT(pid, pgid);
 	job_free(&j);
 }
 
@@ -369,8 +373,8 @@ test_env_write_credential(void)
 	j.req.run_id = "run-2";
 	j.req.step_id = "step-7";
 	j.req.idempotency_key = "idem-1";
-	ASSERT(run(&j) == 0);
-	ASSERT(j.status == TR_OK);
+	ASSERT_EQ_INT(run(&j), 0);
+	ASSERT_EQ_INT(j.status, TR_OK);
 	ASSERT(env_is(map_get(&j.up.data, "env"), want));
 	ASSERT(obj_streq(map_get(&j.up.data, "credential"), "s3cret\n"));
 	ASSERT(fds_are(map_get(&j.up.data, "fds"), 3));
@@ -386,10 +390,11 @@ test_credential_other_tenant(void)
 	/* The same tool for another tenant has no credential. */
 	job_init(&j, "echo", "env-dump", "{}");
 	j.req.tenant = "globex";
-	ASSERT(run(&j) == 0);
-	ASSERT(j.status == TR_OK);
+	ASSERT_EQ_INT(run(&j), 0);
+	ASSERT_EQ_INT(j.status, TR_OK);
 	o = map_get(&j.up.data, "credential");
-	ASSERT(o != NULL && o->type == MSGPACK_OBJECT_NIL);
+	ASSERT(o != NULL);
+	ASSERT_EQ_INT(o->type, MSGPACK_OBJECT_NIL);
 	ASSERT(map_get(map_get(&j.up.data, "env"),
 	    "TOOLGATE_CREDENTIAL_FD") == NULL);
 	ASSERT(fds_are(map_get(&j.up.data, "fds"), 2));
@@ -406,18 +411,18 @@ test_credential_fail_closed(void)
 
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		job_init(&j, names[i], "env-dump", "{}");
-		ASSERT(run(&j) == 0);
-		ASSERT(j.status == TR_FAILED);
-		ASSERT(j.wstatus == -1);
-		ASSERT_STREQ(j.message, "cannot open the tool's credential");
+		ASSERT_EQ_INT(run(&j), 0);
+		ASSERT_EQ_INT(j.status, TR_FAILED);
+		ASSERT_EQ_INT(j.wstatus, -1);
+		ASSERT_EQ_STR(j.message, "cannot open the tool's credential");
 		job_free(&j);
 	}
 
 	job_init(&j, "echo", "env-dump", "{}");
 	j.req.tenant = "..";
-	ASSERT(run(&j) == 0);
-	ASSERT(j.status == TR_FAILED);
-	ASSERT(j.wstatus == -1);
+	ASSERT_EQ_INT(run(&j), 0);
+	ASSERT_EQ_INT(j.status, TR_FAILED);
+	ASSERT_EQ_INT(j.wstatus, -1);
 	job_free(&j);
 }
 
@@ -449,8 +454,8 @@ test_signals_reset(void)
 	job_init(&j, "sig", "sig-dump", "{}");
 	r = run(&j);
 	sigprocmask(SIG_SETMASK, &old, NULL);
-	ASSERT(r == 0);
-	ASSERT(j.status == TR_OK);
+	ASSERT_EQ_INT(r, 0);
+	ASSERT_EQ_INT(j.status, TR_OK);
 	ASSERT(obj_streq(map_get(&j.up.data, "blocked"), "0000000000000000"));
 	/*
 	 * Signals 32 and 33 are glibc's own (cancellation, setxid): its
@@ -458,7 +463,7 @@ test_signals_reset(void)
 	 * starts its children with them ignored.  Every other one must be
 	 * default.
 	 */
-	ASSERT(ignored_besides_glibc(map_get(&j.up.data, "ignored")) == 0);
+	ASSERT_EQ_INT(ignored_besides_glibc(map_get(&j.up.data, "ignored")), 0);
 	job_free(&j);
 }
 
@@ -468,20 +473,21 @@ test_fail_stderr(void)
 	struct job	j;
 
 	job_init(&j, "fail", "fail", "{}");
-	ASSERT(run(&j) == 0);
-	ASSERT(j.status == TR_FAILED);
-	ASSERT(WIFEXITED(j.wstatus) && WEXITSTATUS(j.wstatus) == 3);
+	ASSERT_EQ_INT(run(&j), 0);
+	ASSERT_EQ_INT(j.status, TR_FAILED);
+	ASSERT(WIFEXITED(j.wstatus));
+	ASSERT_EQ_INT(WEXITSTATUS(j.wstatus), 3);
 	/* The last non-empty line, made printable. */
-	ASSERT_STREQ(j.message, "second\\x09line");
+	ASSERT_EQ_STR(j.message, "second\\x09line");
 	job_free(&j);
 
 	/* Longer than message[] (and than the tail of stderr we keep). */
 	job_init(&j, "fail", "fail-long", "{}");
-	ASSERT(run(&j) == 0);
-	ASSERT(j.status == TR_FAILED);
+	ASSERT_EQ_INT(run(&j), 0);
+	ASSERT_EQ_INT(j.status, TR_FAILED);
 	ASSERT(strlen(j.message) > 400 && strlen(j.message) < 512);
 	ASSERT(strncmp(j.message, "xxxxxxxx", 8) == 0);
-	ASSERT(strcmp(j.message + strlen(j.message) - 3, "...") == 0);
+	ASSERT_EQ_STR(j.message + strlen(j.message) - 3, "...");
 	job_free(&j);
 }
 
@@ -491,16 +497,17 @@ test_fail_quiet(void)
 	struct job	j;
 
 	job_init(&j, "quiet", "exit-quiet", "{}");
-	ASSERT(run(&j) == 0);
-	ASSERT(j.status == TR_FAILED);
-	ASSERT_STREQ(j.message, "exit status 4");
+	ASSERT_EQ_INT(run(&j), 0);
+	ASSERT_EQ_INT(j.status, TR_FAILED);
+	ASSERT_EQ_STR(j.message, "exit status 4");
 	job_free(&j);
 
 	job_init(&j, "killed", "killed", "{}");
-	ASSERT(run(&j) == 0);
-	ASSERT(j.status == TR_FAILED);
-	ASSERT(WIFSIGNALED(j.wstatus) && WTERMSIG(j.wstatus) == SIGTERM);
-	ASSERT_STREQ(j.message, "killed by signal 15");
+	ASSERT_EQ_INT(run(&j), 0);
+	ASSERT_EQ_INT(j.status, TR_FAILED);
+	ASSERT(WIFSIGNALED(j.wstatus));
+	ASSERT_EQ_INT(WTERMSIG(j.wstatus), SIGTERM);
+	ASSERT_EQ_STR(j.message, "killed by signal 15");
 	job_free(&j);
 }
 
@@ -518,14 +525,15 @@ test_timeout(void)
 	job_init(&j, "sleep", "sleep", "{}");
 	j.req.run_id = runid;
 	j.tool.timeout_ms = 300;
-	ASSERT(run(&j) == 0);
-	ASSERT(j.status == TR_TIMEOUT);
-	ASSERT_STREQ(j.message, "tool timed out after 300 ms");
+	ASSERT_EQ_INT(run(&j), 0);
+	ASSERT_EQ_INT(j.status, TR_TIMEOUT);
+	ASSERT_EQ_STR(j.message, "tool timed out after 300 ms");
 	ASSERT(j.duration_ms >= 300 && j.duration_ms < 5000);
-	ASSERT(WIFSIGNALED(j.wstatus) && WTERMSIG(j.wstatus) == SIGKILL);
+	ASSERT(WIFSIGNALED(j.wstatus));
+	ASSERT_EQ_INT(WTERMSIG(j.wstatus), SIGKILL);
 
 	ASSERT((f = fopen(pidfile, "r")) != NULL);
-	ASSERT(fscanf(f, "%d", &pgid) == 1);
+	ASSERT_EQ_INT(fscanf(f, "%d", &pgid), 1);
 	fclose(f);
 	unlink(pidfile);
 	ASSERT(pgid > 1);
@@ -537,7 +545,8 @@ test_timeout(void)
 			break;
 		usleep(10000);
 	}
-	ASSERT(kill(-pgid, 0) == -1 && errno == ESRCH);
+	ASSERT_EQ_INT(kill(-pgid, 0), -1);
+	ASSERT_EQ_INT(errno, ESRCH);
 	job_free(&j);
 }
 
@@ -565,20 +574,21 @@ test_cancel(void)
 		usleep(10000);
 	}
 	ASSERT((f = fopen(pidfile, "r")) != NULL);
-	ASSERT(fscanf(f, "%d", &pgid) == 1);
+	ASSERT_EQ_INT(fscanf(f, "%d", &pgid), 1);
 	fclose(f);
 	unlink(pidfile);
 	ASSERT(pgid > 1);
-	ASSERT(toolrun_cancel(&j) == 1);
-	ASSERT(toolrun_cancel(&j) == 0);
-	ASSERT(j.called == 0);
-	ASSERT(wait_all() == 0);
-	ASSERT(j.called == 1);
-	ASSERT(j.status == TR_CANCELLED);
-	ASSERT_STREQ(j.message, "cancelled");
+	ASSERT_EQ_INT(toolrun_cancel(&j), 1);
+	ASSERT_EQ_INT(toolrun_cancel(&j), 0);
+	ASSERT_EQ_INT(j.called, 0);
+	ASSERT_EQ_INT(wait_all(), 0);
+	ASSERT_EQ_INT(j.called, 1);
+	ASSERT_EQ_INT(j.status, TR_CANCELLED);
+	ASSERT_EQ_STR(j.message, "cancelled");
 	ASSERT(j.duration_ms < 30000);
-	ASSERT(WIFSIGNALED(j.wstatus) && WTERMSIG(j.wstatus) == SIGKILL);
-	ASSERT(toolrun_cancel(&j) == 0);
+	ASSERT(WIFSIGNALED(j.wstatus));
+	ASSERT_EQ_INT(WTERMSIG(j.wstatus), SIGKILL);
+	ASSERT_EQ_INT(toolrun_cancel(&j), 0);
 	for (i = 0; i < 200; i++) {
 		while (waitpid(-pgid, NULL, WNOHANG) > 0)
 			;
@@ -586,15 +596,16 @@ test_cancel(void)
 			break;
 		usleep(10000);
 	}
-	ASSERT(kill(-pgid, 0) == -1 && errno == ESRCH);
+	ASSERT_EQ_INT(kill(-pgid, 0), -1);
+	ASSERT_EQ_INT(errno, ESRCH);
 	job_free(&j);
 
 	job_init(&j, "nope", "/nonexistent/toolrun-test", "{}");
 	job_start(&j);
-	ASSERT(toolrun_cancel(&j) == 1);
-	ASSERT(wait_all() == 0);
-	ASSERT(j.called == 1);
-	ASSERT(j.status == TR_CANCELLED);
+	ASSERT_EQ_INT(toolrun_cancel(&j), 1);
+	ASSERT_EQ_INT(wait_all(), 0);
+	ASSERT_EQ_INT(j.called, 1);
+	ASSERT_EQ_INT(j.status, TR_CANCELLED);
 	job_free(&j);
 }
 
@@ -607,8 +618,8 @@ test_bad_output(void)
 
 	for (i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
 		job_init(&j, progs[i], progs[i], "{}");
-		ASSERT(run(&j) == 0);
-		ASSERT(j.status == TR_BAD_OUTPUT);
+		ASSERT_EQ_INT(run(&j), 0);
+		ASSERT_EQ_INT(j.status, TR_BAD_OUTPUT);
 		ASSERT(strncmp(j.message, "tool output is not one JSON value: ",
 		    35) == 0);
 		job_free(&j);
@@ -621,12 +632,13 @@ test_big_output(void)
 	struct job	j;
 
 	job_init(&j, "big", "big-output", "{}");
-	ASSERT(run(&j) == 0);
-	ASSERT(j.status == TR_BAD_OUTPUT);
-	ASSERT_STREQ(j.message, "output larger than 1048576 bytes");
+	ASSERT_EQ_INT(run(&j), 0);
+	ASSERT_EQ_INT(j.status, TR_BAD_OUTPUT);
+	ASSERT_EQ_STR(j.message, "output larger than 1048576 bytes");
 	/* Killed at once, not at the timeout. */
 	ASSERT(j.duration_ms < 5000);
-	ASSERT(WIFSIGNALED(j.wstatus) && WTERMSIG(j.wstatus) == SIGKILL);
+	ASSERT(WIFSIGNALED(j.wstatus));
+	ASSERT_EQ_INT(WTERMSIG(j.wstatus), SIGKILL);
 	job_free(&j);
 }
 
@@ -638,16 +650,16 @@ test_output_limit_exact(void)
 
 	job_init(&j, "ok", "ok", "{}");
 	j.req.max_output = 13;
-	ASSERT(run(&j) == 0);
-	ASSERT(j.status == TR_OK);
+	ASSERT_EQ_INT(run(&j), 0);
+	ASSERT_EQ_INT(j.status, TR_OK);
 	ASSERT(map_get(&j.up.data, "ok") != NULL);
 	job_free(&j);
 
 	job_init(&j, "ok", "ok", "{}");
 	j.req.max_output = 12;
-	ASSERT(run(&j) == 0);
-	ASSERT(j.status == TR_BAD_OUTPUT);
-	ASSERT_STREQ(j.message, "output larger than 12 bytes");
+	ASSERT_EQ_INT(run(&j), 0);
+	ASSERT_EQ_INT(j.status, TR_BAD_OUTPUT);
+	ASSERT_EQ_STR(j.message, "output larger than 12 bytes");
 	job_free(&j);
 }
 
@@ -659,20 +671,20 @@ test_cannot_execute(void)
 
 	job_init(&j, "nope", "/nonexistent/toolrun-test", "{}");
 	job_start(&j);
-	ASSERT(j.called == 0);
-	ASSERT(wait_all() == 0);
-	ASSERT(j.called == 1);
-	ASSERT(j.status == TR_FAILED);
-	ASSERT(j.wstatus == -1);
-	ASSERT_STREQ(j.message, "cannot execute /nonexistent/toolrun-test: "
+	ASSERT_EQ_INT(j.called, 0);
+	ASSERT_EQ_INT(wait_all(), 0);
+	ASSERT_EQ_INT(j.called, 1);
+	ASSERT_EQ_INT(j.status, TR_FAILED);
+	ASSERT_EQ_INT(j.wstatus, -1);
+	ASSERT_EQ_STR(j.message, "cannot execute /nonexistent/toolrun-test: "
 	    "No such file or directory");
 	job_free(&j);
 
 	/* Not executable. */
 	snprintf(path, sizeof(path), "%s/../unit/test.h", tooldir);
 	job_init(&j, "nox", path, "{}");
-	ASSERT(run(&j) == 0);
-	ASSERT(j.status == TR_FAILED);
+	ASSERT_EQ_INT(run(&j), 0);
+	ASSERT_EQ_INT(j.status, TR_FAILED);
 	ASSERT(strstr(j.message, "cannot execute ") == j.message);
 	ASSERT(strstr(j.message, ": Permission denied") != NULL);
 	job_free(&j);
@@ -693,8 +705,8 @@ test_low_fds(void)
 	r = run(&j);
 	if (open("/dev/null", O_RDONLY) != 0)
 		abort();
-	ASSERT(r == 0);
-	ASSERT(j.status == TR_OK);
+	ASSERT_EQ_INT(r, 0);
+	ASSERT_EQ_INT(j.status, TR_OK);
 	ASSERT(obj_streq(map_get(&j.up.data, "stdin"), "[1]\n"));
 	job_free(&j);
 
@@ -704,8 +716,8 @@ test_low_fds(void)
 	r = run(&j);
 	if (open("/dev/null", O_RDONLY) != 0)
 		abort();
-	ASSERT(r == 0);
-	ASSERT(j.status == TR_OK);
+	ASSERT_EQ_INT(r, 0);
+	ASSERT_EQ_INT(j.status, TR_OK);
 	ASSERT(obj_streq(map_get(&j.up.data, "credential"), "s3cret\n"));
 	ASSERT(fds_are(map_get(&j.up.data, "fds"), 3));
 	job_free(&j);
@@ -720,11 +732,12 @@ test_fork_stray(void)
 
 	t0 = now_ms();
 	job_init(&j, "stray", "fork-stray", "{}");
-	ASSERT(run(&j) == 0);
+	ASSERT_EQ_INT(run(&j), 0);
 	ASSERT(now_ms() - t0 < 5000);
-	ASSERT(j.status == TR_OK);
+	ASSERT_EQ_INT(j.status, TR_OK);
 	o = &j.up.data;
-	ASSERT(o->type == MSGPACK_OBJECT_MAP && o->via.map.size == 0);
+	ASSERT_EQ_INT(o->type, MSGPACK_OBJECT_MAP);
+	ASSERT_EQ_INT(o->via.map.size, 0);
 	job_free(&j);
 }
 
@@ -743,15 +756,16 @@ test_huge_stdin(void)
 	in[len] = '\0';
 
 	job_init(&j, "count", "count-stdin", in);
-	ASSERT(run(&j) == 0);
-	ASSERT(j.status == TR_OK);
-	ASSERT(obj_int(&j.up.data, &v) == 0 && v == (int64_t)len + 1);
+	ASSERT_EQ_INT(run(&j), 0);
+	ASSERT_EQ_INT(j.status, TR_OK);
+	ASSERT_EQ_INT(obj_int(&j.up.data, &v), 0);
+	ASSERT_EQ_INT(v, (int64_t)len + 1);
 	job_free(&j);
 
 	/* A tool that does not read it: EPIPE is not an error. */
 	job_init(&j, "ok", "ok", in);
-	ASSERT(run(&j) == 0);
-	ASSERT(j.status == TR_OK);
+	ASSERT_EQ_INT(run(&j), 0);
+	ASSERT_EQ_INT(j.status, TR_OK);
 	job_free(&j);
 	free(in);
 }
@@ -770,12 +784,12 @@ test_concurrent(void)
 		job_init(&jobs[i], "echo", "echo-args", inputs[i]);
 		job_start(&jobs[i]);
 	}
-	ASSERT(toolrun_active() == NCONCURRENT);
-	ASSERT(wait_all() == 0);
-	ASSERT(toolrun_active() == 0);
+	ASSERT_EQ_INT(toolrun_active(), NCONCURRENT);
+	ASSERT_EQ_INT(wait_all(), 0);
+	ASSERT_EQ_INT(toolrun_active(), 0);
 	for (i = 0; i < NCONCURRENT; i++) {
-		ASSERT(jobs[i].called == 1);
-		ASSERT(jobs[i].status == TR_OK);
+		ASSERT_EQ_INT(jobs[i].called, 1);
+		ASSERT_EQ_INT(jobs[i].status, TR_OK);
 		ASSERT(msgpack_unpack_next(&jobs[i].up, jobs[i].result,
 		    jobs[i].resultlen, NULL) == MSGPACK_UNPACK_SUCCESS);
 		ASSERT(obj_int(map_get(map_get(&jobs[i].up.data, "args"), "n"),
@@ -805,21 +819,21 @@ test_no_fd_leak(void)
 		job_start(&jobs[i]);
 		/* In batches of 10, to keep well under RLIMIT_NOFILE. */
 		if (i % 10 == 9)
-			ASSERT(wait_all() == 0);
+			ASSERT_EQ_INT(wait_all(), 0);
 	}
 	for (i = 0; i < NLEAK; i++) {
-		ASSERT(jobs[i].called == 1);
+		ASSERT_EQ_INT(jobs[i].called, 1);
 		job_free(&jobs[i]);
 	}
 	free(jobs);
-	ASSERT(count_fds() == before);
+	ASSERT_EQ_INT(count_fds(), before);
 }
 
 static void
 test_never_synchronous(void)
 {
-	ASSERT(sync_calls == 0);
-	ASSERT(toolrun_active() == 0);
+	ASSERT_EQ_INT(sync_calls, 0);
+	ASSERT_EQ_INT(toolrun_active(), 0);
 }
 
 /* CREDS/acme/prod/{echo, link -> echo, dir/} */

@@ -1,0 +1,16 @@
+"""The regression test harness, one module per concern:
+
+  env         paths of the build and the tools, the agents' ids, Skip
+  proto       the socketpair protocol as the tests learn it
+  wire        frames: the one writer and the one reader
+  config      configs and the contract's args hash
+  client      an agent's connection (Client) and the control socket
+  daemon      the daemon pair in a temp dir, gatewayctl, the audit log
+  link        the test as gatewayd: the executor alone (ExecutorLink)
+  procs       waiting, pids, process groups
+  checkpoint  checkpoints split, joined and signed
+  approvals   a write that needs approval, a refused resume
+  runner      @test and main()
+
+tests/lib/tg.py gathers them, so scripts say `from tg import *`.
+"""
