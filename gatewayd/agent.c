@@ -45,6 +45,7 @@ struct req;
  */
 struct conn {
 	TAILQ_ENTRY(conn)	 entry;
+	TAILQ_ENTRY(conn)	 qentry;	/* in 'unpassed' */
 	TAILQ_ENTRY(conn)	 dirty_entry;	/* output to write this turn */
 	int			 fd;
 	struct event		*rev;
@@ -57,6 +58,7 @@ struct conn {
 	size_t			 outoff, outlen, outcap;
 	uint64_t		 id;		/* the executor knows its socket by it */
 	int			 passed;	/* its socket went to the executor */
+	int			 queued;	/* waits for room to pass it */
 	uid_t			 uid;
 	gid_t			 gid;
 	pid_t			 pid;
@@ -85,6 +87,8 @@ struct req {
 
 static TAILQ_HEAD(, conn)	 conns = TAILQ_HEAD_INITIALIZER(conns);
 static TAILQ_HEAD(, conn)	 dirty = TAILQ_HEAD_INITIALIZER(dirty);
+/* Accepted, waiting (unread, in order) for room on the peer channel. */
+static TAILQ_HEAD(, conn)	 unpassed = TAILQ_HEAD_INITIALIZER(unpassed);
 static uint64_t			 next_conn_id = 1;
 static size_t			 nconns;
 static size_t			 nstrangers;	/* of them, with no principal */
@@ -173,6 +177,8 @@ conn_free(struct conn *c)
 	/* After every request of it: the socketpair keeps the order. */
 	if (c->passed)
 		exec_conn_gone(c->id);
+	if (c->queued)
+		TAILQ_REMOVE(&unpassed, c, qentry);
 	TAILQ_REMOVE(&conns, c, entry);
 	if (c->dirty)
 		TAILQ_REMOVE(&dirty, c, dirty_entry);
@@ -829,6 +835,70 @@ conn_writable(evutil_socket_t fd, short what, void *arg)
 
 /* Listening. */
 
+/* Its socket is the executor's too: read it from now on. */
+static void
+conn_start(struct conn *c)
+{
+	c->passed = 1;
+	event_add(c->rev, NULL);
+	c->reading = 1;
+}
+
+static void	pass_queued(void);
+
+/* Waits, unread, behind the others for room on the peer channel. */
+static void
+conn_queue(struct conn *c)
+{
+	if (TAILQ_EMPTY(&unpassed)) {
+		log_debug("agent: the peer channel is full: connections wait");
+		exec_peer_room(pass_queued);
+	}
+	c->queued = 1;
+	TAILQ_INSERT_TAIL(&unpassed, c, qentry);
+}
+
+/*
+ * Nothing is read from a connection before its socket is passed.  A full
+ * channel (a burst of connections, the executor busy) makes it wait its
+ * turn, never refuses it: 1 then, and the connection is left as it was.
+ */
+static int
+conn_pass(struct conn *c)
+{
+	switch (exec_pass_peer(c->id, c->fd)) {
+	case 0:
+		conn_start(c);
+		return 0;
+	case 1:
+		return 1;
+	default:
+		/* Answered and closed by the flush at the end of the turn. */
+		conn_bad_frame(c, "", 0, E_UNAVAILABLE, "the gateway is busy");
+		return 0;
+	}
+}
+
+/* The peer channel has room: pass the waiting connections, in order. */
+static void
+pass_queued(void)
+{
+	struct conn	*c;
+
+	while ((c = TAILQ_FIRST(&unpassed)) != NULL) {
+		TAILQ_REMOVE(&unpassed, c, qentry);
+		c->queued = 0;
+		if (conn_pass(c) == 1) {
+			c->queued = 1;
+			TAILQ_INSERT_HEAD(&unpassed, c, qentry);
+			exec_peer_room(pass_queued);
+			break;
+		}
+	}
+	/* The ones refused are answered now. */
+	agent_flush();
+}
+
 /*
  * Room for one more connection of this peer?  NULL, or why not.  Every
  * uid has its share of max_connections, and the peers with no principal
@@ -935,23 +1005,17 @@ agent_accept(struct evconnlistener *l, evutil_socket_t fd,
 		nstrangers++;
 		conn_timer_arm(c);
 	}
-
+	log_debug("agent: uid %u gid %u pid %d connected (%s)", (unsigned)uid,
+	    (unsigned)gid, (int)pid, c->pr ? c->pr->tenant : "no principal");
 	/*
 	 * The executor learns who this is from the socket itself: even one
 	 * with no principal, whose refusals it records under the uid it
-	 * reads (MSG_AUDIT names the connection).
+	 * reads (MSG_AUDIT names the connection).  Behind others waiting
+	 * for room on the peer channel, it waits too.
 	 */
-	if (exec_pass_peer(c->id, fd) == -1) {
-		conn_bad_frame(c, "", 0, E_UNAVAILABLE,
-		    "the gateway is busy");
-		(void)conn_flush(c);
-		return;
-	}
-	c->passed = 1;
-	event_add(c->rev, NULL);
-	c->reading = 1;
-	log_debug("agent: uid %u gid %u pid %d connected (%s)", (unsigned)uid,
-	    (unsigned)gid, (int)pid, c->pr ? c->pr->tenant : "no principal");
+	if (!TAILQ_EMPTY(&unpassed) || conn_pass(c) == 1)
+		conn_queue(c);
+	agent_flush();
 }
 
 void

@@ -50,6 +50,8 @@ static struct evbuffer		*link_out;
 static struct event		*link_flush_ev;	/* made active: the turn's end */
 static struct event		*link_wev;	/* added after a short write */
 static int			 peer_fd = -1;	/* the peer channel */
+static struct event		*peer_room_ev;	/* waits for room on it */
+static void			(*peer_room_cb)(void);
 static struct pending		*slots;
 static uint32_t			 nslots, nused, free_hint;
 static uint64_t			 generation = 1;
@@ -356,13 +358,42 @@ exec_pass_peer(uint64_t conn, int fd)
 	c->cmsg_type = SCM_RIGHTS;
 	c->cmsg_len = CMSG_LEN(sizeof(int));
 	memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	/* Non-blocking: a full channel refuses the agent, never stalls us. */
-	if (sendmsg(peer_fd, &msg, MSG_NOSIGNAL) != (ssize_t)sizeof(idb)) {
-		log_warn("peer channel: cannot pass connection %llu",
-		    (unsigned long long)conn);
-		return -1;
+	/* Non-blocking: a full channel never stalls us (see exec_peer_room). */
+	if (sendmsg(peer_fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) ==
+	    (ssize_t)sizeof(idb))
+		return 0;
+	if (errno == EAGAIN || errno == EWOULDBLOCK)
+		return 1;
+	log_warn("peer channel: cannot pass connection %llu",
+	    (unsigned long long)conn);
+	return -1;
+}
+
+static void
+peer_room(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	peer_room_cb();
+}
+
+/*
+ * 'cb' runs once when the peer channel has room again.  It holds as many
+ * sockets as its send buffer takes (a few hundred): a burst of
+ * connections, or an executor busy for a moment, fills it.
+ */
+void
+exec_peer_room(void (*cb)(void))
+{
+	if (peer_room_ev == NULL) {
+		peer_room_ev = event_new(gw->base, peer_fd, EV_WRITE,
+		    peer_room, NULL);
+		if (peer_room_ev == NULL)
+			fatalx("event_new");
 	}
-	return 0;
+	peer_room_cb = cb;
+	event_add(peer_room_ev, NULL);
 }
 
 void
@@ -513,6 +544,9 @@ exec_link_close(void)
 	link_out = NULL;
 	bufferevent_free(link_bev);
 	link_bev = NULL;
+	if (peer_room_ev != NULL)
+		event_free(peer_room_ev);
+	peer_room_ev = NULL;
 	close(peer_fd);
 	peer_fd = -1;
 	link_bev = NULL;
