@@ -78,6 +78,7 @@ test_record_SRC		= executor/record.c executor/ledger.c executor/sweep.c \
 			  executor/apstore.c executor/apquota.c executor/store.c \
 			  executor/checkpoint.c
 test_runs_SRC		= gatewayd/runs.c
+test_agentreq_SRC	= gatewayd/agentreq.c
 
 .SECONDEXPANSION:
 $(BUILD)/tests/%: $(call obj,tests/unit/%.c) $$(call obj,$$($$*_SRC)) $(LIBCOMMON)
