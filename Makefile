@@ -78,6 +78,7 @@ test_record_SRC		= executor/record.c executor/ledger.c executor/sweep.c \
 			  executor/apstore.c executor/apquota.c executor/store.c \
 			  executor/checkpoint.c
 test_runs_SRC		= gatewayd/runs.c
+test_agentreq_SRC	= gatewayd/agentreq.c
 
 .SECONDEXPANSION:
 $(BUILD)/tests/%: $(call obj,tests/unit/%.c) $$(call obj,$$($$*_SRC)) $(LIBCOMMON)
@@ -158,8 +159,9 @@ fuzz_ledger_SRC		= executor/ledger.c executor/record.c executor/store.c \
 fuzz_approval_SRC	= executor/apstore.c executor/record.c executor/store.c \
 			  executor/ledger.c executor/sweep.c executor/apquota.c
 fuzz_checkpoint_SRC	= executor/checkpoint.c executor/record.c
+fuzz_agentreq_SRC	= gatewayd/agentreq.c
 fuzz: $(FUZZERS)
-build-fuzz/%: fuzz/%.c $(COMMON_SRC) $$($$*_SRC) $(wildcard common/*.h proto/*.h executor/*.h fuzz/*.h)
+build-fuzz/%: fuzz/%.c $(COMMON_SRC) $$($$*_SRC) $(wildcard common/*.h proto/*.h executor/*.h gatewayd/*.h fuzz/*.h)
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) -o $@ $< $(COMMON_SRC) $($*_SRC) $(PKG_LIBS)
 # New inputs go to a scratch corpus (listed first), crashes to build-fuzz/:

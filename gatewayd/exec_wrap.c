@@ -39,7 +39,16 @@ struct pending {
 	void		*arg;
 };
 
-static struct bufferevent	*link_bev;
+static struct bufferevent	*link_bev;	/* reads the answers */
+/*
+ * What goes to the executor is ours to write: the messages of a loop turn
+ * (a turn's refusals for the audit log, its calls) are queued and written
+ * with one write(2) once the turn's callbacks are done; only a short
+ * write arms the write event.
+ */
+static struct evbuffer		*link_out;
+static struct event		*link_flush_ev;	/* made active: the turn's end */
+static struct event		*link_wev;	/* added after a short write */
 static int			 peer_fd = -1;	/* the peer channel */
 static struct event		*peer_room_ev;	/* waits for room on it */
 static void			(*peer_room_cb)(void);
@@ -105,8 +114,31 @@ msg_send(struct msgbuf *mb, struct mpmap *body)
 
 	mpmap_end(body);
 	buf = msgbuf_finish(mb, &len);
-	bufferevent_write(link_bev, buf, len);
+	if (evbuffer_add(link_out, buf, len) == -1)
+		fatalx("evbuffer_add");
 	msgbuf_free(mb);
+	if (!event_pending(link_wev, EV_WRITE, NULL))
+		event_active(link_flush_ev, EV_TIMEOUT, 0);
+}
+
+/* Write what is queued for the executor; a short write waits for room. */
+static void
+link_flush(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	while (evbuffer_get_length(link_out) > 0) {
+		if (evbuffer_write(link_out, bufferevent_getfd(link_bev)) >= 0 ||
+		    errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			event_add(link_wev, NULL);
+			return;
+		}
+		fatalx("the executor went away");
+	}
+	event_del(link_wev);
 }
 
 /* A request: a slot waits for the answer the table names for 'type'. */
@@ -276,6 +308,8 @@ link_read(struct bufferevent *bev, void *arg)
 	for (;;) {
 		switch (frame_peek(in, max, &len)) {
 		case FRAME_MORE:
+			/* The answers of this turn go to the agents at once. */
+			agent_flush();
 			return;
 		case FRAME_EMPTY:
 		case FRAME_TOO_LARGE:
@@ -389,7 +423,13 @@ exec_link_init(int fd, int peerfd)
 	if (link_bev == NULL)
 		fatalx("bufferevent_socket_new");
 	bufferevent_setcb(link_bev, link_read, NULL, link_event, NULL);
-	bufferevent_enable(link_bev, EV_READ | EV_WRITE);
+	bufferevent_enable(link_bev, EV_READ);
+	link_out = evbuffer_new();
+	link_flush_ev = event_new(gw->base, -1, 0, link_flush, NULL);
+	link_wev = event_new(gw->base, fd, EV_WRITE | EV_PERSIST, link_flush,
+	    NULL);
+	if (link_out == NULL || link_flush_ev == NULL || link_wev == NULL)
+		fatalx("exec link: event_new");
 }
 
 void
@@ -464,7 +504,7 @@ exec_audit_summary(int has_uid, uid_t uid, gid_t gid, uint64_t count,
 static void
 link_drain(void)
 {
-	struct evbuffer		*out = bufferevent_get_output(link_bev);
+	struct evbuffer		*out = link_out;
 	size_t			 len = evbuffer_get_length(out), off = 0;
 	const unsigned char	*p;
 	struct pollfd		 pfd;
@@ -472,7 +512,6 @@ link_drain(void)
 
 	if (len == 0)
 		return;
-	/* The bufferevent keeps its output's front frozen: read it whole. */
 	p = evbuffer_pullup(out, -1);
 	pfd.fd = bufferevent_getfd(link_bev);
 	pfd.events = POLLOUT;
@@ -498,6 +537,11 @@ exec_link_close(void)
 	 * executor sees EOF now.
 	 */
 	shutdown(bufferevent_getfd(link_bev), SHUT_RDWR);
+	event_free(link_flush_ev);
+	event_free(link_wev);
+	evbuffer_free(link_out);
+	link_flush_ev = link_wev = NULL;
+	link_out = NULL;
 	bufferevent_free(link_bev);
 	link_bev = NULL;
 	if (peer_room_ev != NULL)

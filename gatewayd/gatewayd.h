@@ -32,6 +32,8 @@ void	privdrop(const char *user, const char *chroot_dir);
 /* agent.c: the agent socket */
 void	agent_init(int listen_fd);
 void	agent_shutdown(void);
+/* The end of a loop turn: the answers queued for agents go out. */
+void	agent_flush(void);
 /* The executor could not keep connection id: answer unavailable, close. */
 void	agent_conn_refused(uint64_t id, const char *message);
 
