@@ -48,7 +48,7 @@ TESTS		:= $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 BENCH		:= $(BUILD)/bench
 
 .PHONY: all check check-san test demo bench deps clean cppcheck fuzz fuzz-smoke \
-	faults
+	faults soak
 all: $(PROGS)
 
 $(BUILD)/obj/%.o: %.c
@@ -78,6 +78,7 @@ test_record_SRC		= executor/record.c executor/ledger.c executor/sweep.c \
 			  executor/apstore.c executor/apquota.c executor/store.c \
 			  executor/checkpoint.c
 test_runs_SRC		= gatewayd/runs.c
+test_agentreq_SRC	= gatewayd/agentreq.c
 
 .SECONDEXPANSION:
 $(BUILD)/tests/%: $(call obj,tests/unit/%.c) $$(call obj,$$($$*_SRC)) $(LIBCOMMON)
@@ -92,8 +93,9 @@ check: $(PROGS) $(TESTS)
 	@BUILD=$(BUILD) SAN=$(SAN) tests/run
 
 # Everything CI runs (README's test command): the suite, the suite under
-# ASan+UBSan, every fuzz target for a bounded run, cppcheck, and a bounded
-# run of the fault-injection test, with and without clock steps.
+# ASan+UBSan, every fuzz target for a bounded run, cppcheck, a bounded
+# run of the fault-injection test, with and without clock steps, and a
+# short soak.
 test: deps
 	$(MAKE) check
 	$(MAKE) check SAN=1
@@ -101,6 +103,7 @@ test: deps
 	$(MAKE) cppcheck
 	$(MAKE) faults FAULT_ITERS=15
 	$(MAKE) faults FAULT_ITERS=10 FAULT_CLOCK=1
+	$(MAKE) soak SOAK_SECONDS=30
 
 # The seeded fault-injection test (tests/faults/faults.py): SIGKILL of
 # gatewayd or the executor under a mixed load, restart, retries, and the
@@ -114,6 +117,16 @@ faults: $(PROGS)
 	@BUILD=$(BUILD) SAN=$(SAN) FAULT_ITERS=$(FAULT_ITERS) \
 	  FAULT_SEED=$(FAULT_SEED) FAULT_CLOCK=$(FAULT_CLOCK) \
 	  /usr/bin/python3 tests/faults/faults.py
+
+# The soak (tests/soak/soak.py, as root): 1000 agent connections of four
+# tenants and a stranger under paced mixed traffic (reads, writes,
+# approvals, denials, hang-ups, slow readers) for SOAK_SECONDS after a
+# warm-up; fails on any unexpected answer or dropped connection, or when
+# the RSS or descriptors of gatewayd or the executor grew.
+SOAK_SECONDS	?= 600
+soak: $(PROGS)
+	@BUILD=$(BUILD) SAN=$(SAN) SOAK_SECONDS=$(SOAK_SECONDS) \
+	  /usr/bin/python3 tests/soak/soak.py
 
 check-san:
 	$(MAKE) SAN=1 check
@@ -146,8 +159,9 @@ fuzz_ledger_SRC		= executor/ledger.c executor/record.c executor/store.c \
 fuzz_approval_SRC	= executor/apstore.c executor/record.c executor/store.c \
 			  executor/ledger.c executor/sweep.c executor/apquota.c
 fuzz_checkpoint_SRC	= executor/checkpoint.c executor/record.c
+fuzz_agentreq_SRC	= gatewayd/agentreq.c
 fuzz: $(FUZZERS)
-build-fuzz/%: fuzz/%.c $(COMMON_SRC) $$($$*_SRC) $(wildcard common/*.h proto/*.h executor/*.h fuzz/*.h)
+build-fuzz/%: fuzz/%.c $(COMMON_SRC) $$($$*_SRC) $(wildcard common/*.h proto/*.h executor/*.h gatewayd/*.h fuzz/*.h)
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) -o $@ $< $(COMMON_SRC) $($*_SRC) $(PKG_LIBS)
 # New inputs go to a scratch corpus (listed first), crashes to build-fuzz/:

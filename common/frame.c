@@ -5,6 +5,27 @@
 
 #include "common/frame.h"
 
+/* The same on bytes held in memory: n of them at p. */
+enum frame_state
+frame_peek_buf(const char *p, size_t n, uint32_t max, uint32_t *len)
+{
+	const unsigned char	*u = (const unsigned char *)p;
+	uint32_t		 flen;
+
+	if (n < FRAME_HDR)
+		return FRAME_MORE;
+	flen = (uint32_t)u[0] << 24 | (uint32_t)u[1] << 16 |
+	    (uint32_t)u[2] << 8 | u[3];
+	*len = flen;
+	if (flen == 0)
+		return FRAME_EMPTY;
+	if (flen > max)
+		return FRAME_TOO_LARGE;
+	if (n - FRAME_HDR < flen)
+		return FRAME_MORE;
+	return FRAME_READY;
+}
+
 enum frame_state
 frame_peek(struct evbuffer *in, uint32_t max, uint32_t *len)
 {

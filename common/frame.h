@@ -34,6 +34,9 @@ enum frame_state {
 };
 
 enum frame_state frame_peek(struct evbuffer *in, uint32_t max, uint32_t *len);
+/* The same on n bytes at p, the header first. */
+enum frame_state frame_peek_buf(const char *p, size_t n, uint32_t max,
+	    uint32_t *len);
 
 /* Write the header for a body of 'len' bytes. */
 void	frame_put_len(unsigned char hdr[FRAME_HDR], uint32_t len);

@@ -12,6 +12,15 @@
  * be written (ENOSPC, EIO, EFBIG...) leaves no torn line and takes no
  * seq, audit_write says so, and the callers refuse what it would have
  * recorded (see call.c, write.c).  The next record simply tries again.
+ *
+ * Refusals gatewayd reports (reported_by "gatewayd", not synced) were
+ * answered before we hear of them and nothing waits on their outcome: they
+ * are queued and the queue of a loop turn is appended with one write(2)
+ * at the turn's end, or before any other record, sync, audit_up() or
+ * reopen, so the file keeps the order of the seqs and every other record
+ * still knows at once whether it is in the log.  A batch is one append:
+ * written whole or cut back whole, its records taking their seqs only
+ * once it is in.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -44,6 +53,19 @@ static int		 audit_down;	/* the last write or sync failed */
 static int		 audit_errno;	/* why */
 static int		 sync_failed;	/* down since an fdatasync failed */
 static off_t		 torn_at = -1;	/* a torn tail not cut back yet */
+/*
+ * Queued records: each line without its first member, the seq, which is
+ * given when the batch is written.
+ */
+static struct batch {
+	char		*buf;
+	size_t		 len, cap;
+	size_t		*ends;		/* where each line ends in buf */
+	size_t		 n, nmax;
+} batch;
+static struct event	*batch_ev;
+static int		 batch_write(void);
+static void		 batch_cb(evutil_socket_t, short, void *);
 
 /*
  * The log failed (fail closed: calls are refused while it is down) or
@@ -73,6 +95,7 @@ set_up(void)
 int
 audit_up(void)
 {
+	(void)batch_write();
 	return !audit_down;
 }
 
@@ -105,6 +128,7 @@ audit_sync_cb(evutil_socket_t fd, short what, void *arg)
 int
 audit_flush(void)
 {
+	(void)batch_write();
 	if (!sync_due || audit_fd == -1)
 		return audit_down ? -1 : 0;
 	sync_due = 0;
@@ -228,7 +252,8 @@ audit_open(const char *state_dir, struct event_base *base)
 	if ((audit_fd = open_log(&logged)) == -1)
 		fatal("%s", audit_path);
 	seq_init(logged);
-	if ((sync_ev = event_new(base, -1, 0, audit_sync_cb, NULL)) == NULL)
+	if ((sync_ev = event_new(base, -1, 0, audit_sync_cb, NULL)) == NULL ||
+	    (batch_ev = event_new(base, -1, 0, batch_cb, NULL)) == NULL)
 		fatalx("audit: event_new");
 }
 
@@ -309,6 +334,96 @@ encode(const struct audit_rec *r, uint64_t seq, size_t *lenp)
 	return line;
 }
 
+/* Every queued line starts so; the seq goes in when it is written. */
+#define SEQ_HEAD	"{\"seq\":0,"
+#define BATCH_MAX	1024		/* records; then it is written at once */
+#define BATCH_BYTES	(1024 * 1024)
+
+static void
+batch_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	(void)batch_write();
+}
+
+/* Queue a record of gatewayd's; written at the end of the loop turn. */
+static int
+batch_add(const struct audit_rec *r)
+{
+	char	*line;
+	size_t	 len, tail;
+
+	if (audit_fd == -1)
+		return -1;
+	line = encode(r, 0, &len);
+	if (strncmp(line, SEQ_HEAD, strlen(SEQ_HEAD)) != 0)
+		fatalx("audit: a record does not begin with its seq");
+	tail = len - strlen(SEQ_HEAD);
+	if (batch.len + tail > batch.cap) {
+		batch.cap = (batch.len + tail) * 2;
+		batch.buf = xreallocarray(batch.buf, 1, batch.cap);
+	}
+	memcpy(batch.buf + batch.len, line + strlen(SEQ_HEAD), tail);
+	batch.len += tail;
+	free(line);
+	if (batch.n == batch.nmax) {
+		batch.nmax = batch.nmax ? batch.nmax * 2 : 64;
+		batch.ends = xreallocarray(batch.ends, batch.nmax,
+		    sizeof(*batch.ends));
+	}
+	batch.ends[batch.n++] = batch.len;
+	if (batch.n >= BATCH_MAX || batch.len >= BATCH_BYTES)
+		return batch_write();
+	event_active(batch_ev, EV_TIMEOUT, 0);
+	return audit_down ? -1 : 0;
+}
+
+/*
+ * The queued records, numbered now, in one append: all in the log with
+ * their seqs, or none and no seq taken (the log is down, as for any
+ * record that cannot be written).
+ */
+static int
+batch_write(void)
+{
+	char	*out;
+	size_t	 i, start = 0, len = 0, n = batch.n;
+	int	 rc;
+
+	if (n == 0)
+		return 0;
+	batch.n = 0;
+	if (audit_seq + n >= seq_reserved)
+		(void)seq_reserve(audit_seq + n);
+	out = xmalloc(batch.len + n * 32);
+	for (i = 0; i < n; i++) {
+		len += (size_t)snprintf(out + len, 32, "{\"seq\":%llu,",
+		    (unsigned long long)(audit_seq + 1 + i));
+		memcpy(out + len, batch.buf + start, batch.ends[i] - start);
+		len += batch.ends[i] - start;
+		start = batch.ends[i];
+	}
+	batch.len = 0;
+	rc = append_line(out, len);
+	free(out);
+	if (rc == -1) {
+		set_down(errno);
+		return -1;
+	}
+	audit_seq += n;
+	/* As for any record: after a failed sync, up once one succeeds. */
+	if (sync_failed) {
+		if (!sync_due) {
+			sync_due = 1;
+			event_active(sync_ev, EV_TIMEOUT, 0);
+		}
+	} else
+		set_up();
+	return 0;
+}
+
 /*
  * Returns 0, or -1 when the record is not in the log: the log is down and
  * the caller fails closed.  A record that is not written takes no seq, so
@@ -323,6 +438,11 @@ audit_write(const struct audit_rec *r, int sync)
 
 	if (audit_fd == -1)
 		return -1;
+	if (!sync && r->reported_by != NULL &&
+	    strcmp(r->reported_by, "gatewayd") == 0)
+		return batch_add(r);
+	/* The queue first: the file keeps the order of the seqs. */
+	(void)batch_write();
 	/*
 	 * Past the block, reserve the next; if the store cannot, go on in
 	 * memory (still increasing) and try again at the next record.
@@ -390,6 +510,12 @@ audit_close(void)
 	if (sync_ev != NULL)
 		event_free(sync_ev);
 	sync_ev = NULL;
+	if (batch_ev != NULL)
+		event_free(batch_ev);
+	batch_ev = NULL;
+	free(batch.buf);
+	free(batch.ends);
+	memset(&batch, 0, sizeof(batch));
 	if (audit_fd != -1)
 		close(audit_fd);
 	audit_fd = -1;

@@ -15,8 +15,6 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <msgpack.h>
@@ -29,23 +27,38 @@
 #include "common/policy.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
+#include "gatewayd/agentreq.h"
 #include "gatewayd/gatewayd.h"
 #include "gatewayd/runs.h"
 #include "proto/proto.h"
 
-#define MAX_ID_BYTES		256
-#define MAX_RUN_ID		256
-#define MAX_STEP_ID		256
-#define MAX_TOOL_NAME		128
-#define MAX_CHECKPOINT		2048
+/* What an idle connection keeps for input; more only for a big frame. */
+#define IN_SMALL		4096
 
 struct req;
 
+/*
+ * A connection is a nonblocking socket and two buffers of our own: each
+ * readable event is one read(2) and every complete frame in it is
+ * answered; the answers of a loop turn go out in one write(2), and only
+ * a write that comes up short arms the write event.
+ */
 struct conn {
 	TAILQ_ENTRY(conn)	 entry;
-	struct bufferevent	*bev;
+	TAILQ_ENTRY(conn)	 qentry;	/* in 'unpassed' */
+	TAILQ_ENTRY(conn)	 dirty_entry;	/* output to write this turn */
+	int			 fd;
+	struct event		*rev;
+	struct event		*wev;
+	int			 reading;	/* rev is added */
+	int			 dirty;		/* on the dirty list */
+	char			*in;
+	size_t			 inlen, incap;
+	char			*out;
+	size_t			 outoff, outlen, outcap;
 	uint64_t		 id;		/* the executor knows its socket by it */
 	int			 passed;	/* its socket went to the executor */
+	int			 queued;	/* waits for room to pass it */
 	uid_t			 uid;
 	gid_t			 gid;
 	pid_t			 pid;
@@ -73,13 +86,16 @@ struct req {
 };
 
 static TAILQ_HEAD(, conn)	 conns = TAILQ_HEAD_INITIALIZER(conns);
+static TAILQ_HEAD(, conn)	 dirty = TAILQ_HEAD_INITIALIZER(dirty);
+/* Accepted, waiting (unread, in order) for room on the peer channel. */
+static TAILQ_HEAD(, conn)	 unpassed = TAILQ_HEAD_INITIALIZER(unpassed);
 static uint64_t			 next_conn_id = 1;
 static size_t			 nconns;
 static size_t			 nstrangers;	/* of them, with no principal */
 static struct listener		*listener;
 
-static void	conn_read(struct bufferevent *, void *);
-static void	conn_event(struct bufferevent *, short, void *);
+static void	conn_frames(struct conn *);
+static void	conn_out(struct conn *, const char *, size_t);
 
 /* Replies. */
 
@@ -125,7 +141,7 @@ reply_send(struct conn *c, struct reply *rp)
 	size_t		 len;
 
 	p = reply_finish(rp, &len);
-	bufferevent_write(c->bev, p, len);
+	conn_out(c, p, len);
 	msgbuf_free(&rp->mb);
 }
 
@@ -161,9 +177,17 @@ conn_free(struct conn *c)
 	/* After every request of it: the socketpair keeps the order. */
 	if (c->passed)
 		exec_conn_gone(c->id);
+	if (c->queued)
+		TAILQ_REMOVE(&unpassed, c, qentry);
 	TAILQ_REMOVE(&conns, c, entry);
-	bufferevent_free(c->bev);
+	if (c->dirty)
+		TAILQ_REMOVE(&dirty, c, dirty_entry);
+	event_free(c->rev);
+	event_free(c->wev);
 	event_free(c->timer);
+	close(c->fd);
+	free(c->in);
+	free(c->out);
 	if (c->pr == NULL)
 		nstrangers--;
 	free(c);
@@ -172,14 +196,93 @@ conn_free(struct conn *c)
 		log_info("agent: below max_connections again");
 }
 
-static void
-conn_flushed(struct bufferevent *bev, void *arg)
+static size_t
+conn_outlen(const struct conn *c)
 {
-	struct conn	*c = arg;
+	return c->outlen - c->outoff;
+}
 
-	(void)bev;
-	if (c->closing)
+/* Queue bytes for the agent: written at the end of the loop turn. */
+static void
+conn_out(struct conn *c, const char *p, size_t len)
+{
+	size_t	need;
+
+	if (c->outoff > 0 && c->outoff == c->outlen)
+		c->outoff = c->outlen = 0;
+	need = c->outlen + len;
+	if (need > c->outcap) {
+		/* Move what is left to the front before growing. */
+		if (c->outoff > 0) {
+			memmove(c->out, c->out + c->outoff, conn_outlen(c));
+			c->outlen -= c->outoff;
+			c->outoff = 0;
+			need = c->outlen + len;
+		}
+		if (need > c->outcap) {
+			c->outcap = need < 4096 ? 4096 : need * 2;
+			c->out = xreallocarray(c->out, 1, c->outcap);
+		}
+	}
+	memcpy(c->out + c->outlen, p, len);
+	c->outlen += len;
+	if (!c->dirty) {
+		c->dirty = 1;
+		TAILQ_INSERT_TAIL(&dirty, c, dirty_entry);
+	}
+}
+
+/*
+ * Write what is queued, once.  A short write arms the write event; a
+ * closing connection goes once its output is out.  -1: c is freed.
+ */
+static int
+conn_flush(struct conn *c)
+{
+	ssize_t	n;
+
+	if (c->dirty) {
+		c->dirty = 0;
+		TAILQ_REMOVE(&dirty, c, dirty_entry);
+	}
+	if (conn_outlen(c) > 0) {
+		n = send(c->fd, c->out + c->outoff, conn_outlen(c),
+		    MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK &&
+		    errno != EINTR) {
+			conn_free(c);
+			return -1;
+		}
+		if (n > 0)
+			c->outoff += (size_t)n;
+	}
+	if (conn_outlen(c) > 0) {
+		if (!event_pending(c->wev, EV_WRITE, NULL))
+			event_add(c->wev, NULL);
+		return 0;
+	}
+	c->outoff = c->outlen = 0;
+	if (c->outcap > 65536) {
+		free(c->out);
+		c->out = NULL;
+		c->outcap = 0;
+	}
+	event_del(c->wev);
+	if (c->closing) {
 		conn_free(c);
+		return -1;
+	}
+	return 0;
+}
+
+/* The end of a loop turn: every connection answered writes, once. */
+void
+agent_flush(void)
+{
+	struct conn	*c;
+
+	while ((c = TAILQ_FIRST(&dirty)) != NULL)
+		(void)conn_flush(c);
 }
 
 static void
@@ -192,35 +295,41 @@ conn_timer_arm(struct conn *c)
 	evtimer_add(c->timer, &tv);
 }
 
+static void
+conn_read_off(struct conn *c)
+{
+	if (c->reading) {
+		event_del(c->rev);
+		c->reading = 0;
+	}
+}
+
 /*
  * Read no more; the connection goes once its output is flushed, or after
  * frame_timeout_s if the peer does not read it.  Never freed here: the
- * caller may still hold the connection's buffers.
+ * caller may still hold the connection's buffers; the flush at the end
+ * of the turn frees it.
  */
 static void
 conn_close(struct conn *c)
 {
 	c->closing = 1;
-	bufferevent_disable(c->bev, EV_READ);
-	/* The write callback fires once the output is flushed. */
-	bufferevent_setcb(c->bev, NULL, conn_flushed, conn_event, c);
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-		event_active(c->timer, EV_TIMEOUT, 0);
-	else
-		conn_timer_arm(c);
+	conn_read_off(c);
+	conn_timer_arm(c);
+	if (!c->dirty) {
+		c->dirty = 1;
+		TAILQ_INSERT_TAIL(&dirty, c, dirty_entry);
+	}
 }
 
 /* A bad frame: one error, then the connection goes once it is flushed. */
 static void
-conn_bad_frame(struct conn *c, const char *error, const char *message)
+conn_bad_frame(struct conn *c, const char *head, size_t n, const char *error,
+    const char *message)
 {
 	char	sample[80];
-	size_t	n = evbuffer_get_length(bufferevent_get_input(c->bev));
-	char	head[32];
 
-	n = evbuffer_copyout(bufferevent_get_input(c->bev), head,
-	    n < sizeof(head) ? n : sizeof(head));
-	log_sanitize(sample, sizeof(sample), head, n);
+	log_sanitize(sample, sizeof(sample), head, n < 32 ? n : 32);
 	log_warnx("agent uid %u pid %d: %s (%s): closing; it sent: %s",
 	    (unsigned)c->uid, (int)c->pid, error, message, sample);
 	reply_refuse(c, NULL, 0, ST_ERROR, error, message);
@@ -242,14 +351,18 @@ conn_timeout(evutil_socket_t fd, short what, void *arg)
 		log_debug("agent uid %u pid %d: closed", (unsigned)c->uid,
 		    (int)c->pid);
 		conn_free(c);
-	} else if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
-		conn_bad_frame(c, E_BAD_FRAME, "frame not completed in time");
+		return;
+	} else if (c->inlen > 0)
+		conn_bad_frame(c, c->in, c->inlen, E_BAD_FRAME,
+		    "frame not completed in time");
 	else if (c->pr == NULL) {
 		log_debug("agent uid %u pid %d: no principal and no request in"
 		    " %llus: closed", (unsigned)c->uid, (int)c->pid,
 		    (unsigned long long)gw->conf->frame_timeout_s);
 		conn_free(c);
+		return;
 	}
+	(void)conn_flush(c);
 }
 
 /*
@@ -258,11 +371,11 @@ conn_timeout(evutil_socket_t fd, short what, void *arg)
  * stranger's runs from accept: it gets no more time by trickling bytes.
  */
 static void
-frame_clock(struct conn *c, int fresh)
+frame_clock(struct conn *c, size_t left, int fresh)
 {
 	if (c->pr == NULL)
 		return;
-	if (evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+	if (left == 0)
 		evtimer_del(c->timer);
 	else if (fresh || !evtimer_pending(c->timer, NULL))
 		conn_timer_arm(c);
@@ -279,72 +392,38 @@ static int
 conn_can_read(struct conn *c)
 {
 	return !c->closing && c->inflight < gw->conf->max_inflight &&
-	    evbuffer_get_length(bufferevent_get_output(c->bev)) < out_limit();
+	    conn_outlen(c) < out_limit();
 }
 
+/* Reading again once answers drained; the caller flushes. */
 static void
 conn_wake(struct conn *c)
 {
 	if (!conn_can_read(c))
 		return;
-	bufferevent_enable(c->bev, EV_READ);
+	if (!c->reading) {
+		event_add(c->rev, NULL);
+		c->reading = 1;
+	}
 	/* Frames may be waiting in the input already. */
-	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
-		conn_read(c->bev, c);
+	if (c->inlen > 0)
+		conn_frames(c);
 }
 
 /* Ops. */
 
 static void
-op_hello(struct conn *c, const char *id, size_t idlen,
-    const msgpack_object *reqm)
+op_hello(struct conn *c, struct agent_req *q)
 {
 	struct reply	rp;
 
-	(void)reqm;
-	reply_begin(&rp, id, idlen, ST_OK);
+	reply_begin(&rp, q->id, q->idlen, ST_OK);
 	mpmap_uint(&rp.map, "v", AGENT_PROTO_VERSION);
 	mpmap_str(&rp.map, "tenant", c->pr->tenant);
 	mpmap_str(&rp.map, "env", c->pr->env);
 	mpmap_bool(&rp.map, "writes_enabled", gw->conf->writes_enabled &&
 	    gw->writes_on);
 	reply_send(c, &rp);
-}
-
-/*
- * A string field of at most max bytes of UTF-8 without NUL, as a new
- * string.  Invalid UTF-8 would reach the audit log as nothing at all.
- */
-static char *
-req_str(const msgpack_object *o, size_t max)
-{
-	if (o == NULL || o->type != MSGPACK_OBJECT_STR ||
-	    o->via.str.size == 0 || o->via.str.size > max ||
-	    !utf8_valid(o->via.str.ptr, o->via.str.size))
-		return NULL;
-	return mp_strdup(o);
-}
-
-/* step_id may be an integer or a string; we carry it as a string. */
-static int
-req_step_id(const msgpack_object *o, char **out)
-{
-	*out = NULL;
-	if (o == NULL || o->type == MSGPACK_OBJECT_NIL)
-		return 0;
-	if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-		xasprintf(out, "%llu", (unsigned long long)o->via.u64);
-		return 0;
-	}
-	if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
-		xasprintf(out, "%lld", (long long)o->via.i64);
-		return 0;
-	}
-	if (o->type == MSGPACK_OBJECT_STR && o->via.str.size <= MAX_STEP_ID &&
-	    utf8_valid(o->via.str.ptr, o->via.str.size) &&
-	    (*out = mp_strdup(o)) != NULL)
-		return 0;
-	return -1;
 }
 
 static void
@@ -480,172 +559,92 @@ req_park(struct conn *c, const char *id, size_t idlen, char *run_id)
 }
 
 static void
-op_call(struct conn *c, const char *id, size_t idlen,
-    const msgpack_object *reqm)
+op_call(struct conn *c, struct agent_req *q)
 {
-	const msgpack_object	*args = mp_get(reqm, "args");
 	const char		*reason;
-	char			*run_id = NULL, *tool = NULL, *step_id = NULL;
 	char			 hash[ARGS_HASH_LEN + 1], msg[512];
 	struct run		*run;
 	struct req		*r;
 	struct exec_who		 who;
 	enum gate		 g;
 
-	if ((run_id = req_str(mp_get(reqm, "run_id"), MAX_RUN_ID)) == NULL) {
-		reply_refuse(c, id, idlen, ST_ERROR, E_BAD_REQUEST,
-		    "run_id must be a non-empty string of at most 256 bytes");
-		goto out;
-	}
-	if ((tool = req_str(mp_get(reqm, "tool"), MAX_TOOL_NAME)) == NULL) {
-		reply_refuse(c, id, idlen, ST_ERROR, E_BAD_REQUEST,
-		    "tool must be a non-empty string of at most 128 bytes");
-		goto out;
-	}
-	if (req_step_id(mp_get(reqm, "step_id"), &step_id) == -1) {
-		reply_refuse(c, id, idlen, ST_ERROR, E_BAD_REQUEST,
-		    "step_id must be an integer or a string");
-		goto out;
-	}
-	if (args == NULL || args->type != MSGPACK_OBJECT_MAP) {
-		reply_refuse(c, id, idlen, ST_ERROR, E_BAD_REQUEST,
-		    "args must be a map");
-		goto out;
-	}
-	if ((run = req_run(c, id, idlen, run_id, tool)) == NULL)
-		goto out;
-	g = policy_gate(gw->conf, tool, gw->writes_on, &reason);
+	if ((run = req_run(c, q->id, q->idlen, q->run_id, q->tool)) == NULL)
+		return;
+	g = policy_gate(gw->conf, q->tool, gw->writes_on, &reason);
 	if (g == GATE_DENY) {
-		policy_message(gw->conf, tool, reason, gw->writes_on, msg,
+		policy_message(gw->conf, q->tool, reason, gw->writes_on, msg,
 		    sizeof(msg));
-		reply_decided(c, id, idlen, ST_DENIED, reason, msg, run_id,
-		    step_id, tool, NULL);
-		goto out;
+		reply_decided(c, q->id, q->idlen, ST_DENIED, reason, msg,
+		    q->run_id, q->step_id, q->tool, NULL);
+		return;
 	}
-	if (args_hash(args, hash, NULL, msg, sizeof(msg)) == -1) {
-		reply_refuse(c, id, idlen, ST_ERROR, E_BAD_REQUEST, msg);
-		goto out;
+	if (args_hash(q->args, hash, NULL, msg, sizeof(msg)) == -1) {
+		reply_refuse(c, q->id, q->idlen, ST_ERROR, E_BAD_REQUEST, msg);
+		return;
 	}
-	if ((reason = run_account(run, tool, hash, g == GATE_WRITE, msg,
+	if ((reason = run_account(run, q->tool, hash, g == GATE_WRITE, msg,
 	    sizeof(msg))) != NULL) {
 		run_stop(run, reason, msg);
-		reply_decided(c, id, idlen, ST_STOPPED, reason, msg, run_id,
-		    step_id, tool, hash);
-		goto out;
+		reply_decided(c, q->id, q->idlen, ST_STOPPED, reason, msg,
+		    q->run_id, q->step_id, q->tool, hash);
+		return;
 	}
 
 	conn_who(c, &who);
-	r = req_park(c, id, idlen, run_id);
-	r->exec_id = exec_call(&who, run_id, step_id, tool, args,
+	r = req_park(c, q->id, q->idlen, q->run_id);
+	q->run_id = NULL;
+	r->exec_id = exec_call(&who, r->run_id, q->step_id, q->tool, q->args,
 	    call_answered, r);
-	run_id = NULL;
 	if (g == GATE_WRITE) {
-		r->wtool = tool;
-		tool = NULL;
+		r->wtool = q->tool;
+		q->tool = NULL;
 		memcpy(r->whash, hash, sizeof(r->whash));
 	}
-out:
-	free(run_id);
-	free(tool);
-	free(step_id);
 }
 
 static void
-op_usage(struct conn *c, const char *id, size_t idlen,
-    const msgpack_object *reqm)
+op_usage(struct conn *c, struct agent_req *q)
 {
-	const msgpack_object	*tokens = mp_get(reqm, "tokens");
-	const msgpack_object	*cost = mp_get(reqm, "cost");
 	const char		*reason;
-	char			*run_id, msg[256];
+	char			 msg[256];
 	struct run		*run;
 	struct reply		 rp;
-	double			 dcost = 0;
 
-	if ((run_id = req_str(mp_get(reqm, "run_id"), MAX_RUN_ID)) == NULL) {
-		reply_refuse(c, id, idlen, ST_ERROR, E_BAD_REQUEST,
-		    "run_id must be a non-empty string of at most 256 bytes");
+	if ((run = req_run(c, q->id, q->idlen, q->run_id, NULL)) == NULL)
 		return;
-	}
-	if (tokens == NULL || tokens->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
-		reply_refuse(c, id, idlen, ST_ERROR, E_BAD_REQUEST,
-		    "tokens must be a non-negative integer");
-		goto out;
-	}
-	if (cost != NULL) {
-		if (cost->type == MSGPACK_OBJECT_FLOAT64 ||
-		    cost->type == MSGPACK_OBJECT_FLOAT32)
-			dcost = cost->via.f64;
-		else if (cost->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-			dcost = (double)cost->via.u64;
-		else
-			dcost = -1;
-		if (!(dcost >= 0 && dcost < 1e300)) {
-			reply_refuse(c, id, idlen, ST_ERROR, E_BAD_REQUEST,
-			    "cost must be a non-negative number");
-			goto out;
-		}
-	}
-	if ((run = req_run(c, id, idlen, run_id, NULL)) == NULL)
-		goto out;
-	if ((reason = run_usage(run, tokens->via.u64, dcost, msg,
+	if ((reason = run_usage(run, q->tokens, q->cost, msg,
 	    sizeof(msg))) != NULL) {
 		run_stop(run, reason, msg);
-		reply_decided(c, id, idlen, ST_STOPPED, reason, msg, run_id,
-		    NULL, NULL, NULL);
-		goto out;
+		reply_decided(c, q->id, q->idlen, ST_STOPPED, reason, msg,
+		    q->run_id, NULL, NULL, NULL);
+		return;
 	}
-	reply_begin(&rp, id, idlen, ST_OK);
+	reply_begin(&rp, q->id, q->idlen, ST_OK);
 	reply_send(c, &rp);
-out:
-	free(run_id);
 }
 
 static void
-op_resume(struct conn *c, const char *id, size_t idlen,
-    const msgpack_object *reqm)
+op_resume(struct conn *c, struct agent_req *q)
 {
-	const msgpack_object	*cp = mp_get(reqm, "checkpoint");
 	struct exec_who		 who;
 	struct req		*r;
 
-	if (cp == NULL || cp->type != MSGPACK_OBJECT_STR ||
-	    cp->via.str.size == 0 || cp->via.str.size > MAX_CHECKPOINT ||
-	    mp_has_nul(cp) || !utf8_valid(cp->via.str.ptr, cp->via.str.size)) {
-		reply_refuse(c, id, idlen, ST_ERROR, E_BAD_REQUEST,
-		    "checkpoint must be the string needs_approval returned");
-		return;
-	}
 	/* Only the executor can verify it: gatewayd holds no key. */
 	conn_who(c, &who);
-	r = req_park(c, id, idlen, NULL);
-	r->exec_id = exec_resume(&who, cp, call_answered, r);
+	r = req_park(c, q->id, q->idlen, NULL);
+	r->exec_id = exec_resume(&who, q->checkpoint, call_answered, r);
 }
 
 static void
-op_wait(struct conn *c, const char *id, size_t idlen,
-    const msgpack_object *reqm)
+op_wait(struct conn *c, struct agent_req *q)
 {
-	const msgpack_object	*aid = mp_get(reqm, "approval_id");
-	const msgpack_object	*tmo = mp_get(reqm, "timeout_ms");
 	struct exec_who		 who;
 	struct req		*r;
 
-	if (aid == NULL || aid->type != MSGPACK_OBJECT_STR ||
-	    aid->via.str.size == 0 || aid->via.str.size > 64 ||
-	    mp_has_nul(aid) || !utf8_valid(aid->via.str.ptr, aid->via.str.size)) {
-		reply_refuse(c, id, idlen, ST_ERROR, E_BAD_REQUEST,
-		    "approval_id must be the string needs_approval returned");
-		return;
-	}
-	if (tmo == NULL || tmo->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
-		reply_refuse(c, id, idlen, ST_ERROR, E_BAD_REQUEST,
-		    "timeout_ms must be a non-negative integer");
-		return;
-	}
 	conn_who(c, &who);
-	r = req_park(c, id, idlen, NULL);
-	r->exec_id = exec_wait(&who, aid, tmo->via.u64, call_answered, r);
+	r = req_park(c, q->id, q->idlen, NULL);
+	r->exec_id = exec_wait(&who, q->approval_id, q->timeout_ms,
+	    call_answered, r);
 }
 
 /*
@@ -666,126 +665,239 @@ reply_stranger(struct conn *c, const char *id, size_t idlen,
 	strangers_refused(&r);
 }
 
-static const struct {
-	const char	*op;
-	void		(*fn)(struct conn *, const char *, size_t,
-			    const msgpack_object *);
-} agent_ops[] = {
-	{ OP_HELLO,	op_hello },
-	{ OP_CALL,	op_call },
-	{ OP_RESUME,	op_resume },
-	{ OP_WAIT,	op_wait },
-	{ OP_USAGE,	op_usage },
+static void	(*const agent_ops[])(struct conn *, struct agent_req *) = {
+	[AOP_HELLO] =	op_hello,
+	[AOP_CALL] =	op_call,
+	[AOP_RESUME] =	op_resume,
+	[AOP_WAIT] =	op_wait,
+	[AOP_USAGE] =	op_usage,
 };
 
+/*
+ * One frame body: a request parsed (agentreq.c), then answered by its op.
+ * A frame that is no msgpack map costs the connection.
+ */
 static void
-handle_request(struct conn *c, const msgpack_object *reqm)
+handle_frame(struct conn *c, const char *body, size_t len)
 {
-	const msgpack_object	*id = mp_get(reqm, "id");
-	const msgpack_object	*op = mp_get(reqm, "op");
-	msgpack_sbuffer		 idbuf;
-	msgpack_packer		 pk;
-	char			 msg[160];
-	size_t			 i;
+	struct agent_req	q;
+	struct agent_reason	why;
+	char			msg[160];
+	int			rv;
 
-	msgpack_sbuffer_init(&idbuf);
-	if (id != NULL && (id->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
-	    id->type == MSGPACK_OBJECT_NEGATIVE_INTEGER ||
-	    (id->type == MSGPACK_OBJECT_STR &&
-	    id->via.str.size <= MAX_ID_BYTES))) {
-		msgpack_packer_init(&pk, &idbuf, msgpack_sbuffer_write);
-		msgpack_pack_object(&pk, *id);
-	} else {
-		reply_refuse(c, NULL, 0, ST_ERROR, E_BAD_REQUEST,
-		    "id must be an integer or a string of at most 256 bytes");
+	rv = agentreq_parse(body, len, &q, &why);
+	if (rv == -1 && why.close) {
+		conn_bad_frame(c, body - FRAME_HDR, len + FRAME_HDR, why.error,
+		    why.message);
 		goto out;
 	}
-	if (c->pr == NULL) {
+	if (rv == -1 && !why.has_id)
+		reply_refuse(c, NULL, 0, ST_ERROR, why.error, why.message);
+	else if (c->pr == NULL) {
 		snprintf(msg, sizeof(msg), "uid %u gid %u has no principal",
 		    (unsigned)c->uid, (unsigned)c->gid);
-		reply_stranger(c, idbuf.data, idbuf.size, msg);
-		goto out;
-	}
-	for (i = 0; i < sizeof(agent_ops) / sizeof(agent_ops[0]); i++) {
-		if (op != NULL && mp_streq(op, agent_ops[i].op)) {
-			agent_ops[i].fn(c, idbuf.data, idbuf.size, reqm);
-			goto out;
-		}
-	}
-	reply_refuse(c, idbuf.data, idbuf.size, ST_ERROR, E_BAD_REQUEST,
-	    "op must be one of hello, call, resume, wait, usage");
-out:
-	msgpack_sbuffer_destroy(&idbuf);
+		reply_stranger(c, q.id, q.idlen, msg);
+	} else if (rv == -1)
+		reply_refuse(c, q.id, q.idlen, ST_ERROR, why.error,
+		    why.message);
+	else
+		agent_ops[q.op](c, &q);
 	/* A stranger's first answer is its last: the rest is dropped. */
 	if (c->pr == NULL)
 		conn_close(c);
+out:
+	agentreq_free(&q);
 }
 
+/*
+ * Answer every complete frame in the input, while the connection may
+ * take requests; what is left of a frame waits at the front.
+ */
 static void
-conn_read(struct bufferevent *bev, void *arg)
+conn_frames(struct conn *c)
 {
-	struct conn		*c = arg;
-	struct evbuffer		*in = bufferevent_get_input(bev);
-	msgpack_unpacked	 u;
-	const char		*why;
-	char			 msg[128];
-	uint32_t		 len;
-	int			 fresh = 0;
+	char		 msg[128];
+	size_t		 off = 0;
+	uint32_t	 len;
+	int		 fresh = 0;
 
 	while (!c->closing) {
 		if (!conn_can_read(c)) {
 			/* Resumed by conn_wake once answers drain. */
-			bufferevent_disable(bev, EV_READ);
+			conn_read_off(c);
 			/* Waiting on us: no time runs out for the agent. */
 			if (c->pr != NULL)
 				evtimer_del(c->timer);
-			return;
+			break;
 		}
-		switch (frame_peek(in, (uint32_t)gw->conf->max_frame, &len)) {
+		switch (frame_peek_buf(c->in + off, c->inlen - off,
+		    (uint32_t)gw->conf->max_frame, &len)) {
 		case FRAME_MORE:
-			frame_clock(c, fresh);
-			return;
+			frame_clock(c, c->inlen - off, fresh);
+			goto out;
 		case FRAME_EMPTY:
-			conn_bad_frame(c, E_BAD_FRAME, "frame of length 0");
-			return;
+			conn_bad_frame(c, c->in + off, c->inlen - off,
+			    E_BAD_FRAME, "frame of length 0");
+			goto out;
 		case FRAME_TOO_LARGE:
 			snprintf(msg, sizeof(msg), "frame of %u bytes is over"
 			    " the limit of %llu", len,
 			    (unsigned long long)gw->conf->max_frame);
-			conn_bad_frame(c, E_FRAME_TOO_LARGE, msg);
-			return;
+			conn_bad_frame(c, c->in + off, c->inlen - off,
+			    E_FRAME_TOO_LARGE, msg);
+			goto out;
 		case FRAME_READY:
 			break;
 		}
-		if (frame_unpack_map((const char *)evbuffer_pullup(in,
-		    len + FRAME_HDR) + FRAME_HDR, len, &u, &why) == -1) {
-			conn_bad_frame(c, E_BAD_FRAME, why);
-			return;
-		}
-		/* The object points into the buffer: drain only after. */
-		handle_request(c, &u.data);
-		msgpack_unpacked_destroy(&u);
-		evbuffer_drain(in, len + FRAME_HDR);
+		/* The request points into the input: moved only after. */
+		handle_frame(c, c->in + off + FRAME_HDR, len);
+		off += len + FRAME_HDR;
 		fresh = 1;
+	}
+out:
+	if (off > 0) {
+		memmove(c->in, c->in + off, c->inlen - off);
+		c->inlen -= off;
 	}
 }
 
-static void
-conn_write(struct bufferevent *bev, void *arg)
+/*
+ * Room for the next read: at most one frame of the largest size is ever
+ * held, as the bufferevent's watermark did; small until a frame needs it.
+ */
+static size_t
+conn_in_room(struct conn *c)
 {
-	(void)bev;
-	conn_wake(arg);
+	size_t		max = gw->conf->max_frame + FRAME_HDR, want = IN_SMALL;
+	uint32_t	len;
+
+	if (c->inlen >= FRAME_HDR && frame_peek_buf(c->in, c->inlen,
+	    (uint32_t)gw->conf->max_frame, &len) == FRAME_MORE)
+		want = (size_t)len + FRAME_HDR;
+	if (want > max)
+		want = max;
+	if (want < c->inlen)
+		want = c->inlen;
+	if (c->incap < want) {
+		c->in = xreallocarray(c->in, 1, want);
+		c->incap = want;
+	} else if (c->inlen == 0 && c->incap > IN_SMALL && want == IN_SMALL) {
+		free(c->in);
+		c->in = xmalloc(IN_SMALL);
+		c->incap = IN_SMALL;
+	}
+	return c->incap - c->inlen;
 }
 
+/* Readable: one read(2), every complete frame answered, one write. */
 static void
-conn_event(struct bufferevent *bev, short what, void *arg)
+conn_readable(evutil_socket_t fd, short what, void *arg)
 {
-	(void)bev;
-	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
-		conn_free(arg);
+	struct conn	*c = arg;
+	size_t		 room;
+	ssize_t		 n;
+
+	(void)what;
+	if ((room = conn_in_room(c)) == 0) {
+		/* A whole frame waits: only answers can make room. */
+		conn_frames(c);
+		(void)conn_flush(c);
+		return;
+	}
+	n = read(fd, c->in + c->inlen, room);
+	if (n == 0 || (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK &&
+	    errno != EINTR)) {
+		conn_free(c);
+		return;
+	}
+	if (n > 0) {
+		c->inlen += (size_t)n;
+		conn_frames(c);
+	}
+	(void)conn_flush(c);
+}
+
+/* A short write's rest can go now. */
+static void
+conn_writable(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn	*c = arg;
+
+	(void)fd;
+	(void)what;
+	if (conn_flush(c) == -1)
+		return;
+	if (conn_outlen(c) == 0) {
+		conn_wake(c);
+		(void)conn_flush(c);
+	}
 }
 
 /* Listening. */
+
+/* Its socket is the executor's too: read it from now on. */
+static void
+conn_start(struct conn *c)
+{
+	c->passed = 1;
+	event_add(c->rev, NULL);
+	c->reading = 1;
+}
+
+static void	pass_queued(void);
+
+/* Waits, unread, behind the others for room on the peer channel. */
+static void
+conn_queue(struct conn *c)
+{
+	if (TAILQ_EMPTY(&unpassed)) {
+		log_debug("agent: the peer channel is full: connections wait");
+		exec_peer_room(pass_queued);
+	}
+	c->queued = 1;
+	TAILQ_INSERT_TAIL(&unpassed, c, qentry);
+}
+
+/*
+ * Nothing is read from a connection before its socket is passed.  A full
+ * channel (a burst of connections, the executor busy) makes it wait its
+ * turn, never refuses it: 1 then, and the connection is left as it was.
+ */
+static int
+conn_pass(struct conn *c)
+{
+	switch (exec_pass_peer(c->id, c->fd)) {
+	case 0:
+		conn_start(c);
+		return 0;
+	case 1:
+		return 1;
+	default:
+		/* Answered and closed by the flush at the end of the turn. */
+		conn_bad_frame(c, "", 0, E_UNAVAILABLE, "the gateway is busy");
+		return 0;
+	}
+}
+
+/* The peer channel has room: pass the waiting connections, in order. */
+static void
+pass_queued(void)
+{
+	struct conn	*c;
+
+	while ((c = TAILQ_FIRST(&unpassed)) != NULL) {
+		TAILQ_REMOVE(&unpassed, c, qentry);
+		c->queued = 0;
+		if (conn_pass(c) == 1) {
+			c->queued = 1;
+			TAILQ_INSERT_HEAD(&unpassed, c, qentry);
+			exec_peer_room(pass_queued);
+			break;
+		}
+	}
+	/* The ones refused are answered now. */
+	agent_flush();
+}
 
 /*
  * Room for one more connection of this peer?  NULL, or why not.  Every
@@ -877,10 +989,15 @@ agent_accept(struct evconnlistener *l, evutil_socket_t fd,
 	c->pr = pr;
 	c->id = next_conn_id++;
 	LIST_INIT(&c->reqs);
-	c->bev = bufferevent_socket_new(gw->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->fd = fd;
+	evutil_make_socket_nonblocking(fd);
+	c->rev = event_new(gw->base, fd, EV_READ | EV_PERSIST, conn_readable,
+	    c);
+	c->wev = event_new(gw->base, fd, EV_WRITE | EV_PERSIST, conn_writable,
+	    c);
 	c->timer = evtimer_new(gw->base, conn_timeout, c);
-	if (c->bev == NULL || c->timer == NULL)
-		fatalx("agent: bufferevent_socket_new");
+	if (c->rev == NULL || c->wev == NULL || c->timer == NULL)
+		fatalx("agent: event_new");
 	TAILQ_INSERT_TAIL(&conns, c, entry);
 	nconns++;
 	/* A stranger has frame_timeout_s to ask, and is answered once. */
@@ -888,25 +1005,17 @@ agent_accept(struct evconnlistener *l, evutil_socket_t fd,
 		nstrangers++;
 		conn_timer_arm(c);
 	}
-
+	log_debug("agent: uid %u gid %u pid %d connected (%s)", (unsigned)uid,
+	    (unsigned)gid, (int)pid, c->pr ? c->pr->tenant : "no principal");
 	/*
 	 * The executor learns who this is from the socket itself: even one
 	 * with no principal, whose refusals it records under the uid it
-	 * reads (MSG_AUDIT names the connection).
+	 * reads (MSG_AUDIT names the connection).  Behind others waiting
+	 * for room on the peer channel, it waits too.
 	 */
-	if (exec_pass_peer(c->id, fd) == -1) {
-		bufferevent_enable(c->bev, EV_WRITE);
-		conn_bad_frame(c, E_UNAVAILABLE, "the gateway is busy");
-		return;
-	}
-	c->passed = 1;
-	/* Never buffer more than one frame of input per connection. */
-	bufferevent_setwatermark(c->bev, EV_READ, 0,
-	    gw->conf->max_frame + FRAME_HDR);
-	bufferevent_setcb(c->bev, conn_read, conn_write, conn_event, c);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-	log_debug("agent: uid %u gid %u pid %d connected (%s)", (unsigned)uid,
-	    (unsigned)gid, (int)pid, c->pr ? c->pr->tenant : "no principal");
+	if (!TAILQ_EMPTY(&unpassed) || conn_pass(c) == 1)
+		conn_queue(c);
+	agent_flush();
 }
 
 void

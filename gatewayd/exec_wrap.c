@@ -39,8 +39,19 @@ struct pending {
 	void		*arg;
 };
 
-static struct bufferevent	*link_bev;
+static struct bufferevent	*link_bev;	/* reads the answers */
+/*
+ * What goes to the executor is ours to write: the messages of a loop turn
+ * (a turn's refusals for the audit log, its calls) are queued and written
+ * with one write(2) once the turn's callbacks are done; only a short
+ * write arms the write event.
+ */
+static struct evbuffer		*link_out;
+static struct event		*link_flush_ev;	/* made active: the turn's end */
+static struct event		*link_wev;	/* added after a short write */
 static int			 peer_fd = -1;	/* the peer channel */
+static struct event		*peer_room_ev;	/* waits for room on it */
+static void			(*peer_room_cb)(void);
 static struct pending		*slots;
 static uint32_t			 nslots, nused, free_hint;
 static uint64_t			 generation = 1;
@@ -103,8 +114,31 @@ msg_send(struct msgbuf *mb, struct mpmap *body)
 
 	mpmap_end(body);
 	buf = msgbuf_finish(mb, &len);
-	bufferevent_write(link_bev, buf, len);
+	if (evbuffer_add(link_out, buf, len) == -1)
+		fatalx("evbuffer_add");
 	msgbuf_free(mb);
+	if (!event_pending(link_wev, EV_WRITE, NULL))
+		event_active(link_flush_ev, EV_TIMEOUT, 0);
+}
+
+/* Write what is queued for the executor; a short write waits for room. */
+static void
+link_flush(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	while (evbuffer_get_length(link_out) > 0) {
+		if (evbuffer_write(link_out, bufferevent_getfd(link_bev)) >= 0 ||
+		    errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			event_add(link_wev, NULL);
+			return;
+		}
+		fatalx("the executor went away");
+	}
+	event_del(link_wev);
 }
 
 /* A request: a slot waits for the answer the table names for 'type'. */
@@ -274,6 +308,8 @@ link_read(struct bufferevent *bev, void *arg)
 	for (;;) {
 		switch (frame_peek(in, max, &len)) {
 		case FRAME_MORE:
+			/* The answers of this turn go to the agents at once. */
+			agent_flush();
 			return;
 		case FRAME_EMPTY:
 		case FRAME_TOO_LARGE:
@@ -322,13 +358,42 @@ exec_pass_peer(uint64_t conn, int fd)
 	c->cmsg_type = SCM_RIGHTS;
 	c->cmsg_len = CMSG_LEN(sizeof(int));
 	memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	/* Non-blocking: a full channel refuses the agent, never stalls us. */
-	if (sendmsg(peer_fd, &msg, MSG_NOSIGNAL) != (ssize_t)sizeof(idb)) {
-		log_warn("peer channel: cannot pass connection %llu",
-		    (unsigned long long)conn);
-		return -1;
+	/* Non-blocking: a full channel never stalls us (see exec_peer_room). */
+	if (sendmsg(peer_fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) ==
+	    (ssize_t)sizeof(idb))
+		return 0;
+	if (errno == EAGAIN || errno == EWOULDBLOCK)
+		return 1;
+	log_warn("peer channel: cannot pass connection %llu",
+	    (unsigned long long)conn);
+	return -1;
+}
+
+static void
+peer_room(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	peer_room_cb();
+}
+
+/*
+ * 'cb' runs once when the peer channel has room again.  It holds as many
+ * sockets as its send buffer takes (a few hundred): a burst of
+ * connections, or an executor busy for a moment, fills it.
+ */
+void
+exec_peer_room(void (*cb)(void))
+{
+	if (peer_room_ev == NULL) {
+		peer_room_ev = event_new(gw->base, peer_fd, EV_WRITE,
+		    peer_room, NULL);
+		if (peer_room_ev == NULL)
+			fatalx("event_new");
 	}
-	return 0;
+	peer_room_cb = cb;
+	event_add(peer_room_ev, NULL);
 }
 
 void
@@ -358,7 +423,13 @@ exec_link_init(int fd, int peerfd)
 	if (link_bev == NULL)
 		fatalx("bufferevent_socket_new");
 	bufferevent_setcb(link_bev, link_read, NULL, link_event, NULL);
-	bufferevent_enable(link_bev, EV_READ | EV_WRITE);
+	bufferevent_enable(link_bev, EV_READ);
+	link_out = evbuffer_new();
+	link_flush_ev = event_new(gw->base, -1, 0, link_flush, NULL);
+	link_wev = event_new(gw->base, fd, EV_WRITE | EV_PERSIST, link_flush,
+	    NULL);
+	if (link_out == NULL || link_flush_ev == NULL || link_wev == NULL)
+		fatalx("exec link: event_new");
 }
 
 void
@@ -433,7 +504,7 @@ exec_audit_summary(int has_uid, uid_t uid, gid_t gid, uint64_t count,
 static void
 link_drain(void)
 {
-	struct evbuffer		*out = bufferevent_get_output(link_bev);
+	struct evbuffer		*out = link_out;
 	size_t			 len = evbuffer_get_length(out), off = 0;
 	const unsigned char	*p;
 	struct pollfd		 pfd;
@@ -441,7 +512,6 @@ link_drain(void)
 
 	if (len == 0)
 		return;
-	/* The bufferevent keeps its output's front frozen: read it whole. */
 	p = evbuffer_pullup(out, -1);
 	pfd.fd = bufferevent_getfd(link_bev);
 	pfd.events = POLLOUT;
@@ -467,8 +537,16 @@ exec_link_close(void)
 	 * executor sees EOF now.
 	 */
 	shutdown(bufferevent_getfd(link_bev), SHUT_RDWR);
+	event_free(link_flush_ev);
+	event_free(link_wev);
+	evbuffer_free(link_out);
+	link_flush_ev = link_wev = NULL;
+	link_out = NULL;
 	bufferevent_free(link_bev);
 	link_bev = NULL;
+	if (peer_room_ev != NULL)
+		event_free(peer_room_ev);
+	peer_room_ev = NULL;
 	close(peer_fd);
 	peer_fd = -1;
 	link_bev = NULL;

@@ -32,6 +32,8 @@ void	privdrop(const char *user, const char *chroot_dir);
 /* agent.c: the agent socket */
 void	agent_init(int listen_fd);
 void	agent_shutdown(void);
+/* The end of a loop turn: the answers queued for agents go out. */
+void	agent_flush(void);
 /* The executor could not keep connection id: answer unavailable, close. */
 void	agent_conn_refused(uint64_t id, const char *message);
 
@@ -57,9 +59,11 @@ struct exec_who {
 void	exec_link_init(int fd, int peerfd);
 /*
  * Hand an agent connection's socket to the executor under 'conn', so it
- * reads SO_PEERCRED itself; 0, or -1 when it cannot be sent now.
+ * reads SO_PEERCRED itself; 0, 1 when the peer channel is full (try again
+ * after exec_peer_room's callback), -1 when it cannot be sent.
  */
 int	exec_pass_peer(uint64_t conn, int fd);
+void	exec_peer_room(void (*cb)(void));
 void	exec_conn_gone(uint64_t conn);
 void	exec_link_close(void);
 /* Send HELLO; 'ready' runs once the executor answered. */

@@ -158,7 +158,9 @@ int		 msg_permits(uint32_t type);
 /*
  * Decode and validate one socketpair message (the bytes after the length).
  * Returns 0, or -1 with a reason in err; on success the caller calls
- * proto_msg_free().
+ * proto_msg_free().  The strings of the structs are copies in the
+ * message's zone, but msgpack objects (args, response) point into buf:
+ * buf must outlive m.
  */
 int	proto_decode(const char *buf, size_t len, struct proto_msg *m,
 	    char *err, size_t errlen);

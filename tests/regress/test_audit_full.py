@@ -155,6 +155,59 @@ def a_file_size_limit_fails_closed_without_a_torn_line():
 
 
 @test
+def gatewayds_refusals_go_in_whole_or_not_at_all():
+    """The refusals gatewayd reports are appended a loop turn at a time
+    (audit.c's queue): a batch past RLIMIT_FSIZE leaves no line and takes
+    no seq; once there is room they are in, in the order they were
+    answered, the seqs consecutive with the records around them."""
+    import resource
+    need_root()
+    with Daemon(base_config(), name="tg-auditbatch") as d:
+        log = os.path.join(d.state, "audit.log")
+        c = d.client()
+        assert c.call("echo", {"before": 1}, run_id="b")["status"] == "ok"
+        pid = d.executor_pid()
+        size = os.path.getsize(log)
+        hard = resource.prlimit(pid, resource.RLIMIT_FSIZE)[1]
+        resource.prlimit(pid, resource.RLIMIT_FSIZE, (size + 100, hard))
+        try:
+            for i in range(100):
+                c.send({"op": "call", "id": i, "run_id": "b-full",
+                        "step_id": i, "tool": "not.allowed", "args": {}})
+            for i in range(100):
+                r = c.recv()
+                assert r["id"] == i and r["status"] == "denied", r
+            wait_for(lambda: d.ctl_json("status")["audit"].startswith("failing"),
+                     what="the log to be down")
+            assert os.path.getsize(log) == size, (os.path.getsize(log), size)
+            records(log)
+            # An allowed call fails closed, as for any record.
+            r = c.call("echo", {"during": 1}, run_id="b")
+            assert r["status"] == "error" and r["error"] == "unavailable", r
+        finally:
+            resource.prlimit(pid, resource.RLIMIT_FSIZE, (hard, hard))
+        for i in range(100):
+            c.send({"op": "call", "id": i, "run_id": "b-ok", "step_id": i,
+                    "tool": "not.allowed", "args": {}})
+        for i in range(100):
+            r = c.recv()
+            assert r["id"] == i and r["status"] == "denied", r
+        wait_for(lambda: sum(x.get("run_id") == "b-ok" for x in records(log)) == 100,
+                 what="the refusals in the log")
+        assert c.call("echo", {"after": 1}, run_id="b")["status"] == "ok"
+        wait_for(lambda: d.ctl_json("status")["audit"] == "ok", what="the log up")
+        recs = records(log)
+        seqs = [x["seq"] for x in recs]
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
+        assert not any(x.get("run_id") == "b-full" for x in recs), recs
+        mine = [x for x in recs if x.get("run_id") == "b-ok"]
+        assert [x["step_id"] for x in mine] == [str(i) for i in range(100)], mine
+        assert all(x["event"] == "gatewayd" and x["decision"] == "denied" and
+                   x["reported_by"] == "gatewayd" for x in mine), mine[0]
+        assert recs[-1].get("run_id") == "b" and recs[-1]["decision"] == "ok", recs[-1]
+
+
+@test
 def a_torn_last_line_is_cut_at_start():
     d = Daemon(name="tg-audittorn")
     try:

@@ -964,7 +964,6 @@ test_structs(void)
 	mpmap_end(&args);
 	mpmap_end(&body);
 	ASSERT(decode_built(&mb, &m) == 0);
-	msgbuf_free(&mb);
 	ASSERT(m.type == MSG_CALL && m.id == 77);
 	ASSERT(m.call.conn == 5 && m.call.uid == 1001 && m.call.gid == 1002 &&
 	    m.call.pid == 42);
@@ -975,7 +974,9 @@ test_structs(void)
 	ASSERT(m.call.step_id == NULL);
 	ASSERT(m.call.args != NULL && m.call.args->type == MSGPACK_OBJECT_MAP &&
 	    mp_streq(mp_get(m.call.args, "k"), "v"));
+	/* The args map points into the frame: free it only now. */
 	proto_msg_free(&m);
+	msgbuf_free(&mb);
 
 	msgbuf_init(&mb);
 	msgbuf_begin_msg(&mb, MSG_AUDIT_SUMMARY, 0, &body);
