@@ -8,9 +8,9 @@
 
 #include "common/log.h"
 #include "common/xmalloc.h"
-#include "executor/admit.h"
 #include "executor/executor.h"
 #include "executor/fds.h"
+#include "executor/admit.h"
 
 struct tenant_runs {
 	char		*tenant;
@@ -65,6 +65,7 @@ admit_tool(const char *tenant, char *msg, size_t msglen)
 	}
 	t->running++;
 	running++;
+	fds_hold(FDS_TOOL);
 	return 0;
 }
 
@@ -77,17 +78,12 @@ admit_done(const char *tenant)
 		fatalx("%s: tenant %s has no tool running", __func__, tenant);
 	t->running--;
 	running--;
+	fds_release(FDS_TOOL);
 	if (t->running == 0) {
 		/* Keep the list to the tenants with tools running. */
 		free(t->tenant);
 		*t = tenants[--ntenants];
 	}
-}
-
-size_t
-admit_running(void)
-{
-	return running;
 }
 
 void

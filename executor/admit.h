@@ -14,8 +14,6 @@
 int	admit_tool(const char *tenant, char *msg, size_t msglen);
 /* The run admitted for tenant is over. */
 void	admit_done(const char *tenant);
-/* Runs admitted and not over yet. */
-size_t	admit_running(void);
 void	admit_shutdown(void);
 
 #endif

@@ -26,14 +26,17 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
-#include "executor/approval.h"
-#include "executor/apstore.h"
+#include "proto/proto.h"
 #include "executor/apquota.h"
-#include "executor/call.h"
+#include "executor/apstore.h"
 #include "executor/checkpoint.h"
 #include "executor/executor.h"
+#include "executor/read.h"
+#include "executor/request.h"
+#include "executor/response.h"
 #include "executor/store.h"
-#include "proto/proto.h"
+#include "executor/write.h"
+#include "executor/approval.h"
 
 #define WAIT_MAX_MS		300000	/* one wait at most five minutes */
 
@@ -57,29 +60,6 @@ static enum approval_state
 effective_state(const struct approval *a)
 {
 	return approval_effective_state(a);
-}
-
-/* Answers. */
-
-static void
-send_response(uint32_t type, uint64_t id, const char *status,
-    const char *k1, const char *v1, const char *k2, const char *v2)
-{
-	struct msgbuf	mb;
-	struct mpmap	body, resp;
-
-	msgbuf_init(&mb);
-	msgbuf_begin_msg(&mb, type, id, &body);
-	mpmap_begin_in(&resp, &body, "response");
-	mpmap_str(&resp, "status", status);
-	if (k1 != NULL)
-		mpmap_str(&resp, k1, v1);
-	if (k2 != NULL)
-		mpmap_str(&resp, k2, v2);
-	mpmap_end(&resp);
-	mpmap_end(&body);
-	ex_send(&mb);
-	msgbuf_free(&mb);
 }
 
 static int
@@ -134,10 +114,10 @@ request_refused(struct call *c, int rc)
 		    " %s", store_strerror(rc));
 	log_warnx("approval for %s/%s %s refused: %s", c->tenant, c->run_id,
 	    c->tool, msg);
-	call_refuse(c, ST_ERROR, E_UNAVAILABLE, msg);
+	answer_refuse(c, ST_ERROR, E_UNAVAILABLE, msg);
 }
 
-/* Request: called from call_dispatch for a covered write.  Owns c. */
+/* Request: called from call_handle for a covered write.  Owns c. */
 void
 approval_request(struct call *c, const msgpack_object *args)
 {
@@ -145,11 +125,9 @@ approval_request(struct call *c, const msgpack_object *args)
 	struct checkpoint	 cp;
 	msgpack_sbuffer		 sb;
 	msgpack_packer		 pk;
-	struct msgbuf		 mb;
-	struct mpmap		 body, resp;
 	unsigned char		 rnd[APPROVAL_ID_LEN / 2];
 	unsigned char		 h[crypto_hash_sha256_BYTES];
-	char			*token, exp[32];
+	char			*token;
 	int			 rc;
 
 	memset(&a, 0, sizeof(a));
@@ -178,7 +156,7 @@ approval_request(struct call *c, const msgpack_object *args)
 	 * not made (one that cannot be stored is refused on the record).
 	 */
 	if (audit_approval("approval", &a, "requested", NULL, NULL) == -1) {
-		call_refuse(c, ST_ERROR, E_UNAVAILABLE, AUDIT_DOWN_MSG);
+		answer_refuse(c, ST_ERROR, E_UNAVAILABLE, AUDIT_DOWN_MSG);
 		goto out;
 	}
 	if ((rc = approval_put(&a, 1)) != 0) {
@@ -198,26 +176,37 @@ approval_request(struct call *c, const msgpack_object *args)
 	log_info("approval %s requested: %s/%s %s %s", a.id, a.tenant,
 	    a.run_id, a.tool, a.args_hash);
 
-	snprintf(exp, sizeof(exp), "%llu", (unsigned long long)a.expires_at);
-	msgbuf_init(&mb);
-	msgbuf_begin_msg(&mb, c->ans_type, c->id, &body);
-	mpmap_begin_in(&resp, &body, "response");
-	mpmap_str(&resp, "status", ST_NEEDS_APPROVAL);
-	mpmap_str(&resp, "stop_reason", R_APPROVAL_REQUIRED);
-	mpmap_str(&resp, "approval_id", a.id);
-	mpmap_str(&resp, "checkpoint", token);
-	mpmap_str(&resp, "args_hash", a.args_hash);
-	mpmap_uint(&resp, "expires_at", a.expires_at);
-	mpmap_str(&resp, "message", "this write needs an operator's"
-	    " approval: resume with the checkpoint once approved");
-	mpmap_end(&resp);
-	mpmap_end(&body);
-	ex_send(&mb);
-	msgbuf_free(&mb);
+	answer_plain(c->ans_type, c->id, &(struct response){
+	    .status = ST_NEEDS_APPROVAL, .reason = R_APPROVAL_REQUIRED,
+	    .approval_id = a.id, .checkpoint = token, .args_hash = a.args_hash,
+	    .has_expires_at = 1, .expires_at = a.expires_at,
+	    .message = "this write needs an operator's approval: resume with"
+	    " the checkpoint once approved" });
 	free(token);
 out:
 	approval_free(&a);
 	call_free(c);
+}
+
+/* An approved write, checked again, goes down its path.  Owns c. */
+static void
+resume_run(struct call *c, const msgpack_object *args)
+{
+	const struct tool	*tool;
+
+	switch (call_check(c, args, 1, &tool)) {
+	case ROUTE_NONE:
+		break;
+	case ROUTE_READ:
+		/* The policy made it a read since. */
+		read_start(c, tool);
+		break;
+	case ROUTE_WRITE:
+		write_start(c, tool);
+		break;
+	case ROUTE_APPROVAL:
+		fatalx("resume_run: an approved write needs approval");
+	}
 }
 
 /* The record must say what the checkpoint says, field by field. */
@@ -248,18 +237,19 @@ resume_decided(struct call *c, const struct approval *a)
 
 	switch (effective_state(a)) {
 	case A_PENDING:
-		send_response(MSG_RESUME_ANS, c->id, ST_PENDING, "approval_id",
-		    a->id, "message", "no operator has decided yet");
+		answer_plain(MSG_RESUME_ANS, c->id, &(struct response){
+		    .status = ST_PENDING, .approval_id = a->id,
+		    .message = "no operator has decided yet" });
 		call_free(c);
 		break;
 	case A_DENIED:
 		snprintf(msg, sizeof(msg), "an operator denied this write%s%s",
 		    a->note ? ": " : "", a->note ? a->note : "");
-		call_refuse(c, ST_DENIED, R_APPROVAL_DENIED, msg);
+		answer_refuse(c, ST_DENIED, R_APPROVAL_DENIED, msg);
 		call_free(c);
 		break;
 	case A_EXPIRED:
-		call_refuse(c, ST_DENIED, R_APPROVAL_EXPIRED,
+		answer_refuse(c, ST_DENIED, R_APPROVAL_EXPIRED,
 		    "no operator decided before the approval expired");
 		call_free(c);
 		break;
@@ -268,7 +258,7 @@ resume_decided(struct call *c, const struct approval *a)
 		if (msgpack_unpack_next(&u, a->args, a->argslen, &off) !=
 		    MSGPACK_UNPACK_SUCCESS) {
 			msgpack_unpacked_destroy(&u);
-			call_refuse(c, ST_ERROR, E_INTERNAL,
+			answer_refuse(c, ST_ERROR, E_INTERNAL,
 			    "the approval's args do not decode");
 			call_free(c);
 			break;
@@ -276,7 +266,7 @@ resume_decided(struct call *c, const struct approval *a)
 		c->approver = a->approver ? xstrdup(a->approver) : NULL;
 		c->approval_id = xstrdup(a->id);
 		/* The current policy decides again: it may have changed. */
-		call_dispatch(c, &u.data, 1);
+		resume_run(c, &u.data);
 		msgpack_unpacked_destroy(&u);
 		break;
 	}
@@ -297,7 +287,7 @@ approval_resume(const struct proto_msg *m)
 	if (checkpoint_verify(tok, strlen(tok), &cp, err,
 	    sizeof(err)) == -1) {
 		c->tool = xstrdup("-");
-		call_refuse(c, ST_DENIED, R_BAD_SIGNATURE, err);
+		answer_refuse(c, ST_DENIED, R_BAD_SIGNATURE, err);
 		call_free(c);
 		return;
 	}
@@ -307,7 +297,7 @@ approval_resume(const struct proto_msg *m)
 	if (strcmp(cp.tenant, c->tenant) != 0 || strcmp(cp.env, c->env) != 0) {
 		log_warnx("resume: %s/%s presented a checkpoint of %s/%s",
 		    c->tenant, c->env, cp.tenant, cp.env);
-		call_refuse(c, ST_DENIED, R_BAD_SIGNATURE,
+		answer_refuse(c, ST_DENIED, R_BAD_SIGNATURE,
 		    "the checkpoint belongs to another principal");
 		goto out;
 	}
@@ -317,18 +307,18 @@ approval_resume(const struct proto_msg *m)
 	 * one that verifies always finds its record, or is told it expired.
 	 */
 	if ((uint64_t)time(NULL) >= cp.expires_at + ex->conf->retention_s) {
-		call_refuse(c, ST_DENIED, R_APPROVAL_EXPIRED,
+		answer_refuse(c, ST_DENIED, R_APPROVAL_EXPIRED,
 		    "the checkpoint has expired");
 		goto out;
 	}
 	found = approval_get(cp.approval_id, &a);
 	if (found == -1) {
-		call_refuse(c, ST_ERROR, E_UNAVAILABLE,
+		answer_refuse(c, ST_ERROR, E_UNAVAILABLE,
 		    "the approvals cannot be read");
 		goto out;
 	}
 	if (found == 0 || !matches(&a, &cp)) {
-		call_refuse(c, ST_DENIED, R_BAD_SIGNATURE,
+		answer_refuse(c, ST_DENIED, R_BAD_SIGNATURE,
 		    "the checkpoint does not match an approval");
 		approval_free(&a);
 		goto out;
@@ -356,8 +346,8 @@ waiter_free(struct waiter *w)
 static void
 waiter_answer(struct waiter *w, const char *state)
 {
-	send_response(MSG_WAIT_ANS, w->id, ST_OK, "state", state,
-	    "approval_id", w->approval_id);
+	answer_plain(MSG_WAIT_ANS, w->id, &(struct response){ .status = ST_OK,
+	    .state = state, .approval_id = w->approval_id });
 	waiter_free(w);
 }
 
@@ -395,13 +385,16 @@ approval_wait(const struct proto_msg *m)
 	/* Another principal's approval is answered as if it did not exist. */
 	if (p == NULL || found != 1 || strcmp(a.tenant, p->tenant) != 0 ||
 	    strcmp(a.env, p->env) != 0) {
-		send_response(MSG_WAIT_ANS, m->id, ST_ERROR, "error",
-		    E_BAD_REQUEST, "message", "no such approval");
+		answer_plain(MSG_WAIT_ANS, m->id, &(struct response){
+		    .status = ST_ERROR, .reason = E_BAD_REQUEST,
+		    .message = "no such approval" });
 		goto out;
 	}
 	if (effective_state(&a) != A_PENDING) {
-		send_response(MSG_WAIT_ANS, m->id, ST_OK, "state",
-		    approval_state_str(effective_state(&a)), "approval_id", id);
+		answer_plain(MSG_WAIT_ANS, m->id, &(struct response){
+		    .status = ST_OK,
+		    .state = approval_state_str(effective_state(&a)),
+		    .approval_id = id });
 		goto out;
 	}
 	ms = m->wait.timeout_ms;
@@ -436,8 +429,9 @@ approval_conn_gone(uint64_t conn)
 		if (w->conn != conn)
 			continue;
 		/* No one reads it: it only frees gatewayd's slot for it. */
-		send_response(MSG_WAIT_ANS, w->id, ST_ERROR, "error",
-		    E_UNAVAILABLE, "message", "the agent has hung up");
+		answer_plain(MSG_WAIT_ANS, w->id, &(struct response){
+		    .status = ST_ERROR, .reason = E_UNAVAILABLE,
+		    .message = "the agent has hung up" });
 		waiter_free(w);
 		n++;
 	}

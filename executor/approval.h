@@ -8,15 +8,19 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
 #include <msgpack.h>
 
 #include "common/mpack.h"
 
+struct call;
 struct proto_msg;
 
 void	approvals_init(void);
 /* At exit: waits still parked are dropped (gatewayd is gone). */
 void	approvals_shutdown(void);
+/* A write that needs an operator first: recorded, answered.  Owns c. */
+void	approval_request(struct call *, const msgpack_object *args);
 void	approval_resume(const struct proto_msg *);
 void	approval_wait(const struct proto_msg *);
 /*

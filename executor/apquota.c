@@ -8,8 +8,8 @@
 #include <lmdb.h>
 
 #include "common/util.h"
-#include "executor/apquota.h"
 #include "executor/store.h"
+#include "executor/apquota.h"
 
 #define PFX_COUNT	'c'
 #define PFX_ENTRY	'e'

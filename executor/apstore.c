@@ -15,12 +15,12 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "executor/apquota.h"
-#include "executor/apstore.h"
 #include "executor/executor.h"
 #include "executor/ledger.h"
 #include "executor/record.h"
 #include "executor/store.h"
 #include "executor/sweep.h"
+#include "executor/apstore.h"
 
 #define APPROVAL_VERSION	1
 

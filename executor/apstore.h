@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
 #include <lmdb.h>
 
 #include "executor/checkpoint.h"

@@ -18,10 +18,10 @@
 
 #include "common/log.h"
 #include "common/runtab.h"
-#include "executor/budget.h"
-#include "executor/call.h"
-#include "executor/executor.h"
 #include "proto/proto.h"
+#include "executor/executor.h"
+#include "executor/request.h"
+#include "executor/budget.h"
 
 /* What we keep of a stop gatewayd reported: its words are bounded. */
 #define MAX_REASON	64
@@ -53,7 +53,7 @@ budget_account(struct run *r, const char *tool, const char *hash, char *msg,
 }
 
 int
-budget_check(struct call *c, int write)
+budget_check(const struct call *c, int write, struct refusal *why)
 {
 	struct run	*r = NULL;
 	const char	*reason;
@@ -65,9 +65,12 @@ budget_check(struct call *c, int write)
 		/* Not counted: fail closed for what changes something. */
 		if (!write)
 			return 0;
-		snprintf(msg, sizeof(msg), "too many live runs (%s)",
-		    runtab_full(&runs) ? runtab_full(&runs) : "runs.max_runs");
-		call_refuse(c, ST_ERROR, E_UNAVAILABLE, msg);
+		why->status = ST_ERROR;
+		why->reason = E_UNAVAILABLE;
+		snprintf(why->buf, sizeof(why->buf),
+		    "too many live runs (%s)", runtab_full(&runs) ?
+		    runtab_full(&runs) : "runs.max_runs");
+		why->message = why->buf;
 		return -1;
 	}
 	/* A resumed approval is the write its CALL counted already. */
@@ -76,7 +79,9 @@ budget_check(struct call *c, int write)
 		runtab_stop(&runs, r, reason, msg);
 	if (!write || run_stopped(r) == NULL)
 		return 0;
-	call_refuse(c, ST_STOPPED, run_stopped(r), run_stop_message(r));
+	why->status = ST_STOPPED;
+	why->reason = run_stopped(r);
+	why->message = run_stop_message(r);
 	return -1;
 }
 

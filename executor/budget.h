@@ -16,13 +16,22 @@ struct call;
 
 void	budget_init(void);
 void	budget_shutdown(void);
+/* Why a call may not go on, for its answer. */
+struct refusal {
+	const char	*status;
+	/* Static, or the run's own (which lives on while it is checked). */
+	const char	*reason;
+	const char	*message;	/* the run's, or buf */
+	char		 buf[512];
+};
 /*
  * Count c in its run (a resumed approval is the step it was already).
- * Returns 0 when it may go on, or -1 once a write the run may not take is
- * answered (stopped, with the run's first reason; or unavailable when
- * runs.max_runs runs are live).  Reads always go on.  c is not freed.
+ * Returns 0 when it may go on, or -1 for a write the run may not take,
+ * with why (stopped, with the run's first reason; or unavailable when
+ * runs.max_runs runs are live), which the caller answers.  Reads always
+ * go on.
  */
-int	budget_check(struct call *c, int write);
+int	budget_check(const struct call *c, int write, struct refusal *why);
 /* The run stops, with this reason unless it stopped already. */
 void	budget_stop(const char *tenant, const char *run_id, const char *reason,
 	    const char *message);

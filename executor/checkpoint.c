@@ -18,9 +18,9 @@
 #include "common/frame.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
-#include "executor/checkpoint.h"
-#include "executor/record.h"
 #include "proto/proto.h"
+#include "executor/record.h"
+#include "executor/checkpoint.h"
 
 #define PREFIX		"tgc1."
 #define DOMAIN		"toolgate checkpoint v1"

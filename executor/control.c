@@ -29,16 +29,18 @@
 #include "common/policy.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
+#include "proto/proto.h"
 #include "executor/approval.h"
 #include "executor/apstore.h"
-#include "executor/call.h"
+#include "executor/backend.h"
 #include "executor/executor.h"
 #include "executor/fds.h"
+#include "executor/killswitch.h"
 #include "executor/ledger.h"
 #include "executor/peers.h"
+#include "executor/request.h"
 #include "executor/store.h"
-#include "executor/toolrun.h"
-#include "proto/proto.h"
+#include "executor/write.h"
 
 #define CONTROL_MAX_FRAME	65536
 #define CONTROL_MAX_PER_UID	8
@@ -112,6 +114,7 @@ ctl_close(struct ctl_conn *cc)
 	bufferevent_free(cc->bev);
 	free(cc);
 	ctl_nconns--;
+	fds_release(FDS_CONTROL);
 }
 
 static void
@@ -160,12 +163,12 @@ ctl_status(struct ctl_conn *cc, const msgpack_object *req,
 	msgbuf_init(&mb);
 	mpmap_begin(&m, &mb);
 	mpmap_bool(&m, "ok", 1);
-	mpmap_bool(&m, "writes_enabled", ex_writes_on());
+	mpmap_bool(&m, "writes_enabled", ks_writes_on());
 	mpmap_bool(&m, "writes_config", ex->conf->writes_enabled);
 	mpmap_bool(&m, "kill_switch", ex->writes_off);
 	mpmap_uint(&m, "pending_approvals", approvals_pending());
 	mpmap_uint(&m, "in_doubt", ledger_count(ex->store, L_IN_DOUBT));
-	mpmap_uint(&m, "running_tools", toolrun_active());
+	mpmap_uint(&m, "running_tools", backends_active());
 	/* wait ops parked until a decision: none outlives its agent. */
 	mpmap_uint(&m, "waits", approvals_waiting());
 	mpmap_bool(&m, "gatewayd_connected", ex->gw != NULL);
@@ -189,7 +192,7 @@ ctl_ok_writes(struct ctl_conn *cc)
 	msgbuf_init(&mb);
 	mpmap_begin(&m, &mb);
 	mpmap_bool(&m, "ok", 1);
-	mpmap_bool(&m, "writes_enabled", ex_writes_on());
+	mpmap_bool(&m, "writes_enabled", ks_writes_on());
 	mpmap_end(&m);
 	ctl_send(cc, &mb);
 }
@@ -200,7 +203,7 @@ ctl_writes_disable(struct ctl_conn *cc, const msgpack_object *req,
 {
 	(void)req;
 	/* Disabling always holds in memory, even if the store fails. */
-	if (ex_set_writes_off(1, op->who) == -1) {
+	if (ks_set_writes_off(1, op->who) == -1) {
 		ctl_error(cc, "writes are disabled now, but the state could not"
 		    " be stored: it will not survive a restart");
 		return;
@@ -219,7 +222,7 @@ ctl_writes_enable(struct ctl_conn *cc, const msgpack_object *req,
 		    ex->conf->file);
 		return;
 	}
-	if (ex_set_writes_off(0, op->who) == -1) {
+	if (ks_set_writes_off(0, op->who) == -1) {
 		ctl_error(cc, "the state could not be stored: writes stay"
 		    " disabled");
 		return;
@@ -652,6 +655,7 @@ ctl_accept(struct evconnlistener *l, evutil_socket_t fd,
 	bufferevent_enable(cc->bev, EV_READ | EV_WRITE);
 	TAILQ_INSERT_TAIL(&ctl_conns, cc, entry);
 	ctl_nconns++;
+	fds_hold(FDS_CONTROL);
 	ctl_idle_arm(cc);
 }
 
@@ -666,12 +670,6 @@ control_init(void)
 		fatalx("control socket: %s", err);
 	ctl_listener = listener_new(ex->base, fd, ctl_accept, NULL,
 	    "control");
-}
-
-size_t
-control_count(void)
-{
-	return ctl_nconns;
 }
 
 void

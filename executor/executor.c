@@ -2,6 +2,37 @@
  * executor: started by gatewayd with its end of the socketpair on fd 3.
  * Keeps its privileges; owns the store, the audit log, the control socket
  * and the tool processes.
+ *
+ * The layers, each calling only the ones below it:
+ *
+ *   executor.c    the entry function and the socketpair monitor: reads
+ *                 gatewayd's frames (gw_read), checks them against the
+ *                 protocol table and dispatches them; owns shutdown, the
+ *                 job count's idle event and the agents' hang-ups.
+ *        |
+ *   handlers      call.c (CALL), approval.c (RESUME, WAIT, and the
+ *                 request for an operator), control.c (the operators'
+ *                 socket).  A call is made and checked again in
+ *                 request.c, which says where it goes (enum route).
+ *        |
+ *   paths         read.c (a read: run, answer) and write.c (a write:
+ *                 ledger intent, run, outcome, answer, exactly once).
+ *        |
+ *   below         backend.h (how a tool runs: exec in toolrun.c), ledger.c
+ *                 and store.c, response.c (the answer, packed once for the
+ *                 ledger and once for the wire; gw_send), jobs.c (counted,
+ *                 so nothing calls back up), killswitch.c, budget.c
+ *                 (says why a run may not go on; the caller answers),
+ *                 admit.c, peers.c (an agent's hang-up goes to the handler
+ *                 the entry function gave it), fds.c (told what is held,
+ *                 asks no one), audit.c.
+ *
+ * A call, from the agent's frame to the tool and back: gatewayd sends
+ * CALL; gw_read -> gw_dispatch -> dispatch_call -> call_handle (call.c)
+ * -> call_new, call_check (request.c) -> write_start (write.c) -> intent
+ * committed (flush_cb) -> backend_start -> toolrun (the child runs) ->
+ * write_done: the outcome as a struct response, packed for the ledger ->
+ * committed -> answer() (response.c) -> gw_send -> gatewayd -> the agent.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,17 +57,23 @@
 #include "common/policy.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
+#include "proto/proto.h"
 #include "executor/admit.h"
 #include "executor/approval.h"
+#include "executor/backend.h"
 #include "executor/budget.h"
 #include "executor/call.h"
-#include "executor/executor.h"
 #include "executor/fds.h"
+#include "executor/jobs.h"
+#include "executor/killswitch.h"
 #include "executor/peers.h"
+#include "executor/read.h"
+#include "executor/request.h"
+#include "executor/response.h"
 #include "executor/statedir.h"
 #include "executor/store.h"
-#include "executor/toolrun.h"
-#include "proto/proto.h"
+#include "executor/write.h"
+#include "executor/executor.h"
 
 struct executor	*ex;
 
@@ -52,7 +89,7 @@ static void	dispatch_audit_summary(const struct proto_msg *);
 /*
  * What gatewayd may send; when it may send it (before HELLO, once) is the
  * protocol table's word (proto.c).  Anything else, a message before
- * HELLO or a second of a once-only type, is fatal for the peer: a
+ * HELLO or a second of a once-only type, is fatal: a
  * gatewayd that speaks out of turn is not one we can trust to speak for
  * agents.
  */
@@ -75,6 +112,8 @@ static int	hello_done;
 static uint64_t	seen_once;
 /* Refusals of peers with no principal gatewayd reported, one by one or summed. */
 static uint64_t	stranger_refusals;
+/* Made active by the job count when the last job ends (jobs.h). */
+static struct event	*idle_ev;
 
 static __attribute__((noreturn)) void
 usage(void)
@@ -84,61 +123,6 @@ usage(void)
 	    "                [--state-dir DIR]\n"
 	    "       executor --dump-proto\n");
 	exit(2);
-}
-
-int
-ex_writes_on(void)
-{
-	return ex->conf->writes_enabled && !ex->writes_off;
-}
-
-void
-ex_send(struct msgbuf *mb)
-{
-	const char	*p;
-	size_t		 len;
-
-	p = msgbuf_finish(mb, &len);
-	if (ex->gw != NULL)
-		bufferevent_write(ex->gw, p, len);
-}
-
-static void
-send_writes_state(void)
-{
-	struct msgbuf	mb;
-	struct mpmap	body;
-
-	msgbuf_init(&mb);
-	msgbuf_begin_msg(&mb, MSG_WRITES_STATE, 0, &body);
-	mpmap_bool(&body, "writes_enabled", ex_writes_on());
-	mpmap_end(&body);
-	ex_send(&mb);
-	msgbuf_free(&mb);
-}
-
-int
-ex_set_writes_off(int off, const char *who)
-{
-	struct audit_rec	ar = { .event = "writes", .uid = -1 };
-	int			rc;
-
-	/* Disabling takes effect in memory first, whatever the disk says. */
-	if (off)
-		ex->writes_off = 1;
-	if ((rc = store_set_writes_off(ex->store, off)) != 0) {
-		log_warnx("kill switch: cannot store the state: %s",
-		    store_strerror(rc));
-		if (!off)
-			return -1;
-	}
-	ex->writes_off = off;
-	log_info("writes %s by %s", off ? "disabled" : "enabled", who);
-	ar.decision = off ? "disabled" : "enabled";
-	ar.approver = who;
-	(void)audit_write(&ar, 1);
-	send_writes_state();
-	return rc == 0 ? 0 : -1;
 }
 
 static void
@@ -159,10 +143,10 @@ dispatch_hello(const struct proto_msg *m)
 	msgbuf_init(&mb);
 	msgbuf_begin_msg(&mb, MSG_HELLO_ANS, m->id, &body);
 	mpmap_uint(&body, "version", PROTO_VERSION);
-	mpmap_bool(&body, "writes_enabled", ex_writes_on());
+	mpmap_bool(&body, "writes_enabled", ks_writes_on());
 	mpmap_str(&body, "config_hash", ex->config_hash);
 	mpmap_end(&body);
-	ex_send(&mb);
+	gw_send(&mb);
 	msgbuf_free(&mb);
 }
 
@@ -189,7 +173,7 @@ refuse_hung_up(const struct proto_msg *m, uint32_t ans_type)
 		c->run_id = xstrdup(m->call.run_id);
 		c->tool = xstrdup(m->call.tool);
 	}
-	call_refuse(c, ST_ERROR, E_UNAVAILABLE, "the agent has hung up");
+	answer_refuse(c, ST_ERROR, E_UNAVAILABLE, "the agent has hung up");
 	call_free(c);
 	return 1;
 }
@@ -207,7 +191,7 @@ refuse_refused(const struct proto_msg *m, uint32_t ans_type)
 	request_claim(m, &cl);
 	if (!peers_refused(cl.conn))
 		return 0;
-	call_unavailable(m->id, ans_type, "the gateway is out of file"
+	answer_unavailable(m->id, ans_type, "the gateway is out of file"
 	    " descriptors: try again later");
 	return 1;
 }
@@ -241,7 +225,7 @@ dispatch_writes_off(const struct proto_msg *m)
 {
 	(void)m;
 	if (!ex->writes_off)
-		ex_set_writes_off(1, "SIGUSR1 to gatewayd");
+		ks_set_writes_off(1, "SIGUSR1 to gatewayd");
 }
 
 /*
@@ -393,13 +377,13 @@ dispatch_audit_summary(const struct proto_msg *m)
  * retry replays it.  Called when the executor sees the hang-up itself
  * (peers.c) and again at CONN_GONE: the second time finds nothing.
  */
-void
-ex_conn_hung_up(uint64_t conn)
+static void
+conn_hung_up(uint64_t conn)
 {
 	size_t	waits, reads, writes;
 
 	waits = approval_conn_gone(conn);
-	reads = call_conn_gone(conn);
+	reads = read_conn_gone(conn);
 	writes = write_conn_gone(conn);
 	if (waits + reads + writes > 0)
 		log_info("connection %llu: the agent hung up: %zu waits ended,"
@@ -416,12 +400,12 @@ dispatch_conn_gone(const struct proto_msg *m)
 {
 	uint64_t	conn = m->conn_gone.conn;
 
-	ex_conn_hung_up(conn);
+	conn_hung_up(conn);
 	peers_forget(conn);
 }
 
 static void
-peer_dispatch(const char *buf, size_t len)
+gw_dispatch(const char *buf, size_t len)
 {
 	struct proto_msg	m;
 	char			err[128], sample[64];
@@ -451,7 +435,7 @@ peer_dispatch(const char *buf, size_t len)
 }
 
 static uint32_t
-peer_max_frame(void)
+gw_max_frame(void)
 {
 	/* A CALL holds args (one agent frame) and a little more. */
 	return (uint32_t)(ex->conf->max_frame + 65536);
@@ -460,7 +444,7 @@ peer_max_frame(void)
 static void
 maybe_exit(void)
 {
-	if (ex->gw == NULL && toolrun_active() == 0 && write_active() == 0)
+	if (ex->gw == NULL && backends_active() == 0 && jobs_active() == 0)
 		event_base_loopexit(ex->base, NULL);
 }
 
@@ -477,7 +461,7 @@ shutdown_deadline_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	(void)arg;
-	if ((n = toolrun_expire()) > 0)
+	if ((n = backends_expire()) > 0)
 		log_warnx("shutdown: %zu tools still running after %llu s"
 		    " (limits.shutdown_s): killed, a write among them is in"
 		    " doubt", n, (unsigned long long)ex->conf->shutdown_s);
@@ -505,7 +489,7 @@ shutdown_begin(const char *why)
 	}
 	control_shutdown();
 	log_info("%s: finishing %zu running tools, for %llu s at most", why,
-	    toolrun_active(), (unsigned long long)ex->conf->shutdown_s);
+	    backends_active(), (unsigned long long)ex->conf->shutdown_s);
 	tv.tv_sec = (time_t)ex->conf->shutdown_s;
 	tv.tv_usec = 0;
 	ex->ev_deadline = evtimer_new(ex->base, shutdown_deadline_cb, NULL);
@@ -516,20 +500,20 @@ shutdown_begin(const char *why)
 }
 
 static void
-peer_gone(void)
+gw_gone(void)
 {
 	shutdown_begin("gatewayd went away");
 }
 
 static void
-peer_read(struct bufferevent *bev, void *arg)
+gw_read(struct bufferevent *bev, void *arg)
 {
 	struct evbuffer	*in = bufferevent_get_input(bev);
 	uint32_t	 len;
 
 	(void)arg;
 	for (;;) {
-		switch (frame_peek(in, peer_max_frame(), &len)) {
+		switch (frame_peek(in, gw_max_frame(), &len)) {
 		case FRAME_MORE:
 			return;
 		case FRAME_EMPTY:
@@ -539,7 +523,7 @@ peer_read(struct bufferevent *bev, void *arg)
 		case FRAME_READY:
 			break;
 		}
-		peer_dispatch((const char *)evbuffer_pullup(in, len + FRAME_HDR) +
+		gw_dispatch((const char *)evbuffer_pullup(in, len + FRAME_HDR) +
 		    FRAME_HDR, len);
 		evbuffer_drain(in, len + FRAME_HDR);
 		if (ex->gw == NULL)
@@ -548,17 +532,21 @@ peer_read(struct bufferevent *bev, void *arg)
 }
 
 static void
-peer_event(struct bufferevent *bev, short what, void *arg)
+gw_event(struct bufferevent *bev, short what, void *arg)
 {
 	(void)bev;
 	(void)arg;
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
-		peer_gone();
+		gw_gone();
 }
 
-void
-ex_tool_done(void)
+/* The last job ended: during shutdown, that ends the process. */
+static void
+jobs_idle(evutil_socket_t fd, short what, void *arg)
 {
+	(void)fd;
+	(void)what;
+	(void)arg;
 	if (ex->shutting_down)
 		maybe_exit();
 }
@@ -570,7 +558,7 @@ on_sigusr1(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 	(void)arg;
 	if (!ex->writes_off)
-		ex_set_writes_off(1, "SIGUSR1 to executor");
+		ks_set_writes_off(1, "SIGUSR1 to executor");
 }
 
 /* SIGHUP: reopen the audit log (logrotate). */
@@ -699,7 +687,7 @@ state_open(void)
 
 /* Our end of the socketpair, which gatewayd left on EXECUTOR_FD. */
 static void
-peer_open(void)
+gw_open(void)
 {
 	if (fcntl(EXECUTOR_FD, F_GETFD) == -1)
 		fatalx("fd %d is not open: executor is started by gatewayd",
@@ -710,7 +698,7 @@ peer_open(void)
 	    BEV_OPT_CLOSE_ON_FREE);
 	if (ex->gw == NULL)
 		fatalx("bufferevent_socket_new");
-	bufferevent_setcb(ex->gw, peer_read, NULL, peer_event, NULL);
+	bufferevent_setcb(ex->gw, gw_read, NULL, gw_event, NULL);
 	bufferevent_enable(ex->gw, EV_READ | EV_WRITE);
 }
 
@@ -720,7 +708,7 @@ modules_init(void)
 {
 	/* One descriptor per agent connection, besides tools' pipes. */
 	fds_raise();
-	peers_init(ex->conf->agent_socket);
+	peers_init(ex->conf->agent_socket, conn_hung_up);
 	/*
 	 * What a tool leaves behind (a setsid'd daemon) becomes our child
 	 * when its parent dies, and toolrun kills and reaps it: no tool
@@ -729,7 +717,10 @@ modules_init(void)
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == -1)
 		fatal("PR_SET_CHILD_SUBREAPER");
 	budget_init();
-	toolrun_init(ex->base);
+	if ((idle_ev = event_new(ex->base, -1, 0, jobs_idle, NULL)) == NULL)
+		fatalx("modules_init: event_new");
+	jobs_init(idle_ev);
+	backends_init(ex->base);
 	write_init();
 	approvals_init();
 	control_init();
@@ -774,13 +765,16 @@ teardown(void)
 	write_shutdown();
 	peers_shutdown();
 	budget_shutdown();
-	toolrun_shutdown();
+	backends_shutdown();
 	audit_close();
 	store_close(ex->store);
 	for (i = 0; i < sizeof(sigtab) / sizeof(sigtab[0]); i++)
 		event_free(sigev[i]);
 	if (ex->ev_deadline != NULL)
 		event_free(ex->ev_deadline);
+	jobs_init(NULL);
+	if (idle_ev != NULL)
+		event_free(idle_ev);
 	event_base_free(ex->base);
 	config_free(ex->conf);
 }
@@ -810,13 +804,13 @@ main(int argc, char *argv[])
 	    event_base_priority_init(ex->base, 2) == -1)
 		fatalx("event_base_new");
 	audit_open(ex->conf->state_dir, ex->base);
-	peer_open();
+	gw_open();
 	modules_init();
 	signals_init();
 
 	fds_init();
 	log_info("ready: writes %s%s, control socket %s",
-	    ex_writes_on() ? "enabled" : "disabled",
+	    ks_writes_on() ? "enabled" : "disabled",
 	    ex->writes_off ? " (kill switch)" : "", ex->conf->control_socket);
 	event_base_dispatch(ex->base);
 

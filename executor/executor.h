@@ -31,21 +31,6 @@ struct executor {
 
 extern struct executor	*ex;
 
-/* Writes are possible: the config enables them and the kill switch is off. */
-int	ex_writes_on(void);
-/*
- * Turn the kill switch: persist it, tell gatewayd, audit it.  'who' names
- * the cause for the log and the audit log.  Returns 0 or -1 when the state
- * could not be stored (writes stay off in memory regardless when disabling).
- */
-int	ex_set_writes_off(int off, const char *who);
-
-/*
- * The agent of connection 'conn' hung up (or gatewayd closed it): end
- * what it owns but its admitted writes (executor.c).
- */
-void	ex_conn_hung_up(uint64_t conn);
-
 /*
  * SIGALRM ends the executor this long after the shutdown deadline, should
  * its loop be stuck: killing tools, recording them and exiting take far
@@ -53,20 +38,10 @@ void	ex_conn_hung_up(uint64_t conn);
  */
 #define SHUTDOWN_ALARM_S	10
 
-/* A tool finished: during shutdown, the last one ends the process. */
-void	ex_tool_done(void);
-
-/* Send a finished socketpair message to gatewayd (dropped if it is gone). */
-void	ex_send(struct msgbuf *);
-
-/* call.c: MSG_CALL, the re-checks and the tool run. */
-void	call_handle(const struct proto_msg *);
-
 /* control.c: the operators' socket. */
 #define CONTROL_MAX_CONNS	64	/* operators' connections only */
 void	control_init(void);
 void	control_shutdown(void);
-size_t	control_count(void);		/* connections open now */
 
 /*
  * audit.c: the append-only audit log, one JSON object a line.  NULL

@@ -1,7 +1,8 @@
 /*
  * The executor's descriptor budget (fds.h).  What we hold is counted, not
  * asked of the kernel on every request: the fixed set once at start, the
- * rest from the modules that hold them.  The reserves cover what is open
+ * rest as the modules that hold them say (fds_hold, fds_release): fds.c
+ * asks none of them.  The reserves cover what is open
  * only for a moment (a spawn's pipes and credential, /proc reads, the
  * audit log reopened, syslog's socket) and the operators' connections.
  */
@@ -9,10 +10,8 @@
 
 #include "common/fdlimit.h"
 #include "common/log.h"
-#include "executor/admit.h"
 #include "executor/executor.h"
 #include "executor/fds.h"
-#include "executor/peers.h"
 
 /* A spawn: 4 pipes and a credential; /proc, syslog, the audit log. */
 #define FDS_TRANSIENT		16
@@ -20,6 +19,8 @@
 #define FDS_OPERATORS		8
 
 static size_t	fixed, limit;
+/* Held now, by use (enum fds_use), in descriptors. */
+static size_t	held[FDS_CONTROL + 1];
 static size_t	tools_aside;	/* agents' sockets leave tools this much */
 
 void
@@ -60,8 +61,7 @@ fds_init(void)
 size_t
 fds_held(void)
 {
-	return fixed + peers_count() + admit_running() * FDS_PER_TOOL +
-	    control_count();
+	return fixed + held[FDS_PEER] + held[FDS_TOOL] + held[FDS_CONTROL];
 }
 
 size_t
@@ -73,7 +73,7 @@ fds_limit(void)
 int
 fds_room(enum fds_use use)
 {
-	size_t	want = FDS_TRANSIENT, tools = admit_running() * FDS_PER_TOOL;
+	size_t	want = FDS_TRANSIENT, tools = held[FDS_TOOL];
 
 	switch (use) {
 	case FDS_PEER:
@@ -89,4 +89,25 @@ fds_room(enum fds_use use)
 		break;
 	}
 	return fds_held() + want <= limit;
+}
+
+/* What one of 'use' holds. */
+static size_t
+fds_of(enum fds_use use)
+{
+	return use == FDS_TOOL ? FDS_PER_TOOL : 1;
+}
+
+void
+fds_hold(enum fds_use use)
+{
+	held[use] += fds_of(use);
+}
+
+void
+fds_release(enum fds_use use)
+{
+	if (held[use] < fds_of(use))
+		fatalx("fds_release: nothing of use %d is held", (int)use);
+	held[use] -= fds_of(use);
 }

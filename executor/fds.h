@@ -34,5 +34,8 @@ int	fds_room(enum fds_use use);
 size_t	fds_limit(void);
 /* What we hold by our count: fixed + agents + tools + control. */
 size_t	fds_held(void);
+/* One of 'use' is now held, or no longer (by the module holding it). */
+void	fds_hold(enum fds_use use);
+void	fds_release(enum fds_use use);
 
 #endif

@@ -13,11 +13,11 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
-#include "executor/ledger.h"
+#include "proto/proto.h"
 #include "executor/record.h"
 #include "executor/store.h"
 #include "executor/sweep.h"
-#include "proto/proto.h"
+#include "executor/ledger.h"
 
 #define LEDGER_VERSION		1
 #define MAX_KEY			LEDGER_KEY_MAX	/* LMDB's default key size limit */

@@ -16,10 +16,11 @@
 #include "common/policy.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
+#include "proto/proto.h"
 #include "executor/executor.h"
 #include "executor/fds.h"
+#include "executor/response.h"
 #include "executor/peers.h"
-#include "proto/proto.h"
 
 #define NBUCKETS	4096	/* a power of two */
 
@@ -43,6 +44,8 @@ static size_t		 npeers;		/* with a socket */
 static size_t		 nrefused;	/* without: no descriptor left */
 static uint64_t		 nstrangers;	/* passed peers with no principal, ever */
 static char		*agent_path;
+/* The entry function's: ends what a hung-up agent owns. */
+static void		(*on_hung_up)(uint64_t);
 
 static struct peer **
 slot(uint64_t conn)
@@ -119,7 +122,7 @@ peer_hung_up(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	log_debug("peer %llu: hung up", (unsigned long long)p->conn);
-	ex_conn_hung_up(p->conn);
+	on_hung_up(p->conn);
 }
 
 /* Watch the socket for the hang-up, where the backend can (epoll can). */
@@ -163,7 +166,7 @@ peer_refuse(struct peer **pp, uint64_t conn)
 	mpmap_str(&body, "message", "the gateway is out of file"
 	    " descriptors: try again later");
 	mpmap_end(&body);
-	ex_send(&mb);
+	gw_send(&mb);
 	msgbuf_free(&mb);
 }
 
@@ -197,6 +200,7 @@ peer_keep(struct peer **pp, uint64_t conn, int fd)
 	*pp = p;
 	*ipp = p;
 	npeers++;
+	fds_hold(FDS_PEER);
 	peer_watch(p);
 	if (policy_principal(ex->conf, uid, gid) == NULL)
 		nstrangers++;
@@ -280,8 +284,9 @@ peer_read(evutil_socket_t fd, short what, void *arg)
 }
 
 void
-peers_init(const char *agent_socket)
+peers_init(const char *agent_socket, void (*hung_up)(uint64_t))
 {
+	on_hung_up = hung_up;
 	agent_path = xstrdup(agent_socket);
 	if (fcntl(EXECUTOR_PEER_FD, F_GETFD) == -1)
 		fatalx("fd %d (the peer channel) is not open: the executor is"
@@ -375,6 +380,7 @@ peer_free(struct peer *p)
 	close(p->fd);
 	free(p);
 	npeers--;
+	fds_release(FDS_PEER);
 }
 
 /*

@@ -13,8 +13,12 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* agent_socket: the path the agent socket is bound to (ours, not gatewayd's). */
-void	peers_init(const char *agent_socket);
+/*
+ * agent_socket: the path the agent socket is bound to (ours, not
+ * gatewayd's).  hung_up: what the entry function ends when an agent
+ * hangs up, called as soon as the kernel says so.
+ */
+void	peers_init(const char *agent_socket, void (*hung_up)(uint64_t conn));
 void	peers_shutdown(void);
 /*
  * 0 and the peer's ids, -1 when gatewayd never passed that connection, or

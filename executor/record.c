@@ -9,8 +9,8 @@
 #include "common/frame.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
-#include "executor/record.h"
 #include "proto/proto.h"
+#include "executor/record.h"
 
 #define FIELD(rec, f)	((char *)(rec) + (f)->off)
 

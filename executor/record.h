@@ -20,6 +20,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
 #include <msgpack.h>
 
 enum rec_type {

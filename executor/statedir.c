@@ -1,9 +1,6 @@
 /*
  * The state dir: who owns what is in it, and one executor at a time.
  */
-#include <sys/stat.h>
-#include <sys/types.h>
-
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +8,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include "common/log.h"

@@ -8,24 +8,23 @@
  * timeout > output too large > exit status > JSON holds whichever of those
  * events came last.
  */
-#include <sys/queue.h>
-#include <sys/resource.h>
-#include <sys/stat.h>
-#include <sys/types.h>
-#include <sys/wait.h>
-
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <grp.h>
+#include <limits.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -56,9 +55,9 @@
 
 struct toolrun {
 	LIST_ENTRY(toolrun)	 entry;
-	toolrun_cb		 cb;
+	tool_done_cb		 cb;
 	void			*arg;
-	struct toolrun_result	 res;
+	struct tool_outcome	 res;
 	struct timespec		 start;
 	/* Only during the fork: reachable from here, leak checkers agree. */
 	char			**envp;
@@ -109,9 +108,9 @@ static void	toolrun_timeout_cb(int, short, void *);
 static void	toolrun_stdin_cb(int, short, void *);
 static void	toolrun_stdout_cb(int, short, void *);
 static void	toolrun_stderr_cb(int, short, void *);
-static int	toolrun_credential(const struct toolrun_req *, int *,
+static int	toolrun_credential(const struct tool_req *, int *,
 		    char *, size_t);
-static int	toolrun_spawn(struct toolrun *, const struct toolrun_req *,
+static int	toolrun_spawn(struct toolrun *, const struct tool_req *,
 		    int);
 static int	toolrun_exec_status(pid_t, int);
 /* Who the tool runs as: set, or the executor's ids (toolrun_spawn()). */
@@ -161,7 +160,7 @@ toolrun_active(void)
 }
 
 void
-toolrun_start(const struct toolrun_req *req, toolrun_cb cb, void *arg)
+toolrun_start(const struct tool_req *req, tool_done_cb cb, void *arg)
 {
 	struct toolrun	*tr;
 	struct timeval	 zero = { 0, 0 };
@@ -234,7 +233,7 @@ toolrun_component_ok(const char *s)
  * tool must not run without the credential it was given.
  */
 static int
-toolrun_credential(const struct toolrun_req *req, int *fdp, char *msg,
+toolrun_credential(const struct tool_req *req, int *fdp, char *msg,
     size_t msglen)
 {
 	char		 path[PATH_MAX];
@@ -293,7 +292,7 @@ toolrun_nz(const char *s)
 
 /* The child's whole environment: nothing is inherited. */
 static char **
-toolrun_env(const struct toolrun_req *req, int has_cred)
+toolrun_env(const struct tool_req *req, int has_cred)
 {
 	char	**envp;
 	size_t	  n = 0;
@@ -345,7 +344,7 @@ toolrun_close_pair(int p[2])
  * there is no such user.
  */
 static int
-toolrun_runas(struct toolrun *tr, const struct toolrun_req *req,
+toolrun_runas(struct toolrun *tr, const struct tool_req *req,
     struct runas *ras)
 {
 	const char	*user;
@@ -368,7 +367,7 @@ toolrun_runas(struct toolrun *tr, const struct toolrun_req *req,
 
 /* The child runs the program: keep our ends of its pipes and its input. */
 static void
-toolrun_started(struct toolrun *tr, const struct toolrun_req *req, pid_t pid,
+toolrun_started(struct toolrun *tr, const struct tool_req *req, pid_t pid,
     int fd_in, int fd_out, int fd_err)
 {
 	tr->pid = pid;
@@ -393,7 +392,7 @@ toolrun_started(struct toolrun *tr, const struct toolrun_req *req, pid_t pid,
  * start (a failed exec has been reaped already).
  */
 static int
-toolrun_spawn(struct toolrun *tr, const struct toolrun_req *req, int credfd)
+toolrun_spawn(struct toolrun *tr, const struct tool_req *req, int credfd)
 {
 	int		 in[2] = { -1, -1 }, out[2] = { -1, -1 };
 	int		 err[2] = { -1, -1 }, st[2] = { -1, -1 };
@@ -910,11 +909,12 @@ toolrun_maybe_done(struct toolrun *tr)
 static void
 toolrun_outcome(struct toolrun *tr, msgpack_sbuffer *sb)
 {
-	struct toolrun_result	*res = &tr->res;
+	struct tool_outcome	*res = &tr->res;
 	msgpack_packer		 pk;
 	char			 err[256];
 
 	res->wstatus = tr->wstatus;
+	res->may_have_acted = tr->wstatus != -1 && WIFSIGNALED(tr->wstatus);
 	if (tr->timed_out && tr->expired) {
 		res->status = TR_TIMEOUT;
 		snprintf(res->message, sizeof(res->message),
@@ -968,7 +968,7 @@ toolrun_outcome(struct toolrun *tr, msgpack_sbuffer *sb)
 static void
 toolrun_failmsg(struct toolrun *tr)
 {
-	struct toolrun_result	*res = &tr->res;
+	struct tool_outcome	*res = &tr->res;
 	size_t			 start, end;
 
 	end = tr->errlen;
@@ -1002,8 +1002,10 @@ toolrun_finish(struct toolrun *tr)
 	msgpack_sbuffer_init(&sb);
 	if (tr->pid != -1)
 		toolrun_outcome(tr, &sb);
-	else
+	else {
 		tr->res.wstatus = -1;
+		tr->res.may_have_acted = 0;
+	}
 	if (tr->cancelled) {
 		/* What it printed, or why it failed, no longer matters. */
 		tr->res.status = TR_CANCELLED;
@@ -1158,3 +1160,14 @@ toolrun_shutdown(void)
 		event_free(toolrun_sigchld);
 	toolrun_sigchld = NULL;
 }
+
+/* The exec backend (backend.h). */
+const struct backend_ops	backend_exec = {
+	.name = "exec",
+	.init = toolrun_init,
+	.start = toolrun_start,
+	.cancel = toolrun_cancel,
+	.expire = toolrun_expire,
+	.active = toolrun_active,
+	.shutdown = toolrun_shutdown,
+};

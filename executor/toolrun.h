@@ -15,46 +15,9 @@
 #include <sys/types.h>
 
 #include "common/config.h"
+#include "executor/backend.h"
 
 struct event_base;
-
-enum toolrun_status {
-	TR_OK,			/* exit 0 and stdout is one JSON value */
-	TR_FAILED,		/* non-zero exit, killed by a signal, or could not start */
-	TR_TIMEOUT,		/* still running after timeout_ms: group killed */
-	TR_BAD_OUTPUT,		/* stdout not one JSON value, or over max_output */
-	TR_CANCELLED,		/* toolrun_cancel(): group killed, output dropped */
-};
-
-struct toolrun_req {
-	const struct tool *tool;
-	/* Who runs a tool without a catalog user; NULL: the executor's ids. */
-	const char	*default_user;
-	const char	*tenant;
-	const char	*env;
-	const char	*run_id;
-	const char	*step_id;	/* NULL: TOOLGATE_STEP_ID is "" */
-	const char	*args_hash;
-	const char	*idempotency_key;	/* NULL for reads */
-	const char	*input;		/* canonical JSON; a newline is added */
-	size_t		 inputlen;
-	const char	*credentials_dir;
-	size_t		 max_output;
-};
-
-struct toolrun_result {
-	enum toolrun_status status;
-	/* TR_OK: the result, as msgpack (converted from the JSON on stdout) */
-	const char	*result;
-	size_t		 resultlen;
-	/* otherwise: why, for the agent (TR_FAILED: stderr's last line) */
-	char		 message[512];
-	int		 wstatus;	/* from waitpid; -1 if it never started */
-	uint64_t	 duration_ms;
-};
-
-/* The result is valid only during the callback. */
-typedef void	(*toolrun_cb)(const struct toolrun_result *, void *arg);
 
 /* Once per process, before toolrun_start(): installs the SIGCHLD event. */
 void	toolrun_init(struct event_base *);
@@ -64,7 +27,7 @@ void	toolrun_init(struct event_base *);
  * call.  'cb' is always called exactly once, later, from the event loop
  * (never from inside toolrun_start), even when the program cannot start.
  */
-void	toolrun_start(const struct toolrun_req *req, toolrun_cb cb, void *arg);
+void	toolrun_start(const struct tool_req *req, tool_done_cb cb, void *arg);
 
 /*
  * Cancel the run whose callback argument is 'arg' (its caller is gone):

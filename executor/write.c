@@ -18,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
-#include <sys/wait.h>
 #include <time.h>
 
 #include <event2/event.h>
@@ -28,17 +27,20 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
+#include "proto/proto.h"
 #include "executor/admit.h"
-#include "executor/approval.h"
-#include "executor/apstore.h"
 #include "executor/apquota.h"
-#include "executor/call.h"
+#include "executor/apstore.h"
+#include "executor/backend.h"
 #include "executor/executor.h"
+#include "executor/jobs.h"
+#include "executor/killswitch.h"
 #include "executor/ledger.h"
+#include "executor/request.h"
+#include "executor/response.h"
 #include "executor/store.h"
 #include "executor/sweep.h"
-#include "executor/toolrun.h"
-#include "proto/proto.h"
+#include "executor/write.h"
 
 #define SWEEP_BATCH	1000
 
@@ -71,6 +73,9 @@ struct wop {
 	enum verdict		 verdict;	/* of the intent transaction */
 	struct ledger_rec	 rec;		/* intent, then outcome */
 	struct ledger_rec	 found;		/* V_REPLAY, V_IN_DOUBT: the record */
+	struct response		 out;		/* the outcome, for its callers */
+	char			*out_msg;	/* what out points to */
+	char			*out_result;
 };
 
 TAILQ_HEAD(wopq, wop);
@@ -92,12 +97,6 @@ wop_find(const char *key)
 	return NULL;
 }
 
-size_t
-write_active(void)
-{
-	return nops;
-}
-
 static void
 wop_free(struct wop *w)
 {
@@ -107,9 +106,11 @@ wop_free(struct wop *w)
 	free(w->key);
 	ledger_rec_free(&w->rec);
 	ledger_rec_free(&w->found);
+	free(w->out_msg);
+	free(w->out_result);
 	free(w);
 	nops--;
-	ex_tool_done();
+	job_end();
 }
 
 static void
@@ -142,56 +143,36 @@ fill_intent(struct wop *w)
 }
 
 /*
- * The response map a write's callers get (without "replayed", which
- * depends on the caller), packed.
+ * The outcome's response: packed once for the ledger (the bytes a replay
+ * answers later), kept as a value for the callers waiting now.  Its
+ * strings are the wop's own: the tool's result lives no longer than its
+ * callback, and the first caller is freed before the others are answered.
  */
-static char *
-ok_response(struct call *c, const char *result, size_t resultlen,
-    size_t *len)
+static void
+wop_outcome(struct wop *w, const char *status, const char *reason,
+    const struct tool_outcome *r)
 {
-	msgpack_sbuffer	sb;
-	msgpack_packer	pk;
-	struct mpmap	m;
-
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	mpmap_begin_sb(&m, &sb, &pk);
-	mpmap_str(&m, "status", ST_OK);
-	/* The result is msgpack already: append its bytes. */
-	(void)mpmap_key(&m, "result");
-	msgpack_sbuffer_write(&sb, result, resultlen);
-	mpmap_str(&m, "args_hash", c->args_hash);
-	mpmap_str(&m, "idempotency_key", c->idem_key);
-	mpmap_end(&m);
-	*len = sb.size;
-	return msgpack_sbuffer_release(&sb);
-}
-
-static char *
-refusal_response(const char *status, const char *reason, const char *msg,
-    size_t *len)
-{
-	msgpack_sbuffer	sb;
-	msgpack_packer	pk;
-	struct mpmap	m;
-
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	mpmap_begin_sb(&m, &sb, &pk);
-	mpmap_str(&m, "status", status);
-	mpmap_str(&m, strcmp(status, ST_ERROR) == 0 ? "error" :
-	    "stop_reason", reason);
-	mpmap_str(&m, "message", msg);
-	mpmap_end(&m);
-	*len = sb.size;
-	return msgpack_sbuffer_release(&sb);
+	memset(&w->out, 0, sizeof(w->out));
+	w->out.status = status;
+	w->out.reason = reason;
+	if (reason != NULL) {
+		w->out_msg = xstrdup(r->message);
+		w->out.message = w->out_msg;
+	} else {
+		w->out_result = xmalloc(r->resultlen);
+		memcpy(w->out_result, r->result, r->resultlen);
+		w->out.result = w->out_result;
+		w->out.resultlen = r->resultlen;
+		w->out.args_hash = w->rec.args_hash;
+		w->out.idempotency_key = w->key;
+	}
+	w->rec.response = response_pack(&w->out, &w->rec.responselen);
 }
 
 static void
-write_done(const struct toolrun_result *r, void *arg)
+write_done(const struct tool_outcome *r, void *arg)
 {
 	struct wop	*w = arg;
-	struct call	*c = w->first;
 	char		 msg[640];
 
 	w->rec.finished_ms = now_ms();
@@ -200,14 +181,12 @@ write_done(const struct toolrun_result *r, void *arg)
 	switch (r->status) {
 	case TR_OK:
 		w->rec.state = L_DONE;
-		w->rec.response = ok_response(c, r->result, r->resultlen,
-		    &w->rec.responselen);
+		wop_outcome(w, ST_OK, NULL, r);
 		break;
 	case TR_BAD_OUTPUT:
 		/* It ran and said it succeeded: replay the same stop. */
 		w->rec.state = L_DONE;
-		w->rec.response = refusal_response(ST_STOPPED,
-		    R_INVALID_OUTPUT, r->message, &w->rec.responselen);
+		wop_outcome(w, ST_STOPPED, R_INVALID_OUTPUT, r);
 		break;
 	case TR_FAILED:
 		/*
@@ -215,9 +194,8 @@ write_done(const struct toolrun_result *r, void *arg)
 		 * the key may run again; one killed by a signal we did not
 		 * send may have done anything.
 		 */
-		w->rec.response = refusal_response(ST_ERROR, E_TOOL_FAILED,
-		    r->message, &w->rec.responselen);
-		if (r->wstatus != -1 && WIFSIGNALED(r->wstatus)) {
+		wop_outcome(w, ST_ERROR, E_TOOL_FAILED, r);
+		if (r->may_have_acted) {
 			w->rec.state = L_IN_DOUBT;
 			free(w->rec.note);
 			w->rec.note = xstrdup(r->message);
@@ -230,33 +208,42 @@ write_done(const struct toolrun_result *r, void *arg)
 		    r->message);
 		free(w->rec.note);
 		w->rec.note = xstrdup(msg);
-		w->rec.response = refusal_response(ST_ERROR, E_TOOL_TIMEOUT,
-		    r->message, &w->rec.responselen);
+		wop_outcome(w, ST_ERROR, E_TOOL_TIMEOUT, r);
 		break;
 	case TR_CANCELLED:
 		/* Never asked of a write; were it, killed midway is in doubt. */
 		w->rec.state = L_IN_DOUBT;
 		free(w->rec.note);
 		w->rec.note = xstrdup("cancelled before it finished");
-		w->rec.response = refusal_response(ST_ERROR, E_TOOL_FAILED,
-		    r->message, &w->rec.responselen);
+		wop_outcome(w, ST_ERROR, E_TOOL_FAILED, r);
 		break;
 	}
 	w->phase = W_OUTCOME;
 	wop_enqueue(w);
 }
 
-/* Answer everyone waiting on w with resp, then forget it. */
+/*
+ * Answer everyone waiting on w, then forget it: with its own outcome
+ * (the first caller's is not a replay), or with the response the ledger
+ * holds (a replay for all).
+ */
 static void
-wop_answer(struct wop *w, const char *resp, size_t resplen, int replayed)
+wop_answer(struct wop *w, const struct response *r, const char *stored,
+    size_t storedlen)
 {
 	struct call	*c;
 
-	call_respond(w->first, resp, resplen, replayed);
+	if (r != NULL)
+		answer(w->first, r, 0);
+	else
+		answer_stored(w->first, stored, storedlen, 1);
 	call_free(w->first);
 	while ((c = TAILQ_FIRST(&w->waiters)) != NULL) {
 		TAILQ_REMOVE(&w->waiters, c, entry);
-		call_respond(c, resp, resplen, 1);
+		if (r != NULL)
+			answer(c, r, 1);
+		else
+			answer_stored(c, stored, storedlen, 1);
 		call_free(c);
 	}
 	wop_free(w);
@@ -269,11 +256,11 @@ wop_refuse_all(struct wop *w, const char *status, const char *reason,
 {
 	struct call	*c;
 
-	call_refuse(w->first, status, reason, msg);
+	answer_refuse(w->first, status, reason, msg);
 	call_free(w->first);
 	while ((c = TAILQ_FIRST(&w->waiters)) != NULL) {
 		TAILQ_REMOVE(&w->waiters, c, entry);
-		call_refuse(c, status, reason, msg);
+		answer_refuse(c, status, reason, msg);
 		call_free(c);
 	}
 	wop_free(w);
@@ -299,13 +286,13 @@ wop_refused(struct wop *w, enum verdict why)
 	struct call	*c = w->first;
 
 	if (why == V_DUPLICATE)
-		call_refuse(c, ST_STOPPED, R_DUPLICATE_WRITE,
+		answer_refuse(c, ST_STOPPED, R_DUPLICATE_WRITE,
 		    "this write already ran in this run");
 	else if (why == V_BUDGET)
-		call_refuse(c, ST_STOPPED, R_BUDGET_EXCEEDED,
+		answer_refuse(c, ST_STOPPED, R_BUDGET_EXCEEDED,
 		    "the run has used its writes (budgets.max_writes_per_run)");
 	else
-		call_refuse(c, ST_DENIED, R_APPROVAL_EXPIRED, "this approval"
+		answer_refuse(c, ST_DENIED, R_APPROVAL_EXPIRED, "this approval"
 		    " was used: its write ran and its result is no longer kept");
 	call_free(c);
 	if ((w->first = TAILQ_FIRST(&w->waiters)) == NULL) {
@@ -327,7 +314,7 @@ wop_first_gone(struct wop *w)
 {
 	struct call	*c = w->first;
 
-	call_refuse(c, ST_ERROR, E_UNAVAILABLE,
+	answer_refuse(c, ST_ERROR, E_UNAVAILABLE,
 	    "the agent has hung up: the write was not started");
 	call_free(c);
 	if ((w->first = TAILQ_FIRST(&w->waiters)) != NULL) {
@@ -358,7 +345,7 @@ write_conn_gone(uint64_t conn)
 			if (c->conn != conn)
 				continue;
 			TAILQ_REMOVE(&w->waiters, c, entry);
-			call_refuse(c, ST_ERROR, E_UNAVAILABLE, "the agent has"
+			answer_refuse(c, ST_ERROR, E_UNAVAILABLE, "the agent has"
 			    " hung up: it no longer waits for the write");
 			call_free(c);
 			n++;
@@ -396,7 +383,7 @@ intent_txn(MDB_txn *txn, struct wop *w)
 	ledger_rec_free(&w->found);
 	if ((rc = store_writes_off_txn(txn, ex->store, &off)) != 0)
 		return rc;
-	if (off || !ex_writes_on()) {
+	if (off || !ks_writes_on()) {
 		w->verdict = V_WRITES_OFF;
 		return 0;
 	}
@@ -464,10 +451,10 @@ intent_done(struct wop *w)
 	case V_RUN:
 		/* The intent is durable: now, and only now, run it. */
 		w->phase = W_RUNNING;
-		call_run_tool(w->first, w->tool, write_done, w);
+		backend_start(w->first, w->tool, write_done, w);
 		break;
 	case V_REPLAY:
-		wop_answer(w, w->found.response, w->found.responselen, 1);
+		wop_answer(w, NULL, w->found.response, w->found.responselen);
 		break;
 	case V_IN_DOUBT:
 		in_doubt_message(msg, sizeof(msg), w->key, w->found.note);
@@ -592,7 +579,7 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 				log_warnx("ledger: the outcome of %s could not"
 				    " be recorded: it will read as in doubt",
 				    w->key);
-			wop_answer(w, w->rec.response, w->rec.responselen, 0);
+			wop_answer(w, &w->out, NULL, 0);
 		} else if (rc_in != 0) {
 			/* Nothing of this batch was recorded: nothing runs. */
 			snprintf(msg, sizeof(msg), "the write ledger cannot"
@@ -663,79 +650,51 @@ ledger_has_room(size_t more)
 	return store_has_room(ex->store, one, need);
 }
 
-void
-write_start(struct call *c, const struct tool *tool)
+/*
+ * What the ledger says of c's key before anything is recorded: done is
+ * replayed, in doubt refused, and a key this run wrote already stopped.
+ * Returns 1 when c was so answered (and freed), 0 when it goes on.
+ */
+static int
+write_known(struct call *c)
 {
 	struct ledger_rec	 rec;
 	struct get_arg		 ga = { c, &rec, 0 };
-	struct wop		*w;
 	char			 msg[768];
 	int			 rc;
 
-	/*
-	 * The same write twice in one run is stopped here too, whatever
-	 * gatewayd decided: running now, or written before.  Resuming one
-	 * checkpoint again is not a second write: it replays.
-	 */
-	if ((w = wop_find(c->idem_key)) != NULL) {
-		if (c->approval_id == NULL && wop_has_run(w, c)) {
-			call_refuse(c, ST_STOPPED, R_DUPLICATE_WRITE,
-			    "this write already ran in this run");
-			call_free(c);
-			return;
-		}
-		TAILQ_INSERT_TAIL(&w->waiters, c, entry);
-		return;
-	}
 	if ((rc = store_read(ex->store, get_txn, &ga)) != 0) {
 		snprintf(msg, sizeof(msg), "the write ledger cannot be read:"
 		    " %s", store_strerror(rc));
-		call_refuse(c, ST_ERROR, E_UNAVAILABLE, msg);
+		answer_refuse(c, ST_ERROR, E_UNAVAILABLE, msg);
 		call_free(c);
-		return;
+		return 1;
 	}
 	if (ga.in_run && c->approval_id == NULL) {
-		call_refuse(c, ST_STOPPED, R_DUPLICATE_WRITE,
+		answer_refuse(c, ST_STOPPED, R_DUPLICATE_WRITE,
 		    "this write already ran in this run");
-		call_free(c);
-		ledger_rec_free(&rec);
-		return;
-	}
-	switch (rec.state) {
-	case L_DONE:
-		call_respond(c, rec.response, rec.responselen, 1);
-		call_free(c);
-		ledger_rec_free(&rec);
-		return;
-	case L_RUNNING:		/* an earlier executor's: in doubt */
-	case L_IN_DOUBT:
+		rc = 1;
+	} else if (rec.state == L_DONE) {
+		answer_stored(c, rec.response, rec.responselen, 1);
+		rc = 1;
+	} else if (rec.state == L_RUNNING || rec.state == L_IN_DOUBT) {
+		/* L_RUNNING: an earlier executor's, so in doubt. */
 		in_doubt_message(msg, sizeof(msg), c->idem_key, rec.note);
-		call_refuse(c, ST_ERROR, E_TOOL_FAILED, msg);
-		call_free(c);
-		ledger_rec_free(&rec);
-		return;
-	case L_NONE:
-	case L_FAILED:
-		break;
+		answer_refuse(c, ST_ERROR, E_TOOL_FAILED, msg);
+		rc = 1;
 	}
 	ledger_rec_free(&rec);
-	if (!ledger_has_room(1)) {
-		log_warnx("ledger: %s refused: no room left for its outcome"
-		    " (store.max_map_size)", c->idem_key);
-		call_refuse(c, ST_ERROR, E_UNAVAILABLE, "the write ledger is"
-		    " full (store.max_map_size): the write was not run");
+	if (rc == 1)
 		call_free(c);
-		return;
-	}
-	/*
-	 * Its tool slot before its intent: refused now, nothing is
-	 * recorded, and the same write runs normally when retried.
-	 */
-	if (admit_tool(c->tenant, msg, sizeof(msg)) == -1) {
-		call_refuse(c, ST_ERROR, E_UNAVAILABLE, msg);
-		call_free(c);
-		return;
-	}
+	return rc;
+}
+
+/* A new op for c's key, its intent queued for the next commit. */
+static void
+wop_new(struct call *c, const struct tool *tool)
+{
+	struct wop	*w;
+
 	w = xcalloc(1, sizeof(*w));
 	w->key = xstrdup(c->idem_key);
 	w->tenant = xstrdup(c->tenant);
@@ -746,7 +705,51 @@ write_start(struct call *c, const struct tool *tool)
 	fill_intent(w);
 	TAILQ_INSERT_TAIL(&ops, w, entry);
 	nops++;
+	job_begin();
 	wop_enqueue(w);
+}
+
+void
+write_start(struct call *c, const struct tool *tool)
+{
+	struct wop	*w;
+	char		 msg[768];
+
+	/*
+	 * The same write twice in one run is stopped here too, whatever
+	 * gatewayd decided: running now, or written before.  Resuming one
+	 * checkpoint again is not a second write: it replays.
+	 */
+	if ((w = wop_find(c->idem_key)) != NULL) {
+		if (c->approval_id == NULL && wop_has_run(w, c)) {
+			answer_refuse(c, ST_STOPPED, R_DUPLICATE_WRITE,
+			    "this write already ran in this run");
+			call_free(c);
+			return;
+		}
+		TAILQ_INSERT_TAIL(&w->waiters, c, entry);
+		return;
+	}
+	if (write_known(c))
+		return;
+	if (!ledger_has_room(1)) {
+		log_warnx("ledger: %s refused: no room left for its outcome"
+		    " (store.max_map_size)", c->idem_key);
+		answer_refuse(c, ST_ERROR, E_UNAVAILABLE, "the write ledger is"
+		    " full (store.max_map_size): the write was not run");
+		call_free(c);
+		return;
+	}
+	/*
+	 * Its tool slot before its intent: refused now, nothing is
+	 * recorded, and the same write runs normally when retried.
+	 */
+	if (admit_tool(c->tenant, msg, sizeof(msg)) == -1) {
+		answer_refuse(c, ST_ERROR, E_UNAVAILABLE, msg);
+		call_free(c);
+		return;
+	}
+	wop_new(c, tool);
 }
 
 /*
@@ -835,9 +838,6 @@ resolve_txn(MDB_txn *txn, void *arg)
 {
 	struct resolve_arg	*ra = arg;
 	struct ledger_rec	 r;
-	msgpack_sbuffer		 sb;
-	msgpack_packer		 pk;
-	struct mpmap		 m;
 	int			 rc;
 
 	if ((rc = ledger_get(txn, ex->store, ra->key, &r)) != 0)
@@ -856,17 +856,12 @@ resolve_txn(MDB_txn *txn, void *arg)
 	r.response = NULL;
 	if (ra->done) {
 		/* Replays answer ok, with no result: none was recorded. */
-		msgpack_sbuffer_init(&sb);
-		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-		mpmap_begin_sb(&m, &sb, &pk);
-		mpmap_str(&m, "status", ST_OK);
-		mpmap_nil(&m, "result");
-		mpmap_str(&m, "args_hash", r.args_hash ? r.args_hash : "");
-		mpmap_str(&m, "idempotency_key", ra->key);
-		mpmap_str(&m, "message", r.note);
-		mpmap_end(&m);
-		r.responselen = sb.size;
-		r.response = msgpack_sbuffer_release(&sb);
+		struct response	 resp = { .status = ST_OK,
+		    .result = "\xc0", .resultlen = 1,	/* nil */
+		    .args_hash = r.args_hash ? r.args_hash : "",
+		    .idempotency_key = ra->key, .message = r.note };
+
+		r.response = response_pack(&resp, &r.responselen);
 		r.state = L_DONE;
 	} else
 		r.state = L_FAILED;

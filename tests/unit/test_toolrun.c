@@ -35,10 +35,10 @@ struct job {
 	struct tool		 tool;
 	char			*argv[2];
 	char			 path[PATH_MAX + 64];
-	struct toolrun_req	 req;
+	struct tool_req	 req;
 
 	int			 called;
-	enum toolrun_status	 status;
+	enum tool_status	 status;
 	char			 message[512];
 	int			 wstatus;
 	uint64_t		 duration_ms;
@@ -55,7 +55,7 @@ static int			 in_start;	/* inside toolrun_start() */
 static int			 sync_calls;	/* callbacks from inside it */
 
 static void
-done_cb(const struct toolrun_result *res, void *arg)
+done_cb(const struct tool_outcome *res, void *arg)
 {
 	struct job	*j = arg;
 

@@ -1,0 +1,100 @@
+/*
+ * The tool backends (backend.h): which one runs a tool, and what every
+ * backend is asked at once (cancel, the shutdown deadline, a count).
+ */
+#include <string.h>
+#include <unistd.h>
+
+#include "common/config.h"
+#include "executor/executor.h"
+#include "executor/request.h"
+#include "executor/backend.h"
+
+static const struct backend_ops	*backends[] = {
+	&backend_exec,
+};
+#define NBACKENDS	(sizeof(backends) / sizeof(backends[0]))
+
+/* Every catalog tool is a program for now. */
+static const struct backend_ops *
+backend_for(const struct tool *tool)
+{
+	(void)tool;
+	return &backend_exec;
+}
+
+void
+backends_init(struct event_base *base)
+{
+	size_t	i;
+
+	for (i = 0; i < NBACKENDS; i++)
+		backends[i]->init(base);
+}
+
+void
+backends_shutdown(void)
+{
+	size_t	i;
+
+	for (i = 0; i < NBACKENDS; i++)
+		backends[i]->shutdown();
+}
+
+void
+backend_start(const struct call *c, const struct tool *tool, tool_done_cb done,
+    void *arg)
+{
+	struct tool_req	req;
+
+	memset(&req, 0, sizeof(req));
+	req.tool = tool;
+	/*
+	 * As root, a tool without a user runs as tool_user, never as root.
+	 * Unprivileged (development mode) no other user can be switched to:
+	 * tools run as the executor's own user.
+	 */
+	req.default_user = geteuid() == 0 ? ex->conf->tool_user : NULL;
+	req.tenant = c->tenant;
+	req.env = c->env;
+	req.run_id = c->run_id;
+	req.step_id = c->step_id;
+	req.args_hash = c->args_hash;
+	req.idempotency_key = c->idem_key;
+	req.input = c->json.data;
+	req.inputlen = c->json.len;
+	req.credentials_dir = ex->conf->credentials_dir;
+	req.max_output = ex->conf->max_output;
+	backend_for(tool)->start(&req, done, arg);
+}
+
+int
+backend_cancel(const void *arg)
+{
+	size_t	i;
+
+	for (i = 0; i < NBACKENDS; i++)
+		if (backends[i]->cancel(arg))
+			return 1;
+	return 0;
+}
+
+size_t
+backends_expire(void)
+{
+	size_t	i, n = 0;
+
+	for (i = 0; i < NBACKENDS; i++)
+		n += backends[i]->expire();
+	return n;
+}
+
+size_t
+backends_active(void)
+{
+	size_t	i, n = 0;
+
+	for (i = 0; i < NBACKENDS; i++)
+		n += backends[i]->active();
+	return n;
+}

@@ -1,0 +1,80 @@
+/*
+ * The read path (read.h).
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "proto/proto.h"
+#include "executor/admit.h"
+#include "executor/backend.h"
+#include "executor/jobs.h"
+#include "executor/request.h"
+#include "executor/response.h"
+#include "executor/read.h"
+
+/* Reads whose tool runs: a hang-up of their agent cancels them. */
+static struct callq	reads = TAILQ_HEAD_INITIALIZER(reads);
+
+/* A read's answer goes straight back: nothing is recorded but the audit. */
+static void
+read_done(const struct tool_outcome *r, void *arg)
+{
+	struct call	*c = arg;
+	struct response	 resp = { .status = ST_OK, .args_hash = c->args_hash };
+
+	TAILQ_REMOVE(&reads, c, entry);
+	switch (r->status) {
+	case TR_OK:
+		/* No record, no result: the read changed nothing. */
+		resp.result = r->result;
+		resp.resultlen = r->resultlen;
+		answer(c, &resp, 0);
+		break;
+	case TR_FAILED:
+		answer_refuse(c, ST_ERROR, E_TOOL_FAILED, r->message);
+		break;
+	case TR_TIMEOUT:
+		answer_refuse(c, ST_ERROR, E_TOOL_TIMEOUT, r->message);
+		break;
+	case TR_BAD_OUTPUT:
+		answer_refuse(c, ST_STOPPED, R_INVALID_OUTPUT, r->message);
+		break;
+	case TR_CANCELLED:
+		/*
+		 * Recorded as error/unavailable, like a request refused
+		 * because its agent had hung up; the answer only frees
+		 * gatewayd's slot for it, which drops it.
+		 */
+		answer_refuse(c, ST_ERROR, E_UNAVAILABLE,
+		    "the agent has hung up: the read was cancelled");
+		break;
+	}
+	admit_done(c->tenant);
+	call_free(c);
+	job_end();
+}
+
+void
+read_start(struct call *c, const struct tool *tool)
+{
+	TAILQ_INSERT_TAIL(&reads, c, entry);
+	job_begin();
+	backend_start(c, tool, read_done, c);
+}
+
+size_t
+read_conn_gone(uint64_t conn)
+{
+	struct call	*c;
+	size_t		 n = 0;
+
+	/* The callbacks come later, from the loop: the list stays as is. */
+	TAILQ_FOREACH(c, &reads, entry) {
+		if (c->conn != conn || c->cancelled)
+			continue;
+		c->cancelled = 1;
+		n += backend_cancel(c);
+	}
+	return n;
+}

@@ -1,0 +1,250 @@
+/*
+ * The answer module (response.h): a response packed for the ledger or
+ * for the wire, the audit record every answer to a call gets, and the
+ * one way out to gatewayd.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/bufferevent.h>
+#include <msgpack.h>
+
+#include "common/log.h"
+#include "proto/proto.h"
+#include "executor/budget.h"
+#include "executor/executor.h"
+#include "executor/request.h"
+#include "executor/response.h"
+
+void
+gw_send(struct msgbuf *mb)
+{
+	const char	*p;
+	size_t		 len;
+
+	p = msgbuf_finish(mb, &len);
+	if (ex->gw != NULL)
+		bufferevent_write(ex->gw, p, len);
+}
+
+/* r's fields into the map m, in their one order. */
+static void
+response_fields(struct mpmap *m, const struct response *r)
+{
+	mpmap_str(m, "status", r->status);
+	if (r->reason != NULL)
+		mpmap_str(m, strcmp(r->status, ST_ERROR) == 0 ? "error" :
+		    "stop_reason", r->reason);
+	mpmap_str_opt(m, "state", r->state);
+	mpmap_str_opt(m, "approval_id", r->approval_id);
+	mpmap_str_opt(m, "checkpoint", r->checkpoint);
+	if (r->result != NULL) {
+		/* The result is msgpack already: append its bytes. */
+		(void)mpmap_key(m, "result");
+		msgpack_sbuffer_write(m->sb, r->result, r->resultlen);
+	}
+	mpmap_str_opt(m, "args_hash", r->args_hash);
+	if (r->has_expires_at)
+		mpmap_uint(m, "expires_at", r->expires_at);
+	mpmap_str_opt(m, "idempotency_key", r->idempotency_key);
+	mpmap_str_opt(m, "message", r->message);
+}
+
+char *
+response_pack(const struct response *r, size_t *len)
+{
+	msgpack_sbuffer	sb;
+	msgpack_packer	pk;
+	struct mpmap	m;
+
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	mpmap_begin_sb(&m, &sb, &pk);
+	response_fields(&m, r);
+	mpmap_end(&m);
+	*len = sb.size;
+	return msgpack_sbuffer_release(&sb);
+}
+
+/*
+ * Records of writes that ran, or were refused, reach the disk (grouped per
+ * loop turn); reads and replays, which change nothing, are not synced.
+ * Returns -1 when the record is not in the log.
+ */
+static int
+call_audit(const struct call *c, const char *decision, const char *reason,
+    const char *note, int sync)
+{
+	struct audit_rec	ar = {
+		.event = "call",
+		.tenant = c->tenant,
+		.env = c->env,
+		.uid = (long long)c->uid,
+		.run_id = c->run_id,
+		.step_id = c->step_id,
+		.tool = c->tool,
+		.args_hash = c->args_hash[0] ? c->args_hash : NULL,
+		.idempotency_key = c->idem_key,
+		.decision = decision,
+		.reason = reason,
+		.approver = c->approver,
+		.note = note,
+	};
+
+	return audit_write(&ar, sync);
+}
+
+/*
+ * An answer to gatewayd; a resume's carries the run it belongs to, which
+ * only the checkpoint says.  The response map goes in as "response".
+ */
+static void
+answer_begin(struct msgbuf *mb, struct mpmap *body, const struct call *c)
+{
+	msgbuf_init(mb);
+	msgbuf_begin_msg(mb, c->ans_type, c->id, body);
+	if (c->ans_type == MSG_RESUME_ANS)
+		mpmap_str_opt(body, "run_id", c->run_id);
+}
+
+/* The response is packed: close the body and send. */
+static void
+answer_end(struct msgbuf *mb, struct mpmap *body)
+{
+	mpmap_end(body);
+	gw_send(mb);
+	msgbuf_free(mb);
+}
+
+/* r on the wire; "replayed" is there when replayed is 0 or 1. */
+static void
+answer_send(struct call *c, const struct response *r, int replayed)
+{
+	struct msgbuf	mb;
+	struct mpmap	body, resp;
+
+	answer_begin(&mb, &body, c);
+	mpmap_begin_in(&resp, &body, "response");
+	response_fields(&resp, r);
+	if (replayed != -1)
+		mpmap_bool(&resp, "replayed", replayed);
+	mpmap_end(&resp);
+	answer_end(&mb, &body);
+}
+
+void
+answer_refuse(struct call *c, const char *status, const char *reason,
+    const char *message)
+{
+	struct response	r = { .status = status, .reason = reason,
+	    .message = message };
+
+	call_audit(c, status, reason, message, c->idem_key != NULL);
+	/* A run we answer "stopped" is stopped for us too. */
+	if (strcmp(status, ST_STOPPED) == 0 && c->run_id != NULL &&
+	    c->tenant != NULL)
+		budget_stop(c->tenant, c->run_id, reason, message);
+	answer_send(c, &r, -1);
+}
+
+void
+answer(struct call *c, const struct response *r, int replayed)
+{
+	/*
+	 * An answer that changes nothing (a read's result, a replay) is
+	 * not given without its record.  A write's own outcome is: it ran,
+	 * its intent record is in the log and its outcome in the ledger,
+	 * which replays it.
+	 */
+	if (call_audit(c, r->status, r->reason, replayed ? "replayed" : NULL,
+	    c->idem_key != NULL && !replayed) == -1 &&
+	    (replayed || c->idem_key == NULL)) {
+		answer_refuse(c, ST_ERROR, E_UNAVAILABLE, c->idem_key == NULL ?
+		    "the audit log cannot be written: the result is withheld" :
+		    "the audit log cannot be written: the replay is withheld");
+		return;
+	}
+	answer_send(c, r, c->idem_key != NULL ? replayed : -1);
+}
+
+void
+answer_stored(struct call *c, const char *resp, size_t resplen, int replayed)
+{
+	msgpack_unpacked	 u;
+	const msgpack_object	*st, *reason;
+	struct msgbuf		 mb;
+	struct mpmap		 body, out;
+	size_t			 off = 0;
+	uint32_t		 i, n;
+	char			*status = NULL, *why = NULL;
+
+	/*
+	 * What a store written before the result limit applied to msgpack
+	 * may hold must not make a frame gatewayd refuses (and so end the
+	 * pair on every replay): such a response is answered as the stop a
+	 * too large result is now.
+	 */
+	if (resplen > ex->conf->max_output + 65536) {
+		answer_refuse(c, ST_STOPPED, R_INVALID_OUTPUT, "the stored"
+		    " result is larger than limits.max_output allows to send");
+		return;
+	}
+	msgpack_unpacked_init(&u);
+	if (msgpack_unpack_next(&u, resp, resplen, &off) !=
+	    MSGPACK_UNPACK_SUCCESS || u.data.type != MSGPACK_OBJECT_MAP)
+		fatalx("answer_stored: not a response map");
+	st = mp_get(&u.data, "status");
+	if ((reason = mp_get(&u.data, "stop_reason")) == NULL)
+		reason = mp_get(&u.data, "error");
+	status = mp_strdup(st);
+	why = mp_strdup(reason);
+	if (call_audit(c, status, why, replayed ? "replayed" : NULL,
+	    c->idem_key != NULL && !replayed) == -1 && replayed) {
+		answer_refuse(c, ST_ERROR, E_UNAVAILABLE, "the audit log"
+		    " cannot be written: the replay is withheld");
+		goto out;
+	}
+	n = u.data.via.map.size;
+	answer_begin(&mb, &body, c);
+	mpmap_begin_in(&out, &body, "response");
+	for (i = 0; i < n; i++) {
+		/* The stored response's keys are strings (ledger.c). */
+		msgpack_pack_object(mpmap_key_obj(&out,
+		    &u.data.via.map.ptr[i].key), u.data.via.map.ptr[i].val);
+	}
+	if (c->idem_key != NULL)
+		mpmap_bool(&out, "replayed", replayed);
+	mpmap_end(&out);
+	answer_end(&mb, &body);
+out:
+	msgpack_unpacked_destroy(&u);
+	free(status);
+	free(why);
+}
+
+/*
+ * The answer to a request on a connection whose socket we could not keep
+ * (peers.c): no identity is known, so nothing is checked or recorded.
+ */
+void
+answer_unavailable(uint64_t id, uint32_t ans_type, const char *message)
+{
+	struct response	r = { .status = ST_ERROR, .reason = E_UNAVAILABLE,
+	    .message = message };
+
+	answer_plain(ans_type, id, &r);
+}
+
+void
+answer_plain(uint32_t ans_type, uint64_t id, const struct response *r)
+{
+	struct msgbuf	mb;
+	struct mpmap	body, resp;
+
+	msgbuf_init(&mb);
+	msgbuf_begin_msg(&mb, ans_type, id, &body);
+	mpmap_begin_in(&resp, &body, "response");
+	response_fields(&resp, r);
+	mpmap_end(&resp);
+	answer_end(&mb, &body);
+}
