@@ -27,10 +27,10 @@
 #include "common/policy.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
-#include "gatewayd/agentreq.h"
-#include "gatewayd/gatewayd.h"
-#include "gatewayd/runs.h"
 #include "proto/proto.h"
+#include "gatewayd/gatewayd.h"
+#include "gatewayd/agentreq.h"
+#include "gatewayd/runs.h"
 
 /* What an idle connection keeps for input; more only for a big frame. */
 #define IN_SMALL		4096

@@ -14,8 +14,8 @@
 #include "common/mpack.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
-#include "gatewayd/agentreq.h"
 #include "proto/proto.h"
+#include "gatewayd/agentreq.h"
 
 static int	parse_call(struct agent_req *, const msgpack_object *,
 		    struct agent_reason *);

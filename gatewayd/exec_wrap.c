@@ -24,8 +24,8 @@
 #include "common/frame.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
-#include "gatewayd/gatewayd.h"
 #include "proto/proto.h"
+#include "gatewayd/gatewayd.h"
 
 /*
  * Waiting callers live in a slot array; an id is the slot index in the low

@@ -26,9 +26,9 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
-#include "gatewayd/gatewayd.h"
-#include "gatewayd/runs.h"
 #include "proto/proto.h"
+#include "gatewayd/runs.h"
+#include "gatewayd/gatewayd.h"
 
 #define SD_LISTEN_FDS_START	3
 /*

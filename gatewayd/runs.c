@@ -18,9 +18,9 @@
 #include "common/runtab.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
+#include "proto/proto.h"
 #include "gatewayd/gatewayd.h"
 #include "gatewayd/runs.h"
-#include "proto/proto.h"
 
 static struct runtab	 runs;
 static struct event	*sweep_ev;
