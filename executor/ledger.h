@@ -15,9 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <lmdb.h>
-
 struct store;
+struct store_txn;
 
 enum ledger_state {
 	L_NONE = 0,		/* no record */
@@ -54,9 +53,9 @@ int		 ledger_decode(const char *buf, size_t len,
 		    struct ledger_rec *out);
 
 /* Inside a transaction. */
-int		 ledger_get(MDB_txn *, struct store *, const char *key,
+int		 ledger_get(struct store_txn *, const char *key,
 		    struct ledger_rec *out);
-int		 ledger_put(MDB_txn *, struct store *, const char *key,
+int		 ledger_put(struct store_txn *, const char *key,
 		    const struct ledger_rec *);
 
 /*
@@ -69,12 +68,12 @@ int		 ledger_put(MDB_txn *, struct store *, const char *key,
  */
 #define LEDGER_DUPLICATE	(-30001)
 #define LEDGER_BUDGET		(-30002)
-int		 ledger_run_add(MDB_txn *, struct store *, const char *tenant,
+int		 ledger_run_add(struct store_txn *, const char *tenant,
 		    const char *run_id, const char *key, uint64_t max_writes,
 		    int again, uint64_t clock_ms, uint64_t now_ms);
 
 /* 1 when the run has written the key already, 0 when not, or an error. */
-int		 ledger_run_has(MDB_txn *, struct store *, const char *tenant,
+int		 ledger_run_has(struct store_txn *, const char *tenant,
 		    const char *run_id, const char *key);
 
 /* At start: every running record becomes in doubt.  *n gets the count. */

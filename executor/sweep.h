@@ -9,9 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <lmdb.h>
-
 struct store;
+struct store_txn;
 
 /* What an index entry points at. */
 #define EXPIRY_LEDGER		'l'	/* a ledger key */
@@ -22,14 +21,14 @@ struct store;
  * Index 'key' of that kind, due at 'clock' on the store clock and 'wall'
  * on the wall clock, inside the transaction that settles it.
  */
-int		 sweep_index_add(MDB_txn *, struct store *, uint64_t clock,
+int		 sweep_index_add(struct store_txn *, uint64_t clock,
 		    uint64_t wall, char kind, const char *key, size_t keylen);
 
 /*
  * An approval record is swept writes.retention_s after it expires: by
  * then it is expired, or decided long ago.
  */
-int		 ledger_expire_approval(MDB_txn *, struct store *,
+int		 ledger_expire_approval(struct store_txn *, struct store *,
 		    const char *id, uint64_t expires_ms);
 
 /*

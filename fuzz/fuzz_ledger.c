@@ -14,7 +14,7 @@
  *    bytes), and encoding that again gives the same bytes.
  *
  * Build: ledger.c decodes with record.c and calls into store.c
- * (store_dbi and the transactions) and sweep.c (the expiry index) for its
+ * (the transactions, stx_*) and sweep.c (the expiry index) for its
  * LMDB half, so this target links executor/ledger.c, executor/record.c,
  * executor/store.c and executor/sweep.c besides common/ and proto/.
  * Nothing else is needed.
