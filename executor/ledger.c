@@ -1,6 +1,7 @@
 /*
  * The write ledger in LMDB.  See ledger.h for the states.  What settles
- * is indexed for the sweeper (sweep.c) in the same transaction.
+ * is indexed for the sweeper (sweep.c) in the same transaction; the index
+ * is written here, so sweep.c calls the ledger and not the other way.
  */
 #include <stddef.h>
 #include <stdlib.h>
@@ -15,7 +16,6 @@
 #include "proto/proto.h"
 #include "executor/record.h"
 #include "executor/store.h"
-#include "executor/sweep.h"
 #include "executor/ledger.h"
 
 #define LEDGER_VERSION		1
@@ -101,6 +101,25 @@ ledger_decode(const char *buf, size_t len, struct ledger_rec *r)
 	return rec_decode(&ledger_schema, buf, len, r);
 }
 
+/* An expiry entry: at 'clock' on the store clock and 'wall' on the wall's. */
+int
+ledger_expiry_add(struct store_txn *txn, uint64_t clock, uint64_t wall,
+    char kind, const char *key, size_t keylen)
+{
+	char			buf[9 + MAX_KEY], wb[8];
+	struct store_val	k, v = { sizeof(wb), wb };
+
+	if (keylen > MAX_KEY - 9)
+		return STORE_BADSIZE;
+	be64_put(buf, clock);
+	buf[8] = kind;
+	memcpy(buf + 9, key, keylen);
+	k.data = buf;
+	k.size = 9 + keylen;
+	be64_put(wb, wall);
+	return stx_put(txn, DB_EXPIRY, &k, &v);
+}
+
 int
 ledger_get(struct store_txn *txn, const char *key,
     struct ledger_rec *out)
@@ -141,7 +160,7 @@ ledger_put(struct store_txn *txn, const char *key,
 	rc = stx_put(txn, DB_LEDGER, &k, &v);
 	free(buf);
 	if (rc == 0 && (r->state == L_DONE || r->state == L_FAILED))
-		rc = sweep_index_add(txn, r->finished_clock, r->finished_ms,
+		rc = ledger_expiry_add(txn, r->finished_clock, r->finished_ms,
 		    EXPIRY_LEDGER, key, k.size);
 	return rc;
 }
@@ -230,7 +249,7 @@ ledger_run_add(struct store_txn *txn, const char *tenant,
 	msgpack_sbuffer_destroy(&sb);
 	/* Swept retention_s after the run's first write, like its keys. */
 	if (rc == 0 && n == 0)
-		rc = sweep_index_add(txn, clock, first, EXPIRY_RUN, rk,
+		rc = ledger_expiry_add(txn, clock, first, EXPIRY_RUN, rk,
 		    k.size);
 out:
 	msgpack_unpacked_destroy(&u);

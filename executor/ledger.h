@@ -52,6 +52,19 @@ char		*ledger_encode(const struct ledger_rec *, size_t *len);
 int		 ledger_decode(const char *buf, size_t len,
 		    struct ledger_rec *out);
 
+/* What an entry of the expiry index (DB_EXPIRY, sweep.c) points at. */
+#define EXPIRY_LEDGER		'l'	/* a ledger key */
+#define EXPIRY_RUN		'r'	/* a run record */
+#define EXPIRY_APPROVAL		'a'	/* an approval */
+
+/*
+ * Index 'key' of that kind for the sweeper, due at 'clock' on the store
+ * clock and 'wall' on the wall clock, inside the transaction that settles
+ * it.
+ */
+int		 ledger_expiry_add(struct store_txn *, uint64_t clock,
+		    uint64_t wall, char kind, const char *key, size_t keylen);
+
 /* Inside a transaction. */
 int		 ledger_get(struct store_txn *, const char *key,
 		    struct ledger_rec *out);

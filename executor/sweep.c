@@ -20,25 +20,6 @@
 
 #define MAX_KEY			LEDGER_KEY_MAX	/* LMDB's default key size limit */
 
-/* An expiry entry: at 'clock' on the store clock and 'wall' on the wall's. */
-int
-sweep_index_add(struct store_txn *txn, uint64_t clock,
-    uint64_t wall, char kind, const char *key, size_t keylen)
-{
-	char			buf[9 + MAX_KEY], wb[8];
-	struct store_val	k, v = { sizeof(wb), wb };
-
-	if (keylen > MAX_KEY - 9)
-		return STORE_BADSIZE;
-	be64_put(buf, clock);
-	buf[8] = kind;
-	memcpy(buf + 9, key, keylen);
-	k.data = buf;
-	k.size = 9 + keylen;
-	be64_put(wb, wall);
-	return stx_put(txn, DB_EXPIRY, &k, &v);
-}
-
 /*
  * An approval goes retention after it expires: its expiry on the wall
  * clock, and the same distance ahead on the store clock.
@@ -51,7 +32,7 @@ ledger_expire_approval(struct store_txn *txn, struct store *st, const char *id,
 
 	if (expires_ms > wall)
 		clock += expires_ms - wall;
-	return sweep_index_add(txn, clock, expires_ms, EXPIRY_APPROVAL, id,
+	return ledger_expiry_add(txn, clock, expires_ms, EXPIRY_APPROVAL, id,
 	    strlen(id));
 }
 
