@@ -154,8 +154,7 @@ FUZZERS		:= $(patsubst fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
 FUZZ_CFLAGS	 = -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
 		   -fno-sanitize-recover=undefined -I. $(PKG_CFLAGS)
 # Sources beyond common/ and proto/ that a fuzz target links.
-fuzz_ledger_SRC		= executor/ledger.c executor/record.c executor/store.c \
-			  executor/sweep.c
+fuzz_ledger_SRC		= executor/ledger.c executor/record.c executor/store.c
 fuzz_approval_SRC	= executor/apstore.c executor/record.c executor/store.c \
 			  executor/ledger.c executor/sweep.c executor/apquota.c
 fuzz_checkpoint_SRC	= executor/checkpoint.c executor/record.c

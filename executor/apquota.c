@@ -5,8 +5,6 @@
  */
 #include <string.h>
 
-#include <lmdb.h>
-
 #include "common/util.h"
 #include "executor/store.h"
 #include "executor/apquota.h"
@@ -17,7 +15,7 @@
 
 /* 'c' TENANT in buf; -1 when too long. */
 static int
-count_key(char *buf, size_t len, const char *tenant, MDB_val *k)
+count_key(char *buf, size_t len, const char *tenant, struct store_val *k)
 {
 	size_t	tl = strlen(tenant);
 
@@ -25,15 +23,15 @@ count_key(char *buf, size_t len, const char *tenant, MDB_val *k)
 		return -1;
 	buf[0] = PFX_COUNT;
 	memcpy(buf + 1, tenant, tl);
-	k->mv_data = buf;
-	k->mv_size = 1 + tl;
+	k->data = buf;
+	k->size = 1 + tl;
 	return 0;
 }
 
 /* 'e' be64 expires_at ID in buf; -1 when too long. */
 static int
 entry_key(char *buf, size_t len, const char *id, uint64_t expires_at,
-    MDB_val *k)
+    struct store_val *k)
 {
 	size_t	il = strlen(id);
 
@@ -42,124 +40,124 @@ entry_key(char *buf, size_t len, const char *id, uint64_t expires_at,
 	buf[0] = PFX_ENTRY;
 	be64_put(buf + 1, expires_at);
 	memcpy(buf + 9, id, il);
-	k->mv_data = buf;
-	k->mv_size = 9 + il;
+	k->data = buf;
+	k->size = 9 + il;
 	return 0;
 }
 
 static int
-count_get(MDB_txn *txn, struct store *st, const MDB_val *k, uint64_t *n,
+count_get(struct store_txn *txn, const struct store_val *k, uint64_t *n,
     uint64_t *bytes)
 {
-	MDB_val	v;
-	int	rc;
+	struct store_val	v;
+	int			rc;
 
 	*n = *bytes = 0;
-	rc = mdb_get(txn, store_dbi(st, DB_PENDING), (MDB_val *)k, &v);
-	if (rc == MDB_NOTFOUND)
+	rc = stx_get(txn, DB_PENDING, k, &v);
+	if (rc == STORE_NOTFOUND)
 		return 0;
 	if (rc != 0)
 		return rc;
-	if (v.mv_size != 16)
-		return MDB_CORRUPTED;
-	*n = be64_get(v.mv_data);
-	*bytes = be64_get((char *)v.mv_data + 8);
+	if (v.size != 16)
+		return STORE_CORRUPT;
+	*n = be64_get(v.data);
+	*bytes = be64_get((char *)v.data + 8);
 	return 0;
 }
 
 static int
-count_put(MDB_txn *txn, struct store *st, MDB_val *k, uint64_t n,
+count_put(struct store_txn *txn, struct store_val *k, uint64_t n,
     uint64_t bytes)
 {
-	char	b[16];
-	MDB_val	v = { sizeof(b), b };
-	int	rc;
+	char			b[16];
+	struct store_val	v = { sizeof(b), b };
+	int			rc;
 
 	if (n == 0) {
-		rc = mdb_del(txn, store_dbi(st, DB_PENDING), k, NULL);
-		return rc == MDB_NOTFOUND ? 0 : rc;
+		rc = stx_del(txn, DB_PENDING, k);
+		return rc == STORE_NOTFOUND ? 0 : rc;
 	}
 	be64_put(b, n);
 	be64_put(b + 8, bytes);
-	return mdb_put(txn, store_dbi(st, DB_PENDING), k, &v, 0);
+	return stx_put(txn, DB_PENDING, k, &v);
 }
 
 int
-apquota_add(MDB_txn *txn, struct store *st, const char *tenant,
-    const char *id, uint64_t expires_at, uint64_t bytes, uint64_t max_count,
+apquota_add(struct store_txn *txn, const char *tenant, const char *id,
+    uint64_t expires_at, uint64_t bytes, uint64_t max_count,
     uint64_t max_bytes)
 {
-	char	ck[KEY_MAX], ek[KEY_MAX], val[KEY_MAX];
-	MDB_val	k, e, v;
-	size_t	tl = strlen(tenant);
-	uint64_t n, b;
-	int	rc;
+	char			ck[KEY_MAX], ek[KEY_MAX], val[KEY_MAX];
+	struct store_val	k, e, v;
+	size_t			tl = strlen(tenant);
+	uint64_t		n, b;
+	int			rc;
 
 	if (count_key(ck, sizeof(ck), tenant, &k) == -1 ||
 	    entry_key(ek, sizeof(ek), id, expires_at, &e) == -1 ||
 	    8 + tl > sizeof(val))
-		return MDB_BAD_VALSIZE;
-	if ((rc = count_get(txn, st, &k, &n, &b)) != 0)
+		return STORE_BADSIZE;
+	if ((rc = count_get(txn, &k, &n, &b)) != 0)
 		return rc;
 	if (n + 1 > max_count)
 		return APQUOTA_COUNT;
 	if (bytes > max_bytes || b > max_bytes - bytes)
 		return APQUOTA_BYTES;
-	if ((rc = count_put(txn, st, &k, n + 1, b + bytes)) != 0)
+	if ((rc = count_put(txn, &k, n + 1, b + bytes)) != 0)
 		return rc;
 	be64_put(val, bytes);
 	memcpy(val + 8, tenant, tl);
-	v.mv_data = val;
-	v.mv_size = 8 + tl;
-	return mdb_put(txn, store_dbi(st, DB_PENDING), &e, &v, 0);
+	v.data = val;
+	v.size = 8 + tl;
+	return stx_put(txn, DB_PENDING, &e, &v);
 }
 
 /* Remove the entry at k (value v) and take it off its tenant's count. */
 static int
-entry_drop(MDB_txn *txn, struct store *st, MDB_val *k, const MDB_val *v)
+entry_drop(struct store_txn *txn, struct store_val *k,
+    const struct store_val *v)
 {
-	char	ck[KEY_MAX], tenant[KEY_MAX];
-	MDB_val	c;
-	uint64_t bytes, n, b;
-	int	rc;
+	char			ck[KEY_MAX], tenant[KEY_MAX];
+	struct store_val	c;
+	uint64_t		bytes, n, b;
+	int			rc;
 
-	if (v->mv_size < 8 || v->mv_size - 8 >= sizeof(tenant))
-		return MDB_CORRUPTED;
-	bytes = be64_get(v->mv_data);
-	memcpy(tenant, (char *)v->mv_data + 8, v->mv_size - 8);
-	tenant[v->mv_size - 8] = '\0';
-	if ((rc = mdb_del(txn, store_dbi(st, DB_PENDING), k, NULL)) != 0)
+	if (v->size < 8 || v->size - 8 >= sizeof(tenant))
+		return STORE_CORRUPT;
+	bytes = be64_get(v->data);
+	memcpy(tenant, (char *)v->data + 8, v->size - 8);
+	tenant[v->size - 8] = '\0';
+	if ((rc = stx_del(txn, DB_PENDING, k)) != 0)
 		return rc;
 	if (count_key(ck, sizeof(ck), tenant, &c) == -1)
-		return MDB_CORRUPTED;
-	if ((rc = count_get(txn, st, &c, &n, &b)) != 0)
+		return STORE_CORRUPT;
+	if ((rc = count_get(txn, &c, &n, &b)) != 0)
 		return rc;
 	/* Never below zero, whatever the records say. */
-	return count_put(txn, st, &c, n > 0 ? n - 1 : 0,
+	return count_put(txn, &c, n > 0 ? n - 1 : 0,
 	    b > bytes ? b - bytes : 0);
 }
 
 int
-apquota_drop(MDB_txn *txn, struct store *st, const char *id,
-    uint64_t expires_at)
+apquota_drop(struct store_txn *txn, const char *id, uint64_t expires_at)
 {
-	char	ek[KEY_MAX], val[KEY_MAX];
-	MDB_val	k, v;
-	int	rc;
+	char			ek[KEY_MAX], val[KEY_MAX];
+	struct store_val	k, v;
+	int			rc;
 
 	if (entry_key(ek, sizeof(ek), id, expires_at, &k) == -1)
 		return 0;
-	rc = mdb_get(txn, store_dbi(st, DB_PENDING), &k, &v);
-	if (rc == MDB_NOTFOUND)
+	rc = stx_get(txn, DB_PENDING, &k, &v);
+	if (rc == STORE_NOTFOUND)
 		return 0;	/* expired and swept, or of an older store */
 	if (rc != 0)
 		return rc;
 	/* v points into the map: copy it before the delete moves pages. */
-	if (v.mv_size > sizeof(val))
-		return MDB_CORRUPTED;
-	memcpy(val, v.mv_data, v.mv_size);
-	v.mv_data = val;
-	return entry_drop(txn, st, &k, &v);
+	if (v.size > sizeof(val))
+		return STORE_CORRUPT;
+	memcpy(val, v.data, v.size);
+	v.data = val;
+	return entry_drop(txn, &k, &v);
 }
 
 struct get_arg {
@@ -169,15 +167,15 @@ struct get_arg {
 };
 
 static int
-get_txn(MDB_txn *txn, void *arg)
+get_txn(struct store_txn *txn, void *arg)
 {
-	struct get_arg	*ga = arg;
-	char		 ck[KEY_MAX];
-	MDB_val		 k;
+	struct get_arg		*ga = arg;
+	char			 ck[KEY_MAX];
+	struct store_val	 k;
 
 	if (count_key(ck, sizeof(ck), ga->tenant, &k) == -1)
-		return MDB_BAD_VALSIZE;
-	return count_get(txn, ga->st, &k, &ga->n, &ga->bytes);
+		return STORE_BADSIZE;
+	return count_get(txn, &k, &ga->n, &ga->bytes);
 }
 
 int
@@ -202,49 +200,49 @@ struct sweep_arg {
 
 /* The first entry: 1 when it is due, 0 when not or none, or an error. */
 static int
-first_due(MDB_cursor *cur, uint64_t now_s, MDB_val *k, MDB_val *v)
+first_due(struct store_cursor *cur, uint64_t now_s, struct store_val *k,
+    struct store_val *v)
 {
 	static char	pfx[1] = { PFX_ENTRY };
 	int		rc;
 
-	k->mv_data = pfx;
-	k->mv_size = 1;
-	rc = mdb_cursor_get(cur, k, v, MDB_SET_RANGE);
-	if (rc == MDB_NOTFOUND)
+	k->data = pfx;
+	k->size = 1;
+	rc = stx_cursor_seek(cur, k, v);
+	if (rc == STORE_NOTFOUND)
 		return 0;
 	if (rc != 0)
 		return rc;
-	if (k->mv_size < 9 || *(char *)k->mv_data != PFX_ENTRY)
+	if (k->size < 9 || *(char *)k->data != PFX_ENTRY)
 		return 0;
-	return be64_get((char *)k->mv_data + 1) <= now_s;
+	return be64_get((char *)k->data + 1) <= now_s;
 }
 
 static int
-sweep_txn(MDB_txn *txn, void *arg)
+sweep_txn(struct store_txn *txn, void *arg)
 {
 	struct sweep_arg	*sa = arg;
-	MDB_cursor		*cur;
-	MDB_val			 k, v;
+	struct store_cursor	*cur;
+	struct store_val	 k, v;
 	char			 kb[KEY_MAX], vb[KEY_MAX];
 	int			 rc = 0;
 
 	sa->removed = 0;
 	while (sa->removed < sa->batch) {
-		if ((rc = mdb_cursor_open(txn, store_dbi(sa->st, DB_PENDING),
-		    &cur)) != 0)
+		if ((rc = stx_cursor_open(txn, DB_PENDING, &cur)) != 0)
 			return rc;
 		rc = first_due(cur, sa->now_s, &k, &v);
-		mdb_cursor_close(cur);
+		stx_cursor_close(cur);
 		if (rc != 1)
 			return rc;
-		if (k.mv_size > sizeof(kb) || v.mv_size > sizeof(vb))
-			return MDB_CORRUPTED;
+		if (k.size > sizeof(kb) || v.size > sizeof(vb))
+			return STORE_CORRUPT;
 		/* Copies: the pages move under the deletes. */
-		memcpy(kb, k.mv_data, k.mv_size);
-		memcpy(vb, v.mv_data, v.mv_size);
-		k.mv_data = kb;
-		v.mv_data = vb;
-		if ((rc = entry_drop(txn, sa->st, &k, &v)) != 0)
+		memcpy(kb, k.data, k.size);
+		memcpy(vb, v.data, v.size);
+		k.data = kb;
+		v.data = vb;
+		if ((rc = entry_drop(txn, &k, &v)) != 0)
 			return rc;
 		sa->removed++;
 	}
@@ -252,17 +250,17 @@ sweep_txn(MDB_txn *txn, void *arg)
 }
 
 static int
-due_txn(MDB_txn *txn, void *arg)
+due_txn(struct store_txn *txn, void *arg)
 {
 	struct sweep_arg	*sa = arg;
-	MDB_cursor		*cur;
-	MDB_val			 k, v;
+	struct store_cursor	*cur;
+	struct store_val	 k, v;
 	int			 rc;
 
-	if ((rc = mdb_cursor_open(txn, store_dbi(sa->st, DB_PENDING), &cur)))
+	if ((rc = stx_cursor_open(txn, DB_PENDING, &cur)))
 		return rc;
 	rc = first_due(cur, sa->now_s, &k, &v);
-	mdb_cursor_close(cur);
+	stx_cursor_close(cur);
 	return rc;
 }
 

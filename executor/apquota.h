@@ -16,19 +16,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <lmdb.h>
-
 struct store;
+struct store_txn;
 
 #define APQUOTA_COUNT	(-30201)	/* past max_pending_per_tenant */
 #define APQUOTA_BYTES	(-30202)	/* past max_pending_bytes_per_tenant */
 
 /* Count a new pending approval, or refuse it: 0, APQUOTA_*, or an error. */
-int	apquota_add(MDB_txn *, struct store *, const char *tenant,
+int	apquota_add(struct store_txn *, const char *tenant,
 	    const char *id, uint64_t expires_at, uint64_t bytes,
 	    uint64_t max_count, uint64_t max_bytes);
 /* It is pending no more (decided): 0 whether it was counted or not. */
-int	apquota_drop(MDB_txn *, struct store *, const char *id,
+int	apquota_drop(struct store_txn *, const char *id,
 	    uint64_t expires_at);
 /* What a tenant has pending, as counted. */
 int	apquota_get(struct store *, const char *tenant, uint64_t *count,

@@ -10,8 +10,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <lmdb.h>
-
 #include "common/log.h"
 #include "common/util.h"
 #include "executor/apquota.h"
@@ -117,19 +115,19 @@ struct rec_arg {
 };
 
 static int
-get_txn(MDB_txn *txn, void *arg)
+get_txn(struct store_txn *txn, void *arg)
 {
-	struct rec_arg	*ra = arg;
-	MDB_val		 k = { strlen(ra->id), (void *)ra->id }, v;
-	int		 rc;
+	struct rec_arg		*ra = arg;
+	struct store_val	 k = { strlen(ra->id), (void *)ra->id }, v;
+	int			 rc;
 
 	ra->found = 0;
-	rc = mdb_get(txn, store_dbi(ex->store, DB_APPROVALS), &k, &v);
-	if (rc == MDB_NOTFOUND)
+	rc = stx_get(txn, DB_APPROVALS, &k, &v);
+	if (rc == STORE_NOTFOUND)
 		return 0;
 	if (rc != 0)
 		return rc;
-	if (approval_decode(v.mv_data, v.mv_size, ra->a) == -1) {
+	if (approval_decode(v.data, v.size, ra->a) == -1) {
 		log_warnx("approval %s: the record does not decode", ra->id);
 		return 0;	/* treated as absent: nothing runs */
 	}
@@ -156,25 +154,25 @@ approval_get(const char *id, struct approval *a)
 }
 
 static int
-put_txn(MDB_txn *txn, void *arg)
+put_txn(struct store_txn *txn, void *arg)
 {
-	struct rec_arg	*ra = arg;
-	MDB_val		 k = { strlen(ra->a->id), ra->a->id }, v;
-	char		*buf;
-	int		 rc;
+	struct rec_arg		*ra = arg;
+	struct store_val	 k = { strlen(ra->a->id), ra->a->id }, v;
+	char			*buf;
+	int			 rc;
 
 	/* Counted against the quota in the transaction that stores it. */
-	if (ra->created && (rc = apquota_add(txn, ex->store, ra->a->tenant,
+	if (ra->created && (rc = apquota_add(txn, ra->a->tenant,
 	    ra->a->id, ra->a->expires_at, ra->a->argslen,
 	    ex->conf->max_pending_per_tenant,
 	    ex->conf->max_pending_bytes_per_tenant)) != 0)
 		return rc;
-	if (ra->decided && (rc = apquota_drop(txn, ex->store, ra->a->id,
+	if (ra->decided && (rc = apquota_drop(txn, ra->a->id,
 	    ra->a->expires_at)) != 0)
 		return rc;
-	buf = approval_encode(ra->a, &v.mv_size);
-	v.mv_data = buf;
-	rc = mdb_put(txn, store_dbi(ex->store, DB_APPROVALS), &k, &v, 0);
+	buf = approval_encode(ra->a, &v.size);
+	v.data = buf;
+	rc = stx_put(txn, DB_APPROVALS, &k, &v);
 	free(buf);
 	if (rc == 0 && ra->created)
 		rc = ledger_expire_approval(txn, ex->store, ra->a->id,
@@ -200,7 +198,7 @@ approval_put(struct approval *a, int created)
 
 /* The record of 'id' inside a transaction: 1 found, 0 absent, or an error. */
 static int
-approval_get_txn(MDB_txn *txn, const char *id, struct approval *a)
+approval_get_txn(struct store_txn *txn, const char *id, struct approval *a)
 {
 	struct rec_arg	ra;
 	int		rc;
@@ -217,7 +215,7 @@ approval_get_txn(MDB_txn *txn, const char *id, struct approval *a)
 }
 
 int
-approval_check_txn(MDB_txn *txn, const char *id, int st)
+approval_check_txn(struct store_txn *txn, const char *id, int st)
 {
 	struct approval	a;
 	int		rc;
@@ -238,7 +236,7 @@ approval_check_txn(MDB_txn *txn, const char *id, int st)
 }
 
 int
-approval_start_txn(MDB_txn *txn, const char *id)
+approval_start_txn(struct store_txn *txn, const char *id)
 {
 	struct approval	a;
 	struct rec_arg	ra = { id, &a, 0, 0, 0 };
@@ -246,7 +244,7 @@ approval_start_txn(MDB_txn *txn, const char *id)
 
 	memset(&a, 0, sizeof(a));
 	if ((rc = approval_get_txn(txn, id, &a)) != 1)
-		return rc == 0 ? MDB_NOTFOUND : rc;
+		return rc == 0 ? STORE_NOTFOUND : rc;
 	rc = 0;
 	if (a.started_ms == 0) {
 		a.started_ms = now_ms();
@@ -270,31 +268,29 @@ struct page_arg {
  * page's items are, when packed.
  */
 static int
-page_txn(MDB_txn *txn, void *arg)
+page_txn(struct store_txn *txn, void *arg)
 {
-	struct page_arg	*pa = arg;
-	struct approval	 a;
-	MDB_cursor	*cur;
-	MDB_cursor_op	 op = MDB_FIRST;
-	MDB_val		 k, v;
-	int		 rc;
+	struct page_arg		*pa = arg;
+	struct approval		 a;
+	struct store_cursor	*cur;
+	struct store_val	 k, v;
+	int			 rc;
 
 	pa->n = 0;
 	pa->more = 0;
-	if ((rc = mdb_cursor_open(txn, store_dbi(ex->store, DB_APPROVALS),
-	    &cur)) != 0)
+	if ((rc = stx_cursor_open(txn, DB_APPROVALS, &cur)) != 0)
 		return rc;
 	if (pa->after != NULL) {
-		k.mv_data = (void *)pa->after;
-		k.mv_size = strlen(pa->after);
-		op = MDB_SET_RANGE;
+		k.data = (void *)pa->after;
+		k.size = strlen(pa->after);
 	}
-	for (rc = mdb_cursor_get(cur, &k, &v, op); rc == 0;
-	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		if (pa->after != NULL && k.mv_size == strlen(pa->after) &&
-		    memcmp(k.mv_data, pa->after, k.mv_size) == 0)
+	for (rc = pa->after != NULL ? stx_cursor_seek(cur, &k, &v) :
+	    stx_cursor_first(cur, &k, &v); rc == 0;
+	    rc = stx_cursor_next(cur, &k, &v)) {
+		if (pa->after != NULL && k.size == strlen(pa->after) &&
+		    memcmp(k.data, pa->after, k.size) == 0)
 			continue;
-		if (approval_decode(v.mv_data, v.mv_size, &a) == -1)
+		if (approval_decode(v.data, v.size, &a) == -1)
 			continue;
 		if (approval_effective_state(&a) == A_PENDING) {
 			if (pa->n == pa->limit) {
@@ -306,8 +302,8 @@ page_txn(MDB_txn *txn, void *arg)
 		}
 		approval_free(&a);
 	}
-	mdb_cursor_close(cur);
-	return rc == MDB_NOTFOUND ? 0 : rc;
+	stx_cursor_close(cur);
+	return rc == STORE_NOTFOUND ? 0 : rc;
 }
 
 int
@@ -328,28 +324,27 @@ struct count_arg {
 };
 
 static int
-count_txn(MDB_txn *txn, void *arg)
+count_txn(struct store_txn *txn, void *arg)
 {
 	struct count_arg	*ca = arg;
 	struct approval		 a;
-	MDB_cursor		*cur;
-	MDB_val			 k, v;
+	struct store_cursor	*cur;
+	struct store_val	 k, v;
 	int			 rc;
 
 	ca->n = 0;
-	if ((rc = mdb_cursor_open(txn, store_dbi(ex->store, DB_APPROVALS),
-	    &cur)) != 0)
+	if ((rc = stx_cursor_open(txn, DB_APPROVALS, &cur)) != 0)
 		return rc;
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		if (approval_decode(v.mv_data, v.mv_size, &a) == -1)
+	for (rc = stx_cursor_first(cur, &k, &v); rc == 0;
+	    rc = stx_cursor_next(cur, &k, &v)) {
+		if (approval_decode(v.data, v.size, &a) == -1)
 			continue;
 		if (approval_effective_state(&a) == A_PENDING)
 			ca->n++;
 		approval_free(&a);
 	}
-	mdb_cursor_close(cur);
-	return rc == MDB_NOTFOUND ? 0 : rc;
+	stx_cursor_close(cur);
+	return rc == STORE_NOTFOUND ? 0 : rc;
 }
 
 size_t

@@ -10,9 +10,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <lmdb.h>
-
 #include "executor/checkpoint.h"
+
+struct store_txn;
 
 enum approval_state {
 	A_PENDING = 1,
@@ -71,8 +71,8 @@ int	approval_put(struct approval *, int created);
  * approval_start_txn records that its write started.
  */
 #define APPROVAL_USED	(-30101)
-int	approval_check_txn(MDB_txn *, const char *id, int st);
-int	approval_start_txn(MDB_txn *, const char *id);
+int	approval_check_txn(struct store_txn *, const char *id, int st);
+int	approval_start_txn(struct store_txn *, const char *id);
 
 /* Pending approvals now (0 when the store cannot be read). */
 size_t	approvals_pending(void);

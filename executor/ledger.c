@@ -1,12 +1,12 @@
 /*
  * The write ledger in LMDB.  See ledger.h for the states.  What settles
- * is indexed for the sweeper (sweep.c) in the same transaction.
+ * is indexed for the sweeper (sweep.c) in the same transaction; the index
+ * is written here, so sweep.c calls the ledger and not the other way.
  */
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <lmdb.h>
 #include <msgpack.h>
 
 #include "common/frame.h"
@@ -16,7 +16,6 @@
 #include "proto/proto.h"
 #include "executor/record.h"
 #include "executor/store.h"
-#include "executor/sweep.h"
 #include "executor/ledger.h"
 
 #define LEDGER_VERSION		1
@@ -102,22 +101,41 @@ ledger_decode(const char *buf, size_t len, struct ledger_rec *r)
 	return rec_decode(&ledger_schema, buf, len, r);
 }
 
+/* An expiry entry: at 'clock' on the store clock and 'wall' on the wall's. */
 int
-ledger_get(MDB_txn *txn, struct store *st, const char *key,
+ledger_expiry_add(struct store_txn *txn, uint64_t clock, uint64_t wall,
+    char kind, const char *key, size_t keylen)
+{
+	char			buf[9 + MAX_KEY], wb[8];
+	struct store_val	k, v = { sizeof(wb), wb };
+
+	if (keylen > MAX_KEY - 9)
+		return STORE_BADSIZE;
+	be64_put(buf, clock);
+	buf[8] = kind;
+	memcpy(buf + 9, key, keylen);
+	k.data = buf;
+	k.size = 9 + keylen;
+	be64_put(wb, wall);
+	return stx_put(txn, DB_EXPIRY, &k, &v);
+}
+
+int
+ledger_get(struct store_txn *txn, const char *key,
     struct ledger_rec *out)
 {
-	MDB_val	k = { strlen(key), (void *)key }, v;
-	int	rc;
+	struct store_val	k = { strlen(key), (void *)key }, v;
+	int			rc;
 
 	memset(out, 0, sizeof(*out));
-	rc = mdb_get(txn, store_dbi(st, DB_LEDGER), &k, &v);
-	if (rc == MDB_NOTFOUND) {
+	rc = stx_get(txn, DB_LEDGER, &k, &v);
+	if (rc == STORE_NOTFOUND) {
 		out->state = L_NONE;
 		return 0;
 	}
 	if (rc != 0)
 		return rc;
-	if (ledger_decode(v.mv_data, v.mv_size, out) == -1) {
+	if (ledger_decode(v.data, v.size, out) == -1) {
 		/* Fail closed: what we cannot read, we cannot re-run. */
 		log_warnx("ledger: record %s does not decode: in doubt", key);
 		memset(out, 0, sizeof(*out));
@@ -128,29 +146,29 @@ ledger_get(MDB_txn *txn, struct store *st, const char *key,
 }
 
 int
-ledger_put(MDB_txn *txn, struct store *st, const char *key,
+ledger_put(struct store_txn *txn, const char *key,
     const struct ledger_rec *r)
 {
-	MDB_val	k = { strlen(key), (void *)key }, v;
-	char	*buf;
-	int	 rc;
+	struct store_val	 k = { strlen(key), (void *)key }, v;
+	char			*buf;
+	int			 rc;
 
-	if (k.mv_size > MAX_KEY)
-		return MDB_BAD_VALSIZE;
-	buf = ledger_encode(r, &v.mv_size);
-	v.mv_data = buf;
-	rc = mdb_put(txn, store_dbi(st, DB_LEDGER), &k, &v, 0);
+	if (k.size > MAX_KEY)
+		return STORE_BADSIZE;
+	buf = ledger_encode(r, &v.size);
+	v.data = buf;
+	rc = stx_put(txn, DB_LEDGER, &k, &v);
 	free(buf);
 	if (rc == 0 && (r->state == L_DONE || r->state == L_FAILED))
-		rc = sweep_index_add(txn, st, r->finished_clock, r->finished_ms,
-		    EXPIRY_LEDGER, key, k.mv_size);
+		rc = ledger_expiry_add(txn, r->finished_clock, r->finished_ms,
+		    EXPIRY_LEDGER, key, k.size);
 	return rc;
 }
 
 /* A run record's key, tenant \0 run_id, in buf; -1 when too long. */
 static int
 run_key(char *buf, size_t len, const char *tenant, const char *run_id,
-    MDB_val *k)
+    struct store_val *k)
 {
 	size_t	tl = strlen(tenant), rl = strlen(run_id);
 
@@ -159,8 +177,8 @@ run_key(char *buf, size_t len, const char *tenant, const char *run_id,
 		return -1;
 	memcpy(buf, tenant, tl + 1);
 	memcpy(buf + tl + 1, run_id, rl);
-	k->mv_data = buf;
-	k->mv_size = tl + 1 + rl;
+	k->data = buf;
+	k->size = tl + 1 + rl;
 	return 0;
 }
 
@@ -169,7 +187,7 @@ run_key(char *buf, size_t len, const char *tenant, const char *run_id,
  * number of keys is the run's write count, bounded by max_writes_per_run.
  */
 int
-ledger_run_add(MDB_txn *txn, struct store *st, const char *tenant,
+ledger_run_add(struct store_txn *txn, const char *tenant,
     const char *run_id, const char *key, uint64_t max_writes, int again,
     uint64_t clock, uint64_t now)
 {
@@ -179,19 +197,19 @@ ledger_run_add(MDB_txn *txn, struct store *st, const char *tenant,
 	const msgpack_object	*keys = NULL;
 	char			 rk[MAX_KEY];
 	uint64_t		 first = now;
-	MDB_val			 k, v;
+	struct store_val	 k, v;
 	size_t			 off = 0;
 	uint32_t		 i, n = 0;
 	int			 rc;
 
 	if (run_key(rk, sizeof(rk), tenant, run_id, &k) == -1)
-		return MDB_BAD_VALSIZE;
+		return STORE_BADSIZE;
 	msgpack_unpacked_init(&u);
-	rc = mdb_get(txn, store_dbi(st, DB_RUNS), &k, &v);
-	if (rc != 0 && rc != MDB_NOTFOUND)
+	rc = stx_get(txn, DB_RUNS, &k, &v);
+	if (rc != 0 && rc != STORE_NOTFOUND)
 		goto out;
 	if (rc == 0) {
-		if (msgpack_unpack_next(&u, v.mv_data, v.mv_size, &off) !=
+		if (msgpack_unpack_next(&u, v.data, v.size, &off) !=
 		    MSGPACK_UNPACK_SUCCESS ||
 		    u.data.type != MSGPACK_OBJECT_ARRAY ||
 		    u.data.via.array.size != 2 ||
@@ -225,38 +243,38 @@ ledger_run_add(MDB_txn *txn, struct store *st, const char *tenant,
 	for (i = 0; i < n; i++)
 		msgpack_pack_object(&pk, keys->via.array.ptr[i]);
 	pk_str(&pk, key);
-	v.mv_data = sb.data;
-	v.mv_size = sb.size;
-	rc = mdb_put(txn, store_dbi(st, DB_RUNS), &k, &v, 0);
+	v.data = sb.data;
+	v.size = sb.size;
+	rc = stx_put(txn, DB_RUNS, &k, &v);
 	msgpack_sbuffer_destroy(&sb);
 	/* Swept retention_s after the run's first write, like its keys. */
 	if (rc == 0 && n == 0)
-		rc = sweep_index_add(txn, st, clock, first, EXPIRY_RUN, rk,
-		    k.mv_size);
+		rc = ledger_expiry_add(txn, clock, first, EXPIRY_RUN, rk,
+		    k.size);
 out:
 	msgpack_unpacked_destroy(&u);
 	return rc;
 }
 
 int
-ledger_run_has(MDB_txn *txn, struct store *st, const char *tenant,
+ledger_run_has(struct store_txn *txn, const char *tenant,
     const char *run_id, const char *key)
 {
 	msgpack_unpacked	 u;
 	const msgpack_object	*keys;
 	char			 rk[MAX_KEY];
-	MDB_val			 k, v;
+	struct store_val	 k, v;
 	size_t			 off = 0;
 	uint32_t		 i;
 	int			 rc;
 
 	if (run_key(rk, sizeof(rk), tenant, run_id, &k) == -1)
-		return MDB_BAD_VALSIZE;
-	if ((rc = mdb_get(txn, store_dbi(st, DB_RUNS), &k, &v)) != 0)
-		return rc == MDB_NOTFOUND ? 0 : rc;
+		return STORE_BADSIZE;
+	if ((rc = stx_get(txn, DB_RUNS, &k, &v)) != 0)
+		return rc == STORE_NOTFOUND ? 0 : rc;
 	msgpack_unpacked_init(&u);
 	rc = 1;		/* a damaged record: treat the key as written */
-	if (msgpack_unpack_next(&u, v.mv_data, v.mv_size, &off) ==
+	if (msgpack_unpack_next(&u, v.data, v.size, &off) ==
 	    MSGPACK_UNPACK_SUCCESS && u.data.type == MSGPACK_OBJECT_ARRAY &&
 	    u.data.via.array.size == 2 &&
 	    u.data.via.array.ptr[1].type == MSGPACK_OBJECT_ARRAY) {
@@ -276,31 +294,31 @@ struct recover_arg {
 };
 
 static int
-recover_txn(MDB_txn *txn, void *arg)
+recover_txn(struct store_txn *txn, void *arg)
 {
 	struct recover_arg	*ra = arg;
 	struct ledger_rec	 r;
-	MDB_cursor		*cur;
-	MDB_val			 k, v;
+	struct store_cursor	*cur;
+	struct store_val	 k, v;
 	char			 key[MAX_KEY + 1];
 	int			 rc;
 
 	ra->n = 0;
-	if ((rc = mdb_cursor_open(txn, store_dbi(ra->st, DB_LEDGER), &cur)))
+	if ((rc = stx_cursor_open(txn, DB_LEDGER, &cur)))
 		return rc;
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		if (ledger_decode(v.mv_data, v.mv_size, &r) == -1)
+	for (rc = stx_cursor_first(cur, &k, &v); rc == 0;
+	    rc = stx_cursor_next(cur, &k, &v)) {
+		if (ledger_decode(v.data, v.size, &r) == -1)
 			continue;	/* read as in doubt by ledger_get */
-		if (r.state == L_RUNNING && k.mv_size <= MAX_KEY) {
-			memcpy(key, k.mv_data, k.mv_size);
-			key[k.mv_size] = '\0';
+		if (r.state == L_RUNNING && k.size <= MAX_KEY) {
+			memcpy(key, k.data, k.size);
+			key[k.size] = '\0';
 			r.state = L_IN_DOUBT;
 			free(r.note);
 			r.note = xstrdup("the executor stopped while the write"
 			    " ran: its outcome is unknown");
 			/* Writing at the cursor's key keeps the walk valid. */
-			if ((rc = ledger_put(txn, ra->st, key, &r)) != 0) {
+			if ((rc = ledger_put(txn, key, &r)) != 0) {
 				ledger_rec_free(&r);
 				break;
 			}
@@ -309,8 +327,8 @@ recover_txn(MDB_txn *txn, void *arg)
 		}
 		ledger_rec_free(&r);
 	}
-	mdb_cursor_close(cur);
-	return rc == MDB_NOTFOUND ? 0 : rc;
+	stx_cursor_close(cur);
+	return rc == STORE_NOTFOUND ? 0 : rc;
 }
 
 int
@@ -335,24 +353,24 @@ struct each_arg {
 };
 
 static int
-each_txn(MDB_txn *txn, void *arg)
+each_txn(struct store_txn *txn, void *arg)
 {
 	struct each_arg		*ea = arg;
 	struct ledger_rec	 r;
-	MDB_cursor		*cur;
-	MDB_val			 k, v;
+	struct store_cursor	*cur;
+	struct store_val	 k, v;
 	char			 key[MAX_KEY + 1];
 	int			 rc;
 
-	if ((rc = mdb_cursor_open(txn, store_dbi(ea->st, DB_LEDGER), &cur)))
+	if ((rc = stx_cursor_open(txn, DB_LEDGER, &cur)))
 		return rc;
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		if (k.mv_size > MAX_KEY)
+	for (rc = stx_cursor_first(cur, &k, &v); rc == 0;
+	    rc = stx_cursor_next(cur, &k, &v)) {
+		if (k.size > MAX_KEY)
 			continue;
-		memcpy(key, k.mv_data, k.mv_size);
-		key[k.mv_size] = '\0';
-		if (ledger_get(txn, ea->st, key, &r) != 0)
+		memcpy(key, k.data, k.size);
+		key[k.size] = '\0';
+		if (ledger_get(txn, key, &r) != 0)
 			continue;
 		if (r.state == ea->state) {
 			ea->n++;
@@ -361,8 +379,8 @@ each_txn(MDB_txn *txn, void *arg)
 		}
 		ledger_rec_free(&r);
 	}
-	mdb_cursor_close(cur);
-	return rc == MDB_NOTFOUND ? 0 : rc;
+	stx_cursor_close(cur);
+	return rc == STORE_NOTFOUND ? 0 : rc;
 }
 
 int
@@ -389,33 +407,32 @@ struct page_arg {
 
 /* One page of the records in a state, in key order, after 'after'. */
 static int
-page_txn(MDB_txn *txn, void *arg)
+page_txn(struct store_txn *txn, void *arg)
 {
 	struct page_arg		*pa = arg;
 	struct ledger_rec	 r;
-	MDB_cursor		*cur;
-	MDB_cursor_op		 op = MDB_FIRST;
-	MDB_val			 k, v;
+	struct store_cursor	*cur;
+	struct store_val	 k, v;
 	char			 key[MAX_KEY + 1];
 	int			 rc;
 
 	pa->n = 0;
 	pa->more = 0;
-	if ((rc = mdb_cursor_open(txn, store_dbi(pa->st, DB_LEDGER), &cur)))
+	if ((rc = stx_cursor_open(txn, DB_LEDGER, &cur)))
 		return rc;
 	if (pa->after != NULL) {
-		k.mv_data = (void *)pa->after;
-		k.mv_size = strlen(pa->after);
-		op = MDB_SET_RANGE;
+		k.data = (void *)pa->after;
+		k.size = strlen(pa->after);
 	}
-	for (rc = mdb_cursor_get(cur, &k, &v, op); rc == 0;
-	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		if (k.mv_size > MAX_KEY)
+	for (rc = pa->after != NULL ? stx_cursor_seek(cur, &k, &v) :
+	    stx_cursor_first(cur, &k, &v); rc == 0;
+	    rc = stx_cursor_next(cur, &k, &v)) {
+		if (k.size > MAX_KEY)
 			continue;
-		memcpy(key, k.mv_data, k.mv_size);
-		key[k.mv_size] = '\0';
+		memcpy(key, k.data, k.size);
+		key[k.size] = '\0';
 		if ((pa->after != NULL && strcmp(key, pa->after) == 0) ||
-		    ledger_get(txn, pa->st, key, &r) != 0)
+		    ledger_get(txn, key, &r) != 0)
 			continue;
 		if (r.state == pa->state) {
 			if (pa->n == pa->limit) {
@@ -424,14 +441,14 @@ page_txn(MDB_txn *txn, void *arg)
 				break;
 			}
 			pa->n++;
-			memcpy(pa->last, key, k.mv_size + 1);
+			memcpy(pa->last, key, k.size + 1);
 			if (pa->fn != NULL)
 				pa->fn(key, &r, pa->arg);
 		}
 		ledger_rec_free(&r);
 	}
-	mdb_cursor_close(cur);
-	return rc == MDB_NOTFOUND ? 0 : rc;
+	stx_cursor_close(cur);
+	return rc == STORE_NOTFOUND ? 0 : rc;
 }
 
 int

@@ -15,9 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <lmdb.h>
-
 struct store;
+struct store_txn;
 
 enum ledger_state {
 	L_NONE = 0,		/* no record */
@@ -53,10 +52,23 @@ char		*ledger_encode(const struct ledger_rec *, size_t *len);
 int		 ledger_decode(const char *buf, size_t len,
 		    struct ledger_rec *out);
 
+/* What an entry of the expiry index (DB_EXPIRY, sweep.c) points at. */
+#define EXPIRY_LEDGER		'l'	/* a ledger key */
+#define EXPIRY_RUN		'r'	/* a run record */
+#define EXPIRY_APPROVAL		'a'	/* an approval */
+
+/*
+ * Index 'key' of that kind for the sweeper, due at 'clock' on the store
+ * clock and 'wall' on the wall clock, inside the transaction that settles
+ * it.
+ */
+int		 ledger_expiry_add(struct store_txn *, uint64_t clock,
+		    uint64_t wall, char kind, const char *key, size_t keylen);
+
 /* Inside a transaction. */
-int		 ledger_get(MDB_txn *, struct store *, const char *key,
+int		 ledger_get(struct store_txn *, const char *key,
 		    struct ledger_rec *out);
-int		 ledger_put(MDB_txn *, struct store *, const char *key,
+int		 ledger_put(struct store_txn *, const char *key,
 		    const struct ledger_rec *);
 
 /*
@@ -69,12 +81,12 @@ int		 ledger_put(MDB_txn *, struct store *, const char *key,
  */
 #define LEDGER_DUPLICATE	(-30001)
 #define LEDGER_BUDGET		(-30002)
-int		 ledger_run_add(MDB_txn *, struct store *, const char *tenant,
+int		 ledger_run_add(struct store_txn *, const char *tenant,
 		    const char *run_id, const char *key, uint64_t max_writes,
 		    int again, uint64_t clock_ms, uint64_t now_ms);
 
 /* 1 when the run has written the key already, 0 when not, or an error. */
-int		 ledger_run_has(MDB_txn *, struct store *, const char *tenant,
+int		 ledger_run_has(struct store_txn *, const char *tenant,
 		    const char *run_id, const char *key);
 
 /* At start: every running record becomes in doubt.  *n gets the count. */

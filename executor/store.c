@@ -21,6 +21,15 @@ struct store {
 	uint64_t	 mono_base;	/* mono_ms() when opened */
 };
 
+struct store_txn {
+	MDB_txn		*txn;
+	struct store	*st;
+};
+
+struct store_cursor {
+	MDB_cursor	*cur;
+};
+
 static const char *db_names[DB_COUNT] = {
 	[DB_META] = "meta",
 	[DB_LEDGER] = "ledger",
@@ -159,12 +168,6 @@ store_close(struct store *st)
 	free(st);
 }
 
-MDB_dbi
-store_dbi(struct store *st, enum store_db db)
-{
-	return st->dbi[db];
-}
-
 uint64_t
 store_map_size(struct store *st)
 {
@@ -226,7 +229,7 @@ struct free_arg {
  * but a freelist that fragmented is not accounted for exactly.
  */
 static int
-free_txn(MDB_txn *txn, void *arg)
+free_txn(struct store_txn *stx, void *arg)
 {
 	struct free_arg	*fa = arg;
 	MDB_cursor	*cur;
@@ -237,7 +240,7 @@ free_txn(MDB_txn *txn, void *arg)
 	int		 rc;
 
 	fa->pages = 0;
-	if ((rc = mdb_cursor_open(txn, 0, &cur)) != 0)
+	if ((rc = mdb_cursor_open(stx->txn, 0, &cur)) != 0)
 		return rc;
 	for (; (rc = mdb_cursor_get(cur, &k, &v, op)) == 0; op = MDB_NEXT) {
 		if (k.mv_size != sizeof(id) || v.mv_size < sizeof(cnt) ||
@@ -319,7 +322,7 @@ store_reserve(const struct store *st)
 }
 
 static int
-noop_txn(MDB_txn *txn, void *arg)
+noop_txn(struct store_txn *txn, void *arg)
 {
 	(void)txn;
 	(void)arg;
@@ -387,6 +390,10 @@ store_rc(int rc)
 		return STORE_NOTFOUND;
 	if (rc == MDB_MAP_FULL)
 		return STORE_FULL;
+	if (rc == STORE_BADSIZE)
+		rc = MDB_BAD_VALSIZE;
+	else if (rc == STORE_CORRUPT)
+		rc = MDB_CORRUPTED;
 	if (rc >= MDB_KEYEXIST && rc <= MDB_LAST_ERRCODE) {
 		last_mdb_err = rc;
 		return STORE_ERR;
@@ -404,16 +411,21 @@ store_strerror(int rc)
 		return mdb_strerror(MDB_MAP_FULL);
 	case STORE_ERR:
 		return mdb_strerror(last_mdb_err);
+	case STORE_BADSIZE:
+		return mdb_strerror(MDB_BAD_VALSIZE);
+	case STORE_CORRUPT:
+		return mdb_strerror(MDB_CORRUPTED);
 	}
 	/* An errno, or a code of our own (as mdb_strerror said it). */
 	return mdb_strerror(rc);
 }
 
 static int
-write_txn(struct store *st, int (*fn)(MDB_txn *, void *), void *arg)
+write_txn(struct store *st, int (*fn)(struct store_txn *, void *), void *arg)
 {
-	MDB_txn	*txn;
-	int	 rc;
+	struct store_txn	 stx = { NULL, st };
+	MDB_txn			*txn;
+	int			 rc;
 
 	for (;;) {
 		if ((rc = mdb_txn_begin(st->env, NULL, 0, &txn)) != 0) {
@@ -423,7 +435,8 @@ write_txn(struct store *st, int (*fn)(MDB_txn *, void *), void *arg)
 			}
 			return rc;
 		}
-		rc = fn(txn, arg);
+		stx.txn = txn;
+		rc = fn(&stx, arg);
 		/* Whatever this commit stores, the clock is at least there. */
 		if (rc == 0)
 			rc = clock_save(txn, st);
@@ -431,7 +444,8 @@ write_txn(struct store *st, int (*fn)(MDB_txn *, void *), void *arg)
 			rc = mdb_txn_commit(txn);	/* frees txn */
 		else
 			mdb_txn_abort(txn);
-		if (rc != MDB_MAP_FULL)
+		/* Full in fn (stx_put...) or at the commit: grow, run again. */
+		if (rc != MDB_MAP_FULL && rc != STORE_FULL)
 			return rc;
 		if (store_grow(st) != 0)
 			return MDB_MAP_FULL;
@@ -439,7 +453,7 @@ write_txn(struct store *st, int (*fn)(MDB_txn *, void *), void *arg)
 }
 
 int
-store_write_reserve(struct store *st, int (*fn)(MDB_txn *, void *),
+store_write_reserve(struct store *st, int (*fn)(struct store_txn *, void *),
     void *arg)
 {
 	return store_rc(write_txn(st, fn, arg));
@@ -447,7 +461,7 @@ store_write_reserve(struct store *st, int (*fn)(MDB_txn *, void *),
 
 int
 store_write_need(struct store *st, uint64_t need,
-    int (*fn)(MDB_txn *, void *), void *arg)
+    int (*fn)(struct store_txn *, void *), void *arg)
 {
 	/* Refused as the map's hard limit is: nothing of it is stored. */
 	if (st->reserve > 0 && !store_has_room(st, need, need))
@@ -456,20 +470,22 @@ store_write_need(struct store *st, uint64_t need,
 }
 
 int
-store_write(struct store *st, int (*fn)(MDB_txn *, void *), void *arg)
+store_write(struct store *st, int (*fn)(struct store_txn *, void *), void *arg)
 {
 	return store_write_need(st, 0, fn, arg);
 }
 
 int
-store_read(struct store *st, int (*fn)(MDB_txn *, void *), void *arg)
+store_read(struct store *st, int (*fn)(struct store_txn *, void *), void *arg)
 {
-	MDB_txn	*txn;
-	int	 rc;
+	struct store_txn	 stx = { NULL, st };
+	MDB_txn			*txn;
+	int			 rc;
 
 	if ((rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn)) != 0)
 		return store_rc(rc);
-	rc = fn(txn, arg);
+	stx.txn = txn;
+	rc = fn(&stx, arg);
 	mdb_txn_abort(txn);
 	return store_rc(rc);
 }
@@ -480,13 +496,13 @@ struct flag_arg {
 };
 
 static int
-get_writes_off(MDB_txn *txn, void *arg)
+get_writes_off(struct store_txn *stx, void *arg)
 {
 	struct flag_arg	*fa = arg;
 	MDB_val		 k = { strlen(KEY_WRITES_OFF), KEY_WRITES_OFF }, v;
 	int		 rc;
 
-	rc = mdb_get(txn, fa->st->dbi[DB_META], &k, &v);
+	rc = mdb_get(stx->txn, fa->st->dbi[DB_META], &k, &v);
 	if (rc == MDB_NOTFOUND) {
 		fa->val = 0;
 		return 0;
@@ -498,13 +514,13 @@ get_writes_off(MDB_txn *txn, void *arg)
 }
 
 static int
-put_writes_off(MDB_txn *txn, void *arg)
+put_writes_off(struct store_txn *stx, void *arg)
 {
 	struct flag_arg	*fa = arg;
 	MDB_val		 k = { strlen(KEY_WRITES_OFF), KEY_WRITES_OFF };
 	MDB_val		 v = { 1, fa->val ? "1" : "0" };
 
-	return mdb_put(txn, fa->st->dbi[DB_META], &k, &v, 0);
+	return mdb_put(stx->txn, fa->st->dbi[DB_META], &k, &v, 0);
 }
 
 struct u64_arg {
@@ -514,22 +530,22 @@ struct u64_arg {
 };
 
 static int
-get_u64_txn(MDB_txn *txn, void *arg)
+get_u64_txn(struct store_txn *stx, void *arg)
 {
 	struct u64_arg	*ua = arg;
 	int		 rc;
 
 	ua->val = 0;
-	rc = meta_get_u64(txn, ua->st, ua->key, &ua->val);
+	rc = meta_get_u64(stx->txn, ua->st, ua->key, &ua->val);
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
 static int
-put_u64_txn(MDB_txn *txn, void *arg)
+put_u64_txn(struct store_txn *stx, void *arg)
 {
 	struct u64_arg	*ua = arg;
 
-	return meta_put_u64(txn, ua->st, ua->key, ua->val);
+	return meta_put_u64(stx->txn, ua->st, ua->key, ua->val);
 }
 
 int
@@ -553,7 +569,7 @@ store_put_u64(struct store *st, const char *key, uint64_t val)
 }
 
 int
-store_writes_off_txn(MDB_txn *txn, struct store *st, int *off)
+store_writes_off_txn(struct store_txn *txn, struct store *st, int *off)
 {
 	struct flag_arg	fa = { st, 0 };
 	int		rc;
@@ -561,7 +577,7 @@ store_writes_off_txn(MDB_txn *txn, struct store *st, int *off)
 	*off = 1;
 	if ((rc = get_writes_off(txn, &fa)) == 0)
 		*off = fa.val;
-	return rc;
+	return store_rc(rc);
 }
 
 int
@@ -585,4 +601,122 @@ store_set_writes_off(struct store *st, int off)
 
 	/* An operator's action: it must fit when the store is full. */
 	return store_write_reserve(st, put_writes_off, &fa);
+}
+
+/*
+ * Inside a transaction.  LMDB's codes are translated at once, so the
+ * transaction functions see only the store's; an LMDB error behind
+ * STORE_ERR is kept for store_strerror as when it leaves store_write.
+ */
+static void
+val_in(MDB_val *m, const struct store_val *v)
+{
+	m->mv_size = v->size;
+	m->mv_data = v->data;
+}
+
+static void
+val_out(struct store_val *v, const MDB_val *m)
+{
+	v->size = m->mv_size;
+	v->data = m->mv_data;
+}
+
+int
+stx_get(struct store_txn *stx, enum store_db db, const struct store_val *key,
+    struct store_val *val)
+{
+	MDB_val	k, v;
+	int	rc;
+
+	val_in(&k, key);
+	if ((rc = mdb_get(stx->txn, stx->st->dbi[db], &k, &v)) == 0)
+		val_out(val, &v);
+	return store_rc(rc);
+}
+
+int
+stx_put(struct store_txn *stx, enum store_db db, const struct store_val *key,
+    const struct store_val *val)
+{
+	MDB_val	k, v;
+
+	val_in(&k, key);
+	val_in(&v, val);
+	return store_rc(mdb_put(stx->txn, stx->st->dbi[db], &k, &v, 0));
+}
+
+int
+stx_del(struct store_txn *stx, enum store_db db, const struct store_val *key)
+{
+	MDB_val	k;
+
+	val_in(&k, key);
+	return store_rc(mdb_del(stx->txn, stx->st->dbi[db], &k, NULL));
+}
+
+int
+stx_cursor_open(struct store_txn *stx, enum store_db db,
+    struct store_cursor **out)
+{
+	struct store_cursor	*c;
+	int			 rc;
+
+	c = xcalloc(1, sizeof(*c));
+	if ((rc = mdb_cursor_open(stx->txn, stx->st->dbi[db], &c->cur)) != 0) {
+		free(c);
+		return store_rc(rc);
+	}
+	*out = c;
+	return 0;
+}
+
+void
+stx_cursor_close(struct store_cursor *c)
+{
+	mdb_cursor_close(c->cur);
+	free(c);
+}
+
+static int
+cursor_get(struct store_cursor *c, struct store_val *key,
+    struct store_val *val, MDB_cursor_op op)
+{
+	MDB_val	k, v;
+	int	rc;
+
+	if (op == MDB_SET_RANGE)
+		val_in(&k, key);
+	if ((rc = mdb_cursor_get(c->cur, &k, &v, op)) == 0) {
+		val_out(key, &k);
+		val_out(val, &v);
+	}
+	return store_rc(rc);
+}
+
+int
+stx_cursor_first(struct store_cursor *c, struct store_val *key,
+    struct store_val *val)
+{
+	return cursor_get(c, key, val, MDB_FIRST);
+}
+
+int
+stx_cursor_next(struct store_cursor *c, struct store_val *key,
+    struct store_val *val)
+{
+	return cursor_get(c, key, val, MDB_NEXT);
+}
+
+int
+stx_cursor_seek(struct store_cursor *c, struct store_val *key,
+    struct store_val *val)
+{
+	return cursor_get(c, key, val, MDB_SET_RANGE);
+}
+
+int
+stx_cursor_del(struct store_cursor *c)
+{
+	return store_rc(mdb_cursor_del(c->cur, 0));
 }

@@ -10,8 +10,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <lmdb.h>
-
 enum store_db {
 	DB_META,		/* small state: the kill switch, the clock */
 	DB_LEDGER,		/* idempotency key -> write record */
@@ -23,6 +21,14 @@ enum store_db {
 };
 
 struct store;
+struct store_txn;		/* one transaction, inside store_write/read */
+struct store_cursor;		/* a walk over one database */
+
+/* A key or a value in the store. */
+struct store_val {
+	size_t	 size;
+	void	*data;
+};
 
 /*
  * What the store's functions return besides 0, a code of a transaction
@@ -31,6 +37,13 @@ struct store;
 #define STORE_NOTFOUND	(-30301)	/* no such record */
 #define STORE_FULL	(-30302)	/* the map is at store.max_map_size */
 #define STORE_ERR	(-30303)	/* any other LMDB error */
+/*
+ * Returned by transaction functions for what they find wrong themselves;
+ * they leave the store as STORE_ERR, with LMDB's own messages for a bad
+ * value size and a corrupted record.
+ */
+#define STORE_BADSIZE	(-30304)	/* a key or value too large */
+#define STORE_CORRUPT	(-30305)	/* a record of the wrong shape */
 const char	*store_strerror(int);
 
 struct store	*store_open(const char *dir, uint64_t map_size,
@@ -55,12 +68,12 @@ void		 store_close(struct store *);
  * deny, the kill switch, recovery at start.  Those use
  * store_write_reserve, which only the hard limit stops.
  */
-int		 store_write(struct store *, int (*fn)(MDB_txn *, void *),
-		    void *arg);
+int		 store_write(struct store *,
+		    int (*fn)(struct store_txn *, void *), void *arg);
 int		 store_write_need(struct store *, uint64_t need,
-		    int (*fn)(MDB_txn *, void *), void *arg);
+		    int (*fn)(struct store_txn *, void *), void *arg);
 int		 store_write_reserve(struct store *,
-		    int (*fn)(MDB_txn *, void *), void *arg);
+		    int (*fn)(struct store_txn *, void *), void *arg);
 void		 store_set_reserve(struct store *, uint64_t bytes);
 uint64_t	 store_reserve(const struct store *);
 /*
@@ -72,9 +85,8 @@ int		 store_has_room(struct store *, uint64_t chunk, uint64_t need);
  * A read-only transaction; fn's return value is passed through (LMDB's
  * errors as STORE_NOTFOUND, STORE_FULL or STORE_ERR).
  */
-int		 store_read(struct store *, int (*fn)(MDB_txn *, void *),
-		    void *arg);
-MDB_dbi		 store_dbi(struct store *, enum store_db);
+int		 store_read(struct store *,
+		    int (*fn)(struct store_txn *, void *), void *arg);
 uint64_t	 store_map_size(struct store *);
 /*
  * The store clock, in ms: never goes back, across restarts too (see
@@ -102,6 +114,32 @@ int		 store_set_writes_off(struct store *, int off);
 int		 store_get_u64(struct store *, const char *key, uint64_t *);
 int		 store_put_u64(struct store *, const char *key, uint64_t);
 /* The kill switch as stored, inside a transaction (1 when unreadable). */
-int		 store_writes_off_txn(MDB_txn *, struct store *, int *off);
+int		 store_writes_off_txn(struct store_txn *, struct store *,
+		    int *off);
+
+/*
+ * Inside a transaction function: 0, or STORE_NOTFOUND, STORE_FULL (the
+ * transaction must fail, store_write grows the map and runs it again) or
+ * STORE_ERR.  What stx_get and the cursors give points into the map: valid
+ * until the transaction ends or writes.
+ */
+int		 stx_get(struct store_txn *, enum store_db,
+		    const struct store_val *key, struct store_val *val);
+int		 stx_put(struct store_txn *, enum store_db,
+		    const struct store_val *key, const struct store_val *val);
+int		 stx_del(struct store_txn *, enum store_db,
+		    const struct store_val *key);
+int		 stx_cursor_open(struct store_txn *, enum store_db,
+		    struct store_cursor **);
+void		 stx_cursor_close(struct store_cursor *);
+int		 stx_cursor_first(struct store_cursor *,
+		    struct store_val *key, struct store_val *val);
+int		 stx_cursor_next(struct store_cursor *,
+		    struct store_val *key, struct store_val *val);
+/* The first record at or after key (key is overwritten with its key). */
+int		 stx_cursor_seek(struct store_cursor *,
+		    struct store_val *key, struct store_val *val);
+/* Delete the record the cursor is at. */
+int		 stx_cursor_del(struct store_cursor *);
 
 #endif

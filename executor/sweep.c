@@ -13,8 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <lmdb.h>
-
 #include "common/util.h"
 #include "executor/ledger.h"
 #include "executor/store.h"
@@ -22,38 +20,19 @@
 
 #define MAX_KEY			LEDGER_KEY_MAX	/* LMDB's default key size limit */
 
-/* An expiry entry: at 'clock' on the store clock and 'wall' on the wall's. */
-int
-sweep_index_add(MDB_txn *txn, struct store *st, uint64_t clock,
-    uint64_t wall, char kind, const char *key, size_t keylen)
-{
-	char	buf[9 + MAX_KEY], wb[8];
-	MDB_val	k, v = { sizeof(wb), wb };
-
-	if (keylen > MAX_KEY - 9)
-		return MDB_BAD_VALSIZE;
-	be64_put(buf, clock);
-	buf[8] = kind;
-	memcpy(buf + 9, key, keylen);
-	k.mv_data = buf;
-	k.mv_size = 9 + keylen;
-	be64_put(wb, wall);
-	return mdb_put(txn, store_dbi(st, DB_EXPIRY), &k, &v, 0);
-}
-
 /*
  * An approval goes retention after it expires: its expiry on the wall
  * clock, and the same distance ahead on the store clock.
  */
 int
-ledger_expire_approval(MDB_txn *txn, struct store *st, const char *id,
+ledger_expire_approval(struct store_txn *txn, struct store *st, const char *id,
     uint64_t expires_ms)
 {
 	uint64_t	wall = now_ms(), clock = store_clock_ms(st);
 
 	if (expires_ms > wall)
 		clock += expires_ms - wall;
-	return sweep_index_add(txn, st, clock, expires_ms, EXPIRY_APPROVAL, id,
+	return ledger_expiry_add(txn, clock, expires_ms, EXPIRY_APPROVAL, id,
 	    strlen(id));
 }
 
@@ -68,33 +47,33 @@ struct sweep_arg {
 
 /* Remove one indexed item if it is still settled and old enough. */
 static int
-sweep_one(MDB_txn *txn, struct sweep_arg *sa, uint64_t t, char kind,
+sweep_one(struct store_txn *txn, uint64_t t, char kind,
     const char *key, size_t keylen)
 {
 	struct ledger_rec	r;
-	MDB_val			k = { keylen, (void *)key };
+	struct store_val	k = { keylen, (void *)key };
 	char			buf[MAX_KEY + 1];
 	int			rc;
 
 	if (kind == EXPIRY_APPROVAL) {
-		rc = mdb_del(txn, store_dbi(sa->st, DB_APPROVALS), &k, NULL);
-		return rc == MDB_NOTFOUND ? 0 : rc;
+		rc = stx_del(txn, DB_APPROVALS, &k);
+		return rc == STORE_NOTFOUND ? 0 : rc;
 	}
 	if (kind == EXPIRY_RUN) {
-		rc = mdb_del(txn, store_dbi(sa->st, DB_RUNS), &k, NULL);
-		return rc == MDB_NOTFOUND ? 0 : rc;
+		rc = stx_del(txn, DB_RUNS, &k);
+		return rc == STORE_NOTFOUND ? 0 : rc;
 	}
 	if (kind != EXPIRY_LEDGER || keylen > MAX_KEY)
 		return 0;
 	memcpy(buf, key, keylen);
 	buf[keylen] = '\0';
-	if ((rc = ledger_get(txn, sa->st, buf, &r)) != 0)
+	if ((rc = ledger_get(txn, buf, &r)) != 0)
 		return rc;
 	/* A key run again since, or now in doubt, is not this entry's. */
 	if ((r.state == L_DONE || r.state == L_FAILED) &&
 	    r.finished_clock <= t) {
-		rc = mdb_del(txn, store_dbi(sa->st, DB_LEDGER), &k, NULL);
-		if (rc == MDB_NOTFOUND)
+		rc = stx_del(txn, DB_LEDGER, &k);
+		if (rc == STORE_NOTFOUND)
 			rc = 0;
 	}
 	ledger_rec_free(&r);
@@ -108,67 +87,67 @@ sweep_one(MDB_txn *txn, struct sweep_arg *sa, uint64_t t, char kind,
  * of those are looked at per transaction.
  */
 static int
-sweep_txn(MDB_txn *txn, void *arg)
+sweep_txn(struct store_txn *txn, void *arg)
 {
 	struct sweep_arg	*sa = arg;
-	MDB_cursor		*cur;
-	MDB_val			 k, v;
-	MDB_cursor_op		 op = MDB_FIRST;
+	struct store_cursor	*cur;
+	struct store_val	 k, v;
 	const unsigned char	*p;
 	uint64_t		 t, wall;
 	size_t			 seen = 0;
-	int			 rc;
+	int			 rc, first = 1;
 
 	sa->removed = 0;
-	if ((rc = mdb_cursor_open(txn, store_dbi(sa->st, DB_EXPIRY), &cur)))
+	if ((rc = stx_cursor_open(txn, DB_EXPIRY, &cur)))
 		return rc;
 	while (sa->removed < sa->batch && seen++ < 4 * sa->batch &&
-	    (rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
+	    (rc = first ? stx_cursor_first(cur, &k, &v) :
+	    stx_cursor_next(cur, &k, &v)) == 0) {
 		/* After a delete the cursor stands on the next entry already. */
-		op = MDB_NEXT;
-		p = k.mv_data;
-		if (k.mv_size < 9)
+		first = 0;
+		p = k.data;
+		if (k.size < 9)
 			goto drop;
 		t = be64_get(p);
 		if (t > sa->clock_now || sa->clock_now - t < sa->retention)
 			break;
 		/* Entries of old stores have no wall time: the key's. */
-		wall = v.mv_size == 8 ? be64_get(v.mv_data) : t;
+		wall = v.size == 8 ? be64_get(v.data) : t;
 		if (wall > sa->wall_now || sa->wall_now - wall < sa->retention)
 			continue;
-		if ((rc = sweep_one(txn, sa, t, (char)p[8],
-		    (const char *)p + 9, k.mv_size - 9)) != 0)
+		if ((rc = sweep_one(txn, t, (char)p[8],
+		    (const char *)p + 9, k.size - 9)) != 0)
 			break;
 drop:
-		if ((rc = mdb_cursor_del(cur, 0)) != 0)
+		if ((rc = stx_cursor_del(cur)) != 0)
 			break;
 		sa->removed++;
 	}
-	mdb_cursor_close(cur);
-	return rc == MDB_NOTFOUND ? 0 : rc;
+	stx_cursor_close(cur);
+	return rc == STORE_NOTFOUND ? 0 : rc;
 }
 
 /* Is the oldest entry due on the store clock?  1 yes, 0 no, or an error. */
 static int
-due_txn(MDB_txn *txn, void *arg)
+due_txn(struct store_txn *txn, void *arg)
 {
 	struct sweep_arg	*sa = arg;
-	MDB_cursor		*cur;
-	MDB_val			 k, v;
+	struct store_cursor	*cur;
+	struct store_val	 k, v;
 	uint64_t		 t;
 	int			 rc;
 
-	if ((rc = mdb_cursor_open(txn, store_dbi(sa->st, DB_EXPIRY), &cur)))
+	if ((rc = stx_cursor_open(txn, DB_EXPIRY, &cur)))
 		return rc;
-	rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-	mdb_cursor_close(cur);
-	if (rc == MDB_NOTFOUND)
+	rc = stx_cursor_first(cur, &k, &v);
+	stx_cursor_close(cur);
+	if (rc == STORE_NOTFOUND)
 		return 0;
 	if (rc != 0)
 		return rc;
-	if (k.mv_size < 9)
+	if (k.size < 9)
 		return 1;
-	t = be64_get(k.mv_data);
+	t = be64_get(k.data);
 	return t <= sa->clock_now && sa->clock_now - t >= sa->retention;
 }
 

@@ -9,27 +9,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <lmdb.h>
-
 struct store;
+struct store_txn;
 
-/* What an index entry points at. */
-#define EXPIRY_LEDGER		'l'	/* a ledger key */
-#define EXPIRY_RUN		'r'	/* a run record */
-#define EXPIRY_APPROVAL		'a'	/* an approval */
-
-/*
- * Index 'key' of that kind, due at 'clock' on the store clock and 'wall'
- * on the wall clock, inside the transaction that settles it.
- */
-int		 sweep_index_add(MDB_txn *, struct store *, uint64_t clock,
-		    uint64_t wall, char kind, const char *key, size_t keylen);
+/* The index's entries are written by ledger_expiry_add (ledger.h). */
 
 /*
  * An approval record is swept writes.retention_s after it expires: by
  * then it is expired, or decided long ago.
  */
-int		 ledger_expire_approval(MDB_txn *, struct store *,
+int		 ledger_expire_approval(struct store_txn *, struct store *,
 		    const char *id, uint64_t expires_ms);
 
 /*

@@ -21,7 +21,6 @@
 #include <time.h>
 
 #include <event2/event.h>
-#include <lmdb.h>
 #include <msgpack.h>
 
 #include "common/log.h"
@@ -374,7 +373,7 @@ struct batch {
  * switch thrown since the first look can slip between check and intent.
  */
 static int
-intent_txn(MDB_txn *txn, struct wop *w)
+intent_txn(struct store_txn *txn, struct wop *w)
 {
 	struct call	*c = w->first;
 	int		 rc, off;
@@ -387,7 +386,7 @@ intent_txn(MDB_txn *txn, struct wop *w)
 		w->verdict = V_WRITES_OFF;
 		return 0;
 	}
-	if ((rc = ledger_get(txn, ex->store, w->key, &w->found)) != 0)
+	if ((rc = ledger_get(txn, w->key, &w->found)) != 0)
 		return rc;
 	if (w->found.state == L_DONE) {
 		w->verdict = V_REPLAY;
@@ -406,7 +405,7 @@ intent_txn(MDB_txn *txn, struct wop *w)
 		if (rc != 0)
 			return rc;
 	}
-	rc = ledger_run_add(txn, ex->store, c->tenant, c->run_id, w->key,
+	rc = ledger_run_add(txn, c->tenant, c->run_id, w->key,
 	    ex->conf->max_writes_per_run, c->approval_id != NULL,
 	    store_clock_ms(ex->store), w->rec.started_ms);
 	if (rc == LEDGER_DUPLICATE || rc == LEDGER_BUDGET) {
@@ -418,11 +417,11 @@ intent_txn(MDB_txn *txn, struct wop *w)
 	if (c->approval_id != NULL &&
 	    (rc = approval_start_txn(txn, c->approval_id)) != 0)
 		return rc;
-	return ledger_put(txn, ex->store, w->key, &w->rec);
+	return ledger_put(txn, w->key, &w->rec);
 }
 
 static int
-batch_txn(MDB_txn *txn, void *arg)
+batch_txn(struct store_txn *txn, void *arg)
 {
 	struct batch	*b = arg;
 	struct wop	*w;
@@ -432,7 +431,7 @@ batch_txn(MDB_txn *txn, void *arg)
 		if (b->outcomes != (w->phase == W_OUTCOME))
 			continue;
 		if (b->outcomes)
-			rc = ledger_put(txn, ex->store, w->key, &w->rec);
+			rc = ledger_put(txn, w->key, &w->rec);
 		else
 			rc = intent_txn(txn, w);
 		if (rc != 0)
@@ -600,14 +599,14 @@ struct get_arg {
 };
 
 static int
-get_txn(MDB_txn *txn, void *arg)
+get_txn(struct store_txn *txn, void *arg)
 {
 	struct get_arg	*ga = arg;
 	int		 rc;
 
-	if ((rc = ledger_get(txn, ex->store, ga->c->idem_key, ga->rec)) != 0)
+	if ((rc = ledger_get(txn, ga->c->idem_key, ga->rec)) != 0)
 		return rc;
-	rc = ledger_run_has(txn, ex->store, ga->c->tenant, ga->c->run_id,
+	rc = ledger_run_has(txn, ga->c->tenant, ga->c->run_id,
 	    ga->c->idem_key);
 	if (rc < 0 || rc > 1)
 		return rc;
@@ -834,13 +833,13 @@ struct resolve_arg {
 };
 
 static int
-resolve_txn(MDB_txn *txn, void *arg)
+resolve_txn(struct store_txn *txn, void *arg)
 {
 	struct resolve_arg	*ra = arg;
 	struct ledger_rec	 r;
 	int			 rc;
 
-	if ((rc = ledger_get(txn, ex->store, ra->key, &r)) != 0)
+	if ((rc = ledger_get(txn, ra->key, &r)) != 0)
 		return rc;
 	ra->found = r.state;
 	if (r.state != L_IN_DOUBT && r.state != L_RUNNING) {
@@ -865,7 +864,7 @@ resolve_txn(MDB_txn *txn, void *arg)
 		r.state = L_DONE;
 	} else
 		r.state = L_FAILED;
-	rc = ledger_put(txn, ex->store, ra->key, &r);
+	rc = ledger_put(txn, ra->key, &r);
 	ledger_rec_free(&r);
 	return rc;
 }

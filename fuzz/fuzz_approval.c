@@ -13,8 +13,8 @@
  *    gives the same fields, and encoding that again gives the same bytes.
  *
  * Build: this target links the approval store, executor/apstore.c, and
- * what it stores through (record.c, store.c, apquota.c, and ledger.c with
- * sweep.c for the expiry index) besides common/ and proto/.  The store
+ * what it stores through (record.c, store.c, apquota.c, and sweep.c with
+ * ledger.c for the expiry index) besides common/ and proto/.  The store
  * reads the executor's global 'ex' for its store and quotas; the decoder
  * and encoder never do, so 'ex' is defined here and left NULL.  The
  * handlers (approval.c) are not linked: no stubs of the daemon needed.

@@ -14,9 +14,9 @@
  *    bytes), and encoding that again gives the same bytes.
  *
  * Build: ledger.c decodes with record.c and calls into store.c
- * (store_dbi and the transactions) and sweep.c (the expiry index) for its
- * LMDB half, so this target links executor/ledger.c, executor/record.c,
- * executor/store.c and executor/sweep.c besides common/ and proto/.
+ * (the transactions, stx_*) for its LMDB half, so this target links
+ * executor/ledger.c, executor/record.c and executor/store.c besides
+ * common/ and proto/.
  * Nothing else is needed.
  */
 

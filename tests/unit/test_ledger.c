@@ -13,7 +13,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <lmdb.h>
 #include <msgpack.h>
 
 #include "executor/ledger.h"
@@ -508,11 +507,11 @@ struct put_arg {
 };
 
 static int
-put_fn(MDB_txn *txn, void *arg)
+put_fn(struct store_txn *txn, void *arg)
 {
 	struct put_arg	*pa = arg;
 
-	return ledger_put(txn, st, pa->key, pa->rec);
+	return ledger_put(txn, pa->key, pa->rec);
 }
 
 static int
@@ -529,11 +528,11 @@ struct get_arg {
 };
 
 static int
-get_fn(MDB_txn *txn, void *arg)
+get_fn(struct store_txn *txn, void *arg)
 {
 	struct get_arg	*ga = arg;
 
-	return ledger_get(txn, st, ga->key, ga->rec);
+	return ledger_get(txn, ga->key, ga->rec);
 }
 
 static int
@@ -585,22 +584,22 @@ struct raw_arg {
 };
 
 static int
-raw_put_fn(MDB_txn *txn, void *arg)
+raw_put_fn(struct store_txn *txn, void *arg)
 {
-	struct raw_arg	*ra = arg;
-	MDB_val		 k = { ra->keylen, (void *)ra->key };
-	MDB_val		 v = { ra->vallen, (void *)ra->val };
+	struct raw_arg		*ra = arg;
+	struct store_val	 k = { ra->keylen, (void *)ra->key };
+	struct store_val	 v = { ra->vallen, (void *)ra->val };
 
-	return mdb_put(txn, store_dbi(st, ra->db), &k, &v, 0);
+	return stx_put(txn, ra->db, &k, &v);
 }
 
 static int
-raw_get_fn(MDB_txn *txn, void *arg)
+raw_get_fn(struct store_txn *txn, void *arg)
 {
-	struct raw_arg	*ra = arg;
-	MDB_val		 k = { ra->keylen, (void *)ra->key }, v;
+	struct raw_arg		*ra = arg;
+	struct store_val	 k = { ra->keylen, (void *)ra->key }, v;
 
-	return mdb_get(txn, store_dbi(st, ra->db), &k, &v);
+	return stx_get(txn, ra->db, &k, &v);
 }
 
 struct entries_arg {
@@ -609,16 +608,20 @@ struct entries_arg {
 };
 
 static int
-entries_fn(MDB_txn *txn, void *arg)
+entries_fn(struct store_txn *txn, void *arg)
 {
 	struct entries_arg	*ea = arg;
-	MDB_stat		 ms;
+	struct store_cursor	*cur;
+	struct store_val	 k, v;
 	int			 rc;
 
-	if ((rc = mdb_stat(txn, store_dbi(st, ea->db), &ms)) != 0)
+	if ((rc = stx_cursor_open(txn, ea->db, &cur)) != 0)
 		return rc;
-	ea->n = ms.ms_entries;
-	return 0;
+	for (rc = stx_cursor_first(cur, &k, &v); rc == 0;
+	    rc = stx_cursor_next(cur, &k, &v))
+		ea->n++;
+	stx_cursor_close(cur);
+	return rc == STORE_NOTFOUND ? 0 : rc;
 }
 
 /* The number of entries in one database. */
@@ -770,11 +773,11 @@ struct run_arg {
 };
 
 static int
-run_fn(MDB_txn *txn, void *arg)
+run_fn(struct store_txn *txn, void *arg)
 {
 	struct run_arg	*ra = arg;
 
-	return ledger_run_add(txn, st, ra->tenant, ra->run_id, ra->key,
+	return ledger_run_add(txn, ra->tenant, ra->run_id, ra->key,
 	    ra->max, 0, ra->now, ra->now);
 }
 

@@ -6,14 +6,13 @@
  */
 #include <sys/stat.h>
 
+#include <errno.h>
 #include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#include <lmdb.h>
 
 #include "executor/apquota.h"
 #include "executor/store.h"
@@ -81,24 +80,30 @@ struct put_arg {
 };
 
 static int
-put_fn(MDB_txn *txn, void *arg)
+put_fn(struct store_txn *txn, void *arg)
 {
-	struct put_arg	*pa = arg;
-	MDB_val		 k, v;
-	size_t		 i;
-	int		 rc;
+	struct put_arg		*pa = arg;
+	struct store_val	 k, v;
+	char			*buf;
+	size_t			 i;
+	int			 rc;
 
 	pa->calls++;
+	if ((buf = malloc(pa->vlen > 0 ? pa->vlen : 1)) == NULL)
+		return ENOMEM;
+	memset(buf, pa->fill, pa->vlen);
 	for (i = 0; i < pa->nkeys; i++) {
-		k.mv_data = (void *)pa->keys[i];
-		k.mv_size = strlen(pa->keys[i]);
-		v.mv_size = pa->vlen;
-		/* MDB_RESERVE: room to fill, so a big value costs no copy. */
-		if ((rc = mdb_put(txn, store_dbi(pa->st, DB_META), &k, &v,
-		    MDB_RESERVE)) != 0)
+		k.data = (void *)pa->keys[i];
+		k.size = strlen(pa->keys[i]);
+		v.size = pa->vlen;
+		v.data = buf;
+		rc = stx_put(txn, DB_META, &k, &v);
+		if (rc != 0) {
+			free(buf);
 			return rc;
-		memset(v.mv_data, pa->fill, pa->vlen);
+		}
 	}
+	free(buf);
 	return pa->fail;
 }
 
@@ -112,20 +117,20 @@ struct get_arg {
 };
 
 static int
-get_fn(MDB_txn *txn, void *arg)
+get_fn(struct store_txn *txn, void *arg)
 {
-	struct get_arg	*ga = arg;
-	MDB_val		 k = { strlen(ga->key), (void *)ga->key }, v;
-	const unsigned char *p;
-	size_t		 i;
-	int		 rc;
+	struct get_arg		*ga = arg;
+	struct store_val	 k = { strlen(ga->key), (void *)ga->key }, v;
+	const unsigned char	*p;
+	size_t			 i;
+	int			 rc;
 
-	if ((rc = mdb_get(txn, store_dbi(ga->st, DB_META), &k, &v)) != 0)
+	if ((rc = stx_get(txn, DB_META, &k, &v)) != 0)
 		return rc;
-	ga->len = v.mv_size;
+	ga->len = v.size;
 	ga->intact = 1;
-	p = v.mv_data;
-	for (i = 0; i < v.mv_size; i++)
+	p = v.data;
+	for (i = 0; i < v.size; i++)
 		if (p[i] != ga->fill)
 			ga->intact = 0;
 	return 0;
@@ -145,7 +150,7 @@ get_key(struct store *st, const char *key, unsigned char fill, size_t *len)
 }
 
 static int
-return_7(MDB_txn *txn, void *arg)
+return_7(struct store_txn *txn, void *arg)
 {
 	(void)txn;
 	(void)arg;
@@ -285,9 +290,20 @@ test_failed_write(void)
  */
 /* Empty DB_META, where test_map_full puts its values. */
 static int
-del_all_fn(MDB_txn *txn, void *arg)
+del_all_fn(struct store_txn *txn, void *arg)
 {
-	return mdb_drop(txn, store_dbi(arg, DB_META), 0);
+	struct store_cursor	*cur;
+	struct store_val	 k, v;
+	int			 rc;
+
+	(void)arg;
+	if ((rc = stx_cursor_open(txn, DB_META, &cur)) != 0)
+		return rc;
+	while ((rc = stx_cursor_first(cur, &k, &v)) == 0)
+		if ((rc = stx_cursor_del(cur)) != 0)
+			break;
+	stx_cursor_close(cur);
+	return rc == STORE_NOTFOUND ? 0 : rc;
 }
 
 static void
@@ -461,13 +477,13 @@ struct quota_arg {
 };
 
 static int
-quota_fn(MDB_txn *txn, void *arg)
+quota_fn(struct store_txn *txn, void *arg)
 {
 	struct quota_arg	*qa = arg;
 
 	if (qa->drop)
-		return apquota_drop(txn, qa->st, qa->id, qa->expires);
-	return apquota_add(txn, qa->st, qa->tenant, qa->id, qa->expires,
+		return apquota_drop(txn, qa->id, qa->expires);
+	return apquota_add(txn, qa->tenant, qa->id, qa->expires,
 	    qa->bytes, 3, 1000);
 }
 
