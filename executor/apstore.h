@@ -57,7 +57,7 @@ int	approval_get(const char *id, struct approval *);
 /*
  * Store a new record ('created': counted against the tenant's quota and
  * indexed for the sweeper) or a decision (off the quota).  0 or an error:
- * APQUOTA_COUNT, APQUOTA_BYTES, or an LMDB error.
+ * APQUOTA_COUNT, APQUOTA_BYTES, or a store error (STORE_*).
  */
 int	approval_put(struct approval *, int created);
 
@@ -67,7 +67,7 @@ int	approval_put(struct approval *, int created);
  * stored result, or a retry after a clean failure (L_FAILED), never a new
  * run.  approval_check_txn returns 0 when approval 'id' may start its
  * write, the key's ledger record being in state 'st', APPROVAL_USED when
- * it was used and its result is gone, or an LMDB error;
+ * it was used and its result is gone, or a store error (STORE_*);
  * approval_start_txn records that its write started.
  */
 #define APPROVAL_USED	(-30101)
@@ -79,7 +79,7 @@ size_t	approvals_pending(void);
 /*
  * The ids of at most limit pending approvals after 'after' (NULL: from
  * the first), in id order, into ids (room for limit); *more when another
- * follows.  0, or an LMDB error.
+ * follows.  0, or a store error (STORE_*).
  */
 int	approvals_page(const char *after, size_t limit,
 	    char (*ids)[APPROVAL_ID_LEN + 1], size_t *n, int *more);
