@@ -5,10 +5,7 @@ past a cap a call is error/unavailable and nothing runs or is recorded;
 a full descriptor table refuses one connection, never ends the pair."""
 import os
 import resource
-import socket
-import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from tg import *  # noqa: F401,F403
@@ -156,18 +153,8 @@ class LowFdDaemon(Daemon):
         conf["user"] = "daemon"
         super().__init__(conf, **kw)
 
-    def start(self, extra_args=(), wait=True):
-        self.log = open(self.logpath, "ab")
-        self.proc = subprocess.Popen(
-            [GATEWAYD, "-c", self.config_path, "-f", "-v",
-             "--agent-socket", self.agent_sock,
-             "--control-socket", self.control_sock,
-             "--state-dir", self.state] + list(extra_args),
-            stdout=self.log, stderr=self.log, env=self.env(),
-            start_new_session=True, preexec_fn=low_nofile(self.nofile))
-        if wait:
-            self.wait_ready()
-        return self
+    def preexec(self):
+        return low_nofile(self.nofile)
 
 
 RUNS = iter(range(1 << 30))

@@ -31,6 +31,11 @@ class Daemon:
         write_config(self.config_path, conf)
         self.proc = None
 
+    def preexec(self):
+        """What the daemon's child runs before exec: nothing here; a
+        subclass may set limits."""
+        return None
+
     def env(self):
         env = dict(os.environ)
         if SAN:
@@ -47,7 +52,7 @@ class Daemon:
              "--control-socket", self.control_sock,
              "--state-dir", self.state] + list(extra_args),
             stdout=self.log, stderr=self.log, env=self.env(),
-            start_new_session=True)
+            start_new_session=True, preexec_fn=self.preexec())
         if wait:
             self.wait_ready()
         return self
