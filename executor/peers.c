@@ -228,9 +228,9 @@ peer_recv_one(void)
 	struct msghdr		 msg;
 	struct cmsghdr		*c;
 	struct peer		**pp;
-	uint64_t		 conn = 0;
+	uint64_t		 conn;
 	ssize_t			 n;
-	int			 fd, i;
+	int			 fd;
 
 	memset(&msg, 0, sizeof(msg));
 	msg.msg_iov = &iov;
@@ -245,8 +245,7 @@ peer_recv_one(void)
 	if (n == 0)
 		return 1;	/* gatewayd is gone: the socketpair says so too */
 	c = CMSG_FIRSTHDR(&msg);
-	for (i = 0; i < 8; i++)
-		conn = conn << 8 | idb[i];
+	conn = be64_get(idb);
 	if (n == 8 && c == NULL && (msg.msg_flags & MSG_CTRUNC) &&
 	    !(msg.msg_flags & MSG_TRUNC)) {
 		if (*(pp = slot(conn)) != NULL)

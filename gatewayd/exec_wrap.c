@@ -23,6 +23,7 @@
 
 #include "common/frame.h"
 #include "common/log.h"
+#include "common/util.h"
 #include "common/xmalloc.h"
 #include "proto/proto.h"
 #include "gatewayd/gatewayd.h"
@@ -343,10 +344,8 @@ exec_pass_peer(uint64_t conn, int fd)
 	struct iovec	 iov = { idb, sizeof(idb) };
 	struct msghdr	 msg;
 	struct cmsghdr	*c;
-	int		 i;
 
-	for (i = 0; i < 8; i++)
-		idb[i] = (unsigned char)(conn >> (56 - 8 * i));
+	be64_put(idb, conn);
 	memset(&msg, 0, sizeof(msg));
 	memset(&cm, 0, sizeof(cm));
 	msg.msg_iov = &iov;
