@@ -54,6 +54,7 @@
 #include "common/config.h"
 #include "common/frame.h"
 #include "common/log.h"
+#include "common/sigevents.h"
 #include "common/policy.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
@@ -726,11 +727,7 @@ modules_init(void)
 	control_init();
 }
 
-static const struct {
-	int	  sig;
-	void	(*fn)(evutil_socket_t, short, void *);
-	int	  prio;
-} sigtab[] = {
+static const struct sigdef sigtab[] = {
 	/* Priority 0: the kill switch before any request of the same turn. */
 	{ SIGUSR1,	on_sigusr1,	0 },
 	{ SIGTERM,	on_sigterm,	1 },
@@ -742,23 +739,13 @@ static struct event	*sigev[sizeof(sigtab) / sizeof(sigtab[0])];
 static void
 signals_init(void)
 {
-	size_t	i;
-
-	for (i = 0; i < sizeof(sigtab) / sizeof(sigtab[0]); i++) {
-		sigev[i] = evsignal_new(ex->base, sigtab[i].sig, sigtab[i].fn,
-		    NULL);
-		if (sigev[i] == NULL ||
-		    event_priority_set(sigev[i], sigtab[i].prio) == -1 ||
-		    evsignal_add(sigev[i], NULL) == -1)
-			fatalx("cannot install signal events");
-	}
+	sigevents_add(ex->base, sigtab, sizeof(sigtab) / sizeof(sigtab[0]),
+	    sigev);
 }
 
 static void
 teardown(void)
 {
-	size_t	i;
-
 	control_shutdown();
 	approvals_shutdown();
 	admit_shutdown();
@@ -768,8 +755,7 @@ teardown(void)
 	backends_shutdown();
 	audit_close();
 	store_close(ex->store);
-	for (i = 0; i < sizeof(sigtab) / sizeof(sigtab[0]); i++)
-		event_free(sigev[i]);
+	sigevents_free(sigev, sizeof(sigev) / sizeof(sigev[0]));
 	if (ex->ev_deadline != NULL)
 		event_free(ex->ev_deadline);
 	jobs_init(NULL);

@@ -24,6 +24,7 @@
 
 #include "common/config.h"
 #include "common/log.h"
+#include "common/sigevents.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
 #include "proto/proto.h"
@@ -406,11 +407,7 @@ executor_start(const struct opts *o, char *cpath, int *sp, int *pp)
 	*pp = p[0];
 }
 
-static const struct {
-	int	  sig;
-	void	(*fn)(evutil_socket_t, short, void *);
-	int	  prio;
-} sigtab[] = {
+static const struct sigdef sigtab[] = {
 	/*
 	 * Priority 0: SIGUSR1 must be handled before any agent frame read
 	 * in the same turn of the loop, so no write admitted after kill(2)
@@ -426,35 +423,25 @@ static struct event	*sigev[sizeof(sigtab) / sizeof(sigtab[0])];
 static void
 events_init(int sp, int pp)
 {
-	size_t	i;
-
 	if ((gw->base = event_base_new()) == NULL ||
 	    event_base_priority_init(gw->base, 2) == -1)
 		fatalx("event_base_new");
 	runs_init();
 	exec_link_init(sp, pp);
-	for (i = 0; i < sizeof(sigtab) / sizeof(sigtab[0]); i++) {
-		sigev[i] = evsignal_new(gw->base, sigtab[i].sig, sigtab[i].fn,
-		    NULL);
-		if (sigev[i] == NULL ||
-		    event_priority_set(sigev[i], sigtab[i].prio) == -1 ||
-		    evsignal_add(sigev[i], NULL) == -1)
-			fatalx("cannot install signal events");
-	}
+	sigevents_add(gw->base, sigtab, sizeof(sigtab) / sizeof(sigtab[0]),
+	    sigev);
 }
 
 static int
 teardown(void)
 {
-	size_t	i;
 	int	rc;
 
 	agent_shutdown();
 	exec_link_close();
 	rc = reap_executor();
 	runs_free();
-	for (i = 0; i < sizeof(sigtab) / sizeof(sigtab[0]); i++)
-		event_free(sigev[i]);
+	sigevents_free(sigev, sizeof(sigev) / sizeof(sigev[0]));
 	event_base_free(gw->base);
 	config_free(gw->conf);
 	return rc;
