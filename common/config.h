@@ -27,14 +27,64 @@ struct principal {
 	char		*env;
 };
 
+/* How a catalog tool runs: exactly one of catalog.*.exec, .mcp, .http. */
+enum tool_backend {
+	TB_EXEC,
+	TB_MCP,
+	TB_HTTP,
+};
+
+enum mcp_scope {
+	MCP_SHARED = 0,		/* one process for everyone, no credential */
+	MCP_TENANT_ENV = 1,	/* one process per tenant and env */
+};
+
+/* mcp_servers.NAME: an MCP server the executor keeps running. */
+struct mcp_server {
+	char		*name;
+	char		**argv;		/* command: NULL-terminated, absolute */
+	size_t		 argc;
+	char		**envp;		/* env: "NAME=VALUE", on top of PATH */
+	size_t		 nenv;
+	char		*user;		/* run as; NULL: config tool_user */
+	enum mcp_scope	 scope;
+	/* tenant_env: CREDENTIALS_DIR/TENANT/ENV/NAME goes in this variable */
+	char		*credential_env;
+	uint32_t	 max_inflight;	/* tools/call requests in flight */
+	uint32_t	 init_timeout_ms;	/* initialize and tools/list */
+};
+
+/* catalog.*.mcp */
+struct tool_mcp {
+	char		*server;	/* a key of mcp_servers */
+	size_t		 server_idx;	/* its index in config.mcp_servers */
+	char		*tool;		/* the server's name for the tool */
+};
+
+/* catalog.*.http */
+struct tool_http {
+	char		*url;		/* http:// or https:// */
+	char		*method;	/* GET, POST, PUT, PATCH or DELETE */
+	char		**headers;	/* "Name: value", from the config */
+	size_t		 nheaders;
+	char		*ca_file;	/* NULL: the system store */
+	int		 idempotent_upstream;
+};
+
 struct tool {
 	char		*name;
 	enum tool_mode	 mode;
+	enum tool_backend backend;
 	char		**argv;		/* exec: NULL-terminated, argv[0] absolute */
 	size_t		 argc;
+	struct tool_mcp	 mcp;		/* backend TB_MCP */
+	struct tool_http http;		/* backend TB_HTTP */
 	uint32_t	 timeout_ms;	/* catalog.*.timeout_ms */
 	char		*compensate;	/* NULL when none */
 	char		*user;		/* run as this user; NULL: config tool_user */
+	char		*description;	/* NULL when none */
+	/* canonical JSON of catalog.*.input_schema; NULL: {"type":"object"} */
+	char		*input_schema;
 };
 
 /*
@@ -65,6 +115,8 @@ struct config {
 
 	struct tool	*catalog;	/* catalog */
 	size_t		 ncatalog;
+	struct mcp_server *mcp_servers;	/* mcp_servers */
+	size_t		 nmcp_servers;
 
 	int		 read_write;	/* tools.default_mode: read_write is 1 */
 	char		**allow;	/* tools.allow */

@@ -25,6 +25,17 @@ enum tool_status {
 	TR_TIMEOUT,		/* still running after timeout_ms: group killed */
 	TR_BAD_OUTPUT,		/* stdout not one JSON value, or over max_output */
 	TR_CANCELLED,		/* cancelled: group killed, output dropped */
+	/*
+	 * The tool could not be reached and nothing was sent (mcp: the
+	 * server is down or starting; http: no connection): error/unavailable,
+	 * and a write may run again.
+	 */
+	TR_UNAVAILABLE,
+	/*
+	 * mcp: the server's definition of the tool differs from the pinned
+	 * one; nothing was sent: denied/tool_changed.
+	 */
+	TR_CHANGED,
 };
 
 struct tool_req {
@@ -41,6 +52,8 @@ struct tool_req {
 	size_t		 inputlen;
 	const char	*credentials_dir;
 	size_t		 max_output;
+	/* The agent's W3C traceparent, checked by gatewayd; NULL: none. */
+	const char	*traceparent;
 };
 
 struct tool_outcome {
@@ -55,6 +68,12 @@ struct tool_outcome {
 	 * was killed by a signal we did not send), so a write is in doubt.
 	 */
 	int		 may_have_acted;
+	/*
+	 * TR_FAILED: the tool says a later try may work (http: 429, 5xx);
+	 * retry_after_ms from its Retry-After, 0 when none.
+	 */
+	int		 retryable;
+	uint64_t	 retry_after_ms;
 	int		 wstatus;	/* exec: from waitpid; -1 if it never started */
 	uint64_t	 duration_ms;
 };
@@ -82,6 +101,8 @@ struct backend_ops {
 };
 
 extern const struct backend_ops	backend_exec;
+extern const struct backend_ops	backend_mcp;	/* mcp.c */
+extern const struct backend_ops	backend_http;	/* http.c */
 
 void	backends_init(struct event_base *);
 void	backends_shutdown(void);

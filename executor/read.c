@@ -32,7 +32,13 @@ read_done(const struct tool_outcome *r, void *arg)
 		answer(c, &resp, 0);
 		break;
 	case TR_FAILED:
-		answer_refuse(c, ST_ERROR, E_TOOL_FAILED, r->message);
+		answer_failed(c, r);
+		break;
+	case TR_UNAVAILABLE:
+		answer_refuse(c, ST_ERROR, E_UNAVAILABLE, r->message);
+		break;
+	case TR_CHANGED:
+		answer_refuse(c, ST_DENIED, R_TOOL_CHANGED, r->message);
 		break;
 	case TR_TIMEOUT:
 		answer_refuse(c, ST_ERROR, E_TOOL_TIMEOUT, r->message);

@@ -11,6 +11,7 @@
 
 #include "common/log.h"
 #include "proto/proto.h"
+#include "executor/backend.h"
 #include "executor/budget.h"
 #include "executor/executor.h"
 #include "executor/request.h"
@@ -48,6 +49,11 @@ response_fields(struct mpmap *m, const struct response *r)
 		mpmap_uint(m, "expires_at", r->expires_at);
 	mpmap_str_opt(m, "idempotency_key", r->idempotency_key);
 	mpmap_str_opt(m, "message", r->message);
+	if (r->retryable) {
+		mpmap_bool(m, "retryable", 1);
+		if (r->retry_after_ms > 0)
+			mpmap_uint(m, "retry_after_ms", r->retry_after_ms);
+	}
 }
 
 char *
@@ -144,6 +150,17 @@ answer_refuse(struct call *c, const char *status, const char *reason,
 	if (strcmp(status, ST_STOPPED) == 0 && c->run_id != NULL &&
 	    c->tenant != NULL)
 		budget_stop(c->tenant, c->run_id, reason, message);
+	answer_send(c, &r, -1);
+}
+
+void
+answer_failed(struct call *c, const struct tool_outcome *o)
+{
+	struct response	r = { .status = ST_ERROR, .reason = E_TOOL_FAILED,
+	    .message = o->message, .retryable = o->retryable,
+	    .retry_after_ms = o->retry_after_ms };
+
+	call_audit(c, r.status, r.reason, r.message, c->idem_key != NULL);
 	answer_send(c, &r, -1);
 }
 

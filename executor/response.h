@@ -37,6 +37,9 @@ struct response {
 	uint64_t	 expires_at;
 	const char	*idempotency_key;
 	const char	*message;
+	/* error/tool_failed: a later try may work (http 429, 5xx) */
+	int		 retryable;
+	uint64_t	 retry_after_ms;	/* 0: not given */
 };
 
 /* A response map alone (a write's outcome, for the ledger). */
@@ -51,6 +54,9 @@ void	answer(struct call *c, const struct response *r, int replayed);
 /* Answer with a refusal: denied/stopped carry stop_reason, error error. */
 void	answer_refuse(struct call *, const char *status, const char *reason,
 	    const char *message);
+/* Answer a tool's failure: error/tool_failed, retryable when it says so. */
+struct tool_outcome;
+void	answer_failed(struct call *, const struct tool_outcome *);
 /* Answer with a response map the ledger holds (packed msgpack). */
 void	answer_stored(struct call *, const char *resp, size_t resplen,
 	    int replayed);

@@ -157,6 +157,8 @@ wop_outcome(struct wop *w, const char *status, const char *reason,
 	if (reason != NULL) {
 		w->out_msg = xstrdup(r->message);
 		w->out.message = w->out_msg;
+		w->out.retryable = r->retryable;
+		w->out.retry_after_ms = r->retry_after_ms;
 	} else {
 		w->out_result = xmalloc(r->resultlen);
 		memcpy(w->out_result, r->result, r->resultlen);
@@ -208,6 +210,16 @@ write_done(const struct tool_outcome *r, void *arg)
 		free(w->rec.note);
 		w->rec.note = xstrdup(msg);
 		wop_outcome(w, ST_ERROR, E_TOOL_TIMEOUT, r);
+		break;
+	case TR_UNAVAILABLE:
+		/* Nothing was sent: the key may run again. */
+		w->rec.state = L_FAILED;
+		wop_outcome(w, ST_ERROR, E_UNAVAILABLE, r);
+		break;
+	case TR_CHANGED:
+		/* Refused before anything was sent, like unavailable. */
+		w->rec.state = L_FAILED;
+		wop_outcome(w, ST_DENIED, R_TOOL_CHANGED, r);
 		break;
 	case TR_CANCELLED:
 		/* Never asked of a write; were it, killed midway is in doubt. */

@@ -213,6 +213,7 @@ void	msgbuf_begin_envelope(struct msgbuf *, uint32_t type, uint64_t id);
 #define R_INVALID_OUTPUT	"invalid_tool_output"
 #define R_RATE_LIMITED		"rate_limited"
 #define R_CIRCUIT_OPEN		"circuit_open"
+#define R_TOOL_CHANGED		"tool_changed"
 
 /* error values. */
 #define E_BAD_FRAME		"bad_frame"
