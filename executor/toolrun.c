@@ -35,6 +35,7 @@
 #include "common/jsonmp.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
+#include "executor/credential.h"
 #include "executor/toolrun.h"
 
 /*
@@ -108,8 +109,6 @@ static void	toolrun_timeout_cb(int, short, void *);
 static void	toolrun_stdin_cb(int, short, void *);
 static void	toolrun_stdout_cb(int, short, void *);
 static void	toolrun_stderr_cb(int, short, void *);
-static int	toolrun_credential(const struct tool_req *, int *,
-		    char *, size_t);
 static int	toolrun_spawn(struct toolrun *, const struct tool_req *,
 		    int);
 static int	toolrun_exec_status(pid_t, int);
@@ -195,7 +194,8 @@ toolrun_start(const struct tool_req *req, tool_done_cb cb, void *arg)
 		goto fail;
 	}
 	/* Before the fork, and fail closed: no credential, no run. */
-	if (toolrun_credential(req, &credfd, tr->res.message,
+	if (credential_open(req->credentials_dir, req->tenant, req->env,
+	    req->tool->name, &credfd, tr->res.message,
 	    sizeof(tr->res.message)) == -1)
 		goto fail;
 	r = toolrun_spawn(tr, req, credfd);
@@ -214,74 +214,6 @@ toolrun_start(const struct tool_req *req, tool_done_cb cb, void *arg)
 	if (tr->ev_timer == NULL)
 		fatalx("%s: evtimer_new", __func__);
 	evtimer_add(tr->ev_timer, &zero);
-}
-
-/*
- * A path component from the config must not climb out of the
- * credentials directory.
- */
-static int
-toolrun_component_ok(const char *s)
-{
-	return s != NULL && *s != '\0' && strcmp(s, ".") != 0 &&
-	    strcmp(s, "..") != 0 && strchr(s, '/') == NULL;
-}
-
-/*
- * Open CREDENTIALS_DIR/TENANT/ENV/TOOL.  Sets *fdp to the descriptor, or
- * to -1 when there is no such file.  Any other problem is an error: a
- * tool must not run without the credential it was given.
- */
-static int
-toolrun_credential(const struct tool_req *req, int *fdp, char *msg,
-    size_t msglen)
-{
-	char		 path[PATH_MAX];
-	struct stat	 sb;
-	int		 fd, n;
-
-	*fdp = -1;
-	if (req->credentials_dir == NULL)
-		return 0;
-	if (!toolrun_component_ok(req->tenant) ||
-	    !toolrun_component_ok(req->env) ||
-	    !toolrun_component_ok(req->tool->name)) {
-		log_warnx("tool %s: no credential path for tenant \"%s\" "
-		    "env \"%s\"", req->tool->name, req->tenant ? req->tenant :
-		    "", req->env ? req->env : "");
-		snprintf(msg, msglen, "cannot look up the tool's credential");
-		return -1;
-	}
-	n = snprintf(path, sizeof(path), "%s/%s/%s/%s", req->credentials_dir,
-	    req->tenant, req->env, req->tool->name);
-	if (n < 0 || (size_t)n >= sizeof(path)) {
-		log_warnx("tool %s: credential path too long", req->tool->name);
-		snprintf(msg, msglen, "cannot look up the tool's credential");
-		return -1;
-	}
-
-	/*
-	 * O_NONBLOCK so that a FIFO planted there cannot hang the executor;
-	 * it is refused below and cleared for the regular file we accept.
-	 */
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-	if (fd == -1) {
-		if (errno == ENOENT)
-			return 0;
-		log_warn("tool %s: credential %s", req->tool->name, path);
-		snprintf(msg, msglen, "cannot open the tool's credential");
-		return -1;
-	}
-	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode) ||
-	    fcntl(fd, F_SETFL, 0) == -1) {
-		log_warnx("tool %s: credential %s is not a readable regular "
-		    "file", req->tool->name, path);
-		snprintf(msg, msglen, "cannot open the tool's credential");
-		close(fd);
-		return -1;
-	}
-	*fdp = fd;
-	return 0;
 }
 
 static const char *
