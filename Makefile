@@ -137,7 +137,11 @@ bench: $(PROGS) $(BENCH)
 demo: deps $(PROGS)
 	@BUILD=$(BUILD) examples/demo
 
-# Install the Debian packages the build, the tests and the demo need.
+# Install the Debian packages the build, the tests and the demo need, then
+# the real MCP servers (tests/npm/install: node and npm, pinned by
+# tests/npm/package-lock.json, into NPM_DIR; without node it says so and
+# goes on, except under CI=true).
+NPM_DIR	?= .cache/npm
 deps:
 	@missing=""; for p in $(DEBS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
@@ -146,6 +150,7 @@ deps:
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
+	@tests/npm/install $(NPM_DIR)
 
 # Fuzz targets (clang + libFuzzer): one per decoder.  fuzz-smoke runs each
 # for a bounded number of inputs, as part of the test suite in CI.
