@@ -46,6 +46,8 @@ LIBEXECUTOR	:= $(BUILD)/libexecutor.a
 PROGS		:= $(BUILD)/gatewayd $(BUILD)/executor $(BUILD)/gatewayctl
 TESTS		:= $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 BENCH		:= $(BUILD)/bench
+# The bench's trivial peers: an MCP server (stdio) and an HTTP API.
+BENCH_PEERS	:= $(BUILD)/bench-mcp-server $(BUILD)/bench-http-server
 
 .PHONY: all check check-san test demo bench deps clean cppcheck fuzz fuzz-smoke \
 	faults soak
@@ -86,6 +88,10 @@ $(BUILD)/tests/%: $(call obj,tests/unit/%.c) $$(call obj,$$($$*_SRC)) $(LIBCOMMO
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BENCH): $(call obj,bench/bench.c) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lpthread
+$(BUILD)/bench-mcp-server: $(call obj,bench/mcp-server.c)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/bench-http-server: $(call obj,bench/http-server.c)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # The whole suite: unit tests, then regression tests against the real
 # daemon pair.  Ends with "N passed, N failed"; non-zero on any failure.
@@ -131,7 +137,7 @@ soak: $(PROGS)
 check-san:
 	$(MAKE) SAN=1 check
 
-bench: $(PROGS) $(BENCH)
+bench: $(PROGS) $(BENCH) $(BENCH_PEERS)
 	@BUILD=$(BUILD) bench/run
 
 demo: deps $(PROGS)
