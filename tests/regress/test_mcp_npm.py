@@ -281,10 +281,12 @@ def files_write_needs_approval_and_runs_once():
         x3 = d.client().resume(r["checkpoint"])
         expect_write(x3, "fs.write", args, replayed=True)
         assert open(path).read() == "changed by hand\n"
-        # The audit log has the one write, with its approver.
+        # The audit log has the one write, with its approver, and the two
+        # replays as replays.
         calls = [e for e in read_audit(d) if e.get("event") == "call" and
                  e.get("tool") == "fs.write" and e.get("decision") == "ok"]
-        assert len(calls) == 1, calls
+        assert [e.get("note") for e in calls] == [None, "replayed", "replayed"], calls
+        assert all(e.get("approver") == ROOT_WHO for e in calls), calls
 
 
 @test
@@ -332,8 +334,12 @@ def killed_server_is_restarted():
         pids = server_pids(d)
         assert len(pids) == 1, pids
         os.kill(pids[0], signal.SIGKILL)
-        # Meanwhile: unavailable (nothing sent) or, once back, ok; never
-        # anything else, and back within the backoff.
+        # Once the executor has reaped it: unavailable (nothing sent) until
+        # the new process is ready, then ok; never anything else.
+        deadline = time.time() + 10
+        while os.path.exists("/proc/%d" % pids[0]):
+            assert time.time() < deadline, "server %d never reaped" % pids[0]
+            time.sleep(0.01)
         r = wait_up(d, "memory.search", {"query": "Dee"})
         s = structured(r)
         assert [e["name"] for e in s["entities"]] == ["Dee"], r
