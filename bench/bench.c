@@ -671,7 +671,7 @@ target_line(const char *what, double got, const char *cmp, double want)
 {
 	int	met = cmp[0] == '>' ? got >= want : got <= want;
 
-	printf("  %-34s %5.2fx (target %s %.1fx): %s\n", what, got, cmp, want,
+	printf("  %-37s %5.2fx (target %s %.1fx): %s\n", what, got, cmp, want,
 	    met ? "met" : "not met");
 }
 
@@ -837,14 +837,44 @@ scenario(const char *name, enum kind k, int clients, int per_client,
 	return ratio(r.rate, base);
 }
 
+/* An answer's string field 'key' into buf ("" when none). */
+static void
+answer_field(const char *ans, size_t n, const char *key, char *buf,
+    size_t len)
+{
+	msgpack_unpacked	 u;
+	msgpack_object_kv	*kv;
+	uint32_t		 i;
+	size_t			 l;
+
+	buf[0] = '\0';
+	msgpack_unpacked_init(&u);
+	if (msgpack_unpack_next(&u, ans, n, NULL) == MSGPACK_UNPACK_SUCCESS &&
+	    u.data.type == MSGPACK_OBJECT_MAP)
+		for (i = 0; i < u.data.via.map.size; i++) {
+			kv = &u.data.via.map.ptr[i];
+			if (kv->key.type != MSGPACK_OBJECT_STR ||
+			    kv->val.type != MSGPACK_OBJECT_STR ||
+			    kv->key.via.str.size != strlen(key) ||
+			    memcmp(kv->key.via.str.ptr, key, strlen(key)) != 0)
+				continue;
+			l = kv->val.via.str.size < len - 1 ?
+			    kv->val.via.str.size : len - 1;
+			memcpy(buf, kv->val.via.str.ptr, l);
+			buf[l] = '\0';
+		}
+	msgpack_unpacked_destroy(&u);
+}
+
 /*
  * A backend's server may still be starting (the executor answers
- * error/unavailable meanwhile): ask until it answers ok, for 15 seconds.
+ * error/unavailable meanwhile): ask until it answers, for 15 seconds.
+ * Any answer but ok is said, and ends the scenario.
  */
 static int
 wait_ok(enum kind k)
 {
-	char	req[512], ans[65536];
+	char	req[512], ans[65536], status[32], error[64], msg[256];
 	size_t	len, n;
 	int	fd, i;
 
@@ -852,12 +882,20 @@ wait_ok(enum kind k)
 	for (i = 0; i < 300; i++) {
 		len = make_request(req, sizeof(req), k, MAX_CLIENTS, i);
 		n = roundtrip(fd, req, len, ans, sizeof(ans));
-		if (memmem(ans, n < 64 ? n : 64, "\xa2ok", 3) != NULL)
+		answer_field(ans, n, "status", status, sizeof(status));
+		answer_field(ans, n, "error", error, sizeof(error));
+		if (strcmp(status, "ok") == 0 ||
+		    strcmp(error, "unavailable") != 0)
 			break;
 		usleep(50000);
 	}
 	close(fd);
-	return i < 300;
+	if (strcmp(status, "ok") == 0)
+		return 1;
+	answer_field(ans, n, "message", msg, sizeof(msg));
+	printf("  %s answered %s/%s (%s): no scenarios\n", kinds[k].tool,
+	    status, error, msg);
+	return 0;
 }
 
 static void
@@ -870,10 +908,8 @@ mcp_section(struct result echo[2], const char *scratch, int n,
 	printf("\nmcp: tools of the trivial MCP server (bench/mcp-server.c, one"
 	    " process the\nexecutor keeps running, answers at once); reads"
 	    " against the echo rate above\n");
-	if (!wait_ok(K_MCP_READ)) {
-		printf("  the MCP server never answered ok: no mcp scenarios\n");
+	if (!wait_ok(K_MCP_READ))
 		return;
-	}
 	procs[P_MCP] = find_child(procs[P_EXECUTOR], "bench-mcp-serv");
 	print_header();
 	br->mcp_read[0] = scenario("mcp read", K_MCP_READ, 1, n / 2, mcp_procs,
@@ -897,10 +933,8 @@ http_section(struct result echo[2], int n, struct backend_ratios *br)
 	printf("\nhttp: a POST to the trivial HTTP server (bench/http-server.c,"
 	    " 127.0.0.1,\nkeep-alive, answers {}), against the echo rate"
 	    " above\n");
-	if (!wait_ok(K_HTTP_READ)) {
-		printf("  the HTTP tool never answered ok: no http scenarios\n");
+	if (!wait_ok(K_HTTP_READ))
 		return;
-	}
 	print_header();
 	br->http_read[0] = scenario("http read", K_HTTP_READ, 1, n / 2,
 	    http_procs, "echo", echo[0].rate);
