@@ -24,7 +24,8 @@
  *
  * Environment: BENCH_N (scale, default 2000), BENCH_ROUNDS (deny rounds,
  * default 3), BENCH_STRACE=1 (count gatewayd's and the executor's system
- * calls per deny with strace -c; slow, so apart from the timed runs).
+ * calls per deny, and per mcp write with -m, with strace -c; slow, so apart
+ * from the timed runs).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -959,7 +960,10 @@ backend_targets_print(const struct backend_ratios *br)
 	    ">=", 2.0);
 }
 
-/* System calls per deny (BENCH_STRACE=1): strace -c on each daemon. */
+/*
+ * System calls per deny, and per mcp write (BENCH_STRACE=1): strace -c on
+ * each daemon.
+ */
 
 static pid_t
 strace_start(pid_t pid, const char *out)
@@ -1031,7 +1035,8 @@ strace_print(const char *name, const char *path, uint64_t requests)
 }
 
 static void
-strace_deny(const char *scratch, int clients, int per_client)
+strace_scenario(const char *scratch, enum kind k, const char *what,
+    int clients, int per_client)
 {
 	static const enum proc	which[2] = { P_GATEWAYD, P_EXECUTOR };
 	struct result		r;
@@ -1053,14 +1058,14 @@ strace_deny(const char *scratch, int clients, int per_client)
 			st[i] = 0;
 		}
 	}
-	r = measure(T_GATEWAY, K_DENY, clients, per_client);
+	r = measure(T_GATEWAY, k, clients, per_client);
 	for (i = 0; i < 2; i++)
 		if (st[i] != 0) {
 			kill(st[i], SIGINT);
 			waitpid(st[i], NULL, 0);
 		}
-	printf("\nsyscalls per deny, %d client%s (strace -c -f; under strace,"
-	    " so no timing):\n", clients, clients == 1 ? "" : "s");
+	printf("\nsyscalls per %s, %d client%s (strace -c -f; under strace,"
+	    " so no timing):\n", what, clients, clients == 1 ? "" : "s");
 	for (i = 0; i < 2; i++)
 		if (st[i] != 0)
 			strace_print(proc_names[which[i]], out[i], r.requests);
@@ -1161,8 +1166,14 @@ main(int argc, char *argv[])
 	targets_print(deny);
 	backend_targets_print(&br);
 	if (getenv("BENCH_STRACE") != NULL && *getenv("BENCH_STRACE") != '0') {
-		strace_deny(scratch, 1, n / 2);
-		strace_deny(scratch, MAX_CLIENTS, n / 16);
+		strace_scenario(scratch, K_DENY, "deny", 1, n / 2);
+		strace_scenario(scratch, K_DENY, "deny", MAX_CLIENTS, n / 16);
+		if (with_mcp && br.mcp_write[0] != 0) {
+			strace_scenario(scratch, K_MCP_WRITE, "mcp write", 1,
+			    n / 8);
+			strace_scenario(scratch, K_MCP_WRITE, "mcp write",
+			    MAX_CLIENTS, n / 16);
+		}
 	}
 	print_load("at the end");
 	stop_echo();
