@@ -305,6 +305,65 @@ def files_write_denied_writes_nothing():
         assert not os.path.exists(path)
 
 
+# -- what the operator sees -------------------------------------------------------
+
+MEMORY_TOOLS = ["add_observations", "create_entities", "create_relations", "delete_entities",
+                "delete_observations", "delete_relations", "open_nodes", "read_graph",
+                "search_nodes"]
+
+
+@test
+def catalog_lists_the_servers_tools_ok():
+    with mcp_daemon() as d:
+        wait_up(d, "memory.graph", {})
+        wait_up(d, "fs.list", {"path": d.allowed})
+        items = {t["name"]: t for t in d.ctl_json("tools")}
+        for name, server, mtool, mode in (
+                ("memory.graph", "memory", "read_graph", "read"),
+                ("memory.create", "memory", "create_entities", "write"),
+                ("fs.read", "files", "read_text_file", "read"),
+                ("fs.write", "files", "write_file", "write")):
+            t = items[name]
+            assert (t["backend"], t["state"], t["mode"], t["allowed"]) == \
+                ("mcp", "ok", mode, True), t
+            assert (t["server"], t["mcp_tool"]) == (server, mtool), t
+        assert items["echo"]["backend"] == "exec", items["echo"]
+
+
+@test
+def mcp_tools_shows_what_the_server_offers():
+    with mcp_daemon() as d:
+        wait_up(d, "memory.graph", {})
+        wait_up(d, "fs.list", {"path": d.allowed})
+        rc, out, err = d.ctl("--json", "mcp", "tools", "memory")
+        assert rc == 0, ("gatewayctl mcp tools memory", rc, out, err)
+        a = json.loads(out)
+        assert a["server"] == "memory", a
+        items = {t["name"]: t for t in a["items"]}
+        assert sorted(items) == MEMORY_TOOLS, sorted(items)
+        # The server's annotations suggest; the catalog decides.
+        g = items["read_graph"]
+        assert g["annotations"]["readOnlyHint"] is True and g["suggested_mode"] == "read", g
+        assert g["catalog_name"] == "memory.read_graph" and g["catalogued_as"] == "memory.graph", g
+        c = items["create_entities"]
+        assert c["annotations"]["readOnlyHint"] is False and c["suggested_mode"] == "write", c
+        assert c["catalogued_as"] == "memory.create", c
+        assert "catalogued_as" not in items["delete_entities"], items["delete_entities"]
+        assert items["delete_entities"]["annotations"]["destructiveHint"] is True, items
+        q = items["search_nodes"]["input_schema"]
+        assert q["type"] == "object" and "query" in q["properties"], q
+        assert isinstance(items["search_nodes"]["description"], str), items["search_nodes"]
+        a = d.ctl_json("mcp", "tools", "files")
+        items = {t["name"]: t for t in a["items"]}
+        assert {"read_text_file", "write_file", "list_directory", "edit_file",
+                "move_file"} <= set(items), sorted(items)
+        assert items["write_file"]["suggested_mode"] == "write", items["write_file"]
+        assert items["read_text_file"]["suggested_mode"] == "read", items["read_text_file"]
+        # The table for a person: a catalog line to paste per tool.
+        rc, out, err = d.ctl("mcp", "tools", "memory")
+        assert rc == 0 and "memory.search_nodes" in out, (rc, out, err)
+
+
 # -- the server process -------------------------------------------------------------
 
 def server_pids(d):
