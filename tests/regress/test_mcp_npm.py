@@ -213,11 +213,50 @@ def memory_observation_added_once():
         assert graph_file(d)[0]["observations"] == [], graph_file(d)
         s = structured(c.call("memory.search", {"query": "Bob"}, run_id=fresh_run()))
         assert s["entities"][0]["observations"] == [], s
-        # The server's own failure (no such entity) is tool_failed, and a
-        # failed write is not replayed as a success.
-        bad = {"observations": [{"entityName": "Nobody", "contents": ["x"]}]}
-        r = c.call("memory.observe", bad, run_id="o-3")
-        expect_failed(r, "Nobody")
+
+
+@test
+def memory_failed_write_is_not_in_doubt_and_runs_again():
+    with mcp_daemon() as d:
+        wait_up(d, "memory.graph", {})
+        c = d.client()
+        # isError from the server (no such entity): tool_failed, its text.
+        args = {"observations": [{"entityName": "Eve", "contents": ["x"]}]}
+        r = c.call("memory.observe", args, run_id="e-1")
+        expect_failed(r, "Eve")
+        assert d.ctl_json("ledger") == []
+        # It said it failed: asked again (once Eve exists), it is sent again.
+        r = c.call("memory.create", {"entities": [{"name": "Eve", "entityType": "person",
+                                                   "observations": []}]}, run_id="e-2")
+        assert r["status"] == "ok", r
+        r = c.call("memory.observe", args, run_id="e-3")
+        expect_write(r, "memory.observe", args, replayed=False)
+        assert graph_file(d)[0]["observations"] == ["x"], graph_file(d)
+
+
+@test
+def memory_pipelined_reads_get_their_own_answers():
+    with mcp_daemon() as d:
+        wait_up(d, "memory.graph", {})
+        names = ["Ann", "Ben", "Cat", "Dan", "Eli"]
+        with open(d.memfile, "w") as f:
+            for n in names:
+                f.write(json.dumps({"type": "entity", "name": n, "entityType": "person",
+                                    "observations": ["is %s" % n.lower()]}) + "\n")
+        # Many calls in flight on one connection; server-memory answers
+        # them in its own order, the gate each with its own id.
+        c = d.client()
+        for i in range(40):
+            c.send({"op": "call", "id": 100 + i, "run_id": "p-%d" % i,
+                    "tool": "memory.search", "args": {"query": "is " + names[i % 5].lower()}})
+        got = {}
+        for _ in range(40):
+            a = c.recv()
+            got[a["id"]] = a
+        assert sorted(got) == list(range(100, 140)), sorted(got)
+        for i in range(40):
+            s = structured(got[100 + i])
+            assert [e["name"] for e in s["entities"]] == [names[i % 5]], (i, got[100 + i])
 
 
 # -- server-filesystem ------------------------------------------------------------
