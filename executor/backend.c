@@ -69,6 +69,7 @@ backend_start(const struct call *c, const struct tool *tool, tool_done_cb done,
 	req.inputlen = c->json.len;
 	req.credentials_dir = ex->conf->credentials_dir;
 	req.max_output = ex->conf->max_output;
+	req.traceparent = c->traceparent;
 	backend_for(tool)->start(&req, done, arg);
 }
 
