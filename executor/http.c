@@ -275,11 +275,13 @@ http_write_cb(char *data, size_t size, size_t nmemb, void *userp)
 
 /*
  * Headers the gateway sets on every request, or that frame it: a
- * catalog header must not replace or repeat them.
+ * catalog header must not replace or repeat them (the config loader's
+ * list, common/config_backend.c, checked again here).
  */
 static const char *const http_own_headers[] = {
-	"Authorization", "Idempotency-Key", "traceparent", "Content-Type",
-	"Content-Length", "Transfer-Encoding", "Expect", "Connection",
+	"Authorization", "Idempotency-Key", "Content-Type", "Content-Length",
+	"Host", "Transfer-Encoding", "Connection", "Expect", "traceparent",
+	"Proxy-Authorization", "Cookie",
 };
 
 /*
