@@ -379,5 +379,58 @@ def many_requests_side_by_side_reuse_connections():
         assert len(ports) == 1, ports
 
 
+@test
+def a_read_whose_agent_hangs_up_is_cancelled():
+    with Api() as api, Daemon(http_conf({
+            "slow": http_tool(api, "/slow/20", timeout_ms=30000)})) as d:
+        c = d.client()
+        c.send({"op": "call", "id": 1, "run_id": "hup", "tool": "slow", "args": {}})
+        wait_for(lambda: len(api.requests()) == 1, 10, "the request at the API")
+        t0 = time.time()
+        c.close()
+
+        def recorded():
+            return [a for a in read_audit(d)
+                    if a.get("run_id") == "hup" and a.get("event") == "call"]
+        wait_for(lambda: recorded(), 10, "the cancelled read's record")
+        assert time.time() - t0 < 5
+        a = recorded()[0]
+        assert a["decision"] == "error" and a["reason"] == "unavailable", a
+        assert "cancelled" in a["note"], a
+        # The executor goes on serving.
+        assert d.ctl_json("status")["gatewayd_connected"] is True
+
+
+@test
+def the_shutdown_deadline_ends_a_write_in_doubt():
+    api = Api()
+    d = Daemon(writes_config({"slow.w": http_tool(api, "/slow/30", mode="write",
+                                                  timeout_ms=60000)},
+                             limits={"shutdown_s": 1}), name="tg-http-stop")
+    try:
+        d.start()
+        args = {"s": 1}
+        c = d.client()
+        c.send({"op": "call", "id": 1, "run_id": "stop", "tool": "slow.w", "args": args})
+        wait_for(lambda: len(api.requests()) == 1, 10, "the request at the API")
+        t0 = time.time()
+        d.proc.send_signal(signal.SIGTERM)
+        rc = d.proc.wait(15)
+        assert rc == 0, (rc, d.read_log())
+        assert time.time() - t0 < 8, time.time() - t0
+        c.close()
+        d.stop(expect_rc=0)
+        d.start()
+        items = d.ctl_json("ledger")
+        assert [(i["key"], i["state"]) for i in items] == \
+            [(key_of("slow.w", args), "in_doubt")], items
+        assert "shutdown" in items[0]["note"], items
+        assert len(api.requests()) == 1
+        d.stop()
+    finally:
+        d.cleanup()
+        api.close()
+
+
 if __name__ == "__main__":
     main()
