@@ -1,8 +1,9 @@
 /*
  * The http backend (CONTRACT.md, "http: a tool that is an HTTP API"):
  * one catalog tool is one HTTP request, made with libcurl's multi
- * interface inside the executor's event loop.  proto/HTTP.md says what
- * is sent and how answers map to outcomes; the why is here.
+ * interface inside the executor's event loop.  proto/PROTOCOL.md ("HTTP
+ * tools") says what is sent and how answers map to outcomes; the why is
+ * here.
  *
  * One CURLM for the process keeps the connection cache, so reads and
  * idempotent writes to one API reuse their connections.  curl tells us
@@ -363,9 +364,14 @@ http_headers(struct httpreq *hr, const struct tool_req *req)
 	size_t			 i;
 
 	http_add_header(hr, "Content-Type: application/json");
-	http_add_header(hr, "Accept: application/json");
 	/* No "Expect: 100-continue" round trip for large bodies. */
 	http_add_header(hr, "Expect:");
+	/* What we read is JSON, unless the catalog asks otherwise. */
+	for (i = 0; i < th->nheaders; i++)
+		if (strncasecmp(th->headers[i], "Accept:", 7) == 0)
+			break;
+	if (i == th->nheaders)
+		http_add_header(hr, "Accept: application/json");
 	for (i = 0; i < th->nheaders; i++) {
 		if ((line = http_header_line(th->headers[i], hr->res.message,
 		    sizeof(hr->res.message))) == NULL) {
@@ -424,6 +430,12 @@ http_easy(struct httpreq *hr, const struct tool_req *req)
 	SET(CURLOPT_PRIVATE, (char *)hr);
 	SET(CURLOPT_ERRORBUFFER, hr->errbuf);
 	SET(CURLOPT_NOSIGNAL, 1L);
+	/*
+	 * A transfer ended while its name is still being resolved would
+	 * otherwise wait, on the loop, for the resolver thread to finish;
+	 * this leaves that thread to end on its own.
+	 */
+	SET(CURLOPT_QUICK_EXIT, 1L);
 	SET(CURLOPT_URL, th->url);
 	SET(CURLOPT_PROTOCOLS_STR, "http,https");
 	SET(CURLOPT_FOLLOWLOCATION, 0L);

@@ -188,15 +188,19 @@ test_echo_headers(void)
 	ASSERT(strstr(j.json, "\"content-type\":\"application/json\"") !=
 	    NULL);
 	ASSERT(strstr(j.json, "\"traceparent\":\"00-4bf9") != NULL);
+	ASSERT(strstr(j.json, "\"accept\":\"application/json\"") != NULL);
 	ASSERT(strstr(j.json, "\"method\":\"POST\"") != NULL);
 	ASSERT(strstr(j.json, "\"body\":\"{\\\"a\\\":1}\"") != NULL);
 	job_free(&j);
 
-	/* A read: no key; PUT as configured. */
+	/* A read: no key; PUT as configured; the catalog's Accept. */
 	job_init(&j, &srv, "/echo", NULL);
 	j.tool.http.method = "PUT";
+	j.headers[0] = "Accept: application/vnd.api+json";
 	job_run(&j);
 	ASSERT_EQ_INT(j.res.status, TR_OK);
+	ASSERT(strstr(j.json, "\"accept\":\"application/vnd.api+json\"") !=
+	    NULL);
 	ASSERT(strstr(j.json, "idempotency-key") == NULL);
 	ASSERT(strstr(j.json, "authorization") == NULL);
 	ASSERT(strstr(j.json, "\"method\":\"PUT\"") != NULL);
