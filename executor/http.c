@@ -447,7 +447,7 @@ http_easy(struct httpreq *hr, const struct tool_req *req)
 		SET(CURLOPT_CAINFO, th->ca_file);
 	SET(CURLOPT_USERAGENT, "toolgate");
 	SET(CURLOPT_HTTPHEADER, hr->headers);
-	/* The args are the body whatever the method (proto/HTTP.md). */
+	/* The args are the body whatever the method (PROTOCOL.md). */
 	SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->inputlen);
 	SET(CURLOPT_COPYPOSTFIELDS, req->input != NULL ? req->input : "");
 	if (strcmp(method, "POST") != 0)
