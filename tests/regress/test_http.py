@@ -127,6 +127,10 @@ def what_is_sent():
         assert len(api.requests()) == 5, api.requests()
         # The credential is never in the log.
         assert "tok-123" not in d.read_log()
+        # Operators see the backend.
+        by = {t["name"]: t for t in d.ctl_json("tools")}
+        assert by["api.write"]["backend"] == "http" and by["echo"]["backend"] == "exec", by
+        assert by["api.write"]["state"] == "ok", by
 
 
 @test
