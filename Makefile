@@ -4,9 +4,9 @@
 
 CC	?= cc
 SAN	?= 0
-PKGS	 = libevent msgpack libsodium lmdb yaml-0.1 jansson
+PKGS	 = libevent msgpack libsodium lmdb yaml-0.1 jansson libcurl
 DEBS	 = build-essential pkg-config libevent-dev libmsgpack-dev \
-	   libsodium-dev liblmdb-dev libyaml-dev libjansson-dev \
+	   libsodium-dev liblmdb-dev libyaml-dev libjansson-dev libcurl4-openssl-dev \
 	   python3 python3-msgpack python3-cryptography \
 	   clang libclang-rt-14-dev cppcheck libfaketime
 
@@ -71,7 +71,7 @@ $(BUILD)/executor: $(call obj,executor/executor.c) $(LIBEXECUTOR) $(LIBCOMMON)
 $(BUILD)/gatewayctl: $(call obj,$(wildcard ctl/*.c)) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 # A unit test links libcommon and the few objects it names here.
-test_toolrun_SRC	= executor/toolrun.c
+test_toolrun_SRC	= executor/toolrun.c executor/credential.c
 test_store_SRC		= executor/store.c executor/apquota.c
 test_ledger_SRC		= executor/ledger.c executor/record.c executor/store.c \
 			  executor/sweep.c
@@ -81,6 +81,7 @@ test_record_SRC		= executor/record.c executor/ledger.c executor/sweep.c \
 			  executor/checkpoint.c
 test_runs_SRC		= gatewayd/runs.c
 test_agentreq_SRC	= gatewayd/agentreq.c
+test_http_SRC		= executor/http.c executor/credential.c
 
 .SECONDEXPANSION:
 $(BUILD)/tests/%: $(call obj,tests/unit/%.c) $$(call obj,$$($$*_SRC)) $(LIBCOMMON)

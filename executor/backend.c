@@ -13,15 +13,19 @@
 
 static const struct backend_ops	*backends[] = {
 	&backend_exec,
+	&backend_http,
 };
 #define NBACKENDS	(sizeof(backends) / sizeof(backends[0]))
 
-/* Every catalog tool is a program for now. */
 static const struct backend_ops *
 backend_for(const struct tool *tool)
 {
-	(void)tool;
-	return &backend_exec;
+	switch (tool->backend) {
+	case TB_HTTP:
+		return &backend_http;
+	default:
+		return &backend_exec;
+	}
 }
 
 void
