@@ -159,6 +159,7 @@ fuzz_approval_SRC	= executor/apstore.c executor/record.c executor/store.c \
 			  executor/ledger.c executor/sweep.c executor/apquota.c
 fuzz_checkpoint_SRC	= executor/checkpoint.c executor/record.c
 fuzz_agentreq_SRC	= gatewayd/agentreq.c
+fuzz_jsonrpc_SRC	= executor/jsonrpc.c
 fuzz: $(FUZZERS)
 build-fuzz/%: fuzz/%.c $(COMMON_SRC) $$($$*_SRC) $(wildcard common/*.h proto/*.h executor/*.h gatewayd/*.h fuzz/*.h)
 	@mkdir -p build-fuzz
