@@ -69,7 +69,7 @@ $(BUILD)/executor: $(call obj,executor/executor.c) $(LIBEXECUTOR) $(LIBCOMMON)
 $(BUILD)/gatewayctl: $(call obj,ctl/gatewayctl.c) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 # A unit test links libcommon and the few objects it names here.
-test_toolrun_SRC	= executor/toolrun.c
+test_toolrun_SRC	= executor/toolrun.c executor/spawn.c executor/credential.c
 test_store_SRC		= executor/store.c executor/apquota.c
 test_ledger_SRC		= executor/ledger.c executor/record.c executor/store.c \
 			  executor/sweep.c
