@@ -12,15 +12,19 @@
 
 static const struct backend_ops	*backends[] = {
 	&backend_exec,
+	&backend_mcp,
 };
 #define NBACKENDS	(sizeof(backends) / sizeof(backends[0]))
 
-/* Every catalog tool is a program for now. */
 static const struct backend_ops *
 backend_for(const struct tool *tool)
 {
-	(void)tool;
-	return &backend_exec;
+	switch (tool->backend) {
+	case TB_MCP:
+		return &backend_mcp;
+	default:
+		return &backend_exec;
+	}
 }
 
 void
