@@ -66,7 +66,7 @@ $(BUILD)/gatewayd: $(call obj,gatewayd/gatewayd.c) $(LIBGATEWAYD) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BUILD)/executor: $(call obj,executor/executor.c) $(LIBEXECUTOR) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-$(BUILD)/gatewayctl: $(call obj,ctl/gatewayctl.c) $(LIBCOMMON)
+$(BUILD)/gatewayctl: $(call obj,$(wildcard ctl/*.c)) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 # A unit test links libcommon and the few objects it names here.
 test_toolrun_SRC	= executor/toolrun.c executor/spawn.c executor/credential.c

@@ -466,12 +466,17 @@ static const struct cfgchoice tool_modes[] = {
 static const struct cfgchoice idempotency[] = {
 	{ "gateway_inject", 0 }, { NULL, 0 }
 };
+static const struct cfgchoice mcp_scopes[] = {
+	{ "shared", MCP_SHARED }, { "tenant_env", MCP_TENANT_ENV },
+	{ NULL, 0 }
+};
 static const struct cfgchoice kill_modes[] = {
 	{ "disable_writes", 0 }, { NULL, 0 }
 };
 
 #define CONF(f)		.base = CB_CONF, .off = offsetof(struct config, f)
 #define TOOL(f)		.base = CB_TOOL, .off = offsetof(struct tool, f)
+#define MCP(f)		.base = CB_MCP, .off = offsetof(struct mcp_server, f)
 #define PRINCIPAL(f)	.base = CB_PRINCIPAL, \
 			    .off = offsetof(struct principal, f)
 
@@ -543,6 +548,54 @@ static const struct cfgkey cfgkeys[] = {
 	{ .name = "catalog.*.user", .type = CT_CODE, .base = CB_TOOL,
 	  .def = "tool_user",
 	  .fn = sect_tool_user, .doc = "run the program as this user" },
+	{ .name = "catalog.*.description", .type = CT_CODE, .base = CB_TOOL,
+	  .fn = sect_tool_description, .project = 1,
+	  .doc = "what the tool does, for agents (tools op)" },
+	{ .name = "catalog.*.mcp", .type = CT_SECTION, .base = CB_TOOL,
+	  .fn = sect_tool_mcp, .doc = "a tool of an MCP server" },
+	{ .name = "catalog.*.mcp.server", .type = CT_CODE, .base = CB_TOOL,
+	  .fn = sect_tool_mcp_server, .doc = "a key of mcp_servers" },
+	{ .name = "catalog.*.mcp.tool", .type = CT_CODE, .base = CB_TOOL,
+	  .fn = sect_tool_mcp_tool, .doc = "the server's name for the tool" },
+	{ .name = "catalog.*.http", .type = CT_SECTION, .base = CB_TOOL,
+	  .fn = sect_tool_http, .doc = "a tool that is an HTTP API" },
+	{ .name = "catalog.*.http.url", .type = CT_CODE, .base = CB_TOOL,
+	  .fn = sect_http_url, .doc = "https:// or http:// URL it calls" },
+	{ .name = "catalog.*.http.method", .type = CT_CODE, .base = CB_TOOL,
+	  .def = "POST", .fn = sect_http_method, .doc = "the HTTP method" },
+	{ .name = "catalog.*.http.headers", .type = CT_CODE, .base = CB_TOOL,
+	  .def = "{}", .fn = sect_http_headers,
+	  .doc = "further request headers" },
+	{ .name = "catalog.*.http.ca_file", .type = CT_PATH,
+	  TOOL(http.ca_file), .max = 1024,
+	  .doc = "CA certificates to verify the server with" },
+	{ .name = "catalog.*.http.idempotent_upstream", .type = CT_BOOL,
+	  TOOL(http.idempotent_upstream), .def = "false",
+	  .doc = "the API honours Idempotency-Key: resend a lost write" },
+
+	{ .name = "mcp_servers", .type = CT_SECTION, .fn = sect_mcp_servers,
+	  .doc = "MCP servers the executor keeps running" },
+	{ .name = "mcp_servers.*.command", .type = CT_CODE, .base = CB_MCP,
+	  .fn = sect_mcp_command, .doc = "[PROGRAM, ARG...], no shell" },
+	{ .name = "mcp_servers.*.env", .type = CT_CODE, .base = CB_MCP,
+	  .def = "{}", .fn = sect_mcp_env,
+	  .doc = "variables on top of PATH" },
+	{ .name = "mcp_servers.*.user", .type = CT_CODE, .base = CB_MCP,
+	  .def = "tool_user", .fn = sect_mcp_user,
+	  .doc = "run the server as this user" },
+	{ .name = "mcp_servers.*.scope", .type = CT_ENUM, MCP(scope),
+	  .choices = mcp_scopes, .what = "shared or tenant_env",
+	  .def = "shared",
+	  .doc = "one process, or one per tenant and env" },
+	{ .name = "mcp_servers.*.credential_env", .type = CT_CODE,
+	  .base = CB_MCP, .fn = sect_mcp_credential_env,
+	  .doc = "tenant_env: the variable holding the credential" },
+	{ .name = "mcp_servers.*.max_inflight", .type = CT_U32,
+	  MCP(max_inflight), .min = 1, .max = 4096, .def = "64",
+	  .project = 1, .doc = "tools/call requests in flight per process" },
+	{ .name = "mcp_servers.*.init_timeout_ms", .type = CT_U32,
+	  MCP(init_timeout_ms), .min = 100, .max = 600000, .def = "10000",
+	  .project = 1, .doc = "initialize and tools/list must answer within" },
 
 	{ .name = "tools", .type = CT_SECTION,
 	  .doc = "the allowlist and the default mode" },
@@ -747,6 +800,8 @@ key_base(struct cfgctx *ctx, const struct cfgkey *k)
 		return ctx->principal;
 	case CB_TOOL:
 		return ctx->tool;
+	case CB_MCP:
+		return ctx->server;
 	default:
 		return NULL;
 	}
@@ -902,6 +957,8 @@ cfg_walk_fn(struct cfgctx *ctx, yaml_node_t *map, const char *path,
 
 _Static_assert(sizeof(enum tool_mode) == sizeof(int),
     "catalog.*.mode is read as an int");
+_Static_assert(sizeof(enum mcp_scope) == sizeof(int),
+    "mcp_servers.*.scope is read as an int");
 
 static void
 set_enum_default(const struct cfgkey *k, int *dst)
@@ -967,6 +1024,12 @@ void
 cfg_tool_defaults(struct tool *t)
 {
 	apply_defaults(CB_TOOL, t);
+}
+
+void
+cfg_server_defaults(struct mcp_server *s)
+{
+	apply_defaults(CB_MCP, s);
 }
 
 static struct config *
@@ -1040,6 +1103,7 @@ config_load(const char *path, char *err, size_t errlen)
 	free(ctx.dir);
 	free(ctx.pnodes);
 	free(ctx.tnodes);
+	free(ctx.snodes);
 	return ctx.conf;
 }
 
@@ -1069,8 +1133,27 @@ config_free(struct config *c)
 		cfg_free_strings(c->catalog[i].argv, c->catalog[i].argc);
 		free(c->catalog[i].compensate);
 		free(c->catalog[i].user);
+		free(c->catalog[i].mcp.server);
+		free(c->catalog[i].mcp.tool);
+		free(c->catalog[i].http.url);
+		free(c->catalog[i].http.method);
+		cfg_free_strings(c->catalog[i].http.headers,
+		    c->catalog[i].http.nheaders);
+		free(c->catalog[i].http.ca_file);
+		free(c->catalog[i].description);
+		free(c->catalog[i].input_schema);
 	}
 	free(c->catalog);
+	for (i = 0; i < c->nmcp_servers; i++) {
+		free(c->mcp_servers[i].name);
+		cfg_free_strings(c->mcp_servers[i].argv,
+		    c->mcp_servers[i].argc);
+		cfg_free_strings(c->mcp_servers[i].envp,
+		    c->mcp_servers[i].nenv);
+		free(c->mcp_servers[i].user);
+		free(c->mcp_servers[i].credential_env);
+	}
+	free(c->mcp_servers);
 	cfg_free_strings(c->allow, c->nallow);
 	cfg_free_strings(c->approval_tools, c->napproval_tools);
 	free(c->metrics_listen);

@@ -106,6 +106,39 @@ check_tool_names(struct cfgctx *ctx)
 	}
 }
 
+/*
+ * Each MCP tool names a server of mcp_servers; its index is kept so the
+ * executor never looks it up by name.  A config whose mcp_servers had an
+ * error of its own is not checked against.
+ */
+static void
+check_mcp_tools(struct cfgctx *ctx)
+{
+	struct config	*c = ctx->conf;
+	struct tool	*t;
+	char		 sub[KEY_PATH_LEN], key[KEY_PATH_LEN];
+	size_t		 i, j;
+
+	if (cfg_given(ctx, "mcp_servers", NULL) == -1)
+		return;
+	for (i = 0; i < c->ncatalog; i++) {
+		t = &c->catalog[i];
+		if (t->backend != TB_MCP || t->mcp.server == NULL)
+			continue;
+		for (j = 0; j < c->nmcp_servers; j++)
+			if (strcmp(c->mcp_servers[j].name, t->mcp.server) == 0)
+				break;
+		if (j < c->nmcp_servers) {
+			t->mcp.server_idx = j;
+			continue;
+		}
+		cfg_key_path(sub, sizeof(sub), "catalog", t->name);
+		cfg_key_path(key, sizeof(key), sub, "mcp.server");
+		cfg_error(ctx, ctx->tnodes[i].mcp_server, key, "\"%s\" is "
+		    "not a server of mcp_servers", t->mcp.server);
+	}
+}
+
 /* The index of 'id' in 'ids', or -1.  (uid_t and gid_t are one type.) */
 static ssize_t
 id_index(const uid_t *ids, size_t n, uid_t id)
@@ -265,6 +298,15 @@ check_self_approval(struct cfgctx *ctx)
 		check_tool_user(ctx, c->catalog[i].user, ctx->tnodes[i].user,
 		    key);
 	}
+	for (i = 0; i < c->nmcp_servers; i++) {
+		if (c->mcp_servers[i].user == NULL)
+			continue;
+		cfg_key_path(sub, sizeof(sub), "mcp_servers",
+		    c->mcp_servers[i].name);
+		cfg_key_path(key, sizeof(key), sub, "user");
+		check_tool_user(ctx, c->mcp_servers[i].user,
+		    ctx->snodes[i].user, key);
+	}
 }
 
 /*
@@ -376,5 +418,6 @@ check_config(struct cfgctx *ctx)
 	check_store(ctx);
 	check_limits(ctx);
 	check_tool_names(ctx);
+	check_mcp_tools(ctx);
 	check_self_approval(ctx);
 }

@@ -55,6 +55,7 @@ enum cfgbase {
 	CB_CONF,	/* struct config */
 	CB_PRINCIPAL,	/* the principal being read */
 	CB_TOOL,	/* the catalog tool being read */
+	CB_MCP,		/* the MCP server being read */
 };
 
 struct cfgchoice {
@@ -99,6 +100,7 @@ struct cfgctx {
 	/* The list or catalog entry whose keys are being read. */
 	struct principal	*principal;
 	struct tool		*tool;
+	struct mcp_server	*server;
 
 	/* Per key of the table (CB_CONF, CB_NONE): its node, its errors. */
 	yaml_node_t		**nodes;
@@ -112,7 +114,14 @@ struct cfgctx {
 	struct toolnodes {
 		yaml_node_t	*compensate;
 		yaml_node_t	*user;
+		yaml_node_t	*exec;
+		yaml_node_t	*mcp;
+		yaml_node_t	*mcp_server;
+		yaml_node_t	*http;
 	}			*tnodes;	/* one per catalog tool */
+	struct servernodes {
+		yaml_node_t	*user;
+	}			*snodes;	/* one per MCP server */
 };
 
 /* Errors: each returns -1 after recording one line. */
@@ -153,6 +162,7 @@ int	cfg_walk_fn(struct cfgctx *, yaml_node_t *, const char *,
 	    int (*)(struct cfgctx *, const char *, yaml_node_t *,
 	    yaml_node_t *, const char *));
 void	cfg_tool_defaults(struct tool *);
+void	cfg_server_defaults(struct mcp_server *);
 
 /*
  * A table key as the cross-key checks see it: -1 if it had an error,
@@ -173,6 +183,9 @@ int	sect_catalog(struct cfgctx *, const struct cfgkey *, yaml_node_t *,
 	    const char *);
 int	sect_exec(struct cfgctx *, const struct cfgkey *, yaml_node_t *,
 	    const char *);
+/* [PROGRAM, ARG...] as execve(2) takes it (exec, mcp_servers.*.command). */
+int	cfg_read_command(struct cfgctx *, yaml_node_t *, const char *,
+	    char ***argv, size_t *argc);
 int	sect_compensate(struct cfgctx *, const struct cfgkey *,
 	    yaml_node_t *, const char *);
 int	sect_tool_user(struct cfgctx *, const struct cfgkey *, yaml_node_t *,
@@ -185,6 +198,34 @@ int	sect_metrics_listen(struct cfgctx *, const struct cfgkey *,
 	    yaml_node_t *, const char *);
 int	sect_scope(struct cfgctx *, const struct cfgkey *, yaml_node_t *,
 	    const char *);
+
+/* config_backend.c */
+int	sect_mcp_servers(struct cfgctx *, const struct cfgkey *,
+	    yaml_node_t *, const char *);
+int	sect_mcp_command(struct cfgctx *, const struct cfgkey *,
+	    yaml_node_t *, const char *);
+int	sect_mcp_env(struct cfgctx *, const struct cfgkey *, yaml_node_t *,
+	    const char *);
+int	sect_mcp_user(struct cfgctx *, const struct cfgkey *, yaml_node_t *,
+	    const char *);
+int	sect_mcp_credential_env(struct cfgctx *, const struct cfgkey *,
+	    yaml_node_t *, const char *);
+int	sect_tool_mcp(struct cfgctx *, const struct cfgkey *, yaml_node_t *,
+	    const char *);
+int	sect_tool_mcp_server(struct cfgctx *, const struct cfgkey *,
+	    yaml_node_t *, const char *);
+int	sect_tool_mcp_tool(struct cfgctx *, const struct cfgkey *,
+	    yaml_node_t *, const char *);
+int	sect_tool_http(struct cfgctx *, const struct cfgkey *, yaml_node_t *,
+	    const char *);
+int	sect_http_url(struct cfgctx *, const struct cfgkey *, yaml_node_t *,
+	    const char *);
+int	sect_http_method(struct cfgctx *, const struct cfgkey *,
+	    yaml_node_t *, const char *);
+int	sect_http_headers(struct cfgctx *, const struct cfgkey *,
+	    yaml_node_t *, const char *);
+int	sect_tool_description(struct cfgctx *, const struct cfgkey *,
+	    yaml_node_t *, const char *);
 
 /* config_check.c */
 void	check_config(struct cfgctx *);

@@ -254,25 +254,24 @@ set_program(struct cfgctx *ctx, const yaml_node_t *node, const char *path,
 	return 0;
 }
 
-/* exec: [PATH, ARG...], run without a shell. */
+/* [PATH, ARG...], run without a shell. */
 int
-sect_exec(struct cfgctx *ctx, const struct cfgkey *k, yaml_node_t *node,
-    const char *path)
+cfg_read_command(struct cfgctx *ctx, yaml_node_t *node, const char *path,
+    char ***argvp, size_t *argcp)
 {
-	struct tool	*t = ctx->tool;
 	yaml_node_t	*item;
 	char		 sub[KEY_PATH_LEN];
+	char		**argv;
 	const char	*s;
 	size_t		 i, len;
 
-	(void)k;
 	if (cfg_expect_kind(ctx, node, path, YAML_SEQUENCE_NODE) == -1)
 		return -1;
 	if ((len = yseq_len(node)) == 0)
 		return cfg_error(ctx, node, path, "must not be empty: it "
 		    "names the program to run");
-	t->argv = xcalloc(len + 1, sizeof(*t->argv));
-	t->argc = len;
+	argv = *argvp = xcalloc(len + 1, sizeof(*argv));
+	*argcp = len;
 	for (i = 0; i < len; i++) {
 		item = yseq_item(ctx->yd, node, i);
 		cfg_index_path(sub, sizeof(sub), path, i);
@@ -285,12 +284,23 @@ sect_exec(struct cfgctx *ctx, const struct cfgkey *k, yaml_node_t *node,
 		else if (cfg_get_str(ctx, item, sub, &s) == -1)
 			return -1;
 		if (i == 0) {
-			if (set_program(ctx, item, sub, s, &t->argv[0]) == -1)
+			if (set_program(ctx, item, sub, s, &argv[0]) == -1)
 				return -1;
 		} else
-			t->argv[i] = xstrdup(s);
+			argv[i] = xstrdup(s);
 	}
 	return 0;
+}
+
+int
+sect_exec(struct cfgctx *ctx, const struct cfgkey *k, yaml_node_t *node,
+    const char *path)
+{
+	struct tool	*t = ctx->tool;
+
+	(void)k;
+	ctx->tnodes[t - ctx->conf->catalog].exec = node;
+	return cfg_read_command(ctx, node, path, &t->argv, &t->argc);
 }
 
 int
@@ -315,13 +325,42 @@ sect_tool_user(struct cfgctx *ctx, const struct cfgkey *k, yaml_node_t *val,
 	return cfg_set_user(ctx, val, path, &t->user);
 }
 
+/* CONTRACT: a catalog tool names exactly one backend. */
+static void
+tool_backend(struct cfgctx *ctx, struct tool *t, yaml_node_t *val,
+    const char *path)
+{
+	const struct toolnodes	*tn = &ctx->tnodes[t - ctx->conf->catalog];
+	const yaml_node_t	*second = NULL;
+	char			 sub[KEY_PATH_LEN];
+
+	if (tn->exec != NULL)
+		t->backend = TB_EXEC;
+	if (tn->mcp != NULL) {
+		if (tn->exec != NULL)
+			second = tn->mcp;
+		t->backend = TB_MCP;
+	}
+	if (tn->http != NULL) {
+		if (tn->exec != NULL || tn->mcp != NULL)
+			second = tn->http;
+		t->backend = TB_HTTP;
+	}
+	if (tn->exec == NULL && tn->mcp == NULL && tn->http == NULL) {
+		cfg_key_path(sub, sizeof(sub), path, "exec");
+		cfg_error(ctx, val, sub, "missing: every catalog tool names "
+		    "how it runs: exec, mcp or http");
+	} else if (second != NULL)
+		cfg_error(ctx, second, path, "names two backends: a catalog "
+		    "tool has exactly one of exec, mcp and http");
+}
+
 static int
 catalog_key(struct cfgctx *ctx, const char *key, yaml_node_t *knode,
     yaml_node_t *val, const char *path)
 {
 	struct config	*c = ctx->conf;
 	struct tool	*t;
-	char		 sub[KEY_PATH_LEN];
 	size_t		 before = cfg_nerrs(ctx);
 
 	if (!cfg_valid_name(key))
@@ -332,12 +371,8 @@ catalog_key(struct cfgctx *ctx, const char *key, yaml_node_t *knode,
 	cfg_tool_defaults(t);		/* no mode: a write, fail closed */
 	ctx->tool = t;
 	cfg_walk(ctx, val, path, "catalog.*");
-	if (t->argv == NULL && val->type == YAML_MAPPING_NODE &&
-	    cfg_nerrs(ctx) == before) {
-		cfg_key_path(sub, sizeof(sub), path, "exec");
-		return cfg_error(ctx, val, sub, "missing: every catalog tool "
-		    "needs a program to run");
-	}
+	if (val->type == YAML_MAPPING_NODE && cfg_nerrs(ctx) == before)
+		tool_backend(ctx, t, val, path);
 	return cfg_nerrs(ctx) == before ? 0 : -1;
 }
 

@@ -38,6 +38,35 @@ file_sha256_hex(const char *path, char out[65])
 	return 0;
 }
 
+static int
+lower_hex(const char *s, size_t n, int nonzero)
+{
+	size_t	 i;
+	int	 any = 0;
+
+	for (i = 0; i < n; i++) {
+		if (!((s[i] >= '0' && s[i] <= '9') ||
+		    (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+		any |= s[i] != '0';
+	}
+	return !nonzero || any;
+}
+
+/*
+ * Only version 00, which is all there is: a later version may add fields
+ * we would pass on without knowing them.  It goes into an HTTP header and
+ * the audit log, so nothing else gets through.
+ */
+int
+traceparent_valid(const char *s, size_t len)
+{
+	return len == TRACEPARENT_LEN && s[0] == '0' && s[1] == '0' &&
+	    s[2] == '-' && lower_hex(s + 3, 32, 1) && s[35] == '-' &&
+	    lower_hex(s + 36, 16, 1) && s[52] == '-' &&
+	    lower_hex(s + 53, 2, 0);
+}
+
 uint64_t
 now_ms(void)
 {

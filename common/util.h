@@ -9,6 +9,13 @@
 int	file_sha256_hex(const char *path, char out[65]);
 
 /* Milliseconds: wall clock (for records) and monotonic (for durations). */
+/*
+ * A W3C Trace Context traceparent, version 00 as it is written:
+ * "00-" 32 lowercase hex (not all zero) "-" 16 (not all zero) "-" 2.
+ */
+#define TRACEPARENT_LEN	55
+int	traceparent_valid(const char *, size_t);
+
 uint64_t now_ms(void);
 uint64_t mono_ms(void);
 

@@ -20,7 +20,9 @@
 #include "common/canon.h"
 #include "common/frame.h"
 #include "common/jsonmp.h"
+#include "common/mpack.h"
 #include "proto/proto.h"
+#include "ctl/ctl.h"
 
 #define DEFAULT_SOCKET	"/run/toolgate/control.sock"
 /*
@@ -49,7 +51,9 @@ usage(void)
 	    "  compensate RUN_ID\n"
 	    "  ledger [--limit N] [--after CURSOR]\n"
 	    "  resolve KEY done|failed\n"
-	    "  keys rotate\n");
+	    "  keys rotate\n"
+	    "  tools | tools accept TOOL\n"
+	    "  mcp tools SERVER\n");
 	exit(2);
 }
 
@@ -154,6 +158,18 @@ parse_command(int argc, char **argv, struct request *r)
 		r->v1 = argv[1];
 		r->k2 = "outcome";
 		r->v2 = argv[2];
+	} else if (strcmp(cmd, "tools") == 0 && argc == 1)
+		r->op = "tools";
+	else if (strcmp(cmd, "tools") == 0 && argc == 3 &&
+	    strcmp(argv[1], "accept") == 0) {
+		r->op = "tools_accept";
+		r->k1 = "tool";
+		r->v1 = argv[2];
+	} else if (strcmp(cmd, "mcp") == 0 && argc == 3 &&
+	    strcmp(argv[1], "tools") == 0) {
+		r->op = "mcp_tools";
+		r->k1 = "server";
+		r->v1 = argv[2];
 	} else
 		usage();
 }
@@ -268,6 +284,15 @@ args_as_json(const msgpack_object *ans, msgpack_sbuffer *sb)
 	}
 	canon_buf_free(&json);
 	return 1;
+}
+
+static int
+answer_ok(const msgpack_object *ans)
+{
+	const msgpack_object	*ok = mp_get(ans, "ok");
+
+	return ok != NULL && ok->type == MSGPACK_OBJECT_BOOLEAN &&
+	    ok->via.boolean;
 }
 
 /* Print the answer; returns the exit status. */
@@ -427,7 +452,13 @@ main(int argc, char *argv[])
 			rc = 1;
 		msgpack_unpacked_destroy(&u2);
 		msgpack_sbuffer_destroy(&sb);
-	} else if (rc == 0)
+	} else if (rc == 0 && !json && answer_ok(&u.data) &&
+	    strcmp(r.op, "tools") == 0)
+		rc = print_tools(&u.data);
+	else if (rc == 0 && !json && answer_ok(&u.data) &&
+	    strcmp(r.op, "mcp_tools") == 0)
+		rc = print_mcp_tools(&u.data);
+	else if (rc == 0)
 		rc = print_answer(&u.data, json);
 	else
 		rc = 1;

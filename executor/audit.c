@@ -309,6 +309,7 @@ encode(const struct audit_rec *r, uint64_t seq, size_t *lenp)
 		json_object_set_new(o, "uid", json_integer(r->uid));
 	set_str(o, "run_id", r->run_id);
 	set_str(o, "step_id", r->step_id);
+	set_str(o, "traceparent", r->traceparent);
 	set_str(o, "tool", r->tool);
 	set_str(o, "args_hash", r->args_hash);
 	set_str(o, "idempotency_key", r->idempotency_key);

@@ -2,6 +2,7 @@
  * The tool backends (backend.h): which one runs a tool, and what every
  * backend is asked at once (cancel, the shutdown deadline, a count).
  */
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -69,6 +70,7 @@ backend_start(const struct call *c, const struct tool *tool, tool_done_cb done,
 	req.inputlen = c->json.len;
 	req.credentials_dir = ex->conf->credentials_dir;
 	req.max_output = ex->conf->max_output;
+	req.traceparent = c->traceparent;
 	backend_for(tool)->start(&req, done, arg);
 }
 
@@ -91,6 +93,34 @@ backends_expire(void)
 	for (i = 0; i < NBACKENDS; i++)
 		n += backends[i]->expire();
 	return n;
+}
+
+const char *
+backend_name(const struct tool *tool)
+{
+	return backend_for(tool)->name;
+}
+
+const char *
+backend_tool_state(const struct tool *tool)
+{
+	const struct backend_ops	*b = backend_for(tool);
+
+	return b->tool_state != NULL ? b->tool_state(tool) : "ok";
+}
+
+int
+backend_tool_accept(const struct tool *tool, char *msg, size_t msglen)
+{
+	const struct backend_ops	*b = backend_for(tool);
+
+	if (b->tool_accept == NULL) {
+		snprintf(msg, msglen, "%s is a tool of the %s backend, which "
+		    "pins no definition: there is nothing to accept",
+		    tool->name, b->name);
+		return -1;
+	}
+	return b->tool_accept(tool, msg, msglen);
 }
 
 size_t

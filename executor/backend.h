@@ -98,6 +98,19 @@ struct backend_ops {
 	size_t		(*active)(void);
 	/* At exit, once nothing runs. */
 	void		(*shutdown)(void);
+	/*
+	 * For operators (gatewayctl tools): the state of a catalog tool of
+	 * this backend, "ok" or why calls would not reach it ("changed",
+	 * "server down", ...).  NULL: always "ok".
+	 */
+	const char	*(*tool_state)(const struct tool *);
+	/*
+	 * gatewayctl tools accept: take what the tool's server shows now as
+	 * its definition (mcp pinning).  0, or -1 with msg set.  NULL: the
+	 * backend pins nothing.
+	 */
+	int		(*tool_accept)(const struct tool *, char *msg,
+			    size_t msglen);
 };
 
 extern const struct backend_ops	backend_exec;
@@ -118,5 +131,10 @@ int	backend_cancel(const void *arg);
 size_t	backends_expire(void);
 /* Runs in flight, all backends. */
 size_t	backends_active(void);
+/* The name of the backend that runs tool: "exec", "mcp", "http". */
+const char *backend_name(const struct tool *);
+/* Its tool_state and tool_accept, as backend_ops says. */
+const char *backend_tool_state(const struct tool *);
+int	backend_tool_accept(const struct tool *, char *msg, size_t msglen);
 
 #endif

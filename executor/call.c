@@ -4,7 +4,10 @@
  * write path, or to an operator first (approval.c).
  */
 #include <stddef.h>
+#include <string.h>
 
+#include "common/log.h"
+#include "common/util.h"
 #include "common/xmalloc.h"
 #include "proto/proto.h"
 #include "executor/approval.h"
@@ -25,6 +28,15 @@ call_handle(const struct proto_msg *m)
 	c->tool = xstrdup(m->call.tool);
 	if (m->call.step_id != NULL)
 		c->step_id = xstrdup(m->call.step_id);
+	/* gatewayd checked it; what we pass on we check ourselves. */
+	if (m->call.traceparent != NULL) {
+		if (traceparent_valid(m->call.traceparent,
+		    strlen(m->call.traceparent)))
+			c->traceparent = xstrdup(m->call.traceparent);
+		else
+			log_warnx("call: gatewayd passed a traceparent that "
+			    "is not one: dropped");
+	}
 	switch (call_check(c, m->call.args, 0, &tool)) {
 	case ROUTE_NONE:
 		break;

@@ -33,6 +33,7 @@
 #include "executor/approval.h"
 #include "executor/apstore.h"
 #include "executor/backend.h"
+#include "executor/control.h"
 #include "executor/executor.h"
 #include "executor/fds.h"
 #include "executor/killswitch.h"
@@ -56,17 +57,6 @@ struct ctl_conn {
 static TAILQ_HEAD(, ctl_conn)	ctl_conns = TAILQ_HEAD_INITIALIZER(ctl_conns);
 static struct listener		*ctl_listener;
 static size_t			 ctl_nconns;
-
-/* The operator who sent a command: uid and user name, for the records. */
-struct operator {
-	uid_t	uid;
-	gid_t	gid;
-	char	name[64];
-	char	who[96];	/* "uid 0 (root)" */
-};
-
-typedef void (*ctl_fn)(struct ctl_conn *, const msgpack_object *,
-    const struct operator *);
 
 static void	ctl_status(struct ctl_conn *, const msgpack_object *,
 		    const struct operator *);
@@ -102,6 +92,8 @@ static const struct {
 	{ "keys_rotate",	ctl_keys_rotate },
 	{ "resolve",		ctl_resolve },
 	{ "status",		ctl_status },
+	{ "tools",		ctl_tools },
+	{ "tools_accept",	ctl_tools_accept },
 	{ "writes_disable",	ctl_writes_disable },
 	{ "writes_enable",	ctl_writes_enable },
 };
@@ -117,7 +109,7 @@ ctl_close(struct ctl_conn *cc)
 	fds_release(FDS_CONTROL);
 }
 
-static void
+void
 ctl_send(struct ctl_conn *cc, struct msgbuf *mb)
 {
 	const char	*p;
@@ -128,10 +120,7 @@ ctl_send(struct ctl_conn *cc, struct msgbuf *mb)
 	msgbuf_free(mb);
 }
 
-static void
-ctl_error(struct ctl_conn *cc, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void
+void
 ctl_error(struct ctl_conn *cc, const char *fmt, ...)
 {
 	struct msgbuf	mb;

@@ -54,6 +54,7 @@ struct audit_rec {
 	long long	 uid;
 	const char	*run_id;
 	const char	*step_id;
+	const char	*traceparent;	/* the agent's, when it sent one */
 	const char	*tool;
 	const char	*args_hash;
 	const char	*idempotency_key;

@@ -34,6 +34,7 @@ call_free(struct call *c)
 	free(c->env);
 	free(c->run_id);
 	free(c->step_id);
+	free(c->traceparent);
 	free(c->tool);
 	free(c->idem_key);
 	free(c->approver);

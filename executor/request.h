@@ -28,6 +28,7 @@ struct call {
 	char			*env;
 	char			*run_id;
 	char			*step_id;
+	char			*traceparent;	/* the agent's, checked; or NULL */
 	char			*tool;
 	char			 args_hash[ARGS_HASH_LEN + 1];
 	char			*idem_key;	/* writes only */

@@ -12,7 +12,8 @@
  *  - on success the op is one of the five and its fields are as the
  *    contract says, checked again here against the map itself: a call has
  *    run_id (1..256 bytes of UTF-8), tool (1..128) and a map for args, and
- *    step_id as given (an integer as its decimal text); a resume's
+ *    step_id as given (an integer as its decimal text), a traceparent
+ *    only when given and then a valid one, as given; a resume's
  *    checkpoint and a wait's approval_id are non-empty strings without
  *    NUL within their limits; a wait's timeout_ms and a usage's tokens are
  *    the map's integers; a usage's cost is finite and not negative;
@@ -29,6 +30,7 @@
 #include "common/canon.h"
 #include "common/frame.h"
 #include "common/mpack.h"
+#include "common/util.h"
 #include "gatewayd/agentreq.h"
 #include "proto/proto.h"
 
@@ -133,6 +135,22 @@ check_step(const struct agent_req *q, const msgpack_object *o)
 	check(strcmp(buf, q->step_id) == 0, "step_id as text");
 }
 
+/* Kept exactly when given, and then a valid one, byte for byte. */
+static void
+check_trace(const struct agent_req *q, const msgpack_object *o)
+{
+	if (o == NULL) {
+		check(q->traceparent == NULL, "no traceparent");
+		return;
+	}
+	check(q->traceparent != NULL && o->type == MSGPACK_OBJECT_STR &&
+	    o->via.str.size == TRACEPARENT_LEN &&
+	    memcmp(q->traceparent, o->via.str.ptr, TRACEPARENT_LEN) == 0 &&
+	    q->traceparent[TRACEPARENT_LEN] == '\0' &&
+	    traceparent_valid(q->traceparent, strlen(q->traceparent)),
+	    "traceparent");
+}
+
 static void
 check_ok(const struct agent_req *q, const msgpack_object *m)
 {
@@ -150,6 +168,7 @@ check_ok(const struct agent_req *q, const msgpack_object *m)
 		check(obj_same(q->args, mp_get(m, "args")) &&
 		    q->args->type == MSGPACK_OBJECT_MAP, "call args");
 		check_step(q, mp_get(m, "step_id"));
+		check_trace(q, mp_get(m, "traceparent"));
 		break;
 	case AOP_RESUME:
 		check_token(q->checkpoint, mp_get(m, "checkpoint"),

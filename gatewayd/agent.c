@@ -594,7 +594,7 @@ op_call(struct conn *c, struct agent_req *q)
 	r = req_park(c, q->id, q->idlen, q->run_id);
 	q->run_id = NULL;
 	r->exec_id = exec_call(&who, r->run_id, q->step_id, q->tool, q->args,
-	    call_answered, r);
+	    q->traceparent, call_answered, r);
 	if (g == GATE_WRITE) {
 		r->wtool = q->tool;
 		q->tool = NULL;

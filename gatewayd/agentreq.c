@@ -107,6 +107,8 @@ static int
 parse_call(struct agent_req *req, const msgpack_object *m,
     struct agent_reason *why)
 {
+	const msgpack_object	*tp;
+
 	if ((req->run_id = req_str(mp_get(m, "run_id"),
 	    AREQ_MAX_RUN_ID)) == NULL)
 		return refuse(why, "run_id must be a non-empty string of at"
@@ -117,6 +119,14 @@ parse_call(struct agent_req *req, const msgpack_object *m,
 		    " 128 bytes");
 	if (req_step_id(mp_get(m, "step_id"), &req->step_id) == -1)
 		return refuse(why, "step_id must be an integer or a string");
+	if ((tp = mp_get(m, "traceparent")) != NULL) {
+		if (tp->type != MSGPACK_OBJECT_STR ||
+		    !traceparent_valid(tp->via.str.ptr, tp->via.str.size))
+			return refuse(why, "traceparent must be a W3C "
+			    "traceparent: 00-<32 hex>-<16 hex>-<2 hex>, "
+			    "lowercase");
+		req->traceparent = mp_strdup(tp);
+	}
 	req->args = mp_get(m, "args");
 	if (req->args == NULL || req->args->type != MSGPACK_OBJECT_MAP)
 		return refuse(why, "args must be a map");
@@ -249,7 +259,8 @@ agentreq_free(struct agent_req *req)
 	free(req->run_id);
 	free(req->tool);
 	free(req->step_id);
-	req->run_id = req->tool = req->step_id = NULL;
+	free(req->traceparent);
+	req->run_id = req->tool = req->step_id = req->traceparent = NULL;
 	if (req->unpacked)
 		msgpack_unpacked_destroy(&req->u);
 	req->unpacked = 0;

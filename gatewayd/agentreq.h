@@ -51,6 +51,7 @@ struct agent_req {
 	/* call */
 	char			*tool;
 	char			*step_id;	/* NULL: none; an integer as text */
+	char			*traceparent;	/* NULL: none; checked */
 	const msgpack_object	*args;		/* a map, in 'u' */
 	/* resume */
 	const msgpack_object	*checkpoint;	/* a string, in 'u' */

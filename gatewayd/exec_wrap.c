@@ -173,7 +173,8 @@ pk_who(struct mpmap *body, const struct exec_who *w, int with_pid)
 
 uint64_t
 exec_call(const struct exec_who *w, const char *run_id, const char *step_id,
-    const char *tool, const msgpack_object *args, exec_cb cb, void *arg)
+    const char *tool, const msgpack_object *args, const char *traceparent,
+    exec_cb cb, void *arg)
 {
 	struct msgbuf	mb;
 	struct mpmap	body;
@@ -185,6 +186,7 @@ exec_call(const struct exec_who *w, const char *run_id, const char *step_id,
 	mpmap_str_opt(&body, "step_id", step_id);
 	mpmap_str(&body, "tool", tool);
 	mpmap_obj(&body, "args", args);
+	mpmap_str_opt(&body, "traceparent", traceparent);
 	msg_send(&mb, &body);
 	return id;
 }

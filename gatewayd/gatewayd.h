@@ -107,7 +107,7 @@ void	strangers_refused(const struct refusal *r);
  */
 uint64_t exec_call(const struct exec_who *, const char *run_id,
 	    const char *step_id, const char *tool, const msgpack_object *args,
-	    exec_cb cb, void *arg);
+	    const char *traceparent, exec_cb cb, void *arg);
 uint64_t exec_resume(const struct exec_who *,
 	    const msgpack_object *checkpoint, exec_cb cb, void *arg);
 uint64_t exec_wait(const struct exec_who *,

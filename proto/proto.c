@@ -68,6 +68,7 @@ static const struct field f_call[] = {
 	{ "step_id", F_STR, 1, FLD(msg_call, step_id), 0 },
 	{ "tool", F_STR, 0, FLD(msg_call, tool), 0 },
 	{ "args", F_MAP, 0, FLD(msg_call, args), 0 },
+	{ "traceparent", F_STR, 1, FLD(msg_call, traceparent), 0 },
 	{ NULL, 0, 0, 0, 0 }
 };
 /*

@@ -25,7 +25,7 @@
 
 #include "common/mpack.h"
 
-#define PROTO_VERSION		6
+#define PROTO_VERSION		7
 #define AGENT_PROTO_VERSION	1	/* the "v" answered to hello */
 
 /* The executor's end of the socketpair, as gatewayd hands it over. */
@@ -89,6 +89,7 @@ struct msg_call {
 	const char		*step_id;	/* optional */
 	const char		*tool;
 	const msgpack_object	*args;
+	const char		*traceparent;	/* optional, W3C */
 };
 /* CALL_ANS, RESUME_ANS and WAIT_ANS: the agent-facing response. */
 struct msg_answer {

@@ -338,6 +338,92 @@ test_contract_example(void)
 	config_free(c);
 }
 
+/* The contract's examples of the mcp and http backends. */
+static void
+test_backends(void)
+{
+	static const char text[] =
+	    "mcp_servers:\n"
+	    "  memory:\n"
+	    "    command: [\"/usr/bin/node\", \"/opt/mcp/server-memory/dist/index.js\"]\n"
+	    "    env: { MEMORY_FILE_PATH: /var/lib/toolgate/memory.jsonl }\n"
+	    "    user: toolgate-tools\n"
+	    "    scope: shared\n"
+	    "  tix:\n"
+	    "    command: [\"/usr/bin/tix\"]\n"
+	    "    scope: tenant_env\n"
+	    "    credential_env: API_TOKEN\n"
+	    "catalog:\n"
+	    "  memory.search:  { mode: read,  mcp: { server: memory, tool: search_nodes }, timeout_ms: 5000 }\n"
+	    "  memory.observe: { mode: write, mcp: { server: memory, tool: add_observations } }\n"
+	    "  tix.close: { mcp: { server: tix, tool: close } }\n"
+	    "  ticket.close:\n"
+	    "    mode: write\n"
+	    "    http: { url: \"https://tickets.example/api/close\", method: POST, headers: { X-Team: support },\n"
+	    "            ca_file: /etc/toolgate/ca.pem, idempotent_upstream: true }\n"
+	    "    timeout_ms: 5000\n"
+	    "  kb.get: { mode: read, http: { url: \"http://127.0.0.1:8080/kb\" }, description: Reads the KB }\n";
+	const struct mcp_server	*m;
+	const struct tool	*t;
+	struct config		*c;
+	char			 path[1024], err[1024];
+
+	c = load_text(text, path, sizeof(path), err, sizeof(err));
+	if (c == NULL)
+		fprintf(stderr, "%s\n", err);
+	ASSERT(c != NULL);
+	if (c == NULL)
+		return;
+	ASSERT_EQ_INT(c->nmcp_servers, 2);
+	m = &c->mcp_servers[0];
+	ASSERT_EQ_STR(m->name, "memory");
+	ASSERT_EQ_INT(m->argc, 2);
+	ASSERT_EQ_STR(m->argv[1], "/opt/mcp/server-memory/dist/index.js");
+	ASSERT(m->argv[2] == NULL);
+	ASSERT_EQ_INT(m->nenv, 1);
+	ASSERT_EQ_STR(m->envp[0],
+	    "MEMORY_FILE_PATH=/var/lib/toolgate/memory.jsonl");
+	ASSERT(m->envp[1] == NULL);
+	ASSERT_EQ_STR(m->user, "toolgate-tools");
+	ASSERT_EQ_INT(m->scope, MCP_SHARED);
+	ASSERT(m->credential_env == NULL);
+	ASSERT_EQ_INT(m->max_inflight, 64);
+	ASSERT_EQ_INT(m->init_timeout_ms, 10000);
+	m = &c->mcp_servers[1];
+	ASSERT_EQ_INT(m->scope, MCP_TENANT_ENV);
+	ASSERT_EQ_STR(m->credential_env, "API_TOKEN");
+	ASSERT(m->user == NULL);
+	ASSERT_EQ_INT(m->nenv, 0);
+
+	t = policy_tool(c, "memory.search");
+	ASSERT(t != NULL && t->backend == TB_MCP && t->mode == TOOL_READ);
+	ASSERT_EQ_STR(t->mcp.server, "memory");
+	ASSERT_EQ_INT(t->mcp.server_idx, 0);
+	ASSERT_EQ_STR(t->mcp.tool, "search_nodes");
+	ASSERT(t->argv == NULL);
+	t = policy_tool(c, "tix.close");
+	ASSERT(t != NULL && t->backend == TB_MCP && t->mode == TOOL_WRITE);
+	ASSERT_EQ_INT(t->mcp.server_idx, 1);
+
+	t = policy_tool(c, "ticket.close");
+	ASSERT(t != NULL && t->backend == TB_HTTP);
+	ASSERT_EQ_STR(t->http.url, "https://tickets.example/api/close");
+	ASSERT_EQ_STR(t->http.method, "POST");
+	ASSERT_EQ_INT(t->http.nheaders, 1);
+	ASSERT_EQ_STR(t->http.headers[0], "X-Team: support");
+	ASSERT_EQ_STR(t->http.ca_file, "/etc/toolgate/ca.pem");
+	ASSERT_EQ_INT(t->http.idempotent_upstream, 1);
+	ASSERT_EQ_INT(t->timeout_ms, 5000);
+	t = policy_tool(c, "kb.get");
+	ASSERT(t != NULL && t->backend == TB_HTTP);
+	ASSERT_EQ_STR(t->http.method, "POST");
+	ASSERT_EQ_INT(t->http.nheaders, 0);
+	ASSERT(t->http.ca_file == NULL);
+	ASSERT_EQ_INT(t->http.idempotent_upstream, 0);
+	ASSERT_EQ_STR(t->description, "Reads the KB");
+	config_free(c);
+}
+
 /* The demo's config, whose programs are relative to its directory. */
 static void
 test_example(void)
@@ -930,6 +1016,75 @@ static const struct bad bad[] = {
 	{ "metrics:\n  listen: \"unix:run/m.sock\"\n", 2, "metrics.listen",
 	    "absolute" },
 	{ "metrics:\n  port: 9464\n", 2, "metrics.port", "unknown key" },
+	/* backends: exactly one per tool */
+	{ "catalog:\n  t: { mode: read }\n", 2, "catalog.t.exec",
+	    "exec, mcp or http" },
+	{ "catalog:\n  t:\n    exec: [/bin/t]\n"
+	    "    http: { url: \"http://x\" }\n", 4, "catalog.t",
+	    "names two backends" },
+	{ "mcp_servers:\n  m: { command: [/bin/m] }\ncatalog:\n  t:\n"
+	    "    mcp: { server: m, tool: x }\n    exec: [/bin/t]\n", 5,
+	    "catalog.t", "names two backends" },
+	/* mcp */
+	{ "catalog:\n  t: { mcp: { server: m, tool: x } }\n", 2,
+	    "catalog.t.mcp.server", "\"m\" is not a server of mcp_servers" },
+	{ "mcp_servers:\n  m: { command: [/bin/m] }\ncatalog:\n"
+	    "  t: { mcp: { server: m } }\n", 4, "catalog.t.mcp.tool",
+	    "missing" },
+	{ "mcp_servers:\n  m: { command: [/bin/m] }\ncatalog:\n"
+	    "  t: { mcp: { server: m, tool: \"a b\" } }\n", 4,
+	    "catalog.t.mcp.tool", "not an MCP tool name" },
+	{ "mcp_servers:\n  m: { command: [/bin/m] }\ncatalog:\n"
+	    "  t: { mcp: { server: m, tool: x, args: 1 } }\n", 4,
+	    "catalog.t.mcp.args", "unknown key" },
+	{ "mcp_servers:\n  m: { scope: shared }\n", 2,
+	    "mcp_servers.m.command", "missing" },
+	{ "mcp_servers:\n  m: { command: [] }\n", 2,
+	    "mcp_servers.m.command", "must not be empty" },
+	{ "mcp_servers:\n  m: { command: [/bin/m], scope: global }\n", 2,
+	    "mcp_servers.m.scope", "expected shared or tenant_env" },
+	{ "mcp_servers:\n  m: { command: [/bin/m], credential_env: T }\n", 2,
+	    "mcp_servers.m.credential_env", "needs scope: tenant_env" },
+	{ "mcp_servers:\n  m: { command: [/bin/m], scope: tenant_env,\n"
+	    "       credential_env: \"A-B\" }\n", 3,
+	    "mcp_servers.m.credential_env", "not a variable name" },
+	{ "mcp_servers:\n  m:\n    command: [/bin/m]\n"
+	    "    env: { PATH: /tmp }\n", 4, "mcp_servers.m.env.PATH",
+	    "not PATH" },
+	{ "mcp_servers:\n  m: { command: [/bin/m], user: root }\n", 2,
+	    "mcp_servers.m.user", "is root" },
+	{ "mcp_servers:\n  m: { command: [/bin/m], max_inflight: 0 }\n", 2,
+	    "mcp_servers.m.max_inflight", "out of range" },
+	{ "mcp_servers:\n  \"m/x\": { command: [/bin/m] }\n", 2,
+	    "mcp_servers.m/x", "not a valid name" },
+	/* http */
+	{ "catalog:\n  t: { http: { method: GET } }\n", 2,
+	    "catalog.t.http.url", "missing" },
+	{ "catalog:\n  t: { http: { url: \"ftp://h/x\" } }\n", 2,
+	    "catalog.t.http.url", "https:// or http://" },
+	{ "catalog:\n  t: { http: { url: \"https://\" } }\n", 2,
+	    "catalog.t.http.url", "names no host" },
+	{ "catalog:\n  t: { http: { url: \"https://u:p@h/x\" } }\n", 2,
+	    "catalog.t.http.url", "user or password" },
+	{ "catalog:\n  t: { http: { url: \"https://h/a b\" } }\n", 2,
+	    "catalog.t.http.url", "no spaces" },
+	{ "catalog:\n  t: { http: { url: \"https://h\", method: get } }\n",
+	    2, "catalog.t.http.method", "GET, POST, PUT, PATCH or DELETE" },
+	{ "catalog:\n  t:\n    http:\n      url: \"https://h\"\n"
+	    "      headers: { authorization: x }\n", 5,
+	    "catalog.t.http.headers.authorization", "sets this header itself" },
+	{ "catalog:\n  t:\n    http:\n      url: \"https://h\"\n"
+	    "      headers: { Idempotency-Key: x }\n", 5,
+	    "catalog.t.http.headers.Idempotency-Key",
+	    "sets this header itself" },
+	{ "catalog:\n  t:\n    http:\n      url: \"https://h\"\n"
+	    "      headers: { \"X: y\": x }\n", 5,
+	    "catalog.t.http.headers.X: y", "not an HTTP header name" },
+	{ "catalog:\n  t:\n    http:\n      url: \"https://h\"\n"
+	    "      headers: { X-A: \"a\\nB: c\" }\n", 5,
+	    "catalog.t.http.headers.X-A", "control character" },
+	{ "catalog:\n  t:\n    http: { url: \"https://h\", ca_file: ca.pem }\n",
+	    3, "catalog.t.http.ca_file", "absolute" },
 };
 
 /* The per-tenant default follows a smaller max_tools; set, it is kept. */
@@ -1064,6 +1219,7 @@ main(void)
 	RUN(test_safe_default);
 	RUN(test_full);
 	RUN(test_contract_example);
+	RUN(test_backends);
 	RUN(test_example);
 	RUN(test_relative_cwd);
 	RUN(test_lookups);

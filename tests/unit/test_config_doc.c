@@ -108,6 +108,8 @@ heading(struct docstate *st, const char *line)
 		snprintf(st->prefix, sizeof(st->prefix), "principals[]");
 	else if (strcmp(name, "catalog") == 0)
 		snprintf(st->prefix, sizeof(st->prefix), "catalog.*");
+	else if (strcmp(name, "mcp_servers") == 0)
+		snprintf(st->prefix, sizeof(st->prefix), "mcp_servers.*");
 	else
 		snprintf(st->prefix, sizeof(st->prefix), "%s", name);
 	st->in_table = 0;

@@ -1,0 +1,405 @@
+/*
+ * The config of the tool backends that are not programs: the mcp_servers
+ * section (MCP servers the executor keeps running) and a catalog tool's
+ * mcp and http entries.  Like config_sect.c, each function here is a key
+ * of the table in config.c; the cross-checks (a server that exists, one
+ * backend per tool) are in config_check.c.
+ */
+#include <sys/types.h>
+
+#include <ctype.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <yaml.h>
+
+#include "common/config.h"
+#include "common/config_impl.h"
+#include "common/xmalloc.h"
+#include "common/yamlread.h"
+
+#define URL_MAX_LEN		2048
+#define HEADER_MAX_LEN		4096
+#define MCP_TOOL_MAX_LEN	128	/* the MCP spec's limit on tool names */
+#define DESCRIPTION_MAX_LEN	4096
+#define ENV_MAX			64	/* variables of one server */
+
+/* mcp_servers */
+
+/* An environment variable's name: what a shell would accept. */
+static int
+env_name_ok(const char *s)
+{
+	size_t	 i;
+
+	if (!(isalpha((unsigned char)s[0]) || s[0] == '_'))
+		return 0;
+	for (i = 1; s[i] != '\0'; i++)
+		if (i >= 128 || !(isalnum((unsigned char)s[i]) || s[i] == '_'))
+			return 0;
+	return 1;
+}
+
+static int
+server_key(struct cfgctx *ctx, const char *key, yaml_node_t *knode,
+    yaml_node_t *val, const char *path)
+{
+	struct config		*c = ctx->conf;
+	struct mcp_server	*s;
+	char			 sub[KEY_PATH_LEN];
+	size_t			 before = cfg_nerrs(ctx);
+
+	if (!cfg_valid_name(key))
+		return cfg_name_error(ctx, knode, path);
+	/* sect_mcp_servers() made room for every key of the mapping. */
+	s = &c->mcp_servers[c->nmcp_servers++];
+	s->name = xstrdup(key);
+	cfg_server_defaults(s);
+	ctx->server = s;
+	cfg_walk(ctx, val, path, "mcp_servers.*");
+	if (s->argv == NULL && val->type == YAML_MAPPING_NODE &&
+	    cfg_nerrs(ctx) == before) {
+		cfg_key_path(sub, sizeof(sub), path, "command");
+		return cfg_error(ctx, val, sub, "missing: every MCP server "
+		    "needs a program to run");
+	}
+	if (s->credential_env != NULL && s->scope != MCP_TENANT_ENV &&
+	    cfg_nerrs(ctx) == before) {
+		cfg_key_path(sub, sizeof(sub), path, "credential_env");
+		return cfg_error(ctx, val, sub, "needs scope: tenant_env (a "
+		    "shared server holds no tenant's credential)");
+	}
+	ctx->server = NULL;
+	return cfg_nerrs(ctx) == before ? 0 : -1;
+}
+
+int
+sect_mcp_servers(struct cfgctx *ctx, const struct cfgkey *k,
+    yaml_node_t *node, const char *path)
+{
+	struct config	*c = ctx->conf;
+
+	(void)k;
+	if (cfg_expect_kind(ctx, node, path, YAML_MAPPING_NODE) == -1)
+		return -1;
+	c->mcp_servers = xcalloc(ymap_len(node), sizeof(*c->mcp_servers));
+	ctx->snodes = xcalloc(ymap_len(node), sizeof(*ctx->snodes));
+	return cfg_walk_fn(ctx, node, path, server_key);
+}
+
+/* command: [PATH, ARG...], as a tool's exec. */
+int
+sect_mcp_command(struct cfgctx *ctx, const struct cfgkey *k,
+    yaml_node_t *node, const char *path)
+{
+	struct mcp_server	*s = ctx->server;
+
+	(void)k;
+	return cfg_read_command(ctx, node, path, &s->argv, &s->argc);
+}
+
+/* env: { NAME: VALUE }, on top of PATH. */
+int
+sect_mcp_env(struct cfgctx *ctx, const struct cfgkey *k, yaml_node_t *node,
+    const char *path)
+{
+	struct mcp_server	*s = ctx->server;
+	yaml_node_pair_t	*pair;
+	yaml_node_t		*kn, *vn;
+	char			 sub[KEY_PATH_LEN];
+	const char		*name, *val;
+	size_t			 before = cfg_nerrs(ctx), n;
+
+	(void)k;
+	if (cfg_expect_kind(ctx, node, path, YAML_MAPPING_NODE) == -1)
+		return -1;
+	if ((n = ymap_len(node)) > ENV_MAX)
+		return cfg_error(ctx, node, path, "more than %d variables",
+		    ENV_MAX);
+	s->envp = xcalloc(n + 1, sizeof(*s->envp));
+	for (pair = node->data.mapping.pairs.start;
+	    pair < node->data.mapping.pairs.top; pair++) {
+		kn = yaml_document_get_node(&ctx->yd->doc, pair->key);
+		vn = yaml_document_get_node(&ctx->yd->doc, pair->value);
+		if (cfg_get_str(ctx, kn, path, &name) == -1)
+			continue;
+		cfg_key_path(sub, sizeof(sub), path, name);
+		if (!env_name_ok(name) || strcmp(name, "PATH") == 0) {
+			cfg_error(ctx, kn, sub, "not a variable name of ours "
+			    "(letters, digits, '_'; not PATH, which the "
+			    "executor sets)");
+			continue;
+		}
+		if (vn->type == YAML_SCALAR_NODE && ynode_is_quoted(vn) &&
+		    vn->data.scalar.length == 0)
+			val = "";
+		else if (cfg_get_str(ctx, vn, sub, &val) == -1)
+			continue;
+		xasprintf(&s->envp[s->nenv++], "%s=%s", name, val);
+	}
+	return cfg_nerrs(ctx) == before ? 0 : -1;
+}
+
+int
+sect_mcp_user(struct cfgctx *ctx, const struct cfgkey *k, yaml_node_t *val,
+    const char *path)
+{
+	struct mcp_server	*s = ctx->server;
+
+	(void)k;
+	ctx->snodes[s - ctx->conf->mcp_servers].user = val;
+	return cfg_set_user(ctx, val, path, &s->user);
+}
+
+int
+sect_mcp_credential_env(struct cfgctx *ctx, const struct cfgkey *k,
+    yaml_node_t *val, const char *path)
+{
+	struct mcp_server	*s = ctx->server;
+	const char		*name;
+
+	(void)k;
+	if (cfg_get_str(ctx, val, path, &name) == -1)
+		return -1;
+	if (!env_name_ok(name) || strcmp(name, "PATH") == 0)
+		return cfg_error(ctx, val, path, "not a variable name of ours "
+		    "(letters, digits, '_'; not PATH)");
+	free(s->credential_env);
+	s->credential_env = xstrdup(name);
+	return 0;
+}
+
+/* catalog.*.mcp */
+
+int
+sect_tool_mcp(struct cfgctx *ctx, const struct cfgkey *k, yaml_node_t *val,
+    const char *path)
+{
+	struct tool	*t = ctx->tool;
+	char		 sub[KEY_PATH_LEN];
+	size_t		 before = cfg_nerrs(ctx);
+
+	ctx->tnodes[t - ctx->conf->catalog].mcp = val;
+	if (cfg_walk(ctx, val, path, k->name) == -1)
+		return -1;
+	if (t->mcp.server == NULL || t->mcp.tool == NULL) {
+		cfg_key_path(sub, sizeof(sub), path, t->mcp.server == NULL ?
+		    "server" : "tool");
+		return cfg_error(ctx, val, sub, "missing: an MCP tool names "
+		    "its server and the server's name for it");
+	}
+	return cfg_nerrs(ctx) == before ? 0 : -1;
+}
+
+int
+sect_tool_mcp_server(struct cfgctx *ctx, const struct cfgkey *k,
+    yaml_node_t *val, const char *path)
+{
+	(void)k;
+	ctx->tnodes[ctx->tool - ctx->conf->catalog].mcp_server = val;
+	return cfg_set_name(ctx, val, path, &ctx->tool->mcp.server);
+}
+
+/* MCP tool names: 1..128 of A-Z a-z 0-9 _ - . (the MCP spec's advice). */
+int
+sect_tool_mcp_tool(struct cfgctx *ctx, const struct cfgkey *k,
+    yaml_node_t *val, const char *path)
+{
+	const char	*s;
+	size_t		 len;
+
+	(void)k;
+	if (cfg_get_str(ctx, val, path, &s) == -1)
+		return -1;
+	len = strlen(s);
+	if (len == 0 || len > MCP_TOOL_MAX_LEN ||
+	    strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	    "0123456789_-.") != len)
+		return cfg_error(ctx, val, path, "not an MCP tool name (1 to "
+		    "%d of letters, digits, '_', '-', '.')", MCP_TOOL_MAX_LEN);
+	free(ctx->tool->mcp.tool);
+	ctx->tool->mcp.tool = xstrdup(s);
+	return 0;
+}
+
+/* catalog.*.http */
+
+int
+sect_tool_http(struct cfgctx *ctx, const struct cfgkey *k, yaml_node_t *val,
+    const char *path)
+{
+	struct tool	*t = ctx->tool;
+	char		 sub[KEY_PATH_LEN];
+	size_t		 before = cfg_nerrs(ctx);
+
+	ctx->tnodes[t - ctx->conf->catalog].http = val;
+	if (cfg_walk(ctx, val, path, k->name) == -1)
+		return -1;
+	if (t->http.url == NULL) {
+		cfg_key_path(sub, sizeof(sub), path, "url");
+		return cfg_error(ctx, val, sub, "missing: an HTTP tool needs "
+		    "the URL it calls");
+	}
+	if (t->http.method == NULL)
+		t->http.method = xstrdup("POST");
+	return cfg_nerrs(ctx) == before ? 0 : -1;
+}
+
+/*
+ * http:// or https:// and a host; no whitespace or control characters,
+ * which libcurl would take as they are.  No user:password@: credentials
+ * come from the credentials dir, never from the config.
+ */
+int
+sect_http_url(struct cfgctx *ctx, const struct cfgkey *k, yaml_node_t *val,
+    const char *path)
+{
+	const char	*s, *host, *end;
+	size_t		 len;
+
+	(void)k;
+	if (cfg_get_str(ctx, val, path, &s) == -1)
+		return -1;
+	len = strlen(s);
+	if (len > URL_MAX_LEN)
+		return cfg_error(ctx, val, path, "longer than %d bytes",
+		    URL_MAX_LEN);
+	/* cfg_get_str() refused control characters but for the tab. */
+	if (strpbrk(s, " \t") != NULL)
+		return cfg_error(ctx, val, path, "a URL holds no spaces");
+	if (strncasecmp(s, "https://", 8) == 0)
+		host = s + 8;
+	else if (strncasecmp(s, "http://", 7) == 0)
+		host = s + 7;
+	else
+		return cfg_error(ctx, val, path, "must start with https:// "
+		    "or http://");
+	end = host + strcspn(host, "/?#");
+	if (end == host)
+		return cfg_error(ctx, val, path, "names no host");
+	if (memchr(host, '@', (size_t)(end - host)) != NULL)
+		return cfg_error(ctx, val, path, "must not hold a user or "
+		    "password: the credential comes from the credentials "
+		    "dir");
+	free(ctx->tool->http.url);
+	ctx->tool->http.url = xstrdup(s);
+	return 0;
+}
+
+int
+sect_http_method(struct cfgctx *ctx, const struct cfgkey *k,
+    yaml_node_t *val, const char *path)
+{
+	static const char *const methods[] = { "GET", "POST", "PUT", "PATCH",
+	    "DELETE", NULL };
+	const char	*s;
+	size_t		 i;
+
+	(void)k;
+	if (cfg_get_str(ctx, val, path, &s) == -1)
+		return -1;
+	for (i = 0; methods[i] != NULL; i++)
+		if (strcmp(s, methods[i]) == 0) {
+			free(ctx->tool->http.method);
+			ctx->tool->http.method = xstrdup(s);
+			return 0;
+		}
+	return cfg_expected(ctx, val, path, "GET, POST, PUT, PATCH or DELETE");
+}
+
+/* An HTTP header name: a token (RFC 9110), at most 128 bytes. */
+static int
+header_name_ok(const char *s)
+{
+	size_t	 len = strlen(s);
+
+	return len > 0 && len <= 128 && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "abcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+-.^_`|~") == len;
+}
+
+/*
+ * Headers the executor sets itself: the credential, the idempotency key,
+ * the body's type and length, and what libcurl owns.
+ */
+static int
+header_reserved(const char *s)
+{
+	static const char *const reserved[] = { "Authorization",
+	    "Idempotency-Key", "Content-Type", "Content-Length", "Host",
+	    "Transfer-Encoding", "Connection", "Expect", "traceparent",
+	    "Proxy-Authorization", "Cookie", NULL };
+	size_t	 i;
+
+	for (i = 0; reserved[i] != NULL; i++)
+		if (strcasecmp(s, reserved[i]) == 0)
+			return 1;
+	return 0;
+}
+
+int
+sect_http_headers(struct cfgctx *ctx, const struct cfgkey *k,
+    yaml_node_t *node, const char *path)
+{
+	struct tool_http	*h = &ctx->tool->http;
+	yaml_node_pair_t	*pair;
+	yaml_node_t		*kn, *vn;
+	char			 sub[KEY_PATH_LEN];
+	const char		*name, *val;
+	size_t			 before = cfg_nerrs(ctx), n;
+
+	(void)k;
+	if (cfg_expect_kind(ctx, node, path, YAML_MAPPING_NODE) == -1)
+		return -1;
+	if ((n = ymap_len(node)) > ENV_MAX)
+		return cfg_error(ctx, node, path, "more than %d headers",
+		    ENV_MAX);
+	h->headers = xcalloc(n + 1, sizeof(*h->headers));
+	for (pair = node->data.mapping.pairs.start;
+	    pair < node->data.mapping.pairs.top; pair++) {
+		kn = yaml_document_get_node(&ctx->yd->doc, pair->key);
+		vn = yaml_document_get_node(&ctx->yd->doc, pair->value);
+		if (cfg_get_str(ctx, kn, path, &name) == -1)
+			continue;
+		cfg_key_path(sub, sizeof(sub), path, name);
+		if (!header_name_ok(name)) {
+			cfg_error(ctx, kn, sub, "not an HTTP header name");
+			continue;
+		}
+		if (header_reserved(name)) {
+			cfg_error(ctx, kn, sub, "the executor sets this header "
+			    "itself (the credential comes from the credentials "
+			    "dir, the idempotency key from the ledger)");
+			continue;
+		}
+		if (cfg_get_str(ctx, vn, sub, &val) == -1)
+			continue;
+		if (strlen(val) > HEADER_MAX_LEN) {
+			cfg_error(ctx, vn, sub, "longer than %d bytes",
+			    HEADER_MAX_LEN);
+			continue;
+		}
+		xasprintf(&h->headers[h->nheaders++], "%s: %s", name, val);
+	}
+	return cfg_nerrs(ctx) == before ? 0 : -1;
+}
+
+/* catalog.*.description: what an agent is told the tool does. */
+int
+sect_tool_description(struct cfgctx *ctx, const struct cfgkey *k,
+    yaml_node_t *val, const char *path)
+{
+	const char	*s;
+
+	(void)k;
+	if (cfg_get_str(ctx, val, path, &s) == -1)
+		return -1;
+	if (strlen(s) > DESCRIPTION_MAX_LEN)
+		return cfg_error(ctx, val, path, "longer than %d bytes",
+		    DESCRIPTION_MAX_LEN);
+	free(ctx->tool->description);
+	ctx->tool->description = xstrdup(s);
+	return 0;
+}

@@ -1,0 +1,39 @@
+/*
+ * The control socket's handlers (control.c dispatches): what a handler in
+ * another file needs to answer an operator.  Each handler gets the
+ * request map and the operator who sent it, and answers exactly once with
+ * ctl_send() or ctl_error().
+ */
+#ifndef TG_CONTROL_H
+#define TG_CONTROL_H
+
+#include <sys/types.h>
+
+struct ctl_conn;
+struct msgbuf;
+struct msgpack_object;
+
+/* The operator who sent a command: uid and user name, for the records. */
+struct operator {
+	uid_t	uid;
+	gid_t	gid;
+	char	name[64];
+	char	who[96];	/* "uid 0 (root)" */
+};
+
+typedef void (*ctl_fn)(struct ctl_conn *, const struct msgpack_object *,
+    const struct operator *);
+
+/* A finished answer map (its "ok" first). */
+void	ctl_send(struct ctl_conn *, struct msgbuf *);
+/* {ok: false, error: SENTENCE} */
+void	ctl_error(struct ctl_conn *, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
+
+/* ctltools.c: the catalog and its backends. */
+void	ctl_tools(struct ctl_conn *, const struct msgpack_object *,
+	    const struct operator *);
+void	ctl_tools_accept(struct ctl_conn *, const struct msgpack_object *,
+	    const struct operator *);
+
+#endif
