@@ -679,4 +679,6 @@ const struct backend_ops	backend_mcp = {
 	.expire = mcp_expire,
 	.active = mcp_active,
 	.shutdown = mcp_shutdown,
+	.tool_state = mcp_tool_state,
+	.tool_accept = mcp_tool_accept,
 };
