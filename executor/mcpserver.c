@@ -778,27 +778,14 @@ proc_sigchld_cb(int sig, short ev, void *arg)
 	}
 }
 
-/*
- * At exit, once no call runs: end of file on stdin (how stdio servers
- * are asked to stop), SIGTERM, a short wait, then SIGKILL.
- */
-void
-mcpserver_shutdown(void)
+/* Reap those that have exited; how many are left. */
+static int
+proc_wait_all(int ms)
 {
 	struct mcp_proc	*p;
-	int		 i, left;
+	int		 i, left = 0;
 
-	TAILQ_FOREACH(p, &mcp_procs, entry) {
-		if (p->fd_in != -1) {
-			event_free(p->ev_in);
-			p->ev_in = NULL;
-			close(p->fd_in);
-			p->fd_in = -1;
-		}
-		if (p->pid != -1)
-			(void)kill(-p->pid, SIGTERM);
-	}
-	for (i = 0; i < MCP_TERM_WAIT_MS / 10; i++) {
+	for (i = 0; i <= ms / 10; i++) {
 		left = 0;
 		TAILQ_FOREACH(p, &mcp_procs, entry) {
 			if (p->pid == -1)
@@ -810,9 +797,35 @@ mcpserver_shutdown(void)
 			} else
 				left++;
 		}
-		if (left == 0)
+		if (left == 0 || i == ms / 10)
 			break;
 		usleep(10000);
+	}
+	return left;
+}
+
+/*
+ * At exit, once no call runs, as the MCP spec asks of a client: end of
+ * file on stdin first, SIGTERM after a grace period, then SIGKILL.
+ */
+void
+mcpserver_shutdown(void)
+{
+	struct mcp_proc	*p;
+
+	TAILQ_FOREACH(p, &mcp_procs, entry) {
+		if (p->fd_in != -1) {
+			event_free(p->ev_in);
+			p->ev_in = NULL;
+			close(p->fd_in);
+			p->fd_in = -1;
+		}
+	}
+	if (proc_wait_all(MCP_TERM_WAIT_MS / 2) > 0) {
+		TAILQ_FOREACH(p, &mcp_procs, entry)
+			if (p->pid != -1)
+				(void)kill(-p->pid, SIGTERM);
+		(void)proc_wait_all(MCP_TERM_WAIT_MS / 2);
 	}
 	while ((p = TAILQ_FIRST(&mcp_procs)) != NULL) {
 		TAILQ_REMOVE(&mcp_procs, p, entry);

@@ -77,12 +77,18 @@ def mcp_conf(files, server=None, extra_args=(), tools=TOOLS, **over):
     return conf
 
 
+_tries = [0]
+
+
 def wait_ready(d, tool_name="m.echo", uid=None, timeout=15):
     """Calls are unavailable until the server has answered initialize and
-    tools/list: call until one goes through."""
+    tools/list: call until one goes through (each try its own args and
+    run, or the gate would see a loop)."""
     deadline = time.time() + timeout
     while True:
-        r = d.client(uid=uid).call(tool_name, {"ping": 1}, run_id="ready")
+        _tries[0] += 1
+        r = d.client(uid=uid).call(tool_name, {"ping": _tries[0]},
+                                   run_id="ready-%d" % _tries[0])
         if r["status"] == "ok":
             return r
         assert r["status"] == "error" and r["error"] == "unavailable", r
@@ -125,6 +131,335 @@ def handshake_and_a_read():
         r = d.client().call("m.env", {}, run_id="run-r")
         env = r["result"]["structuredContent"]["env"]
         assert set(env) - {"LC_CTYPE"} == {"PATH"}, env
+
+
+def key_of(tool_name, args, tenant="acme"):
+    return "%s:%s:%s" % (tenant, tool_name, args_hash(args))
+
+
+def tool_calls(f, name):
+    return [m for m in f.received("tools/call") if m["params"]["name"] == name]
+
+
+def starts(f):
+    return f.events("start")
+
+
+@test
+def calls_in_flight_side_by_side_on_one_process():
+    f = Files()
+    with Daemon(mcp_conf(f)) as d:
+        wait_ready(d)
+        n = 6
+        t0 = time.time()
+        rs = concurrent_calls(d, [("m.slow", {"delay": 1.0, "n": i}, "run-p%d" % i)
+                                  for i in range(n)])
+        took = time.time() - t0
+        assert all(r["status"] == "ok" for r in rs), rs
+        assert [r["result"]["structuredContent"]["n"] for r in rs] == list(range(n)), rs
+        # One after another would take n seconds.
+        assert took < 2.5, took
+        assert len(set(e["pid"] for e in f.events("slow-begin"))) == 1
+        begins = sorted(e["t"] for e in f.events("slow-begin"))
+        ends = sorted(e["t"] for e in f.events("slow-end"))
+        assert len(begins) == n and begins[-1] < ends[0], (begins, ends)
+
+
+@test
+def max_inflight_caps_what_is_sent_and_the_rest_waits():
+    f = Files()
+    with Daemon(mcp_conf(f, server={"max_inflight": 2})) as d:
+        wait_ready(d)
+        t0 = time.time()
+        rs = concurrent_calls(d, [("m.slow", {"delay": 0.5, "n": i}, "run-q%d" % i)
+                                  for i in range(4)])
+        took = time.time() - t0
+        assert all(r["status"] == "ok" for r in rs), rs
+        assert took >= 0.95, took
+        # Never more than two at once on the server.
+        evs = sorted([(e["t"], 1) for e in f.events("slow-begin")] +
+                     [(e["t"], -1) for e in f.events("slow-end")])
+        cur = peak = 0
+        for _, delta in evs:
+            cur += delta
+            peak = max(peak, cur)
+        assert peak == 2, evs
+
+
+@test
+def a_write_runs_once_and_replays():
+    f = Files()
+    with Daemon(mcp_conf(f)) as d:
+        wait_ready(d)
+        args = {"ticket": "T-1", "note": "x"}
+        r = d.client().call("m.rec", args, run_id="w1")
+        assert r["status"] == "ok" and r["replayed"] is False, r
+        key = key_of("m.rec", args)
+        assert r["idempotency_key"] == key, r
+        r2 = d.client().call("m.rec", args, run_id="w2")
+        assert r2["status"] == "ok" and r2["replayed"] is True, r2
+        assert r2["result"] == r["result"], (r, r2)
+        eff = f.effects_lines()
+        assert len(eff) == 1, eff
+        assert eff[0]["args"] == args, eff
+        assert eff[0]["meta"] == {"io.toolgate/run_id": "w1", "io.toolgate/tenant": "acme",
+                                  "io.toolgate/idempotency_key": key}, eff
+        assert len(tool_calls(f, "record")) == 1
+
+
+@test
+def crash_mid_call_fails_a_read_leaves_a_write_in_doubt_and_restarts():
+    f = Files()
+    with Daemon(mcp_conf(f)) as d:
+        wait_ready(d)
+        pid0 = starts(f)[-1]["pid"]
+        r = d.client().call("m.crash", {}, run_id="c1")
+        assert r["status"] == "error" and r["error"] == "tool_failed", r
+        assert "in flight" in r["message"], r
+        # Restarted, and calls work again.
+        wait_ready(d)
+        assert starts(f)[-1]["pid"] != pid0, starts(f)
+        args = {"ticket": "T-2"}
+        key = key_of("m.rec.crash", args)
+        r = d.client().call("m.rec.crash", args, run_id="c2")
+        assert r["status"] == "error" and r["error"] == "tool_failed", r
+        items = d.ctl_json("ledger")
+        assert [(i["key"], i["state"]) for i in items] == [(key, "in_doubt")], items
+        wait_ready(d)
+        # Never sent again: refused as in doubt, the server saw it once.
+        r = d.client().call("m.rec.crash", args, run_id="c3")
+        assert r["status"] == "error" and "in doubt" in r["message"], r
+        assert len(f.effects_lines()) == 1
+        assert len(tool_calls(f, "record.crash")) == 1
+        r = d.client().call("m.echo", {"after": "crash"}, run_id="c4")
+        assert r["status"] == "ok", r
+
+
+@test
+def a_hang_times_out_sends_cancelled_and_restarts_the_server():
+    f = Files()
+    with Daemon(mcp_conf(f)) as d:
+        wait_ready(d)
+        pid0 = starts(f)[-1]["pid"]
+        t0 = time.time()
+        r = d.client().call("m.hang", {"i": 0}, run_id="h1")
+        assert r["status"] == "error" and r["error"] == "tool_timeout", r
+        assert 0.3 < time.time() - t0 < 3, time.time() - t0
+        call_id = tool_calls(f, "hang")[0]["id"]
+        wait_for(lambda: f.received("notifications/cancelled"), what="cancelled")
+        c = f.received("notifications/cancelled")[0]
+        assert c["params"]["requestId"] == call_id, c
+        assert c["params"]["reason"], c
+        # The server answered nothing else meanwhile: two more timeouts in
+        # a row and it counts as hung, and is restarted.
+        assert starts(f)[-1]["pid"] == pid0
+        args = {"ticket": "H-1"}
+        r = d.client().call("m.hang.w", args, run_id="h2")
+        assert r["status"] == "error" and r["error"] == "tool_timeout", r
+        items = d.ctl_json("ledger")
+        assert [(i["key"], i["state"]) for i in items] == [(key_of("m.hang.w", args), "in_doubt")], items
+        r = d.client().call("m.hang", {"i": 2}, run_id="h3")
+        assert r["status"] == "error" and r["error"] == "tool_timeout", r
+        wait_for(lambda: len(starts(f)) >= 2, what="a restart")
+        assert starts(f)[-1]["pid"] != pid0
+        wait_ready(d)
+        assert "3 calls in a row timed out" in d.read_log()
+
+
+@test
+def a_changed_definition_is_denied_until_accepted():
+    f = Files()
+    with Daemon(mcp_conf(f)) as d:
+        wait_ready(d)
+        by = {t["name"]: t for t in d.ctl_json("tools")}
+        assert by["m.echo"]["state"] == "ok", by["m.echo"]
+        assert by["m.missing"]["state"] == "not offered", by["m.missing"]
+        r = d.client().call("m.change", {}, run_id="ch1")
+        assert r["status"] == "ok", r
+        wait_for(lambda: {t["name"]: t for t in d.ctl_json("tools")}["m.echo"]["state"] == "changed",
+                 what="state changed")
+        sent = len(tool_calls(f, "echo"))
+        r = d.client().call("m.echo", {"x": 1}, run_id="ch2")
+        assert r["status"] == "denied" and r["stop_reason"] == "tool_changed", r
+        assert "gatewayctl tools accept m.echo" in r["message"], r
+        assert len(tool_calls(f, "echo")) == sent
+        # Other tools of the server are not affected.
+        assert d.client().call("m.env", {}, run_id="ch2")["status"] == "ok"
+        rc, out, err = d.ctl("tools", "accept", "m.echo")
+        assert rc == 0, (rc, out, err)
+        r = d.client().call("m.echo", {"x": 1}, run_id="ch3")
+        assert r["status"] == "ok", r
+        assert len(tool_calls(f, "echo")) == sent + 1
+
+
+@test
+def the_pin_outlives_a_restart_of_the_pair():
+    f = Files()
+    d = Daemon(mcp_conf(f))
+    try:
+        d.start()
+        wait_ready(d)
+        d.stop()
+        open(f.state, "w").close()
+        d.start()
+        wait_for(lambda: {t["name"]: t for t in d.ctl_json("tools")}["m.echo"]["state"] == "changed",
+                 what="state changed")
+        r = d.client().call("m.echo", {}, run_id="pin")
+        assert r["status"] == "denied" and r["stop_reason"] == "tool_changed", r
+        d.stop()
+    finally:
+        d.cleanup()
+
+
+@test
+def is_error_and_jsonrpc_errors_are_tool_failed():
+    f = Files()
+    with Daemon(mcp_conf(f)) as d:
+        wait_ready(d)
+        r = d.client().call("m.fail", {}, run_id="e1")
+        assert r["status"] == "error" and r["error"] == "tool_failed", r
+        assert r["message"] == "it went wrong: disk full", r
+        r = d.client().call("m.rpcerror", {}, run_id="e1")
+        assert r["status"] == "error" and r["error"] == "tool_failed", r
+        assert "-32602" in r["message"] and "bad arguments here" in r["message"], r
+        # A write that reports an error changed nothing: it may run again.
+        args = {"k": 1}
+        r = d.client().call("m.fail.w", args, run_id="e2")
+        assert r["status"] == "error" and r["error"] == "tool_failed", r
+        assert d.ctl_json("ledger") == []
+        r = d.client().call("m.fail.w", args, run_id="e3")
+        assert r["status"] == "error" and r["error"] == "tool_failed", r
+        assert len(tool_calls(f, "fail")) == 3, tool_calls(f, "fail")
+        r = d.client().call("m.missing", {}, run_id="e4")
+        assert r["status"] == "error" and r["error"] == "unavailable", r
+        assert "does not offer" in r["message"], r
+        r = d.client().call("m.big", {"n": MAX_OUTPUT + 10}, run_id="e5")
+        assert r["status"] == "stopped" and r["stop_reason"] == "invalid_tool_output", r
+
+
+@test
+def server_requests_are_refused_with_method_not_found():
+    f = Files()
+    with Daemon(mcp_conf(f)) as d:
+        wait_ready(d)
+        r = d.client().call("m.ask", {}, run_id="a1")
+        assert r["status"] == "ok", r
+        answers = r["result"]["structuredContent"]["answers"]
+        for method in ("sampling/createMessage", "elicitation/create", "roots/list"):
+            a = answers[method]
+            assert a is not None and a["error"]["code"] == -32601, (method, a)
+            assert "result" not in a, a
+        assert "request sampling/createMessage refused" in d.read_log()
+
+
+@test
+def junk_on_stdout_is_dropped_and_the_server_keeps_working():
+    f = Files()
+    with Daemon(mcp_conf(f)) as d:
+        wait_ready(d)
+        # A line longer than max_output plus room for the envelope too.
+        r = d.client().call("m.junk", {"long": MAX_OUTPUT + 70000}, run_id="j1")
+        assert r["status"] == "ok", r
+        r = d.client().call("m.echo", {"after": "junk"}, run_id="j2")
+        assert r["status"] == "ok", r
+        log = d.read_log()
+        assert "stdout line dropped (not JSON)" in log, log[-3000:]
+        assert "stdout line dropped (jsonrpc is not" in log, log[-3000:]
+        assert "stdout line dropped (not a JSON object)" in log, log[-3000:]
+        assert "stdout line longer than" in log, log[-3000:]
+        # stderr goes to the log, but not 200 lines of it at once.
+        noise = log.count("stderr: noise line")
+        assert 1 <= noise <= 40, noise
+        assert len(starts(f)) == 1, starts(f)
+
+
+@test
+def protocol_versions_we_do_not_speak_fail_the_start():
+    f = Files()
+    with Daemon(mcp_conf(f, extra_args=["--version", "2024-11-05"],
+                         server={"init_timeout_ms": 300})) as d:
+        wait_for(lambda: len(starts(f)) >= 2, what="restarts")
+        r = d.client().call("m.echo", {}, run_id="v1")
+        assert r["status"] == "error" and r["error"] == "unavailable", r
+        assert "2024-11-05 is not one we speak" in d.read_log()
+        assert f.received("notifications/initialized") == []
+    f = Files()
+    with Daemon(mcp_conf(f, extra_args=["--version", "2025-03-26"])) as d:
+        wait_ready(d)
+
+
+@test
+def a_server_that_never_answers_initialize_is_restarted():
+    f = Files()
+    with Daemon(mcp_conf(f, extra_args=["--mute-init"],
+                         server={"init_timeout_ms": 200})) as d:
+        wait_for(lambda: len(starts(f)) >= 3, timeout=10, what="restarts")
+        pids = [e["pid"] for e in starts(f)]
+        assert len(set(pids)) == len(pids), pids
+        r = d.client().call("m.echo", {}, run_id="i1")
+        assert r["status"] == "error" and r["error"] == "unavailable", r
+        assert "no answer to initialize within 200 ms" in d.read_log()
+        # The old ones are gone.
+        for pid in pids[:-2]:
+            assert not pid_alive(pid), pid
+
+
+@test
+def tenant_env_servers_get_their_own_credential():
+    f = Files()
+    conf = mcp_conf(f, server={"scope": "tenant_env", "credential_env": "API_TOKEN",
+                               "env": {"MODE": "test"}})
+    d = Daemon(conf)
+    for tenant, env, tok in (("acme", "prod", "tok-acme"), ("globex", "staging", "tok-globex")):
+        os.makedirs(os.path.join(d.creds, tenant, env), exist_ok=True)
+        with open(os.path.join(d.creds, tenant, env, "t"), "w") as fh:
+            fh.write(tok + "\n")
+    with d:
+        wait_ready(d)
+        wait_ready(d, uid=OTHER_UID)
+        ra = d.client().call("m.env", {}, run_id="te1")
+        rg = d.client(uid=OTHER_UID).call("m.env", {}, run_id="te2")
+        ea = ra["result"]["structuredContent"]["env"]
+        eg = rg["result"]["structuredContent"]["env"]
+        assert ea["API_TOKEN"] == "tok-acme" and eg["API_TOKEN"] == "tok-globex", (ea, eg)
+        assert ea["MODE"] == "test", ea
+        assert set(ea) - {"LC_CTYPE"} == {"PATH", "MODE", "API_TOKEN"}, ea
+        # Two processes, each called only by its own tenant.
+        assert len(set(e["pid"] for e in starts(f))) == 2, starts(f)
+        metas = [(e["pid"], e["meta"]["io.toolgate/tenant"]) for e in f.events("call")]
+        tenants_of = {}
+        for pid, tenant in metas:
+            tenants_of.setdefault(pid, set()).add(tenant)
+        assert sorted(map(sorted, tenants_of.values())) == [["acme"], ["globex"]], tenants_of
+
+
+@test
+def a_read_whose_agent_hangs_up_is_cancelled_on_the_server():
+    f = Files()
+    with Daemon(mcp_conf(f)) as d:
+        wait_ready(d)
+        c = d.client()
+        c.send({"op": "call", "id": 1, "run_id": "hu", "tool": "m.slow", "args": {"delay": 3}})
+        wait_for(lambda: tool_calls(f, "slow"), what="the call")
+        c.close()
+        wait_for(lambda: f.received("notifications/cancelled"), what="cancelled")
+        c = f.received("notifications/cancelled")[0]
+        assert c["params"]["requestId"] == tool_calls(f, "slow")[0]["id"], c
+        # Its late answer is dropped; the server works on.
+        time.sleep(3)
+        r = d.client().call("m.echo", {}, run_id="hu2")
+        assert r["status"] == "ok", r
+
+
+@test
+def servers_stop_with_the_executor():
+    f = Files()
+    d = Daemon(mcp_conf(f))
+    with d:
+        wait_ready(d)
+        pid = starts(f)[-1]["pid"]
+    wait_for(lambda: not pid_alive(pid), what="server gone")
+    assert f.events("eof"), f.events()
 
 
 if __name__ == "__main__":
