@@ -815,6 +815,13 @@ mcpserver_shutdown(void)
 
 	TAILQ_FOREACH(p, &mcp_procs, entry) {
 		if (p->fd_in != -1) {
+			/*
+			 * What is still queued (notifications/cancelled at the
+			 * deadline), as far as the pipe takes it now.
+			 */
+			while (evbuffer_get_length(p->outq) > 0 &&
+			    evbuffer_write(p->outq, p->fd_in) > 0)
+				;
 			event_free(p->ev_in);
 			p->ev_in = NULL;
 			close(p->fd_in);

@@ -23,6 +23,7 @@ TOOLS = {
     "m.crash": ("crash", "read", {}),
     "m.hang": ("hang", "read", {"timeout_ms": 400}),
     "m.hang.w": ("hang", "write", {"timeout_ms": 400}),
+    "m.hang.long": ("hang", "write", {"timeout_ms": 60000}),
     "m.fail": ("fail", "read", {}),
     "m.fail.w": ("fail", "write", {}),
     "m.rpcerror": ("rpcerror", "read", {}),
@@ -72,7 +73,8 @@ def mcp_conf(files, server=None, extra_args=(), tools=TOOLS, **over):
     entries = {}
     for name, (mt, mode, extra) in tools.items():
         entries[name] = dict({"mode": mode, "mcp": {"server": "t", "tool": mt}}, **extra)
-    conf = writes_config(entries, limits={"max_output": MAX_OUTPUT}, **over)
+    over["limits"] = dict({"max_output": MAX_OUTPUT}, **over.get("limits", {}))
+    conf = writes_config(entries, **over)
     conf["mcp_servers"] = {"t": srv}
     return conf
 
@@ -127,6 +129,10 @@ def handshake_and_a_read():
         ids = [m["id"] for m in calls]
         assert all(isinstance(i, int) for i in ids) and len(set(ids)) == len(ids), ids
         assert calls[-1]["params"]["name"] == "echo", calls[-1]
+        # The agent's traceparent goes along in _meta.
+        tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        r = d.client().call("m.echo", {"t": 1}, run_id="run-r", traceparent=tp)
+        assert r["result"]["structuredContent"]["meta"]["traceparent"] == tp, r
         # The server's environment: PATH and the configured env only.
         r = d.client().call("m.env", {}, run_id="run-r")
         env = r["result"]["structuredContent"]["env"]
@@ -460,6 +466,35 @@ def servers_stop_with_the_executor():
         pid = starts(f)[-1]["pid"]
     wait_for(lambda: not pid_alive(pid), what="server gone")
     assert f.events("eof"), f.events()
+
+
+
+@test
+def the_shutdown_deadline_leaves_a_write_in_flight_in_doubt():
+    f = Files()
+    d = Daemon(mcp_conf(f, limits={"shutdown_s": 1}))
+    try:
+        d.start()
+        wait_ready(d)
+        args = {"ticket": "S-1"}
+        c = d.client()
+        c.send({"op": "call", "id": 1, "run_id": "sd", "tool": "m.hang.long", "args": args})
+        wait_for(lambda: tool_calls(f, "hang"), what="the call")
+        t0 = time.time()
+        d.proc.send_signal(signal.SIGTERM)
+        d.proc.wait(20)
+        assert time.time() - t0 < 10, time.time() - t0
+        c.close()
+        d.stop(expect_rc=0)
+        cancels = f.received("notifications/cancelled")
+        assert [m["params"]["reason"] for m in cancels] == ["shutdown"], cancels
+        d.start()
+        items = d.ctl_json("ledger")
+        assert [(i["key"], i["state"]) for i in items] == [(key_of("m.hang.long", args), "in_doubt")], items
+        assert "shutdown" in items[0]["note"], items
+        d.stop()
+    finally:
+        d.cleanup()
 
 
 if __name__ == "__main__":
