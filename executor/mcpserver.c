@@ -76,7 +76,7 @@ proc_new(size_t idx, const char *tenant, const char *env)
 	p = xcalloc(1, sizeof(*p));
 	p->srv = srv;
 	p->srv_idx = idx;
-	if (tenant != NULL) {
+	if (tenant != NULL && env != NULL) {
 		p->tenant = xstrdup(tenant);
 		p->env = xstrdup(env);
 		snprintf(p->label, sizeof(p->label), "mcp server %s (%s/%s)",
