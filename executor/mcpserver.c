@@ -66,6 +66,7 @@ static void	proc_schedule(struct mcp_proc *);
 static void	proc_timer(struct mcp_proc *, uint32_t ms);
 static void	proc_line(struct mcp_proc *, const char *, size_t);
 static void	proc_list(struct mcp_proc *, const char *cursor);
+static void	proc_err_flush(struct mcp_proc *);
 
 static void
 proc_new(size_t idx, const char *tenant, const char *env)
@@ -240,8 +241,13 @@ proc_start(struct mcp_proc *p)
 
 	if (ex->shutting_down)
 		return;
-	user = p->srv->user != NULL ? p->srv->user :
-	    geteuid() == 0 ? ex->conf->tool_user : NULL;
+	/*
+	 * As root: the server's user, else tool_user, never root by
+	 * default.  Unprivileged (development mode) no other user can be
+	 * switched to: it runs as the executor's own.
+	 */
+	user = geteuid() != 0 ? NULL : p->srv->user != NULL ? p->srv->user :
+	    ex->conf->tool_user;
 	if (spawn_runas(user, p->srv->argv[0], &ras, msg, sizeof(msg)) == -1 ||
 	    (envp = proc_env(p, msg, sizeof(msg))) == NULL) {
 		log_warnx("%s: %s", p->label, msg);
@@ -305,6 +311,7 @@ proc_stop(struct mcp_proc *p)
 	p->discarding = 0;
 	p->errlen = 0;
 	p->errdiscard = 0;
+	proc_err_flush(p);
 	json_decref(p->tools_acc);
 	p->tools_acc = NULL;
 	p->pages = 0;
@@ -661,6 +668,16 @@ proc_line(struct mcp_proc *p, const char *line, size_t len)
 	jsonrpc_free(&m);
 }
 
+/* How many stderr lines were not logged, once they are counted. */
+static void
+proc_err_flush(struct mcp_proc *p)
+{
+	if (p->err_dropped > 0)
+		log_warnx("%s: %lu lines of stderr not logged", p->label,
+		    p->err_dropped);
+	p->err_dropped = 0;
+}
+
 /* One stderr line to the log, at most MCP_ERR_LINES_PER_S a second. */
 static void
 proc_errline(struct mcp_proc *p)
@@ -669,12 +686,9 @@ proc_errline(struct mcp_proc *p)
 	uint64_t	now = mono_ms();
 
 	if (now - p->err_window_ms >= 1000) {
-		if (p->err_dropped > 0)
-			log_warnx("%s: %lu lines of stderr not logged",
-			    p->label, p->err_dropped);
+		proc_err_flush(p);
 		p->err_window_ms = now;
 		p->err_lines = 0;
-		p->err_dropped = 0;
 	}
 	if (p->err_lines++ < MCP_ERR_LINES_PER_S) {
 		log_sanitize(out, sizeof(out), p->errline, p->errlen);
@@ -698,6 +712,7 @@ proc_stderr_cb(int fd, short ev, void *arg)
 	if (n <= 0) {
 		if (p->errlen > 0)
 			proc_errline(p);
+		proc_err_flush(p);
 		event_free(p->ev_err);
 		p->ev_err = NULL;
 		close(p->fd_err);

@@ -376,6 +376,12 @@ def junk_on_stdout_is_dropped_and_the_server_keeps_working():
         # stderr goes to the log, but not 200 lines of it at once.
         noise = log.count("stderr: noise line")
         assert 1 <= noise <= 40, noise
+        assert "lines of stderr not logged" not in log
+        # The next second's first line comes with the count of those dropped.
+        time.sleep(1.1)
+        r = d.client().call("m.junk", {}, run_id="j3")
+        assert r["status"] == "ok", r
+        wait_for(lambda: "lines of stderr not logged" in d.read_log(), what="the count")
         assert len(starts(f)) == 1, starts(f)
 
 
