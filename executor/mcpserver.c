@@ -5,7 +5,8 @@
  * restarted with backoff whenever they exit, misbehave or hang.
  *
  * A process is P_INIT from its start until initialize is answered,
- * P_LISTING until its first tools/list is complete, then P_READY; calls
+ * P_LISTING until its first tools/list is complete (mcpmsg.c reads what
+ * it says), then P_READY; calls
  * (mcp.c) go only to a ready process.  Whatever ends it -- its exit, its
  * stdout closing, no answer to initialize or tools/list within
  * init_timeout_ms, too many calls in a row timing out -- goes through
@@ -32,7 +33,6 @@
 #include "common/xmalloc.h"
 #include "executor/credential.h"
 #include "executor/executor.h"
-#include "executor/jsonrpc.h"
 #include "executor/spawn.h"
 #include "executor/mcpserver.h"
 
@@ -45,10 +45,7 @@
 /* Room for the JSON-RPC envelope around a result of max_output bytes. */
 #define MCP_LINE_SLACK		65536
 #define MCP_ERR_LINES_PER_S	20	/* stderr lines logged, per process */
-#define MCP_LIST_PAGES_MAX	100
 #define MCP_TERM_WAIT_MS	2000	/* at exit, after SIGTERM */
-#define MCP_CLIENT_NAME		"toolgate"
-#define MCP_CLIENT_VERSION	"1"
 
 struct mcp_procq		 mcp_procs = TAILQ_HEAD_INITIALIZER(mcp_procs);
 static struct event_base	*mbase;
@@ -63,9 +60,6 @@ static void	proc_sigchld_cb(int, short, void *);
 static void	proc_start(struct mcp_proc *);
 static void	proc_stop(struct mcp_proc *);
 static void	proc_schedule(struct mcp_proc *);
-static void	proc_timer(struct mcp_proc *, uint32_t ms);
-static void	proc_line(struct mcp_proc *, const char *, size_t);
-static void	proc_list(struct mcp_proc *, const char *cursor);
 static void	proc_err_flush(struct mcp_proc *);
 
 static void
@@ -96,7 +90,7 @@ proc_new(size_t idx, const char *tenant, const char *env)
 		fatalx("%s: evtimer_new", __func__);
 	TAILQ_INSERT_TAIL(&mcp_procs, p, entry);
 	/* From the loop, like every later start. */
-	proc_timer(p, 0);
+	mcpserver_timer(p, 0);
 }
 
 void
@@ -152,8 +146,8 @@ mcpserver_find(size_t srv_idx, const char *tenant, const char *env)
 	return NULL;
 }
 
-static void
-proc_timer(struct mcp_proc *p, uint32_t ms)
+void
+mcpserver_timer(struct mcp_proc *p, uint32_t ms)
 {
 	struct timeval	tv;
 
@@ -163,8 +157,8 @@ proc_timer(struct mcp_proc *p, uint32_t ms)
 		fatalx("%s: evtimer_add", __func__);
 }
 
-static uint32_t
-init_timeout(const struct mcp_proc *p)
+uint32_t
+mcpserver_init_timeout(const struct mcp_proc *p)
 {
 	return p->srv->init_timeout_ms ? p->srv->init_timeout_ms :
 	    MCP_INIT_TIMEOUT_MS;
@@ -209,25 +203,6 @@ proc_env(struct mcp_proc *p, char *msg, size_t msglen)
 	}
 	envp[n] = NULL;
 	return envp;
-}
-
-static void
-proc_initialize(struct mcp_proc *p)
-{
-	json_t	*m;
-
-	p->init_id = p->next_id++;
-	m = json_pack("{s:s, s:I, s:s, s:{s:s, s:{}, s:{s:s, s:s}}}",
-	    "jsonrpc", "2.0", "id", (json_int_t)p->init_id,
-	    "method", "initialize", "params",
-	    "protocolVersion", mcp_versions[0], "capabilities",
-	    "clientInfo", "name", MCP_CLIENT_NAME,
-	    "version", MCP_CLIENT_VERSION);
-	if (m == NULL)
-		fatalx("%s: json_pack", __func__);
-	(void)mcpserver_send(p, m);
-	p->state = P_INIT;
-	proc_timer(p, init_timeout(p));
 }
 
 static void
@@ -281,7 +256,7 @@ proc_start(struct mcp_proc *p)
 	p->next_id = 1;
 	p->strikes = 0;
 	log_info("%s: started, pid %d", p->label, (int)p->pid);
-	proc_initialize(p);
+	mcpmsg_initialize(p);
 }
 
 /* Close our ends and kill the group; the reap comes at SIGCHLD. */
@@ -338,7 +313,7 @@ proc_schedule(struct mcp_proc *p)
 	p->backoff_ms = p->backoff_ms * 2 > MCP_BACKOFF_MAX_MS ?
 	    MCP_BACKOFF_MAX_MS : p->backoff_ms * 2;
 	log_info("%s: restart in %u ms", p->label, (unsigned)delay);
-	proc_timer(p, delay);
+	mcpserver_timer(p, delay);
 }
 
 void
@@ -365,19 +340,19 @@ proc_timer_cb(int fd, short ev, void *arg)
 		/* The old one first: its pid must be reaped. */
 		if (p->pid != -1) {
 			(void)kill(-p->pid, SIGKILL);
-			proc_timer(p, MCP_BACKOFF_MIN_MS);
+			mcpserver_timer(p, MCP_BACKOFF_MIN_MS);
 			return;
 		}
 		proc_start(p);
 		return;
 	case P_INIT:
 		snprintf(why, sizeof(why), "no answer to initialize within"
-		    " %u ms", (unsigned)init_timeout(p));
+		    " %u ms", (unsigned)mcpserver_init_timeout(p));
 		break;
 	case P_LISTING:
 	case P_READY:
 		snprintf(why, sizeof(why), "no answer to tools/list within"
-		    " %u ms", (unsigned)init_timeout(p));
+		    " %u ms", (unsigned)mcpserver_init_timeout(p));
 		break;
 	}
 	mcpserver_restart(p, why);
@@ -470,202 +445,11 @@ proc_stdout_cb(int fd, short ev, void *arg)
 		p->line = NULL;
 		p->linelen = 0;
 		if (len > 0)
-			proc_line(p, line, len);
+			mcpmsg_line(p, line, len, max_line);
 		free(line);
 		if (p->fd_out == -1)
 			return;
 	}
-}
-
-static void
-proc_reply_error(struct mcp_proc *p, json_t *id, int code, const char *msg)
-{
-	json_t	*m;
-
-	m = json_pack("{s:s, s:O, s:{s:i, s:s}}", "jsonrpc", "2.0", "id", id,
-	    "error", "code", code, "message", msg);
-	if (m == NULL)
-		fatalx("%s: json_pack", __func__);
-	(void)mcpserver_send(p, m);
-}
-
-/* A request of the server's: we declared no capability to serve one. */
-static void
-proc_request(struct mcp_proc *p, struct jr_msg *m)
-{
-	json_t	*r;
-
-	if (strcmp(m->method, "ping") == 0) {
-		/* Every MCP party answers ping. */
-		r = json_pack("{s:s, s:O, s:{}}", "jsonrpc", "2.0", "id",
-		    m->req_id, "result");
-		if (r == NULL)
-			fatalx("%s: json_pack", __func__);
-		(void)mcpserver_send(p, r);
-		return;
-	}
-	log_warnx("%s: request %s refused: the executor declares no client"
-	    " capabilities", p->label, m->method);
-	proc_reply_error(p, m->req_id, -32601, "Method not found");
-}
-
-static void
-proc_notification(struct mcp_proc *p, struct jr_msg *m)
-{
-	if (strcmp(m->method, "notifications/tools/list_changed") == 0) {
-		log_info("%s: tools changed: listing them again", p->label);
-		if (p->list_id != 0 || p->state != P_READY)
-			p->relist = 1;
-		else
-			proc_list(p, NULL);
-		return;
-	}
-	log_debug("%s: notification %s ignored", p->label, m->method);
-}
-
-static void
-proc_init_answer(struct mcp_proc *p, struct jr_msg *m)
-{
-	char	 version[32], err[320];
-	json_t	*n;
-
-	if (m->kind == JR_ERROR) {
-		snprintf(err, sizeof(err), "initialize: error %lld: %s",
-		    (long long)m->code, m->message);
-		mcpserver_restart(p, err);
-		return;
-	}
-	if (mcp_decode_init(m->result, version, sizeof(version), err,
-	    sizeof(err)) == -1) {
-		mcpserver_restart(p, err);
-		return;
-	}
-	p->init_id = 0;
-	log_info("%s: protocol %s", p->label, version);
-	n = json_pack("{s:s, s:s}", "jsonrpc", "2.0", "method",
-	    "notifications/initialized");
-	if (n == NULL)
-		fatalx("%s: json_pack", __func__);
-	(void)mcpserver_send(p, n);
-	p->state = P_LISTING;
-	proc_list(p, NULL);
-}
-
-static void
-proc_list(struct mcp_proc *p, const char *cursor)
-{
-	json_t	*m;
-
-	p->list_id = p->next_id++;
-	m = json_pack("{s:s, s:I, s:s, s:{}}", "jsonrpc", "2.0",
-	    "id", (json_int_t)p->list_id, "method", "tools/list", "params");
-	if (m == NULL || (cursor != NULL && json_object_set_new(
-	    json_object_get(m, "params"), "cursor", json_string(cursor)) == -1))
-		fatalx("%s: json_pack", __func__);
-	if (cursor == NULL) {
-		json_decref(p->tools_acc);
-		p->tools_acc = json_array();
-		p->pages = 0;
-	}
-	(void)mcpserver_send(p, m);
-	proc_timer(p, init_timeout(p));
-}
-
-/* A listing that failed: fatal for a start, the old list kept after. */
-static void
-proc_list_failed(struct mcp_proc *p, const char *why)
-{
-	if (p->state != P_READY) {
-		mcpserver_restart(p, why);
-		return;
-	}
-	log_warnx("%s: %s: keeping the tools listed before", p->label, why);
-	evtimer_del(p->ev_timer);
-	p->list_id = 0;
-	json_decref(p->tools_acc);
-	p->tools_acc = NULL;
-}
-
-static void
-proc_list_answer(struct mcp_proc *p, struct jr_msg *m)
-{
-	json_t		*tools;
-	const char	*cursor;
-	char		 err[320];
-
-	if (m->kind == JR_ERROR) {
-		snprintf(err, sizeof(err), "tools/list: error %lld: %s",
-		    (long long)m->code, m->message);
-		proc_list_failed(p, err);
-		return;
-	}
-	if (mcp_decode_tools(m->result, &tools, &cursor, err,
-	    sizeof(err)) == -1) {
-		proc_list_failed(p, err);
-		return;
-	}
-	if (json_array_extend(p->tools_acc, tools) == -1)
-		fatalx("%s: out of memory", __func__);
-	if (cursor != NULL) {
-		if (++p->pages >= MCP_LIST_PAGES_MAX) {
-			proc_list_failed(p, "tools/list: too many pages");
-			return;
-		}
-		proc_list(p, cursor);
-		return;
-	}
-	evtimer_del(p->ev_timer);
-	p->list_id = 0;
-	json_decref(p->tools);
-	p->tools = p->tools_acc;
-	p->tools_acc = NULL;
-	mcp_proc_listed(p);
-	if (p->state == P_LISTING) {
-		p->state = P_READY;
-		p->ready_ms = mono_ms();
-		log_info("%s: ready, %zu tools", p->label,
-		    json_array_size(p->tools));
-		mcp_proc_ready(p);
-	}
-	if (p->relist && p->state == P_READY) {
-		p->relist = 0;
-		proc_list(p, NULL);
-	}
-}
-
-static void
-proc_line(struct mcp_proc *p, const char *line, size_t len)
-{
-	struct jr_msg	m;
-	char		sample[100];
-
-	jsonrpc_parse(line, len, max_line, &m);
-	switch (m.kind) {
-	case JR_INVALID:
-		log_sanitize(sample, sizeof(sample), line, len < 60 ? len : 60);
-		log_warnx("%s: stdout line dropped (%s): %s", p->label, m.why,
-		    sample);
-		break;
-	case JR_RESULT:
-	case JR_ERROR:
-		if (p->init_id != 0 && m.id == p->init_id)
-			proc_init_answer(p, &m);
-		else if (p->list_id != 0 && m.id == p->list_id)
-			proc_list_answer(p, &m);
-		else if (p->state == P_READY)
-			mcp_proc_answer(p, &m);
-		else
-			log_warnx("%s: answer to %lld before it is ready:"
-			    " dropped", p->label, (long long)m.id);
-		break;
-	case JR_REQUEST:
-		proc_request(p, &m);
-		break;
-	case JR_NOTIFICATION:
-		proc_notification(p, &m);
-		break;
-	}
-	jsonrpc_free(&m);
 }
 
 /* How many stderr lines were not logged, once they are counted. */

@@ -1,6 +1,7 @@
 /*
  * The inside of the mcp backend: mcpserver.c keeps the server processes
- * (start, handshake, tools/list, stdio, restart, liveness), mcp.c runs
+ * (start, stdio, restart, reaping), mcpmsg.c reads what they say (the
+ * handshake, tools/list, their requests and notifications), mcp.c runs
  * calls on them.  Not for other modules: they use mcp.h and backend.h.
  */
 #ifndef TG_MCPSERVER_H
@@ -106,9 +107,18 @@ void	mcpserver_shutdown(void);
 int	mcpserver_send(struct mcp_proc *, json_t *msg);
 /* It misbehaved or hangs: kill it, fail its calls, restart later. */
 void	mcpserver_restart(struct mcp_proc *, const char *why);
+/* Its timer: restart, or the handshake's and tools/list's timeout. */
+void	mcpserver_timer(struct mcp_proc *, uint32_t ms);
+uint32_t mcpserver_init_timeout(const struct mcp_proc *);
 /* The process for a call of srv by tenant/env; NULL if none. */
 struct mcp_proc *mcpserver_find(size_t srv_idx, const char *tenant,
 	    const char *env);
+
+/* mcpmsg.c: what a server says */
+/* Send initialize: the first thing a new process hears. */
+void	mcpmsg_initialize(struct mcp_proc *);
+/* One line of its stdout (at most max bytes are a message). */
+void	mcpmsg_line(struct mcp_proc *, const char *, size_t, size_t max);
 
 /* mcp.c, called by mcpserver.c */
 void	mcp_proc_answer(struct mcp_proc *, struct jr_msg *);
