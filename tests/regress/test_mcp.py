@@ -461,6 +461,12 @@ def a_read_whose_agent_hangs_up_is_cancelled_on_the_server():
         time.sleep(3)
         r = d.client().call("m.echo", {}, run_id="hu2")
         assert r["status"] == "ok", r
+        # The exec backend's stray sweep (each second, and at every exit
+        # of an exec tool) left the server alone: still the first process.
+        assert d.client().call("echo", {}, run_id="hu3")["status"] == "ok"
+        time.sleep(1.2)
+        assert d.client().call("m.echo", {"n": 2}, run_id="hu4")["status"] == "ok"
+        assert len(starts(f)) == 1, starts(f)
 
 
 @test
