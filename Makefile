@@ -79,6 +79,7 @@ test_record_SRC		= executor/record.c executor/ledger.c executor/sweep.c \
 			  executor/checkpoint.c
 test_runs_SRC		= gatewayd/runs.c
 test_agentreq_SRC	= gatewayd/agentreq.c
+test_jsonrpc_SRC	= executor/jsonrpc.c
 
 .SECONDEXPANSION:
 $(BUILD)/tests/%: $(call obj,tests/unit/%.c) $$(call obj,$$($$*_SRC)) $(LIBCOMMON)
