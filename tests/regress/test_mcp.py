@@ -443,6 +443,17 @@ def tenant_env_servers_get_their_own_credential():
         for pid, tenant in metas:
             tenants_of.setdefault(pid, set()).add(tenant)
         assert sorted(map(sorted, tenants_of.values())) == [["acme"], ["globex"]], tenants_of
+        # The credential is read at each start: without its file, no variable.
+        os.unlink(os.path.join(d.creds, "globex", "staging", "t"))
+        r = d.client(uid=OTHER_UID).call("m.crash", {}, run_id="te3")
+        assert r["status"] == "error" and r["error"] == "tool_failed", r
+        wait_ready(d, uid=OTHER_UID)
+        rg = d.client(uid=OTHER_UID).call("m.env", {}, run_id="te4")
+        assert set(rg["result"]["structuredContent"]["env"]) == {"PATH", "MODE"}, rg
+        # acme's process was not touched.
+        ra = d.client().call("m.env", {}, run_id="te5")
+        assert ra["result"]["structuredContent"]["env"]["API_TOKEN"] == "tok-acme", ra
+        assert len(starts(f)) == 3, starts(f)
 
 
 @test
