@@ -205,6 +205,8 @@ mcpmsg_line(struct mcp_proc *p, const char *line, size_t len, size_t max)
 	jsonrpc_parse(line, len, max, &m);
 	switch (m.kind) {
 	case JR_INVALID:
+		if (!mcpserver_log_ok(p, &p->junk_rl))
+			break;
 		log_sanitize(sample, sizeof(sample), line, len < 60 ? len : 60);
 		log_warnx("%s: stdout line dropped (%s): %s", p->label, m.why,
 		    sample);

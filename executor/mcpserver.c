@@ -44,7 +44,7 @@
 #define MCP_READSZ		65536
 /* Room for the JSON-RPC envelope around a result of max_output bytes. */
 #define MCP_LINE_SLACK		65536
-#define MCP_ERR_LINES_PER_S	20	/* stderr lines logged, per process */
+#define MCP_LOG_PER_S		20	/* lines of a kind logged, per process */
 #define MCP_TERM_WAIT_MS	2000	/* at exit, after SIGTERM */
 
 struct mcp_procq		 mcp_procs = TAILQ_HEAD_INITIALIZER(mcp_procs);
@@ -60,7 +60,6 @@ static void	proc_sigchld_cb(int, short, void *);
 static void	proc_start(struct mcp_proc *);
 static void	proc_stop(struct mcp_proc *);
 static void	proc_schedule(struct mcp_proc *);
-static void	proc_err_flush(struct mcp_proc *);
 
 static void
 proc_new(size_t idx, const char *tenant, const char *env)
@@ -84,6 +83,8 @@ proc_new(size_t idx, const char *tenant, const char *env)
 	p->fd_in = p->fd_out = p->fd_err = -1;
 	p->next_id = 1;
 	p->backoff_ms = MCP_BACKOFF_MIN_MS;
+	p->err_rl.what = "lines of stderr";
+	p->junk_rl.what = "dropped lines of stdout";
 	TAILQ_INIT(&p->queue);
 	TAILQ_INIT(&p->flight);
 	if ((p->ev_timer = evtimer_new(mbase, proc_timer_cb, p)) == NULL)
@@ -286,7 +287,8 @@ proc_stop(struct mcp_proc *p)
 	p->discarding = 0;
 	p->errlen = 0;
 	p->errdiscard = 0;
-	proc_err_flush(p);
+	mcpserver_log_flush(p, &p->err_rl);
+	mcpserver_log_flush(p, &p->junk_rl);
 	json_decref(p->tools_acc);
 	p->tools_acc = NULL;
 	p->pages = 0;
@@ -425,8 +427,9 @@ proc_stdout_cb(int fd, short ev, void *arg)
 			continue;
 		}
 		if (p->linelen + seg > max_line + 1) {
-			log_warnx("%s: stdout line longer than %zu bytes:"
-			    " dropped", p->label, max_line);
+			if (mcpserver_log_ok(p, &p->junk_rl))
+				log_warnx("%s: stdout line longer than %zu"
+				    " bytes: dropped", p->label, max_line);
 			p->linelen = 0;
 			p->discarding = nl == NULL;
 			continue;
@@ -452,33 +455,43 @@ proc_stdout_cb(int fd, short ev, void *arg)
 	}
 }
 
-/* How many stderr lines were not logged, once they are counted. */
-static void
-proc_err_flush(struct mcp_proc *p)
+void
+mcpserver_log_flush(struct mcp_proc *p, struct ratelim *rl)
 {
-	if (p->err_dropped > 0)
-		log_warnx("%s: %lu lines of stderr not logged", p->label,
-		    p->err_dropped);
-	p->err_dropped = 0;
+	if (rl->dropped > 0)
+		log_warnx("%s: %lu %s not logged", p->label, rl->dropped,
+		    rl->what);
+	rl->dropped = 0;
 }
 
-/* One stderr line to the log, at most MCP_ERR_LINES_PER_S a second. */
+int
+mcpserver_log_ok(struct mcp_proc *p, struct ratelim *rl)
+{
+	uint64_t	now = mono_ms();
+
+	if (now - rl->window_ms >= 1000) {
+		mcpserver_log_flush(p, rl);
+		rl->window_ms = now;
+		rl->n = 0;
+	}
+	if (rl->n < MCP_LOG_PER_S) {
+		rl->n++;
+		return 1;
+	}
+	rl->dropped++;
+	return 0;
+}
+
+/* One stderr line to the log, unless there were too many. */
 static void
 proc_errline(struct mcp_proc *p)
 {
-	char		out[sizeof(p->errline) * 4 + 8];
-	uint64_t	now = mono_ms();
+	char	out[sizeof(p->errline) * 4 + 8];
 
-	if (now - p->err_window_ms >= 1000) {
-		proc_err_flush(p);
-		p->err_window_ms = now;
-		p->err_lines = 0;
-	}
-	if (p->err_lines++ < MCP_ERR_LINES_PER_S) {
+	if (mcpserver_log_ok(p, &p->err_rl)) {
 		log_sanitize(out, sizeof(out), p->errline, p->errlen);
 		log_info("%s: stderr: %s", p->label, out);
-	} else
-		p->err_dropped++;
+	}
 	p->errlen = 0;
 }
 
@@ -496,7 +509,7 @@ proc_stderr_cb(int fd, short ev, void *arg)
 	if (n <= 0) {
 		if (p->errlen > 0)
 			proc_errline(p);
-		proc_err_flush(p);
+		mcpserver_log_flush(p, &p->err_rl);
 		event_free(p->ev_err);
 		p->ev_err = NULL;
 		close(p->fd_err);

@@ -54,6 +54,17 @@ enum proc_state {
 	P_READY,		/* calls go */
 };
 
+/*
+ * What a server writes goes to the log at most MCP_LOG_PER_S lines a
+ * second each; the lines not logged are counted, and the count logged.
+ */
+struct ratelim {
+	const char	*what;		/* "lines of stderr" */
+	uint64_t	 window_ms;
+	unsigned	 n;
+	unsigned long	 dropped;
+};
+
 /* One running server: shared, or one of a tenant_env server's. */
 struct mcp_proc {
 	TAILQ_ENTRY(mcp_proc)	 entry;
@@ -75,9 +86,8 @@ struct mcp_proc {
 	char			 errline[1024];	/* a stderr line so far */
 	size_t			 errlen;
 	int			 errdiscard;
-	uint64_t		 err_window_ms;
-	unsigned		 err_lines;
-	unsigned long		 err_dropped;
+	struct ratelim		 err_rl;	/* stderr lines logged */
+	struct ratelim		 junk_rl;	/* dropped stdout lines logged */
 
 	int64_t			 next_id;
 	int64_t			 init_id, list_id;
@@ -107,6 +117,10 @@ void	mcpserver_shutdown(void);
 int	mcpserver_send(struct mcp_proc *, json_t *msg);
 /* It misbehaved or hangs: kill it, fail its calls, restart later. */
 void	mcpserver_restart(struct mcp_proc *, const char *why);
+/* 1: log this line of p's; 0: it is counted instead. */
+int	mcpserver_log_ok(struct mcp_proc *, struct ratelim *);
+/* Log the count of lines not logged, if any. */
+void	mcpserver_log_flush(struct mcp_proc *, struct ratelim *);
 /* Its timer: restart, or the handshake's and tools/list's timeout. */
 void	mcpserver_timer(struct mcp_proc *, uint32_t ms);
 uint32_t mcpserver_init_timeout(const struct mcp_proc *);

@@ -364,7 +364,8 @@ def junk_on_stdout_is_dropped_and_the_server_keeps_working():
     with Daemon(mcp_conf(f)) as d:
         wait_ready(d)
         # A line longer than max_output plus room for the envelope too.
-        r = d.client().call("m.junk", {"long": MAX_OUTPUT + 70000}, run_id="j1")
+        r = d.client().call("m.junk", {"long": MAX_OUTPUT + 70000, "flood": 100},
+                            run_id="j1")
         assert r["status"] == "ok", r
         r = d.client().call("m.echo", {"after": "junk"}, run_id="j2")
         assert r["status"] == "ok", r
@@ -377,11 +378,14 @@ def junk_on_stdout_is_dropped_and_the_server_keeps_working():
         noise = log.count("stderr: noise line")
         assert 1 <= noise <= 40, noise
         assert "lines of stderr not logged" not in log
+        # Nor 100 lines of junk: a server cannot flood the log.
+        assert 4 <= log.count("stdout line dropped") <= 40, log.count("stdout line dropped")
         # The next second's first line comes with the count of those dropped.
         time.sleep(1.1)
         r = d.client().call("m.junk", {}, run_id="j3")
         assert r["status"] == "ok", r
         wait_for(lambda: "lines of stderr not logged" in d.read_log(), what="the count")
+        assert "dropped lines of stdout not logged" in d.read_log()
         assert len(starts(f)) == 1, starts(f)
 
 
