@@ -67,8 +67,9 @@ proc_request(struct mcp_proc *p, struct jr_msg *m)
 		(void)mcpserver_send(p, r);
 		return;
 	}
-	log_warnx("%s: request %s refused: the executor declares no client"
-	    " capabilities", p->label, m->method);
+	if (mcpserver_log_ok(p, &p->req_rl))
+		log_warnx("%s: request %s refused: the executor declares no"
+		    " client capabilities", p->label, m->method);
 	proc_reply_error(p, m->req_id, -32601, "Method not found");
 }
 

@@ -85,6 +85,7 @@ proc_new(size_t idx, const char *tenant, const char *env)
 	p->backoff_ms = MCP_BACKOFF_MIN_MS;
 	p->err_rl.what = "lines of stderr";
 	p->junk_rl.what = "dropped lines of stdout";
+	p->req_rl.what = "refused requests";
 	TAILQ_INIT(&p->queue);
 	TAILQ_INIT(&p->flight);
 	if ((p->ev_timer = evtimer_new(mbase, proc_timer_cb, p)) == NULL)
@@ -289,6 +290,7 @@ proc_stop(struct mcp_proc *p)
 	p->errdiscard = 0;
 	mcpserver_log_flush(p, &p->err_rl);
 	mcpserver_log_flush(p, &p->junk_rl);
+	mcpserver_log_flush(p, &p->req_rl);
 	json_decref(p->tools_acc);
 	p->tools_acc = NULL;
 	p->pages = 0;

@@ -88,6 +88,7 @@ struct mcp_proc {
 	int			 errdiscard;
 	struct ratelim		 err_rl;	/* stderr lines logged */
 	struct ratelim		 junk_rl;	/* dropped stdout lines logged */
+	struct ratelim		 req_rl;	/* refused requests logged */
 
 	int64_t			 next_id;
 	int64_t			 init_id, list_id;
