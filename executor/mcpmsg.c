@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <jansson.h>
 
@@ -18,6 +19,11 @@
 #define MCP_LIST_PAGES_MAX	100
 #define MCP_CLIENT_NAME		"toolgate"
 #define MCP_CLIENT_VERSION	"1"
+/*
+ * A server that sends requests and does not read our answers: past this
+ * much unread, its requests go unanswered rather than pile up here.
+ */
+#define MCP_REPLY_BACKLOG	(1024 * 1024)
 
 static void	proc_list(struct mcp_proc *, const char *cursor);
 
@@ -58,6 +64,12 @@ proc_request(struct mcp_proc *p, struct jr_msg *m)
 {
 	json_t	*r;
 
+	if (evbuffer_get_length(p->outq) > MCP_REPLY_BACKLOG) {
+		if (mcpserver_log_ok(p, &p->req_rl))
+			log_warnx("%s: request %s dropped: it does not read"
+			    " its stdin", p->label, m->method);
+		return;
+	}
 	if (strcmp(m->method, "ping") == 0) {
 		/* Every MCP party answers ping. */
 		r = json_pack("{s:s, s:O, s:{}}", "jsonrpc", "2.0", "id",
