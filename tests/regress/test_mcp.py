@@ -32,6 +32,7 @@ TOOLS = {
     "m.change": ("change", "read", {}),
     "m.big": ("big", "read", {}),
     "m.env": ("env", "read", {}),
+    "m.flood": ("flood", "read", {}),
     "m.missing": ("no-such-tool", "read", {}),
 }
 
@@ -356,6 +357,16 @@ def server_requests_are_refused_with_method_not_found():
             assert a is not None and a["error"]["code"] == -32601, (method, a)
             assert "result" not in a, a
         assert "request sampling/createMessage refused" in d.read_log()
+        # Requests from a server that does not read our answers do not pile
+        # up: past 1 MiB unread, they go unanswered; it works on after.
+        n = 60000
+        r = d.client().call("m.flood", {"n": n}, run_id="a2")
+        assert r["status"] == "ok", r
+        wait_for(lambda: "does not read its stdin" in d.read_log(), what="the drop")
+        r = d.client().call("m.echo", {"after": "flood"}, run_id="a3")
+        assert r["status"] == "ok", r
+        answered = [e for e in f.events("recv") if str(e["msg"].get("id", "")).startswith("f")]
+        assert 10000 < len(answered) < n, len(answered)
 
 
 @test
