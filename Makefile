@@ -4,9 +4,9 @@
 
 CC	?= cc
 SAN	?= 0
-PKGS	 = libevent msgpack libsodium lmdb yaml-0.1 jansson
+PKGS	 = libevent msgpack libsodium lmdb yaml-0.1 jansson libcurl
 DEBS	 = build-essential pkg-config libevent-dev libmsgpack-dev \
-	   libsodium-dev liblmdb-dev libyaml-dev libjansson-dev \
+	   libsodium-dev liblmdb-dev libyaml-dev libjansson-dev libcurl4-openssl-dev \
 	   python3 python3-msgpack python3-cryptography \
 	   clang libclang-rt-14-dev cppcheck libfaketime
 
@@ -80,6 +80,7 @@ test_record_SRC		= executor/record.c executor/ledger.c executor/sweep.c \
 test_runs_SRC		= gatewayd/runs.c
 test_agentreq_SRC	= gatewayd/agentreq.c
 test_jsonrpc_SRC	= executor/jsonrpc.c
+test_http_SRC		= executor/http.c executor/credential.c
 
 .SECONDEXPANSION:
 $(BUILD)/tests/%: $(call obj,tests/unit/%.c) $$(call obj,$$($$*_SRC)) $(LIBCOMMON)
