@@ -170,9 +170,11 @@ spawn_exec_status(pid_t pid, int fd)
 }
 
 /*
- * In the child, between fork() and execve().  The executor is single
- * threaded, so the few library calls here are safe.  Any failure is
- * reported on the status pipe like a failed execve().
+ * In the child, between fork() and execve().  Only system calls here
+ * (the user was looked up before the fork): the executor may have threads
+ * now (libcurl's resolver, http.c), and after fork() a child may call only
+ * what is async-signal-safe.  Any failure is reported on the status pipe
+ * like a failed execve().
  */
 static void
 spawn_exec(const struct runas *ras, const char *path, char *const argv[],
