@@ -71,7 +71,7 @@ $(BUILD)/executor: $(call obj,executor/executor.c) $(LIBEXECUTOR) $(LIBCOMMON)
 $(BUILD)/gatewayctl: $(call obj,$(wildcard ctl/*.c)) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 # A unit test links libcommon and the few objects it names here.
-test_toolrun_SRC	= executor/toolrun.c executor/credential.c
+test_toolrun_SRC	= executor/toolrun.c executor/spawn.c executor/credential.c
 test_store_SRC		= executor/store.c executor/apquota.c
 test_ledger_SRC		= executor/ledger.c executor/record.c executor/store.c \
 			  executor/sweep.c
@@ -81,6 +81,7 @@ test_record_SRC		= executor/record.c executor/ledger.c executor/sweep.c \
 			  executor/checkpoint.c
 test_runs_SRC		= gatewayd/runs.c
 test_agentreq_SRC	= gatewayd/agentreq.c
+test_jsonrpc_SRC	= executor/jsonrpc.c
 test_http_SRC		= executor/http.c executor/credential.c
 
 .SECONDEXPANSION:
@@ -171,6 +172,7 @@ fuzz_approval_SRC	= executor/apstore.c executor/record.c executor/store.c \
 			  executor/ledger.c executor/sweep.c executor/apquota.c
 fuzz_checkpoint_SRC	= executor/checkpoint.c executor/record.c
 fuzz_agentreq_SRC	= gatewayd/agentreq.c
+fuzz_jsonrpc_SRC	= executor/jsonrpc.c
 fuzz: $(FUZZERS)
 build-fuzz/%: fuzz/%.c $(COMMON_SRC) $$($$*_SRC) $(wildcard common/*.h proto/*.h executor/*.h gatewayd/*.h fuzz/*.h)
 	@mkdir -p build-fuzz

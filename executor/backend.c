@@ -13,6 +13,7 @@
 
 static const struct backend_ops	*backends[] = {
 	&backend_exec,
+	&backend_mcp,
 	&backend_http,
 };
 #define NBACKENDS	(sizeof(backends) / sizeof(backends[0]))
@@ -21,6 +22,8 @@ static const struct backend_ops *
 backend_for(const struct tool *tool)
 {
 	switch (tool->backend) {
+	case TB_MCP:
+		return &backend_mcp;
 	case TB_HTTP:
 		return &backend_http;
 	default:

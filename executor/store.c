@@ -37,6 +37,7 @@ static const char *db_names[DB_COUNT] = {
 	[DB_RUNS] = "runs",
 	[DB_EXPIRY] = "expiry",
 	[DB_PENDING] = "pending",
+	[DB_PINS] = "pins",
 };
 
 /* LMDB's pgno_t and txnid_t: both size_t (MDB_IDL is an array of them). */

@@ -17,6 +17,7 @@ enum store_db {
 	DB_RUNS,		/* tenant\0run_id -> per-run write record */
 	DB_EXPIRY,		/* be64 time, kind, key -> "": what to sweep when */
 	DB_PENDING,		/* pending approvals per tenant (apquota.c) */
+	DB_PINS,		/* catalog tool -> pinned MCP definition (pins.c) */
 	DB_COUNT
 };
 

@@ -12,16 +12,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
-#include <limits.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -36,6 +32,7 @@
 #include "common/log.h"
 #include "common/xmalloc.h"
 #include "executor/credential.h"
+#include "executor/spawn.h"
 #include "executor/toolrun.h"
 
 /*
@@ -45,8 +42,6 @@
  */
 #define MSGPACK_SLACK		1024
 
-#define TOOLRUN_PATH		"PATH=/usr/local/bin:/usr/bin:/bin"
-#define TOOLRUN_CREDFD		3
 #define TOOLRUN_NENV		9	/* the most toolrun_env() sets */
 #define TOOLRUN_ERRKEEP		4096	/* the tail of stderr that we keep */
 #define TOOLRUN_READSZ		65536
@@ -111,18 +106,6 @@ static void	toolrun_stdout_cb(int, short, void *);
 static void	toolrun_stderr_cb(int, short, void *);
 static int	toolrun_spawn(struct toolrun *, const struct tool_req *,
 		    int);
-static int	toolrun_exec_status(pid_t, int);
-/* Who the tool runs as: set, or the executor's ids (toolrun_spawn()). */
-struct runas {
-	int	set;
-	uid_t	uid;
-	gid_t	gid;
-};
-
-static void	toolrun_child(const struct runas *, const char *, char *const [],
-		    char *const [],
-		    int [4], int) __attribute__((noreturn));
-static void	toolrun_closefrom(int, int);
 static void	toolrun_watch(struct toolrun *);
 static void	toolrun_kill(struct toolrun *);
 static void	toolrun_reap(struct toolrun *);
@@ -241,10 +224,10 @@ toolrun_env(const struct tool_req *req, int has_cred)
 	if (req->idempotency_key != NULL)
 		xasprintf(&envp[n++], "TOOLGATE_IDEMPOTENCY_KEY=%s",
 		    req->idempotency_key);
-	envp[n++] = xstrdup(TOOLRUN_PATH);
+	envp[n++] = xstrdup(SPAWN_PATH);
 	if (has_cred)
 		xasprintf(&envp[n++], "TOOLGATE_CREDENTIAL_FD=%d",
-		    TOOLRUN_CREDFD);
+		    SPAWN_CREDFD);
 	envp[n] = NULL;
 	return envp;
 }
@@ -259,274 +242,52 @@ toolrun_env_free(char **envp)
 	free(envp);
 }
 
-static void
-toolrun_close_pair(int p[2])
-{
-	if (p[0] != -1)
-		close(p[0]);
-	if (p[1] != -1)
-		close(p[1]);
-	p[0] = p[1] = -1;
-}
-
-/*
- * Who the tool runs as: the catalog's user, else the default the caller
- * gives (tool_user when the executor is root).  Looked up now, by the
- * executor: the child only switches.  -1 with a message in tr->res when
- * there is no such user.
- */
-static int
-toolrun_runas(struct toolrun *tr, const struct tool_req *req,
-    struct runas *ras)
-{
-	const char	*user;
-	struct passwd	*pw;
-
-	memset(ras, 0, sizeof(*ras));
-	user = req->tool->user != NULL ? req->tool->user : req->default_user;
-	if (user == NULL)
-		return 0;
-	if ((pw = getpwnam(user)) == NULL) {
-		snprintf(tr->res.message, sizeof(tr->res.message),
-		    "cannot start %s: no user %s", req->tool->argv[0], user);
-		return -1;
-	}
-	ras->set = 1;
-	ras->uid = pw->pw_uid;
-	ras->gid = pw->pw_gid;
-	return 0;
-}
-
 /* The child runs the program: keep our ends of its pipes and its input. */
 static void
-toolrun_started(struct toolrun *tr, const struct tool_req *req, pid_t pid,
-    int fd_in, int fd_out, int fd_err)
+toolrun_started(struct toolrun *tr, const struct tool_req *req,
+    const struct spawned *sp)
 {
-	tr->pid = pid;
-	tr->fd_in = fd_in;
-	tr->fd_out = fd_out;
-	tr->fd_err = fd_err;
-	if (fcntl(tr->fd_in, F_SETFL, O_NONBLOCK) == -1 ||
-	    fcntl(tr->fd_out, F_SETFL, O_NONBLOCK) == -1 ||
-	    fcntl(tr->fd_err, F_SETFL, O_NONBLOCK) == -1)
-		fatal("%s: fcntl", __func__);
+	tr->pid = sp->pid;
+	tr->fd_in = sp->fd_in;
+	tr->fd_out = sp->fd_out;
+	tr->fd_err = sp->fd_err;
 	tr->inlen = req->inputlen + 1;
 	tr->in = xmalloc(tr->inlen);
 	if (req->inputlen > 0)
 		memcpy(tr->in, req->input, req->inputlen);
 	tr->in[req->inputlen] = '\n';
-	log_debug("tool %s: pid %d", req->tool->name, (int)pid);
+	log_debug("tool %s: pid %d", req->tool->name, (int)sp->pid);
 }
 
 /*
- * Fork and exec the tool.  Returns 0 with tr->pid and the parent's pipe
- * ends set, or -1 with a message in tr->res when the program did not
- * start (a failed exec has been reaped already).
+ * Fork and exec the tool (spawn.c) as the catalog's user, else the
+ * default the caller gives (tool_user when the executor is root).
+ * Returns 0 with tr->pid and the parent's pipe ends set, or -1 with a
+ * message in tr->res when the program did not start.
  */
 static int
 toolrun_spawn(struct toolrun *tr, const struct tool_req *req, int credfd)
 {
-	int		 in[2] = { -1, -1 }, out[2] = { -1, -1 };
-	int		 err[2] = { -1, -1 }, st[2] = { -1, -1 };
-	int		 childfds[4], e, saved;
-	const char	*path = req->tool->argv[0];
+	const char	*user;
+	char		 label[300];
 	struct runas	 ras;
-	sigset_t	 all, old;
-	pid_t		 pid;
+	struct spawned	 sp;
+	int		 r;
 
-	if (toolrun_runas(tr, req, &ras) == -1)
-		goto fail;
-	if (pipe2(in, O_CLOEXEC) == -1 || pipe2(out, O_CLOEXEC) == -1 ||
-	    pipe2(err, O_CLOEXEC) == -1 || pipe2(st, O_CLOEXEC) == -1) {
-		saved = errno;
-		log_warn("tool %s: pipe", req->tool->name);
-		snprintf(tr->res.message, sizeof(tr->res.message),
-		    "cannot start %s: %s", path, strerror(saved));
-		goto fail;
-	}
+	user = req->tool->user != NULL ? req->tool->user : req->default_user;
+	if (spawn_runas(user, req->tool->argv[0], &ras, tr->res.message,
+	    sizeof(tr->res.message)) == -1)
+		return -1;
+	snprintf(label, sizeof(label), "tool %s", req->tool->name);
 	tr->envp = toolrun_env(req, credfd != -1);
-
-	/*
-	 * With every signal blocked, no handler of ours (libevent's SIGCHLD
-	 * handler writes to its socketpair) can run in the child before it
-	 * has reset the dispositions.
-	 */
-	sigfillset(&all);
-	sigprocmask(SIG_SETMASK, &all, &old);
-	pid = fork();
-	if (pid == 0) {
-		childfds[0] = in[0];
-		childfds[1] = out[1];
-		childfds[2] = err[1];
-		childfds[3] = credfd;
-		toolrun_child(&ras, path, req->tool->argv, tr->envp,
-		    childfds, st[1]);
-	}
-	saved = errno;
-	sigprocmask(SIG_SETMASK, &old, NULL);
+	r = spawn_child(label, &ras, req->tool->argv, tr->envp, credfd, &sp,
+	    tr->res.message, sizeof(tr->res.message));
 	toolrun_env_free(tr->envp);
 	tr->envp = NULL;
-	if (pid == -1) {
-		errno = saved;
-		log_warn("tool %s: fork", req->tool->name);
-		snprintf(tr->res.message, sizeof(tr->res.message),
-		    "cannot start %s: %s", path, strerror(saved));
-		goto fail;
-	}
-
-	/*
-	 * The child does this too; whichever runs first wins, so the group
-	 * exists before we may have to kill it.  After the child's execve()
-	 * this fails with EACCES, which is fine: the child did it.
-	 */
-	(void)setpgid(pid, pid);
-
-	close(in[0]);
-	close(out[1]);
-	close(err[1]);
-	close(st[1]);
-	in[0] = out[1] = err[1] = st[1] = -1;
-
-	if ((e = toolrun_exec_status(pid, st[0])) != 0) {
-		snprintf(tr->res.message, sizeof(tr->res.message),
-		    "cannot execute %s: %s", path, strerror(e));
-		goto fail;
-	}
-	close(st[0]);
-	toolrun_started(tr, req, pid, in[1], out[0], err[0]);
+	if (r == -1)
+		return -1;
+	toolrun_started(tr, req, &sp);
 	return 0;
-
- fail:
-	toolrun_close_pair(in);
-	toolrun_close_pair(out);
-	toolrun_close_pair(err);
-	toolrun_close_pair(st);
-	return -1;
-}
-
-/*
- * The status pipe is close-on-exec: end of file means execve() succeeded,
- * an errno means it did not, and then the child is reaped here.  This
- * blocks only for the few system calls between fork() and execve().
- * Returns 0 or the child's errno.
- */
-static int
-toolrun_exec_status(pid_t pid, int fd)
-{
-	ssize_t	n;
-	int	e;
-
-	do {
-		n = read(fd, &e, sizeof(e));
-	} while (n == -1 && errno == EINTR);
-	if (n == 0)
-		return 0;
-	if (n != (ssize_t)sizeof(e)) {
-		/* Cannot tell: let SIGCHLD and the timeout deal with it. */
-		log_warn("tool pid %d: status pipe", (int)pid);
-		return 0;
-	}
-	while (waitpid(pid, NULL, 0) == -1 && errno == EINTR)
-		;
-	return e != 0 ? e : EINVAL;
-}
-
-/*
- * In the child, between fork() and execve().  The executor is single
- * threaded, so the few library calls here are safe.  Any failure is
- * reported on the status pipe like a failed execve().
- */
-static void
-toolrun_child(const struct runas *ras, const char *path, char *const argv[],
-    char *const envp[], int fds[4], int stfd)
-{
-	struct sigaction	 sa;
-	sigset_t		 none;
-	int			 i, e, sfd;
-
-	/*
-	 * Ignored signals stay ignored across execve() (the executor ignores
-	 * SIGPIPE), and so does the mask: give the tool the defaults.
-	 */
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = SIG_DFL;
-	sigemptyset(&sa.sa_mask);
-	for (i = 1; i < NSIG; i++)
-		(void)sigaction(i, &sa, NULL);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-
-	(void)setpgid(0, 0);
-
-	/*
-	 * The status pipe goes above 3 too, out of the way of the dup2()s
-	 * below.  If that fails, the original is still intact.
-	 */
-	if ((sfd = fcntl(stfd, F_DUPFD_CLOEXEC, TOOLRUN_CREDFD + 1)) == -1) {
-		sfd = stfd;
-		goto fail;
-	}
-	if (chdir("/") == -1)
-		goto fail;
-	/*
-	 * The user toolrun_spawn() chose: groups, gid, then uid, so no
-	 * privilege is left to undo them.  The credential on fd 3 was opened
-	 * by the executor and stays readable.  Failing to switch is failing
-	 * to start.
-	 */
-	if (ras->set && (setgroups(1, &ras->gid) == -1 ||
-	    setresgid(ras->gid, ras->gid, ras->gid) == -1 ||
-	    setresuid(ras->uid, ras->uid, ras->uid) == -1))
-		goto fail;
-
-	/*
-	 * Move every descriptor above 3 before putting any in place: one of
-	 * them may sit on 0-3 already, and dup2(fd, fd) would leave it
-	 * close-on-exec.
-	 */
-	for (i = 0; i < 4; i++) {
-		if (fds[i] != -1 && (fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC,
-		    TOOLRUN_CREDFD + 1)) == -1)
-			goto fail;
-	}
-	for (i = 0; i < 4; i++) {
-		if (fds[i] == -1)
-			(void)close(i);
-		else if (dup2(fds[i], i) == -1)
-			goto fail;
-	}
-	toolrun_closefrom(TOOLRUN_CREDFD + 1, sfd);
-
-	execve(path, argv, envp);
- fail:
-	e = errno;
-	while (write(sfd, &e, sizeof(e)) == -1 && errno == EINTR)
-		;
-	_exit(127);
-}
-
-/*
- * Close every descriptor from 'lowfd' up except 'keep' (the status pipe,
- * which must stay open until execve() closes it).
- */
-static void
-toolrun_closefrom(int lowfd, int keep)
-{
-	struct rlimit	rl;
-	int		fd, maxfd;
-
-	if ((keep == lowfd || close_range(lowfd, keep - 1, 0) == 0) &&
-	    close_range(keep + 1, ~0U, 0) == 0)
-		return;
-
-	/* Kernels before 5.9 have no close_range(). */
-	maxfd = 65536;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
-	    rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < INT_MAX)
-		maxfd = (int)rl.rlim_cur;
-	for (fd = lowfd; fd < maxfd; fd++)
-		if (fd != keep)
-			(void)close(fd);
 }
 
 /* Hand the pipes and the timeout to the event loop. */
@@ -1016,7 +777,7 @@ toolrun_ppid(const char *pid)
 static int
 toolrun_stray(pid_t pid)
 {
-	if (pid <= 0 || toolrun_is_running_tool(pid))
+	if (pid <= 0 || toolrun_is_running_tool(pid) || spawn_is_kept(pid))
 		return 0;
 	log_debug("stray pid %d: killed", (int)pid);
 	(void)kill(pid, SIGKILL);
