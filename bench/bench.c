@@ -14,7 +14,9 @@
  * record a commit).  The deny scenario runs against the echo, gatewayd
  * and the sidecar in interleaved rounds.  Next to every scenario: the CPU
  * time each process spent on it per request, from the per-thread
- * nanosecond counters of /proc/PID/task/TID/schedstat.
+ * nanosecond counters of /proc/PID/task/TID/schedstat, and this program's
+ * own (the clients', from getrusage): on a small machine they share the
+ * cores with what they measure.
  *
  * With -m, the gateway's catalog has mcp.read and mcp.write, tools of the
  * trivial MCP server bench/mcp-server.c that the executor runs; with -H,
@@ -36,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -56,12 +59,14 @@ static const char *target_names[N_TARGETS] = { "echo", "gatewayd", "python" };
 
 /* The processes whose CPU time is counted; P_TOOLS is the executor's
  * reaped children, the tools (clock ticks only: coarse); P_MCP the MCP
- * server the executor keeps running, P_HTTP the HTTP server. */
+ * server the executor keeps running, P_HTTP the HTTP server; P_CLIENTS
+ * this program, its client threads (getrusage: they have ended when it
+ * is read), which share the machine's cores with the rest. */
 enum proc { P_ECHO, P_GATEWAYD, P_EXECUTOR, P_PYTHON, P_TOOLS, P_MCP, P_HTTP,
-	N_PROCS };
+	P_CLIENTS, N_PROCS };
 static const char *proc_names[N_PROCS] = {
 	"echo", "gatewayd", "executor", "python", "tools", "mcp server",
-	"http server"
+	"http server", "clients"
 };
 static pid_t		 procs[N_PROCS];	/* 0: not measured */
 
@@ -300,6 +305,7 @@ struct tasks {
 struct cpusnap {
 	struct tasks	t[N_PROCS];
 	uint64_t	tools_ns;
+	uint64_t	self_ns;
 };
 
 /* Fields 'first' and 'first + 1' of a /proc stat line, 1-based, summed. */
@@ -381,11 +387,17 @@ snap_tasks(pid_t pid, struct tasks *t)
 static void
 snap_all(struct cpusnap *s)
 {
-	char	path[64];
-	int	i;
+	struct rusage	ru;
+	char		path[64];
+	int		i;
 
 	for (i = 0; i < N_PROCS; i++)
-		snap_tasks(i == P_TOOLS ? 0 : procs[i], &s->t[i]);
+		snap_tasks(i == P_TOOLS || i == P_CLIENTS ? 0 : procs[i],
+		    &s->t[i]);
+	getrusage(RUSAGE_SELF, &ru);
+	s->self_ns = ((uint64_t)ru.ru_utime.tv_sec + (uint64_t)
+	    ru.ru_stime.tv_sec) * 1000000000 + ((uint64_t)ru.ru_utime.tv_usec +
+	    (uint64_t)ru.ru_stime.tv_usec) * 1000;
 	s->tools_ns = 0;
 	if (procs[P_EXECUTOR] != 0) {
 		snprintf(path, sizeof(path), "/proc/%d/stat",
@@ -408,6 +420,8 @@ snap_delta(const struct cpusnap *a, const struct cpusnap *b, enum proc p)
 
 	if (p == P_TOOLS)
 		return b->tools_ns - a->tools_ns;
+	if (p == P_CLIENTS)
+		return b->self_ns - a->self_ns;
 	for (i = 0; i < tb->n; i++) {
 		was = 0;
 		for (j = 0; j < ta->n; j++)
@@ -561,14 +575,15 @@ combine(struct result *rs, int n)
 /* Printing. */
 
 /* Whose CPU time a row shows, up to N_PROCS. */
-static const enum proc	target_procs[N_TARGETS][4] = {
-	[T_ECHO] =	{ P_ECHO, N_PROCS },
-	[T_GATEWAY] =	{ P_GATEWAYD, P_EXECUTOR, P_TOOLS, N_PROCS },
-	[T_PYTHON] =	{ P_PYTHON, N_PROCS },
+static const enum proc	target_procs[N_TARGETS][5] = {
+	[T_ECHO] =	{ P_ECHO, P_CLIENTS, N_PROCS },
+	[T_GATEWAY] =	{ P_GATEWAYD, P_EXECUTOR, P_TOOLS, P_CLIENTS, N_PROCS },
+	[T_PYTHON] =	{ P_PYTHON, P_CLIENTS, N_PROCS },
 };
-static const enum proc	mcp_procs[] = { P_GATEWAYD, P_EXECUTOR, P_MCP, N_PROCS };
+static const enum proc	mcp_procs[] = { P_GATEWAYD, P_EXECUTOR, P_MCP,
+	P_CLIENTS, N_PROCS };
 static const enum proc	http_procs[] = { P_GATEWAYD, P_EXECUTOR, P_HTTP,
-	N_PROCS };
+	P_CLIENTS, N_PROCS };
 
 static void
 print_header(void)
@@ -1126,6 +1141,7 @@ setup(int argc, char *argv[])
 	if (argc - optind != 2)
 		usage();
 	target_paths[T_GATEWAY] = argv[optind];
+	procs[P_CLIENTS] = getpid();
 	if (procs[P_GATEWAYD] != 0)
 		procs[P_EXECUTOR] = find_child(procs[P_GATEWAYD], NULL);
 	if (getenv("BENCH_ROUNDS") != NULL)
