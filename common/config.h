@@ -172,6 +172,11 @@ struct config {
  */
 struct config	*config_load(const char *path, char *err, size_t errlen);
 void		 config_free(struct config *);
+/*
+ * A name as the config takes it (tools, servers, tenants): letters,
+ * digits, '.', '_', '-', starting with a letter or digit, at most 128.
+ */
+int		 cfg_valid_name(const char *);
 /* Log each line of config_load()'s err and exit(1). */
 void		 config_fatal(const char *err) __attribute__((noreturn));
 

@@ -144,7 +144,6 @@ int	cfg_get_str(struct cfgctx *, const yaml_node_t *, const char *,
 int	cfg_get_name(struct cfgctx *, const yaml_node_t *, const char *,
 	    const char **);
 int	cfg_name_error(struct cfgctx *, const yaml_node_t *, const char *);
-int	cfg_valid_name(const char *);
 int	cfg_get_bool(struct cfgctx *, const yaml_node_t *, const char *,
 	    int *);
 int	cfg_get_u64(struct cfgctx *, const yaml_node_t *, const char *,

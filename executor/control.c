@@ -94,6 +94,7 @@ static const struct {
 	{ "status",		ctl_status },
 	{ "tools",		ctl_tools },
 	{ "tools_accept",	ctl_tools_accept },
+	{ "mcp_tools",		ctl_mcp_tools },
 	{ "writes_disable",	ctl_writes_disable },
 	{ "writes_enable",	ctl_writes_enable },
 };

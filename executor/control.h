@@ -35,5 +35,7 @@ void	ctl_tools(struct ctl_conn *, const struct msgpack_object *,
 	    const struct operator *);
 void	ctl_tools_accept(struct ctl_conn *, const struct msgpack_object *,
 	    const struct operator *);
+void	ctl_mcp_tools(struct ctl_conn *, const struct msgpack_object *,
+	    const struct operator *);
 
 #endif

@@ -8,6 +8,7 @@
  */
 #include <stdint.h>
 
+#include "common/config.h"
 #include "common/fdlimit.h"
 #include "common/log.h"
 #include "executor/executor.h"
@@ -20,13 +21,26 @@
 
 static size_t	fixed, limit;
 /* Held now, by use (enum fds_use), in descriptors. */
-static size_t	held[FDS_CONTROL + 1];
+static size_t	held[FDS_SERVER + 1];
 static size_t	tools_aside;	/* agents' sockets leave tools this much */
 
 void
 fds_raise(void)
 {
 	limit = fdlimit_raise();
+}
+
+/* MCP server processes at most: one shared, or one per principal. */
+static size_t
+servers_max(void)
+{
+	const struct config	*c = ex->conf;
+	size_t			 i, n = 0;
+
+	for (i = 0; i < c->nmcp_servers; i++)
+		n += c->mcp_servers[i].scope == MCP_SHARED ? 1 :
+		    c->nprincipals;
+	return n;
 }
 
 void
@@ -38,8 +52,8 @@ fds_init(void)
 	/* Nothing of agents, tools or operators is open yet. */
 	fixed = fdlimit_open(limit);
 	need = fixed + ex->conf->max_connections +
-	    ex->conf->max_tools * FDS_PER_TOOL + CONTROL_MAX_CONNS +
-	    FDS_TRANSIENT;
+	    (ex->conf->max_tools + servers_max()) * FDS_PER_TOOL +
+	    CONTROL_MAX_CONNS + FDS_TRANSIENT;
 	/*
 	 * A flood of connections must not leave the tools of the agents
 	 * already there without pipes: max_tools' worth is set aside from
@@ -61,7 +75,8 @@ fds_init(void)
 size_t
 fds_held(void)
 {
-	return fixed + held[FDS_PEER] + held[FDS_TOOL] + held[FDS_CONTROL];
+	return fixed + held[FDS_PEER] + held[FDS_TOOL] + held[FDS_CONTROL] +
+	    held[FDS_SERVER];
 }
 
 size_t
@@ -82,6 +97,7 @@ fds_room(enum fds_use use)
 			want += tools_aside - tools;
 		break;
 	case FDS_TOOL:
+	case FDS_SERVER:
 		want += FDS_PER_TOOL + FDS_OPERATORS;
 		break;
 	case FDS_CONTROL:
@@ -95,7 +111,7 @@ fds_room(enum fds_use use)
 static size_t
 fds_of(enum fds_use use)
 {
-	return use == FDS_TOOL ? FDS_PER_TOOL : 1;
+	return use == FDS_TOOL || use == FDS_SERVER ? FDS_PER_TOOL : 1;
 }
 
 void

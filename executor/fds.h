@@ -1,7 +1,7 @@
 /*
  * The executor's descriptors: one per agent connection (its copy of the
- * socket), three per running tool (its pipes), one per control
- * connection, and a fixed set (store, audit log, lock, sockets, libevent)
+ * socket), three per running tool (its pipes) and per MCP server process,
+ * one per control connection, and a fixed set (store, audit log, lock, sockets, libevent)
  * counted once at start.  Room is checked against RLIMIT_NOFILE before
  * an agent connection is kept, a tool is admitted or a control
  * connection is served, so a full table refuses that one request or
@@ -19,6 +19,7 @@ enum fds_use {
 	FDS_PEER,		/* an agent connection's socket */
 	FDS_TOOL,		/* a tool run: FDS_PER_TOOL */
 	FDS_CONTROL,		/* an operator's control connection */
+	FDS_SERVER,		/* an MCP server process: FDS_PER_TOOL */
 };
 
 /* Raise the soft limit to the hard one (before anything is opened). */

@@ -33,6 +33,7 @@
 #include "common/xmalloc.h"
 #include "executor/credential.h"
 #include "executor/executor.h"
+#include "executor/fds.h"
 #include "executor/spawn.h"
 #include "executor/mcpserver.h"
 
@@ -225,6 +226,12 @@ proc_start(struct mcp_proc *p)
 	 */
 	user = geteuid() != 0 ? NULL : p->srv->user != NULL ? p->srv->user :
 	    ex->conf->tool_user;
+	/* Its pipes are held as long as it runs: counted like a tool's. */
+	if (!fds_room(FDS_SERVER)) {
+		log_warnx("%s: out of descriptors: not started", p->label);
+		proc_schedule(p);
+		return;
+	}
 	if (spawn_runas(user, p->srv->argv[0], &ras, msg, sizeof(msg)) == -1 ||
 	    (envp = proc_env(p, msg, sizeof(msg))) == NULL) {
 		log_warnx("%s: %s", p->label, msg);
@@ -240,6 +247,8 @@ proc_start(struct mcp_proc *p)
 		return;
 	}
 	spawn_keep(sp.pid);
+	fds_hold(FDS_SERVER);
+	p->holds_fds = 1;
 	p->pid = sp.pid;
 	p->fd_in = sp.fd_in;
 	p->fd_out = sp.fd_out;
@@ -279,6 +288,9 @@ proc_stop(struct mcp_proc *p)
 	if (p->fd_err != -1)
 		close(p->fd_err);
 	p->fd_in = p->fd_out = p->fd_err = -1;
+	if (p->holds_fds)
+		fds_release(FDS_SERVER);
+	p->holds_fds = 0;
 	if (p->outq != NULL)
 		evbuffer_free(p->outq);
 	p->outq = NULL;

@@ -77,6 +77,7 @@ struct mcp_proc {
 
 	pid_t			 pid;		/* -1: none to reap */
 	int			 fd_in, fd_out, fd_err;
+	int			 holds_fds;	/* its pipes: FDS_SERVER */
 	struct event		*ev_in, *ev_out, *ev_err;
 	struct evbuffer		*outq;		/* what its stdin still takes */
 

@@ -535,5 +535,56 @@ def the_shutdown_deadline_leaves_a_write_in_flight_in_doubt():
         d.cleanup()
 
 
+@test
+def mcp_tools_shows_what_a_server_offers_as_lines_to_paste():
+    f = Files()
+    with Daemon(mcp_conf(f)) as d:
+        wait_ready(d)
+        items = d.ctl_json("mcp", "tools", "t")
+        by = {t["name"]: t for t in items}
+        assert len(items) == len(by) and "shout" in by and "echo" in by, items
+        # The mode is only suggested, and only readOnlyHint: true says read.
+        assert by["echo"]["suggested_mode"] == "read", by["echo"]
+        assert by["record"]["suggested_mode"] == "write", by["record"]
+        assert by["slow"]["suggested_mode"] == "write", by["slow"]
+        assert by["shout"]["input_schema"]["properties"]["q"] == {"type": "string"}, by["shout"]
+        assert by["shout"]["annotations"] == {"readOnlyHint": True, "title": "Shout"}, by["shout"]
+        assert by["echo"]["catalogued_as"] == "m.echo", by["echo"]
+        assert "catalogued_as" not in by["shout"], by["shout"]
+        assert by["shout"]["catalog_name"] == "t.shout", by["shout"]
+        # For a person: catalog lines, the mode marked as a suggestion, and
+        # no byte of the server's that a terminal would act on.
+        rc, out, err = d.ctl("mcp", "tools", "t")
+        assert rc == 0, (rc, out, err)
+        assert "\x1b" not in out and "\x07" not in out, repr(out)
+        assert "Shout?[2J" in out, out
+        line = [l for l in out.splitlines() if l.strip().startswith("t.shout:")][0]
+        assert line.split("#")[0].strip() == \
+            "t.shout: { mode: read, mcp: { server: t, tool: shout } }", line
+        assert "suggested" in line, line
+        assert "suggestion" in out.splitlines()[0], out
+        # Servers that are not configured, or not listed yet, are refused.
+        rc, out, err = d.ctl("mcp", "tools", "nope")
+        assert rc == 1 and "not a server of mcp_servers" in err, (rc, err)
+
+
+@test
+def tools_accept_is_on_the_record():
+    f = Files()
+    with Daemon(mcp_conf(f)) as d:
+        wait_ready(d)
+        open(f.state, "w").close()
+        assert d.client().call("m.change", {}, run_id="acc")["status"] == "ok"
+        wait_for(lambda: {t["name"]: t for t in d.ctl_json("tools")}["m.echo"]["state"] == "changed",
+                 what="state changed")
+        rc, out, err = d.ctl("--json", "tools", "accept", "m.echo")
+        assert rc == 0, (rc, out, err)
+        ans = json.loads(out)
+        assert (ans["tool"], ans["state"]) == ("m.echo", "ok"), ans
+        recs = [r for r in read_audit(d) if r.get("event") == "tool_accept"]
+        assert len(recs) == 1 and recs[0]["tool"] == "m.echo", recs
+        assert "uid" in recs[0]["approver"], recs
+
+
 if __name__ == "__main__":
     main()
