@@ -46,6 +46,8 @@ LIBEXECUTOR	:= $(BUILD)/libexecutor.a
 PROGS		:= $(BUILD)/gatewayd $(BUILD)/executor $(BUILD)/gatewayctl
 TESTS		:= $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 BENCH		:= $(BUILD)/bench
+# The bench's trivial peers: an MCP server (stdio) and an HTTP API.
+BENCH_PEERS	:= $(BUILD)/bench-mcp-server $(BUILD)/bench-http-server
 
 .PHONY: all check check-san test demo bench deps clean cppcheck fuzz fuzz-smoke \
 	faults soak
@@ -88,6 +90,10 @@ $(BUILD)/tests/%: $(call obj,tests/unit/%.c) $$(call obj,$$($$*_SRC)) $(LIBCOMMO
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BENCH): $(call obj,bench/bench.c) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lpthread
+$(BUILD)/bench-mcp-server: $(call obj,bench/mcp-server.c)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/bench-http-server: $(call obj,bench/http-server.c)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # The whole suite: unit tests, then regression tests against the real
 # daemon pair.  Ends with "N passed, N failed"; non-zero on any failure.
@@ -133,13 +139,17 @@ soak: $(PROGS)
 check-san:
 	$(MAKE) SAN=1 check
 
-bench: $(PROGS) $(BENCH)
+bench: $(PROGS) $(BENCH) $(BENCH_PEERS)
 	@BUILD=$(BUILD) bench/run
 
 demo: deps $(PROGS)
 	@BUILD=$(BUILD) examples/demo
 
-# Install the Debian packages the build, the tests and the demo need.
+# Install the Debian packages the build, the tests and the demo need, then
+# the real MCP servers (tests/npm/install: node and npm, pinned by
+# tests/npm/package-lock.json, into NPM_DIR; without node it says so and
+# goes on, except under CI=true).
+NPM_DIR	?= .cache/npm
 deps:
 	@missing=""; for p in $(DEBS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
@@ -148,6 +158,7 @@ deps:
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
+	@tests/npm/install $(NPM_DIR)
 
 # Fuzz targets (clang + libFuzzer): one per decoder.  fuzz-smoke runs each
 # for a bounded number of inputs, as part of the test suite in CI.

@@ -4,7 +4,8 @@
  * host.  Started by bench/run, which brings the daemon pair and the Python
  * sidecar up.
  *
- *   bench [-g GATEWAYD_PID] [-p PY_SOCKET -P PY_PID] AGENT_SOCKET SCRATCH_DIR
+ *   bench [-m] [-H HTTP_PID] [-g GATEWAYD_PID] [-p PY_SOCKET -P PY_PID]
+ *	AGENT_SOCKET SCRATCH_DIR
  *
  * Baselines: a raw Unix-socket echo of a frame of the same size (a child
  * process, a thread per connection), the Python asyncio sidecar
@@ -13,11 +14,20 @@
  * record a commit).  The deny scenario runs against the echo, gatewayd
  * and the sidecar in interleaved rounds.  Next to every scenario: the CPU
  * time each process spent on it per request, from the per-thread
- * nanosecond counters of /proc/PID/task/TID/schedstat.
+ * nanosecond counters of /proc/PID/task/TID/schedstat, and this program's
+ * own (the clients', from getrusage): on a small machine they share the
+ * cores with what they measure.
+ *
+ * With -m, the gateway's catalog has mcp.read and mcp.write, tools of the
+ * trivial MCP server bench/mcp-server.c that the executor runs; with -H,
+ * http.read, a POST to the trivial HTTP server bench/http-server.c (its
+ * pid, for its CPU time).  bench/run passes them when this build's
+ * gatewayd took a config with those backends.
  *
  * Environment: BENCH_N (scale, default 2000), BENCH_ROUNDS (deny rounds,
  * default 3), BENCH_STRACE=1 (count gatewayd's and the executor's system
- * calls per deny with strace -c; slow, so apart from the timed runs).
+ * calls per deny, and per mcp write with -m, with strace -c; slow, so apart
+ * from the timed runs).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -28,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -47,10 +58,15 @@ enum target { T_ECHO, T_GATEWAY, T_PYTHON, N_TARGETS };
 static const char *target_names[N_TARGETS] = { "echo", "gatewayd", "python" };
 
 /* The processes whose CPU time is counted; P_TOOLS is the executor's
- * reaped children, the tools (clock ticks only: coarse). */
-enum proc { P_ECHO, P_GATEWAYD, P_EXECUTOR, P_PYTHON, P_TOOLS, N_PROCS };
+ * reaped children, the tools (clock ticks only: coarse); P_MCP the MCP
+ * server the executor keeps running, P_HTTP the HTTP server; P_CLIENTS
+ * this program, its client threads (getrusage: they have ended when it
+ * is read), which share the machine's cores with the rest. */
+enum proc { P_ECHO, P_GATEWAYD, P_EXECUTOR, P_PYTHON, P_TOOLS, P_MCP, P_HTTP,
+	P_CLIENTS, N_PROCS };
 static const char *proc_names[N_PROCS] = {
-	"echo", "gatewayd", "executor", "python", "tools"
+	"echo", "gatewayd", "executor", "python", "tools", "mcp server",
+	"http server", "clients"
 };
 static pid_t		 procs[N_PROCS];	/* 0: not measured */
 
@@ -58,6 +74,7 @@ static const char	*target_paths[N_TARGETS];
 static char		 echo_path[108];	/* sun_path's size */
 static volatile int	 run_seq;	/* makes keys distinct across passes */
 static int		 nrounds = 3;
+static int		 with_mcp, with_http;	/* -m, -H */
 
 static uint64_t
 now_ns(void)
@@ -132,7 +149,22 @@ roundtrip(int fd, const char *req, size_t len, char *ans, size_t anscap)
 }
 
 /* The frame for one call; 'kind' picks the scenario. */
-enum kind { K_DENY, K_READ, K_WRITE, K_REPLAY };
+enum kind { K_DENY, K_READ, K_WRITE, K_REPLAY, K_MCP_READ, K_MCP_WRITE,
+	K_HTTP_READ, N_KINDS };
+
+/* Each kind's tool (bench/run's catalog), and whether its args are unique. */
+static const struct {
+	const char	*tool;
+	int		 unique;
+} kinds[N_KINDS] = {
+	[K_DENY] =	{ "nope", 0 },
+	[K_READ] =	{ "read", 0 },
+	[K_WRITE] =	{ "write", 1 },
+	[K_REPLAY] =	{ "write", 0 },
+	[K_MCP_READ] =	{ "mcp.read", 0 },
+	[K_MCP_WRITE] =	{ "mcp.write", 1 },
+	[K_HTTP_READ] =	{ "http.read", 0 },
+};
 
 static size_t
 make_request(char *buf, size_t cap, enum kind k, int client, int i)
@@ -150,18 +182,20 @@ make_request(char *buf, size_t cap, enum kind k, int client, int i)
 	msgpack_pack_str_with_body(&pk, "op", 2);
 	msgpack_pack_str_with_body(&pk, "call", 4);
 	msgpack_pack_str_with_body(&pk, "run_id", 6);
-	/* Replays come from a fresh run each time: same key, no duplicate stop. */
+	/*
+	 * Writes and replays come from a fresh run each time: no budget or
+	 * duplicate stop.
+	 */
 	len = (size_t)snprintf(run, sizeof(run), "bench-%d-%d-%d", run_seq,
-	    client, k == K_REPLAY || k == K_WRITE ? i : 0);
+	    client, k == K_REPLAY || kinds[k].unique ? i : 0);
 	msgpack_pack_str_with_body(&pk, run, len);
 	msgpack_pack_str_with_body(&pk, "tool", 4);
-	msgpack_pack_str_with_body(&pk, k == K_DENY ? "nope" : k == K_READ ?
-	    "read" : "write", k == K_DENY ? 4 : k == K_READ ? 4 : 5);
+	msgpack_pack_str_with_body(&pk, kinds[k].tool, strlen(kinds[k].tool));
 	msgpack_pack_str_with_body(&pk, "args", 4);
 	msgpack_pack_map(&pk, 1);
 	msgpack_pack_str_with_body(&pk, "n", 1);
 	/* Distinct writes need distinct args; replays all share one. */
-	msgpack_pack_int64(&pk, k == K_WRITE ? ((int64_t)run_seq << 40) |
+	msgpack_pack_int64(&pk, kinds[k].unique ? ((int64_t)run_seq << 40) |
 	    ((int64_t)client << 24) | i : 0);
 	if (sb.size + 4 > cap) {
 		errno = EMSGSIZE;
@@ -271,6 +305,7 @@ struct tasks {
 struct cpusnap {
 	struct tasks	t[N_PROCS];
 	uint64_t	tools_ns;
+	uint64_t	self_ns;
 };
 
 /* Fields 'first' and 'first + 1' of a /proc stat line, 1-based, summed. */
@@ -352,11 +387,17 @@ snap_tasks(pid_t pid, struct tasks *t)
 static void
 snap_all(struct cpusnap *s)
 {
-	char	path[64];
-	int	i;
+	struct rusage	ru;
+	char		path[64];
+	int		i;
 
 	for (i = 0; i < N_PROCS; i++)
-		snap_tasks(i == P_TOOLS ? 0 : procs[i], &s->t[i]);
+		snap_tasks(i == P_TOOLS || i == P_CLIENTS ? 0 : procs[i],
+		    &s->t[i]);
+	getrusage(RUSAGE_SELF, &ru);
+	s->self_ns = ((uint64_t)ru.ru_utime.tv_sec + (uint64_t)
+	    ru.ru_stime.tv_sec) * 1000000000 + ((uint64_t)ru.ru_utime.tv_usec +
+	    (uint64_t)ru.ru_stime.tv_usec) * 1000;
 	s->tools_ns = 0;
 	if (procs[P_EXECUTOR] != 0) {
 		snprintf(path, sizeof(path), "/proc/%d/stat",
@@ -379,6 +420,8 @@ snap_delta(const struct cpusnap *a, const struct cpusnap *b, enum proc p)
 
 	if (p == P_TOOLS)
 		return b->tools_ns - a->tools_ns;
+	if (p == P_CLIENTS)
+		return b->self_ns - a->self_ns;
 	for (i = 0; i < tb->n; i++) {
 		was = 0;
 		for (j = 0; j < ta->n; j++)
@@ -531,11 +574,16 @@ combine(struct result *rs, int n)
 
 /* Printing. */
 
-static const enum proc	target_procs[N_TARGETS][4] = {
-	[T_ECHO] =	{ P_ECHO, N_PROCS },
-	[T_GATEWAY] =	{ P_GATEWAYD, P_EXECUTOR, P_TOOLS, N_PROCS },
-	[T_PYTHON] =	{ P_PYTHON, N_PROCS },
+/* Whose CPU time a row shows, up to N_PROCS. */
+static const enum proc	target_procs[N_TARGETS][5] = {
+	[T_ECHO] =	{ P_ECHO, P_CLIENTS, N_PROCS },
+	[T_GATEWAY] =	{ P_GATEWAYD, P_EXECUTOR, P_TOOLS, P_CLIENTS, N_PROCS },
+	[T_PYTHON] =	{ P_PYTHON, P_CLIENTS, N_PROCS },
 };
+static const enum proc	mcp_procs[] = { P_GATEWAYD, P_EXECUTOR, P_MCP,
+	P_CLIENTS, N_PROCS };
+static const enum proc	http_procs[] = { P_GATEWAYD, P_EXECUTOR, P_HTTP,
+	P_CLIENTS, N_PROCS };
 
 static void
 print_header(void)
@@ -546,7 +594,7 @@ print_header(void)
 
 static void
 print_row(const char *name, int clients, const struct result *r,
-    enum target tg, const char *extra)
+    const enum proc *list, const char *extra)
 {
 	const enum proc	*p;
 	double		 us;
@@ -554,16 +602,15 @@ print_row(const char *name, int clients, const struct result *r,
 	printf("%-13s %2d client%s %8.0f %9.1f %9.1f  ", name, clients,
 	    clients == 1 ? " " : "s", r->rate, (double)r->p50 / 1e3,
 	    (double)r->p99 / 1e3);
-	for (p = target_procs[tg]; *p != N_PROCS; p++) {
+	for (p = list; *p != N_PROCS; p++) {
 		us = (double)r->cpu[*p] / 1e3 / (double)r->requests;
 		/* The tools' time comes in clock ticks: no decimals. */
 		if (*p == P_TOOLS && r->cpu[*p] != 0)
 			printf(", tools ~%.0f", us);
 		else if (*p != P_TOOLS && procs[*p] == 0)
-			printf("%s %s -", p == target_procs[tg] ? "" : ",",
-			    proc_names[*p]);
+			printf("%s %s -", p == list ? "" : ",", proc_names[*p]);
 		else if (*p != P_TOOLS)
-			printf("%s %s %.1f", p == target_procs[tg] ? "" : ",",
+			printf("%s %s %.1f", p == list ? "" : ",",
 			    proc_names[*p], us);
 	}
 	printf("%s%s\n", extra ? "; " : "", extra ? extra : "");
@@ -607,7 +654,7 @@ deny_print(struct result res[N_TARGETS], int clients)
 	for (tg = 0; tg < N_TARGETS; tg++)
 		if (target_paths[tg] != NULL)
 			print_row(target_names[tg], clients, &res[tg],
-			    (enum target)tg, NULL);
+			    target_procs[tg], NULL);
 	printf("  gatewayd/echo rate %.2fx, p50 %.2fx", ratio(g->rate,
 	    e->rate), ratio((double)g->p50, (double)e->p50));
 	if (target_paths[T_PYTHON] != NULL)
@@ -640,7 +687,7 @@ target_line(const char *what, double got, const char *cmp, double want)
 {
 	int	met = cmp[0] == '>' ? got >= want : got <= want;
 
-	printf("  %-34s %5.2fx (target %s %.1fx): %s\n", what, got, cmp, want,
+	printf("  %-37s %5.2fx (target %s %.1fx): %s\n", what, got, cmp, want,
 	    met ? "met" : "not met");
 }
 
@@ -677,11 +724,11 @@ read_section(struct result echo[2], int n)
 	r = measure(T_GATEWAY, K_READ, 1, n / 4);
 	snprintf(extra, sizeof(extra), "rate %.3fx echo", ratio(r.rate,
 	    echo[0].rate));
-	print_row("read", 1, &r, T_GATEWAY, extra);
+	print_row("read", 1, &r, target_procs[T_GATEWAY], extra);
 	r = measure(T_GATEWAY, K_READ, MAX_CLIENTS, n / 32);
 	snprintf(extra, sizeof(extra), "rate %.3fx echo", ratio(r.rate,
 	    echo[1].rate));
-	print_row("read", MAX_CLIENTS, &r, T_GATEWAY, extra);
+	print_row("read", MAX_CLIENTS, &r, target_procs[T_GATEWAY], extra);
 }
 
 /* Raw LMDB: one small put per commit, default (synchronous) durability. */
@@ -732,18 +779,206 @@ write_section(const char *scratch, int n)
 	print_header();
 	r = measure(T_GATEWAY, K_WRITE, 1, n / 8);
 	snprintf(extra, sizeof(extra), "rate %.2fx LMDB", ratio(r.rate, commits));
-	print_row("durable write", 1, &r, T_GATEWAY, extra);
+	print_row("durable write", 1, &r, target_procs[T_GATEWAY], extra);
 	r = measure(T_GATEWAY, K_WRITE, MAX_CLIENTS, n / 16);
 	snprintf(extra, sizeof(extra), "rate %.2fx LMDB", ratio(r.rate, commits));
-	print_row("durable write", MAX_CLIENTS, &r, T_GATEWAY, extra);
+	print_row("durable write", MAX_CLIENTS, &r, target_procs[T_GATEWAY],
+	    extra);
 	/* One write first so the replays have a done key. */
 	measure(T_GATEWAY, K_REPLAY, 1, 1);
 	r = measure(T_GATEWAY, K_REPLAY, 1, n / 2);
 	snprintf(extra, sizeof(extra), "rate %.2fx LMDB", ratio(r.rate, commits));
-	print_row("replay", 1, &r, T_GATEWAY, extra);
+	print_row("replay", 1, &r, target_procs[T_GATEWAY], extra);
 }
 
-/* System calls per deny (BENCH_STRACE=1): strace -c on each daemon. */
+/*
+ * A child of 'parent': the executor is gatewayd's child; the MCP server
+ * the executor's, named by its command (the kernel keeps 15 characters
+ * of it), or its start; NULL: any.
+ */
+static pid_t
+find_child(pid_t parent, const char *comm)
+{
+	struct dirent	*de;
+	char		 path[300], line[512], *p, *name, state;
+	DIR		*d;
+	FILE		*f;
+	pid_t		 found = 0;
+	int		 ppid;
+
+	if ((d = opendir("/proc")) == NULL)
+		return 0;
+	while (found == 0 && (de = readdir(d)) != NULL) {
+		if (de->d_name[0] < '1' || de->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+		if ((f = fopen(path, "r")) == NULL)
+			continue;
+		p = fgets(line, sizeof(line), f);
+		fclose(f);
+		if (p == NULL || (name = strchr(line, '(')) == NULL ||
+		    (p = strrchr(line, ')')) == NULL)
+			continue;
+		*p = '\0';
+		if (sscanf(p + 1, " %c %d", &state, &ppid) == 2 &&
+		    ppid == (int)parent && (comm == NULL ||
+		    strncmp(name + 1, comm, strlen(comm)) == 0))
+			found = (pid_t)atoi(de->d_name);
+	}
+	closedir(d);
+	return found;
+}
+
+/* The other backends: mcp and http (issue 10). */
+
+/* Issue 10's ratios, for its targets; 0 when not measured. */
+struct backend_ratios {
+	double	mcp_read[2];	/* 1 and 32 clients, rate vs echo */
+	double	mcp_write[2];	/* rate vs LMDB commits */
+	double	http_read[2];	/* rate vs echo */
+};
+
+/* One scenario against gatewayd, its row, and its rate over 'base'. */
+static double
+scenario(const char *name, enum kind k, int clients, int per_client,
+    const enum proc *list, const char *vs, double base)
+{
+	struct result	r;
+	char		extra[64];
+
+	r = measure(T_GATEWAY, k, clients, per_client);
+	snprintf(extra, sizeof(extra), "rate %.3fx %s", ratio(r.rate, base),
+	    vs);
+	print_row(name, clients, &r, list, extra);
+	return ratio(r.rate, base);
+}
+
+/* An answer's string field 'key' into buf ("" when none). */
+static void
+answer_field(const char *ans, size_t n, const char *key, char *buf,
+    size_t len)
+{
+	msgpack_unpacked	 u;
+	msgpack_object_kv	*kv;
+	uint32_t		 i;
+	size_t			 l;
+
+	buf[0] = '\0';
+	msgpack_unpacked_init(&u);
+	if (msgpack_unpack_next(&u, ans, n, NULL) == MSGPACK_UNPACK_SUCCESS &&
+	    u.data.type == MSGPACK_OBJECT_MAP)
+		for (i = 0; i < u.data.via.map.size; i++) {
+			kv = &u.data.via.map.ptr[i];
+			if (kv->key.type != MSGPACK_OBJECT_STR ||
+			    kv->val.type != MSGPACK_OBJECT_STR ||
+			    kv->key.via.str.size != strlen(key) ||
+			    memcmp(kv->key.via.str.ptr, key, strlen(key)) != 0)
+				continue;
+			l = kv->val.via.str.size < len - 1 ?
+			    kv->val.via.str.size : len - 1;
+			memcpy(buf, kv->val.via.str.ptr, l);
+			buf[l] = '\0';
+		}
+	msgpack_unpacked_destroy(&u);
+}
+
+/*
+ * A backend's server may still be starting (the executor answers
+ * error/unavailable meanwhile): ask until it answers, for 15 seconds.
+ * Any answer but ok is said, and ends the scenario.
+ */
+static int
+wait_ok(enum kind k)
+{
+	char	req[512], ans[65536], status[32], error[64], msg[256];
+	size_t	len, n;
+	int	fd, i;
+
+	fd = dial(target_paths[T_GATEWAY]);
+	for (i = 0; i < 300; i++) {
+		len = make_request(req, sizeof(req), k, MAX_CLIENTS, i);
+		n = roundtrip(fd, req, len, ans, sizeof(ans));
+		answer_field(ans, n, "status", status, sizeof(status));
+		answer_field(ans, n, "error", error, sizeof(error));
+		if (strcmp(status, "ok") == 0 ||
+		    strcmp(error, "unavailable") != 0)
+			break;
+		usleep(50000);
+	}
+	close(fd);
+	if (strcmp(status, "ok") == 0)
+		return 1;
+	answer_field(ans, n, "message", msg, sizeof(msg));
+	printf("  %s answered %s/%s (%s): no scenarios\n", kinds[k].tool,
+	    status, error, msg);
+	return 0;
+}
+
+static void
+mcp_section(struct result echo[2], const char *scratch, int n,
+    struct backend_ratios *br)
+{
+	char	dir[512];
+	double	commits;
+
+	printf("\nmcp: tools of the trivial MCP server (bench/mcp-server.c, one"
+	    " process the\nexecutor keeps running, answers at once); reads"
+	    " against the echo rate above\n");
+	if (!wait_ok(K_MCP_READ))
+		return;
+	procs[P_MCP] = find_child(procs[P_EXECUTOR], "bench-mcp-serv");
+	print_header();
+	br->mcp_read[0] = scenario("mcp read", K_MCP_READ, 1, n / 2, mcp_procs,
+	    "echo", echo[0].rate);
+	br->mcp_read[1] = scenario("mcp read", K_MCP_READ, MAX_CLIENTS,
+	    n / 16, mcp_procs, "echo", echo[1].rate);
+	/* Measured again next to them: the disk's mood changes by the minute. */
+	snprintf(dir, sizeof(dir), "%s/lmdb-baseline-mcp", scratch);
+	commits = lmdb_commits(dir, n / 4);
+	printf("durable writes, unique args, against raw LMDB commits measured"
+	    " just now (%.0f/s)\n", commits);
+	br->mcp_write[0] = scenario("mcp write", K_MCP_WRITE, 1, n / 8,
+	    mcp_procs, "LMDB", commits);
+	br->mcp_write[1] = scenario("mcp write", K_MCP_WRITE, MAX_CLIENTS,
+	    n / 16, mcp_procs, "LMDB", commits);
+}
+
+static void
+http_section(struct result echo[2], int n, struct backend_ratios *br)
+{
+	printf("\nhttp: a POST to the trivial HTTP server (bench/http-server.c,"
+	    " 127.0.0.1,\nkeep-alive, answers {}), against the echo rate"
+	    " above\n");
+	if (!wait_ok(K_HTTP_READ))
+		return;
+	print_header();
+	br->http_read[0] = scenario("http read", K_HTTP_READ, 1, n / 2,
+	    http_procs, "echo", echo[0].rate);
+	br->http_read[1] = scenario("http read", K_HTTP_READ, MAX_CLIENTS,
+	    n / 16, http_procs, "echo", echo[1].rate);
+}
+
+/* Issue 10's targets, as informational as issue 9's. */
+static void
+backend_targets_print(const struct backend_ratios *br)
+{
+	printf("\nissue 10 targets, informational\n");
+	if (!with_mcp || br->mcp_read[1] == 0) {
+		printf("  no mcp scenarios in this run\n");
+		return;
+	}
+	target_line("mcp read, 32 clients, rate vs echo:", br->mcp_read[1],
+	    ">=", 0.3);
+	target_line("mcp write, 1 client, rate vs LMDB:", br->mcp_write[0],
+	    ">=", 0.4);
+	target_line("mcp write, 32 clients, rate vs LMDB:", br->mcp_write[1],
+	    ">=", 2.0);
+}
+
+/*
+ * System calls per deny, and per mcp write (BENCH_STRACE=1): strace -c on
+ * each daemon.
+ */
 
 static pid_t
 strace_start(pid_t pid, const char *out)
@@ -815,7 +1050,8 @@ strace_print(const char *name, const char *path, uint64_t requests)
 }
 
 static void
-strace_deny(const char *scratch, int clients, int per_client)
+strace_scenario(const char *scratch, enum kind k, const char *what,
+    int clients, int per_client)
 {
 	static const enum proc	which[2] = { P_GATEWAYD, P_EXECUTOR };
 	struct result		r;
@@ -837,48 +1073,19 @@ strace_deny(const char *scratch, int clients, int per_client)
 			st[i] = 0;
 		}
 	}
-	r = measure(T_GATEWAY, K_DENY, clients, per_client);
+	r = measure(T_GATEWAY, k, clients, per_client);
 	for (i = 0; i < 2; i++)
 		if (st[i] != 0) {
 			kill(st[i], SIGINT);
 			waitpid(st[i], NULL, 0);
 		}
-	printf("\nsyscalls per deny, %d client%s (strace -c -f; under strace,"
-	    " so no timing):\n", clients, clients == 1 ? "" : "s");
+	printf("\nsyscalls per %s, %d client%s (strace -c -f; under strace,"
+	    " so no timing):\n", what, clients, clients == 1 ? "" : "s");
 	for (i = 0; i < 2; i++)
 		if (st[i] != 0)
 			strace_print(proc_names[which[i]], out[i], r.requests);
 }
 
-/* The executor: gatewayd's child. */
-static pid_t
-find_child(pid_t parent)
-{
-	struct dirent	*de;
-	char		 path[300], line[512], *p, state;
-	DIR		*d;
-	FILE		*f;
-	pid_t		 found = 0;
-	int		 ppid;
-
-	if ((d = opendir("/proc")) == NULL)
-		return 0;
-	while (found == 0 && (de = readdir(d)) != NULL) {
-		if (de->d_name[0] < '1' || de->d_name[0] > '9')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
-		if ((f = fopen(path, "r")) == NULL)
-			continue;
-		p = fgets(line, sizeof(line), f);
-		fclose(f);
-		if (p != NULL && (p = strrchr(line, ')')) != NULL &&
-		    sscanf(p + 1, " %c %d", &state, &ppid) == 2 &&
-		    ppid == (int)parent)
-			found = (pid_t)atoi(de->d_name);
-	}
-	closedir(d);
-	return found;
-}
 
 static void
 print_load(const char *when)
@@ -898,8 +1105,9 @@ print_load(const char *when)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: bench [-g GATEWAYD_PID] [-p PY_SOCKET"
-	    " -P PY_PID] AGENT_SOCKET SCRATCH_DIR\n");
+	fprintf(stderr, "usage: bench [-m] [-H HTTP_PID] [-g GATEWAYD_PID]"
+	    " [-p PY_SOCKET -P PY_PID]\n             AGENT_SOCKET"
+	    " SCRATCH_DIR\n");
 	exit(2);
 }
 
@@ -908,8 +1116,15 @@ setup(int argc, char *argv[])
 {
 	int	ch;
 
-	while ((ch = getopt(argc, argv, "g:p:P:")) != -1) {
+	while ((ch = getopt(argc, argv, "g:H:mp:P:")) != -1) {
 		switch (ch) {
+		case 'H':
+			with_http = 1;
+			procs[P_HTTP] = (pid_t)atoi(optarg);
+			break;
+		case 'm':
+			with_mcp = 1;
+			break;
 		case 'g':
 			procs[P_GATEWAYD] = (pid_t)atoi(optarg);
 			break;
@@ -926,8 +1141,9 @@ setup(int argc, char *argv[])
 	if (argc - optind != 2)
 		usage();
 	target_paths[T_GATEWAY] = argv[optind];
+	procs[P_CLIENTS] = getpid();
 	if (procs[P_GATEWAYD] != 0)
-		procs[P_EXECUTOR] = find_child(procs[P_GATEWAYD]);
+		procs[P_EXECUTOR] = find_child(procs[P_GATEWAYD], NULL);
 	if (getenv("BENCH_ROUNDS") != NULL)
 		nrounds = atoi(getenv("BENCH_ROUNDS"));
 	if (nrounds < 1 || nrounds > MAX_ROUNDS)
@@ -939,6 +1155,7 @@ main(int argc, char *argv[])
 {
 	static struct result	deny[2][N_TARGETS];
 	struct result		echo[2];
+	struct backend_ratios	br;
 	const char		*scratch;
 	int			n = 2000;
 
@@ -957,10 +1174,22 @@ main(int argc, char *argv[])
 	echo[1] = deny[1][T_ECHO];
 	read_section(echo, n);
 	write_section(scratch, n);
+	memset(&br, 0, sizeof(br));
+	if (with_mcp)
+		mcp_section(echo, scratch, n, &br);
+	if (with_http)
+		http_section(echo, n, &br);
 	targets_print(deny);
+	backend_targets_print(&br);
 	if (getenv("BENCH_STRACE") != NULL && *getenv("BENCH_STRACE") != '0') {
-		strace_deny(scratch, 1, n / 2);
-		strace_deny(scratch, MAX_CLIENTS, n / 16);
+		strace_scenario(scratch, K_DENY, "deny", 1, n / 2);
+		strace_scenario(scratch, K_DENY, "deny", MAX_CLIENTS, n / 16);
+		if (with_mcp && br.mcp_write[0] != 0) {
+			strace_scenario(scratch, K_MCP_WRITE, "mcp write", 1,
+			    n / 8);
+			strace_scenario(scratch, K_MCP_WRITE, "mcp write",
+			    MAX_CLIENTS, n / 16);
+		}
 	}
 	print_load("at the end");
 	stop_echo();

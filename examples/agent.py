@@ -110,3 +110,38 @@ ctl("writes", "enable")
 time.sleep(0.1)
 show("call ticket.reopen {ticket_id: T-8} again", a.rpc(op="call", run_id="run-7", tool="ticket.reopen",
                                                        args={"ticket_id": "T-8"}))
+
+def mcp_show(what, resp):
+    """show(), with each text item of an MCP result cut short: the
+    structuredContent beside it says the same."""
+    res = resp.get("result")
+    if isinstance(res, dict) and isinstance(res.get("content"), list):
+        res = dict(res, content=[dict(c, text=c["text"][:24] + "...") if len(c.get("text", "")) > 24
+                                 else c for c in res["content"]])
+        resp = dict(resp, result=res)
+    show(what, resp)
+
+
+section("an MCP server behind the gate (the reference server-memory from npm)")
+if os.environ.get("DEMO_MCP") != "1":
+    print("  skipped: no node or no server-memory in .cache/npm (make deps installs them)")
+    sys.exit(0)
+# The executor starts the server and keeps it running; until it has
+# answered initialize and tools/list, calls are error/unavailable.
+for i in range(100):
+    r = a.rpc(op="call", run_id="run-mcp-%d" % i, tool="memory.search", args={"query": "T-1042"})
+    if r.get("error") != "unavailable":
+        break
+    time.sleep(0.1)
+mcp_show("call memory.search {query: T-1042}", r)
+remember = {"entities": [{"name": "T-1042", "entityType": "ticket",
+                          "observations": ["closed after the customer confirmed"]}]}
+mcp_show("call memory.remember (create_entities) in run-8", a.rpc(op="call", run_id="run-8", tool="memory.remember",
+                                                              args=remember))
+mcp_show("same write from run-9 (a retrying agent)", a.rpc(op="call", run_id="run-9", tool="memory.remember",
+                                                      args=remember))
+r = a.rpc(op="call", run_id="run-10", tool="memory.search", args={"query": "T-1042"})
+mcp_show("call memory.search {query: T-1042}", r)
+show("call memory.forget (a server tool the catalog does not name)",
+     a.rpc(op="call", run_id="run-10", tool="memory.forget", args={"entityNames": ["T-1042"]}))
+ctl("tools")

@@ -438,7 +438,11 @@ test_example(void)
 	ASSERT(c != NULL);
 	ASSERT(c->ncatalog > 0);
 	for (i = 0; i < c->ncatalog; i++)
-		ASSERT_EQ_INT(c->catalog[i].argv[0][0], '/');
+		if (c->catalog[i].backend == TB_EXEC)
+			ASSERT_EQ_INT(c->catalog[i].argv[0][0], '/');
+	/* Its MCP server's command too (make demo's server-memory). */
+	for (i = 0; i < c->nmcp_servers; i++)
+		ASSERT_EQ_INT(c->mcp_servers[i].argv[0][0], '/');
 	if (policy_tool(c, "kb.read") != NULL)
 		ASSERT(beside(policy_tool(c, "kb.read")->argv[0],
 		    "examples/toolgate.yaml", "tools/kb-read"));
