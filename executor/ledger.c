@@ -257,6 +257,60 @@ out:
 }
 
 int
+ledger_run_del(struct store_txn *txn, const char *tenant,
+    const char *run_id, const char *key)
+{
+	msgpack_unpacked	 u;
+	msgpack_sbuffer		 sb;
+	msgpack_packer		 pk;
+	const msgpack_object	*keys;
+	char			 rk[MAX_KEY];
+	struct store_val	 k, v;
+	size_t			 off = 0;
+	uint32_t		 i, n, left = 0;
+	int			 rc;
+
+	if (run_key(rk, sizeof(rk), tenant, run_id, &k) == -1)
+		return STORE_BADSIZE;
+	if ((rc = stx_get(txn, DB_RUNS, &k, &v)) != 0)
+		return rc == STORE_NOTFOUND ? 0 : rc;
+	msgpack_unpacked_init(&u);
+	/* Damaged: left as it is, which refuses further writes in the run. */
+	if (msgpack_unpack_next(&u, v.data, v.size, &off) !=
+	    MSGPACK_UNPACK_SUCCESS || u.data.type != MSGPACK_OBJECT_ARRAY ||
+	    u.data.via.array.size != 2 ||
+	    u.data.via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+	    u.data.via.array.ptr[1].type != MSGPACK_OBJECT_ARRAY) {
+		msgpack_unpacked_destroy(&u);
+		return 0;
+	}
+	keys = &u.data.via.array.ptr[1];
+	n = keys->via.array.size;
+	for (i = 0; i < n; i++)
+		if (!mp_streq(&keys->via.array.ptr[i], key))
+			left++;
+	if (left == n) {
+		msgpack_unpacked_destroy(&u);
+		return 0;
+	}
+	/* The run record stays, empty or not: its expiry entry is kept. */
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_array(&pk, 2);
+	msgpack_pack_object(&pk, u.data.via.array.ptr[0]);
+	msgpack_pack_array(&pk, left);
+	for (i = 0; i < n; i++)
+		if (!mp_streq(&keys->via.array.ptr[i], key))
+			msgpack_pack_object(&pk, keys->via.array.ptr[i]);
+	v.data = sb.data;
+	v.size = sb.size;
+	rc = stx_put(txn, DB_RUNS, &k, &v);
+	msgpack_sbuffer_destroy(&sb);
+	msgpack_unpacked_destroy(&u);
+	return rc;
+}
+
+int
 ledger_run_has(struct store_txn *txn, const char *tenant,
     const char *run_id, const char *key)
 {

@@ -85,6 +85,15 @@ int		 ledger_run_add(struct store_txn *, const char *tenant,
 		    const char *run_id, const char *key, uint64_t max_writes,
 		    int again, uint64_t clock_ms, uint64_t now_ms);
 
+/*
+ * Take key out of the run again: its write was never sent (the backend
+ * could not reach the tool), so it neither counts against the run's
+ * budget nor makes the same write in the run a duplicate.  0 when the
+ * run or the key is not there.
+ */
+int		 ledger_run_del(struct store_txn *, const char *tenant,
+		    const char *run_id, const char *key);
+
 /* 1 when the run has written the key already, 0 when not, or an error. */
 int		 ledger_run_has(struct store_txn *, const char *tenant,
 		    const char *run_id, const char *key);

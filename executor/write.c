@@ -69,6 +69,8 @@ struct wop {
 	struct callq		 waiters;	/* identical calls waiting */
 	enum { W_INTENT, W_RUNNING, W_OUTCOME } phase;
 	int			 queued;
+	/* The backend sent nothing (unavailable, tool_changed). */
+	int			 unsent;
 	enum verdict		 verdict;	/* of the intent transaction */
 	struct ledger_rec	 rec;		/* intent, then outcome */
 	struct ledger_rec	 found;		/* V_REPLAY, V_IN_DOUBT: the record */
@@ -213,11 +215,13 @@ write_done(const struct tool_outcome *r, void *arg)
 		break;
 	case TR_UNAVAILABLE:
 		/* Nothing was sent: the key may run again. */
+		w->unsent = 1;
 		w->rec.state = L_FAILED;
 		wop_outcome(w, ST_ERROR, E_UNAVAILABLE, r);
 		break;
 	case TR_CHANGED:
 		/* Refused before anything was sent, like unavailable. */
+		w->unsent = 1;
 		w->rec.state = L_FAILED;
 		wop_outcome(w, ST_DENIED, R_TOOL_CHANGED, r);
 		break;
@@ -442,9 +446,18 @@ batch_txn(struct store_txn *txn, void *arg)
 	TAILQ_FOREACH(w, b->q, qentry) {
 		if (b->outcomes != (w->phase == W_OUTCOME))
 			continue;
-		if (b->outcomes)
+		if (b->outcomes) {
 			rc = ledger_put(txn, w->key, &w->rec);
-		else
+			/*
+			 * Never sent: the run may ask again, as if it had
+			 * not asked.  A resumed write keeps its place: its
+			 * approval is spent either way.
+			 */
+			if (rc == 0 && w->unsent && w->first->approval_id ==
+			    NULL)
+				rc = ledger_run_del(txn, w->first->tenant,
+				    w->first->run_id, w->key);
+		} else
 			rc = intent_txn(txn, w);
 		if (rc != 0)
 			return rc;

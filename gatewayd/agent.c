@@ -445,9 +445,14 @@ call_answered(const struct proto_msg *m, void *arg)
 	status = mp_get(resp, "status");
 	if (status == NULL)
 		fatalx("executor answered without a status");
-	/* Unavailable: it never started, and may be retried in its run. */
-	if (r->wtool != NULL && mp_streq(status, ST_ERROR) &&
-	    mp_streq(mp_get(resp, "error"), E_UNAVAILABLE) &&
+	/*
+	 * Unavailable, or a tool whose definition changed: it was never
+	 * sent, and may be asked again in its run.
+	 */
+	if (r->wtool != NULL && ((mp_streq(status, ST_ERROR) &&
+	    mp_streq(mp_get(resp, "error"), E_UNAVAILABLE)) ||
+	    (mp_streq(status, ST_DENIED) &&
+	    mp_streq(mp_get(resp, "stop_reason"), R_TOOL_CHANGED))) &&
 	    (run = run_get(c->pr->tenant, r->run_id, 0)) != NULL)
 		run_unwrite(run, r->wtool, r->whash);
 	if (mp_streq(status, ST_STOPPED) && r->run_id != NULL &&

@@ -259,6 +259,32 @@ def unreachable_is_unavailable_and_plain_http_works():
 
 
 @test
+def a_write_never_sent_may_be_asked_again_in_its_run():
+    """Regression: an unavailable write kept its place in the run, so the
+    same write asked again in the run was stopped as a duplicate ("this
+    write already ran in this run") and it used up the run's budget."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    with Api() as api, Daemon(writes_config({
+            "down.w": {"mode": "write",
+                       "http": {"url": "https://127.0.0.1:%d/x" % port}},
+            "up.w": http_tool(api, "/echo", mode="write")},
+            limits={"max_output": MAX_OUTPUT},
+            budgets={"max_writes_per_run": 1})) as d:
+        c = d.client()
+        for _ in range(3):
+            r = c.call("down.w", {"a": 1}, run_id="again")
+            assert r["status"] == "error" and r["error"] == "unavailable", r
+        # The run's one write is still there to use.
+        r = c.call("up.w", {"b": 2}, run_id="again")
+        assert r["status"] == "ok", r
+        r = c.call("up.w", {"b": 3}, run_id="again")
+        assert r["status"] == "stopped" and r["stop_reason"] == "budget_exceeded", r
+
+
+@test
 def a_slow_answer_is_a_timeout():
     with Api() as api, Daemon(http_conf({
             "slow": http_tool(api, "/slow/3", timeout_ms=500),

@@ -18,6 +18,7 @@ TOOLS = {
     # catalog name: (server's tool, mode, extra)
     "m.echo": ("echo", "read", {}),
     "m.rec": ("record", "write", {}),
+    "m.note": ("note", "write", {}),
     "m.rec.crash": ("record.crash", "write", {}),
     "m.slow": ("slow", "read", {"timeout_ms": 10000}),
     "m.crash": ("crash", "read", {}),
@@ -297,6 +298,32 @@ def a_changed_definition_is_denied_until_accepted():
         r = d.client().call("m.echo", {"x": 1}, run_id="ch3")
         assert r["status"] == "ok", r
         assert len(tool_calls(f, "echo")) == sent + 1
+
+
+@test
+def a_changed_write_is_not_sent_and_runs_once_accepted():
+    """Regression: a write denied tool_changed kept its place in the run,
+    so once the operator accepted the tool, the same write in the same run
+    was stopped as a duplicate of one that never ran."""
+    f = Files()
+    with Daemon(mcp_conf(f)) as d:
+        wait_ready(d)
+        open(f.state, "w").close()
+        assert d.client().call("m.change", {}, run_id="cw0")["status"] == "ok"
+        wait_for(lambda: {t["name"]: t for t in d.ctl_json("tools")}["m.note"]["state"] == "changed",
+                 what="state changed")
+        c = d.client()
+        for _ in range(2):
+            r = c.call("m.note", {"n": 1}, run_id="cw")
+            assert r["status"] == "denied" and r["stop_reason"] == "tool_changed", r
+        assert f.effects_lines() == [], f.effects_lines()
+        rc, out, err = d.ctl("tools", "accept", "m.note")
+        assert rc == 0, (rc, out, err)
+        r = c.call("m.note", {"n": 1}, run_id="cw")
+        assert r["status"] == "ok" and r["replayed"] is False, r
+        r = c.call("m.note", {"n": 1}, run_id="cw2")
+        assert r["status"] == "ok" and r["replayed"] is True, r
+        assert len(f.effects_lines()) == 1, f.effects_lines()
 
 
 @test
