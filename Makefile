@@ -27,8 +27,8 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS	+= -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 \
 	   -Wstrict-prototypes -Wmissing-prototypes -g $(OPT) \
 	   -D_GNU_SOURCE -D_FORTIFY_SOURCE=2 -fstack-protector-strong $(SANFLAGS) \
-	   -I. $(PKG_CFLAGS)
-LDFLAGS	+= $(SANFLAGS)
+	   -pthread -I. $(PKG_CFLAGS)
+LDFLAGS	+= $(SANFLAGS) -pthread
 LDLIBS	+= $(PKG_LIBS)
 
 # Each process folder has one file with main(); everything else goes into

@@ -38,6 +38,7 @@
 #include "common/xmalloc.h"
 #include "executor/executor.h"
 #include "executor/store.h"
+#include "executor/syncer.h"
 
 #define SEQ_BLOCK	4096
 #define SEQ_KEY		"audit_seq"
@@ -49,6 +50,7 @@ static uint64_t		 audit_seq;	/* the last one written */
 static uint64_t		 seq_reserved;	/* numbers up to this are ours */
 static struct event	*sync_ev;
 static int		 sync_due;
+static int		 sync_begun;	/* on the sync thread (syncer.c) */
 static int		 audit_down;	/* the last write or sync failed */
 static int		 audit_errno;	/* why */
 static int		 sync_failed;	/* down since an fdatasync failed */
@@ -468,6 +470,42 @@ audit_write(const struct audit_rec *r, int sync)
 		event_active(sync_ev, EV_TIMEOUT, 0);
 	}
 	return 0;
+}
+
+/*
+ * The records written so far start for the disk on the sync thread, while
+ * the caller commits the ledger; audit_sync_end() waits for them.  Records
+ * written in between are not covered: the loop thread writes none, it is
+ * inside the commit.
+ */
+void
+audit_sync_begin(void)
+{
+	(void)batch_write();
+	sync_due = 0;
+	if (audit_fd == -1)
+		return;
+	syncer_begin(audit_fd);
+	sync_begun = 1;
+}
+
+/* -1 if the records written before audit_sync_begin() may not be on disk. */
+int
+audit_sync_end(void)
+{
+	if (!sync_begun)
+		return -1;
+	sync_begun = 0;
+	if (syncer_wait() == -1) {
+		set_down(errno);
+		sync_failed = 1;
+		return -1;
+	}
+	if (sync_failed) {
+		sync_failed = 0;
+		set_up();
+	}
+	return audit_down ? -1 : 0;
 }
 
 /*

@@ -59,6 +59,7 @@
 #include "common/util.h"
 #include "common/xmalloc.h"
 #include "proto/proto.h"
+#include "executor/syncer.h"
 #include "executor/admit.h"
 #include "executor/approval.h"
 #include "executor/backend.h"
@@ -753,6 +754,7 @@ teardown(void)
 	peers_shutdown();
 	budget_shutdown();
 	backends_shutdown();
+	syncer_shutdown();
 	audit_close();
 	store_close(ex->store);
 	sigevents_free(sigev, sizeof(sigev) / sizeof(sigev[0]));
@@ -790,6 +792,7 @@ main(int argc, char *argv[])
 	    event_base_priority_init(ex->base, 2) == -1)
 		fatalx("event_base_new");
 	audit_open(ex->conf->state_dir, ex->base);
+	syncer_init();
 	gw_open();
 	modules_init();
 	signals_init();

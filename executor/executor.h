@@ -78,6 +78,13 @@ void	audit_open(const char *state_dir, struct event_base *);
  */
 int	audit_write(const struct audit_rec *, int sync);
 /* Sync what was written now: 0, or -1 when it may not be on disk. */
+/*
+ * The same, in two halves around a ledger commit: the fdatasync runs on
+ * the sync thread meanwhile (syncer.h).  end: 0, or -1 if they may not be
+ * on disk.
+ */
+void	audit_sync_begin(void);
+int	audit_sync_end(void);
 int	audit_sync(void);
 int	audit_flush(void);
 /* The last record was written: calls may run. */

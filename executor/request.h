@@ -36,6 +36,13 @@ struct call {
 	char			*approver;	/* set when an approval let it run */
 	char			*approval_id;	/* ... and which one: a resume,
 						   whose repeats replay */
+	/*
+	 * The answer's audit record was written ahead (answer_preaudit:
+	 * a write's outcome, before the commit it is synced beside) and
+	 * audit_rc is what writing it returned.
+	 */
+	int			 audited;
+	int			 audit_rc;
 };
 
 TAILQ_HEAD(callq, call);

@@ -165,6 +165,23 @@ answer_failed(struct call *c, const struct tool_outcome *o)
 	answer_send(c, &r, -1);
 }
 
+/* The record answer(c, r, replayed) writes. */
+static int
+answer_audit(struct call *c, const struct response *r, int replayed)
+{
+	if (c->audited)
+		return c->audit_rc;
+	return call_audit(c, r->status, r->reason, replayed ? "replayed" :
+	    NULL, c->idem_key != NULL && !replayed);
+}
+
+void
+answer_preaudit(struct call *c, const struct response *r, int replayed)
+{
+	c->audit_rc = answer_audit(c, r, replayed);
+	c->audited = 1;
+}
+
 void
 answer(struct call *c, const struct response *r, int replayed)
 {
@@ -174,8 +191,7 @@ answer(struct call *c, const struct response *r, int replayed)
 	 * its intent record is in the log and its outcome in the ledger,
 	 * which replays it.
 	 */
-	if (call_audit(c, r->status, r->reason, replayed ? "replayed" : NULL,
-	    c->idem_key != NULL && !replayed) == -1 &&
+	if (answer_audit(c, r, replayed) == -1 &&
 	    (replayed || c->idem_key == NULL)) {
 		answer_refuse(c, ST_ERROR, E_UNAVAILABLE, c->idem_key == NULL ?
 		    "the audit log cannot be written: the result is withheld" :

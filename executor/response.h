@@ -51,6 +51,12 @@ char	*response_pack(const struct response *, size_t *len);
  * refusal that stops a run stops it for us too.
  */
 void	answer(struct call *c, const struct response *r, int replayed);
+/*
+ * Write the audit record answer(c, r, replayed) would, now: it reaches
+ * the disk with what is synced next, and answer() later writes none.
+ */
+void	answer_preaudit(struct call *c, const struct response *r,
+	    int replayed);
 /* Answer with a refusal: denied/stopped carry stop_reason, error error. */
 void	answer_refuse(struct call *, const char *status, const char *reason,
 	    const char *message);

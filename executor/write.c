@@ -56,6 +56,7 @@ enum verdict {
 	V_DUPLICATE,		/* per caller: the run wrote this key already */
 	V_BUDGET,		/* per caller: the run has used its writes */
 	V_USED,			/* per caller: the approval was used up */
+	V_UNLOGGED,		/* recorded, but its audit record was not synced */
 };
 
 /* One write per idempotency key in flight, however many callers. */
@@ -377,9 +378,12 @@ write_conn_gone(uint64_t conn)
 	return n;
 }
 
+#define B_OUTCOMES	0x1
+#define B_INTENTS	0x2
+
 struct batch {
 	struct wopq	*q;
-	int		 outcomes;	/* this transaction: outcomes or intents */
+	int		 what;		/* this transaction: B_OUTCOMES, B_INTENTS */
 };
 
 /*
@@ -444,9 +448,10 @@ batch_txn(struct store_txn *txn, void *arg)
 	int		 rc;
 
 	TAILQ_FOREACH(w, b->q, qentry) {
-		if (b->outcomes != (w->phase == W_OUTCOME))
+		if (!(b->what & (w->phase == W_OUTCOME ? B_OUTCOMES :
+		    B_INTENTS)))
 			continue;
-		if (b->outcomes) {
+		if (w->phase == W_OUTCOME) {
 			rc = ledger_put(txn, w->key, &w->rec);
 			/*
 			 * Never sent: the run may ask again, as if it had
@@ -493,16 +498,13 @@ intent_done(struct wop *w)
 	case V_USED:
 		wop_refused(w, w->verdict);
 		break;
+	case V_UNLOGGED:
+		wop_refuse_all(w, ST_ERROR, E_UNAVAILABLE, AUDIT_DOWN_MSG);
+		break;
 	}
 }
 
-/*
- * A write's intent is audited, and synced, before it goes to the ledger:
- * no tool runs that the log does not name.  The record goes first so
- * that when it cannot be written nothing at all is recorded (a ledger
- * intent without its tool would read as in doubt).  The intents of q whose
- * records are not durable are refused and taken out of q.
- */
+/* The audit record of w's intent (audit_intents). */
 static int
 intent_record(const struct wop *w)
 {
@@ -525,17 +527,16 @@ intent_record(const struct wop *w)
 }
 
 /*
- * A write's intent is audited, and synced, before it goes to the ledger:
- * no tool runs that the log does not name.  The record goes first so
- * that when it cannot be written nothing at all is recorded (a ledger
- * intent without its tool would read as in doubt).  The intents of q whose
- * records are not durable are refused and taken out of q; returns how many
- * are left.
+ * The intents' audit records are written before anything goes to the
+ * ledger, so that when one cannot be written nothing at all is recorded
+ * for it (a ledger intent without its tool would read as in doubt): it is
+ * refused and taken out of q.  They reach the disk beside the ledger
+ * commit (flush_cb), and no tool starts before both are there: no tool
+ * runs that the log does not name.  Returns how many are left.
  */
 static int
 audit_intents(struct wopq *q)
 {
-	struct wopq	 done = TAILQ_HEAD_INITIALIZER(done);
 	struct wop	*w, *next;
 	int		 n = 0, failed = 0;
 
@@ -543,35 +544,118 @@ audit_intents(struct wopq *q)
 		next = TAILQ_NEXT(w, qentry);
 		if (w->phase != W_INTENT)
 			continue;
-		TAILQ_REMOVE(q, w, qentry);
 		if (!failed && intent_record(w) == 0) {
-			TAILQ_INSERT_TAIL(&done, w, qentry);
 			n++;
 			continue;
 		}
 		failed = 1;
+		TAILQ_REMOVE(q, w, qentry);
 		wop_refuse_all(w, ST_ERROR, E_UNAVAILABLE, AUDIT_DOWN_MSG);
 	}
-	if (n > 0 && audit_sync() == -1) {
-		while ((w = TAILQ_FIRST(&done)) != NULL) {
-			TAILQ_REMOVE(&done, w, qentry);
-			wop_refuse_all(w, ST_ERROR, E_UNAVAILABLE,
-			    AUDIT_DOWN_MSG);
-		}
-		return 0;
-	}
-	TAILQ_CONCAT(q, &done, qentry);
 	return n;
+}
+
+/*
+ * The answers to the outcomes of q are audited ahead: their records are
+ * the same whether or not the outcome commit succeeds (an outcome that
+ * cannot be recorded is answered all the same), so they go to the disk
+ * beside it instead of after it.
+ */
+static void
+preaudit_outcomes(struct wopq *q)
+{
+	struct wop	*w;
+	struct call	*c;
+
+	TAILQ_FOREACH(w, q, qentry) {
+		if (w->phase != W_OUTCOME)
+			continue;
+		answer_preaudit(w->first, &w->out, 0);
+		TAILQ_FOREACH(c, &w->waiters, entry)
+			answer_preaudit(c, &w->out, 1);
+	}
+}
+
+/*
+ * Commit what q holds: outcomes may use the reserve (their room was kept
+ * when their writes started, ledger_has_room), intents may not.  When
+ * both are there and intents have room, one transaction takes both: one
+ * wait for the disk instead of two.  Should it fail, the outcomes go
+ * alone, so that an intent's trouble never costs an outcome.
+ */
+static void
+commit_batch(struct wopq *q, int nout, int nin, int *rc_out, int *rc_in)
+{
+	struct batch	 b = { q, 0 };
+
+	*rc_out = *rc_in = 0;
+	if (nout > 0 && nin > 0 && (store_reserve(ex->store) == 0 ||
+	    store_has_room(ex->store, 0, 0))) {
+		b.what = B_OUTCOMES | B_INTENTS;
+		if ((*rc_in = store_write_reserve(ex->store, batch_txn,
+		    &b)) == 0)
+			return;
+		nin = 0;
+	}
+	if (nout > 0) {
+		b.what = B_OUTCOMES;
+		*rc_out = store_write_reserve(ex->store, batch_txn, &b);
+	}
+	if (nin > 0) {
+		b.what = B_INTENTS;
+		*rc_in = store_write(ex->store, batch_txn, &b);
+	}
+}
+
+static int
+unlogged_txn(struct store_txn *txn, void *arg)
+{
+	struct wopq	*q = arg;
+	struct wop	*w;
+	int		 rc;
+
+	TAILQ_FOREACH(w, q, qentry)
+		if (w->phase == W_INTENT && w->verdict == V_RUN &&
+		    (rc = ledger_put(txn, w->key, &w->rec)) != 0)
+			return rc;
+	return 0;
+}
+
+/*
+ * Intents recorded in the ledger whose audit records may not be on disk:
+ * none of them runs.  Their ledger records say so, in doubt, for an
+ * operator to resolve (the record is already there, and a write of the
+ * key would not know it never ran); if even that cannot be stored they
+ * stay running, which reads as in doubt all the same.
+ */
+static void
+intents_unlogged(struct wopq *q)
+{
+	struct wop	*w;
+
+	TAILQ_FOREACH(w, q, qentry) {
+		if (w->phase != W_INTENT || w->verdict != V_RUN)
+			continue;
+		w->rec.state = L_IN_DOUBT;
+		free(w->rec.note);
+		w->rec.note = xstrdup("not started: its audit record could "
+		    "not be synced");
+	}
+	if (store_write_reserve(ex->store, unlogged_txn, q) != 0)
+		log_warnx("ledger: intents whose audit records were not "
+		    "synced could not be marked: they read as in doubt");
+	TAILQ_FOREACH(w, q, qentry)
+		if (w->phase == W_INTENT && w->verdict == V_RUN)
+			w->verdict = V_UNLOGGED;
 }
 
 static void
 flush_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct wopq	 q = TAILQ_HEAD_INITIALIZER(q);
-	struct batch	 b = { &q, 1 };
 	struct wop	*w;
 	char		 msg[256];
-	int		 rc_out = 0, rc_in = 0, nout = 0, nin = 0;
+	int		 rc_out = 0, rc_in = 0, nout = 0, nin = 0, synced;
 
 	(void)fd;
 	(void)what;
@@ -586,15 +670,19 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 	}
 
 	/*
-	 * Outcomes first: they free callers and must not wait on intents.
-	 * Their room was kept when their writes started (ledger_has_room),
-	 * so they may use the reserve.
+	 * The audit records first, then one sync of them on the sync
+	 * thread while this one commits the ledger: the two waits for the
+	 * disk overlap.
 	 */
 	if (nout > 0)
-		rc_out = store_write_reserve(ex->store, batch_txn, &b);
-	b.outcomes = 0;
-	if (nin > 0 && audit_intents(&q) > 0)
-		rc_in = store_write(ex->store, batch_txn, &b);
+		preaudit_outcomes(&q);
+	if (nin > 0)
+		nin = audit_intents(&q);
+	if ((synced = nout > 0 || nin > 0))
+		audit_sync_begin();
+	commit_batch(&q, nout, nin, &rc_out, &rc_in);
+	if (synced && audit_sync_end() == -1 && nin > 0 && rc_in == 0)
+		intents_unlogged(&q);
 
 	while ((w = TAILQ_FIRST(&q)) != NULL) {
 		TAILQ_REMOVE(&q, w, qentry);
