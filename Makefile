@@ -28,7 +28,9 @@ CFLAGS	+= -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 \
 	   -Wstrict-prototypes -Wmissing-prototypes -g $(OPT) \
 	   -D_GNU_SOURCE -D_FORTIFY_SOURCE=2 -fstack-protector-strong $(SANFLAGS) \
 	   -pthread -I. $(PKG_CFLAGS)
-LDFLAGS	+= $(SANFLAGS) -pthread
+# Each program links only the libraries it uses: gatewayd and gatewayctl
+# have no use for libcurl (the executor alone talks to HTTP APIs).
+LDFLAGS	+= $(SANFLAGS) -pthread -Wl,--as-needed
 LDLIBS	+= $(PKG_LIBS)
 
 # Each process folder has one file with main(); everything else goes into
