@@ -21,7 +21,7 @@
 
 static size_t	fixed, limit;
 /* Held now, by use (enum fds_use), in descriptors. */
-static size_t	held[FDS_SERVER + 1];
+static size_t	held[FDS_CACHE + 1];
 static size_t	tools_aside;	/* agents' sockets leave tools this much */
 
 void
@@ -53,7 +53,7 @@ fds_init(void)
 	fixed = fdlimit_open(limit);
 	need = fixed + ex->conf->max_connections +
 	    (ex->conf->max_tools + servers_max()) * FDS_PER_TOOL +
-	    CONTROL_MAX_CONNS + FDS_TRANSIENT;
+	    held[FDS_CACHE] + CONTROL_MAX_CONNS + FDS_TRANSIENT;
 	/*
 	 * A flood of connections must not leave the tools of the agents
 	 * already there without pipes: max_tools' worth is set aside from
@@ -76,7 +76,7 @@ size_t
 fds_held(void)
 {
 	return fixed + held[FDS_PEER] + held[FDS_TOOL] + held[FDS_CONTROL] +
-	    held[FDS_SERVER];
+	    held[FDS_SERVER] + held[FDS_CACHE];
 }
 
 size_t
@@ -101,6 +101,7 @@ fds_room(enum fds_use use)
 		want += FDS_PER_TOOL + FDS_OPERATORS;
 		break;
 	case FDS_CONTROL:
+	case FDS_CACHE:
 		want += 1;
 		break;
 	}

@@ -20,6 +20,7 @@ enum fds_use {
 	FDS_TOOL,		/* a tool run: FDS_PER_TOOL */
 	FDS_CONTROL,		/* an operator's control connection */
 	FDS_SERVER,		/* an MCP server process: FDS_PER_TOOL */
+	FDS_CACHE,		/* an idle HTTP connection kept for reuse */
 };
 
 /* Raise the soft limit to the hard one (before anything is opened). */

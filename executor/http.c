@@ -41,10 +41,17 @@
 #include "common/xmalloc.h"
 #include "executor/backend.h"
 #include "executor/credential.h"
+#include "executor/executor.h"
+#include "executor/fds.h"
 
 #define HTTP_TIMEOUT_MS		10000	/* when the catalog left it at 0 */
-/* Idle connections kept for reuse; they come out of the fds reserve. */
-#define HTTP_MAXCONNECTS	8
+/*
+ * Idle connections kept for reuse: as many as calls may run at once would
+ * be ideal (fewer and most calls at load open a connection, and for https
+ * do a handshake), but each is a descriptor held while idle, counted from
+ * the start (fds.h, FDS_CACHE).
+ */
+#define HTTP_MAXCONNECTS	64
 #define HTTP_MSGBODY		200	/* body bytes quoted in a message */
 #define HTTP_RETRY_AFTER_MAX_S	3600	/* a longer Retry-After is capped */
 #define HTTP_RESEND_MIN_MS	100	/* idempotent_upstream backoff */
@@ -212,9 +219,25 @@ http_timer_cb(CURLM *multi, long timeout_ms, void *userp)
 	return 0;
 }
 
+/* Idle connections kept: none without an http tool, never past max_tools. */
+static size_t
+http_cache_size(void)
+{
+	const struct config	*c = ex->conf;
+	size_t			 i;
+
+	for (i = 0; i < c->ncatalog; i++)
+		if (c->catalog[i].backend == TB_HTTP)
+			return c->max_tools < HTTP_MAXCONNECTS ?
+			    (size_t)c->max_tools : HTTP_MAXCONNECTS;
+	return 0;
+}
+
 static void
 http_init(struct event_base *base)
 {
+	size_t	 n;
+
 	if (http_base != NULL)
 		fatalx("%s: called twice", __func__);
 	/* Single threaded still, as curl_global_init() wants. */
@@ -231,8 +254,10 @@ http_init(struct event_base *base)
 	    curl_multi_setopt(http_multi, CURLMOPT_TIMERFUNCTION,
 	    http_timer_cb) != CURLM_OK ||
 	    curl_multi_setopt(http_multi, CURLMOPT_MAXCONNECTS,
-	    (long)HTTP_MAXCONNECTS) != CURLM_OK)
+	    (long)http_cache_size()) != CURLM_OK)
 		fatalx("%s: curl_multi_setopt", __func__);
+	for (n = http_cache_size(); n > 0; n--)
+		fds_hold(FDS_CACHE);
 }
 
 /* curl: the connection is up (TLS verified) and the request goes now. */

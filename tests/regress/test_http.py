@@ -410,6 +410,23 @@ def many_requests_side_by_side_reuse_connections():
 
 
 @test
+def connections_are_reused_with_many_calls_in_flight():
+    """Regression: only 8 idle connections were kept, so with more calls
+    in flight most calls opened a connection (and did a TLS handshake)."""
+    with Api() as api, Daemon(http_conf({
+            "slow": http_tool(api, "/slow/0.3", timeout_ms=5000)})) as d:
+        n = 24
+        first = concurrent_calls(d, [("slow", {"i": i}, "r1-%d" % i) for i in range(n)])
+        assert all(r["status"] == "ok" for r in first), first
+        ports = {r["result"]["client_port"] for r in first}
+        second = concurrent_calls(d, [("slow", {"i": i}, "r2-%d" % i) for i in range(n)])
+        assert all(r["status"] == "ok" for r in second), second
+        new = {r["result"]["client_port"] for r in second} - ports
+        # A few may race a connection back into the cache; not most.
+        assert len(new) <= 4, (len(new), len(ports))
+
+
+@test
 def a_read_whose_agent_hangs_up_is_cancelled():
     with Api() as api, Daemon(http_conf({
             "slow": http_tool(api, "/slow/20", timeout_ms=30000)})) as d:
