@@ -8,6 +8,7 @@
 
 #include "common/config.h"
 #include "executor/executor.h"
+#include "executor/fds.h"
 #include "executor/request.h"
 #include "executor/backend.h"
 
@@ -32,12 +33,18 @@ backend_for(const struct tool *tool)
 }
 
 void
-backends_init(struct event_base *base)
+backends_init(struct event_base *base, const struct config *conf)
 {
-	size_t	i;
+	size_t	i, n;
 
-	for (i = 0; i < NBACKENDS; i++)
-		backends[i]->init(base);
+	for (i = 0; i < NBACKENDS; i++) {
+		backends[i]->init(base, conf);
+		/* Counted from the start, as held as any other. */
+		n = backends[i]->fds_kept != NULL ? backends[i]->fds_kept() :
+		    0;
+		while (n-- > 0)
+			fds_hold(FDS_CACHE);
+	}
 }
 
 void

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 struct call;
+struct config;
 struct event_base;
 struct tool;
 
@@ -84,7 +85,12 @@ typedef void	(*tool_done_cb)(const struct tool_outcome *, void *arg);
 struct backend_ops {
 	const char	*name;
 	/* Once per process, before the first start. */
-	void		(*init)(struct event_base *);
+	void		(*init)(struct event_base *, const struct config *);
+	/*
+	 * Descriptors it keeps open from init on besides its runs' (an
+	 * http connection cache); NULL: none.
+	 */
+	size_t		(*fds_kept)(void);
 	/*
 	 * Start a run; 'cb' is called exactly once, later, from the loop,
 	 * even when it cannot start.
@@ -117,7 +123,7 @@ extern const struct backend_ops	backend_exec;
 extern const struct backend_ops	backend_mcp;	/* mcp.c */
 extern const struct backend_ops	backend_http;	/* http.c */
 
-void	backends_init(struct event_base *);
+void	backends_init(struct event_base *, const struct config *);
 void	backends_shutdown(void);
 /*
  * Run c's tool with its canonical args; done(outcome, arg) comes later

@@ -722,7 +722,7 @@ modules_init(void)
 	if ((idle_ev = event_new(ex->base, -1, 0, jobs_idle, NULL)) == NULL)
 		fatalx("modules_init: event_new");
 	jobs_init(idle_ev);
-	backends_init(ex->base);
+	backends_init(ex->base, ex->conf);
 	write_init();
 	approvals_init();
 	control_init();

@@ -41,8 +41,6 @@
 #include "common/xmalloc.h"
 #include "executor/backend.h"
 #include "executor/credential.h"
-#include "executor/executor.h"
-#include "executor/fds.h"
 
 #define HTTP_TIMEOUT_MS		10000	/* when the catalog left it at 0 */
 /*
@@ -219,12 +217,13 @@ http_timer_cb(CURLM *multi, long timeout_ms, void *userp)
 	return 0;
 }
 
+static size_t	 http_maxconn;
+
 /* Idle connections kept: none without an http tool, never past max_tools. */
 static size_t
-http_cache_size(void)
+http_cache_size(const struct config *c)
 {
-	const struct config	*c = ex->conf;
-	size_t			 i;
+	size_t	 i;
 
 	for (i = 0; i < c->ncatalog; i++)
 		if (c->catalog[i].backend == TB_HTTP)
@@ -233,10 +232,15 @@ http_cache_size(void)
 	return 0;
 }
 
-static void
-http_init(struct event_base *base)
+static size_t
+http_fds_kept(void)
 {
-	size_t	 n;
+	return http_maxconn;
+}
+
+static void
+http_init(struct event_base *base, const struct config *conf)
+{
 
 	if (http_base != NULL)
 		fatalx("%s: called twice", __func__);
@@ -244,6 +248,7 @@ http_init(struct event_base *base)
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		fatalx("%s: curl_global_init", __func__);
 	http_base = base;
+	http_maxconn = http_cache_size(conf);
 	if ((http_multi = curl_multi_init()) == NULL)
 		fatalx("%s: curl_multi_init", __func__);
 	http_timer = evtimer_new(base, http_timer_event_cb, NULL);
@@ -254,10 +259,8 @@ http_init(struct event_base *base)
 	    curl_multi_setopt(http_multi, CURLMOPT_TIMERFUNCTION,
 	    http_timer_cb) != CURLM_OK ||
 	    curl_multi_setopt(http_multi, CURLMOPT_MAXCONNECTS,
-	    (long)http_cache_size()) != CURLM_OK)
+	    (long)http_maxconn) != CURLM_OK)
 		fatalx("%s: curl_multi_setopt", __func__);
-	for (n = http_cache_size(); n > 0; n--)
-		fds_hold(FDS_CACHE);
 }
 
 /* curl: the connection is up (TLS verified) and the request goes now. */
@@ -944,6 +947,7 @@ http_shutdown(void)
 const struct backend_ops	backend_http = {
 	.name = "http",
 	.init = http_init,
+	.fds_kept = http_fds_kept,
 	.start = http_start,
 	.cancel = http_cancel,
 	.expire = http_expire,

@@ -57,10 +57,10 @@ static struct pinstate		*pinst;
 static void	call_timer_cb(int, short, void *);
 
 static void
-mcp_init(struct event_base *base)
+mcp_init(struct event_base *base, const struct config *conf)
 {
 	cbase = base;
-	pinst = xcalloc(ex->conf->ncatalog + 1, sizeof(*pinst));
+	pinst = xcalloc(conf->ncatalog + 1, sizeof(*pinst));
 	mcpserver_init(base);
 }
 

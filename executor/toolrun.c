@@ -118,9 +118,11 @@ static void	toolrun_failmsg(struct toolrun *);
 static void	toolrun_finish(struct toolrun *);
 
 void
-toolrun_init(struct event_base *base)
+toolrun_init(struct event_base *base, const struct config *conf)
 {
 	struct timeval	sweep = { TOOLRUN_SWEEP_S, 0 };
+
+	(void)conf;
 
 	if (toolrun_base != NULL)
 		fatalx("%s: called twice", __func__);

@@ -20,7 +20,7 @@
 struct event_base;
 
 /* Once per process, before toolrun_start(): installs the SIGCHLD event. */
-void	toolrun_init(struct event_base *);
+void	toolrun_init(struct event_base *, const struct config *);
 
 /*
  * Start the tool.  'req' and the strings it points to need not outlive the

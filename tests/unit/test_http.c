@@ -356,6 +356,9 @@ test_cancel_expire(void)
 	ASSERT_EQ_INT(k.res.status, TR_FAILED);
 }
 
+static struct tool	 http_tool;
+static struct config	 http_conf;
+
 int
 main(void)
 {
@@ -375,7 +378,12 @@ main(void)
 	server_start(&other, "other");
 	snprintf(srv_ca, sizeof(srv_ca), "%s/ca.pem", srv.dir);
 	base = event_base_new();
-	backend_http.init(base);
+	/* A config with an http tool: the connection cache is kept. */
+	http_tool.backend = TB_HTTP;
+	http_conf.catalog = &http_tool;
+	http_conf.ncatalog = 1;
+	http_conf.max_tools = 64;
+	backend_http.init(base, &http_conf);
 
 	RUN(test_echo_headers);
 	RUN(test_statuses);

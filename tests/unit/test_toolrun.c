@@ -929,7 +929,7 @@ main(void)
 	}
 	if ((base = event_base_new()) == NULL)
 		return 1;
-	toolrun_init(base);
+	toolrun_init(base, NULL);
 
 	RUN(test_ok_result);
 	RUN(test_env_read);
