@@ -22,10 +22,10 @@
 #include "common/yamlread.h"
 
 #define URL_MAX_LEN		2048
-#define HEADER_MAX_LEN		4096
+#define VALUE_MAX_LEN		4096	/* a variable's or a header's */
 #define MCP_TOOL_MAX_LEN	128	/* the MCP spec's limit on tool names */
 #define DESCRIPTION_MAX_LEN	4096
-#define ENV_MAX			64	/* variables of one server */
+#define ENV_MAX			64	/* variables of a server, headers of a tool */
 
 /* mcp_servers */
 
@@ -101,25 +101,29 @@ sect_mcp_command(struct cfgctx *ctx, const struct cfgkey *k,
 	return cfg_read_command(ctx, node, path, &s->argv, &s->argc);
 }
 
-/* env: { NAME: VALUE }, on top of PATH. */
-int
-sect_mcp_env(struct cfgctx *ctx, const struct cfgkey *k, yaml_node_t *node,
-    const char *path)
+/*
+ * A mapping of names to strings (an environment, headers), each as
+ * "NAME" sep "VALUE" into *out: every name passes name_bad (which says
+ * what is wrong with it, or NULL), at most ENV_MAX of them, a value may
+ * be "" when quoted.
+ */
+static int
+read_pairs(struct cfgctx *ctx, yaml_node_t *node, const char *path,
+    const char *(*name_bad)(const char *), const char *sep, char ***out,
+    size_t *n)
 {
-	struct mcp_server	*s = ctx->server;
 	yaml_node_pair_t	*pair;
 	yaml_node_t		*kn, *vn;
 	char			 sub[KEY_PATH_LEN];
-	const char		*name, *val;
-	size_t			 before = cfg_nerrs(ctx), n;
+	const char		*name, *val, *why;
+	size_t			 before = cfg_nerrs(ctx), len;
 
-	(void)k;
 	if (cfg_expect_kind(ctx, node, path, YAML_MAPPING_NODE) == -1)
 		return -1;
-	if ((n = ymap_len(node)) > ENV_MAX)
-		return cfg_error(ctx, node, path, "more than %d variables",
+	if ((len = ymap_len(node)) > ENV_MAX)
+		return cfg_error(ctx, node, path, "more than %d entries",
 		    ENV_MAX);
-	s->envp = xcalloc(n + 1, sizeof(*s->envp));
+	*out = xcalloc(len + 1, sizeof(**out));
 	for (pair = node->data.mapping.pairs.start;
 	    pair < node->data.mapping.pairs.top; pair++) {
 		kn = yaml_document_get_node(&ctx->yd->doc, pair->key);
@@ -127,10 +131,8 @@ sect_mcp_env(struct cfgctx *ctx, const struct cfgkey *k, yaml_node_t *node,
 		if (cfg_get_str(ctx, kn, path, &name) == -1)
 			continue;
 		cfg_key_path(sub, sizeof(sub), path, name);
-		if (!env_name_ok(name) || strcmp(name, "PATH") == 0) {
-			cfg_error(ctx, kn, sub, "not a variable name of ours "
-			    "(letters, digits, '_'; not PATH, which the "
-			    "executor sets)");
+		if ((why = name_bad(name)) != NULL) {
+			cfg_error(ctx, kn, sub, "%s", why);
 			continue;
 		}
 		if (vn->type == YAML_SCALAR_NODE && ynode_is_quoted(vn) &&
@@ -138,9 +140,35 @@ sect_mcp_env(struct cfgctx *ctx, const struct cfgkey *k, yaml_node_t *node,
 			val = "";
 		else if (cfg_get_str(ctx, vn, sub, &val) == -1)
 			continue;
-		xasprintf(&s->envp[s->nenv++], "%s=%s", name, val);
+		if (strlen(val) > VALUE_MAX_LEN) {
+			cfg_error(ctx, vn, sub, "longer than %d bytes",
+			    VALUE_MAX_LEN);
+			continue;
+		}
+		xasprintf(&(*out)[(*n)++], "%s%s%s", name, sep, val);
 	}
 	return cfg_nerrs(ctx) == before ? 0 : -1;
+}
+
+static const char *
+env_name_bad(const char *name)
+{
+	if (!env_name_ok(name) || strcmp(name, "PATH") == 0)
+		return "not a variable name of ours (letters, digits, '_'; "
+		    "not PATH, which the executor sets)";
+	return NULL;
+}
+
+/* env: { NAME: VALUE }, on top of PATH. */
+int
+sect_mcp_env(struct cfgctx *ctx, const struct cfgkey *k, yaml_node_t *node,
+    const char *path)
+{
+	struct mcp_server	*s = ctx->server;
+
+	(void)k;
+	return read_pairs(ctx, node, path, env_name_bad, "=", &s->envp,
+	    &s->nenv);
 }
 
 int
@@ -339,51 +367,27 @@ header_reserved(const char *s)
 	return 0;
 }
 
+static const char *
+header_name_bad(const char *name)
+{
+	if (!header_name_ok(name))
+		return "not an HTTP header name";
+	if (header_reserved(name))
+		return "the executor sets this header itself (the credential "
+		    "comes from the credentials dir, the idempotency key from "
+		    "the ledger)";
+	return NULL;
+}
+
 int
 sect_http_headers(struct cfgctx *ctx, const struct cfgkey *k,
     yaml_node_t *node, const char *path)
 {
 	struct tool_http	*h = &ctx->tool->http;
-	yaml_node_pair_t	*pair;
-	yaml_node_t		*kn, *vn;
-	char			 sub[KEY_PATH_LEN];
-	const char		*name, *val;
-	size_t			 before = cfg_nerrs(ctx), n;
 
 	(void)k;
-	if (cfg_expect_kind(ctx, node, path, YAML_MAPPING_NODE) == -1)
-		return -1;
-	if ((n = ymap_len(node)) > ENV_MAX)
-		return cfg_error(ctx, node, path, "more than %d headers",
-		    ENV_MAX);
-	h->headers = xcalloc(n + 1, sizeof(*h->headers));
-	for (pair = node->data.mapping.pairs.start;
-	    pair < node->data.mapping.pairs.top; pair++) {
-		kn = yaml_document_get_node(&ctx->yd->doc, pair->key);
-		vn = yaml_document_get_node(&ctx->yd->doc, pair->value);
-		if (cfg_get_str(ctx, kn, path, &name) == -1)
-			continue;
-		cfg_key_path(sub, sizeof(sub), path, name);
-		if (!header_name_ok(name)) {
-			cfg_error(ctx, kn, sub, "not an HTTP header name");
-			continue;
-		}
-		if (header_reserved(name)) {
-			cfg_error(ctx, kn, sub, "the executor sets this header "
-			    "itself (the credential comes from the credentials "
-			    "dir, the idempotency key from the ledger)");
-			continue;
-		}
-		if (cfg_get_str(ctx, vn, sub, &val) == -1)
-			continue;
-		if (strlen(val) > HEADER_MAX_LEN) {
-			cfg_error(ctx, vn, sub, "longer than %d bytes",
-			    HEADER_MAX_LEN);
-			continue;
-		}
-		xasprintf(&h->headers[h->nheaders++], "%s: %s", name, val);
-	}
-	return cfg_nerrs(ctx) == before ? 0 : -1;
+	return read_pairs(ctx, node, path, header_name_bad, ": ",
+	    &h->headers, &h->nheaders);
 }
 
 /* catalog.*.description: what an agent is told the tool does. */

@@ -67,6 +67,7 @@ static struct batch {
 } batch;
 static struct event	*batch_ev;
 static int		 batch_write(void);
+static int		 synced(int);
 static void		 batch_cb(evutil_socket_t, short, void *);
 
 /*
@@ -134,7 +135,14 @@ audit_flush(void)
 	if (!sync_due || audit_fd == -1)
 		return audit_down ? -1 : 0;
 	sync_due = 0;
-	if (fdatasync(audit_fd) == -1) {
+	return synced(fdatasync(audit_fd));
+}
+
+/* What a sync's result (0, or -1 with errno) makes of the log's state. */
+static int
+synced(int rc)
+{
+	if (rc == -1) {
 		set_down(errno);
 		sync_failed = 1;
 		return -1;
@@ -496,16 +504,7 @@ audit_sync_end(void)
 	if (!sync_begun)
 		return -1;
 	sync_begun = 0;
-	if (syncer_wait() == -1) {
-		set_down(errno);
-		sync_failed = 1;
-		return -1;
-	}
-	if (sync_failed) {
-		sync_failed = 0;
-		set_up();
-	}
-	return audit_down ? -1 : 0;
+	return synced(syncer_wait());
 }
 
 /*

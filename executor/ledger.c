@@ -256,6 +256,24 @@ out:
 	return rc;
 }
 
+/*
+ * The keys of a run record [first_ms, [key, ...]] unpacked in u, or NULL
+ * when the record is damaged.
+ */
+static const msgpack_object *
+run_keys(msgpack_unpacked *u, const struct store_val *v)
+{
+	size_t	 off = 0;
+
+	if (msgpack_unpack_next(u, v->data, v->size, &off) !=
+	    MSGPACK_UNPACK_SUCCESS || u->data.type != MSGPACK_OBJECT_ARRAY ||
+	    u->data.via.array.size != 2 ||
+	    u->data.via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+	    u->data.via.array.ptr[1].type != MSGPACK_OBJECT_ARRAY)
+		return NULL;
+	return &u->data.via.array.ptr[1];
+}
+
 int
 ledger_run_del(struct store_txn *txn, const char *tenant,
     const char *run_id, const char *key)
@@ -266,7 +284,6 @@ ledger_run_del(struct store_txn *txn, const char *tenant,
 	const msgpack_object	*keys;
 	char			 rk[MAX_KEY];
 	struct store_val	 k, v;
-	size_t			 off = 0;
 	uint32_t		 i, n, left = 0;
 	int			 rc;
 
@@ -276,15 +293,10 @@ ledger_run_del(struct store_txn *txn, const char *tenant,
 		return rc == STORE_NOTFOUND ? 0 : rc;
 	msgpack_unpacked_init(&u);
 	/* Damaged: left as it is, which refuses further writes in the run. */
-	if (msgpack_unpack_next(&u, v.data, v.size, &off) !=
-	    MSGPACK_UNPACK_SUCCESS || u.data.type != MSGPACK_OBJECT_ARRAY ||
-	    u.data.via.array.size != 2 ||
-	    u.data.via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
-	    u.data.via.array.ptr[1].type != MSGPACK_OBJECT_ARRAY) {
+	if ((keys = run_keys(&u, &v)) == NULL) {
 		msgpack_unpacked_destroy(&u);
 		return 0;
 	}
-	keys = &u.data.via.array.ptr[1];
 	n = keys->via.array.size;
 	for (i = 0; i < n; i++)
 		if (!mp_streq(&keys->via.array.ptr[i], key))
@@ -318,7 +330,6 @@ ledger_run_has(struct store_txn *txn, const char *tenant,
 	const msgpack_object	*keys;
 	char			 rk[MAX_KEY];
 	struct store_val	 k, v;
-	size_t			 off = 0;
 	uint32_t		 i;
 	int			 rc;
 
@@ -328,11 +339,7 @@ ledger_run_has(struct store_txn *txn, const char *tenant,
 		return rc == STORE_NOTFOUND ? 0 : rc;
 	msgpack_unpacked_init(&u);
 	rc = 1;		/* a damaged record: treat the key as written */
-	if (msgpack_unpack_next(&u, v.data, v.size, &off) ==
-	    MSGPACK_UNPACK_SUCCESS && u.data.type == MSGPACK_OBJECT_ARRAY &&
-	    u.data.via.array.size == 2 &&
-	    u.data.via.array.ptr[1].type == MSGPACK_OBJECT_ARRAY) {
-		keys = &u.data.via.array.ptr[1];
+	if ((keys = run_keys(&u, &v)) != NULL) {
 		rc = 0;
 		for (i = 0; i < keys->via.array.size; i++)
 			if (mp_streq(&keys->via.array.ptr[i], key))

@@ -167,16 +167,6 @@ mcpserver_init_timeout(const struct mcp_proc *p)
 	    MCP_INIT_TIMEOUT_MS;
 }
 
-static void
-env_free(char **envp)
-{
-	size_t	i;
-
-	for (i = 0; envp[i] != NULL; i++)
-		free(envp[i]);
-	free(envp);
-}
-
 /*
  * PATH, the configured variables and, for a tenant_env server, its
  * credential: nothing of the executor's own environment.  NULL with msg
@@ -240,7 +230,7 @@ proc_start(struct mcp_proc *p)
 	}
 	r = spawn_child(p->label, &ras, p->srv->argv, envp, -1, &sp, msg,
 	    sizeof(msg));
-	env_free(envp);
+	spawn_env_free(envp);
 	if (r == -1) {
 		log_warnx("%s: %s", p->label, msg);
 		proc_schedule(p);

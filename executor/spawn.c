@@ -270,6 +270,16 @@ spawn_closefrom(int lowfd, int keep)
 }
 
 void
+spawn_env_free(char **envp)
+{
+	size_t	i;
+
+	for (i = 0; envp[i] != NULL; i++)
+		free(envp[i]);
+	free(envp);
+}
+
+void
 spawn_keep(pid_t pid)
 {
 	if (nkept == kept_cap) {

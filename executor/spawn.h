@@ -52,6 +52,8 @@ int	spawn_child(const char *label, const struct runas *ras,
  * any other child that is not a running tool, leaves them alone until
  * spawn_release().
  */
+/* Free an environment built for spawn_child (NULL-terminated, malloc'ed). */
+void	spawn_env_free(char **envp);
 void	spawn_keep(pid_t);
 void	spawn_release(pid_t);
 int	spawn_is_kept(pid_t);

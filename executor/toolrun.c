@@ -234,16 +234,6 @@ toolrun_env(const struct tool_req *req, int has_cred)
 	return envp;
 }
 
-static void
-toolrun_env_free(char **envp)
-{
-	size_t	i;
-
-	for (i = 0; envp[i] != NULL; i++)
-		free(envp[i]);
-	free(envp);
-}
-
 /* The child runs the program: keep our ends of its pipes and its input. */
 static void
 toolrun_started(struct toolrun *tr, const struct tool_req *req,
@@ -284,7 +274,7 @@ toolrun_spawn(struct toolrun *tr, const struct tool_req *req, int credfd)
 	tr->envp = toolrun_env(req, credfd != -1);
 	r = spawn_child(label, &ras, req->tool->argv, tr->envp, credfd, &sp,
 	    tr->res.message, sizeof(tr->res.message));
-	toolrun_env_free(tr->envp);
+	spawn_env_free(tr->envp);
 	tr->envp = NULL;
 	if (r == -1)
 		return -1;
