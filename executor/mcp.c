@@ -254,17 +254,17 @@ pin_set(const struct tool *t, json_t *def)
 
 /*
  * How t stands on p, which is ready: 0 ok; else the status to end a call
- * with (nothing sent), and why in msg.
+ * with (nothing sent), and why in msg.  The definition and its hash are
+ * those of p's last listing (mcp_proc_listed()).
  */
 static int
 tool_check(const struct mcp_proc *p, const struct tool *t, char *msg,
     size_t msglen)
 {
-	struct pinstate	*ps;
-	uint8_t		 h[PIN_HASH_LEN];
-	json_t		*def;
+	const struct mcp_def	*d = &p->defs[t - ex->conf->catalog];
+	struct pinstate		*ps;
 
-	if ((def = find_def(p, t)) == NULL) {
+	if (d->def == NULL) {
 		snprintf(msg, msglen, "%s does not offer tool %s", p->label,
 		    t->mcp.tool);
 		return TR_UNAVAILABLE;
@@ -275,13 +275,12 @@ tool_check(const struct mcp_proc *p, const struct tool *t, char *msg,
 		return TR_UNAVAILABLE;
 	}
 	/* Pinned at listing time, unless the store refused then. */
-	if (!ps->has && pin_set(t, def) == -1) {
+	if (!ps->has && pin_set(t, d->def) == -1) {
 		snprintf(msg, msglen, "the definition of %s cannot be pinned",
 		    t->name);
 		return TR_UNAVAILABLE;
 	}
-	pins_hash(def, h, NULL);
-	if (memcmp(h, ps->hash, sizeof(h)) != 0) {
+	if (memcmp(d->hash, ps->hash, sizeof(d->hash)) != 0) {
 		snprintf(msg, msglen, "%s changed the definition of %s since"
 		    " it was pinned: calls are refused until an operator runs"
 		    " 'gatewayctl tools accept %s'", p->label, t->mcp.tool,
@@ -490,29 +489,33 @@ mcp_proc_listed(struct mcp_proc *p)
 	const struct config	*conf = ex->conf;
 	const struct tool	*t;
 	struct pinstate		*ps;
-	uint8_t			 h[PIN_HASH_LEN];
-	json_t			*def;
+	struct mcp_def		*d;
 	size_t			 i;
 
+	/* Every call checks the pin: the hashes are worked out here, once. */
+	if (p->defs == NULL)
+		p->defs = xcalloc(conf->ncatalog + 1, sizeof(*p->defs));
 	for (i = 0; i < conf->ncatalog; i++) {
 		t = &conf->catalog[i];
+		d = &p->defs[i];
+		d->def = NULL;
 		if (t->backend != TB_MCP || t->mcp.server_idx != p->srv_idx)
 			continue;
-		if ((def = find_def(p, t)) == NULL) {
+		if ((d->def = find_def(p, t)) == NULL) {
 			log_warnx("%s: catalog tool %s: the server does not"
 			    " offer %s", p->label, t->name, t->mcp.tool);
 			continue;
 		}
+		pins_hash(d->def, d->hash, NULL);
 		if ((ps = pin_of(t)) == NULL)
 			continue;
 		if (!ps->has) {
-			if (pin_set(t, def) == 0)
+			if (pin_set(t, d->def) == 0)
 				log_info("%s: tool %s: definition pinned",
 				    p->label, t->name);
 			continue;
 		}
-		pins_hash(def, h, NULL);
-		if (memcmp(h, ps->hash, sizeof(h)) != 0)
+		if (memcmp(d->hash, ps->hash, sizeof(d->hash)) != 0)
 			log_warnx("%s: tool %s: the definition differs from"
 			    " the pinned one: calls are refused until"
 			    " 'gatewayctl tools accept %s'", p->label, t->name,
