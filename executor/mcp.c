@@ -398,7 +398,7 @@ call_result(struct mcp_call *c, json_t *result, size_t max_output)
 	json_t		*out;
 	char		 text[sizeof(c->res.message)], err[256], *s;
 	size_t		 len;
-	int		 is_error;
+	int		 is_error, rc;
 
 	if (mcp_decode_call(result, &out, &is_error, text,
 	    sizeof(text)) == -1) {
@@ -412,16 +412,32 @@ call_result(struct mcp_call *c, json_t *result, size_t max_output)
 		    "the tool reported an error (isError)");
 		return;
 	}
-	s = json_dumps(out, JSON_COMPACT);
-	json_decref(out);
-	if (s == NULL)
-		fatalx("%s: json_dumps", __func__);
-	len = strlen(s);
 	msgpack_packer_init(&pk, &c->sb, msgpack_sbuffer_write);
-	if (len > max_output)
-		call_fail(c, TR_BAD_OUTPUT, 0, "output larger than %zu bytes",
-		    max_output);
-	else if (json_to_msgpack(s, len, &pk, err, sizeof(err)) == -1)
+	/*
+	 * The limit is on the result's JSON text; making that text only to
+	 * parse it again costs more than the rest of a call.  Within the
+	 * bound, the text is within the limit and the tree is packed as it
+	 * is (the same bytes); past it, the text is made to be measured.
+	 */
+	if (json_compact_bound(out) <= max_output)
+		rc = json_value_to_msgpack(out, &pk, err, sizeof(err));
+	else {
+		s = json_dumps(out, JSON_COMPACT);
+		if (s == NULL)
+			fatalx("%s: json_dumps", __func__);
+		len = strlen(s);
+		if (len > max_output) {
+			json_decref(out);
+			free(s);
+			call_fail(c, TR_BAD_OUTPUT, 0, "output larger than %zu"
+			    " bytes", max_output);
+			return;
+		}
+		rc = json_to_msgpack(s, len, &pk, err, sizeof(err));
+		free(s);
+	}
+	json_decref(out);
+	if (rc == -1)
 		call_fail(c, TR_BAD_OUTPUT, 0, "result: %s", err);
 	else if (c->sb.size > max_output + MSGPACK_SLACK)
 		call_fail(c, TR_BAD_OUTPUT, 0, "result is %zu bytes as msgpack,"
@@ -436,7 +452,6 @@ call_result(struct mcp_call *c, json_t *result, size_t max_output)
 		c->res.resultlen = c->sb.size;
 		call_finish(c);
 	}
-	free(s);
 }
 
 void
