@@ -54,6 +54,7 @@ static int		 audit_down;	/* the last write or sync failed */
 static int		 audit_errno;	/* why */
 static int		 sync_failed;	/* down since an fdatasync failed */
 static off_t		 torn_at = -1;	/* a torn tail not cut back yet */
+static int		 torn_unknown;	/* one we cannot find: open_log cuts it */
 /*
  * Queued records: each line without its first member, the seq, which is
  * given when the batch is written.
@@ -267,22 +268,38 @@ audit_open(const char *state_dir, struct event_base *base)
 static int
 append_line(const char *line, size_t len)
 {
-	ssize_t	n;
-	off_t	at;
-	int	err;
+	struct stat	st;
+	ssize_t		n;
+	off_t		at;
+	int		err;
 
+	if (torn_unknown) {
+		errno = EIO;
+		return -1;
+	}
 	if (torn_at != -1) {
 		if (ftruncate(audit_fd, torn_at) == -1)
 			return -1;
 		torn_at = -1;
 	}
-	if ((at = lseek(audit_fd, 0, SEEK_END)) == -1)
-		return -1;
 	if ((n = write(audit_fd, line, len)) == (ssize_t)len)
 		return 0;
 	err = n == -1 ? errno : ENOSPC;
-	if (n > 0 && ftruncate(audit_fd, at) == -1)
-		torn_at = at;
+	/*
+	 * Where the line began is asked only now, not before every write:
+	 * O_APPEND put the offset at the end and the n bytes went there, so
+	 * it is n bytes back from the offset (or from the size, should the
+	 * offset not be told).
+	 */
+	if (n > 0) {
+		if ((at = lseek(audit_fd, 0, SEEK_CUR)) == -1 &&
+		    fstat(audit_fd, &st) == 0)
+			at = st.st_size;
+		if (at == -1)
+			torn_unknown = 1;	/* nothing more until a reopen */
+		else if (ftruncate(audit_fd, at - n) == -1)
+			torn_at = at - n;
+	}
 	errno = err;
 	return -1;
 }
@@ -513,6 +530,7 @@ audit_reopen(void)
 	if (torn_at != -1 && ftruncate(audit_fd, torn_at) == -1)
 		log_warn("audit: cannot cut the torn tail of the old log");
 	torn_at = -1;
+	torn_unknown = 0;
 	if (audit_fd != -1)
 		close(audit_fd);
 	audit_fd = fd;
