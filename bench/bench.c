@@ -27,7 +27,9 @@
  * Environment: BENCH_N (scale, default 2000), BENCH_ROUNDS (deny rounds,
  * default 3), BENCH_STRACE=1 (count gatewayd's and the executor's system
  * calls per deny, and per mcp write with -m, with strace -c; slow, so apart
- * from the timed runs).
+ * from the timed runs), BENCH_ONLY=mcp_read (only the echo, measured once
+ * at 1 and 32 clients as the base, and the mcp read rows: quick
+ * before/after comparisons of that path).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -958,6 +960,31 @@ http_section(struct result echo[2], int n, struct backend_ratios *br)
 	    n / 16, http_procs, "echo", echo[1].rate);
 }
 
+/* BENCH_ONLY=mcp_read: the echo as the base, then the mcp read rows. */
+static void
+mcp_read_only(int n)
+{
+	struct result	echo[2];
+
+	if (!with_mcp) {
+		printf("no mcp backend: nothing to run\n");
+		return;
+	}
+	printf("\nmcp read only (BENCH_ONLY=mcp_read), against the echo\n");
+	if (!wait_ok(K_MCP_READ))
+		return;
+	procs[P_MCP] = find_child(procs[P_EXECUTOR], "bench-mcp-serv");
+	print_header();
+	echo[0] = measure(T_ECHO, K_DENY, 1, n * 2);
+	print_row("echo", 1, &echo[0], target_procs[T_ECHO], NULL);
+	echo[1] = measure(T_ECHO, K_DENY, MAX_CLIENTS, n / 4);
+	print_row("echo", MAX_CLIENTS, &echo[1], target_procs[T_ECHO], NULL);
+	scenario("mcp read", K_MCP_READ, 1, n / 2, mcp_procs, "echo",
+	    echo[0].rate);
+	scenario("mcp read", K_MCP_READ, MAX_CLIENTS, n / 16, mcp_procs,
+	    "echo", echo[1].rate);
+}
+
 /* Issue 10's targets, as informational as issue 9's. */
 static void
 backend_targets_print(const struct backend_ratios *br)
@@ -1169,6 +1196,13 @@ main(int argc, char *argv[])
 	if (procs[P_GATEWAYD] == 0)
 		printf("no gatewayd pid (-g): no CPU figures for the pair\n");
 
+	if (getenv("BENCH_ONLY") != NULL &&
+	    strcmp(getenv("BENCH_ONLY"), "mcp_read") == 0) {
+		mcp_read_only(n);
+		print_load("at the end");
+		stop_echo();
+		return 0;
+	}
 	deny_section(deny, n);
 	echo[0] = deny[0][T_ECHO];
 	echo[1] = deny[1][T_ECHO];

@@ -33,9 +33,9 @@
 /* A map key that is not a string is shown as at most this much JSON. */
 #define KEY_TEXT_MAX		256	/* "..." included */
 
-static int	pack_value(json_t *, msgpack_packer *);
-static int	pack_object(json_t *, msgpack_packer *);
-static int	pack_array(json_t *, msgpack_packer *);
+static int	pack_value(json_t *, msgpack_packer *, int);
+static int	pack_object(json_t *, msgpack_packer *, int);
+static int	pack_array(json_t *, msgpack_packer *, int);
 static json_t	*mkstring(const char *, size_t);
 static json_t	*mkhex(const char *, size_t);
 static char	*key_text(const msgpack_object *, int, size_t *);
@@ -44,50 +44,60 @@ static json_t	*to_json_array(const msgpack_object_array *, int);
 static json_t	*to_json(const msgpack_object *, int);
 
 /*
- * Packing only fails when the packer's write callback does (an sbuffer
- * out of memory); the msgpack_pack_* results are or'ed together and
- * checked once per value.
+ * Packing fails when the packer's write callback does (an sbuffer out of
+ * memory), -1, or past jansson's parser depth (a tree built in memory, not
+ * parsed: what its text would be refused for), -2, or for a NUL in a key
+ * (jansson loads none), -3.  The msgpack_pack_*
+ * results are or'ed together and checked once per value.  'depth' counts
+ * values as jansson's parser does, scalars included.
  */
 static int
-pack_object(json_t *j, msgpack_packer *pk)
+pack_object(json_t *j, msgpack_packer *pk, int depth)
 {
 	const char	*key;
 	size_t		 klen;
 	json_t		*v;
-	int		 r;
+	int		 r, rv;
 
 	r = msgpack_pack_map(pk, json_object_size(j));
 	json_object_keylen_foreach(j, key, klen, v) {
+		/* Its text, "\u0000" in a key, would not load again. */
+		if (memchr(key, '\0', klen) != NULL)
+			return -3;
 		r |= msgpack_pack_str(pk, klen);
 		r |= msgpack_pack_str_body(pk, key, klen);
-		r |= pack_value(v, pk);
+		if ((rv = pack_value(v, pk, depth)) != 0)
+			return rv;
 	}
 	return r ? -1 : 0;
 }
 
 static int
-pack_array(json_t *j, msgpack_packer *pk)
+pack_array(json_t *j, msgpack_packer *pk, int depth)
 {
 	size_t	 i;
 	json_t	*v;
-	int	 r;
+	int	 r, rv;
 
 	r = msgpack_pack_array(pk, json_array_size(j));
 	json_array_foreach(j, i, v)
-		r |= pack_value(v, pk);
+		if ((rv = pack_value(v, pk, depth)) != 0)
+			return rv;
 	return r ? -1 : 0;
 }
 
 static int
-pack_value(json_t *j, msgpack_packer *pk)
+pack_value(json_t *j, msgpack_packer *pk, int depth)
 {
 	int	 r;
 
+	if (++depth > JSON_PARSER_MAX_DEPTH)
+		return -2;
 	switch (json_typeof(j)) {
 	case JSON_OBJECT:
-		return pack_object(j, pk);
+		return pack_object(j, pk, depth);
 	case JSON_ARRAY:
-		return pack_array(j, pk);
+		return pack_array(j, pk, depth);
 	case JSON_STRING:
 		r = msgpack_pack_str(pk, json_string_length(j));
 		r |= msgpack_pack_str_body(pk, json_string_value(j),
@@ -148,11 +158,70 @@ json_to_msgpack(const char *text, size_t len, msgpack_packer *pk, char *err,
 			    "column %d: %s", e.line, e.column, e.text);
 		return -1;
 	}
-	rv = pack_value(j, pk);
+	rv = pack_value(j, pk, 0);
 	json_decref(j);
-	if (rv == -1 && errlen > 0)
+	if (rv != 0 && errlen > 0)
 		snprintf(err, errlen, "cannot pack JSON as msgpack");
-	return rv;
+	return rv != 0 ? -1 : 0;
+}
+
+/*
+ * The text route (json_dumps() then json_to_msgpack()) without the text:
+ * a compact dump reloads as the same tree (jansson prints a real with 17
+ * digits, which reads back as the same double; keys are unique and in
+ * order), so the tree is packed as it is.  Only the parser's depth limit
+ * and its refusal of NUL in keys are left to apply.
+ */
+int
+json_value_to_msgpack(json_t *j, msgpack_packer *pk, char *err,
+    size_t errlen)
+{
+	int	rv;
+
+	if ((rv = pack_value(j, pk, 0)) != 0 && errlen > 0)
+		snprintf(err, errlen, "%s", rv == -2 ? "invalid JSON: maximum"
+		    " parsing depth reached" : rv == -3 ? "invalid JSON: NUL"
+		    " byte in object key not supported" :
+		    "cannot pack JSON as msgpack");
+	return rv != 0 ? -1 : 0;
+}
+
+/*
+ * Bounds per value of the compact text: a string byte is at most a
+ * 6-byte escape (\u001f), a long long 20 characters, a real printed with
+ * %.17g at most 24 plus jansson's ".0".
+ */
+#define BOUND_INT	20
+#define BOUND_REAL	26
+#define BOUND_WORD	5	/* false */
+
+size_t
+json_compact_bound(json_t *j)
+{
+	const char	*key;
+	size_t		 klen, i, n;
+	json_t		*v;
+
+	switch (json_typeof(j)) {
+	case JSON_OBJECT:
+		n = 2;
+		json_object_keylen_foreach(j, key, klen, v)
+			n += 2 + 6 * klen + 2 + json_compact_bound(v);
+		return n;
+	case JSON_ARRAY:
+		n = 2;
+		json_array_foreach(j, i, v)
+			n += 1 + json_compact_bound(v);
+		return n;
+	case JSON_STRING:
+		return 2 + 6 * json_string_length(j);
+	case JSON_INTEGER:
+		return BOUND_INT;
+	case JSON_REAL:
+		return BOUND_REAL;
+	default:
+		return BOUND_WORD;
+	}
 }
 
 /*

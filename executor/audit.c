@@ -33,6 +33,7 @@
 #include <event2/event.h>
 #include <jansson.h>
 
+#include "common/jsonout.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
@@ -55,6 +56,7 @@ static int		 audit_down;	/* the last write or sync failed */
 static int		 audit_errno;	/* why */
 static int		 sync_failed;	/* down since an fdatasync failed */
 static off_t		 torn_at = -1;	/* a torn tail not cut back yet */
+static int		 torn_unknown;	/* one we cannot find: open_log cuts it */
 /*
  * Queued records: each line without its first member, the seq, which is
  * given when the batch is written.
@@ -267,13 +269,6 @@ audit_open(const char *state_dir, struct event_base *base)
 		fatalx("audit: event_new");
 }
 
-static void
-set_str(json_t *o, const char *key, const char *val)
-{
-	if (val != NULL)
-		json_object_set_new(o, key, json_string(val));
-}
-
 /*
  * Append one whole line with one write(2), so concurrent readers never see
  * half.  A short write (the disk filled in the middle) is cut back to where
@@ -283,66 +278,105 @@ set_str(json_t *o, const char *key, const char *val)
 static int
 append_line(const char *line, size_t len)
 {
-	ssize_t	n;
-	off_t	at;
-	int	err;
+	struct stat	st;
+	ssize_t		n;
+	off_t		at;
+	int		err;
 
+	if (torn_unknown) {
+		errno = EIO;
+		return -1;
+	}
 	if (torn_at != -1) {
 		if (ftruncate(audit_fd, torn_at) == -1)
 			return -1;
 		torn_at = -1;
 	}
-	if ((at = lseek(audit_fd, 0, SEEK_END)) == -1)
-		return -1;
 	if ((n = write(audit_fd, line, len)) == (ssize_t)len)
 		return 0;
 	err = n == -1 ? errno : ENOSPC;
-	if (n > 0 && ftruncate(audit_fd, at) == -1)
-		torn_at = at;
+	/*
+	 * Where the line began is asked only now, not before every write:
+	 * O_APPEND put the offset at the end and the n bytes went there, so
+	 * it is n bytes back from the offset (or from the size, should the
+	 * offset not be told).
+	 */
+	if (n > 0) {
+		if ((at = lseek(audit_fd, 0, SEEK_CUR)) == -1 &&
+		    fstat(audit_fd, &st) == 0)
+			at = st.st_size;
+		if (at == -1)
+			torn_unknown = 1;	/* nothing more until a reopen */
+		else if (ftruncate(audit_fd, at - n) == -1)
+			torn_at = at - n;
+	}
 	errno = err;
 	return -1;
 }
 
-static char *
+/*
+ * A record's line, made for every call: written out directly, in the
+ * bytes json_dumps(JSON_COMPACT | JSON_ENSURE_ASCII) made of the same
+ * members in the same order, and a string jansson would refuse (not
+ * UTF-8) left out as json_object_set_new() left it out.
+ */
+static struct jsonout	recline;
+
+static void
+put_str(const char *key, const char *val)
+{
+	size_t	at = recline.len;
+
+	if (val == NULL)
+		return;
+	jsonout_raw(&recline, ",\"", 2);
+	jsonout_raw(&recline, key, strlen(key));
+	jsonout_raw(&recline, "\":", 2);
+	if (jsonout_str(&recline, val) == -1)
+		recline.len = at;
+}
+
+static void
+put_int(const char *key, long long val)
+{
+	jsonout_raw(&recline, ",\"", 2);
+	jsonout_raw(&recline, key, strlen(key));
+	jsonout_raw(&recline, "\":", 2);
+	jsonout_int(&recline, val);
+}
+
+/* The line, newline included, valid until the next one is made. */
+static const char *
 encode(const struct audit_rec *r, uint64_t seq, size_t *lenp)
 {
-	json_t	*o;
-	char	*line;
-
-	o = json_object();
-	json_object_set_new(o, "seq", json_integer((json_int_t)seq));
-	json_object_set_new(o, "ts_ms", json_integer((json_int_t)now_ms()));
-	set_str(o, "event", r->event);
-	set_str(o, "tenant", r->tenant);
-	set_str(o, "env", r->env);
+	recline.len = 0;
+	jsonout_raw(&recline, "{\"seq\":", 7);
+	jsonout_int(&recline, (long long)seq);
+	put_int("ts_ms", (long long)now_ms());
+	put_str("event", r->event);
+	put_str("tenant", r->tenant);
+	put_str("env", r->env);
 	if (r->uid >= 0)
-		json_object_set_new(o, "uid", json_integer(r->uid));
-	set_str(o, "run_id", r->run_id);
-	set_str(o, "step_id", r->step_id);
-	set_str(o, "traceparent", r->traceparent);
-	set_str(o, "tool", r->tool);
-	set_str(o, "args_hash", r->args_hash);
-	set_str(o, "idempotency_key", r->idempotency_key);
-	set_str(o, "decision", r->decision);
-	set_str(o, "reason", r->reason);
-	set_str(o, "approver", r->approver);
-	set_str(o, "note", r->note);
-	set_str(o, "reported_by", r->reported_by);
+		put_int("uid", r->uid);
+	put_str("run_id", r->run_id);
+	put_str("step_id", r->step_id);
+	put_str("traceparent", r->traceparent);
+	put_str("tool", r->tool);
+	put_str("args_hash", r->args_hash);
+	put_str("idempotency_key", r->idempotency_key);
+	put_str("decision", r->decision);
+	put_str("reason", r->reason);
+	put_str("approver", r->approver);
+	put_str("note", r->note);
+	put_str("reported_by", r->reported_by);
 	if (r->count > 0) {
-		json_object_set_new(o, "count", json_integer(
-		    (json_int_t)r->count));
-		json_object_set_new(o, "first_ms", json_integer(
-		    (json_int_t)r->first_ms));
-		json_object_set_new(o, "last_ms", json_integer(
-		    (json_int_t)r->last_ms));
+		put_int("count", (long long)r->count);
+		put_int("first_ms", (long long)r->first_ms);
+		put_int("last_ms", (long long)r->last_ms);
 	}
-	line = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
-	json_decref(o);
-	if (line == NULL)
-		fatalx("audit: cannot encode a record");
-	*lenp = strlen(line);
-	line[(*lenp)++] = '\n';	/* json_dumps leaves room: we own the NUL */
-	return line;
+	jsonout_raw(&recline, "}\n", 2);
+	*lenp = recline.len;
+	return recline.buf;
 }
 
 /* Every queued line starts so; the seq goes in when it is written. */
@@ -363,22 +397,21 @@ batch_cb(evutil_socket_t fd, short what, void *arg)
 static int
 batch_add(const struct audit_rec *r)
 {
-	char	*line;
-	size_t	 len, tail;
+	const char	*text;
+	size_t		 len, tail;
 
 	if (audit_fd == -1)
 		return -1;
-	line = encode(r, 0, &len);
-	if (strncmp(line, SEQ_HEAD, strlen(SEQ_HEAD)) != 0)
+	text = encode(r, 0, &len);
+	if (strncmp(text, SEQ_HEAD, strlen(SEQ_HEAD)) != 0)
 		fatalx("audit: a record does not begin with its seq");
 	tail = len - strlen(SEQ_HEAD);
 	if (batch.len + tail > batch.cap) {
 		batch.cap = (batch.len + tail) * 2;
 		batch.buf = xreallocarray(batch.buf, 1, batch.cap);
 	}
-	memcpy(batch.buf + batch.len, line + strlen(SEQ_HEAD), tail);
+	memcpy(batch.buf + batch.len, text + strlen(SEQ_HEAD), tail);
 	batch.len += tail;
-	free(line);
 	if (batch.n == batch.nmax) {
 		batch.nmax = batch.nmax ? batch.nmax * 2 : 64;
 		batch.ends = xreallocarray(batch.ends, batch.nmax,
@@ -443,9 +476,9 @@ batch_write(void)
 int
 audit_write(const struct audit_rec *r, int sync)
 {
-	char	*line;
-	size_t	 len;
-	int	 rc;
+	const char	*text;
+	size_t		 len;
+	int		 rc;
 
 	if (audit_fd == -1)
 		return -1;
@@ -460,9 +493,8 @@ audit_write(const struct audit_rec *r, int sync)
 	 */
 	if (audit_seq + 1 >= seq_reserved)
 		(void)seq_reserve(audit_seq + 1);
-	line = encode(r, audit_seq + 1, &len);
-	rc = append_line(line, len);
-	free(line);
+	text = encode(r, audit_seq + 1, &len);
+	rc = append_line(text, len);
 	if (rc == -1) {
 		set_down(errno);
 		return -1;
@@ -535,6 +567,7 @@ audit_reopen(void)
 	if (torn_at != -1 && ftruncate(audit_fd, torn_at) == -1)
 		log_warn("audit: cannot cut the torn tail of the old log");
 	torn_at = -1;
+	torn_unknown = 0;
 	if (audit_fd != -1)
 		close(audit_fd);
 	audit_fd = fd;
@@ -553,6 +586,8 @@ audit_close(void)
 	batch_ev = NULL;
 	free(batch.buf);
 	free(batch.ends);
+	free(recline.buf);
+	memset(&recline, 0, sizeof(recline));
 	memset(&batch, 0, sizeof(batch));
 	if (audit_fd != -1)
 		close(audit_fd);

@@ -56,6 +56,20 @@ backends_shutdown(void)
 		backends[i]->shutdown();
 }
 
+/*
+ * The executor's own user never changes once it runs (its children switch
+ * theirs): asked of the kernel once, not on every call.
+ */
+static int
+as_root(void)
+{
+	static int	root = -1;
+
+	if (root == -1)
+		root = geteuid() == 0;
+	return root;
+}
+
 void
 backend_start(const struct call *c, const struct tool *tool, tool_done_cb done,
     void *arg)
@@ -69,7 +83,7 @@ backend_start(const struct call *c, const struct tool *tool, tool_done_cb done,
 	 * Unprivileged (development mode) no other user can be switched to:
 	 * tools run as the executor's own user.
 	 */
-	req.default_user = geteuid() == 0 ? ex->conf->tool_user : NULL;
+	req.default_user = as_root() ? ex->conf->tool_user : NULL;
 	req.tenant = c->tenant;
 	req.env = c->env;
 	req.run_id = c->run_id;

@@ -254,17 +254,17 @@ pin_set(const struct tool *t, json_t *def)
 
 /*
  * How t stands on p, which is ready: 0 ok; else the status to end a call
- * with (nothing sent), and why in msg.
+ * with (nothing sent), and why in msg.  The definition and its hash are
+ * those of p's last listing (mcp_proc_listed()).
  */
 static int
 tool_check(const struct mcp_proc *p, const struct tool *t, char *msg,
     size_t msglen)
 {
-	struct pinstate	*ps;
-	uint8_t		 h[PIN_HASH_LEN];
-	json_t		*def;
+	const struct mcp_def	*d = &p->defs[t - ex->conf->catalog];
+	struct pinstate		*ps;
 
-	if ((def = find_def(p, t)) == NULL) {
+	if (d->def == NULL) {
 		snprintf(msg, msglen, "%s does not offer tool %s", p->label,
 		    t->mcp.tool);
 		return TR_UNAVAILABLE;
@@ -275,13 +275,12 @@ tool_check(const struct mcp_proc *p, const struct tool *t, char *msg,
 		return TR_UNAVAILABLE;
 	}
 	/* Pinned at listing time, unless the store refused then. */
-	if (!ps->has && pin_set(t, def) == -1) {
+	if (!ps->has && pin_set(t, d->def) == -1) {
 		snprintf(msg, msglen, "the definition of %s cannot be pinned",
 		    t->name);
 		return TR_UNAVAILABLE;
 	}
-	pins_hash(def, h, NULL);
-	if (memcmp(h, ps->hash, sizeof(h)) != 0) {
+	if (memcmp(d->hash, ps->hash, sizeof(d->hash)) != 0) {
 		snprintf(msg, msglen, "%s changed the definition of %s since"
 		    " it was pinned: calls are refused until an operator runs"
 		    " 'gatewayctl tools accept %s'", p->label, t->mcp.tool,
@@ -399,7 +398,7 @@ call_result(struct mcp_call *c, json_t *result, size_t max_output)
 	json_t		*out;
 	char		 text[sizeof(c->res.message)], err[256], *s;
 	size_t		 len;
-	int		 is_error;
+	int		 is_error, rc;
 
 	if (mcp_decode_call(result, &out, &is_error, text,
 	    sizeof(text)) == -1) {
@@ -413,16 +412,32 @@ call_result(struct mcp_call *c, json_t *result, size_t max_output)
 		    "the tool reported an error (isError)");
 		return;
 	}
-	s = json_dumps(out, JSON_COMPACT);
-	json_decref(out);
-	if (s == NULL)
-		fatalx("%s: json_dumps", __func__);
-	len = strlen(s);
 	msgpack_packer_init(&pk, &c->sb, msgpack_sbuffer_write);
-	if (len > max_output)
-		call_fail(c, TR_BAD_OUTPUT, 0, "output larger than %zu bytes",
-		    max_output);
-	else if (json_to_msgpack(s, len, &pk, err, sizeof(err)) == -1)
+	/*
+	 * The limit is on the result's JSON text; making that text only to
+	 * parse it again costs more than the rest of a call.  Within the
+	 * bound, the text is within the limit and the tree is packed as it
+	 * is (the same bytes); past it, the text is made to be measured.
+	 */
+	if (json_compact_bound(out) <= max_output)
+		rc = json_value_to_msgpack(out, &pk, err, sizeof(err));
+	else {
+		s = json_dumps(out, JSON_COMPACT);
+		if (s == NULL)
+			fatalx("%s: json_dumps", __func__);
+		len = strlen(s);
+		if (len > max_output) {
+			json_decref(out);
+			free(s);
+			call_fail(c, TR_BAD_OUTPUT, 0, "output larger than %zu"
+			    " bytes", max_output);
+			return;
+		}
+		rc = json_to_msgpack(s, len, &pk, err, sizeof(err));
+		free(s);
+	}
+	json_decref(out);
+	if (rc == -1)
 		call_fail(c, TR_BAD_OUTPUT, 0, "result: %s", err);
 	else if (c->sb.size > max_output + MSGPACK_SLACK)
 		call_fail(c, TR_BAD_OUTPUT, 0, "result is %zu bytes as msgpack,"
@@ -437,7 +452,6 @@ call_result(struct mcp_call *c, json_t *result, size_t max_output)
 		c->res.resultlen = c->sb.size;
 		call_finish(c);
 	}
-	free(s);
 }
 
 void
@@ -490,29 +504,33 @@ mcp_proc_listed(struct mcp_proc *p)
 	const struct config	*conf = ex->conf;
 	const struct tool	*t;
 	struct pinstate		*ps;
-	uint8_t			 h[PIN_HASH_LEN];
-	json_t			*def;
+	struct mcp_def		*d;
 	size_t			 i;
 
+	/* Every call checks the pin: the hashes are worked out here, once. */
+	if (p->defs == NULL)
+		p->defs = xcalloc(conf->ncatalog + 1, sizeof(*p->defs));
 	for (i = 0; i < conf->ncatalog; i++) {
 		t = &conf->catalog[i];
+		d = &p->defs[i];
+		d->def = NULL;
 		if (t->backend != TB_MCP || t->mcp.server_idx != p->srv_idx)
 			continue;
-		if ((def = find_def(p, t)) == NULL) {
+		if ((d->def = find_def(p, t)) == NULL) {
 			log_warnx("%s: catalog tool %s: the server does not"
 			    " offer %s", p->label, t->name, t->mcp.tool);
 			continue;
 		}
+		pins_hash(d->def, d->hash, NULL);
 		if ((ps = pin_of(t)) == NULL)
 			continue;
 		if (!ps->has) {
-			if (pin_set(t, def) == 0)
+			if (pin_set(t, d->def) == 0)
 				log_info("%s: tool %s: definition pinned",
 				    p->label, t->name);
 			continue;
 		}
-		pins_hash(def, h, NULL);
-		if (memcmp(h, ps->hash, sizeof(h)) != 0)
+		if (memcmp(d->hash, ps->hash, sizeof(d->hash)) != 0)
 			log_warnx("%s: tool %s: the definition differs from"
 			    " the pinned one: calls are refused until"
 			    " 'gatewayctl tools accept %s'", p->label, t->name,

@@ -665,6 +665,7 @@ mcpserver_shutdown(void)
 		mcp_proc_lost(p, "the executor is shutting down");
 		event_free(p->ev_timer);
 		json_decref(p->tools);
+		free(p->defs);
 		free(p->tenant);
 		free(p->env);
 		free(p);

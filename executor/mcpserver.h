@@ -47,6 +47,15 @@ struct mcp_call {
 
 TAILQ_HEAD(mcp_callq, mcp_call);
 
+/*
+ * A catalog tool's definition in a process's last tools/list, and the hash
+ * of what is pinned of it: worked out once per listing, not per call.
+ */
+struct mcp_def {
+	json_t		*def;		/* in tools; NULL: not offered */
+	uint8_t		 hash[PIN_HASH_LEN];
+};
+
 enum proc_state {
 	P_DOWN,			/* not running: a restart is due */
 	P_INIT,			/* initialize sent */
@@ -97,6 +106,7 @@ struct mcp_proc {
 	unsigned		 pages;
 	int			 relist;	/* list_changed during a listing */
 	json_t			*tools;		/* the last complete list */
+	struct mcp_def		*defs;		/* by catalog index (mcp.c) */
 
 	struct mcp_callq	 queue;		/* waiting for a slot */
 	size_t			 nqueue;

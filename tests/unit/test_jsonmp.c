@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
 #include <msgpack.h>
 
 #include "common/canon.h"
@@ -447,6 +448,190 @@ test_long_key(void)
 	free(s);
 }
 
+/*
+ * json_value_to_msgpack(j) against the text route it replaces
+ * (json_dumps(j, JSON_COMPACT), then json_to_msgpack()): both refuse, or
+ * both give the same bytes; and json_compact_bound() is at least the
+ * text's length.
+ */
+static int
+same_as_text(json_t *j)
+{
+	msgpack_sbuffer	 sb1, sb2;
+	msgpack_packer	 pk;
+	char		*s, err[256];
+	int		 r1 = -1, r2, ok = 1;
+
+	msgpack_sbuffer_init(&sb1);
+	if ((s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY)) != NULL) {
+		msgpack_packer_init(&pk, &sb1, msgpack_sbuffer_write);
+		r1 = json_to_msgpack(s, strlen(s), &pk, err, sizeof(err));
+		if (json_compact_bound(j) < strlen(s)) {
+			fprintf(stderr, "bound %zu < %zu for %.60s\n",
+			    json_compact_bound(j), strlen(s), s);
+			ok = 0;
+		}
+	}
+	msgpack_sbuffer_init(&sb2);
+	msgpack_packer_init(&pk, &sb2, msgpack_sbuffer_write);
+	err[0] = '\0';
+	r2 = json_value_to_msgpack(j, &pk, err, sizeof(err));
+	if (r1 != r2 || (r2 == -1 && err[0] == '\0') || (r1 == 0 &&
+	    (sb1.size != sb2.size || memcmp(sb1.data, sb2.data,
+	    sb1.size) != 0))) {
+		fprintf(stderr, "%.60s: text route %d (%zu bytes), direct %d"
+		    " (%zu bytes) %s\n", s ? s : "(no text)", r1, sb1.size, r2,
+		    sb2.size, err);
+		ok = 0;
+	}
+	free(s);
+	msgpack_sbuffer_destroy(&sb1);
+	msgpack_sbuffer_destroy(&sb2);
+	return ok;
+}
+
+/* json_value_to_msgpack()'s result alone. */
+static int
+direct(json_t *j)
+{
+	msgpack_sbuffer	 sb;
+	msgpack_packer	 pk;
+	char		 err[256];
+	int		 r;
+
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	r = json_value_to_msgpack(j, &pk, err, sizeof(err));
+	msgpack_sbuffer_destroy(&sb);
+	return r;
+}
+
+/* The same for the value of a JSON text. */
+static int
+same_as_text_of(const char *text)
+{
+	json_t	*j;
+	int	 ok;
+
+	j = json_loads(text, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+	if (j == NULL) {
+		fprintf(stderr, "'%s' does not load\n", text);
+		return 0;
+	}
+	ok = same_as_text(j);
+	json_decref(j);
+	return ok;
+}
+
+/* 'levels' arrays around 'inner' (stolen). */
+static json_t *
+nest(size_t levels, json_t *inner)
+{
+	json_t	*a;
+
+	while (levels-- > 0) {
+		a = json_array();
+		json_array_append_new(a, inner);
+		inner = a;
+	}
+	return inner;
+}
+
+/* A random tree of scalars of every kind, reals from random bits. */
+static json_t *
+random_tree(unsigned *seed, int depth)
+{
+	json_t		*j;
+	uint64_t	 bits;
+	double		 d;
+	char		 key[16];
+	int		 i, n;
+
+	switch (depth > 4 ? 5 + rand_r(seed) % 4 : rand_r(seed) % 9) {
+	case 0:
+		j = json_object();
+		n = rand_r(seed) % 5;
+		for (i = 0; i < n; i++) {
+			snprintf(key, sizeof(key), "k\xc3\xa9%d", i);
+			json_object_set_new(j, key, random_tree(seed,
+			    depth + 1));
+		}
+		return j;
+	case 1:
+		j = json_array();
+		n = rand_r(seed) % 5;
+		for (i = 0; i < n; i++)
+			json_array_append_new(j, random_tree(seed, depth + 1));
+		return j;
+	case 2:
+		return json_string("a\"\\\x01\t/\xe2\x82\xac\xf0\x9f\x98\x80");
+	case 3:
+		return json_integer((json_int_t)((uint64_t)rand_r(seed) << 33 ^
+		    (uint64_t)rand_r(seed) << 2 ^ (uint64_t)rand_r(seed)));
+	case 4:
+		return json_stringn("nul\0in", 6);
+	default:
+		/* Any finite double: jansson makes no real of NaN or inf. */
+		do {
+			bits = (uint64_t)rand_r(seed) << 42 ^
+			    (uint64_t)rand_r(seed) << 21 ^
+			    (uint64_t)rand_r(seed);
+			memcpy(&d, &bits, sizeof(d));
+		} while (!isfinite(d));
+		return json_real(d);
+	}
+}
+
+static void
+test_value_same_as_text(void)
+{
+	static const char	*texts[] = {
+		"null", "true", "false", "0", "-1", "127", "128", "-33",
+		"9223372036854775807", "-9223372036854775808",
+		"0.1", "1.0", "-0.0", "1e300", "-2.5e-300", "5e-324",
+		"1.7976931348623157e308", "123456789.123456789", "1e20",
+		"3.141592653589793", "\"\"", "\"a\\u0000b\"",
+		"\"\\u00e9\\ud83d\\ude00 \xe6\x9d\xb1\\n\\t\\\"\\/\"",
+		"{}", "[]", "[[],{},[{}]]",
+		"{\"content\":[{\"type\":\"text\",\"text\":\"hi\"}],"
+		    "\"structuredContent\":{\"n\":1,\"f\":0.25,\"l\":[1,"
+		    "[2,[3]]],\"u\":\"\xc3\xa9\"}}",
+		"{\"z\":1,\"a\":2,\"m\":{\"b\":[true,null]}}",
+	};
+	json_t		*j, *o;
+	unsigned	 seed = 10;
+	size_t		 i;
+
+	for (i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
+		ASSERT(same_as_text_of(texts[i]));
+	for (i = 0; i < 2000; i++) {
+		j = random_tree(&seed, 0);
+		if (!same_as_text(j)) {
+			json_decref(j);
+			ASSERT(0);
+		}
+		json_decref(j);
+	}
+	/* The parser's depth: a scalar at 2048 values deep, then 2049. */
+	j = nest(2047, json_integer(1));
+	ASSERT(same_as_text(j));
+	ASSERT(direct(j) == 0);
+	json_decref(j);
+	j = nest(2048, json_integer(1));
+	ASSERT(same_as_text(j));
+	ASSERT(direct(j) == -1);
+	json_decref(j);
+	j = nest(3000, json_array());
+	ASSERT(same_as_text(j));
+	json_decref(j);
+	/* A NUL in a key: its text does not load, nor does the tree pack. */
+	o = json_object();
+	json_object_setn_new(o, "a\0b", 3, json_true());
+	ASSERT(same_as_text(o));
+	ASSERT(direct(o) == -1);
+	json_decref(o);
+}
+
 int
 main(void)
 {
@@ -465,5 +650,6 @@ main(void)
 	RUN(test_render);
 	RUN(test_key_in_key);
 	RUN(test_long_key);
+	RUN(test_value_same_as_text);
 	return tests_failed != 0;
 }
