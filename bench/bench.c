@@ -27,7 +27,8 @@
  * Environment: BENCH_N (scale, default 2000), BENCH_ROUNDS (deny rounds,
  * default 3), BENCH_STRACE=1 (count gatewayd's and the executor's system
  * calls per deny, and per mcp write with -m, with strace -c; slow, so apart
- * from the timed runs), BENCH_ONLY=mcp_read (only the echo, measured once
+ * from the timed runs), BENCH_ONLY=mcp_write (raw LMDB commits and the mcp
+ * write rows only), BENCH_ONLY=mcp_read (only the echo, measured once
  * at 1 and 32 clients as the base, and the mcp read rows: quick
  * before/after comparisons of that path).
  */
@@ -985,6 +986,32 @@ mcp_read_only(int n)
 	    "echo", echo[1].rate);
 }
 
+/* BENCH_ONLY=mcp_write: raw LMDB commits, then the mcp write rows. */
+static void
+mcp_write_only(const char *scratch, int n)
+{
+	char	dir[1024];
+	double	commits;
+
+	if (!with_mcp) {
+		printf("no mcp backend: nothing to run\n");
+		return;
+	}
+	printf("\nmcp write only (BENCH_ONLY=mcp_write), against raw LMDB "
+	    "commits\n");
+	if (!wait_ok(K_MCP_READ))
+		return;
+	procs[P_MCP] = find_child(procs[P_EXECUTOR], "bench-mcp-serv");
+	snprintf(dir, sizeof(dir), "%s/lmdb-baseline-mcp", scratch);
+	commits = lmdb_commits(dir, n / 4);
+	printf("raw LMDB commits measured just now: %.0f/s\n", commits);
+	print_header();
+	scenario("mcp write", K_MCP_WRITE, 1, n / 8, mcp_procs, "LMDB",
+	    commits);
+	scenario("mcp write", K_MCP_WRITE, MAX_CLIENTS, n / 16, mcp_procs,
+	    "LMDB", commits);
+}
+
 /* Issue 10's targets, as informational as issue 9's. */
 static void
 backend_targets_print(const struct backend_ratios *br)
@@ -1199,6 +1226,13 @@ main(int argc, char *argv[])
 	if (getenv("BENCH_ONLY") != NULL &&
 	    strcmp(getenv("BENCH_ONLY"), "mcp_read") == 0) {
 		mcp_read_only(n);
+		print_load("at the end");
+		stop_echo();
+		return 0;
+	}
+	if (getenv("BENCH_ONLY") != NULL &&
+	    strcmp(getenv("BENCH_ONLY"), "mcp_write") == 0) {
+		mcp_write_only(scratch, n);
 		print_load("at the end");
 		stop_echo();
 		return 0;
