@@ -370,6 +370,20 @@ print_answer(const msgpack_object *ans, int json)
 	return 0;
 }
 
+/*
+ * The catalog commands' answers print for a person in a form of their
+ * own (ctl/tools.c); every other answer, and any with --json, as is.
+ */
+static int
+print_for(const char *op, const msgpack_object *ans, int json)
+{
+	if (!json && answer_ok(ans) && strcmp(op, "tools") == 0)
+		return print_tools(ans);
+	if (!json && answer_ok(ans) && strcmp(op, "mcp_tools") == 0)
+		return print_mcp_tools(ans);
+	return print_answer(ans, json);
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -452,14 +466,8 @@ main(int argc, char *argv[])
 			rc = 1;
 		msgpack_unpacked_destroy(&u2);
 		msgpack_sbuffer_destroy(&sb);
-	} else if (rc == 0 && !json && answer_ok(&u.data) &&
-	    strcmp(r.op, "tools") == 0)
-		rc = print_tools(&u.data);
-	else if (rc == 0 && !json && answer_ok(&u.data) &&
-	    strcmp(r.op, "mcp_tools") == 0)
-		rc = print_mcp_tools(&u.data);
-	else if (rc == 0)
-		rc = print_answer(&u.data, json);
+	} else if (rc == 0)
+		rc = print_for(r.op, &u.data, json);
 	else
 		rc = 1;
 	msgpack_unpacked_destroy(&u);
