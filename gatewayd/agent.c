@@ -575,6 +575,8 @@ op_call(struct conn *c, struct agent_req *q)
 
 	if ((run = req_run(c, q->id, q->idlen, q->run_id, q->tool)) == NULL)
 		return;
+	/* A SIGUSR1 that came while this callback ran counts already. */
+	killswitch_check();
 	g = policy_gate(gw->conf, q->tool, gw->writes_on, &reason);
 	if (g == GATE_DENY) {
 		policy_message(gw->conf, q->tool, reason, gw->writes_on, msg,

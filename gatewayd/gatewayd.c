@@ -196,16 +196,73 @@ on_ready(void)
 	    "disabled");
 }
 
+/*
+ * SIGUSR1 has a handler of our own, not libevent's: it notes the signal
+ * at once, and the write gate (agent.c) looks at the note before every
+ * write.  A libevent signal event runs only when the loop comes back to
+ * it, after the callback that was running when the signal came, which may
+ * read and admit writes sent after kill(2) returned.  The pipe wakes the
+ * loop to tell the executor even when no write comes.
+ */
+static volatile sig_atomic_t	usr1_seen;
+static int			usr1_pipe[2] = { -1, -1 };
+static struct event		*usr1_ev;
+
 static void
-on_sigusr1(evutil_socket_t sig, short what, void *arg)
+usr1_handler(int sig)
 {
+	int	saved = errno;
+
 	(void)sig;
-	(void)what;
-	(void)arg;
+	usr1_seen = 1;
+	/* A full pipe has a wake-up in it already. */
+	if (write(usr1_pipe[1], "", 1) == -1)
+		usr1_seen = 1;
+	errno = saved;
+}
+
+void
+killswitch_check(void)
+{
+	if (!usr1_seen)
+		return;
+	usr1_seen = 0;
 	/* Off here at once; the executor stores it and turns it off too. */
 	gw->writes_on = 0;
 	exec_writes_off();
 	log_info("SIGUSR1: writes disabled");
+}
+
+static void
+on_usr1_pipe(evutil_socket_t fd, short what, void *arg)
+{
+	char	buf[64];
+
+	(void)what;
+	(void)arg;
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
+	killswitch_check();
+}
+
+static void
+usr1_init(void)
+{
+	struct sigaction	sa;
+
+	if (pipe2(usr1_pipe, O_NONBLOCK | O_CLOEXEC) == -1)
+		fatal("pipe2");
+	usr1_ev = event_new(gw->base, usr1_pipe[0], EV_READ | EV_PERSIST,
+	    on_usr1_pipe, NULL);
+	if (usr1_ev == NULL || event_priority_set(usr1_ev, 0) == -1 ||
+	    event_add(usr1_ev, NULL) == -1)
+		fatalx("cannot watch SIGUSR1");
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = usr1_handler;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGUSR1, &sa, NULL) == -1)
+		fatal("sigaction SIGUSR1");
 }
 
 static void
@@ -408,12 +465,7 @@ executor_start(const struct opts *o, char *cpath, int *sp, int *pp)
 }
 
 static const struct sigdef sigtab[] = {
-	/*
-	 * Priority 0: SIGUSR1 must be handled before any agent frame read
-	 * in the same turn of the loop, so no write admitted after kill(2)
-	 * returned gets past the kill switch.
-	 */
-	{ SIGUSR1,	on_sigusr1,	0 },
+	/* SIGUSR1 is not here: usr1_init(). */
 	{ SIGTERM,	on_sigterm,	1 },
 	{ SIGINT,	on_sigterm,	1 },
 	{ SIGHUP,	on_sighup,	1 },
@@ -430,6 +482,7 @@ events_init(int sp, int pp)
 	exec_link_init(sp, pp);
 	sigevents_add(gw->base, sigtab, sizeof(sigtab) / sizeof(sigtab[0]),
 	    sigev);
+	usr1_init();
 }
 
 static int
@@ -442,6 +495,7 @@ teardown(void)
 	rc = reap_executor();
 	runs_free();
 	sigevents_free(sigev, sizeof(sigev) / sizeof(sigev[0]));
+	event_free(usr1_ev);
 	event_base_free(gw->base);
 	config_free(gw->conf);
 	return rc;

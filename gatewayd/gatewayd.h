@@ -69,6 +69,8 @@ void	exec_link_close(void);
 /* Send HELLO; 'ready' runs once the executor answered. */
 void	exec_hello(void (*ready)(void));
 void	exec_writes_off(void);
+/* gatewayd.c: writes off now if SIGUSR1 came since the last look. */
+void	killswitch_check(void);
 
 /* A refusal decided here, for the executor's audit log. */
 struct refusal {

@@ -278,7 +278,9 @@ def expiry():
 
 @test
 def decided_approval_does_not_expire():
-    with approvals_daemon(ttl_s=1) as d:
+    # expires_at is in whole seconds: a ttl of 1 s can leave well under a
+    # second to approve in, which a slow (sanitizer) build did not make.
+    with approvals_daemon(ttl_s=3) as d:
         c = d.client()
         r = request_approval(d, c)
         assert d.ctl("approve", r["approval_id"])[0] == 0
