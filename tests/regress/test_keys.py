@@ -131,13 +131,15 @@ def a_rotated_key_verifies_for_one_ttl_only():
     """The issue: a rotated-out key still verifies for one approvals.ttl_s.
     After that its checkpoints are refused, even an approved one (the
     operator approves again by having the agent call again)."""
-    with approvals_daemon(ttl_s=1) as d:
+    # A ttl of 1 s (expires_at is in whole seconds) left a slow
+    # (sanitizer) build too little time to approve before it expired.
+    with approvals_daemon(ttl_s=3) as d:
         c = d.client()
         r = request_approval(d, c)
         assert d.ctl("approve", r["approval_id"])[0] == 0
         ans = ctl_raw(d.control_sock, {"op": "keys_rotate"})
         assert ans.get("ok") is True, ans
-        time.sleep(1.3)
+        time.sleep(3.3)
         x = c.resume(r["checkpoint"])
         assert x["status"] == "denied", x
         assert x["stop_reason"] == "bad_checkpoint_signature", x
