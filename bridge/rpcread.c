@@ -37,6 +37,8 @@ keep(struct linebuf *lb, const char *p, size_t n)
 {
 	size_t	cap;
 
+	if (n == 0)
+		return 0;
 	if (n > lb->max - lb->len)
 		return -1;
 	if (lb->len + n > lb->cap) {
