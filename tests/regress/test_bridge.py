@@ -454,6 +454,38 @@ def cancelled_read_is_cancelled_at_the_tool():
 
 
 @test
+def cancelled_writes_are_not_cancelled():
+    f = Files()
+    with Daemon(bridge_conf(f)) as d, Bridge(d) as b:
+        b.initialize()
+        slow = f.effects + ".slow"
+        # A running write: it runs to its end, its answer is dropped.
+        b.send({"jsonrpc": "2.0", "id": 21, "method": "tools/call",
+                "params": {"name": "rec_slow", "arguments": {"k": 1}}})
+        time.sleep(0.1)
+        b.send({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                "params": {"requestId": 21}})
+        wait_for(lambda: len(f.lines(slow)) == 1, timeout=10, what="the write to run")
+        time.sleep(0.3)
+        assert "result" in b.request("ping")
+        assert not [m for m in b.pending if m.get("id") == 21], b.pending
+        # A write waiting for its approval stops waiting; nothing ran, and
+        # the retry waits for the same approval.
+        b.send({"jsonrpc": "2.0", "id": 22, "method": "tools/call",
+                "params": {"name": "rec", "arguments": {"k": 2}}})
+        aid = wait_for(lambda: pending_approvals(d), timeout=10,
+                       what="the approval")[0]["approval_id"]
+        b.send({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                "params": {"requestId": 22}})
+        assert "result" in b.request("ping")
+        threading.Timer(0.5, lambda: d.ctl("approve", aid)).start()
+        res = b.call("rec", {"k": 2})
+        assert res.get("isError") is not True, res
+        assert len(f.lines(f.effects)) == 1
+        assert not [m for m in b.pending if m.get("id") == 22], b.pending
+
+
+@test
 def malformed_lines_get_errors_and_the_bridge_serves_on():
     f = Files()
     with Daemon(bridge_conf(f)) as d, Bridge(d) as b:
@@ -588,6 +620,8 @@ def gateway_restart_fails_calls_in_flight_then_reconnects():
             assert "unavailable" in text_of(m["result"]), m
             res = b.call("echo", {"down": 1})
             assert res["isError"] is True and "cannot reach" in text_of(res), res
+            r = b.request("tools/list")
+            assert r["error"]["code"] == -32603 and "cannot reach" in r["error"]["message"], r
             d.start()
             res = b.call("echo", {"up": 1})
             assert res.get("isError") is not True, res
