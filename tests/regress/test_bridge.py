@@ -602,6 +602,59 @@ def calls_in_flight_side_by_side():
 
 
 @test
+def calls_past_the_cap_wait_their_turn():
+    # 64 calls hold a connection at once; the rest wait in order, and
+    # none is lost.  Descriptors stay within the cap.
+    f = Files()
+    conf = bridge_conf(f)
+    conf["budgets"] = dict(conf.get("budgets", {}), max_steps_per_run=0)
+    with Daemon(conf) as d, Bridge(d) as b:
+        b.initialize()
+        n = 68
+        for i in range(n):
+            b.send({"jsonrpc": "2.0", "id": i, "method": "tools/call",
+                    "params": {"name": "nap", "arguments": {"ms": 200, "i": i}}})
+        fds = []
+
+        def count():
+            fds.append(len(os.listdir("/proc/%d/fd" % b.p.pid)))
+            return len(fds) > 20
+        wait_for(count, timeout=10, what="samples")
+        got = set()
+        for _ in range(n):
+            m = b.recv(timeout=60)
+            assert m["result"].get("isError") is not True, m
+            got.add(m["id"])
+        assert got == set(range(n)), got
+        assert max(fds) <= 64 + 12, max(fds)
+
+
+@test
+def the_gates_refusal_at_accept_is_an_error_result():
+    f = Files()
+    conf = bridge_conf(f)
+    conf["limits"] = dict(conf.get("limits", {}), max_connections_per_uid=2)
+    with Daemon(conf) as d, Bridge(d) as b:
+        b.initialize()
+        marks = []
+        for i in range(3):
+            mark = os.path.join(f.dir, "mark%d" % i)
+            marks.append(mark)
+            b.send({"jsonrpc": "2.0", "id": "h%d" % i, "method": "tools/call",
+                    "params": {"name": "hold", "arguments": {
+                        "mark": mark, "release": os.path.join(f.dir, "release")}}})
+            if i < 2:
+                wait_for(lambda: os.path.exists(mark), timeout=10, what="a hold")
+        m = b.response("h2")
+        res = m["result"]
+        assert res["isError"] is True, res
+        assert "max_connections_per_uid" in text_of(res), res
+        open(os.path.join(f.dir, "release"), "w").close()
+        for rid in ("h0", "h1"):
+            assert b.response(rid)["result"]["structuredContent"] == {"held": True}
+
+
+@test
 def gateway_restart_fails_calls_in_flight_then_reconnects():
     f = Files()
     d = Daemon(bridge_conf(f))
