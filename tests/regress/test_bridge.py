@@ -585,20 +585,21 @@ def calls_in_flight_side_by_side():
     f = Files()
     with Daemon(bridge_conf(f)) as d, Bridge(d) as b:
         b.initialize()
-        t0 = time.time()
         ids = []
-        for i, ms in enumerate((1500, 1200, 900, 600, 300, 1)):
+        for i, ms in enumerate((3000, 2400, 1800, 1200, 600, 1)):
             rid = "n%d" % i
             ids.append(rid)
             b.send({"jsonrpc": "2.0", "id": rid, "method": "tools/call",
                     "params": {"name": "nap", "arguments": {"ms": ms, "i": i}}})
         order = []
         for _ in ids:
-            m = b.recv()
+            m = b.recv(timeout=60)
             assert m.get("result", {}).get("isError") is not True, m
             order.append(m["id"])
-        assert time.time() - t0 < 5, time.time() - t0
-        assert sorted(order) == sorted(ids) and order != ids, order
+        # The last asked, the shortest, came back before the first: the
+        # calls ran side by side and were answered as they ended.
+        assert sorted(order) == sorted(ids), order
+        assert order.index("n5") < order.index("n0"), order
 
 
 @test
