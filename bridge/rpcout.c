@@ -42,14 +42,25 @@ out_writable(int fd, short what, void *arg)
 	bridge_check();
 }
 
+static int	out_flags;
+
+/*
+ * O_NONBLOCK belongs to the open file, which a terminal shares with the
+ * shell that started us: put it back as it was.
+ */
+static void
+out_restore(void)
+{
+	(void)fcntl(STDOUT_FILENO, F_SETFL, out_flags);
+}
+
 void
 out_init(void)
 {
-	int	fl;
-
-	if ((fl = fcntl(STDOUT_FILENO, F_GETFL)) == -1 ||
-	    fcntl(STDOUT_FILENO, F_SETFL, fl | O_NONBLOCK) == -1)
+	if ((out_flags = fcntl(STDOUT_FILENO, F_GETFL)) == -1 ||
+	    fcntl(STDOUT_FILENO, F_SETFL, out_flags | O_NONBLOCK) == -1)
 		fatal("stdout");
+	atexit(out_restore);
 	if ((out = evbuffer_new()) == NULL ||
 	    (ev_out = event_new(base, STDOUT_FILENO, EV_WRITE, out_writable,
 	    NULL)) == NULL)
