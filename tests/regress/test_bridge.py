@@ -5,7 +5,8 @@ and writes of exec and mcp tools, approvals decided during the wait and
 after it (one side effect however the client retries), a duplicate
 write, an unknown tool, a cancelled read (cancelled at the tool),
 malformed lines, names that cannot be shown, --raw-names, calls in
-flight side by side, a gatewayd restart, and the end of stdin."""
+flight side by side and past the bridge's cap, gatewayd's refusal at
+accept, a gatewayd restart, and the end of stdin."""
 import json
 import os
 import select
