@@ -445,5 +445,52 @@ def a_timed_out_request_leaves_the_connection_usable():
         assert g.wait(na.approval_id, 10) == "pending"
 
 
+# -- the example ---------------------------------------------------------------------
+
+EXAMPLES = os.path.join(ROOT, "examples")
+
+
+@test
+def example_agent_loop_runs():
+    """examples/agent_loop.py against the demo's catalog (without its MCP
+    part); the operator approves the close when it shows up."""
+    ex = lambda n: os.path.join(EXAMPLES, "tools", n)   # noqa: E731
+    conf = writes_config({
+        "kb.read": {"mode": "read", "exec": [ex("kb-read")], "timeout_ms": 2000},
+        "ticket.close": {"mode": "write", "exec": [ex("ticket-close")]},
+        "email.send": {"mode": "write", "exec": [ex("ticket-close")]},
+    }, budgets={"repeat_limit": 3})
+    conf["tools"]["allow"] = ["kb.read", "ticket.close"]
+    conf["writes"]["require_approval"] = ["ticket.close"]
+    with Daemon(conf) as d:
+        approved = []
+
+        def operator():
+            deadline = time.time() + 30
+            while time.time() < deadline and not approved:
+                for a in d.ctl_json("approvals"):
+                    if a["tool"] == "ticket.close":
+                        approved.append(d.ctl("approve", a["approval_id"]))
+                time.sleep(0.1)
+        th = threading.Thread(target=operator)
+        th.start()
+        p = subprocess.run(["/usr/bin/python3", os.path.join(EXAMPLES, "agent_loop.py"),
+                            "-s", d.agent_sock, "--run-id", "ex-1", "--approval-timeout", "20"],
+                           capture_output=True, text=True, timeout=60,
+                           env=dict(os.environ, PYTHONPATH=""))
+        th.join()
+        out = p.stdout
+        assert p.returncode == 0, (p.returncode, out, p.stderr)
+        assert approved and approved[0][0] == 0, approved
+        assert "tenant acme, env prod, writes enabled, run ex-1" in out, out
+        assert "waiting for an operator: gatewayctl approve " in out, out
+        assert 'written: {"closed": true' in out, out
+        assert "refused (not_allowed)" in out, out
+        assert "the gate stopped the run (loop_detected)" in out, out
+        calls = [e for e in read_audit(d) if e.get("event") == "call" and e.get("tool") == "ticket.close"
+                 and e.get("decision") == "ok"]
+        assert len(calls) == 1, calls
+
+
 if __name__ == "__main__":
     main()
