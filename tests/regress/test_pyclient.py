@@ -285,6 +285,27 @@ def frame_too_large():
         assert g.call("echo", {"x": "y" * 100}).result["args"] == {"x": "y" * 100}
 
 
+@test
+def a_gate_hanging_up_mid_send_is_no_sigpipe():
+    """A request far over max_frame: the gate answers at the header and
+    closes while the client still sends.  A program that left SIGPIPE at
+    its default still gets FrameTooLarge, not death by signal."""
+    conf = base_config(limits={"max_frame": 4096})
+    prog = ("import signal, sys, toolgate\n"
+            "signal.signal(signal.SIGPIPE, signal.SIG_DFL)\n"
+            "g = toolgate.Gateway(sys.argv[1], run_id='r', timeout=30)\n"
+            "try:\n"
+            "    g.call('echo', {'x': 'y' * (8 << 20)})\n"
+            "except toolgate.FrameTooLarge as e:\n"
+            "    print('FrameTooLarge', e.message)\n")
+    with Daemon(conf) as d:
+        p = subprocess.run(["/usr/bin/python3", "-c", prog, d.agent_sock], capture_output=True,
+                           text=True, timeout=60,
+                           env=dict(os.environ, PYTHONPATH=os.path.join(ROOT, "clients", "python")))
+        assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)
+        assert p.stdout.startswith("FrameTooLarge") and "4096" in p.stdout, p.stdout
+
+
 # -- approvals ---------------------------------------------------------------------
 
 def approver(d, delay=0.3, note=None, verb="approve"):

@@ -27,6 +27,16 @@ DEFAULT_SOCKET = "/run/toolgate/agent.sock"   # proto/CONFIG.md, paths.agent_soc
 _UNSET = object()
 
 
+def _send_all(sock, data):
+    """sendall() with MSG_NOSIGNAL: a gate that hung up is an EPIPE here,
+    never a SIGPIPE that kills a program which left SIGPIPE at its default
+    (Python ignores it, a program embedding Python may not)."""
+    view = memoryview(data)
+    while view:
+        n = sock.send(view, socket.MSG_NOSIGNAL)
+        view = view[n:]
+
+
 class Hello:
     """`hello`'s answer: protocol `v`, the caller's `tenant` and `env` as
     the gate maps its uid, and whether `writes_enabled` right now."""
@@ -191,7 +201,7 @@ class Gateway:
             req = dict(fields, op=op, id=rid)
             data = encode(req)
             try:
-                self._sock.sendall(data)
+                _send_all(self._sock, data)
             except OSError:
                 # The gate hung up (a frame it refused, a stranger, a gate
                 # going away).  Not fatal here: its last answer, say
