@@ -256,7 +256,8 @@ class Gateway:
                 return
             data = sock.recv(65536)
         except OSError as e:
-            self._die(lambda: ConnectionClosed("the connection failed: %s" % (e.strerror or e)))
+            msg = "the connection failed: %s" % (e.strerror or e)
+            self._die(lambda: ConnectionClosed(msg))
             return
         if not data:
             what = "in the middle of an answer" if self._frames.partial() else ""
