@@ -466,6 +466,41 @@ def a_timed_out_request_leaves_the_connection_usable():
         assert g.wait(na.approval_id, 10) == "pending"
 
 
+@test
+def reconnecting_ends_the_requests_of_the_old_connection():
+    with approvals_daemon(ttl_s=600) as d, gw(d, "re") as g:
+        na = raises(toolgate.NeedsApproval, g.call, "rec", {"t": 6})
+        out = []
+
+        def waiter():
+            try:
+                out.append(g.wait(na.approval_id, 20000))
+            except toolgate.ToolgateError as e:
+                out.append(e)
+        th = threading.Thread(target=waiter)
+        th.start()
+        time.sleep(0.3)
+        t0 = time.time()
+        g.close()
+        th.join(5)
+        assert not th.is_alive() and time.time() - t0 < 2, "the waiter was not woken"
+        assert type(out[0]) is toolgate.ConnectionClosed, out
+        g.connect()
+        assert g.wait(na.approval_id, 10) == "pending"
+        assert g.hello().tenant == "acme"
+    # A Gateway that could not connect tries again on the next request.
+    d = Daemon()
+    try:
+        g = toolgate.Gateway(d.agent_sock, run_id="r")
+        raises(toolgate.ConnectionClosed, g.hello)
+        d.start()
+        assert g.hello().tenant == "acme"
+        g.close()
+        d.stop()
+    finally:
+        d.cleanup()
+
+
 # -- the example ---------------------------------------------------------------------
 
 EXAMPLES = os.path.join(ROOT, "examples")

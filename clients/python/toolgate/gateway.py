@@ -10,7 +10,6 @@ is just as good (a connection is cheap) and keeps the threads' failures
 apart: an error of the connection (a bad frame, a closed socket) ends it
 for every thread using it.
 """
-import itertools
 import select
 import socket
 import threading
@@ -18,8 +17,7 @@ import time
 
 from . import approvals
 from .approvals import WAIT_CAP_MS
-from .errors import (AnswerTimeout, ConnectionClosed, MalformedAnswer, NeedsApproval,
-                     ProtocolError, ToolgateError, error_for)
+from .errors import AnswerTimeout, ConnectionClosed, MalformedAnswer, NeedsApproval, error_for
 from .wire import DEFAULT_MAX_ANSWER, FrameBuffer, encode
 
 DEFAULT_SOCKET = "/run/toolgate/agent.sock"   # proto/CONFIG.md, paths.agent_socket
@@ -94,6 +92,42 @@ class Result:
             self.result, self.args_hash, self.idempotency_key, self.replayed)
 
 
+class _Conn:
+    """One connection's state.  Fields change under the Gateway's
+    condition lock; the socket is read only by the thread that set
+    `reading`."""
+
+    def __init__(self, sock, first_id, max_answer):
+        self.sock = sock
+        self.first_id = first_id  # the first request id sent on it
+        self.frames = FrameBuffer(max_answer)
+        self.answers = {}         # id -> answer not yet collected
+        self.abandoned = set()    # ids whose caller timed out: answers dropped
+        self.reading = False      # a thread is reading the socket
+        self.fatal = None         # an answer with id nil: why the gate hangs up
+        self.dead = None          # () -> the exception its requests get now
+
+    def file(self, ans):
+        rid = ans.get("id")
+        if rid is None:
+            # Not the answer to one request: the gate refused the
+            # connection or a frame, and is closing it.
+            self.fatal = ans
+        elif rid in self.abandoned:
+            self.abandoned.discard(rid)
+        else:
+            self.answers[rid] = ans
+
+    def close(self):
+        # shutdown() first: it wakes a thread polling the socket, which a
+        # bare close() from another thread would leave asleep.
+        for fn in (lambda: self.sock.shutdown(socket.SHUT_RDWR), self.sock.close):
+            try:
+                fn()
+            except OSError:
+                pass
+
+
 class Gateway:
     """A connection to the gate's agent socket.
 
@@ -114,35 +148,29 @@ class Gateway:
         self.run_id = run_id
         self.timeout = timeout
         self.max_answer = max_answer
-        self._sock = None
         self._send_lock = threading.Lock()
         self._cond = threading.Condition(threading.Lock())
-        self._reset()
-
-    def _reset(self):
-        self._ids = itertools.count(1)
-        self._frames = FrameBuffer(self.max_answer)
-        self._answers = {}        # id -> answer not yet collected
-        self._abandoned = set()   # ids whose caller timed out: answers dropped
-        self._reading = False     # a thread is reading the socket
-        self._fatal = None        # answer with id nil: why the gate hangs up
-        self._dead = None         # () -> the exception every request gets now
+        # Ids are never reused, not even on a new connection, so a request
+        # sent on a connection that has since been replaced is told so and
+        # never takes an answer of the new one for its own.
+        self._next_id = 1
+        self._conn = None         # the current _Conn; None before the first
 
     @classmethod
     def from_socket(cls, sock, **kw):
         """A Gateway on a socket already connected to the agent socket (one
         inherited, or connected by another process as another user)."""
         gw = cls(path=None, **kw)
-        gw._sock = sock
+        gw._conn = _Conn(sock, gw._next_id, gw.max_answer)
         return gw
 
     # -- the connection --------------------------------------------------------
 
     def connect(self):
         """Connect (again, if the connection was closed).  Returns self."""
-        if self._sock is not None and self._dead is None:
+        conn = self._conn
+        if conn is not None and conn.dead is None:
             return self
-        self.close()
         if self.path is None:
             raise ConnectionClosed("no path to connect to (a Gateway made from a socket)")
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -151,27 +179,27 @@ class Gateway:
         except OSError as e:
             s.close()
             raise ConnectionClosed("cannot connect to %s: %s" % (self.path, e.strerror or e))
-        with self._cond:
-            self._reset()
-            self._sock = s
+        with self._send_lock, self._cond:
+            old, self._conn = self._conn, _Conn(s, self._next_id, self.max_answer)
+            self._cond.notify_all()
+        if old is not None:
+            old.close()
         return self
 
     def close(self):
         """Close the connection; requests still waiting get ConnectionClosed."""
         with self._cond:
-            s, self._sock = self._sock, None
-            if self._dead is None:
-                self._dead = lambda: ConnectionClosed("the connection was closed by the client")
+            conn = self._conn
+            if conn is None:
+                return
+            if conn.dead is None:
+                conn.dead = lambda: ConnectionClosed("the connection was closed by the client")
             self._cond.notify_all()
-        if s is not None:
-            try:
-                s.close()
-            except OSError:
-                pass
+        conn.close()
 
     @property
     def closed(self):
-        return self._sock is None or self._dead is not None
+        return self._conn is None or self._conn.dead is not None
 
     def __enter__(self):
         return self.connect()
@@ -179,29 +207,27 @@ class Gateway:
     def __exit__(self, *exc):
         self.close()
 
-    def fileno(self):
-        return self._sock.fileno() if self._sock is not None else -1
-
     # -- requests and answers, raw ---------------------------------------------
 
     def send(self, op, **fields):
         """Send one request without waiting; returns its id for receive().
         Many may be sent before any is received (pipelining)."""
-        if self._sock is None and self._dead is None:
+        if self._conn is None:
             self.connect()
         with self._send_lock:
-            if self._dead is not None:
+            conn = self._conn
+            if conn.dead is not None:
                 # Requests that were in flight got the reason itself; a
                 # request made after it learns that the connection is gone.
-                why = self._dead()
+                why = conn.dead()
                 e = ConnectionClosed("the connection is closed (%s)" % (why,))
                 e.cause = why
                 raise e from why
-            rid = next(self._ids)
-            req = dict(fields, op=op, id=rid)
-            data = encode(req)
+            rid = self._next_id
+            self._next_id += 1
+            data = encode(dict(fields, op=op, id=rid))
             try:
-                _send_all(self._sock, data)
+                _send_all(conn.sock, data)
             except OSError:
                 # The gate hung up (a frame it refused, a stranger, a gate
                 # going away).  Not fatal here: its last answer, say
@@ -219,88 +245,72 @@ class Gateway:
         while True:
             with self._cond:
                 while True:
-                    if rid in self._answers:
-                        return self._answers.pop(rid)
-                    if self._dead is not None:
-                        raise self._dead_now(rid)
+                    conn = self._conn
+                    if conn is None or rid < conn.first_id or rid >= self._next_id:
+                        raise ConnectionClosed("request %d was not sent on this connection" % rid)
+                    if rid in conn.answers:
+                        return conn.answers.pop(rid)
+                    if conn.dead is not None:
+                        e = conn.dead()
+                        e.request_id = rid
+                        raise e
                     left = None if deadline is None else deadline - time.monotonic()
                     if left is not None and left <= 0:
-                        self._abandoned.add(rid)
+                        conn.abandoned.add(rid)
                         raise AnswerTimeout("no answer to request %d within %.3g s" % (rid, timeout))
-                    if not self._reading:
-                        self._reading = True
+                    if not conn.reading:
+                        conn.reading = True
                         break
                     self._cond.wait(left)
             try:
-                self._read_once(deadline)
+                self._read_once(conn, deadline)
             finally:
                 with self._cond:
-                    self._reading = False
+                    conn.reading = False
                     self._cond.notify_all()
 
     def request(self, op, timeout=_UNSET, **fields):
         """Send one request and return its answer map, whatever its status."""
         return self.receive(self.send(op, **fields), timeout)
 
-    def _read_once(self, deadline):
-        """Read what the socket has (waiting until deadline at most) and
-        file every whole answer.  Only the reading thread calls this."""
-        sock = self._sock
-        if sock is None:
-            return
+    def _read_once(self, conn, deadline):
+        """Read what conn's socket has (waiting until deadline at most) and
+        file every whole answer.  Only conn's reading thread calls this."""
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        p = select.poll()
-        p.register(sock.fileno(), select.POLLIN)
         try:
+            p = select.poll()
+            p.register(conn.sock.fileno(), select.POLLIN)
             if not p.poll(None if left is None else int(left * 1000) + 1):
                 return
-            data = sock.recv(65536)
-        except OSError as e:
-            msg = "the connection failed: %s" % (e.strerror or e)
-            self._die(lambda: ConnectionClosed(msg))
+            data = conn.sock.recv(65536)
+        except (OSError, ValueError) as e:   # ValueError: closed meanwhile
+            msg = "the connection failed: %s" % (getattr(e, "strerror", None) or e)
+            self._die(conn, lambda: ConnectionClosed(msg))
             return
         if not data:
-            what = "in the middle of an answer" if self._frames.partial() else ""
-            self._die(lambda: ConnectionClosed(("the gate closed the connection " + what).strip()))
+            what = " in the middle of an answer" if conn.frames.partial() else ""
+            self._die(conn, lambda: ConnectionClosed("the gate closed the connection" + what))
             return
-        self._frames.feed(data)
+        conn.frames.feed(data)
         while True:
             try:
-                ans = self._frames.next()
+                ans = conn.frames.next()
             except MalformedAnswer as e:
                 msg = str(e)
-                self._die(lambda: MalformedAnswer(msg))
+                self._die(conn, lambda: MalformedAnswer(msg))
                 return
             if ans is None:
                 return
-            self._file(ans)
+            with self._cond:
+                conn.file(ans)
+                self._cond.notify_all()
 
-    def _file(self, ans):
-        rid = ans.get("id")
+    def _die(self, conn, make):
         with self._cond:
-            if rid is None:
-                # Not an answer to one request: the gate refused the
-                # connection or a frame, and is closing it.
-                self._fatal = ans
-            elif rid in self._abandoned:
-                self._abandoned.discard(rid)
-            else:
-                self._answers[rid] = ans
+            if conn.dead is None:
+                fatal = conn.fatal
+                conn.dead = (lambda: error_for(fatal)) if fatal is not None else make
             self._cond.notify_all()
-
-    def _die(self, make):
-        with self._cond:
-            if self._dead is None:
-                fatal = self._fatal
-                self._dead = (lambda: error_for(fatal)) if fatal is not None else make
-            self._cond.notify_all()
-
-    def _dead_now(self, rid):
-        e = self._dead()
-        if not isinstance(e, ToolgateError):
-            e = ProtocolError(str(e))
-        e.request_id = rid
-        return e
 
     def _ok(self, ans):
         if ans.get("status") == "ok":
