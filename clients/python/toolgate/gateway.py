@@ -398,6 +398,8 @@ class Gateway:
         try:
             return self.call(tool, args, run_id=run_id, step_id=step_id,
                              traceparent=traceparent)
-        except NeedsApproval as na:
-            return self.wait_and_resume(na, timeout_s, on_pending=on_pending,
-                                        slice_s=slice_s)
+        except NeedsApproval as e:
+            na = e
+        # Out of the except clause: what the wait raises is no consequence
+        # of the NeedsApproval, and its traceback should not say it is.
+        return self.wait_and_resume(na, timeout_s, on_pending=on_pending, slice_s=slice_s)
