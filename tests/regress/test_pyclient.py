@@ -103,6 +103,30 @@ def usage_within_and_over_budget():
         assert g.call("echo", {}, run_id="other").result["args"] == {}
 
 
+@test
+def tools_lists_what_the_principal_may_call():
+    schema = {"type": "object", "properties": {"t": {"type": "string"}}, "required": ["t"]}
+    conf = writes_config({"rec": {"mode": "write", "exec": [tool("record"), "/dev/null"],
+                                  "description": "Record one line", "input_schema": schema}})
+    conf["catalog"]["hidden"] = {"mode": "read", "exec": [tool("echo-args")]}   # not allowed
+    with Daemon(conf) as d, gw(d) as g:
+        ts = g.tools()
+        assert all(isinstance(t, toolgate.Tool) for t in ts), ts
+        assert [t.name for t in ts] == sorted(conf["tools"]["allow"]), ts
+        by = {t.name: t for t in ts}
+        assert "hidden" not in by
+        assert (by["rec"].mode, by["rec"].description, by["rec"].input_schema) == \
+            ("write", "Record one line", schema), by["rec"].entry
+        assert by["rec"].is_write and not by["echo"].is_write
+        assert (by["echo"].mode, by["echo"].description, by["echo"].input_schema) == \
+            ("read", "", {"type": "object"}), by["echo"].entry
+        assert by["nomode"].mode == "write", by["nomode"].entry   # no mode: a write
+    # Writes are listed when writes are off too: the list says what a tool is.
+    with Daemon() as d, gw(d) as g:
+        by = {t.name: t for t in g.tools()}
+        assert by["ticket.close"].mode == "write", by
+
+
 # -- denied ----------------------------------------------------------------------
 
 @test
@@ -539,6 +563,8 @@ def example_agent_loop_runs():
         assert p.returncode == 0, (p.returncode, out, p.stderr)
         assert approved and approved[0][0] == 0, approved
         assert "tenant acme, env prod, writes enabled, run ex-1" in out, out
+        assert re.search(r"tool kb\.read +read", out) and re.search(r"tool ticket\.close +write", out), out
+        assert "email.send" not in out.split("step 1:")[0], out    # not allowed: not listed
         assert "waiting for an operator: gatewayctl approve " in out, out
         assert 'written: {"closed": true' in out, out
         assert "refused (not_allowed)" in out, out
