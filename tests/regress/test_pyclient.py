@@ -199,6 +199,42 @@ def tool_changed():
         shutil.rmtree(f_dir, ignore_errors=True)
 
 
+@test
+def rate_limited():
+    # A token per 4 s: a loaded machine cannot earn one back between the calls.
+    conf = writes_config(rate_limits={"per_tool": {"echo": {"rate": 0.25, "burst": 2}}},
+                         budgets={"repeat_limit": 0})
+    with Daemon(conf) as d, gw(d, "rl") as g:
+        g.call("echo", {"i": 1})
+        g.call("echo", {"i": 2})
+        e = raises(toolgate.RateLimited, g.call, "echo", {"i": 3})
+        assert isinstance(e, toolgate.Denied) and e.stop_reason == "rate_limited", e
+        assert isinstance(e.retry_after_ms, int) and 1 <= e.retry_after_ms <= 4000, vars(e)
+        # Another tool has no bucket; after the wait the tool runs again.
+        assert g.call("env.dump", {}).result
+        time.sleep(e.retry_after_ms / 1000.0 + 0.05)
+        assert g.call("echo", {"i": 4}).result["args"] == {"i": 4}
+
+
+@test
+def retryable_tool_failed_and_circuit_open():
+    with Api("--plain") as api:
+        conf = writes_config({"api.busy": {"mode": "read",
+                                           "http": {"url": api.url("/status/503?retry_after=2")}}},
+                             breaker={"window_s": 30, "min_calls": 2, "failure_ratio": 0.5,
+                                      "open_s": 2},
+                             budgets={"repeat_limit": 0})
+        with Daemon(conf) as d, gw(d, "cb") as g:
+            for i in range(2):
+                e = raises(toolgate.ToolFailed, g.call, "api.busy", {"i": i})
+                assert e.retryable is True and e.retry_after_ms == 2000, vars(e)
+                assert "503" in e.message, e
+            e = raises(toolgate.CircuitOpen, g.call, "api.busy", {"i": 2})
+            assert isinstance(e, toolgate.Denied) and e.stop_reason == "circuit_open", e
+            assert isinstance(e.retry_after_ms, int) and 1 <= e.retry_after_ms <= 2000, vars(e)
+            assert len(api.requests()) == 2    # refused without reaching the API
+
+
 # -- stopped -----------------------------------------------------------------------
 
 @test
