@@ -15,7 +15,8 @@ agent would ask its model for the next step instead.
 What it shows: the gate's answers as exceptions.  Denied (NotAllowed,
 WritesDisabled, ...) refuses one call, and the agent goes on; Stopped
 (LoopDetected, BudgetExceeded, ...) ends the run; ToolError is a failure
-that may be retried when the gate says it is retryable; an approval is
+that may be retried when the gate says it is retryable (so may a call
+refused by a rate limit or an open circuit breaker); an approval is
 waited for and resumed by call_with_approval.
 """
 import argparse
@@ -58,6 +59,12 @@ def step(gw, n, tool, args, approval_timeout):
             # Nothing ran.  The checkpoint stays good until the approval
             # expires: a later gw.resume(e.checkpoint) runs it once decided.
             return "approval %s not decided yet; nothing ran" % e.approval_id
+        except (toolgate.RateLimited, toolgate.CircuitOpen) as e:
+            # Refused for now, and the gate says for how long.
+            if attempt == 1 and e.retry_after_ms is not None:
+                time.sleep(e.retry_after_ms / 1000.0)
+                continue
+            return "refused (%s): %s" % (e.stop_reason, e.message)
         except toolgate.Denied as e:
             # This call is refused (NotAllowed, WritesDisabled,
             # ApprovalDenied, ...); the run goes on and the model learns why.
