@@ -200,5 +200,19 @@ def requests_need_a_run():
         assert "/nonexistent/agent.sock" in str(e), e
 
 
+@test
+def example_mcp_client_config():
+    """examples/mcp-client.json: the usual mcpServers entry, starting
+    toolgate-mcp on the agent socket CONFIG.md names as the default."""
+    with open(os.path.join(ROOT, "examples", "mcp-client.json")) as f:
+        conf = json.load(f)
+    srv = conf["mcpServers"]["toolgate"]
+    with open(os.path.join(ROOT, "proto", "CONFIG.md")) as f:
+        m = re.search(r"\| `agent_socket` \|[^|]*\| `([^`]+)` \|", f.read())
+    assert m, "no agent_socket default in CONFIG.md"
+    assert srv == {"command": "toolgate-mcp", "args": ["-s", m.group(1)]}, srv
+    assert toolgate.DEFAULT_SOCKET == m.group(1), toolgate.DEFAULT_SOCKET
+
+
 if __name__ == "__main__":
     main()
