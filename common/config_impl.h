@@ -223,6 +223,8 @@ int	sect_http_method(struct cfgctx *, const struct cfgkey *,
 	    yaml_node_t *, const char *);
 int	sect_http_headers(struct cfgctx *, const struct cfgkey *,
 	    yaml_node_t *, const char *);
+int	sect_tool_input_schema(struct cfgctx *, const struct cfgkey *,
+	    yaml_node_t *, const char *);
 int	sect_tool_description(struct cfgctx *, const struct cfgkey *,
 	    yaml_node_t *, const char *);
 

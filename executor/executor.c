@@ -74,6 +74,7 @@
 #include "executor/response.h"
 #include "executor/statedir.h"
 #include "executor/store.h"
+#include "executor/toolsop.h"
 #include "executor/write.h"
 #include "executor/executor.h"
 
@@ -83,6 +84,7 @@ static void	dispatch_hello(const struct proto_msg *);
 static void	dispatch_call(const struct proto_msg *);
 static void	dispatch_resume(const struct proto_msg *);
 static void	dispatch_wait(const struct proto_msg *);
+static void	dispatch_tools(const struct proto_msg *);
 static void	dispatch_writes_off(const struct proto_msg *);
 static void	dispatch_audit(const struct proto_msg *);
 static void	dispatch_conn_gone(const struct proto_msg *);
@@ -103,6 +105,7 @@ static const struct {
 	{ MSG_CALL,		dispatch_call },
 	{ MSG_RESUME,		dispatch_resume },
 	{ MSG_WAIT,		dispatch_wait },
+	{ MSG_TOOLS,		dispatch_tools },
 	{ MSG_WRITES_OFF,	dispatch_writes_off },
 	{ MSG_AUDIT,		dispatch_audit },
 	{ MSG_CONN_GONE,	dispatch_conn_gone },
@@ -220,6 +223,17 @@ dispatch_wait(const struct proto_msg *m)
 	if (!refuse_refused(m, MSG_WAIT_ANS) &&
 	    !refuse_hung_up(m, MSG_WAIT_ANS))
 		approval_wait(m);
+}
+
+/*
+ * Listing tools runs nothing and changes nothing: an agent that hung up
+ * meanwhile gets its answer dropped by gatewayd, as for any other.
+ */
+static void
+dispatch_tools(const struct proto_msg *m)
+{
+	if (!refuse_refused(m, MSG_TOOLS_ANS))
+		tools_answer(m);
 }
 
 static void

@@ -655,6 +655,23 @@ op_wait(struct conn *c, struct agent_req *q)
 }
 
 /*
+ * The tools op is the executor's to answer: the descriptions and input
+ * schemas of mcp tools are what its MCP servers show, checked against
+ * their pins, and the executor alone keeps those.  The allowlist is
+ * asked there of the same policy_allowed() that gates every call.
+ */
+static void
+op_tools(struct conn *c, struct agent_req *q)
+{
+	struct exec_who		 who;
+	struct req		*r;
+
+	conn_who(c, &who);
+	r = req_park(c, q->id, q->idlen, NULL);
+	r->exec_id = exec_tools(&who, call_answered, r);
+}
+
+/*
  * A peer with no principal is denied whatever it asks; its refusals are
  * summed for the audit log (strangers.c), not reported one by one.
  */
@@ -678,6 +695,7 @@ static void	(*const agent_ops[])(struct conn *, struct agent_req *) = {
 	[AOP_RESUME] =	op_resume,
 	[AOP_WAIT] =	op_wait,
 	[AOP_USAGE] =	op_usage,
+	[AOP_TOOLS] =	op_tools,
 };
 
 /*
