@@ -34,7 +34,9 @@ PKGS = os.path.join(NPM_DIR, "node_modules", "@modelcontextprotocol")
 MEMORY_JS = os.path.join(PKGS, "server-memory", "dist", "index.js")
 SDK_JS = os.path.join(PKGS, "sdk", "dist", "esm", "client", "index.js")
 INSPECTOR_DIR = os.path.join(PKGS, "inspector-cli", "build")
+CONFORMANCE_JS = os.path.join(PKGS, "conformance", "dist", "index.js")
 SDK_CLIENT = os.path.join(ROOT, "tests", "mcpclient", "sdk-client.mjs")
+HTTP_RELAY = os.path.join(ROOT, "tests", "mcpclient", "http-relay.mjs")
 # A server's own start, and a call's answer: long under ASan's slower
 # daemons on a busy box.
 UP_S = 30
@@ -75,7 +77,7 @@ def need_clients():
     if node is None:
         why = "no node on PATH"
     else:
-        for f in (MEMORY_JS, SDK_JS, os.path.join(INSPECTOR_DIR, "cli.js")):
+        for f in (MEMORY_JS, SDK_JS, os.path.join(INSPECTOR_DIR, "cli.js"), CONFORMANCE_JS):
             if not os.path.isfile(f):
                 why = "%s is not installed (make deps)" % f
                 break
@@ -685,6 +687,61 @@ def the_inspector_cli_lists_and_calls():
                         "--tool-arg", "n=3", "s=x")
         assert out["structuredContent"]["args"] == {"n": 3, "s": "x"}, out
         assert out["structuredContent"]["meta"]["io.toolgate/run_id"] == "inspector", out
+
+
+# -- the MCP conformance suite --------------------------------------------------------
+
+# What the contract asks of toolgate-mcp among the suite's server
+# scenarios; the others test what it does not offer (resources, prompts,
+# logging, completion, sampling) or call tools of the suite's own test
+# server (test_simple_text, ...) that no gate lists.
+CONFORMANCE_REQUIRED = ("server-initialize", "ping", "tools-list")
+
+
+@test
+def conformance_server_scenarios_through_an_http_relay():
+    """The suite reaches servers only by URL (Streamable HTTP): each of its
+    sessions gets a toolgate-mcp of its own behind tests/mcpclient's relay,
+    which passes messages through unchanged.  Prints which scenarios
+    pass; fails when the suite cannot run or a scenario the contract
+    requires fails."""
+    with bridge_daemon() as d:
+        wait_up(d)
+        relay = subprocess.Popen(["node", HTTP_RELAY, BRIDGE, "-s", d.agent_sock],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=open(os.path.join(d.dir, "relay.err"), "wb"),
+                                 env=client_env(), text=True)
+        try:
+            url = json.loads(relay.stdout.readline())["url"]
+            out = os.path.join(d.dir, "conformance")
+            p = subprocess.run(["node", CONFORMANCE_JS, "server", "--url", url, "-o", out],
+                               cwd=d.dir, capture_output=True, text=True, timeout=400,
+                               env=client_env())
+        finally:
+            relay.stdin.close()
+            try:
+                relay.wait(10)
+            except subprocess.TimeoutExpired:
+                relay.kill()
+                relay.wait()
+        results = {}
+        for name in sorted(os.listdir(out)) if os.path.isdir(out) else []:
+            with open(os.path.join(out, name, "checks.json")) as f:
+                checks = json.load(f)
+            scenario = re.sub(r"^server-|-\d{4}-\d\d-\d\dT.*$", "", name)
+            bad = [c for c in checks if c.get("status") == "FAILURE"]
+            results[scenario] = (len(checks) - len(bad), bad)
+        assert len(results) >= 10, ("the conformance suite did not run", p.returncode,
+                                    p.stdout[-3000:], p.stderr[-3000:])
+        for scenario, (good, bad) in sorted(results.items()):
+            print("conformance: %-32s %s" % (
+                scenario, "pass" if not bad else "fail: " + "; ".join(
+                    "%s: %s" % (c["id"], (c.get("errorMessage") or "")[:120]) for c in bad)),
+                flush=True)
+        print("conformance: %d of %d server scenarios pass" %
+              (sum(1 for g, b in results.values() if not b), len(results)), flush=True)
+        for scenario in CONFORMANCE_REQUIRED:
+            assert scenario in results and not results[scenario][1], (scenario, results.get(scenario))
 
 
 if __name__ == "__main__":
