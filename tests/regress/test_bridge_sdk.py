@@ -359,6 +359,35 @@ def lists_the_gates_tools_with_the_gates_annotations():
         assert tools["echo"]["inputSchema"] == {"type": "object"}, tools["echo"]
 
 
+@test
+def raw_names_show_and_take_the_gate_names():
+    with bridge_daemon() as d:
+        wait_up(d)
+        with Session(d, ["--raw-names"]) as s:
+            tools = {t["name"]: t for t in s.list()}
+            assert sorted(tools) == sorted(READS | WRITES), sorted(tools)
+            assert tools["memory.graph"]["title"] == "memory.graph", tools["memory.graph"]
+            r = s.ok("memory.graph")
+            assert r["structuredContent"] == {"entities": [], "relations": []}, r
+            s.close()
+
+
+@test
+def names_that_would_clash_or_run_long_stop_the_bridge_at_start():
+    long_name = "x." + "y" * 63
+    for names, named in ((["ticket.close", "ticket_close"], ["ticket.close", "ticket_close"]),
+                         ([long_name], [long_name])):
+        need_clients()
+        conf = writes_config({n: {"mode": "read", "exec": [tool("echo-args")]} for n in names})
+        with Daemon(conf, name="bridgeclash") as d:
+            p = subprocess.run([BRIDGE, "-s", d.agent_sock], input=b"", capture_output=True,
+                               timeout=ANSWER_S, env=client_env())
+            err = p.stderr.decode(errors="replace")
+            assert p.returncode != 0 and p.stdout == b"", (names, p.returncode, p.stdout, err)
+            for n in named:
+                assert n in err, (n, err)
+
+
 # -- reads and writes -------------------------------------------------------------
 
 @test
