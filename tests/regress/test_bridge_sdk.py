@@ -51,6 +51,8 @@ MCP_TOOLS = {
     "memory.create": {"mode": "write", "mcp": {"server": "memory", "tool": "create_entities"}},
     "memory.observe": {"mode": "write", "mcp": {"server": "memory", "tool": "add_observations"}},
     "t.echo": {"mode": "read", "mcp": {"server": "t", "tool": "echo"}},
+    # echo's server calls it read-only; the catalog makes this one a write.
+    "t.echo.w": {"mode": "write", "mcp": {"server": "t", "tool": "echo"}},
     "t.shout": {"mode": "read", "mcp": {"server": "t", "tool": "shout"}},
     "t.hang": {"mode": "read", "mcp": {"server": "t", "tool": "hang"}, "timeout_ms": 120000},
     "t.record": {"mode": "write", "mcp": {"server": "t", "tool": "record"}},
@@ -60,7 +62,7 @@ KB_SCHEMA = {"type": "object", "properties": {"topic": {"type": "string"}},
 APPROVED = ["memory.observe", "t.record"]       # require_approval
 READS = {"memory.graph", "memory.search", "t.echo", "t.shout", "t.hang", "kb.lookup",
          "echo", "env.dump", "fail", "sleep", "not.json", "big.output"}
-WRITES = {"memory.create", "memory.observe", "t.record", "ticket.close", "nomode"}
+WRITES = {"memory.create", "memory.observe", "t.record", "t.echo.w", "ticket.close", "nomode"}
 
 
 def shown(name):
@@ -341,9 +343,11 @@ def lists_the_gates_tools_with_the_gates_annotations():
                 assert a.get("destructiveHint") is True and a.get("readOnlyHint") is not True, t
             assert t["inputSchema"].get("type") == "object", t
         # Never an upstream's: record says it is not destructive, shout has
-        # a title of its own, and read_graph's readOnlyHint is not copied
-        # onto a catalog write.
+        # a title of its own, and echo's readOnlyHint is not copied onto
+        # the catalog's write of it.
         assert tools["t_record"]["annotations"]["destructiveHint"] is True, tools["t_record"]
+        assert tools["t_echo_w"]["annotations"].get("readOnlyHint") is not True, tools["t_echo_w"]
+        assert tools["t_echo_w"]["title"] == "t.echo.w", tools["t_echo_w"]
         assert tools["t_shout"]["title"] == "t.shout", tools["t_shout"]
         assert "title" not in tools["t_shout"]["annotations"], tools["t_shout"]
         # Schemas and descriptions: an mcp tool's from its server, an exec
@@ -749,10 +753,11 @@ def conformance_server_scenarios_through_an_http_relay():
     makes it optional), so every tool here has one."""
     with bridge_daemon(describe_all=True) as d:
         wait_up(d)
-        relay = subprocess.Popen(["node", HTTP_RELAY, BRIDGE, "-s", d.agent_sock],
-                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                 stderr=open(os.path.join(d.dir, "relay.err"), "wb"),
-                                 env=client_env(), text=True)
+        relay_err = os.path.join(d.dir, "relay.err")
+        with open(relay_err, "wb") as err:
+            relay = subprocess.Popen(["node", HTTP_RELAY, BRIDGE, "-s", d.agent_sock],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=err, env=client_env(), text=True)
         try:
             url = json.loads(relay.stdout.readline())["url"]
             out = os.path.join(d.dir, "conformance")
@@ -773,8 +778,12 @@ def conformance_server_scenarios_through_an_http_relay():
             scenario = re.sub(r"^server-|-\d{4}-\d\d-\d\dT.*$", "", name)
             bad = [c for c in checks if c.get("status") == "FAILURE"]
             results[scenario] = (len(checks) - len(bad), bad)
+        with open(relay_err, errors="replace") as f:
+            err = f.read()
         assert len(results) >= 10, ("the conformance suite did not run", p.returncode,
-                                    p.stdout[-3000:], p.stderr[-3000:])
+                                    p.stdout[-3000:], p.stderr[-3000:], err[-3000:])
+        for bad in ("AddressSanitizer", "runtime error:", "LeakSanitizer"):
+            assert bad not in err, "sanitizer report from toolgate-mcp:\n" + err
         for scenario, (good, bad) in sorted(results.items()):
             print("conformance: %-32s %s" % (
                 scenario, "pass" if not bad else "fail: " + "; ".join(
