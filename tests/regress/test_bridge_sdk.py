@@ -703,6 +703,8 @@ def inspector(d, config, *args):
                         "--config", config, "--server", "toolgate"] + list(args),
                        cwd=INSPECTOR_DIR, capture_output=True, text=True, timeout=120, env=env)
     assert p.returncode == 0, (args, p.returncode, p.stdout, p.stderr)
+    for bad in ("AddressSanitizer", "runtime error:", "LeakSanitizer"):
+        assert bad not in p.stderr, "sanitizer report from toolgate-mcp:\n" + p.stderr
     return json.loads(p.stdout)
 
 
