@@ -91,6 +91,7 @@ test_record_SRC		= executor/record.c executor/ledger.c executor/sweep.c \
 test_runs_SRC		= gatewayd/runs.c
 test_agentreq_SRC	= gatewayd/agentreq.c
 test_jsonrpc_SRC	= executor/jsonrpc.c
+test_bridge_SRC		= bridge/rpcread.c bridge/names.c
 test_http_SRC		= executor/http.c executor/credential.c
 
 .SECONDEXPANSION:

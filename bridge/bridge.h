@@ -28,7 +28,6 @@
 #include "common/jsonrpc.h"
 
 struct event_base;
-struct msgbuf;
 
 #define BRIDGE_NAME		"toolgate-mcp"
 #define BRIDGE_VERSION		"1"

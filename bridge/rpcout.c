@@ -19,6 +19,7 @@
 #include <event2/event.h>
 #include <jansson.h>
 
+#include "common/jsonrpc.h"
 #include "common/log.h"
 #include "bridge/bridge.h"
 
@@ -106,14 +107,18 @@ void
 out_error(json_t *id, int code, const char *fmt, ...)
 {
 	va_list	 ap;
-	char	 text[512];
+	char	 text[512], clean[512];
 	json_t	*m = envelope(id), *e;
 
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	/* A message cut in the middle of a character is no JSON string. */
-	if ((e = json_pack("{s:i,s:s}", "code", code, "message", text)) ==
+	/*
+	 * A message cut in the middle of a character is no JSON string:
+	 * the cleaning drops what was cut (and control characters).
+	 */
+	jsonrpc_text_clean(clean, sizeof(clean), text, strlen(text));
+	if ((e = json_pack("{s:i,s:s}", "code", code, "message", clean)) ==
 	    NULL) {
 		log_warnx("an error message was not UTF-8: sent without it");
 		e = json_pack("{s:i,s:s}", "code", code, "message", "error");

@@ -37,6 +37,8 @@ keep(struct linebuf *lb, const char *p, size_t n)
 {
 	size_t	cap;
 
+	if (n == 0)
+		return 0;
 	if (n > lb->max - lb->len)
 		return -1;
 	if (lb->len + n > lb->cap) {
@@ -160,6 +162,20 @@ rpc_read(const char *line, size_t len, struct rpc_msg *m)
 		break;
 	}
 	if (root == NULL) {
+		json_t		*any;
+		json_error_t	 e;
+
+		/*
+		 * jansson takes only objects and arrays at the top: a
+		 * string or a number is JSON all the same, and JSON-RPC
+		 * calls it an Invalid Request, not a parse error.
+		 */
+		if (len <= BRIDGE_LINE_MAX && (any = json_loadb(line, len,
+		    JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &e)) != NULL) {
+			json_decref(any);
+			set_why(m, RPC_INVALID, "not a JSON object");
+			return;
+		}
 		set_why(m, RPC_BAD_JSON, m->jr.why);
 		return;
 	}

@@ -66,8 +66,9 @@ tool_from(const msgpack_object *o, struct tool *t, char *err, size_t errlen)
 	/* Not in the contract's answer; used when the gate gives it. */
 	t->mcp = mp_get(o, "backend") == NULL ? -1 :
 	    ans_is(o, "backend", "mcp");
+	/* The op says "" for none: MCP leaves the key out. */
 	if ((desc = mp_get(o, "description")) != NULL &&
-	    desc->type == MSGPACK_OBJECT_STR)
+	    desc->type == MSGPACK_OBJECT_STR && desc->via.str.size > 0)
 		t->description = msgpack_to_jansson(desc);
 	schema = mp_get(o, "input_schema");
 	if (schema != NULL && schema->type == MSGPACK_OBJECT_MAP)

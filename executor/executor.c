@@ -63,17 +63,20 @@
 #include "executor/admit.h"
 #include "executor/approval.h"
 #include "executor/backend.h"
+#include "executor/breaker.h"
 #include "executor/budget.h"
 #include "executor/call.h"
 #include "executor/fds.h"
 #include "executor/jobs.h"
 #include "executor/killswitch.h"
 #include "executor/peers.h"
+#include "executor/ratelimit.h"
 #include "executor/read.h"
 #include "executor/request.h"
 #include "executor/response.h"
 #include "executor/statedir.h"
 #include "executor/store.h"
+#include "executor/tenants.h"
 #include "executor/toolsop.h"
 #include "executor/write.h"
 #include "executor/executor.h"
@@ -733,6 +736,9 @@ modules_init(void)
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == -1)
 		fatal("PR_SET_CHILD_SUBREAPER");
 	budget_init();
+	tenants_init(ex->conf);
+	ratelimit_init(ex->conf);
+	breaker_init(ex->conf);
 	if ((idle_ev = event_new(ex->base, -1, 0, jobs_idle, NULL)) == NULL)
 		fatalx("modules_init: event_new");
 	jobs_init(idle_ev);
@@ -768,6 +774,9 @@ teardown(void)
 	peers_shutdown();
 	budget_shutdown();
 	backends_shutdown();
+	breaker_shutdown();
+	ratelimit_shutdown();
+	tenants_shutdown();
 	syncer_shutdown();
 	audit_close();
 	store_close(ex->store);

@@ -106,6 +106,24 @@ struct reply {
 };
 
 /* The agent's id (its msgpack bytes, or nil) first. */
+/*
+ * Answers that say the tool was never reached: unavailable, a changed
+ * definition, a bucket or a breaker that refused it.
+ */
+static int
+never_sent(const msgpack_object *status, const msgpack_object *resp)
+{
+	const msgpack_object	*why;
+
+	if (mp_streq(status, ST_ERROR))
+		return mp_streq(mp_get(resp, "error"), E_UNAVAILABLE);
+	if (!mp_streq(status, ST_DENIED))
+		return 0;
+	why = mp_get(resp, "stop_reason");
+	return mp_streq(why, R_TOOL_CHANGED) || mp_streq(why, R_RATE_LIMITED) ||
+	    mp_streq(why, R_CIRCUIT_OPEN);
+}
+
 static void
 reply_open(struct reply *rp, const char *id, size_t idlen)
 {
@@ -445,14 +463,8 @@ call_answered(const struct proto_msg *m, void *arg)
 	status = mp_get(resp, "status");
 	if (status == NULL)
 		fatalx("executor answered without a status");
-	/*
-	 * Unavailable, or a tool whose definition changed: it was never
-	 * sent, and may be asked again in its run.
-	 */
-	if (r->wtool != NULL && ((mp_streq(status, ST_ERROR) &&
-	    mp_streq(mp_get(resp, "error"), E_UNAVAILABLE)) ||
-	    (mp_streq(status, ST_DENIED) &&
-	    mp_streq(mp_get(resp, "stop_reason"), R_TOOL_CHANGED))) &&
+	/* A write that was never sent may be asked again in its run. */
+	if (r->wtool != NULL && never_sent(status, resp) &&
 	    (run = run_get(c->pr->tenant, r->run_id, 0)) != NULL)
 		run_unwrite(run, r->wtool, r->whash);
 	if (mp_streq(status, ST_STOPPED) && r->run_id != NULL &&
