@@ -81,7 +81,7 @@ test_checkpoint_SRC	= executor/checkpoint.c executor/record.c
 test_record_SRC		= executor/record.c executor/ledger.c executor/sweep.c \
 			  executor/apstore.c executor/apquota.c executor/store.c \
 			  executor/checkpoint.c
-test_runs_SRC		= gatewayd/runs.c
+test_runs_SRC		= gatewayd/runs.c gatewayd/metrics.c
 test_agentreq_SRC	= gatewayd/agentreq.c
 test_jsonrpc_SRC	= executor/jsonrpc.c
 test_http_SRC		= executor/http.c executor/credential.c
