@@ -175,13 +175,18 @@ static void
 accepting(int on)
 {
 	struct evconnlistener	*l = evhttp_bound_socket_get_listener(bound);
+	static uint64_t		 last_ms;
 
 	if (on && paused) {
 		evconnlistener_enable(l);
 		paused = 0;
 	} else if (!on && !paused) {
-		log_warnx("metrics: %d connections open: accepting pauses",
-		    METRICS_MAX_CONNS);
+		/* Said at most once a minute: a peer could toggle it. */
+		if (last_ms == 0 || mono_ms() - last_ms >= 60000) {
+			log_warnx("metrics: %d connections open: accepting"
+			    " pauses until one closes", METRICS_MAX_CONNS);
+			last_ms = mono_ms();
+		}
 		evconnlistener_disable(l);
 		paused = 1;
 	}
