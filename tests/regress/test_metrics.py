@@ -323,6 +323,28 @@ def unix_socket_scrape_and_wrong_paths_and_methods():
 
 
 @test
+def ipv6_loopback_scrape():
+    need_root()
+    try:
+        s = socket.socket(socket.AF_INET6)
+        s.bind(("::1", 0))
+        port = s.getsockname()[1]
+        s.close()
+    except OSError as e:
+        raise Skip("no IPv6 loopback here: %s" % e)
+    with MetricsDaemon(base_config(), listen="[::1]:%d" % port) as d:
+        assert d.client().call("echo", {}, run_id="v6")["status"] == "ok"
+        with urllib.request.urlopen("http://[::1]:%d/metrics" % port, timeout=10) as r:
+            text = r.read().decode()
+        promtool_check(text)
+        assert val(parse(text), "toolgate_calls_total", tool="echo", mode="read",
+                   decision="ok") == 1
+        # Not on the IPv4 loopback: only the address asked for.
+        with socket.socket() as s4:
+            assert s4.connect_ex(("127.0.0.1", port)) != 0
+
+
+@test
 def a_stopped_executor_costs_the_scrape_only_its_families():
     need_root()
     with MetricsDaemon(base_config()) as d:
