@@ -8,7 +8,7 @@ PKGS	 = libevent msgpack libsodium lmdb yaml-0.1 jansson libcurl
 DEBS	 = build-essential pkg-config libevent-dev libmsgpack-dev \
 	   libsodium-dev liblmdb-dev libyaml-dev libjansson-dev libcurl4-openssl-dev \
 	   python3 python3-msgpack python3-cryptography \
-	   clang libclang-rt-14-dev cppcheck libfaketime
+	   clang libclang-rt-14-dev cppcheck libfaketime prometheus
 
 ifeq ($(SAN),1)
 BUILD	?= build-san
@@ -88,7 +88,7 @@ test_checkpoint_SRC	= executor/checkpoint.c executor/record.c
 test_record_SRC		= executor/record.c executor/ledger.c executor/sweep.c \
 			  executor/apstore.c executor/apquota.c executor/store.c \
 			  executor/checkpoint.c
-test_runs_SRC		= gatewayd/runs.c
+test_runs_SRC		= gatewayd/runs.c gatewayd/metrics.c
 test_agentreq_SRC	= gatewayd/agentreq.c
 test_jsonrpc_SRC	= executor/jsonrpc.c
 test_bridge_SRC		= bridge/rpcread.c bridge/names.c

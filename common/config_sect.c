@@ -468,7 +468,7 @@ sect_rate_tools(struct cfgctx *ctx, const struct cfgkey *k,
 	return cfg_walk_fn(ctx, node, path, rate_tool_key);
 }
 
-/* metrics: "HOST:PORT" or "unix:PATH". */
+/* metrics: "127.0.0.1:PORT", "[::1]:PORT" or "unix:PATH". */
 int
 sect_metrics_listen(struct cfgctx *ctx, const struct cfgkey *k,
     yaml_node_t *val, const char *path)
@@ -488,9 +488,14 @@ sect_metrics_listen(struct cfgctx *ctx, const struct cfgkey *k,
 			return cfg_error(ctx, val, path, "socket path longer "
 			    "than %zu bytes", sizeof(sun.sun_path) - 1);
 	} else {
+		/* Loopback only: the metrics are for this host's scraper. */
 		if ((port = strrchr(s, ':')) == NULL || port == s)
 			return cfg_expected(ctx, val, path,
-			    "HOST:PORT or unix:PATH");
+			    "127.0.0.1:PORT, [::1]:PORT or unix:PATH");
+		if (!(port - s == 9 && strncmp(s, "127.0.0.1", 9) == 0) &&
+		    !(port - s == 5 && strncmp(s, "[::1]", 5) == 0))
+			return cfg_error(ctx, val, path, "only 127.0.0.1:PORT"
+			    " or [::1]:PORT (loopback), or unix:PATH");
 		for (port++; *port >= '0' && *port <= '9' && v <= 65535;
 		    port++)
 			v = v * 10 + (uint64_t)(*port - '0');

@@ -137,6 +137,8 @@ runtab_sweep(struct runtab *t, uint64_t idle_ms)
 	/* The list is in order of last use: stop at the first fresh run. */
 	while ((r = TAILQ_FIRST(&t->lru)) != NULL &&
 	    now - r->last_used >= idle_ms) {
+		if (t->forget != NULL)
+			t->forget(r);
 		run_unlink(t, r);
 		run_free(r);
 	}

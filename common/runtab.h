@@ -58,6 +58,8 @@ struct runtab {
 	size_t			  max_reason;	/* bytes kept of a stop */
 	size_t			  max_message;
 	TAILQ_HEAD(, run)	  lru;		/* least recently used first */
+	/* Called with each run the sweep forgets, before it goes; or NULL. */
+	void			(*forget)(const struct run *);
 };
 
 /*

@@ -321,6 +321,7 @@ approvals_page(const char *after, size_t limit,
 
 struct count_arg {
 	size_t		 n;
+	uint64_t	 oldest_ms;	/* created_ms of the oldest; 0: none */
 };
 
 static int
@@ -333,14 +334,18 @@ count_txn(struct store_txn *txn, void *arg)
 	int			 rc;
 
 	ca->n = 0;
+	ca->oldest_ms = 0;
 	if ((rc = stx_cursor_open(txn, DB_APPROVALS, &cur)) != 0)
 		return rc;
 	for (rc = stx_cursor_first(cur, &k, &v); rc == 0;
 	    rc = stx_cursor_next(cur, &k, &v)) {
 		if (approval_decode(v.data, v.size, &a) == -1)
 			continue;
-		if (approval_effective_state(&a) == A_PENDING)
+		if (approval_effective_state(&a) == A_PENDING) {
 			ca->n++;
+			if (ca->oldest_ms == 0 || a.created_ms < ca->oldest_ms)
+				ca->oldest_ms = a.created_ms;
+		}
 		approval_free(&a);
 	}
 	stx_cursor_close(cur);
@@ -350,9 +355,19 @@ count_txn(struct store_txn *txn, void *arg)
 size_t
 approvals_pending(void)
 {
-	struct count_arg	ca = { 0 };
+	return approvals_pending_oldest(NULL);
+}
 
+size_t
+approvals_pending_oldest(uint64_t *oldest_ms)
+{
+	struct count_arg	ca = { 0, 0 };
+
+	if (oldest_ms != NULL)
+		*oldest_ms = 0;
 	if (store_read(ex->store, count_txn, &ca) != 0)
 		return 0;
+	if (oldest_ms != NULL)
+		*oldest_ms = ca.oldest_ms;
 	return ca.n;
 }

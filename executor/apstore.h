@@ -76,6 +76,8 @@ int	approval_start_txn(struct store_txn *, const char *id);
 
 /* Pending approvals now (0 when the store cannot be read). */
 size_t	approvals_pending(void);
+/* The same, and the created_ms of the oldest of them (0: none). */
+size_t	approvals_pending_oldest(uint64_t *oldest_ms);
 /*
  * The ids of at most limit pending approvals after 'after' (NULL: from
  * the first), in id order, into ids (room for limit); *more when another

@@ -221,6 +221,23 @@ breaker_outcome(const struct brk_ticket *tk, const char *tenant,
 	}
 }
 
+/*
+ * For the metrics: how many tenants' breakers of the catalog tool at
+ * index ti are not closed (open, or half-open with a probe to come).
+ */
+size_t
+breaker_not_closed(size_t ti)
+{
+	size_t	t, nt = tenants_count(), n = 0;
+
+	if (cells == NULL || ti >= conf->ncatalog)
+		return 0;
+	for (t = 0; t < nt; t++)
+		if (cells[t * conf->ncatalog + ti].state != BRK_CLOSED)
+			n++;
+	return n;
+}
+
 void
 breaker_shutdown(void)
 {

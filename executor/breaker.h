@@ -11,6 +11,7 @@
 #ifndef TG_BREAKER_H
 #define TG_BREAKER_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct config;
@@ -36,6 +37,8 @@ int	breaker_peek(const char *tenant, const struct tool *tool,
 /* A run admitted with this ticket ended so. */
 void	breaker_outcome(const struct brk_ticket *, const char *tenant,
 	    const struct tool *, const struct tool_outcome *);
+/* Tenants whose breaker of catalog tool ti is not closed (metrics). */
+size_t	breaker_not_closed(size_t ti);
 void	breaker_shutdown(void);
 
 #endif

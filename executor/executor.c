@@ -69,6 +69,7 @@
 #include "executor/fds.h"
 #include "executor/jobs.h"
 #include "executor/killswitch.h"
+#include "executor/metrics.h"
 #include "executor/peers.h"
 #include "executor/ratelimit.h"
 #include "executor/read.h"
@@ -88,6 +89,7 @@ static void	dispatch_call(const struct proto_msg *);
 static void	dispatch_resume(const struct proto_msg *);
 static void	dispatch_wait(const struct proto_msg *);
 static void	dispatch_tools(const struct proto_msg *);
+static void	dispatch_metrics(const struct proto_msg *);
 static void	dispatch_writes_off(const struct proto_msg *);
 static void	dispatch_audit(const struct proto_msg *);
 static void	dispatch_conn_gone(const struct proto_msg *);
@@ -109,6 +111,7 @@ static const struct {
 	{ MSG_RESUME,		dispatch_resume },
 	{ MSG_WAIT,		dispatch_wait },
 	{ MSG_TOOLS,		dispatch_tools },
+	{ MSG_METRICS,		dispatch_metrics },
 	{ MSG_WRITES_OFF,	dispatch_writes_off },
 	{ MSG_AUDIT,		dispatch_audit },
 	{ MSG_CONN_GONE,	dispatch_conn_gone },
@@ -237,6 +240,13 @@ dispatch_tools(const struct proto_msg *m)
 {
 	if (!refuse_refused(m, MSG_TOOLS_ANS))
 		tools_answer(m);
+}
+
+/* A scrape of /metrics: our counters, for gatewayd to serve. */
+static void
+dispatch_metrics(const struct proto_msg *m)
+{
+	metrics_answer(m);
 }
 
 static void
@@ -739,6 +749,7 @@ modules_init(void)
 	tenants_init(ex->conf);
 	ratelimit_init(ex->conf);
 	breaker_init(ex->conf);
+	metrics_init(ex->conf);
 	if ((idle_ev = event_new(ex->base, -1, 0, jobs_idle, NULL)) == NULL)
 		fatalx("modules_init: event_new");
 	jobs_init(idle_ev);
@@ -775,6 +786,7 @@ teardown(void)
 	budget_shutdown();
 	backends_shutdown();
 	breaker_shutdown();
+	metrics_shutdown();
 	ratelimit_shutdown();
 	tenants_shutdown();
 	syncer_shutdown();

@@ -11,6 +11,7 @@
 #include "executor/jobs.h"
 #include "executor/request.h"
 #include "executor/response.h"
+#include "executor/metrics.h"
 #include "executor/read.h"
 
 /* Reads whose tool runs: a hang-up of their agent cancels them. */
@@ -24,6 +25,7 @@ read_done(const struct tool_outcome *r, void *arg)
 	struct response	 resp = { .status = ST_OK, .args_hash = c->args_hash };
 
 	TAILQ_REMOVE(&reads, c, entry);
+	metrics_tool_run_name(c->tool, r);
 	switch (r->status) {
 	case TR_OK:
 		/* No record, no result: the read changed nothing. */

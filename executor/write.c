@@ -30,6 +30,7 @@
 #include "executor/admit.h"
 #include "executor/apquota.h"
 #include "executor/apstore.h"
+#include "executor/metrics.h"
 #include "executor/backend.h"
 #include "executor/executor.h"
 #include "executor/jobs.h"
@@ -239,6 +240,11 @@ write_done(const struct tool_outcome *r, void *arg)
 		wop_outcome(w, ST_ERROR, E_TOOL_FAILED, r);
 		break;
 	}
+	metrics_tool_run(w->tool, r);
+	/* A write that sent nothing is no write: it shows as its stop. */
+	if (!w->unsent)
+		metrics_write(w->tool, w->rec.state == L_DONE ? WO_OK :
+		    w->rec.state == L_IN_DOUBT ? WO_IN_DOUBT : WO_FAILED);
 	w->phase = W_OUTCOME;
 	wop_enqueue(w);
 }
@@ -256,11 +262,14 @@ wop_answer(struct wop *w, const struct response *r, const char *stored,
 
 	if (r != NULL)
 		answer(w->first, r, 0);
-	else
+	else {
 		answer_stored(w->first, stored, storedlen, 1);
+		metrics_write(w->tool, WO_REPLAYED);
+	}
 	call_free(w->first);
 	while ((c = TAILQ_FIRST(&w->waiters)) != NULL) {
 		TAILQ_REMOVE(&w->waiters, c, entry);
+		metrics_write(w->tool, WO_REPLAYED);
 		if (r != NULL)
 			answer(c, r, 1);
 		else
@@ -793,6 +802,7 @@ write_known(struct call *c)
 		rc = 1;
 	} else if (rec.state == L_DONE) {
 		answer_stored(c, rec.response, rec.responselen, 1);
+		metrics_write_name(c->tool, WO_REPLAYED);
 		rc = 1;
 	} else if (rec.state == L_RUNNING || rec.state == L_IN_DOUBT) {
 		/* L_RUNNING: an earlier executor's, so in doubt. */

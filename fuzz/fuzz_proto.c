@@ -70,6 +70,7 @@ static const struct want w_conn_refused[] = { { "conn", 'u', 0 },
 static const struct want w_tools[] = { { "conn", 'u', 0 },
 	{ "uid", 'u', 0 }, { "gid", 'u', 0 },
 	{ "tenant", 's', 0 }, { "env", 's', 0 }, { 0 } };
+static const struct want w_metrics_ans[] = { { "text", 's', 0 }, { 0 } };
 static const struct want w_none[] = { { 0 } };
 static const struct want w_writes_state[] = { { "writes_enabled", 'b', 0 },
 	{ 0 } };
@@ -98,6 +99,9 @@ static const struct {
 	    w_conn_refused },
 	[MSG_TOOLS] = { "TOOLS", MSG_FROM_GATEWAYD, w_tools },
 	[MSG_TOOLS_ANS] = { "TOOLS_ANS", MSG_FROM_EXECUTOR, w_response },
+	[MSG_METRICS] = { "METRICS", MSG_FROM_GATEWAYD, w_none },
+	[MSG_METRICS_ANS] = { "METRICS_ANS", MSG_FROM_EXECUTOR,
+	    w_metrics_ans },
 };
 
 _Static_assert(sizeof(schema) / sizeof(schema[0]) == MSG_MAX,
@@ -260,6 +264,9 @@ check_struct(const struct proto_msg *m)
 		check_str(b, "tenant", m->audit.tenant);
 		check_str(b, "args_hash", m->audit.args_hash);
 		check_str(b, "message", m->audit.message);
+		break;
+	case MSG_METRICS_ANS:
+		check_str(b, "text", m->metrics_ans.text);
 		break;
 	case MSG_AUDIT_SUMMARY:
 		check_uint(b, "uid", m->audit_summary.has_uid,

@@ -83,6 +83,9 @@ struct req {
 	char			*run_id;
 	char			*wtool;		/* a write: its tool and args hash */
 	char			 whash[ARGS_HASH_LEN + 1];
+	int			 call;		/* a call op: counted when answered */
+	const struct tool	*ctool;		/* its catalog tool, or NULL */
+	uint64_t		 t0;		/* metrics_clock() when read */
 };
 
 static TAILQ_HEAD(, conn)	 conns = TAILQ_HEAD_INITIALIZER(conns);
@@ -170,6 +173,8 @@ reply_refuse(struct conn *c, const char *id, size_t idlen, const char *status,
 {
 	struct reply	rp;
 
+	if (strcmp(status, ST_ERROR) != 0)
+		metrics_stop_reason(reason);
 	reply_begin(&rp, id, idlen, status);
 	mpmap_str(&rp.map, strcmp(status, ST_ERROR) == 0 ? "error" :
 	    "stop_reason", reason);
@@ -444,6 +449,34 @@ op_hello(struct conn *c, struct agent_req *q)
 	reply_send(c, &rp);
 }
 
+/* A short string of the executor's answer, or "" (counted as other). */
+static void
+mp_word(const msgpack_object *o, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	if (o != NULL && o->type == MSGPACK_OBJECT_STR &&
+	    o->via.str.size < len) {
+		memcpy(buf, o->via.str.ptr, o->via.str.size);
+		buf[o->via.str.size] = '\0';
+	}
+}
+
+/* The executor's answer, counted: its stop reason; a call's decision. */
+static void
+answer_count(const struct req *r, const msgpack_object *resp,
+    const msgpack_object *status)
+{
+	char	st[32], why[64];
+
+	mp_word(status, st, sizeof(st));
+	if (strcmp(st, ST_DENIED) == 0 || strcmp(st, ST_STOPPED) == 0) {
+		mp_word(mp_get(resp, "stop_reason"), why, sizeof(why));
+		metrics_stop_reason(why);
+	}
+	if (r->call)
+		metrics_call(r->ctool, st, r->t0);
+}
+
 static void
 call_answered(const struct proto_msg *m, void *arg)
 {
@@ -463,6 +496,7 @@ call_answered(const struct proto_msg *m, void *arg)
 	status = mp_get(resp, "status");
 	if (status == NULL)
 		fatalx("executor answered without a status");
+	answer_count(r, resp, status);
 	/* A write that was never sent may be asked again in its run. */
 	if (r->wtool != NULL && never_sent(status, resp) &&
 	    (run = run_get(c->pr->tenant, r->run_id, 0)) != NULL)
@@ -524,7 +558,7 @@ reply_decided(struct conn *c, const char *id, size_t idlen,
  */
 static struct run *
 req_run(struct conn *c, const char *id, size_t idlen, const char *run_id,
-    const char *tool)
+    const char *tool, const char **status)
 {
 	struct run	*run;
 	char		 msg[128];
@@ -532,11 +566,13 @@ req_run(struct conn *c, const char *id, size_t idlen, const char *run_id,
 	if ((run = run_get(c->pr->tenant, run_id, 1)) == NULL) {
 		reply_refuse(c, id, idlen, ST_ERROR, E_UNAVAILABLE,
 		    runs_full_message(msg, sizeof(msg)));
+		*status = ST_ERROR;
 		return NULL;
 	}
 	if (run_stopped(run) != NULL) {
 		reply_decided(c, id, idlen, ST_STOPPED, run_stopped(run),
 		    run_stop_message(run), run_id, NULL, tool, NULL);
+		*status = ST_STOPPED;
 		return NULL;
 	}
 	return run;
@@ -575,18 +611,24 @@ req_park(struct conn *c, const char *id, size_t idlen, char *run_id)
 	return r;
 }
 
-static void
-op_call(struct conn *c, struct agent_req *q)
+/*
+ * A call: answered here (the status, for the metrics), or sent to the
+ * executor (NULL; counted when its answer comes).
+ */
+static const char *
+call_decide(struct conn *c, struct agent_req *q, const struct tool *t,
+    uint64_t t0)
 {
-	const char		*reason;
+	const char		*reason, *status;
 	char			 hash[ARGS_HASH_LEN + 1], msg[512];
 	struct run		*run;
 	struct req		*r;
 	struct exec_who		 who;
 	enum gate		 g;
 
-	if ((run = req_run(c, q->id, q->idlen, q->run_id, q->tool)) == NULL)
-		return;
+	if ((run = req_run(c, q->id, q->idlen, q->run_id, q->tool,
+	    &status)) == NULL)
+		return status;
 	/* A SIGUSR1 that came while this callback ran counts already. */
 	killswitch_check();
 	g = policy_gate(gw->conf, q->tool, gw->writes_on, &reason);
@@ -595,22 +637,25 @@ op_call(struct conn *c, struct agent_req *q)
 		    sizeof(msg));
 		reply_decided(c, q->id, q->idlen, ST_DENIED, reason, msg,
 		    q->run_id, q->step_id, q->tool, NULL);
-		return;
+		return ST_DENIED;
 	}
 	if (args_hash(q->args, hash, NULL, msg, sizeof(msg)) == -1) {
 		reply_refuse(c, q->id, q->idlen, ST_ERROR, E_BAD_REQUEST, msg);
-		return;
+		return ST_ERROR;
 	}
 	if ((reason = run_account(run, q->tool, hash, g == GATE_WRITE, msg,
 	    sizeof(msg))) != NULL) {
 		run_stop(run, reason, msg);
 		reply_decided(c, q->id, q->idlen, ST_STOPPED, reason, msg,
 		    q->run_id, q->step_id, q->tool, hash);
-		return;
+		return ST_STOPPED;
 	}
 
 	conn_who(c, &who);
 	r = req_park(c, q->id, q->idlen, q->run_id);
+	r->call = 1;
+	r->ctool = t;
+	r->t0 = t0;
 	q->run_id = NULL;
 	r->exec_id = exec_call(&who, r->run_id, q->step_id, q->tool, q->args,
 	    q->traceparent, call_answered, r);
@@ -619,17 +664,30 @@ op_call(struct conn *c, struct agent_req *q)
 		q->tool = NULL;
 		memcpy(r->whash, hash, sizeof(r->whash));
 	}
+	return NULL;
+}
+
+static void
+op_call(struct conn *c, struct agent_req *q)
+{
+	const struct tool	*t = policy_tool(gw->conf, q->tool);
+	uint64_t		 t0 = metrics_clock();
+	const char		*status;
+
+	if ((status = call_decide(c, q, t, t0)) != NULL)
+		metrics_call(t, status, t0);
 }
 
 static void
 op_usage(struct conn *c, struct agent_req *q)
 {
-	const char		*reason;
+	const char		*reason, *status;
 	char			 msg[256];
 	struct run		*run;
 	struct reply		 rp;
 
-	if ((run = req_run(c, q->id, q->idlen, q->run_id, NULL)) == NULL)
+	if ((run = req_run(c, q->id, q->idlen, q->run_id, NULL,
+	    &status)) == NULL)
 		return;
 	if ((reason = run_usage(run, q->tokens, q->cost, msg,
 	    sizeof(msg))) != NULL) {

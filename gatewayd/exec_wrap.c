@@ -235,6 +235,18 @@ exec_tools(const struct exec_who *w, exec_cb cb, void *arg)
 	return id;
 }
 
+uint64_t
+exec_metrics(exec_cb cb, void *arg)
+{
+	struct msgbuf	mb;
+	struct mpmap	body;
+	uint64_t	id;
+
+	id = request_begin(&mb, &body, MSG_METRICS, cb, arg);
+	msg_send(&mb, &body);
+	return id;
+}
+
 void
 exec_forget(uint64_t id)
 {

@@ -190,6 +190,7 @@ static void
 on_ready(void)
 {
 	agent_init(agent_fd);
+	metrics_start();
 	notify_ready();
 	log_info("ready: agent socket %s, writes %s", gw->conf->agent_socket,
 	    gw->conf->writes_enabled && gw->writes_on ? "enabled" :
@@ -421,6 +422,7 @@ privileged_prepare(char *jail, size_t len)
 			fatalx("agent socket: %s", err);
 	}
 	state_dir_prepare(gw->conf->state_dir, jail, len);
+	metrics_bind();
 	notify_open();
 }
 
@@ -492,6 +494,7 @@ teardown(void)
 	int	rc;
 
 	agent_shutdown();
+	metrics_stop();
 	exec_link_close();
 	rc = reap_executor();
 	runs_free();

@@ -7,6 +7,7 @@
 #define TG_GATEWAYD_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -117,8 +118,37 @@ uint64_t exec_wait(const struct exec_who *,
 	    exec_cb cb, void *arg);
 /* The tools the principal of w may call (the tools op). */
 uint64_t exec_tools(const struct exec_who *, exec_cb cb, void *arg);
+/* The executor's metric families, as text (m->metrics_ans). */
+uint64_t exec_metrics(exec_cb cb, void *arg);
 /* The caller no longer wants the answer (its connection closed). */
 void	exec_forget(uint64_t id);
+
+/*
+ * metricsd.c: metrics.listen.  metrics_bind() before the drop binds it
+ * (and sets the counters up, served or not); metrics_start() once the
+ * executor answered HELLO serves it; metrics_stop() at the end.
+ */
+void	metrics_bind(void);
+void	metrics_start(void);
+void	metrics_stop(void);
+/*
+ * metrics.c: gatewayd's counters.  metrics_render() writes its families
+ * and toolgate_executor_up.
+ */
+void	metrics_init(void);
+void	metrics_free(void);
+void	metrics_render(FILE *, int executor_up);
+/* A monotonic clock in microseconds, for metrics_call's started_us. */
+uint64_t metrics_clock(void);
+/* A call op answered with 'status'; t: its catalog tool, or NULL. */
+struct tool;
+void	metrics_call(const struct tool *t, const char *status,
+	    uint64_t started_us);
+/* An answer carried this stop_reason. */
+void	metrics_stop_reason(const char *reason);
+/* A run finished: stopped (for this reason), or forgotten (NULL). */
+void	metrics_run_done(uint64_t ncalls, uint64_t tokens,
+	    const char *stopped);
 
 /*
  * runs.c: per-run state, keyed by (tenant, run_id).  The record,

@@ -37,6 +37,17 @@ runs_sweep(evutil_socket_t fd, short what, void *arg)
 	evtimer_add(sweep_ev, &tv);
 }
 
+/*
+ * A run is finished when it stops (counted then, once) or, never
+ * stopped, when it is forgotten after runs.idle_s.
+ */
+static void
+run_forgotten(const struct run *r)
+{
+	if (run_stopped(r) == NULL)
+		metrics_run_done(r->steps, r->tokens, NULL);
+}
+
 void
 runs_init(void)
 {
@@ -45,6 +56,7 @@ runs_init(void)
 	/* Our stops are our own words and the executor's: kept whole. */
 	runtab_init(&runs, gw->conf->max_runs, gw->conf->max_runs_per_tenant,
 	    SIZE_MAX, SIZE_MAX);
+	runs.forget = run_forgotten;
 	if (gw->base != NULL) {
 		sweep_ev = evtimer_new(gw->base, runs_sweep, NULL);
 		evtimer_add(sweep_ev, &tv);
@@ -83,6 +95,8 @@ runs_full_message(char *buf, size_t len)
 void
 run_stop(struct run *r, const char *reason, const char *message)
 {
+	if (run_stopped(r) == NULL)
+		metrics_run_done(r->steps, r->tokens, reason);
 	runtab_stop(&runs, r, reason, message);
 }
 

@@ -159,6 +159,15 @@ static const struct field f_conn_refused[] = {
 	{ "message", F_STR, 0, FLD(msg_conn_refused, message), 0 },
 	{ NULL, 0, 0, 0, 0 }
 };
+/*
+ * A scrape: the executor's own families (tool outcomes, writes, tool
+ * latency, approvals, breakers) rendered by it as Prometheus text, which
+ * gatewayd serves after its own.  Counters only: no agent's words.
+ */
+static const struct field f_metrics_ans[] = {
+	{ "text", F_STR, 0, FLD(msg_metrics_ans, text), 0 },
+	{ NULL, 0, 0, 0, 0 }
+};
 static const struct field f_none[] = {
 	{ NULL, 0, 0, 0, 0 }
 };
@@ -205,6 +214,10 @@ static const struct msg_def table[MSG_MAX] = {
 	[MSG_TOOLS] = { MSG_TOOLS, "TOOLS", GW, MSG_TOOLS_ANS, 0, f_tools },
 	[MSG_TOOLS_ANS] = { MSG_TOOLS_ANS, "TOOLS_ANS", EX, MSG_NONE, 0,
 	    f_answer },
+	[MSG_METRICS] = { MSG_METRICS, "METRICS", GW, MSG_METRICS_ANS, 0,
+	    f_none },
+	[MSG_METRICS_ANS] = { MSG_METRICS_ANS, "METRICS_ANS", EX, MSG_NONE, 0,
+	    f_metrics_ans },
 };
 
 static const struct msg_def *

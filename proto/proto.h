@@ -25,7 +25,7 @@
 
 #include "common/mpack.h"
 
-#define PROTO_VERSION		8
+#define PROTO_VERSION		9
 #define AGENT_PROTO_VERSION	1	/* the "v" answered to hello */
 
 /* The executor's end of the socketpair, as gatewayd hands it over. */
@@ -59,6 +59,8 @@ enum msg_type {
 	MSG_CONN_REFUSED,	/* ex->gw  no room for a connection: close it */
 	MSG_TOOLS,		/* gw->ex  the tools a principal may call */
 	MSG_TOOLS_ANS,		/* ex->gw  the agent-facing response */
+	MSG_METRICS,		/* gw->ex  a scrape of /metrics: your counters */
+	MSG_METRICS_ANS,	/* ex->gw  the executor's families, as text */
 	MSG_MAX
 };
 
@@ -129,6 +131,10 @@ struct msg_audit_summary {
 	uint64_t		 uid, gid;		/* optional */
 	uint64_t		 count, first_ms, last_ms;
 };
+/* The executor's metric families, Prometheus text (PROTOCOL.md). */
+struct msg_metrics_ans {
+	const char		*text;
+};
 struct msg_conn_refused {
 	uint64_t		 conn;
 	const char		*message;
@@ -152,6 +158,7 @@ struct proto_msg {
 		struct msg_conn_gone		conn_gone;
 		struct msg_audit_summary	audit_summary;
 		struct msg_conn_refused		conn_refused;
+		struct msg_metrics_ans		metrics_ans;
 	};
 	msgpack_unpacked	 unpacked;
 };

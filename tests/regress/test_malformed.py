@@ -123,6 +123,7 @@ def good_bodies():
         "MSG_TOOLS": {"conn": 1, "uid": AGENT_UID, "gid": AGENT_GID, "tenant": "acme",
                       "env": "prod"},
         "MSG_WRITES_OFF": {},
+        "MSG_METRICS": {},
         "MSG_CONN_GONE": {"conn": 1},
         "MSG_AUDIT": {"conn": 1, "uid": STRANGER_UID, "gid": STRANGER_UID, "decision": "denied",
                       "reason": "unknown_principal", "message": "no principal"},

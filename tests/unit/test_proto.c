@@ -86,6 +86,10 @@ static const struct tmsg msgs[] = {
 		{ NULL, 0, 0 } } },
 	{ MSG_TOOLS_ANS, "TOOLS_ANS", MSG_FROM_EXECUTOR, {
 		{ "response", T_MAP, 0 }, { NULL, 0, 0 } } },
+	{ MSG_METRICS, "METRICS", MSG_FROM_GATEWAYD, {
+		{ NULL, 0, 0 } } },
+	{ MSG_METRICS_ANS, "METRICS_ANS", MSG_FROM_EXECUTOR, {
+		{ "text", T_STR, 0 }, { NULL, 0, 0 } } },
 };
 #define NMSGS	(sizeof(msgs) / sizeof(msgs[0]))
 
@@ -930,6 +934,9 @@ test_table(void)
 	ASSERT(msg_answer_type(MSG_TOOLS) == MSG_TOOLS_ANS);
 	ASSERT(msg_answer_type(MSG_TOOLS_ANS) == MSG_NONE);
 	ASSERT(msg_permits(MSG_TOOLS) == 0);
+	ASSERT(msg_answer_type(MSG_METRICS) == MSG_METRICS_ANS);
+	ASSERT(msg_answer_type(MSG_METRICS_ANS) == MSG_NONE);
+	ASSERT(msg_permits(MSG_METRICS) == 0);
 	ASSERT(msg_answer_type(MSG_AUDIT) == MSG_NONE);
 	ASSERT(msg_answer_type(MSG_CALL_ANS) == MSG_NONE);
 	ASSERT(msg_answer_type(MSG_MAX) == MSG_NONE);

@@ -217,6 +217,73 @@ test_stop(void)
 	runs_free();
 }
 
+/* What metrics_render() says of the finished runs, as text. */
+static char *
+render(void)
+{
+	char	*text = NULL;
+	size_t	 len = 0;
+	FILE	*fp = open_memstream(&text, &len);
+
+	if (fp == NULL)
+		abort();
+	metrics_render(fp, 1);
+	if (fclose(fp) != 0)
+		abort();
+	return text;
+}
+
+/*
+ * A run is finished, for toolgate_run_calls and toolgate_run_tokens, at
+ * its first stop and only then; its stop reason is counted once.
+ */
+static void
+test_finished_runs_metrics(void)
+{
+	struct run	*r;
+	char		 msg[128], *text;
+
+	setup();
+	runs_init();
+	metrics_init();
+	r = run_get("acme", "m1", 1);
+	ASSERT(run_account(r, "echo", "h1", 0, msg, sizeof(msg)) == NULL);
+	ASSERT(run_account(r, "echo", "h2", 0, msg, sizeof(msg)) == NULL);
+	ASSERT(run_usage(r, 700, 0, msg, sizeof(msg)) == NULL);
+	text = render();
+	ASSERT(strstr(text, "\ntoolgate_run_calls_count 0\n") != NULL);
+	free(text);
+	run_stop(r, R_LOOP_DETECTED, "looping");
+	run_stop(r, R_BUDGET_EXCEEDED, "again");
+	text = render();
+	ASSERT(strstr(text, "\ntoolgate_run_calls_count 1\n") != NULL);
+	ASSERT(strstr(text, "\ntoolgate_run_calls_sum 2\n") != NULL);
+	ASSERT(strstr(text, "\ntoolgate_run_calls_bucket{le=\"1\"} 0\n") != NULL);
+	ASSERT(strstr(text, "\ntoolgate_run_calls_bucket{le=\"2\"} 1\n") != NULL);
+	ASSERT(strstr(text, "\ntoolgate_run_tokens_sum 700\n") != NULL);
+	ASSERT(strstr(text, "\ntoolgate_run_tokens_bucket{le=\"1000\"} 1\n") !=
+	    NULL);
+	ASSERT(strstr(text, "\ntoolgate_runs_stopped_total{reason="
+	    "\"loop_detected\"} 1\n") != NULL);
+	ASSERT(strstr(text, "\ntoolgate_runs_stopped_total{reason="
+	    "\"budget_exceeded\"} 0\n") != NULL);
+	ASSERT(strstr(text, "\ntoolgate_runs 1\n") != NULL);
+	/* A tool the catalog lacks is (other): the agent's word never shows. */
+	metrics_call(NULL, ST_DENIED, metrics_clock());
+	metrics_stop_reason("made-up-by-an-agent");
+	free(text);
+	text = render();
+	ASSERT(strstr(text, "toolgate_calls_total{tool=\"(other)\",mode="
+	    "\"(other)\",decision=\"denied\"} 1\n") != NULL);
+	ASSERT(strstr(text, "toolgate_stops_total{reason=\"(other)\"} 1\n") !=
+	    NULL);
+	ASSERT(strstr(text, "made-up") == NULL);
+	ASSERT(strstr(text, "\ntoolgate_decision_seconds_count 1\n") != NULL);
+	free(text);
+	metrics_free();
+	runs_free();
+}
+
 static void
 test_steps(void)
 {
@@ -521,6 +588,7 @@ main(void)
 	RUN(test_max_runs);
 	RUN(test_max_runs_per_tenant);
 	RUN(test_stop);
+	RUN(test_finished_runs_metrics);
 	RUN(test_steps);
 	RUN(test_repeat);
 	RUN(test_duplicate_write);
