@@ -205,6 +205,8 @@ static const struct msg_def table[MSG_MAX] = {
 	[MSG_TOOLS] = { MSG_TOOLS, "TOOLS", GW, MSG_TOOLS_ANS, 0, f_tools },
 	[MSG_TOOLS_ANS] = { MSG_TOOLS_ANS, "TOOLS_ANS", EX, MSG_NONE, 0,
 	    f_answer },
+	[MSG_PING] = { MSG_PING, "PING", GW, MSG_PONG, 0, f_none },
+	[MSG_PONG] = { MSG_PONG, "PONG", EX, MSG_NONE, 0, f_none },
 };
 
 static const struct msg_def *

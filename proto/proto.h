@@ -25,7 +25,7 @@
 
 #include "common/mpack.h"
 
-#define PROTO_VERSION		8
+#define PROTO_VERSION		9
 #define AGENT_PROTO_VERSION	1	/* the "v" answered to hello */
 
 /* The executor's end of the socketpair, as gatewayd hands it over. */
@@ -59,6 +59,8 @@ enum msg_type {
 	MSG_CONN_REFUSED,	/* ex->gw  no room for a connection: close it */
 	MSG_TOOLS,		/* gw->ex  the tools a principal may call */
 	MSG_TOOLS_ANS,		/* ex->gw  the agent-facing response */
+	MSG_PING,		/* gw->ex  is the loop turning? (the watchdog) */
+	MSG_PONG,		/* ex->gw  it is */
 	MSG_MAX
 };
 

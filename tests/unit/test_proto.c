@@ -86,6 +86,8 @@ static const struct tmsg msgs[] = {
 		{ NULL, 0, 0 } } },
 	{ MSG_TOOLS_ANS, "TOOLS_ANS", MSG_FROM_EXECUTOR, {
 		{ "response", T_MAP, 0 }, { NULL, 0, 0 } } },
+	{ MSG_PING, "PING", MSG_FROM_GATEWAYD, { { NULL, 0, 0 } } },
+	{ MSG_PONG, "PONG", MSG_FROM_EXECUTOR, { { NULL, 0, 0 } } },
 };
 #define NMSGS	(sizeof(msgs) / sizeof(msgs[0]))
 
