@@ -238,6 +238,80 @@ def socket_of_another_name_is_refused():
     refused(Activated(fdname="metrics"), 'LISTEN_FDNAMES=metrics; expected "agent"')
 
 
+SLEEPER = """#!/bin/sh
+# A tool that outlives its timeout, with a second process in its group.
+sleep 29.%s &
+exec sleep 29.%s
+"""
+
+
+class NoKillDaemon(Daemon):
+    """gatewayd started as the unit starts it: root without CAP_KILL in
+    its bounding set (nor the executor's, nor the tools')."""
+
+    def start(self, extra_args=(), wait=True):
+        setpriv = need_tool("setpriv")
+        self.log = open(self.logpath, "ab")
+        self.proc = subprocess.Popen(
+            [setpriv, "--bounding-set=-kill", "--inh-caps=-kill", GATEWAYD,
+             "-c", self.config_path, "-f", "-v",
+             "--agent-socket", self.agent_sock,
+             "--control-socket", self.control_sock,
+             "--state-dir", self.state] + list(extra_args),
+            stdout=self.log, stderr=self.log, env=self.env(),
+            start_new_session=True)
+        if wait:
+            self.wait_ready()
+        return self
+
+
+def sleepers(mark):
+    found = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open("/proc/%s/cmdline" % pid, "rb") as f:
+                    if ("29.%s" % mark).encode() in f.read():
+                        found.append(int(pid))
+            except OSError:
+                pass
+    return found
+
+
+@test
+def tools_of_another_user_are_killed_without_cap_kill():
+    """The unit gives no CAP_KILL: a tool running as nobody that overruns
+    its timeout is still killed, group and all (the executor signals it
+    as its own uid)."""
+    need_root()
+    mark = "%06d" % (os.getpid() % 1000000)
+    d = NoKillDaemon(base_config())
+    path = os.path.join(d.dir, "sleeper")
+    with open(path, "w") as f:
+        f.write(SLEEPER % (mark, mark))
+    os.chmod(path, 0o755)
+    d.conf["catalog"]["sleeper"] = {"mode": "read", "exec": [path],
+                                    "user": "nobody", "timeout_ms": 300}
+    d.conf["tools"]["allow"].append("sleeper")
+    write_config(d.config_path, d.conf)
+    with d:
+        with open("/proc/%d/status" % d.executor_pid()) as f:
+            bnd = int([l for l in f if l.startswith("CapBnd:")][0].split()[1], 16)
+        assert not bnd & (1 << 5), "CAP_KILL is in the bounding set: %x" % bnd
+        t0 = time.time()
+        r = d.client().call("sleeper", {})
+        took = time.time() - t0
+        assert r["status"] == "error" and r.get("error") == "tool_timeout", r
+        assert took < 10, took
+        deadline = time.time() + 5
+        while sleepers(mark) and time.time() < deadline:
+            time.sleep(0.05)
+        left = sleepers(mark)
+        for pid in left:
+            os.kill(pid, signal.SIGKILL)
+        assert not left, "still running: %s" % left
+
+
 def argv_env_conf():
     c = base_config()
     c["catalog"]["argv.env"] = {"mode": "read", "exec": [tool("argv-env")]}
