@@ -68,6 +68,12 @@ flat_kind(const char *dir)
 }
 
 int
+credpath_flat(const char *dir)
+{
+	return flat_kind(dir) != 0;
+}
+
+int
 credpath(char *buf, size_t len, const char *dir, const char *const *comp,
     size_t n, const char **why)
 {

@@ -21,6 +21,9 @@
  */
 char	*credpath_expand(const char *path, const char **why);
 
+/* Is 'dir' systemd's flat credentials directory, or an ID in it? */
+int	credpath_flat(const char *dir);
+
 /*
  * The file of the components comp[0..n-1] under 'dir', in buf: joined by
  * '/' in a tree, by '_' in systemd's flat directory.  In the flat one a

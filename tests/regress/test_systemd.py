@@ -374,21 +374,27 @@ def checkpoint_key_comes_from_the_credentials_directory():
 
 
 @test
-def ambiguous_names_find_no_credential():
+def ambiguous_names_are_a_config_error():
     """tenant "a" env "b_c" and tenant "a_b" env "c" would both be a_b_c:
-    in the flat directory a tenant or env with '_' gets no credential,
-    and its tool does not run (fail closed)."""
+    with credentials in the flat directory, a principal whose tenant or
+    env has a '_' stops the daemon at start, with the principal named."""
     need_root()
     c = argv_env_conf()
-    c["principals"] = [{"uid": 0, "tenant": "acme", "env": "prod_eu"}]
+    c["principals"].append({"uid": 1005, "tenant": "acme", "env": "prod_eu"})
     d = CredsDaemon(c)
-    with open(os.path.join(d.credsdir, "toolgate_acme_prod_eu_argv.env"), "w") as f:
-        f.write("not-for-you")
-    with d:
-        r = d.client().call("argv.env", {})
-        assert r["status"] == "error", r
-        assert "not-for-you" not in json.dumps(r), r
-        assert "cannot be told apart" in d.read_log(), d.read_log()
+    try:
+        p = subprocess.run([GATEWAYD, "-c", d.config_path, "-f"], env=d.env(),
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode != 0, p
+        assert "principals[%d]" % (len(c["principals"]) - 1) in p.stderr, p.stderr
+        assert "cannot be told apart" in p.stderr, p.stderr
+        # The same config with the credentials in a tree loads.
+        c["paths"]["credentials_dir"] = d.creds
+        write_config(d.config_path, c)
+        with d:
+            d.client().hello()
+    finally:
+        d.cleanup()
 
 
 @test
