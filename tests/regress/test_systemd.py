@@ -414,6 +414,44 @@ def unset_credentials_directory_is_a_config_error():
         d.cleanup()
 
 
+@test
+def logrotate_example_rotates_the_audit_log():
+    """examples/logrotate.toolgate, run by logrotate against a live pair:
+    the log is moved aside, SIGHUP reaches the executor alone, and the
+    next record goes to the new file (systemctl is not running here: the
+    main pid is put in its place)."""
+    need_root()
+    logrotate = need_tool("logrotate")
+    with open(os.path.join(ROOT, "examples", "logrotate.toolgate")) as f:
+        conf = f.read()
+    d = Daemon()
+    with d:
+        c = d.client()
+        assert c.call("echo", {"n": 1})["status"] == "ok"
+        log = os.path.join(d.state, "audit.log")
+        wait_for(lambda: os.path.exists(log) and os.path.getsize(log) > 0, 10, "the audit log")
+        ex = d.executor_pid()
+        assert "/var/lib/toolgate/audit.log" in conf and "systemctl show" in conf
+        conf = conf.replace("/var/lib/toolgate/audit.log", log)
+        conf = re.sub(r"pid=\$\(systemctl show[^\n]*", "pid=%d" % d.proc.pid, conf)
+        path = os.path.join(d.dir, "logrotate.conf")
+        with open(path, "w") as f:
+            f.write(conf)
+        p = subprocess.run([logrotate, "-f", "-s", os.path.join(d.dir, "lr.state"), path],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, (p.stdout, p.stderr)
+        assert os.path.exists(log + ".1"), os.listdir(d.state)
+        wait_for(lambda: "reopened" in d.read_log(), 10, "the executor to reopen the log")
+        # Both processes are still the ones we started: nothing died of it.
+        assert d.executor_pid() == ex and d.proc.poll() is None
+        assert c.call("echo", {"n": 2})["status"] == "ok"
+        wait_for(lambda: len(read_audit(d)) >= 1, 10, "a record in the new log")
+        with open(log + ".1") as f:
+            old = [json.loads(l) for l in f if l.strip()]
+        new = read_audit(d)
+        assert old and new and new[0]["seq"] > old[-1]["seq"], (old, new)
+
+
 def exposure(unit):
     analyze = need_tool("systemd-analyze")
     p = subprocess.run([analyze, "security", "--offline=yes", "--no-pager", unit],
