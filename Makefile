@@ -8,7 +8,8 @@ PKGS	 = libevent msgpack libsodium lmdb yaml-0.1 jansson libcurl
 DEBS	 = build-essential pkg-config libevent-dev libmsgpack-dev \
 	   libsodium-dev liblmdb-dev libyaml-dev libjansson-dev libcurl4-openssl-dev \
 	   python3 python3-msgpack python3-cryptography \
-	   clang libclang-rt-14-dev cppcheck libfaketime prometheus
+	   clang libclang-rt-14-dev cppcheck libfaketime prometheus \
+	   systemd logrotate procps
 
 ifeq ($(SAN),1)
 BUILD	?= build-san

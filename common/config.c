@@ -28,6 +28,7 @@
 #include <yaml.h>
 
 #include "common/config.h"
+#include "common/credpath.h"
 #include "common/config_impl.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
@@ -280,22 +281,33 @@ cfg_set_name(struct cfgctx *ctx, const yaml_node_t *node, const char *path,
 	return 0;
 }
 
-/* A directory or socket path: absolute, since the daemons chdir("/"). */
+/*
+ * A directory or socket path: absolute, since the daemons chdir("/").
+ * A leading $CREDENTIALS_DIRECTORY is the directory systemd made for the
+ * service's LoadCredential= (common/credpath.h); it must be set then.
+ */
 static int
 set_abspath(struct cfgctx *ctx, const yaml_node_t *node, const char *path,
     size_t maxlen, char **dst)
 {
-	const char	*s;
+	const char	*s, *why = NULL;
+	char		*x;
 
 	if (cfg_get_str(ctx, node, path, &s) == -1)
 		return -1;
-	if (s[0] != '/')
+	if ((x = credpath_expand(s, &why)) == NULL)
+		return cfg_error(ctx, node, path, "%s", why);
+	if (x[0] != '/') {
+		free(x);
 		return cfg_error(ctx, node, path, "must be an absolute path");
-	if (strlen(s) > maxlen)
+	}
+	if (strlen(x) > maxlen) {
+		free(x);
 		return cfg_error(ctx, node, path, "longer than %zu bytes",
 		    maxlen);
+	}
 	free(*dst);
-	*dst = xstrdup(s);
+	*dst = x;
 	return 0;
 }
 

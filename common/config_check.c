@@ -16,6 +16,7 @@
 #include <yaml.h>
 
 #include "common/config.h"
+#include "common/credpath.h"
 #include "common/config_impl.h"
 #include "common/yamlread.h"
 
@@ -446,6 +447,39 @@ check_rates(struct cfgctx *ctx)
 		    "and at most 1");
 }
 
+/*
+ * In systemd's flat credentials directory TENANT/ENV/TOOL is the file
+ * TENANT_ENV_TOOL: a tenant or env with '_' could name another's
+ * (credpath.h), so none may have one there.
+ */
+static void
+check_flat_credentials(struct cfgctx *ctx)
+{
+	static const char *const keys[] = { "paths.credentials_dir", NULL };
+	const struct config	*c = ctx->conf;
+	const struct principal	*p;
+	char			 key[KEY_PATH_LEN];
+	size_t			 i;
+
+	if (any_bad(ctx, keys) || c->credentials_dir == NULL ||
+	    !credpath_flat(c->credentials_dir))
+		return;
+	for (i = 0; i < c->nprincipals; i++) {
+		p = &c->principals[i];
+		if (p->tenant == NULL || p->env == NULL ||
+		    (strchr(p->tenant, '_') == NULL &&
+		    strchr(p->env, '_') == NULL))
+			continue;
+		cfg_index_path(key, sizeof(key), "principals", i);
+		cfg_error(ctx, p->has_uid ? ctx->pnodes[i].uid :
+		    ctx->pnodes[i].gid, key, "tenant \"%s\" env \"%s\": a "
+		    "'_' cannot be told apart in systemd's flat credentials "
+		    "directory (paths.credentials_dir is in "
+		    "$CREDENTIALS_DIRECTORY, where TENANT/ENV/TOOL is "
+		    "TENANT_ENV_TOOL): rename it", p->tenant, p->env);
+	}
+}
+
 void
 check_config(struct cfgctx *ctx)
 {
@@ -467,4 +501,5 @@ check_config(struct cfgctx *ctx)
 	check_mcp_tools(ctx);
 	check_rates(ctx);
 	check_self_approval(ctx);
+	check_flat_credentials(ctx);
 }

@@ -15,6 +15,7 @@
 #include <msgpack.h>
 #include <sodium.h>
 
+#include "common/credpath.h"
 #include "common/frame.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
@@ -203,10 +204,14 @@ void
 checkpoint_keys_init(const char *state_dir, const char *creds_dir,
     uint64_t ttl_s)
 {
-	char	cred_key[4096];
+	char		 cred_key[4096];
+	const char	*comp[1] = { KEY_FILE }, *why = NULL;
 
 	key_ttl_s = ttl_s;
-	snprintf(cred_key, sizeof(cred_key), "%s/%s", creds_dir, KEY_FILE);
+	/* In systemd's flat credentials directory: ID_checkpoint.key. */
+	if (credpath(cred_key, sizeof(cred_key), creds_dir, comp, 1,
+	    &why) == -1)
+		fatalx("%s/%s: %s", creds_dir, KEY_FILE, why);
 	snprintf(key_path, sizeof(key_path), "%s/%s", state_dir, KEY_FILE);
 	snprintf(old_path, sizeof(old_path), "%s/%s", state_dir, OLD_KEY_FILE);
 	if (key_read(cred_key, &cur_key) == 0) {

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/credpath.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
 #include "executor/credential.h"
@@ -30,8 +31,9 @@ credential_open(const char *dir, const char *tenant, const char *env,
     const char *name, int *fdp, char *msg, size_t msglen)
 {
 	char		 path[PATH_MAX];
+	const char	*comp[3] = { tenant, env, name }, *why = NULL;
 	struct stat	 sb;
-	int		 fd, n;
+	int		 fd;
 
 	*fdp = -1;
 	if (dir == NULL)
@@ -43,10 +45,10 @@ credential_open(const char *dir, const char *tenant, const char *env,
 		snprintf(msg, msglen, "cannot look up the tool's credential");
 		return -1;
 	}
-	n = snprintf(path, sizeof(path), "%s/%s/%s/%s", dir, tenant, env,
-	    name);
-	if (n < 0 || (size_t)n >= sizeof(path)) {
-		log_warnx("%s: credential path too long", name);
+	/* In systemd's flat directory: ID_TENANT_ENV_NAME (credpath.h). */
+	if (credpath(path, sizeof(path), dir, comp, 3, &why) == -1) {
+		log_warnx("%s: credential of tenant \"%s\" env \"%s\": %s",
+		    name, tenant, env, why);
 		snprintf(msg, msglen, "cannot look up the tool's credential");
 		return -1;
 	}

@@ -94,6 +94,7 @@ static void	dispatch_writes_off(const struct proto_msg *);
 static void	dispatch_audit(const struct proto_msg *);
 static void	dispatch_conn_gone(const struct proto_msg *);
 static void	dispatch_audit_summary(const struct proto_msg *);
+static void	dispatch_ping(const struct proto_msg *);
 
 /*
  * What gatewayd may send; when it may send it (before HELLO, once) is the
@@ -116,6 +117,7 @@ static const struct {
 	{ MSG_AUDIT,		dispatch_audit },
 	{ MSG_CONN_GONE,	dispatch_conn_gone },
 	{ MSG_AUDIT_SUMMARY,	dispatch_audit_summary },
+	{ MSG_PING,		dispatch_ping },
 };
 
 static int	hello_done;
@@ -156,6 +158,20 @@ dispatch_hello(const struct proto_msg *m)
 	mpmap_uint(&body, "version", PROTO_VERSION);
 	mpmap_bool(&body, "writes_enabled", ks_writes_on());
 	mpmap_str(&body, "config_hash", ex->config_hash);
+	mpmap_end(&body);
+	gw_send(&mb);
+	msgbuf_free(&mb);
+}
+
+/* gatewayd's watchdog: answering proves our loop turns (sdnotify.c). */
+static void
+dispatch_ping(const struct proto_msg *m)
+{
+	struct msgbuf	mb;
+	struct mpmap	body;
+
+	msgbuf_init(&mb);
+	msgbuf_begin_msg(&mb, MSG_PONG, m->id, &body);
 	mpmap_end(&body);
 	gw_send(&mb);
 	msgbuf_free(&mb);

@@ -300,7 +300,7 @@ proc_stop(struct mcp_proc *p)
 	p->relist = 0;
 	/* Not reaped yet, so the group id is still ours. */
 	if (p->pid != -1)
-		(void)kill(-p->pid, SIGKILL);
+		(void)spawn_kill(-p->pid, SIGKILL);
 	p->state = P_DOWN;
 	evtimer_del(p->ev_timer);
 }
@@ -345,7 +345,7 @@ proc_timer_cb(int fd, short ev, void *arg)
 	case P_DOWN:
 		/* The old one first: its pid must be reaped. */
 		if (p->pid != -1) {
-			(void)kill(-p->pid, SIGKILL);
+			(void)spawn_kill(-p->pid, SIGKILL);
 			mcpserver_timer(p, MCP_BACKOFF_MIN_MS);
 			return;
 		}
@@ -583,7 +583,7 @@ proc_sigchld_cb(int sig, short ev, void *arg)
 		if (si.si_pid == 0)
 			continue;
 		/* What it left in its group dies with it. */
-		(void)kill(-p->pid, SIGKILL);
+		(void)spawn_kill(-p->pid, SIGKILL);
 		while (waitpid(p->pid, &status, 0) == -1) {
 			if (errno != EINTR) {
 				status = -1;
@@ -607,7 +607,7 @@ proc_wait_all(int ms)
 			if (p->pid == -1)
 				continue;
 			if (waitpid(p->pid, NULL, WNOHANG) == p->pid) {
-				(void)kill(-p->pid, SIGKILL);
+				(void)spawn_kill(-p->pid, SIGKILL);
 				spawn_release(p->pid);
 				p->pid = -1;
 			} else
@@ -647,7 +647,7 @@ mcpserver_shutdown(void)
 	if (proc_wait_all(MCP_TERM_WAIT_MS / 2) > 0) {
 		TAILQ_FOREACH(p, &mcp_procs, entry)
 			if (p->pid != -1)
-				(void)kill(-p->pid, SIGTERM);
+				(void)spawn_kill(-p->pid, SIGTERM);
 		(void)proc_wait_all(MCP_TERM_WAIT_MS / 2);
 	}
 	while ((p = TAILQ_FIRST(&mcp_procs)) != NULL) {
@@ -655,7 +655,7 @@ mcpserver_shutdown(void)
 		if (p->pid != -1) {
 			log_warnx("%s: did not stop on SIGTERM: killed",
 			    p->label);
-			(void)kill(-p->pid, SIGKILL);
+			(void)spawn_kill(-p->pid, SIGKILL);
 			while (waitpid(p->pid, NULL, 0) == -1 && errno == EINTR)
 				;
 			spawn_release(p->pid);

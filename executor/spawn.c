@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -22,11 +23,78 @@
 
 static pid_t	*kept;
 static size_t	 nkept, kept_cap;
+/* The uids children were started as, for spawn_kill(). */
+static uid_t	*run_uids;
+static size_t	 nrun_uids;
 
 static void	spawn_exec(const struct runas *, const char *, char *const [],
 		    char *const [], int [4], int) __attribute__((noreturn));
 static void	spawn_closefrom(int, int);
 static int	spawn_exec_status(pid_t, int);
+
+static void
+uid_note(uid_t uid)
+{
+	size_t	i;
+
+	for (i = 0; i < nrun_uids; i++)
+		if (run_uids[i] == uid)
+			return;
+	run_uids = xreallocarray(run_uids, nrun_uids + 1, sizeof(*run_uids));
+	run_uids[nrun_uids++] = uid;
+}
+
+/*
+ * kill(2) with this thread's effective uid set to 'uid' for the call:
+ * the kernel lets a sender whose effective uid is the target's real uid
+ * signal it, without CAP_KILL.  The raw system call changes this thread
+ * alone (glibc's setresuid() would change every thread's, for a moment
+ * in which another could open a file as 'uid'); our real and saved uids
+ * are still the old one, so it comes back, and with it the capabilities
+ * the kernel took away while the effective uid was not 0.
+ */
+static int
+kill_as(pid_t target, uid_t uid, int sig)
+{
+	uid_t	self = geteuid();
+	int	r, saved;
+
+	if (syscall(SYS_setresuid, (uid_t)-1, uid, (uid_t)-1) == -1)
+		return -1;
+	r = kill(target, sig);
+	saved = errno;
+	if (syscall(SYS_setresuid, (uid_t)-1, self, (uid_t)-1) == -1)
+		fatal("%s: cannot take uid %u back", __func__, (unsigned)self);
+	errno = saved;
+	return r;
+}
+
+/*
+ * Systemd's unit gives the executor no CAP_KILL (systemd/toolgate.service),
+ * so a child started as another user is signalled as that user: the
+ * plain kill(2) first (our own children, or CAP_KILL when we have it),
+ * then as each uid a child was started as until one is allowed.  A
+ * process group holds one tool's processes, all of its uid
+ * (NoNewPrivileges: none can change it).
+ */
+int
+spawn_kill(pid_t target, int sig)
+{
+	size_t	i;
+
+	if (kill(target, sig) == 0)
+		return 0;
+	if (errno != EPERM)
+		return -1;
+	for (i = 0; i < nrun_uids; i++) {
+		if (kill_as(target, run_uids[i], sig) == 0)
+			return 0;
+		if (errno == ESRCH)
+			return -1;
+	}
+	errno = EPERM;
+	return -1;
+}
 
 int
 spawn_runas(const char *user, const char *what, struct runas *ras,
@@ -87,6 +155,8 @@ spawn_child(const char *label, const struct runas *ras, char *const argv[],
 	 */
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, &old);
+	if (ras->set)
+		uid_note(ras->uid);
 	pid = fork();
 	if (pid == 0) {
 		childfds[0] = in[0];

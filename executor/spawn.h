@@ -52,6 +52,12 @@ int	spawn_child(const char *label, const struct runas *ras,
  * any other child that is not a running tool, leaves them alone until
  * spawn_release().
  */
+/*
+ * kill(2) of a child or its process group (-pid) started as any user,
+ * with or without CAP_KILL: 0, or -1 with errno.
+ */
+int	spawn_kill(pid_t target, int sig);
+
 /* Free an environment built for spawn_child (NULL-terminated, malloc'ed). */
 void	spawn_env_free(char **envp);
 void	spawn_keep(pid_t);

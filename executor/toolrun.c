@@ -316,7 +316,7 @@ static void
 toolrun_kill(struct toolrun *tr)
 {
 	if (tr->pid != -1 && !tr->reaped)
-		(void)kill(-tr->pid, SIGKILL);
+		(void)spawn_kill(-tr->pid, SIGKILL);
 }
 
 static void
@@ -371,7 +371,7 @@ toolrun_reap(struct toolrun *tr)
 	 * stdout open would otherwise keep us waiting for end of file until
 	 * the timeout.
 	 */
-	(void)kill(-tr->pid, SIGKILL);
+	(void)spawn_kill(-tr->pid, SIGKILL);
 	while (waitpid(tr->pid, &status, 0) == -1) {
 		if (errno != EINTR) {
 			log_warn("tool pid %d: waitpid", (int)tr->pid);
@@ -772,7 +772,7 @@ toolrun_stray(pid_t pid)
 	if (pid <= 0 || toolrun_is_running_tool(pid) || spawn_is_kept(pid))
 		return 0;
 	log_debug("stray pid %d: killed", (int)pid);
-	(void)kill(pid, SIGKILL);
+	(void)spawn_kill(pid, SIGKILL);
 	while (waitpid(pid, NULL, WNOHANG) == -1 && errno == EINTR)
 		;
 	return 1;

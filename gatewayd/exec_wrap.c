@@ -57,6 +57,7 @@ static struct pending		*slots;
 static uint32_t			 nslots, nused, free_hint;
 static uint64_t			 generation = 1;
 static void			(*hello_ready)(void);
+static void			(*ping_pong)(void);
 
 static struct pending *
 slot_find(uint64_t id)
@@ -467,6 +468,26 @@ exec_hello(void (*ready)(void))
 	hello_ready = ready;
 	(void)request_begin(&mb, &body, MSG_HELLO, hello_answered, NULL);
 	mpmap_uint(&body, "version", PROTO_VERSION);
+	msg_send(&mb, &body);
+}
+
+static void
+ping_answered(const struct proto_msg *m, void *arg)
+{
+	(void)m;
+	(void)arg;
+	ping_pong();
+}
+
+/* The cheapest round trip: the executor's loop turning is all it proves. */
+void
+exec_ping(void (*answered)(void))
+{
+	struct msgbuf	mb;
+	struct mpmap	body;
+
+	ping_pong = answered;
+	(void)request_begin(&mb, &body, MSG_PING, ping_answered, NULL);
 	msg_send(&mb, &body);
 }
 

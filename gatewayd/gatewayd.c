@@ -15,7 +15,6 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -31,7 +30,6 @@
 #include "gatewayd/runs.h"
 #include "gatewayd/gatewayd.h"
 
-#define SD_LISTEN_FDS_START	3
 /*
  * How long past limits.shutdown_s we wait for the executor to exit: more
  * than its own last resort (SHUTDOWN_ALARM_S, executor.h), so it ends
@@ -42,7 +40,6 @@
 struct gateway	*gw;
 
 static int	 agent_fd = -1;
-static int	 notify_fd = -1;
 static pid_t	 executor_pid;
 
 static __attribute__((noreturn)) void
@@ -52,59 +49,6 @@ usage(void)
 	    " [--control-socket PATH]\n"
 	    "                [--state-dir DIR] [--executor PATH]\n");
 	exit(2);
-}
-
-/* systemd socket activation: the agent socket may come as fd 3. */
-static int
-listen_fd_from_systemd(void)
-{
-	const char	*pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
-
-	if (pid == NULL || fds == NULL || atol(pid) != (long)getpid())
-		return -1;
-	if (atoi(fds) != 1)
-		fatalx("systemd passed %s sockets; expected the agent socket"
-		    " alone", fds);
-	unsetenv("LISTEN_PID");
-	unsetenv("LISTEN_FDS");
-	unsetenv("LISTEN_FDNAMES");
-	fcntl(SD_LISTEN_FDS_START, F_SETFD, FD_CLOEXEC);
-	evutil_make_socket_nonblocking(SD_LISTEN_FDS_START);
-	/* Keep fd 3 free for the executor's end of the socketpair. */
-	return fcntl(SD_LISTEN_FDS_START, F_DUPFD_CLOEXEC, 10);
-}
-
-/*
- * Type=notify: connect to systemd's socket now, while the path is still
- * reachable; READY=1 is sent once the executor has answered.
- */
-static void
-notify_open(void)
-{
-	const char		*path = getenv("NOTIFY_SOCKET");
-	struct sockaddr_un	 sun;
-
-	if (path == NULL || strlen(path) >= sizeof(sun.sun_path))
-		return;
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	memcpy(sun.sun_path, path, strlen(path));
-	if (sun.sun_path[0] == '@')
-		sun.sun_path[0] = '\0';
-	notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (notify_fd != -1 && connect(notify_fd, (struct sockaddr *)&sun,
-	    offsetof(struct sockaddr_un, sun_path) + strlen(path)) == -1) {
-		log_warn("NOTIFY_SOCKET %s", path);
-		close(notify_fd);
-		notify_fd = -1;
-	}
-}
-
-static void
-notify_ready(void)
-{
-	if (notify_fd != -1 && send(notify_fd, "READY=1", 7, 0) == -1)
-		log_warn("sd_notify");
 }
 
 static void
@@ -191,7 +135,9 @@ on_ready(void)
 {
 	agent_init(agent_fd);
 	metrics_start();
-	notify_ready();
+	/* Both processes are up and the executor has answered. */
+	sd_notify_send("READY=1");
+	sd_watchdog_start(gw->base);
 	log_info("ready: agent socket %s, writes %s", gw->conf->agent_socket,
 	    gw->conf->writes_enabled && gw->writes_on ? "enabled" :
 	    "disabled");
@@ -273,6 +219,8 @@ on_sigterm(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 	(void)arg;
 	log_info("signal %d: shutting down", (int)sig);
+	sd_notify_send("STOPPING=1");
+	sd_watchdog_stop();
 	event_base_loopexit(gw->base, NULL);
 }
 
@@ -412,7 +360,7 @@ privileged_prepare(char *jail, size_t len)
 {
 	char	dir[PATH_MAX], err[512];
 
-	if ((agent_fd = listen_fd_from_systemd()) == -1) {
+	if ((agent_fd = sd_agent_socket(gw->conf->agent_socket)) == -1) {
 		snprintf(dir, sizeof(dir), "%s", gw->conf->agent_socket);
 		if (mkdir_p(dirname(dir), 0755) == -1)
 			fatal("%s", gw->conf->agent_socket);
@@ -423,7 +371,8 @@ privileged_prepare(char *jail, size_t len)
 	}
 	state_dir_prepare(gw->conf->state_dir, jail, len);
 	metrics_bind();
-	notify_open();
+	sd_notify_open();
+	sd_watchdog_init();
 }
 
 /*
@@ -493,6 +442,7 @@ teardown(void)
 {
 	int	rc;
 
+	sd_watchdog_stop();
 	agent_shutdown();
 	metrics_stop();
 	exec_link_close();

@@ -27,6 +27,22 @@ struct gateway {
 
 extern struct gateway	*gw;
 
+/*
+ * sdnotify.c: systemd's socket activation and notification, by hand.
+ * sd_agent_socket: the agent socket passed as fd 3, checked to be a
+ * listening Unix stream socket at 'path', or -1 when none was passed.
+ * sd_notify_open and sd_watchdog_init run before the drop and before the
+ * executor starts (it inherits none of it).  sd_watchdog_start: WATCHDOG=1
+ * each time the executor answers a PING, when systemd asked for it.
+ */
+struct event_base;
+int	sd_agent_socket(const char *path);
+void	sd_notify_open(void);
+void	sd_notify_send(const char *state);
+void	sd_watchdog_init(void);
+void	sd_watchdog_start(struct event_base *);
+void	sd_watchdog_stop(void);
+
 /* privdrop.c */
 void	privdrop(const char *user, const char *chroot_dir);
 
@@ -70,6 +86,8 @@ void	exec_link_close(void);
 /* Send HELLO; 'ready' runs once the executor answered. */
 void	exec_hello(void (*ready)(void));
 void	exec_writes_off(void);
+/* PING the executor; 'answered' runs when its PONG comes. */
+void	exec_ping(void (*answered)(void));
 /* gatewayd.c: writes off now if SIGUSR1 came since the last look. */
 void	killswitch_check(void);
 

@@ -44,10 +44,17 @@ privdrop(const char *user, const char *chroot_dir)
 	 * in the network namespace.  In a namespace of our own, gatewayd
 	 * cannot connect to another process's (say, to pass the executor a
 	 * socket whose peer is some other uid); the sockets we hold already
-	 * (agent socket, socketpairs) keep working.
+	 * (agent socket, socketpairs) keep working.  It takes CAP_SYS_ADMIN,
+	 * which systemd/toolgate.service does not give (it would be the
+	 * executor's for its whole life): there, EPERM says so and we go on
+	 * without, as the chroot and the drop still hold.
 	 */
-	if (unshare(CLONE_NEWNET) == -1)
-		fatal("privdrop: unshare(CLONE_NEWNET)");
+	if (unshare(CLONE_NEWNET) == -1) {
+		if (errno != EPERM)
+			fatal("privdrop: unshare(CLONE_NEWNET)");
+		log_info("privdrop: no network namespace of our own (no"
+		    " CAP_SYS_ADMIN): abstract Unix sockets stay reachable");
+	}
 	if (chroot(chroot_dir) == -1 || chdir("/") == -1)
 		fatal("privdrop: chroot %s", chroot_dir);
 

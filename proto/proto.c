@@ -218,6 +218,8 @@ static const struct msg_def table[MSG_MAX] = {
 	    f_none },
 	[MSG_METRICS_ANS] = { MSG_METRICS_ANS, "METRICS_ANS", EX, MSG_NONE, 0,
 	    f_metrics_ans },
+	[MSG_PING] = { MSG_PING, "PING", GW, MSG_PONG, 0, f_none },
+	[MSG_PONG] = { MSG_PONG, "PONG", EX, MSG_NONE, 0, f_none },
 };
 
 static const struct msg_def *

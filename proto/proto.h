@@ -25,7 +25,7 @@
 
 #include "common/mpack.h"
 
-#define PROTO_VERSION		9
+#define PROTO_VERSION		10
 #define AGENT_PROTO_VERSION	1	/* the "v" answered to hello */
 
 /* The executor's end of the socketpair, as gatewayd hands it over. */
@@ -61,6 +61,8 @@ enum msg_type {
 	MSG_TOOLS_ANS,		/* ex->gw  the agent-facing response */
 	MSG_METRICS,		/* gw->ex  a scrape of /metrics: your counters */
 	MSG_METRICS_ANS,	/* ex->gw  the executor's families, as text */
+	MSG_PING,		/* gw->ex  is the loop turning? (the watchdog) */
+	MSG_PONG,		/* ex->gw  it is */
 	MSG_MAX
 };
 

@@ -90,6 +90,8 @@ static const struct tmsg msgs[] = {
 		{ NULL, 0, 0 } } },
 	{ MSG_METRICS_ANS, "METRICS_ANS", MSG_FROM_EXECUTOR, {
 		{ "text", T_STR, 0 }, { NULL, 0, 0 } } },
+	{ MSG_PING, "PING", MSG_FROM_GATEWAYD, { { NULL, 0, 0 } } },
+	{ MSG_PONG, "PONG", MSG_FROM_EXECUTOR, { { NULL, 0, 0 } } },
 };
 #define NMSGS	(sizeof(msgs) / sizeof(msgs[0]))
 
