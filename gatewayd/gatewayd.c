@@ -48,7 +48,7 @@ static pid_t	 executor_pid;
 static __attribute__((noreturn)) void
 usage(void)
 {
-	fprintf(stderr, "usage: gatewayd -c CONFIG [-fv] [--agent-socket PATH]"
+	fprintf(stderr, "usage: gatewayd -c CONFIG [-fnv] [--agent-socket PATH]"
 	    " [--control-socket PATH]\n"
 	    "                [--state-dir DIR] [--executor PATH]\n");
 	exit(2);
@@ -107,9 +107,20 @@ notify_ready(void)
 		log_warn("sd_notify");
 }
 
+/*
+ * Where the executor is when --executor does not say.  An installed
+ * gatewayd has the path make install compiled in (EXECUTOR_PATH, from
+ * libexecdir) and runs nothing else: never an "executor" that happens to
+ * sit beside it in sbin.  The build tree's gatewayd, built without it,
+ * runs the executor next to itself, so the tests, the demo and the bench
+ * run the pair they just built.
+ */
 static void
 default_executor(char *out, size_t len)
 {
+#ifdef EXECUTOR_PATH
+	snprintf(out, len, "%s", EXECUTOR_PATH);
+#else
 	char	self[PATH_MAX];
 	ssize_t	n;
 
@@ -118,6 +129,7 @@ default_executor(char *out, size_t len)
 		fatal("readlink /proc/self/exe");
 	self[n] = '\0';
 	snprintf(out, len, "%s/executor", dirname(self));
+#endif
 }
 
 static void
@@ -342,6 +354,7 @@ struct opts {
 	const char	*sdir;
 	const char	*expath;
 	int		 foreground;
+	int		 configtest;
 	int		 verbose;
 };
 
@@ -358,10 +371,11 @@ parse_opts(int argc, char *argv[], struct opts *o)
 	int	ch;
 
 	memset(o, 0, sizeof(*o));
-	while ((ch = getopt_long(argc, argv, "c:fv", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:fnv", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c': o->cfile = optarg; break;
 		case 'f': o->foreground = 1; break;
+		case 'n': o->configtest = 1; break;
 		case 'v': o->verbose++; break;
 		case 'A': o->asock = optarg; break;
 		case 'C': o->csock = optarg; break;
@@ -439,6 +453,7 @@ executor_start(const struct opts *o, char *cpath, int *sp, int *pp)
 		default_executor(exbuf, sizeof(exbuf));
 		expath = exbuf;
 	}
+	log_debug("executor: %s", expath);
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, s) == -1 ||
 	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK,
 	    0, p) == -1)
@@ -511,7 +526,7 @@ main(int argc, char *argv[])
 	int			 sp, pp, rc;
 
 	parse_opts(argc, argv, &o);
-	log_init("gatewayd", o.foreground, o.verbose);
+	log_init("gatewayd", o.foreground || o.configtest, o.verbose);
 	gw = &gws;
 	signal(SIGPIPE, SIG_IGN);
 	/* Until events_init(): SIGHUP must never kill us. */
@@ -519,6 +534,11 @@ main(int argc, char *argv[])
 	if (sodium_init() < 0)
 		fatalx("sodium_init failed");
 	config_read(&o, cpath);
+	/* -n: the loader's verdict alone (before a restart, in ExecStartPre). */
+	if (o.configtest) {
+		fprintf(stderr, "%s: configuration OK\n", cpath);
+		return 0;
+	}
 	if (geteuid() != 0)
 		log_warnx("WARNING: started as uid %u, not root: gatewayd and"
 		    " the executor both run as this user and privileges are"
