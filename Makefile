@@ -238,9 +238,14 @@ uninstall:
 	  [ ! -d $$d ] || rmdir $$d 2>/dev/null || echo "$$d: kept (not empty)"; \
 	done
 
-# The man pages: mandoc's lint, any message fails (run by make check).
+# The man pages: mandoc's lint down to style messages, any one fails
+# (run by make check).  Not the lookups of pages we refer to: whether
+# gatewayd(8) is found depends on what this machine has installed.
 man-lint:
-	mandoc -Tlint -Wwarning $(wildcard man/*.[158])
+	@out=$$(mandoc -Tlint -Wstyle $(wildcard man/*.[158]) 2>&1 | \
+	  grep -v -e 'referenced manual not found' -e 'mandoc\.db'); \
+	if [ -n "$$out" ]; then echo "$$out"; exit 1; fi; \
+	echo "man-lint: $(words $(wildcard man/*.[158])) pages clean"
 
 # Install the Debian packages the build, the tests and the demo need, then
 # the real MCP servers (tests/npm/install: node and npm, pinned by
