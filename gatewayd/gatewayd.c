@@ -108,28 +108,33 @@ notify_ready(void)
 }
 
 /*
- * Where the executor is when --executor does not say.  An installed
- * gatewayd has the path make install compiled in (EXECUTOR_PATH, from
- * libexecdir) and runs nothing else: never an "executor" that happens to
+ * Where the executor is: --executor, else for an installed
+ * gatewayd the path make install compiled in (EXECUTOR_PATH, from
+ * libexecdir), and nothing else: never an "executor" that happens to
  * sit beside it in sbin.  The build tree's gatewayd, built without it,
  * runs the executor next to itself, so the tests, the demo and the bench
  * run the pair they just built.
  */
-static void
-default_executor(char *out, size_t len)
+static const char *
+executor_path(const char *opt, char *out, size_t len)
 {
+#ifndef EXECUTOR_PATH
+	char	self[PATH_MAX];
+	ssize_t	n;
+#endif
+
+	if (opt != NULL)
+		return opt;
 #ifdef EXECUTOR_PATH
 	snprintf(out, len, "%s", EXECUTOR_PATH);
 #else
-	char	self[PATH_MAX];
-	ssize_t	n;
-
 	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	if (n <= 0)
 		fatal("readlink /proc/self/exe");
 	self[n] = '\0';
 	snprintf(out, len, "%s/executor", dirname(self));
 #endif
+	return out;
 }
 
 static void
@@ -446,13 +451,10 @@ static void
 executor_start(const struct opts *o, char *cpath, int *sp, int *pp)
 {
 	char		 exbuf[PATH_MAX], *xargv[16];
-	const char	*expath = o->expath;
+	const char	*expath;
 	int		 xargc = 0, s[2], p[2];
 
-	if (expath == NULL) {
-		default_executor(exbuf, sizeof(exbuf));
-		expath = exbuf;
-	}
+	expath = executor_path(o->expath, exbuf, sizeof(exbuf));
 	log_debug("executor: %s", expath);
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, s) == -1 ||
 	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK,
@@ -522,7 +524,7 @@ main(int argc, char *argv[])
 {
 	static struct gateway	 gws;
 	struct opts		 o;
-	char			 cpath[PATH_MAX], jail[PATH_MAX];
+	char			 cpath[PATH_MAX], jail[PATH_MAX], ex[PATH_MAX];
 	int			 sp, pp, rc;
 
 	parse_opts(argc, argv, &o);
@@ -536,7 +538,8 @@ main(int argc, char *argv[])
 	config_read(&o, cpath);
 	/* -n: the loader's verdict alone (before a restart, in ExecStartPre). */
 	if (o.configtest) {
-		fprintf(stderr, "%s: configuration OK\n", cpath);
+		fprintf(stderr, "%s: configuration OK; the executor is %s\n",
+		    cpath, executor_path(o.expath, ex, sizeof(ex)));
 		return 0;
 	}
 	if (geteuid() != 0)
