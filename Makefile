@@ -74,7 +74,7 @@ $(BUILD)/executor: $(call obj,executor/executor.c) $(LIBEXECUTOR) $(LIBCOMMON)
 $(BUILD)/gatewayctl: $(call obj,$(wildcard ctl/*.c)) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 # The gatewayd that make install installs: the same sources, with the
-# executor's installed path compiled in (gatewayd.c, default_executor()).
+# executor's installed path compiled in (gatewayd.c, executor_path()).
 # The build tree's gatewayd runs the executor beside it instead.  The
 # object is rebuilt when the path changes (a stamp holding it).
 $(BUILD)/install/executor-path: FORCE
@@ -179,12 +179,14 @@ INSTALL		?= install
 EXECUTOR_PATH	 = $(libexecdir)/toolgate/executor
 
 # What goes where.  A program of PROGS named in BIN_NAMES goes to bindir
-# (one word to add a program); man pages go by their section, and a
-# program's page only with the program (toolgate-mcp's before it lands).
+# (one word to add a program); man pages go to the section their name
+# ends in, toolgate-mcp(1) only with its program.
 BIN_NAMES	:= gatewayctl toolgate-mcp
 BIN_PROGS	:= $(filter $(addprefix $(BUILD)/,$(BIN_NAMES)),$(PROGS))
-MAN_PAGES	:= $(filter-out $(patsubst %,man/%.1,$(filter-out \
-		   $(notdir $(BIN_PROGS)),$(BIN_NAMES))),$(wildcard man/*.[158]))
+MAN_PAGES	:= $(wildcard man/*.[158])
+ifeq ($(filter %/toolgate-mcp,$(BIN_PROGS)),)
+MAN_PAGES	:= $(filter-out man/toolgate-mcp.1,$(MAN_PAGES))
+endif
 UNITS		:= $(wildcard systemd/*.service systemd/*.socket)
 DOCS		:= proto/CONFIG.md proto/PROTOCOL.md
 # The units name the installed paths as PREFIX=/usr has them; these

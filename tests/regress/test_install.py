@@ -195,9 +195,12 @@ def installed_gatewayd_runs_the_installed_executor():
         # The units follow PREFIX too (PREFIX=/usr leaves them as written).
         for u in units():
             text = open(prefix + "/lib/systemd/system/" + u).read()
-            if "ExecStart=" in text:
-                assert prefix + "/sbin/gatewayd -c " + prefix + \
-                    "/etc/toolgate/toolgate.yaml" in text, text
+            for line in text.splitlines():
+                if line.startswith("ExecStart="):
+                    assert line.startswith("ExecStart=" + prefix +
+                                           "/sbin/gatewayd "), line
+                    if "toolgate.yaml" in line:
+                        assert prefix + "/etc/toolgate/toolgate.yaml" in line, line
         saved = tglib.daemon.GATEWAYD, tglib.daemon.GATEWAYCTL
         tglib.daemon.GATEWAYD = gatewayd
         tglib.daemon.GATEWAYCTL = prefix + "/bin/gatewayctl"
