@@ -868,9 +868,11 @@ scenario_vs_lmdb(const char *name, enum kind k, int clients, int per_client,
     const enum proc *list, const char *dir, int ncommits, double *commits)
 {
 	struct result	rs[MAX_ROUNDS], r;
-	double		ratios[MAX_ROUNDS], lm[MAX_ROUNDS], t;
+	double		ratios[MAX_ROUNDS] = { 0 }, lm[MAX_ROUNDS] = { 0 }, t;
 	char		extra[96], rdir[1024];
 	int		i, j, per = per_client / nrounds, nc = ncommits / nrounds;
+
+	memset(rs, 0, sizeof(rs));
 
 	if (per < 1)
 		per = 1;

@@ -477,6 +477,7 @@ static const struct cfgchoice kill_modes[] = {
 #define CONF(f)		.base = CB_CONF, .off = offsetof(struct config, f)
 #define TOOL(f)		.base = CB_TOOL, .off = offsetof(struct tool, f)
 #define MCP(f)		.base = CB_MCP, .off = offsetof(struct mcp_server, f)
+#define RATE(f)		.base = CB_RATE, .off = offsetof(struct rate_rule, f)
 #define PRINCIPAL(f)	.base = CB_PRINCIPAL, \
 			    .off = offsetof(struct principal, f)
 
@@ -551,6 +552,10 @@ static const struct cfgkey cfgkeys[] = {
 	{ .name = "catalog.*.description", .type = CT_CODE, .base = CB_TOOL,
 	  .fn = sect_tool_description, .project = 1,
 	  .doc = "what the tool does, for agents (tools op)" },
+	{ .name = "catalog.*.input_schema", .type = CT_CODE, .base = CB_TOOL,
+	  .fn = sect_tool_input_schema, .project = 1,
+	  .def = "{\"type\": \"object\"}",
+	  .doc = "the JSON Schema of its args, for agents (tools op)" },
 	{ .name = "catalog.*.mcp", .type = CT_SECTION, .base = CB_TOOL,
 	  .fn = sect_tool_mcp, .doc = "a tool of an MCP server" },
 	{ .name = "catalog.*.mcp.server", .type = CT_CODE, .base = CB_TOOL,
@@ -727,6 +732,39 @@ static const struct cfgkey cfgkeys[] = {
 	  .fn = sect_metrics_listen,
 	  .doc = "HOST:PORT or unix:/absolute/path" },
 
+	{ .name = "rate_limits", .type = CT_SECTION,
+	  .doc = "token buckets, refilled continuously; none by default" },
+	{ .name = "rate_limits.per_tenant", .type = CT_SECTION,
+	  .doc = "one tenant's calls, all tools together" },
+	{ .name = "rate_limits.per_tenant.rate", .type = CT_NUMBER,
+	  CONF(rate_tenant), .def = "0",
+	  .doc = "calls per second; 0: no bucket" },
+	{ .name = "rate_limits.per_tenant.burst", .type = CT_UINT,
+	  CONF(burst_tenant), .min = 1, .max = 1000000000,
+	  .doc = "the bucket's size; default: the rate, at least 1" },
+	{ .name = "rate_limits.per_tool", .type = CT_SECTION,
+	  .fn = sect_rate_tools, .doc = "one tenant's calls of one tool" },
+	{ .name = "rate_limits.per_tool.*.rate", .type = CT_NUMBER,
+	  RATE(rate), .doc = "calls per second, more than 0" },
+	{ .name = "rate_limits.per_tool.*.burst", .type = CT_UINT,
+	  RATE(burst), .min = 1, .max = 1000000000,
+	  .doc = "the bucket's size; default: the rate, at least 1" },
+
+	{ .name = "breaker", .type = CT_SECTION,
+	  .doc = "a circuit breaker per tenant and tool; off when absent" },
+	{ .name = "breaker.window_s", .type = CT_UINT, CONF(breaker_window_s),
+	  .min = 1, .max = 86400, .def = "30",
+	  .doc = "the calls that ended this recently are counted" },
+	{ .name = "breaker.min_calls", .type = CT_UINT,
+	  CONF(breaker_min_calls), .min = 1, .max = 1000000, .def = "10",
+	  .doc = "fewer ended calls never open it" },
+	{ .name = "breaker.failure_ratio", .type = CT_NUMBER,
+	  CONF(breaker_failure_ratio), .def = "0.5",
+	  .doc = "share of retryable failures and timeouts that opens it" },
+	{ .name = "breaker.open_s", .type = CT_UINT, CONF(breaker_open_s),
+	  .min = 1, .max = 86400, .def = "30",
+	  .doc = "open this long, then one call probes" },
+
 	{ .name = "credentials", .type = CT_SECTION,
 	  .doc = "accepted for compatibility with the safe default" },
 	{ .name = "credentials.scope", .type = CT_SECTION,
@@ -747,6 +785,7 @@ static const struct cfgkey cfgkeys[] = {
 #undef CONF
 #undef TOOL
 #undef PRINCIPAL
+#undef RATE
 
 #define NKEYS	(sizeof(cfgkeys) / sizeof(cfgkeys[0]))
 
@@ -802,6 +841,8 @@ key_base(struct cfgctx *ctx, const struct cfgkey *k)
 		return ctx->tool;
 	case CB_MCP:
 		return ctx->server;
+	case CB_RATE:
+		return ctx->rate;
 	default:
 		return NULL;
 	}
@@ -1157,5 +1198,8 @@ config_free(struct config *c)
 	cfg_free_strings(c->allow, c->nallow);
 	cfg_free_strings(c->approval_tools, c->napproval_tools);
 	free(c->metrics_listen);
+	for (i = 0; i < c->nrate_tools; i++)
+		free(c->rate_tools[i].tool);
+	free(c->rate_tools);
 	free(c);
 }

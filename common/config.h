@@ -71,6 +71,13 @@ struct tool_http {
 	int		 idempotent_upstream;
 };
 
+/* rate_limits.per_tool.TOOL: one tenant's calls of one tool. */
+struct rate_rule {
+	char		*tool;		/* a catalog tool */
+	double		 rate;		/* calls per second, refilled */
+	uint64_t	 burst;		/* the bucket's size */
+};
+
 struct tool {
 	char		*name;
 	enum tool_mode	 mode;
@@ -162,6 +169,18 @@ struct config {
 	uint64_t	 store_reserve;	/* store.reserve, or derived */
 
 	char		*metrics_listen;	/* metrics.listen; NULL: none */
+
+	/* rate_limits.per_tenant.*; rate 0: no bucket */
+	double		 rate_tenant;
+	uint64_t	 burst_tenant;	/* 0 until derived from the rate */
+	struct rate_rule *rate_tools;	/* rate_limits.per_tool */
+	size_t		 nrate_tools;
+
+	int		 breaker_on;	/* a breaker section was given */
+	uint64_t	 breaker_window_s;	/* breaker.* */
+	uint64_t	 breaker_min_calls;
+	double		 breaker_failure_ratio;
+	uint64_t	 breaker_open_s;
 };
 
 /*

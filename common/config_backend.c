@@ -8,12 +8,14 @@
 #include <sys/types.h>
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include <jansson.h>
 #include <yaml.h>
 
 #include "common/config.h"
@@ -26,6 +28,9 @@
 #define MCP_TOOL_MAX_LEN	128	/* the MCP spec's limit on tool names */
 #define DESCRIPTION_MAX_LEN	4096
 #define ENV_MAX			64	/* variables of a server, headers of a tool */
+#define SCHEMA_MAX_DEPTH	32	/* input_schema: nesting */
+#define SCHEMA_MAX_NODES	4096	/* ... values, aliases counted again */
+#define SCHEMA_MAX_LEN		65536	/* ... its canonical JSON */
 
 /* mcp_servers */
 
@@ -405,5 +410,189 @@ sect_tool_description(struct cfgctx *ctx, const struct cfgkey *k,
 		    DESCRIPTION_MAX_LEN);
 	free(ctx->tool->description);
 	ctx->tool->description = xstrdup(s);
+	return 0;
+}
+
+/*
+ * catalog.*.input_schema: a JSON Schema object, written as YAML.  Plain
+ * scalars take JSON's types as YAML 1.2's core schema reads them (true,
+ * false, null, integers, floats); quoted ones are strings.  Aliases are
+ * followed, and counted, so neither a cycle nor a billion laughs gets
+ * past the limits.
+ */
+struct schema_walk {
+	struct cfgctx	*ctx;
+	const char	*path;
+	size_t		 nodes;
+};
+
+static int
+plain_is_int(const char *s)
+{
+	if (*s == '-' || *s == '+')
+		s++;
+	if (*s == '\0')
+		return 0;
+	for (; *s != '\0'; s++)
+		if (!isdigit((unsigned char)*s))
+			return 0;
+	return 1;
+}
+
+static int
+plain_is_float(const char *s)
+{
+	char	*end;
+
+	if (strspn(s, "+-0123456789.eE") != strlen(s) ||
+	    strpbrk(s, "0123456789") == NULL)
+		return 0;
+	(void)strtod(s, &end);
+	return *end == '\0';
+}
+
+static json_t *
+schema_scalar(struct schema_walk *w, const yaml_node_t *n)
+{
+	const char	*s = ynode_str(n);
+	json_t		*j;
+
+	if (ynode_is_quoted(n))
+		j = json_stringn(s, n->data.scalar.length);
+	else if (ynode_is_null(n))
+		j = json_null();
+	else if (strcmp(s, "true") == 0 || strcmp(s, "True") == 0 ||
+	    strcmp(s, "TRUE") == 0)
+		j = json_true();
+	else if (strcmp(s, "false") == 0 || strcmp(s, "False") == 0 ||
+	    strcmp(s, "FALSE") == 0)
+		j = json_false();
+	else if (plain_is_int(s)) {
+		errno = 0;
+		j = json_integer(strtoll(s, NULL, 10));
+		if (errno == ERANGE) {
+			json_decref(j);
+			cfg_error(w->ctx, n, w->path, "integer %s out of"
+			    " range", s);
+			return NULL;
+		}
+	} else if (plain_is_float(s))
+		j = json_real(strtod(s, NULL));
+	else
+		j = json_stringn(s, n->data.scalar.length);
+	if (j == NULL)
+		cfg_error(w->ctx, n, w->path, "a value JSON cannot hold");
+	return j;
+}
+
+static json_t *
+schema_node(struct schema_walk *w, yaml_node_t *n, int depth)
+{
+	yaml_node_pair_t	*pair;
+	yaml_node_item_t	*item;
+	yaml_node_t		*kn, *vn;
+	json_t			*j, *v;
+
+	if (depth > SCHEMA_MAX_DEPTH) {
+		cfg_error(w->ctx, n, w->path, "nested deeper than %d",
+		    SCHEMA_MAX_DEPTH);
+		return NULL;
+	}
+	if (++w->nodes > SCHEMA_MAX_NODES) {
+		cfg_error(w->ctx, n, w->path, "more than %d values",
+		    SCHEMA_MAX_NODES);
+		return NULL;
+	}
+	if (ynode_has_tag(n)) {
+		cfg_error(w->ctx, n, w->path, "explicit YAML tags are not"
+		    " taken");
+		return NULL;
+	}
+	switch (n->type) {
+	case YAML_SCALAR_NODE:
+		return schema_scalar(w, n);
+	case YAML_SEQUENCE_NODE:
+		j = json_array();
+		for (item = n->data.sequence.items.start;
+		    item < n->data.sequence.items.top; item++) {
+			vn = yaml_document_get_node(&w->ctx->yd->doc, *item);
+			if ((v = schema_node(w, vn, depth + 1)) == NULL) {
+				json_decref(j);
+				return NULL;
+			}
+			json_array_append_new(j, v);
+		}
+		return j;
+	case YAML_MAPPING_NODE:
+		j = json_object();
+		for (pair = n->data.mapping.pairs.start;
+		    pair < n->data.mapping.pairs.top; pair++) {
+			kn = yaml_document_get_node(&w->ctx->yd->doc,
+			    pair->key);
+			vn = yaml_document_get_node(&w->ctx->yd->doc,
+			    pair->value);
+			if (kn->type != YAML_SCALAR_NODE || ynode_has_tag(kn) ||
+			    memchr(ynode_str(kn), '\0',
+			    kn->data.scalar.length) != NULL) {
+				cfg_error(w->ctx, kn, w->path, "keys must be"
+				    " strings");
+				goto bad;
+			}
+			if (json_object_get(j, ynode_str(kn)) != NULL) {
+				cfg_error(w->ctx, kn, w->path, "key %s given"
+				    " twice", ynode_str(kn));
+				goto bad;
+			}
+			if ((v = schema_node(w, vn, depth + 1)) == NULL)
+				goto bad;
+			if (json_object_set_new(j, ynode_str(kn), v) == -1) {
+				cfg_error(w->ctx, kn, w->path, "a key JSON"
+				    " cannot hold");
+				goto bad;
+			}
+		}
+		return j;
+	default:
+		cfg_error(w->ctx, n, w->path, "an empty node");
+		return NULL;
+	}
+bad:
+	json_decref(j);
+	return NULL;
+}
+
+int
+sect_tool_input_schema(struct cfgctx *ctx, const struct cfgkey *k,
+    yaml_node_t *val, const char *path)
+{
+	struct schema_walk	 w = { ctx, path, 0 };
+	json_t			*j, *type;
+	char			*text;
+
+	(void)k;
+	if (val->type != YAML_MAPPING_NODE)
+		return cfg_expected(ctx, val, path, "a mapping (a JSON Schema"
+		    " object)");
+	if ((j = schema_node(&w, val, 0)) == NULL)
+		return -1;
+	/* Args are a map: a schema of anything else could never match. */
+	type = json_object_get(j, "type");
+	if (type != NULL && !(json_is_string(type) &&
+	    strcmp(json_string_value(type), "object") == 0)) {
+		json_decref(j);
+		return cfg_error(ctx, val, path, "type must be object: a"
+		    " tool's args are a map");
+	}
+	text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(j);
+	if (text == NULL)
+		return cfg_error(ctx, val, path, "cannot be made JSON");
+	if (strlen(text) > SCHEMA_MAX_LEN) {
+		free(text);
+		return cfg_error(ctx, val, path, "longer than %d bytes as"
+		    " JSON", SCHEMA_MAX_LEN);
+	}
+	free(ctx->tool->input_schema);
+	ctx->tool->input_schema = text;
 	return 0;
 }

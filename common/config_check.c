@@ -7,6 +7,7 @@
  */
 #include <sys/types.h>
 
+#include <math.h>
 #include <pwd.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -400,6 +401,51 @@ check_limits(struct cfgctx *ctx)
 	    c->max_tools);
 }
 
+/* A bucket holds at least one call, and by default a second's worth. */
+static uint64_t
+burst_default(double rate)
+{
+	double	b = ceil(rate);
+
+	return b < 1 ? 1 : b > 1e9 ? 1000000000 : (uint64_t)b;
+}
+
+/*
+ * Rate limits name catalog tools; a burst not given follows the rate.
+ * The breaker runs only when its section is there: its defaults are
+ * the contract's example.
+ */
+static void
+check_rates(struct cfgctx *ctx)
+{
+	struct config		*c = ctx->conf;
+	struct rate_rule	*r;
+	yaml_node_t		*node;
+	char			 sub[KEY_PATH_LEN];
+	size_t			 i;
+
+	if (c->rate_tenant > 0 && c->burst_tenant == 0)
+		c->burst_tenant = burst_default(c->rate_tenant);
+	for (i = 0; i < c->nrate_tools; i++) {
+		r = &c->rate_tools[i];
+		if (r->burst == 0)
+			r->burst = burst_default(r->rate);
+		if (c->catalog != NULL && catalog_find(c, r->tool) == NULL &&
+		    cfg_given(ctx, "rate_limits.per_tool", &node) == 1) {
+			cfg_key_path(sub, sizeof(sub), "rate_limits.per_tool",
+			    r->tool);
+			cfg_error(ctx, node, sub, "\"%s\" is not a tool of the "
+			    "catalog", r->tool);
+		}
+	}
+	c->breaker_on = cfg_given(ctx, "breaker", NULL) == 1;
+	if (cfg_given(ctx, "breaker.failure_ratio", &node) == 1 &&
+	    (!(c->breaker_failure_ratio > 0) ||
+	    c->breaker_failure_ratio > 1))
+		cfg_error(ctx, node, "breaker.failure_ratio", "must be above 0 "
+		    "and at most 1");
+}
+
 void
 check_config(struct cfgctx *ctx)
 {
@@ -419,5 +465,6 @@ check_config(struct cfgctx *ctx)
 	check_limits(ctx);
 	check_tool_names(ctx);
 	check_mcp_tools(ctx);
+	check_rates(ctx);
 	check_self_approval(ctx);
 }

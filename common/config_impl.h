@@ -56,6 +56,7 @@ enum cfgbase {
 	CB_PRINCIPAL,	/* the principal being read */
 	CB_TOOL,	/* the catalog tool being read */
 	CB_MCP,		/* the MCP server being read */
+	CB_RATE,	/* the rate_limits.per_tool entry being read */
 };
 
 struct cfgchoice {
@@ -101,6 +102,7 @@ struct cfgctx {
 	struct principal	*principal;
 	struct tool		*tool;
 	struct mcp_server	*server;
+	struct rate_rule	*rate;
 
 	/* Per key of the table (CB_CONF, CB_NONE): its node, its errors. */
 	yaml_node_t		**nodes;
@@ -193,6 +195,8 @@ int	sect_allow(struct cfgctx *, const struct cfgkey *, yaml_node_t *,
 	    const char *);
 int	sect_require_approval(struct cfgctx *, const struct cfgkey *,
 	    yaml_node_t *, const char *);
+int	sect_rate_tools(struct cfgctx *, const struct cfgkey *,
+	    yaml_node_t *, const char *);
 int	sect_metrics_listen(struct cfgctx *, const struct cfgkey *,
 	    yaml_node_t *, const char *);
 int	sect_scope(struct cfgctx *, const struct cfgkey *, yaml_node_t *,
@@ -222,6 +226,8 @@ int	sect_http_url(struct cfgctx *, const struct cfgkey *, yaml_node_t *,
 int	sect_http_method(struct cfgctx *, const struct cfgkey *,
 	    yaml_node_t *, const char *);
 int	sect_http_headers(struct cfgctx *, const struct cfgkey *,
+	    yaml_node_t *, const char *);
+int	sect_tool_input_schema(struct cfgctx *, const struct cfgkey *,
 	    yaml_node_t *, const char *);
 int	sect_tool_description(struct cfgctx *, const struct cfgkey *,
 	    yaml_node_t *, const char *);

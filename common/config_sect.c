@@ -425,6 +425,49 @@ sect_require_approval(struct cfgctx *ctx, const struct cfgkey *k,
 	return cfg_get_bool(ctx, node, path, &c->approval_all);
 }
 
+/* rate_limits.per_tool: TOOL -> { rate, burst }. */
+
+static int
+rate_tool_key(struct cfgctx *ctx, const char *key, yaml_node_t *knode,
+    yaml_node_t *val, const char *path)
+{
+	struct config		*c = ctx->conf;
+	struct rate_rule	*r;
+	char			 sub[KEY_PATH_LEN];
+	size_t			 before = cfg_nerrs(ctx);
+
+	if (!cfg_valid_name(key))
+		return cfg_name_error(ctx, knode, path);
+	/* sect_rate_tools() made room for every key of the mapping. */
+	r = &c->rate_tools[c->nrate_tools++];
+	r->tool = xstrdup(key);
+	ctx->rate = r;
+	cfg_walk(ctx, val, path, "rate_limits.per_tool.*");
+	ctx->rate = NULL;
+	if (cfg_nerrs(ctx) != before || val->type != YAML_MAPPING_NODE)
+		return -1;
+	/* A bucket that never refills would refuse the tool for good. */
+	if (!(r->rate > 0)) {
+		cfg_key_path(sub, sizeof(sub), path, "rate");
+		return cfg_error(ctx, val, sub, "missing or 0: a bucket needs "
+		    "a rate above 0 (leave the tool out for no limit)");
+	}
+	return 0;
+}
+
+int
+sect_rate_tools(struct cfgctx *ctx, const struct cfgkey *k,
+    yaml_node_t *node, const char *path)
+{
+	struct config	*c = ctx->conf;
+
+	(void)k;
+	if (cfg_expect_kind(ctx, node, path, YAML_MAPPING_NODE) == -1)
+		return -1;
+	c->rate_tools = xcalloc(ymap_len(node), sizeof(*c->rate_tools));
+	return cfg_walk_fn(ctx, node, path, rate_tool_key);
+}
+
 /* metrics: "HOST:PORT" or "unix:PATH". */
 int
 sect_metrics_listen(struct cfgctx *ctx, const struct cfgkey *k,

@@ -29,6 +29,7 @@
 #include "proto/proto.h"
 #include "executor/apquota.h"
 #include "executor/apstore.h"
+#include "executor/breaker.h"
 #include "executor/checkpoint.h"
 #include "executor/executor.h"
 #include "executor/read.h"
@@ -193,6 +194,8 @@ static void
 resume_run(struct call *c, const msgpack_object *args)
 {
 	const struct tool	*tool;
+	uint64_t		 retry;
+	char			 msg[256];
 
 	switch (call_check(c, args, 1, &tool)) {
 	case ROUTE_NONE:
@@ -202,6 +205,19 @@ resume_run(struct call *c, const msgpack_object *args)
 		read_start(c, tool);
 		break;
 	case ROUTE_WRITE:
+		/*
+		 * Refused here, an approval is not spent: the write path
+		 * would record the attempt (breaker.h).
+		 */
+		if (breaker_peek(c->tenant, tool, &retry) == -1) {
+			snprintf(msg, sizeof(msg), "the tool's circuit breaker"
+			    " is open after repeated failures: resume again in"
+			    " %llu ms", (unsigned long long)retry);
+			answer_refuse_retry(c, ST_DENIED, R_CIRCUIT_OPEN, msg,
+			    retry);
+			call_free(c);
+			break;
+		}
 		write_start(c, tool);
 		break;
 	case ROUTE_APPROVAL:

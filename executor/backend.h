@@ -37,6 +37,11 @@ enum tool_status {
 	 * one; nothing was sent: denied/tool_changed.
 	 */
 	TR_CHANGED,
+	/*
+	 * The tool's circuit breaker is open (breaker.h); nothing was sent:
+	 * denied/circuit_open with retry_after_ms.
+	 */
+	TR_CIRCUIT,
 };
 
 struct tool_req {

@@ -63,17 +63,21 @@
 #include "executor/admit.h"
 #include "executor/approval.h"
 #include "executor/backend.h"
+#include "executor/breaker.h"
 #include "executor/budget.h"
 #include "executor/call.h"
 #include "executor/fds.h"
 #include "executor/jobs.h"
 #include "executor/killswitch.h"
 #include "executor/peers.h"
+#include "executor/ratelimit.h"
 #include "executor/read.h"
 #include "executor/request.h"
 #include "executor/response.h"
 #include "executor/statedir.h"
 #include "executor/store.h"
+#include "executor/tenants.h"
+#include "executor/toolsop.h"
 #include "executor/write.h"
 #include "executor/executor.h"
 
@@ -83,6 +87,7 @@ static void	dispatch_hello(const struct proto_msg *);
 static void	dispatch_call(const struct proto_msg *);
 static void	dispatch_resume(const struct proto_msg *);
 static void	dispatch_wait(const struct proto_msg *);
+static void	dispatch_tools(const struct proto_msg *);
 static void	dispatch_writes_off(const struct proto_msg *);
 static void	dispatch_audit(const struct proto_msg *);
 static void	dispatch_conn_gone(const struct proto_msg *);
@@ -103,6 +108,7 @@ static const struct {
 	{ MSG_CALL,		dispatch_call },
 	{ MSG_RESUME,		dispatch_resume },
 	{ MSG_WAIT,		dispatch_wait },
+	{ MSG_TOOLS,		dispatch_tools },
 	{ MSG_WRITES_OFF,	dispatch_writes_off },
 	{ MSG_AUDIT,		dispatch_audit },
 	{ MSG_CONN_GONE,	dispatch_conn_gone },
@@ -220,6 +226,17 @@ dispatch_wait(const struct proto_msg *m)
 	if (!refuse_refused(m, MSG_WAIT_ANS) &&
 	    !refuse_hung_up(m, MSG_WAIT_ANS))
 		approval_wait(m);
+}
+
+/*
+ * Listing tools runs nothing and changes nothing: an agent that hung up
+ * meanwhile gets its answer dropped by gatewayd, as for any other.
+ */
+static void
+dispatch_tools(const struct proto_msg *m)
+{
+	if (!refuse_refused(m, MSG_TOOLS_ANS))
+		tools_answer(m);
 }
 
 static void
@@ -719,6 +736,9 @@ modules_init(void)
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == -1)
 		fatal("PR_SET_CHILD_SUBREAPER");
 	budget_init();
+	tenants_init(ex->conf);
+	ratelimit_init(ex->conf);
+	breaker_init(ex->conf);
 	if ((idle_ev = event_new(ex->base, -1, 0, jobs_idle, NULL)) == NULL)
 		fatalx("modules_init: event_new");
 	jobs_init(idle_ev);
@@ -754,6 +774,9 @@ teardown(void)
 	peers_shutdown();
 	budget_shutdown();
 	backends_shutdown();
+	breaker_shutdown();
+	ratelimit_shutdown();
+	tenants_shutdown();
 	syncer_shutdown();
 	audit_close();
 	store_close(ex->store);

@@ -40,6 +40,10 @@ read_done(const struct tool_outcome *r, void *arg)
 	case TR_CHANGED:
 		answer_refuse(c, ST_DENIED, R_TOOL_CHANGED, r->message);
 		break;
+	case TR_CIRCUIT:
+		answer_refuse_retry(c, ST_DENIED, R_CIRCUIT_OPEN, r->message,
+		    r->retry_after_ms);
+		break;
 	case TR_TIMEOUT:
 		answer_refuse(c, ST_ERROR, E_TOOL_TIMEOUT, r->message);
 		break;

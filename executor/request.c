@@ -65,6 +65,10 @@ request_claim(const struct proto_msg *m, struct claim *cl)
 		*cl = (struct claim){ m->wait.conn, m->wait.uid, m->wait.gid,
 		    m->wait.tenant, m->wait.env };
 		break;
+	case MSG_TOOLS:
+		*cl = (struct claim){ m->tools.conn, m->tools.uid,
+		    m->tools.gid, m->tools.tenant, m->tools.env };
+		break;
 	default:
 		fatalx("request_claim: %s names no caller",
 		    msg_type_str(m->type));

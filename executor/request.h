@@ -53,12 +53,12 @@ struct proto_msg;
 struct msgpack_object;
 
 struct principal;
-/* Who gatewayd says a CALL, RESUME or WAIT comes from. */
+/* Who gatewayd says a CALL, RESUME, WAIT or TOOLS comes from. */
 struct claim {
 	uint64_t	 conn, uid, gid;
 	const char	*tenant, *env;
 };
-/* The claim of a CALL, RESUME or WAIT (fatal for any other type). */
+/* The claim of a CALL, RESUME, WAIT or TOOLS (fatal for any other). */
 void	request_claim(const struct proto_msg *, struct claim *);
 /*
  * The principal of the connection a request names, from the peer's own

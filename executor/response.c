@@ -49,11 +49,11 @@ response_fields(struct mpmap *m, const struct response *r)
 		mpmap_uint(m, "expires_at", r->expires_at);
 	mpmap_str_opt(m, "idempotency_key", r->idempotency_key);
 	mpmap_str_opt(m, "message", r->message);
-	if (r->retryable) {
+	if (r->retryable)
 		mpmap_bool(m, "retryable", 1);
-		if (r->retry_after_ms > 0)
-			mpmap_uint(m, "retry_after_ms", r->retry_after_ms);
-	}
+	/* A tool's Retry-After, or when a bucket or the breaker lets it. */
+	if (r->retry_after_ms > 0)
+		mpmap_uint(m, "retry_after_ms", r->retry_after_ms);
 }
 
 char *
@@ -143,8 +143,15 @@ void
 answer_refuse(struct call *c, const char *status, const char *reason,
     const char *message)
 {
+	answer_refuse_retry(c, status, reason, message, 0);
+}
+
+void
+answer_refuse_retry(struct call *c, const char *status, const char *reason,
+    const char *message, uint64_t retry_after_ms)
+{
 	struct response	r = { .status = status, .reason = reason,
-	    .message = message };
+	    .message = message, .retry_after_ms = retry_after_ms };
 
 	call_audit(c, status, reason, message, c->idem_key != NULL);
 	/* A run we answer "stopped" is stopped for us too. */

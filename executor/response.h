@@ -60,6 +60,9 @@ void	answer_preaudit(struct call *c, const struct response *r,
 /* Answer with a refusal: denied/stopped carry stop_reason, error error. */
 void	answer_refuse(struct call *, const char *status, const char *reason,
 	    const char *message);
+/* The same, saying when to try again (rate_limited, circuit_open). */
+void	answer_refuse_retry(struct call *, const char *status,
+	    const char *reason, const char *message, uint64_t retry_after_ms);
 /* Answer a tool's failure: error/tool_failed, retryable when it says so. */
 struct tool_outcome;
 void	answer_failed(struct call *, const struct tool_outcome *);

@@ -226,6 +226,11 @@ write_done(const struct tool_outcome *r, void *arg)
 		w->rec.state = L_FAILED;
 		wop_outcome(w, ST_DENIED, R_TOOL_CHANGED, r);
 		break;
+	case TR_CIRCUIT:
+		w->unsent = 1;
+		w->rec.state = L_FAILED;
+		wop_outcome(w, ST_DENIED, R_CIRCUIT_OPEN, r);
+		break;
 	case TR_CANCELLED:
 		/* Never asked of a write; were it, killed midway is in doubt. */
 		w->rec.state = L_IN_DOUBT;

@@ -159,6 +159,9 @@ check_ok(const struct agent_req *q, const msgpack_object *m)
 	check(mp_streq(mp_get(m, "op"), agentreq_op_name(q->op)), "op");
 	switch (q->op) {
 	case AOP_HELLO:
+	case AOP_TOOLS:
+		/* Nothing but the id: what else the map holds is ignored. */
+		check(q->run_id == NULL && q->tool == NULL, "tools fields");
 		break;
 	case AOP_CALL:
 		check_str(q->run_id, mp_get(m, "run_id"), AREQ_MAX_RUN_ID,

@@ -67,6 +67,9 @@ static const struct want w_audit_summary[] = { { "uid", 'u', 1 },
 	{ "last_ms", 'u', 0 }, { 0 } };
 static const struct want w_conn_refused[] = { { "conn", 'u', 0 },
 	{ "message", 's', 0 }, { 0 } };
+static const struct want w_tools[] = { { "conn", 'u', 0 },
+	{ "uid", 'u', 0 }, { "gid", 'u', 0 },
+	{ "tenant", 's', 0 }, { "env", 's', 0 }, { 0 } };
 static const struct want w_none[] = { { 0 } };
 static const struct want w_writes_state[] = { { "writes_enabled", 'b', 0 },
 	{ 0 } };
@@ -93,6 +96,8 @@ static const struct {
 	    w_audit_summary },
 	[MSG_CONN_REFUSED] = { "CONN_REFUSED", MSG_FROM_EXECUTOR,
 	    w_conn_refused },
+	[MSG_TOOLS] = { "TOOLS", MSG_FROM_GATEWAYD, w_tools },
+	[MSG_TOOLS_ANS] = { "TOOLS_ANS", MSG_FROM_EXECUTOR, w_response },
 };
 
 _Static_assert(sizeof(schema) / sizeof(schema[0]) == MSG_MAX,
@@ -244,6 +249,13 @@ check_struct(const struct proto_msg *m)
 		if (m->call.args != mp_get(b, "args"))
 			fail("args is not the body's");
 		break;
+	case MSG_TOOLS:
+		check_uint(b, "conn", 1, m->tools.conn);
+		check_uint(b, "uid", 1, m->tools.uid);
+		check_uint(b, "gid", 1, m->tools.gid);
+		check_str(b, "tenant", m->tools.tenant);
+		check_str(b, "env", m->tools.env);
+		break;
 	case MSG_AUDIT:
 		check_str(b, "tenant", m->audit.tenant);
 		check_str(b, "args_hash", m->audit.args_hash);
@@ -259,6 +271,7 @@ check_struct(const struct proto_msg *m)
 	case MSG_CALL_ANS:
 	case MSG_RESUME_ANS:
 	case MSG_WAIT_ANS:
+	case MSG_TOOLS_ANS:
 		check_str(b, "run_id", m->ans.run_id);
 		if (m->ans.response != mp_get(b, "response"))
 			fail("response is not the body's");

@@ -106,6 +106,24 @@ struct reply {
 };
 
 /* The agent's id (its msgpack bytes, or nil) first. */
+/*
+ * Answers that say the tool was never reached: unavailable, a changed
+ * definition, a bucket or a breaker that refused it.
+ */
+static int
+never_sent(const msgpack_object *status, const msgpack_object *resp)
+{
+	const msgpack_object	*why;
+
+	if (mp_streq(status, ST_ERROR))
+		return mp_streq(mp_get(resp, "error"), E_UNAVAILABLE);
+	if (!mp_streq(status, ST_DENIED))
+		return 0;
+	why = mp_get(resp, "stop_reason");
+	return mp_streq(why, R_TOOL_CHANGED) || mp_streq(why, R_RATE_LIMITED) ||
+	    mp_streq(why, R_CIRCUIT_OPEN);
+}
+
 static void
 reply_open(struct reply *rp, const char *id, size_t idlen)
 {
@@ -445,14 +463,8 @@ call_answered(const struct proto_msg *m, void *arg)
 	status = mp_get(resp, "status");
 	if (status == NULL)
 		fatalx("executor answered without a status");
-	/*
-	 * Unavailable, or a tool whose definition changed: it was never
-	 * sent, and may be asked again in its run.
-	 */
-	if (r->wtool != NULL && ((mp_streq(status, ST_ERROR) &&
-	    mp_streq(mp_get(resp, "error"), E_UNAVAILABLE)) ||
-	    (mp_streq(status, ST_DENIED) &&
-	    mp_streq(mp_get(resp, "stop_reason"), R_TOOL_CHANGED))) &&
+	/* A write that was never sent may be asked again in its run. */
+	if (r->wtool != NULL && never_sent(status, resp) &&
 	    (run = run_get(c->pr->tenant, r->run_id, 0)) != NULL)
 		run_unwrite(run, r->wtool, r->whash);
 	if (mp_streq(status, ST_STOPPED) && r->run_id != NULL &&
@@ -655,6 +667,23 @@ op_wait(struct conn *c, struct agent_req *q)
 }
 
 /*
+ * The tools op is the executor's to answer: the descriptions and input
+ * schemas of mcp tools are what its MCP servers show, checked against
+ * their pins, and the executor alone keeps those.  The allowlist is
+ * asked there of the same policy_allowed() that gates every call.
+ */
+static void
+op_tools(struct conn *c, struct agent_req *q)
+{
+	struct exec_who		 who;
+	struct req		*r;
+
+	conn_who(c, &who);
+	r = req_park(c, q->id, q->idlen, NULL);
+	r->exec_id = exec_tools(&who, call_answered, r);
+}
+
+/*
  * A peer with no principal is denied whatever it asks; its refusals are
  * summed for the audit log (strangers.c), not reported one by one.
  */
@@ -678,6 +707,7 @@ static void	(*const agent_ops[])(struct conn *, struct agent_req *) = {
 	[AOP_RESUME] =	op_resume,
 	[AOP_WAIT] =	op_wait,
 	[AOP_USAGE] =	op_usage,
+	[AOP_TOOLS] =	op_tools,
 };
 
 /*

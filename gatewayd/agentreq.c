@@ -37,6 +37,7 @@ static const struct {
 	{ OP_RESUME,	AOP_RESUME,	parse_resume },
 	{ OP_WAIT,	AOP_WAIT,	parse_wait },
 	{ OP_USAGE,	AOP_USAGE,	parse_usage },
+	{ OP_TOOLS,	AOP_TOOLS,	NULL },
 };
 
 const char *
@@ -250,7 +251,7 @@ agentreq_parse(const char *body, size_t len, struct agent_req *req,
 		return ops[i].parse == NULL ? 0 : ops[i].parse(req, m, why);
 	}
 	return refuse(why, "op must be one of hello, call, resume, wait,"
-	    " usage");
+	    " usage, tools");
 }
 
 void

@@ -27,6 +27,7 @@ enum agent_op {
 	AOP_RESUME,
 	AOP_WAIT,
 	AOP_USAGE,
+	AOP_TOOLS,
 };
 
 /*

@@ -222,6 +222,19 @@ exec_wait(const struct exec_who *w, const msgpack_object *approval_id,
 	return id;
 }
 
+uint64_t
+exec_tools(const struct exec_who *w, exec_cb cb, void *arg)
+{
+	struct msgbuf	mb;
+	struct mpmap	body;
+	uint64_t	id;
+
+	id = request_begin(&mb, &body, MSG_TOOLS, cb, arg);
+	pk_who(&body, w, 0);
+	msg_send(&mb, &body);
+	return id;
+}
+
 void
 exec_forget(uint64_t id)
 {

@@ -115,6 +115,8 @@ uint64_t exec_resume(const struct exec_who *,
 uint64_t exec_wait(const struct exec_who *,
 	    const msgpack_object *approval_id, uint64_t timeout_ms,
 	    exec_cb cb, void *arg);
+/* The tools the principal of w may call (the tools op). */
+uint64_t exec_tools(const struct exec_who *, exec_cb cb, void *arg);
 /* The caller no longer wants the answer (its connection closed). */
 void	exec_forget(uint64_t id);
 

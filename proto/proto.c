@@ -101,6 +101,18 @@ static const struct field f_wait[] = {
 	{ NULL, 0, 0, 0, 0 }
 };
 /*
+ * The tools op: who asks, nothing else.  The executor works out the list
+ * from its own config and its MCP servers' definitions (toolsop.c).
+ */
+static const struct field f_tools[] = {
+	{ "conn", F_UINT, 0, FLD(msg_tools, conn), 0 },
+	{ "uid", F_UINT, 0, FLD(msg_tools, uid), 0 },
+	{ "gid", F_UINT, 0, FLD(msg_tools, gid), 0 },
+	{ "tenant", F_STR, 0, FLD(msg_tools, tenant), 0 },
+	{ "env", F_STR, 0, FLD(msg_tools, env), 0 },
+	{ NULL, 0, 0, 0, 0 }
+};
+/*
  * gatewayd's own refusals, for the audit log (no answer).  The executor
  * records the uid, tenant and env of conn's peer, not the claimed ones.
  * tenant and env are absent when there is no principal; decision is
@@ -190,6 +202,9 @@ static const struct msg_def table[MSG_MAX] = {
 	    MSG_NONE, 0, f_audit_summary },
 	[MSG_CONN_REFUSED] = { MSG_CONN_REFUSED, "CONN_REFUSED", EX, MSG_NONE,
 	    0, f_conn_refused },
+	[MSG_TOOLS] = { MSG_TOOLS, "TOOLS", GW, MSG_TOOLS_ANS, 0, f_tools },
+	[MSG_TOOLS_ANS] = { MSG_TOOLS_ANS, "TOOLS_ANS", EX, MSG_NONE, 0,
+	    f_answer },
 };
 
 static const struct msg_def *

@@ -25,7 +25,7 @@
 
 #include "common/mpack.h"
 
-#define PROTO_VERSION		7
+#define PROTO_VERSION		8
 #define AGENT_PROTO_VERSION	1	/* the "v" answered to hello */
 
 /* The executor's end of the socketpair, as gatewayd hands it over. */
@@ -57,6 +57,8 @@ enum msg_type {
 	MSG_CONN_GONE,		/* gw->ex  an agent connection closed */
 	MSG_AUDIT_SUMMARY,	/* gw->ex  refusals of strangers, counted */
 	MSG_CONN_REFUSED,	/* ex->gw  no room for a connection: close it */
+	MSG_TOOLS,		/* gw->ex  the tools a principal may call */
+	MSG_TOOLS_ANS,		/* ex->gw  the agent-facing response */
 	MSG_MAX
 };
 
@@ -91,7 +93,7 @@ struct msg_call {
 	const msgpack_object	*args;
 	const char		*traceparent;	/* optional, W3C */
 };
-/* CALL_ANS, RESUME_ANS and WAIT_ANS: the agent-facing response. */
+/* CALL_ANS, RESUME_ANS, WAIT_ANS, TOOLS_ANS: the agent-facing response. */
 struct msg_answer {
 	const msgpack_object	*response;
 	const char		*run_id;	/* optional: a resume's run */
@@ -104,6 +106,10 @@ struct msg_wait {
 	uint64_t		 conn, uid, gid;
 	const char		*tenant, *env, *approval_id;
 	uint64_t		 timeout_ms;
+};
+struct msg_tools {
+	uint64_t		 conn, uid, gid;
+	const char		*tenant, *env;
 };
 struct msg_writes_state {
 	int			 writes_enabled;
@@ -140,6 +146,7 @@ struct proto_msg {
 		struct msg_answer		ans;	/* every *_ANS */
 		struct msg_resume		resume;
 		struct msg_wait			wait;
+		struct msg_tools		tools;
 		struct msg_writes_state		writes_state;
 		struct msg_audit		audit;
 		struct msg_conn_gone		conn_gone;
@@ -191,6 +198,7 @@ void	msgbuf_begin_envelope(struct msgbuf *, uint32_t type, uint64_t id);
 #define OP_RESUME		"resume"
 #define OP_WAIT			"wait"
 #define OP_USAGE		"usage"
+#define OP_TOOLS		"tools"
 
 /* Agent statuses. */
 #define ST_OK			"ok"

@@ -36,3 +36,4 @@ from tglib.procs import *  # noqa: F401,F403
 from tglib.checkpoint import *  # noqa: F401,F403
 from tglib.approvals import *  # noqa: F401,F403
 from tglib.runner import *  # noqa: F401,F403
+from tglib.httpapi import *  # noqa: F401,F403

@@ -14,48 +14,8 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from tg import *  # noqa: F401,F403
 
-SERVER = os.path.join(os.path.dirname(__file__), "..", "tools", "https-server")
 MAX_OUTPUT = 100000
 TP = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-
-
-class Api:
-    """One https-server in its own dir (its own CA), stopped at exit."""
-
-    def __init__(self, *extra):
-        self.dir = tempfile.mkdtemp(prefix="tg-https-")
-        self.proc = subprocess.Popen(["/usr/bin/python3", SERVER, self.dir] + list(extra),
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        line = self.proc.stdout.readline().decode()
-        assert line.startswith("PORT "), line
-        self.port = int(line.split()[1])
-        self.ca = os.path.join(self.dir, "ca.pem")
-        self.scheme = "http" if "--plain" in extra else "https"
-
-    def url(self, path, host="localhost"):
-        return "%s://%s:%d%s" % (self.scheme, host, self.port, path)
-
-    def requests(self):
-        with open(os.path.join(self.dir, "requests.log")) as f:
-            return [json.loads(x) for x in f if x.strip()]
-
-    def tls_failures(self):
-        try:
-            with open(os.path.join(self.dir, "tls.log")) as f:
-                return [x for x in f if x.strip()]
-        except FileNotFoundError:
-            return []
-
-    def close(self):
-        self.proc.kill()
-        self.proc.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def http_tool(api, path, mode="read", ca=None, **kw):

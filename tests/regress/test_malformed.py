@@ -120,6 +120,8 @@ def good_bodies():
                        "env": "prod", "checkpoint": "tgc1.x.y"},
         "MSG_WAIT": {"conn": 1, "uid": AGENT_UID, "gid": AGENT_GID, "tenant": "acme", "env": "prod",
                      "approval_id": "0" * 32, "timeout_ms": 10},
+        "MSG_TOOLS": {"conn": 1, "uid": AGENT_UID, "gid": AGENT_GID, "tenant": "acme",
+                      "env": "prod"},
         "MSG_WRITES_OFF": {},
         "MSG_CONN_GONE": {"conn": 1},
         "MSG_AUDIT": {"conn": 1, "uid": STRANGER_UID, "gid": STRANGER_UID, "decision": "denied",

@@ -126,7 +126,15 @@ test_id_and_op(void)
 	ASSERT_EQ_INT(rv, -1);
 	ASSERT_EQ_INT(why.has_id, 1);
 	ASSERT_EQ_STR(why.message, "op must be one of hello, call, resume,"
-	    " wait, usage");
+	    " wait, usage, tools");
+	agentreq_free(&q);
+
+	/* tools: the id alone; other fields are ignored, as for hello. */
+	PARSE(&q, &why, "op", "s:tools", "id", "i:3", "tool", "i:1");
+	ASSERT_EQ_INT(rv, 0);
+	ASSERT_EQ_INT(q.op, AOP_TOOLS);
+	ASSERT(q.tool == NULL && q.run_id == NULL);
+	ASSERT_EQ_STR(agentreq_op_name(q.op), "tools");
 	agentreq_free(&q);
 }
 

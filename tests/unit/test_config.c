@@ -424,6 +424,53 @@ test_backends(void)
 	config_free(c);
 }
 
+/*
+ * catalog.*.input_schema: YAML in, canonical JSON out (keys sorted),
+ * plain scalars typed as JSON's, quoted ones strings; none: NULL, the
+ * tools op's {"type": "object"}.
+ */
+static void
+test_input_schema(void)
+{
+	static const char text[] =
+	    "catalog:\n"
+	    "  a:\n"
+	    "    exec: [/bin/a]\n"
+	    "    input_schema:\n"
+	    "      type: object\n"
+	    "      required: [ticket]\n"
+	    "      additionalProperties: false\n"
+	    "      properties:\n"
+	    "        ticket: { type: string, maxLength: 32, pattern: \"^T-\" }\n"
+	    "        n: { type: integer, minimum: -3, default: null }\n"
+	    "        r: { type: number, maximum: 2.5, const: \"7\" }\n"
+	    "        f: { type: boolean, default: True, examples: [yes, ~] }\n"
+	    "  b: { exec: [/bin/b], input_schema: {} }\n"
+	    "  c: { exec: [/bin/c] }\n";
+	static const char want[] =
+	    "{\"additionalProperties\":false,\"properties\":{"
+	    "\"f\":{\"default\":true,\"examples\":[\"yes\",null],"
+	    "\"type\":\"boolean\"},"
+	    "\"n\":{\"default\":null,\"minimum\":-3,\"type\":\"integer\"},"
+	    "\"r\":{\"const\":\"7\",\"maximum\":2.5,\"type\":\"number\"},"
+	    "\"ticket\":{\"maxLength\":32,\"pattern\":\"^T-\","
+	    "\"type\":\"string\"}},"
+	    "\"required\":[\"ticket\"],\"type\":\"object\"}";
+	struct config	*c;
+	char		 path[1024], err[1024];
+
+	c = load_text(text, path, sizeof(path), err, sizeof(err));
+	if (c == NULL)
+		fprintf(stderr, "%s\n", err);
+	ASSERT(c != NULL);
+	if (c == NULL)
+		return;
+	ASSERT_EQ_STR(policy_tool(c, "a")->input_schema, want);
+	ASSERT_EQ_STR(policy_tool(c, "b")->input_schema, "{}");
+	ASSERT(policy_tool(c, "c")->input_schema == NULL);
+	config_free(c);
+}
+
 /* The demo's config, whose programs are relative to its directory. */
 static void
 test_example(void)
@@ -1089,6 +1136,25 @@ static const struct bad bad[] = {
 	    "catalog.t.http.headers.X-A", "control character" },
 	{ "catalog:\n  t:\n    http: { url: \"https://h\", ca_file: ca.pem }\n",
 	    3, "catalog.t.http.ca_file", "absolute" },
+	/* input_schema */
+	{ "catalog:\n  t:\n    exec: [/bin/t]\n    input_schema: [a, b]\n", 4,
+	    "catalog.t.input_schema", "expected a mapping (a JSON Schema" },
+	{ "catalog:\n  t:\n    exec: [/bin/t]\n    input_schema: object\n", 4,
+	    "catalog.t.input_schema", "expected a mapping" },
+	{ "catalog:\n  t:\n    exec: [/bin/t]\n    input_schema: { type: string }\n",
+	    4, "catalog.t.input_schema", "type must be object" },
+	{ "catalog:\n  t:\n    exec: [/bin/t]\n    input_schema:\n"
+	    "      properties: { a: !!int \"5\" }\n", 5, "catalog.t.input_schema",
+	    "explicit YAML tags" },
+	{ "catalog:\n  t:\n    exec: [/bin/t]\n    input_schema:\n"
+	    "      properties:\n        [a]: 1\n", 6, "catalog.t.input_schema",
+	    "keys must be strings" },
+	{ "catalog:\n  t:\n    exec: [/bin/t]\n    input_schema:\n"
+	    "      a: &x [*x]\n", 5, "catalog.t.input_schema",
+	    "nested deeper than 32" },
+	{ "catalog:\n  t:\n    exec: [/bin/t]\n    input_schema:\n"
+	    "      minimum: 99999999999999999999\n", 5, "catalog.t.input_schema",
+	    "out of range" },
 };
 
 /* The per-tenant default follows a smaller max_tools; set, it is kept. */
@@ -1224,6 +1290,7 @@ main(void)
 	RUN(test_full);
 	RUN(test_contract_example);
 	RUN(test_backends);
+	RUN(test_input_schema);
 	RUN(test_example);
 	RUN(test_relative_cwd);
 	RUN(test_lookups);

@@ -80,6 +80,12 @@ static const struct tmsg msgs[] = {
 	{ MSG_CONN_REFUSED, "CONN_REFUSED", MSG_FROM_EXECUTOR, {
 		{ "conn", T_UINT, 0 }, { "message", T_STR, 0 },
 		{ NULL, 0, 0 } } },
+	{ MSG_TOOLS, "TOOLS", MSG_FROM_GATEWAYD, {
+		{ "conn", T_UINT, 0 }, { "uid", T_UINT, 0 }, { "gid", T_UINT, 0 },
+		{ "tenant", T_STR, 0 }, { "env", T_STR, 0 },
+		{ NULL, 0, 0 } } },
+	{ MSG_TOOLS_ANS, "TOOLS_ANS", MSG_FROM_EXECUTOR, {
+		{ "response", T_MAP, 0 }, { NULL, 0, 0 } } },
 };
 #define NMSGS	(sizeof(msgs) / sizeof(msgs[0]))
 
@@ -921,6 +927,9 @@ test_table(void)
 	ASSERT(msg_answer_type(MSG_CALL) == MSG_CALL_ANS);
 	ASSERT(msg_answer_type(MSG_RESUME) == MSG_RESUME_ANS);
 	ASSERT(msg_answer_type(MSG_WAIT) == MSG_WAIT_ANS);
+	ASSERT(msg_answer_type(MSG_TOOLS) == MSG_TOOLS_ANS);
+	ASSERT(msg_answer_type(MSG_TOOLS_ANS) == MSG_NONE);
+	ASSERT(msg_permits(MSG_TOOLS) == 0);
 	ASSERT(msg_answer_type(MSG_AUDIT) == MSG_NONE);
 	ASSERT(msg_answer_type(MSG_CALL_ANS) == MSG_NONE);
 	ASSERT(msg_answer_type(MSG_MAX) == MSG_NONE);

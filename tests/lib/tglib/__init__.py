@@ -10,6 +10,7 @@
   procs       waiting, pids, process groups
   checkpoint  checkpoints split, joined and signed
   approvals   a write that needs approval, a refused resume
+  httpapi     a local HTTP(S) API (tests/tools/https-server)
   runner      @test and main()
 
 tests/lib/tg.py gathers them, so scripts say `from tg import *`.
