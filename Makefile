@@ -1,5 +1,5 @@
-# toolgate: plain GNU make.  `make` builds gatewayd, executor and gatewayctl
-# into $(BUILD)/; `make check` runs every test; `make check SAN=1` runs the
+# toolgate: plain GNU make.  `make` builds gatewayd, executor, gatewayctl
+# and toolgate-mcp into $(BUILD)/; `make check` runs every test; `make check SAN=1` runs the
 # same suite under ASan+UBSan (in build-san/); `make demo` shows the flows.
 
 CC	?= cc
@@ -38,6 +38,7 @@ LDLIBS	+= $(PKG_LIBS)
 COMMON_SRC	:= $(wildcard common/*.c) $(wildcard proto/*.c)
 GATEWAYD_SRC	:= $(filter-out gatewayd/gatewayd.c,$(wildcard gatewayd/*.c))
 EXECUTOR_SRC	:= $(filter-out executor/executor.c,$(wildcard executor/*.c))
+BRIDGE_SRC	:= $(filter-out bridge/toolgate-mcp.c,$(wildcard bridge/*.c))
 TEST_SRC	:= $(wildcard tests/unit/test_*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
@@ -45,7 +46,9 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 LIBCOMMON	:= $(BUILD)/libcommon.a
 LIBGATEWAYD	:= $(BUILD)/libgatewayd.a
 LIBEXECUTOR	:= $(BUILD)/libexecutor.a
-PROGS		:= $(BUILD)/gatewayd $(BUILD)/executor $(BUILD)/gatewayctl
+LIBBRIDGE	:= $(BUILD)/libbridge.a
+PROGS		:= $(BUILD)/gatewayd $(BUILD)/executor $(BUILD)/gatewayctl \
+		   $(BUILD)/toolgate-mcp
 TESTS		:= $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 BENCH		:= $(BUILD)/bench
 # The bench's trivial peers: an MCP server (stdio) and an HTTP API.
@@ -66,12 +69,16 @@ $(LIBGATEWAYD): $(call obj,$(GATEWAYD_SRC))
 	@rm -f $@; $(AR) rcs $@ $^
 $(LIBEXECUTOR): $(call obj,$(EXECUTOR_SRC))
 	@rm -f $@; $(AR) rcs $@ $^
+$(LIBBRIDGE): $(call obj,$(BRIDGE_SRC))
+	@rm -f $@; $(AR) rcs $@ $^
 
 $(BUILD)/gatewayd: $(call obj,gatewayd/gatewayd.c) $(LIBGATEWAYD) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BUILD)/executor: $(call obj,executor/executor.c) $(LIBEXECUTOR) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BUILD)/gatewayctl: $(call obj,$(wildcard ctl/*.c)) $(LIBCOMMON)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/toolgate-mcp: $(call obj,bridge/toolgate-mcp.c) $(LIBBRIDGE) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 # The gatewayd that make install installs: the same sources, with the
 # executor's installed path compiled in (gatewayd.c, executor_path()).
@@ -97,6 +104,7 @@ test_record_SRC		= executor/record.c executor/ledger.c executor/sweep.c \
 test_runs_SRC		= gatewayd/runs.c
 test_agentreq_SRC	= gatewayd/agentreq.c
 test_jsonrpc_SRC	= executor/jsonrpc.c
+test_bridge_SRC		= bridge/rpcread.c bridge/names.c
 test_http_SRC		= executor/http.c executor/credential.c
 
 .SECONDEXPANSION:
@@ -277,8 +285,9 @@ fuzz_approval_SRC	= executor/apstore.c executor/record.c executor/store.c \
 fuzz_checkpoint_SRC	= executor/checkpoint.c executor/record.c
 fuzz_agentreq_SRC	= gatewayd/agentreq.c
 fuzz_jsonrpc_SRC	= executor/jsonrpc.c
+fuzz_bridge_rpc_SRC	= bridge/rpcread.c
 fuzz: $(FUZZERS)
-build-fuzz/%: fuzz/%.c $(COMMON_SRC) $$($$*_SRC) $(wildcard common/*.h proto/*.h executor/*.h gatewayd/*.h fuzz/*.h)
+build-fuzz/%: fuzz/%.c $(COMMON_SRC) $$($$*_SRC) $(wildcard common/*.h proto/*.h executor/*.h gatewayd/*.h bridge/*.h fuzz/*.h)
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) -o $@ $< $(COMMON_SRC) $($*_SRC) $(PKG_LIBS)
 # New inputs go to a scratch corpus (listed first), crashes to build-fuzz/:
@@ -298,7 +307,7 @@ cppcheck:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	  --inline-suppr --std=c11 -D_GNU_SOURCE -I. \
 	  --include=/usr/include/$$(gcc -print-multiarch)/sys/queue.h \
-	  common proto gatewayd executor ctl bench fuzz tests/unit
+	  common proto gatewayd executor ctl bridge bench fuzz tests/unit
 
 clean:
 	rm -rf build build-san build-fuzz

@@ -417,6 +417,13 @@ to_json(const msgpack_object *o, int depth)
 	return NULL;
 }
 
+/* The same tree as msgpack_to_json() prints, for a caller that goes on. */
+json_t *
+msgpack_to_jansson(const msgpack_object *o)
+{
+	return to_json(o, 0);
+}
+
 /*
  * Conversions: unsigned integers above LLONG_MAX become strings of their
  * decimal digits; NaN and the infinities become the strings "NaN",

@@ -38,4 +38,10 @@ size_t	json_compact_bound(json_t *j);
  */
 char	*msgpack_to_json(const msgpack_object *o, int indent);
 
+/*
+ * The same conversions as msgpack_to_json(), as a jansson tree (a new
+ * reference), for a caller that puts the value into JSON of its own.
+ */
+json_t	*msgpack_to_jansson(const msgpack_object *o);
+
 #endif

@@ -1,7 +1,8 @@
 /*
- * JSON-RPC 2.0 lines of an MCP server, and the MCP results we use
- * (jsonrpc.h).  A server is an outside program: whatever it writes is
- * checked here, field by field, before mcp.c looks at it.
+ * The MCP results the executor uses (jsonrpc.h); the lines that carry
+ * them are parsed by common/jsonrpc.c.  A server is an outside program:
+ * whatever it writes is checked here, field by field, before mcp.c looks
+ * at it.
  */
 #include <stdio.h>
 #include <string.h>
@@ -10,192 +11,6 @@
 
 #include "common/log.h"
 #include "executor/jsonrpc.h"
-
-const char *const mcp_versions[] = {
-	"2025-11-25",
-	"2025-06-18",
-	"2025-03-26",
-	NULL
-};
-
-int
-jsonrpc_depth(json_t *j, int limit)
-{
-	const char	*k;
-	json_t		*v;
-	size_t		 i;
-	int		 d, max = 0;
-
-	if (limit < 0)
-		return 1;
-	if (json_is_object(j)) {
-		json_object_foreach(j, k, v) {
-			if ((d = jsonrpc_depth(v, limit - 1)) > max)
-				max = d;
-			if (max > limit)
-				break;
-		}
-		return max + 1;
-	}
-	if (json_is_array(j)) {
-		json_array_foreach(j, i, v) {
-			if ((d = jsonrpc_depth(v, limit - 1)) > max)
-				max = d;
-			if (max > limit)
-				break;
-		}
-		return max + 1;
-	}
-	return 0;
-}
-
-/*
- * Text of a server for the agent or the log: UTF-8 kept (jansson checked
- * it), control characters as spaces, cut at a character boundary.
- */
-static void
-text_clean(char *out, size_t outlen, const char *in, size_t inlen)
-{
-	size_t	 o = 0, i, n;
-	unsigned char c;
-
-	if (outlen == 0)
-		return;
-	for (i = 0; i < inlen; i += n) {
-		c = (unsigned char)in[i];
-		n = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
-		if (i + n > inlen || o + n >= outlen)
-			break;
-		if (c < 0x20 || c == 0x7f)
-			out[o] = ' ';
-		else
-			memcpy(out + o, in + i, n);
-		o += n;
-	}
-	out[o] = '\0';
-}
-
-static void
-invalid(struct jr_msg *m, const char *why)
-{
-	m->kind = JR_INVALID;
-	m->result = m->params = m->req_id = NULL;
-	m->method[0] = '\0';
-	snprintf(m->why, sizeof(m->why), "%s", why);
-}
-
-/* A response: our id, and exactly one of result and error. */
-static void
-parse_response(struct jr_msg *m, json_t *id)
-{
-	json_t	*result, *error, *code, *msg;
-
-	if (!json_is_integer(id) || json_integer_value(id) < 0) {
-		invalid(m, "response id is not one of ours");
-		return;
-	}
-	m->id = json_integer_value(id);
-	result = json_object_get(m->root, "result");
-	error = json_object_get(m->root, "error");
-	if ((result == NULL) == (error == NULL)) {
-		invalid(m, "response needs exactly one of result and error");
-		return;
-	}
-	if (result != NULL) {
-		m->kind = JR_RESULT;
-		m->result = result;
-		return;
-	}
-	code = json_object_get(error, "code");
-	msg = json_object_get(error, "message");
-	if (!json_is_object(error) || !json_is_integer(code) ||
-	    !json_is_string(msg)) {
-		invalid(m, "error needs an integer code and a string message");
-		return;
-	}
-	m->kind = JR_ERROR;
-	m->code = json_integer_value(code);
-	text_clean(m->message, sizeof(m->message), json_string_value(msg),
-	    json_string_length(msg));
-}
-
-void
-jsonrpc_parse(const char *line, size_t len, size_t max, struct jr_msg *m)
-{
-	json_error_t	 e;
-	json_t		*v, *id, *method, *params;
-
-	memset(m, 0, sizeof(*m));
-	if (len > max) {
-		invalid(m, "line too long");
-		return;
-	}
-	m->root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &e);
-	if (m->root == NULL) {
-		invalid(m, "not JSON");
-		return;
-	}
-	if (!json_is_object(m->root)) {
-		invalid(m, "not a JSON object");
-		return;
-	}
-	if (jsonrpc_depth(m->root, JSONRPC_MAX_DEPTH) > JSONRPC_MAX_DEPTH) {
-		invalid(m, "nested too deep");
-		return;
-	}
-	v = json_object_get(m->root, "jsonrpc");
-	if (!json_is_string(v) || strcmp(json_string_value(v), "2.0") != 0) {
-		invalid(m, "jsonrpc is not \"2.0\"");
-		return;
-	}
-	id = json_object_get(m->root, "id");
-	method = json_object_get(m->root, "method");
-	if (method == NULL) {
-		if (id == NULL) {
-			invalid(m, "neither a method nor an id");
-			return;
-		}
-		parse_response(m, id);
-		return;
-	}
-	if (!json_is_string(method) || json_string_length(method) == 0 ||
-	    json_string_length(method) >= sizeof(m->method)) {
-		invalid(m, "method is not a short string");
-		return;
-	}
-	params = json_object_get(m->root, "params");
-	if (params != NULL && !json_is_object(params) &&
-	    !json_is_array(params)) {
-		invalid(m, "params is neither an object nor an array");
-		return;
-	}
-	if (json_object_get(m->root, "result") != NULL ||
-	    json_object_get(m->root, "error") != NULL) {
-		invalid(m, "a request with a result or an error");
-		return;
-	}
-	text_clean(m->method, sizeof(m->method), json_string_value(method),
-	    json_string_length(method));
-	m->params = params;
-	if (id == NULL) {
-		m->kind = JR_NOTIFICATION;
-		return;
-	}
-	/* JSON-RPC ids are strings or numbers (MCP: never null). */
-	if (!json_is_string(id) && !json_is_integer(id)) {
-		invalid(m, "request id is neither a string nor an integer");
-		return;
-	}
-	m->kind = JR_REQUEST;
-	m->req_id = id;
-}
-
-void
-jsonrpc_free(struct jr_msg *m)
-{
-	json_decref(m->root);
-	m->root = m->result = m->params = m->req_id = NULL;
-}
 
 int
 mcp_decode_init(json_t *result, char *version, size_t vlen, char *err,
@@ -285,7 +100,7 @@ content_text(json_t *content, char *text, size_t textlen)
 			text[used++] = ' ';
 		if (used + 1 >= textlen)
 			break;
-		text_clean(text + used, textlen - used, json_string_value(s),
+		jsonrpc_text_clean(text + used, textlen - used, json_string_value(s),
 		    json_string_length(s));
 		used += strlen(text + used);
 	}
