@@ -213,10 +213,29 @@ def installed_gatewayd_runs_the_installed_executor():
                 assert os.readlink("/proc/%d/exe" % d.proc.pid) == gatewayd
                 rc, out, err = d.ctl("status")
                 assert rc == 0 and "writes_enabled" in out, (rc, out, err)
+                if has_mcp():
+                    mcp_lists_the_tools(prefix + "/bin/toolgate-mcp", d)
         finally:
             tglib.daemon.GATEWAYD, tglib.daemon.GATEWAYCTL = saved
         make("uninstall", "PREFIX=" + prefix)
         assert tree(prefix)[0] == {}
+
+
+def mcp_lists_the_tools(bridge, d):
+    """The installed toolgate-mcp, as an MCP client starts it: its
+    tools/list is the gate's list, shown names included."""
+    lines = [{"jsonrpc": "2.0", "id": 1, "method": "initialize",
+              "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+                         "clientInfo": {"name": "test_install", "version": "1"}}},
+             {"jsonrpc": "2.0", "method": "notifications/initialized"},
+             {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}]
+    p = subprocess.run([bridge, "-s", d.agent_sock],
+                       input="".join(json.dumps(m) + "\n" for m in lines),
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, (p.returncode, p.stderr)
+    answers = {a["id"]: a for a in map(json.loads, p.stdout.splitlines())}
+    names = [t["name"] for t in answers[2]["result"]["tools"]]
+    assert "echo" in names and "ticket_close" in names, names
 
 
 @test
