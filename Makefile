@@ -9,7 +9,7 @@ DEBS	 = build-essential pkg-config libevent-dev libmsgpack-dev \
 	   libsodium-dev liblmdb-dev libyaml-dev libjansson-dev libcurl4-openssl-dev \
 	   python3 python3-msgpack python3-cryptography \
 	   clang libclang-rt-14-dev cppcheck libfaketime prometheus \
-	   systemd logrotate procps
+	   systemd logrotate procps mandoc
 
 ifeq ($(SAN),1)
 BUILD	?= build-san
@@ -56,8 +56,9 @@ BENCH		:= $(BUILD)/bench
 BENCH_PEERS	:= $(BUILD)/bench-mcp-server $(BUILD)/bench-http-server
 
 .PHONY: all check check-san test demo bench deps clean cppcheck fuzz fuzz-smoke \
-	faults soak
+	faults soak install uninstall man-lint FORCE
 all: $(PROGS)
+FORCE:
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -79,6 +80,18 @@ $(BUILD)/executor: $(call obj,executor/executor.c) $(LIBEXECUTOR) $(LIBCOMMON)
 $(BUILD)/gatewayctl: $(call obj,$(wildcard ctl/*.c)) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BUILD)/toolgate-mcp: $(call obj,bridge/toolgate-mcp.c) $(LIBBRIDGE) $(LIBCOMMON)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+# The gatewayd that make install installs: the same sources, with the
+# executor's installed path compiled in (gatewayd.c, executor_path()).
+# The build tree's gatewayd runs the executor beside it instead.  The
+# object is rebuilt when the path changes (a stamp holding it).
+$(BUILD)/install/executor-path: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(EXECUTOR_PATH)' | cmp -s - $@ 2>/dev/null || \
+	  echo '$(EXECUTOR_PATH)' > $@
+$(BUILD)/install/gatewayd.o: gatewayd/gatewayd.c $(BUILD)/install/executor-path
+	$(CC) $(CFLAGS) -DEXECUTOR_PATH='"$(EXECUTOR_PATH)"' -MMD -MP -c -o $@ $<
+$(BUILD)/install/gatewayd: $(BUILD)/install/gatewayd.o $(LIBGATEWAYD) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 # A unit test links libcommon and the few objects it names here.
 test_toolrun_SRC	= executor/toolrun.c executor/spawn.c executor/credential.c
@@ -108,7 +121,7 @@ $(BUILD)/bench-http-server: $(call obj,bench/http-server.c)
 
 # The whole suite: unit tests, then regression tests against the real
 # daemon pair.  Ends with "N passed, N failed"; non-zero on any failure.
-check: $(PROGS) $(TESTS)
+check: $(PROGS) $(TESTS) man-lint
 	@BUILD=$(BUILD) SAN=$(SAN) tests/run
 
 # Everything CI runs (README's test command): the suite, the suite under
@@ -155,6 +168,95 @@ bench: $(PROGS) $(BENCH) $(BENCH_PEERS)
 
 demo: deps $(PROGS)
 	@BUILD=$(BUILD) examples/demo
+
+# make install: where things go.  PREFIX=/usr puts the config under
+# /etc, as a distribution does; any directory may be given on its own
+# (make install sbindir=/sbin), and DESTDIR is prefixed to every one of
+# them (staged installs, packages).  The compiled-in executor path never
+# holds DESTDIR.
+PREFIX		?= /usr/local
+DESTDIR		?=
+bindir		?= $(PREFIX)/bin
+sbindir		?= $(PREFIX)/sbin
+libexecdir	?= $(PREFIX)/libexec
+sysconfdir	?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+datarootdir	?= $(PREFIX)/share
+mandir		?= $(datarootdir)/man
+docdir		?= $(datarootdir)/doc/toolgate
+unitdir		?= $(PREFIX)/lib/systemd/system
+INSTALL		?= install
+EXECUTOR_PATH	 = $(libexecdir)/toolgate/executor
+
+# What goes where.  A program of PROGS named in BIN_NAMES goes to bindir
+# (one word to add a program); man pages go to the section their name
+# ends in, toolgate-mcp(1) only with its program.
+BIN_NAMES	:= gatewayctl toolgate-mcp
+BIN_PROGS	:= $(filter $(addprefix $(BUILD)/,$(BIN_NAMES)),$(PROGS))
+MAN_PAGES	:= $(wildcard man/*.[158])
+ifeq ($(filter %/toolgate-mcp,$(BIN_PROGS)),)
+MAN_PAGES	:= $(filter-out man/toolgate-mcp.1,$(MAN_PAGES))
+endif
+UNITS		:= $(wildcard systemd/*.service systemd/*.socket)
+DOCS		:= proto/CONFIG.md proto/PROTOCOL.md
+# The units name the installed paths as PREFIX=/usr has them; these
+# follow the directories given.
+UNIT_SED	 = -e 's|/usr/sbin/gatewayd|$(sbindir)/gatewayd|g' \
+		   -e 's|/usr/bin/gatewayctl|$(bindir)/gatewayctl|g' \
+		   -e 's|/usr/libexec/toolgate/|$(libexecdir)/toolgate/|g' \
+		   -e 's|/etc/toolgate/|$(sysconfdir)/toolgate/|g' \
+		   -e 's|/usr/share/doc/toolgate/|$(docdir)/|g'
+
+# The example config never replaces toolgate.yaml, which is the
+# operator's; uninstall leaves that, the credentials and the state dir.
+install: $(BUILD)/install/gatewayd $(BUILD)/executor $(BIN_PROGS)
+	$(INSTALL) -d -m 755 $(DESTDIR)$(sbindir) $(DESTDIR)$(bindir) \
+	  $(DESTDIR)$(libexecdir)/toolgate $(DESTDIR)$(sysconfdir)/toolgate \
+	  $(DESTDIR)$(docdir) $(DESTDIR)$(unitdir) \
+	  $(addprefix $(DESTDIR)$(mandir)/man,1 5 8)
+	$(INSTALL) -m 755 $(BUILD)/install/gatewayd $(DESTDIR)$(sbindir)/gatewayd
+	$(INSTALL) -m 755 $(BUILD)/executor $(DESTDIR)$(EXECUTOR_PATH)
+	$(INSTALL) -m 755 $(BIN_PROGS) $(DESTDIR)$(bindir)
+	$(INSTALL) -m 644 examples/toolgate.yaml.example \
+	  $(DESTDIR)$(sysconfdir)/toolgate/toolgate.yaml.example
+	$(INSTALL) -m 644 $(DOCS) $(DESTDIR)$(docdir)
+	@for p in $(MAN_PAGES); do \
+	  d=$(DESTDIR)$(mandir)/man$${p##*.}; \
+	  echo "$(INSTALL) -m 644 $$p $$d"; $(INSTALL) -m 644 $$p $$d || exit 1; \
+	done
+	@for u in $(UNITS); do \
+	  d=$(DESTDIR)$(unitdir)/$${u#systemd/}; \
+	  echo "sed $$u > $$d"; \
+	  sed $(UNIT_SED) $$u > $$d.tmp && chmod 644 $$d.tmp && \
+	  mv -f $$d.tmp $$d || exit 1; \
+	done
+
+# Removes every file install may have put there (toolgate-mcp's too),
+# then the directories that are toolgate's alone, when empty: the
+# operator's toolgate.yaml keeps its directory.
+uninstall:
+	rm -f $(DESTDIR)$(sbindir)/gatewayd $(DESTDIR)$(EXECUTOR_PATH) \
+	  $(addprefix $(DESTDIR)$(bindir)/,$(BIN_NAMES)) \
+	  $(DESTDIR)$(sysconfdir)/toolgate/toolgate.yaml.example \
+	  $(addprefix $(DESTDIR)$(docdir)/,$(notdir $(DOCS)))
+	@for p in $(notdir $(wildcard man/*.[158])); do \
+	  f=$(DESTDIR)$(mandir)/man$${p##*.}/$$p; echo "rm -f $$f"; rm -f $$f; \
+	done
+	@for u in $(notdir $(UNITS)); do \
+	  echo "rm -f $(DESTDIR)$(unitdir)/$$u"; rm -f $(DESTDIR)$(unitdir)/$$u; \
+	done
+	@for d in $(DESTDIR)$(libexecdir)/toolgate $(DESTDIR)$(docdir) \
+	  $(DESTDIR)$(sysconfdir)/toolgate; do \
+	  [ ! -d $$d ] || rmdir $$d 2>/dev/null || echo "$$d: kept (not empty)"; \
+	done
+
+# The man pages: mandoc's lint down to style messages, any one fails
+# (run by make check).  Not the lookups of pages we refer to: whether
+# gatewayd(8) is found depends on what this machine has installed.
+man-lint:
+	@out=$$(mandoc -Tlint -Wstyle $(wildcard man/*.[158]) 2>&1 | \
+	  grep -v -e 'referenced manual not found' -e 'mandoc\.db'); \
+	if [ -n "$$out" ]; then echo "$$out"; exit 1; fi; \
+	echo "man-lint: $(words $(wildcard man/*.[158])) pages clean"
 
 # Install the Debian packages the build, the tests and the demo need, then
 # the real MCP servers (tests/npm/install: node and npm, pinned by
@@ -211,4 +313,4 @@ cppcheck:
 clean:
 	rm -rf build build-san build-fuzz
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(BUILD)/install -name '*.d' 2>/dev/null)

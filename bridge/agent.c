@@ -121,16 +121,39 @@ readable(struct bufferevent *bev, void *arg)
 	free(body);
 }
 
+/*
+ * What the socket still holds, read into the input buffer: 1 when a whole
+ * frame is there.  A request written as the gate refused the connection
+ * at accept fails with EPIPE before the refusal it sent is read.
+ */
+static int
+salvage(struct bufferevent *bev)
+{
+	struct evbuffer	*in = bufferevent_get_input(bev);
+	uint32_t	 len;
+	int		 fd = bufferevent_getfd(bev);
+
+	while (fd != -1 && evbuffer_get_length(in) < MAX_ANSWER &&
+	    evbuffer_read(in, fd, 65536) > 0)
+		;
+	return frame_peek(in, MAX_ANSWER, &len) != FRAME_MORE;
+}
+
 static void
 event(struct bufferevent *bev, short what, void *arg)
 {
 	struct aconn	*ac = arg;
+	int		 err = EVUTIL_SOCKET_ERROR();
 
-	(void)bev;
+	/* The gate's last word first: readable() ends the request. */
+	if (ac->want != 0 && salvage(bev)) {
+		readable(bev, ac);
+		return;
+	}
 	if (what & BEV_EVENT_EOF)
 		failed(ac, "the gate closed the connection");
 	else if (what & BEV_EVENT_ERROR)
-		failed(ac, strerror(EVUTIL_SOCKET_ERROR()));
+		failed(ac, strerror(err));
 }
 
 struct aconn *

@@ -45,23 +45,40 @@ static pid_t	 executor_pid;
 static __attribute__((noreturn)) void
 usage(void)
 {
-	fprintf(stderr, "usage: gatewayd -c CONFIG [-fv] [--agent-socket PATH]"
+	fprintf(stderr, "usage: gatewayd -c CONFIG [-fnv] [--agent-socket PATH]"
 	    " [--control-socket PATH]\n"
 	    "                [--state-dir DIR] [--executor PATH]\n");
 	exit(2);
 }
 
-static void
-default_executor(char *out, size_t len)
+/*
+ * Where the executor is: --executor, else for an installed
+ * gatewayd the path make install compiled in (EXECUTOR_PATH, from
+ * libexecdir), and nothing else: never an "executor" that happens to
+ * sit beside it in sbin.  The build tree's gatewayd, built without it,
+ * runs the executor next to itself, so the tests, the demo and the bench
+ * run the pair they just built.
+ */
+static const char *
+executor_path(const char *opt, char *out, size_t len)
 {
+#ifndef EXECUTOR_PATH
 	char	self[PATH_MAX];
 	ssize_t	n;
+#endif
 
+	if (opt != NULL)
+		return opt;
+#ifdef EXECUTOR_PATH
+	snprintf(out, len, "%s", EXECUTOR_PATH);
+#else
 	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	if (n <= 0)
 		fatal("readlink /proc/self/exe");
 	self[n] = '\0';
 	snprintf(out, len, "%s/executor", dirname(self));
+#endif
+	return out;
 }
 
 static void
@@ -291,6 +308,7 @@ struct opts {
 	const char	*sdir;
 	const char	*expath;
 	int		 foreground;
+	int		 configtest;
 	int		 verbose;
 };
 
@@ -307,10 +325,11 @@ parse_opts(int argc, char *argv[], struct opts *o)
 	int	ch;
 
 	memset(o, 0, sizeof(*o));
-	while ((ch = getopt_long(argc, argv, "c:fv", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:fnv", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c': o->cfile = optarg; break;
 		case 'f': o->foreground = 1; break;
+		case 'n': o->configtest = 1; break;
 		case 'v': o->verbose++; break;
 		case 'A': o->asock = optarg; break;
 		case 'C': o->csock = optarg; break;
@@ -383,13 +402,11 @@ static void
 executor_start(const struct opts *o, char *cpath, int *sp, int *pp)
 {
 	char		 exbuf[PATH_MAX], *xargv[16];
-	const char	*expath = o->expath;
+	const char	*expath;
 	int		 xargc = 0, s[2], p[2];
 
-	if (expath == NULL) {
-		default_executor(exbuf, sizeof(exbuf));
-		expath = exbuf;
-	}
+	expath = executor_path(o->expath, exbuf, sizeof(exbuf));
+	log_debug("executor: %s", expath);
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, s) == -1 ||
 	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK,
 	    0, p) == -1)
@@ -460,11 +477,11 @@ main(int argc, char *argv[])
 {
 	static struct gateway	 gws;
 	struct opts		 o;
-	char			 cpath[PATH_MAX], jail[PATH_MAX];
+	char			 cpath[PATH_MAX], jail[PATH_MAX], ex[PATH_MAX];
 	int			 sp, pp, rc;
 
 	parse_opts(argc, argv, &o);
-	log_init("gatewayd", o.foreground, o.verbose);
+	log_init("gatewayd", o.foreground || o.configtest, o.verbose);
 	gw = &gws;
 	signal(SIGPIPE, SIG_IGN);
 	/* Until events_init(): SIGHUP must never kill us. */
@@ -472,6 +489,12 @@ main(int argc, char *argv[])
 	if (sodium_init() < 0)
 		fatalx("sodium_init failed");
 	config_read(&o, cpath);
+	/* -n: the loader's verdict alone (before a restart, in ExecStartPre). */
+	if (o.configtest) {
+		fprintf(stderr, "%s: configuration OK; the executor is %s\n",
+		    cpath, executor_path(o.expath, ex, sizeof(ex)));
+		return 0;
+	}
 	if (geteuid() != 0)
 		log_warnx("WARNING: started as uid %u, not root: gatewayd and"
 		    " the executor both run as this user and privileges are"

@@ -4,6 +4,7 @@
  * paragraph saying "default `X`"), every row names a key of the table,
  * and both say the same default, range and project-key mark.  A key
  * added to one and not the other, or a default changed in one, fails.
+ * The man page toolgate.yaml(5) names every key of the table too.
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -17,6 +18,8 @@
 #include "tests/unit/test.h"
 
 #define DOC		"proto/CONFIG.md"
+#define MANPAGE		"man/toolgate.yaml.5"
+#define MAXMAN		512
 #define MAXROWS		256
 #define CELLS		8
 
@@ -366,11 +369,97 @@ test_defaults_apply(void)
 	ASSERT(mismatches == 0);
 }
 
+/*
+ * What toolgate.yaml(5) documents: "SECTION" for each ".Ss SECTION" and
+ * "SECTION KEY" for each ".It Ic KEY" under it.
+ */
+static char	 man_items[MAXMAN][160];
+static size_t	 nman;
+
+static int
+read_man(void)
+{
+	FILE	*f;
+	char	 line[1024], sect[64] = "", word[128];
+
+	if ((f = fopen(MANPAGE, "r")) == NULL)
+		return -1;
+	nman = 0;
+	while (fgets(line, sizeof(line), f) != NULL && nman < MAXMAN) {
+		if (sscanf(line, ".Ss %63s", sect) == 1)
+			snprintf(man_items[nman++], sizeof(man_items[0]),
+			    "%s", sect);
+		else if (sscanf(line, ".It Ic %127s", word) == 1)
+			snprintf(man_items[nman++], sizeof(man_items[0]),
+			    "%s %s", sect, word);
+	}
+	fclose(f);
+	return 0;
+}
+
+static int
+man_has(const char *item)
+{
+	size_t	i;
+
+	for (i = 0; i < nman; i++)
+		if (strcmp(man_items[i], item) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * Every key of the table in toolgate.yaml(5), under its section:
+ * "catalog.*.http.url" is ".It Ic http.url" under ".Ss catalog",
+ * "principals[].uid" ".It Ic uid" under ".Ss principals", a top-level
+ * key or section is an ".Ss".  Sections inside sections (catalog.*.mcp,
+ * credentials.scope) are covered by their keys.
+ */
+static void
+test_table_in_man(void)
+{
+	const struct cfgkey	*keys, *k;
+	const char		*dot, *rest;
+	char			 want[160];
+	size_t			 i, n, sl;
+
+	ASSERT(read_man() == 0);
+	mismatches = 0;
+	keys = config_keys(&n);
+	for (i = 0; i < n; i++) {
+		k = &keys[i];
+		if ((dot = strchr(k->name, '.')) == NULL) {
+			if (!man_has(k->name)) {
+				fprintf(stderr, MANPAGE ": no .Ss %s\n",
+				    k->name);
+				mismatches++;
+			}
+			continue;
+		}
+		if (k->type == CT_SECTION)
+			continue;
+		sl = (size_t)(dot - k->name);
+		if (sl > 2 && strncmp(dot - 2, "[]", 2) == 0)
+			sl -= 2;
+		rest = dot + 1;
+		if (strncmp(rest, "*.", 2) == 0)
+			rest += 2;
+		snprintf(want, sizeof(want), "%.*s %s", (int)sl, k->name, rest);
+		if (!man_has(want)) {
+			fprintf(stderr, MANPAGE ": %s: no .It Ic %s under"
+			    " .Ss %.*s\n", k->name, rest, (int)sl, k->name);
+			mismatches++;
+		}
+	}
+	ASSERT(mismatches == 0);
+}
+
 int
 main(void)
 {
 	RUN(test_table_in_doc);
 	RUN(test_doc_in_table);
 	RUN(test_defaults_apply);
+	RUN(test_table_in_man);
 	return tests_failed ? 1 : 0;
 }
