@@ -218,6 +218,8 @@ install: $(BUILD)/install/gatewayd $(BUILD)/executor $(BIN_PROGS)
 	$(INSTALL) -m 755 $(BIN_PROGS) $(DESTDIR)$(bindir)
 	$(INSTALL) -m 644 examples/toolgate.yaml.example \
 	  $(DESTDIR)$(sysconfdir)/toolgate/toolgate.yaml.example
+	@# The unit's LoadCredential= needs the directory to exist; root's alone.
+	$(INSTALL) -d -m 700 $(DESTDIR)$(sysconfdir)/toolgate/credentials
 	$(INSTALL) -m 644 $(DOCS) $(DESTDIR)$(docdir)
 	@for p in $(MAN_PAGES); do \
 	  d=$(DESTDIR)$(mandir)/man$${p##*.}; \
@@ -245,6 +247,7 @@ uninstall:
 	  echo "rm -f $(DESTDIR)$(unitdir)/$$u"; rm -f $(DESTDIR)$(unitdir)/$$u; \
 	done
 	@for d in $(DESTDIR)$(libexecdir)/toolgate $(DESTDIR)$(docdir) \
+	  $(DESTDIR)$(sysconfdir)/toolgate/credentials \
 	  $(DESTDIR)$(sysconfdir)/toolgate; do \
 	  [ ! -d $$d ] || rmdir $$d 2>/dev/null || echo "$$d: kept (not empty)"; \
 	done

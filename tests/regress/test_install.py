@@ -119,6 +119,10 @@ def destdir_install_is_the_tree_the_directories_say():
                         "/usr/share/man", "/usr/share/doc/toolgate",
                         "/usr/lib/systemd/system")
         check_tree(dest, want)
+        # The unit's LoadCredential= needs the credentials directory: there,
+        # root's alone.
+        st = os.stat(dest + "/etc/toolgate/credentials")
+        assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o700, oct(st.st_mode)
         # The compiled-in path has no DESTDIR in it.
         assert compiled_executor(dest + "/usr/sbin/gatewayd") == \
             "/usr/libexec/toolgate/executor"

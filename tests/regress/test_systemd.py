@@ -211,9 +211,19 @@ def refused(d, why):
     """gatewayd, activated by one connection, refuses the socket it got."""
     d.start(wait=False)
     try:
-        s = socket.socket(socket.AF_UNIX)
-        s.connect(d.listen)
-        s.close()
+        # systemd-socket-activate listens a moment after it starts: a busy
+        # machine may get here first.
+        deadline = time.time() + 15
+        while True:
+            s = socket.socket(socket.AF_UNIX)
+            try:
+                s.connect(d.listen)
+                break
+            except (FileNotFoundError, ConnectionRefusedError):
+                assert time.time() < deadline, "the activator never listened"
+                time.sleep(0.05)
+            finally:
+                s.close()
         d.proc.wait(15)
         assert d.proc.returncode not in (0, None), d.proc.returncode
         assert why in d.read_log(), d.read_log()
