@@ -6,7 +6,7 @@ CC	?= cc
 SAN	?= 0
 PKGS	 = libevent msgpack libsodium lmdb yaml-0.1 jansson libcurl
 DEBS	 = build-essential pkg-config libevent-dev libmsgpack-dev \
-	   libsodium-dev liblmdb-dev libyaml-dev libjansson-dev libcurl4-openssl-dev \
+	   libsodium-dev liblmdb-dev libseccomp-dev libyaml-dev libjansson-dev libcurl4-openssl-dev \
 	   python3 python3-msgpack python3-cryptography \
 	   clang libclang-rt-14-dev cppcheck libfaketime prometheus \
 	   systemd logrotate procps mandoc
@@ -15,20 +15,26 @@ ifeq ($(SAN),1)
 BUILD	?= build-san
 SANFLAGS = -fsanitize=address,undefined -fno-sanitize-recover=undefined \
 	   -fno-omit-frame-pointer
+# gatewayd's seccomp filter allows what the sanitizers' runtime needs.
+SANDEFS	 = -DTG_SANITIZERS
 OPT	 = -O1
 else
 BUILD	?= build
 SANFLAGS =
+SANDEFS	 =
 OPT	 = -O2
 endif
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# gatewayd's seccomp filter (gatewayd/sandbox.c): gatewayd alone links it.
+SECCOMP_CFLAGS := $(shell pkg-config --cflags libseccomp 2>/dev/null)
+SECCOMP_LIBS   := $(shell pkg-config --libs libseccomp 2>/dev/null)
 
 CFLAGS	+= -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 \
 	   -Wstrict-prototypes -Wmissing-prototypes -g $(OPT) \
-	   -D_GNU_SOURCE -D_FORTIFY_SOURCE=2 -fstack-protector-strong $(SANFLAGS) \
-	   -pthread -I. $(PKG_CFLAGS)
+	   -D_GNU_SOURCE -D_FORTIFY_SOURCE=2 -fstack-protector-strong $(SANFLAGS) $(SANDEFS) \
+	   -pthread -I. $(PKG_CFLAGS) $(SECCOMP_CFLAGS)
 # Each program links only the libraries it uses: gatewayd and gatewayctl
 # have no use for libcurl (the executor alone talks to HTTP APIs).
 LDFLAGS	+= $(SANFLAGS) -pthread -Wl,--as-needed
@@ -74,7 +80,7 @@ $(LIBBRIDGE): $(call obj,$(BRIDGE_SRC))
 	@rm -f $@; $(AR) rcs $@ $^
 
 $(BUILD)/gatewayd: $(call obj,gatewayd/gatewayd.c) $(LIBGATEWAYD) $(LIBCOMMON)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(SECCOMP_LIBS)
 $(BUILD)/executor: $(call obj,executor/executor.c) $(LIBEXECUTOR) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BUILD)/gatewayctl: $(call obj,$(wildcard ctl/*.c)) $(LIBCOMMON)

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -11,6 +12,30 @@
 static int	 log_foreground = 1;
 static int	 log_verbosity;
 static char	 log_procname[32] = "toolgate";
+static int	 log_journal;	/* stderr is the journal: <N> prefixes */
+
+/*
+ * Under systemd, stderr may be a stream to journald, which says so in
+ * JOURNAL_STREAM ("DEV:INO" of that stream).  A line starting "<N>"
+ * there is kept at syslog priority N; without it every line would be
+ * info.  Only when stderr is that very stream: a stderr redirected
+ * elsewhere by a child's parent keeps its plain lines.
+ */
+static int
+stderr_is_journal(void)
+{
+	const char		*js = getenv("JOURNAL_STREAM");
+	unsigned long long	 dev, ino;
+	struct stat		 st;
+	char			 end;
+
+	if (js == NULL || sscanf(js, "%llu:%llu%c", &dev, &ino, &end) != 2)
+		return 0;
+	if (fstat(STDERR_FILENO, &st) == -1)
+		return 0;
+	return (unsigned long long)st.st_dev == dev &&
+	    (unsigned long long)st.st_ino == ino;
+}
 
 void
 log_init(const char *procname, int foreground, int verbose)
@@ -18,6 +43,7 @@ log_init(const char *procname, int foreground, int verbose)
 	log_foreground = foreground;
 	log_verbosity = verbose;
 	log_setproc(procname);
+	log_journal = stderr_is_journal();
 	if (!foreground)
 		openlog(log_procname, LOG_PID | LOG_NDELAY, LOG_DAEMON);
 	tzset();
@@ -40,7 +66,10 @@ vlog(int pri, const char *fmt, va_list ap, int with_errno, int saved_errno)
 		return;
 	if (with_errno && (size_t)n < sizeof(msg))
 		snprintf(msg + n, sizeof(msg) - n, ": %s", strerror(saved_errno));
-	if (log_foreground)
+	if (log_foreground && log_journal)
+		fprintf(stderr, "<%d>%s[%d]: %s\n", pri, log_procname,
+		    (int)getpid(), msg);
+	else if (log_foreground)
 		fprintf(stderr, "%s[%d]: %s\n", log_procname, (int)getpid(),
 		    msg);
 	else

@@ -59,6 +59,7 @@
 #include "common/util.h"
 #include "common/xmalloc.h"
 #include "proto/proto.h"
+#include "executor/caps.h"
 #include "executor/syncer.h"
 #include "executor/admit.h"
 #include "executor/approval.h"
@@ -849,6 +850,8 @@ main(int argc, char *argv[])
 	signals_init();
 
 	fds_init();
+	/* Everything that opens or binds as root is done. */
+	caps_drop(ex->conf);
 	log_info("ready: writes %s%s, control socket %s",
 	    ks_writes_on() ? "enabled" : "disabled",
 	    ex->writes_off ? " (kill switch)" : "", ex->conf->control_socket);

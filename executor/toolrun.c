@@ -248,7 +248,8 @@ toolrun_started(struct toolrun *tr, const struct tool_req *req,
 	if (req->inputlen > 0)
 		memcpy(tr->in, req->input, req->inputlen);
 	tr->in[req->inputlen] = '\n';
-	log_debug("tool %s: pid %d", req->tool->name, (int)sp->pid);
+	log_debug("run %s tool %s: pid %d", toolrun_nz(req->run_id),
+	    req->tool->name, (int)sp->pid);
 }
 
 /*

@@ -659,6 +659,9 @@ call_decide(struct conn *c, struct agent_req *q, const struct tool *t,
 	q->run_id = NULL;
 	r->exec_id = exec_call(&who, r->run_id, q->step_id, q->tool, q->args,
 	    q->traceparent, call_answered, r);
+	log_debug("agent uid %u pid %d: run %s tool %s: to the executor",
+	    (unsigned)c->uid, (int)c->pid, r->run_id ? r->run_id : "-",
+	    q->tool);
 	if (g == GATE_WRITE) {
 		r->wtool = q->tool;
 		q->tool = NULL;

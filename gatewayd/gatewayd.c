@@ -158,6 +158,7 @@ on_ready(void)
 	log_info("ready: agent socket %s, writes %s", gw->conf->agent_socket,
 	    gw->conf->writes_enabled && gw->writes_on ? "enabled" :
 	    "disabled");
+	sandbox_probe();
 }
 
 /*
@@ -509,6 +510,8 @@ main(int argc, char *argv[])
 	log_setproc("gatewayd");
 
 	events_init(sp, pp);
+	/* Nothing from here on needs more than the loop does. */
+	sandbox_init(executor_pid);
 	exec_hello(on_ready);
 	event_base_dispatch(gw->base);
 

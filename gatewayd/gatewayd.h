@@ -43,6 +43,15 @@ void	sd_watchdog_init(void);
 void	sd_watchdog_start(struct event_base *);
 void	sd_watchdog_stop(void);
 
+/*
+ * sandbox.c: sandbox_init() loads the seccomp filter once the drop and
+ * everything before the loop are done (kill by default; only the
+ * executor may be signalled); sandbox_probe(), from the loop, tries a
+ * forbidden call when TOOLGATE_DEBUG_SECCOMP_PROBE was set (tests).
+ */
+void	sandbox_init(pid_t executor);
+void	sandbox_probe(void);
+
 /* privdrop.c */
 void	privdrop(const char *user, const char *chroot_dir);
 
