@@ -98,7 +98,7 @@ $(BUILD)/install/executor-path: FORCE
 $(BUILD)/install/gatewayd.o: gatewayd/gatewayd.c $(BUILD)/install/executor-path
 	$(CC) $(CFLAGS) -DEXECUTOR_PATH='"$(EXECUTOR_PATH)"' -MMD -MP -c -o $@ $<
 $(BUILD)/install/gatewayd: $(BUILD)/install/gatewayd.o $(LIBGATEWAYD) $(LIBCOMMON)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(SECCOMP_LIBS)
 # A unit test links libcommon and the few objects it names here.
 test_toolrun_SRC	= executor/toolrun.c executor/spawn.c executor/credential.c
 test_store_SRC		= executor/store.c executor/apquota.c
