@@ -655,6 +655,16 @@ static const struct cfgkey cfgkeys[] = {
 	  CONF(repeat_limit), .max = INT64_MAX, .def = "3",
 	  .doc = "calls of one tool with the same args hash in the run" },
 
+	{ .name = "audit", .type = CT_SECTION,
+	  .doc = "the audit log's signed heads" },
+	{ .name = "audit.head_every", .type = CT_UINT,
+	  CONF(audit_head_every), .min = 1, .max = 100000000,
+	  .def = "1000",
+	  .doc = "a signed head after this many records" },
+	{ .name = "audit.head_s", .type = CT_UINT, CONF(audit_head_s),
+	  .min = 1, .max = 86400, .def = "60",
+	  .doc = "a signed head after this long, when records were written" },
+
 	{ .name = "approvals", .type = CT_SECTION,
 	  .doc = "pending approvals" },
 	{ .name = "approvals.ttl_s", .type = CT_UINT, CONF(approvals_ttl_s),
