@@ -262,7 +262,7 @@ auditverify_line(struct auditverify *v, const char *line, size_t len)
 	if (v->nfiles == 0)
 		auditverify_file(v, "(log)", 0);
 	if (v->n == v->cap) {
-		v->cap = v->cap ? v->cap * 2 : 1024;
+		v->cap = v->cap ? v->cap * 2 : 64;
 		v->ents = xreallocarray(v->ents, v->cap, sizeof(*v->ents));
 	}
 	e = &v->ents[v->n++];

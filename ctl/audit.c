@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
 #include <sodium.h>
 
 #include "common/auditchain.h"
@@ -148,11 +149,17 @@ ctl_audit(int argc, char **argv, int json)
 		keyp = key;
 	rc = auditchain_verify_log(log, keyp, kp, msg, sizeof(msg), &lines,
 	    &heads);
-	if (json)
-		printf("{\"ok\": %s, \"records\": %llu, \"heads\": %llu,"
-		    " \"message\": \"%s\"}\n", rc == 0 ? "true" : "false",
-		    (unsigned long long)lines, (unsigned long long)heads, msg);
-	else if (rc == 0)
+	if (json) {
+		json_t	*o = json_pack("{s:b,s:I,s:I,s:s}", "ok", rc == 0,
+		    "records", (json_int_t)lines, "heads", (json_int_t)heads,
+		    "message", msg);
+
+		if (o != NULL && (out = json_dumps(o, JSON_INDENT(2))) != NULL) {
+			printf("%s\n", out);
+			free(out);
+		}
+		json_decref(o);
+	} else if (rc == 0)
 		printf("%s\n", msg);
 	else
 		fprintf(stderr, "gatewayctl: %s\n", msg);
