@@ -664,6 +664,12 @@ static const struct cfgkey cfgkeys[] = {
 	{ .name = "audit.head_s", .type = CT_UINT, CONF(audit_head_s),
 	  .min = 1, .max = 86400, .def = "60",
 	  .doc = "a signed head after this long, when records were written" },
+	{ .name = "audit.max_bytes", .type = CT_UINT, CONF(audit_max_bytes),
+	  .max = INT64_MAX, .def = "0",
+	  .doc = "rotate the log when it reaches this size; 0: never" },
+	{ .name = "audit.keep", .type = CT_UINT, CONF(audit_keep),
+	  .min = 1, .max = 1000, .def = "10",
+	  .doc = "rotated files kept: audit.log.1 (newest) to audit.log.N" },
 
 	{ .name = "approvals", .type = CT_SECTION,
 	  .doc = "pending approvals" },

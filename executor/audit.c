@@ -80,6 +80,8 @@ static struct event	*head_ev;
 static int		 head_armed;
 static unsigned char	 audit_sk[crypto_sign_SECRETKEYBYTES];
 static char		 chain_state[512] = "ok";
+static uint64_t		 log_size;	/* bytes in the file, for rotation */
+static struct event	*rotate_ev;
 /*
  * Queued records: each line without its first member, the seq, which is
  * given when the batch is written.
@@ -251,6 +253,8 @@ open_log(uint64_t *seqp, char *chainp)
 	}
 	if (seqp != NULL)
 		*seqp = seq;
+	if (fstat(fd, &st) == 0)
+		log_size = (uint64_t)st.st_size;
 	return fd;
 }
 
@@ -392,6 +396,7 @@ audit_chain_state(void)
 }
 
 static void	head_cb(evutil_socket_t, short, void *);
+static void	rotate_cb(evutil_socket_t, short, void *);
 
 void
 audit_open(const char *state_dir, struct event_base *base)
@@ -419,7 +424,8 @@ audit_open(const char *state_dir, struct event_base *base)
 	chain_check();
 	if ((sync_ev = event_new(base, -1, 0, audit_sync_cb, NULL)) == NULL ||
 	    (batch_ev = event_new(base, -1, 0, batch_cb, NULL)) == NULL ||
-	    (head_ev = event_new(base, -1, 0, head_cb, NULL)) == NULL)
+	    (head_ev = event_new(base, -1, 0, head_cb, NULL)) == NULL ||
+	    (rotate_ev = event_new(base, -1, 0, rotate_cb, NULL)) == NULL)
 		fatalx("audit: event_new");
 }
 
@@ -549,8 +555,13 @@ append_line(const char *line, size_t len)
 			return -1;
 		torn_at = -1;
 	}
-	if ((n = write(audit_fd, line, len)) == (ssize_t)len)
+	if ((n = write(audit_fd, line, len)) == (ssize_t)len) {
+		log_size += len;
+		if (ex->conf->audit_max_bytes > 0 && rotate_ev != NULL &&
+		    log_size >= ex->conf->audit_max_bytes)
+			event_active(rotate_ev, EV_TIMEOUT, 0);
 		return 0;
+	}
 	err = n == -1 ? errno : ENOSPC;
 	/*
 	 * Where the line began is asked only now, not before every write:
@@ -849,6 +860,52 @@ audit_reopen(void)
 	log_info("audit: %s reopened", audit_path);
 }
 
+/*
+ * audit.max_bytes reached: the old file ends in a head, the rotated files
+ * move up one (the one past audit.keep goes), and a new audit.log chains
+ * to the old one's last line.  Run from the loop, never inside a write's
+ * commit, so no sync of the old descriptor is under way.
+ */
+static void
+rotate_cb(evutil_socket_t fd, short what, void *arg)
+{
+	char		from[4200], to[4200];
+	uint64_t	k;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (audit_fd == -1 || log_size < ex->conf->audit_max_bytes)
+		return;
+	/* The last reopen failed: the file was moved already, open it anew. */
+	if (access(audit_path, F_OK) == -1) {
+		audit_reopen();
+		return;
+	}
+	(void)audit_flush();
+	head_write();
+	snprintf(from, sizeof(from), "%s.%llu", audit_path,
+	    (unsigned long long)ex->conf->audit_keep);
+	if (unlink(from) == -1 && errno != ENOENT)
+		log_warn("audit: %s", from);
+	for (k = ex->conf->audit_keep; k > 1; k--) {
+		snprintf(from, sizeof(from), "%s.%llu", audit_path,
+		    (unsigned long long)(k - 1));
+		snprintf(to, sizeof(to), "%s.%llu", audit_path,
+		    (unsigned long long)k);
+		if (rename(from, to) == -1 && errno != ENOENT)
+			log_warn("audit: rename %s", from);
+	}
+	snprintf(to, sizeof(to), "%s.1", audit_path);
+	if (rename(audit_path, to) == -1) {
+		log_warn("audit: cannot rotate %s", audit_path);
+		return;
+	}
+	log_info("audit: %s rotated at %llu bytes", audit_path,
+	    (unsigned long long)log_size);
+	audit_reopen();
+}
+
 void
 audit_close(void)
 {
@@ -857,6 +914,9 @@ audit_close(void)
 	if (head_ev != NULL)
 		event_free(head_ev);
 	head_ev = NULL;
+	if (rotate_ev != NULL)
+		event_free(rotate_ev);
+	rotate_ev = NULL;
 	sodium_memzero(audit_sk, sizeof(audit_sk));
 	if (sync_ev != NULL)
 		event_free(sync_ev);

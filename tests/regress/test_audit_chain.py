@@ -38,6 +38,15 @@ def verify(d, *extra, log=None):
     return rc, (out + err).strip()
 
 
+def all_records(d):
+    """Every record, in the log and its rotated files."""
+    out = []
+    for name in sorted(os.listdir(d.state)):
+        if name.startswith("audit.log"):
+            out += [json.loads(l) for l in lines_of(os.path.join(d.state, name))]
+    return out
+
+
 def mixed_run(d, tag):
     """Reads, writes, a refusal gatewayd decides, an approval, a denial."""
     c = d.client()
@@ -53,7 +62,7 @@ def mixed_run(d, tag):
     c.call("ticket.close", {"t": 1}, run_id=tag)
     # gatewayd's refusal lands a moment after its answer.
     wait_for(lambda: any(x.get("event") == "gatewayd" and x.get("run_id") == tag
-                         for x in read_audit(d)), what="gatewayd's record")
+                         for x in all_records(d)), what="gatewayd's record")
 
 
 def chained_run():
@@ -305,6 +314,69 @@ def the_chain_continues_across_rotation():
         d.stop()
         rc, msg = verify(d)
         assert rc == 0, msg
+    finally:
+        d.cleanup()
+
+
+@test
+def the_executor_rotates_by_size_and_keeps_audit_keep_files():
+    d = approvals_daemon(name="tg-size")
+    conf = dict(d.conf, audit={"max_bytes": 3000, "keep": 2, "head_every": 7})
+    reconfigure(d, conf)
+    try:
+        d.start()
+        c = d.client()
+        for i in range(60):
+            r = c.call("echo", {"i": i}, run_id="size%d" % (i // 20))
+            assert r["status"] == "ok", r
+        mixed_run(d, "size2")
+        d.stop()
+        log = log_of(d)
+        assert os.path.exists(log + ".1") and os.path.exists(log + ".2")
+        assert not os.path.exists(log + ".3")
+        files = [log + ".2", log + ".1", log]
+        for older, newer in zip(files, files[1:]):
+            o, n = lines_of(older), lines_of(newer)
+            # Each rotated file ends in a head, the next chains to it.
+            assert json.loads(o[-1])["event"] == "head", o[-1]
+            assert json.loads(n[0])["prev"] == hashlib.sha256(o[-1]).hexdigest()
+            assert os.path.getsize(older) < 3000 + 1024, os.path.getsize(older)
+        # head_every: a head at least every 7 records.
+        recs = [json.loads(l) for f in files for l in lines_of(f)]
+        gaps, since = [], 0
+        for r in recs:
+            if r["event"] == "head":
+                gaps.append(since)
+                since = 0
+            else:
+                since += 1
+        assert gaps and max(gaps) <= 7, gaps
+        rc, msg = verify(d)
+        assert rc == 0 and "ok: %d records" % len(recs) in msg, msg
+        # The head that ends a rotated file deleted: found across files.
+        a = lines_of(log + ".1")
+        write_lines(log + ".1", a[:-1])
+        rc, msg = verify(d)
+        assert rc == 1 and "/audit.log:1: deleted" in msg, msg
+    finally:
+        d.cleanup()
+
+
+@test
+def a_head_follows_head_s_after_a_record():
+    d = Daemon(base_config(audit={"head_s": 1}), name="tg-heads")
+    try:
+        d.start()
+        d.client().call("echo", {"x": 1}, run_id="t")
+        call = [r for r in read_audit(d) if r.get("run_id") == "t"][0]
+        # No stop: the timer writes it, signing the call's record.
+        head = wait_for(lambda: [r for r in read_audit(d) if r["event"] == "head"] or None,
+                        timeout=5, what="a timed head")[0]
+        assert head["head_seq"] == call["seq"], (head, call)
+        rc, out, _ = d.ctl("audit", "head", "--log", log_of(d))
+        assert json.loads(out)["seq"] == call["seq"], out
+        assert verify(d)[0] == 0
+        d.stop()
     finally:
         d.cleanup()
 
