@@ -514,14 +514,18 @@ head_cb(evutil_socket_t fd, short what, void *arg)
 	head_write();
 }
 
-/* After each record: a head when enough were written, or a timer for one. */
+/*
+ * After each record: a head when enough were written, or a timer for one.
+ * The head is written from the loop, not here: a record may be written in
+ * the middle of a write's path, and a head syncs and commits to the store.
+ */
 static void
 head_due(void)
 {
 	struct timeval	tv;
 
-	if (since_head >= ex->conf->audit_head_every) {
-		head_write();
+	if (since_head >= ex->conf->audit_head_every && head_ev != NULL) {
+		event_active(head_ev, EV_TIMEOUT, 0);
 		return;
 	}
 	if (!head_armed && head_ev != NULL) {

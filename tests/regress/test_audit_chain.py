@@ -341,7 +341,8 @@ def the_executor_rotates_by_size_and_keeps_audit_keep_files():
             assert json.loads(o[-1])["event"] == "head", o[-1]
             assert json.loads(n[0])["prev"] == hashlib.sha256(o[-1]).hexdigest()
             assert os.path.getsize(older) < 3000 + 1024, os.path.getsize(older)
-        # head_every: a head at least every 7 records.
+        # head_every: a head after 7 records, written from the loop (so a
+        # loop turn's records may come first); without it ~70 go unsigned.
         recs = [json.loads(l) for f in files for l in lines_of(f)]
         gaps, since = [], 0
         for r in recs:
@@ -350,7 +351,7 @@ def the_executor_rotates_by_size_and_keeps_audit_keep_files():
                 since = 0
             else:
                 since += 1
-        assert gaps and max(gaps) <= 7, gaps
+        assert gaps and max(gaps) <= 10, gaps
         rc, msg = verify(d)
         assert rc == 0 and "ok: %d records" % len(recs) in msg, msg
         # The head that ends a rotated file deleted: found across files.
