@@ -517,8 +517,7 @@ auditchain_verify_log(const char *path, const unsigned char *key,
 		else
 			snprintf(name, sizeof(name), "%s", path);
 		auditverify_file(v, name, k == nrot && nrot > 0);
-		if (each_line(name, verify_fn, v) == -1 &&
-		    (k > 0 || errno != ENOENT)) {
+		if (each_line(name, verify_fn, v) == -1) {
 			snprintf(msg, msglen, "%s: %s", name, strerror(errno));
 			auditverify_free(v);
 			return -2;

@@ -93,6 +93,9 @@ def every_record_chains_to_the_one_before():
         assert json.loads(lines[-1])["event"] == "head"
         rc, msg = verify(d)
         assert rc == 0 and msg.startswith("ok: %d records" % len(lines)), msg
+        # No log at all is not a log that verifies.
+        rc, msg = verify(d, log=os.path.join(d.dir, "none.log"))
+        assert rc == 1 and "none.log" in msg, msg
     finally:
         d.cleanup()
 
