@@ -83,8 +83,8 @@ static char		 chain_state[512] = "ok";
 static uint64_t		 log_size;	/* bytes in the file, for rotation */
 static struct event	*rotate_ev;
 /*
- * Queued records: each line without its first member, the seq, which is
- * given when the batch is written.
+ * Queued records: each line without its first members, the seq and prev,
+ * which are given when the batch is written.
  */
 static struct batch {
 	char		*buf;
@@ -184,7 +184,9 @@ synced(int rc)
 
 /*
  * The "seq" of the last whole line of fd's file (0 when there is none),
- * and where that line ends: a torn last line (no newline) is passed over.
+ * where that line ends, and (when hash is not NULL) its hash for the
+ * chain, the genesis when there is none: a torn last line (no newline) is
+ * passed over.
  */
 static uint64_t
 scan_tail(int fd, off_t *endp, char *hash)
