@@ -47,6 +47,7 @@
 
 #include "common/auditchain.h"
 #include "common/config.h"
+#include "common/credpath.h"
 #include "common/jsonout.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -290,19 +291,24 @@ seq_init(uint64_t logged_seq)
 }
 
 /*
- * The audit key: a 64-byte Ed25519 secret key in STATE_DIR/audit.key,
- * made at first start, as checkpoint.key is; its public half, in hex, in
- * audit.pub for gatewayctl audit verify.
+ * The audit key: a 64-byte Ed25519 secret key, as checkpoint.key is: from
+ * the credentials directory when it holds audit.key (systemd's
+ * LoadCredential=, flat as ID_audit.key; never written there), else
+ * STATE_DIR/audit.key, made at first start.  Its public half, in hex, goes
+ * to audit.pub for gatewayctl audit verify.
  */
 static void
-audit_key_init(const char *state_dir)
+audit_key_init(const char *state_dir, const char *creds_dir)
 {
-	unsigned char	pk[crypto_sign_PUBLICKEYBYTES];
-	char		path[4200], pub[4200], hex[AUDIT_PKHEX + 1];
-	ssize_t		n;
-	int		fd;
+	unsigned char	 pk[crypto_sign_PUBLICKEYBYTES];
+	char		 path[4200], pub[4200], hex[AUDIT_PKHEX + 1];
+	const char	*comp[1] = { KEY_FILE }, *why = NULL;
+	ssize_t		 n;
+	int		 fd;
 
-	snprintf(path, sizeof(path), "%s/%s", state_dir, KEY_FILE);
+	if (creds_dir == NULL || credpath(path, sizeof(path), creds_dir,
+	    comp, 1, &why) == -1 || access(path, F_OK) == -1)
+		snprintf(path, sizeof(path), "%s/%s", state_dir, KEY_FILE);
 	snprintf(pub, sizeof(pub), "%s/%s", state_dir, PUB_FILE);
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) != -1) {
 		n = read(fd, audit_sk, sizeof(audit_sk));
@@ -322,6 +328,7 @@ audit_key_init(const char *state_dir)
 		log_info("audit key created in %s", path);
 	}
 	crypto_sign_ed25519_sk_to_pk(pk, audit_sk);
+	log_info("audit key from %s", path);
 	sodium_bin2hex(hex, AUDIT_PKHEX, pk, sizeof(pk));
 	strcat(hex, "\n");
 	/* Rewritten at every start: it must say what the key is now. */
@@ -409,7 +416,7 @@ audit_open(const char *state_dir, struct event_base *base)
 	int		fd;
 
 	snprintf(audit_path, sizeof(audit_path), "%s/audit.log", state_dir);
-	audit_key_init(state_dir);
+	audit_key_init(state_dir, ex->conf->credentials_dir);
 	if ((audit_fd = open_log(&logged, chain)) == -1)
 		fatal("%s", audit_path);
 	/* A new file after a rotation chains to the last of the old. */

@@ -385,5 +385,30 @@ def a_head_follows_head_s_after_a_record():
         d.cleanup()
 
 
+@test
+def the_audit_key_may_come_from_the_credentials_directory():
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives import serialization
+    k = Ed25519PrivateKey.from_private_bytes(b"\x05" * 32)
+    pk = k.public_key().public_bytes(serialization.Encoding.Raw,
+                                     serialization.PublicFormat.Raw)
+    d = Daemon(name="tg-akey")
+    try:
+        os.makedirs(d.creds, mode=0o700, exist_ok=True)
+        with open(os.path.join(d.creds, "audit.key"), "wb") as f:
+            f.write(b"\x05" * 32 + pk)     # libsodium's form: seed, public key
+        os.chmod(os.path.join(d.creds, "audit.key"), 0o600)
+        d.start()
+        d.client().call("echo", {"x": 1}, run_id="k")
+        d.stop()
+        assert not os.path.exists(os.path.join(d.state, "audit.key"))
+        assert open(os.path.join(d.state, "audit.pub")).read().strip() == pk.hex()
+        rc, out, _ = d.ctl("audit", "head", "--log", log_of(d))
+        assert json.loads(out)["public_key"] == pk.hex(), out
+        assert verify(d, "--key", pk.hex())[0] == 0
+    finally:
+        d.cleanup()
+
+
 if __name__ == "__main__":
     main()
