@@ -141,6 +141,11 @@ struct config {
 	double		 max_cost_per_run;
 	uint64_t	 repeat_limit;
 
+	uint64_t	 audit_head_every;	/* audit.head_every */
+	uint64_t	 audit_head_s;		/* audit.head_s */
+	uint64_t	 audit_max_bytes;	/* audit.max_bytes */
+	uint64_t	 audit_keep;		/* audit.keep */
+
 	uint64_t	 approvals_ttl_s;	/* approvals.ttl_s */
 	uint64_t	 max_pending_per_tenant;	/* approvals.* */
 	uint64_t	 max_pending_bytes_per_tenant;

@@ -10,5 +10,7 @@
 
 int	print_tools(const msgpack_object *ans);
 int	print_mcp_tools(const msgpack_object *ans);
+/* audit head, audit verify: on the log's files, no socket (ctl/audit.c). */
+int	ctl_audit(int argc, char **argv, int json);
 
 #endif

@@ -46,7 +46,9 @@ usage(void)
 	    "  approval ID\n"
 	    "  approve ID [--note TEXT]\n"
 	    "  deny ID [--note TEXT]\n"
-	    "  audit verify | audit show [--run RUN_ID]\n"
+	    "  audit head [--log PATH]\n"
+	    "  audit verify [--log PATH] [--head FILE] [--key HEX]\n"
+	    "  audit show [--run RUN_ID]\n"
 	    "  forensics RUN_ID\n"
 	    "  compensate RUN_ID\n"
 	    "  ledger [--limit N] [--after CURSOR]\n"
@@ -131,10 +133,7 @@ parse_command(int argc, char **argv, struct request *r)
 		r->v1 = argv[1];
 		r->k2 = "note";
 		r->v2 = note_opt(argc, argv, 2, "--note");
-	} else if (strcmp(cmd, "audit") == 0 && argc == 2 &&
-	    strcmp(argv[1], "verify") == 0)
-		r->op = "audit_verify";
-	else if (strcmp(cmd, "audit") == 0 && argc >= 2 &&
+	} else if (strcmp(cmd, "audit") == 0 && argc >= 2 &&
 	    strcmp(argv[1], "show") == 0) {
 		r->op = "audit_show";
 		r->k1 = "run_id";
@@ -414,6 +413,11 @@ main(int argc, char *argv[])
 	}
 	if (optind == argc)
 		usage();
+	/* Read from the log's files, not asked of the executor. */
+	if (argc - optind >= 2 && strcmp(argv[optind], "audit") == 0 &&
+	    (strcmp(argv[optind + 1], "head") == 0 ||
+	    strcmp(argv[optind + 1], "verify") == 0))
+		return ctl_audit(argc - optind, argv + optind, json);
 	parse_command(argc - optind, argv + optind, &r);
 
 	msgbuf_init(&mb);

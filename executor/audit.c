@@ -21,6 +21,17 @@
  * still knows at once whether it is in the log.  A batch is one append:
  * written whole or cut back whole, its records taking their seqs only
  * once it is in.
+ *
+ * The chain (common/auditchain.h): every line carries, as "prev", the
+ * SHA-256 of the line before it, across restarts (the last line's hash is
+ * read at open) and reopens (kept in memory).  Every audit.head_every
+ * records, audit.head_s seconds after a record, at reopen and at close, a
+ * head record signs the seq and hash of the record before it with the
+ * audit key (STATE_DIR/audit.key, kept like checkpoint.key; the public
+ * half in audit.pub); the head is synced and kept in the store (DB_META
+ * "audit_head") so that a log cut or rolled back behind it is seen at the
+ * next start.  A line's prev is its chain's state when it is written: a
+ * line that is not written leaves the chain as it was.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,7 +43,11 @@
 
 #include <event2/event.h>
 #include <jansson.h>
+#include <sodium.h>
 
+#include "common/auditchain.h"
+#include "common/config.h"
+#include "common/credpath.h"
 #include "common/jsonout.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -44,6 +59,9 @@
 #define SEQ_BLOCK	4096
 #define SEQ_KEY		"audit_seq"
 #define TAIL_MAX	65536	/* where the last line of the log is looked for */
+#define HEAD_KEY	"audit_head"
+#define KEY_FILE	"audit.key"
+#define PUB_FILE	"audit.pub"
 
 static int		 audit_fd = -1;
 static char		 audit_path[4096];
@@ -57,9 +75,17 @@ static int		 audit_errno;	/* why */
 static int		 sync_failed;	/* down since an fdatasync failed */
 static off_t		 torn_at = -1;	/* a torn tail not cut back yet */
 static int		 torn_unknown;	/* one we cannot find: open_log cuts it */
+static char		 chain[AUDIT_HEX];	/* the hash of the last line */
+static uint64_t		 since_head;	/* records since the last head */
+static struct event	*head_ev;
+static int		 head_armed;
+static unsigned char	 audit_sk[crypto_sign_SECRETKEYBYTES];
+static char		 chain_state[512] = "ok";
+static uint64_t		 log_size;	/* bytes in the file, for rotation */
+static struct event	*rotate_ev;
 /*
- * Queued records: each line without its first member, the seq, which is
- * given when the batch is written.
+ * Queued records: each line without its first members, the seq and prev,
+ * which are given when the batch is written.
  */
 static struct batch {
 	char		*buf;
@@ -70,6 +96,7 @@ static struct batch {
 static struct event	*batch_ev;
 static int		 batch_write(void);
 static int		 synced(int);
+static int		 append_line(const char *, size_t);
 static void		 batch_cb(evutil_socket_t, short, void *);
 
 /*
@@ -158,10 +185,12 @@ synced(int rc)
 
 /*
  * The "seq" of the last whole line of fd's file (0 when there is none),
- * and where that line ends: a torn last line (no newline) is passed over.
+ * where that line ends, and (when hash is not NULL) its hash for the
+ * chain, the genesis when there is none: a torn last line (no newline) is
+ * passed over.
  */
 static uint64_t
-scan_tail(int fd, off_t *endp)
+scan_tail(int fd, off_t *endp, char *hash)
 {
 	char		*buf, *end, *line;
 	json_t		*o;
@@ -171,6 +200,8 @@ scan_tail(int fd, off_t *endp)
 	off_t		 off;
 
 	*endp = 0;
+	if (hash != NULL)
+		snprintf(hash, AUDIT_HEX, "%s", AUDIT_GENESIS);
 	if (fstat(fd, &st) == -1 || st.st_size == 0)
 		return 0;
 	*endp = st.st_size;
@@ -183,6 +214,8 @@ scan_tail(int fd, off_t *endp)
 			*endp = off + (end - buf) + 1;
 			*end = '\0';
 			line = (line = strrchr(buf, '\n')) ? line + 1 : buf;
+			if (hash != NULL)
+				auditchain_hash(line, strlen(line), hash);
 			if ((o = json_loads(line, 0, NULL)) != NULL) {
 				if (json_is_integer(json_object_get(o, "seq")))
 					seq = (uint64_t)json_integer_value(
@@ -202,7 +235,7 @@ scan_tail(int fd, off_t *endp)
  * continues it; its seq was never counted.
  */
 static int
-open_log(uint64_t *seqp)
+open_log(uint64_t *seqp, char *chainp)
 {
 	struct stat	st;
 	uint64_t	seq;
@@ -214,7 +247,7 @@ open_log(uint64_t *seqp)
 	    O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd == -1)
 		return -1;
-	seq = scan_tail(fd, &end);
+	seq = scan_tail(fd, &end, chainp);
 	if (fstat(fd, &st) == 0 && st.st_size > end) {
 		log_warnx("audit: %s ends in a torn line: cut back to %lld"
 		    " bytes", audit_path, (long long)end);
@@ -223,6 +256,8 @@ open_log(uint64_t *seqp)
 	}
 	if (seqp != NULL)
 		*seqp = seq;
+	if (fstat(fd, &st) == 0)
+		log_size = (uint64_t)st.st_size;
 	return fd;
 }
 
@@ -255,18 +290,259 @@ seq_init(uint64_t logged_seq)
 		fatalx("audit: the sequence cannot be kept");
 }
 
+/*
+ * The audit key: a 64-byte Ed25519 secret key, as checkpoint.key is: from
+ * the credentials directory when it holds audit.key (systemd's
+ * LoadCredential=, flat as ID_audit.key; never written there), else
+ * STATE_DIR/audit.key, made at first start.  Its public half, in hex, goes
+ * to audit.pub for gatewayctl audit verify.
+ */
+static void
+audit_key_init(const char *state_dir, const char *creds_dir)
+{
+	unsigned char	 pk[crypto_sign_PUBLICKEYBYTES];
+	char		 path[4200], pub[4200], hex[AUDIT_PKHEX + 1];
+	const char	*comp[1] = { KEY_FILE }, *why = NULL;
+	ssize_t		 n;
+	int		 fd;
+
+	if (creds_dir == NULL || credpath(path, sizeof(path), creds_dir,
+	    comp, 1, &why) == -1 || access(path, F_OK) == -1)
+		snprintf(path, sizeof(path), "%s/%s", state_dir, KEY_FILE);
+	snprintf(pub, sizeof(pub), "%s/%s", state_dir, PUB_FILE);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) != -1) {
+		n = read(fd, audit_sk, sizeof(audit_sk));
+		close(fd);
+		if (n != (ssize_t)sizeof(audit_sk))
+			fatalx("%s: not an audit key", path);
+	} else if (errno != ENOENT)
+		fatal("%s", path);
+	else {
+		crypto_sign_keypair(pk, audit_sk);
+		if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
+		    O_NOFOLLOW, 0600)) == -1 ||
+		    write(fd, audit_sk, sizeof(audit_sk)) !=
+		    (ssize_t)sizeof(audit_sk) || fsync(fd) == -1)
+			fatal("%s", path);
+		close(fd);
+		log_info("audit key created in %s", path);
+	}
+	crypto_sign_ed25519_sk_to_pk(pk, audit_sk);
+	log_info("audit key from %s", path);
+	sodium_bin2hex(hex, AUDIT_PKHEX, pk, sizeof(pk));
+	strcat(hex, "\n");
+	/* Rewritten at every start: it must say what the key is now. */
+	unlink(pub);
+	if ((fd = open(pub, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
+	    O_NOFOLLOW, 0644)) == -1 ||
+	    write(fd, hex, strlen(hex)) != (ssize_t)strlen(hex))
+		log_warn("audit: %s", pub);
+	if (fd != -1)
+		close(fd);
+}
+
+static int
+head_get_txn(struct store_txn *stx, void *arg)
+{
+	struct audithead	*h = arg;
+	struct store_val	 k = { strlen(HEAD_KEY), HEAD_KEY }, v;
+	const char		*why;
+	int			 rc;
+
+	if ((rc = stx_get(stx, DB_META, &k, &v)) != 0)
+		return rc;
+	return auditchain_head_parse(v.data, v.size, h, &why) == 0 ? 0 :
+	    STORE_CORRUPT;
+}
+
+static int
+head_put_txn(struct store_txn *stx, void *arg)
+{
+	char			*json = arg;
+	struct store_val	 k = { strlen(HEAD_KEY), HEAD_KEY },
+				 v = { strlen(json), json };
+
+	return stx_put(stx, DB_META, &k, &v);
+}
+
+/*
+ * The log at start, checked against itself and against the head the
+ * store kept: a log that does not verify is said loudly (and in status),
+ * and the service goes on.
+ */
+static void
+chain_check(void)
+{
+	struct audithead	 kept, *kp = NULL;
+	unsigned char		 pk[crypto_sign_PUBLICKEYBYTES];
+	char			 msg[480];
+	uint64_t		 lines, heads;
+	int			 rc;
+
+	if ((rc = store_read(ex->store, head_get_txn, &kept)) == 0)
+		kp = &kept;
+	else if (rc != STORE_NOTFOUND)
+		log_warnx("audit: the kept head cannot be read: %s",
+		    store_strerror(rc));
+	crypto_sign_ed25519_sk_to_pk(pk, audit_sk);
+	rc = auditchain_verify_log(audit_path, pk, kp, msg, sizeof(msg),
+	    &lines, &heads);
+	if (rc == 0) {
+		snprintf(chain_state, sizeof(chain_state), "ok");
+		log_info("audit: %s verifies: %llu records, %llu heads",
+		    audit_path, (unsigned long long)lines,
+		    (unsigned long long)heads);
+		return;
+	}
+	snprintf(chain_state, sizeof(chain_state), "broken: %s", msg);
+	log_warnx("audit: THE AUDIT LOG DOES NOT VERIFY: %s", msg);
+}
+
+const char *
+audit_chain_state(void)
+{
+	return chain_state;
+}
+
+static void	head_cb(evutil_socket_t, short, void *);
+static void	rotate_cb(evutil_socket_t, short, void *);
+
 void
 audit_open(const char *state_dir, struct event_base *base)
 {
+	char		rot[4200];
 	uint64_t	logged;
+	off_t		end;
+	int		fd;
 
 	snprintf(audit_path, sizeof(audit_path), "%s/audit.log", state_dir);
-	if ((audit_fd = open_log(&logged)) == -1)
+	audit_key_init(state_dir, ex->conf->credentials_dir);
+	if ((audit_fd = open_log(&logged, chain)) == -1)
 		fatal("%s", audit_path);
+	/* A new file after a rotation chains to the last of the old. */
+	snprintf(rot, sizeof(rot), "%s.1", audit_path);
+	if (strcmp(chain, AUDIT_GENESIS) == 0 &&
+	    (fd = open(rot, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) != -1) {
+		uint64_t	rseq = scan_tail(fd, &end, chain);
+
+		if (rseq > logged)
+			logged = rseq;
+		close(fd);
+	}
 	seq_init(logged);
+	chain_check();
 	if ((sync_ev = event_new(base, -1, 0, audit_sync_cb, NULL)) == NULL ||
-	    (batch_ev = event_new(base, -1, 0, batch_cb, NULL)) == NULL)
+	    (batch_ev = event_new(base, -1, 0, batch_cb, NULL)) == NULL ||
+	    (head_ev = event_new(base, -1, 0, head_cb, NULL)) == NULL ||
+	    (rotate_ev = event_new(base, -1, 0, rotate_cb, NULL)) == NULL)
 		fatalx("audit: event_new");
+}
+
+/*
+ * A signed head: the seq and hash of the last record, written as a record
+ * of its own, synced, and kept in the store.  Nothing to sign (no record
+ * since the last head) writes none.  A head that cannot be written puts
+ * the log down as any record would.
+ */
+static void
+jsonout_lit(struct jsonout *o, const char *s)
+{
+	jsonout_raw(o, s, strlen(s));
+}
+
+static void
+head_write(void)
+{
+	struct audithead	 h;
+	struct jsonout		 o = { NULL, 0, 0 };
+	char			 pk[AUDIT_PKHEX], sig[AUDIT_SIGHEX];
+	char			*json;
+	int			 rc;
+
+	if (audit_fd == -1 || since_head == 0)
+		return;
+	memset(&h, 0, sizeof(h));
+	h.seq = audit_seq;
+	snprintf(h.hash, sizeof(h.hash), "%s", chain);
+	h.ts_ms = now_ms();
+	auditchain_head_sign(&h, audit_sk);
+	sodium_bin2hex(pk, sizeof(pk), h.pk, sizeof(h.pk));
+	sodium_bin2hex(sig, sizeof(sig), h.sig, sizeof(h.sig));
+	if (audit_seq + 1 >= seq_reserved)
+		(void)seq_reserve(audit_seq + 1);
+	jsonout_lit(&o, "{\"seq\":");
+	jsonout_int(&o, (long long)(audit_seq + 1));
+	jsonout_lit(&o, ",\"prev\":\"");
+	jsonout_raw(&o, chain, 64);
+	jsonout_lit(&o, "\",\"ts_ms\":");
+	jsonout_int(&o, (long long)h.ts_ms);
+	jsonout_lit(&o, ",\"event\":\"head\",\"head_seq\":");
+	jsonout_int(&o, (long long)h.seq);
+	jsonout_lit(&o, ",\"head_hash\":\"");
+	jsonout_raw(&o, h.hash, 64);
+	jsonout_lit(&o, "\",\"public_key\":\"");
+	jsonout_raw(&o, pk, 64);
+	jsonout_lit(&o, "\",\"signature\":\"");
+	jsonout_raw(&o, sig, 128);
+	jsonout_lit(&o, "\"}\n");
+	rc = append_line(o.buf, o.len);
+	if (rc == -1) {
+		set_down(errno);
+		free(o.buf);
+		return;
+	}
+	audit_seq++;
+	auditchain_hash(o.buf, o.len - 1, chain);
+	free(o.buf);
+	since_head = 0;
+	/*
+	 * On disk before the store keeps it: a head the store has and the
+	 * log lost in a crash would read as a cut tail at the next start.
+	 */
+	if (fdatasync(audit_fd) == -1) {
+		(void)synced(-1);
+		return;
+	}
+	if ((json = auditchain_head_json(&h)) == NULL)
+		return;
+	json[strlen(json) - 1] = '\0';
+	if ((rc = store_write_reserve(ex->store, head_put_txn, json)) != 0)
+		log_warnx("audit: cannot keep the head in the store: %s",
+		    store_strerror(rc));
+	free(json);
+}
+
+static void
+head_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	head_armed = 0;
+	(void)batch_write();
+	head_write();
+}
+
+/*
+ * After each record: a head when enough were written, or a timer for one.
+ * The head is written from the loop, not here: a record may be written in
+ * the middle of a write's path, and a head syncs and commits to the store.
+ */
+static void
+head_due(void)
+{
+	struct timeval	tv;
+
+	if (since_head >= ex->conf->audit_head_every && head_ev != NULL) {
+		event_active(head_ev, EV_TIMEOUT, 0);
+		return;
+	}
+	if (!head_armed && head_ev != NULL) {
+		tv.tv_sec = (time_t)ex->conf->audit_head_s;
+		tv.tv_usec = 0;
+		event_add(head_ev, &tv);
+		head_armed = 1;
+	}
 }
 
 /*
@@ -292,8 +568,13 @@ append_line(const char *line, size_t len)
 			return -1;
 		torn_at = -1;
 	}
-	if ((n = write(audit_fd, line, len)) == (ssize_t)len)
+	if ((n = write(audit_fd, line, len)) == (ssize_t)len) {
+		log_size += len;
+		if (ex->conf->audit_max_bytes > 0 && rotate_ev != NULL &&
+		    log_size >= ex->conf->audit_max_bytes)
+			event_active(rotate_ev, EV_TIMEOUT, 0);
 		return 0;
+	}
 	err = n == -1 ? errno : ENOSPC;
 	/*
 	 * Where the line began is asked only now, not before every write:
@@ -347,11 +628,15 @@ put_int(const char *key, long long val)
 
 /* The line, newline included, valid until the next one is made. */
 static const char *
-encode(const struct audit_rec *r, uint64_t seq, size_t *lenp)
+encode(const struct audit_rec *r, uint64_t seq, const char *prev,
+    size_t *lenp)
 {
 	recline.len = 0;
 	jsonout_raw(&recline, "{\"seq\":", 7);
 	jsonout_int(&recline, (long long)seq);
+	jsonout_raw(&recline, ",\"prev\":\"", 9);
+	jsonout_raw(&recline, prev, 64);
+	jsonout_raw(&recline, "\"", 1);
 	put_int("ts_ms", (long long)now_ms());
 	put_str("event", r->event);
 	put_str("tenant", r->tenant);
@@ -379,8 +664,10 @@ encode(const struct audit_rec *r, uint64_t seq, size_t *lenp)
 	return recline.buf;
 }
 
-/* Every queued line starts so; the seq goes in when it is written. */
-#define SEQ_HEAD	"{\"seq\":0,"
+/*
+ * Every queued line starts so; the seq and prev go in when it is written.
+ */
+#define SEQ_HEAD	"{\"seq\":0,\"prev\":\"" AUDIT_GENESIS "\","
 #define BATCH_MAX	1024		/* records; then it is written at once */
 #define BATCH_BYTES	(1024 * 1024)
 
@@ -402,7 +689,7 @@ batch_add(const struct audit_rec *r)
 
 	if (audit_fd == -1)
 		return -1;
-	text = encode(r, 0, &len);
+	text = encode(r, 0, AUDIT_GENESIS, &len);
 	if (strncmp(text, SEQ_HEAD, strlen(SEQ_HEAD)) != 0)
 		fatalx("audit: a record does not begin with its seq");
 	tail = len - strlen(SEQ_HEAD);
@@ -432,8 +719,8 @@ batch_add(const struct audit_rec *r)
 static int
 batch_write(void)
 {
-	char	*out;
-	size_t	 i, start = 0, len = 0, n = batch.n;
+	char	*out, next[AUDIT_HEX];
+	size_t	 i, start = 0, len = 0, n = batch.n, at;
 	int	 rc;
 
 	if (n == 0)
@@ -441,13 +728,17 @@ batch_write(void)
 	batch.n = 0;
 	if (audit_seq + n >= seq_reserved)
 		(void)seq_reserve(audit_seq + n);
-	out = xmalloc(batch.len + n * 32);
+	out = xmalloc(batch.len + n * 112);
+	snprintf(next, sizeof(next), "%s", chain);
 	for (i = 0; i < n; i++) {
-		len += (size_t)snprintf(out + len, 32, "{\"seq\":%llu,",
-		    (unsigned long long)(audit_seq + 1 + i));
+		at = len;
+		len += (size_t)snprintf(out + len, 112,
+		    "{\"seq\":%llu,\"prev\":\"%s\",",
+		    (unsigned long long)(audit_seq + 1 + i), next);
 		memcpy(out + len, batch.buf + start, batch.ends[i] - start);
 		len += batch.ends[i] - start;
 		start = batch.ends[i];
+		auditchain_hash(out + at, len - at - 1, next);
 	}
 	batch.len = 0;
 	rc = append_line(out, len);
@@ -457,6 +748,8 @@ batch_write(void)
 		return -1;
 	}
 	audit_seq += n;
+	snprintf(chain, sizeof(chain), "%s", next);
+	since_head += n;
 	/* As for any record: after a failed sync, up once one succeeds. */
 	if (sync_failed) {
 		if (!sync_due) {
@@ -465,6 +758,7 @@ batch_write(void)
 		}
 	} else
 		set_up();
+	head_due();
 	return 0;
 }
 
@@ -493,13 +787,15 @@ audit_write(const struct audit_rec *r, int sync)
 	 */
 	if (audit_seq + 1 >= seq_reserved)
 		(void)seq_reserve(audit_seq + 1);
-	text = encode(r, audit_seq + 1, &len);
+	text = encode(r, audit_seq + 1, chain, &len);
 	rc = append_line(text, len);
 	if (rc == -1) {
 		set_down(errno);
 		return -1;
 	}
 	audit_seq++;
+	auditchain_hash(text, len - 1, chain);
+	since_head++;
 	/* After a failed sync, the log is up again once a sync succeeds. */
 	if (sync_failed)
 		sync = 1;
@@ -509,6 +805,7 @@ audit_write(const struct audit_rec *r, int sync)
 		sync_due = 1;
 		event_active(sync_ev, EV_TIMEOUT, 0);
 	}
+	head_due();
 	return 0;
 }
 
@@ -559,7 +856,9 @@ audit_reopen(void)
 	int	fd;
 
 	(void)audit_flush();
-	if ((fd = open_log(NULL)) == -1) {
+	/* The old file ends in a head; the new one chains to it. */
+	head_write();
+	if ((fd = open_log(NULL, NULL)) == -1) {
 		log_warn("audit: reopen %s: keeping the old file", audit_path);
 		return;
 	}
@@ -574,10 +873,64 @@ audit_reopen(void)
 	log_info("audit: %s reopened", audit_path);
 }
 
+/*
+ * audit.max_bytes reached: the old file ends in a head, the rotated files
+ * move up one (the one past audit.keep goes), and a new audit.log chains
+ * to the old one's last line.  Run from the loop, never inside a write's
+ * commit, so no sync of the old descriptor is under way.
+ */
+static void
+rotate_cb(evutil_socket_t fd, short what, void *arg)
+{
+	char		from[4200], to[4200];
+	uint64_t	k;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (audit_fd == -1 || log_size < ex->conf->audit_max_bytes)
+		return;
+	/* The last reopen failed: the file was moved already, open it anew. */
+	if (access(audit_path, F_OK) == -1) {
+		audit_reopen();
+		return;
+	}
+	(void)audit_flush();
+	head_write();
+	snprintf(from, sizeof(from), "%s.%llu", audit_path,
+	    (unsigned long long)ex->conf->audit_keep);
+	if (unlink(from) == -1 && errno != ENOENT)
+		log_warn("audit: %s", from);
+	for (k = ex->conf->audit_keep; k > 1; k--) {
+		snprintf(from, sizeof(from), "%s.%llu", audit_path,
+		    (unsigned long long)(k - 1));
+		snprintf(to, sizeof(to), "%s.%llu", audit_path,
+		    (unsigned long long)k);
+		if (rename(from, to) == -1 && errno != ENOENT)
+			log_warn("audit: rename %s", from);
+	}
+	snprintf(to, sizeof(to), "%s.1", audit_path);
+	if (rename(audit_path, to) == -1) {
+		log_warn("audit: cannot rotate %s", audit_path);
+		return;
+	}
+	log_info("audit: %s rotated at %llu bytes", audit_path,
+	    (unsigned long long)log_size);
+	audit_reopen();
+}
+
 void
 audit_close(void)
 {
 	(void)audit_flush();
+	head_write();
+	if (head_ev != NULL)
+		event_free(head_ev);
+	head_ev = NULL;
+	if (rotate_ev != NULL)
+		event_free(rotate_ev);
+	rotate_ev = NULL;
+	sodium_memzero(audit_sk, sizeof(audit_sk));
 	if (sync_ev != NULL)
 		event_free(sync_ev);
 	sync_ev = NULL;

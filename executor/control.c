@@ -169,6 +169,8 @@ ctl_status(struct ctl_conn *cc, const msgpack_object *req,
 	    ex->conf->allow_self_approval);
 	/* While the audit log fails, calls are refused: say why. */
 	mpmap_str(&m, "audit", audit_state(audit, sizeof(audit)));
+	/* The chain as checked at start: broken is said, not enforced. */
+	mpmap_str(&m, "audit_chain", audit_chain_state());
 	mpmap_end(&m);
 	ctl_send(cc, &mb);
 }

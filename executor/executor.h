@@ -91,6 +91,8 @@ int	audit_flush(void);
 int	audit_up(void);
 /* "ok" or "failing: why", for gatewayctl status. */
 const char *audit_state(char *, size_t);
+/* "ok", or "broken: WHERE AND HOW" when the log did not verify at start. */
+const char *audit_chain_state(void);
 void	audit_reopen(void);
 void	audit_close(void);
 
