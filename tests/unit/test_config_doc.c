@@ -373,7 +373,7 @@ test_defaults_apply(void)
  * What toolgate.yaml(5) documents: "SECTION" for each ".Ss SECTION" and
  * "SECTION KEY" for each ".It Ic KEY" under it.
  */
-static char	 man_items[MAXMAN][160];
+static char	 man_items[MAXMAN][64 + 1 + 128];
 static size_t	 nman;
 
 static int
