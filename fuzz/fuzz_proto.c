@@ -102,6 +102,8 @@ static const struct {
 	[MSG_METRICS] = { "METRICS", MSG_FROM_GATEWAYD, w_none },
 	[MSG_METRICS_ANS] = { "METRICS_ANS", MSG_FROM_EXECUTOR,
 	    w_metrics_ans },
+	[MSG_PING] = { "PING", MSG_FROM_GATEWAYD, w_none },
+	[MSG_PONG] = { "PONG", MSG_FROM_EXECUTOR, w_none },
 };
 
 _Static_assert(sizeof(schema) / sizeof(schema[0]) == MSG_MAX,
