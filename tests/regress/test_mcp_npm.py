@@ -8,7 +8,6 @@ not sent again); a write that needs approval runs once, after the
 approval.  Without node or the packages every test prints SKIP, except
 under CI=true, where that is a failure (CI must run them)."""
 import os
-import shutil
 import sys
 import time
 
@@ -25,22 +24,7 @@ UP_S = 30
 
 def need_servers():
     """node and both servers, or SKIP (a failure under CI=true)."""
-    node = shutil.which("node")
-    why = None
-    if node is None:
-        why = "no node on PATH"
-    else:
-        for js in (MEMORY_JS, FS_JS):
-            if not os.path.isfile(js):
-                why = "%s is not installed (make deps)" % js
-                break
-    if why is None:
-        return os.path.realpath(node)
-    if os.environ.get("CI") == "true":
-        raise AssertionError("CI=true and the real MCP servers cannot run: %s" % why)
-    print("note: the real MCP server tests need node and `make deps`: %s" % why,
-          file=sys.stderr, flush=True)
-    raise Skip(why)
+    return need_node((MEMORY_JS, FS_JS))
 
 
 def mcp_daemon(require=("fs.write",), name="mcpnpm"):

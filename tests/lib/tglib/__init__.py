@@ -1,6 +1,7 @@
 """The regression test harness, one module per concern:
 
-  env         paths of the build and the tools, the agents' ids, Skip
+  env         paths of the build and the tools, the agents' ids, Skip, a
+              missing real peer (missing_peer, need_node)
   proto       the socketpair protocol as the tests learn it
   wire        frames: the one writer and the one reader
   config      configs and the contract's args hash
