@@ -37,3 +37,4 @@ from tglib.checkpoint import *  # noqa: F401,F403
 from tglib.approvals import *  # noqa: F401,F403
 from tglib.runner import *  # noqa: F401,F403
 from tglib.httpapi import *  # noqa: F401,F403
+from tglib.mcpserver import *  # noqa: F401,F403

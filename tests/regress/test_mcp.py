@@ -6,7 +6,6 @@ their credential, and _meta as sent."""
 import json
 import os
 import sys
-import tempfile
 import threading
 import time
 
@@ -38,47 +37,10 @@ TOOLS = {
 }
 
 
-class Files:
-    """The server's side files, in a dir of their own."""
-
-    def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="mcp-")
-        os.chmod(self.dir, 0o755)
-        self.log = os.path.join(self.dir, "server.log")
-        self.effects = os.path.join(self.dir, "effects")
-        self.state = os.path.join(self.dir, "state")
-
-    def events(self, kind=None):
-        try:
-            with open(self.log) as f:
-                evs = [json.loads(l) for l in f if l.strip()]
-        except FileNotFoundError:
-            return []
-        return [e for e in evs if kind is None or e.get("event") == kind]
-
-    def received(self, method):
-        return [e["msg"] for e in self.events("recv") if e["msg"].get("method") == method]
-
-    def effects_lines(self):
-        try:
-            with open(self.effects) as f:
-                return [json.loads(l) for l in f if l.strip()]
-        except FileNotFoundError:
-            return []
-
-
 def mcp_conf(files, server=None, extra_args=(), tools=TOOLS, **over):
-    srv = {"command": [tool("mcp-server"), "--log", files.log, "--effects", files.effects,
-                       "--state", files.state] + list(extra_args),
-           "max_inflight": 8, "init_timeout_ms": 2000}
-    srv.update(server or {})
-    entries = {}
-    for name, (mt, mode, extra) in tools.items():
-        entries[name] = dict({"mode": mode, "mcp": {"server": "t", "tool": mt}}, **extra)
     over["limits"] = dict({"max_output": MAX_OUTPUT}, **over.get("limits", {}))
-    conf = writes_config(entries, **over)
-    conf["mcp_servers"] = {"t": srv}
-    return conf
+    return mcp_server_conf(files, tools, dict({"max_inflight": 8}, **(server or {})),
+                           extra_args, **over)
 
 
 _tries = [0]

@@ -31,26 +31,8 @@ MCP_TOOLS = {
 }
 
 
-class Files:
-    """The MCP server's side files, in a dir of their own."""
-
-    def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="mcp-")
-        os.chmod(self.dir, 0o755)
-        self.log = os.path.join(self.dir, "server.log")
-        self.effects = os.path.join(self.dir, "effects")
-        self.state = os.path.join(self.dir, "state")
-
-
 def mcp_conf(files, tools):
-    srv = {"command": [tool("mcp-server"), "--log", files.log, "--effects", files.effects,
-                       "--state", files.state], "init_timeout_ms": 2000}
-    entries = {}
-    for name, (mt, mode, extra) in tools.items():
-        entries[name] = dict({"mode": mode, "mcp": {"server": "t", "tool": mt}}, **extra)
-    conf = writes_config(entries)
-    conf["mcp_servers"] = {"t": srv}
-    return conf
+    return mcp_server_conf(files, tools)
 
 
 def wait_ready(d, timeout=15):

@@ -12,6 +12,7 @@
   checkpoint  checkpoints split, joined and signed
   approvals   a write that needs approval, a refused resume
   httpapi     a local HTTP(S) API (tests/tools/https-server)
+  mcpserver   tests/tools/mcp-server behind the gate: its files, its config
   runner      @test and main()
 
 tests/lib/tg.py gathers them, so scripts say `from tg import *`.
