@@ -383,6 +383,48 @@ print_for(const char *op, const msgpack_object *ans, int json)
 	return print_answer(ans, json);
 }
 
+/*
+ * One request on the control socket and its answer frame's body (*n
+ * bytes, to free), or NULL once the trouble is said on stderr.
+ */
+static char *
+exchange(const char *sock, const char *frame, size_t len, uint32_t *n)
+{
+	unsigned char	 hdr[FRAME_HDR];
+	char		*ans = NULL;
+	int		 fd;
+
+	/*
+	 * The executor refuses a non-operator at accept and closes at once:
+	 * the refusal may be waiting while our write fails, so read it.
+	 */
+	signal(SIGPIPE, SIG_IGN);
+	fd = connect_to(sock);
+	if (write_full(fd, frame, len) == -1 && errno != EPIPE &&
+	    errno != ECONNRESET) {
+		fprintf(stderr, "gatewayctl: write: %s\n", strerror(errno));
+		close(fd);
+		return NULL;
+	}
+	if (read_full(fd, hdr, sizeof(hdr)) == -1) {
+		fprintf(stderr, "gatewayctl: the executor closed the"
+		    " connection without answering\n");
+		close(fd);
+		return NULL;
+	}
+	*n = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 |
+	    (uint32_t)hdr[2] << 8 | hdr[3];
+	if (*n == 0 || *n > MAX_ANSWER || (ans = malloc(*n)) == NULL ||
+	    read_full(fd, ans, *n) == -1) {
+		fprintf(stderr, "gatewayctl: bad answer\n");
+		free(ans);
+		close(fd);
+		return NULL;
+	}
+	close(fd);
+	return ans;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -397,11 +439,10 @@ main(int argc, char *argv[])
 	msgpack_unpacked	 u, u2;
 	msgpack_sbuffer		 sb;
 	const char		*frame, *why;
-	unsigned char		 hdr[FRAME_HDR];
 	char			*ans;
 	size_t			 len;
 	uint32_t		 n;
-	int			 ch, json = 0, fd, rc, nf;
+	int			 ch, json = 0, rc, nf;
 
 	/* "+": options stop at the command, whose own flags follow it. */
 	while ((ch = getopt_long(argc, argv, "+s:j", longopts, NULL)) != -1) {
@@ -432,31 +473,10 @@ main(int argc, char *argv[])
 		pk_kv_str(&mb.pk, r.k2, r.v2);
 	frame = msgbuf_finish(&mb, &len);
 
-	/*
-	 * The executor refuses a non-operator at accept and closes at once:
-	 * the refusal may be waiting while our write fails, so read it.
-	 */
-	signal(SIGPIPE, SIG_IGN);
-	fd = connect_to(sock);
-	if (write_full(fd, frame, len) == -1 && errno != EPIPE &&
-	    errno != ECONNRESET) {
-		fprintf(stderr, "gatewayctl: write: %s\n", strerror(errno));
-		return 1;
-	}
+	ans = exchange(sock, frame, len, &n);
 	msgbuf_free(&mb);
-	if (read_full(fd, hdr, sizeof(hdr)) == -1) {
-		fprintf(stderr, "gatewayctl: the executor closed the"
-		    " connection without answering\n");
+	if (ans == NULL)
 		return 1;
-	}
-	n = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 |
-	    (uint32_t)hdr[2] << 8 | hdr[3];
-	if (n == 0 || n > MAX_ANSWER || (ans = malloc(n)) == NULL ||
-	    read_full(fd, ans, n) == -1) {
-		fprintf(stderr, "gatewayctl: bad answer\n");
-		return 1;
-	}
-	close(fd);
 	if (frame_unpack_map(ans, n, &u, &why) == -1) {
 		fprintf(stderr, "gatewayctl: bad answer: %s\n", why);
 		return 1;
