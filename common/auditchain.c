@@ -346,6 +346,51 @@ classify(struct auditverify *v, size_t i, char *msg, size_t len)
 	    (unsigned long long)p->seq, (unsigned long long)e->seq, AT(p));
 }
 
+/* Entry i, a head: 1 with msg when it is forged, else 0. */
+static int
+head_forged(const struct auditverify *v, size_t i, char *msg, size_t len)
+{
+	const struct vent	*e = &v->ents[i];
+
+	if (e->bad == E_BADSIG) {
+		snprintf(msg, len, "%s:%llu: forged head: its signature is not"
+		    " valid", AT(e));
+		return 1;
+	}
+	if (e->bad == E_OTHERKEY) {
+		snprintf(msg, len, "%s:%llu: forged head: signed by a key other"
+		    " than the executor's", AT(e));
+		return 1;
+	}
+	if (memcmp(e->head_hash, e->prev, 32) != 0 ||
+	    (i > 0 && e->head_seq != v->ents[i - 1].seq)) {
+		snprintf(msg, len, "%s:%llu: forged head: it does not sign the"
+		    " record before it", AT(e));
+		return 1;
+	}
+	return 0;
+}
+
+/* The log never reached the kept head's record: how, into msg. */
+static void
+kept_missing(const struct auditverify *v, const struct vent *last, char *msg,
+    size_t len)
+{
+	if (last == NULL)
+		snprintf(msg, len, "tail cut: the log is empty but the kept"
+		    " head signs seq %llu", (unsigned long long)v->kept.seq);
+	else if (last->seq < v->kept.seq)
+		snprintf(msg, len, "%s:%llu: tail cut: the log ends at seq %llu"
+		    " but the kept head signs seq %llu: records were cut from"
+		    " its end, or the log and the store were rolled back"
+		    " together", AT(last), (unsigned long long)last->seq,
+		    (unsigned long long)v->kept.seq);
+	else
+		snprintf(msg, len, "deleted: the record the kept head signs"
+		    " (seq %llu) is not in the log",
+		    (unsigned long long)v->kept.seq);
+}
+
 int
 auditverify_end(struct auditverify *v, char *msg, size_t len,
     uint64_t *lines, uint64_t *heads)
@@ -387,24 +432,8 @@ auditverify_end(struct auditverify *v, char *msg, size_t len,
 		}
 		if (e->is_head) {
 			(*heads)++;
-			if (e->bad == E_BADSIG) {
-				snprintf(msg, len, "%s:%llu: forged head: its"
-				    " signature is not valid", AT(e));
+			if (head_forged(v, i, msg, len))
 				return -1;
-			}
-			if (e->bad == E_OTHERKEY) {
-				snprintf(msg, len, "%s:%llu: forged head: signed"
-				    " by a key other than the executor's",
-				    AT(e));
-				return -1;
-			}
-			if (memcmp(e->head_hash, e->prev, 32) != 0 ||
-			    (i > 0 && e->head_seq != v->ents[i - 1].seq)) {
-				snprintf(msg, len, "%s:%llu: forged head: it"
-				    " does not sign the record before it",
-				    AT(e));
-				return -1;
-			}
 		}
 		if (v->have_kept && e->seq == v->kept.seq && !reached) {
 			if (memcmp(e->hash, kept_hash, 32) != 0) {
@@ -420,21 +449,7 @@ auditverify_end(struct auditverify *v, char *msg, size_t len,
 		last = e;
 	}
 	if (v->have_kept && !reached) {
-		if (last == NULL)
-			snprintf(msg, len, "tail cut: the log is empty but the"
-			    " kept head signs seq %llu",
-			    (unsigned long long)v->kept.seq);
-		else if (last->seq < v->kept.seq)
-			snprintf(msg, len, "%s:%llu: tail cut: the log ends at"
-			    " seq %llu but the kept head signs seq %llu:"
-			    " records were cut from its end, or the log and"
-			    " the store were rolled back together", AT(last),
-			    (unsigned long long)last->seq,
-			    (unsigned long long)v->kept.seq);
-		else
-			snprintf(msg, len, "deleted: the record the kept head"
-			    " signs (seq %llu) is not in the log",
-			    (unsigned long long)v->kept.seq);
+		kept_missing(v, last, msg, len);
 		return -1;
 	}
 	snprintf(msg, len, "ok: %zu records, %llu heads", v->n,
