@@ -125,6 +125,23 @@ metrics_run_done(uint64_t ncalls, uint64_t tokens, const char *stopped)
 
 /* Rendering. */
 
+/* A counter family by stop reason, the fixed list and "(other)". */
+static void
+by_reason(FILE *fp, const char *name, const char *help,
+    const uint64_t counts[NREASONS + 1])
+{
+	char	lb[256];
+	size_t	i;
+
+	prom_head(fp, name, "counter", help);
+	for (i = 0; i <= NREASONS; i++) {
+		lb[0] = '\0';
+		prom_label(lb, sizeof(lb), "reason", i < NREASONS ?
+		    reasons[i] : OTHER);
+		prom_sample(fp, name, lb, counts[i]);
+	}
+}
+
 void
 metrics_render(FILE *fp, int executor_up)
 {
@@ -147,25 +164,10 @@ metrics_render(FILE *fp, int executor_up)
 			    calls[i * NDECISIONS + k]);
 		}
 	}
-	prom_head(fp, "toolgate_stops_total", "counter",
-	    "Answers that carried a stop_reason (denied or stopped), by"
-	    " reason (gatewayd).");
-	for (i = 0; i <= NREASONS; i++) {
-		lb[0] = '\0';
-		prom_label(lb, sizeof(lb), "reason", i < NREASONS ?
-		    reasons[i] : OTHER);
-		prom_sample(fp, "toolgate_stops_total", lb, stops[i]);
-	}
-	prom_head(fp, "toolgate_runs_stopped_total", "counter",
-	    "Runs stopped, once each, by their first stop reason"
-	    " (gatewayd).");
-	for (i = 0; i <= NREASONS; i++) {
-		lb[0] = '\0';
-		prom_label(lb, sizeof(lb), "reason", i < NREASONS ?
-		    reasons[i] : OTHER);
-		prom_sample(fp, "toolgate_runs_stopped_total", lb,
-		    runs_stopped[i]);
-	}
+	by_reason(fp, "toolgate_stops_total", "Answers that carried a"
+	    " stop_reason (denied or stopped), by reason (gatewayd).", stops);
+	by_reason(fp, "toolgate_runs_stopped_total", "Runs stopped, once each,"
+	    " by their first stop reason (gatewayd).", runs_stopped);
 	prom_head(fp, "toolgate_decision_seconds", "histogram",
 	    "Seconds from a call op read to its answer, tool runs included"
 	    " (gatewayd).");
