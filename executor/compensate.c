@@ -21,7 +21,7 @@
  * (writes.retention_s after its expiry) a compensate asks anew.
  *
  * Its run.  The calls of one compensate command share a run of their own,
- * "compensate:RUN_ID:MS", so the budgets of a run apply to them and
+ * "compensate:RUN_ID:MS.N", so the budgets of a run apply to them and
  * nothing they do stops or counts against the original run, nor the next
  * compensate (a failed compensation may be asked again).
  *
@@ -87,6 +87,7 @@ struct comp_job {
 };
 
 static TAILQ_HEAD(, comp_job)	jobs = TAILQ_HEAD_INITIALIZER(jobs);
+static uint64_t			ncommands;
 
 static void
 job_free(struct comp_job *job)
@@ -579,8 +580,9 @@ ctl_compensate(struct ctl_conn *cc, const msgpack_object *req,
 		if (want(&rw.v[i], tool))
 			n++;
 	job->items = xcalloc(n ? n : 1, sizeof(*job->items));
-	xasprintf(&crun, "compensate:%s:%llu", run_id,
-	    (unsigned long long)now_ms());
+	/* Its own run: two commands in one millisecond too (see the top). */
+	xasprintf(&crun, "compensate:%s:%llu.%llu", run_id,
+	    (unsigned long long)now_ms(), (unsigned long long)++ncommands);
 	if (!job->dry_run && n > 0)
 		log_info("compensate: run %s by %s: %zu writes, as run %s",
 		    run_id, op->who, n, crun);
