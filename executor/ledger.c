@@ -76,7 +76,8 @@ static const struct rec_field ledger_fields[] = {
 	/* Forensics (forensics.c): after the fields above, which stay. */
 	{ "args", RF_BIN, 0, offsetof(struct ledger_rec, args),
 	  offsetof(struct ledger_rec, argslen), 0, NULL, 0, 0, 0 },
-	UINT("asks", asks),
+	{ "asks", RF_UINT, RF_OMIT_ZERO, offsetof(struct ledger_rec, asks),
+	  0, 0, NULL, 0, 0, 0 },
 	STR("approver", approver, 0),
 	STR("compensates", compensates, 0),
 };
