@@ -170,10 +170,11 @@ int
 forensics_load(const char *tenant, const char *run_id,
     struct run_writes *rw, char *err, size_t errlen)
 {
-	struct load_arg	la = { tenant, run_id, rw, NULL, 0 };
+	struct load_arg	la;
 	int		rc;
 
 	memset(rw, 0, sizeof(*rw));
+	la = (struct load_arg){ tenant, run_id, rw, NULL, 0 };
 	if ((rc = store_read(ex->store, load_txn, &la)) != 0) {
 		snprintf(err, errlen, "the ledger cannot be read: %s",
 		    rc == STORE_BADSIZE ? "the run's record is damaged" :
