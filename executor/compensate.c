@@ -207,6 +207,10 @@ comp_sink(struct call *c, const char *resp, size_t len, int replayed)
 		text = mp_strdup(msg);
 	}
 	msgpack_unpacked_destroy(&u);
+	/* Logged first: the last item settled frees its job, and it. */
+	log_info("compensate: %s for %s: %s%s %s", c->idem_key ?
+	    c->idem_key : "-", it->key, status ? status : "?",
+	    replayed ? " (replayed)" : "", reason ? reason : "");
 	if (status != NULL && strcmp(status, ST_OK) == 0)
 		item_settle(it, replayed ? "replayed" : "done", replayed ?
 		    "compensated already: not run again" : NULL);
@@ -214,9 +218,6 @@ comp_sink(struct call *c, const char *resp, size_t len, int replayed)
 		item_settle(it, status != NULL && strcmp(status, ST_ERROR) == 0 ?
 		    "failed" : "refused", "%s/%s: %s", status ? status : "?",
 		    reason ? reason : "?", text ? text : "");
-	log_info("compensate: %s for %s: %s%s%s", c->idem_key ? c->idem_key :
-	    "-", it->key, it->status, it->reason ? ": " : "",
-	    it->reason ? it->reason : "");
 	free(status);
 	free(reason);
 	free(text);
