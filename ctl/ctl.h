@@ -28,6 +28,7 @@ int	print_tools(const msgpack_object *ans);
 void	forensics_parse(int argc, char **argv, struct request *);
 int	print_forensics(const msgpack_object *ans);
 int	print_compensate(const msgpack_object *ans);
+int	compensate_rc(const msgpack_object *ans);
 int	print_mcp_tools(const msgpack_object *ans);
 /* audit head, audit verify: on the log's files, no socket (ctl/audit.c). */
 int	ctl_audit(int argc, char **argv, int json);

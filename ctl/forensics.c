@@ -154,12 +154,31 @@ print_forensics(const msgpack_object *ans)
 	return 0;
 }
 
+/* 1 when a compensation was refused or failed: it is not done. */
+int
+compensate_rc(const msgpack_object *ans)
+{
+	const msgpack_object	*ws = mp_get(ans, "writes"), *st;
+	uint32_t		 i;
+
+	if (ws == NULL || ws->type != MSGPACK_OBJECT_ARRAY)
+		return 1;
+	for (i = 0; i < ws->via.array.size; i++) {
+		if (ws->via.array.ptr[i].type != MSGPACK_OBJECT_MAP)
+			continue;
+		st = mp_get(&ws->via.array.ptr[i], "status");
+		if (st != NULL && (mp_streq(st, "refused") ||
+		    mp_streq(st, "failed")))
+			return 1;
+	}
+	return 0;
+}
+
 int
 print_compensate(const msgpack_object *ans)
 {
-	const msgpack_object	*ws, *w, *st;
+	const msgpack_object	*ws, *w;
 	uint32_t		 i;
-	int			 rc = 0;
 
 	if ((ws = writes_of(ans)) == NULL)
 		return 1;
@@ -173,17 +192,13 @@ print_compensate(const msgpack_object *ans)
 		put_field("compensating_tool", mp_get(w, "compensating_tool"));
 		put_field("compensation_args", mp_get(w,
 		    "compensation_args"));
-		put_field("status", st = mp_get(w, "status"));
+		put_field("status", mp_get(w, "status"));
 		put_field("approval_id", mp_get(w, "approval_id"));
 		put_field("reason", mp_get(w, "reason"));
-		/* A compensation refused or failed is not done: say so. */
-		if (st != NULL && (mp_streq(st, "refused") ||
-		    mp_streq(st, "failed")))
-			rc = 1;
 	}
 	if (ws->via.array.size == 0) {
 		put_run(ans);
 		printf(": no writes\n");
 	}
-	return rc;
+	return compensate_rc(ans);
 }

@@ -375,6 +375,9 @@ print_for(const char *op, const msgpack_object *ans, int json)
 		return print_forensics(ans);
 	if (!json && answer_ok(ans) && strcmp(op, "compensate") == 0)
 		return print_compensate(ans);
+	/* A compensation refused or failed exits 1, in JSON too. */
+	if (answer_ok(ans) && strcmp(op, "compensate") == 0)
+		return print_answer(ans, json) | compensate_rc(ans);
 	return print_answer(ans, json);
 }
 

@@ -198,6 +198,7 @@ def missing_field_fails_closed_and_failed_writes_are_skipped():
         r = c.call("tk.fail", {"x": 1}, run_id="run-m")
         assert r["status"] == "error", r
         rc, out, err = d.ctl("--json", "compensate", "run-m")
+        assert rc == 1, (rc, out, err)
         a = json.loads(out)
         bad, failed = a["writes"]
         assert bad["status"] == "refused" and 'no field "nope"' in bad["reason"], bad
