@@ -558,6 +558,9 @@ static const struct cfgkey cfgkeys[] = {
 	  .doc = "the tool is killed after this long" },
 	{ .name = "catalog.*.compensate", .type = CT_CODE, .base = CB_TOOL,
 	  .fn = sect_compensate, .doc = "the tool that undoes this one" },
+	{ .name = "catalog.*.entity", .type = CT_CODE, .base = CB_TOOL,
+	  .def = "[]", .fn = sect_entity,
+	  .doc = "the args naming what a write touches (forensics)" },
 	{ .name = "catalog.*.user", .type = CT_CODE, .base = CB_TOOL,
 	  .def = "tool_user",
 	  .fn = sect_tool_user, .doc = "run the program as this user" },
@@ -1201,6 +1204,11 @@ config_free(struct config *c)
 		free(c->catalog[i].name);
 		cfg_free_strings(c->catalog[i].argv, c->catalog[i].argc);
 		free(c->catalog[i].compensate);
+		cfg_free_strings(c->catalog[i].comp_names,
+		    c->catalog[i].ncomp_args);
+		cfg_free_strings(c->catalog[i].comp_values,
+		    c->catalog[i].ncomp_args);
+		cfg_free_strings(c->catalog[i].entity, c->catalog[i].nentity);
 		free(c->catalog[i].user);
 		free(c->catalog[i].mcp.server);
 		free(c->catalog[i].mcp.tool);

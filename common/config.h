@@ -88,6 +88,18 @@ struct tool {
 	struct tool_http http;		/* backend TB_HTTP */
 	uint32_t	 timeout_ms;	/* catalog.*.timeout_ms */
 	char		*compensate;	/* NULL when none */
+	/*
+	 * compensate's map form: { tool, args: { NAME: VALUE } }, each
+	 * VALUE as written ("$.FIELD" or a string with ${...}, see
+	 * executor/compensate.c).  comp_args is NULL for the shorthand
+	 * (the same args as the original).
+	 */
+	char		**comp_names;
+	char		**comp_values;
+	size_t		 ncomp_args;
+	int		 comp_map;	/* the map form was given */
+	char		**entity;	/* catalog.*.entity: arg names */
+	size_t		 nentity;
 	char		*user;		/* run as this user; NULL: config tool_user */
 	char		*description;	/* NULL when none */
 	/* canonical JSON of catalog.*.input_schema; NULL: {"type":"object"} */

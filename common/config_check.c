@@ -76,7 +76,7 @@ static void
 check_tool_names(struct cfgctx *ctx)
 {
 	const struct config	*c = ctx->conf;
-	const struct tool	*t;
+	const struct tool	*t, *comp;
 	yaml_node_t		*allow, *approval;
 	char			 sub[KEY_PATH_LEN], key[KEY_PATH_LEN];
 	size_t			 i;
@@ -96,15 +96,22 @@ check_tool_names(struct cfgctx *ctx)
 	    approval->type == YAML_SEQUENCE_NODE)
 		check_name_list(ctx, approval, c->approval_tools,
 		    c->napproval_tools, "writes.require_approval");
+	/*
+	 * A compensation is a write like any other (gatewayctl compensate
+	 * sends it down the write path): a read could undo nothing.
+	 */
 	for (i = 0; i < c->ncatalog; i++) {
 		t = &c->catalog[i];
-		if (t->compensate == NULL ||
-		    catalog_find(c, t->compensate) != NULL)
+		if (t->compensate == NULL)
+			continue;
+		comp = catalog_find(c, t->compensate);
+		if (comp != NULL && comp->mode == TOOL_WRITE)
 			continue;
 		cfg_key_path(sub, sizeof(sub), "catalog", t->name);
 		cfg_key_path(key, sizeof(key), sub, "compensate");
 		cfg_error(ctx, ctx->tnodes[i].compensate, key, "\"%s\" "
-		    "is not a tool of the catalog", t->compensate);
+		    "is not a %stool of the catalog", t->compensate,
+		    comp == NULL ? "" : "write ");
 	}
 }
 

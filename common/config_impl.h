@@ -20,6 +20,8 @@
 #include "common/yamlread.h"
 
 #define KEY_PATH_LEN		512
+#define COMP_ARGS_MAX		64	/* compensate.args, entity */
+#define COMP_VALUE_MAX_LEN	4096	/* a value of compensate.args */
 #define NAME_MAX_LEN		128
 #define USER_MAX_LEN		32
 /* (uid_t)-1 means "leave unchanged" to setresuid(2): it is nobody's id. */
@@ -189,6 +191,8 @@ int	cfg_read_command(struct cfgctx *, yaml_node_t *, const char *,
 	    char ***argv, size_t *argc);
 int	sect_compensate(struct cfgctx *, const struct cfgkey *,
 	    yaml_node_t *, const char *);
+int	sect_entity(struct cfgctx *, const struct cfgkey *, yaml_node_t *,
+	    const char *);
 int	sect_tool_user(struct cfgctx *, const struct cfgkey *, yaml_node_t *,
 	    const char *);
 int	sect_allow(struct cfgctx *, const struct cfgkey *, yaml_node_t *,

@@ -303,15 +303,146 @@ sect_exec(struct cfgctx *ctx, const struct cfgkey *k, yaml_node_t *node,
 	return cfg_read_command(ctx, node, path, &t->argv, &t->argc);
 }
 
+/*
+ * A value of compensate.args: "$.FIELD" (the original's top-level arg
+ * FIELD, a name), or a string in which "${NAME}" stands for one of the
+ * original's run_id, tool, args_hash or idempotency_key.  Anything else
+ * after a '$' is refused here, so the executor never meets a value it
+ * cannot expand (executor/compensate.c expands them).
+ */
+static const char *
+comp_value_bad(const char *v)
+{
+	static const char	*names[] = { "run_id", "tool", "args_hash",
+				    "idempotency_key" };
+	const char		*p, *end;
+	size_t			 i, n;
+
+	if (strncmp(v, "$.", 2) == 0)
+		return cfg_valid_name(v + 2) ? NULL : "\"$.FIELD\" must name"
+		    " one top-level arg (letters, digits, '.', '_', '-')";
+	for (p = v; (p = strchr(p, '$')) != NULL; p = end + 1) {
+		if (p[1] != '{' || (end = strchr(p, '}')) == NULL)
+			return "a '$' must begin \"$.FIELD\" (the whole value)"
+			    " or \"${run_id}\", \"${tool}\", \"${args_hash}\""
+			    " or \"${idempotency_key}\"";
+		n = (size_t)(end - p - 2);
+		for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+			if (strlen(names[i]) == n &&
+			    strncmp(p + 2, names[i], n) == 0)
+				break;
+		if (i == sizeof(names) / sizeof(names[0]))
+			return "unknown \"${...}\": the names are run_id,"
+			    " tool, args_hash and idempotency_key";
+	}
+	return NULL;
+}
+
+/* compensate.args: { NAME: VALUE }, at most COMP_ARGS_MAX of them. */
+static int
+comp_args(struct cfgctx *ctx, struct tool *t, yaml_node_t *node,
+    const char *path)
+{
+	yaml_node_pair_t	*pair;
+	yaml_node_t		*kn, *vn;
+	char			 sub[KEY_PATH_LEN];
+	const char		*name, *val, *why;
+	size_t			 before = cfg_nerrs(ctx), len;
+
+	if (cfg_expect_kind(ctx, node, path, YAML_MAPPING_NODE) == -1)
+		return -1;
+	if ((len = ymap_len(node)) > COMP_ARGS_MAX)
+		return cfg_error(ctx, node, path, "more than %d args",
+		    COMP_ARGS_MAX);
+	t->comp_names = xcalloc(len + 1, sizeof(char *));
+	t->comp_values = xcalloc(len + 1, sizeof(char *));
+	for (pair = node->data.mapping.pairs.start;
+	    pair < node->data.mapping.pairs.top; pair++) {
+		kn = yaml_document_get_node(&ctx->yd->doc, pair->key);
+		vn = yaml_document_get_node(&ctx->yd->doc, pair->value);
+		if (cfg_get_name(ctx, kn, path, &name) == -1)
+			continue;
+		cfg_key_path(sub, sizeof(sub), path, name);
+		if (vn->type == YAML_SCALAR_NODE && ynode_is_quoted(vn) &&
+		    vn->data.scalar.length == 0)
+			val = "";
+		else if (cfg_get_str(ctx, vn, sub, &val) == -1)
+			continue;
+		if (strlen(val) > COMP_VALUE_MAX_LEN) {
+			cfg_error(ctx, vn, sub, "longer than %d bytes",
+			    COMP_VALUE_MAX_LEN);
+			continue;
+		}
+		if ((why = comp_value_bad(val)) != NULL) {
+			cfg_error(ctx, vn, sub, "%s", why);
+			continue;
+		}
+		t->comp_names[t->ncomp_args] = xstrdup(name);
+		t->comp_values[t->ncomp_args++] = xstrdup(val);
+	}
+	return cfg_nerrs(ctx) == before ? 0 : -1;
+}
+
+/*
+ * compensate: TOOL (CONTRACT.md: the same args as the original), or
+ * { tool: TOOL, args: { NAME: VALUE } } (args built from the original's).
+ */
 int
 sect_compensate(struct cfgctx *ctx, const struct cfgkey *k,
     yaml_node_t *val, const char *path)
 {
-	struct tool	*t = ctx->tool;
+	struct tool		*t = ctx->tool;
+	yaml_node_pair_t	*pair;
+	yaml_node_t		*kn, *vn, *tool = NULL, *args = NULL;
+	char			 sub[KEY_PATH_LEN];
+	const char		*key;
+	size_t			 before = cfg_nerrs(ctx);
 
 	(void)k;
 	ctx->tnodes[t - ctx->conf->catalog].compensate = val;
-	return cfg_set_name(ctx, val, path, &t->compensate);
+	if (val->type != YAML_MAPPING_NODE)
+		return cfg_set_name(ctx, val, path, &t->compensate);
+	for (pair = val->data.mapping.pairs.start;
+	    pair < val->data.mapping.pairs.top; pair++) {
+		kn = yaml_document_get_node(&ctx->yd->doc, pair->key);
+		vn = yaml_document_get_node(&ctx->yd->doc, pair->value);
+		if (cfg_get_str(ctx, kn, path, &key) == -1)
+			continue;
+		cfg_key_path(sub, sizeof(sub), path, key);
+		if (strcmp(key, "tool") == 0 && tool == NULL)
+			tool = vn;
+		else if (strcmp(key, "args") == 0 && args == NULL)
+			args = vn;
+		else
+			cfg_error(ctx, kn, sub, "not a key of compensate (tool,"
+			    " args), or given twice");
+	}
+	if (tool == NULL)
+		return cfg_error(ctx, val, path, "the map form names its"
+		    " tool: { tool: TOOL, args: { ... } }");
+	cfg_key_path(sub, sizeof(sub), path, "tool");
+	if (cfg_set_name(ctx, tool, sub, &t->compensate) == -1)
+		return -1;
+	t->comp_map = 1;
+	if (args != NULL) {
+		cfg_key_path(sub, sizeof(sub), path, "args");
+		(void)comp_args(ctx, t, args, sub);
+	}
+	return cfg_nerrs(ctx) == before ? 0 : -1;
+}
+
+/* entity: [ARG, ...], the args that name what a write touches. */
+int
+sect_entity(struct cfgctx *ctx, const struct cfgkey *k, yaml_node_t *val,
+    const char *path)
+{
+	struct tool	*t = ctx->tool;
+
+	(void)k;
+	if (val->type == YAML_SEQUENCE_NODE && yseq_len(val) > COMP_ARGS_MAX)
+		return cfg_error(ctx, val, path, "more than %d args",
+		    COMP_ARGS_MAX);
+	return set_name_list(ctx, val, path, &t->entity, &t->nentity);
 }
 
 int

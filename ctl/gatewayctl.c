@@ -34,7 +34,7 @@
 #define MAX_ANSWER	((64u << 20) + (1u << 20))
 #define PAGE_MAX	1000
 
-static __attribute__((noreturn)) void
+__attribute__((noreturn)) void
 usage(void)
 {
 	fprintf(stderr,
@@ -49,8 +49,8 @@ usage(void)
 	    "  audit head [--log PATH]\n"
 	    "  audit verify [--log PATH] [--head FILE] [--key HEX]\n"
 	    "  audit show [--run RUN_ID]\n"
-	    "  forensics RUN_ID\n"
-	    "  compensate RUN_ID\n"
+	    "  forensics RUN_ID [--tenant T]\n"
+	    "  compensate RUN_ID [--tool T] [--tenant T] [--dry-run]\n"
 	    "  ledger [--limit N] [--after CURSOR]\n"
 	    "  resolve KEY done|failed\n"
 	    "  keys rotate\n"
@@ -60,15 +60,8 @@ usage(void)
 }
 
 /*
- * Turn the command line into a request map.  Each command names its op,
- * at most two string fields and, for lists, a limit.
+ * Turn the command line into a request map (struct request, ctl.h).
  */
-struct request {
-	const char	*op;
-	const char	*k1, *v1;
-	const char	*k2, *v2;
-	unsigned long	 limit;		/* 0: none given */
-};
 
 /* A list's flags: [--limit N] [--after CURSOR], in any order. */
 static void
@@ -138,12 +131,10 @@ parse_command(int argc, char **argv, struct request *r)
 		r->op = "audit_show";
 		r->k1 = "run_id";
 		r->v1 = note_opt(argc, argv, 2, "--run");
-	} else if ((strcmp(cmd, "forensics") == 0 ||
-	    strcmp(cmd, "compensate") == 0) && argc == 2) {
-		r->op = cmd;
-		r->k1 = "run_id";
-		r->v1 = argv[1];
-	} else if (strcmp(cmd, "keys") == 0 && argc == 2 &&
+	} else if (strcmp(cmd, "forensics") == 0 ||
+	    strcmp(cmd, "compensate") == 0)
+		forensics_parse(argc, argv, r);
+	else if (strcmp(cmd, "keys") == 0 && argc == 2 &&
 	    strcmp(argv[1], "rotate") == 0)
 		r->op = "keys_rotate";
 	else if (strcmp(cmd, "ledger") == 0) {
@@ -380,6 +371,13 @@ print_for(const char *op, const msgpack_object *ans, int json)
 		return print_tools(ans);
 	if (!json && answer_ok(ans) && strcmp(op, "mcp_tools") == 0)
 		return print_mcp_tools(ans);
+	if (!json && answer_ok(ans) && strcmp(op, "forensics") == 0)
+		return print_forensics(ans);
+	if (!json && answer_ok(ans) && strcmp(op, "compensate") == 0)
+		return print_compensate(ans);
+	/* A compensation refused or failed exits 1, in JSON too. */
+	if (answer_ok(ans) && strcmp(op, "compensate") == 0)
+		return print_answer(ans, json) | compensate_rc(ans);
 	return print_answer(ans, json);
 }
 
@@ -462,7 +460,8 @@ main(int argc, char *argv[])
 	parse_command(argc - optind, argv + optind, &r);
 
 	msgbuf_init(&mb);
-	nf = 1 + (r.v1 != NULL) + (r.v2 != NULL) + (r.limit != 0);
+	nf = 1 + (r.v1 != NULL) + (r.v2 != NULL) + (r.v3 != NULL) +
+	    (r.limit != 0) + r.dry_run;
 	msgpack_pack_map(&mb.pk, nf);
 	pk_kv_str(&mb.pk, "op", r.op);
 	if (r.limit != 0)
@@ -471,6 +470,12 @@ main(int argc, char *argv[])
 		pk_kv_str(&mb.pk, r.k1, r.v1);
 	if (r.v2 != NULL)
 		pk_kv_str(&mb.pk, r.k2, r.v2);
+	if (r.v3 != NULL)
+		pk_kv_str(&mb.pk, r.k3, r.v3);
+	if (r.dry_run) {
+		pk_str(&mb.pk, "dry_run");
+		msgpack_pack_true(&mb.pk);
+	}
 	frame = msgbuf_finish(&mb, &len);
 
 	ans = exchange(sock, frame, len, &n);

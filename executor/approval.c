@@ -118,52 +118,83 @@ request_refused(struct call *c, int rc)
 	answer_refuse(c, ST_ERROR, E_UNAVAILABLE, msg);
 }
 
+/*
+ * Record c's approval as approval 'id' (a->id): audited, then stored.  0,
+ * or -1 when it was refused (c answered).
+ */
+static int
+approval_make(struct call *c, const msgpack_object *args, struct approval *a)
+{
+	msgpack_sbuffer		 sb;
+	msgpack_packer		 pk;
+	unsigned char		 h[crypto_hash_sha256_BYTES];
+	int			 rc;
+
+	a->state = A_PENDING;
+	a->tenant = xstrdup(c->tenant);
+	a->env = xstrdup(c->env);
+	a->run_id = xstrdup(c->run_id);
+	a->step_id = c->step_id ? xstrdup(c->step_id) : NULL;
+	a->tool = xstrdup(c->tool);
+	a->args_hash = xstrdup(c->args_hash);
+	crypto_hash_sha256(h, (unsigned char *)c->json.data, c->json.len);
+	sodium_bin2hex(a->args_sha256, sizeof(a->args_sha256), h, sizeof(h));
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_object(&pk, *args);
+	a->argslen = sb.size;
+	a->args = msgpack_sbuffer_release(&sb);
+	a->uid = c->uid;
+	a->created_ms = now_ms();
+	a->expires_at = (uint64_t)time(NULL) + ex->conf->approvals_ttl_s;
+
+	/*
+	 * Recorded before it is stored: a request the log cannot name is
+	 * not made (one that cannot be stored is refused on the record).
+	 */
+	if (audit_approval("approval", a, "requested", NULL, NULL) == -1) {
+		answer_refuse(c, ST_ERROR, E_UNAVAILABLE, AUDIT_DOWN_MSG);
+		return -1;
+	}
+	if ((rc = approval_put(a, 1)) != 0) {
+		request_refused(c, rc);
+		return -1;
+	}
+	return 0;
+}
+
+int
+approval_request_id(struct call *c, const msgpack_object *args,
+    const char *id)
+{
+	struct approval	a;
+	int		rc;
+
+	memset(&a, 0, sizeof(a));
+	snprintf(a.id, sizeof(a.id), "%s", id);
+	if ((rc = approval_make(c, args, &a)) == 0)
+		log_info("approval %s requested: %s/%s %s %s (compensates %s)",
+		    a.id, a.tenant, a.run_id, a.tool, a.args_hash,
+		    c->compensates ? c->compensates : "-");
+	approval_free(&a);
+	call_free(c);
+	return rc;
+}
+
 /* Request: called from call_handle for a covered write.  Owns c. */
 void
 approval_request(struct call *c, const msgpack_object *args)
 {
 	struct approval		 a;
 	struct checkpoint	 cp;
-	msgpack_sbuffer		 sb;
-	msgpack_packer		 pk;
 	unsigned char		 rnd[APPROVAL_ID_LEN / 2];
-	unsigned char		 h[crypto_hash_sha256_BYTES];
 	char			*token;
-	int			 rc;
 
 	memset(&a, 0, sizeof(a));
 	randombytes_buf(rnd, sizeof(rnd));
 	sodium_bin2hex(a.id, sizeof(a.id), rnd, sizeof(rnd));
-	a.state = A_PENDING;
-	a.tenant = xstrdup(c->tenant);
-	a.env = xstrdup(c->env);
-	a.run_id = xstrdup(c->run_id);
-	a.step_id = c->step_id ? xstrdup(c->step_id) : NULL;
-	a.tool = xstrdup(c->tool);
-	a.args_hash = xstrdup(c->args_hash);
-	crypto_hash_sha256(h, (unsigned char *)c->json.data, c->json.len);
-	sodium_bin2hex(a.args_sha256, sizeof(a.args_sha256), h, sizeof(h));
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_object(&pk, *args);
-	a.argslen = sb.size;
-	a.args = msgpack_sbuffer_release(&sb);
-	a.uid = c->uid;
-	a.created_ms = now_ms();
-	a.expires_at = (uint64_t)time(NULL) + ex->conf->approvals_ttl_s;
-
-	/*
-	 * Recorded before it is stored: a request the log cannot name is
-	 * not made (one that cannot be stored is refused on the record).
-	 */
-	if (audit_approval("approval", &a, "requested", NULL, NULL) == -1) {
-		answer_refuse(c, ST_ERROR, E_UNAVAILABLE, AUDIT_DOWN_MSG);
+	if (approval_make(c, args, &a) == -1)
 		goto out;
-	}
-	if ((rc = approval_put(&a, 1)) != 0) {
-		request_refused(c, rc);
-		goto out;
-	}
 	memset(&cp, 0, sizeof(cp));
 	memcpy(cp.approval_id, a.id, sizeof(cp.approval_id));
 	cp.tenant = a.tenant;

@@ -21,6 +21,14 @@ void	approvals_init(void);
 void	approvals_shutdown(void);
 /* A write that needs an operator first: recorded, answered.  Owns c. */
 void	approval_request(struct call *, const msgpack_object *args);
+/*
+ * The same for a compensation (compensate.c), under the id its key gives
+ * and with no checkpoint: no agent resumes it, the next gatewayctl
+ * compensate of its run does.  Owns c: 0 recorded, -1 refused (c was
+ * answered).
+ */
+int	approval_request_id(struct call *, const msgpack_object *args,
+	    const char *id);
 void	approval_resume(const struct proto_msg *);
 void	approval_wait(const struct proto_msg *);
 /*

@@ -654,6 +654,7 @@ encode(const struct audit_rec *r, uint64_t seq, const char *prev,
 	put_str("approver", r->approver);
 	put_str("note", r->note);
 	put_str("reported_by", r->reported_by);
+	put_str("compensates", r->compensates);
 	if (r->count > 0) {
 		put_int("count", (long long)r->count);
 		put_int("first_ms", (long long)r->first_ms);

@@ -89,6 +89,8 @@ static const struct {
 	{ "approval",		ctl_approval },
 	{ "approve",		ctl_approve },
 	{ "deny",		ctl_deny },
+	{ "forensics",		ctl_forensics },
+	{ "compensate",		ctl_compensate },
 	{ "keys_rotate",	ctl_keys_rotate },
 	{ "resolve",		ctl_resolve },
 	{ "status",		ctl_status },
@@ -103,6 +105,7 @@ static void
 ctl_close(struct ctl_conn *cc)
 {
 	TAILQ_REMOVE(&ctl_conns, cc, entry);
+	compensate_conn_gone(cc);
 	event_free(cc->idle);
 	bufferevent_free(cc->bev);
 	free(cc);

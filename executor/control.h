@@ -38,4 +38,15 @@ void	ctl_tools_accept(struct ctl_conn *, const struct msgpack_object *,
 void	ctl_mcp_tools(struct ctl_conn *, const struct msgpack_object *,
 	    const struct operator *);
 
+/* forensics.c, compensate.c: what a run wrote, and undoing it. */
+void	ctl_forensics(struct ctl_conn *, const struct msgpack_object *,
+	    const struct operator *);
+void	ctl_compensate(struct ctl_conn *, const struct msgpack_object *,
+	    const struct operator *);
+/* run_id (required) and tenant of a request: 0, or -1 refused. */
+int	ctl_run_args(struct ctl_conn *, const struct msgpack_object *,
+	    char **run_id, char **tenant);
+/* An operator hung up: compensations still running answer nobody. */
+void	compensate_conn_gone(struct ctl_conn *);
+
 #endif

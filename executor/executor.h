@@ -63,6 +63,7 @@ struct audit_rec {
 	const char	*approver;
 	const char	*note;
 	const char	*reported_by;	/* "gatewayd": its word, checked */
+	const char	*compensates;	/* the key of the write it undoes */
 	/* A summary of refusals (count > 0): how many, from when to when. */
 	uint64_t	 count;
 	uint64_t	 first_ms;

@@ -73,6 +73,13 @@ static const struct rec_field ledger_fields[] = {
 	STR("note", note, 0),
 	{ "response", RF_BIN, 0, offsetof(struct ledger_rec, response),
 	  offsetof(struct ledger_rec, responselen), 0, NULL, 0, 0, 0 },
+	/* Forensics (forensics.c): after the fields above, which stay. */
+	{ "args", RF_BIN, 0, offsetof(struct ledger_rec, args),
+	  offsetof(struct ledger_rec, argslen), 0, NULL, 0, 0, 0 },
+	{ "asks", RF_UINT, RF_OMIT_ZERO, offsetof(struct ledger_rec, asks),
+	  0, 0, NULL, 0, 0, 0 },
+	STR("approver", approver, 0),
+	STR("compensates", compensates, 0),
 };
 #undef STR
 #undef UINT
@@ -344,6 +351,42 @@ ledger_run_has(struct store_txn *txn, const char *tenant,
 		for (i = 0; i < keys->via.array.size; i++)
 			if (mp_streq(&keys->via.array.ptr[i], key))
 				rc = 1;
+	}
+	msgpack_unpacked_destroy(&u);
+	return rc;
+}
+
+int
+ledger_run_keys(struct store_txn *txn, const char *tenant,
+    const char *run_id, void (*fn)(const char *, void *), void *arg,
+    size_t *n)
+{
+	msgpack_unpacked	 u;
+	const msgpack_object	*keys;
+	char			 rk[MAX_KEY], key[MAX_KEY + 1];
+	struct store_val	 k, v;
+	uint32_t		 i;
+	int			 rc;
+
+	*n = 0;
+	if (run_key(rk, sizeof(rk), tenant, run_id, &k) == -1)
+		return 0;	/* too long to have been written */
+	if ((rc = stx_get(txn, DB_RUNS, &k, &v)) != 0)
+		return rc == STORE_NOTFOUND ? 0 : rc;
+	msgpack_unpacked_init(&u);
+	rc = STORE_BADSIZE;
+	if ((keys = run_keys(&u, &v)) != NULL) {
+		rc = 0;
+		for (i = 0; i < keys->via.array.size; i++) {
+			if (keys->via.array.ptr[i].type != MSGPACK_OBJECT_STR ||
+			    keys->via.array.ptr[i].via.str.size > MAX_KEY)
+				continue;
+			memcpy(key, keys->via.array.ptr[i].via.str.ptr,
+			    keys->via.array.ptr[i].via.str.size);
+			key[keys->via.array.ptr[i].via.str.size] = '\0';
+			fn(key, arg);
+			(*n)++;
+		}
 	}
 	msgpack_unpacked_destroy(&u);
 	return rc;

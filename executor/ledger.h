@@ -42,6 +42,12 @@ struct ledger_rec {
 	char		*response;	/* L_DONE: the response map, packed */
 	size_t		 responselen;
 	char		*note;		/* why in doubt, who resolved it */
+	/* For gatewayctl forensics and compensate (forensics.h). */
+	char		*args;		/* canonical JSON, when kept; or NULL */
+	size_t		 argslen;
+	uint64_t	 asks;		/* callers its run answered */
+	char		*approver;	/* who approved it; or NULL */
+	char		*compensates;	/* a compensation: the key it undoes */
 };
 
 const char	*ledger_state_str(enum ledger_state);
@@ -97,6 +103,15 @@ int		 ledger_run_del(struct store_txn *, const char *tenant,
 /* 1 when the run has written the key already, 0 when not, or an error. */
 int		 ledger_run_has(struct store_txn *, const char *tenant,
 		    const char *run_id, const char *key);
+
+/*
+ * The keys a run wrote, in the order it wrote them, for forensics.c: fn
+ * gets each (NUL-terminated).  *n gets how many; 0 and *n 0 when the run
+ * has no record; STORE_BADSIZE when its record is damaged.
+ */
+int		 ledger_run_keys(struct store_txn *, const char *tenant,
+		    const char *run_id, void (*fn)(const char *, void *),
+		    void *arg, size_t *n);
 
 /* At start: every running record becomes in doubt.  *n gets the count. */
 int		 ledger_recover(struct store *, size_t *n);

@@ -31,12 +31,20 @@ get_int(const void *rec, const struct rec_field *f)
 	return v;
 }
 
-/* Is the field left out?  Only optional pointers that are NULL are. */
+/*
+ * Is the field left out?  Only optional pointers that are NULL are, and
+ * numbers marked RF_OMIT_ZERO that are 0.
+ */
 static int
 omitted(const struct rec_field *f, const void *rec)
 {
-	char	*p;
+	char		*p;
+	uint64_t	 u;
 
+	if (f->type == RF_UINT && (f->flags & RF_OMIT_ZERO)) {
+		memcpy(&u, (const char *)rec + f->off, sizeof(u));
+		return u == 0;
+	}
 	if ((f->flags & RF_REQUIRED) ||
 	    (f->type != RF_STR && f->type != RF_BIN))
 		return 0;

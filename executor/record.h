@@ -13,7 +13,8 @@
  *
  * A record refused is left all zero.  Packing writes the fields in table
  * order and leaves out only the optional strings and byte strings that
- * are NULL, so the bytes stay those the stores already hold.
+ * are NULL (and numbers marked RF_OMIT_ZERO that are 0), so the bytes
+ * stay those the stores already hold.
  */
 #ifndef TG_RECORD_H
 #define TG_RECORD_H
@@ -34,6 +35,8 @@ enum rec_type {
 };
 
 #define RF_REQUIRED	0x1	/* a record without it is refused */
+/* An RF_UINT left out when 0: a field added later keeps old bytes. */
+#define RF_OMIT_ZERO	0x2
 
 struct rec_field {
 	const char		 *key;

@@ -39,6 +39,7 @@ call_free(struct call *c)
 	free(c->idem_key);
 	free(c->approver);
 	free(c->approval_id);
+	free(c->compensates);
 	canon_buf_free(&c->json);
 	free(c);
 }

@@ -43,6 +43,15 @@ struct call {
 	 */
 	int			 audited;
 	int			 audit_rc;
+	/*
+	 * A compensation (compensate.c): the key of the write it undoes,
+	 * for the records, and where its answer goes instead of gatewayd:
+	 * the response map, packed, and whether it is a replay.
+	 */
+	char			*compensates;
+	void			(*sink)(struct call *, const char *resp,
+				    size_t len, int replayed);
+	void			*sink_arg;
 };
 
 TAILQ_HEAD(callq, call);

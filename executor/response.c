@@ -96,6 +96,7 @@ call_audit(const struct call *c, const char *decision, const char *reason,
 		.reason = reason,
 		.approver = c->approver,
 		.note = note,
+		.compensates = c->compensates,
 	};
 
 	return audit_write(&ar, sync);
@@ -129,7 +130,15 @@ answer_send(struct call *c, const struct response *r, int replayed)
 {
 	struct msgbuf	mb;
 	struct mpmap	body, resp;
+	char		*p;
+	size_t		 len;
 
+	if (c->sink != NULL) {
+		p = response_pack(r, &len);
+		c->sink(c, p, len, replayed == 1);
+		free(p);
+		return;
+	}
 	answer_begin(&mb, &body, c);
 	mpmap_begin_in(&resp, &body, "response");
 	response_fields(&resp, r);
@@ -243,6 +252,10 @@ answer_stored(struct call *c, const char *resp, size_t resplen, int replayed)
 	    c->idem_key != NULL && !replayed) == -1 && replayed) {
 		answer_refuse(c, ST_ERROR, E_UNAVAILABLE, "the audit log"
 		    " cannot be written: the replay is withheld");
+		goto out;
+	}
+	if (c->sink != NULL) {
+		c->sink(c, resp, resplen, replayed);
 		goto out;
 	}
 	n = u.data.via.map.size;

@@ -33,6 +33,7 @@
 #include "executor/metrics.h"
 #include "executor/backend.h"
 #include "executor/executor.h"
+#include "executor/forensics.h"
 #include "executor/jobs.h"
 #include "executor/killswitch.h"
 #include "executor/ledger.h"
@@ -143,6 +144,7 @@ fill_intent(struct wop *w)
 	w->rec.started_ms = now_ms();
 	if (c->approver != NULL)
 		xasprintf(&w->rec.note, "approved by %s", c->approver);
+	forensics_intent(&w->rec, w->tool, c);
 }
 
 /*
@@ -392,6 +394,18 @@ write_conn_gone(uint64_t conn)
 	return n;
 }
 
+/* The callers w answers, for forensics (forensics.c says why only they). */
+static uint64_t
+wop_callers(const struct wop *w)
+{
+	const struct call	*c;
+	uint64_t		 n = 1;
+
+	TAILQ_FOREACH(c, &w->waiters, entry)
+		n++;
+	return n;
+}
+
 #define B_OUTCOMES	0x1
 #define B_INTENTS	0x2
 
@@ -466,6 +480,7 @@ batch_txn(struct store_txn *txn, void *arg)
 		    B_INTENTS)))
 			continue;
 		if (w->phase == W_OUTCOME) {
+			w->rec.asks = wop_callers(w);
 			rc = ledger_put(txn, w->key, &w->rec);
 			/*
 			 * Never sent: the run may ask again, as if it had
@@ -535,6 +550,7 @@ intent_record(const struct wop *w)
 		.idempotency_key = w->key,
 		.decision = "admitted",
 		.approver = c->approver,
+		.compensates = c->compensates,
 	};
 
 	return audit_write(&ar, 1);

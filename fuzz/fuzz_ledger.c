@@ -48,12 +48,18 @@ check_same(const struct ledger_rec *a, const struct ledger_rec *b)
 	if (!str_eq(a->tenant, b->tenant) || !str_eq(a->env, b->env) ||
 	    !str_eq(a->tool, b->tool) || !str_eq(a->run_id, b->run_id) ||
 	    !str_eq(a->step_id, b->step_id) ||
-	    !str_eq(a->args_hash, b->args_hash) || !str_eq(a->note, b->note))
+	    !str_eq(a->args_hash, b->args_hash) || !str_eq(a->note, b->note) ||
+	    !str_eq(a->approver, b->approver) ||
+	    !str_eq(a->compensates, b->compensates))
 		fail("round trip: a string field");
 	if (a->uid != b->uid || a->started_ms != b->started_ms ||
 	    a->finished_ms != b->finished_ms ||
-	    a->duration_ms != b->duration_ms)
+	    a->duration_ms != b->duration_ms || a->asks != b->asks)
 		fail("round trip: an integer field");
+	if ((a->args == NULL) != (b->args == NULL) ||
+	    a->argslen != b->argslen ||
+	    (a->argslen > 0 && memcmp(a->args, b->args, a->argslen) != 0))
+		fail("round trip: the args");
 	if ((a->response == NULL) != (b->response == NULL) ||
 	    a->responselen != b->responselen ||
 	    (a->responselen > 0 &&

@@ -338,6 +338,46 @@ test_contract_example(void)
 	config_free(c);
 }
 
+/* compensate's map form and entity. */
+static void
+test_compensate_map(void)
+{
+	static const char text[] =
+	    "catalog:\n"
+	    "  ticket.close:\n"
+	    "    exec: [/bin/close]\n"
+	    "    entity: [ticket_id, queue]\n"
+	    "    compensate: { tool: ticket.reopen, args: { ticket_id: \"$.ticket_id\",\n"
+	    "      note: \"Reopened by compensation (run ${run_id})\", empty: \"\" } }\n"
+	    "  ticket.reopen: { exec: [/bin/reopen], compensate: ticket.close }\n";
+	const struct tool	*t;
+	struct config		*c;
+	char			 path[1024], err[1024];
+
+	c = load_text(text, path, sizeof(path), err, sizeof(err));
+	if (c == NULL)
+		fprintf(stderr, "%s\n", err);
+	ASSERT(c != NULL);
+	if (c == NULL)
+		return;
+	t = policy_tool(c, "ticket.close");
+	ASSERT(t != NULL);
+	ASSERT_EQ_STR(t->compensate, "ticket.reopen");
+	ASSERT_EQ_INT(t->comp_map, 1);
+	ASSERT_EQ_INT(t->ncomp_args, 3);
+	ASSERT_EQ_STR(t->comp_names[0], "ticket_id");
+	ASSERT_EQ_STR(t->comp_values[0], "$.ticket_id");
+	ASSERT_EQ_STR(t->comp_values[1],
+	    "Reopened by compensation (run ${run_id})");
+	ASSERT_EQ_STR(t->comp_values[2], "");
+	ASSERT_EQ_INT(t->nentity, 2);
+	ASSERT_EQ_STR(t->entity[1], "queue");
+	t = policy_tool(c, "ticket.reopen");
+	ASSERT_EQ_INT(t->comp_map, 0);
+	ASSERT_EQ_INT(t->nentity, 0);
+	config_free(c);
+}
+
 /* The contract's examples of the mcp and http backends. */
 static void
 test_backends(void)
@@ -1022,6 +1062,26 @@ static const struct bad bad[] = {
 	    "an empty list; write false" },
 	{ "catalog:\n  t:\n    exec: [/bin/t]\n    compensate: u\n", 4,
 	    "catalog.t.compensate", "\"u\" is not a tool of the catalog" },
+	{ "catalog:\n  t:\n    exec: [/bin/t]\n    compensate: u\n"
+	  "  u: { mode: read, exec: [/bin/u] }\n", 4,
+	    "catalog.t.compensate", "\"u\" is not a write tool" },
+	{ "catalog:\n  t:\n    exec: [/bin/t]\n    compensate: { args: {} }\n",
+	  4, "catalog.t.compensate", "the map form names its tool" },
+	{ "catalog:\n  t:\n    exec: [/bin/t]\n    compensate: { tool: t, "
+	  "x: 1 }\n", 4, "catalog.t.compensate.x", "not a key of compensate" },
+	{ "catalog:\n  t:\n    exec: [/bin/t]\n    compensate: { tool: t, "
+	  "args: { a: \"$.\" } }\n", 4, "catalog.t.compensate.args.a",
+	  "must name one top-level arg" },
+	{ "catalog:\n  t:\n    exec: [/bin/t]\n    compensate: { tool: t, "
+	  "args: { a: \"x ${who}\" } }\n", 4, "catalog.t.compensate.args.a",
+	  "unknown \"${...}\"" },
+	{ "catalog:\n  t:\n    exec: [/bin/t]\n    compensate: { tool: t, "
+	  "args: { a: \"5$\" } }\n", 4, "catalog.t.compensate.args.a",
+	  "a '$' must begin" },
+	{ "catalog:\n  t:\n    exec: [/bin/t]\n    entity: id\n", 4,
+	    "catalog.t.entity", "expected a list" },
+	{ "catalog:\n  t:\n    exec: [/bin/t]\n    entity: [../x]\n", 4,
+	    "catalog.t.entity[0]", "not a valid name" },
 	/* agents are not operators */
 	{ "principals:\n  - { uid: 0, tenant: a, env: b }\n", 2,
 	    "principals[0].uid", "uid 0 is also an operator (operators.uids, "
@@ -1297,6 +1357,7 @@ main(void)
 	RUN(test_safe_default);
 	RUN(test_full);
 	RUN(test_contract_example);
+	RUN(test_compensate_map);
 	RUN(test_backends);
 	RUN(test_input_schema);
 	RUN(test_example);
