@@ -626,6 +626,15 @@ put_int(const char *key, long long val)
 	jsonout_int(&recline, val);
 }
 
+static void
+put_lit(const char *key, const char *lit)
+{
+	jsonout_raw(&recline, ",\"", 2);
+	jsonout_raw(&recline, key, strlen(key));
+	jsonout_raw(&recline, "\":", 2);
+	jsonout_raw(&recline, lit, strlen(lit));
+}
+
 /* The line, newline included, valid until the next one is made. */
 static const char *
 encode(const struct audit_rec *r, uint64_t seq, const char *prev,
@@ -647,11 +656,25 @@ encode(const struct audit_rec *r, uint64_t seq, const char *prev,
 	put_str("step_id", r->step_id);
 	put_str("traceparent", r->traceparent);
 	put_str("tool", r->tool);
+	put_str("mode", r->mode);
+	put_str("backend", r->backend);
 	put_str("args_hash", r->args_hash);
+	if (r->args != NULL) {
+		jsonout_raw(&recline, ",\"args\":", 8);
+		jsonout_raw(&recline, r->args, r->argslen);
+	}
 	put_str("idempotency_key", r->idempotency_key);
 	put_str("decision", r->decision);
-	put_str("reason", r->reason);
+	/* Named as the answer names it: "error" for an error, else a stop. */
+	put_str(r->decision != NULL && strcmp(r->decision, ST_ERROR) == 0 ?
+	    "error" : "stop_reason", r->reason);
+	put_str("approval_id", r->approval_id);
 	put_str("approver", r->approver);
+	if (r->replayed != 0)
+		put_lit("replayed", r->replayed == 2 ? "true" : "false");
+	put_str("outcome", r->outcome);
+	if (r->has_duration)
+		put_int("duration_ms", (long long)r->duration_ms);
 	put_str("note", r->note);
 	put_str("reported_by", r->reported_by);
 	if (r->count > 0) {

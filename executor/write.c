@@ -530,10 +530,14 @@ intent_record(const struct wop *w)
 		.uid = (long long)c->uid,
 		.run_id = c->run_id,
 		.step_id = c->step_id,
+		.traceparent = c->traceparent,
 		.tool = c->tool,
+		.mode = c->mode,
+		.backend = c->backend,
 		.args_hash = c->args_hash,
 		.idempotency_key = w->key,
 		.decision = "admitted",
+		.approval_id = c->approval_id,
 		.approver = c->approver,
 	};
 

@@ -1,0 +1,152 @@
+"""The fields of audit records (issue 12): every decision and execution
+carries time, seq, tenant, env, uid, run_id, step_id, tool, mode, backend,
+args_hash, decision, stop_reason or error, approval_id, approver,
+idempotency_key, replayed, outcome, duration_ms and the traceparent when
+given; gatewayd's own refusals are marked reported_by gatewayd.  Checked
+on the real records of reads, writes, replays, approvals and refusals."""
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from tg import *  # noqa: F401,F403
+
+TP = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+WHO = "acme", "prod", 0        # tenant, env, uid of the test's own client
+
+
+def one(recs, what, **match):
+    got = [r for r in recs if all(r.get(k) == v for k, v in match.items())]
+    assert len(got) == 1, (what, match, got)
+    return got[0]
+
+
+def common(r, run_id, tool):
+    """What every record of a call on the test's client carries."""
+    assert isinstance(r["seq"], int) and len(r["prev"]) == 64, r
+    assert isinstance(r["ts_ms"], int) and r["ts_ms"] > 1600000000000, r
+    assert (r["tenant"], r["env"], r["uid"]) == WHO, r
+    assert r["run_id"] == run_id and r["tool"] == tool, r
+
+
+def execution(r, mode, outcome, backend="exec"):
+    assert r["mode"] == mode and r["backend"] == backend, r
+    assert r["outcome"] == outcome, r
+    assert isinstance(r["duration_ms"], int) and 0 <= r["duration_ms"] < 60000, r
+    assert "reported_by" not in r and "args" not in r, r
+
+
+@test
+def reads_writes_replays_and_refusals_carry_every_field():
+    with approvals_daemon(require=["rec.slow"]) as d:
+        c = d.client()
+        assert c.call("echo", {"q": 1}, run_id="rd", step_id=7,
+                      traceparent=TP)["status"] == "ok"
+        assert c.call("fail", {"q": 2}, run_id="rd")["status"] == "error"
+        w = c.call("rec", {"ticket_id": "T-1"}, run_id="wr", step_id="s1")
+        assert w["status"] == "ok" and w["replayed"] is False, w
+        dup = c.call("rec", {"ticket_id": "T-1"}, run_id="wr")
+        assert dup["status"] == "stopped", dup
+        rep = c.call("rec", {"ticket_id": "T-1"}, run_id="wr2", traceparent=TP)
+        assert rep["status"] == "ok" and rep["replayed"] is True, rep
+        assert c.call("nope", {"x": 1}, run_id="gw")["status"] == "denied"
+        recs = wait_for(lambda: (lambda a: a if any(
+            r.get("tool") == "nope" for r in a) else None)(read_audit(d)),
+            what="gatewayd's records")
+
+        r = one(recs, "read", event="call", tool="echo")
+        common(r, "rd", "echo")
+        execution(r, "read", "ok")
+        assert r["step_id"] == "7" and r["traceparent"] == TP, r
+        assert r["args_hash"] == args_hash({"q": 1}) and r["decision"] == "ok", r
+        for k in ("idempotency_key", "replayed", "stop_reason", "error",
+                  "approval_id", "approver"):
+            assert k not in r, (k, r)
+
+        r = one(recs, "failed read", event="call", tool="fail")
+        common(r, "rd", "fail")
+        execution(r, "read", "failed")
+        assert r["decision"] == "error" and r["error"] == "tool_failed", r
+        assert "traceparent" not in r and "stop_reason" not in r, r
+
+        key = "acme:rec:" + args_hash({"ticket_id": "T-1"})
+        intent = one(recs, "intent", event="intent", tool="rec")
+        common(intent, "wr", "rec")
+        assert intent["mode"] == "write" and intent["backend"] == "exec", intent
+        assert intent["idempotency_key"] == key and intent["step_id"] == "s1", intent
+
+        r = one(recs, "write", event="call", tool="rec", run_id="wr",
+                decision="ok")
+        common(r, "wr", "rec")
+        execution(r, "write", "ok")
+        assert r["idempotency_key"] == key and r["replayed"] is False, r
+        assert r["seq"] > intent["seq"], (intent, r)
+
+        # gatewayd stops the same write again in its run on its own.
+        r = one(recs, "duplicate", tool="rec", run_id="wr", decision="stopped")
+        common(r, "wr", "rec")
+        assert r["event"] == "gatewayd" and r["reported_by"] == "gatewayd", r
+        assert r["stop_reason"] == "duplicate_write", r
+        assert r["args_hash"] == args_hash({"ticket_id": "T-1"}), r
+
+        r = one(recs, "replay", event="call", tool="rec", run_id="wr2")
+        common(r, "wr2", "rec")
+        execution(r, "write", "ok")
+        assert r["replayed"] is True and r["traceparent"] == TP, r
+        assert r["idempotency_key"] == key, r
+
+        r = one(recs, "gatewayd's refusal", reported_by="gatewayd", tool="nope")
+        common(r, "gw", "nope")
+        assert r["event"] == "gatewayd" and r["decision"] == "denied", r
+        assert r["stop_reason"] == "not_allowed", r
+        assert "outcome" not in r, r
+
+        seqs = [r["seq"] for r in recs]
+        assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs), seqs
+
+
+@test
+def approvals_carry_their_id_and_approver_into_every_record():
+    with approvals_daemon(require=["rec"]) as d:
+        c = d.client()
+        args = {"ticket_id": "T-9"}
+        r = request_approval(d, c, args, run_id="ap", step_id=3)
+        aid = r["approval_id"]
+        rc, out, err = d.ctl("approve", aid)
+        assert rc == 0, (rc, out, err)
+        x = c.resume(r["checkpoint"])
+        assert x["status"] == "ok" and x["replayed"] is False, x
+        y = c.resume(r["checkpoint"])
+        assert y["status"] == "ok" and y["replayed"] is True, y
+        # A second one, denied: its resume is refused, with the id.
+        r2 = request_approval(d, c, {"ticket_id": "T-10"}, run_id="ap2")
+        assert d.ctl("deny", r2["approval_id"])[0] == 0
+        z = c.resume(r2["checkpoint"])
+        assert_denied(z, "approval_denied")
+        recs = read_audit(d)
+
+        req = one(recs, "request", event="approval", approval_id=aid)
+        common(req, "ap", "rec")
+        assert req["decision"] == "requested" and req["mode"] == "write", req
+        assert req["backend"] == "exec" and req["step_id"] == "3", req
+        assert req["args_hash"] == args_hash(args), req
+        dec = one(recs, "decision", event="decision", approval_id=aid)
+        assert dec["decision"] == "approved" and dec["approver"] == ROOT_WHO, dec
+        calls = [e for e in recs if e.get("event") == "call" and
+                 e.get("approval_id") == aid]
+        assert [e["replayed"] for e in calls] == [False, True], calls
+        for e in calls:
+            common(e, "ap", "rec")
+            execution(e, "write", "ok")
+            assert e["approver"] == ROOT_WHO and e["decision"] == "ok", e
+            assert e["idempotency_key"].startswith("acme:rec:"), e
+        intent = one(recs, "intent", event="intent", approval_id=aid)
+        assert intent["approver"] == ROOT_WHO, intent
+        refused = one(recs, "denied resume", event="call",
+                      approval_id=r2["approval_id"])
+        assert refused["decision"] == "denied", refused
+        assert refused["stop_reason"] == "approval_denied", refused
+        assert refused["outcome"] == "not_run", refused
+
+
+if __name__ == "__main__":
+    main()
