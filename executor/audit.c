@@ -46,6 +46,8 @@
 #include <sodium.h>
 
 #include "common/auditchain.h"
+#include "common/auditredact.h"
+#include "common/canon.h"
 #include "common/config.h"
 #include "common/credpath.h"
 #include "common/jsonout.h"
@@ -62,6 +64,7 @@
 #define HEAD_KEY	"audit_head"
 #define KEY_FILE	"audit.key"
 #define PUB_FILE	"audit.pub"
+#define HASHKEY_FILE	"audit.hashkey"
 
 static int		 audit_fd = -1;
 static char		 audit_path[4096];
@@ -80,6 +83,8 @@ static uint64_t		 since_head;	/* records since the last head */
 static struct event	*head_ev;
 static int		 head_armed;
 static unsigned char	 audit_sk[crypto_sign_SECRETKEYBYTES];
+static unsigned char	 hash_key[AUDITREDACT_KEYLEN];	/* audit.redact */
+static struct canon_buf	 redacted;	/* a record's args, redacted */
 static char		 chain_state[512] = "ok";
 static uint64_t		 log_size;	/* bytes in the file, for rotation */
 static struct event	*rotate_ev;
@@ -341,6 +346,70 @@ audit_key_init(const char *state_dir, const char *creds_dir)
 		close(fd);
 }
 
+/*
+ * The key of the hashes that stand for redacted args (audit.redact): 32
+ * random bytes of the executor's own, kept as the audit key is (the
+ * credentials directory's audit.hashkey, else STATE_DIR/audit.hashkey,
+ * made at first start, 0600).  It never leaves the executor: gatewayctl
+ * audit hash asks the executor to hash a value.
+ */
+static void
+hash_key_init(const char *state_dir, const char *creds_dir)
+{
+	char		 path[4200];
+	const char	*comp[1] = { HASHKEY_FILE }, *why = NULL;
+	ssize_t		 n;
+	int		 fd;
+
+	if (creds_dir == NULL || credpath(path, sizeof(path), creds_dir,
+	    comp, 1, &why) == -1 || access(path, F_OK) == -1)
+		snprintf(path, sizeof(path), "%s/%s", state_dir, HASHKEY_FILE);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) != -1) {
+		n = read(fd, hash_key, sizeof(hash_key));
+		close(fd);
+		if (n != (ssize_t)sizeof(hash_key))
+			fatalx("%s: not an audit hash key", path);
+		return;
+	}
+	if (errno != ENOENT)
+		fatal("%s", path);
+	randombytes_buf(hash_key, sizeof(hash_key));
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
+	    O_NOFOLLOW, 0600)) == -1 ||
+	    write(fd, hash_key, sizeof(hash_key)) != (ssize_t)sizeof(hash_key) ||
+	    fsync(fd) == -1)
+		fatal("%s", path);
+	close(fd);
+	log_info("audit hash key created in %s", path);
+}
+
+void
+audit_args(struct audit_rec *r, const struct canon_buf *json)
+{
+	if (!ex->conf->audit_args || json->data == NULL || json->len == 0)
+		return;
+	if (ex->conf->naudit_redact == 0) {
+		r->args = json->data;
+		r->argslen = json->len;
+		return;
+	}
+	/* Canonical JSON is one object: were it not, say nothing of it. */
+	if (auditredact_args(json->data, json->len, ex->conf->audit_redact,
+	    ex->conf->naudit_redact, hash_key, &redacted) == -1) {
+		log_warnx("audit: the args of a record could not be redacted:"
+		    " left out");
+		return;
+	}
+	r->args = redacted.data;
+	r->argslen = redacted.len;
+}
+
+void
+audit_hash(const char *json, size_t len, char *out)
+{
+	auditredact_mac(hash_key, json, len, out);
+}
+
 static int
 head_get_txn(struct store_txn *stx, void *arg)
 {
@@ -417,6 +486,7 @@ audit_open(const char *state_dir, struct event_base *base)
 
 	snprintf(audit_path, sizeof(audit_path), "%s/audit.log", state_dir);
 	audit_key_init(state_dir, ex->conf->credentials_dir);
+	hash_key_init(state_dir, ex->conf->credentials_dir);
 	if ((audit_fd = open_log(&logged, chain)) == -1)
 		fatal("%s", audit_path);
 	/* A new file after a rotation chains to the last of the old. */
@@ -954,6 +1024,8 @@ audit_close(void)
 		event_free(rotate_ev);
 	rotate_ev = NULL;
 	sodium_memzero(audit_sk, sizeof(audit_sk));
+	sodium_memzero(hash_key, sizeof(hash_key));
+	canon_buf_free(&redacted);
 	if (sync_ev != NULL)
 		event_free(sync_ev);
 	sync_ev = NULL;

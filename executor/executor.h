@@ -106,6 +106,11 @@ const char *audit_state(char *, size_t);
 /* "ok", or "broken: WHERE AND HOW" when the log did not verify at start. */
 const char *audit_chain_state(void);
 void	audit_reopen(void);
+struct canon_buf;
+/* r's args from the call's canonical JSON, as audit.args and .redact say. */
+void	audit_args(struct audit_rec *, const struct canon_buf *);
+/* The keyed hash of a value's canonical JSON (audit.redact): 77 bytes. */
+void	audit_hash(const char *json, size_t len, char *out);
 void	audit_close(void);
 
 #endif

@@ -131,6 +131,7 @@ call_audit(const struct call *c, const char *decision, const char *reason,
 
 	if (c->idem_key != NULL)
 		ar.replayed = replayed == 1 ? 2 : 1;
+	audit_args(&ar, &c->json);
 	return audit_write(&ar, sync);
 }
 

@@ -5,7 +5,9 @@ idempotency_key, replayed, outcome, duration_ms and the traceparent when
 given; gatewayd's own refusals are marked reported_by gatewayd.  Checked
 on the real records of reads, writes, replays, approvals and refusals."""
 import os
+import stat
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from tg import *  # noqa: F401,F403
@@ -146,6 +148,133 @@ def approvals_carry_their_id_and_approver_into_every_record():
         assert refused["decision"] == "denied", refused
         assert refused["stop_reason"] == "approval_denied", refused
         assert refused["outcome"] == "not_run", refused
+
+
+def with_audit(d, **audit):
+    conf = dict(d.conf, audit=dict(d.conf.get("audit", {}), **audit))
+    reconfigure(d, conf)
+    return d
+
+
+@test
+def args_are_written_only_when_asked_and_redacted_values_can_be_found():
+    # By default: the hash only (execution() checks "args" is absent).
+    with Daemon() as d:
+        d.client().call("echo", {"email": "a@b"}, run_id="p0")
+        assert all("args" not in r for r in read_audit(d)), read_audit(d)
+        assert "a@b" not in open(os.path.join(d.state, "audit.log")).read()
+    d = with_audit(Daemon(base_config(), name="tg-redact"), args=True,
+                   redact=["email", "card"])
+    with d:
+        key = os.path.join(d.state, "audit.hashkey")
+        st = os.stat(key)
+        assert st.st_size == 32 and stat.S_IMODE(st.st_mode) == 0o600, st
+        c = d.client()
+        args = {"email": "alice@example.com", "n": 3, "card": {"no": "4111"},
+                "note": {"email": "kept@nested"}}
+        assert c.call("echo", args, run_id="p1")["status"] == "ok"
+        assert c.call("echo", {"other": "x"}, run_id="p2")["status"] == "ok"
+        recs = read_audit(d)
+        r = one(recs, "redacted", event="call", run_id="p1")
+        a = r["args"]
+        assert a["n"] == 3 and a["note"] == {"email": "kept@nested"}, r
+        assert a["email"].startswith("hmac-sha256:") and len(a["email"]) == 76, r
+        assert a["card"].startswith("hmac-sha256:") and a["card"] != a["email"], r
+        # The args hash is still over the real args.
+        assert r["args_hash"] == args_hash(args), r
+        log = open(os.path.join(d.state, "audit.log")).read()
+        assert "alice@example.com" not in log and "4111" not in log, log
+        assert one(recs, "plain", event="call", run_id="p2")["args"] == {"other": "x"}
+        # gatewayctl audit hash: the same hash, of a string or of JSON.
+        rc, out, err = d.ctl("--json", "audit", "hash", "alice@example.com")
+        assert rc == 0, (rc, out, err)
+        h = json.loads(out)
+        assert h["hash"] == a["email"], (h, a)
+        assert h["canonical_json"] == '"alice@example.com"', h
+        rc, out, err = d.ctl("--json", "audit", "hash", "--json", '{ "no" : "4111" }')
+        assert rc == 0 and json.loads(out)["hash"] == a["card"], (rc, out, err)
+        rc, out, err = d.ctl("audit", "hash", "alice@example.com")
+        assert rc == 0 and "hash: " + a["email"] in out, (rc, out, err)
+        # Bad JSON is refused; so is a caller who is not an operator.
+        rc, out, err = d.ctl("audit", "hash", "--json", "{nope")
+        assert rc == 1 and "json" in (out + err).lower(), (rc, out, err)
+        rc, out, err = d.ctl("audit", "hash", "x", uid=AGENT_UID)
+        assert rc != 0 and "hmac-sha256" not in out, (rc, out, err)
+        assert d.ctl("audit", "hash")[0] == 2
+        # Records with args verify as any other.
+        rc, out, err = d.ctl("audit", "verify", "--log", os.path.join(d.state, "audit.log"))
+        assert rc == 0, (rc, out, err)
+        # The key is the executor's, kept across restarts.
+        d.stop()
+        d.start()
+        assert json.loads(d.ctl("--json", "audit", "hash",
+                                "alice@example.com")[1])["hash"] == a["email"]
+
+
+def show(d, *args):
+    log = os.path.join(d.state, "audit.log")
+    return d.ctl("audit", "show", "--log", log, *args)
+
+
+@test
+def audit_show_filters_by_run_tool_and_time_across_rotated_files():
+    d = with_audit(Daemon(base_config(), name="tg-show"), max_bytes=2000, keep=50)
+    with d:
+        c = d.client()
+        for i in range(24):
+            c.call("echo", {"i": i}, run_id="r%d" % (i % 3))
+        c.call("fail", {"i": 99}, run_id="r0")
+        wait_for(lambda: os.path.exists(os.path.join(d.state, "audit.log.2")),
+                 what="two rotations")
+        time.sleep(1.1)
+        t1 = time.time()
+        c.call("echo", {"late": 1}, run_id="late")
+        recs = [r for r in read_all(d) if r.get("event") != "head"]
+        rc, out, err = show(d, "--json")
+        assert rc == 0, (rc, out, err)
+        lines = [json.loads(x) for x in out.splitlines()]
+        assert lines == recs, (len(lines), len(recs))
+        rc, out, err = show(d, "--run", "r0", "--json")
+        got = [json.loads(x) for x in out.splitlines()]
+        assert [r["seq"] for r in got] == [r["seq"] for r in recs
+                                           if r.get("run_id") == "r0"], got
+        assert len(got) == 9, got
+        rc, out, err = show(d, "--run", "r0", "--tool", "fail", "--json")
+        got = [json.loads(x) for x in out.splitlines()]
+        assert len(got) == 1 and got[0]["error"] == "tool_failed", got
+        since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t1 - 0.5)) + "Z"
+        rc, out, err = show(d, "--since", since, "--json")
+        got = [json.loads(x) for x in out.splitlines()]
+        assert [r["run_id"] for r in got] == ["late"], got
+        rc, out, err = show(d, "--since", "1h", "--json")
+        assert len(out.splitlines()) == len(recs), out
+        # The table: a header and a row per record.
+        rc, out, err = show(d, "--run", "late")
+        rows = out.splitlines()
+        assert rc == 0 and rows[0].split()[:4] == ["SEQ", "TIME", "EVENT", "TENANT"], out
+        assert len(rows) == 2 and " late " in rows[1] and " echo " in rows[1], out
+        # Nothing matches: no output, success.
+        assert show(d, "--run", "none") == (0, "", "")
+        # Bad arguments: a clear error, exit 2.
+        for bad in (["--since", "yesterday"], ["--since", "2026-13-01T00:00:00Z"],
+                    ["--run"], ["--frobnicate", "x"], ["--run", "a", "--run", "b"],
+                    ["--tool", ""]):
+            rc, out, err = show(d, *bad)
+            assert rc == 2 and err.startswith("gatewayctl: audit show: "), (bad, rc, err)
+            assert out == "", (bad, out)
+        rc, out, err = d.ctl("audit", "show", "--log", os.path.join(d.dir, "nolog"))
+        assert rc == 1 and "nolog" in err, (rc, err)
+
+
+def read_all(d):
+    """Every record of the log and its rotated files, oldest first."""
+    names = sorted((n for n in os.listdir(d.state) if n.startswith("audit.log.")),
+                   key=lambda n: -int(n.rsplit(".", 1)[1])) + ["audit.log"]
+    out = []
+    for n in names:
+        with open(os.path.join(d.state, n)) as f:
+            out += [json.loads(x) for x in f if x.strip()]
+    return out
 
 
 if __name__ == "__main__":
