@@ -88,6 +88,8 @@ static struct canon_buf	 redacted;	/* a record's args, redacted */
 static char		 chain_state[512] = "ok";
 static uint64_t		 log_size;	/* bytes in the file, for rotation */
 static struct event	*rotate_ev;
+static struct event	*reopen_ev;	/* gatewayd's SIGHUP, held back */
+static uint64_t		 reopened_ms;	/* mono_ms() of the last reopen */
 /*
  * Queued records: each line without its first members, the seq and prev,
  * which are given when the batch is written.
@@ -475,6 +477,7 @@ audit_chain_state(void)
 
 static void	head_cb(evutil_socket_t, short, void *);
 static void	rotate_cb(evutil_socket_t, short, void *);
+static void	reopen_cb(evutil_socket_t, short, void *);
 
 void
 audit_open(const char *state_dir, struct event_base *base)
@@ -504,7 +507,8 @@ audit_open(const char *state_dir, struct event_base *base)
 	if ((sync_ev = event_new(base, -1, 0, audit_sync_cb, NULL)) == NULL ||
 	    (batch_ev = event_new(base, -1, 0, batch_cb, NULL)) == NULL ||
 	    (head_ev = event_new(base, -1, 0, head_cb, NULL)) == NULL ||
-	    (rotate_ev = event_new(base, -1, 0, rotate_cb, NULL)) == NULL)
+	    (rotate_ev = event_new(base, -1, 0, rotate_cb, NULL)) == NULL ||
+	    (reopen_ev = evtimer_new(base, reopen_cb, NULL)) == NULL)
 		fatalx("audit: event_new");
 }
 
@@ -963,7 +967,40 @@ audit_reopen(void)
 	if (audit_fd != -1)
 		close(audit_fd);
 	audit_fd = fd;
+	reopened_ms = mono_ms();
 	log_info("audit: %s reopened", audit_path);
+}
+
+static void
+reopen_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	audit_reopen();
+}
+
+/*
+ * gatewayd asks for a reopen when SIGHUP reaches it.  Each reopen writes
+ * a head (a sync and a commit), so a gatewayd that asks in a loop gets at
+ * most one a second: one asked sooner is done when the second is up, and
+ * those asked meanwhile are that one.
+ */
+void
+audit_reopen_asked(void)
+{
+	struct timeval	tv;
+	uint64_t	now = mono_ms();
+
+	if (reopen_ev == NULL || evtimer_pending(reopen_ev, NULL))
+		return;
+	if (reopened_ms == 0 || now >= reopened_ms + 1000) {
+		audit_reopen();
+		return;
+	}
+	tv.tv_sec = 0;
+	tv.tv_usec = (suseconds_t)(reopened_ms + 1000 - now) * 1000;
+	evtimer_add(reopen_ev, &tv);
 }
 
 /*
@@ -1023,6 +1060,9 @@ audit_close(void)
 	if (rotate_ev != NULL)
 		event_free(rotate_ev);
 	rotate_ev = NULL;
+	if (reopen_ev != NULL)
+		event_free(reopen_ev);
+	reopen_ev = NULL;
 	sodium_memzero(audit_sk, sizeof(audit_sk));
 	sodium_memzero(hash_key, sizeof(hash_key));
 	canon_buf_free(&redacted);

@@ -96,6 +96,7 @@ static void	dispatch_audit(const struct proto_msg *);
 static void	dispatch_conn_gone(const struct proto_msg *);
 static void	dispatch_audit_summary(const struct proto_msg *);
 static void	dispatch_ping(const struct proto_msg *);
+static void	dispatch_audit_reopen(const struct proto_msg *);
 
 /*
  * What gatewayd may send; when it may send it (before HELLO, once) is the
@@ -119,6 +120,7 @@ static const struct {
 	{ MSG_CONN_GONE,	dispatch_conn_gone },
 	{ MSG_AUDIT_SUMMARY,	dispatch_audit_summary },
 	{ MSG_PING,		dispatch_ping },
+	{ MSG_AUDIT_REOPEN,	dispatch_audit_reopen },
 };
 
 static int	hello_done;
@@ -272,6 +274,14 @@ dispatch_writes_off(const struct proto_msg *m)
 	(void)m;
 	if (!ex->writes_off)
 		ks_set_writes_off(1, "SIGUSR1 to gatewayd");
+}
+
+/* SIGHUP reached gatewayd: reopen the audit log, as at our own SIGHUP. */
+static void
+dispatch_audit_reopen(const struct proto_msg *m)
+{
+	(void)m;
+	audit_reopen_asked();
 }
 
 /*

@@ -106,6 +106,8 @@ const char *audit_state(char *, size_t);
 /* "ok", or "broken: WHERE AND HOW" when the log did not verify at start. */
 const char *audit_chain_state(void);
 void	audit_reopen(void);
+/* gatewayd's SIGHUP: audit_reopen(), at most once a second. */
+void	audit_reopen_asked(void);
 struct canon_buf;
 /* r's args from the call's canonical JSON, as audit.args and .redact say. */
 void	audit_args(struct audit_rec *, const struct canon_buf *);

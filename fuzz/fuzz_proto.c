@@ -104,6 +104,7 @@ static const struct {
 	    w_metrics_ans },
 	[MSG_PING] = { "PING", MSG_FROM_GATEWAYD, w_none },
 	[MSG_PONG] = { "PONG", MSG_FROM_EXECUTOR, w_none },
+	[MSG_AUDIT_REOPEN] = { "AUDIT_REOPEN", MSG_FROM_GATEWAYD, w_none },
 };
 
 _Static_assert(sizeof(schema) / sizeof(schema[0]) == MSG_MAX,

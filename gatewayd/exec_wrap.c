@@ -491,6 +491,17 @@ exec_ping(void (*answered)(void))
 	msg_send(&mb, &body);
 }
 
+/* SIGHUP reached us: the executor reopens the audit log (logrotate). */
+void
+exec_audit_reopen(void)
+{
+	struct msgbuf	mb;
+	struct mpmap	body;
+
+	msg_begin(&mb, &body, MSG_AUDIT_REOPEN, 0);
+	msg_send(&mb, &body);
+}
+
 void
 exec_writes_off(void)
 {

@@ -220,6 +220,8 @@ static const struct msg_def table[MSG_MAX] = {
 	    f_metrics_ans },
 	[MSG_PING] = { MSG_PING, "PING", GW, MSG_PONG, 0, f_none },
 	[MSG_PONG] = { MSG_PONG, "PONG", EX, MSG_NONE, 0, f_none },
+	[MSG_AUDIT_REOPEN] = { MSG_AUDIT_REOPEN, "AUDIT_REOPEN", GW, MSG_NONE,
+	    0, f_none },
 };
 
 static const struct msg_def *

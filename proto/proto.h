@@ -63,6 +63,7 @@ enum msg_type {
 	MSG_METRICS_ANS,	/* ex->gw  the executor's families, as text */
 	MSG_PING,		/* gw->ex  is the loop turning? (the watchdog) */
 	MSG_PONG,		/* ex->gw  it is */
+	MSG_AUDIT_REOPEN,	/* gw->ex  SIGHUP reached gatewayd */
 	MSG_MAX
 };
 

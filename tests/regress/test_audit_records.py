@@ -5,6 +5,7 @@ idempotency_key, replayed, outcome, duration_ms and the traceparent when
 given; gatewayd's own refusals are marked reported_by gatewayd.  Checked
 on the real records of reads, writes, replays, approvals and refusals."""
 import os
+import signal
 import stat
 import sys
 import time
@@ -264,6 +265,51 @@ def audit_show_filters_by_run_tool_and_time_across_rotated_files():
             assert out == "", (bad, out)
         rc, out, err = d.ctl("audit", "show", "--log", os.path.join(d.dir, "nolog"))
         assert rc == 1 and "nolog" in err, (rc, err)
+
+
+@test
+def sighup_to_either_process_reopens_the_log_and_the_chain_goes_on():
+    with Daemon() as d:
+        log = os.path.join(d.state, "audit.log")
+        c = d.client()
+        c.call("echo", {"n": 0}, run_id="h0")
+        # logrotate's way: move the file, then SIGHUP; first the executor,
+        # then gatewayd (which asks the executor on the socketpair).
+        for n, pid in ((1, d.executor_pid()), (2, d.proc.pid)):
+            for k in range(n - 1, 0, -1):
+                os.rename("%s.%d" % (log, k), "%s.%d" % (log, k + 1))
+            os.rename(log, log + ".1")
+            reopened = d.read_log().count("reopened")
+            os.kill(pid, signal.SIGHUP)
+            wait_for(lambda: d.read_log().count("reopened") == reopened + 1,
+                     what="the reopen after SIGHUP %d" % n)
+            assert os.path.exists(log), os.listdir(d.state)
+            assert c.call("echo", {"n": n}, run_id="h%d" % n)["status"] == "ok"
+            # The old file ends in a head; the new one chains to it.
+            old = [json.loads(x) for x in open(log + ".1")]
+            new = [json.loads(x) for x in open(log)]
+            assert old[-1]["event"] == "head", old[-1]
+            assert [r["run_id"] for r in new] == ["h%d" % n], new
+            assert new[0]["seq"] == old[-1]["seq"] + 1, (old[-1], new[0])
+        rc, out, err = d.ctl("audit", "verify", "--log", log)
+        assert rc == 0, (rc, out, err)
+        assert "SIGHUP: the executor reopens the audit log" in d.read_log()
+        # SIGHUPs to gatewayd in a burst: the first reopens at once, the
+        # others in the same second are one more reopen a second later.
+        time.sleep(1.1)
+        before = d.read_log().count("reopened")
+        t0 = time.monotonic()
+        for _ in range(5):
+            os.kill(d.proc.pid, signal.SIGHUP)
+            time.sleep(0.05)
+        wait_for(lambda: d.read_log().count("reopened") == before + 2,
+                 what="the held-back reopen")
+        assert time.monotonic() - t0 >= 0.9, time.monotonic() - t0
+        time.sleep(1.2)
+        assert d.read_log().count("reopened") == before + 2, d.read_log()[-2000:]
+        assert d.proc.poll() is None and c.call("echo", {"n": 9}, run_id="h9")["status"] == "ok"
+        rc, out, err = d.ctl("audit", "verify", "--log", log)
+        assert rc == 0, (rc, out, err)
 
 
 def read_all(d):

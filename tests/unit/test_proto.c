@@ -92,6 +92,8 @@ static const struct tmsg msgs[] = {
 		{ "text", T_STR, 0 }, { NULL, 0, 0 } } },
 	{ MSG_PING, "PING", MSG_FROM_GATEWAYD, { { NULL, 0, 0 } } },
 	{ MSG_PONG, "PONG", MSG_FROM_EXECUTOR, { { NULL, 0, 0 } } },
+	{ MSG_AUDIT_REOPEN, "AUDIT_REOPEN", MSG_FROM_GATEWAYD,
+	    { { NULL, 0, 0 } } },
 };
 #define NMSGS	(sizeof(msgs) / sizeof(msgs[0]))
 
