@@ -243,7 +243,9 @@ def audit_show_filters_by_run_tool_and_time_across_rotated_files():
         rc, out, err = show(d, "--run", "r0", "--tool", "fail", "--json")
         got = [json.loads(x) for x in out.splitlines()]
         assert len(got) == 1 and got[0]["error"] == "tool_failed", got
-        since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t1 - 0.5)) + "Z"
+        t = t1 - 0.3
+        since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + \
+            ".%03dZ" % int((t % 1) * 1000)
         rc, out, err = show(d, "--since", since, "--json")
         got = [json.loads(x) for x in out.splitlines()]
         assert [r["run_id"] for r in got] == ["late"], got
