@@ -97,10 +97,9 @@ outcome(const struct call *c, const char *status, const char *reason,
 /*
  * Records of writes that ran, or were refused, reach the disk (grouped per
  * loop turn); reads and replays, which change nothing, are not synced.
- * replayed is -1 for an answer that says nothing of it (a refusal), ran
- * whether a tool's result is the answer (c->ran: a read's tool ran, and
- * was stopped).  Returns -1 when the record is
- * not in the log.
+ * replayed is -1 for an answer that says nothing of it (a refusal); ran
+ * says a tool's result is the answer (and c->ran that a read's tool ran
+ * and was stopped).  Returns -1 when the record is not in the log.
  */
 static int
 call_audit(const struct call *c, const char *decision, const char *reason,
