@@ -373,6 +373,15 @@ dispatch_audit(const struct proto_msg *m)
 	ar.decision = au->decision;
 	ar.reason = au->reason;
 	ar.note = note ? note : au->message;
+	/* gatewayd checked it; what we record we check ourselves. */
+	if (au->traceparent != NULL) {
+		if (traceparent_valid(au->traceparent,
+		    strlen(au->traceparent)))
+			ar.traceparent = au->traceparent;
+		else
+			log_warnx("audit: gatewayd reported a traceparent that"
+			    " is not one: dropped");
+	}
 	(void)audit_write(&ar, 0);
 	if (p != NULL && au->run_id != NULL &&
 	    strcmp(au->decision, ST_STOPPED) == 0)

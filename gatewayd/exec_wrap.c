@@ -528,6 +528,7 @@ exec_audit(const struct refusal *r)
 	mpmap_str_opt(&body, "step_id", r->step_id);
 	mpmap_str_opt(&body, "tool", r->tool);
 	mpmap_str_opt(&body, "args_hash", r->args_hash);
+	mpmap_str_opt(&body, "traceparent", r->traceparent);
 	mpmap_str(&body, "decision", r->decision);
 	mpmap_str(&body, "reason", r->reason);
 	mpmap_str(&body, "message", r->message);

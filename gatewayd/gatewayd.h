@@ -115,6 +115,7 @@ struct refusal {
 	const char	*decision;	/* denied, stopped */
 	const char	*reason;
 	const char	*message;
+	const char	*traceparent;	/* the agent's, checked; or NULL */
 };
 void	exec_audit(const struct refusal *);
 /*

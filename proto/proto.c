@@ -131,6 +131,7 @@ static const struct field f_audit[] = {
 	{ "decision", F_STR, 0, FLD(msg_audit, decision), 0 },
 	{ "reason", F_STR, 0, FLD(msg_audit, reason), 0 },
 	{ "message", F_STR, 0, FLD(msg_audit, message), 0 },
+	{ "traceparent", F_STR, 1, FLD(msg_audit, traceparent), 0 },
 	{ NULL, 0, 0, 0, 0 }
 };
 /*

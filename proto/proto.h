@@ -125,6 +125,7 @@ struct msg_audit {
 	const char		*run_id, *step_id;	/* optional */
 	const char		*tool, *args_hash;	/* optional */
 	const char		*decision, *reason, *message;
+	const char		*traceparent;		/* optional */
 };
 struct msg_conn_gone {
 	uint64_t		 conn;

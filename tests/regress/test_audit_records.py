@@ -51,7 +51,8 @@ def reads_writes_replays_and_refusals_carry_every_field():
         assert dup["status"] == "stopped", dup
         rep = c.call("rec", {"ticket_id": "T-1"}, run_id="wr2", traceparent=TP)
         assert rep["status"] == "ok" and rep["replayed"] is True, rep
-        assert c.call("nope", {"x": 1}, run_id="gw")["status"] == "denied"
+        assert c.call("nope", {"x": 1}, run_id="gw",
+                      traceparent=TP)["status"] == "denied"
         recs = wait_for(lambda: (lambda a: a if any(
             r.get("tool") == "nope" for r in a) else None)(read_audit(d)),
             what="gatewayd's records")
@@ -89,6 +90,7 @@ def reads_writes_replays_and_refusals_carry_every_field():
         common(r, "wr", "rec")
         assert r["event"] == "gatewayd" and r["reported_by"] == "gatewayd", r
         assert r["stop_reason"] == "duplicate_write", r
+        assert "traceparent" not in r, r
         assert r["args_hash"] == args_hash({"ticket_id": "T-1"}), r
 
         r = one(recs, "replay", event="call", tool="rec", run_id="wr2")
@@ -100,7 +102,7 @@ def reads_writes_replays_and_refusals_carry_every_field():
         r = one(recs, "gatewayd's refusal", reported_by="gatewayd", tool="nope")
         common(r, "gw", "nope")
         assert r["event"] == "gatewayd" and r["decision"] == "denied", r
-        assert r["stop_reason"] == "not_allowed", r
+        assert r["stop_reason"] == "not_allowed" and r["traceparent"] == TP, r
         assert "outcome" not in r, r
 
         seqs = [r["seq"] for r in recs]
