@@ -543,6 +543,27 @@ auditchain_verify_log(const char *path, const unsigned char *key,
 	return rc;
 }
 
+int
+auditchain_each_line(const char *path,
+    void (*fn)(void *, const char *, size_t), void *arg, char *msg,
+    size_t msglen)
+{
+	char	name[4200];
+	int	k;
+
+	for (k = rotated_count(path); k >= 0; k--) {
+		if (k > 0)
+			snprintf(name, sizeof(name), "%s.%d", path, k);
+		else
+			snprintf(name, sizeof(name), "%s", path);
+		if (each_line(name, fn, arg) == -1) {
+			snprintf(msg, msglen, "%s: %s", name, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
 struct last_arg {
 	struct audithead	*h;
 	int			 found;

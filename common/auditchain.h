@@ -102,6 +102,14 @@ void	auditverify_free(struct auditverify *);
 int	auditchain_verify_log(const char *path, const unsigned char *key,
 	    const struct audithead *kept, char *msg, size_t msglen,
 	    uint64_t *lines, uint64_t *heads);
+/*
+ * Feed fn every whole line of the log at path and its rotated files, oldest
+ * first, as verify reads them: 0, or -1 (msg says why) when one cannot be
+ * read.
+ */
+int	auditchain_each_line(const char *path,
+	    void (*fn)(void *, const char *, size_t), void *arg, char *msg,
+	    size_t msglen);
 /* The last head in the log at path (or its rotated files): 0, or -1. */
 int	auditchain_last_head(const char *path, struct audithead *);
 #endif

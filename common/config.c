@@ -673,6 +673,12 @@ static const struct cfgkey cfgkeys[] = {
 	{ .name = "audit.keep", .type = CT_UINT, CONF(audit_keep),
 	  .min = 1, .max = 1000, .def = "10",
 	  .doc = "rotated files kept: audit.log.1 (newest) to audit.log.N" },
+	{ .name = "audit.args", .type = CT_BOOL, CONF(audit_args),
+	  .def = "false",
+	  .doc = "records of calls carry their args (canonical JSON)" },
+	{ .name = "audit.redact", .type = CT_CODE, .def = "[]",
+	  .fn = sect_audit_redact,
+	  .doc = "top-level args written as their keyed hash" },
 
 	{ .name = "approvals", .type = CT_SECTION,
 	  .doc = "pending approvals" },
@@ -1232,6 +1238,7 @@ config_free(struct config *c)
 	}
 	free(c->mcp_servers);
 	cfg_free_strings(c->allow, c->nallow);
+	cfg_free_strings(c->audit_redact, c->naudit_redact);
 	cfg_free_strings(c->approval_tools, c->napproval_tools);
 	free(c->metrics_listen);
 	for (i = 0; i < c->nrate_tools; i++)

@@ -157,6 +157,9 @@ struct config {
 	uint64_t	 audit_head_s;		/* audit.head_s */
 	uint64_t	 audit_max_bytes;	/* audit.max_bytes */
 	uint64_t	 audit_keep;		/* audit.keep */
+	int		 audit_args;		/* audit.args */
+	char		**audit_redact;		/* audit.redact */
+	size_t		 naudit_redact;
 
 	uint64_t	 approvals_ttl_s;	/* approvals.ttl_s */
 	uint64_t	 max_pending_per_tenant;	/* approvals.* */

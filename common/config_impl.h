@@ -195,6 +195,8 @@ int	sect_entity(struct cfgctx *, const struct cfgkey *, yaml_node_t *,
 	    const char *);
 int	sect_tool_user(struct cfgctx *, const struct cfgkey *, yaml_node_t *,
 	    const char *);
+int	sect_audit_redact(struct cfgctx *, const struct cfgkey *,
+	    yaml_node_t *, const char *);
 int	sect_allow(struct cfgctx *, const struct cfgkey *, yaml_node_t *,
 	    const char *);
 int	sect_require_approval(struct cfgctx *, const struct cfgkey *,

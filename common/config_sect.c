@@ -523,6 +523,17 @@ sect_catalog(struct cfgctx *ctx, const struct cfgkey *k, yaml_node_t *node,
 	return cfg_walk_fn(ctx, node, path, catalog_key);
 }
 
+/* audit */
+
+int
+sect_audit_redact(struct cfgctx *ctx, const struct cfgkey *k,
+    yaml_node_t *val, const char *path)
+{
+	(void)k;
+	return set_name_list(ctx, val, path, &ctx->conf->audit_redact,
+	    &ctx->conf->naudit_redact);
+}
+
 /* tools, writes */
 
 int

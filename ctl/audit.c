@@ -1,5 +1,5 @@
 /*
- * gatewayctl audit head and audit verify: run here, on the log's files,
+ * gatewayctl audit head, audit verify and audit show: run here, on the log's files,
  * not in the executor.  An operator who can read the state directory (or
  * a copy of the log shipped elsewhere) verifies with the daemon down, and
  * a compromised executor cannot answer for its own log.  The executor's
@@ -10,11 +10,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 #include <sodium.h>
 
 #include "common/auditchain.h"
+#include "common/timearg.h"
+#include "common/util.h"
 #include "ctl/ctl.h"
 
 #define DEFAULT_LOG	"/var/lib/toolgate/audit.log"
@@ -24,7 +27,9 @@ audit_usage(void)
 {
 	fprintf(stderr, "usage: gatewayctl audit head [--log PATH]\n"
 	    "       gatewayctl audit verify [--log PATH] [--head FILE]"
-	    " [--key HEX]\n");
+	    " [--key HEX]\n"
+	    "       gatewayctl audit show [--run RUN_ID] [--tool TOOL]"
+	    " [--since TIME] [--json] [--log PATH]\n");
 	exit(2);
 }
 
@@ -81,6 +86,172 @@ key_beside(const char *log, unsigned char *key)
 	return rc;
 }
 
+/* What audit show keeps, and what it has seen. */
+struct show {
+	const char	*run, *tool;
+	uint64_t	 since_ms;
+	int		 json;
+	uint64_t	 shown, bad;
+};
+
+static const char *
+member(json_t *o, const char *key)
+{
+	json_t	*v = json_object_get(o, key);
+
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+/* At most w bytes of s, "-" for none. */
+static void
+cell(const char *s, int w)
+{
+	printf("%-*.*s ", w, w, s != NULL ? s : "-");
+}
+
+static void
+show_row(json_t *o)
+{
+	json_t		*ts = json_object_get(o, "ts_ms");
+	const char	*why, *outcome;
+	char		 when[32], who[64], seq[24];
+	time_t		 t;
+	struct tm	 tm;
+
+	t = (time_t)(json_integer_value(ts) / 1000);
+	if (gmtime_r(&t, &tm) == NULL ||
+	    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(when, sizeof(when), "-");
+	snprintf(seq, sizeof(seq), "%lld",
+	    (long long)json_integer_value(json_object_get(o, "seq")));
+	if ((why = member(o, "stop_reason")) == NULL)
+		why = member(o, "error");
+	outcome = member(o, "outcome");
+	if (json_is_true(json_object_get(o, "replayed")))
+		outcome = "replayed";
+	if (member(o, "approver") != NULL)
+		snprintf(who, sizeof(who), "%s", member(o, "approver"));
+	else if (member(o, "reported_by") != NULL)
+		snprintf(who, sizeof(who), "(%s)", member(o, "reported_by"));
+	else
+		snprintf(who, sizeof(who), "-");
+	cell(seq, 8);
+	cell(when, 20);
+	cell(member(o, "event"), 10);
+	cell(member(o, "tenant"), 10);
+	cell(member(o, "run_id"), 16);
+	cell(member(o, "tool"), 20);
+	cell(member(o, "decision"), 9);
+	cell(why, 18);
+	cell(outcome, 8);
+	printf("%s\n", who);
+}
+
+static void
+show_line(void *arg, const char *line, size_t len)
+{
+	struct show	*sh = arg;
+	json_t		*o, *ts;
+	const char	*ev;
+
+	if ((o = json_loadb(line, len, 0, NULL)) == NULL ||
+	    !json_is_object(o)) {
+		sh->bad++;
+		json_decref(o);
+		return;
+	}
+	ev = member(o, "event");
+	ts = json_object_get(o, "ts_ms");
+	/* Heads are the chain's, not anyone's doing: verify shows them. */
+	if ((ev != NULL && strcmp(ev, "head") == 0) ||
+	    (sh->run != NULL && (member(o, "run_id") == NULL ||
+	    strcmp(member(o, "run_id"), sh->run) != 0)) ||
+	    (sh->tool != NULL && (member(o, "tool") == NULL ||
+	    strcmp(member(o, "tool"), sh->tool) != 0)) ||
+	    (sh->since_ms > 0 && (!json_is_integer(ts) ||
+	    (uint64_t)json_integer_value(ts) < sh->since_ms))) {
+		json_decref(o);
+		return;
+	}
+	if (sh->json)
+		printf("%.*s\n", (int)len, line);
+	else {
+		if (sh->shown == 0)
+			printf("%-8s %-20s %-10s %-10s %-16s %-20s %-9s %-18s"
+			    " %-8s %s\n", "SEQ", "TIME", "EVENT", "TENANT",
+			    "RUN", "TOOL", "DECISION", "REASON", "OUTCOME",
+			    "BY");
+		show_row(o);
+	}
+	sh->shown++;
+	json_decref(o);
+}
+
+static __attribute__((noreturn)) void
+show_bad(const char *flag, const char *what)
+{
+	fprintf(stderr, "gatewayctl: audit show: %s: %s\n", flag, what);
+	exit(2);
+}
+
+/*
+ * gatewayctl audit show: the records of the log and its rotated files,
+ * oldest first, those of a run, a tool, since a time; a table, or the
+ * lines themselves (JSON Lines) with --json.
+ */
+static int
+audit_show(int argc, char **argv, int json)
+{
+	struct show	 sh;
+	const char	*log = DEFAULT_LOG, *why;
+	char		 msg[4400];
+	int		 i;
+
+	memset(&sh, 0, sizeof(sh));
+	sh.json = json;
+	for (i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0) {
+			sh.json = 1;
+			continue;
+		}
+		if (strcmp(argv[i], "--run") != 0 &&
+		    strcmp(argv[i], "--tool") != 0 &&
+		    strcmp(argv[i], "--since") != 0 &&
+		    strcmp(argv[i], "--log") != 0)
+			show_bad(argv[i], "not an option of audit show");
+		if (i + 1 == argc)
+			show_bad(argv[i], "a value is needed");
+		if (strcmp(argv[i], "--run") == 0 && sh.run == NULL)
+			sh.run = argv[i + 1];
+		else if (strcmp(argv[i], "--tool") == 0 && sh.tool == NULL)
+			sh.tool = argv[i + 1];
+		else if (strcmp(argv[i], "--log") == 0)
+			log = argv[i + 1];
+		else if (strcmp(argv[i], "--since") == 0 && sh.since_ms == 0) {
+			if (timearg_parse(argv[i + 1], now_ms(), &sh.since_ms,
+			    &why) == -1)
+				show_bad("--since", why);
+			/* The epoch itself: every record, as no --since. */
+		} else
+			show_bad(argv[i], "given twice");
+		if (argv[i + 1][0] == '\0')
+			show_bad(argv[i], "empty");
+		i++;
+	}
+	if (auditchain_each_line(log, show_line, &sh, msg, sizeof(msg)) ==
+	    -1) {
+		fprintf(stderr, "gatewayctl: %s\n", msg);
+		return 1;
+	}
+	if (sh.bad > 0) {
+		fprintf(stderr, "gatewayctl: %llu lines of %s are not JSON"
+		    " objects: gatewayctl audit verify says where\n",
+		    (unsigned long long)sh.bad, log);
+		return 1;
+	}
+	return 0;
+}
+
 int
 ctl_audit(int argc, char **argv, int json)
 {
@@ -93,6 +264,8 @@ ctl_audit(int argc, char **argv, int json)
 	size_t			 len;
 	int			 i, rc;
 
+	if (argc >= 2 && strcmp(argv[1], "show") == 0)
+		return audit_show(argc, argv, json);
 	if (argc < 2 || (strcmp(argv[1], "head") != 0 &&
 	    strcmp(argv[1], "verify") != 0))
 		audit_usage();

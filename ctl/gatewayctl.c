@@ -48,7 +48,9 @@ usage(void)
 	    "  deny ID [--note TEXT]\n"
 	    "  audit head [--log PATH]\n"
 	    "  audit verify [--log PATH] [--head FILE] [--key HEX]\n"
-	    "  audit show [--run RUN_ID]\n"
+	    "  audit show [--run RUN_ID] [--tool TOOL] [--since TIME]"
+	    " [--log PATH]\n"
+	    "  audit hash [--json] VALUE\n"
 	    "  forensics RUN_ID [--tenant T]\n"
 	    "  compensate RUN_ID [--tool T] [--tenant T] [--dry-run]\n"
 	    "  ledger [--limit N] [--after CURSOR]\n"
@@ -126,11 +128,16 @@ parse_command(int argc, char **argv, struct request *r)
 		r->v1 = argv[1];
 		r->k2 = "note";
 		r->v2 = note_opt(argc, argv, 2, "--note");
-	} else if (strcmp(cmd, "audit") == 0 && argc >= 2 &&
-	    strcmp(argv[1], "show") == 0) {
-		r->op = "audit_show";
-		r->k1 = "run_id";
-		r->v1 = note_opt(argc, argv, 2, "--run");
+	} else if (strcmp(cmd, "audit") == 0 && argc == 3 &&
+	    strcmp(argv[1], "hash") == 0) {
+		r->op = "audit_hash";
+		r->k1 = "value";
+		r->v1 = argv[2];
+	} else if (strcmp(cmd, "audit") == 0 && argc == 4 &&
+	    strcmp(argv[1], "hash") == 0 && strcmp(argv[2], "--json") == 0) {
+		r->op = "audit_hash";
+		r->k1 = "json";
+		r->v1 = argv[3];
 	} else if (strcmp(cmd, "forensics") == 0 ||
 	    strcmp(cmd, "compensate") == 0)
 		forensics_parse(argc, argv, r);
@@ -455,7 +462,8 @@ main(int argc, char *argv[])
 	/* Read from the log's files, not asked of the executor. */
 	if (argc - optind >= 2 && strcmp(argv[optind], "audit") == 0 &&
 	    (strcmp(argv[optind + 1], "head") == 0 ||
-	    strcmp(argv[optind + 1], "verify") == 0))
+	    strcmp(argv[optind + 1], "verify") == 0 ||
+	    strcmp(argv[optind + 1], "show") == 0))
 		return ctl_audit(argc - optind, argv + optind, json);
 	parse_command(argc - optind, argv + optind, &r);
 

@@ -23,12 +23,14 @@
 
 #include "common/canon.h"
 #include "common/frame.h"
+#include "common/policy.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
 #include "proto/proto.h"
 #include "executor/apquota.h"
 #include "executor/apstore.h"
+#include "executor/backend.h"
 #include "executor/breaker.h"
 #include "executor/checkpoint.h"
 #include "executor/executor.h"
@@ -67,6 +69,7 @@ static int
 audit_approval(const char *event, const struct approval *a,
     const char *decision, const char *who, const char *note)
 {
+	const struct tool	*t = policy_tool(ex->conf, a->tool);
 	struct audit_rec	ar = {
 		.event = event,
 		.tenant = a->tenant,
@@ -76,8 +79,10 @@ audit_approval(const char *event, const struct approval *a,
 		.step_id = a->step_id,
 		.tool = a->tool,
 		.args_hash = a->args_hash,
+		.mode = "write",
+		.backend = t != NULL ? backend_name(t) : NULL,
 		.decision = decision,
-		.reason = a->id,
+		.approval_id = a->id,
 		.approver = who,
 		.note = note,
 	};
@@ -311,7 +316,6 @@ resume_decided(struct call *c, const struct approval *a)
 			break;
 		}
 		c->approver = a->approver ? xstrdup(a->approver) : NULL;
-		c->approval_id = xstrdup(a->id);
 		/* The current policy decides again: it may have changed. */
 		resume_run(c, &u.data);
 		msgpack_unpacked_destroy(&u);
@@ -341,6 +345,8 @@ approval_resume(const struct proto_msg *m)
 	c->run_id = xstrdup(cp.run_id);
 	c->tool = xstrdup(cp.tool);
 	c->step_id = cp.step_id ? xstrdup(cp.step_id) : NULL;
+	/* Ours, signed: its records name it whatever the answer. */
+	c->approval_id = xstrdup(cp.approval_id);
 	if (strcmp(cp.tenant, c->tenant) != 0 || strcmp(cp.env, c->env) != 0) {
 		log_warnx("resume: %s/%s presented a checkpoint of %s/%s",
 		    c->tenant, c->env, cp.tenant, cp.env);

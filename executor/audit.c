@@ -46,6 +46,8 @@
 #include <sodium.h>
 
 #include "common/auditchain.h"
+#include "common/auditredact.h"
+#include "common/canon.h"
 #include "common/config.h"
 #include "common/credpath.h"
 #include "common/jsonout.h"
@@ -62,6 +64,7 @@
 #define HEAD_KEY	"audit_head"
 #define KEY_FILE	"audit.key"
 #define PUB_FILE	"audit.pub"
+#define HASHKEY_FILE	"audit.hashkey"
 
 static int		 audit_fd = -1;
 static char		 audit_path[4096];
@@ -80,9 +83,13 @@ static uint64_t		 since_head;	/* records since the last head */
 static struct event	*head_ev;
 static int		 head_armed;
 static unsigned char	 audit_sk[crypto_sign_SECRETKEYBYTES];
+static unsigned char	 hash_key[AUDITREDACT_KEYLEN];	/* audit.redact */
+static struct canon_buf	 redacted;	/* a record's args, redacted */
 static char		 chain_state[512] = "ok";
 static uint64_t		 log_size;	/* bytes in the file, for rotation */
 static struct event	*rotate_ev;
+static struct event	*reopen_ev;	/* gatewayd's SIGHUP, held back */
+static uint64_t		 reopened_ms;	/* mono_ms() of the last reopen */
 /*
  * Queued records: each line without its first members, the seq and prev,
  * which are given when the batch is written.
@@ -341,6 +348,70 @@ audit_key_init(const char *state_dir, const char *creds_dir)
 		close(fd);
 }
 
+/*
+ * The key of the hashes that stand for redacted args (audit.redact): 32
+ * random bytes of the executor's own, kept as the audit key is (the
+ * credentials directory's audit.hashkey, else STATE_DIR/audit.hashkey,
+ * made at first start, 0600).  It never leaves the executor: gatewayctl
+ * audit hash asks the executor to hash a value.
+ */
+static void
+hash_key_init(const char *state_dir, const char *creds_dir)
+{
+	char		 path[4200];
+	const char	*comp[1] = { HASHKEY_FILE }, *why = NULL;
+	ssize_t		 n;
+	int		 fd;
+
+	if (creds_dir == NULL || credpath(path, sizeof(path), creds_dir,
+	    comp, 1, &why) == -1 || access(path, F_OK) == -1)
+		snprintf(path, sizeof(path), "%s/%s", state_dir, HASHKEY_FILE);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) != -1) {
+		n = read(fd, hash_key, sizeof(hash_key));
+		close(fd);
+		if (n != (ssize_t)sizeof(hash_key))
+			fatalx("%s: not an audit hash key", path);
+		return;
+	}
+	if (errno != ENOENT)
+		fatal("%s", path);
+	randombytes_buf(hash_key, sizeof(hash_key));
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
+	    O_NOFOLLOW, 0600)) == -1 ||
+	    write(fd, hash_key, sizeof(hash_key)) != (ssize_t)sizeof(hash_key) ||
+	    fsync(fd) == -1)
+		fatal("%s", path);
+	close(fd);
+	log_info("audit hash key created in %s", path);
+}
+
+void
+audit_args(struct audit_rec *r, const struct canon_buf *json)
+{
+	if (!ex->conf->audit_args || json->data == NULL || json->len == 0)
+		return;
+	if (ex->conf->naudit_redact == 0) {
+		r->args = json->data;
+		r->argslen = json->len;
+		return;
+	}
+	/* Canonical JSON is one object: were it not, say nothing of it. */
+	if (auditredact_args(json->data, json->len, ex->conf->audit_redact,
+	    ex->conf->naudit_redact, hash_key, &redacted) == -1) {
+		log_warnx("audit: the args of a record could not be redacted:"
+		    " left out");
+		return;
+	}
+	r->args = redacted.data;
+	r->argslen = redacted.len;
+}
+
+void
+audit_hash(const char *json, size_t len, char *out)
+{
+	auditredact_mac(hash_key, json, len, out);
+}
+
 static int
 head_get_txn(struct store_txn *stx, void *arg)
 {
@@ -406,6 +477,7 @@ audit_chain_state(void)
 
 static void	head_cb(evutil_socket_t, short, void *);
 static void	rotate_cb(evutil_socket_t, short, void *);
+static void	reopen_cb(evutil_socket_t, short, void *);
 
 void
 audit_open(const char *state_dir, struct event_base *base)
@@ -417,6 +489,7 @@ audit_open(const char *state_dir, struct event_base *base)
 
 	snprintf(audit_path, sizeof(audit_path), "%s/audit.log", state_dir);
 	audit_key_init(state_dir, ex->conf->credentials_dir);
+	hash_key_init(state_dir, ex->conf->credentials_dir);
 	if ((audit_fd = open_log(&logged, chain)) == -1)
 		fatal("%s", audit_path);
 	/* A new file after a rotation chains to the last of the old. */
@@ -434,7 +507,8 @@ audit_open(const char *state_dir, struct event_base *base)
 	if ((sync_ev = event_new(base, -1, 0, audit_sync_cb, NULL)) == NULL ||
 	    (batch_ev = event_new(base, -1, 0, batch_cb, NULL)) == NULL ||
 	    (head_ev = event_new(base, -1, 0, head_cb, NULL)) == NULL ||
-	    (rotate_ev = event_new(base, -1, 0, rotate_cb, NULL)) == NULL)
+	    (rotate_ev = event_new(base, -1, 0, rotate_cb, NULL)) == NULL ||
+	    (reopen_ev = evtimer_new(base, reopen_cb, NULL)) == NULL)
 		fatalx("audit: event_new");
 }
 
@@ -626,6 +700,15 @@ put_int(const char *key, long long val)
 	jsonout_int(&recline, val);
 }
 
+static void
+put_lit(const char *key, const char *lit)
+{
+	jsonout_raw(&recline, ",\"", 2);
+	jsonout_raw(&recline, key, strlen(key));
+	jsonout_raw(&recline, "\":", 2);
+	jsonout_raw(&recline, lit, strlen(lit));
+}
+
 /* The line, newline included, valid until the next one is made. */
 static const char *
 encode(const struct audit_rec *r, uint64_t seq, const char *prev,
@@ -647,11 +730,25 @@ encode(const struct audit_rec *r, uint64_t seq, const char *prev,
 	put_str("step_id", r->step_id);
 	put_str("traceparent", r->traceparent);
 	put_str("tool", r->tool);
+	put_str("mode", r->mode);
+	put_str("backend", r->backend);
 	put_str("args_hash", r->args_hash);
+	if (r->args != NULL) {
+		jsonout_raw(&recline, ",\"args\":", 8);
+		jsonout_raw(&recline, r->args, r->argslen);
+	}
 	put_str("idempotency_key", r->idempotency_key);
 	put_str("decision", r->decision);
-	put_str("reason", r->reason);
+	/* Named as the answer names it: "error" for an error, else a stop. */
+	put_str(r->decision != NULL && strcmp(r->decision, ST_ERROR) == 0 ?
+	    "error" : "stop_reason", r->reason);
+	put_str("approval_id", r->approval_id);
 	put_str("approver", r->approver);
+	if (r->replayed != 0)
+		put_lit("replayed", r->replayed == 2 ? "true" : "false");
+	put_str("outcome", r->outcome);
+	if (r->has_duration)
+		put_int("duration_ms", (long long)r->duration_ms);
 	put_str("note", r->note);
 	put_str("reported_by", r->reported_by);
 	put_str("compensates", r->compensates);
@@ -871,7 +968,40 @@ audit_reopen(void)
 	if (audit_fd != -1)
 		close(audit_fd);
 	audit_fd = fd;
+	reopened_ms = mono_ms();
 	log_info("audit: %s reopened", audit_path);
+}
+
+static void
+reopen_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	audit_reopen();
+}
+
+/*
+ * gatewayd asks for a reopen when SIGHUP reaches it.  Each reopen writes
+ * a head (a sync and a commit), so a gatewayd that asks in a loop gets at
+ * most one a second: one asked sooner is done when the second is up, and
+ * those asked meanwhile are that one.
+ */
+void
+audit_reopen_asked(void)
+{
+	struct timeval	tv;
+	uint64_t	now = mono_ms();
+
+	if (reopen_ev == NULL || evtimer_pending(reopen_ev, NULL))
+		return;
+	if (reopened_ms == 0 || now >= reopened_ms + 1000) {
+		audit_reopen();
+		return;
+	}
+	tv.tv_sec = 0;
+	tv.tv_usec = (suseconds_t)(reopened_ms + 1000 - now) * 1000;
+	evtimer_add(reopen_ev, &tv);
 }
 
 /*
@@ -931,7 +1061,12 @@ audit_close(void)
 	if (rotate_ev != NULL)
 		event_free(rotate_ev);
 	rotate_ev = NULL;
+	if (reopen_ev != NULL)
+		event_free(reopen_ev);
+	reopen_ev = NULL;
 	sodium_memzero(audit_sk, sizeof(audit_sk));
+	sodium_memzero(hash_key, sizeof(hash_key));
+	canon_buf_free(&redacted);
 	if (sync_ev != NULL)
 		event_free(sync_ev);
 	sync_ev = NULL;

@@ -23,7 +23,10 @@
 #include <event2/listener.h>
 #include <msgpack.h>
 
+#include "common/auditredact.h"
+#include "common/canon.h"
 #include "common/frame.h"
+#include "common/jsonmp.h"
 #include "common/listen.h"
 #include "common/log.h"
 #include "common/policy.h"
@@ -79,6 +82,8 @@ static void	ctl_keys_rotate(struct ctl_conn *, const msgpack_object *,
 		    const struct operator *);
 static void	ctl_resolve(struct ctl_conn *, const msgpack_object *,
 		    const struct operator *);
+static void	ctl_audit_hash(struct ctl_conn *, const msgpack_object *,
+		    const struct operator *);
 
 static const struct {
 	const char	*op;
@@ -88,6 +93,7 @@ static const struct {
 	{ "approvals",		ctl_approvals },
 	{ "approval",		ctl_approval },
 	{ "approve",		ctl_approve },
+	{ "audit_hash",		ctl_audit_hash },
 	{ "deny",		ctl_deny },
 	{ "forensics",		ctl_forensics },
 	{ "compensate",		ctl_compensate },
@@ -460,6 +466,73 @@ ctl_keys_rotate(struct ctl_conn *cc, const msgpack_object *req,
 	mpmap_bool(&m, "ok", 1);
 	mpmap_end(&m);
 	ctl_send(cc, &mb);
+}
+
+/*
+ * gatewayctl audit hash: the keyed hash a redacted value is written as
+ * (audit.redact), so that an operator finds the records of a value he
+ * knows.  The key stays here; what is hashed is the value's canonical
+ * JSON: "value" is a string, "json" the JSON text of any value.
+ */
+static void
+ctl_audit_hash(struct ctl_conn *cc, const msgpack_object *req,
+    const struct operator *op)
+{
+	const msgpack_object	*val = mp_get(req, "value");
+	const msgpack_object	*text = mp_get(req, "json");
+	msgpack_sbuffer		 sb;
+	msgpack_packer		 pk;
+	msgpack_unpacked	 u;
+	struct canon_buf	 cj = { NULL, 0, 0 };
+	struct msgbuf		 mb;
+	struct mpmap		 m;
+	char			 err[256], mac[AUDITREDACT_LEN];
+	int			 rc = -1;
+
+	(void)op;
+	msgpack_sbuffer_init(&sb);
+	msgpack_unpacked_init(&u);
+	if ((val == NULL) == (text == NULL)) {
+		snprintf(err, sizeof(err), "a value or a JSON value is needed");
+		goto out;
+	}
+	if (text != NULL) {
+		if (text->type != MSGPACK_OBJECT_STR) {
+			snprintf(err, sizeof(err), "json: not a string");
+			goto out;
+		}
+		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+		if (json_to_msgpack(text->via.str.ptr, text->via.str.size, &pk,
+		    err, sizeof(err)) == -1)
+			goto out;
+		if (msgpack_unpack_next(&u, sb.data, sb.size, NULL) !=
+		    MSGPACK_UNPACK_SUCCESS) {
+			snprintf(err, sizeof(err), "json: cannot be read");
+			goto out;
+		}
+		val = &u.data;
+	} else if (val->type != MSGPACK_OBJECT_STR) {
+		snprintf(err, sizeof(err), "value: not a string");
+		goto out;
+	}
+	if (canon_json(val, 0, &cj, err, sizeof(err)) == -1)
+		goto out;
+	audit_hash(cj.data, cj.len, mac);
+	rc = 0;
+out:
+	if (rc == 0) {
+		msgbuf_init(&mb);
+		mpmap_begin(&m, &mb);
+		mpmap_bool(&m, "ok", 1);
+		mpmap_str(&m, "hash", mac);
+		pk_strn(mpmap_key(&m, "canonical_json"), cj.data, cj.len);
+		mpmap_end(&m);
+		ctl_send(cc, &mb);
+	} else
+		ctl_error(cc, "%s", err);
+	canon_buf_free(&cj);
+	msgpack_unpacked_destroy(&u);
+	msgpack_sbuffer_destroy(&sb);
 }
 
 static int

@@ -96,6 +96,7 @@ static void	dispatch_audit(const struct proto_msg *);
 static void	dispatch_conn_gone(const struct proto_msg *);
 static void	dispatch_audit_summary(const struct proto_msg *);
 static void	dispatch_ping(const struct proto_msg *);
+static void	dispatch_audit_reopen(const struct proto_msg *);
 
 /*
  * What gatewayd may send; when it may send it (before HELLO, once) is the
@@ -119,6 +120,7 @@ static const struct {
 	{ MSG_CONN_GONE,	dispatch_conn_gone },
 	{ MSG_AUDIT_SUMMARY,	dispatch_audit_summary },
 	{ MSG_PING,		dispatch_ping },
+	{ MSG_AUDIT_REOPEN,	dispatch_audit_reopen },
 };
 
 static int	hello_done;
@@ -274,6 +276,14 @@ dispatch_writes_off(const struct proto_msg *m)
 		ks_set_writes_off(1, "SIGUSR1 to gatewayd");
 }
 
+/* SIGHUP reached gatewayd: reopen the audit log, as at our own SIGHUP. */
+static void
+dispatch_audit_reopen(const struct proto_msg *m)
+{
+	(void)m;
+	audit_reopen_asked();
+}
+
 /*
  * gatewayd's claims about who it refused, checked against the peer of
  * the connection it names.  0 when they agree; else -1, and 'note' says
@@ -363,6 +373,15 @@ dispatch_audit(const struct proto_msg *m)
 	ar.decision = au->decision;
 	ar.reason = au->reason;
 	ar.note = note ? note : au->message;
+	/* gatewayd checked it; what we record we check ourselves. */
+	if (au->traceparent != NULL) {
+		if (traceparent_valid(au->traceparent,
+		    strlen(au->traceparent)))
+			ar.traceparent = au->traceparent;
+		else
+			log_warnx("audit: gatewayd reported a traceparent that"
+			    " is not one: dropped");
+	}
 	(void)audit_write(&ar, 0);
 	if (p != NULL && au->run_id != NULL &&
 	    strcmp(au->decision, ST_STOPPED) == 0)

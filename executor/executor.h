@@ -56,11 +56,23 @@ struct audit_rec {
 	const char	*step_id;
 	const char	*traceparent;	/* the agent's, when it sent one */
 	const char	*tool;
+	const char	*mode;		/* "read" or "write", once known */
+	const char	*backend;	/* "exec", "mcp", "http", once known */
 	const char	*args_hash;
+	/* The canonical JSON of the args (audit.args), redacted as asked. */
+	const char	*args;
+	size_t		 argslen;
 	const char	*idempotency_key;
 	const char	*decision;	/* a status: ok, denied, stopped, error */
-	const char	*reason;	/* stop_reason or error */
+	/* Written as "error" when decision is error, else "stop_reason". */
+	const char	*reason;
+	const char	*approval_id;
 	const char	*approver;
+	/* Whether a write's answer was a replay: 0 unsaid, 1 no, 2 yes. */
+	int		 replayed;
+	const char	*outcome;	/* a call's: ok, failed, not_run */
+	int		 has_duration;
+	uint64_t	 duration_ms;	/* from the call's arrival to its record */
 	const char	*note;
 	const char	*reported_by;	/* "gatewayd": its word, checked */
 	const char	*compensates;	/* the key of the write it undoes */
@@ -95,6 +107,13 @@ const char *audit_state(char *, size_t);
 /* "ok", or "broken: WHERE AND HOW" when the log did not verify at start. */
 const char *audit_chain_state(void);
 void	audit_reopen(void);
+/* gatewayd's SIGHUP: audit_reopen(), at most once a second. */
+void	audit_reopen_asked(void);
+struct canon_buf;
+/* r's args from the call's canonical JSON, as audit.args and .redact say. */
+void	audit_args(struct audit_rec *, const struct canon_buf *);
+/* The keyed hash of a value's canonical JSON (audit.redact): 77 bytes. */
+void	audit_hash(const char *json, size_t len, char *out);
 void	audit_close(void);
 
 #endif

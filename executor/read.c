@@ -26,6 +26,9 @@ read_done(const struct tool_outcome *r, void *arg)
 
 	TAILQ_REMOVE(&reads, c, entry);
 	metrics_tool_run_name(c->tool, r);
+	/* Refused before it started, or it ran (for the audit record). */
+	c->ran = r->status != TR_UNAVAILABLE && r->status != TR_CHANGED &&
+	    r->status != TR_CIRCUIT;
 	switch (r->status) {
 	case TR_OK:
 		/* No record, no result: the read changed nothing. */

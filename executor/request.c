@@ -17,9 +17,11 @@
 #include "common/canon.h"
 #include "common/log.h"
 #include "common/policy.h"
+#include "common/util.h"
 #include "common/xmalloc.h"
 #include "proto/proto.h"
 #include "executor/admit.h"
+#include "executor/backend.h"
 #include "executor/budget.h"
 #include "executor/executor.h"
 #include "executor/killswitch.h"
@@ -125,6 +127,7 @@ call_new(const struct proto_msg *m, uint32_t ans_type)
 	c->ans_type = ans_type;
 	c->id = m->id;
 	c->conn = cl.conn;
+	c->start_ms = mono_ms();
 	if ((p = peer_principal(&cl, &c->uid)) == NULL) {
 		/* For the record: who gatewayd said it was. */
 		c->tenant = xstrdup(cl.tenant);
@@ -165,6 +168,8 @@ call_check(struct call *c, const msgpack_object *args, int approved,
 		goto out;
 	}
 	g = policy_gate(ex->conf, c->tool, ks_writes_on(), &reason);
+	if (g != GATE_DENY)
+		c->mode = g == GATE_WRITE ? "write" : "read";
 	if (g == GATE_DENY) {
 		policy_message(ex->conf, c->tool, reason, ks_writes_on(), msg,
 		    sizeof(msg));
@@ -182,6 +187,7 @@ call_check(struct call *c, const msgpack_object *args, int approved,
 		answer_refuse(c, ST_ERROR, E_UNAVAILABLE, msg);
 		goto out;
 	}
+	c->backend = backend_name(tool);
 	/*
 	 * A read takes a tool slot before it is counted: one refused for
 	 * want of a slot costs nothing.  A write takes its slot in

@@ -36,6 +36,11 @@ struct call {
 	char			*approver;	/* set when an approval let it run */
 	char			*approval_id;	/* ... and which one: a resume,
 						   whose repeats replay */
+	/* For the audit record: */
+	const char		*mode;		/* "read"/"write" once gated */
+	const char		*backend;	/* once its catalog entry is found */
+	uint64_t		 start_ms;	/* mono_ms() when it came */
+	int			 ran;		/* its tool was started */
 	/*
 	 * The answer's audit record was written ahead (answer_preaudit:
 	 * a write's outcome, before the commit it is synced beside) and

@@ -10,6 +10,7 @@
 #include <msgpack.h>
 
 #include "common/log.h"
+#include "common/util.h"
 #include "proto/proto.h"
 #include "executor/backend.h"
 #include "executor/budget.h"
@@ -73,13 +74,36 @@ response_pack(const struct response *r, size_t *len)
 }
 
 /*
+ * What a call came to, for its record: "ok" or "failed" once its tool ran
+ * (for it, for the identical write it joined, or earlier for the result
+ * it replays); "not_run" when nothing ran.  A write's tool that was never
+ * reached (unavailable, changed, its breaker open) did not run.
+ */
+static const char *
+outcome(const struct call *c, const char *status, const char *reason,
+    int ran)
+{
+	if (!ran)
+		return c->ran ? "failed" : "not_run";
+	if (strcmp(status, ST_OK) == 0)
+		return "ok";
+	if (reason != NULL && (strcmp(reason, E_UNAVAILABLE) == 0 ||
+	    strcmp(reason, R_TOOL_CHANGED) == 0 ||
+	    strcmp(reason, R_CIRCUIT_OPEN) == 0))
+		return "not_run";
+	return "failed";
+}
+
+/*
  * Records of writes that ran, or were refused, reach the disk (grouped per
  * loop turn); reads and replays, which change nothing, are not synced.
- * Returns -1 when the record is not in the log.
+ * replayed is -1 for an answer that says nothing of it (a refusal); ran
+ * says a tool's result is the answer (and c->ran that a read's tool ran
+ * and was stopped).  Returns -1 when the record is not in the log.
  */
 static int
 call_audit(const struct call *c, const char *decision, const char *reason,
-    const char *note, int sync)
+    const char *note, int sync, int replayed, int ran)
 {
 	struct audit_rec	ar = {
 		.event = "call",
@@ -90,15 +114,24 @@ call_audit(const struct call *c, const char *decision, const char *reason,
 		.step_id = c->step_id,
 		.traceparent = c->traceparent,
 		.tool = c->tool,
+		.mode = c->mode,
+		.backend = c->backend,
 		.args_hash = c->args_hash[0] ? c->args_hash : NULL,
 		.idempotency_key = c->idem_key,
 		.decision = decision,
 		.reason = reason,
+		.approval_id = c->approval_id,
 		.approver = c->approver,
+		.outcome = outcome(c, decision, reason, ran),
+		.has_duration = 1,
+		.duration_ms = mono_ms() - c->start_ms,
 		.note = note,
 		.compensates = c->compensates,
 	};
 
+	if (c->idem_key != NULL)
+		ar.replayed = replayed == 1 ? 2 : 1;
+	audit_args(&ar, &c->json);
 	return audit_write(&ar, sync);
 }
 
@@ -162,7 +195,7 @@ answer_refuse_retry(struct call *c, const char *status, const char *reason,
 	struct response	r = { .status = status, .reason = reason,
 	    .message = message, .retry_after_ms = retry_after_ms };
 
-	call_audit(c, status, reason, message, c->idem_key != NULL);
+	call_audit(c, status, reason, message, c->idem_key != NULL, -1, 0);
 	/* A run we answer "stopped" is stopped for us too. */
 	if (strcmp(status, ST_STOPPED) == 0 && c->run_id != NULL &&
 	    c->tenant != NULL)
@@ -177,7 +210,8 @@ answer_failed(struct call *c, const struct tool_outcome *o)
 	    .message = o->message, .retryable = o->retryable,
 	    .retry_after_ms = o->retry_after_ms };
 
-	call_audit(c, r.status, r.reason, r.message, c->idem_key != NULL);
+	call_audit(c, r.status, r.reason, r.message, c->idem_key != NULL, 0,
+	    1);
 	answer_send(c, &r, -1);
 }
 
@@ -187,8 +221,8 @@ answer_audit(struct call *c, const struct response *r, int replayed)
 {
 	if (c->audited)
 		return c->audit_rc;
-	return call_audit(c, r->status, r->reason, replayed ? "replayed" :
-	    NULL, c->idem_key != NULL && !replayed);
+	return call_audit(c, r->status, r->reason, NULL,
+	    c->idem_key != NULL && !replayed, replayed, 1);
 }
 
 void
@@ -248,8 +282,8 @@ answer_stored(struct call *c, const char *resp, size_t resplen, int replayed)
 		reason = mp_get(&u.data, "error");
 	status = mp_strdup(st);
 	why = mp_strdup(reason);
-	if (call_audit(c, status, why, replayed ? "replayed" : NULL,
-	    c->idem_key != NULL && !replayed) == -1 && replayed) {
+	if (call_audit(c, status, why, NULL, c->idem_key != NULL &&
+	    !replayed, replayed, 1) == -1 && replayed) {
 		answer_refuse(c, ST_ERROR, E_UNAVAILABLE, "the audit log"
 		    " cannot be written: the replay is withheld");
 		goto out;

@@ -60,7 +60,7 @@ static const struct want w_audit[] = { { "conn", 'u', 0 },
 	{ "tenant", 's', 1 }, { "env", 's', 1 }, { "run_id", 's', 1 },
 	{ "step_id", 's', 1 }, { "tool", 's', 1 }, { "args_hash", 's', 1 },
 	{ "decision", 's', 0 }, { "reason", 's', 0 }, { "message", 's', 0 },
-	{ 0 } };
+	{ "traceparent", 's', 1 }, { 0 } };
 static const struct want w_conn_gone[] = { { "conn", 'u', 0 }, { 0 } };
 static const struct want w_audit_summary[] = { { "uid", 'u', 1 },
 	{ "gid", 'u', 1 }, { "count", 'u', 0 }, { "first_ms", 'u', 0 },
@@ -104,6 +104,7 @@ static const struct {
 	    w_metrics_ans },
 	[MSG_PING] = { "PING", MSG_FROM_GATEWAYD, w_none },
 	[MSG_PONG] = { "PONG", MSG_FROM_EXECUTOR, w_none },
+	[MSG_AUDIT_REOPEN] = { "AUDIT_REOPEN", MSG_FROM_GATEWAYD, w_none },
 };
 
 _Static_assert(sizeof(schema) / sizeof(schema[0]) == MSG_MAX,

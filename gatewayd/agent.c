@@ -537,7 +537,7 @@ static void
 reply_decided(struct conn *c, const char *id, size_t idlen,
     const char *status, const char *reason, const char *message,
     const char *run_id, const char *step_id, const char *tool,
-    const char *hash)
+    const char *hash, const char *traceparent)
 {
 	struct refusal	r = {
 		.conn = c->id, .uid = c->uid, .gid = c->gid,
@@ -545,7 +545,7 @@ reply_decided(struct conn *c, const char *id, size_t idlen,
 		.env = c->pr ? c->pr->env : NULL,
 		.run_id = run_id, .step_id = step_id, .tool = tool,
 		.args_hash = hash, .decision = status, .reason = reason,
-		.message = message,
+		.message = message, .traceparent = traceparent,
 	};
 
 	reply_refuse(c, id, idlen, status, reason, message);
@@ -558,7 +558,7 @@ reply_decided(struct conn *c, const char *id, size_t idlen,
  */
 static struct run *
 req_run(struct conn *c, const char *id, size_t idlen, const char *run_id,
-    const char *tool, const char **status)
+    const char *tool, const char *traceparent, const char **status)
 {
 	struct run	*run;
 	char		 msg[128];
@@ -571,7 +571,8 @@ req_run(struct conn *c, const char *id, size_t idlen, const char *run_id,
 	}
 	if (run_stopped(run) != NULL) {
 		reply_decided(c, id, idlen, ST_STOPPED, run_stopped(run),
-		    run_stop_message(run), run_id, NULL, tool, NULL);
+		    run_stop_message(run), run_id, NULL, tool, NULL,
+		    traceparent);
 		*status = ST_STOPPED;
 		return NULL;
 	}
@@ -627,7 +628,7 @@ call_decide(struct conn *c, struct agent_req *q, const struct tool *t,
 	enum gate		 g;
 
 	if ((run = req_run(c, q->id, q->idlen, q->run_id, q->tool,
-	    &status)) == NULL)
+	    q->traceparent, &status)) == NULL)
 		return status;
 	/* A SIGUSR1 that came while this callback ran counts already. */
 	killswitch_check();
@@ -636,7 +637,7 @@ call_decide(struct conn *c, struct agent_req *q, const struct tool *t,
 		policy_message(gw->conf, q->tool, reason, gw->writes_on, msg,
 		    sizeof(msg));
 		reply_decided(c, q->id, q->idlen, ST_DENIED, reason, msg,
-		    q->run_id, q->step_id, q->tool, NULL);
+		    q->run_id, q->step_id, q->tool, NULL, q->traceparent);
 		return ST_DENIED;
 	}
 	if (args_hash(q->args, hash, NULL, msg, sizeof(msg)) == -1) {
@@ -647,7 +648,7 @@ call_decide(struct conn *c, struct agent_req *q, const struct tool *t,
 	    sizeof(msg))) != NULL) {
 		run_stop(run, reason, msg);
 		reply_decided(c, q->id, q->idlen, ST_STOPPED, reason, msg,
-		    q->run_id, q->step_id, q->tool, hash);
+		    q->run_id, q->step_id, q->tool, hash, q->traceparent);
 		return ST_STOPPED;
 	}
 
@@ -690,13 +691,13 @@ op_usage(struct conn *c, struct agent_req *q)
 	struct reply		 rp;
 
 	if ((run = req_run(c, q->id, q->idlen, q->run_id, NULL,
-	    &status)) == NULL)
+	    q->traceparent, &status)) == NULL)
 		return;
 	if ((reason = run_usage(run, q->tokens, q->cost, msg,
 	    sizeof(msg))) != NULL) {
 		run_stop(run, reason, msg);
 		reply_decided(c, q->id, q->idlen, ST_STOPPED, reason, msg,
-		    q->run_id, NULL, NULL, NULL);
+		    q->run_id, NULL, NULL, NULL, q->traceparent);
 		return;
 	}
 	reply_begin(&rp, q->id, q->idlen, ST_OK);

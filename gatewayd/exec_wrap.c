@@ -491,6 +491,17 @@ exec_ping(void (*answered)(void))
 	msg_send(&mb, &body);
 }
 
+/* SIGHUP reached us: the executor reopens the audit log (logrotate). */
+void
+exec_audit_reopen(void)
+{
+	struct msgbuf	mb;
+	struct mpmap	body;
+
+	msg_begin(&mb, &body, MSG_AUDIT_REOPEN, 0);
+	msg_send(&mb, &body);
+}
+
 void
 exec_writes_off(void)
 {
@@ -517,6 +528,7 @@ exec_audit(const struct refusal *r)
 	mpmap_str_opt(&body, "step_id", r->step_id);
 	mpmap_str_opt(&body, "tool", r->tool);
 	mpmap_str_opt(&body, "args_hash", r->args_hash);
+	mpmap_str_opt(&body, "traceparent", r->traceparent);
 	mpmap_str(&body, "decision", r->decision);
 	mpmap_str(&body, "reason", r->reason);
 	mpmap_str(&body, "message", r->message);

@@ -244,8 +244,8 @@ on_sigterm(evutil_socket_t sig, short what, void *arg)
 
 /*
  * SIGHUP: nothing of ours to reopen or reload (the config is read at start
- * and we log to stderr or syslog), and after the drop we may not signal
- * the executor.  Never fatal: say where it is useful.
+ * and we log to stderr or syslog); the audit log is the executor's, so
+ * that either process's SIGHUP reopens it (logrotate may signal either).
  */
 static void
 on_sighup(evutil_socket_t sig, short what, void *arg)
@@ -253,9 +253,13 @@ on_sighup(evutil_socket_t sig, short what, void *arg)
 	(void)sig;
 	(void)what;
 	(void)arg;
-	log_info("SIGHUP: nothing to reload here (the config is read at start:"
-	    " restart to change it); SIGHUP to the executor, pid %d, reopens"
-	    " the audit log", (int)executor_pid);
+	/*
+	 * The log is the executor's, and it is not ours to signal (it runs
+	 * as root): it is asked on the socketpair, as for SIGUSR1.
+	 */
+	log_info("SIGHUP: the executor reopens the audit log (the config is"
+	    " read at start: restart to change it)");
+	exec_audit_reopen();
 }
 
 /* Reap the executor if it has exited by 'deadline' (mono_ms()): 1, else 0. */

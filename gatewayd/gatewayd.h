@@ -95,6 +95,7 @@ void	exec_link_close(void);
 /* Send HELLO; 'ready' runs once the executor answered. */
 void	exec_hello(void (*ready)(void));
 void	exec_writes_off(void);
+void	exec_audit_reopen(void);
 /* PING the executor; 'answered' runs when its PONG comes. */
 void	exec_ping(void (*answered)(void));
 /* gatewayd.c: writes off now if SIGUSR1 came since the last look. */
@@ -114,6 +115,7 @@ struct refusal {
 	const char	*decision;	/* denied, stopped */
 	const char	*reason;
 	const char	*message;
+	const char	*traceparent;	/* the agent's, checked; or NULL */
 };
 void	exec_audit(const struct refusal *);
 /*

@@ -131,6 +131,7 @@ static const struct field f_audit[] = {
 	{ "decision", F_STR, 0, FLD(msg_audit, decision), 0 },
 	{ "reason", F_STR, 0, FLD(msg_audit, reason), 0 },
 	{ "message", F_STR, 0, FLD(msg_audit, message), 0 },
+	{ "traceparent", F_STR, 1, FLD(msg_audit, traceparent), 0 },
 	{ NULL, 0, 0, 0, 0 }
 };
 /*
@@ -220,6 +221,8 @@ static const struct msg_def table[MSG_MAX] = {
 	    f_metrics_ans },
 	[MSG_PING] = { MSG_PING, "PING", GW, MSG_PONG, 0, f_none },
 	[MSG_PONG] = { MSG_PONG, "PONG", EX, MSG_NONE, 0, f_none },
+	[MSG_AUDIT_REOPEN] = { MSG_AUDIT_REOPEN, "AUDIT_REOPEN", GW, MSG_NONE,
+	    0, f_none },
 };
 
 static const struct msg_def *

@@ -63,6 +63,7 @@ enum msg_type {
 	MSG_METRICS_ANS,	/* ex->gw  the executor's families, as text */
 	MSG_PING,		/* gw->ex  is the loop turning? (the watchdog) */
 	MSG_PONG,		/* ex->gw  it is */
+	MSG_AUDIT_REOPEN,	/* gw->ex  SIGHUP reached gatewayd */
 	MSG_MAX
 };
 
@@ -124,6 +125,7 @@ struct msg_audit {
 	const char		*run_id, *step_id;	/* optional */
 	const char		*tool, *args_hash;	/* optional */
 	const char		*decision, *reason, *message;
+	const char		*traceparent;		/* optional */
 };
 struct msg_conn_gone {
 	uint64_t		 conn;

@@ -30,7 +30,7 @@ def calls_are_audited_with_run_tool_hash_and_decision():
                                if r.get("event") == "gatewayd"] or None,
                       what="gatewayd's record")
         assert any(r["tool"] == "nope" and r["decision"] == "denied" and
-                   r["reason"] == "not_allowed" and r["run_id"] == "aud"
+                   r["stop_reason"] == "not_allowed" and r["run_id"] == "aud"
                    for r in gw), gw
         seqs = [r["seq"] for r in records(os.path.join(d.state, "audit.log"))]
         assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs), seqs
@@ -47,11 +47,11 @@ def gatewayd_stops_and_strangers_are_audited():
         def gw_records():
             gw = [r for r in records(os.path.join(d.state, "audit.log"))
                   if r.get("event") == "gatewayd"]
-            return gw if any(r["reason"] == "unknown_principal" for r in gw) else None
+            return gw if any(r["stop_reason"] == "unknown_principal" for r in gw) else None
         gw = wait_for(gw_records, what="gatewayd records")
-        reasons = [(r.get("run_id"), r["reason"]) for r in gw]
+        reasons = [(r.get("run_id"), r["stop_reason"]) for r in gw]
         assert reasons.count(("loop", "loop_detected")) == 2, reasons
-        stranger = [r for r in gw if r["reason"] == "unknown_principal"]
+        stranger = [r for r in gw if r["stop_reason"] == "unknown_principal"]
         assert stranger and stranger[0]["uid"] == STRANGER_UID, gw
         assert "tenant" not in stranger[0], stranger
 

@@ -435,7 +435,7 @@ def a_duplicate_write_is_stopped_and_another_session_replays_it():
             s.close()
         assert graph_file(d) == [], graph_file(d)
         replays = [e for e in read_audit(d) if e.get("event") == "call" and
-                   e.get("tool") == "memory.create" and e.get("note") == "replayed"]
+                   e.get("tool") == "memory.create" and e.get("replayed") is True]
         assert len(replays) == 1, replays
 
 

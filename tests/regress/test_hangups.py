@@ -117,7 +117,7 @@ def hangups_end_waits_and_cancel_reads():
         recs = [a for a in read_audit(d) if a.get("tool") == "linger" and a["event"] == "call"]
         assert len(recs) == (LOOPS + 5) * READS, len(recs)
         for a in recs:
-            assert a["decision"] == "error" and a["reason"] == "unavailable", a
+            assert a["decision"] == "error" and a["error"] == "unavailable", a
             assert "cancelled" in a["note"], a
         # The approval itself is untouched: still pending, and a wait of a
         # connection that stays is answered.
@@ -180,7 +180,7 @@ def admitted_write_finishes_and_replays_after_hangup():
         ran = [a for a in recs if a["run_id"] == "w-1"]
         assert len(ran) == 1 and ran[0]["decision"] == "ok", recs
         joined = [a for a in recs if a["run_id"] == "w-2"]
-        assert len(joined) == 1 and joined[0]["reason"] == "unavailable", recs
+        assert len(joined) == 1 and joined[0]["error"] == "unavailable", recs
 
 
 @test

@@ -402,7 +402,7 @@ def a_read_whose_agent_hangs_up_is_cancelled():
         wait_for(lambda: recorded(), 10, "the cancelled read's record")
         assert time.time() - t0 < 5
         a = recorded()[0]
-        assert a["decision"] == "error" and a["reason"] == "unavailable", a
+        assert a["decision"] == "error" and a["error"] == "unavailable", a
         assert "cancelled" in a["note"], a
         # The executor goes on serving.
         assert d.ctl_json("status")["gatewayd_connected"] is True

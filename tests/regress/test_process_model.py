@@ -52,7 +52,7 @@ def sighup_keeps_both_serving():
         gpid, xpid = d.proc.pid, d.executor_pid()
         for pid in (gpid, xpid, gpid):
             os.kill(pid, signal.SIGHUP)
-        wait_for(lambda: "SIGHUP: nothing to reload" in d.read_log()
+        wait_for(lambda: "SIGHUP: the executor reopens the audit log" in d.read_log()
                  or d.proc.poll() is not None, 15, "gatewayd to log the SIGHUP")
         assert d.proc.poll() is None, \
             "gatewayd died of SIGHUP (status %s):\n%s" % (d.proc.returncode, d.read_log())

@@ -56,7 +56,7 @@ def tenant_bucket_empties_and_refills():
         time.sleep(wait / 1000.0 + 0.05)
         r = c.call("echo", {"i": 10}, run_id="r10")
         assert r["status"] == "ok", r
-        recs = wait_audit(d, lambda a: a.get("reason") == "rate_limited")
+        recs = wait_audit(d, lambda a: a.get("stop_reason") == "rate_limited")
         assert recs and recs[0]["tool"] == "echo" and recs[0]["tenant"] == "acme", recs
 
 

@@ -20,7 +20,7 @@ def stranger_records(d, uids=None):
     """gatewayd's records of unknown_principal refusals (of uids, when given;
     None in uids stands for the summary of the uids not told apart)."""
     recs = [r for r in read_audit(d)
-            if r.get("event") == "gatewayd" and r.get("reason") == "unknown_principal"]
+            if r.get("event") == "gatewayd" and r.get("stop_reason") == "unknown_principal"]
     if uids is not None:
         recs = [r for r in recs if r.get("uid") in uids]
     return recs
@@ -305,7 +305,7 @@ def the_executor_checks_what_a_summary_claims():
         assert len(recs) == 1, recs
         r = recs[0]
         assert (r["uid"], r["count"], r["first_ms"], r["last_ms"]) == (4000, 2, 5, 9), r
-        assert r["reason"] == "unknown_principal" and r["reported_by"] == "gatewayd", r
+        assert r["stop_reason"] == "unknown_principal" and r["reported_by"] == "gatewayd", r
         assert "gid 4000" in r["note"], r
         link.stop()
     finally:

@@ -29,7 +29,7 @@ struct tmsg {
 	uint32_t		 type;
 	const char		*name;
 	int			 from;
-	struct tfield		 fields[13];	/* ends with a NULL key */
+	struct tfield		 fields[14];	/* ends with a NULL key */
 };
 
 static const struct tmsg msgs[] = {
@@ -70,7 +70,8 @@ static const struct tmsg msgs[] = {
 		{ "run_id", T_STR, 1 }, { "step_id", T_STR, 1 },
 		{ "tool", T_STR, 1 }, { "args_hash", T_STR, 1 },
 		{ "decision", T_STR, 0 }, { "reason", T_STR, 0 },
-		{ "message", T_STR, 0 }, { NULL, 0, 0 } } },
+		{ "message", T_STR, 0 }, { "traceparent", T_STR, 1 },
+		{ NULL, 0, 0 } } },
 	{ MSG_CONN_GONE, "CONN_GONE", MSG_FROM_GATEWAYD, {
 		{ "conn", T_UINT, 0 }, { NULL, 0, 0 } } },
 	{ MSG_AUDIT_SUMMARY, "AUDIT_SUMMARY", MSG_FROM_GATEWAYD, {
@@ -92,6 +93,8 @@ static const struct tmsg msgs[] = {
 		{ "text", T_STR, 0 }, { NULL, 0, 0 } } },
 	{ MSG_PING, "PING", MSG_FROM_GATEWAYD, { { NULL, 0, 0 } } },
 	{ MSG_PONG, "PONG", MSG_FROM_EXECUTOR, { { NULL, 0, 0 } } },
+	{ MSG_AUDIT_REOPEN, "AUDIT_REOPEN", MSG_FROM_GATEWAYD,
+	    { { NULL, 0, 0 } } },
 };
 #define NMSGS	(sizeof(msgs) / sizeof(msgs[0]))
 
