@@ -118,7 +118,9 @@ test_http_SRC		= executor/http.c executor/credential.c
 $(BUILD)/tests/%: $(call obj,tests/unit/%.c) $$(call obj,$$($$*_SRC)) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-$(BENCH): $(call obj,bench/bench.c) $(LIBCOMMON)
+# The bench's 'ledger alone' row runs the executor's ledger in process.
+$(BENCH): $(call obj,bench/bench.c executor/ledger.c executor/record.c \
+	    executor/store.c) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lpthread
 $(BUILD)/bench-mcp-server: $(call obj,bench/mcp-server.c)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

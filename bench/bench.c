@@ -19,7 +19,10 @@
  * cores with what they measure.
  *
  * With -m, the gateway's catalog has mcp.read and mcp.write, tools of the
- * trivial MCP server bench/mcp-server.c that the executor runs; with -H,
+ * trivial MCP server bench/mcp-server.c that the executor runs, and the
+ * mcp write rows are followed by the ledger alone (its two commits per
+ * write in this process, against the same raw LMDB commits): what of the
+ * write's cost is the store's and what the rest of the path's; with -H,
  * http.read, a POST to the trivial HTTP server bench/http-server.c (its
  * pid, for its CPU time).  bench/run passes them when this build's
  * gatewayd took a config with those backends.
@@ -57,6 +60,9 @@
 
 #include <lmdb.h>
 #include <msgpack.h>
+
+#include "executor/ledger.h"
+#include "executor/store.h"
 
 #define MAX_CLIENTS	32
 #define MAX_TASKS	256	/* threads of one measured process */
@@ -815,6 +821,138 @@ lmdb_commits(const char *dir, int n)
 	return (double)n * 1e9 / (double)(t0 ? t0 : 1);
 }
 
+/*
+ * The ledger alone: a write's two commits as the executor makes them
+ * (executor/ledger.c on executor/store.c: the intent with its run record
+ * and the expiry entry of a new run, the outcome with its own), in this
+ * process, without gatewayd, the executor's loop, the audit log or a
+ * tool.  Its rate over raw LMDB commits is what the store allows the
+ * durable write (at most 0.5: two commits); the mcp write's is that less
+ * what the rest costs.  The store persists across rounds, as the
+ * executor's does across the bench.
+ */
+struct ledger_write {
+	struct store		*st;
+	char			key[128];
+	char			run[64];
+	struct ledger_rec	rec;
+};
+
+static int
+ledger_intent(struct store_txn *txn, void *arg)
+{
+	struct ledger_write	*lw = arg;
+	struct ledger_rec	 found;
+	int			 rc, off;
+
+	if ((rc = store_writes_off_txn(txn, lw->st, &off)) != 0 ||
+	    (rc = ledger_get(txn, lw->key, &found)) != 0)
+		return rc;
+	ledger_rec_free(&found);
+	if ((rc = ledger_run_add(txn, "bench", lw->run, lw->key, 0, 0,
+	    lw->rec.started_ms, lw->rec.started_ms)) != 0)
+		return rc;
+	return ledger_put(txn, lw->key, &lw->rec);
+}
+
+static int
+ledger_outcome(struct store_txn *txn, void *arg)
+{
+	struct ledger_write	*lw = arg;
+
+	return ledger_put(txn, lw->key, &lw->rec);
+}
+
+/* n writes of unique keys, each in a run of its own; writes/s. */
+static double
+ledger_writes(const char *dir, int first, int n, uint64_t *cpu_ns)
+{
+	struct ledger_write	 lw;
+	struct store		*st;
+	struct rusage		 ru0, ru1;
+	char			 err[256], resp[96];
+	uint64_t		 t0;
+	int			 i;
+
+	if ((st = store_open(dir, 64 << 20, 1 << 30, err, sizeof(err))) == NULL)
+		die(err);
+	memset(resp, 'r', sizeof(resp));
+	getrusage(RUSAGE_SELF, &ru0);
+	t0 = now_ns();
+	for (i = first; i < first + n; i++) {
+		memset(&lw, 0, sizeof(lw));
+		lw.st = st;
+		/* TENANT:TOOL:ARGS_HASH, the hash spread as sha256's is. */
+		snprintf(lw.key, sizeof(lw.key), "bench:mcp.write:%016llx"
+		    "%016llx%016llx%016llx",
+		    (unsigned long long)i * 0x9e3779b97f4a7c15ULL,
+		    (unsigned long long)i * 0xc2b2ae3d27d4eb4fULL,
+		    (unsigned long long)i, (unsigned long long)~i);
+		snprintf(lw.run, sizeof(lw.run), "bench-ledger-%d", i);
+		lw.rec.state = L_RUNNING;
+		lw.rec.tenant = "bench";
+		lw.rec.env = "prod";
+		lw.rec.tool = "mcp.write";
+		lw.rec.run_id = lw.run;
+		lw.rec.args_hash = lw.key + 16;
+		lw.rec.uid = 1000;
+		lw.rec.started_ms = store_clock_ms(st);
+		if (store_write(st, ledger_intent, &lw) != 0)
+			die("ledger intent");
+		lw.rec.state = L_DONE;
+		lw.rec.finished_ms = lw.rec.started_ms + 1;
+		lw.rec.finished_clock = store_clock_ms(st);
+		lw.rec.response = resp;
+		lw.rec.responselen = sizeof(resp);
+		if (store_write_reserve(st, ledger_outcome, &lw) != 0)
+			die("ledger outcome");
+	}
+	t0 = now_ns() - t0;
+	getrusage(RUSAGE_SELF, &ru1);
+	*cpu_ns = ((uint64_t)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec +
+	    ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) * 1000000 +
+	    (uint64_t)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec +
+	    ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec)) * 1000;
+	store_close(st);
+	return (double)n * 1e9 / (double)(t0 ? t0 : 1);
+}
+
+/*
+ * The ledger alone against raw LMDB commits, in interleaved rounds as
+ * scenario_vs_lmdb; a row with the median round's ratio.
+ */
+static void
+ledger_vs_lmdb(const char *dir, int nwrites, int ncommits)
+{
+	double		ratios[MAX_ROUNDS] = { 0 }, rates[MAX_ROUNDS] = { 0 }, t;
+	char		rdir[1024], sdir[1024];
+	uint64_t	cpu, cpu_total = 0;
+	int		i, j, per = nwrites / nrounds, nc = ncommits / nrounds;
+
+	if (per < 1)
+		per = 1;
+	if (nc < 16)
+		nc = 16;
+	snprintf(sdir, sizeof(sdir), "%s-ledger", dir);
+	for (i = 0; i < nrounds; i++) {
+		snprintf(rdir, sizeof(rdir), "%s-l%d", dir, i);
+		t = lmdb_commits(rdir, nc);
+		rates[i] = ledger_writes(sdir, i * per, per, &cpu);
+		cpu_total += cpu;
+		ratios[i] = ratio(rates[i], t);
+	}
+	for (i = 1; i < nrounds; i++)
+		for (j = i; j > 0 && ratios[j] < ratios[j - 1]; j--) {
+			t = ratios[j]; ratios[j] = ratios[j - 1]; ratios[j - 1] = t;
+			t = rates[j]; rates[j] = rates[j - 1]; rates[j - 1] = t;
+		}
+	printf("%-13s %2d client  %8.0f %9s %9s   this process %.1f; rate "
+	    "%.3fx LMDB (rounds %.2f-%.2f)\n", "ledger alone", 1,
+	    rates[nrounds / 2], "-", "-",
+	    (double)cpu_total / 1e3 / (double)(per * nrounds),
+	    ratios[nrounds / 2], ratios[0], ratios[nrounds - 1]);
+}
+
 static void
 write_section(const char *scratch, int n)
 {
@@ -1036,6 +1174,7 @@ mcp_section(struct result echo[2], const char *scratch, int n,
 	    n / 8, mcp_procs, dir, n / 4, &commits);
 	br->mcp_write[1] = scenario_vs_lmdb("mcp write", K_MCP_WRITE,
 	    MAX_CLIENTS, n / 16, mcp_procs, dir, n / 4, &commits);
+	ledger_vs_lmdb(dir, n / 8, n / 4);
 }
 
 static void
@@ -1102,6 +1241,7 @@ mcp_write_only(const char *scratch, int n)
 	    n / 4, &commits);
 	scenario_vs_lmdb("mcp write", K_MCP_WRITE, MAX_CLIENTS, n / 16,
 	    mcp_procs, dir, n / 4, &commits);
+	ledger_vs_lmdb(dir, n / 8, n / 4);
 }
 
 /* Issue 10's targets, as informational as issue 9's. */
