@@ -9,7 +9,7 @@ DEBS	 = build-essential pkg-config libevent-dev libmsgpack-dev \
 	   libsodium-dev liblmdb-dev libseccomp-dev libyaml-dev libjansson-dev libcurl4-openssl-dev \
 	   python3 python3-msgpack python3-cryptography \
 	   clang libclang-rt-14-dev cppcheck libfaketime prometheus \
-	   systemd logrotate procps mandoc
+	   systemd logrotate procps mandoc postgresql libpq-dev
 
 ifeq ($(SAN),1)
 BUILD	?= build-san
@@ -30,11 +30,14 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 # gatewayd's seccomp filter (gatewayd/sandbox.c): gatewayd alone links it.
 SECCOMP_CFLAGS := $(shell pkg-config --cflags libseccomp 2>/dev/null)
 SECCOMP_LIBS   := $(shell pkg-config --libs libseccomp 2>/dev/null)
+# The store on PostgreSQL (executor/pg*.c): the executor alone links libpq.
+PQ_CFLAGS := $(shell pkg-config --cflags libpq 2>/dev/null)
+PQ_LIBS   := $(shell pkg-config --libs libpq 2>/dev/null)
 
 CFLAGS	+= -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 \
 	   -Wstrict-prototypes -Wmissing-prototypes -g $(OPT) \
 	   -D_GNU_SOURCE -D_FORTIFY_SOURCE=2 -fstack-protector-strong $(SANFLAGS) $(SANDEFS) \
-	   -pthread -I. $(PKG_CFLAGS) $(SECCOMP_CFLAGS)
+	   -pthread -I. $(PKG_CFLAGS) $(SECCOMP_CFLAGS) $(PQ_CFLAGS)
 # Each program links only the libraries it uses: gatewayd and gatewayctl
 # have no use for libcurl (the executor alone talks to HTTP APIs).
 LDFLAGS	+= $(SANFLAGS) -pthread -Wl,--as-needed
@@ -82,7 +85,7 @@ $(LIBBRIDGE): $(call obj,$(BRIDGE_SRC))
 $(BUILD)/gatewayd: $(call obj,gatewayd/gatewayd.c) $(LIBGATEWAYD) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(SECCOMP_LIBS)
 $(BUILD)/executor: $(call obj,executor/executor.c) $(LIBEXECUTOR) $(LIBCOMMON)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(PQ_LIBS)
 $(BUILD)/gatewayctl: $(call obj,$(wildcard ctl/*.c)) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BUILD)/toolgate-mcp: $(call obj,bridge/toolgate-mcp.c) $(LIBBRIDGE) $(LIBCOMMON)

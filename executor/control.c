@@ -37,6 +37,7 @@
 #include "executor/executor.h"
 #include "executor/fds.h"
 #include "executor/killswitch.h"
+#include "executor/pgstore.h"
 #include "executor/ledger.h"
 #include "executor/peers.h"
 #include "executor/request.h"
@@ -171,6 +172,9 @@ ctl_status(struct ctl_conn *cc, const msgpack_object *req,
 	mpmap_str(&m, "audit", audit_state(audit, sizeof(audit)));
 	/* The chain as checked at start: broken is said, not enforced. */
 	mpmap_str(&m, "audit_chain", audit_chain_state());
+	/* The shared store: its connection, as writes depend on it. */
+	if (pgstore_on())
+		pgstore_status(&m);
 	mpmap_end(&m);
 	ctl_send(cc, &mb);
 }

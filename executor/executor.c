@@ -72,6 +72,7 @@
 #include "executor/killswitch.h"
 #include "executor/metrics.h"
 #include "executor/peers.h"
+#include "executor/pgstore.h"
 #include "executor/ratelimit.h"
 #include "executor/read.h"
 #include "executor/request.h"
@@ -771,6 +772,9 @@ modules_init(void)
 		fatalx("modules_init: event_new");
 	jobs_init(idle_ev);
 	backends_init(ex->base, ex->conf);
+	/* The shared store: connected on the loop, writes refused until up. */
+	if (pgstore_on())
+		pgstore_init();
 	write_init();
 	approvals_init();
 	control_init();
@@ -798,6 +802,8 @@ teardown(void)
 	control_shutdown();
 	approvals_shutdown();
 	admit_shutdown();
+	if (pgstore_on())
+		pgstore_shutdown();
 	write_shutdown();
 	peers_shutdown();
 	budget_shutdown();

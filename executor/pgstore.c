@@ -1,0 +1,463 @@
+/*
+ * The shared store's operations on PostgreSQL (pgstore.h), over pg.c.
+ *
+ * Every batch of the write path is one statement, tg_batch() (see
+ * pgschema.c): one transaction, one round trip, whatever its size, so
+ * the intents of one loop turn share a commit as they do with LMDB.  Its
+ * arrays go as text parameters (array literals); the records as bytea in
+ * hex.
+ *
+ * The kill switch is the row tg_meta.writes_off and the channel tg_kill:
+ * each executor LISTENs, so a switch thrown on one host reaches every
+ * other as soon as the transaction commits, far within the second the
+ * contract allows.  A write's intent reads the row in its own transaction
+ * (FOR SHARE), so no intent commits after a switch that committed first.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "common/config.h"
+#include "common/log.h"
+#include "common/mpack.h"
+#include "common/prom.h"
+#include "common/xmalloc.h"
+#include "executor/executor.h"
+#include "executor/killswitch.h"
+#include "executor/pg.h"
+#include "executor/pgstore.h"
+
+#define SWEEP_S		10
+#define SWEEP_BATCH	1000
+
+static struct event	*sweep_ev;
+static int		 ks_unsent = -1;	/* a switch not yet in the database */
+static char		*ks_unsent_who;
+
+int
+pgstore_on(void)
+{
+	return ex->conf->store_backend == STORE_PG;
+}
+
+int
+pgstore_up(void)
+{
+	return pg_up();
+}
+
+/* A growing string. */
+struct sbuf {
+	char	*s;
+	size_t	 len, cap;
+};
+
+static void
+sb_add(struct sbuf *b, const char *p, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		b->cap = (b->len + n + 1) * 2;
+		b->s = xreallocarray(b->s, b->cap, 1);
+	}
+	memcpy(b->s + b->len, p, n);
+	b->len += n;
+	b->s[b->len] = '\0';
+}
+
+static void
+sb_str(struct sbuf *b, const char *p)
+{
+	sb_add(b, p, strlen(p));
+}
+
+/* One element of an array literal: quoted, " and \ escaped; NULL bare. */
+static void
+sb_elem(struct sbuf *b, const char *p)
+{
+	if (b->len > 1)
+		sb_add(b, ",", 1);
+	if (p == NULL) {
+		sb_str(b, "NULL");
+		return;
+	}
+	sb_add(b, "\"", 1);
+	for (; *p != '\0'; p++) {
+		if (*p == '"' || *p == '\\')
+			sb_add(b, "\\", 1);
+		sb_add(b, p, 1);
+	}
+	sb_add(b, "\"", 1);
+}
+
+/* bytea in hex: \x0a0b... */
+static char *
+hex_bytea(const char *p, size_t n)
+{
+	static const char	 hx[] = "0123456789abcdef";
+	char			*s;
+	size_t			 i;
+
+	s = xmalloc(n * 2 + 3);
+	s[0] = '\\';
+	s[1] = 'x';
+	for (i = 0; i < n; i++) {
+		s[2 + i * 2] = hx[(unsigned char)p[i] >> 4];
+		s[3 + i * 2] = hx[(unsigned char)p[i] & 15];
+	}
+	s[2 + n * 2] = '\0';
+	return s;
+}
+
+enum { A_KEY, A_STATE, A_REC, A_NOTE };
+
+static char *
+array_of(const struct pg_item *it, size_t n, int what)
+{
+	struct sbuf	 b = { NULL, 0, 0 };
+	char		*h;
+	size_t		 i;
+
+	sb_add(&b, "{", 1);
+	for (i = 0; i < n; i++) {
+		switch (what) {
+		case A_KEY:
+			sb_elem(&b, it[i].key);
+			break;
+		case A_STATE:
+			sb_elem(&b, it[i].state);
+			break;
+		case A_NOTE:
+			sb_elem(&b, it[i].note);
+			break;
+		case A_REC:
+			h = hex_bytea(it[i].rec, it[i].reclen);
+			sb_elem(&b, h);
+			free(h);
+			break;
+		}
+	}
+	sb_add(&b, "}", 1);
+	return b.s;
+}
+
+struct batch {
+	struct pg_item	*in;
+	size_t		 nin;
+	void		(*fn)(int, void *);
+	void		*arg;
+};
+
+static int
+verdict_of(const char *s, enum pg_verdict *v)
+{
+	static const struct {
+		const char	*name;
+		enum pg_verdict	 v;
+	} tab[] = {
+		{ "run", PV_RUN }, { "replay", PV_REPLAY },
+		{ "in_doubt", PV_IN_DOUBT }, { "wait", PV_WAIT },
+		{ "off", PV_OFF },
+	};
+	size_t	i;
+
+	for (i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)
+		if (strcmp(s, tab[i].name) == 0) {
+			*v = tab[i].v;
+			return 0;
+		}
+	return -1;
+}
+
+static void
+batch_done(const PGresult *res, void *arg)
+{
+	struct batch	*b = arg;
+	struct pg_item	*it;
+	unsigned char	*u;
+	size_t		 len;
+	long		 n;
+	int		 i, ok = pg_ok(res);
+
+	if (res != NULL && !ok)
+		log_warnx("store: PostgreSQL: the ledger batch failed: %s",
+		    PQresultErrorMessage(res));
+	if (ok && (size_t)PQntuples(res) != b->nin) {
+		log_warnx("store: PostgreSQL: %d verdicts for %zu intents",
+		    PQntuples(res), b->nin);
+		ok = 0;
+	}
+	for (i = 0; ok && i < PQntuples(res); i++) {
+		n = strtol(PQgetvalue(res, i, 0), NULL, 10);
+		if (n < 1 || (size_t)n > b->nin ||
+		    verdict_of(PQgetvalue(res, i, 1), &b->in[n - 1].verdict)) {
+			ok = 0;
+			break;
+		}
+		it = &b->in[n - 1];
+		if (!PQgetisnull(res, i, 2)) {
+			u = PQunescapeBytea((const unsigned char *)
+			    PQgetvalue(res, i, 2), &len);
+			if (u == NULL)
+				fatalx("PQunescapeBytea: out of memory");
+			it->prior = xmalloc(len + 1);
+			memcpy(it->prior, u, len);
+			it->priorlen = len;
+			PQfreemem(u);
+		}
+		if (!PQgetisnull(res, i, 3))
+			it->why = xstrdup(PQgetvalue(res, i, 3));
+	}
+	b->fn(ok, b->arg);
+	free(b);
+}
+
+int
+pgstore_batch(struct pg_item *out, size_t nout, struct pg_item *in,
+    size_t nin, void (*fn)(int, void *), void *arg)
+{
+	static const char	*sql = "SELECT n, verdict, prior, why FROM "
+	    "tg_batch($1, $2, $3::bytea[], $4, $5, $6::bytea[], $7, $8)";
+	struct batch		*b;
+	char			*v[8];
+	int			 i, rc;
+
+	if (!pg_up())
+		return -1;
+	b = xcalloc(1, sizeof(*b));
+	b->in = in;
+	b->nin = nin;
+	b->fn = fn;
+	b->arg = arg;
+	v[0] = array_of(out, nout, A_KEY);
+	v[1] = array_of(out, nout, A_STATE);
+	v[2] = array_of(out, nout, A_REC);
+	v[3] = array_of(out, nout, A_NOTE);
+	v[4] = array_of(in, nin, A_KEY);
+	v[5] = array_of(in, nin, A_REC);
+	v[6] = ex->conf->store_host_id;
+	v[7] = (char *)pg_instance();
+	rc = pg_query(sql, 8, (const char *const *)v, NULL, NULL, batch_done,
+	    b);
+	for (i = 0; i < 6; i++)
+		free(v[i]);
+	if (rc == -1)
+		free(b);
+	return rc;
+}
+
+/* The kill switch. */
+
+static void
+ks_sent(const PGresult *res, void *arg)
+{
+	int	off = arg != NULL;
+
+	if (pg_ok(res))
+		return;
+	log_warnx("store: the kill switch could not be stored in PostgreSQL:"
+	    " %s", res != NULL ? PQresultErrorMessage(res) :
+	    "the connection was lost");
+	if (off) {
+		/* Sent again when the connection is back. */
+		ks_unsent = 1;
+		return;
+	}
+	/* Enabling did not reach the others: not here either. */
+	ks_apply_shared(1, "the database (enabling failed)");
+}
+
+static int
+ks_send(int off, const char *who, int setup)
+{
+	static const char	*sql = "SELECT tg_set_writes_off($1, $2)";
+	const char		*v[2] = { off ? "true" : "false", who };
+
+	if (setup)
+		return pg_query_setup(sql, 2, v, NULL, NULL, ks_sent,
+		    off ? (void *)1 : NULL);
+	return pg_query(sql, 2, v, NULL, NULL, ks_sent,
+	    off ? (void *)1 : NULL);
+}
+
+int
+pgstore_set_writes_off(int off, const char *who)
+{
+	if (ks_send(off, who, 0) == 0) {
+		ks_unsent = -1;
+		return 0;
+	}
+	if (off) {
+		ks_unsent = 1;
+		free(ks_unsent_who);
+		ks_unsent_who = xstrdup(who);
+	}
+	return -1;
+}
+
+/* What the database holds, at each connection. */
+static void
+ks_read(const PGresult *res, void *arg)
+{
+	(void)arg;
+	if (!pg_ok(res) || PQntuples(res) != 1)
+		return;		/* lost, or no row: the setup fails later */
+	ks_apply_shared(strcmp(PQgetvalue(res, 0, 0), "0") != 0,
+	    "the shared store");
+}
+
+/* Setup at each connection: the switch, this host, orphans, ready. */
+
+static void
+setup_last(const PGresult *res, void *arg)
+{
+	(void)arg;
+	if (res == NULL)
+		return;
+	if (!pg_ok(res))
+		log_warnx("store: PostgreSQL setup: %s",
+		    PQresultErrorMessage(res));
+	pg_ready();
+	write_shared_up();
+}
+
+static void
+pg_came_up(void)
+{
+	const char	*v[3];
+	const char	**keys;
+	struct pg_item	*it;
+	char		*arr;
+	size_t		 n, i;
+
+	if (ks_unsent == 1) {
+		(void)ks_send(1, ks_unsent_who ? ks_unsent_who : "this host",
+		    1);
+		ks_unsent = -1;
+	}
+	(void)pg_query_setup("SELECT value FROM tg_meta WHERE name ="
+	    " 'writes_off'", 0, NULL, NULL, NULL, ks_read, NULL);
+	v[0] = ex->conf->store_host_id;
+	v[1] = pg_instance();
+	(void)pg_query_setup("INSERT INTO tg_hosts (host_id, instance)"
+	    " VALUES ($1, $2) ON CONFLICT (host_id) DO UPDATE SET"
+	    " instance = $2, seen = now()", 2, v, NULL, NULL, NULL, NULL);
+	/*
+	 * Running records that will get no outcome: this executor's that no
+	 * write of it runs now (their outcome was lost with the last
+	 * connection), and those of executors that are gone.
+	 */
+	n = write_running_keys(&keys);
+	it = xcalloc(n + 1, sizeof(*it));
+	for (i = 0; i < n; i++)
+		it[i].key = keys[i];
+	arr = array_of(it, n, A_KEY);
+	v[0] = pg_instance();
+	v[1] = arr;
+	(void)pg_query_setup("UPDATE tg_ledger SET state = 'in_doubt', note ="
+	    " 'its executor on ' || host_id || ' lost its outcome' WHERE"
+	    " state = 'running' AND ((instance = $1 AND NOT (key = ANY($2)))"
+	    " OR (instance <> $1 AND NOT tg_alive(instance)))", 2, v, NULL,
+	    NULL, setup_last, NULL);
+	free(arr);
+	free(it);
+	free(keys);
+}
+
+static void
+pg_went_down(void)
+{
+	/* Writes are refused from now on (write.c asks pgstore_up()). */
+}
+
+static void
+pg_notified(const char *channel, const char *payload)
+{
+	if (strcmp(channel, "tg_ledger") == 0)
+		write_shared_settled(payload);
+	else if (strcmp(channel, "tg_kill") == 0 && payload[0] != '\0')
+		ks_apply_shared(payload[0] == '1', payload[1] == ' ' ?
+		    payload + 2 : "another host");
+}
+
+static void
+swept(const PGresult *res, void *arg)
+{
+	(void)arg;
+	if (res != NULL && !pg_ok(res))
+		log_warnx("store: PostgreSQL sweep: %s",
+		    PQresultErrorMessage(res));
+	else if (res != NULL && PQntuples(res) == 1 &&
+	    strcmp(PQgetvalue(res, 0, 0), "0") != 0)
+		log_debug("store: swept %s expired ledger records",
+		    PQgetvalue(res, 0, 0));
+}
+
+static void
+sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct timeval	 tv = { SWEEP_S, 0 };
+	char		 ret[32], lim[32];
+	const char	*v[2] = { ret, lim };
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	snprintf(ret, sizeof(ret), "%llu",
+	    (unsigned long long)ex->conf->retention_s);
+	snprintf(lim, sizeof(lim), "%d", SWEEP_BATCH);
+	(void)pg_query("SELECT tg_sweep($1, $2)", 2, v, NULL, NULL, swept,
+	    NULL);
+	evtimer_add(sweep_ev, &tv);
+}
+
+void
+pgstore_init(void)
+{
+	struct timeval	tv = { SWEEP_S, 0 };
+
+	pg_listen("tg_ledger");
+	pg_listen("tg_kill");
+	pg_init(ex->base, ex->conf, pg_came_up, pg_went_down, pg_notified);
+	if ((sweep_ev = evtimer_new(ex->base, sweep_cb, NULL)) == NULL)
+		fatalx("pgstore_init: evtimer_new");
+	evtimer_add(sweep_ev, &tv);
+	log_info("store: shared on PostgreSQL as host %s (executor %s)",
+	    ex->conf->store_host_id, pg_instance());
+}
+
+void
+pgstore_shutdown(void)
+{
+	if (sweep_ev != NULL)
+		event_free(sweep_ev);
+	sweep_ev = NULL;
+	pg_shutdown();
+	free(ks_unsent_who);
+	ks_unsent_who = NULL;
+}
+
+void
+pgstore_status(struct mpmap *m)
+{
+	char	buf[384];
+
+	mpmap_str(m, "store_backend", "postgresql");
+	mpmap_str(m, "store_host_id", ex->conf->store_host_id);
+	mpmap_str(m, "store", pg_state(buf, sizeof(buf)));
+}
+
+void
+pgstore_metrics(void *fpv)
+{
+	FILE	*fp = fpv;
+
+	prom_head(fp, "toolgate_store_up", "gauge",
+	    "1 while the shared store (PostgreSQL) takes writes (executor).");
+	prom_sample(fp, "toolgate_store_up", "", pg_up());
+	prom_head(fp, "toolgate_store_connection_losses_total", "counter",
+	    "Connections to the shared store lost since start (executor).");
+	prom_sample(fp, "toolgate_store_connection_losses_total", "",
+	    pg_losses());
+}

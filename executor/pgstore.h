@@ -1,0 +1,79 @@
+/*
+ * The store shared by many hosts (store.backend: postgresql): what of the
+ * store lives in PostgreSQL, over pg.h.  The ledger's intents and outcomes
+ * (asked by write.c one loop turn at a time, answered when the database
+ * has committed them), the kill switch (a row, and a NOTIFY that reaches
+ * every executor at once), this host's public key, the retention sweep.
+ * Runs, pins, approvals and the audit log stay in the host's own LMDB
+ * store and state dir (executor/store.h).
+ *
+ * While the database cannot be reached, pgstore_up() is 0: writes are
+ * refused (fail closed), reads go on, pg.c reconnects with a backoff.
+ */
+#ifndef TG_PGSTORE_H
+#define TG_PGSTORE_H
+
+#include <stddef.h>
+
+struct mpmap;
+
+/* 1 when store.backend is postgresql. */
+int	pgstore_on(void);
+/* 1 when the shared store takes writes. */
+int	pgstore_up(void);
+void	pgstore_init(void);
+void	pgstore_shutdown(void);
+
+/*
+ * The kill switch, for every host: 0, or -1 when the database could not
+ * be asked (down).  Turning it off then is kept and sent when the
+ * connection is back; turning it on is refused.
+ */
+int	pgstore_set_writes_off(int off, const char *who);
+
+/* What the database said of one intent of a batch. */
+enum pg_verdict {
+	PV_RUN,			/* recorded: start the tool */
+	PV_REPLAY,		/* done: 'prior' is its record */
+	PV_IN_DOUBT,		/* 'prior' is its record, 'why' the note */
+	PV_WAIT,		/* running on a live executor ('why': its host) */
+	PV_OFF,			/* the kill switch is thrown */
+};
+
+struct pg_item {
+	const char	*key;
+	const char	*state;		/* outcomes: "done", "failed", ... */
+	const char	*rec;		/* ledger_encode()'s bytes */
+	size_t		 reclen;
+	const char	*note;		/* outcomes: NULL or why in doubt */
+	/* Intents: the answer. */
+	enum pg_verdict	 verdict;
+	char		*prior;		/* malloc'ed; NULL when none */
+	size_t		 priorlen;
+	char		*why;
+};
+
+/*
+ * Commit one batch: outcomes[0..nout) then intents[0..nin), in one
+ * transaction.  fn gets ok=1 once committed (intents' verdicts filled
+ * in), ok=0 when it failed or the connection was lost (nothing known:
+ * intents are not to run, outcomes may not be recorded).  Returns -1
+ * (fn not called) when the database is not up.
+ */
+int	pgstore_batch(struct pg_item *outcomes, size_t nout,
+	    struct pg_item *intents, size_t nin,
+	    void (*fn)(int ok, void *arg), void *arg);
+
+/* Called by write.c: a key's outcome was committed by some executor. */
+void	write_shared_settled(const char *key);
+/* Called by write.c: the connection is back; its waits are asked again. */
+void	write_shared_up(void);
+/* This executor's keys running now (write.c): not to be marked in doubt. */
+size_t	write_running_keys(const char ***keys);
+
+/* gatewayctl status: store_backend, store. */
+void	pgstore_status(struct mpmap *);
+/* Prometheus text: the connection's families. */
+void	pgstore_metrics(void *fp);
+
+#endif

@@ -1,0 +1,278 @@
+"""The store shared by many hosts (store.backend: postgresql): two daemon
+pairs on two state dirs stand in for two hosts, on one real PostgreSQL
+the test starts itself (tglib/pg.py).  Their write tools append to one
+effects file, so a write that ran twice shows as two lines."""
+import os
+import signal
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from tg import *  # noqa: F401,F403
+from tglib.pg import Postgres
+
+
+def host_conf(pg, effects, host_id):
+    conf = writes_config(tools={
+        "rec": {"mode": "write", "exec": [tool("record"), effects]},
+        "rec.hold": {"mode": "write", "exec": [tool("hold-record"), effects]}})
+    conf["store"] = {"backend": "postgresql", "dsn": pg.dsn, "host_id": host_id}
+    return conf
+
+
+class Fleet:
+    """A PostgreSQL and two hosts on it (a, b)."""
+
+    def __init__(self):
+        self.pg = Postgres().start()
+        self.hosts = []
+        try:
+            self.a = self.host("host-a")
+            self.b = self.host("host-b")
+            self.effects = os.path.join(self.a.dir, "effects")
+            for h in self.hosts:
+                reconfigure(h, host_conf(self.pg, self.effects, h.host_id))
+                h.start()
+            for h in self.hosts:
+                wait_store_up(h)
+        except BaseException:
+            self.close()
+            raise
+
+    def host(self, name):
+        d = Daemon(base_config(), name="tg-" + name)
+        d.host_id = name
+        self.hosts.append(d)
+        return d
+
+    def close(self):
+        for h in self.hosts:
+            try:
+                if h.proc is not None and h.proc.poll() is None:
+                    h.stop(expect_rc=None)
+            finally:
+                h.cleanup()
+        self.pg.cleanup()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def store_state(d):
+    return d.ctl_json("status").get("store", "")
+
+
+def wait_store_up(d, timeout=15):
+    wait_for(lambda: store_state(d) == "up", timeout, "the shared store to be up")
+
+
+_n = [0]
+
+
+def fresh(prefix="t"):
+    _n[0] += 1
+    return "%s-%d-%d" % (prefix, os.getpid(), _n[0])
+
+
+@test
+def status_and_metrics_show_the_shared_store():
+    with Fleet() as f:
+        s = f.a.ctl_json("status")
+        assert s["store_backend"] == "postgresql", s
+        assert s["store_host_id"] == "host-a", s
+        assert s["store"] == "up", s
+        rows = f.pg.psql("SELECT host_id FROM tg_hosts ORDER BY host_id")
+        assert rows == [["host-a"], ["host-b"]], rows
+        assert f.pg.psql("SELECT max(version) FROM tg_schema_version") == [["1"]]
+
+
+@test
+def a_write_on_one_host_replays_on_the_other():
+    with Fleet() as f:
+        args = {"ticket_id": fresh()}
+        r = f.a.client().call("rec", args, run_id=fresh("run"))
+        assert r["status"] == "ok" and r["replayed"] is False, r
+        x = f.b.client().call("rec", args, run_id=fresh("run"))
+        assert x["status"] == "ok" and x["replayed"] is True, x
+        assert x["idempotency_key"] == r["idempotency_key"], (r, x)
+        assert x["result"] == r["result"], (r, x)
+        assert count_lines(f.effects) == 1
+        st = f.pg.psql("SELECT state, host_id FROM tg_ledger WHERE key = '%s'"
+                       % r["idempotency_key"])
+        assert st == [["done", "host-a"]], st
+
+
+@test
+def identical_writes_in_flight_on_two_hosts_run_once():
+    """The first holds its tool; the second host's write waits for the
+    NOTIFY of its outcome and replays it."""
+    with Fleet() as f:
+        args = {"ticket_id": fresh()}
+        hold = f.effects + ".hold"
+        open(hold, "w").close()
+        res = {}
+
+        def call(name, d):
+            res[name] = d.client().call("rec.hold", args, run_id=fresh("run"))
+
+        ta = threading.Thread(target=call, args=("a", f.a))
+        ta.start()
+        wait_for(lambda: os.path.exists(f.effects + ".pid"), 10, "the tool to start")
+        tb = threading.Thread(target=call, args=("b", f.b))
+        tb.start()
+        time.sleep(0.5)
+        assert "b" not in res, res      # waiting, not refused
+        os.unlink(hold)
+        ta.join(30)
+        tb.join(30)
+        assert res["a"]["status"] == "ok" and res["a"]["replayed"] is False, res
+        assert res["b"]["status"] == "ok" and res["b"]["replayed"] is True, res
+        assert count_lines(f.effects) == 1
+
+
+@test
+def identical_writes_at_the_same_moment_run_once():
+    with Fleet() as f:
+        for _ in range(5):
+            args = {"ticket_id": fresh()}
+            before = count_lines(f.effects)
+            barrier = threading.Barrier(4)
+            res = []
+
+            def call(d):
+                c = d.client()
+                barrier.wait()
+                res.append(c.call("rec", args, run_id=fresh("run")))
+
+            ts = [threading.Thread(target=call, args=(d,)) for d in (f.a, f.b, f.a, f.b)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join(30)
+            assert all(r["status"] == "ok" for r in res), res
+            assert sum(1 for r in res if r["replayed"] is False) == 1, res
+            assert count_lines(f.effects) == before + 1
+
+
+@test
+def the_kill_switch_crosses_hosts_within_a_second():
+    with Fleet() as f:
+        assert f.b.client().hello()["writes_enabled"] is True
+        t0 = time.time()
+        assert f.a.ctl("writes", "disable")[0] == 0
+        wait_for(lambda: f.b.client().hello()["writes_enabled"] is False, 5,
+                 "host b to hear of the switch")
+        assert time.time() - t0 < 1.0, time.time() - t0
+        r = f.b.client().call("rec", {"ticket_id": fresh()}, run_id=fresh("run"))
+        assert r["status"] == "denied" and r["stop_reason"] == "writes_disabled", r
+        # SIGUSR1 to one host's executor throws it for all too.
+        assert f.b.ctl("writes", "enable")[0] == 0
+        wait_for(lambda: f.a.client().hello()["writes_enabled"] is True, 5, "host a on")
+        os.kill(f.b.executor_pid(), signal.SIGUSR1)
+        t0 = time.time()
+        wait_for(lambda: f.a.client().hello()["writes_enabled"] is False, 5, "host a off")
+        assert time.time() - t0 < 1.0, time.time() - t0
+        # Only writes enable turns it back on, for every host.
+        assert f.a.ctl("writes", "enable")[0] == 0
+        wait_for(lambda: f.b.client().hello()["writes_enabled"] is True, 5, "host b on")
+        r = f.b.client().call("rec", {"ticket_id": fresh()}, run_id=fresh("run"))
+        assert r["status"] == "ok", r
+
+
+@test
+def losing_the_database_fails_closed_and_comes_back():
+    with Fleet() as f:
+        done = {}
+        for i in range(5):
+            args = {"ticket_id": fresh()}
+            r = f.a.client().call("rec", args, run_id=fresh("run"))
+            assert r["status"] == "ok", r
+            done[r["idempotency_key"]] = args
+        stop = threading.Event()
+        answers = []
+
+        def load(d):
+            c = d.client()
+            while not stop.is_set():
+                args = {"ticket_id": fresh("load")}
+                r = c.call("rec", args, run_id=fresh("run"))
+                answers.append((args, r))
+                time.sleep(0.01)
+
+        ts = [threading.Thread(target=load, args=(d,)) for d in (f.a, f.b)]
+        for t in ts:
+            t.start()
+        time.sleep(0.5)
+        f.pg.stop()
+        wait_for(lambda: store_state(f.a).startswith("down"), 10, "a to see the loss")
+        wait_for(lambda: store_state(f.b).startswith("down"), 10, "b to see the loss")
+        # Writes refused, reads served.
+        r = f.a.client().call("rec", {"ticket_id": fresh()}, run_id=fresh("run"))
+        assert r["status"] == "error" and r["error"] == "unavailable", r
+        assert "PostgreSQL" in r["message"], r
+        e = f.b.client().call("echo", {"x": 1}, run_id=fresh("run"))
+        assert e["status"] == "ok", e
+        m = f.a.client()
+        time.sleep(0.3)
+        f.pg.start()
+        wait_store_up(f.a)
+        wait_store_up(f.b)
+        time.sleep(0.5)
+        stop.set()
+        for t in ts:
+            t.join(30)
+        del m
+        ok = [a for a, r in answers if r["status"] == "ok"]
+        refused = [r for a, r in answers if r["status"] != "ok"]
+        assert ok and refused, (len(ok), refused[:3])
+        for r in refused:
+            assert r["status"] == "error" and r["error"] in ("unavailable", "tool_failed"), r
+        # Nothing doubled: every line is one write that was answered ok,
+        # or one whose outcome was lost with the connection (in doubt).
+        with open(f.effects) as fp:
+            lines = [json.loads(x) for x in fp]
+        tickets = [x["ticket_id"] for x in lines]
+        assert len(tickets) == len(set(tickets)), "a write ran twice"
+        for a in ok:
+            assert a["ticket_id"] in tickets, a
+        # Nothing lost: what was done before replays on both hosts.
+        for key, args in done.items():
+            for d in (f.a, f.b):
+                x = d.client().call("rec", args, run_id=fresh("run"))
+                assert x["status"] == "ok" and x["replayed"] is True, x
+        s = f.a.ctl_json("status")
+        assert s["store"] == "up", s
+
+
+@test
+def sigkill_of_an_executor_mid_write_leaves_it_in_doubt_on_both():
+    with Fleet() as f:
+        args = {"ticket_id": fresh()}
+        hold = f.effects + ".hold"
+        open(hold, "w").close()
+        c = f.a.client()
+        c.send({"op": "call", "id": 1, "run_id": fresh("run"), "tool": "rec.hold",
+                "args": args})
+        wait_for(lambda: os.path.exists(f.effects + ".pid"), 10, "the tool to start")
+        os.kill(f.a.executor_pid(), signal.SIGKILL)
+        os.unlink(hold)
+        for d in (f.b,):
+            x = d.client().call("rec.hold", args, run_id=fresh("run"))
+            assert x["status"] == "error" and x["error"] == "tool_failed", x
+            assert "in doubt" in x["message"], x
+        st = f.pg.psql("SELECT state FROM tg_ledger WHERE note IS NOT NULL")
+        assert ["in_doubt"] in st, st
+        # Host a, started again, says the same.
+        f.a.stop(expect_rc=None)
+        f.a.start()
+        wait_store_up(f.a)
+        x = f.a.client().call("rec.hold", args, run_id=fresh("run"))
+        assert x["status"] == "error" and "in doubt" in x["message"], x
+
+
+if __name__ == "__main__":
+    main()
