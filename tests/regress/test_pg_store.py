@@ -32,7 +32,10 @@ class Fleet:
             self.b = self.host("host-b")
             self.effects = os.path.join(self.a.dir, "effects")
             for h in self.hosts:
-                reconfigure(h, host_conf(self.pg, self.effects, h.host_id))
+                conf = host_conf(self.pg, self.effects, h.host_id)
+                h.metrics_sock = os.path.join(h.dir, "metrics.sock")
+                conf["metrics"] = {"listen": "unix:" + h.metrics_sock}
+                reconfigure(h, conf)
                 h.start()
             for h in self.hosts:
                 wait_store_up(h)
@@ -62,6 +65,25 @@ class Fleet:
         self.close()
 
 
+def metric(d, name):
+    """The value of an unlabelled series on d's /metrics."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(d.metrics_sock)
+    s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+    data = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        data += b
+    s.close()
+    for line in data.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError("%s not in the metrics" % name)
+
+
 def store_state(d):
     return d.ctl_json("status").get("store", "")
 
@@ -85,6 +107,8 @@ def status_and_metrics_show_the_shared_store():
         assert s["store_backend"] == "postgresql", s
         assert s["store_host_id"] == "host-a", s
         assert s["store"] == "up", s
+        assert metric(f.a, "toolgate_store_up") == 1
+        assert metric(f.a, "toolgate_store_connection_losses_total") == 0
         rows = f.pg.psql("SELECT host_id FROM tg_hosts ORDER BY host_id")
         assert rows == [["host-a"], ["host-b"]], rows
         assert f.pg.psql("SELECT max(version) FROM tg_schema_version") == [["1"]]
@@ -216,6 +240,8 @@ def losing_the_database_fails_closed_and_comes_back():
         assert "PostgreSQL" in r["message"], r
         e = f.b.client().call("echo", {"x": 1}, run_id=fresh("run"))
         assert e["status"] == "ok", e
+        assert metric(f.a, "toolgate_store_up") == 0
+        assert metric(f.a, "toolgate_store_connection_losses_total") == 1
         m = f.a.client()
         time.sleep(0.3)
         f.pg.start()
@@ -246,6 +272,7 @@ def losing_the_database_fails_closed_and_comes_back():
                 assert x["status"] == "ok" and x["replayed"] is True, x
         s = f.a.ctl_json("status")
         assert s["store"] == "up", s
+        assert metric(f.a, "toolgate_store_up") == 1
 
 
 @test
