@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <pwd.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,11 +54,28 @@ struct ctl_conn {
 	struct bufferevent	*bev;
 	struct event		*idle;	/* closes it without a request */
 	uid_t			 uid;
+	uint64_t		 id;	/* an answer that comes later finds it */
 };
 
 static TAILQ_HEAD(, ctl_conn)	ctl_conns = TAILQ_HEAD_INITIALIZER(ctl_conns);
 static struct listener		*ctl_listener;
 static size_t			 ctl_nconns;
+static uint64_t			 ctl_next_id;
+
+/*
+ * The connection an answer that comes later (the shared store's) goes to:
+ * NULL when the operator has hung up meanwhile.
+ */
+static struct ctl_conn *
+ctl_by_id(uint64_t id)
+{
+	struct ctl_conn	*cc;
+
+	TAILQ_FOREACH(cc, &ctl_conns, entry)
+		if (cc->id == id)
+			return cc;
+	return NULL;
+}
 
 static void	ctl_status(struct ctl_conn *, const msgpack_object *,
 		    const struct operator *);
@@ -280,6 +298,34 @@ ctl_page(struct ctl_conn *cc, const msgpack_object *req, size_t *limit,
 	return 0;
 }
 
+/* The shared store's page of the writes in doubt has come. */
+static void
+ledger_page_shared(int ok, size_t n, char **keys, struct ledger_rec *recs,
+    int more, void *arg)
+{
+	struct ctl_conn	*cc = ctl_by_id((uint64_t)(uintptr_t)arg);
+	struct msgbuf	 mb;
+	struct mpmap	 m;
+	size_t		 i;
+
+	if (cc == NULL)
+		return;
+	if (!ok) {
+		ctl_error(cc, "the shared ledger (PostgreSQL) cannot be read");
+		return;
+	}
+	msgbuf_init(&mb);
+	mpmap_begin(&m, &mb);
+	mpmap_bool(&m, "ok", 1);
+	msgpack_pack_array(mpmap_key(&m, "items"), n);
+	for (i = 0; i < n; i++)
+		ledger_item(keys[i], &recs[i], &mb);
+	if (more && n > 0)
+		mpmap_str(&m, "next", keys[n - 1]);
+	mpmap_end(&m);
+	ctl_send(cc, &mb);
+}
+
 /* The writes in doubt, in key order, one page of "items", then "next". */
 static void
 ctl_ledger(struct ctl_conn *cc, const msgpack_object *req,
@@ -294,6 +340,15 @@ ctl_ledger(struct ctl_conn *cc, const msgpack_object *req,
 	(void)op;
 	if (ctl_page(cc, req, &limit, &after) == -1)
 		return;
+	/* Shared: every host's, from the database; answered when it says. */
+	if (pgstore_on()) {
+		if (pgstore_ledger_page(after, limit, ledger_page_shared,
+		    (void *)(uintptr_t)cc->id) == -1)
+			ctl_error(cc, "the shared ledger (PostgreSQL) cannot"
+			    " be reached");
+		free(after);
+		return;
+	}
 	if ((rc = ledger_page(ex->store, L_IN_DOUBT, after, limit, NULL, NULL,
 	    &n, last, &more)) != 0) {
 		ctl_error(cc, "the ledger cannot be read: %s",
@@ -315,6 +370,55 @@ ctl_ledger(struct ctl_conn *cc, const msgpack_object *req,
 	free(after);
 }
 
+struct resolve_ans {
+	uint64_t	 id;
+	char		*key;
+	int		 done;
+};
+
+static void
+resolved_shared(const char *err, void *arg)
+{
+	struct resolve_ans	*ra = arg;
+	struct ctl_conn		*cc = ctl_by_id(ra->id);
+	struct msgbuf		 mb;
+	struct mpmap		 m;
+
+	if (cc != NULL && err != NULL)
+		ctl_error(cc, "%s", err);
+	else if (cc != NULL) {
+		msgbuf_init(&mb);
+		mpmap_begin(&m, &mb);
+		mpmap_bool(&m, "ok", 1);
+		mpmap_str(&m, "key", ra->key);
+		mpmap_str(&m, "state", ra->done ? "done" : "failed");
+		mpmap_end(&m);
+		ctl_send(cc, &mb);
+	}
+	free(ra->key);
+	free(ra);
+}
+
+/* resolve on the shared store: answered when the database has it. */
+static void
+resolve_shared(struct ctl_conn *cc, const char *key, int done,
+    const char *who)
+{
+	struct resolve_ans	*ra;
+	char			 err[512];
+
+	ra = xcalloc(1, sizeof(*ra));
+	ra->id = cc->id;
+	ra->key = xstrdup(key);
+	ra->done = done;
+	if (write_resolve_shared(key, done, who, resolved_shared, ra, err,
+	    sizeof(err)) == -1) {
+		ctl_error(cc, "%s", err);
+		free(ra->key);
+		free(ra);
+	}
+}
+
 static void
 ctl_resolve(struct ctl_conn *cc, const msgpack_object *req,
     const struct operator *op)
@@ -333,6 +437,11 @@ ctl_resolve(struct ctl_conn *cc, const msgpack_object *req,
 		return;
 	}
 	done = mp_streq(outcome, "done");
+	if (pgstore_on()) {
+		resolve_shared(cc, key, done, op->who);
+		free(key);
+		return;
+	}
 	if (write_resolve(key, done, op->who, err, sizeof(err)) == -1) {
 		ctl_error(cc, "%s", err);
 		free(key);
@@ -643,6 +752,7 @@ ctl_accept(struct evconnlistener *l, evutil_socket_t fd,
 	}
 	cc = xcalloc(1, sizeof(*cc));
 	cc->uid = uid;
+	cc->id = ++ctl_next_id;
 	cc->bev = bufferevent_socket_new(ex->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	cc->idle = evtimer_new(ex->base, ctl_idle, cc);
 	if (cc->bev == NULL || cc->idle == NULL)

@@ -26,6 +26,7 @@
 #include "common/xmalloc.h"
 #include "executor/executor.h"
 #include "executor/killswitch.h"
+#include "executor/ledger.h"
 #include "executor/pg.h"
 #include "executor/pgstore.h"
 
@@ -245,6 +246,217 @@ pgstore_batch(struct pg_item *out, size_t nout, struct pg_item *in,
 	if (rc == -1)
 		free(b);
 	return rc;
+}
+
+/* gatewayctl ledger and resolve. */
+
+/* A record as stored, in the state and with the note of its row. */
+static void
+row_rec(const PGresult *res, int i, int col_state, int col_rec,
+    int col_note, struct ledger_rec *r)
+{
+	unsigned char	*u;
+	size_t		 len;
+	const char	*st = PQgetvalue(res, i, col_state);
+
+	memset(r, 0, sizeof(*r));
+	u = PQunescapeBytea((const unsigned char *)PQgetvalue(res, i,
+	    col_rec), &len);
+	if (u == NULL)
+		fatalx("PQunescapeBytea: out of memory");
+	if (ledger_decode((const char *)u, len, r) == -1)
+		memset(r, 0, sizeof(*r));
+	PQfreemem(u);
+	r->state = strcmp(st, "done") == 0 ? L_DONE : strcmp(st, "failed") ==
+	    0 ? L_FAILED : strcmp(st, "running") == 0 ? L_RUNNING : L_IN_DOUBT;
+	if (!PQgetisnull(res, i, col_note)) {
+		free(r->note);
+		r->note = xstrdup(PQgetvalue(res, i, col_note));
+	}
+}
+
+struct page {
+	size_t	 limit;
+	void	(*fn)(int, size_t, char **, struct ledger_rec *, int, void *);
+	void	*arg;
+};
+
+static void
+page_done(const PGresult *res, void *arg)
+{
+	struct page		*pg = arg;
+	struct ledger_rec	*recs = NULL;
+	char			**keys = NULL;
+	size_t			 n = 0, i;
+	int			 ok = pg_ok(res), more = 0;
+
+	if (ok) {
+		n = (size_t)PQntuples(res);
+		if (n > pg->limit) {
+			n = pg->limit;
+			more = 1;
+		}
+		keys = xcalloc(n + 1, sizeof(*keys));
+		recs = xcalloc(n + 1, sizeof(*recs));
+		for (i = 0; i < n; i++) {
+			keys[i] = xstrdup(PQgetvalue(res, (int)i, 0));
+			row_rec(res, (int)i, 1, 2, 3, &recs[i]);
+			/* Running, its executor gone: in doubt. */
+			recs[i].state = L_IN_DOUBT;
+		}
+	}
+	pg->fn(ok, n, keys, recs, more, pg->arg);
+	for (i = 0; i < n; i++) {
+		free(keys[i]);
+		ledger_rec_free(&recs[i]);
+	}
+	free(keys);
+	free(recs);
+	free(pg);
+}
+
+int
+pgstore_ledger_page(const char *after, size_t limit,
+    void (*fn)(int, size_t, char **, struct ledger_rec *, int, void *),
+    void *arg)
+{
+	struct page	*pg;
+	char		 lim[32];
+	const char	*v[2] = { after != NULL ? after : "", lim };
+
+	pg = xcalloc(1, sizeof(*pg));
+	pg->limit = limit;
+	pg->fn = fn;
+	pg->arg = arg;
+	snprintf(lim, sizeof(lim), "%zu", limit + 1);
+	if (pg_query("SELECT key, state, rec, note FROM tg_ledger WHERE"
+	    " key > $1 AND (state = 'in_doubt' OR (state = 'running' AND"
+	    " NOT tg_alive(instance))) ORDER BY key LIMIT $2", 2, v, NULL,
+	    NULL, page_done, pg) == -1) {
+		free(pg);
+		return -1;
+	}
+	return 0;
+}
+
+struct resolve {
+	char	*key;
+	int	(*settle)(struct ledger_rec *, void *);
+	void	*sarg;
+	void	(*fn)(const char *, void *);
+	void	*arg;
+};
+
+static void
+resolve_free(struct resolve *rv)
+{
+	free(rv->key);
+	free(rv);
+}
+
+static void
+resolve_written(const PGresult *res, void *arg)
+{
+	struct resolve	*rv = arg;
+
+	if (!pg_ok(res))
+		rv->fn(res == NULL ? "the shared store: the connection was lost"
+		    : PQresultErrorMessage(res), rv->arg);
+	else if (strcmp(PQcmdTuples((PGresult *)res), "1") != 0)
+		rv->fn("the record changed meanwhile: look again", rv->arg);
+	else
+		rv->fn(NULL, rv->arg);
+	resolve_free(rv);
+}
+
+static void
+resolve_read(const PGresult *res, void *arg)
+{
+	struct resolve		*rv = arg;
+	struct ledger_rec	 r;
+	char			 err[600], *rec, *hex;
+	const char		*v[5];
+	size_t			 len;
+	int			 alive;
+
+	if (!pg_ok(res)) {
+		rv->fn(res == NULL ? "the shared store: the connection was lost"
+		    : PQresultErrorMessage(res), rv->arg);
+		resolve_free(rv);
+		return;
+	}
+	if (PQntuples(res) != 1) {
+		snprintf(err, sizeof(err), "%s is not in doubt (it is none)",
+		    rv->key);
+		rv->fn(err, rv->arg);
+		resolve_free(rv);
+		return;
+	}
+	row_rec(res, 0, 0, 1, 2, &r);
+	alive = strcmp(PQgetvalue(res, 0, 3), "t") == 0;
+	if (r.state == L_RUNNING && alive) {
+		snprintf(err, sizeof(err), "%s is running now on %s", rv->key,
+		    PQgetvalue(res, 0, 4));
+		goto refuse;
+	}
+	if (r.state != L_IN_DOUBT && r.state != L_RUNNING) {
+		snprintf(err, sizeof(err), "%s is not in doubt (it is %s)",
+		    rv->key, ledger_state_str(r.state));
+		goto refuse;
+	}
+	if (rv->settle(&r, rv->sarg) == -1) {
+		snprintf(err, sizeof(err), "%s cannot be settled", rv->key);
+		goto refuse;
+	}
+	rec = ledger_encode(&r, &len);
+	hex = hex_bytea(rec, len);
+	free(rec);
+	v[0] = rv->key;
+	v[1] = ledger_state_str(r.state);
+	v[2] = hex;
+	v[3] = r.note;
+	v[4] = PQgetvalue(res, 0, 5);
+	/* Only the record read: a write that settled it meanwhile wins. */
+	if (pg_query("UPDATE tg_ledger SET state = $2, rec = $3::bytea,"
+	    " note = $4, finished = now() WHERE key = $1 AND state IN"
+	    " ('in_doubt', 'running') AND instance = $5 AND NOT"
+	    " (state = 'running' AND tg_alive(instance))", 5, v, NULL, NULL,
+	    resolve_written, rv) == -1) {
+		free(hex);
+		ledger_rec_free(&r);
+		rv->fn("the shared store cannot be reached", rv->arg);
+		resolve_free(rv);
+		return;
+	}
+	free(hex);
+	ledger_rec_free(&r);
+	return;
+refuse:
+	ledger_rec_free(&r);
+	rv->fn(err, rv->arg);
+	resolve_free(rv);
+}
+
+int
+pgstore_resolve(const char *key, int (*settle)(struct ledger_rec *, void *),
+    void *sarg, void (*fn)(const char *, void *), void *arg)
+{
+	struct resolve	*rv;
+	const char	*v[1] = { key };
+
+	rv = xcalloc(1, sizeof(*rv));
+	rv->key = xstrdup(key);
+	rv->settle = settle;
+	rv->sarg = sarg;
+	rv->fn = fn;
+	rv->arg = arg;
+	if (pg_query("SELECT state, rec, note, tg_alive(instance), host_id,"
+	    " instance FROM tg_ledger WHERE key = $1", 1, v, NULL, NULL,
+	    resolve_read, rv) == -1) {
+		resolve_free(rv);
+		return -1;
+	}
+	return 0;
 }
 
 /* The kill switch. */

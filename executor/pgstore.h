@@ -71,6 +71,28 @@ void	write_shared_up(void);
 /* This executor's keys running now (write.c): not to be marked in doubt. */
 size_t	write_running_keys(const char ***keys);
 
+/*
+ * gatewayctl ledger: one page of the shared writes in doubt (and running
+ * records whose executor is gone), keys after 'after' (NULL: from the
+ * first), at most limit.  fn gets ok=0 when the database failed; else n
+ * keys and records (a record that does not decode has only its key and
+ * state), and more=1 when another page follows.  -1 when not up.
+ */
+struct ledger_rec;
+int	pgstore_ledger_page(const char *after, size_t limit,
+	    void (*fn)(int ok, size_t n, char **keys, struct ledger_rec *,
+	    int more, void *arg), void *arg);
+
+/*
+ * gatewayctl resolve on the shared ledger: the record is read, settled by
+ * settle() (write.c: the same as with LMDB) and written back only if no
+ * one changed it meanwhile.  fn gets NULL when resolved, else why not.
+ * -1 when not up.
+ */
+int	pgstore_resolve(const char *key,
+	    int (*settle)(struct ledger_rec *, void *), void *sarg,
+	    void (*fn)(const char *err, void *arg), void *arg);
+
 /* gatewayctl status: store_backend, store. */
 void	pgstore_status(struct mpmap *);
 /* Prometheus text: the connection's families. */

@@ -1230,6 +1230,33 @@ struct resolve_arg {
 	int		 found;		/* the record's state before */
 };
 
+/* r, in doubt, settled as ra says: the same with LMDB and shared. */
+static int
+settle(struct ledger_rec *r, void *arg)
+{
+	struct resolve_arg	*ra = arg;
+
+	free(r->note);
+	xasprintf(&r->note, "resolved %s by %s", ra->done ? "done" : "failed",
+	    ra->who);
+	r->finished_ms = now_ms();
+	r->finished_clock = store_clock_ms(ex->store);
+	free(r->response);
+	r->response = NULL;
+	if (ra->done) {
+		/* Replays answer ok, with no result: none was recorded. */
+		struct response	 resp = { .status = ST_OK,
+		    .result = "\xc0", .resultlen = 1,	/* nil */
+		    .args_hash = r->args_hash ? r->args_hash : "",
+		    .idempotency_key = ra->key, .message = r->note };
+
+		r->response = response_pack(&resp, &r->responselen);
+		r->state = L_DONE;
+	} else
+		r->state = L_FAILED;
+	return 0;
+}
+
 static int
 resolve_txn(struct store_txn *txn, void *arg)
 {
@@ -1244,27 +1271,78 @@ resolve_txn(struct store_txn *txn, void *arg)
 		ledger_rec_free(&r);
 		return 0;
 	}
-	free(r.note);
-	xasprintf(&r.note, "resolved %s by %s", ra->done ? "done" : "failed",
-	    ra->who);
-	r.finished_ms = now_ms();
-	r.finished_clock = store_clock_ms(ex->store);
-	free(r.response);
-	r.response = NULL;
-	if (ra->done) {
-		/* Replays answer ok, with no result: none was recorded. */
-		struct response	 resp = { .status = ST_OK,
-		    .result = "\xc0", .resultlen = 1,	/* nil */
-		    .args_hash = r.args_hash ? r.args_hash : "",
-		    .idempotency_key = ra->key, .message = r.note };
-
-		r.response = response_pack(&resp, &r.responselen);
-		r.state = L_DONE;
-	} else
-		r.state = L_FAILED;
+	(void)settle(&r, ra);
 	rc = ledger_put(txn, ra->key, &r);
 	ledger_rec_free(&r);
 	return rc;
+}
+
+/* The audit record of a resolve, once it is stored. */
+static void
+resolve_audit(const char *key, int done, const char *who)
+{
+	struct audit_rec	ar = { .event = "resolve", .uid = -1 };
+
+	ar.idempotency_key = key;
+	ar.decision = done ? "done" : "failed";
+	ar.approver = who;
+	(void)audit_write(&ar, 1);
+	log_info("ledger: %s resolved %s by %s", key, ar.decision, who);
+}
+
+struct shared_resolve {
+	struct resolve_arg	 ra;
+	char			*key, *who;
+	void			(*fn)(const char *, void *);
+	void			*arg;
+};
+
+static void
+shared_resolved(const char *err, void *arg)
+{
+	struct shared_resolve	*sr = arg;
+
+	if (err == NULL)
+		resolve_audit(sr->key, sr->ra.done, sr->who);
+	sr->fn(err, sr->arg);
+	free(sr->key);
+	free(sr->who);
+	free(sr);
+}
+
+int
+write_resolve_shared(const char *key, int done, const char *who,
+    void (*fn)(const char *, void *), void *arg, char *err, size_t errlen)
+{
+	struct shared_resolve	*sr;
+
+	if (wop_find(key) != NULL) {
+		snprintf(err, errlen, "%s is running now", key);
+		return -1;
+	}
+	if (!audit_up()) {
+		snprintf(err, errlen, "the audit log cannot be written: %s is"
+		    " not resolved", key);
+		return -1;
+	}
+	sr = xcalloc(1, sizeof(*sr));
+	sr->key = xstrdup(key);
+	sr->who = xstrdup(who);
+	sr->ra.key = sr->key;
+	sr->ra.done = done;
+	sr->ra.who = sr->who;
+	sr->fn = fn;
+	sr->arg = arg;
+	if (pgstore_resolve(key, settle, &sr->ra, shared_resolved, sr) ==
+	    -1) {
+		free(sr->key);
+		free(sr->who);
+		free(sr);
+		snprintf(err, errlen, "the shared store (PostgreSQL) cannot be"
+		    " reached: %s is not resolved", key);
+		return -1;
+	}
+	return 0;
 }
 
 int
@@ -1272,7 +1350,6 @@ write_resolve(const char *key, int done, const char *who, char *err,
     size_t errlen)
 {
 	struct resolve_arg	ra = { key, done, who, L_NONE };
-	struct audit_rec	ar = { .event = "resolve", .uid = -1 };
 	int			rc;
 
 	if (wop_find(key) != NULL) {
@@ -1294,11 +1371,7 @@ write_resolve(const char *key, int done, const char *who, char *err,
 		    ledger_state_str(ra.found));
 		return -1;
 	}
-	ar.idempotency_key = key;
-	ar.decision = done ? "done" : "failed";
-	ar.approver = who;
-	(void)audit_write(&ar, 1);
-	log_info("ledger: %s resolved %s by %s", key, ar.decision, who);
+	resolve_audit(key, done, who);
 	return 0;
 }
 

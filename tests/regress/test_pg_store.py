@@ -299,6 +299,23 @@ def sigkill_of_an_executor_mid_write_leaves_it_in_doubt_on_both():
         wait_store_up(f.a)
         x = f.a.client().call("rec.hold", args, run_id=fresh("run"))
         assert x["status"] == "error" and "in doubt" in x["message"], x
+        key = x["idempotency_key"] if "idempotency_key" in x else \
+            "acme:rec.hold:" + args_hash(args)
+        # Both hosts list it; one settles it for all.
+        for d in (f.a, f.b):
+            items = d.ctl_json("ledger")
+            mine = [i for i in items if i["key"] == key]
+            assert len(mine) == 1 and mine[0]["state"] == "in_doubt", items
+            assert mine[0]["tool"] == "rec.hold", mine
+        rc, out, err = f.b.ctl("resolve", key, "done")
+        assert rc == 0, (rc, out, err)
+        rc, out, err = f.a.ctl("resolve", key, "failed")
+        assert rc != 0 and "not in doubt" in err, (rc, out, err)
+        assert all(i["key"] != key for i in f.a.ctl_json("ledger"))
+        x = f.a.client().call("rec.hold", args, run_id=fresh("run"))
+        assert x["status"] == "ok" and x["replayed"] is True, x
+        resolves = [r for r in read_audit(f.b) if r.get("event") == "resolve"]
+        assert len(resolves) == 1 and resolves[0]["idempotency_key"] == key, resolves
 
 
 if __name__ == "__main__":
