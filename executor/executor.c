@@ -535,6 +535,7 @@ shutdown_begin(const char *why)
 		ex->gw = NULL;
 	}
 	control_shutdown();
+	write_drop_waits();
 	log_info("%s: finishing %zu running tools, for %llu s at most", why,
 	    backends_active(), (unsigned long long)ex->conf->shutdown_s);
 	tv.tv_sec = (time_t)ex->conf->shutdown_s;

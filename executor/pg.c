@@ -52,6 +52,7 @@ static int			 sent;		/* inflight is on the wire */
 static char			 instance[33];
 static char			 appname[64];
 static char			 lasterr[256];
+static char			 schema_err[256];
 static uint64_t			 backoff_ms, next_try_ms, losses;
 static void			(*up_fn)(void);
 static void			(*down_fn)(void);
@@ -193,15 +194,20 @@ schedule_retry(void)
 static void
 pg_lost(const char *why)
 {
+	char	before[sizeof(lasterr)];
 	int	was = state;
 
-	set_error(why);
-	if (was == PG_UP || was == PG_SETUP) {
+	snprintf(before, sizeof(before), "%s", lasterr);
+	if (why != lasterr)
+		set_error(why);
+	if (was == PG_UP) {
 		losses++;
 		log_warnx("store: PostgreSQL connection lost: %s: writes are"
 		    " refused until it is back", lasterr);
-	} else
-		log_debug("store: PostgreSQL: %s", lasterr);
+	} else if (strcmp(before, lasterr) != 0)
+		/* Each new reason once, not at every try. */
+		log_warnx("store: PostgreSQL: %s: writes are refused, trying"
+		    " again", lasterr);
 	event_del(sock_ev);
 	event_del(flush_ev);
 	event_del(timer_ev);
@@ -394,13 +400,18 @@ migrated(const PGresult *res, void *arg)
 	if (!pg_ok(res)) {
 		/*
 		 * A schema we cannot migrate is no store to write to: say
-		 * why, and try again later (an operator may fix it).
+		 * why (once, not at every try), and try again later (an
+		 * operator may fix it).
 		 */
-		log_warnx("store: PostgreSQL schema: %s",
+		if (strcmp(schema_err, PQresultErrorMessage(res)) != 0)
+			log_warnx("store: PostgreSQL schema: %s",
+			    PQresultErrorMessage(res));
+		snprintf(schema_err, sizeof(schema_err), "%s",
 		    PQresultErrorMessage(res));
 		set_error(PQresultErrorMessage(res));
 		return;
 	}
+	schema_err[0] = '\0';
 }
 
 static void
@@ -420,6 +431,14 @@ setup_done(const PGresult *res, void *arg)
 		pg_ready();
 }
 
+/* The server's notices (NOTICE, WARNING) are for the debug log only. */
+static void
+notice_cb(void *arg, const char *msg)
+{
+	(void)arg;
+	log_debug("store: PostgreSQL: %s", msg);
+}
+
 /* Connected: migrate the schema, listen, then the owner's setup. */
 static void
 pg_connected(void)
@@ -431,6 +450,7 @@ pg_connected(void)
 		pg_lost(PQerrorMessage(conn));
 		return;
 	}
+	PQsetNoticeProcessor(conn, notice_cb, NULL);
 	state = PG_SETUP;
 	lasterr[0] = '\0';
 	event_del(sock_ev);

@@ -57,7 +57,10 @@ static const char *const migrations[] = {
 	 * The intents of one loop turn, in one statement (one transaction):
 	 * the kill switch row is read (FOR SHARE: the switch waits for us,
 	 * we wait for it), then each key is inserted, which fails on an
-	 * existing one; that one is looked at to say why.
+	 * existing one; that one is looked at to say why.  Keys go in key
+	 * order, so two batches that insert the same keys never wait on each
+	 * other in a cycle; an existing record is read without a lock and
+	 * changed only if it is still as read (else: ask again, 'wait').
 	 */
 	"CREATE FUNCTION tg_intents(ks text[], rs bytea[], h text, i text)\n"
 	"RETURNS TABLE (n integer, verdict text, prior bytea, why text)\n"
@@ -65,10 +68,12 @@ static const char *const migrations[] = {
 	"DECLARE\n"
 	"  off boolean;\n"
 	"  r tg_ledger%ROWTYPE;\n"
+	"  j integer;\n"
 	"BEGIN\n"
 	"  SELECT value <> '0' INTO off FROM tg_meta\n"
 	"    WHERE name = 'writes_off' FOR SHARE;\n"
-	"  FOR j IN 1 .. coalesce(array_length(ks, 1), 0) LOOP\n"
+	"  FOR j IN SELECT o FROM unnest(ks) WITH ORDINALITY AS u(k, o)\n"
+	"      ORDER BY k LOOP\n"
 	"    n := j; prior := NULL; why := NULL;\n"
 	"    IF off THEN\n"
 	"      verdict := 'off'; RETURN NEXT; CONTINUE;\n"
@@ -79,24 +84,29 @@ static const char *const migrations[] = {
 	"    IF FOUND THEN\n"
 	"      verdict := 'run'; RETURN NEXT; CONTINUE;\n"
 	"    END IF;\n"
-	"    SELECT * INTO r FROM tg_ledger WHERE key = ks[j] FOR UPDATE;\n"
+	"    SELECT * INTO r FROM tg_ledger WHERE key = ks[j];\n"
+	"    IF NOT FOUND THEN\n"
+	"      verdict := 'wait'; RETURN NEXT; CONTINUE;\n"
+	"    END IF;\n"
 	"    IF r.state = 'failed' THEN\n"
 	"      UPDATE tg_ledger SET state = 'running', rec = rs[j],\n"
 	"        host_id = h, instance = i, note = NULL, started = now(),\n"
-	"        finished = NULL WHERE key = ks[j];\n"
-	"      verdict := 'run';\n"
+	"        finished = NULL WHERE key = ks[j] AND state = 'failed';\n"
+	"      verdict := CASE WHEN FOUND THEN 'run' ELSE 'wait' END;\n"
 	"    ELSIF r.state = 'done' THEN\n"
 	"      verdict := 'replay'; prior := r.rec;\n"
 	"    ELSIF r.state = 'running' AND r.instance <> i\n"
 	"        AND tg_alive(r.instance) THEN\n"
 	"      verdict := 'wait'; why := r.host_id;\n"
+	"    ELSIF r.state = 'running' THEN\n"
+	"      r.note := 'its executor on ' || r.host_id ||\n"
+	"        ' ended before its outcome was recorded';\n"
+	"      UPDATE tg_ledger SET state = 'in_doubt', note = r.note\n"
+	"        WHERE key = ks[j] AND state = 'running'\n"
+	"        AND instance = r.instance;\n"
+	"      verdict := CASE WHEN FOUND THEN 'in_doubt' ELSE 'wait' END;\n"
+	"      prior := r.rec; why := r.note;\n"
 	"    ELSE\n"
-	"      IF r.state = 'running' THEN\n"
-	"        r.note := 'its executor on ' || r.host_id ||\n"
-	"          ' ended before its outcome was recorded';\n"
-	"        UPDATE tg_ledger SET state = 'in_doubt', note = r.note\n"
-	"          WHERE key = ks[j];\n"
-	"      END IF;\n"
 	"      verdict := 'in_doubt'; prior := r.rec; why := r.note;\n"
 	"    END IF;\n"
 	"    RETURN NEXT;\n"
@@ -124,14 +134,25 @@ static const char *const migrations[] = {
 	"  END LOOP;\n"
 	"  RETURN c;\n"
 	"END $f$;\n"
-	/* One loop turn: outcomes first, then intents, one transaction. */
+	/*
+	 * One loop turn: outcomes first, then intents, one transaction.  An
+	 * error among the intents (a deadlock the database broke, say) must
+	 * not cost the outcomes: the intents are rolled back to a savepoint
+	 * (the inner block) and each is answered 'retry', with the error.
+	 */
 	"CREATE FUNCTION tg_batch(oks text[], osts text[], ors bytea[],\n"
 	"    onotes text[], iks text[], irs bytea[], h text, i text)\n"
 	"RETURNS TABLE (n integer, verdict text, prior bytea, why text)\n"
 	"LANGUAGE plpgsql AS $f$\n"
 	"BEGIN\n"
 	"  PERFORM tg_outcomes(oks, osts, ors, onotes, i);\n"
-	"  RETURN QUERY SELECT * FROM tg_intents(iks, irs, h, i);\n"
+	"  BEGIN\n"
+	"    RETURN QUERY SELECT * FROM tg_intents(iks, irs, h, i);\n"
+	"  EXCEPTION WHEN OTHERS THEN\n"
+	"    RETURN QUERY SELECT g, 'retry'::text, NULL::bytea, SQLERRM\n"
+	"      FROM generate_series(1, coalesce(array_length(iks, 1), 0))\n"
+	"      AS g;\n"
+	"  END;\n"
 	"END $f$;\n"
 	/*
 	 * Retention, by one executor at a time (the others find the lock

@@ -159,7 +159,7 @@ verdict_of(const char *s, enum pg_verdict *v)
 	} tab[] = {
 		{ "run", PV_RUN }, { "replay", PV_REPLAY },
 		{ "in_doubt", PV_IN_DOUBT }, { "wait", PV_WAIT },
-		{ "off", PV_OFF },
+		{ "off", PV_OFF }, { "retry", PV_RETRY },
 	};
 	size_t	i;
 

@@ -38,6 +38,7 @@ enum pg_verdict {
 	PV_IN_DOUBT,		/* 'prior' is its record, 'why' the note */
 	PV_WAIT,		/* running on a live executor ('why': its host) */
 	PV_OFF,			/* the kill switch is thrown */
+	PV_RETRY,		/* not recorded ('why'): refused, may be retried */
 };
 
 struct pg_item {

@@ -55,6 +55,8 @@
 
 #define SWEEP_BATCH	1000
 #define WAIT_RECHECK_S	5	/* shared: waits ask again (write_shared_up) */
+#define WAIT_GONE_MSG	"the executor is shutting down: the write, running" \
+			" on another host, was not waited for"
 
 /*
  * What the intent transaction decided for a write.  The first three answer
@@ -541,7 +543,10 @@ intent_done(struct wop *w)
 		break;
 	case V_WAIT:
 		/* Asked again when its outcome is told (shared_settled). */
-		w->waiting = 1;
+		if (ex->shutting_down)
+			wop_refuse_all(w, ST_ERROR, E_UNAVAILABLE, WAIT_GONE_MSG);
+		else
+			w->waiting = 1;
 		break;
 	case V_UNRECORDED:
 		wop_refuse_all(w, ST_ERROR, E_UNAVAILABLE, "the shared store"
@@ -802,6 +807,11 @@ shared_verdict(struct wop *w, struct pg_item *it)
 	case PV_WAIT:
 		w->verdict = V_WAIT;
 		break;
+	case PV_RETRY:
+		log_warnx("ledger: %s: the shared store did not record the"
+		    " intent: %s", w->key, it->why ? it->why : "?");
+		w->verdict = V_UNRECORDED;
+		break;
 	case PV_REPLAY:
 		/* A record that does not decode is in doubt, never absent. */
 		if (it->prior != NULL && ledger_decode(it->prior,
@@ -921,6 +931,23 @@ write_shared_up(void)
 			fill_intent(w);
 			wop_enqueue(w);
 		}
+}
+
+/*
+ * Shutting down: writes waiting for another host's outcome end now (they
+ * recorded nothing; a retry, on any host, replays the outcome).
+ */
+void
+write_drop_waits(void)
+{
+	struct wop	*w, *next;
+
+	for (w = TAILQ_FIRST(&ops); w != NULL; w = next) {
+		next = TAILQ_NEXT(w, entry);
+		if (w->waiting)
+			wop_refuse_all(w, ST_ERROR, E_UNAVAILABLE,
+			    WAIT_GONE_MSG);
+	}
 }
 
 size_t

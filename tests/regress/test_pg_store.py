@@ -318,5 +318,51 @@ def sigkill_of_an_executor_mid_write_leaves_it_in_doubt_on_both():
         assert len(resolves) == 1 and resolves[0]["idempotency_key"] == key, resolves
 
 
+@test
+def a_wait_on_a_host_that_dies_ends_in_doubt():
+    """Host b waits for host a's outcome; a's executor is killed: no
+    NOTIFY comes, and b's wait asks again (every 5 s) and finds the
+    record in doubt."""
+    with Fleet() as f:
+        args = {"ticket_id": fresh()}
+        hold = f.effects + ".hold"
+        open(hold, "w").close()
+        ca = f.a.client()
+        ca.send({"op": "call", "id": 1, "run_id": fresh("run"), "tool": "rec.hold",
+                 "args": args})
+        wait_for(lambda: os.path.exists(f.effects + ".pid"), 10, "the tool to start")
+        res = {}
+
+        def call():
+            res["b"] = f.b.client().call("rec.hold", args, run_id=fresh("run"))
+
+        tb = threading.Thread(target=call)
+        tb.start()
+        time.sleep(0.5)
+        assert "b" not in res, res
+        t0 = time.time()
+        os.kill(f.a.executor_pid(), signal.SIGKILL)
+        tb.join(20)
+        assert "b" in res, "b still waits"
+        assert time.time() - t0 < 8, time.time() - t0
+        x = res["b"]
+        assert x["status"] == "error" and "in doubt" in x["message"], x
+        os.unlink(hold)
+
+
+@test
+def a_schema_newer_than_the_executor_is_refused():
+    with Fleet() as f:
+        f.pg.psql("INSERT INTO tg_schema_version VALUES (999)")
+        f.a.stop(expect_rc=None)
+        f.a.start()
+        wait_for(lambda: "newer" in store_state(f.a), 15, "the refusal in status")
+        assert store_state(f.a).startswith("down"), store_state(f.a)
+        r = f.a.client().call("rec", {"ticket_id": fresh()}, run_id=fresh("run"))
+        assert r["status"] == "error" and r["error"] == "unavailable", r
+        e = f.a.client().call("echo", {"x": 1}, run_id=fresh("run"))
+        assert e["status"] == "ok", e
+
+
 if __name__ == "__main__":
     main()
