@@ -176,7 +176,9 @@ ctl_status(struct ctl_conn *cc, const msgpack_object *req,
 	mpmap_bool(&m, "writes_config", ex->conf->writes_enabled);
 	mpmap_bool(&m, "kill_switch", ex->writes_off);
 	mpmap_uint(&m, "pending_approvals", approvals_pending());
-	mpmap_uint(&m, "in_doubt", ledger_count(ex->store, L_IN_DOUBT));
+	/* Shared: every host's, as last counted in the database. */
+	mpmap_uint(&m, "in_doubt", pgstore_on() ? pgstore_in_doubt() :
+	    ledger_count(ex->store, L_IN_DOUBT));
 	mpmap_uint(&m, "running_tools", backends_active());
 	/* wait ops parked until a decision: none outlives its agent. */
 	mpmap_uint(&m, "waits", approvals_waiting());

@@ -30,12 +30,14 @@
 #include "executor/pg.h"
 #include "executor/pgstore.h"
 
-#define SWEEP_S		10
+#define TICK_S		2	/* the in-doubt count is refreshed */
+#define SWEEP_TICKS	5	/* a sweep every this many ticks */
 #define SWEEP_BATCH	1000
 
 static struct event	*sweep_ev;
 static int		 ks_unsent = -1;	/* a switch not yet in the database */
 static char		*ks_unsent_who;
+static uint64_t		 in_doubt;	/* as counted at the last tick */
 
 int
 pgstore_on(void)
@@ -607,27 +609,47 @@ swept(const PGresult *res, void *arg)
 }
 
 static void
+counted(const PGresult *res, void *arg)
+{
+	(void)arg;
+	if (pg_ok(res) && PQntuples(res) == 1)
+		in_doubt = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+}
+
+uint64_t
+pgstore_in_doubt(void)
+{
+	return in_doubt;
+}
+
+/* Every tick: the writes in doubt counted; every few, a sweep. */
+static void
 sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct timeval	 tv = { SWEEP_S, 0 };
+	static unsigned	 ticks;
+	struct timeval	 tv = { TICK_S, 0 };
 	char		 ret[32], lim[32];
 	const char	*v[2] = { ret, lim };
 
 	(void)fd;
 	(void)what;
 	(void)arg;
-	snprintf(ret, sizeof(ret), "%llu",
-	    (unsigned long long)ex->conf->retention_s);
-	snprintf(lim, sizeof(lim), "%d", SWEEP_BATCH);
-	(void)pg_query("SELECT tg_sweep($1, $2)", 2, v, NULL, NULL, swept,
-	    NULL);
+	(void)pg_query("SELECT count(*) FROM tg_ledger WHERE state ="
+	    " 'in_doubt'", 0, NULL, NULL, NULL, counted, NULL);
+	if (++ticks % SWEEP_TICKS == 0) {
+		snprintf(ret, sizeof(ret), "%llu",
+		    (unsigned long long)ex->conf->retention_s);
+		snprintf(lim, sizeof(lim), "%d", SWEEP_BATCH);
+		(void)pg_query("SELECT tg_sweep($1, $2)", 2, v, NULL, NULL,
+		    swept, NULL);
+	}
 	evtimer_add(sweep_ev, &tv);
 }
 
 void
 pgstore_init(void)
 {
-	struct timeval	tv = { SWEEP_S, 0 };
+	struct timeval	tv = { TICK_S, 0 };
 
 	pg_listen("tg_ledger");
 	pg_listen("tg_kill");

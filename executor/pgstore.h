@@ -14,6 +14,7 @@
 #define TG_PGSTORE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct mpmap;
 
@@ -93,6 +94,9 @@ int	pgstore_ledger_page(const char *after, size_t limit,
 int	pgstore_resolve(const char *key,
 	    int (*settle)(struct ledger_rec *, void *), void *sarg,
 	    void (*fn)(const char *err, void *arg), void *arg);
+
+/* Shared writes in doubt, as counted every 2 s (gatewayctl status). */
+uint64_t pgstore_in_doubt(void);
 
 /* gatewayctl status: store_backend, store. */
 void	pgstore_status(struct mpmap *);

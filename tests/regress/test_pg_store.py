@@ -22,9 +22,9 @@ def host_conf(pg, effects, host_id):
 
 
 class Fleet:
-    """A PostgreSQL and two hosts on it (a, b)."""
+    """A PostgreSQL and two hosts on it (a, b); retention_s for both."""
 
-    def __init__(self):
+    def __init__(self, retention_s=None):
         self.pg = Postgres().start()
         self.hosts = []
         try:
@@ -33,6 +33,8 @@ class Fleet:
             self.effects = os.path.join(self.a.dir, "effects")
             for h in self.hosts:
                 conf = host_conf(self.pg, self.effects, h.host_id)
+                if retention_s is not None:
+                    conf["writes"] = dict(conf["writes"], retention_s=retention_s)
                 h.metrics_sock = os.path.join(h.dir, "metrics.sock")
                 conf["metrics"] = {"listen": "unix:" + h.metrics_sock}
                 reconfigure(h, conf)
@@ -307,6 +309,8 @@ def sigkill_of_an_executor_mid_write_leaves_it_in_doubt_on_both():
             mine = [i for i in items if i["key"] == key]
             assert len(mine) == 1 and mine[0]["state"] == "in_doubt", items
             assert mine[0]["tool"] == "rec.hold", mine
+        wait_for(lambda: f.b.ctl_json("status")["in_doubt"] == 1, 5,
+                 "status to count the write in doubt")
         rc, out, err = f.b.ctl("resolve", key, "done")
         assert rc == 0, (rc, out, err)
         rc, out, err = f.a.ctl("resolve", key, "failed")
@@ -362,6 +366,22 @@ def a_schema_newer_than_the_executor_is_refused():
         assert r["status"] == "error" and r["error"] == "unavailable", r
         e = f.a.client().call("echo", {"x": 1}, run_id=fresh("run"))
         assert e["status"] == "ok", e
+
+
+@test
+def retention_is_swept_on_the_databases_clock():
+    """A done record past writes.retention_s (by the database's now()) is
+    swept, by one of the hosts: the same write then runs again."""
+    with Fleet(retention_s=1) as f:
+        args = {"ticket_id": fresh()}
+        r = f.a.client().call("rec", args, run_id=fresh("run"))
+        assert r["status"] == "ok" and r["replayed"] is False, r
+        key = r["idempotency_key"]
+        wait_for(lambda: f.pg.psql("SELECT count(*) FROM tg_ledger WHERE key = '%s'"
+                                   % key) == [["0"]], 25, "the sweep")
+        x = f.b.client().call("rec", args, run_id=fresh("run"))
+        assert x["status"] == "ok" and x["replayed"] is False, x
+        assert count_lines(f.effects) == 2
 
 
 if __name__ == "__main__":
