@@ -459,6 +459,28 @@ ctl_resolve(struct ctl_conn *cc, const msgpack_object *req,
 	free(key);
 }
 
+/*
+ * An answer the shared store gave later (approval.c's *_shared): to the
+ * operator, if still connected.
+ */
+static void
+ctl_later(struct msgbuf *mb, const char *err, void *arg)
+{
+	struct ctl_conn	*cc = ctl_by_id((uint64_t)(uintptr_t)arg);
+
+	if (cc == NULL) {
+		if (mb != NULL)
+			msgbuf_free(mb);
+		return;
+	}
+	if (mb != NULL)
+		ctl_send(cc, mb);
+	else
+		ctl_error(cc, "%s", err);
+}
+
+#define SHARED_DOWN	"the shared store (PostgreSQL) cannot be reached"
+
 static void
 ctl_approvals(struct ctl_conn *cc, const msgpack_object *req,
     const struct operator *op)
@@ -470,6 +492,14 @@ ctl_approvals(struct ctl_conn *cc, const msgpack_object *req,
 	(void)op;
 	if (ctl_page(cc, req, &limit, &after) == -1)
 		return;
+	/* Shared: every host's, answered when the database has. */
+	if (pgstore_on()) {
+		if (approvals_page_shared(after, limit, ctl_later,
+		    (void *)(uintptr_t)cc->id) == -1)
+			ctl_error(cc, SHARED_DOWN);
+		free(after);
+		return;
+	}
 	msgbuf_init(&mb);
 	if (approvals_pack_page(&mb, after, limit) == -1) {
 		msgbuf_free(&mb);
@@ -491,6 +521,13 @@ ctl_approval(struct ctl_conn *cc, const msgpack_object *req,
 	(void)op;
 	if (id == NULL) {
 		ctl_error(cc, "an approval id is needed");
+		return;
+	}
+	if (pgstore_on()) {
+		if (approval_one_shared(id, ctl_later,
+		    (void *)(uintptr_t)cc->id) == -1)
+			ctl_error(cc, SHARED_DOWN);
+		free(id);
 		return;
 	}
 	msgbuf_init(&mb);
@@ -515,11 +552,20 @@ ctl_decide(struct ctl_conn *cc, const msgpack_object *req,
 	char		*id = mp_strdup(mp_get(req, "approval_id"));
 	char		*note = mp_strdup(mp_get(req, "note"));
 	char		 err[512];
+	int		 rc;
 
 	if (id == NULL) {
 		ctl_error(cc, "an approval id is needed");
 	} else if (mp_get(req, "note") != NULL && note == NULL) {
 		ctl_error(cc, "the note must be a string");
+	} else if (pgstore_on()) {
+		/* Shared: decided for every host, answered when stored. */
+		rc = approval_decide_shared(id, approve, op->who, note,
+		    ctl_later, (void *)(uintptr_t)cc->id);
+		if (rc == -1)
+			ctl_error(cc, "no approval %s", id);
+		else if (rc == -2)
+			ctl_error(cc, SHARED_DOWN);
 	} else if (approval_decide(id, approve, op->who, note, err,
 	    sizeof(err)) == -1) {
 		ctl_error(cc, "%s", err);

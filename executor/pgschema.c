@@ -9,7 +9,7 @@
  * records it does not understand.
  *
  * What is shared (PROTOCOL.md, "The store on PostgreSQL"): the ledger, the
- * kill switch, each host's public key.  Runs, pins, approvals' quota and
+ * kill switch, the hosts, the approvals.  Runs, pins, approvals' quota and
  * the audit log stay in each host's LMDB store and state dir.
  *
  * Times that decide anything (retention) are the database's now(): the
@@ -62,7 +62,8 @@ static const char *const migrations[] = {
 	 * other in a cycle; an existing record is read without a lock and
 	 * changed only if it is still as read (else: ask again, 'wait').
 	 */
-	"CREATE FUNCTION tg_intents(ks text[], rs bytea[], h text, i text)\n"
+	"CREATE FUNCTION tg_intents(ks text[], rs bytea[], ag boolean[],\n"
+	"    h text, i text)\n"
 	"RETURNS TABLE (n integer, verdict text, prior bytea, why text)\n"
 	"LANGUAGE plpgsql AS $f$\n"
 	"DECLARE\n"
@@ -77,6 +78,15 @@ static const char *const migrations[] = {
 	"    n := j; prior := NULL; why := NULL;\n"
 	"    IF off THEN\n"
 	"      verdict := 'off'; RETURN NEXT; CONTINUE;\n"
+	"    END IF;\n"
+	/*
+	 * ag[j]: a resumed write whose approval started it before (on
+	 * this host): it may replay, or retry a clean failure, never run
+	 * anew once its record is gone.
+	 */
+	"    IF ag[j] AND NOT EXISTS (SELECT 1 FROM tg_ledger\n"
+	"        WHERE key = ks[j]) THEN\n"
+	"      verdict := 'used'; RETURN NEXT; CONTINUE;\n"
 	"    END IF;\n"
 	"    INSERT INTO tg_ledger (key, state, rec, host_id, instance)\n"
 	"      VALUES (ks[j], 'running', rs[j], h, i)\n"
@@ -141,13 +151,14 @@ static const char *const migrations[] = {
 	 * (the inner block) and each is answered 'retry', with the error.
 	 */
 	"CREATE FUNCTION tg_batch(oks text[], osts text[], ors bytea[],\n"
-	"    onotes text[], iks text[], irs bytea[], h text, i text)\n"
+	"    onotes text[], iks text[], irs bytea[], iag boolean[], h text,\n"
+	"    i text)\n"
 	"RETURNS TABLE (n integer, verdict text, prior bytea, why text)\n"
 	"LANGUAGE plpgsql AS $f$\n"
 	"BEGIN\n"
 	"  PERFORM tg_outcomes(oks, osts, ors, onotes, i);\n"
 	"  BEGIN\n"
-	"    RETURN QUERY SELECT * FROM tg_intents(iks, irs, h, i);\n"
+	"    RETURN QUERY SELECT * FROM tg_intents(iks, irs, iag, h, i);\n"
 	"  EXCEPTION WHEN OTHERS THEN\n"
 	"    RETURN QUERY SELECT g, 'retry'::text, NULL::bytea, SQLERRM\n"
 	"      FROM generate_series(1, coalesce(array_length(iks, 1), 0))\n"
@@ -182,6 +193,55 @@ static const char *const migrations[] = {
 	"    WHERE name = 'writes_off';\n"
 	"  PERFORM pg_notify('tg_kill',\n"
 	"    CASE WHEN off THEN '1 ' ELSE '0 ' END || who);\n"
+	"END $f$;\n",
+
+	/*
+	 * 2: approvals as rows, so that any host lists and decides them.
+	 * rec is the record as LMDB holds it (approval_encode); expires_at
+	 * in seconds, as the requesting host set it.  A decision is taken
+	 * only on a pending record, and told on tg_approval.
+	 */
+	"CREATE TABLE tg_approvals (\n"
+	"  id text PRIMARY KEY,\n"
+	"  state text NOT NULL CHECK (state IN\n"
+	"    ('pending', 'approved', 'denied')),\n"
+	"  rec bytea NOT NULL,\n"
+	"  host_id text NOT NULL,\n"
+	"  expires_at bigint NOT NULL,\n"
+	"  created timestamptz NOT NULL DEFAULT now(),\n"
+	"  decided timestamptz);\n"
+	"CREATE INDEX tg_approvals_state ON tg_approvals (state, id);\n"
+	"CREATE FUNCTION tg_decide(aid text, st text, r bytea)\n"
+	"RETURNS boolean LANGUAGE plpgsql AS $f$\n"
+	"BEGIN\n"
+	"  UPDATE tg_approvals SET state = st, rec = r, decided = now()\n"
+	"    WHERE id = aid AND state = 'pending';\n"
+	"  IF NOT FOUND THEN\n"
+	"    RETURN false;\n"
+	"  END IF;\n"
+	"  PERFORM pg_notify('tg_approval', aid);\n"
+	"  RETURN true;\n"
+	"END $f$;\n"
+	/* Approvals are swept as the ledger, past expiry and retention. */
+	"CREATE OR REPLACE FUNCTION tg_sweep(retention_s bigint, lim integer)\n"
+	"RETURNS integer LANGUAGE plpgsql AS $f$\n"
+	"DECLARE\n"
+	"  c integer;\n"
+	"  d integer;\n"
+	"BEGIN\n"
+	"  IF NOT pg_try_advisory_xact_lock(7386415913) THEN\n"
+	"    RETURN 0;\n"
+	"  END IF;\n"
+	"  DELETE FROM tg_ledger WHERE key IN (SELECT key FROM tg_ledger\n"
+	"    WHERE state IN ('done', 'failed')\n"
+	"    AND finished < now() - make_interval(secs => retention_s)\n"
+	"    LIMIT lim);\n"
+	"  GET DIAGNOSTICS c = ROW_COUNT;\n"
+	"  DELETE FROM tg_approvals WHERE id IN (SELECT id FROM tg_approvals\n"
+	"    WHERE expires_at + retention_s <\n"
+	"      extract(epoch FROM now())::bigint LIMIT lim);\n"
+	"  GET DIAGNOSTICS d = ROW_COUNT;\n"
+	"  RETURN c + d;\n"
 	"END $f$;\n",
 };
 

@@ -25,6 +25,7 @@
 #include "common/prom.h"
 #include "common/xmalloc.h"
 #include "executor/executor.h"
+#include "executor/apstore.h"
 #include "executor/killswitch.h"
 #include "executor/ledger.h"
 #include "executor/pg.h"
@@ -113,7 +114,7 @@ hex_bytea(const char *p, size_t n)
 	return s;
 }
 
-enum { A_KEY, A_STATE, A_REC, A_NOTE };
+enum { A_KEY, A_STATE, A_REC, A_NOTE, A_AGAIN };
 
 static char *
 array_of(const struct pg_item *it, size_t n, int what)
@@ -133,6 +134,9 @@ array_of(const struct pg_item *it, size_t n, int what)
 			break;
 		case A_NOTE:
 			sb_elem(&b, it[i].note);
+			break;
+		case A_AGAIN:
+			sb_elem(&b, it[i].again ? "t" : "f");
 			break;
 		case A_REC:
 			h = hex_bytea(it[i].rec, it[i].reclen);
@@ -161,7 +165,7 @@ verdict_of(const char *s, enum pg_verdict *v)
 	} tab[] = {
 		{ "run", PV_RUN }, { "replay", PV_REPLAY },
 		{ "in_doubt", PV_IN_DOUBT }, { "wait", PV_WAIT },
-		{ "off", PV_OFF }, { "retry", PV_RETRY },
+		{ "off", PV_OFF }, { "retry", PV_RETRY }, { "used", PV_USED },
 	};
 	size_t	i;
 
@@ -221,9 +225,9 @@ pgstore_batch(struct pg_item *out, size_t nout, struct pg_item *in,
     size_t nin, void (*fn)(int, void *), void *arg)
 {
 	static const char	*sql = "SELECT n, verdict, prior, why FROM "
-	    "tg_batch($1, $2, $3::bytea[], $4, $5, $6::bytea[], $7, $8)";
+	    "tg_batch($1, $2, $3::bytea[], $4, $5, $6::bytea[], $7, $8, $9)";
 	struct batch		*b;
-	char			*v[8];
+	char			*v[9];
 	int			 i, rc;
 
 	if (!pg_up())
@@ -239,11 +243,12 @@ pgstore_batch(struct pg_item *out, size_t nout, struct pg_item *in,
 	v[3] = array_of(out, nout, A_NOTE);
 	v[4] = array_of(in, nin, A_KEY);
 	v[5] = array_of(in, nin, A_REC);
-	v[6] = ex->conf->store_host_id;
-	v[7] = (char *)pg_instance();
-	rc = pg_query(sql, 8, (const char *const *)v, NULL, NULL, batch_done,
+	v[6] = array_of(in, nin, A_AGAIN);
+	v[7] = ex->conf->store_host_id;
+	v[8] = (char *)pg_instance();
+	rc = pg_query(sql, 9, (const char *const *)v, NULL, NULL, batch_done,
 	    b);
-	for (i = 0; i < 6; i++)
+	for (i = 0; i < 7; i++)
 		free(v[i]);
 	if (rc == -1)
 		free(b);
@@ -461,6 +466,213 @@ pgstore_resolve(const char *key, int (*settle)(struct ledger_rec *, void *),
 	return 0;
 }
 
+/* Approvals. */
+
+struct apq {
+	size_t	 limit;
+	void	(*ins)(int, void *);
+	void	(*get)(int, struct approval *, const char *, void *);
+	void	(*dec)(int, void *);
+	void	(*page)(int, size_t, struct approval *, int, void *);
+	void	*arg;
+};
+
+static struct apq *
+apq_new(void *arg)
+{
+	struct apq	*q = xcalloc(1, sizeof(*q));
+
+	q->arg = arg;
+	return q;
+}
+
+/* The record in column col of row i: 0, or -1 when it does not decode. */
+static int
+row_approval(const PGresult *res, int i, int col, struct approval *a)
+{
+	unsigned char	*u;
+	size_t		 len;
+	int		 rc;
+
+	memset(a, 0, sizeof(*a));
+	u = PQunescapeBytea((const unsigned char *)PQgetvalue(res, i, col),
+	    &len);
+	if (u == NULL)
+		fatalx("PQunescapeBytea: out of memory");
+	rc = approval_decode((const char *)u, len, a);
+	PQfreemem(u);
+	return rc;
+}
+
+static const char *
+ap_state_name(const struct approval *a)
+{
+	return a->state == A_APPROVED ? "approved" : a->state == A_DENIED ?
+	    "denied" : "pending";
+}
+
+static void
+ap_inserted(const PGresult *res, void *arg)
+{
+	struct apq	*q = arg;
+
+	if (res != NULL && !pg_ok(res))
+		log_warnx("store: PostgreSQL: approval: %s",
+		    PQresultErrorMessage(res));
+	q->ins(pg_ok(res), q->arg);
+	free(q);
+}
+
+int
+pgstore_approval_insert(const struct approval *a, void (*fn)(int, void *),
+    void *arg)
+{
+	struct apq	*q = apq_new(arg);
+	char		*rec, *hex, exp[32];
+	const char	*v[5];
+	size_t		 len;
+	int		 rc;
+
+	q->ins = fn;
+	rec = approval_encode(a, &len);
+	hex = hex_bytea(rec, len);
+	free(rec);
+	snprintf(exp, sizeof(exp), "%llu", (unsigned long long)a->expires_at);
+	v[0] = a->id;
+	v[1] = ap_state_name(a);
+	v[2] = hex;
+	v[3] = ex->conf->store_host_id;
+	v[4] = exp;
+	rc = pg_query("INSERT INTO tg_approvals (id, state, rec, host_id,"
+	    " expires_at) VALUES ($1, $2, $3::bytea, $4, $5)", 5, v, NULL,
+	    NULL, ap_inserted, q);
+	free(hex);
+	if (rc == -1)
+		free(q);
+	return rc;
+}
+
+static void
+ap_got(const PGresult *res, void *arg)
+{
+	struct apq	*q = arg;
+	struct approval	 a;
+
+	if (!pg_ok(res))
+		q->get(-1, NULL, NULL, q->arg);
+	else if (PQntuples(res) != 1)
+		q->get(0, NULL, NULL, q->arg);
+	else if (row_approval(res, 0, 0, &a) == -1) {
+		/* A record that does not decode: nothing runs of it. */
+		log_warnx("store: PostgreSQL: approval %s does not decode",
+		    PQgetvalue(res, 0, 2));
+		q->get(0, NULL, NULL, q->arg);
+	} else {
+		q->get(1, &a, PQgetvalue(res, 0, 1), q->arg);
+		approval_free(&a);
+	}
+	free(q);
+}
+
+int
+pgstore_approval_get(const char *id,
+    void (*fn)(int, struct approval *, const char *, void *), void *arg)
+{
+	struct apq	*q = apq_new(arg);
+	const char	*v[1] = { id };
+
+	q->get = fn;
+	if (pg_query("SELECT rec, host_id, id FROM tg_approvals WHERE"
+	    " id = $1", 1, v, NULL, NULL, ap_got, q) == -1) {
+		free(q);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+ap_decided(const PGresult *res, void *arg)
+{
+	struct apq	*q = arg;
+
+	if (!pg_ok(res) || PQntuples(res) != 1)
+		q->dec(-1, q->arg);
+	else
+		q->dec(strcmp(PQgetvalue(res, 0, 0), "t") == 0, q->arg);
+	free(q);
+}
+
+int
+pgstore_approval_decide(const struct approval *a, void (*fn)(int, void *),
+    void *arg)
+{
+	struct apq	*q = apq_new(arg);
+	char		*rec, *hex;
+	const char	*v[3];
+	size_t		 len;
+	int		 rc;
+
+	q->dec = fn;
+	rec = approval_encode(a, &len);
+	hex = hex_bytea(rec, len);
+	free(rec);
+	v[0] = a->id;
+	v[1] = ap_state_name(a);
+	v[2] = hex;
+	rc = pg_query("SELECT tg_decide($1, $2, $3::bytea)", 3, v, NULL,
+	    NULL, ap_decided, q);
+	free(hex);
+	if (rc == -1)
+		free(q);
+	return rc;
+}
+
+static void
+ap_paged(const PGresult *res, void *arg)
+{
+	struct apq	*q = arg;
+	struct approval	*as = NULL;
+	size_t		 n = 0, i, got = 0;
+	int		 more = 0, ok = pg_ok(res);
+
+	if (ok) {
+		n = (size_t)PQntuples(res);
+		if (n > q->limit) {
+			n = q->limit;
+			more = 1;
+		}
+		as = xcalloc(n + 1, sizeof(*as));
+		for (i = 0; i < n; i++)
+			if (row_approval(res, (int)i, 0, &as[got]) == 0)
+				got++;
+	}
+	q->page(ok, got, as, more, q->arg);
+	for (i = 0; i < got; i++)
+		approval_free(&as[i]);
+	free(as);
+	free(q);
+}
+
+int
+pgstore_approvals_page(const char *after, size_t limit,
+    void (*fn)(int, size_t, struct approval *, int, void *), void *arg)
+{
+	struct apq	*q = apq_new(arg);
+	char		 lim[32];
+	const char	*v[2] = { after != NULL ? after : "", lim };
+
+	q->page = fn;
+	q->limit = limit;
+	snprintf(lim, sizeof(lim), "%zu", limit + 1);
+	if (pg_query("SELECT rec FROM tg_approvals WHERE state = 'pending'"
+	    " AND expires_at > extract(epoch FROM now())::bigint AND id > $1"
+	    " ORDER BY id LIMIT $2", 2, v, NULL, NULL, ap_paged, q) == -1) {
+		free(q);
+		return -1;
+	}
+	return 0;
+}
+
 /* The kill switch. */
 
 static void
@@ -590,6 +802,8 @@ pg_notified(const char *channel, const char *payload)
 {
 	if (strcmp(channel, "tg_ledger") == 0)
 		write_shared_settled(payload);
+	else if (strcmp(channel, "tg_approval") == 0)
+		approval_shared_decided(payload);
 	else if (strcmp(channel, "tg_kill") == 0 && payload[0] != '\0')
 		ks_apply_shared(payload[0] == '1', payload[1] == ' ' ?
 		    payload + 2 : "another host");
@@ -653,6 +867,7 @@ pgstore_init(void)
 
 	pg_listen("tg_ledger");
 	pg_listen("tg_kill");
+	pg_listen("tg_approval");
 	pg_init(ex->base, ex->conf, pg_came_up, pg_went_down, pg_notified);
 	if ((sweep_ev = evtimer_new(ex->base, sweep_cb, NULL)) == NULL)
 		fatalx("pgstore_init: evtimer_new");

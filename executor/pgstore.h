@@ -40,6 +40,7 @@ enum pg_verdict {
 	PV_WAIT,		/* running on a live executor ('why': its host) */
 	PV_OFF,			/* the kill switch is thrown */
 	PV_RETRY,		/* not recorded ('why'): refused, may be retried */
+	PV_USED,		/* 'again', and no record: the approval was used */
 };
 
 struct pg_item {
@@ -48,6 +49,7 @@ struct pg_item {
 	const char	*rec;		/* ledger_encode()'s bytes */
 	size_t		 reclen;
 	const char	*note;		/* outcomes: NULL or why in doubt */
+	int		 again;		/* intents: its approval started it before */
 	/* Intents: the answer. */
 	enum pg_verdict	 verdict;
 	char		*prior;		/* malloc'ed; NULL when none */
@@ -94,6 +96,33 @@ int	pgstore_ledger_page(const char *after, size_t limit,
 int	pgstore_resolve(const char *key,
 	    int (*settle)(struct ledger_rec *, void *), void *sarg,
 	    void (*fn)(const char *err, void *arg), void *arg);
+
+/*
+ * Approvals as rows (apstore.h's records, encoded).  Each returns -1 when
+ * the database is not up (fn not called).
+ *
+ * insert: a new pending approval; fn(1) once committed, fn(0) if not.
+ * get: fn(1, a) found (a is fn's to read, freed after), fn(0) none,
+ * fn(-1) the database failed; host_id is the requesting host's.
+ * decide: a, decided, replaces the pending record: fn(1) done (every
+ * executor is told on tg_approval), fn(0) it was not pending any more,
+ * fn(-1) failed.
+ * page: the pending ones with ids after 'after', at most limit, in id
+ * order, not expired by the database's clock.
+ */
+struct approval;
+int	pgstore_approval_insert(const struct approval *,
+	    void (*fn)(int ok, void *), void *);
+int	pgstore_approval_get(const char *id,
+	    void (*fn)(int rc, struct approval *, const char *host_id, void *),
+	    void *);
+int	pgstore_approval_decide(const struct approval *,
+	    void (*fn)(int rc, void *), void *);
+int	pgstore_approvals_page(const char *after, size_t limit,
+	    void (*fn)(int ok, size_t n, struct approval *, int more, void *),
+	    void *);
+/* Called on tg_approval (approval.c): approval id was decided. */
+void	approval_shared_decided(const char *id);
 
 /* Shared writes in doubt, as counted every 2 s (gatewayctl status). */
 uint64_t pgstore_in_doubt(void);

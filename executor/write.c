@@ -89,6 +89,7 @@ struct wop {
 	int			 queued;
 	int			 inflight;	/* shared: in a batch sent */
 	int			 waiting;	/* shared: V_WAIT, until told */
+	int			 again;		/* shared: its approval started it */
 	/* The backend sent nothing (unavailable, tool_changed). */
 	int			 unsent;
 	enum verdict		 verdict;	/* of the intent transaction */
@@ -455,7 +456,23 @@ intent_txn(struct store_txn *txn, struct wop *w)
 		w->verdict = V_IN_DOUBT;
 		return 0;
 	}
-	if (c->approval_id != NULL) {
+	if (c->approval_id != NULL && pgstore_on()) {
+		/*
+		 * Shared: the key's record is the database's, so whether a
+		 * used approval may replay or retry is asked there ('again').
+		 */
+		rc = approval_check_txn(txn, c->approval_id, L_DONE);
+		if (rc == APPROVAL_USED) {
+			w->verdict = V_USED;
+			return 0;
+		}
+		if (rc != 0)
+			return rc;
+		rc = approval_check_txn(txn, c->approval_id, L_NONE);
+		if (rc != 0 && rc != APPROVAL_USED)
+			return rc;
+		w->again = rc == APPROVAL_USED;
+	} else if (c->approval_id != NULL) {
 		rc = approval_check_txn(txn, c->approval_id, w->found.state);
 		if (rc == APPROVAL_USED) {
 			w->verdict = V_USED;
@@ -807,6 +824,9 @@ shared_verdict(struct wop *w, struct pg_item *it)
 	case PV_WAIT:
 		w->verdict = V_WAIT;
 		break;
+	case PV_USED:
+		w->verdict = V_USED;
+		break;
 	case PV_RETRY:
 		log_warnx("ledger: %s: the shared store did not record the"
 		    " intent: %s", w->key, it->why ? it->why : "?");
@@ -887,6 +907,7 @@ commit_shared(struct wopq *q, int nout, int nin)
 		} else if (rc_in == 0 && w->verdict == V_RUN &&
 		    sb->nin < (size_t)nin) {
 			sb->in[sb->nin].key = w->key;
+			sb->in[sb->nin].again = w->again;
 			sb->in[sb->nin].rec = ledger_encode(&w->rec,
 			    &sb->in[sb->nin].reclen);
 			sb->inw[sb->nin++] = w;

@@ -16,7 +16,9 @@ from tglib.pg import Postgres
 def host_conf(pg, effects, host_id):
     conf = writes_config(tools={
         "rec": {"mode": "write", "exec": [tool("record"), effects]},
-        "rec.hold": {"mode": "write", "exec": [tool("hold-record"), effects]}})
+        "rec.hold": {"mode": "write", "exec": [tool("hold-record"), effects]},
+        "rec.appr": {"mode": "write", "exec": [tool("record"), effects]}})
+    conf["writes"] = dict(conf["writes"], require_approval=["rec.appr"])
     conf["store"] = {"backend": "postgresql", "dsn": pg.dsn, "host_id": host_id}
     return conf
 
@@ -113,7 +115,7 @@ def status_and_metrics_show_the_shared_store():
         assert metric(f.a, "toolgate_store_connection_losses_total") == 0
         rows = f.pg.psql("SELECT host_id FROM tg_hosts ORDER BY host_id")
         assert rows == [["host-a"], ["host-b"]], rows
-        assert f.pg.psql("SELECT max(version) FROM tg_schema_version") == [["1"]]
+        assert f.pg.psql("SELECT max(version) FROM tg_schema_version") == [["2"]]
 
 
 @test
@@ -355,6 +357,22 @@ def a_wait_on_a_host_that_dies_ends_in_doubt():
 
 
 @test
+def an_older_schema_is_migrated_at_start():
+    """A database at version 1 (as the first executors left it) is taken
+    to the current version by the next executor that connects."""
+    with Fleet() as f:
+        f.pg.psql("DROP TABLE tg_approvals; DROP FUNCTION tg_decide;"
+                  " DELETE FROM tg_schema_version WHERE version > 1")
+        f.a.stop(expect_rc=None)
+        f.a.start()
+        wait_store_up(f.a)
+        assert f.pg.psql("SELECT version FROM tg_schema_version ORDER BY 1") == [["1"], ["2"]]
+        r = f.a.client().call("rec.appr", {"ticket_id": fresh()}, run_id=fresh("run"))
+        assert r["status"] == "needs_approval", r
+        assert len(f.b.ctl_json("approvals")) == 1
+
+
+@test
 def a_schema_newer_than_the_executor_is_refused():
     with Fleet() as f:
         f.pg.psql("INSERT INTO tg_schema_version VALUES (999)")
@@ -382,6 +400,64 @@ def retention_is_swept_on_the_databases_clock():
         x = f.b.client().call("rec", args, run_id=fresh("run"))
         assert x["status"] == "ok" and x["replayed"] is False, x
         assert count_lines(f.effects) == 2
+
+
+@test
+def an_approval_requested_on_one_host_is_decided_on_the_other():
+    with Fleet() as f:
+        c = f.a.client()
+        args = {"ticket_id": fresh()}
+        r = c.call("rec.appr", args, run_id=fresh("run"))
+        assert r["status"] == "needs_approval", r
+        aid = r["approval_id"]
+        # Both hosts list it and show it.
+        for d in (f.a, f.b):
+            items = d.ctl_json("approvals")
+            assert [i["approval_id"] for i in items] == [aid], items
+            one = d.ctl_json("approval", aid)
+            assert one["state"] == "pending" and json.loads(one["args"]) == args, one
+        # Still pending: the resume says so.
+        x = c.resume(r["checkpoint"])
+        assert x["status"] == "pending", x
+        rc, out, err = f.b.ctl("approve", aid)
+        assert rc == 0, (rc, out, err)
+        # Decided once, for all.
+        rc, out, err = f.a.ctl("deny", aid)
+        assert rc != 0 and "already" in err, (rc, out, err)
+        assert f.a.ctl_json("approvals") == []
+        # Resumed at once on the host that asked: the decision is there.
+        x = c.resume(r["checkpoint"])
+        assert x["status"] == "ok" and x["replayed"] is False, x
+        y = f.a.client().resume(r["checkpoint"])
+        assert y["status"] == "ok" and y["replayed"] is True, y
+        assert count_lines(f.effects) == 1
+        # Each host's audit log: requested on a, decided on b.
+        da = [x for x in read_audit(f.a) if x.get("event") == "decision"]
+        db = [x for x in read_audit(f.b) if x.get("event") == "decision"]
+        assert len(db) == 1 and db[0]["decision"] == "approved", db
+        assert len(da) == 1 and da[0]["decision"] == "approved", da
+
+        # A denial on b reaches a wait on a.
+        args = {"ticket_id": fresh()}
+        r = c.call("rec.appr", args, run_id=fresh("run"))
+        assert r["status"] == "needs_approval", r
+        res = {}
+
+        def wait():
+            res["w"] = f.a.client().wait(r["approval_id"], 10000)
+
+        t = threading.Thread(target=wait)
+        t.start()
+        time.sleep(0.3)
+        t0 = time.time()
+        rc, out, err = f.b.ctl("deny", r["approval_id"])
+        assert rc == 0, (rc, out, err)
+        t.join(15)
+        assert res["w"]["state"] == "denied", res
+        assert time.time() - t0 < 1.0, time.time() - t0
+        x = c.resume(r["checkpoint"])
+        assert x["status"] == "denied" and x["stop_reason"] == "approval_denied", x
+        assert count_lines(f.effects) == 1
 
 
 if __name__ == "__main__":
