@@ -403,31 +403,99 @@ resume_refreshed(int rc, struct approval *a, const char *host, void *arg)
 	approval_free(&local);
 }
 
-void
-approval_resume(const struct proto_msg *m)
+/*
+ * A resume whose checkpoint verified and whose record was looked up
+ * (found: 1, 0, -1).  Owns c; a is freed here.
+ */
+static void
+resume_found(struct call *c, int found, struct approval *a,
+    const struct checkpoint *cp)
 {
-	const char		*tok = m->resume.checkpoint;
-	struct checkpoint	 cp;
-	struct approval		 a;
-	struct call		*c;
-	char			 err[256];
-	int			 found;
-
-	if ((c = call_new(m, MSG_RESUME_ANS)) == NULL)
-		return;
-	if (checkpoint_verify(tok, strlen(tok), &cp, err,
-	    sizeof(err)) == -1) {
-		c->tool = xstrdup("-");
-		answer_refuse(c, ST_DENIED, R_BAD_SIGNATURE, err);
+	if (found == -1) {
+		answer_refuse(c, ST_ERROR, E_UNAVAILABLE,
+		    "the approvals cannot be read");
 		call_free(c);
 		return;
 	}
-	c->run_id = xstrdup(cp.run_id);
-	c->tool = xstrdup(cp.tool);
-	c->step_id = cp.step_id ? xstrdup(cp.step_id) : NULL;
-	if (strcmp(cp.tenant, c->tenant) != 0 || strcmp(cp.env, c->env) != 0) {
+	if (found == 0 || !matches(a, cp)) {
+		answer_refuse(c, ST_DENIED, R_BAD_SIGNATURE,
+		    "the checkpoint does not match an approval");
+		approval_free(a);
+		call_free(c);
+		return;
+	}
+	/*
+	 * Shared: pending here may be decided on another host, its news
+	 * not here yet: the database says (resume_refreshed).
+	 */
+	if (pgstore_on() && a->state == A_PENDING &&
+	    effective_state(a) == A_PENDING) {
+		struct refresh	*rf = xcalloc(1, sizeof(*rf));
+
+		rf->c = c;
+		memcpy(rf->id, a->id, sizeof(rf->id));
+		job_begin();
+		if (pgstore_approval_get(a->id, resume_refreshed, rf) == -1)
+			resume_refreshed(-1, NULL, NULL, rf);
+		approval_free(a);
+		return;
+	}
+	resume_decided(c, a);
+	approval_free(a);
+}
+
+/* A resume on the shared store waiting for the database. */
+struct resume_wait {
+	struct call		*c;
+	char			*tok;		/* verify again with peers' keys */
+	struct checkpoint	 cp;		/* or: verified, record asked */
+};
+
+/*
+ * Shared: the record of a checkpoint another host issued, from the
+ * database; copied here, the resume goes as if it were ours.
+ */
+static void
+resume_fetched(int rc, struct approval *a, const char *host, void *arg)
+{
+	struct resume_wait	*rw = arg;
+	struct approval		 local;
+	int			 found = 0, prc;
+
+	(void)host;
+	job_end();
+	memset(&local, 0, sizeof(local));
+	if (rc == -1)
+		found = -1;
+	else if (rc == 1 && matches(a, &rw->cp)) {
+		if ((prc = approval_put_copy(a)) != 0) {
+			log_warnx("approval %s: the copy of host %s's record"
+			    " cannot be stored: %s", a->id, host,
+			    store_strerror(prc));
+			found = -1;
+		} else
+			found = approval_get(a->id, &local);
+	}
+	resume_found(rw->c, found, &local, &rw->cp);
+	checkpoint_free(&rw->cp);
+	free(rw);
+}
+
+/* The checkpoint verified: its principal, its expiry, its record.  Owns c. */
+static void
+resume_verified(struct call *c, struct checkpoint *cp)
+{
+	struct resume_wait	*rw;
+	struct approval		 a;
+	int			 found;
+
+	c->run_id = xstrdup(cp->run_id);
+	c->tool = xstrdup(cp->tool);
+	c->step_id = cp->step_id ? xstrdup(cp->step_id) : NULL;
+	if (strcmp(cp->tenant, c->tenant) != 0 ||
+	    strcmp(cp->env, c->env) != 0) {
 		log_warnx("resume: %s/%s presented a checkpoint of %s/%s",
-		    c->tenant, c->env, cp.tenant, cp.env);
+		    c->tenant, c->env, cp->tenant, cp->env);
 		answer_refuse(c, ST_DENIED, R_BAD_SIGNATURE,
 		    "the checkpoint belongs to another principal");
 		goto out;
@@ -437,47 +505,86 @@ approval_resume(const struct proto_msg *m)
 	 * the approval record is kept exactly that long (on both clocks), so
 	 * one that verifies always finds its record, or is told it expired.
 	 */
-	if ((uint64_t)time(NULL) >= cp.expires_at + ex->conf->retention_s) {
+	if ((uint64_t)time(NULL) >= cp->expires_at + ex->conf->retention_s) {
 		answer_refuse(c, ST_DENIED, R_APPROVAL_EXPIRED,
 		    "the checkpoint has expired");
 		goto out;
 	}
-	found = approval_get(cp.approval_id, &a);
-	if (found == -1) {
-		answer_refuse(c, ST_ERROR, E_UNAVAILABLE,
-		    "the approvals cannot be read");
-		goto out;
-	}
-	if (found == 0 || !matches(&a, &cp)) {
-		answer_refuse(c, ST_DENIED, R_BAD_SIGNATURE,
-		    "the checkpoint does not match an approval");
-		approval_free(&a);
-		goto out;
-	}
-	/*
-	 * Shared: pending here may be decided on another host, its news
-	 * not here yet: the database says (resume_refreshed).
-	 */
-	if (pgstore_on() && a.state == A_PENDING &&
-	    effective_state(&a) == A_PENDING) {
-		struct refresh	*rf = xcalloc(1, sizeof(*rf));
-
-		rf->c = c;
-		memcpy(rf->id, a.id, sizeof(rf->id));
+	found = approval_get(cp->approval_id, &a);
+	/* Shared: issued on another host, its record is the database's. */
+	if (found == 0 && pgstore_on()) {
+		rw = xcalloc(1, sizeof(*rw));
+		rw->c = c;
+		rw->cp = *cp;
+		memset(cp, 0, sizeof(*cp));
 		job_begin();
-		if (pgstore_approval_get(a.id, resume_refreshed, rf) == -1)
-			resume_refreshed(-1, NULL, NULL, rf);
-		approval_free(&a);
-		checkpoint_free(&cp);
+		if (pgstore_approval_get(rw->cp.approval_id, resume_fetched,
+		    rw) == -1)
+			resume_fetched(-1, NULL, NULL, rw);
 		return;
 	}
-	resume_decided(c, &a);
-	approval_free(&a);
-	checkpoint_free(&cp);
+	resume_found(c, found, &a, cp);
+	checkpoint_free(cp);
 	return;
 out:
-	checkpoint_free(&cp);
+	checkpoint_free(cp);
 	call_free(c);
+}
+
+/* Shared: the other hosts' keys are read; the checkpoint verified again. */
+static void
+resume_keys(int ok, void *arg)
+{
+	struct resume_wait	*rw = arg;
+	struct checkpoint	 cp;
+	char			 err[256];
+
+	job_end();
+	if (checkpoint_verify(rw->tok, strlen(rw->tok), &cp, err,
+	    sizeof(err)) == -1) {
+		rw->c->tool = xstrdup("-");
+		if (!ok)
+			answer_refuse(rw->c, ST_ERROR, E_UNAVAILABLE, "the"
+			    " shared store (PostgreSQL) cannot be reached: the"
+			    " checkpoint cannot be verified");
+		else
+			answer_refuse(rw->c, ST_DENIED, R_BAD_SIGNATURE, err);
+		call_free(rw->c);
+	} else
+		resume_verified(rw->c, &cp);
+	free(rw->tok);
+	free(rw);
+}
+
+void
+approval_resume(const struct proto_msg *m)
+{
+	const char		*tok = m->resume.checkpoint;
+	struct resume_wait	*rw;
+	struct checkpoint	 cp;
+	struct call		*c;
+	char			 err[256];
+
+	if ((c = call_new(m, MSG_RESUME_ANS)) == NULL)
+		return;
+	if (checkpoint_verify(tok, strlen(tok), &cp, err,
+	    sizeof(err)) == -1) {
+		/* Shared: maybe another host's key, published since. */
+		if (pgstore_on() && strcmp(err, CHECKPOINT_UNKNOWN_KEY) == 0) {
+			rw = xcalloc(1, sizeof(*rw));
+			rw->c = c;
+			rw->tok = xstrdup(tok);
+			job_begin();
+			if (pgstore_peer_keys(resume_keys, rw) == -1)
+				resume_keys(0, rw);
+			return;
+		}
+		c->tool = xstrdup("-");
+		answer_refuse(c, ST_DENIED, R_BAD_SIGNATURE, err);
+		call_free(c);
+		return;
+	}
+	resume_verified(c, &cp);
 }
 
 /* Waiting for a decision. */

@@ -613,6 +613,12 @@ ctl_keys_rotate(struct ctl_conn *cc, const msgpack_object *req,
 	}
 	ar.approver = op->who;
 	(void)audit_write(&ar, 1);
+	/*
+	 * Shared: the new key goes to the database, for the other hosts
+	 * (and at each connection: one missed now is published then).
+	 */
+	if (pgstore_on())
+		(void)pgstore_publish_keys();
 	msgbuf_init(&mb);
 	mpmap_begin(&m, &mb);
 	mpmap_bool(&m, "ok", 1);

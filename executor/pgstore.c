@@ -26,6 +26,7 @@
 #include "common/xmalloc.h"
 #include "executor/executor.h"
 #include "executor/apstore.h"
+#include "executor/checkpoint.h"
 #include "executor/killswitch.h"
 #include "executor/ledger.h"
 #include "executor/pg.h"
@@ -466,6 +467,68 @@ pgstore_resolve(const char *key, int (*settle)(struct ledger_rec *, void *),
 	return 0;
 }
 
+/* Checkpoint keys: ours published, the other hosts' read. */
+
+static void
+published(const PGresult *res, void *arg)
+{
+	(void)arg;
+	if (res != NULL && !pg_ok(res))
+		log_warnx("store: PostgreSQL: the checkpoint keys cannot be"
+		    " published: %s", PQresultErrorMessage(res));
+}
+
+int
+pgstore_publish_keys(void)
+{
+	const char	*v[2];
+	char		*keys;
+	int		 rc;
+
+	v[0] = ex->conf->store_host_id;
+	v[1] = keys = checkpoint_public_keys();
+	rc = pg_query("UPDATE tg_hosts SET pubkey = $2 WHERE host_id = $1",
+	    2, v, NULL, NULL, published, NULL);
+	free(keys);
+	return rc;
+}
+
+struct peerq {
+	void	(*fn)(int, void *);
+	void	*arg;
+};
+
+static void
+peers_read(const PGresult *res, void *arg)
+{
+	struct peerq	*pq = arg;
+	size_t		 n = 0;
+	int		 ok = pg_ok(res) && PQntuples(res) == 1;
+
+	if (ok)
+		n = checkpoint_peer_keys(PQgetvalue(res, 0, 0));
+	log_debug("store: %zu checkpoint keys of other hosts", n);
+	pq->fn(ok, pq->arg);
+	free(pq);
+}
+
+int
+pgstore_peer_keys(void (*fn)(int, void *), void *arg)
+{
+	struct peerq	*pq = xcalloc(1, sizeof(*pq));
+	const char	*v[1] = { ex->conf->store_host_id };
+
+	pq->fn = fn;
+	pq->arg = arg;
+	if (pg_query("SELECT coalesce(string_agg(pubkey, ''), '') FROM"
+	    " tg_hosts WHERE host_id <> $1 AND pubkey IS NOT NULL", 1, v, NULL,
+	    NULL, peers_read, pq) == -1) {
+		free(pq);
+		return -1;
+	}
+	return 0;
+}
+
 /* Approvals. */
 
 struct apq {
@@ -752,9 +815,9 @@ static void
 pg_came_up(void)
 {
 	const char	*v[3];
-	const char	**keys;
+	const char	**running;
 	struct pg_item	*it;
-	char		*arr;
+	char		*arr, *keys;
 	size_t		 n, i;
 
 	if (ks_unsent == 1) {
@@ -766,18 +829,21 @@ pg_came_up(void)
 	    " 'writes_off'", 0, NULL, NULL, NULL, ks_read, NULL);
 	v[0] = ex->conf->store_host_id;
 	v[1] = pg_instance();
-	(void)pg_query_setup("INSERT INTO tg_hosts (host_id, instance)"
-	    " VALUES ($1, $2) ON CONFLICT (host_id) DO UPDATE SET"
-	    " instance = $2, seen = now()", 2, v, NULL, NULL, NULL, NULL);
+	v[2] = keys = checkpoint_public_keys();
+	(void)pg_query_setup("INSERT INTO tg_hosts (host_id, instance, pubkey)"
+	    " VALUES ($1, $2, $3) ON CONFLICT (host_id) DO UPDATE SET"
+	    " instance = $2, pubkey = $3, seen = now()", 3, v, NULL, NULL,
+	    NULL, NULL);
+	free(keys);
 	/*
 	 * Running records that will get no outcome: this executor's that no
 	 * write of it runs now (their outcome was lost with the last
 	 * connection), and those of executors that are gone.
 	 */
-	n = write_running_keys(&keys);
+	n = write_running_keys(&running);
 	it = xcalloc(n + 1, sizeof(*it));
 	for (i = 0; i < n; i++)
-		it[i].key = keys[i];
+		it[i].key = running[i];
 	arr = array_of(it, n, A_KEY);
 	v[0] = pg_instance();
 	v[1] = arr;
@@ -788,7 +854,7 @@ pg_came_up(void)
 	    NULL, setup_last, NULL);
 	free(arr);
 	free(it);
-	free(keys);
+	free(running);
 }
 
 static void

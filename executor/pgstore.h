@@ -121,6 +121,14 @@ int	pgstore_approval_decide(const struct approval *,
 int	pgstore_approvals_page(const char *after, size_t limit,
 	    void (*fn)(int ok, size_t n, struct approval *, int more, void *),
 	    void *);
+/*
+ * Checkpoint keys: this host's public keys published (at each connection,
+ * and after a rotation), the other hosts' read into checkpoint.c (fn(1)
+ * once they verify).  -1 when the database is not up.
+ */
+int	pgstore_publish_keys(void);
+int	pgstore_peer_keys(void (*fn)(int ok, void *), void *);
+
 /* Called on tg_approval (approval.c): approval id was decided. */
 void	approval_shared_decided(const char *id);
 

@@ -357,6 +357,48 @@ def a_wait_on_a_host_that_dies_ends_in_doubt():
 
 
 @test
+def a_checkpoint_issued_on_one_host_resumes_on_the_other_once():
+    """Requested on a, approved on b, resumed on b first (a's public key
+    is in the database, the record copied to b), then on a, and on both
+    at once: the write runs once."""
+    with Fleet() as f:
+        args = {"ticket_id": fresh()}
+        r = f.a.client().call("rec.appr", args, run_id=fresh("run"))
+        assert r["status"] == "needs_approval", r
+        x = f.b.client().resume(r["checkpoint"])
+        assert x["status"] == "pending", x
+        assert f.b.ctl("approve", r["approval_id"])[0] == 0
+        x = f.b.client().resume(r["checkpoint"])
+        assert x["status"] == "ok" and x["replayed"] is False, x
+        res = []
+
+        def resume(d):
+            res.append(d.client().resume(r["checkpoint"]))
+
+        ts = [threading.Thread(target=resume, args=(d,)) for d in (f.a, f.b, f.a, f.b)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(30)
+        assert all(y["status"] == "ok" and y["replayed"] is True for y in res), res
+        assert count_lines(f.effects) == 1
+        # A forged checkpoint is still refused on either host.
+        bad = r["checkpoint"][:-4] + ("AAAA" if not r["checkpoint"].endswith("AAAA") else "BBBB")
+        for d in (f.a, f.b):
+            y = d.client().resume(bad)
+            assert y["status"] == "denied" and y["stop_reason"] == "bad_checkpoint_signature", y
+        # After a's key rotation, its new checkpoints verify on b too.
+        assert f.a.ctl("keys", "rotate")[0] == 0
+        args = {"ticket_id": fresh()}
+        r = f.a.client().call("rec.appr", args, run_id=fresh("run"))
+        assert f.a.ctl("approve", r["approval_id"])[0] == 0
+        time.sleep(0.3)
+        x = f.b.client().resume(r["checkpoint"])
+        assert x["status"] == "ok" and x["replayed"] is False, x
+        assert count_lines(f.effects) == 2
+
+
+@test
 def an_older_schema_is_migrated_at_start():
     """A database at version 1 (as the first executors left it) is taken
     to the current version by the next executor that connects."""
@@ -430,6 +472,9 @@ def an_approval_requested_on_one_host_is_decided_on_the_other():
         assert x["status"] == "ok" and x["replayed"] is False, x
         y = f.a.client().resume(r["checkpoint"])
         assert y["status"] == "ok" and y["replayed"] is True, y
+        # And on the other host: a's key verifies there, it replays.
+        z = f.b.client().resume(r["checkpoint"])
+        assert z["status"] == "ok" and z["replayed"] is True, z
         assert count_lines(f.effects) == 1
         # Each host's audit log: requested on a, decided on b.
         da = [x for x in read_audit(f.a) if x.get("event") == "decision"]
