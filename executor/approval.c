@@ -388,7 +388,7 @@ resume_refreshed(int rc, struct approval *a, const char *host, void *arg)
 		free(rf);
 		return;
 	}
-	if (rc == 1 && a->state != A_PENDING)
+	if (rc == 1 && a != NULL && a->state != A_PENDING)
 		(void)decision_local(a);
 	/* This host's copy, now as decided: what the resume goes by. */
 	found = approval_get(rf->id, &local);
@@ -467,7 +467,7 @@ resume_fetched(int rc, struct approval *a, const char *host, void *arg)
 	memset(&local, 0, sizeof(local));
 	if (rc == -1)
 		found = -1;
-	else if (rc == 1 && matches(a, &rw->cp)) {
+	else if (rc == 1 && a != NULL && matches(a, &rw->cp)) {
 		if ((prc = approval_put_copy(a)) != 0) {
 			log_warnx("approval %s: the copy of host %s's record"
 			    " cannot be stored: %s", a->id, host,
@@ -1107,7 +1107,7 @@ mirror_got(int rc, struct approval *a, const char *host, void *arg)
 {
 	(void)host;
 	(void)arg;
-	if (rc == 1 && a->state != A_PENDING)
+	if (rc == 1 && a != NULL && a->state != A_PENDING)
 		(void)decision_local(a);
 }
 
