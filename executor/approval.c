@@ -621,48 +621,45 @@ waiter_timeout(evutil_socket_t fd, short what, void *arg)
 	approval_free(&a);
 }
 
-void
-approval_wait(const struct proto_msg *m)
+/*
+ * A wait whose record was looked up (found: 1, 0, -1): parked, or
+ * answered now.  a is freed here.
+ */
+static void
+wait_found(const char *id, uint64_t msgid, uint64_t conn,
+    const struct principal *p, int found, struct approval *a,
+    uint64_t timeout_ms)
 {
-	const char		*id = m->wait.approval_id;
-	const struct principal	*p;
-	struct claim		 cl;
-	struct approval		 a;
 	struct waiter		*w;
 	struct timeval		 tv;
 	uint64_t		 ms, left;
-	uid_t			 uid;
-	int			 found;
 
-	request_claim(m, &cl);
-	p = peer_principal(&cl, &uid);
-	found = approval_get(id, &a);
 	/* Another principal's approval is answered as if it did not exist. */
-	if (p == NULL || found != 1 || strcmp(a.tenant, p->tenant) != 0 ||
-	    strcmp(a.env, p->env) != 0) {
-		answer_plain(MSG_WAIT_ANS, m->id, &(struct response){
+	if (p == NULL || found != 1 || strcmp(a->tenant, p->tenant) != 0 ||
+	    strcmp(a->env, p->env) != 0) {
+		answer_plain(MSG_WAIT_ANS, msgid, &(struct response){
 		    .status = ST_ERROR, .reason = E_BAD_REQUEST,
 		    .message = "no such approval" });
 		goto out;
 	}
-	if (effective_state(&a) != A_PENDING) {
-		answer_plain(MSG_WAIT_ANS, m->id, &(struct response){
+	if (effective_state(a) != A_PENDING) {
+		answer_plain(MSG_WAIT_ANS, msgid, &(struct response){
 		    .status = ST_OK,
-		    .state = approval_state_str(effective_state(&a)),
+		    .state = approval_state_str(effective_state(a)),
 		    .approval_id = id });
 		goto out;
 	}
-	ms = m->wait.timeout_ms;
+	ms = timeout_ms;
 	if (ms > WAIT_MAX_MS)
 		ms = WAIT_MAX_MS;
 	/* Wake at the expiry at the latest, to say so. */
-	left = (a.expires_at - (uint64_t)time(NULL)) * 1000;
+	left = (a->expires_at - (uint64_t)time(NULL)) * 1000;
 	if (left < ms)
 		ms = left;
 	w = xcalloc(1, sizeof(*w));
-	w->id = m->id;
-	w->conn = m->wait.conn;
-	memcpy(w->approval_id, a.id, sizeof(w->approval_id));
+	w->id = msgid;
+	w->conn = conn;
+	memcpy(w->approval_id, a->id, sizeof(w->approval_id));
 	w->timer = evtimer_new(ex->base, waiter_timeout, w);
 	tv.tv_sec = (time_t)(ms / 1000);
 	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
@@ -670,7 +667,67 @@ approval_wait(const struct proto_msg *m)
 	TAILQ_INSERT_TAIL(&waiters, w, entry);
 	nwaiters++;
 out:
-	approval_free(&a);
+	approval_free(a);
+}
+
+/* A wait on the shared store for a record this host has no copy of. */
+struct wait_fetch {
+	char			 id[APPROVAL_ID_LEN + 1];
+	uint64_t		 msgid, conn, timeout_ms;
+	const struct principal	*p;
+};
+
+static void
+wait_fetched(int rc, struct approval *a, const char *host, void *arg)
+{
+	struct wait_fetch	*wf = arg;
+	struct approval		 local;
+	int			 found = 0;
+
+	(void)host;
+	job_end();
+	memset(&local, 0, sizeof(local));
+	/* Only the principal's own is copied here. */
+	if (rc == 1 && a != NULL && wf->p != NULL &&
+	    strcmp(a->tenant, wf->p->tenant) == 0 &&
+	    strcmp(a->env, wf->p->env) == 0 && approval_put_copy(a) == 0)
+		found = approval_get(wf->id, &local);
+	wait_found(wf->id, wf->msgid, wf->conn, wf->p, found, &local,
+	    wf->timeout_ms);
+	free(wf);
+}
+
+void
+approval_wait(const struct proto_msg *m)
+{
+	const char		*id = m->wait.approval_id;
+	const struct principal	*p;
+	struct wait_fetch	*wf;
+	struct claim		 cl;
+	struct approval		 a;
+	uid_t			 uid;
+	int			 found;
+
+	request_claim(m, &cl);
+	p = peer_principal(&cl, &uid);
+	found = approval_get(id, &a);
+	/* Shared: requested on another host; its record is the database's. */
+	if (found == 0 && p != NULL && pgstore_on() &&
+	    strlen(id) == APPROVAL_ID_LEN) {
+		wf = xcalloc(1, sizeof(*wf));
+		memcpy(wf->id, id, APPROVAL_ID_LEN);
+		wf->msgid = m->id;
+		wf->conn = m->wait.conn;
+		wf->timeout_ms = m->wait.timeout_ms;
+		wf->p = p;
+		job_begin();
+		if (pgstore_approval_get(id, wait_fetched, wf) == -1)
+			wait_fetched(-1, NULL, NULL, wf);
+		approval_free(&a);
+		return;
+	}
+	wait_found(id, m->id, m->wait.conn, p, found, &a,
+	    m->wait.timeout_ms);
 }
 
 size_t

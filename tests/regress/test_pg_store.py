@@ -382,6 +382,24 @@ def a_checkpoint_issued_on_one_host_resumes_on_the_other_once():
             t.join(30)
         assert all(y["status"] == "ok" and y["replayed"] is True for y in res), res
         assert count_lines(f.effects) == 1
+        # A wait on b for an approval asked on a wakes at a's decision.
+        r2 = f.a.client().call("rec.appr", {"ticket_id": fresh()}, run_id=fresh("run"))
+        assert r2["status"] == "needs_approval", r2
+        res2 = {}
+
+        def wait():
+            res2["w"] = f.b.client().wait(r2["approval_id"], 10000)
+
+        t = threading.Thread(target=wait)
+        t.start()
+        time.sleep(0.5)
+        t0 = time.time()
+        assert f.a.ctl("approve", r2["approval_id"])[0] == 0
+        t.join(15)
+        assert res2["w"]["state"] == "approved", res2
+        assert time.time() - t0 < 1.0, time.time() - t0
+        w = f.b.client().wait("0" * 32, 100)
+        assert w["status"] == "error" and "no such approval" in w["message"], w
         # A forged checkpoint is still refused on either host.
         bad = r["checkpoint"][:-4] + ("AAAA" if not r["checkpoint"].endswith("AAAA") else "BBBB")
         for d in (f.a, f.b):
