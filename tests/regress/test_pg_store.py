@@ -212,6 +212,24 @@ def the_kill_switch_crosses_hosts_within_a_second():
 
 
 @test
+def a_switch_thrown_while_the_database_is_down_reaches_all_when_it_is_back():
+    with Fleet() as f:
+        f.pg.stop()
+        wait_for(lambda: store_state(f.a).startswith("down"), 10, "a to see the loss")
+        assert f.a.ctl("writes", "disable")[0] != 0     # held here, not stored
+        assert f.a.client().hello()["writes_enabled"] is False
+        rc, out, err = f.b.ctl("writes", "enable")
+        assert rc != 0 and "writes stay disabled" in err, (rc, out, err)
+        assert f.b.client().hello()["writes_enabled"] is True   # b never saw it
+        f.pg.start()
+        wait_store_up(f.a)
+        wait_for(lambda: f.b.client().hello()["writes_enabled"] is False, 10,
+                 "b to hear of the switch thrown on a")
+        assert f.b.ctl("writes", "enable")[0] == 0
+        wait_for(lambda: f.a.client().hello()["writes_enabled"] is True, 5, "a on")
+
+
+@test
 def losing_the_database_fails_closed_and_comes_back():
     with Fleet() as f:
         done = {}
