@@ -821,8 +821,8 @@ pg_came_up(void)
 	size_t		 n, i;
 
 	if (ks_unsent == 1) {
-		(void)ks_send(1, ks_unsent_who ? ks_unsent_who : "this host",
-		    1);
+		(void)ks_send(1, ks_unsent_who ? ks_unsent_who :
+		    ex->conf->store_host_id, 1);
 		ks_unsent = -1;
 	}
 	(void)pg_query_setup("SELECT value FROM tg_meta WHERE name ="
@@ -931,6 +931,18 @@ pgstore_init(void)
 {
 	struct timeval	tv = { TICK_S, 0 };
 
+	/*
+	 * Off here at start (this host's store) may be a switch thrown while
+	 * the database was out of reach, before a restart: it is sent at the
+	 * first connection, as one thrown now would be.  Fail closed: should
+	 * the fleet have been enabled meanwhile, it is off again, and an
+	 * operator enables it.
+	 */
+	if (ex->writes_off) {
+		ks_unsent = 1;
+		xasprintf(&ks_unsent_who, "host %s, off at its start",
+		    ex->conf->store_host_id);
+	}
 	pg_listen("tg_ledger");
 	pg_listen("tg_kill");
 	pg_listen("tg_approval");

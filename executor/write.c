@@ -773,6 +773,17 @@ undo_txn(struct store_txn *txn, void *arg)
 		    (rc = ledger_run_del(txn, w->first->tenant,
 		    w->first->run_id, w->key)) != 0)
 			return rc;
+		/*
+		 * An approval this intent started, whose write did not
+		 * start here: not used (a resume may run it).  Replayed or
+		 * in doubt, it was used.
+		 */
+		if ((w->verdict == V_UNRECORDED || w->verdict == V_WAIT ||
+		    w->verdict == V_WRITES_OFF) && !w->again &&
+		    w->first->approval_id != NULL &&
+		    (rc = approval_unstart_txn(txn, w->first->approval_id)) !=
+		    0)
+			return rc;
 	}
 	return 0;
 }

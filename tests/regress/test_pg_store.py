@@ -230,6 +230,22 @@ def a_switch_thrown_while_the_database_is_down_reaches_all_when_it_is_back():
 
 
 @test
+def a_switch_thrown_while_down_survives_a_restart_and_reaches_all():
+    with Fleet() as f:
+        f.pg.stop()
+        wait_for(lambda: store_state(f.a).startswith("down"), 10, "a to see the loss")
+        os.kill(f.a.executor_pid(), signal.SIGUSR1)
+        wait_for(lambda: f.a.client().hello()["writes_enabled"] is False, 5, "a off")
+        f.a.stop(expect_rc=None)
+        f.a.start()
+        assert f.a.client().hello()["writes_enabled"] is False
+        f.pg.start()
+        wait_store_up(f.a)
+        wait_for(lambda: f.b.client().hello()["writes_enabled"] is False, 10,
+                 "b to hear of the switch a kept")
+
+
+@test
 def losing_the_database_fails_closed_and_comes_back():
     with Fleet() as f:
         done = {}
