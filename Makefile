@@ -144,6 +144,7 @@ test: deps
 	$(MAKE) cppcheck
 	$(MAKE) faults FAULT_ITERS=15
 	$(MAKE) faults FAULT_ITERS=10 FAULT_CLOCK=1
+	$(MAKE) faults FAULT_ITERS=10 FAULT_PG=1
 	$(MAKE) soak SOAK_SECONDS=30
 
 # The seeded fault-injection test (tests/faults/faults.py): SIGKILL of
@@ -151,12 +152,14 @@ test: deps
 # answers reconciled against the tools' side-effect log; fails on any
 # doubled, lost or unapproved write.  FAULT_CLOCK=1 also steps the
 # executor's wall clock +-2 h (libfaketime: the normal build only).
+# FAULT_PG=1: two daemon pairs (two hosts) on one PostgreSQL instead.
 FAULT_ITERS	?= 300
 FAULT_SEED	?= 1
 FAULT_CLOCK	?= 0
+FAULT_PG	?= 0
 faults: $(PROGS)
 	@BUILD=$(BUILD) SAN=$(SAN) FAULT_ITERS=$(FAULT_ITERS) \
-	  FAULT_SEED=$(FAULT_SEED) FAULT_CLOCK=$(FAULT_CLOCK) \
+	  FAULT_SEED=$(FAULT_SEED) FAULT_CLOCK=$(FAULT_CLOCK) FAULT_PG=$(FAULT_PG) \
 	  /usr/bin/python3 tests/faults/faults.py
 
 # The soak (tests/soak/soak.py, as root): 1000 agent connections of four
