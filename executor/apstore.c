@@ -265,25 +265,6 @@ approval_start_txn(struct store_txn *txn, const char *id)
 	return rc;
 }
 
-int
-approval_unstart_txn(struct store_txn *txn, const char *id)
-{
-	struct approval	a;
-	struct rec_arg	ra = { id, &a, 0, 0, 0, 0 };
-	int		rc;
-
-	memset(&a, 0, sizeof(a));
-	if ((rc = approval_get_txn(txn, id, &a)) != 1)
-		return rc == 0 ? 0 : rc;
-	rc = 0;
-	if (a.started_ms != 0) {
-		a.started_ms = 0;
-		rc = put_txn(txn, &ra);
-	}
-	approval_free(&a);
-	return rc;
-}
-
 struct page_arg {
 	const char	*after;		/* NULL: from the first */
 	size_t		 limit;

@@ -78,12 +78,6 @@ int	approval_put_copy(struct approval *);
 #define APPROVAL_USED	(-30101)
 int	approval_check_txn(struct store_txn *, const char *id, int st);
 int	approval_start_txn(struct store_txn *, const char *id);
-/*
- * The shared store: the write approval_start_txn recorded was not started
- * after all (the database did not record its intent, or another host
- * runs it): as if never started.
- */
-int	approval_unstart_txn(struct store_txn *, const char *id);
 
 /* Pending approvals now (0 when the store cannot be read). */
 size_t	approvals_pending(void);

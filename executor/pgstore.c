@@ -115,7 +115,7 @@ hex_bytea(const char *p, size_t n)
 	return s;
 }
 
-enum { A_KEY, A_STATE, A_REC, A_NOTE, A_AGAIN };
+enum { A_KEY, A_STATE, A_REC, A_NOTE, A_APPROVAL };
 
 static char *
 array_of(const struct pg_item *it, size_t n, int what)
@@ -136,8 +136,8 @@ array_of(const struct pg_item *it, size_t n, int what)
 		case A_NOTE:
 			sb_elem(&b, it[i].note);
 			break;
-		case A_AGAIN:
-			sb_elem(&b, it[i].again ? "t" : "f");
+		case A_APPROVAL:
+			sb_elem(&b, it[i].approval_id);
 			break;
 		case A_REC:
 			h = hex_bytea(it[i].rec, it[i].reclen);
@@ -244,7 +244,7 @@ pgstore_batch(struct pg_item *out, size_t nout, struct pg_item *in,
 	v[3] = array_of(out, nout, A_NOTE);
 	v[4] = array_of(in, nin, A_KEY);
 	v[5] = array_of(in, nin, A_REC);
-	v[6] = array_of(in, nin, A_AGAIN);
+	v[6] = array_of(in, nin, A_APPROVAL);
 	v[7] = ex->conf->store_host_id;
 	v[8] = (char *)pg_instance();
 	rc = pg_query(sql, 9, (const char *const *)v, NULL, NULL, batch_done,

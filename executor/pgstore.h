@@ -40,7 +40,7 @@ enum pg_verdict {
 	PV_WAIT,		/* running on a live executor ('why': its host) */
 	PV_OFF,			/* the kill switch is thrown */
 	PV_RETRY,		/* not recorded ('why'): refused, may be retried */
-	PV_USED,		/* 'again', and no record: the approval was used */
+	PV_USED,		/* its approval was used, its record is gone */
 };
 
 struct pg_item {
@@ -49,7 +49,7 @@ struct pg_item {
 	const char	*rec;		/* ledger_encode()'s bytes */
 	size_t		 reclen;
 	const char	*note;		/* outcomes: NULL or why in doubt */
-	int		 again;		/* intents: its approval started it before */
+	const char	*approval_id;	/* intents: the approval resumed, or NULL */
 	/* Intents: the answer. */
 	enum pg_verdict	 verdict;
 	char		*prior;		/* malloc'ed; NULL when none */

@@ -89,7 +89,6 @@ struct wop {
 	int			 queued;
 	int			 inflight;	/* shared: in a batch sent */
 	int			 waiting;	/* shared: V_WAIT, until told */
-	int			 again;		/* shared: its approval started it */
 	/* The backend sent nothing (unavailable, tool_changed). */
 	int			 unsent;
 	enum verdict		 verdict;	/* of the intent transaction */
@@ -458,8 +457,9 @@ intent_txn(struct store_txn *txn, struct wop *w)
 	}
 	if (c->approval_id != NULL && pgstore_on()) {
 		/*
-		 * Shared: the key's record is the database's, so whether a
-		 * used approval may replay or retry is asked there ('again').
+		 * Shared: approved, checked here; used, asked of the database
+		 * in the transaction of the intent (tg_intents), as the key's
+		 * record and the approval's use are there, for every host.
 		 */
 		rc = approval_check_txn(txn, c->approval_id, L_DONE);
 		if (rc == APPROVAL_USED) {
@@ -468,10 +468,6 @@ intent_txn(struct store_txn *txn, struct wop *w)
 		}
 		if (rc != 0)
 			return rc;
-		rc = approval_check_txn(txn, c->approval_id, L_NONE);
-		if (rc != 0 && rc != APPROVAL_USED)
-			return rc;
-		w->again = rc == APPROVAL_USED;
 	} else if (c->approval_id != NULL) {
 		rc = approval_check_txn(txn, c->approval_id, w->found.state);
 		if (rc == APPROVAL_USED) {
@@ -773,17 +769,6 @@ undo_txn(struct store_txn *txn, void *arg)
 		    (rc = ledger_run_del(txn, w->first->tenant,
 		    w->first->run_id, w->key)) != 0)
 			return rc;
-		/*
-		 * An approval this intent started, whose write did not
-		 * start here: not used (a resume may run it).  Replayed or
-		 * in doubt, it was used.
-		 */
-		if ((w->verdict == V_UNRECORDED || w->verdict == V_WAIT ||
-		    w->verdict == V_WRITES_OFF) && !w->again &&
-		    w->first->approval_id != NULL &&
-		    (rc = approval_unstart_txn(txn, w->first->approval_id)) !=
-		    0)
-			return rc;
 	}
 	return 0;
 }
@@ -918,7 +903,7 @@ commit_shared(struct wopq *q, int nout, int nin)
 		} else if (rc_in == 0 && w->verdict == V_RUN &&
 		    sb->nin < (size_t)nin) {
 			sb->in[sb->nin].key = w->key;
-			sb->in[sb->nin].again = w->again;
+			sb->in[sb->nin].approval_id = w->first->approval_id;
 			sb->in[sb->nin].rec = ledger_encode(&w->rec,
 			    &sb->in[sb->nin].reclen);
 			sb->inw[sb->nin++] = w;

@@ -870,6 +870,10 @@ class ReadJob(Job):
             time.sleep(self.delay)
         r = self.it.request({"op": "call", "run_id": self.it.run_id(),
                              "tool": "echo", "args": {"q": self.q}})
+        # Refused while its executor is gone (a kill): asked again, as a
+        # write would be.
+        if r.get("status") == "error" and r.get("error") == "unavailable":
+            return
         if r.get("status") != "ok" or r["result"].get("args") != {"q": self.q}:
             self.it.issue("read %s: %s" % (self.q, r))
         with self.it.lock:

@@ -451,6 +451,23 @@ def a_checkpoint_issued_on_one_host_resumes_on_the_other_once():
 
 
 @test
+def a_used_approval_never_runs_again_on_another_host_after_retention():
+    """Resumed (ran) on a; its ledger record swept (retention_s 1, on the
+    database's clock); the same checkpoint on b is refused, not run."""
+    with Fleet(retention_s=1) as f:
+        r = f.a.client().call("rec.appr", {"ticket_id": fresh()}, run_id=fresh("run"))
+        assert f.a.ctl("approve", r["approval_id"])[0] == 0
+        x = f.a.client().resume(r["checkpoint"])
+        assert x["status"] == "ok" and x["replayed"] is False, x
+        wait_for(lambda: f.pg.psql("SELECT count(*) FROM tg_ledger") == [["0"]], 25,
+                 "the sweep")
+        for d in (f.b, f.a):
+            y = d.client().resume(r["checkpoint"])
+            assert y["status"] == "denied" and y["stop_reason"] == "approval_expired", y
+        assert count_lines(f.effects) == 1
+
+
+@test
 def an_older_schema_is_migrated_at_start():
     """A database at version 1 (as the first executors left it) is taken
     to the current version by the next executor that connects."""
