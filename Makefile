@@ -9,7 +9,7 @@ DEBS	 = build-essential pkg-config libevent-dev libmsgpack-dev \
 	   libsodium-dev liblmdb-dev libseccomp-dev libyaml-dev libjansson-dev libcurl4-openssl-dev \
 	   python3 python3-msgpack python3-cryptography \
 	   clang libclang-rt-14-dev cppcheck libfaketime prometheus \
-	   systemd logrotate procps mandoc
+	   systemd logrotate procps mandoc postgresql libpq-dev
 
 ifeq ($(SAN),1)
 BUILD	?= build-san
@@ -30,11 +30,14 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 # gatewayd's seccomp filter (gatewayd/sandbox.c): gatewayd alone links it.
 SECCOMP_CFLAGS := $(shell pkg-config --cflags libseccomp 2>/dev/null)
 SECCOMP_LIBS   := $(shell pkg-config --libs libseccomp 2>/dev/null)
+# The store on PostgreSQL (executor/pg*.c): the executor alone links libpq.
+PQ_CFLAGS := $(shell pkg-config --cflags libpq 2>/dev/null)
+PQ_LIBS   := $(shell pkg-config --libs libpq 2>/dev/null)
 
 CFLAGS	+= -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 \
 	   -Wstrict-prototypes -Wmissing-prototypes -g $(OPT) \
 	   -D_GNU_SOURCE -D_FORTIFY_SOURCE=2 -fstack-protector-strong $(SANFLAGS) $(SANDEFS) \
-	   -pthread -I. $(PKG_CFLAGS) $(SECCOMP_CFLAGS)
+	   -pthread -I. $(PKG_CFLAGS) $(SECCOMP_CFLAGS) $(PQ_CFLAGS)
 # Each program links only the libraries it uses: gatewayd and gatewayctl
 # have no use for libcurl (the executor alone talks to HTTP APIs).
 LDFLAGS	+= $(SANFLAGS) -pthread -Wl,--as-needed
@@ -82,7 +85,7 @@ $(LIBBRIDGE): $(call obj,$(BRIDGE_SRC))
 $(BUILD)/gatewayd: $(call obj,gatewayd/gatewayd.c) $(LIBGATEWAYD) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(SECCOMP_LIBS)
 $(BUILD)/executor: $(call obj,executor/executor.c) $(LIBEXECUTOR) $(LIBCOMMON)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(PQ_LIBS)
 $(BUILD)/gatewayctl: $(call obj,$(wildcard ctl/*.c)) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BUILD)/toolgate-mcp: $(call obj,bridge/toolgate-mcp.c) $(LIBBRIDGE) $(LIBCOMMON)
@@ -143,6 +146,7 @@ test: deps
 	$(MAKE) cppcheck
 	$(MAKE) faults FAULT_ITERS=15
 	$(MAKE) faults FAULT_ITERS=10 FAULT_CLOCK=1
+	$(MAKE) faults FAULT_ITERS=10 FAULT_PG=1
 	$(MAKE) soak SOAK_SECONDS=30
 
 # The seeded fault-injection test (tests/faults/faults.py): SIGKILL of
@@ -150,12 +154,14 @@ test: deps
 # answers reconciled against the tools' side-effect log; fails on any
 # doubled, lost or unapproved write.  FAULT_CLOCK=1 also steps the
 # executor's wall clock +-2 h (libfaketime: the normal build only).
+# FAULT_PG=1: two daemon pairs (two hosts) on one PostgreSQL instead.
 FAULT_ITERS	?= 300
 FAULT_SEED	?= 1
 FAULT_CLOCK	?= 0
+FAULT_PG	?= 0
 faults: $(PROGS)
 	@BUILD=$(BUILD) SAN=$(SAN) FAULT_ITERS=$(FAULT_ITERS) \
-	  FAULT_SEED=$(FAULT_SEED) FAULT_CLOCK=$(FAULT_CLOCK) \
+	  FAULT_SEED=$(FAULT_SEED) FAULT_CLOCK=$(FAULT_CLOCK) FAULT_PG=$(FAULT_PG) \
 	  /usr/bin/python3 tests/faults/faults.py
 
 # The soak (tests/soak/soak.py, as root): 1000 agent connections of four

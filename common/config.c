@@ -472,6 +472,9 @@ cfg_free_strings(char **v, size_t n)
 static const struct cfgchoice default_modes[] = {
 	{ "read_only", 0 }, { "read_write", 1 }, { NULL, 0 }
 };
+static const struct cfgchoice store_backends[] = {
+	{ "lmdb", STORE_LMDB }, { "postgresql", STORE_PG }, { NULL, 0 }
+};
 static const struct cfgchoice tool_modes[] = {
 	{ "read", TOOL_READ }, { "write", TOOL_WRITE }, { NULL, 0 }
 };
@@ -752,8 +755,16 @@ static const struct cfgkey cfgkeys[] = {
 	  .def = "1000", .project = 1,
 	  .doc = "live runs of one tenant at once" },
 
-	{ .name = "store", .type = CT_SECTION, .project = 1,
-	  .doc = "the executor's LMDB store" },
+	{ .name = "store", .type = CT_SECTION,
+	  .doc = "the executor's store: LMDB, or PostgreSQL shared by hosts" },
+	{ .name = "store.backend", .type = CT_ENUM, CONF(store_backend),
+	  .choices = store_backends, .what = "lmdb or postgresql",
+	  .def = "lmdb",
+	  .doc = "lmdb (in the state dir) or postgresql (shared)" },
+	{ .name = "store.dsn", .type = CT_CODE, .fn = sect_store_dsn,
+	  .doc = "postgresql: the libpq connection string" },
+	{ .name = "store.host_id", .type = CT_NAME, CONF(store_host_id),
+	  .doc = "this host's name in shared records; default: the host name" },
 	{ .name = "store.map_size", .type = CT_UINT, CONF(map_size),
 	  .min = MIB, .max = 1024 * 1024 * MIB, .def = "67108864",
 	  .project = 1, .doc = "initial map size" },
@@ -1241,6 +1252,8 @@ config_free(struct config *c)
 	cfg_free_strings(c->audit_redact, c->naudit_redact);
 	cfg_free_strings(c->approval_tools, c->napproval_tools);
 	free(c->metrics_listen);
+	free(c->store_dsn);
+	free(c->store_host_id);
 	for (i = 0; i < c->nrate_tools; i++)
 		free(c->rate_tools[i].tool);
 	free(c->rate_tools);

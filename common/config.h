@@ -187,6 +187,9 @@ struct config {
 	uint64_t	 map_size;	/* store.map_size */
 	uint64_t	 max_map_size;	/* store.max_map_size */
 	uint64_t	 store_reserve;	/* store.reserve, or derived */
+	int		 store_backend;	/* store.backend: STORE_LMDB, STORE_PG */
+	char		*store_dsn;	/* store.dsn: a libpq connection string */
+	char		*store_host_id;	/* store.host_id, or the host name */
 
 	char		*metrics_listen;	/* metrics.listen; NULL: none */
 
@@ -209,6 +212,10 @@ struct config {
  * "FILE: what is wrong" for the file as a whole).  Lines that do not fit
  * are counted in a last line "FILE: N more errors".
  */
+/* store.backend */
+#define STORE_LMDB	0
+#define STORE_PG	1
+
 struct config	*config_load(const char *path, char *err, size_t errlen);
 void		 config_free(struct config *);
 /*

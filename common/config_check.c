@@ -12,12 +12,14 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <yaml.h>
 
 #include "common/config.h"
 #include "common/credpath.h"
 #include "common/config_impl.h"
+#include "common/xmalloc.h"
 #include "common/yamlread.h"
 
 #define SELF_APPROVAL_HINT \
@@ -383,6 +385,43 @@ check_store(struct cfgctx *ctx)
 }
 
 /*
+ * store.backend postgresql needs store.dsn; store.host_id defaults to the
+ * host name (up to its first dot), which must then be a valid name, as
+ * host_id names this host in the shared records.
+ */
+static void
+check_store_backend(struct cfgctx *ctx)
+{
+	static const char *const keys[] = { "store.backend", "store.dsn",
+	    "store.host_id", NULL };
+	struct config	*c = ctx->conf;
+	yaml_node_t	*node;
+	char		 host[256], *dot;
+
+	if (any_bad(ctx, keys) == -1 || c->store_backend != STORE_PG)
+		return;
+	if (c->store_dsn == NULL) {
+		(void)cfg_given(ctx, "store.backend", &node);
+		cfg_error(ctx, node, "store.backend", "postgresql needs "
+		    "store.dsn");
+	}
+	if (c->store_host_id != NULL)
+		return;
+	if (gethostname(host, sizeof(host)) == -1)
+		host[0] = '\0';
+	host[sizeof(host) - 1] = '\0';
+	if ((dot = strchr(host, '.')) != NULL)
+		*dot = '\0';
+	if (!cfg_valid_name(host)) {
+		(void)cfg_given(ctx, "store.backend", &node);
+		cfg_error(ctx, node, "store.host_id", "the host name '%s' is"
+		    " not a valid name: set store.host_id", host);
+		return;
+	}
+	c->store_host_id = xstrdup(host);
+}
+
+/*
  * The connection caps are shares of limits.max_connections.  Peers with no
  * principal get a quarter at most by default, so they never fill the
  * table.
@@ -503,6 +542,7 @@ check_config(struct cfgctx *ctx)
 		    "writes.enabled: true (read_only means no writes unless "
 		    "they are enabled)");
 	check_store(ctx);
+	check_store_backend(ctx);
 	check_limits(ctx);
 	check_tool_names(ctx);
 	check_mcp_tools(ctx);

@@ -205,6 +205,8 @@ int	sect_rate_tools(struct cfgctx *, const struct cfgkey *,
 	    yaml_node_t *, const char *);
 int	sect_metrics_listen(struct cfgctx *, const struct cfgkey *,
 	    yaml_node_t *, const char *);
+int	sect_store_dsn(struct cfgctx *, const struct cfgkey *, yaml_node_t *,
+	    const char *);
 int	sect_scope(struct cfgctx *, const struct cfgkey *, yaml_node_t *,
 	    const char *);
 

@@ -650,6 +650,33 @@ sect_metrics_listen(struct cfgctx *ctx, const struct cfgkey *k,
 	return 0;
 }
 
+/*
+ * store.dsn: a libpq connection string, given to PQconnectStart as it is;
+ * libpq alone knows its syntax, so only its size and its characters are
+ * checked here (a control character would hide in the logs).
+ */
+int
+sect_store_dsn(struct cfgctx *ctx, const struct cfgkey *k, yaml_node_t *val,
+    const char *path)
+{
+	const char	*s;
+	size_t		 i;
+
+	(void)k;
+	if (cfg_get_str(ctx, val, path, &s) == -1)
+		return -1;
+	if (s[0] == '\0' || strlen(s) > 4096)
+		return cfg_error(ctx, val, path, "a libpq connection string"
+		    " of 1 to 4096 bytes");
+	for (i = 0; s[i] != '\0'; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return cfg_error(ctx, val, path, "a control character"
+			    " at byte %zu", i);
+	free(ctx->conf->store_dsn);
+	ctx->conf->store_dsn = xstrdup(s);
+	return 0;
+}
+
 /* credentials.scope: only the one safe setting exists. */
 int
 sect_scope(struct cfgctx *ctx, const struct cfgkey *k, yaml_node_t *val,

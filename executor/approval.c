@@ -11,6 +11,7 @@
  * Pending approvals expire at expires_at (approvals.ttl_s after the
  * request); a decided approval does not expire.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,8 @@
 #include "executor/breaker.h"
 #include "executor/checkpoint.h"
 #include "executor/executor.h"
+#include "executor/jobs.h"
+#include "executor/pgstore.h"
 #include "executor/read.h"
 #include "executor/request.h"
 #include "executor/response.h"
@@ -186,6 +189,76 @@ approval_request_id(struct call *c, const msgpack_object *args,
 	return rc;
 }
 
+/* needs_approval, with the checkpoint. */
+static void
+request_answer(struct call *c, const struct approval *a, const char *token)
+{
+	answer_plain(c->ans_type, c->id, &(struct response){
+	    .status = ST_NEEDS_APPROVAL, .reason = R_APPROVAL_REQUIRED,
+	    .approval_id = a->id, .checkpoint = token,
+	    .args_hash = a->args_hash, .has_expires_at = 1,
+	    .expires_at = a->expires_at,
+	    .message = "this write needs an operator's approval: resume with"
+	    " the checkpoint once approved" });
+}
+
+/* A request on its way to the shared store. */
+struct shared_req {
+	struct call	*c;
+	char		 id[APPROVAL_ID_LEN + 1];
+	char		*args_hash;
+	uint64_t	 expires_at;
+	char		*token;
+};
+
+#define SHARED_DOWN_MSG	"the shared store (PostgreSQL) cannot record the" \
+			" approval: it was not requested"
+
+static void
+request_stored(int ok, void *arg)
+{
+	struct shared_req	*sr = arg;
+	struct approval		 a;
+
+	if (ok) {
+		memset(&a, 0, sizeof(a));
+		memcpy(a.id, sr->id, sizeof(a.id));
+		a.args_hash = sr->args_hash;
+		a.expires_at = sr->expires_at;
+		request_answer(sr->c, &a, sr->token);
+	} else
+		answer_refuse(sr->c, ST_ERROR, E_UNAVAILABLE,
+		    SHARED_DOWN_MSG);
+	call_free(sr->c);
+	free(sr->args_hash);
+	free(sr->token);
+	free(sr);
+	job_end();
+}
+
+/*
+ * Shared: the record goes to the database too, and the agent is answered
+ * once it is there, so that an operator on any host sees it.  Stored here
+ * already, it is the local copy the resume reads (this host's quota
+ * counts it); should the database refuse it, it is never answered and
+ * expires unused.  Owns c.
+ */
+static void
+request_shared(struct call *c, const struct approval *a, const char *token)
+{
+	struct shared_req	*sr;
+
+	sr = xcalloc(1, sizeof(*sr));
+	sr->c = c;
+	memcpy(sr->id, a->id, sizeof(sr->id));
+	sr->args_hash = xstrdup(a->args_hash);
+	sr->expires_at = a->expires_at;
+	sr->token = xstrdup(token);
+	job_begin();
+	if (pgstore_approval_insert(a, request_stored, sr) == -1)
+		request_stored(0, sr);
+}
+
 /* Request: called from call_handle for a covered write.  Owns c. */
 void
 approval_request(struct call *c, const msgpack_object *args)
@@ -212,13 +285,14 @@ approval_request(struct call *c, const msgpack_object *args)
 	token = checkpoint_sign(&cp);
 	log_info("approval %s requested: %s/%s %s %s", a.id, a.tenant,
 	    a.run_id, a.tool, a.args_hash);
-
-	answer_plain(c->ans_type, c->id, &(struct response){
-	    .status = ST_NEEDS_APPROVAL, .reason = R_APPROVAL_REQUIRED,
-	    .approval_id = a.id, .checkpoint = token, .args_hash = a.args_hash,
-	    .has_expires_at = 1, .expires_at = a.expires_at,
-	    .message = "this write needs an operator's approval: resume with"
-	    " the checkpoint once approved" });
+	/* Shared: answered once every host can see it (request_shared). */
+	if (pgstore_on()) {
+		request_shared(c, &a, token);
+		free(token);
+		approval_free(&a);
+		return;
+	}
+	request_answer(c, &a, token);
 	free(token);
 out:
 	approval_free(&a);
@@ -323,33 +397,142 @@ resume_decided(struct call *c, const struct approval *a)
 	}
 }
 
-void
-approval_resume(const struct proto_msg *m)
-{
-	const char		*tok = m->resume.checkpoint;
-	struct checkpoint	 cp;
-	struct approval		 a;
-	struct call		*c;
-	char			 err[256];
-	int			 found;
+static int	decision_local(const struct approval *);
 
-	if ((c = call_new(m, MSG_RESUME_ANS)) == NULL)
+struct refresh {
+	struct call	*c;
+	char		 id[APPROVAL_ID_LEN + 1];
+};
+
+/* The shared record of a resume's approval, pending here.  Owns c. */
+static void
+resume_refreshed(int rc, struct approval *a, const char *host, void *arg)
+{
+	struct refresh	*rf = arg;
+	struct call	*c = rf->c;
+	struct approval	 local;
+	int		 found;
+
+	(void)host;
+	job_end();
+	if (rc == -1) {
+		answer_refuse(c, ST_ERROR, E_UNAVAILABLE, "the shared store"
+		    " (PostgreSQL) cannot be reached: the approval cannot be"
+		    " read");
+		call_free(c);
+		free(rf);
 		return;
-	if (checkpoint_verify(tok, strlen(tok), &cp, err,
-	    sizeof(err)) == -1) {
-		c->tool = xstrdup("-");
-		answer_refuse(c, ST_DENIED, R_BAD_SIGNATURE, err);
+	}
+	if (rc == 1 && a != NULL && a->state != A_PENDING)
+		(void)decision_local(a);
+	/* This host's copy, now as decided: what the resume goes by. */
+	found = approval_get(rf->id, &local);
+	free(rf);
+	if (found != 1) {
+		answer_refuse(c, ST_ERROR, E_UNAVAILABLE,
+		    "the approvals cannot be read");
 		call_free(c);
 		return;
 	}
-	c->run_id = xstrdup(cp.run_id);
-	c->tool = xstrdup(cp.tool);
-	c->step_id = cp.step_id ? xstrdup(cp.step_id) : NULL;
+	resume_decided(c, &local);
+	approval_free(&local);
+}
+
+/*
+ * A resume whose checkpoint verified and whose record was looked up
+ * (found: 1, 0, -1).  Owns c; a is freed here.
+ */
+static void
+resume_found(struct call *c, int found, struct approval *a,
+    const struct checkpoint *cp)
+{
+	if (found == -1) {
+		answer_refuse(c, ST_ERROR, E_UNAVAILABLE,
+		    "the approvals cannot be read");
+		call_free(c);
+		return;
+	}
+	if (found == 0 || !matches(a, cp)) {
+		answer_refuse(c, ST_DENIED, R_BAD_SIGNATURE,
+		    "the checkpoint does not match an approval");
+		approval_free(a);
+		call_free(c);
+		return;
+	}
+	/*
+	 * Shared: pending here may be decided on another host, its news
+	 * not here yet: the database says (resume_refreshed).
+	 */
+	if (pgstore_on() && a->state == A_PENDING &&
+	    effective_state(a) == A_PENDING) {
+		struct refresh	*rf = xcalloc(1, sizeof(*rf));
+
+		rf->c = c;
+		memcpy(rf->id, a->id, sizeof(rf->id));
+		job_begin();
+		if (pgstore_approval_get(a->id, resume_refreshed, rf) == -1)
+			resume_refreshed(-1, NULL, NULL, rf);
+		approval_free(a);
+		return;
+	}
+	resume_decided(c, a);
+	approval_free(a);
+}
+
+/* A resume on the shared store waiting for the database. */
+struct resume_wait {
+	struct call		*c;
+	char			*tok;		/* verify again with peers' keys */
+	struct checkpoint	 cp;		/* or: verified, record asked */
+};
+
+/*
+ * Shared: the record of a checkpoint another host issued, from the
+ * database; copied here, the resume goes as if it were ours.
+ */
+static void
+resume_fetched(int rc, struct approval *a, const char *host, void *arg)
+{
+	struct resume_wait	*rw = arg;
+	struct approval		 local;
+	int			 found = 0, prc;
+
+	(void)host;
+	job_end();
+	memset(&local, 0, sizeof(local));
+	if (rc == -1)
+		found = -1;
+	else if (rc == 1 && a != NULL && matches(a, &rw->cp)) {
+		if ((prc = approval_put_copy(a)) != 0) {
+			log_warnx("approval %s: the copy of host %s's record"
+			    " cannot be stored: %s", a->id, host,
+			    store_strerror(prc));
+			found = -1;
+		} else
+			found = approval_get(a->id, &local);
+	}
+	resume_found(rw->c, found, &local, &rw->cp);
+	checkpoint_free(&rw->cp);
+	free(rw);
+}
+
+/* The checkpoint verified: its principal, its expiry, its record.  Owns c. */
+static void
+resume_verified(struct call *c, struct checkpoint *cp)
+{
+	struct resume_wait	*rw;
+	struct approval		 a;
+	int			 found;
+
+	c->run_id = xstrdup(cp->run_id);
+	c->tool = xstrdup(cp->tool);
+	c->step_id = cp->step_id ? xstrdup(cp->step_id) : NULL;
 	/* Ours, signed: its records name it whatever the answer. */
-	c->approval_id = xstrdup(cp.approval_id);
-	if (strcmp(cp.tenant, c->tenant) != 0 || strcmp(cp.env, c->env) != 0) {
+	c->approval_id = xstrdup(cp->approval_id);
+	if (strcmp(cp->tenant, c->tenant) != 0 ||
+	    strcmp(cp->env, c->env) != 0) {
 		log_warnx("resume: %s/%s presented a checkpoint of %s/%s",
-		    c->tenant, c->env, cp.tenant, cp.env);
+		    c->tenant, c->env, cp->tenant, cp->env);
 		answer_refuse(c, ST_DENIED, R_BAD_SIGNATURE,
 		    "the checkpoint belongs to another principal");
 		goto out;
@@ -359,30 +542,86 @@ approval_resume(const struct proto_msg *m)
 	 * the approval record is kept exactly that long (on both clocks), so
 	 * one that verifies always finds its record, or is told it expired.
 	 */
-	if ((uint64_t)time(NULL) >= cp.expires_at + ex->conf->retention_s) {
+	if ((uint64_t)time(NULL) >= cp->expires_at + ex->conf->retention_s) {
 		answer_refuse(c, ST_DENIED, R_APPROVAL_EXPIRED,
 		    "the checkpoint has expired");
 		goto out;
 	}
-	found = approval_get(cp.approval_id, &a);
-	if (found == -1) {
-		answer_refuse(c, ST_ERROR, E_UNAVAILABLE,
-		    "the approvals cannot be read");
-		goto out;
+	found = approval_get(cp->approval_id, &a);
+	/* Shared: issued on another host, its record is the database's. */
+	if (found == 0 && pgstore_on()) {
+		rw = xcalloc(1, sizeof(*rw));
+		rw->c = c;
+		rw->cp = *cp;
+		memset(cp, 0, sizeof(*cp));
+		job_begin();
+		if (pgstore_approval_get(rw->cp.approval_id, resume_fetched,
+		    rw) == -1)
+			resume_fetched(-1, NULL, NULL, rw);
+		return;
 	}
-	if (found == 0 || !matches(&a, &cp)) {
-		answer_refuse(c, ST_DENIED, R_BAD_SIGNATURE,
-		    "the checkpoint does not match an approval");
-		approval_free(&a);
-		goto out;
-	}
-	resume_decided(c, &a);
-	approval_free(&a);
-	checkpoint_free(&cp);
+	resume_found(c, found, &a, cp);
+	checkpoint_free(cp);
 	return;
 out:
-	checkpoint_free(&cp);
+	checkpoint_free(cp);
 	call_free(c);
+}
+
+/* Shared: the other hosts' keys are read; the checkpoint verified again. */
+static void
+resume_keys(int ok, void *arg)
+{
+	struct resume_wait	*rw = arg;
+	struct checkpoint	 cp;
+	char			 err[256];
+
+	job_end();
+	if (checkpoint_verify(rw->tok, strlen(rw->tok), &cp, err,
+	    sizeof(err)) == -1) {
+		rw->c->tool = xstrdup("-");
+		if (!ok)
+			answer_refuse(rw->c, ST_ERROR, E_UNAVAILABLE, "the"
+			    " shared store (PostgreSQL) cannot be reached: the"
+			    " checkpoint cannot be verified");
+		else
+			answer_refuse(rw->c, ST_DENIED, R_BAD_SIGNATURE, err);
+		call_free(rw->c);
+	} else
+		resume_verified(rw->c, &cp);
+	free(rw->tok);
+	free(rw);
+}
+
+void
+approval_resume(const struct proto_msg *m)
+{
+	const char		*tok = m->resume.checkpoint;
+	struct resume_wait	*rw;
+	struct checkpoint	 cp;
+	struct call		*c;
+	char			 err[256];
+
+	if ((c = call_new(m, MSG_RESUME_ANS)) == NULL)
+		return;
+	if (checkpoint_verify(tok, strlen(tok), &cp, err,
+	    sizeof(err)) == -1) {
+		/* Shared: maybe another host's key, published since. */
+		if (pgstore_on() && strcmp(err, CHECKPOINT_UNKNOWN_KEY) == 0) {
+			rw = xcalloc(1, sizeof(*rw));
+			rw->c = c;
+			rw->tok = xstrdup(tok);
+			job_begin();
+			if (pgstore_peer_keys(resume_keys, rw) == -1)
+				resume_keys(0, rw);
+			return;
+		}
+		c->tool = xstrdup("-");
+		answer_refuse(c, ST_DENIED, R_BAD_SIGNATURE, err);
+		call_free(c);
+		return;
+	}
+	resume_verified(c, &cp);
 }
 
 /* Waiting for a decision. */
@@ -419,48 +658,45 @@ waiter_timeout(evutil_socket_t fd, short what, void *arg)
 	approval_free(&a);
 }
 
-void
-approval_wait(const struct proto_msg *m)
+/*
+ * A wait whose record was looked up (found: 1, 0, -1): parked, or
+ * answered now.  a is freed here.
+ */
+static void
+wait_found(const char *id, uint64_t msgid, uint64_t conn,
+    const struct principal *p, int found, struct approval *a,
+    uint64_t timeout_ms)
 {
-	const char		*id = m->wait.approval_id;
-	const struct principal	*p;
-	struct claim		 cl;
-	struct approval		 a;
 	struct waiter		*w;
 	struct timeval		 tv;
 	uint64_t		 ms, left;
-	uid_t			 uid;
-	int			 found;
 
-	request_claim(m, &cl);
-	p = peer_principal(&cl, &uid);
-	found = approval_get(id, &a);
 	/* Another principal's approval is answered as if it did not exist. */
-	if (p == NULL || found != 1 || strcmp(a.tenant, p->tenant) != 0 ||
-	    strcmp(a.env, p->env) != 0) {
-		answer_plain(MSG_WAIT_ANS, m->id, &(struct response){
+	if (p == NULL || found != 1 || strcmp(a->tenant, p->tenant) != 0 ||
+	    strcmp(a->env, p->env) != 0) {
+		answer_plain(MSG_WAIT_ANS, msgid, &(struct response){
 		    .status = ST_ERROR, .reason = E_BAD_REQUEST,
 		    .message = "no such approval" });
 		goto out;
 	}
-	if (effective_state(&a) != A_PENDING) {
-		answer_plain(MSG_WAIT_ANS, m->id, &(struct response){
+	if (effective_state(a) != A_PENDING) {
+		answer_plain(MSG_WAIT_ANS, msgid, &(struct response){
 		    .status = ST_OK,
-		    .state = approval_state_str(effective_state(&a)),
+		    .state = approval_state_str(effective_state(a)),
 		    .approval_id = id });
 		goto out;
 	}
-	ms = m->wait.timeout_ms;
+	ms = timeout_ms;
 	if (ms > WAIT_MAX_MS)
 		ms = WAIT_MAX_MS;
 	/* Wake at the expiry at the latest, to say so. */
-	left = (a.expires_at - (uint64_t)time(NULL)) * 1000;
+	left = (a->expires_at - (uint64_t)time(NULL)) * 1000;
 	if (left < ms)
 		ms = left;
 	w = xcalloc(1, sizeof(*w));
-	w->id = m->id;
-	w->conn = m->wait.conn;
-	memcpy(w->approval_id, a.id, sizeof(w->approval_id));
+	w->id = msgid;
+	w->conn = conn;
+	memcpy(w->approval_id, a->id, sizeof(w->approval_id));
 	w->timer = evtimer_new(ex->base, waiter_timeout, w);
 	tv.tv_sec = (time_t)(ms / 1000);
 	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
@@ -468,7 +704,67 @@ approval_wait(const struct proto_msg *m)
 	TAILQ_INSERT_TAIL(&waiters, w, entry);
 	nwaiters++;
 out:
-	approval_free(&a);
+	approval_free(a);
+}
+
+/* A wait on the shared store for a record this host has no copy of. */
+struct wait_fetch {
+	char			 id[APPROVAL_ID_LEN + 1];
+	uint64_t		 msgid, conn, timeout_ms;
+	const struct principal	*p;
+};
+
+static void
+wait_fetched(int rc, struct approval *a, const char *host, void *arg)
+{
+	struct wait_fetch	*wf = arg;
+	struct approval		 local;
+	int			 found = 0;
+
+	(void)host;
+	job_end();
+	memset(&local, 0, sizeof(local));
+	/* Only the principal's own is copied here. */
+	if (rc == 1 && a != NULL && wf->p != NULL &&
+	    strcmp(a->tenant, wf->p->tenant) == 0 &&
+	    strcmp(a->env, wf->p->env) == 0 && approval_put_copy(a) == 0)
+		found = approval_get(wf->id, &local);
+	wait_found(wf->id, wf->msgid, wf->conn, wf->p, found, &local,
+	    wf->timeout_ms);
+	free(wf);
+}
+
+void
+approval_wait(const struct proto_msg *m)
+{
+	const char		*id = m->wait.approval_id;
+	const struct principal	*p;
+	struct wait_fetch	*wf;
+	struct claim		 cl;
+	struct approval		 a;
+	uid_t			 uid;
+	int			 found;
+
+	request_claim(m, &cl);
+	p = peer_principal(&cl, &uid);
+	found = approval_get(id, &a);
+	/* Shared: requested on another host; its record is the database's. */
+	if (found == 0 && p != NULL && pgstore_on() &&
+	    strlen(id) == APPROVAL_ID_LEN) {
+		wf = xcalloc(1, sizeof(*wf));
+		memcpy(wf->id, id, APPROVAL_ID_LEN);
+		wf->msgid = m->id;
+		wf->conn = m->wait.conn;
+		wf->timeout_ms = m->wait.timeout_ms;
+		wf->p = p;
+		job_begin();
+		if (pgstore_approval_get(id, wait_fetched, wf) == -1)
+			wait_fetched(-1, NULL, NULL, wf);
+		approval_free(&a);
+		return;
+	}
+	wait_found(id, m->id, m->wait.conn, p, found, &a,
+	    m->wait.timeout_ms);
 }
 
 size_t
@@ -619,18 +915,31 @@ approvals_pack_page(struct msgbuf *mb, const char *after, size_t limit)
 	return 0;
 }
 
+static void	pack_one(struct msgbuf *, const struct approval *);
+
 int
 approval_pack_one(struct msgbuf *mb, const char *id)
 {
 	struct approval		a;
-	struct mpmap		m;
-	struct canon_buf	json = { NULL, 0, 0 };
-	msgpack_unpacked	u;
-	size_t			off = 0;
 	int			found;
 
 	if ((found = approval_get(id, &a)) != 1)
 		return found;
+	pack_one(mb, &a);
+	approval_free(&a);
+	return 1;
+}
+
+/* {ok, the fields, args in full} */
+static void
+pack_one(struct msgbuf *mb, const struct approval *ap)
+{
+	struct approval		a = *ap;
+	struct mpmap		m;
+	struct canon_buf	json = { NULL, 0, 0 };
+	msgpack_unpacked	u;
+	size_t			off = 0;
+
 	mpmap_begin(&m, mb);
 	mpmap_bool(&m, "ok", 1);
 	pack_head(&m, &a);
@@ -657,8 +966,41 @@ approval_pack_one(struct msgbuf *mb, const char *id)
 	mpmap_bool(&m, "truncated", 0);
 	mpmap_end(&m);
 	canon_buf_free(&json);
-	approval_free(&a);
-	return 1;
+}
+
+/* a, pending, becomes decided by who. */
+static void
+decide_rec(struct approval *a, int approve, const char *who,
+    const char *note)
+{
+	a->state = approve ? A_APPROVED : A_DENIED;
+	a->decided_ms = now_ms();
+	/*
+	 * A denied write never runs: its args are not kept, so a denial
+	 * frees their room and fits in the store's reserve.
+	 */
+	if (!approve) {
+		free(a->args);
+		a->args = xstrdup("");	/* not NULL: it is copied */
+		a->argslen = 0;
+	}
+	free(a->approver);
+	free(a->note);
+	a->approver = xstrdup(who);
+	a->note = note ? xstrdup(note) : NULL;
+}
+
+/* A decision stored: audited, logged, told to its waits. */
+static void
+decision_told(const struct approval *a, const char *who, const char *note)
+{
+	int	approve = a->state == A_APPROVED;
+
+	(void)audit_approval("decision", a, approve ? "approved" : "denied",
+	    who, note);
+	log_info("approval %s %s by %s", a->id, approve ? "approved" :
+	    "denied", who);
+	wake_waiters(a->id, approval_state_str(a->state));
 }
 
 int
@@ -687,31 +1029,265 @@ approval_decide(const char *id, int approve, const char *who,
 		approval_free(&a);
 		return -1;
 	}
-	a.state = approve ? A_APPROVED : A_DENIED;
-	a.decided_ms = now_ms();
-	/*
-	 * A denied write never runs: its args are not kept, so a denial
-	 * frees their room and fits in the store's reserve.
-	 */
-	if (!approve) {
-		free(a.args);
-		a.args = xstrdup("");	/* not NULL: it is copied */
-		a.argslen = 0;
-	}
-	a.approver = xstrdup(who);
-	a.note = note ? xstrdup(note) : NULL;
+	decide_rec(&a, approve, who, note);
 	if ((rc = approval_put(&a, 0)) != 0) {
 		snprintf(err, errlen, "the decision cannot be stored: %s",
 		    store_strerror(rc));
 		approval_free(&a);
 		return -1;
 	}
-	(void)audit_approval("decision", &a, approve ? "approved" :
-	    "denied", who, note);
-	log_info("approval %s %s by %s", id, approve ? "approved" : "denied",
-	    who);
-	wake_waiters(id, approval_state_str(a.state));
+	decision_told(&a, who, note);
 	approval_free(&a);
+	return 0;
+}
+
+/* The shared store's side: decided, listed, shown from any host. */
+
+struct shared_ctl {
+	void	(*fn)(struct msgbuf *, const char *, void *);
+	void	*arg;
+	char	 id[APPROVAL_ID_LEN + 1];
+	int	 approve;
+	char	*who;
+	char	*note;
+	struct approval a;		/* decide: the record as decided */
+	int	 have_a;
+};
+
+static void
+shared_ctl_free(struct shared_ctl *sc)
+{
+	if (sc->have_a)
+		approval_free(&sc->a);
+	free(sc->who);
+	free(sc->note);
+	free(sc);
+}
+
+static void __attribute__((format(printf, 2, 3)))
+shared_ctl_error(struct shared_ctl *sc, const char *fmt, ...)
+{
+	char	err[512];
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, sizeof(err), fmt, ap);
+	va_end(ap);
+	sc->fn(NULL, err, sc->arg);
+	shared_ctl_free(sc);
+}
+
+/*
+ * This host's copy of a decided approval: stored (off this host's
+ * quota), audited and told to the waits here, unless it is decided here
+ * already.  Returns 1 when it was pending here.
+ */
+static int
+decision_local(const struct approval *d)
+{
+	struct approval	a;
+	int		rc;
+
+	if (approval_get(d->id, &a) != 1)
+		return 0;
+	if (a.state != A_PENDING) {
+		approval_free(&a);
+		return 0;
+	}
+	approval_free(&a);
+	if ((rc = approval_put((struct approval *)d, 0)) != 0) {
+		log_warnx("approval %s: the shared decision cannot be stored"
+		    " here: %s", d->id, store_strerror(rc));
+		return 0;
+	}
+	decision_told(d, d->approver ? d->approver : "?", d->note);
+	return 1;
+}
+
+static void
+shared_decided(int rc, void *arg)
+{
+	struct shared_ctl	*sc = arg;
+	struct msgbuf		 mb;
+	struct mpmap		 m;
+
+	if (rc == -1) {
+		shared_ctl_error(sc, "the decision on %s cannot be stored in"
+		    " the shared store", sc->id);
+		return;
+	}
+	if (rc == 0) {
+		shared_ctl_error(sc, "approval %s was decided meanwhile",
+		    sc->id);
+		return;
+	}
+	/* Requested here: the local copy now; else audited here. */
+	if (!decision_local(&sc->a)) {
+		(void)audit_approval("decision", &sc->a, sc->approve ?
+		    "approved" : "denied", sc->who, sc->note);
+		log_info("approval %s %s by %s (shared)", sc->id,
+		    sc->approve ? "approved" : "denied", sc->who);
+	}
+	msgbuf_init(&mb);
+	mpmap_begin(&m, &mb);
+	mpmap_bool(&m, "ok", 1);
+	mpmap_str(&m, "approval_id", sc->id);
+	mpmap_str(&m, "state", sc->approve ? "approved" : "denied");
+	mpmap_str(&m, "approver", sc->who);
+	mpmap_end(&m);
+	sc->fn(&mb, NULL, sc->arg);
+	shared_ctl_free(sc);
+}
+
+static void
+shared_decide_got(int rc, struct approval *a, const char *host, void *arg)
+{
+	struct shared_ctl	*sc = arg;
+
+	(void)host;
+	if (rc != 1) {
+		if (rc == 0)
+			shared_ctl_error(sc, "no approval %s", sc->id);
+		else
+			shared_ctl_error(sc, "the approvals cannot be read"
+			    " (shared store): %s", sc->id);
+		return;
+	}
+	if (effective_state(a) != A_PENDING) {
+		shared_ctl_error(sc, "approval %s is %s already", sc->id,
+		    approval_state_str(effective_state(a)));
+		return;
+	}
+	if (!audit_up()) {
+		shared_ctl_error(sc, "the audit log cannot be written: the"
+		    " decision on %s is not taken", sc->id);
+		return;
+	}
+	/* The record is the fn's: ours is a copy to decide. */
+	sc->a = *a;
+	memset(a, 0, sizeof(*a));
+	sc->have_a = 1;
+	decide_rec(&sc->a, sc->approve, sc->who, sc->note);
+	if (pgstore_approval_decide(&sc->a, shared_decided, sc) == -1)
+		shared_decided(-1, sc);
+}
+
+int
+approval_decide_shared(const char *id, int approve, const char *who,
+    const char *note, void (*fn)(struct msgbuf *, const char *, void *),
+    void *arg)
+{
+	struct shared_ctl	*sc;
+
+	if (strlen(id) != APPROVAL_ID_LEN)
+		return -1;
+	sc = xcalloc(1, sizeof(*sc));
+	sc->fn = fn;
+	sc->arg = arg;
+	memcpy(sc->id, id, APPROVAL_ID_LEN);
+	sc->approve = approve;
+	sc->who = xstrdup(who);
+	sc->note = note ? xstrdup(note) : NULL;
+	if (pgstore_approval_get(id, shared_decide_got, sc) == -1) {
+		shared_ctl_free(sc);
+		return -2;
+	}
+	return 0;
+}
+
+/* tg_approval: decided on some host; this host's copy follows. */
+static void
+mirror_got(int rc, struct approval *a, const char *host, void *arg)
+{
+	(void)host;
+	(void)arg;
+	if (rc == 1 && a != NULL && a->state != A_PENDING)
+		(void)decision_local(a);
+}
+
+void
+approval_shared_decided(const char *id)
+{
+	(void)pgstore_approval_get(id, mirror_got, NULL);
+}
+
+static void
+shared_paged(int ok, size_t n, struct approval *as, int more, void *arg)
+{
+	struct shared_ctl	*sc = arg;
+	struct msgbuf		 mb;
+	struct mpmap		 m;
+	size_t			 i;
+
+	if (!ok) {
+		shared_ctl_error(sc, "the approvals cannot be read"
+		    " (shared store)");
+		return;
+	}
+	msgbuf_init(&mb);
+	mpmap_begin(&m, &mb);
+	mpmap_bool(&m, "ok", 1);
+	msgpack_pack_array(mpmap_key(&m, "items"), n);
+	for (i = 0; i < n; i++)
+		pack_item(&mb, &as[i]);
+	if (more && n > 0)
+		mpmap_str(&m, "next", as[n - 1].id);
+	mpmap_end(&m);
+	sc->fn(&mb, NULL, sc->arg);
+	shared_ctl_free(sc);
+}
+
+int
+approvals_page_shared(const char *after, size_t limit,
+    void (*fn)(struct msgbuf *, const char *, void *), void *arg)
+{
+	struct shared_ctl	*sc;
+
+	sc = xcalloc(1, sizeof(*sc));
+	sc->fn = fn;
+	sc->arg = arg;
+	if (pgstore_approvals_page(after, limit, shared_paged, sc) == -1) {
+		shared_ctl_free(sc);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+shared_one(int rc, struct approval *a, const char *host, void *arg)
+{
+	struct shared_ctl	*sc = arg;
+	struct msgbuf		 mb;
+
+	(void)host;
+	if (rc != 1) {
+		if (rc == 0)
+			shared_ctl_error(sc, "no approval %s", sc->id);
+		else
+			shared_ctl_error(sc, "the approvals cannot be read"
+			    " (shared store): %s", sc->id);
+		return;
+	}
+	msgbuf_init(&mb);
+	pack_one(&mb, a);
+	sc->fn(&mb, NULL, sc->arg);
+	shared_ctl_free(sc);
+}
+
+int
+approval_one_shared(const char *id,
+    void (*fn)(struct msgbuf *, const char *, void *), void *arg)
+{
+	struct shared_ctl	*sc;
+
+	sc = xcalloc(1, sizeof(*sc));
+	sc->fn = fn;
+	sc->arg = arg;
+	snprintf(sc->id, sizeof(sc->id), "%s", id);
+	if (pgstore_approval_get(id, shared_one, sc) == -1) {
+		shared_ctl_free(sc);
+		return -1;
+	}
 	return 0;
 }
 

@@ -57,4 +57,18 @@ int	approval_pack_one(struct msgbuf *, const char *id);
 int	approval_decide(const char *id, int approve, const char *who,
 	    const char *note, char *err, size_t errlen);
 
+/*
+ * The same on the shared store (PostgreSQL), answered later: fn gets the
+ * answer map, or NULL and why not.  -1 when refused at once (a bad id
+ * for decide, or the database not up), fn not called; decide: -1 bad
+ * id, -2 the database is not up.
+ */
+int	approvals_page_shared(const char *after, size_t limit,
+	    void (*fn)(struct msgbuf *, const char *, void *), void *arg);
+int	approval_one_shared(const char *id,
+	    void (*fn)(struct msgbuf *, const char *, void *), void *arg);
+int	approval_decide_shared(const char *id, int approve, const char *who,
+	    const char *note, void (*fn)(struct msgbuf *, const char *, void *),
+	    void *arg);
+
 #endif

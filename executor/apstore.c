@@ -112,6 +112,7 @@ struct rec_arg {
 	int		 found;
 	int		 created;	/* a new record: index its expiry */
 	int		 decided;	/* pending no more: off the quota */
+	int		 copy;		/* another host's: index, no quota */
 };
 
 static int
@@ -146,6 +147,7 @@ approval_get(const char *id, struct approval *a)
 	ra.found = 0;
 	ra.created = 0;
 	ra.decided = 0;
+	ra.copy = 0;
 	if (strlen(id) != APPROVAL_ID_LEN)
 		return 0;
 	if (store_read(ex->store, get_txn, &ra) != 0)
@@ -174,7 +176,7 @@ put_txn(struct store_txn *txn, void *arg)
 	v.data = buf;
 	rc = stx_put(txn, DB_APPROVALS, &k, &v);
 	free(buf);
-	if (rc == 0 && ra->created)
+	if (rc == 0 && (ra->created || ra->copy))
 		rc = ledger_expire_approval(txn, ex->store, ra->a->id,
 		    ra->a->expires_at * 1000);
 	return rc;
@@ -189,10 +191,18 @@ put_txn(struct store_txn *txn, void *arg)
 int
 approval_put(struct approval *a, int created)
 {
-	struct rec_arg	ra = { a->id, a, 0, created, !created };
+	struct rec_arg	ra = { a->id, a, 0, created, !created, 0 };
 
 	if (!created && a->state == A_DENIED)
 		return store_write_reserve(ex->store, put_txn, &ra);
+	return store_write_need(ex->store, a->argslen + 4096, put_txn, &ra);
+}
+
+int
+approval_put_copy(struct approval *a)
+{
+	struct rec_arg	ra = { a->id, a, 0, 0, 0, 1 };
+
 	return store_write_need(ex->store, a->argslen + 4096, put_txn, &ra);
 }
 
@@ -209,6 +219,7 @@ approval_get_txn(struct store_txn *txn, const char *id, struct approval *a)
 	ra.found = 0;
 	ra.created = 0;
 	ra.decided = 0;
+	ra.copy = 0;
 	if ((rc = get_txn(txn, &ra)) != 0)
 		return rc;
 	return ra.found;
@@ -239,7 +250,7 @@ int
 approval_start_txn(struct store_txn *txn, const char *id)
 {
 	struct approval	a;
-	struct rec_arg	ra = { id, &a, 0, 0, 0 };
+	struct rec_arg	ra = { id, &a, 0, 0, 0, 0 };
 	int		rc;
 
 	memset(&a, 0, sizeof(a));

@@ -60,6 +60,11 @@ int	approval_get(const char *id, struct approval *);
  * APQUOTA_COUNT, APQUOTA_BYTES, or a store error (STORE_*).
  */
 int	approval_put(struct approval *, int created);
+/*
+ * The shared store: this host's copy of another host's record, so that a
+ * resume here goes the same way (not on this host's quota; swept as ours).
+ */
+int	approval_put_copy(struct approval *);
 
 /*
  * Inside the intent transaction of a resumed write (write.c).  An approval

@@ -46,6 +46,9 @@ static struct sigkey	cur_key;
 static struct sigkey	*old_keys;	/* rotated out, still verifying */
 static size_t		 nold, oldcap;
 static char		key_path[4096], old_path[4096];
+/* Other hosts' public keys (the shared store): they verify, never sign. */
+static struct sigkey	*peer_keys;
+static size_t		 npeer;
 static uint64_t		key_ttl_s;
 
 static void
@@ -282,6 +285,65 @@ checkpoint_keys_rotate(char *err, size_t errlen)
 	return 0;
 }
 
+/* One public key a line: "HEX(pk) VALID_UNTIL" (0: the current key). */
+char *
+checkpoint_public_keys(void)
+{
+	char	*s, *t, hex[crypto_sign_PUBLICKEYBYTES * 2 + 1];
+	size_t	 i;
+
+	sodium_bin2hex(hex, sizeof(hex), cur_key.pk, sizeof(cur_key.pk));
+	xasprintf(&s, "%s 0\n", hex);
+	for (i = 0; i < nold; i++) {
+		if (old_keys[i].valid_until <= (uint64_t)time(NULL))
+			continue;
+		sodium_bin2hex(hex, sizeof(hex), old_keys[i].pk,
+		    sizeof(old_keys[i].pk));
+		xasprintf(&t, "%s%s %llu\n", s, hex,
+		    (unsigned long long)old_keys[i].valid_until);
+		free(s);
+		s = t;
+	}
+	return s;
+}
+
+size_t
+checkpoint_peer_keys(const char *text)
+{
+	struct sigkey	 k;
+	const char	*p = text, *nl;
+	char		 line[256], *sp, *end;
+	size_t		 len, got;
+
+	free(peer_keys);
+	peer_keys = NULL;
+	npeer = 0;
+	for (; *p != '\0'; p = *nl ? nl + 1 : nl) {
+		if ((nl = strchr(p, '\n')) == NULL)
+			nl = p + strlen(p);
+		len = (size_t)(nl - p);
+		if (len == 0 || len >= sizeof(line))
+			continue;
+		memcpy(line, p, len);
+		line[len] = '\0';
+		memset(&k, 0, sizeof(k));
+		if ((sp = strchr(line, ' ')) == NULL ||
+		    sodium_hex2bin(k.pk, sizeof(k.pk), line,
+		    (size_t)(sp - line), NULL, &got, NULL) != 0 ||
+		    got != sizeof(k.pk) || sp[1] < '0' || sp[1] > '9')
+			continue;
+		k.valid_until = strtoull(sp + 1, &end, 10);
+		if (*end != '\0')
+			continue;
+		k.present = 1;
+		key_id(&k);
+		peer_keys = xreallocarray(peer_keys, npeer + 1,
+		    sizeof(*peer_keys));
+		peer_keys[npeer++] = k;
+	}
+	return npeer;
+}
+
 /* The signed payload: a checkpoint and the id of the key signing it. */
 struct payload {
 	struct checkpoint	 cp;
@@ -449,10 +511,14 @@ checkpoint_verify(const char *s, size_t len, struct checkpoint *cp,
 		if (strcmp(kid, old_keys[i].kid) == 0 &&
 		    old_keys[i].valid_until > (uint64_t)time(NULL))
 			k = &old_keys[i];
+	for (i = 0; k == NULL && i < npeer; i++)
+		if (strcmp(kid, peer_keys[i].kid) == 0 &&
+		    (peer_keys[i].valid_until == 0 ||
+		    peer_keys[i].valid_until > (uint64_t)time(NULL)))
+			k = &peer_keys[i];
 	if (k == NULL) {
 		checkpoint_free(cp);
-		snprintf(err, errlen, "the checkpoint was signed by a key we"
-		    " do not hold");
+		snprintf(err, errlen, CHECKPOINT_UNKNOWN_KEY);
 		return -1;
 	}
 	signed_message(&m, payload, plen);

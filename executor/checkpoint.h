@@ -49,6 +49,19 @@ char	*checkpoint_sign(const struct checkpoint *);
 int	checkpoint_verify(const char *s, size_t len, struct checkpoint *cp,
 	    char *err, size_t errlen);
 
+/* checkpoint_verify's reason for a key neither we nor our peers hold. */
+#define CHECKPOINT_UNKNOWN_KEY	"the checkpoint was signed by a key we do not hold"
+
+/*
+ * The shared store: this executor's public keys, the current and those
+ * rotated out that still verify, as text for other hosts (malloc'ed; one
+ * a line, "HEX VALID_UNTIL", 0 for the current one); and other hosts'
+ * keys, in that text (several hosts' lines together), which then verify
+ * as ours do.  Lines that do not parse are skipped.  Returns how many.
+ */
+char	*checkpoint_public_keys(void);
+size_t	 checkpoint_peer_keys(const char *text);
+
 /* Decode a payload without verifying (for the fuzz target). */
 int	checkpoint_decode_payload(const unsigned char *buf, size_t len,
 	    struct checkpoint *cp, char kid[17]);

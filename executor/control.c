@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <pwd.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,7 @@
 #include "executor/executor.h"
 #include "executor/fds.h"
 #include "executor/killswitch.h"
+#include "executor/pgstore.h"
 #include "executor/ledger.h"
 #include "executor/peers.h"
 #include "executor/request.h"
@@ -55,11 +57,28 @@ struct ctl_conn {
 	struct bufferevent	*bev;
 	struct event		*idle;	/* closes it without a request */
 	uid_t			 uid;
+	uint64_t		 id;	/* an answer that comes later finds it */
 };
 
 static TAILQ_HEAD(, ctl_conn)	ctl_conns = TAILQ_HEAD_INITIALIZER(ctl_conns);
 static struct listener		*ctl_listener;
 static size_t			 ctl_nconns;
+static uint64_t			 ctl_next_id;
+
+/*
+ * The connection an answer that comes later (the shared store's) goes to:
+ * NULL when the operator has hung up meanwhile.
+ */
+static struct ctl_conn *
+ctl_by_id(uint64_t id)
+{
+	struct ctl_conn	*cc;
+
+	TAILQ_FOREACH(cc, &ctl_conns, entry)
+		if (cc->id == id)
+			return cc;
+	return NULL;
+}
 
 static void	ctl_status(struct ctl_conn *, const msgpack_object *,
 		    const struct operator *);
@@ -166,7 +185,9 @@ ctl_status(struct ctl_conn *cc, const msgpack_object *req,
 	mpmap_bool(&m, "writes_config", ex->conf->writes_enabled);
 	mpmap_bool(&m, "kill_switch", ex->writes_off);
 	mpmap_uint(&m, "pending_approvals", approvals_pending());
-	mpmap_uint(&m, "in_doubt", ledger_count(ex->store, L_IN_DOUBT));
+	/* Shared: every host's, as last counted in the database. */
+	mpmap_uint(&m, "in_doubt", pgstore_on() ? pgstore_in_doubt() :
+	    ledger_count(ex->store, L_IN_DOUBT));
 	mpmap_uint(&m, "running_tools", backends_active());
 	/* wait ops parked until a decision: none outlives its agent. */
 	mpmap_uint(&m, "waits", approvals_waiting());
@@ -180,6 +201,9 @@ ctl_status(struct ctl_conn *cc, const msgpack_object *req,
 	mpmap_str(&m, "audit", audit_state(audit, sizeof(audit)));
 	/* The chain as checked at start: broken is said, not enforced. */
 	mpmap_str(&m, "audit_chain", audit_chain_state());
+	/* The shared store: its connection, as writes depend on it. */
+	if (pgstore_on())
+		pgstore_status(&m);
 	mpmap_end(&m);
 	ctl_send(cc, &mb);
 }
@@ -285,6 +309,34 @@ ctl_page(struct ctl_conn *cc, const msgpack_object *req, size_t *limit,
 	return 0;
 }
 
+/* The shared store's page of the writes in doubt has come. */
+static void
+ledger_page_shared(int ok, size_t n, char **keys, struct ledger_rec *recs,
+    int more, void *arg)
+{
+	struct ctl_conn	*cc = ctl_by_id((uint64_t)(uintptr_t)arg);
+	struct msgbuf	 mb;
+	struct mpmap	 m;
+	size_t		 i;
+
+	if (cc == NULL)
+		return;
+	if (!ok) {
+		ctl_error(cc, "the shared ledger (PostgreSQL) cannot be read");
+		return;
+	}
+	msgbuf_init(&mb);
+	mpmap_begin(&m, &mb);
+	mpmap_bool(&m, "ok", 1);
+	msgpack_pack_array(mpmap_key(&m, "items"), n);
+	for (i = 0; i < n; i++)
+		ledger_item(keys[i], &recs[i], &mb);
+	if (more && n > 0)
+		mpmap_str(&m, "next", keys[n - 1]);
+	mpmap_end(&m);
+	ctl_send(cc, &mb);
+}
+
 /* The writes in doubt, in key order, one page of "items", then "next". */
 static void
 ctl_ledger(struct ctl_conn *cc, const msgpack_object *req,
@@ -299,6 +351,15 @@ ctl_ledger(struct ctl_conn *cc, const msgpack_object *req,
 	(void)op;
 	if (ctl_page(cc, req, &limit, &after) == -1)
 		return;
+	/* Shared: every host's, from the database; answered when it says. */
+	if (pgstore_on()) {
+		if (pgstore_ledger_page(after, limit, ledger_page_shared,
+		    (void *)(uintptr_t)cc->id) == -1)
+			ctl_error(cc, "the shared ledger (PostgreSQL) cannot"
+			    " be reached");
+		free(after);
+		return;
+	}
 	if ((rc = ledger_page(ex->store, L_IN_DOUBT, after, limit, NULL, NULL,
 	    &n, last, &more)) != 0) {
 		ctl_error(cc, "the ledger cannot be read: %s",
@@ -320,6 +381,55 @@ ctl_ledger(struct ctl_conn *cc, const msgpack_object *req,
 	free(after);
 }
 
+struct resolve_ans {
+	uint64_t	 id;
+	char		*key;
+	int		 done;
+};
+
+static void
+resolved_shared(const char *err, void *arg)
+{
+	struct resolve_ans	*ra = arg;
+	struct ctl_conn		*cc = ctl_by_id(ra->id);
+	struct msgbuf		 mb;
+	struct mpmap		 m;
+
+	if (cc != NULL && err != NULL)
+		ctl_error(cc, "%s", err);
+	else if (cc != NULL) {
+		msgbuf_init(&mb);
+		mpmap_begin(&m, &mb);
+		mpmap_bool(&m, "ok", 1);
+		mpmap_str(&m, "key", ra->key);
+		mpmap_str(&m, "state", ra->done ? "done" : "failed");
+		mpmap_end(&m);
+		ctl_send(cc, &mb);
+	}
+	free(ra->key);
+	free(ra);
+}
+
+/* resolve on the shared store: answered when the database has it. */
+static void
+resolve_shared(struct ctl_conn *cc, const char *key, int done,
+    const char *who)
+{
+	struct resolve_ans	*ra;
+	char			 err[512];
+
+	ra = xcalloc(1, sizeof(*ra));
+	ra->id = cc->id;
+	ra->key = xstrdup(key);
+	ra->done = done;
+	if (write_resolve_shared(key, done, who, resolved_shared, ra, err,
+	    sizeof(err)) == -1) {
+		ctl_error(cc, "%s", err);
+		free(ra->key);
+		free(ra);
+	}
+}
+
 static void
 ctl_resolve(struct ctl_conn *cc, const msgpack_object *req,
     const struct operator *op)
@@ -338,6 +448,11 @@ ctl_resolve(struct ctl_conn *cc, const msgpack_object *req,
 		return;
 	}
 	done = mp_streq(outcome, "done");
+	if (pgstore_on()) {
+		resolve_shared(cc, key, done, op->who);
+		free(key);
+		return;
+	}
 	if (write_resolve(key, done, op->who, err, sizeof(err)) == -1) {
 		ctl_error(cc, "%s", err);
 		free(key);
@@ -353,6 +468,28 @@ ctl_resolve(struct ctl_conn *cc, const msgpack_object *req,
 	free(key);
 }
 
+/*
+ * An answer the shared store gave later (approval.c's *_shared): to the
+ * operator, if still connected.
+ */
+static void
+ctl_later(struct msgbuf *mb, const char *err, void *arg)
+{
+	struct ctl_conn	*cc = ctl_by_id((uint64_t)(uintptr_t)arg);
+
+	if (cc == NULL) {
+		if (mb != NULL)
+			msgbuf_free(mb);
+		return;
+	}
+	if (mb != NULL)
+		ctl_send(cc, mb);
+	else
+		ctl_error(cc, "%s", err);
+}
+
+#define SHARED_DOWN	"the shared store (PostgreSQL) cannot be reached"
+
 static void
 ctl_approvals(struct ctl_conn *cc, const msgpack_object *req,
     const struct operator *op)
@@ -364,6 +501,14 @@ ctl_approvals(struct ctl_conn *cc, const msgpack_object *req,
 	(void)op;
 	if (ctl_page(cc, req, &limit, &after) == -1)
 		return;
+	/* Shared: every host's, answered when the database has. */
+	if (pgstore_on()) {
+		if (approvals_page_shared(after, limit, ctl_later,
+		    (void *)(uintptr_t)cc->id) == -1)
+			ctl_error(cc, SHARED_DOWN);
+		free(after);
+		return;
+	}
 	msgbuf_init(&mb);
 	if (approvals_pack_page(&mb, after, limit) == -1) {
 		msgbuf_free(&mb);
@@ -385,6 +530,13 @@ ctl_approval(struct ctl_conn *cc, const msgpack_object *req,
 	(void)op;
 	if (id == NULL) {
 		ctl_error(cc, "an approval id is needed");
+		return;
+	}
+	if (pgstore_on()) {
+		if (approval_one_shared(id, ctl_later,
+		    (void *)(uintptr_t)cc->id) == -1)
+			ctl_error(cc, SHARED_DOWN);
+		free(id);
 		return;
 	}
 	msgbuf_init(&mb);
@@ -409,11 +561,20 @@ ctl_decide(struct ctl_conn *cc, const msgpack_object *req,
 	char		*id = mp_strdup(mp_get(req, "approval_id"));
 	char		*note = mp_strdup(mp_get(req, "note"));
 	char		 err[512];
+	int		 rc;
 
 	if (id == NULL) {
 		ctl_error(cc, "an approval id is needed");
 	} else if (mp_get(req, "note") != NULL && note == NULL) {
 		ctl_error(cc, "the note must be a string");
+	} else if (pgstore_on()) {
+		/* Shared: decided for every host, answered when stored. */
+		rc = approval_decide_shared(id, approve, op->who, note,
+		    ctl_later, (void *)(uintptr_t)cc->id);
+		if (rc == -1)
+			ctl_error(cc, "no approval %s", id);
+		else if (rc == -2)
+			ctl_error(cc, SHARED_DOWN);
 	} else if (approval_decide(id, approve, op->who, note, err,
 	    sizeof(err)) == -1) {
 		ctl_error(cc, "%s", err);
@@ -461,6 +622,12 @@ ctl_keys_rotate(struct ctl_conn *cc, const msgpack_object *req,
 	}
 	ar.approver = op->who;
 	(void)audit_write(&ar, 1);
+	/*
+	 * Shared: the new key goes to the database, for the other hosts
+	 * (and at each connection: one missed now is published then).
+	 */
+	if (pgstore_on())
+		(void)pgstore_publish_keys();
 	msgbuf_init(&mb);
 	mpmap_begin(&m, &mb);
 	mpmap_bool(&m, "ok", 1);
@@ -715,6 +882,7 @@ ctl_accept(struct evconnlistener *l, evutil_socket_t fd,
 	}
 	cc = xcalloc(1, sizeof(*cc));
 	cc->uid = uid;
+	cc->id = ++ctl_next_id;
 	cc->bev = bufferevent_socket_new(ex->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	cc->idle = evtimer_new(ex->base, ctl_idle, cc);
 	if (cc->bev == NULL || cc->idle == NULL)

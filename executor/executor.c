@@ -72,6 +72,7 @@
 #include "executor/killswitch.h"
 #include "executor/metrics.h"
 #include "executor/peers.h"
+#include "executor/pgstore.h"
 #include "executor/ratelimit.h"
 #include "executor/read.h"
 #include "executor/request.h"
@@ -553,6 +554,7 @@ shutdown_begin(const char *why)
 		ex->gw = NULL;
 	}
 	control_shutdown();
+	write_drop_waits();
 	log_info("%s: finishing %zu running tools, for %llu s at most", why,
 	    backends_active(), (unsigned long long)ex->conf->shutdown_s);
 	tv.tv_sec = (time_t)ex->conf->shutdown_s;
@@ -790,6 +792,9 @@ modules_init(void)
 		fatalx("modules_init: event_new");
 	jobs_init(idle_ev);
 	backends_init(ex->base, ex->conf);
+	/* The shared store: connected on the loop, writes refused until up. */
+	if (pgstore_on())
+		pgstore_init();
 	write_init();
 	approvals_init();
 	control_init();
@@ -817,6 +822,8 @@ teardown(void)
 	control_shutdown();
 	approvals_shutdown();
 	admit_shutdown();
+	if (pgstore_on())
+		pgstore_shutdown();
 	write_shutdown();
 	peers_shutdown();
 	budget_shutdown();

@@ -28,8 +28,9 @@
 #include "executor/control.h"
 #include "executor/executor.h"
 #include "executor/request.h"
-#include "executor/store.h"
 #include "executor/forensics.h"
+#include "executor/pgstore.h"
+#include "executor/store.h"
 
 #define ENTITY_VALUE_MAX	512	/* bytes of one entity value shown */
 
@@ -174,6 +175,18 @@ forensics_load(const char *tenant, const char *run_id,
 	int		rc;
 
 	memset(rw, 0, sizeof(*rw));
+	/*
+	 * On the shared store the ledger records are the database's, not in
+	 * this host's LMDB: reading these would show every write as absent,
+	 * and compensate would undo nothing or the wrong things.  Refused
+	 * until forensics reads the database (PROTOCOL.md).
+	 */
+	if (pgstore_on()) {
+		snprintf(err, errlen, "forensics and compensate are not served"
+		    " with store.backend postgresql yet: the ledger is in the"
+		    " database; use gatewayctl audit show --run on each host");
+		return -1;
+	}
 	la = (struct load_arg){ tenant, run_id, rw, NULL, 0 };
 	if ((rc = store_read(ex->store, load_txn, &la)) != 0) {
 		snprintf(err, errlen, "the ledger cannot be read: %s",

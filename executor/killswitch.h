@@ -14,5 +14,10 @@ int	ks_writes_on(void);
  * could not be stored (writes stay off in memory regardless when disabling).
  */
 int	ks_set_writes_off(int off, const char *who);
+/*
+ * The shared store (pgstore.c) says the switch is now 'off' (thrown on
+ * some host, or as read at connection): follow it, tell gatewayd, audit.
+ */
+void	ks_apply_shared(int off, const char *who);
 
 #endif

@@ -23,6 +23,7 @@
 #include "executor/executor.h"
 #include "executor/response.h"
 #include "executor/metrics.h"
+#include "executor/pgstore.h"
 
 /* toolgate_tool_outcomes_total's class label. */
 enum tool_class { TC_OK, TC_FAILED, TC_TIMEOUT, TC_RETRYABLE, TC_N };
@@ -198,6 +199,8 @@ render(FILE *fp)
 	    " (executor).");
 	prom_sample(fp, "toolgate_oldest_pending_approval_seconds", "",
 	    oldest != 0 && now > oldest ? (now - oldest) / 1000 : 0);
+	if (pgstore_on())
+		pgstore_metrics(fp);
 }
 
 void

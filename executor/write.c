@@ -13,6 +13,16 @@
  * Commits are grouped: intents and outcomes that arrive in the same turn
  * of the event loop share one transaction (one fsync), and no tool starts
  * before the commit holding its intent returned.
+ *
+ * With the store shared on PostgreSQL (pgstore.h) the steps are the same,
+ * but the ledger is the database's and its commit is asynchronous: the
+ * batch's local part (runs, approvals, in LMDB) is committed as above
+ * without the ledger, then one statement commits its outcomes and intents
+ * in the database (commit_shared), and the batch is answered when that
+ * returns (shared_done) by the same code as with LMDB.  The database may
+ * answer an intent "wait": an executor on another host runs that key now;
+ * the write waits for the NOTIFY of its outcome and asks again, then
+ * replays it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +47,7 @@
 #include "executor/jobs.h"
 #include "executor/killswitch.h"
 #include "executor/ledger.h"
+#include "executor/pgstore.h"
 #include "executor/request.h"
 #include "executor/response.h"
 #include "executor/store.h"
@@ -44,6 +55,9 @@
 #include "executor/write.h"
 
 #define SWEEP_BATCH	1000
+#define WAIT_RECHECK_S	5	/* shared: waits ask again (write_shared_up) */
+#define WAIT_GONE_MSG	"the executor is shutting down: the write, running" \
+			" on another host, was not waited for"
 
 /*
  * What the intent transaction decided for a write.  The first three answer
@@ -59,6 +73,8 @@ enum verdict {
 	V_BUDGET,		/* per caller: the run has used its writes */
 	V_USED,			/* per caller: the approval was used up */
 	V_UNLOGGED,		/* recorded, but its audit record was not synced */
+	V_WAIT,			/* shared: running on another host; wait */
+	V_UNRECORDED,		/* shared: the database did not record it */
 };
 
 /* One write per idempotency key in flight, however many callers. */
@@ -72,6 +88,8 @@ struct wop {
 	struct callq		 waiters;	/* identical calls waiting */
 	enum { W_INTENT, W_RUNNING, W_OUTCOME } phase;
 	int			 queued;
+	int			 inflight;	/* shared: in a batch sent */
+	int			 waiting;	/* shared: V_WAIT, until told */
 	/* The backend sent nothing (unavailable, tool_changed). */
 	int			 unsent;
 	enum verdict		 verdict;	/* of the intent transaction */
@@ -351,6 +369,7 @@ wop_first_gone(struct wop *w)
 	call_free(c);
 	if ((w->first = TAILQ_FIRST(&w->waiters)) != NULL) {
 		TAILQ_REMOVE(&w->waiters, w->first, entry);
+		w->waiting = 0;
 		fill_intent(w);
 		wop_enqueue(w);
 		return;
@@ -386,7 +405,8 @@ write_conn_gone(uint64_t conn)
 		 * Not admitted yet: refused.  Once its intent is recorded
 		 * (W_RUNNING, W_OUTCOME) a write runs on and is recorded.
 		 */
-		if (w->phase == W_INTENT && w->first->conn == conn) {
+		if (w->phase == W_INTENT && !w->inflight &&
+		    w->first->conn == conn) {
 			wop_first_gone(w);
 			n++;
 		}
@@ -434,7 +454,12 @@ intent_txn(struct store_txn *txn, struct wop *w)
 		w->verdict = V_WRITES_OFF;
 		return 0;
 	}
-	if ((rc = ledger_get(txn, w->key, &w->found)) != 0)
+	/*
+	 * Shared: the key and the kill switch are the database's, looked at
+	 * in the transaction that records the intent there (commit_shared).
+	 */
+	if (!pgstore_on() &&
+	    (rc = ledger_get(txn, w->key, &w->found)) != 0)
 		return rc;
 	if (w->found.state == L_DONE) {
 		w->verdict = V_REPLAY;
@@ -444,7 +469,20 @@ intent_txn(struct store_txn *txn, struct wop *w)
 		w->verdict = V_IN_DOUBT;
 		return 0;
 	}
-	if (c->approval_id != NULL) {
+	if (c->approval_id != NULL && pgstore_on()) {
+		/*
+		 * Shared: approved, checked here; used, asked of the database
+		 * in the transaction of the intent (tg_intents), as the key's
+		 * record and the approval's use are there, for every host.
+		 */
+		rc = approval_check_txn(txn, c->approval_id, L_DONE);
+		if (rc == APPROVAL_USED) {
+			w->verdict = V_USED;
+			return 0;
+		}
+		if (rc != 0)
+			return rc;
+	} else if (c->approval_id != NULL) {
 		rc = approval_check_txn(txn, c->approval_id, w->found.state);
 		if (rc == APPROVAL_USED) {
 			w->verdict = V_USED;
@@ -465,7 +503,7 @@ intent_txn(struct store_txn *txn, struct wop *w)
 	if (c->approval_id != NULL &&
 	    (rc = approval_start_txn(txn, c->approval_id)) != 0)
 		return rc;
-	return ledger_put(txn, w->key, &w->rec);
+	return pgstore_on() ? 0 : ledger_put(txn, w->key, &w->rec);
 }
 
 static int
@@ -481,7 +519,8 @@ batch_txn(struct store_txn *txn, void *arg)
 			continue;
 		if (w->phase == W_OUTCOME) {
 			w->rec.asks = wop_callers(w);
-			rc = ledger_put(txn, w->key, &w->rec);
+			rc = pgstore_on() ? 0 : ledger_put(txn, w->key,
+			    &w->rec);
 			/*
 			 * Never sent: the run may ask again, as if it had
 			 * not asked.  A resumed write keeps its place: its
@@ -529,6 +568,18 @@ intent_done(struct wop *w)
 		break;
 	case V_UNLOGGED:
 		wop_refuse_all(w, ST_ERROR, E_UNAVAILABLE, AUDIT_DOWN_MSG);
+		break;
+	case V_WAIT:
+		/* Asked again when its outcome is told (shared_settled). */
+		if (ex->shutting_down)
+			wop_refuse_all(w, ST_ERROR, E_UNAVAILABLE, WAIT_GONE_MSG);
+		else
+			w->waiting = 1;
+		break;
+	case V_UNRECORDED:
+		wop_refuse_all(w, ST_ERROR, E_UNAVAILABLE, "the shared store"
+		    " (PostgreSQL) cannot record the write: it was not"
+		    " started");
 		break;
 	}
 }
@@ -683,12 +734,277 @@ intents_unlogged(struct wopq *q)
 			w->verdict = V_UNLOGGED;
 }
 
+/*
+ * The batch q was committed (rc_out, rc_in: how its outcomes and its
+ * intents fared): answer the outcomes' callers, act on the intents.
+ */
+static void
+batch_answer(struct wopq *q, int rc_out, int rc_in)
+{
+	struct wop	*w;
+	char		 msg[256];
+
+	while ((w = TAILQ_FIRST(q)) != NULL) {
+		TAILQ_REMOVE(q, w, qentry);
+		w->inflight = 0;
+		if (w->phase == W_OUTCOME) {
+			if (rc_out != 0)
+				log_warnx("ledger: the outcome of %s could not"
+				    " be recorded: it will read as in doubt",
+				    w->key);
+			wop_answer(w, &w->out, NULL, 0);
+		} else if (rc_in != 0) {
+			/* Nothing of this batch was recorded: nothing runs. */
+			snprintf(msg, sizeof(msg), "the write ledger cannot"
+			    " record the write: %s", rc_in == STORE_FULL ?
+			    "it is full (store.max_map_size)" :
+			    store_strerror(rc_in));
+			log_warnx("ledger: %s: %s", w->key, msg);
+			wop_refuse_all(w, ST_ERROR, E_UNAVAILABLE, msg);
+		} else
+			intent_done(w);
+	}
+}
+
+/* The shared store: one batch sent to the database (commit_shared). */
+struct shared_batch {
+	struct wopq	 q;
+	struct pg_item	*out, *in;
+	struct wop	**inw;		/* the wop of each intent */
+	size_t		 nout, nin;
+	int		 rc_in;		/* the local part of the intents */
+};
+
+static int
+undo_txn(struct store_txn *txn, void *arg)
+{
+	struct shared_batch	*sb = arg;
+	struct wop		*w;
+	size_t			 i;
+	int			 rc;
+
+	for (i = 0; i < sb->nin; i++) {
+		w = sb->inw[i];
+		if (w->verdict != V_RUN && w->first->approval_id == NULL &&
+		    (rc = ledger_run_del(txn, w->first->tenant,
+		    w->first->run_id, w->key)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
+/*
+ * The database said not to run some intents the local transaction had
+ * counted in their runs: they are taken out again, as if never asked.
+ */
+static void
+undo_runs(struct shared_batch *sb)
+{
+	int	rc;
+
+	if ((rc = store_write_reserve(ex->store, undo_txn, sb)) != 0)
+		log_warnx("ledger: writes not run could not be taken out of"
+		    " their runs: %s", store_strerror(rc));
+}
+
+static void
+shared_free(struct shared_batch *sb)
+{
+	size_t	i;
+
+	for (i = 0; i < sb->nout; i++)
+		free((char *)sb->out[i].rec);
+	for (i = 0; i < sb->nin; i++) {
+		free((char *)sb->in[i].rec);
+		free(sb->in[i].prior);
+		free(sb->in[i].why);
+	}
+	free(sb->out);
+	free(sb->in);
+	free(sb->inw);
+	free(sb);
+}
+
+/* An intent's verdict from the database, as the LMDB path says it. */
+static void
+shared_verdict(struct wop *w, struct pg_item *it)
+{
+	ledger_rec_free(&w->found);
+	switch (it->verdict) {
+	case PV_RUN:
+		w->verdict = V_RUN;
+		break;
+	case PV_OFF:
+		w->verdict = V_WRITES_OFF;
+		break;
+	case PV_WAIT:
+		w->verdict = V_WAIT;
+		break;
+	case PV_USED:
+		w->verdict = V_USED;
+		break;
+	case PV_RETRY:
+		log_warnx("ledger: %s: the shared store did not record the"
+		    " intent: %s", w->key, it->why ? it->why : "?");
+		w->verdict = V_UNRECORDED;
+		break;
+	case PV_REPLAY:
+		/* A record that does not decode is in doubt, never absent. */
+		if (it->prior != NULL && ledger_decode(it->prior,
+		    it->priorlen, &w->found) == 0 &&
+		    w->found.state == L_DONE && w->found.response != NULL) {
+			w->verdict = V_REPLAY;
+			break;
+		}
+		ledger_rec_free(&w->found);
+		/* FALLTHROUGH */
+	case PV_IN_DOUBT:
+		w->verdict = V_IN_DOUBT;
+		w->found.note = it->why != NULL ? xstrdup(it->why) : NULL;
+		break;
+	}
+}
+
+static void
+shared_done(int ok, void *arg)
+{
+	struct shared_batch	*sb = arg;
+	size_t			 i;
+
+	for (i = 0; i < sb->nin; i++) {
+		if (ok)
+			shared_verdict(sb->inw[i], &sb->in[i]);
+		else
+			sb->inw[i]->verdict = V_UNRECORDED;
+	}
+	if (sb->nin > 0)
+		undo_runs(sb);
+	batch_answer(&sb->q, ok ? 0 : STORE_ERR, sb->rc_in);
+	shared_free(sb);
+}
+
+/*
+ * The shared store's commit of q: the local part first (runs, approvals;
+ * commit_batch without the ledger), then the ledger's in the database.
+ * The audit records of the intents are synced before anything is sent:
+ * an intent the log may not hold is never recorded anywhere.
+ */
+static void
+commit_shared(struct wopq *q, int nout, int nin)
+{
+	struct shared_batch	*sb;
+	struct wop		*w;
+	int			 rc_out = 0, rc_in = 0;
+
+	if ((nout > 0 || nin > 0) && audit_sync() == -1 && nin > 0) {
+		TAILQ_FOREACH(w, q, qentry)
+			if (w->phase == W_INTENT)
+				w->verdict = V_UNLOGGED;
+		nin = 0;
+	}
+	commit_batch(q, nout, nin, &rc_out, &rc_in);
+	sb = xcalloc(1, sizeof(*sb));
+	TAILQ_INIT(&sb->q);
+	TAILQ_CONCAT(&sb->q, q, qentry);
+	sb->rc_in = rc_in;
+	sb->out = xcalloc((size_t)nout + 1, sizeof(*sb->out));
+	sb->in = xcalloc((size_t)nin + 1, sizeof(*sb->in));
+	sb->inw = xcalloc((size_t)nin + 1, sizeof(*sb->inw));
+	TAILQ_FOREACH(w, &sb->q, qentry) {
+		w->inflight = 1;
+		if (w->phase == W_OUTCOME) {
+			sb->out[sb->nout].key = w->key;
+			sb->out[sb->nout].state = ledger_state_str(w->rec.state);
+			sb->out[sb->nout].note = w->rec.state == L_IN_DOUBT ?
+			    w->rec.note : NULL;
+			sb->out[sb->nout].rec = ledger_encode(&w->rec,
+			    &sb->out[sb->nout].reclen);
+			sb->nout++;
+		} else if (rc_in == 0 && w->verdict == V_RUN &&
+		    sb->nin < (size_t)nin) {
+			sb->in[sb->nin].key = w->key;
+			sb->in[sb->nin].approval_id = w->first->approval_id;
+			sb->in[sb->nin].rec = ledger_encode(&w->rec,
+			    &sb->in[sb->nin].reclen);
+			sb->inw[sb->nin++] = w;
+		}
+	}
+	if (sb->nout == 0 && sb->nin == 0) {
+		batch_answer(&sb->q, 0, rc_in);
+		shared_free(sb);
+		return;
+	}
+	if (pgstore_batch(sb->out, sb->nout, sb->in, sb->nin, shared_done,
+	    sb) == -1)
+		shared_done(0, sb);
+}
+
+/* The database says key's outcome was committed: its waits ask again. */
+void
+write_shared_settled(const char *key)
+{
+	struct wop	*w;
+
+	if ((w = wop_find(key)) != NULL && w->waiting) {
+		w->waiting = 0;
+		fill_intent(w);
+		wop_enqueue(w);
+	}
+}
+
+/*
+ * Every wait asks again: when the connection is back (a NOTIFY may have
+ * been missed), and every WAIT_RECHECK_S, as an executor that died while
+ * running the key sends none (its record then reads as in doubt).
+ */
+void
+write_shared_up(void)
+{
+	struct wop	*w;
+
+	TAILQ_FOREACH(w, &ops, entry)
+		if (w->waiting) {
+			w->waiting = 0;
+			fill_intent(w);
+			wop_enqueue(w);
+		}
+}
+
+/*
+ * Shutting down: writes waiting for another host's outcome end now (they
+ * recorded nothing; a retry, on any host, replays the outcome).
+ */
+void
+write_drop_waits(void)
+{
+	struct wop	*w, *next;
+
+	for (w = TAILQ_FIRST(&ops); w != NULL; w = next) {
+		next = TAILQ_NEXT(w, entry);
+		if (w->waiting)
+			wop_refuse_all(w, ST_ERROR, E_UNAVAILABLE,
+			    WAIT_GONE_MSG);
+	}
+}
+
+size_t
+write_running_keys(const char ***keys)
+{
+	struct wop	*w;
+	size_t		 n = 0;
+
+	*keys = xcalloc(nops + 1, sizeof(**keys));
+	TAILQ_FOREACH(w, &ops, entry)
+		if (w->phase != W_INTENT && n < nops)
+			(*keys)[n++] = w->key;
+	return n;
+}
+
 static void
 flush_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct wopq	 q = TAILQ_HEAD_INITIALIZER(q);
 	struct wop	*w;
-	char		 msg[256];
 	int		 rc_out = 0, rc_in = 0, nout = 0, nin = 0, synced;
 
 	(void)fd;
@@ -712,31 +1028,16 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 		preaudit_outcomes(&q);
 	if (nin > 0)
 		nin = audit_intents(&q);
+	if (pgstore_on()) {
+		commit_shared(&q, nout, nin);
+		return;
+	}
 	if ((synced = nout > 0 || nin > 0))
 		audit_sync_begin();
 	commit_batch(&q, nout, nin, &rc_out, &rc_in);
 	if (synced && audit_sync_end() == -1 && nin > 0 && rc_in == 0)
 		intents_unlogged(&q);
-
-	while ((w = TAILQ_FIRST(&q)) != NULL) {
-		TAILQ_REMOVE(&q, w, qentry);
-		if (w->phase == W_OUTCOME) {
-			if (rc_out != 0)
-				log_warnx("ledger: the outcome of %s could not"
-				    " be recorded: it will read as in doubt",
-				    w->key);
-			wop_answer(w, &w->out, NULL, 0);
-		} else if (rc_in != 0) {
-			/* Nothing of this batch was recorded: nothing runs. */
-			snprintf(msg, sizeof(msg), "the write ledger cannot"
-			    " record the write: %s", rc_in == STORE_FULL ?
-			    "it is full (store.max_map_size)" :
-			    store_strerror(rc_in));
-			log_warnx("ledger: %s: %s", w->key, msg);
-			wop_refuse_all(w, ST_ERROR, E_UNAVAILABLE, msg);
-		} else
-			intent_done(w);
-	}
+	batch_answer(&q, rc_out, rc_in);
 }
 
 struct get_arg {
@@ -751,7 +1052,10 @@ get_txn(struct store_txn *txn, void *arg)
 	struct get_arg	*ga = arg;
 	int		 rc;
 
-	if ((rc = ledger_get(txn, ga->c->idem_key, ga->rec)) != 0)
+	/* Shared: the database's intent answers (commit_shared). */
+	if (pgstore_on())
+		memset(ga->rec, 0, sizeof(*ga->rec));
+	else if ((rc = ledger_get(txn, ga->c->idem_key, ga->rec)) != 0)
 		return rc;
 	rc = ledger_run_has(txn, ga->c->tenant, ga->c->run_id,
 	    ga->c->idem_key);
@@ -877,6 +1181,13 @@ write_start(struct call *c, const struct tool *tool)
 		TAILQ_INSERT_TAIL(&w->waiters, c, entry);
 		return;
 	}
+	/* Shared store out of reach: fail closed, nothing recorded. */
+	if (pgstore_on() && !pgstore_up()) {
+		answer_refuse(c, ST_ERROR, E_UNAVAILABLE, "the shared store"
+		    " (PostgreSQL) cannot be reached: the write was not run");
+		call_free(c);
+		return;
+	}
 	if (write_known(c))
 		return;
 	if (!ledger_has_room(1)) {
@@ -939,6 +1250,7 @@ sweep_pass(size_t *full)
 static void
 sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
+	static unsigned	ticks;
 	struct timeval	tv;
 	size_t		full = 0;
 	int		rc;
@@ -948,6 +1260,8 @@ sweep_cb(evutil_socket_t fd, short what, void *arg)
 	(void)arg;
 	if ((rc = sweep_pass(&full)) != 0)
 		log_warnx("ledger: sweep: %s", store_strerror(rc));
+	if (pgstore_on() && pgstore_up() && ++ticks % WAIT_RECHECK_S == 0)
+		write_shared_up();
 	/* A full batch means more is due: go on soon, in a new transaction. */
 	tv.tv_sec = full ? 0 : 1;
 	tv.tv_usec = full ? 10000 : 0;
@@ -980,6 +1294,33 @@ struct resolve_arg {
 	int		 found;		/* the record's state before */
 };
 
+/* r, in doubt, settled as ra says: the same with LMDB and shared. */
+static int
+settle(struct ledger_rec *r, void *arg)
+{
+	struct resolve_arg	*ra = arg;
+
+	free(r->note);
+	xasprintf(&r->note, "resolved %s by %s", ra->done ? "done" : "failed",
+	    ra->who);
+	r->finished_ms = now_ms();
+	r->finished_clock = store_clock_ms(ex->store);
+	free(r->response);
+	r->response = NULL;
+	if (ra->done) {
+		/* Replays answer ok, with no result: none was recorded. */
+		struct response	 resp = { .status = ST_OK,
+		    .result = "\xc0", .resultlen = 1,	/* nil */
+		    .args_hash = r->args_hash ? r->args_hash : "",
+		    .idempotency_key = ra->key, .message = r->note };
+
+		r->response = response_pack(&resp, &r->responselen);
+		r->state = L_DONE;
+	} else
+		r->state = L_FAILED;
+	return 0;
+}
+
 static int
 resolve_txn(struct store_txn *txn, void *arg)
 {
@@ -994,27 +1335,78 @@ resolve_txn(struct store_txn *txn, void *arg)
 		ledger_rec_free(&r);
 		return 0;
 	}
-	free(r.note);
-	xasprintf(&r.note, "resolved %s by %s", ra->done ? "done" : "failed",
-	    ra->who);
-	r.finished_ms = now_ms();
-	r.finished_clock = store_clock_ms(ex->store);
-	free(r.response);
-	r.response = NULL;
-	if (ra->done) {
-		/* Replays answer ok, with no result: none was recorded. */
-		struct response	 resp = { .status = ST_OK,
-		    .result = "\xc0", .resultlen = 1,	/* nil */
-		    .args_hash = r.args_hash ? r.args_hash : "",
-		    .idempotency_key = ra->key, .message = r.note };
-
-		r.response = response_pack(&resp, &r.responselen);
-		r.state = L_DONE;
-	} else
-		r.state = L_FAILED;
+	(void)settle(&r, ra);
 	rc = ledger_put(txn, ra->key, &r);
 	ledger_rec_free(&r);
 	return rc;
+}
+
+/* The audit record of a resolve, once it is stored. */
+static void
+resolve_audit(const char *key, int done, const char *who)
+{
+	struct audit_rec	ar = { .event = "resolve", .uid = -1 };
+
+	ar.idempotency_key = key;
+	ar.decision = done ? "done" : "failed";
+	ar.approver = who;
+	(void)audit_write(&ar, 1);
+	log_info("ledger: %s resolved %s by %s", key, ar.decision, who);
+}
+
+struct shared_resolve {
+	struct resolve_arg	 ra;
+	char			*key, *who;
+	void			(*fn)(const char *, void *);
+	void			*arg;
+};
+
+static void
+shared_resolved(const char *err, void *arg)
+{
+	struct shared_resolve	*sr = arg;
+
+	if (err == NULL)
+		resolve_audit(sr->key, sr->ra.done, sr->who);
+	sr->fn(err, sr->arg);
+	free(sr->key);
+	free(sr->who);
+	free(sr);
+}
+
+int
+write_resolve_shared(const char *key, int done, const char *who,
+    void (*fn)(const char *, void *), void *arg, char *err, size_t errlen)
+{
+	struct shared_resolve	*sr;
+
+	if (wop_find(key) != NULL) {
+		snprintf(err, errlen, "%s is running now", key);
+		return -1;
+	}
+	if (!audit_up()) {
+		snprintf(err, errlen, "the audit log cannot be written: %s is"
+		    " not resolved", key);
+		return -1;
+	}
+	sr = xcalloc(1, sizeof(*sr));
+	sr->key = xstrdup(key);
+	sr->who = xstrdup(who);
+	sr->ra.key = sr->key;
+	sr->ra.done = done;
+	sr->ra.who = sr->who;
+	sr->fn = fn;
+	sr->arg = arg;
+	if (pgstore_resolve(key, settle, &sr->ra, shared_resolved, sr) ==
+	    -1) {
+		free(sr->key);
+		free(sr->who);
+		free(sr);
+		snprintf(err, errlen, "the shared store (PostgreSQL) cannot be"
+		    " reached: %s is not resolved", key);
+		return -1;
+	}
+	return 0;
 }
 
 int
@@ -1022,7 +1414,6 @@ write_resolve(const char *key, int done, const char *who, char *err,
     size_t errlen)
 {
 	struct resolve_arg	ra = { key, done, who, L_NONE };
-	struct audit_rec	ar = { .event = "resolve", .uid = -1 };
 	int			rc;
 
 	if (wop_find(key) != NULL) {
@@ -1044,11 +1435,7 @@ write_resolve(const char *key, int done, const char *who, char *err,
 		    ledger_state_str(ra.found));
 		return -1;
 	}
-	ar.idempotency_key = key;
-	ar.decision = done ? "done" : "failed";
-	ar.approver = who;
-	(void)audit_write(&ar, 1);
-	log_info("ledger: %s resolved %s by %s", key, ar.decision, who);
+	resolve_audit(key, done, who);
 	return 0;
 }
 

@@ -26,5 +26,14 @@ size_t	write_conn_gone(uint64_t conn);
 /* gatewayctl resolve: settle a write in doubt; -1 with a reason. */
 int	write_resolve(const char *key, int done, const char *who, char *err,
 	    size_t errlen);
+/* Shutting down: writes waiting on another host's outcome are refused. */
+void	write_drop_waits(void);
+/*
+ * The same on the shared store (PostgreSQL): fn(NULL) once resolved,
+ * fn(why) if not; -1 with err when refused at once (fn not called).
+ */
+int	write_resolve_shared(const char *key, int done, const char *who,
+	    void (*fn)(const char *err, void *), void *arg, char *err,
+	    size_t errlen);
 
 #endif

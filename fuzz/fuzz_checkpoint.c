@@ -40,6 +40,12 @@
  * a checkpoint that can never be resumed.  Fails closed, so it is only
  * noted here and checked as "refused".
  *
+ *  4. The bytes as other hosts' published keys (checkpoint_peer_keys,
+ *     the shared store's tg_hosts.pubkey): never more keys than lines; a
+ *     checkpoint of ours still verifies with those loaded; our own
+ *     published keys (checkpoint_public_keys) parse back, each one.  The
+ *     peers are cleared after.
+ *
  * Keys: a temporary STATE_DIR made once per process, holding
  * checkpoint.key and checkpoint.key.old written from fixed seeds (the
  * old keys file holds one expired key and one valid until far in the
@@ -363,6 +369,51 @@ check_structured(const uint8_t *data, size_t size)
 	checkpoint_free(&cp);
 }
 
+/* 4: other hosts' keys, as text. */
+static size_t
+count_lines(const char *s)
+{
+	size_t	n = 0;
+
+	for (; *s != '\0'; s++)
+		n += *s == '\n';
+	return n;
+}
+
+static void
+check_peer_keys(const uint8_t *data, size_t size)
+{
+	struct checkpoint	 cp;
+	char			*text, *ours, *s;
+	size_t			 n, len;
+
+	text = malloc(size + 1);
+	if (text == NULL)
+		fail("out of memory");
+	memcpy(text, data, size);
+	text[size] = '\0';
+	n = checkpoint_peer_keys(text);
+	if (n > count_lines(text) + 1)
+		fail("more peer keys than lines");
+	free(text);
+	memset(&cp, 0, sizeof(cp));
+	memset(cp.approval_id, 'a', APPROVAL_ID_LEN);
+	memset(cp.args_sha256, 'b', 64);
+	cp.expires_at = 4102444800ULL;
+	cp.tenant = "acme";
+	cp.env = "prod";
+	cp.run_id = "r";
+	cp.tool = "t";
+	if ((s = sign_verify(&cp, &len)) == NULL)
+		fail("our checkpoint does not verify with peer keys loaded");
+	free(s);
+	ours = checkpoint_public_keys();
+	if (checkpoint_peer_keys(ours) != count_lines(ours))
+		fail("our own published keys do not parse back");
+	free(ours);
+	(void)checkpoint_peer_keys("");
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -396,5 +447,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	/* 3. Sign what the bytes describe; change a byte; verify. */
 	check_structured(data, size);
+
+	/* 4. Other hosts' keys. */
+	check_peer_keys(data, size);
 	return 0;
 }

@@ -40,6 +40,14 @@ FAULT_ONLY=N (run iteration N alone, to replay a finding), FAULT_KEEP=N
 FAULT_VERBOSE=1 (print every write's answers), FAULT_KILL=gatewayd or
 executor (kill only that one), BUILD, SAN as for the suite.
 
+FAULT_PG=1: two daemon pairs on two state dirs stand for two hosts on one
+PostgreSQL (store.backend: postgresql; the harness starts its own server,
+tglib/pg.py, with a new database each iteration).  Every request and
+every gatewayctl command goes to one of the two at random, a kill hits
+one of the two, and only that one is started again: writes, replays,
+approvals and resumes cross hosts; the totals are the same.  Not with
+FAULT_CLOCK or FAULT_BREAK=ledger.
+
 FAULT_BREAK checks the checker: it breaks the system on purpose, and the
 run must then fail.  "approval": rec.appr needs no approval (unapproved);
 "ledger": the LMDB store is deleted after each kill (doubled); "effects":
@@ -70,6 +78,8 @@ KEEP = int(os.environ.get("FAULT_KEEP", "3"))
 VERBOSE = os.environ.get("FAULT_VERBOSE", "0") == "1"
 BREAK = os.environ.get("FAULT_BREAK", "")
 KILL = os.environ.get("FAULT_KILL", "")
+PG = os.environ.get("FAULT_PG", "0") == "1"
+PG_SERVER = None        # tglib.pg.Postgres, once for the run
 FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 WRAPPER = os.path.join(HERE, "faketime-executor")
 RETENTION_S = 3600
@@ -145,8 +155,11 @@ class Iteration:
         self.writes = []
         self.jobs = []
         self.issues = []            # unexpected answers, hangs, leftovers
-        self.d = None
-        self.pids = None
+        self.d = None               # the first host; ds: every host
+        self.ds = []
+        self.pids = {}              # daemon -> (gatewayd pid, executor pid)
+        self.pick_rnd = random.Random("%d:%d:pick" % (SEED, n))
+        self.dbname = None
         self.executors = []         # every executor pid started
         self.clock_file = None
 
@@ -163,7 +176,7 @@ class Iteration:
              "rec.appr": {"mode": "write",
                           "exec": [tool("fault-record"), self.effects["appr"]]}},
             writes={"retention_s": RETENTION_S,
-                    "require_approval": [] if BREAK == "approval" else ["rec.appr"]},
+                    "require_approval": False if BREAK == "approval" else ["rec.appr"]},
             approvals={"ttl_s": 3600})
         conf.setdefault("paths", {})["credentials_dir"] = d.creds
         d.conf = conf
@@ -172,11 +185,51 @@ class Iteration:
             self.clock_file = d.clock_file = os.path.join(d.dir, "faketime")
             self.set_clock("+0")
         self.d = d
+        self.ds = [d]
+        if PG:
+            self.dbname = "tg_s%d_i%d" % (SEED, self.n)
+            PG_SERVER.psql("CREATE DATABASE %s" % self.dbname)
+            dsn = "host=%s dbname=%s user=%s" % (PG_SERVER.sock, self.dbname,
+                                                 PG_SERVER.dbuser)
+            d2 = FaultDaemon(writes_config(), name="tg-fault-b")
+            for h, dd in (("host-a", d), ("host-b", d2)):
+                c2 = dict(conf, store={"backend": "postgresql", "dsn": dsn,
+                                       "host_id": h})
+                c2["paths"] = dict(conf.get("paths", {}), credentials_dir=dd.creds)
+                dd.conf = c2
+                write_config(dd.config_path, c2)
+            self.ds = [d, d2]
 
     def start(self):
-        self.d.start(extra_args=["--executor", WRAPPER] if CLOCK else [])
-        self.pids = (self.d.proc.pid, self.d.executor_pid())
-        self.executors.append(self.pids[1])
+        """Starts every host not running (all at first; after a kill,
+        the one killed)."""
+        for d in self.ds:
+            if d.proc is not None:
+                continue
+            d.start(extra_args=["--executor", WRAPPER] if CLOCK else [])
+            self.pids[d] = (d.proc.pid, d.executor_pid())
+            self.executors.append(self.pids[d][1])
+        if PG:
+            for d in self.ds:
+                self.wait_store_up(d)
+
+    def wait_store_up(self, d):
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            try:
+                if d.ctl_json("status").get("store") == "up":
+                    return
+            except AssertionError:
+                pass
+            time.sleep(0.05)
+        self.issue("the shared store is not up on %s" % d.dir)
+
+    def host(self):
+        """The host a request goes to: one of them, at random."""
+        if len(self.ds) == 1:
+            return self.d
+        with self.lock:
+            return self.ds[self.pick_rnd.randrange(len(self.ds))]
 
     def set_clock(self, offset):
         """The executor's wall clock is real time + offset from now on."""
@@ -198,7 +251,7 @@ class Iteration:
     def request(self, req):
         """One request on its own connection; raises Unanswered."""
         try:
-            c = self.d.client()
+            c = self.host().client()
         except OSError as e:
             raise Unanswered("connect: %s" % e)
         sent = False
@@ -234,11 +287,14 @@ class Iteration:
 
     def wait_state(self, aid):
         r = self.request({"op": "wait", "approval_id": aid, "timeout_ms": 0})
+        # Refused while its executor is gone (a kill): the gate did not say.
+        if r.get("status") == "error" and r.get("error") == "unavailable":
+            raise Unanswered("unavailable")
         return r.get("state") if r.get("status") == "ok" else "gone"
 
     def ctl(self, *args):
         try:
-            return self.d.ctl(*args)[0]
+            return self.host().ctl(*args)[0]
         except subprocess.TimeoutExpired:
             self.issue("gatewayctl %s: no answer" % " ".join(args))
             return -1
@@ -295,9 +351,10 @@ class Iteration:
         kill = None
         if phase == 0 or (phase == 1 and self.rnd.random() < 0.3):
             kill = (self.rnd.choice(["gatewayd", "executor"]),
-                    self.rnd.uniform(0.0, 0.45))
+                    self.rnd.uniform(0.0, 0.45),
+                    self.ds[self.rnd.randrange(len(self.ds))])
             if KILL:
-                kill = (KILL, kill[1])
+                kill = (KILL, kill[1], kill[2])
         stop = threading.Event()
         threads = [threading.Thread(target=j.run_guarded, args=(phase,)) for j in todo]
         if CLOCK:
@@ -314,7 +371,7 @@ class Iteration:
         for t in threads[len(todo):]:
             t.join()
         if kill:
-            self.reap_pair()
+            self.reap_pair(kill[2])
             self.reap_orphans()
             if BREAK == "ledger":
                 shutil.rmtree(os.path.join(self.d.state, "db"))
@@ -323,9 +380,9 @@ class Iteration:
                     open(path, "w").close()
             self.start()
 
-    def killer(self, which, delay):
+    def killer(self, which, delay, d):
         time.sleep(delay)
-        pid = self.pids[0] if which == "gatewayd" else self.pids[1]
+        pid = self.pids[d][0] if which == "gatewayd" else self.pids[d][1]
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -340,12 +397,11 @@ class Iteration:
             with self.lock:
                 self.totals["clock_steps"] += 1
 
-    def reap_pair(self):
+    def reap_pair(self, d):
         """After a kill: both processes must go away by themselves (a dead
         gatewayd makes the executor finish and exit; a dead executor makes
         gatewayd exit).  Leftovers are killed and reported."""
-        d = self.d
-        ex = self.pids[1]
+        ex = self.pids[d][1]
         try:
             d.proc.wait(10)
         except subprocess.TimeoutExpired:
@@ -359,9 +415,22 @@ class Iteration:
         d.log.close()
         d.proc = None
 
+    def keep_pids(self):
+        """Our children that are no orphans: the hosts still running and
+        the PostgreSQL server (pg_ctl daemonizes it: we are its reaper)."""
+        keep = {d.proc.pid for d in self.ds if d.proc is not None}
+        try:
+            with open(os.path.join(PG_SERVER.data, "postmaster.pid")) as f:
+                keep.add(int(f.readline()))
+        except (OSError, ValueError):
+            pass
+        return keep
+
     def reap_orphans(self, timeout=5):
         """Tools left running by a killed executor are ours (subreaper):
         wait for them, so that their side effects are all on disk."""
+        if PG:
+            return self.reap_orphans_pg(timeout)
         deadline = time.time() + timeout
         while True:
             try:
@@ -378,6 +447,28 @@ class Iteration:
                             kill(k, signal.SIGKILL)
                         except OSError:
                             pass
+                deadline = time.time() + 5
+            time.sleep(0.02)
+
+    def reap_orphans_pg(self, timeout):
+        """The same, sparing the other host and the database server."""
+        deadline = time.time() + timeout
+        while True:
+            kids = [k for k in our_children() if k not in self.keep_pids()]
+            if not kids:
+                return
+            for k in kids:
+                try:
+                    os.waitpid(k, os.WNOHANG)
+                except ChildProcessError:
+                    pass
+            if time.time() > deadline:
+                self.issue("tools still running %d s after a kill" % timeout)
+                for k in kids:
+                    try:
+                        os.kill(k, signal.SIGKILL)
+                    except OSError:
+                        pass
                 deadline = time.time() + 5
             time.sleep(0.02)
 
@@ -417,9 +508,12 @@ class Iteration:
                     pass
 
     def audit_seq_ok(self):
-        seqs = [a.get("seq") for a in read_audit(self.d)]
-        return all(isinstance(s, int) for s in seqs) and \
-            all(a < b for a, b in zip(seqs, seqs[1:]))
+        for d in self.ds:
+            seqs = [a.get("seq") for a in read_audit(d)]
+            if not (all(isinstance(s, int) for s in seqs) and
+                    all(a < b for a, b in zip(seqs, seqs[1:]))):
+                return False
+        return True
 
     def side_effects(self):
         """marker -> number of side effects; and the appr tool's markers."""
@@ -483,10 +577,11 @@ class Iteration:
                 self.run_phase(phase)
             self.replay_check()
             self.confirm_approvals()
-            try:
-                self.d.stop()
-            except AssertionError as e:
-                self.issue("stop: %s" % str(e).splitlines()[0])
+            for d in self.ds:
+                try:
+                    d.stop()
+                except AssertionError as e:
+                    self.issue("stop: %s" % str(e).splitlines()[0])
             self.reap_orphans()
             if not self.audit_seq_ok():
                 self.totals["audit_seq_back"] += 1
@@ -509,12 +604,17 @@ class Iteration:
                     print("  state dir kept: " + self.d.dir)
                 sys.stdout.flush()
         finally:
-            if self.d.proc is not None and self.d.proc.poll() is None:
-                os.killpg(self.d.proc.pid, signal.SIGKILL)   # and the executor
-                self.d.proc.wait()
-                self.reap_orphans()
+            for d in self.ds:
+                if d.proc is not None and d.proc.poll() is None:
+                    os.killpg(d.proc.pid, signal.SIGKILL)   # and the executor
+                    d.proc.wait()
+                    d.proc = None
+            self.reap_orphans()
             if not kept:
-                shutil.rmtree(self.d.dir, ignore_errors=True)
+                for d in self.ds:
+                    shutil.rmtree(d.dir, ignore_errors=True)
+            if PG and not kept:
+                PG_SERVER.psql("DROP DATABASE IF EXISTS %s WITH (FORCE)" % self.dbname)
             if CLOCK:
                 faketime_cleanup(self.executors)
 
@@ -614,7 +714,7 @@ class PipeJob(Job):
     def pipeline(self):
         done, sent = [], []
         try:
-            c = self.it.d.client()
+            c = self.it.host().client()
         except OSError:
             return
         try:
@@ -773,6 +873,10 @@ class ReadJob(Job):
             time.sleep(self.delay)
         r = self.it.request({"op": "call", "run_id": self.it.run_id(),
                              "tool": "echo", "args": {"q": self.q}})
+        # Refused while its executor is gone (a kill): asked again, as a
+        # write would be.
+        if r.get("status") == "error" and r.get("error") == "unavailable":
+            return
         if r.get("status") != "ok" or r["result"].get("args") != {"q": self.q}:
             self.it.issue("read %s: %s" % (self.q, r))
         with self.it.lock:
@@ -796,6 +900,21 @@ def main():
     if CLOCK and not os.path.exists(FAKETIME_LIB):
         print("faults: FAULT_CLOCK=1 needs %s (Debian package libfaketime)" % FAKETIME_LIB)
         return 2
+    if PG and (CLOCK or BREAK == "ledger"):
+        print("faults: FAULT_PG=1 is not for FAULT_CLOCK or FAULT_BREAK=ledger")
+        return 2
+    global PG_SERVER
+    if PG:
+        from tglib.pg import Postgres
+        PG_SERVER = Postgres(name="tg-fault-pg").start()
+    try:
+        return run_all()
+    finally:
+        if PG_SERVER is not None:
+            PG_SERVER.cleanup()
+
+
+def run_all():
     become_subreaper()
     names = ("iterations writes acknowledged side_effects doubled lost unapproved "
              "in_doubt unsettled foreign reads requests unanswered unexpired kill_gatewayd kill_executor "
@@ -803,8 +922,9 @@ def main():
     totals = dict.fromkeys(names, 0)
     iters = [int(ONLY)] if ONLY is not None else range(ITERS)
     t0 = time.time()
-    print("faults: seed %d, %d iterations%s" %
-          (SEED, len(iters), ", clock steps +-2h" if CLOCK else ""), flush=True)
+    print("faults: seed %d, %d iterations%s%s" %
+          (SEED, len(iters), ", clock steps +-2h" if CLOCK else "",
+           ", two hosts on PostgreSQL" if PG else ""), flush=True)
     for n in iters:
         try:
             Iteration(n, totals).run()
