@@ -121,8 +121,9 @@ test_http_SRC		= executor/http.c executor/credential.c
 $(BUILD)/tests/%: $(call obj,tests/unit/%.c) $$(call obj,$$($$*_SRC)) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+# The bench links libpq for its raw commits (the postgresql rows).
 $(BENCH): $(call obj,bench/bench.c) $(LIBCOMMON)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lpthread
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(PQ_LIBS) -lpthread
 $(BUILD)/bench-mcp-server: $(call obj,bench/mcp-server.c)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BUILD)/bench-http-server: $(call obj,bench/http-server.c)
