@@ -1400,7 +1400,8 @@ pg_targets_print(const struct pg_ratios *pr)
 {
 	printf("\nissue 15 targets, informational\n");
 	if (pr->write1 == 0) {
-		printf("  no postgresql scenarios in this run\n");
+		printf("  no postgresql scenarios in this run (the"
+		    " postgresql section says why)\n");
 		return;
 	}
 	target_line("pg write, 1 client, vs raw 1 conn:", pr->write1, ">=",
