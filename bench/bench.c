@@ -33,8 +33,9 @@
  *
  * Environment: BENCH_N (scale, default 2000), BENCH_ROUNDS (deny rounds,
  * default 3), BENCH_STRACE=1 (count gatewayd's and the executor's system
- * calls per deny, and per mcp write with -m, with strace -c; slow, so apart
- * from the timed runs), BENCH_ONLY=mcp_write (raw LMDB commits and the mcp
+ * calls per deny, and per mcp write with -m, with strace -c, and per pg
+ * mcp write and pg replay with the postgresql pair; slow, so apart from
+ * the timed runs), BENCH_ONLY=mcp_write (raw LMDB commits and the mcp
  * write rows only), BENCH_ONLY=mcp_read (only the echo, measured once
  * at 1 and 32 clients as the base, and the mcp read rows: quick
  * before/after comparisons of that path), BENCH_ONLY=pg (only the
@@ -1343,12 +1344,40 @@ pg_replay(int n, double raw1)
 	print_row("pg replay", MAX_CLIENTS, &r, pg_procs, extra);
 }
 
+/*
+ * For the postgresql rows the gateway and its processes are the second
+ * pair's; pg_leave puts the first pair's back.
+ */
+static const char	*pg_saved_path;
+static pid_t		 pg_saved[3];
+
+static void
+pg_enter(void)
+{
+	pg_saved_path = target_paths[T_GATEWAY];
+	pg_saved[0] = procs[P_GATEWAYD];
+	pg_saved[1] = procs[P_EXECUTOR];
+	pg_saved[2] = procs[P_MCP];
+	target_paths[T_GATEWAY] = pg_agent;
+	procs[P_GATEWAYD] = pg_gatewayd;
+	procs[P_EXECUTOR] = find_child(pg_gatewayd, NULL);
+	procs[P_MCP] = find_child(procs[P_EXECUTOR], "bench-mcp-serv");
+	procs[P_POSTGRES] = pg_master;
+}
+
+static void
+pg_leave(void)
+{
+	target_paths[T_GATEWAY] = pg_saved_path;
+	procs[P_GATEWAYD] = pg_saved[0];
+	procs[P_EXECUTOR] = pg_saved[1];
+	procs[P_MCP] = pg_saved[2];
+	procs[P_POSTGRES] = 0;
+}
+
 static void
 pg_section(int n, struct pg_ratios *pr)
 {
-	const char	*saved_path = target_paths[T_GATEWAY];
-	pid_t		 saved[3] = { procs[P_GATEWAYD], procs[P_EXECUTOR],
-			    procs[P_MCP] };
 	struct result	 r;
 	PGconn		*conn;
 
@@ -1369,12 +1398,7 @@ pg_section(int n, struct pg_ratios *pr)
 		printf("  SKIPPED: this gatewayd has no mcp backend\n");
 		return;
 	}
-	/* For this section the gateway and its processes are the second
-	 * pair's; the first pair's are put back at its end. */
-	target_paths[T_GATEWAY] = pg_agent;
-	procs[P_GATEWAYD] = pg_gatewayd;
-	procs[P_EXECUTOR] = find_child(pg_gatewayd, NULL);
-	procs[P_POSTGRES] = pg_master;
+	pg_enter();
 	/* The executor answers unavailable until its database is up. */
 	if (wait_ok(K_MCP_WRITE)) {
 		procs[P_MCP] = find_child(procs[P_EXECUTOR], "bench-mcp-serv");
@@ -1388,11 +1412,7 @@ pg_section(int n, struct pg_ratios *pr)
 		r = pg_commits(1, n / 8);
 		pg_replay(n, r.rate);
 	}
-	target_paths[T_GATEWAY] = saved_path;
-	procs[P_GATEWAYD] = saved[0];
-	procs[P_EXECUTOR] = saved[1];
-	procs[P_MCP] = saved[2];
-	procs[P_POSTGRES] = 0;
+	pg_leave();
 }
 
 static void
@@ -1540,6 +1560,17 @@ strace_scenario(const char *scratch, enum kind k, const char *what,
 			strace_print(proc_names[which[i]], out[i], r.requests);
 }
 
+/* The postgresql pair's write and replay, when they were measured. */
+static void
+pg_strace(const char *scratch, int n, const struct pg_ratios *pr)
+{
+	if (pr->write1 == 0)
+		return;
+	pg_enter();
+	strace_scenario(scratch, K_MCP_WRITE, "pg mcp write", 1, n / 8);
+	strace_scenario(scratch, K_MCP_REPLAY, "pg replay", 1, n / 4);
+	pg_leave();
+}
 
 static void
 print_load(const char *when)
@@ -1654,6 +1685,9 @@ main(int argc, char *argv[])
 	    strcmp(getenv("BENCH_ONLY"), "pg") == 0) {
 		pg_section(n, &pr);
 		pg_targets_print(&pr);
+		if (getenv("BENCH_STRACE") != NULL &&
+		    *getenv("BENCH_STRACE") != '0')
+			pg_strace(scratch, n, &pr);
 		print_load("at the end");
 		stop_echo();
 		return 0;
@@ -1681,6 +1715,7 @@ main(int argc, char *argv[])
 			strace_scenario(scratch, K_MCP_WRITE, "mcp write",
 			    MAX_CLIENTS, n / 16);
 		}
+		pg_strace(scratch, n, &pr);
 	}
 	print_load("at the end");
 	stop_echo();
