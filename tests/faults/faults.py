@@ -287,6 +287,9 @@ class Iteration:
 
     def wait_state(self, aid):
         r = self.request({"op": "wait", "approval_id": aid, "timeout_ms": 0})
+        # Refused while its executor is gone (a kill): the gate did not say.
+        if r.get("status") == "error" and r.get("error") == "unavailable":
+            raise Unanswered("unavailable")
         return r.get("state") if r.get("status") == "ok" else "gone"
 
     def ctl(self, *args):
