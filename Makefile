@@ -121,10 +121,11 @@ test_http_SRC		= executor/http.c executor/credential.c
 $(BUILD)/tests/%: $(call obj,tests/unit/%.c) $$(call obj,$$($$*_SRC)) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-# The bench's 'ledger alone' row runs the executor's ledger in process.
+# The bench's 'ledger alone' row runs the executor's ledger in process;
+# it links libpq for its raw commits (the postgresql rows).
 $(BENCH): $(call obj,bench/bench.c executor/ledger.c executor/record.c \
 	    executor/store.c) $(LIBCOMMON)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lpthread
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(PQ_LIBS) -lpthread
 $(BUILD)/bench-mcp-server: $(call obj,bench/mcp-server.c)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BUILD)/bench-http-server: $(call obj,bench/http-server.c)

@@ -5,6 +5,7 @@
  * sidecar up.
  *
  *   bench [-m] [-H HTTP_PID] [-g GATEWAYD_PID] [-p PY_SOCKET -P PY_PID]
+ *	[-q PG_AGENT_SOCKET -G PG_GATEWAYD_PID -O POSTMASTER_PID]
  *	AGENT_SOCKET SCRATCH_DIR
  *
  * Baselines: a raw Unix-socket echo of a frame of the same size (a child
@@ -27,13 +28,21 @@
  * pid, for its CPU time).  bench/run passes them when this build's
  * gatewayd took a config with those backends.
  *
+ * With -q, -G and -O, a second pair with store.backend: postgresql
+ * (its agent socket, its gatewayd, the cluster's postmaster) and
+ * BENCH_PG_DSN in the environment, the cluster bench/run started:
+ * the postgresql rows (pg_section).  Without them the section says it
+ * was skipped, and why (BENCH_PG_SKIP from bench/run).
+ *
  * Environment: BENCH_N (scale, default 2000), BENCH_ROUNDS (deny rounds,
  * default 3), BENCH_STRACE=1 (count gatewayd's and the executor's system
- * calls per deny, and per mcp write with -m, with strace -c; slow, so apart
- * from the timed runs), BENCH_ONLY=mcp_write (raw LMDB commits and the mcp
+ * calls per deny, and per mcp write with -m, with strace -c, and per pg
+ * mcp write and pg replay with the postgresql pair; slow, so apart from
+ * the timed runs), BENCH_ONLY=mcp_write (raw LMDB commits and the mcp
  * write rows only), BENCH_ONLY=mcp_read (only the echo, measured once
  * at 1 and 32 clients as the base, and the mcp read rows: quick
- * before/after comparisons of that path).
+ * before/after comparisons of that path), BENCH_ONLY=pg (only the
+ * postgresql rows).
  *
  * The audit log is always on: every denial gatewayd makes is reported to
  * the executor and written (batched, a loop turn's in one write).  The
@@ -58,6 +67,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
 #include <lmdb.h>
 #include <msgpack.h>
 
@@ -78,10 +88,10 @@ static const char *target_names[N_TARGETS] = { "echo", "gatewayd", "python" };
  * this program, its client threads (getrusage: they have ended when it
  * is read), which share the machine's cores with the rest. */
 enum proc { P_ECHO, P_GATEWAYD, P_EXECUTOR, P_PYTHON, P_TOOLS, P_MCP, P_HTTP,
-	P_CLIENTS, N_PROCS };
+	P_POSTGRES, P_CLIENTS, N_PROCS };
 static const char *proc_names[N_PROCS] = {
 	"echo", "gatewayd", "executor", "python", "tools", "mcp server",
-	"http server", "clients"
+	"http server", "postgres", "clients"
 };
 static pid_t		 procs[N_PROCS];	/* 0: not measured */
 
@@ -165,7 +175,7 @@ roundtrip(int fd, const char *req, size_t len, char *ans, size_t anscap)
 
 /* The frame for one call; 'kind' picks the scenario. */
 enum kind { K_DENY, K_READ, K_WRITE, K_REPLAY, K_MCP_READ, K_MCP_WRITE,
-	K_HTTP_READ, N_KINDS };
+	K_HTTP_READ, K_MCP_ONCE, K_MCP_REPLAY, N_KINDS };
 
 /* Each kind's tool (bench/run's catalog), and whether its args are unique. */
 static const struct {
@@ -179,6 +189,8 @@ static const struct {
 	[K_MCP_READ] =	{ "mcp.read", 0 },
 	[K_MCP_WRITE] =	{ "mcp.write", 1 },
 	[K_HTTP_READ] =	{ "http.read", 0 },
+	[K_MCP_ONCE] =	{ "mcp.write", 0 },	/* what K_MCP_REPLAY replays */
+	[K_MCP_REPLAY] = { "mcp.write", 0 },
 };
 
 static size_t
@@ -202,7 +214,8 @@ make_request(char *buf, size_t cap, enum kind k, int client, int i)
 	 * duplicate stop.
 	 */
 	len = (size_t)snprintf(run, sizeof(run), "bench-%d-%d-%d", run_seq,
-	    client, k == K_REPLAY || kinds[k].unique ? i : 0);
+	    client, k == K_REPLAY || k == K_MCP_ONCE || k == K_MCP_REPLAY ||
+	    kinds[k].unique ? i : 0);
 	msgpack_pack_str_with_body(&pk, run, len);
 	msgpack_pack_str_with_body(&pk, "tool", 4);
 	msgpack_pack_str_with_body(&pk, kinds[k].tool, strlen(kinds[k].tool));
@@ -399,6 +412,44 @@ snap_tasks(pid_t pid, struct tasks *t)
 	closedir(d);
 }
 
+/*
+ * PostgreSQL's processes: the postmaster and its children (the backends
+ * of every connection, the WAL writer, the checkpointer, ...), one
+ * thread each.
+ */
+static void
+snap_cluster(pid_t postmaster, struct tasks *t)
+{
+	struct dirent	*de;
+	char		 path[300], line[512], *p;
+	DIR		*d;
+	FILE		*f;
+	int		 ppid;
+
+	t->n = 0;
+	if (postmaster == 0 || (d = opendir("/proc")) == NULL)
+		return;
+	t->tid[t->n] = postmaster;
+	t->ns[t->n++] = task_ns(postmaster, postmaster);
+	while ((de = readdir(d)) != NULL && t->n < MAX_TASKS) {
+		if (de->d_name[0] < '1' || de->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+		if ((f = fopen(path, "r")) == NULL)
+			continue;
+		p = fgets(line, sizeof(line), f);
+		fclose(f);
+		if (p == NULL || (p = strrchr(line, ')')) == NULL ||
+		    sscanf(p + 1, " %*c %d", &ppid) != 1 ||
+		    ppid != (int)postmaster)
+			continue;
+		t->tid[t->n] = (pid_t)atoi(de->d_name);
+		t->ns[t->n] = task_ns(t->tid[t->n], t->tid[t->n]);
+		t->n++;
+	}
+	closedir(d);
+}
+
 static void
 snap_all(struct cpusnap *s)
 {
@@ -407,8 +458,11 @@ snap_all(struct cpusnap *s)
 	int		i;
 
 	for (i = 0; i < N_PROCS; i++)
-		snap_tasks(i == P_TOOLS || i == P_CLIENTS ? 0 : procs[i],
-		    &s->t[i]);
+		if (i == P_POSTGRES)
+			snap_cluster(procs[i], &s->t[i]);
+		else
+			snap_tasks(i == P_TOOLS || i == P_CLIENTS ? 0 :
+			    procs[i], &s->t[i]);
 	getrusage(RUSAGE_SELF, &ru);
 	s->self_ns = ((uint64_t)ru.ru_utime.tv_sec + (uint64_t)
 	    ru.ru_stime.tv_sec) * 1000000000 + ((uint64_t)ru.ru_utime.tv_usec +
@@ -466,7 +520,7 @@ worker_run(void *arg)
 {
 	struct worker	*w = arg;
 	char		 req[512], ans[65536];
-	size_t		 len;
+	size_t		 len, n;
 	uint64_t	 t0;
 	int		 i;
 
@@ -474,11 +528,15 @@ worker_run(void *arg)
 	for (i = 0; i < w->n; i++) {
 		len = make_request(req, sizeof(req), w->kind, w->client, i);
 		t0 = now_ns();
-		roundtrip(w->fd, req, len, ans, sizeof(ans));
+		n = roundtrip(w->fd, req, len, ans, sizeof(ans));
 		w->lat[i] = now_ns() - t0;
 		/* Every gate's answer must be what the scenario expects. */
 		if (w->target != T_ECHO && memmem(ans, 64, w->kind == K_DENY ?
 		    "denied" : "\xa2ok", w->kind == K_DENY ? 6 : 3) == NULL)
+			w->bad++;
+		/* A replay that ran the tool again would be no replay. */
+		else if (w->kind == K_MCP_REPLAY && memmem(ans, n,
+		    "\xa8replayed\xc3", 10) == NULL)
 			w->bad++;
 	}
 	return NULL;
@@ -599,6 +657,9 @@ static const enum proc	mcp_procs[] = { P_GATEWAYD, P_EXECUTOR, P_MCP,
 	P_CLIENTS, N_PROCS };
 static const enum proc	http_procs[] = { P_GATEWAYD, P_EXECUTOR, P_HTTP,
 	P_CLIENTS, N_PROCS };
+static const enum proc	pg_procs[] = { P_GATEWAYD, P_EXECUTOR, P_MCP,
+	P_POSTGRES, P_CLIENTS, N_PROCS };
+static const enum proc	pgraw_procs[] = { P_POSTGRES, P_CLIENTS, N_PROCS };
 
 static void
 print_header(void)
@@ -1244,6 +1305,320 @@ mcp_write_only(const char *scratch, int n)
 	ledger_vs_lmdb(dir, n / 8, n / 4);
 }
 
+/*
+ * The store on PostgreSQL (issue 15): a second daemon pair, with
+ * store.backend: postgresql, on a cluster bench/run started (fsync and
+ * synchronous_commit on, a Unix socket), against raw single-row commits
+ * through libpq on the same cluster: one INSERT of a small row per
+ * transaction, a prepared statement, from 1 and from 32 connections.
+ */
+
+static const char	*pg_dsn;	/* BENCH_PG_DSN */
+static const char	*pg_agent;	/* -q: the second pair's agent socket */
+static pid_t		 pg_gatewayd;	/* -G */
+static pid_t		 pg_master;	/* -O: the postmaster */
+
+/* Issue 15's ratios, for its targets; 0 when not measured. */
+struct pg_ratios {
+	double	write1;		/* 1 client vs raw commits, 1 connection */
+	double	write32;	/* 32 clients vs raw commits, 32 connections */
+	double	write32_1;	/* 32 clients vs raw commits, 1 connection */
+};
+
+struct pg_worker {
+	pthread_t	 t;
+	PGconn		*conn;
+	int		 client;
+	int		 n;
+	uint64_t	*lat;
+};
+
+static void
+pg_fail(PGconn *conn, const char *what)
+{
+	fprintf(stderr, "bench: postgresql: %s: %s", what,
+	    PQerrorMessage(conn));
+	exit(1);
+}
+
+static PGconn *
+pg_connect(void)
+{
+	PGconn	*conn;
+
+	if ((conn = PQconnectdb(pg_dsn)) == NULL)
+		die("PQconnectdb");
+	if (PQstatus(conn) != CONNECTION_OK)
+		pg_fail(conn, "connect");
+	return conn;
+}
+
+static void
+pg_exec(PGconn *conn, const char *sql)
+{
+	PGresult	*res;
+
+	res = PQexec(conn, sql);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		pg_fail(conn, sql);
+	PQclear(res);
+}
+
+static void *
+pg_worker_run(void *arg)
+{
+	struct pg_worker	*w = arg;
+	PGresult		*res;
+	const char		*params[2];
+	char			 key[64], val[129];
+	uint64_t		 t0;
+	int			 i;
+
+	/* As lmdb_commits: a key and 128 bytes. */
+	memset(val, 'v', sizeof(val) - 1);
+	val[sizeof(val) - 1] = '\0';
+	params[0] = key;
+	params[1] = val;
+	for (i = 0; i < w->n; i++) {
+		snprintf(key, sizeof(key), "acme:bench:%d:%d:%d", run_seq,
+		    w->client, i);
+		t0 = now_ns();
+		res = PQexecPrepared(w->conn, "ins", 2, params, NULL, NULL, 0);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			pg_fail(w->conn, "insert");
+		PQclear(res);
+		w->lat[i] = now_ns() - t0;
+	}
+	return NULL;
+}
+
+/*
+ * Raw commits from 'conns' connections at once, 'per_conn' each, one
+ * row per transaction (autocommit).  The connections are made before
+ * and closed after the CPU snapshots: their backends live through both.
+ */
+static struct result
+pg_commits(int conns, int per_conn)
+{
+	static struct cpusnap	 before, after;
+	struct pg_worker	 w[MAX_CLIENTS];
+	struct result		 r;
+	PGresult		*res;
+	uint64_t		*lat, el;
+	size_t			 n;
+	int			 i;
+
+	if (per_conn < 1)
+		per_conn = 1;
+	n = (size_t)conns * (size_t)per_conn;
+	run_seq++;
+	if ((lat = calloc(n, sizeof(*lat))) == NULL)
+		die("calloc");
+	for (i = 0; i < conns; i++) {
+		w[i].conn = pg_connect();
+		res = PQprepare(w[i].conn, "ins", "INSERT INTO bench_raw (k, v) "
+		    "VALUES ($1, $2)", 2, NULL);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			pg_fail(w[i].conn, "prepare");
+		PQclear(res);
+		w[i].client = i;
+		w[i].n = per_conn;
+		w[i].lat = lat + (size_t)i * per_conn;
+	}
+	snap_all(&before);
+	el = now_ns();
+	for (i = 0; i < conns; i++)
+		pthread_create(&w[i].t, NULL, pg_worker_run, &w[i]);
+	for (i = 0; i < conns; i++)
+		pthread_join(w[i].t, NULL);
+	el = now_ns() - el;
+	snap_all(&after);
+	for (i = 0; i < conns; i++)
+		PQfinish(w[i].conn);
+	qsort(lat, n, sizeof(*lat), cmp_u64);
+	memset(&r, 0, sizeof(r));
+	r.rate = (double)n * 1e9 / (double)(el ? el : 1);
+	r.p50 = lat[n / 2];
+	r.p99 = lat[n * 99 / 100];
+	r.requests = n;
+	for (i = 0; i < N_PROCS; i++)
+		r.cpu[i] = snap_delta(&before, &after, (enum proc)i);
+	free(lat);
+	return r;
+}
+
+static void
+sort_doubles(double *a, int n)
+{
+	double	t;
+	int	i, j;
+
+	for (i = 1; i < n; i++)
+		for (j = i; j > 0 && a[j] < a[j - 1]; j--) {
+			t = a[j]; a[j] = a[j - 1]; a[j - 1] = t;
+		}
+}
+
+/*
+ * The durable mcp write against raw commits: in each of nrounds rounds,
+ * raw commits from 1 connection, the write from 1 client, raw commits
+ * from 32 connections, the write from 32 clients, each round's ratios
+ * its own (the disk's speed changes by the second: scenario_vs_lmdb).
+ * The median round's ratio is shown, with the range of the rounds.
+ */
+static void
+pg_write_rounds(int n, struct pg_ratios *pr)
+{
+	struct result	raw[2][MAX_ROUNDS], gw[2][MAX_ROUNDS], r;
+	double		q1[MAX_ROUNDS], q32[MAX_ROUNDS], q32_1[MAX_ROUNDS];
+	char		extra[160];
+	int		i, per1 = n / 8 / nrounds, per32 = n / 16 / nrounds;
+	int		nc = n / 4 / nrounds;
+
+	if (per1 < 1)
+		per1 = 1;
+	if (per32 < 1)
+		per32 = 1;
+	if (nc < 16)
+		nc = 16;
+	for (i = 0; i < nrounds; i++) {
+		raw[0][i] = pg_commits(1, nc);
+		gw[0][i] = measure(T_GATEWAY, K_MCP_WRITE, 1, per1);
+		raw[1][i] = pg_commits(MAX_CLIENTS, per32);
+		gw[1][i] = measure(T_GATEWAY, K_MCP_WRITE, MAX_CLIENTS, per32);
+		q1[i] = ratio(gw[0][i].rate, raw[0][i].rate);
+		q32[i] = ratio(gw[1][i].rate, raw[1][i].rate);
+		q32_1[i] = ratio(gw[1][i].rate, raw[0][i].rate);
+	}
+	sort_doubles(q1, nrounds);
+	sort_doubles(q32, nrounds);
+	sort_doubles(q32_1, nrounds);
+	pr->write1 = q1[nrounds / 2];
+	pr->write32 = q32[nrounds / 2];
+	pr->write32_1 = q32_1[nrounds / 2];
+
+	r = combine(raw[0], nrounds);
+	print_row("pg raw commit", 1, &r, pgraw_procs, NULL);
+	r = combine(raw[1], nrounds);
+	print_row("pg raw commit", MAX_CLIENTS, &r, pgraw_procs, NULL);
+	r = combine(gw[0], nrounds);
+	snprintf(extra, sizeof(extra), "rate %.3fx raw (rounds %.2f-%.2f)",
+	    q1[nrounds / 2], q1[0], q1[nrounds - 1]);
+	print_row("pg mcp write", 1, &r, pg_procs, extra);
+	r = combine(gw[1], nrounds);
+	snprintf(extra, sizeof(extra), "rate %.3fx raw 32 conns (rounds "
+	    "%.2f-%.2f), %.2fx raw 1 conn", q32[nrounds / 2], q32[0],
+	    q32[nrounds - 1], q32_1[nrounds / 2]);
+	print_row("pg mcp write", MAX_CLIENTS, &r, pg_procs, extra);
+}
+
+/* The same write asked again: its stored answer, replayed: true. */
+static void
+pg_replay(int n, double raw1)
+{
+	struct result	r;
+	char		extra[96];
+
+	/* One write first so the replays have a done key. */
+	measure(T_GATEWAY, K_MCP_ONCE, 1, 1);
+	r = measure(T_GATEWAY, K_MCP_REPLAY, 1, n / 2);
+	snprintf(extra, sizeof(extra), "rate %.2fx raw commits, 1 conn (%.0f/s)",
+	    ratio(r.rate, raw1), raw1);
+	print_row("pg replay", 1, &r, pg_procs, extra);
+	r = measure(T_GATEWAY, K_MCP_REPLAY, MAX_CLIENTS, n / 16);
+	snprintf(extra, sizeof(extra), "rate %.2fx raw commits, 1 conn",
+	    ratio(r.rate, raw1));
+	print_row("pg replay", MAX_CLIENTS, &r, pg_procs, extra);
+}
+
+/*
+ * For the postgresql rows the gateway and its processes are the second
+ * pair's; pg_leave puts the first pair's back.
+ */
+static const char	*pg_saved_path;
+static pid_t		 pg_saved[3];
+
+static void
+pg_enter(void)
+{
+	pg_saved_path = target_paths[T_GATEWAY];
+	pg_saved[0] = procs[P_GATEWAYD];
+	pg_saved[1] = procs[P_EXECUTOR];
+	pg_saved[2] = procs[P_MCP];
+	target_paths[T_GATEWAY] = pg_agent;
+	procs[P_GATEWAYD] = pg_gatewayd;
+	procs[P_EXECUTOR] = find_child(pg_gatewayd, NULL);
+	procs[P_MCP] = find_child(procs[P_EXECUTOR], "bench-mcp-serv");
+	procs[P_POSTGRES] = pg_master;
+}
+
+static void
+pg_leave(void)
+{
+	target_paths[T_GATEWAY] = pg_saved_path;
+	procs[P_GATEWAYD] = pg_saved[0];
+	procs[P_EXECUTOR] = pg_saved[1];
+	procs[P_MCP] = pg_saved[2];
+	procs[P_POSTGRES] = 0;
+}
+
+static void
+pg_section(int n, struct pg_ratios *pr)
+{
+	struct result	 r;
+	PGconn		*conn;
+
+	printf("\npostgresql: a second daemon pair with store.backend:"
+	    " postgresql, on a cluster of\nthe bench's own (fsync and"
+	    " synchronous_commit on, a Unix socket); durable mcp\nwrites"
+	    " (unique args) against raw single-row commits through libpq"
+	    " (one INSERT\na transaction, prepared), the two in %d"
+	    " interleaved rounds (the median\nround's ratio); postgres is"
+	    " every process of the cluster\n", nrounds);
+	if (pg_agent == NULL || pg_dsn == NULL || *pg_dsn == '\0') {
+		printf("  SKIPPED: %s\n", getenv("BENCH_PG_SKIP") != NULL &&
+		    *getenv("BENCH_PG_SKIP") != '\0' ? getenv("BENCH_PG_SKIP") :
+		    "no PostgreSQL pair from bench/run (-q, BENCH_PG_DSN)");
+		return;
+	}
+	if (!with_mcp) {
+		printf("  SKIPPED: this gatewayd has no mcp backend\n");
+		return;
+	}
+	pg_enter();
+	/* The executor answers unavailable until its database is up. */
+	if (wait_ok(K_MCP_WRITE)) {
+		procs[P_MCP] = find_child(procs[P_EXECUTOR], "bench-mcp-serv");
+		conn = pg_connect();
+		pg_exec(conn, "CREATE TABLE bench_raw (k text PRIMARY KEY, "
+		    "v text NOT NULL)");
+		PQfinish(conn);
+		print_header();
+		pg_write_rounds(n, pr);
+		/* A base for the replays, measured next to them. */
+		r = pg_commits(1, n / 8);
+		pg_replay(n, r.rate);
+	}
+	pg_leave();
+}
+
+static void
+pg_targets_print(const struct pg_ratios *pr)
+{
+	printf("\nissue 15 targets, informational\n");
+	if (pr->write1 == 0) {
+		printf("  no postgresql scenarios in this run (the"
+		    " postgresql section says why)\n");
+		return;
+	}
+	target_line("pg write, 1 client, vs raw 1 conn:", pr->write1, ">=",
+	    0.4);
+	target_line("pg write, 32 clients, vs raw 32 conns:", pr->write32,
+	    ">=", 2.0);
+	target_line("pg write, 32 clients, vs raw 1 conn:", pr->write32_1,
+	    ">=", 2.0);
+}
+
 /* Issue 10's targets, as informational as issue 9's. */
 static void
 backend_targets_print(const struct backend_ratios *br)
@@ -1372,6 +1747,17 @@ strace_scenario(const char *scratch, enum kind k, const char *what,
 			strace_print(proc_names[which[i]], out[i], r.requests);
 }
 
+/* The postgresql pair's write and replay, when they were measured. */
+static void
+pg_strace(const char *scratch, int n, const struct pg_ratios *pr)
+{
+	if (pr->write1 == 0)
+		return;
+	pg_enter();
+	strace_scenario(scratch, K_MCP_WRITE, "pg mcp write", 1, n / 8);
+	strace_scenario(scratch, K_MCP_REPLAY, "pg replay", 1, n / 4);
+	pg_leave();
+}
 
 static void
 print_load(const char *when)
@@ -1392,7 +1778,8 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: bench [-m] [-H HTTP_PID] [-g GATEWAYD_PID]"
-	    " [-p PY_SOCKET -P PY_PID]\n             AGENT_SOCKET"
+	    " [-p PY_SOCKET -P PY_PID]\n             [-q PG_AGENT_SOCKET"
+	    " -G PG_GATEWAYD_PID -O POSTMASTER_PID]\n             AGENT_SOCKET"
 	    " SCRATCH_DIR\n");
 	exit(2);
 }
@@ -1402,8 +1789,17 @@ setup(int argc, char *argv[])
 {
 	int	ch;
 
-	while ((ch = getopt(argc, argv, "g:H:mp:P:")) != -1) {
+	while ((ch = getopt(argc, argv, "g:G:H:mO:p:P:q:")) != -1) {
 		switch (ch) {
+		case 'G':
+			pg_gatewayd = (pid_t)atoi(optarg);
+			break;
+		case 'O':
+			pg_master = (pid_t)atoi(optarg);
+			break;
+		case 'q':
+			pg_agent = optarg;
+			break;
 		case 'H':
 			with_http = 1;
 			procs[P_HTTP] = (pid_t)atoi(optarg);
@@ -1426,6 +1822,7 @@ setup(int argc, char *argv[])
 	}
 	if (argc - optind != 2)
 		usage();
+	pg_dsn = getenv("BENCH_PG_DSN");
 	target_paths[T_GATEWAY] = argv[optind];
 	procs[P_CLIENTS] = getpid();
 	if (procs[P_GATEWAYD] != 0)
@@ -1442,6 +1839,7 @@ main(int argc, char *argv[])
 	static struct result	deny[2][N_TARGETS];
 	struct result		echo[2];
 	struct backend_ratios	br;
+	struct pg_ratios	pr;
 	const char		*scratch;
 	int			n = 2000;
 
@@ -1469,6 +1867,18 @@ main(int argc, char *argv[])
 		stop_echo();
 		return 0;
 	}
+	memset(&pr, 0, sizeof(pr));
+	if (getenv("BENCH_ONLY") != NULL &&
+	    strcmp(getenv("BENCH_ONLY"), "pg") == 0) {
+		pg_section(n, &pr);
+		pg_targets_print(&pr);
+		if (getenv("BENCH_STRACE") != NULL &&
+		    *getenv("BENCH_STRACE") != '0')
+			pg_strace(scratch, n, &pr);
+		print_load("at the end");
+		stop_echo();
+		return 0;
+	}
 	deny_section(deny, n, scratch);
 	echo[0] = deny[0][T_ECHO];
 	echo[1] = deny[1][T_ECHO];
@@ -1479,8 +1889,10 @@ main(int argc, char *argv[])
 		mcp_section(echo, scratch, n, &br);
 	if (with_http)
 		http_section(echo, n, &br);
+	pg_section(n, &pr);
 	targets_print(deny);
 	backend_targets_print(&br);
+	pg_targets_print(&pr);
 	if (getenv("BENCH_STRACE") != NULL && *getenv("BENCH_STRACE") != '0') {
 		strace_scenario(scratch, K_DENY, "deny", 1, n / 2);
 		strace_scenario(scratch, K_DENY, "deny", MAX_CLIENTS, n / 16);
@@ -1490,6 +1902,7 @@ main(int argc, char *argv[])
 			strace_scenario(scratch, K_MCP_WRITE, "mcp write",
 			    MAX_CLIENTS, n / 16);
 		}
+		pg_strace(scratch, n, &pr);
 	}
 	print_load("at the end");
 	stop_echo();
