@@ -1139,20 +1139,31 @@ shared_decided(int rc, void *arg)
 	shared_ctl_free(sc);
 }
 
+/*
+ * A lookup in the database found no record (rc 0) or failed (-1): the
+ * operator is told which and sc is done; 1 when so.
+ */
+static int
+shared_missing(struct shared_ctl *sc, int rc)
+{
+	if (rc == 1)
+		return 0;
+	if (rc == 0)
+		shared_ctl_error(sc, "no approval %s", sc->id);
+	else
+		shared_ctl_error(sc, "the approvals cannot be read"
+		    " (shared store): %s", sc->id);
+	return 1;
+}
+
 static void
 shared_decide_got(int rc, struct approval *a, const char *host, void *arg)
 {
 	struct shared_ctl	*sc = arg;
 
 	(void)host;
-	if (rc != 1) {
-		if (rc == 0)
-			shared_ctl_error(sc, "no approval %s", sc->id);
-		else
-			shared_ctl_error(sc, "the approvals cannot be read"
-			    " (shared store): %s", sc->id);
+	if (shared_missing(sc, rc))
 		return;
-	}
 	if (effective_state(a) != A_PENDING) {
 		shared_ctl_error(sc, "approval %s is %s already", sc->id,
 		    approval_state_str(effective_state(a)));
@@ -1260,14 +1271,8 @@ shared_one(int rc, struct approval *a, const char *host, void *arg)
 	struct msgbuf		 mb;
 
 	(void)host;
-	if (rc != 1) {
-		if (rc == 0)
-			shared_ctl_error(sc, "no approval %s", sc->id);
-		else
-			shared_ctl_error(sc, "the approvals cannot be read"
-			    " (shared store): %s", sc->id);
+	if (shared_missing(sc, rc))
 		return;
-	}
 	msgbuf_init(&mb);
 	pack_one(&mb, a);
 	sc->fn(&mb, NULL, sc->arg);

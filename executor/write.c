@@ -1374,21 +1374,33 @@ shared_resolved(const char *err, void *arg)
 	free(sr);
 }
 
+/*
+ * An operator may settle key now: it is not running here, and the audit
+ * log can take the record of it.  Else 0, err saying why.
+ */
+static int
+resolvable(const char *key, char *err, size_t errlen)
+{
+	if (wop_find(key) != NULL) {
+		snprintf(err, errlen, "%s is running now", key);
+		return 0;
+	}
+	if (!audit_up()) {
+		snprintf(err, errlen, "the audit log cannot be written: %s is"
+		    " not resolved", key);
+		return 0;
+	}
+	return 1;
+}
+
 int
 write_resolve_shared(const char *key, int done, const char *who,
     void (*fn)(const char *, void *), void *arg, char *err, size_t errlen)
 {
 	struct shared_resolve	*sr;
 
-	if (wop_find(key) != NULL) {
-		snprintf(err, errlen, "%s is running now", key);
+	if (!resolvable(key, err, errlen))
 		return -1;
-	}
-	if (!audit_up()) {
-		snprintf(err, errlen, "the audit log cannot be written: %s is"
-		    " not resolved", key);
-		return -1;
-	}
 	sr = xcalloc(1, sizeof(*sr));
 	sr->key = xstrdup(key);
 	sr->who = xstrdup(who);
@@ -1416,15 +1428,8 @@ write_resolve(const char *key, int done, const char *who, char *err,
 	struct resolve_arg	ra = { key, done, who, L_NONE };
 	int			rc;
 
-	if (wop_find(key) != NULL) {
-		snprintf(err, errlen, "%s is running now", key);
+	if (!resolvable(key, err, errlen))
 		return -1;
-	}
-	if (!audit_up()) {
-		snprintf(err, errlen, "the audit log cannot be written: %s is"
-		    " not resolved", key);
-		return -1;
-	}
 	/* An operator's action: it may use the reserve. */
 	if ((rc = store_write_reserve(ex->store, resolve_txn, &ra)) != 0) {
 		snprintf(err, errlen, "the ledger: %s", store_strerror(rc));
