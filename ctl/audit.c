@@ -252,52 +252,42 @@ audit_show(int argc, char **argv, int json)
 	return 0;
 }
 
-int
-ctl_audit(int argc, char **argv, int json)
+/* audit head: the latest signed head of the log, as JSON. */
+static int
+audit_head(const char *log)
+{
+	struct audithead	 kept;
+	char			*out;
+
+	memset(&kept, 0, sizeof(kept));
+	if (auditchain_last_head(log, &kept) == -1) {
+		fprintf(stderr, "gatewayctl: %s: no signed head\n", log);
+		return 1;
+	}
+	if ((out = auditchain_head_json(&kept)) == NULL)
+		return 1;
+	fputs(out, stdout);
+	free(out);
+	return 0;
+}
+
+/*
+ * audit verify: every link and signature of the log, and with headf that
+ * it still reaches that kept head.  The key: keyhex, else the audit.pub
+ * beside the log unless a kept head names its own.
+ */
+static int
+audit_verify(const char *log, const char *headf, const char *keyhex,
+    int json)
 {
 	struct audithead	 kept, *kp = NULL;
 	unsigned char		 key[32], *keyp = NULL;
-	const char		*log = DEFAULT_LOG, *headf = NULL, *keyhex = NULL;
 	const char		*why;
 	char			 msg[1024], *text, *out;
 	uint64_t		 lines, heads;
 	size_t			 len;
-	int			 i, rc;
+	int			 rc;
 
-	if (argc >= 2 && strcmp(argv[1], "show") == 0)
-		return audit_show(argc, argv, json);
-	if (argc < 2 || (strcmp(argv[1], "head") != 0 &&
-	    strcmp(argv[1], "verify") != 0))
-		audit_usage();
-	for (i = 2; i < argc; i += 2) {
-		if (i + 1 == argc)
-			audit_usage();
-		if (strcmp(argv[i], "--log") == 0)
-			log = argv[i + 1];
-		else if (strcmp(argv[i], "--head") == 0 &&
-		    strcmp(argv[1], "verify") == 0)
-			headf = argv[i + 1];
-		else if (strcmp(argv[i], "--key") == 0 &&
-		    strcmp(argv[1], "verify") == 0)
-			keyhex = argv[i + 1];
-		else
-			audit_usage();
-	}
-	if (sodium_init() < 0) {
-		fprintf(stderr, "gatewayctl: sodium_init failed\n");
-		return 1;
-	}
-	if (strcmp(argv[1], "head") == 0) {
-		if (auditchain_last_head(log, &kept) == -1) {
-			fprintf(stderr, "gatewayctl: %s: no signed head\n", log);
-			return 1;
-		}
-		if ((out = auditchain_head_json(&kept)) == NULL)
-			return 1;
-		fputs(out, stdout);
-		free(out);
-		return 0;
-	}
 	if (headf != NULL) {
 		if ((text = slurp(headf, &len)) == NULL) {
 			fprintf(stderr, "gatewayctl: %s: %s\n", headf,
@@ -337,4 +327,38 @@ ctl_audit(int argc, char **argv, int json)
 	else
 		fprintf(stderr, "gatewayctl: %s\n", msg);
 	return rc == 0 ? 0 : 1;
+}
+
+int
+ctl_audit(int argc, char **argv, int json)
+{
+	const char	*log = DEFAULT_LOG, *headf = NULL, *keyhex = NULL;
+	int		 i;
+
+	if (argc >= 2 && strcmp(argv[1], "show") == 0)
+		return audit_show(argc, argv, json);
+	if (argc < 2 || (strcmp(argv[1], "head") != 0 &&
+	    strcmp(argv[1], "verify") != 0))
+		audit_usage();
+	for (i = 2; i < argc; i += 2) {
+		if (i + 1 == argc)
+			audit_usage();
+		if (strcmp(argv[i], "--log") == 0)
+			log = argv[i + 1];
+		else if (strcmp(argv[i], "--head") == 0 &&
+		    strcmp(argv[1], "verify") == 0)
+			headf = argv[i + 1];
+		else if (strcmp(argv[i], "--key") == 0 &&
+		    strcmp(argv[1], "verify") == 0)
+			keyhex = argv[i + 1];
+		else
+			audit_usage();
+	}
+	if (sodium_init() < 0) {
+		fprintf(stderr, "gatewayctl: sodium_init failed\n");
+		return 1;
+	}
+	if (strcmp(argv[1], "head") == 0)
+		return audit_head(log);
+	return audit_verify(log, headf, keyhex, json);
 }
