@@ -220,6 +220,27 @@ cfg_get_str(struct cfgctx *ctx, const yaml_node_t *node, const char *path,
 	return 0;
 }
 
+/*
+ * A value of a mapping of names to strings (an environment, headers,
+ * compensate.args): cfg_get_str's string, or "" when quoted so, at most
+ * max bytes.
+ */
+int
+cfg_get_value(struct cfgctx *ctx, const yaml_node_t *node, const char *path,
+    size_t max, const char **out)
+{
+	if (node->type == YAML_SCALAR_NODE && ynode_is_quoted(node) &&
+	    node->data.scalar.length == 0) {
+		*out = "";
+		return 0;
+	}
+	if (cfg_get_str(ctx, node, path, out) == -1)
+		return -1;
+	if (strlen(*out) > max)
+		return cfg_error(ctx, node, path, "longer than %zu bytes", max);
+	return 0;
+}
+
 static int
 name_char(int c)
 {

@@ -140,16 +140,8 @@ read_pairs(struct cfgctx *ctx, yaml_node_t *node, const char *path,
 			cfg_error(ctx, kn, sub, "%s", why);
 			continue;
 		}
-		if (vn->type == YAML_SCALAR_NODE && ynode_is_quoted(vn) &&
-		    vn->data.scalar.length == 0)
-			val = "";
-		else if (cfg_get_str(ctx, vn, sub, &val) == -1)
+		if (cfg_get_value(ctx, vn, sub, VALUE_MAX_LEN, &val) == -1)
 			continue;
-		if (strlen(val) > VALUE_MAX_LEN) {
-			cfg_error(ctx, vn, sub, "longer than %d bytes",
-			    VALUE_MAX_LEN);
-			continue;
-		}
 		xasprintf(&(*out)[(*n)++], "%s%s%s", name, sep, val);
 	}
 	return cfg_nerrs(ctx) == before ? 0 : -1;

@@ -147,6 +147,8 @@ int	cfg_get_str(struct cfgctx *, const yaml_node_t *, const char *,
 	    const char **);
 int	cfg_get_name(struct cfgctx *, const yaml_node_t *, const char *,
 	    const char **);
+int	cfg_get_value(struct cfgctx *, const yaml_node_t *, const char *,
+	    size_t max, const char **);
 int	cfg_name_error(struct cfgctx *, const yaml_node_t *, const char *);
 int	cfg_get_bool(struct cfgctx *, const yaml_node_t *, const char *,
 	    int *);

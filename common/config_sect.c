@@ -363,16 +363,9 @@ comp_args(struct cfgctx *ctx, struct tool *t, yaml_node_t *node,
 		if (cfg_get_name(ctx, kn, path, &name) == -1)
 			continue;
 		cfg_key_path(sub, sizeof(sub), path, name);
-		if (vn->type == YAML_SCALAR_NODE && ynode_is_quoted(vn) &&
-		    vn->data.scalar.length == 0)
-			val = "";
-		else if (cfg_get_str(ctx, vn, sub, &val) == -1)
+		if (cfg_get_value(ctx, vn, sub, COMP_VALUE_MAX_LEN, &val) ==
+		    -1)
 			continue;
-		if (strlen(val) > COMP_VALUE_MAX_LEN) {
-			cfg_error(ctx, vn, sub, "longer than %d bytes",
-			    COMP_VALUE_MAX_LEN);
-			continue;
-		}
 		if ((why = comp_value_bad(val)) != NULL) {
 			cfg_error(ctx, vn, sub, "%s", why);
 			continue;
