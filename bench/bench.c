@@ -588,12 +588,34 @@ run_clients(struct worker *w, enum target tg, enum kind k, int clients,
 	return t0;
 }
 
+/*
+ * The result of n requests in el ns, their latencies in lat (sorted and
+ * freed here), the CPU between the two snapshots.
+ */
+static struct result
+result_of(uint64_t *lat, size_t n, uint64_t el, const struct cpusnap *before,
+    const struct cpusnap *after)
+{
+	struct result	r;
+	int		i;
+
+	qsort(lat, n, sizeof(*lat), cmp_u64);
+	memset(&r, 0, sizeof(r));
+	r.rate = (double)n * 1e9 / (double)(el ? el : 1);
+	r.p50 = lat[n / 2];
+	r.p99 = lat[n * 99 / 100];
+	r.requests = n;
+	for (i = 0; i < N_PROCS; i++)
+		r.cpu[i] = snap_delta(before, after, (enum proc)i);
+	free(lat);
+	return r;
+}
+
 static struct result
 measure(enum target tg, enum kind k, int clients, int per_client)
 {
 	static struct cpusnap	 before, after;
 	struct worker		 w[MAX_CLIENTS];
-	struct result		 r;
 	uint64_t		*lat, el;
 	size_t			 n;
 	int			 i;
@@ -609,16 +631,7 @@ measure(enum target tg, enum kind k, int clients, int per_client)
 	snap_all(&after);
 	for (i = 0; i < clients; i++)
 		close(w[i].fd);
-	qsort(lat, n, sizeof(*lat), cmp_u64);
-	memset(&r, 0, sizeof(r));
-	r.rate = (double)n * 1e9 / (double)(el ? el : 1);
-	r.p50 = lat[n / 2];
-	r.p99 = lat[n * 99 / 100];
-	r.requests = n;
-	for (i = 0; i < N_PROCS; i++)
-		r.cpu[i] = snap_delta(&before, &after, (enum proc)i);
-	free(lat);
-	return r;
+	return result_of(lat, n, el, &before, &after);
 }
 
 /* Rounds of one thing: the median round by rate, CPU over all rounds. */
@@ -1402,7 +1415,6 @@ pg_commits(int conns, int per_conn)
 {
 	static struct cpusnap	 before, after;
 	struct pg_worker	 w[MAX_CLIENTS];
-	struct result		 r;
 	PGresult		*res;
 	uint64_t		*lat, el;
 	size_t			 n;
@@ -1435,16 +1447,7 @@ pg_commits(int conns, int per_conn)
 	snap_all(&after);
 	for (i = 0; i < conns; i++)
 		PQfinish(w[i].conn);
-	qsort(lat, n, sizeof(*lat), cmp_u64);
-	memset(&r, 0, sizeof(r));
-	r.rate = (double)n * 1e9 / (double)(el ? el : 1);
-	r.p50 = lat[n / 2];
-	r.p99 = lat[n * 99 / 100];
-	r.requests = n;
-	for (i = 0; i < N_PROCS; i++)
-		r.cpu[i] = snap_delta(&before, &after, (enum proc)i);
-	free(lat);
-	return r;
+	return result_of(lat, n, el, &before, &after);
 }
 
 static void
