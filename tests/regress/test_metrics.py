@@ -78,22 +78,6 @@ class MetricsDaemon(Daemon):
         return parse(self.scrape())
 
 
-def http_unix(path, request):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(10)
-    s.connect(path)
-    s.sendall(request.encode())
-    data = b""
-    while True:
-        b = s.recv(65536)
-        if not b:
-            break
-        data += b
-    s.close()
-    head, _, body = data.partition(b"\r\n\r\n")
-    return int(head.split()[1]), body.decode()
-
-
 def parse(text):
     """{(name, ((label, value), ...)): value}; label values unescaped
     (ours never hold an escape)."""

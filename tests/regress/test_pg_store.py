@@ -71,18 +71,8 @@ class Fleet:
 
 def metric(d, name):
     """The value of an unlabelled series on d's /metrics."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(10)
-    s.connect(d.metrics_sock)
-    s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
-    data = b""
-    while True:
-        b = s.recv(65536)
-        if not b:
-            break
-        data += b
-    s.close()
-    for line in data.decode().splitlines():
+    _, body = http_unix(d.metrics_sock, "GET /metrics HTTP/1.0\r\n\r\n")
+    for line in body.splitlines():
         if line.startswith(name + " "):
             return float(line.split()[1])
     raise AssertionError("%s not in the metrics" % name)

@@ -1,8 +1,10 @@
 """A local HTTP(S) API for the tests: tests/tools/https-server in a temp
-dir of its own (its own CA), stopped at exit."""
+dir of its own (its own CA), stopped at exit; and one HTTP request over a
+Unix socket (gatewayd's metrics endpoint)."""
 import json
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 
@@ -48,3 +50,21 @@ class Api:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def http_unix(path, request):
+    """Send request (the whole HTTP/1.0 text) to the Unix socket path;
+    the status code and the body, read to the server's close."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(path)
+    s.sendall(request.encode())
+    data = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        data += b
+    s.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body.decode()
