@@ -115,6 +115,7 @@ test_runs_SRC		= gatewayd/runs.c gatewayd/metrics.c
 test_agentreq_SRC	= gatewayd/agentreq.c
 test_jsonrpc_SRC	= executor/jsonrpc.c
 test_bridge_SRC		= bridge/rpcread.c bridge/names.c
+test_aconn_SRC		= bridge/agent.c
 test_http_SRC		= executor/http.c executor/credential.c
 
 .SECONDEXPANSION:

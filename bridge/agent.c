@@ -124,7 +124,9 @@ readable(struct bufferevent *bev, void *arg)
 /*
  * What the socket still holds, read into the input buffer: 1 when a whole
  * frame is there.  A request written as the gate refused the connection
- * at accept fails with EPIPE before the refusal it sent is read.
+ * at accept fails with EPIPE before the refusal it sent is read.  The
+ * bufferevent keeps its input's end frozen outside its own read
+ * callback, so the end is thawed for these reads and frozen again.
  */
 static int
 salvage(struct bufferevent *bev)
@@ -133,9 +135,11 @@ salvage(struct bufferevent *bev)
 	uint32_t	 len;
 	int		 fd = bufferevent_getfd(bev);
 
+	evbuffer_unfreeze(in, 0);
 	while (fd != -1 && evbuffer_get_length(in) < MAX_ANSWER &&
 	    evbuffer_read(in, fd, 65536) > 0)
 		;
+	evbuffer_freeze(in, 0);
 	return frame_peek(in, MAX_ANSWER, &len) != FRAME_MORE;
 }
 
