@@ -11,12 +11,20 @@ from tg import *  # noqa: F401,F403
 @test
 def max_connections():
     with Daemon(base_config(limits={"max_connections": 4})) as d:
-        time.sleep(0.2)         # wait_ready's own connection is gone
-        cs = []
-        for i in range(4):
+        def accepted():
             c = d.client()
-            assert c.hello()["status"] == "ok", i
-            cs.append(c)
+            try:
+                r = c.hello()
+            except (EOFError, OSError):
+                c.close()
+                return None
+            if r["status"] != "ok":
+                c.close()
+                return None
+            return c
+        # Retried: wait_ready's own connection may not be gone yet.
+        cs = [wait_for(accepted, 5, "connection %d accepted" % i)
+              for i in range(4)]
         extra = d.client()
         r = extra.recv()
         assert r["status"] == "error" and r["error"] == "unavailable", r
@@ -31,18 +39,6 @@ def max_connections():
             r = c.call("echo", {"i": i}, run_id="mc")
             assert r["status"] == "ok", r
         cs.pop().close()
-
-        def accepted():
-            c = d.client()
-            try:
-                r = c.hello()
-            except (EOFError, OSError):
-                c.close()
-                return None
-            if r["status"] != "ok":
-                c.close()
-                return None
-            return c
         c = wait_for(accepted, 5, "a new connection to be accepted")
         assert c.call("echo", {}, run_id="mc")["status"] == "ok"
         cs.append(c)
