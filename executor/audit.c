@@ -30,7 +30,9 @@
  * audit key (STATE_DIR/audit.key, kept like checkpoint.key; the public
  * half in audit.pub); the head is synced and kept in the store (DB_META
  * "audit_head") so that a log cut or rolled back behind it is seen at the
- * next start.  A line's prev is its chain's state when it is written: a
+ * next start.  With a shared store (PostgreSQL) the head is kept there
+ * too, off the host: a log rolled back together with the state dir is
+ * seen at the next connection.  A line's prev is its chain's state when it is written: a
  * line that is not written leaves the chain as it was.
  */
 #include <errno.h>
@@ -55,6 +57,7 @@
 #include "common/util.h"
 #include "common/xmalloc.h"
 #include "executor/executor.h"
+#include "executor/pgstore.h"
 #include "executor/store.h"
 #include "executor/syncer.h"
 
@@ -86,6 +89,7 @@ static unsigned char	 audit_sk[crypto_sign_SECRETKEYBYTES];
 static unsigned char	 hash_key[AUDITREDACT_KEYLEN];	/* audit.redact */
 static struct canon_buf	 redacted;	/* a record's args, redacted */
 static char		 chain_state[512] = "ok";
+static struct audithead	 last_head;	/* the newest on disk; seq 0: none */
 static uint64_t		 log_size;	/* bytes in the file, for rotation */
 static struct event	*rotate_ev;
 static struct event	*reopen_ev;	/* gatewayd's SIGHUP, held back */
@@ -436,37 +440,89 @@ head_put_txn(struct store_txn *stx, void *arg)
 	return stx_put(stx, DB_META, &k, &v);
 }
 
+/* A head to the shared store, when there is one; sent again at connect. */
+static void
+head_publish(const struct audithead *h)
+{
+	char	*json;
+
+	if (!pgstore_on() || (json = auditchain_head_json(h)) == NULL)
+		return;
+	json[strlen(json) - 1] = '\0';
+	(void)pgstore_audit_head_put(h->seq, json);
+	free(json);
+}
+
 /*
- * The log at start, checked against itself and against the head the
- * store kept: a log that does not verify is said loudly (and in status),
- * and the service goes on.
+ * The log checked against itself and against a head kept off it (by
+ * 'where'), or none: a log that does not verify is said loudly (and in
+ * status), and the service goes on.  0 when it verifies.
  */
+static int
+chain_verify(const struct audithead *kp, const char *where)
+{
+	unsigned char		 pk[crypto_sign_PUBLICKEYBYTES];
+	char			 msg[480];
+	uint64_t		 lines, heads;
+
+	crypto_sign_ed25519_sk_to_pk(pk, audit_sk);
+	if (auditchain_verify_log(audit_path, pk, kp, msg, sizeof(msg),
+	    &lines, &heads) == 0) {
+		log_info("audit: %s verifies%s%s: %llu records, %llu heads",
+		    audit_path, kp != NULL ? " against the head in " : "",
+		    kp != NULL ? where : "", (unsigned long long)lines,
+		    (unsigned long long)heads);
+		return 0;
+	}
+	snprintf(chain_state, sizeof(chain_state), "broken: %s", msg);
+	log_warnx("audit: THE AUDIT LOG DOES NOT VERIFY: %s", msg);
+	return -1;
+}
+
+/* The log at start, against the head the local store kept. */
 static void
 chain_check(void)
 {
 	struct audithead	 kept, *kp = NULL;
-	unsigned char		 pk[crypto_sign_PUBLICKEYBYTES];
-	char			 msg[480];
-	uint64_t		 lines, heads;
 	int			 rc;
 
-	if ((rc = store_read(ex->store, head_get_txn, &kept)) == 0)
+	if ((rc = store_read(ex->store, head_get_txn, &kept)) == 0) {
 		kp = &kept;
-	else if (rc != STORE_NOTFOUND)
+		last_head = kept;
+	} else if (rc != STORE_NOTFOUND)
 		log_warnx("audit: the kept head cannot be read: %s",
 		    store_strerror(rc));
-	crypto_sign_ed25519_sk_to_pk(pk, audit_sk);
-	rc = auditchain_verify_log(audit_path, pk, kp, msg, sizeof(msg),
-	    &lines, &heads);
-	if (rc == 0) {
+	if (chain_verify(kp, "the local store") == 0)
 		snprintf(chain_state, sizeof(chain_state), "ok");
-		log_info("audit: %s verifies: %llu records, %llu heads",
-		    audit_path, (unsigned long long)lines,
-		    (unsigned long long)heads);
-		return;
+}
+
+/*
+ * The head the shared store keeps for this host (store.backend:
+ * postgresql), read at each connection; NULL when it has none.  Newer
+ * than the one the log was checked against (a log rolled back together
+ * with the state dir that held both), the log is checked against it.
+ * Then ours is published if it is the newer: the database never takes
+ * a head older than the one it has.
+ */
+void
+audit_shared_head(const char *text, size_t len)
+{
+	struct audithead	 h;
+	const char		*why;
+	uint64_t		 have = 0;
+
+	if (text != NULL && auditchain_head_parse(text, len, &h, &why) == -1)
+		log_warnx("audit: the head in the shared store cannot be"
+		    " read: %s", why);
+	else if (text != NULL) {
+		have = h.seq;
+		if ((h.seq > last_head.seq || (h.seq == last_head.seq &&
+		    strcmp(h.hash, last_head.hash) != 0)) &&
+		    chain_verify(&h, "the shared store") == 0)
+			last_head = h;
 	}
-	snprintf(chain_state, sizeof(chain_state), "broken: %s", msg);
-	log_warnx("audit: THE AUDIT LOG DOES NOT VERIFY: %s", msg);
+	if (last_head.seq > have)
+		head_publish(&last_head);
 }
 
 const char *
@@ -577,6 +633,8 @@ head_write(void)
 		(void)synced(-1);
 		return;
 	}
+	last_head = h;
+	head_publish(&h);
 	if ((json = auditchain_head_json(&h)) == NULL)
 		return;
 	json[strlen(json) - 1] = '\0';

@@ -106,6 +106,8 @@ int	audit_up(void);
 const char *audit_state(char *, size_t);
 /* "ok", or "broken: WHERE AND HOW" when the log did not verify at start. */
 const char *audit_chain_state(void);
+/* pgstore.c: the head the shared store keeps for this host, or NULL. */
+void	audit_shared_head(const char *text, size_t len);
 void	audit_reopen(void);
 /* gatewayd's SIGHUP: audit_reopen(), at most once a second. */
 void	audit_reopen_asked(void);

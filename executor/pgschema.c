@@ -9,8 +9,9 @@
  * records it does not understand.
  *
  * What is shared (PROTOCOL.md, "The store on PostgreSQL"): the ledger, the
- * kill switch, the hosts, the approvals.  Runs, pins, approvals' quota and
- * the audit log stay in each host's LMDB store and state dir.
+ * kill switch, the hosts, the approvals, the audit heads.  Runs, pins,
+ * approvals' quota and the audit log stay in each host's LMDB store and
+ * state dir.
  *
  * Times that decide anything (retention) are the database's now(): the
  * hosts' clocks may disagree.
@@ -321,6 +322,15 @@ static const char *const migrations[] = {
 	"  GET DIAGNOSTICS d = ROW_COUNT;\n"
 	"  RETURN c + d;\n"
 	"END $f$;\n",
+	/*
+	 * 3: each host's audit head (auditchain_head_json), kept off the
+	 * host: a log rolled back with its state dir falls short of it.
+	 */
+	"CREATE TABLE tg_audit_heads (\n"
+	"  host_id text PRIMARY KEY,\n"
+	"  seq bigint NOT NULL,\n"
+	"  head text NOT NULL,\n"
+	"  updated timestamptz NOT NULL DEFAULT now());\n",
 };
 
 #define NMIGRATIONS	((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -785,6 +785,47 @@ pgstore_set_writes_off(int off, const char *who)
 	return -1;
 }
 
+/* Audit heads: ours kept, never backwards; read at each connection. */
+
+static void
+head_kept(const PGresult *res, void *arg)
+{
+	(void)arg;
+	if (res != NULL && !pg_ok(res))
+		log_warnx("store: PostgreSQL: the audit head cannot be kept:"
+		    " %s", PQresultErrorMessage(res));
+}
+
+int
+pgstore_audit_head_put(uint64_t seq, const char *json)
+{
+	const char	*v[3];
+	char		 num[24];
+
+	snprintf(num, sizeof(num), "%llu", (unsigned long long)seq);
+	v[0] = ex->conf->store_host_id;
+	v[1] = num;
+	v[2] = json;
+	return pg_query_setup("INSERT INTO tg_audit_heads (host_id, seq, head)"
+	    " VALUES ($1, $2, $3) ON CONFLICT (host_id) DO UPDATE SET"
+	    " seq = excluded.seq, head = excluded.head, updated = now()"
+	    " WHERE tg_audit_heads.seq < excluded.seq", 3, v, NULL, NULL,
+	    head_kept, NULL);
+}
+
+static void
+head_read(const PGresult *res, void *arg)
+{
+	(void)arg;
+	if (!pg_ok(res))
+		return;		/* lost, or failed: read at the next one */
+	if (PQntuples(res) == 0)
+		audit_shared_head(NULL, 0);
+	else
+		audit_shared_head(PQgetvalue(res, 0, 0),
+		    (size_t)PQgetlength(res, 0, 0));
+}
+
 /* What the database holds, at each connection. */
 static void
 ks_read(const PGresult *res, void *arg)
@@ -828,6 +869,8 @@ pg_came_up(void)
 	(void)pg_query_setup("SELECT value FROM tg_meta WHERE name ="
 	    " 'writes_off'", 0, NULL, NULL, NULL, ks_read, NULL);
 	v[0] = ex->conf->store_host_id;
+	(void)pg_query_setup("SELECT head FROM tg_audit_heads WHERE host_id ="
+	    " $1", 1, v, NULL, NULL, head_read, NULL);
 	v[1] = pg_instance();
 	v[2] = keys = checkpoint_public_keys();
 	(void)pg_query_setup("INSERT INTO tg_hosts (host_id, instance, pubkey)"

@@ -3,9 +3,10 @@
  * store lives in PostgreSQL, over pg.h.  The ledger's intents and outcomes
  * (asked by write.c one loop turn at a time, answered when the database
  * has committed them), the kill switch (a row, and a NOTIFY that reaches
- * every executor at once), this host's public key, the retention sweep.
- * Runs, pins, approvals and the audit log stay in the host's own LMDB
- * store and state dir (executor/store.h).
+ * every executor at once), this host's public key and audit head, the
+ * retention sweep, the approvals.  Runs, pins, approval quotas and the
+ * audit log stay in the host's own LMDB store and state dir
+ * (executor/store.h).
  *
  * While the database cannot be reached, pgstore_up() is 0: writes are
  * refused (fail closed), reads go on, pg.c reconnects with a backoff.
@@ -128,6 +129,13 @@ int	pgstore_approvals_page(const char *after, size_t limit,
  */
 int	pgstore_publish_keys(void);
 int	pgstore_peer_keys(void (*fn)(int ok, void *), void *);
+
+/*
+ * This host's audit head (its JSON text, seq its number) kept in the
+ * database, never older than the one there; the one there is given to
+ * audit_shared_head() at each connection.  -1 when not up.
+ */
+int	pgstore_audit_head_put(uint64_t seq, const char *json);
 
 /* Called on tg_approval (approval.c): approval id was decided. */
 void	approval_shared_decided(const char *id);

@@ -2,7 +2,9 @@
 pairs on two state dirs stand in for two hosts, on one real PostgreSQL
 the test starts itself (tglib/pg.py).  Their write tools append to one
 effects file, so a write that ran twice shows as two lines."""
+import json
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -24,9 +26,10 @@ def host_conf(pg, effects, host_id):
 
 
 class Fleet:
-    """A PostgreSQL and two hosts on it (a, b); retention_s for both."""
+    """A PostgreSQL and two hosts on it (a, b); retention_s and the audit
+    section for both."""
 
-    def __init__(self, retention_s=None):
+    def __init__(self, retention_s=None, audit=None):
         self.pg = Postgres().start()
         self.hosts = []
         try:
@@ -37,6 +40,8 @@ class Fleet:
                 conf = host_conf(self.pg, self.effects, h.host_id)
                 if retention_s is not None:
                     conf["writes"] = dict(conf["writes"], retention_s=retention_s)
+                if audit is not None:
+                    conf["audit"] = audit
                 h.metrics_sock = os.path.join(h.dir, "metrics.sock")
                 conf["metrics"] = {"listen": "unix:" + h.metrics_sock}
                 reconfigure(h, conf)
@@ -105,7 +110,7 @@ def status_and_metrics_show_the_shared_store():
         assert metric(f.a, "toolgate_store_connection_losses_total") == 0
         rows = f.pg.psql("SELECT host_id FROM tg_hosts ORDER BY host_id")
         assert rows == [["host-a"], ["host-b"]], rows
-        assert f.pg.psql("SELECT max(version) FROM tg_schema_version") == [["2"]]
+        assert f.pg.psql("SELECT max(version) FROM tg_schema_version") == [["3"]]
 
 
 @test
@@ -457,17 +462,77 @@ def a_used_approval_never_runs_again_on_another_host_after_retention():
         assert count_lines(f.effects) == 1
 
 
+def last_head_seq(d):
+    """The head_seq of the last head record in d's audit log, or 0."""
+    seq = 0
+    for line in open(os.path.join(d.state, "audit.log"), "rb"):
+        r = json.loads(line)
+        if r.get("event") == "head":
+            seq = r["head_seq"]
+    return seq
+
+
+def db_head_seq(f, d):
+    rows = f.pg.psql("SELECT seq FROM tg_audit_heads WHERE host_id = '%s'" % d.host_id)
+    return int(rows[0][0]) if rows else 0
+
+
+@test
+def each_hosts_audit_head_is_kept_in_the_database():
+    """Every head a host signs is kept in tg_audit_heads, never going
+    back; a host whose log and state dir are rolled back together (each
+    agreeing with the other) is found out against it at the next start,
+    and goes on serving."""
+    with Fleet(audit={"head_every": 2}) as f:
+        for i in range(3):
+            assert f.a.client().call("rec", {"ticket_id": fresh()},
+                                      run_id=fresh("run"))["status"] == "ok"
+        wait_for(lambda: last_head_seq(f.a) > 0 and
+                 db_head_seq(f, f.a) == last_head_seq(f.a), 10,
+                 "host-a's head in the database")
+        f.a.stop()
+        saved = os.path.join(f.a.dir, "saved")
+        shutil.copytree(f.a.state, saved)
+        f.a.start()
+        wait_store_up(f.a)
+        before = db_head_seq(f, f.a)
+        for i in range(4):
+            assert f.a.client().call("rec", {"ticket_id": fresh()},
+                                     run_id=fresh("run"))["status"] == "ok"
+        wait_for(lambda: db_head_seq(f, f.a) > before and
+                 db_head_seq(f, f.a) == last_head_seq(f.a), 10,
+                 "host-a's newer head in the database")
+        assert f.a.ctl_json("status")["audit_chain"] == "ok"
+        f.a.stop()
+        # The state dir as it was: its log and its local head agree.
+        shutil.rmtree(f.a.state)
+        shutil.copytree(saved, f.a.state)
+        kept = db_head_seq(f, f.a)
+        f.a.start()
+        wait_store_up(f.a)
+        wait_for(lambda: f.a.ctl_json("status")["audit_chain"].startswith("broken: "),
+                 10, "the rollback found")
+        chain = f.a.ctl_json("status")["audit_chain"]
+        assert "tail cut" in chain, chain
+        # Said, not enforced; and the database's head did not go back.
+        assert f.a.client().call("echo", {"x": 1}, run_id=fresh("run"))["status"] == "ok"
+        assert db_head_seq(f, f.a) == kept
+        assert f.b.ctl_json("status")["audit_chain"] == "ok"
+
+
 @test
 def an_older_schema_is_migrated_at_start():
     """A database at version 1 (as the first executors left it) is taken
     to the current version by the next executor that connects."""
     with Fleet() as f:
         f.pg.psql("DROP TABLE tg_approvals; DROP FUNCTION tg_decide;"
+                  " DROP TABLE tg_audit_heads;"
                   " DELETE FROM tg_schema_version WHERE version > 1")
         f.a.stop(expect_rc=None)
         f.a.start()
         wait_store_up(f.a)
-        assert f.pg.psql("SELECT version FROM tg_schema_version ORDER BY 1") == [["1"], ["2"]]
+        assert f.pg.psql("SELECT version FROM tg_schema_version ORDER BY 1") == \
+            [["1"], ["2"], ["3"]]
         r = f.a.client().call("rec.appr", {"ticket_id": fresh()}, run_id=fresh("run"))
         assert r["status"] == "needs_approval", r
         assert len(f.b.ctl_json("approvals")) == 1
