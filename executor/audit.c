@@ -76,6 +76,7 @@ static uint64_t		 seq_reserved;	/* numbers up to this are ours */
 static struct event	*sync_ev;
 static int		 sync_due;
 static int		 sync_begun;	/* on the sync thread (syncer.c) */
+static int		 begun_rc = -1;	/* its result, when settled early */
 static int		 audit_down;	/* the last write or sync failed */
 static int		 audit_errno;	/* why */
 static int		 sync_failed;	/* down since an fdatasync failed */
@@ -967,9 +968,9 @@ audit_write(const struct audit_rec *r, int sync)
 
 /*
  * The records written so far start for the disk on the sync thread, while
- * the caller commits the ledger; audit_sync_end() waits for them.  Records
- * written in between are not covered: the loop thread writes none, it is
- * inside the commit.
+ * the caller commits the ledger (or waits for the database: write.c,
+ * commit_shared); audit_sync_end() waits for them.  Records written in
+ * between are not covered: they are synced as any other (sync_due).
  */
 void
 audit_sync_begin(void)
@@ -980,14 +981,40 @@ audit_sync_begin(void)
 		return;
 	syncer_begin(audit_fd);
 	sync_begun = 1;
+	begun_rc = -1;
+}
+
+/* 1 while a sync begun is not ended: no other may begin. */
+int
+audit_sync_busy(void)
+{
+	return sync_begun;
+}
+
+/*
+ * The sync begun is waited for now, before its file is closed; the
+ * audit_sync_end() to come gets its result.
+ */
+static void
+sync_settle(void)
+{
+	if (!sync_begun)
+		return;
+	sync_begun = 0;
+	begun_rc = synced(syncer_wait());
 }
 
 /* -1 if the records written before audit_sync_begin() may not be on disk. */
 int
 audit_sync_end(void)
 {
-	if (!sync_begun)
-		return -1;
+	int	rc;
+
+	if (!sync_begun) {
+		rc = begun_rc;
+		begun_rc = -1;
+		return rc;
+	}
 	sync_begun = 0;
 	return synced(syncer_wait());
 }
@@ -1023,6 +1050,7 @@ audit_reopen(void)
 		log_warn("audit: cannot cut the torn tail of the old log");
 	torn_at = -1;
 	torn_unknown = 0;
+	sync_settle();
 	if (audit_fd != -1)
 		close(audit_fd);
 	audit_fd = fd;
@@ -1136,6 +1164,7 @@ audit_close(void)
 	free(recline.buf);
 	memset(&recline, 0, sizeof(recline));
 	memset(&batch, 0, sizeof(batch));
+	sync_settle();
 	if (audit_fd != -1)
 		close(audit_fd);
 	audit_fd = -1;

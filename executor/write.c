@@ -773,6 +773,7 @@ struct shared_batch {
 	struct wop	**inw;		/* the wop of each intent */
 	size_t		 nout, nin;
 	int		 rc_in;		/* the local part of the intents */
+	int		 sync_begun;	/* its audit records on the sync thread */
 };
 
 static int
@@ -796,12 +797,20 @@ undo_txn(struct store_txn *txn, void *arg)
 /*
  * The database said not to run some intents the local transaction had
  * counted in their runs: they are taken out again, as if never asked.
+ * When all run (the common case) there is nothing to commit.
  */
 static void
 undo_runs(struct shared_batch *sb)
 {
+	size_t	i;
 	int	rc;
 
+	for (i = 0; i < sb->nin; i++)
+		if (sb->inw[i]->verdict != V_RUN &&
+		    sb->inw[i]->first->approval_id == NULL)
+			break;
+	if (i == sb->nin)
+		return;
 	if ((rc = store_write_reserve(ex->store, undo_txn, sb)) != 0)
 		log_warnx("ledger: writes not run could not be taken out of"
 		    " their runs: %s", store_strerror(rc));
@@ -879,30 +888,99 @@ shared_done(int ok, void *arg)
 	}
 	if (sb->nin > 0)
 		undo_runs(sb);
+	/* Outcomes only: their answers' records are on disk first. */
+	if (sb->sync_begun)
+		(void)audit_sync_end();
 	batch_answer(&sb->q, ok ? 0 : STORE_ERR, sb->rc_in);
 	shared_free(sb);
+}
+
+static int
+unsent_txn(struct store_txn *txn, void *arg)
+{
+	struct wopq	*q = arg;
+	struct wop	*w;
+	int		 rc;
+
+	TAILQ_FOREACH(w, q, qentry)
+		if (w->phase == W_INTENT && w->verdict == V_UNLOGGED &&
+		    w->first->approval_id == NULL &&
+		    (rc = ledger_run_del(txn, w->first->tenant,
+		    w->first->run_id, w->key)) != 0)
+			return rc;
+	return 0;
+}
+
+/*
+ * The intents of q whose audit records may not be on disk: none is sent
+ * to the database (none runs, none is recorded there).  Those the local
+ * commit counted in their runs (rc_local 0, verdict V_RUN) are taken out
+ * again; with no local commit (rc_local -1) every intent is marked.
+ * Returns 0: no intents left to send.
+ */
+static int
+shared_unlogged(struct wopq *q, int rc_local)
+{
+	struct wop	*w;
+	int		 rc;
+
+	TAILQ_FOREACH(w, q, qentry)
+		if (w->phase == W_INTENT && (rc_local != 0 ||
+		    w->verdict == V_RUN))
+			w->verdict = V_UNLOGGED;
+	if (rc_local == 0 &&
+	    (rc = store_write_reserve(ex->store, unsent_txn, q)) != 0)
+		log_warnx("ledger: writes not run could not be taken out of"
+		    " their runs: %s", store_strerror(rc));
+	return 0;
+}
+
+/*
+ * An outcome of q with something of its own in the local store: a write
+ * never sent, taken out of its run.  Else, with no intents, the batch
+ * has nothing to commit locally (the ledger is the database's).
+ */
+static int
+outcomes_local(struct wopq *q)
+{
+	struct wop	*w;
+
+	TAILQ_FOREACH(w, q, qentry)
+		if (w->phase == W_OUTCOME && w->unsent &&
+		    w->first->approval_id == NULL)
+			return 1;
+	return 0;
 }
 
 /*
  * The shared store's commit of q: the local part first (runs, approvals;
  * commit_batch without the ledger), then the ledger's in the database.
  * The audit records of the intents are synced before anything is sent:
- * an intent the log may not hold is never recorded anywhere.
+ * an intent the log may not hold is never recorded anywhere.  A batch of
+ * outcomes alone has its records synced on the sync thread while the
+ * database commits, and is answered once both are done (shared_done).
  */
 static void
 commit_shared(struct wopq *q, int nout, int nin)
 {
 	struct shared_batch	*sb;
 	struct wop		*w;
-	int			 rc_out = 0, rc_in = 0;
+	int			 rc_out = 0, rc_in = 0, overlap;
 
-	if ((nout > 0 || nin > 0) && audit_sync() == -1 && nin > 0) {
-		TAILQ_FOREACH(w, q, qentry)
-			if (w->phase == W_INTENT)
-				w->verdict = V_UNLOGGED;
-		nin = 0;
+	overlap = !audit_sync_busy();
+	if (nin > 0 && overlap) {
+		/* Synced beside the local commit; both before the database. */
+		audit_sync_begin();
+		commit_batch(q, nout, nin, &rc_out, &rc_in);
+		if (audit_sync_end() == -1)
+			nin = shared_unlogged(q, rc_in);
+		overlap = 0;
+	} else {
+		if (!overlap && audit_sync() == -1 && nin > 0)
+			nin = shared_unlogged(q, -1);
+		if (nin > 0 || outcomes_local(q))
+			commit_batch(q, nout, nin, &rc_out, &rc_in);
 	}
-	commit_batch(q, nout, nin, &rc_out, &rc_in);
 	sb = xcalloc(1, sizeof(*sb));
 	TAILQ_INIT(&sb->q);
 	TAILQ_CONCAT(&sb->q, q, qentry);
@@ -913,6 +991,7 @@ commit_shared(struct wopq *q, int nout, int nin)
 	TAILQ_FOREACH(w, &sb->q, qentry) {
 		w->inflight = 1;
 		if (w->phase == W_OUTCOME) {
+			w->rec.asks = wop_callers(w);
 			sb->out[sb->nout].key = w->key;
 			sb->out[sb->nout].state = ledger_state_str(w->rec.state);
 			sb->out[sb->nout].note = w->rec.state == L_IN_DOUBT ?
@@ -930,9 +1009,15 @@ commit_shared(struct wopq *q, int nout, int nin)
 		}
 	}
 	if (sb->nout == 0 && sb->nin == 0) {
+		if (overlap)
+			(void)audit_sync();
 		batch_answer(&sb->q, 0, rc_in);
 		shared_free(sb);
 		return;
+	}
+	if (overlap) {
+		audit_sync_begin();
+		sb->sync_begun = 1;
 	}
 	if (pgstore_batch(sb->out, sb->nout, sb->in, sb->nin, shared_done,
 	    sb) == -1)

@@ -83,5 +83,48 @@ def an_intent_whose_audit_record_was_not_synced_never_runs():
         assert len(open(effects).read().splitlines()) == 2
 
 
+@test
+def on_the_shared_store_an_unsynced_intent_is_neither_run_nor_recorded():
+    """store.backend: postgresql: the intent's audit record is synced
+    beside the local commit (its run's count) and before the database:
+    when the sync fails the write is refused, the database never hears of
+    it, and its run's count is given back, so the same write runs once
+    later even in a run allowed only one."""
+    from tglib.pg import Postgres
+    pg = Postgres().start()
+    tmp = tempfile.mkdtemp(prefix="failsync-")
+    try:
+        shim = build_shim(tmp)
+        trigger = os.path.join(tmp, "fail")
+        effects = os.path.join(tmp, "effects")
+        conf = approvals_config(effects, require=False)
+        conf["store"] = {"backend": "postgresql", "dsn": pg.dsn, "host_id": "fs"}
+        conf["budgets"] = dict(conf.get("budgets", {}), max_writes_per_run=1)
+        d = FailSyncDaemon(conf, shim, trigger, name="tg-failsync-pg")
+        with d:
+            wait_for(lambda: d.ctl_json("status").get("store") == "up", 15,
+                     "the shared store to be up")
+            c = d.client()
+            assert c.call("rec", {"n": 1}, run_id="ok-run")["status"] == "ok"
+            open(trigger, "w").close()
+            r = c.call("rec", {"n": 2}, run_id="fail-run")
+            assert r["status"] == "error" and r["error"] == "unavailable", r
+            assert "audit" in r["message"], r
+            assert len(open(effects).read().splitlines()) == 1
+            key = "acme:rec:" + args_hash({"n": 2})
+            assert pg.psql("SELECT count(*) FROM tg_ledger WHERE key = '%s'" % key) == [["0"]]
+            os.unlink(trigger)
+            for i in range(50):
+                r = c.call("rec", {"n": 2}, run_id="fail-run")
+                if r["status"] == "ok":
+                    break
+                assert r["status"] == "error" and r["error"] == "unavailable", r
+            assert r["status"] == "ok", r
+            assert len(open(effects).read().splitlines()) == 2
+            assert pg.psql("SELECT state FROM tg_ledger WHERE key = '%s'" % key) == [["done"]]
+    finally:
+        pg.cleanup()
+
+
 if __name__ == "__main__":
     main()
