@@ -36,8 +36,13 @@
 
 /* Allowed with no condition on their arguments. */
 static const int sandbox_allow[] = {
-	/* The event loop (libevent's epoll backend). */
+	/*
+	 * The event loop (libevent's epoll backend); and, once it is done,
+	 * the wait for room to hand the executor its last messages
+	 * (exec_wrap.c, link_drain: poll, ppoll where libc uses that).
+	 */
 	SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait), SCMP_SYS(epoll_ctl),
+	SCMP_SYS(poll), SCMP_SYS(ppoll),
 	/* Agents, the executor's socketpairs, metrics, log lines on stderr. */
 	SCMP_SYS(read), SCMP_SYS(readv), SCMP_SYS(write), SCMP_SYS(writev),
 	SCMP_SYS(recvfrom), SCMP_SYS(recvmsg), SCMP_SYS(sendto),

@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import sys
+import time
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
@@ -85,6 +86,38 @@ def forbidden_syscall_kills_gatewayd_with_sigsys():
                  what="the executor to exit after gatewayd died")
     finally:
         d.cleanup()
+
+
+@test
+def stopping_with_the_executor_stuck_exits_cleanly():
+    """SIGTERM while the executor reads nothing (stopped) and gatewayd
+    holds more for it than the channel takes: gatewayd's last words wait
+    for it a second at most (poll) and it exits 0.  The filter once
+    killed it there with SIGSYS."""
+    d = Daemon(base_config(limits={"max_frame": 1 << 20}), name="tg-seccomp-drain")
+    with d:
+        ex = d.executor_pid()
+        os.kill(ex, signal.SIGSTOP)
+        try:
+            cs = []
+            for i in range(24):
+                c = d.client()
+                c.send({"id": i, "op": "call", "tool": "echo",
+                        "run_id": "drain-%d" % i, "args": {"pad": "x" * 200000}})
+                cs.append(c)
+            # gatewayd has read them all: its queue to the executor is
+            # full beyond what the socket holds.
+            time.sleep(1.0)
+            d.proc.send_signal(signal.SIGTERM)
+            time.sleep(1.5)     # past the drain's second
+            os.kill(ex, signal.SIGCONT)
+            rc = d.stop(expect_rc=None)
+            assert rc == 0, "gatewayd exited %s:\n%s" % (rc, d.read_log()[-2000:])
+        finally:
+            try:
+                os.kill(ex, signal.SIGCONT)
+            except OSError:
+                pass
 
 
 if __name__ == "__main__":
