@@ -4,15 +4,15 @@
  * tg_approval notice that an approval was decided on some host, which
  * brings this host's copy along.
  *
- * Apart from approval.c because none of it touches the agent's flow or
- * this host's store first: each command asks the database (pgstore.h)
- * and is answered later, from a callback, where approval.c answers the
- * same command at once from LMDB.  What a decision does here once the
- * database took it (the local copy, the audit record, the waits woken)
- * and how an approval is packed are approval.c's, shared through
- * apshared.h so that both stores answer alike.  The shared halves of
- * request, resume and wait stay in approval.c: each is a step of the
- * agent's call between two local ones.
+ * Apart from approval.c because none of it is the agent's: each command
+ * asks the database (pgstore.h) and is answered later, from its
+ * callback, where approval.c answers the same command at once from this
+ * host's LMDB store.  What a decision does here once the database took
+ * it (the local copy, the audit record, the waits woken) and how an
+ * approval is packed are approval.c's, shared through apshared.h so that
+ * both stores answer alike.  The shared halves of request, resume and
+ * wait stay in approval.c: each is a step of the agent's call between
+ * two local ones.
  */
 #include <stdarg.h>
 #include <stdio.h>
