@@ -10,8 +10,10 @@
  *
  * Pending approvals expire at expires_at (approvals.ttl_s after the
  * request); a decided approval does not expire.
+ *
+ * On the shared store (PostgreSQL) the operator's commands ask the
+ * database: that side is apshared.c.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +45,7 @@
 #include "executor/store.h"
 #include "executor/write.h"
 #include "executor/approval.h"
+#include "executor/apshared.h"
 
 #define WAIT_MAX_MS		300000	/* one wait at most five minutes */
 
@@ -68,8 +71,8 @@ effective_state(const struct approval *a)
 	return approval_effective_state(a);
 }
 
-static int
-audit_approval(const char *event, const struct approval *a,
+int
+approval_audit(const char *event, const struct approval *a,
     const char *decision, const char *who, const char *note)
 {
 	const struct tool	*t = policy_tool(ex->conf, a->tool);
@@ -160,7 +163,7 @@ approval_make(struct call *c, const msgpack_object *args, struct approval *a)
 	 * Recorded before it is stored: a request the log cannot name is
 	 * not made (one that cannot be stored is refused on the record).
 	 */
-	if (audit_approval("approval", a, "requested", NULL, NULL) == -1) {
+	if (approval_audit("approval", a, "requested", NULL, NULL) == -1) {
 		answer_refuse(c, ST_ERROR, E_UNAVAILABLE, AUDIT_DOWN_MSG);
 		return -1;
 	}
@@ -397,8 +400,6 @@ resume_decided(struct call *c, const struct approval *a)
 	}
 }
 
-static int	decision_local(const struct approval *);
-
 struct refresh {
 	struct call	*c;
 	char		 id[APPROVAL_ID_LEN + 1];
@@ -424,7 +425,7 @@ resume_refreshed(int rc, struct approval *a, const char *host, void *arg)
 		return;
 	}
 	if (rc == 1 && a != NULL && a->state != A_PENDING)
-		(void)decision_local(a);
+		(void)approval_decision_local(a);
 	/* This host's copy, now as decided: what the resume goes by. */
 	found = approval_get(rf->id, &local);
 	free(rf);
@@ -860,8 +861,8 @@ pack_head(struct mpmap *m, const struct approval *a)
  * bytes of the canonical JSON), so a page of them stays small whatever
  * the args; "approval ID" shows them in full.
  */
-static void
-pack_item(struct msgbuf *mb, const struct approval *a)
+void
+approval_pack_item(struct msgbuf *mb, const struct approval *a)
 {
 	struct canon_buf	json = { NULL, 0, 0 };
 	struct mpmap		m;
@@ -903,7 +904,7 @@ approvals_pack_page(struct msgbuf *mb, const char *after, size_t limit)
 	/* Single-threaded: every id of the page is still there. */
 	for (i = 0; i < n; i++) {
 		if (approval_get(ids[i], &a) == 1)
-			pack_item(mb, &a);
+			approval_pack_item(mb, &a);
 		else
 			msgpack_pack_nil(&mb->pk);
 		approval_free(&a);
@@ -915,8 +916,6 @@ approvals_pack_page(struct msgbuf *mb, const char *after, size_t limit)
 	return 0;
 }
 
-static void	pack_one(struct msgbuf *, const struct approval *);
-
 int
 approval_pack_one(struct msgbuf *mb, const char *id)
 {
@@ -925,14 +924,14 @@ approval_pack_one(struct msgbuf *mb, const char *id)
 
 	if ((found = approval_get(id, &a)) != 1)
 		return found;
-	pack_one(mb, &a);
+	approval_pack_full(mb, &a);
 	approval_free(&a);
 	return 1;
 }
 
 /* {ok, the fields, args in full} */
-static void
-pack_one(struct msgbuf *mb, const struct approval *ap)
+void
+approval_pack_full(struct msgbuf *mb, const struct approval *ap)
 {
 	struct approval		a = *ap;
 	struct mpmap		m;
@@ -969,8 +968,8 @@ pack_one(struct msgbuf *mb, const struct approval *ap)
 }
 
 /* a, pending, becomes decided by who. */
-static void
-decide_rec(struct approval *a, int approve, const char *who,
+void
+approval_decide_rec(struct approval *a, int approve, const char *who,
     const char *note)
 {
 	a->state = approve ? A_APPROVED : A_DENIED;
@@ -991,12 +990,12 @@ decide_rec(struct approval *a, int approve, const char *who,
 }
 
 /* A decision stored: audited, logged, told to its waits. */
-static void
-decision_told(const struct approval *a, const char *who, const char *note)
+void
+approval_told(const struct approval *a, const char *who, const char *note)
 {
 	int	approve = a->state == A_APPROVED;
 
-	(void)audit_approval("decision", a, approve ? "approved" : "denied",
+	(void)approval_audit("decision", a, approve ? "approved" : "denied",
 	    who, note);
 	log_info("approval %s %s by %s", a->id, approve ? "approved" :
 	    "denied", who);
@@ -1029,52 +1028,16 @@ approval_decide(const char *id, int approve, const char *who,
 		approval_free(&a);
 		return -1;
 	}
-	decide_rec(&a, approve, who, note);
+	approval_decide_rec(&a, approve, who, note);
 	if ((rc = approval_put(&a, 0)) != 0) {
 		snprintf(err, errlen, "the decision cannot be stored: %s",
 		    store_strerror(rc));
 		approval_free(&a);
 		return -1;
 	}
-	decision_told(&a, who, note);
+	approval_told(&a, who, note);
 	approval_free(&a);
 	return 0;
-}
-
-/* The shared store's side: decided, listed, shown from any host. */
-
-struct shared_ctl {
-	void	(*fn)(struct msgbuf *, const char *, void *);
-	void	*arg;
-	char	 id[APPROVAL_ID_LEN + 1];
-	int	 approve;
-	char	*who;
-	char	*note;
-	struct approval a;		/* decide: the record as decided */
-	int	 have_a;
-};
-
-static void
-shared_ctl_free(struct shared_ctl *sc)
-{
-	if (sc->have_a)
-		approval_free(&sc->a);
-	free(sc->who);
-	free(sc->note);
-	free(sc);
-}
-
-static void __attribute__((format(printf, 2, 3)))
-shared_ctl_error(struct shared_ctl *sc, const char *fmt, ...)
-{
-	char	err[512];
-	va_list	ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, sizeof(err), fmt, ap);
-	va_end(ap);
-	sc->fn(NULL, err, sc->arg);
-	shared_ctl_free(sc);
 }
 
 /*
@@ -1082,8 +1045,8 @@ shared_ctl_error(struct shared_ctl *sc, const char *fmt, ...)
  * quota), audited and told to the waits here, unless it is decided here
  * already.  Returns 1 when it was pending here.
  */
-static int
-decision_local(const struct approval *d)
+int
+approval_decision_local(const struct approval *d)
 {
 	struct approval	a;
 	int		rc;
@@ -1100,200 +1063,8 @@ decision_local(const struct approval *d)
 		    " here: %s", d->id, store_strerror(rc));
 		return 0;
 	}
-	decision_told(d, d->approver ? d->approver : "?", d->note);
+	approval_told(d, d->approver ? d->approver : "?", d->note);
 	return 1;
-}
-
-static void
-shared_decided(int rc, void *arg)
-{
-	struct shared_ctl	*sc = arg;
-	struct msgbuf		 mb;
-	struct mpmap		 m;
-
-	if (rc == -1) {
-		shared_ctl_error(sc, "the decision on %s cannot be stored in"
-		    " the shared store", sc->id);
-		return;
-	}
-	if (rc == 0) {
-		shared_ctl_error(sc, "approval %s was decided meanwhile",
-		    sc->id);
-		return;
-	}
-	/* Requested here: the local copy now; else audited here. */
-	if (!decision_local(&sc->a)) {
-		(void)audit_approval("decision", &sc->a, sc->approve ?
-		    "approved" : "denied", sc->who, sc->note);
-		log_info("approval %s %s by %s (shared)", sc->id,
-		    sc->approve ? "approved" : "denied", sc->who);
-	}
-	msgbuf_init(&mb);
-	mpmap_begin(&m, &mb);
-	mpmap_bool(&m, "ok", 1);
-	mpmap_str(&m, "approval_id", sc->id);
-	mpmap_str(&m, "state", sc->approve ? "approved" : "denied");
-	mpmap_str(&m, "approver", sc->who);
-	mpmap_end(&m);
-	sc->fn(&mb, NULL, sc->arg);
-	shared_ctl_free(sc);
-}
-
-/*
- * A lookup in the database found no record (rc 0) or failed (-1): the
- * operator is told which and sc is done; 1 when so.
- */
-static int
-shared_missing(struct shared_ctl *sc, int rc)
-{
-	if (rc == 1)
-		return 0;
-	if (rc == 0)
-		shared_ctl_error(sc, "no approval %s", sc->id);
-	else
-		shared_ctl_error(sc, "the approvals cannot be read"
-		    " (shared store): %s", sc->id);
-	return 1;
-}
-
-static void
-shared_decide_got(int rc, struct approval *a, const char *host, void *arg)
-{
-	struct shared_ctl	*sc = arg;
-
-	(void)host;
-	if (shared_missing(sc, rc))
-		return;
-	if (effective_state(a) != A_PENDING) {
-		shared_ctl_error(sc, "approval %s is %s already", sc->id,
-		    approval_state_str(effective_state(a)));
-		return;
-	}
-	if (!audit_up()) {
-		shared_ctl_error(sc, "the audit log cannot be written: the"
-		    " decision on %s is not taken", sc->id);
-		return;
-	}
-	/* The record is the fn's: ours is a copy to decide. */
-	sc->a = *a;
-	memset(a, 0, sizeof(*a));
-	sc->have_a = 1;
-	decide_rec(&sc->a, sc->approve, sc->who, sc->note);
-	if (pgstore_approval_decide(&sc->a, shared_decided, sc) == -1)
-		shared_decided(-1, sc);
-}
-
-int
-approval_decide_shared(const char *id, int approve, const char *who,
-    const char *note, void (*fn)(struct msgbuf *, const char *, void *),
-    void *arg)
-{
-	struct shared_ctl	*sc;
-
-	if (strlen(id) != APPROVAL_ID_LEN)
-		return -1;
-	sc = xcalloc(1, sizeof(*sc));
-	sc->fn = fn;
-	sc->arg = arg;
-	memcpy(sc->id, id, APPROVAL_ID_LEN);
-	sc->approve = approve;
-	sc->who = xstrdup(who);
-	sc->note = note ? xstrdup(note) : NULL;
-	if (pgstore_approval_get(id, shared_decide_got, sc) == -1) {
-		shared_ctl_free(sc);
-		return -2;
-	}
-	return 0;
-}
-
-/* tg_approval: decided on some host; this host's copy follows. */
-static void
-mirror_got(int rc, struct approval *a, const char *host, void *arg)
-{
-	(void)host;
-	(void)arg;
-	if (rc == 1 && a != NULL && a->state != A_PENDING)
-		(void)decision_local(a);
-}
-
-void
-approval_shared_decided(const char *id)
-{
-	(void)pgstore_approval_get(id, mirror_got, NULL);
-}
-
-static void
-shared_paged(int ok, size_t n, struct approval *as, int more, void *arg)
-{
-	struct shared_ctl	*sc = arg;
-	struct msgbuf		 mb;
-	struct mpmap		 m;
-	size_t			 i;
-
-	if (!ok) {
-		shared_ctl_error(sc, "the approvals cannot be read"
-		    " (shared store)");
-		return;
-	}
-	msgbuf_init(&mb);
-	mpmap_begin(&m, &mb);
-	mpmap_bool(&m, "ok", 1);
-	msgpack_pack_array(mpmap_key(&m, "items"), n);
-	for (i = 0; i < n; i++)
-		pack_item(&mb, &as[i]);
-	if (more && n > 0)
-		mpmap_str(&m, "next", as[n - 1].id);
-	mpmap_end(&m);
-	sc->fn(&mb, NULL, sc->arg);
-	shared_ctl_free(sc);
-}
-
-int
-approvals_page_shared(const char *after, size_t limit,
-    void (*fn)(struct msgbuf *, const char *, void *), void *arg)
-{
-	struct shared_ctl	*sc;
-
-	sc = xcalloc(1, sizeof(*sc));
-	sc->fn = fn;
-	sc->arg = arg;
-	if (pgstore_approvals_page(after, limit, shared_paged, sc) == -1) {
-		shared_ctl_free(sc);
-		return -1;
-	}
-	return 0;
-}
-
-static void
-shared_one(int rc, struct approval *a, const char *host, void *arg)
-{
-	struct shared_ctl	*sc = arg;
-	struct msgbuf		 mb;
-
-	(void)host;
-	if (shared_missing(sc, rc))
-		return;
-	msgbuf_init(&mb);
-	pack_one(&mb, a);
-	sc->fn(&mb, NULL, sc->arg);
-	shared_ctl_free(sc);
-}
-
-int
-approval_one_shared(const char *id,
-    void (*fn)(struct msgbuf *, const char *, void *), void *arg)
-{
-	struct shared_ctl	*sc;
-
-	sc = xcalloc(1, sizeof(*sc));
-	sc->fn = fn;
-	sc->arg = arg;
-	snprintf(sc->id, sizeof(sc->id), "%s", id);
-	if (pgstore_approval_get(id, shared_one, sc) == -1) {
-		shared_ctl_free(sc);
-		return -1;
-	}
-	return 0;
 }
 
 void

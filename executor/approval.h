@@ -61,7 +61,7 @@ int	approval_decide(const char *id, int approve, const char *who,
  * The same on the shared store (PostgreSQL), answered later: fn gets the
  * answer map, or NULL and why not.  -1 when refused at once (a bad id
  * for decide, or the database not up), fn not called; decide: -1 bad
- * id, -2 the database is not up.
+ * id, -2 the database is not up.  In apshared.c.
  */
 int	approvals_page_shared(const char *after, size_t limit,
 	    void (*fn)(struct msgbuf *, const char *, void *), void *arg);

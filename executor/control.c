@@ -469,7 +469,7 @@ ctl_resolve(struct ctl_conn *cc, const msgpack_object *req,
 }
 
 /*
- * An answer the shared store gave later (approval.c's *_shared): to the
+ * An answer the shared store gave later (apshared.c's *_shared): to the
  * operator, if still connected.
  */
 static void

@@ -137,7 +137,7 @@ int	pgstore_peer_keys(void (*fn)(int ok, void *), void *);
  */
 int	pgstore_audit_head_put(uint64_t seq, const char *json);
 
-/* Called on tg_approval (approval.c): approval id was decided. */
+/* Called on tg_approval (apshared.c): approval id was decided. */
 void	approval_shared_decided(const char *id);
 
 /* Shared writes in doubt, as counted every 2 s (gatewayctl status). */
