@@ -105,6 +105,12 @@ TAILQ_HEAD(wopq, wop);
 static struct wopq	 ops = TAILQ_HEAD_INITIALIZER(ops);
 static struct wopq	 commitq = TAILQ_HEAD_INITIALIZER(commitq);
 static struct event	*flush_ev;
+/*
+ * Shared store: a batch is in the database.  What comes meanwhile waits
+ * in commitq and goes as the next batch when it returns (shared_done):
+ * one transaction in flight, as many writes in each as came.
+ */
+static int		 shared_inflight;
 static struct event	*sweep_ev;
 static size_t		 nops;
 
@@ -893,6 +899,9 @@ shared_done(int ok, void *arg)
 		(void)audit_sync_end();
 	batch_answer(&sb->q, ok ? 0 : STORE_ERR, sb->rc_in);
 	shared_free(sb);
+	shared_inflight = 0;
+	if (!TAILQ_EMPTY(&commitq))
+		event_active(flush_ev, EV_TIMEOUT, 0);
 }
 
 static int
@@ -1019,6 +1028,7 @@ commit_shared(struct wopq *q, int nout, int nin)
 		audit_sync_begin();
 		sb->sync_begun = 1;
 	}
+	shared_inflight = 1;
 	if (pgstore_batch(sb->out, sb->nout, sb->in, sb->nin, shared_done,
 	    sb) == -1)
 		shared_done(0, sb);
@@ -1095,6 +1105,9 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	(void)arg;
+	/* The next batch of the shared store forms until this one is back. */
+	if (shared_inflight)
+		return;
 	TAILQ_CONCAT(&q, &commitq, qentry);
 	TAILQ_FOREACH(w, &q, qentry) {
 		w->queued = 0;

@@ -462,6 +462,53 @@ def a_used_approval_never_runs_again_on_another_host_after_retention():
         assert count_lines(f.effects) == 1
 
 
+@test
+def writes_that_come_while_a_batch_is_in_the_database_share_the_next():
+    """Group commit on the shared store: one batch in the database at a
+    time, and every write that comes meanwhile goes in the next one.  The
+    first write's batch is held (the kill switch row locked by a session
+    of the test), eight more are asked a tenth of a second apart; once it
+    is let go, the eight are recorded together: one transaction, so one
+    now() in tg_ledger.started (two at most, should one come late).  Sent
+    as they came, they were eight transactions."""
+    with Fleet() as f:
+        assert f.a.client().call("rec", {"ticket_id": fresh()},
+                                 run_id=fresh("run"))["status"] == "ok"
+        lock = f.pg.session()
+        lock.stdin.write("BEGIN; SELECT * FROM tg_meta WHERE name = 'writes_off'"
+                         " FOR UPDATE;\n")
+        lock.stdin.flush()
+        wait_for(lambda: f.pg.psql("SELECT count(*) FROM pg_stat_activity WHERE"
+                                   " state = 'idle in transaction'") == [["1"]],
+                 10, "the test's session to hold the row")
+        results = {}
+
+        def write(i, args):
+            results[i] = f.a.client().call("rec", args, run_id=fresh("run"))
+        first = threading.Thread(target=write, args=(0, {"ticket_id": fresh()}))
+        first.start()
+        wait_for(lambda: f.pg.psql("SELECT count(*) FROM pg_stat_activity WHERE"
+                                   " wait_event_type = 'Lock'") == [["1"]],
+                 10, "the first write's batch to wait on the lock")
+        args = [{"ticket_id": fresh()} for _ in range(8)]
+        ts = [threading.Thread(target=write, args=(i + 1, a)) for i, a in enumerate(args)]
+        for t in ts:        # each in a loop turn of its own
+            t.start()
+            time.sleep(0.1)
+        time.sleep(1.0)     # the eight reach the executor and wait
+        lock.stdin.write("COMMIT;\n")
+        lock.stdin.close()
+        lock.wait(10)
+        for t in [first] + ts:
+            t.join(30)
+        assert all(r["status"] == "ok" for r in results.values()), results
+        assert len(results) == 9, results
+        keys = ",".join("'acme:rec:%s'" % args_hash(a) for a in args)
+        n = f.pg.psql("SELECT count(DISTINCT started) FROM tg_ledger WHERE key IN (%s)" % keys)
+        assert int(n[0][0]) <= 2, n
+        assert count_lines(f.effects) == 10
+
+
 def last_head_seq(d):
     """The head_seq of the last head record in d's audit log, or 0."""
     seq = 0

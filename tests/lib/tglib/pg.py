@@ -99,6 +99,16 @@ class Postgres:
                       "-X", "-q", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-c", sql)
         return [line.split("\t") for line in p.stdout.splitlines() if line != ""]
 
+    def session(self):
+        """An interactive psql of its own (a transaction held open across
+        the test's steps): send SQL lines with .stdin.write, close with
+        .stdin.close() and .wait()."""
+        return subprocess.Popen(
+            [os.path.join(self.bindir, "psql"), "-h", self.sock, "-U", self.dbuser,
+             "-d", "toolgate", "-X", "-q", "-v", "ON_ERROR_STOP=1"],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+            preexec_fn=self._pre())
+
     def cleanup(self):
         self.stop("immediate")
         shutil.rmtree(self.dir, ignore_errors=True)
