@@ -91,6 +91,7 @@ approval_audit(const char *event, const struct approval *a,
 		.approval_id = a->id,
 		.approver = who,
 		.note = note,
+		.traceparent = a->traceparent,
 	};
 
 	return audit_write(&ar, 1);
@@ -146,6 +147,7 @@ approval_make(struct call *c, const msgpack_object *args, struct approval *a)
 	a->env = xstrdup(c->env);
 	a->run_id = xstrdup(c->run_id);
 	a->step_id = c->step_id ? xstrdup(c->step_id) : NULL;
+	a->traceparent = c->traceparent ? xstrdup(c->traceparent) : NULL;
 	a->tool = xstrdup(c->tool);
 	a->args_hash = xstrdup(c->args_hash);
 	crypto_hash_sha256(h, (unsigned char *)c->json.data, c->json.len);
@@ -460,6 +462,9 @@ resume_found(struct call *c, int found, struct approval *a,
 		call_free(c);
 		return;
 	}
+	/* The resume carries none: the write goes on the asking call's. */
+	if (c->traceparent == NULL && a->traceparent != NULL)
+		c->traceparent = xstrdup(a->traceparent);
 	/*
 	 * Shared: pending here may be decided on another host, its news
 	 * not here yet: the database says (resume_refreshed).

@@ -78,6 +78,12 @@ static const struct rec_field approval_fields[] = {
 	UINT("started_ms", started_ms),
 	STR("approver", approver, 0),
 	STR("note", note, 0),
+	/*
+	 * Left out when the call had none, so such records are as before;
+	 * an executor older than this field refuses a record that has it
+	 * (unknown keys are): its approval reads as absent, nothing runs.
+	 */
+	STR("traceparent", traceparent, 0),
 };
 #undef STR
 #undef UINT

@@ -40,6 +40,7 @@ struct approval {
 	uint64_t		 started_ms;	/* its write first started; 0: never */
 	char			*approver;
 	char			*note;
+	char			*traceparent;	/* the asking call's; may be NULL */
 };
 
 const char	*approval_state_str(enum approval_state);

@@ -205,6 +205,14 @@ test_approval_bytes(void)
 	ASSERT(same_bytes(enc, len, APPROVAL));
 	free(enc);
 	approval_free(&d);
+
+	/* The asking call's traceparent, when it had one, goes along. */
+	a.traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+	enc = approval_encode(&a, &len);
+	ASSERT(approval_decode(enc, len, &d) == 0);
+	free(enc);
+	ASSERT_EQ_STR(d.traceparent, a.traceparent);
+	approval_free(&d);
 }
 
 static void
