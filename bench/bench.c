@@ -42,7 +42,8 @@
  * write rows only), BENCH_ONLY=mcp_read (only the echo, measured once
  * at 1 and 32 clients as the base, and the mcp read rows: quick
  * before/after comparisons of that path), BENCH_ONLY=pg (only the
- * postgresql rows).
+ * postgresql rows), BENCH_ONLY=deny (only the deny section and its
+ * targets).
  *
  * The audit log is always on: every denial gatewayd makes is reported to
  * the executor and written (batched, a loop turn's in one write).  The
@@ -1883,6 +1884,13 @@ main(int argc, char *argv[])
 		return 0;
 	}
 	deny_section(deny, n, scratch);
+	if (getenv("BENCH_ONLY") != NULL &&
+	    strcmp(getenv("BENCH_ONLY"), "deny") == 0) {
+		targets_print(deny);
+		print_load("at the end");
+		stop_echo();
+		return 0;
+	}
 	echo[0] = deny[0][T_ECHO];
 	echo[1] = deny[1][T_ECHO];
 	read_section(echo, n);
