@@ -32,8 +32,8 @@
  * "audit_head") so that a log cut or rolled back behind it is seen at the
  * next start.  With a shared store (PostgreSQL) the head is kept there
  * too, off the host: a log rolled back together with the state dir is
- * seen at the next connection.  A line's prev is its chain's state when it is written: a
- * line that is not written leaves the chain as it was.
+ * seen at the next connection.  A line's prev is its chain's state when
+ * it is written: a line that is not written leaves the chain as it was.
  */
 #include <errno.h>
 #include <fcntl.h>
