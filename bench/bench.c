@@ -1837,6 +1837,15 @@ setup(int argc, char *argv[])
 		nrounds = nrounds < 1 ? 1 : MAX_ROUNDS;
 }
 
+/* BENCH_ONLY names this scenario: run it alone. */
+static int
+bench_only(const char *name)
+{
+	const char	*only = getenv("BENCH_ONLY");
+
+	return only != NULL && strcmp(only, name) == 0;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -1857,23 +1866,20 @@ main(int argc, char *argv[])
 	if (procs[P_GATEWAYD] == 0)
 		printf("no gatewayd pid (-g): no CPU figures for the pair\n");
 
-	if (getenv("BENCH_ONLY") != NULL &&
-	    strcmp(getenv("BENCH_ONLY"), "mcp_read") == 0) {
+	if (bench_only("mcp_read")) {
 		mcp_read_only(n);
 		print_load("at the end");
 		stop_echo();
 		return 0;
 	}
-	if (getenv("BENCH_ONLY") != NULL &&
-	    strcmp(getenv("BENCH_ONLY"), "mcp_write") == 0) {
+	if (bench_only("mcp_write")) {
 		mcp_write_only(scratch, n);
 		print_load("at the end");
 		stop_echo();
 		return 0;
 	}
 	memset(&pr, 0, sizeof(pr));
-	if (getenv("BENCH_ONLY") != NULL &&
-	    strcmp(getenv("BENCH_ONLY"), "pg") == 0) {
+	if (bench_only("pg")) {
 		pg_section(n, &pr);
 		pg_targets_print(&pr);
 		if (getenv("BENCH_STRACE") != NULL &&
@@ -1884,8 +1890,7 @@ main(int argc, char *argv[])
 		return 0;
 	}
 	deny_section(deny, n, scratch);
-	if (getenv("BENCH_ONLY") != NULL &&
-	    strcmp(getenv("BENCH_ONLY"), "deny") == 0) {
+	if (bench_only("deny")) {
 		targets_print(deny);
 		print_load("at the end");
 		stop_echo();

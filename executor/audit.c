@@ -984,13 +984,6 @@ audit_sync_begin(void)
 	begun_rc = -1;
 }
 
-/* 1 while a sync begun is not ended: no other may begin. */
-int
-audit_sync_busy(void)
-{
-	return sync_begun;
-}
-
 /*
  * The sync begun is waited for now, before its file is closed; the
  * audit_sync_end() to come gets its result.

@@ -98,7 +98,6 @@ int	audit_write(const struct audit_rec *, int sync);
  */
 void	audit_sync_begin(void);
 int	audit_sync_end(void);
-int	audit_sync_busy(void);
 int	audit_sync(void);
 int	audit_flush(void);
 /* The last record was written: calls may run. */

@@ -924,8 +924,9 @@ unsent_txn(struct store_txn *txn, void *arg)
  * The intents of q whose audit records may not be on disk: none is sent
  * to the database (none runs, none is recorded there).  Those the local
  * commit counted in their runs (rc_local 0, verdict V_RUN) are taken out
- * again; with no local commit (rc_local -1) every intent is marked.
- * Returns 0: no intents left to send.
+ * again; a failed local commit (rc_local not 0) counted none, and its
+ * intents are refused for it (batch_answer).  Returns 0: no intents left
+ * to send.
  */
 static int
 shared_unlogged(struct wopq *q, int rc_local)
@@ -934,8 +935,7 @@ shared_unlogged(struct wopq *q, int rc_local)
 	int		 rc;
 
 	TAILQ_FOREACH(w, q, qentry)
-		if (w->phase == W_INTENT && (rc_local != 0 ||
-		    w->verdict == V_RUN))
+		if (w->phase == W_INTENT && w->verdict == V_RUN)
 			w->verdict = V_UNLOGGED;
 	if (rc_local == 0 &&
 	    (rc = store_write_reserve(ex->store, unsent_txn, q)) != 0)
@@ -974,22 +974,20 @@ commit_shared(struct wopq *q, int nout, int nin)
 {
 	struct shared_batch	*sb;
 	struct wop		*w;
-	int			 rc_out = 0, rc_in = 0, overlap;
+	int			 rc_out = 0, rc_in = 0, outcomes_only = nin == 0;
 
-	overlap = !audit_sync_busy();
-	if (nin > 0 && overlap) {
+	/*
+	 * No sync of ours is begun here: the last batch's ended in
+	 * shared_done before flush_cb could send this one.
+	 */
+	if (nin > 0) {
 		/* Synced beside the local commit; both before the database. */
 		audit_sync_begin();
 		commit_batch(q, nout, nin, &rc_out, &rc_in);
 		if (audit_sync_end() == -1)
 			nin = shared_unlogged(q, rc_in);
-		overlap = 0;
-	} else {
-		if (!overlap && audit_sync() == -1 && nin > 0)
-			nin = shared_unlogged(q, -1);
-		if (nin > 0 || outcomes_local(q))
-			commit_batch(q, nout, nin, &rc_out, &rc_in);
-	}
+	} else if (outcomes_local(q))
+		commit_batch(q, nout, 0, &rc_out, &rc_in);
 	sb = xcalloc(1, sizeof(*sb));
 	TAILQ_INIT(&sb->q);
 	TAILQ_CONCAT(&sb->q, q, qentry);
@@ -1018,13 +1016,11 @@ commit_shared(struct wopq *q, int nout, int nin)
 		}
 	}
 	if (sb->nout == 0 && sb->nin == 0) {
-		if (overlap)
-			(void)audit_sync();
 		batch_answer(&sb->q, 0, rc_in);
 		shared_free(sb);
 		return;
 	}
-	if (overlap) {
+	if (outcomes_only) {
 		audit_sync_begin();
 		sb->sync_begun = 1;
 	}
