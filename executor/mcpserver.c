@@ -382,8 +382,13 @@ mcpserver_send(struct mcp_proc *p, json_t *msg)
 	    evbuffer_add(p->outq, "\n", 1) == -1)
 		fatalx("%s: evbuffer_add", __func__);
 	free(s);
-	if (event_add(p->ev_in, NULL) == -1)
-		fatalx("%s: event_add", __func__);
+	/*
+	 * Written once this loop turn's other callbacks are done (so the
+	 * requests of one turn go in one write), not a turn later when
+	 * epoll says the pipe is writable: it nearly always is.  Only what
+	 * the pipe does not take waits for EV_WRITE (proc_stdin_cb).
+	 */
+	event_active(p->ev_in, EV_WRITE, 0);
 	return 0;
 }
 
@@ -395,14 +400,19 @@ proc_stdin_cb(int fd, short ev, void *arg)
 
 	(void)ev;
 	if (evbuffer_write(p->outq, fd) == -1) {
-		if (errno == EAGAIN || errno == EINTR)
+		if (errno == EAGAIN || errno == EINTR) {
+			if (event_add(p->ev_in, NULL) == -1)
+				fatalx("%s: event_add", __func__);
 			return;
+		}
 		snprintf(why, sizeof(why), "stdin: %s", strerror(errno));
 		mcpserver_restart(p, why);
 		return;
 	}
 	if (evbuffer_get_length(p->outq) == 0)
 		event_del(p->ev_in);
+	else if (event_add(p->ev_in, NULL) == -1)
+		fatalx("%s: event_add", __func__);
 }
 
 static void
