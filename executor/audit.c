@@ -58,6 +58,7 @@
 #include "common/xmalloc.h"
 #include "executor/executor.h"
 #include "executor/pgstore.h"
+#include "executor/response.h"
 #include "executor/store.h"
 #include "executor/syncer.h"
 
@@ -837,7 +838,13 @@ batch_cb(evutil_socket_t fd, short what, void *arg)
 	(void)batch_write();
 }
 
-/* Queue a record of gatewayd's; written at the end of the loop turn. */
+int
+audit_queued(void)
+{
+	return batch.n > 0;
+}
+
+/* Queue a record; written at the end of the loop turn. */
 static int
 batch_add(const struct audit_rec *r)
 {
@@ -902,8 +909,10 @@ batch_write(void)
 	free(out);
 	if (rc == -1) {
 		set_down(errno);
+		gw_release(0);
 		return -1;
 	}
+	gw_release(1);
 	audit_seq += n;
 	snprintf(chain, sizeof(chain), "%s", next);
 	since_head += n;
@@ -933,8 +942,15 @@ audit_write(const struct audit_rec *r, int sync)
 
 	if (audit_fd == -1)
 		return -1;
-	if (!sync && r->reported_by != NULL &&
-	    strcmp(r->reported_by, "gatewayd") == 0)
+	/*
+	 * What needs no sync goes in the loop turn's one write: gatewayd's
+	 * reports always, ours while the log is up (once it is down, each
+	 * of ours is written at once: the next try that brings it up).
+	 * Answers that must not go without their record wait for it
+	 * (gwout.c).
+	 */
+	if (!sync && (!audit_down || (r->reported_by != NULL &&
+	    strcmp(r->reported_by, "gatewayd") == 0)))
 		return batch_add(r);
 	/* The queue first: the file keeps the order of the seqs. */
 	(void)batch_write();

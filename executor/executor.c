@@ -20,7 +20,8 @@
  *        |
  *   below         backend.h (how a tool runs: exec in toolrun.c), ledger.c
  *                 and store.c, response.c (the answer, packed once for the
- *                 ledger and once for the wire; gw_send), jobs.c (counted,
+ *                 ledger and once for the wire), gwout.c (gw_send, held
+ *                 behind the turn's audit records), jobs.c (counted,
  *                 so nothing calls back up), killswitch.c, budget.c
  *                 (says why a run may not go on; the caller answers),
  *                 admit.c, peers.c (an agent's hang-up goes to the handler
@@ -32,7 +33,8 @@
  * -> call_new, call_check (request.c) -> write_start (write.c) -> intent
  * committed (flush_cb) -> backend_start -> toolrun (the child runs) ->
  * write_done: the outcome as a struct response, packed for the ledger ->
- * committed -> answer() (response.c) -> gw_send -> gatewayd -> the agent.
+ * committed -> answer() (response.c) -> gw_send (gwout.c) -> gatewayd ->
+ * the agent.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -834,6 +836,7 @@ teardown(void)
 	tenants_shutdown();
 	syncer_shutdown();
 	audit_close();
+	gw_shutdown();
 	store_close(ex->store);
 	sigevents_free(sigev, sizeof(sigev) / sizeof(sigev[0]));
 	if (ex->ev_deadline != NULL)

@@ -90,6 +90,8 @@ void	audit_open(const char *state_dir, struct event_base *);
  * Returns 0, or -1 when the record is not in the log (it is down).
  */
 int	audit_write(const struct audit_rec *, int sync);
+/* Records wait for the loop turn's one write (gwout.c holds answers). */
+int	audit_queued(void);
 /* Sync what was written now: 0, or -1 when it may not be on disk. */
 /*
  * The same, in two halves around a ledger commit: the fdatasync runs on

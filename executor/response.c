@@ -1,12 +1,11 @@
 /*
  * The answer module (response.h): a response packed for the ledger or
- * for the wire, the audit record every answer to a call gets, and the
- * one way out to gatewayd.
+ * for the wire, and the audit record every answer to a call gets.  The
+ * way out to gatewayd is gwout.c's.
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/bufferevent.h>
 #include <msgpack.h>
 
 #include "common/log.h"
@@ -18,16 +17,8 @@
 #include "executor/request.h"
 #include "executor/response.h"
 
-void
-gw_send(struct msgbuf *mb)
-{
-	const char	*p;
-	size_t		 len;
-
-	p = msgbuf_finish(mb, &len);
-	if (ex->gw != NULL)
-		bufferevent_write(ex->gw, p, len);
-}
+#define WITHHELD_RESULT	"the audit log cannot be written: the result is withheld"
+#define WITHHELD_REPLAY	"the audit log cannot be written: the replay is withheld"
 
 /* r's fields into the map m, in their one order. */
 static void
@@ -148,18 +139,49 @@ answer_begin(struct msgbuf *mb, struct mpmap *body, const struct call *c)
 		mpmap_str_opt(body, "run_id", c->run_id);
 }
 
-/* The response is packed: close the body and send. */
+/*
+ * The refusal that goes instead of c's answer should its record, still
+ * queued, not reach the log (gwout.c).
+ */
 static void
-answer_end(struct msgbuf *mb, struct mpmap *body)
+withheld_begin(struct msgbuf *alt, const struct call *c, const char *message)
 {
+	struct mpmap	body, resp;
+	struct response	r = { .status = ST_ERROR, .reason = E_UNAVAILABLE,
+	    .message = message };
+
+	answer_begin(alt, &body, c);
+	mpmap_begin_in(&resp, &body, "response");
+	response_fields(&resp, &r);
+	mpmap_end(&resp);
+	mpmap_end(&body);
+}
+
+/*
+ * The response is packed: close the body and send.  withheld: an answer
+ * that may not go without its record, and the refusal's message if the
+ * record is lost.
+ */
+static void
+answer_end(struct msgbuf *mb, struct mpmap *body, const struct call *c,
+    const char *withheld)
+{
+	struct msgbuf	alt;
+
 	mpmap_end(body);
-	gw_send(mb);
+	if (withheld != NULL && audit_queued()) {
+		withheld_begin(&alt, c, withheld);
+		gw_send_guarded(mb, &alt);
+		msgbuf_free(&alt);
+	} else
+		gw_send(mb);
 	msgbuf_free(mb);
 }
 
 /* r on the wire; "replayed" is there when replayed is 0 or 1. */
 static void
-answer_send(struct call *c, const struct response *r, int replayed)
+answer_send(struct call *c, const struct response *r, int replayed,
+    const char *withheld)
 {
 	struct msgbuf	mb;
 	struct mpmap	body, resp;
@@ -178,7 +200,7 @@ answer_send(struct call *c, const struct response *r, int replayed)
 	if (replayed != -1)
 		mpmap_bool(&resp, "replayed", replayed);
 	mpmap_end(&resp);
-	answer_end(&mb, &body);
+	answer_end(&mb, &body, c, withheld);
 }
 
 void
@@ -200,7 +222,7 @@ answer_refuse_retry(struct call *c, const char *status, const char *reason,
 	if (strcmp(status, ST_STOPPED) == 0 && c->run_id != NULL &&
 	    c->tenant != NULL)
 		budget_stop(c->tenant, c->run_id, reason, message);
-	answer_send(c, &r, -1);
+	answer_send(c, &r, -1, NULL);
 }
 
 void
@@ -212,7 +234,7 @@ answer_failed(struct call *c, const struct tool_outcome *o)
 
 	call_audit(c, r.status, r.reason, r.message, c->idem_key != NULL, 0,
 	    1);
-	answer_send(c, &r, -1);
+	answer_send(c, &r, -1, NULL);
 }
 
 /* The record answer(c, r, replayed) writes. */
@@ -241,19 +263,27 @@ answer(struct call *c, const struct response *r, int replayed)
 	 * its intent record is in the log and its outcome in the ledger,
 	 * which replays it.
 	 */
-	if (answer_audit(c, r, replayed) == -1 &&
-	    (replayed || c->idem_key == NULL)) {
-		answer_refuse(c, ST_ERROR, E_UNAVAILABLE, c->idem_key == NULL ?
-		    "the audit log cannot be written: the result is withheld" :
-		    "the audit log cannot be written: the replay is withheld");
+	const char	*withheld = NULL;
+	int		 rc;
+
+	rc = answer_audit(c, r, replayed);
+	if (replayed || c->idem_key == NULL)
+		withheld = c->idem_key == NULL ? WITHHELD_RESULT :
+		    WITHHELD_REPLAY;
+	/* A sink takes the answer now: the record goes first, now too. */
+	if (rc == 0 && withheld != NULL && c->sink != NULL && !audit_up())
+		rc = -1;
+	if (rc == -1 && withheld != NULL) {
+		answer_refuse(c, ST_ERROR, E_UNAVAILABLE, withheld);
 		return;
 	}
-	answer_send(c, r, c->idem_key != NULL ? replayed : -1);
+	answer_send(c, r, c->idem_key != NULL ? replayed : -1, withheld);
 }
 
 void
 answer_stored(struct call *c, const char *resp, size_t resplen, int replayed)
 {
+	int			 rc;
 	msgpack_unpacked	 u;
 	const msgpack_object	*st, *reason;
 	struct msgbuf		 mb;
@@ -282,10 +312,12 @@ answer_stored(struct call *c, const char *resp, size_t resplen, int replayed)
 		reason = mp_get(&u.data, "error");
 	status = mp_strdup(st);
 	why = mp_strdup(reason);
-	if (call_audit(c, status, why, NULL, c->idem_key != NULL &&
-	    !replayed, replayed, 1) == -1 && replayed) {
-		answer_refuse(c, ST_ERROR, E_UNAVAILABLE, "the audit log"
-		    " cannot be written: the replay is withheld");
+	rc = call_audit(c, status, why, NULL, c->idem_key != NULL &&
+	    !replayed, replayed, 1);
+	if (rc == 0 && replayed && c->sink != NULL && !audit_up())
+		rc = -1;
+	if (rc == -1 && replayed) {
+		answer_refuse(c, ST_ERROR, E_UNAVAILABLE, WITHHELD_REPLAY);
 		goto out;
 	}
 	if (c->sink != NULL) {
@@ -303,7 +335,7 @@ answer_stored(struct call *c, const char *resp, size_t resplen, int replayed)
 	if (c->idem_key != NULL)
 		mpmap_bool(&out, "replayed", replayed);
 	mpmap_end(&out);
-	answer_end(&mb, &body);
+	answer_end(&mb, &body, c, replayed ? WITHHELD_REPLAY : NULL);
 out:
 	msgpack_unpacked_destroy(&u);
 	free(status);
@@ -334,5 +366,5 @@ answer_plain(uint32_t ans_type, uint64_t id, const struct response *r)
 	mpmap_begin_in(&resp, &body, "response");
 	response_fields(&resp, r);
 	mpmap_end(&resp);
-	answer_end(&mb, &body);
+	answer_end(&mb, &body, NULL, NULL);
 }

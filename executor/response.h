@@ -8,7 +8,8 @@
  * (answer()).  A response read back from the ledger is answered as
  * stored (answer_stored): its map is copied, not rebuilt.
  *
- * Everything the executor sends to gatewayd goes out through gw_send().
+ * Everything the executor sends to gatewayd goes out through gw_send()
+ * (gwout.c).
  */
 #ifndef TG_RESPONSE_H
 #define TG_RESPONSE_H
@@ -74,7 +75,15 @@ void	answer_unavailable(uint64_t id, uint32_t ans_type, const char *message);
 /* Answer a request that names no call (WAIT): sent, not audited. */
 void	answer_plain(uint32_t ans_type, uint64_t id, const struct response *);
 
-/* Send a finished socketpair message to gatewayd (dropped if it is gone). */
+/*
+ * gwout.c: send a finished socketpair message to gatewayd (dropped if it
+ * is gone).  While audit records wait for the turn's write, it waits
+ * behind them; guarded, alt goes instead should that write fail.
+ */
 void	gw_send(struct msgbuf *);
+void	gw_send_guarded(struct msgbuf *, struct msgbuf *alt);
+/* audit.c: its queue was written (1) or not (0); what waits goes. */
+void	gw_release(int written);
+void	gw_shutdown(void);
 
 #endif

@@ -155,6 +155,47 @@ def a_file_size_limit_fails_closed_without_a_torn_line():
 
 
 @test
+def an_answer_waits_for_its_record_in_the_turns_write():
+    """A read's record and a replay's go in the loop turn's one write, and
+    their answers wait for it (gwout.c).  With the log up but that write
+    failing (RLIMIT_FSIZE just past the log), the read ran and the write
+    was replayed, yet each is answered error/unavailable, withheld: no
+    result leaves without its record, and no line is left in the log."""
+    import resource
+    need_root()
+    with Daemon(base_config(writes={"enabled": True}), name="tg-auditturn") as d:
+        log = os.path.join(d.state, "audit.log")
+        c = d.client()
+        w = c.call("ticket.close", {"t": 1}, run_id="turn")
+        assert w["status"] == "ok" and w["replayed"] is False, w
+        pid = d.executor_pid()
+        hard = resource.prlimit(pid, resource.RLIMIT_FSIZE)[1]
+        asks = [("echo", {"i": 1}, "result is withheld"),
+                ("ticket.close", {"t": 1}, "replay is withheld")]
+        for n, (tool, args, withheld) in enumerate(asks):
+            # The log is up: this call's record is the first to fail.
+            r = wait_for(lambda: (lambda x: x if x["status"] == "ok" else None)(
+                c.call("echo", {"up": n}, run_id="up%d" % n)), what="a served call")
+            size = os.path.getsize(log)
+            resource.prlimit(pid, resource.RLIMIT_FSIZE, (size + 100, hard))
+            try:
+                r = c.call(tool, args, run_id="turn%d" % n)
+                assert r["status"] == "error" and r["error"] == "unavailable", r
+                assert withheld in r["message"] and "result" not in r, r
+                assert os.path.getsize(log) == size, (os.path.getsize(log), size)
+            finally:
+                resource.prlimit(pid, resource.RLIMIT_FSIZE, (hard, hard))
+        wait_for(lambda: c.call("echo", {"after": 1}, run_id="after")["status"] == "ok",
+                 what="a served call")
+        r = c.call("ticket.close", {"t": 1}, run_id="again")
+        assert r["status"] == "ok" and r["replayed"] is True, r
+        recs = records(log)
+        seqs = [x["seq"] for x in recs]
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
+        assert recs[-1].get("replayed") is True, recs[-1]
+
+
+@test
 def gatewayds_refusals_go_in_whole_or_not_at_all():
     """The refusals gatewayd reports are appended a loop turn at a time
     (audit.c's queue): a batch past RLIMIT_FSIZE leaves no line and takes
