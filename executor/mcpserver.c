@@ -399,16 +399,13 @@ proc_stdin_cb(int fd, short ev, void *arg)
 	char		 why[128];
 
 	(void)ev;
-	if (evbuffer_write(p->outq, fd) == -1) {
-		if (errno == EAGAIN || errno == EINTR) {
-			if (event_add(p->ev_in, NULL) == -1)
-				fatalx("%s: event_add", __func__);
-			return;
-		}
+	if (evbuffer_write(p->outq, fd) == -1 && errno != EAGAIN &&
+	    errno != EINTR) {
 		snprintf(why, sizeof(why), "stdin: %s", strerror(errno));
 		mcpserver_restart(p, why);
 		return;
 	}
+	/* What the pipe did not take waits until it is writable. */
 	if (evbuffer_get_length(p->outq) == 0)
 		event_del(p->ev_in);
 	else if (event_add(p->ev_in, NULL) == -1)
