@@ -1,7 +1,9 @@
 """A full audit log: calls are refused error/unavailable (the log fails
 closed), both processes stay up, no line is left torn, and once there is
 room again calls are served and the seqs go on without a gap."""
+import contextlib
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -29,6 +31,21 @@ def fill(path):
                 except OSError:
                     break
     return n
+
+
+@contextlib.contextmanager
+def no_room_past(d, log):
+    """For the block, the executor's RLIMIT_FSIZE is 100 bytes past the
+    log's end (less than a record); yields the log's size then.  The soft
+    limit only: raising a hard one back may be refused."""
+    pid = d.executor_pid()
+    size = os.path.getsize(log)
+    hard = resource.prlimit(pid, resource.RLIMIT_FSIZE)[1]
+    resource.prlimit(pid, resource.RLIMIT_FSIZE, (size + 100, hard))
+    try:
+        yield size
+    finally:
+        resource.prlimit(pid, resource.RLIMIT_FSIZE, (hard, hard))
 
 
 def alive(d):
@@ -113,18 +130,12 @@ def a_full_audit_log_fails_closed_and_recovers():
 def a_file_size_limit_fails_closed_without_a_torn_line():
     """EFBIG: the executor's RLIMIT_FSIZE just past the log's end.  A record
     that crosses it is written in part (a short write): cut back."""
-    import resource
     need_root()
     with Daemon(base_config(writes={"enabled": True}), name="tg-auditfsize") as d:
         log = os.path.join(d.state, "audit.log")
         c = d.client()
         assert c.call("echo", {"before": 1}, run_id="fs")["status"] == "ok"
-        pid = d.executor_pid()
-        size = os.path.getsize(log)
-        # The soft limit only: raising a hard one back may be refused.
-        hard = resource.prlimit(pid, resource.RLIMIT_FSIZE)[1]
-        resource.prlimit(pid, resource.RLIMIT_FSIZE, (size + 100, hard))
-        try:
+        with no_room_past(d, log) as size:
             # A write first, while the log is still up: its intent record
             # does not fit, so nothing goes to the ledger and no tool runs.
             r = c.call("ticket.close", {"w": 1}, run_id="fs")
@@ -135,8 +146,6 @@ def a_file_size_limit_fails_closed_without_a_torn_line():
             assert alive(d), d.read_log()
             assert os.path.getsize(log) == size, (os.path.getsize(log), size)
             records(log)
-        finally:
-            resource.prlimit(pid, resource.RLIMIT_FSIZE, (hard, hard))
         wait_for(lambda: c.call("echo", {"after": 1}, run_id="fs2")["status"] == "ok",
                  what="a served call")
         r = c.call("ticket.close", {"w": 1}, run_id="fs3")
@@ -161,30 +170,23 @@ def an_answer_waits_for_its_record_in_the_turns_write():
     failing (RLIMIT_FSIZE just past the log), the read ran and the write
     was replayed, yet each is answered error/unavailable, withheld: no
     result leaves without its record, and no line is left in the log."""
-    import resource
     need_root()
     with Daemon(base_config(writes={"enabled": True}), name="tg-auditturn") as d:
         log = os.path.join(d.state, "audit.log")
         c = d.client()
         w = c.call("ticket.close", {"t": 1}, run_id="turn")
         assert w["status"] == "ok" and w["replayed"] is False, w
-        pid = d.executor_pid()
-        hard = resource.prlimit(pid, resource.RLIMIT_FSIZE)[1]
         asks = [("echo", {"i": 1}, "result is withheld"),
                 ("ticket.close", {"t": 1}, "replay is withheld")]
         for n, (tool, args, withheld) in enumerate(asks):
             # The log is up: this call's record is the first to fail.
             r = wait_for(lambda: (lambda x: x if x["status"] == "ok" else None)(
                 c.call("echo", {"up": n}, run_id="up%d" % n)), what="a served call")
-            size = os.path.getsize(log)
-            resource.prlimit(pid, resource.RLIMIT_FSIZE, (size + 100, hard))
-            try:
+            with no_room_past(d, log) as size:
                 r = c.call(tool, args, run_id="turn%d" % n)
                 assert r["status"] == "error" and r["error"] == "unavailable", r
                 assert withheld in r["message"] and "result" not in r, r
                 assert os.path.getsize(log) == size, (os.path.getsize(log), size)
-            finally:
-                resource.prlimit(pid, resource.RLIMIT_FSIZE, (hard, hard))
         wait_for(lambda: c.call("echo", {"after": 1}, run_id="after")["status"] == "ok",
                  what="a served call")
         r = c.call("ticket.close", {"t": 1}, run_id="again")
@@ -201,17 +203,12 @@ def gatewayds_refusals_go_in_whole_or_not_at_all():
     (audit.c's queue): a batch past RLIMIT_FSIZE leaves no line and takes
     no seq; once there is room they are in, in the order they were
     answered, the seqs consecutive with the records around them."""
-    import resource
     need_root()
     with Daemon(base_config(), name="tg-auditbatch") as d:
         log = os.path.join(d.state, "audit.log")
         c = d.client()
         assert c.call("echo", {"before": 1}, run_id="b")["status"] == "ok"
-        pid = d.executor_pid()
-        size = os.path.getsize(log)
-        hard = resource.prlimit(pid, resource.RLIMIT_FSIZE)[1]
-        resource.prlimit(pid, resource.RLIMIT_FSIZE, (size + 100, hard))
-        try:
+        with no_room_past(d, log) as size:
             for i in range(100):
                 c.send({"op": "call", "id": i, "run_id": "b-full",
                         "step_id": i, "tool": "not.allowed", "args": {}})
@@ -225,8 +222,6 @@ def gatewayds_refusals_go_in_whole_or_not_at_all():
             # An allowed call fails closed, as for any record.
             r = c.call("echo", {"during": 1}, run_id="b")
             assert r["status"] == "error" and r["error"] == "unavailable", r
-        finally:
-            resource.prlimit(pid, resource.RLIMIT_FSIZE, (hard, hard))
         for i in range(100):
             c.send({"op": "call", "id": i, "run_id": "b-ok", "step_id": i,
                     "tool": "not.allowed", "args": {}})
