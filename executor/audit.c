@@ -107,6 +107,12 @@ static struct batch {
 	size_t		 n, nmax;
 } batch;
 static struct event	*batch_ev;
+/*
+ * audit_hold(): the records that need a sync are queued too, so that a
+ * ledger batch's go out in one append (audit_release).  held_failed: one
+ * of them is not in the log.
+ */
+static int		 holding, held_failed, held_sync;
 static int		 batch_write(void);
 static int		 synced(int);
 static int		 append_line(const char *, size_t);
@@ -910,6 +916,7 @@ batch_write(void)
 	if (rc == -1) {
 		set_down(errno);
 		gw_release(0);
+		held_failed = 1;
 		return -1;
 	}
 	gw_release(1);
@@ -940,8 +947,15 @@ audit_write(const struct audit_rec *r, int sync)
 	size_t		 len;
 	int		 rc;
 
-	if (audit_fd == -1)
+	if (audit_fd == -1) {
+		held_failed = 1;
 		return -1;
+	}
+	if (holding) {
+		held_sync |= sync;
+		(void)batch_add(r);
+		return held_failed ? -1 : 0;
+	}
 	/*
 	 * What needs no sync goes in the loop turn's one write: gatewayd's
 	 * reports always, ours while the log is up (once it is down, each
@@ -980,6 +994,34 @@ audit_write(const struct audit_rec *r, int sync)
 	}
 	head_due();
 	return 0;
+}
+
+/*
+ * The records of a ledger batch (write.c, flush_cb), its intents and its
+ * outcomes' answers, are written as one append instead of one write(2)
+ * each: between audit_hold() and audit_release() every record is queued.
+ * They are all in the log or none is (audit_release: 0 or -1), so the
+ * batch is refused whole when the log fails; each is synced by the
+ * audit_sync_begin() that follows, as it was.
+ */
+void
+audit_hold(void)
+{
+	holding = 1;
+	held_failed = held_sync = 0;
+}
+
+int
+audit_release(void)
+{
+	holding = 0;
+	(void)batch_write();
+	/* Synced as any record that asks: audit_sync_begin() takes it. */
+	if (held_sync && !held_failed && !sync_due) {
+		sync_due = 1;
+		event_active(sync_ev, EV_TIMEOUT, 0);
+	}
+	return held_failed ? -1 : 0;
 }
 
 /*

@@ -92,6 +92,9 @@ void	audit_open(const char *state_dir, struct event_base *);
 int	audit_write(const struct audit_rec *, int sync);
 /* Records wait for the loop turn's one write (gwout.c holds answers). */
 int	audit_queued(void);
+/* A ledger batch's records in one append: 0, or -1 if not all are in. */
+void	audit_hold(void);
+int	audit_release(void);
 /* Sync what was written now: 0, or -1 when it may not be on disk. */
 /*
  * The same, in two halves around a ledger commit: the fdatasync runs on

@@ -647,6 +647,33 @@ audit_intents(struct wopq *q)
 }
 
 /*
+ * The append that held q's records failed: none of them is in the log.
+ * Its intents are refused as audit_intents refuses one (nothing recorded,
+ * nothing run); its outcomes go on, their answers' records marked as not
+ * written (answer: a waiter's replay is then refused, not given without
+ * its record).  Returns 0: no intents left.
+ */
+static int
+batch_unlogged(struct wopq *q)
+{
+	struct wop	*w, *next;
+	struct call	*c;
+
+	for (w = TAILQ_FIRST(q); w != NULL; w = next) {
+		next = TAILQ_NEXT(w, qentry);
+		if (w->phase != W_INTENT) {
+			w->first->audit_rc = -1;
+			TAILQ_FOREACH(c, &w->waiters, entry)
+				c->audit_rc = -1;
+			continue;
+		}
+		TAILQ_REMOVE(q, w, qentry);
+		wop_refuse_all(w, ST_ERROR, E_UNAVAILABLE, AUDIT_DOWN_MSG);
+	}
+	return 0;
+}
+
+/*
  * The answers to the outcomes of q are audited ahead: their records are
  * the same whether or not the outcome commit succeeds (an outcome that
  * cannot be recorded is answered all the same), so they go to the disk
@@ -1114,14 +1141,17 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 	}
 
 	/*
-	 * The audit records first, then one sync of them on the sync
-	 * thread while this one commits the ledger: the two waits for the
-	 * disk overlap.
+	 * The audit records first, in one append, then one sync of them on
+	 * the sync thread while this one commits the ledger: the two waits
+	 * for the disk overlap.
 	 */
+	audit_hold();
 	if (nout > 0)
 		preaudit_outcomes(&q);
 	if (nin > 0)
 		nin = audit_intents(&q);
+	if (audit_release() == -1)
+		nin = batch_unlogged(&q);
 	if (pgstore_on()) {
 		commit_shared(&q, nout, nin);
 		return;

@@ -48,6 +48,20 @@ def no_room_past(d, log):
         resource.prlimit(pid, resource.RLIMIT_FSIZE, (hard, hard))
 
 
+def log_past_ledger(d, c, log):
+    """RLIMIT_FSIZE limits every file of the executor: for a limit just past
+    the log's end to refuse the log alone, the ledger's file must end well
+    before it.  gatewayd's refusals fill the log."""
+    ledger = os.path.join(d.state, "db", "data.mdb")
+    while os.path.getsize(log) < 4 * os.path.getsize(ledger):
+        for i in range(500):
+            c.send({"op": "call", "id": i, "run_id": "fill", "step_id": i,
+                    "tool": "not.allowed", "args": {}})
+        for i in range(500):
+            assert c.recv()["status"] == "denied"
+        time.sleep(0.1)
+
+
 def alive(d):
     return d.proc.poll() is None and os.path.exists("/proc/%d" % d.executor_pid())
 
@@ -195,6 +209,90 @@ def an_answer_waits_for_its_record_in_the_turns_write():
         seqs = [x["seq"] for x in recs]
         assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
         assert recs[-1].get("replayed") is True, recs[-1]
+
+
+@test
+def a_ledger_batchs_records_go_in_whole_or_not_at_all():
+    """The intent records of a ledger batch are one append (audit_hold).
+    With room for one record but not a batch, an append that fails leaves
+    nothing and every intent of its batch is refused: no write runs whose
+    intent record is not in the log.  Once there is room, the same writes
+    run, each once, and those that ran before are replayed."""
+    need_root()
+    with Daemon(base_config(writes={"enabled": True}), name="tg-auditledger") as d:
+        log = os.path.join(d.state, "audit.log")
+        c = d.client()
+        assert c.call("ticket.close", {"warm": 1}, run_id="lb")["status"] == "ok"
+        log_past_ledger(d, c, log)
+        intent = len(json.dumps([x for x in records(log) if x["event"] == "intent"][-1]))
+        clients = [d.client() for _ in range(16)]
+        pid = d.executor_pid()
+        size = os.path.getsize(log)
+        hard = resource.prlimit(pid, resource.RLIMIT_FSIZE)[1]
+        # Room for one intent record and a half, not for two.
+        resource.prlimit(pid, resource.RLIMIT_FSIZE, (size + intent * 3 // 2, hard))
+        try:
+            for i, cl in enumerate(clients):
+                cl.send({"op": "call", "id": 1, "run_id": "lb%d" % i,
+                         "step_id": 1, "tool": "ticket.close", "args": {"n": i}})
+            got = [cl.recv() for cl in clients]
+            ran = [i for i, r in enumerate(got) if r["status"] == "ok"]
+            assert all(r["status"] == "ok" or r["error"] == "unavailable"
+                       for r in got), got
+            assert len(ran) <= 1, got
+            recs = records(log)
+            logged = sorted(int(x["run_id"][2:]) for x in recs
+                            if x["event"] == "intent" and x["run_id"] != "lb")
+            assert logged == ran, (logged, ran)
+        finally:
+            resource.prlimit(pid, resource.RLIMIT_FSIZE, (hard, hard))
+        wait_for(lambda: c.call("echo", {"after": 1}, run_id="lb-after")["status"] == "ok",
+                 what="a served call")
+        for i, cl in enumerate(clients):
+            r = cl.call("ticket.close", {"n": i}, run_id="lb%d-again" % i)
+            assert r["status"] == "ok" and r["replayed"] is (i in ran), (i, ran, r)
+        recs = records(log)
+        seqs = [x["seq"] for x in recs]
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
+        intents = [x["idempotency_key"] for x in recs if x["event"] == "intent"]
+        assert len(intents) == len(set(intents)) == 17, intents
+
+
+@test
+def a_waiters_replay_waits_for_the_outcomes_append():
+    """A write's outcome is answered to the call that ran it and, as a
+    replay, to the same write asked meanwhile by another run (a waiter).
+    Both answers' records are in the ledger batch's one append: when it
+    fails, the write that ran is still answered ok (it ran, its intent is
+    in the log, its outcome in the ledger), but the waiter's replay is
+    withheld, never given without its record."""
+    need_root()
+    conf = writes_config({"hold.w": {"mode": "write", "exec": [tool("hold")]}})
+    with Daemon(conf, name="tg-auditwaiter") as d:
+        log = os.path.join(d.state, "audit.log")
+        mark, release = os.path.join(d.dir, "mark"), os.path.join(d.dir, "release")
+        args = {"mark": mark, "release": release}
+        c = d.client()
+        log_past_ledger(d, c, log)
+        first, waiter = d.client(), d.client()
+        first.send({"op": "call", "id": 1, "run_id": "wa", "step_id": 1,
+                    "tool": "hold.w", "args": args})
+        wait_for(lambda: os.path.exists(mark), what="the write to run")
+        waiter.send({"op": "call", "id": 1, "run_id": "wb", "step_id": 1,
+                     "tool": "hold.w", "args": args})
+        time.sleep(0.3)     # the waiter's call reaches the executor
+        with no_room_past(d, log) as size:
+            open(release, "w").close()
+            r = first.recv()
+            assert r["status"] == "ok" and r["replayed"] is False, r
+            w = waiter.recv()
+            assert w["status"] == "error" and w["error"] == "unavailable", w
+            assert "replay is withheld" in w["message"] and "result" not in w, w
+            assert os.path.getsize(log) == size, (os.path.getsize(log), size)
+        wait_for(lambda: c.call("echo", {"after": 1}, run_id="wc")["status"] == "ok",
+                 what="a served call")
+        r = c.call("hold.w", args, run_id="wd")
+        assert r["status"] == "ok" and r["replayed"] is True, r
 
 
 @test
