@@ -65,11 +65,17 @@ static struct listener		*ctl_listener;
 static size_t			 ctl_nconns;
 static uint64_t			 ctl_next_id;
 
+uint64_t
+ctl_id(const struct ctl_conn *cc)
+{
+	return cc->id;
+}
+
 /*
  * The connection an answer that comes later (the shared store's) goes to:
  * NULL when the operator has hung up meanwhile.
  */
-static struct ctl_conn *
+struct ctl_conn *
 ctl_by_id(uint64_t id)
 {
 	struct ctl_conn	*cc;

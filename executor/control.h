@@ -8,6 +8,7 @@
 #define TG_CONTROL_H
 
 #include <sys/types.h>
+#include <stdint.h>
 
 struct ctl_conn;
 struct msgbuf;
@@ -23,6 +24,13 @@ struct operator {
 
 typedef void (*ctl_fn)(struct ctl_conn *, const struct msgpack_object *,
     const struct operator *);
+
+/*
+ * An answer that comes later (the shared store's) finds its operator by
+ * the connection's id: NULL when the operator has hung up meanwhile.
+ */
+uint64_t	 ctl_id(const struct ctl_conn *);
+struct ctl_conn	*ctl_by_id(uint64_t);
 
 /* A finished answer map (its "ok" first). */
 void	ctl_send(struct ctl_conn *, struct msgbuf *);

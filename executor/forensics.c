@@ -157,7 +157,8 @@ load_txn(struct store_txn *txn, void *arg)
 		if ((rc = ledger_run_keys(txn, la->cur, la->run_id, load_key,
 		    la, &n)) != 0)
 			return rc;
-		for (; from < la->rw->n; from++) {
+		/* Shared: the records are the database's (forensics_shared). */
+		for (; !pgstore_on() && from < la->rw->n; from++) {
 			w = &la->rw->v[from];
 			if ((rc = ledger_get(txn, w->key, &w->rec)) != 0 ||
 			    (rc = ledger_get(txn, w->comp_key, &w->comp)) != 0)
@@ -167,26 +168,19 @@ load_txn(struct store_txn *txn, void *arg)
 	return 0;
 }
 
-int
-forensics_load(const char *tenant, const char *run_id,
-    struct run_writes *rw, char *err, size_t errlen)
+/*
+ * The run's keys from its run record, this host's, and with LMDB each
+ * key's ledger record; on the shared store the records are read from the
+ * database afterwards (forensics_shared).
+ */
+static int
+load_run(const char *tenant, const char *run_id, struct run_writes *rw,
+    char *err, size_t errlen)
 {
 	struct load_arg	la;
 	int		rc;
 
 	memset(rw, 0, sizeof(*rw));
-	/*
-	 * On the shared store the ledger records are the database's, not in
-	 * this host's LMDB: reading these would show every write as absent,
-	 * and compensate would undo nothing or the wrong things.  Refused
-	 * until forensics reads the database (PROTOCOL.md).
-	 */
-	if (pgstore_on()) {
-		snprintf(err, errlen, "forensics and compensate are not served"
-		    " with store.backend postgresql yet: the ledger is in the"
-		    " database; use gatewayctl audit show --run on each host");
-		return -1;
-	}
 	la = (struct load_arg){ tenant, run_id, rw, NULL, 0 };
 	if ((rc = store_read(ex->store, load_txn, &la)) != 0) {
 		snprintf(err, errlen, "the ledger cannot be read: %s",
@@ -196,6 +190,25 @@ forensics_load(const char *tenant, const char *run_id,
 		return -1;
 	}
 	return 0;
+}
+
+int
+forensics_load(const char *tenant, const char *run_id,
+    struct run_writes *rw, char *err, size_t errlen)
+{
+	/*
+	 * On the shared store a compensation would have to run on the
+	 * database's records and this host's run records together; until it
+	 * does, it is refused with nothing submitted (PROTOCOL.md).
+	 */
+	if (pgstore_on()) {
+		memset(rw, 0, sizeof(*rw));
+		snprintf(err, errlen, "compensate is not served with"
+		    " store.backend postgresql yet: gatewayctl forensics shows"
+		    " what the run wrote");
+		return -1;
+	}
+	return load_run(tenant, run_id, rw, err, errlen);
 }
 
 /* entity: {NAME: value, ...}, a value too large shown by its size. */
@@ -316,41 +329,124 @@ ctl_run_args(struct ctl_conn *cc, const msgpack_object *req, char **run_id,
 	return 0;
 }
 
-void
-ctl_forensics(struct ctl_conn *cc, const msgpack_object *req,
-    const struct operator *op)
+/* The answer: the run's writes, whichever store their records came from. */
+static void
+forensics_answer(struct ctl_conn *cc, const char *run_id,
+    const struct run_writes *rw)
 {
-	struct run_writes	 rw;
 	struct msgbuf		 mb;
 	struct mpmap		 m;
-	char			*run_id, *tenant, err[256];
 	size_t			 i, in_doubt = 0;
 
-	(void)op;
-	if (ctl_run_args(cc, req, &run_id, &tenant) == -1)
-		return;
-	if (forensics_load(tenant, run_id, &rw, err, sizeof(err)) == -1) {
-		ctl_error(cc, "%s", err);
-		goto out;
-	}
-	for (i = 0; i < rw.n; i++)
-		if (rw.v[i].rec.state == L_IN_DOUBT)
+	for (i = 0; i < rw->n; i++)
+		if (rw->v[i].rec.state == L_IN_DOUBT)
 			in_doubt++;
 	msgbuf_init(&mb);
 	mpmap_begin(&m, &mb);
 	mpmap_bool(&m, "ok", 1);
 	mpmap_str(&m, "run_id", run_id);
-	mpmap_uint(&m, "count", rw.n);
+	mpmap_uint(&m, "count", rw->n);
 	mpmap_uint(&m, "in_doubt", in_doubt);
-	if (rw.truncated)
+	if (rw->truncated)
 		mpmap_bool(&m, "truncated", 1);
-	msgpack_pack_array(mpmap_key(&m, "writes"), rw.n);
-	for (i = 0; i < rw.n; i++)
-		pack_write(&mb, &rw.v[i]);
+	msgpack_pack_array(mpmap_key(&m, "writes"), rw->n);
+	for (i = 0; i < rw->n; i++)
+		pack_write(&mb, &rw->v[i]);
 	mpmap_end(&m);
 	ctl_send(cc, &mb);
-	forensics_free(&rw);
-out:
+}
+
+/* A forensics waiting for the database: its operator, run and keys. */
+struct shared_fx {
+	uint64_t		 cc_id;
+	char			*run_id;
+	struct run_writes	 rw;
+	char			**keys;		/* each write's, then its comp's */
+};
+
+static void
+shared_fx_free(struct shared_fx *fx)
+{
+	forensics_free(&fx->rw);
+	free(fx->keys);
+	free(fx->run_id);
+	free(fx);
+}
+
+static void
+shared_records(int ok, struct ledger_rec *recs, void *arg)
+{
+	struct shared_fx	*fx = arg;
+	struct ctl_conn		*cc = ctl_by_id(fx->cc_id);
+	size_t			 i, n = fx->rw.n;
+
+	/* cc NULL: the operator hung up meanwhile, nobody to answer. */
+	if (cc != NULL && !ok)
+		ctl_error(cc, "the shared ledger (PostgreSQL) cannot be read");
+	else if (cc != NULL) {
+		/* Taken over: recs are freed by the caller, now empty. */
+		for (i = 0; i < n; i++) {
+			fx->rw.v[i].rec = recs[i];
+			fx->rw.v[i].comp = recs[n + i];
+			memset(&recs[i], 0, sizeof(recs[i]));
+			memset(&recs[n + i], 0, sizeof(recs[n + i]));
+		}
+		forensics_answer(cc, fx->run_id, &fx->rw);
+	}
+	shared_fx_free(fx);
+}
+
+/*
+ * The shared store: the run's keys from this host's run record (runs are
+ * per host), their records from the database in one query, answered when
+ * it returns.
+ */
+static void
+forensics_shared(struct ctl_conn *cc, const char *tenant, const char *run_id)
+{
+	struct shared_fx	*fx;
+	char			 err[256];
+	size_t			 i, n;
+
+	fx = xcalloc(1, sizeof(*fx));
+	if (load_run(tenant, run_id, &fx->rw, err, sizeof(err)) == -1) {
+		ctl_error(cc, "%s", err);
+		shared_fx_free(fx);
+		return;
+	}
+	n = fx->rw.n;
+	fx->cc_id = ctl_id(cc);
+	fx->run_id = xstrdup(run_id);
+	fx->keys = xcalloc(2 * n + 1, sizeof(*fx->keys));
+	for (i = 0; i < n; i++) {
+		fx->keys[i] = fx->rw.v[i].key;
+		fx->keys[n + i] = fx->rw.v[i].comp_key;
+	}
+	if (pgstore_records(fx->keys, 2 * n, shared_records, fx) == -1) {
+		ctl_error(cc, "the shared ledger (PostgreSQL) cannot be"
+		    " reached");
+		shared_fx_free(fx);
+	}
+}
+
+void
+ctl_forensics(struct ctl_conn *cc, const msgpack_object *req,
+    const struct operator *op)
+{
+	struct run_writes	 rw;
+	char			*run_id, *tenant, err[256];
+
+	(void)op;
+	if (ctl_run_args(cc, req, &run_id, &tenant) == -1)
+		return;
+	if (pgstore_on())
+		forensics_shared(cc, tenant, run_id);
+	else if (load_run(tenant, run_id, &rw, err, sizeof(err)) == -1)
+		ctl_error(cc, "%s", err);
+	else {
+		forensics_answer(cc, run_id, &rw);
+		forensics_free(&rw);
+	}
 	free(run_id);
 	free(tenant);
 }

@@ -347,6 +347,68 @@ pgstore_ledger_page(const char *after, size_t limit,
 	return 0;
 }
 
+struct records {
+	size_t	 n;
+	void	(*fn)(int, struct ledger_rec *, void *);
+	void	*arg;
+};
+
+static void
+records_done(const PGresult *res, void *arg)
+{
+	struct records		*rs = arg;
+	struct ledger_rec	*recs;
+	long			 o;
+	int			 i, ok = pg_ok(res);
+
+	recs = xcalloc(rs->n + 1, sizeof(*recs));
+	for (i = 0; ok && i < PQntuples(res); i++) {
+		o = strtol(PQgetvalue(res, i, 0), NULL, 10);
+		if (o < 1 || (size_t)o > rs->n)
+			continue;
+		ledger_rec_free(&recs[o - 1]);
+		row_rec(res, i, 1, 2, 3, &recs[o - 1]);
+		/* Running, its executor gone: in doubt. */
+		if (strcmp(PQgetvalue(res, i, 4), "t") == 0)
+			recs[o - 1].state = L_IN_DOUBT;
+	}
+	rs->fn(ok, recs, rs->arg);
+	for (i = 0; (size_t)i < rs->n; i++)
+		ledger_rec_free(&recs[i]);
+	free(recs);
+	free(rs);
+}
+
+int
+pgstore_records(char *const *keys, size_t n,
+    void (*fn)(int, struct ledger_rec *, void *), void *arg)
+{
+	struct sbuf	 b = { NULL, 0, 0 };
+	struct records	*rs;
+	const char	*v[1];
+	size_t		 i;
+	int		 rc;
+
+	sb_add(&b, "{", 1);
+	for (i = 0; i < n; i++)
+		sb_elem(&b, keys[i]);
+	sb_add(&b, "}", 1);
+	rs = xcalloc(1, sizeof(*rs));
+	rs->n = n;
+	rs->fn = fn;
+	rs->arg = arg;
+	v[0] = b.s;
+	/* Each row with its place in keys: one round trip, any order. */
+	rc = pg_query("SELECT u.o, l.state, l.rec, l.note, l.state ="
+	    " 'running' AND NOT tg_alive(l.instance) FROM unnest($1::text[])"
+	    " WITH ORDINALITY AS u(k, o) JOIN tg_ledger l ON l.key = u.k", 1,
+	    v, NULL, NULL, records_done, rs);
+	free(b.s);
+	if (rc == -1)
+		free(rs);
+	return rc;
+}
+
 struct resolve {
 	char	*key;
 	int	(*settle)(struct ledger_rec *, void *);

@@ -89,6 +89,15 @@ int	pgstore_ledger_page(const char *after, size_t limit,
 	    int more, void *arg), void *arg);
 
 /*
+ * gatewayctl forensics on the shared ledger: the records of keys[0..n).
+ * fn gets ok=0 when the database failed; else recs[i] is the record of
+ * keys[i], zeroed (L_NONE) when there is none, in doubt when it is running
+ * on an executor that is gone.  -1 when not up.
+ */
+int	pgstore_records(char *const *keys, size_t n,
+	    void (*fn)(int ok, struct ledger_rec *recs, void *arg), void *arg);
+
+/*
  * gatewayctl resolve on the shared ledger: the record is read, settled by
  * settle() (write.c: the same as with LMDB) and written back only if no
  * one changed it meanwhile.  fn gets NULL when resolved, else why not.

@@ -315,7 +315,8 @@ def sigkill_of_an_executor_mid_write_leaves_it_in_doubt_on_both():
         hold = f.effects + ".hold"
         open(hold, "w").close()
         c = f.a.client()
-        c.send({"op": "call", "id": 1, "run_id": fresh("run"), "tool": "rec.hold",
+        run = fresh("run")
+        c.send({"op": "call", "id": 1, "run_id": run, "tool": "rec.hold",
                 "args": args})
         wait_for(lambda: os.path.exists(f.effects + ".pid"), 10, "the tool to start")
         os.kill(f.a.executor_pid(), signal.SIGKILL)
@@ -342,8 +343,15 @@ def sigkill_of_an_executor_mid_write_leaves_it_in_doubt_on_both():
             assert mine[0]["tool"] == "rec.hold", mine
         wait_for(lambda: f.b.ctl_json("status")["in_doubt"] == 1, 5,
                  "status to count the write in doubt")
+        # forensics on the host of the run reads the record in the database.
+        fx = f.a.ctl_json("forensics", run)
+        assert fx["count"] == 1 and fx["in_doubt"] == 1, fx
+        assert fx["writes"][0]["idempotency_key"] == key, fx
+        assert fx["writes"][0]["state"] == "in_doubt", fx
         rc, out, err = f.b.ctl("resolve", key, "done")
         assert rc == 0, (rc, out, err)
+        fx = f.a.ctl_json("forensics", run)
+        assert fx["in_doubt"] == 0 and fx["writes"][0]["state"] == "done", fx
         rc, out, err = f.a.ctl("resolve", key, "failed")
         assert rc != 0 and "not in doubt" in err, (rc, out, err)
         assert all(i["key"] != key for i in f.a.ctl_json("ledger"))
@@ -704,18 +712,34 @@ def an_approval_requested_on_one_host_is_decided_on_the_other():
 
 
 @test
-def forensics_and_compensate_are_refused_on_the_shared_store():
-    # They read this host's LMDB ledger, which the shared store leaves
-    # empty: refused, saying why, with nothing submitted.
+def forensics_reads_the_shared_ledger_and_compensate_is_refused():
+    # A run's keys are in its host's run record (runs are per host); their
+    # records are the database's.  compensate is refused, nothing submitted.
     with Fleet() as f:
         run = fresh("run")
-        r = f.a.client().call("rec", {"ticket_id": fresh()}, run_id=run)
+        c = f.a.client()
+        tickets = [fresh(), fresh()]
+        for t in tickets:
+            r = c.call("rec", {"ticket_id": t}, run_id=run)
+            assert r["status"] == "ok" and r["replayed"] is False, r
+        # Host b ran this one first: run is answered a replay, and did
+        # not write it.
+        other = fresh()
+        r = f.b.client().call("rec", {"ticket_id": other}, run_id=fresh("run"))
         assert r["status"] == "ok", r
+        r = c.call("rec", {"ticket_id": other}, run_id=run)
+        assert r["status"] == "ok" and r["replayed"] is True, r
+        fx = f.a.ctl_json("forensics", run)
+        assert fx["count"] == 2 and fx["in_doubt"] == 0, fx
+        keys = ["acme:rec:" + args_hash({"ticket_id": t}) for t in tickets]
+        assert [w["idempotency_key"] for w in fx["writes"]] == keys, fx
+        assert all(w["state"] == "done" and w["run_id"] == run and
+                   w["tool"] == "rec" and w["asks"] == 1 and
+                   w["finished_ms"] > 0 for w in fx["writes"]), fx
+        assert f.b.ctl_json("forensics", run)["count"] == 0
         before = count_lines(f.effects)
-        for cmd in (("forensics", run), ("compensate", run)):
-            rc, out, err = f.a.ctl(*cmd)
-            assert rc != 0 and "store.backend postgresql" in out + err, \
-                (cmd, rc, out, err)
+        rc, out, err = f.a.ctl("compensate", run)
+        assert rc != 0 and "store.backend postgresql" in out + err, (rc, out, err)
         assert count_lines(f.effects) == before
 
 
