@@ -19,6 +19,7 @@ struct request {
 	const char	*k3, *v3;
 	unsigned long	 limit;		/* 0: none given */
 	int		 dry_run;
+	unsigned long	 wait_s;	/* compensate --wait; 0: none given */
 };
 
 __attribute__((noreturn)) void usage(void);

@@ -6,6 +6,7 @@
  * Entity values and notes are the agent's args and the tools' words, not
  * ours: printed with control characters replaced.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,21 @@
 #include "common/jsonmp.h"
 #include "common/mpack.h"
 #include "ctl/ctl.h"
+
+/* --wait SECONDS: 1..3600. */
+static unsigned long
+wait_seconds(const char *s)
+{
+	char		*end;
+	unsigned long	 v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno != 0 || *s < '0' || *s > '9' || *end != '\0' || v == 0 ||
+	    v > 3600)
+		usage();
+	return v;
+}
 
 /* RUN_ID, then the flags in any order, each at most once. */
 void
@@ -39,6 +55,9 @@ forensics_parse(int argc, char **argv, struct request *r)
 		} else if (comp && strcmp(argv[i], "--dry-run") == 0 &&
 		    !r->dry_run)
 			r->dry_run = 1;
+		else if (comp && strcmp(argv[i], "--wait") == 0 &&
+		    i + 1 < argc && r->wait_s == 0)
+			r->wait_s = wait_seconds(argv[++i]);
 		else
 			usage();
 	}

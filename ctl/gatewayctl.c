@@ -52,7 +52,7 @@ usage(void)
 	    " [--log PATH]\n"
 	    "  audit hash [--json] VALUE\n"
 	    "  forensics RUN_ID [--tenant T]\n"
-	    "  compensate RUN_ID [--tool T] [--tenant T] [--dry-run]\n"
+	    "  compensate RUN_ID [--tool T] [--tenant T] [--dry-run] [--wait S]\n"
 	    "  ledger [--limit N] [--after CURSOR]\n"
 	    "  resolve KEY done|failed\n"
 	    "  keys rotate\n"
@@ -171,8 +171,9 @@ parse_command(int argc, char **argv, struct request *r)
 		usage();
 }
 
+/* The answer is waited for 60 s, or wait_s and 10 more (compensate). */
 static int
-connect_to(const char *path)
+connect_to(const char *path, unsigned long wait_s)
 {
 	struct sockaddr_un	sun;
 	struct timeval		tv = { 60, 0 };
@@ -190,6 +191,8 @@ connect_to(const char *path)
 		fprintf(stderr, "gatewayctl: %s: %s\n", path, strerror(errno));
 		exit(1);
 	}
+	if (wait_s != 0)
+		tv.tv_sec = (time_t)wait_s + 10;
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	return fd;
 }
@@ -393,7 +396,8 @@ print_for(const char *op, const msgpack_object *ans, int json)
  * bytes, to free), or NULL once the trouble is said on stderr.
  */
 static char *
-exchange(const char *sock, const char *frame, size_t len, uint32_t *n)
+exchange(const char *sock, const char *frame, size_t len, uint32_t *n,
+    unsigned long wait_s)
 {
 	unsigned char	 hdr[FRAME_HDR];
 	char		*ans = NULL;
@@ -404,7 +408,7 @@ exchange(const char *sock, const char *frame, size_t len, uint32_t *n)
 	 * the refusal may be waiting while our write fails, so read it.
 	 */
 	signal(SIGPIPE, SIG_IGN);
-	fd = connect_to(sock);
+	fd = connect_to(sock, wait_s);
 	if (write_full(fd, frame, len) == -1 && errno != EPIPE &&
 	    errno != ECONNRESET) {
 		fprintf(stderr, "gatewayctl: write: %s\n", strerror(errno));
@@ -430,6 +434,33 @@ exchange(const char *sock, const char *frame, size_t len, uint32_t *n)
 	return ans;
 }
 
+/* The command's request map: op and the fields it was given. */
+static void
+pack_request(struct msgbuf *mb, const struct request *r)
+{
+	uint32_t	nf;
+
+	msgbuf_init(mb);
+	nf = 1 + (r->v1 != NULL) + (r->v2 != NULL) + (r->v3 != NULL) +
+	    (r->limit != 0) + r->dry_run + (r->wait_s != 0);
+	msgpack_pack_map(&mb->pk, nf);
+	pk_kv_str(&mb->pk, "op", r->op);
+	if (r->limit != 0)
+		pk_kv_uint(&mb->pk, "limit", r->limit);
+	if (r->v1 != NULL)
+		pk_kv_str(&mb->pk, r->k1, r->v1);
+	if (r->v2 != NULL)
+		pk_kv_str(&mb->pk, r->k2, r->v2);
+	if (r->v3 != NULL)
+		pk_kv_str(&mb->pk, r->k3, r->v3);
+	if (r->dry_run) {
+		pk_str(&mb->pk, "dry_run");
+		msgpack_pack_true(&mb->pk);
+	}
+	if (r->wait_s != 0)
+		pk_kv_uint(&mb->pk, "wait_ms", r->wait_s * 1000);
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -447,7 +478,7 @@ main(int argc, char *argv[])
 	char			*ans;
 	size_t			 len;
 	uint32_t		 n;
-	int			 ch, json = 0, rc, nf;
+	int			 ch, json = 0, rc;
 
 	/* "+": options stop at the command, whose own flags follow it. */
 	while ((ch = getopt_long(argc, argv, "+s:j", longopts, NULL)) != -1) {
@@ -467,26 +498,10 @@ main(int argc, char *argv[])
 		return ctl_audit(argc - optind, argv + optind, json);
 	parse_command(argc - optind, argv + optind, &r);
 
-	msgbuf_init(&mb);
-	nf = 1 + (r.v1 != NULL) + (r.v2 != NULL) + (r.v3 != NULL) +
-	    (r.limit != 0) + r.dry_run;
-	msgpack_pack_map(&mb.pk, nf);
-	pk_kv_str(&mb.pk, "op", r.op);
-	if (r.limit != 0)
-		pk_kv_uint(&mb.pk, "limit", r.limit);
-	if (r.v1 != NULL)
-		pk_kv_str(&mb.pk, r.k1, r.v1);
-	if (r.v2 != NULL)
-		pk_kv_str(&mb.pk, r.k2, r.v2);
-	if (r.v3 != NULL)
-		pk_kv_str(&mb.pk, r.k3, r.v3);
-	if (r.dry_run) {
-		pk_str(&mb.pk, "dry_run");
-		msgpack_pack_true(&mb.pk);
-	}
+	pack_request(&mb, &r);
 	frame = msgbuf_finish(&mb, &len);
 
-	ans = exchange(sock, frame, len, &n);
+	ans = exchange(sock, frame, len, &n, r.wait_s);
 	msgbuf_free(&mb);
 	if (ans == NULL)
 		return 1;

@@ -26,7 +26,10 @@
  * compensate (a failed compensation may be asked again).
  *
  * The answer waits for the writes submitted, which end within their
- * tools' timeouts; an operator who hangs up meanwhile only loses it.
+ * tools' timeouts, but not past wait_ms (COMP_WAIT_MS, under gatewayctl's
+ * own 60 s): those still running then are shown "running" and go on, and
+ * the next compensate of the run shows their outcome (replayed).  An
+ * operator who hangs up meanwhile only loses the answer.
  */
 #include <stdarg.h>
 #include <stdint.h>
@@ -35,6 +38,7 @@
 #include <string.h>
 #include <sys/queue.h>
 
+#include <event2/event.h>
 #include <msgpack.h>
 #include <sodium.h>
 
@@ -56,6 +60,13 @@
 
 /* No agent connection has it: write_conn_gone() never ends these. */
 #define COMP_CONN	UINT64_MAX
+/*
+ * The answer waits this long at most for the compensations submitted (the
+ * request's wait_ms may say otherwise): gatewayctl waits 60 s for it.
+ * What still runs then goes on and is shown "running".
+ */
+#define COMP_WAIT_MS	50000
+#define COMP_WAIT_MAX_MS 3600000
 
 struct comp_job;
 
@@ -84,6 +95,8 @@ struct comp_job {
 	struct comp_item	*items;
 	size_t			 n;
 	size_t			 holds;	/* the handler's, and one a write */
+	uint64_t		 wait_ms;
+	struct event		*deadline;	/* answered then, done or not */
 };
 
 static TAILQ_HEAD(, comp_job)	jobs = TAILQ_HEAD_INITIALIZER(jobs);
@@ -96,6 +109,8 @@ job_free(struct comp_job *job)
 	size_t			 i;
 
 	TAILQ_REMOVE(&jobs, job, entry);
+	if (job->deadline != NULL)
+		event_free(job->deadline);
 	for (i = 0; i < job->n; i++) {
 		it = &job->items[i];
 		free(it->tenant);
@@ -115,7 +130,7 @@ job_free(struct comp_job *job)
 }
 
 static void
-pack_item(struct msgbuf *mb, const struct comp_item *it)
+pack_item(struct msgbuf *mb, const struct comp_item *it, const char *running)
 {
 	struct mpmap	m;
 
@@ -128,35 +143,58 @@ pack_item(struct msgbuf *mb, const struct comp_item *it)
 	mpmap_str_opt(&m, "compensation_key", it->comp_key);
 	mpmap_str_opt(&m, "compensation_args_hash", it->comp_args_hash);
 	mpmap_str_opt(&m, "compensation_args", it->comp_args);
-	mpmap_str(&m, "status", it->status);
+	mpmap_str(&m, "status", it->waiting ? "running" : it->status);
 	mpmap_str_opt(&m, "approval_id", it->approval_id);
-	mpmap_str_opt(&m, "reason", it->reason);
+	mpmap_str_opt(&m, "reason", it->waiting ? running : it->reason);
 	mpmap_end(&m);
 }
 
-/* Every write answered: the operator gets the list, then it is gone. */
+/*
+ * The operator gets the list, once: when every write submitted has its
+ * outcome, or at the deadline with those still running shown so.
+ */
 static void
-job_release(struct comp_job *job)
+job_answer(struct comp_job *job)
 {
 	struct msgbuf	mb;
 	struct mpmap	m;
+	char		running[160];
 	size_t		i;
 
+	if (job->cc == NULL)
+		return;
+	snprintf(running, sizeof(running), "still running after %llu ms:"
+	    " it goes on; gatewayctl compensate %s again shows its outcome",
+	    (unsigned long long)job->wait_ms, job->run_id);
+	msgbuf_init(&mb);
+	mpmap_begin(&m, &mb);
+	mpmap_bool(&m, "ok", 1);
+	mpmap_str(&m, "run_id", job->run_id);
+	mpmap_bool(&m, "dry_run", job->dry_run);
+	mpmap_uint(&m, "count", job->n);
+	msgpack_pack_array(mpmap_key(&m, "writes"), job->n);
+	for (i = 0; i < job->n; i++)
+		pack_item(&mb, &job->items[i], running);
+	mpmap_end(&m);
+	ctl_send(job->cc, &mb);
+	job->cc = NULL;
+}
+
+static void
+job_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	job_answer(arg);
+}
+
+/* Every write answered: the list goes (if it has not), then the job. */
+static void
+job_release(struct comp_job *job)
+{
 	if (--job->holds > 0)
 		return;
-	if (job->cc != NULL) {
-		msgbuf_init(&mb);
-		mpmap_begin(&m, &mb);
-		mpmap_bool(&m, "ok", 1);
-		mpmap_str(&m, "run_id", job->run_id);
-		mpmap_bool(&m, "dry_run", job->dry_run);
-		mpmap_uint(&m, "count", job->n);
-		msgpack_pack_array(mpmap_key(&m, "writes"), job->n);
-		for (i = 0; i < job->n; i++)
-			pack_item(&mb, &job->items[i]);
-		mpmap_end(&m);
-		ctl_send(job->cc, &mb);
-	}
+	job_answer(job);
 	job_free(job);
 }
 
@@ -553,6 +591,8 @@ ctl_compensate(struct ctl_conn *cc, const msgpack_object *req,
 {
 	const msgpack_object	*dry = mp_get(req, "dry_run");
 	const msgpack_object	*to = mp_get(req, "tool");
+	const msgpack_object	*wait = mp_get(req, "wait_ms");
+	struct timeval		 tv;
 	struct run_writes	 rw;
 	struct comp_job		*job;
 	struct comp_item	*it;
@@ -567,6 +607,12 @@ ctl_compensate(struct ctl_conn *cc, const msgpack_object *req,
 		ctl_error(cc, "dry_run must be a boolean and tool a string");
 		goto out;
 	}
+	if (wait != NULL && (wait->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+	    wait->via.u64 == 0 || wait->via.u64 > COMP_WAIT_MAX_MS)) {
+		ctl_error(cc, "wait_ms must be an integer of 1..%d",
+		    COMP_WAIT_MAX_MS);
+		goto out;
+	}
 	if (forensics_load(tenant, run_id, &rw, err, sizeof(err)) == -1) {
 		ctl_error(cc, "%s", err);
 		goto out;
@@ -576,6 +622,12 @@ ctl_compensate(struct ctl_conn *cc, const msgpack_object *req,
 	job->run_id = xstrdup(run_id);
 	job->dry_run = dry != NULL && dry->via.boolean;
 	job->holds = 1;		/* this handler's, until every write went */
+	job->wait_ms = wait != NULL ? wait->via.u64 : COMP_WAIT_MS;
+	if ((job->deadline = evtimer_new(ex->base, job_deadline, job)) == NULL)
+		fatalx("compensate: evtimer_new");
+	tv.tv_sec = (time_t)(job->wait_ms / 1000);
+	tv.tv_usec = (suseconds_t)(job->wait_ms % 1000) * 1000;
+	evtimer_add(job->deadline, &tv);
 	TAILQ_INSERT_TAIL(&jobs, job, entry);
 	for (i = 0; i < rw.n; i++)
 		if (want(&rw.v[i], tool))

@@ -21,7 +21,9 @@ def comp_daemon(name="tg-comp", require=(), slow=False):
     d = Daemon(base_config(), name=name)
     d.fx = {t: os.path.join(d.dir, t) for t in
             ("tk.close", "tk.reopen", "tk.tag", "tk.untag", "tk.fail")}
-    reopen = ([tool("slow-record"), d.fx["tk.reopen"], "0.7"] if slow else
+    # slow: the compensating tool takes that long (True: 0.7 s).
+    reopen = ([tool("slow-record"), d.fx["tk.reopen"],
+               "0.7" if slow is True else str(slow)] if slow else
               [tool("record"), d.fx["tk.reopen"]])
     conf = writes_config(tools={
         "tk.close": {"mode": "write", "exec": [tool("record"), d.fx["tk.close"]],
@@ -117,6 +119,31 @@ def concurrent_asks_compensate_once():
         assert set(statuses) <= {"done", "replayed"}, statuses
         assert len(lines(d.fx["tk.reopen"])) == 2, lines(d.fx["tk.reopen"])
         # And once more, after.
+        assert len(lines(d.fx["tk.reopen"])) == 2
+
+
+@test
+def a_compensation_still_running_at_the_wait_goes_on():
+    """The answer comes after wait_ms at most (--wait S): a compensation
+    still running then is shown running, goes on and runs once, and the
+    next compensate of the run shows it replayed."""
+    with comp_daemon(slow=4) as d:
+        close_two(d)
+        a = compensate(d, "run-a", "--wait", "1")
+        assert [w["status"] for w in a["writes"]] == ["running", "running"], a
+        assert all("compensate run-a again" in w["reason"] for w in a["writes"]), a
+        wait_for(lambda: len(lines(d.fx["tk.reopen"])) == 2, 30,
+                 "the compensations to run")
+        b = compensate(d, "run-a")
+        assert [w["status"] for w in b["writes"]] == ["replayed", "replayed"], b
+        assert len(lines(d.fx["tk.reopen"])) == 2
+        for bad in ("0", "3601", "x", "-1"):
+            rc, out, err = d.ctl("compensate", "run-a", "--wait", bad)
+            assert rc == 2, (bad, rc, out, err)
+        for bad in (0, 3600001, "1000", -5):
+            r = ctl_raw(d.control_sock, {"op": "compensate", "run_id": "run-a",
+                                         "wait_ms": bad})
+            assert r.get("ok") is False and "wait_ms" in r["error"], (bad, r)
         assert len(lines(d.fx["tk.reopen"])) == 2
 
 
