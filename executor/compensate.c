@@ -158,7 +158,7 @@ job_answer(struct comp_job *job)
 {
 	struct msgbuf	mb;
 	struct mpmap	m;
-	char		running[160];
+	char		running[400];	/* a run_id is up to 256 bytes */
 	size_t		i;
 
 	if (job->cc == NULL)
