@@ -20,6 +20,13 @@ def records(path):
     return [json.loads(line) for line in data.splitlines()]
 
 
+def assert_consecutive(recs):
+    """The records' seqs go on without a gap: none was taken by a record
+    that is not in the log."""
+    seqs = [x["seq"] for x in recs]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
+
+
 def fill(path):
     """Write to path until the filesystem refuses; returns bytes written."""
     n = 0
@@ -126,8 +133,7 @@ def a_full_audit_log_fails_closed_and_recovers():
         assert alive(d), d.read_log()
         assert d.ctl_json("status")["audit"] == "ok"
         recs = records(log)
-        seqs = [x["seq"] for x in recs]
-        assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
+        assert_consecutive(recs)
         assert any(x.get("run_id") == "full2" and x.get("decision") == "ok" for x in recs)
         out = d.read_log()
         assert out.count("audit: cannot write") == 1, out
@@ -165,8 +171,7 @@ def a_file_size_limit_fails_closed_without_a_torn_line():
         r = c.call("ticket.close", {"w": 1}, run_id="fs3")
         assert r["status"] == "ok" and r["replayed"] is False, r
         recs = records(log)
-        seqs = [x["seq"] for x in recs]
-        assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
+        assert_consecutive(recs)
         assert recs[-3]["run_id"] == "fs2", recs[-3]
         # The write's intent, durable before it ran, then its outcome.
         assert [(x["event"], x.get("decision")) for x in recs[-2:]] == \
@@ -206,8 +211,7 @@ def an_answer_waits_for_its_record_in_the_turns_write():
         r = c.call("ticket.close", {"t": 1}, run_id="again")
         assert r["status"] == "ok" and r["replayed"] is True, r
         recs = records(log)
-        seqs = [x["seq"] for x in recs]
-        assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
+        assert_consecutive(recs)
         assert recs[-1].get("replayed") is True, recs[-1]
 
 
@@ -252,8 +256,7 @@ def a_ledger_batchs_records_go_in_whole_or_not_at_all():
             r = cl.call("ticket.close", {"n": i}, run_id="lb%d-again" % i)
             assert r["status"] == "ok" and r["replayed"] is (i in ran), (i, ran, r)
         recs = records(log)
-        seqs = [x["seq"] for x in recs]
-        assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
+        assert_consecutive(recs)
         intents = [x["idempotency_key"] for x in recs if x["event"] == "intent"]
         assert len(intents) == len(set(intents)) == 17, intents
 
@@ -331,8 +334,7 @@ def gatewayds_refusals_go_in_whole_or_not_at_all():
         assert c.call("echo", {"after": 1}, run_id="b")["status"] == "ok"
         wait_for(lambda: d.ctl_json("status")["audit"] == "ok", what="the log up")
         recs = records(log)
-        seqs = [x["seq"] for x in recs]
-        assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
+        assert_consecutive(recs)
         assert not any(x.get("run_id") == "b-full" for x in recs), recs
         mine = [x for x in recs if x.get("run_id") == "b-ok"]
         assert [x["step_id"] for x in mine] == [str(i) for i in range(100)], mine
