@@ -552,6 +552,7 @@ shutdown_begin(const char *why)
 		return;
 	ex->shutting_down = 1;
 	if (ex->gw != NULL) {
+		gw_close();
 		bufferevent_free(ex->gw);
 		ex->gw = NULL;
 	}

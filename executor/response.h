@@ -84,6 +84,8 @@ void	gw_send(struct msgbuf *);
 void	gw_send_guarded(struct msgbuf *, struct msgbuf *alt);
 /* audit.c: its queue was written (1) or not (0); what waits goes. */
 void	gw_release(int written);
+/* Shutting down: gatewayd's socket closes, what was for it is dropped. */
+void	gw_close(void);
 void	gw_shutdown(void);
 
 #endif
