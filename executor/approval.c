@@ -176,22 +176,50 @@ approval_make(struct call *c, const msgpack_object *args, struct approval *a)
 	return 0;
 }
 
-int
-approval_request_id(struct call *c, const msgpack_object *args,
-    const char *id)
+/* A compensation's approval on its way to the database. */
+struct id_req {
+	void	(*stored)(int, void *);
+	void	*arg;
+};
+
+static void
+id_stored(int ok, void *arg)
 {
-	struct approval	a;
-	int		rc;
+	struct id_req	*r = arg;
+
+	job_end();
+	r->stored(ok, r->arg);
+	free(r);
+}
+
+void
+approval_request_id(struct call *c, const msgpack_object *args,
+    const char *id, void (*stored)(int ok, void *), void *arg)
+{
+	struct approval	 a;
+	struct id_req	*r;
 
 	memset(&a, 0, sizeof(a));
 	snprintf(a.id, sizeof(a.id), "%s", id);
-	if ((rc = approval_make(c, args, &a)) == 0)
-		log_info("approval %s requested: %s/%s %s %s (compensates %s)",
-		    a.id, a.tenant, a.run_id, a.tool, a.args_hash,
-		    c->compensates ? c->compensates : "-");
+	if (approval_make(c, args, &a) == -1)
+		goto out;
+	log_info("approval %s requested: %s/%s %s %s (compensates %s)",
+	    a.id, a.tenant, a.run_id, a.tool, a.args_hash,
+	    c->compensates ? c->compensates : "-");
+	/* Shared: pending once every host can see it, as request_shared. */
+	if (!pgstore_on()) {
+		stored(1, arg);
+		goto out;
+	}
+	r = xcalloc(1, sizeof(*r));
+	r->stored = stored;
+	r->arg = arg;
+	job_begin();
+	if (pgstore_approval_insert(&a, id_stored, r) == -1)
+		id_stored(0, r);
+out:
 	approval_free(&a);
 	call_free(c);
-	return rc;
 }
 
 /* needs_approval, with the checkpoint. */
@@ -1070,6 +1098,16 @@ approval_decision_local(const struct approval *d)
 	}
 	approval_told(d, d->approver ? d->approver : "?", d->note);
 	return 1;
+}
+
+int
+approval_bring_copy(struct approval *a, int have_local)
+{
+	if (!have_local)
+		return approval_put_copy(a);
+	if (a->state != A_PENDING)
+		(void)approval_decision_local(a);
+	return 0;
 }
 
 void

@@ -13,6 +13,7 @@
 
 #include "common/mpack.h"
 
+struct approval;
 struct call;
 struct proto_msg;
 
@@ -24,11 +25,20 @@ void	approval_request(struct call *, const msgpack_object *args);
 /*
  * The same for a compensation (compensate.c), under the id its key gives
  * and with no checkpoint: no agent resumes it, the next gatewayctl
- * compensate of its run does.  Owns c: 0 recorded, -1 refused (c was
- * answered).
+ * compensate of its run does.  Owns c.  Refused, c is answered; else
+ * stored(1) once it is recorded (on the shared store: in the database,
+ * so that an operator on any host sees it), stored(0) if the database
+ * did not take it (this host's copy then expires unused).
  */
-int	approval_request_id(struct call *, const msgpack_object *args,
-	    const char *id);
+void	approval_request_id(struct call *, const msgpack_object *args,
+	    const char *id, void (*stored)(int ok, void *), void *arg);
+/*
+ * Shared: this host's copy of approval a as the database holds it (for a
+ * compensation's, compensate.c; a resume does the same here): a decision
+ * taken on another host stored, audited and told here; a record this
+ * host has not got (have_local 0) copied.  0, or the store's error.
+ */
+int	approval_bring_copy(struct approval *a, int have_local);
 void	approval_resume(const struct proto_msg *);
 void	approval_wait(const struct proto_msg *);
 /*

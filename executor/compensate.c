@@ -20,6 +20,13 @@
  * resume does), or reports it denied or expired.  Once the record is swept
  * (writes.retention_s after its expiry) a compensate asks anew.
  *
+ * The shared store (PostgreSQL).  The run's keys are this host's (runs
+ * stay per host), their records and their compensations' the database's
+ * (forensics_load_shared), and the compensations go through the shared
+ * ledger.  The approval is a row too: requested in the database as an
+ * agent's is, and read from it when this host has no copy or has it
+ * pending (decided on another host, its news not here).
+ *
  * Its run.  The calls of one compensate command share a run of their own,
  * "compensate:RUN_ID:MS.N", so the budgets of a run apply to them and
  * nothing they do stops or counts against the original run, nor the next
@@ -54,8 +61,11 @@
 #include "executor/control.h"
 #include "executor/executor.h"
 #include "executor/forensics.h"
+#include "executor/jobs.h"
+#include "executor/pgstore.h"
 #include "executor/read.h"
 #include "executor/request.h"
+#include "executor/store.h"
 #include "executor/write.h"
 
 /* No agent connection has it: write_conn_gone() never ends these. */
@@ -74,6 +84,7 @@ struct comp_job;
 struct comp_item {
 	struct comp_job	*job;
 	char		*tenant;
+	char		*env;
 	char		*tool;
 	char		*args_hash;
 	char		*key;
@@ -90,7 +101,10 @@ struct comp_item {
 struct comp_job {
 	TAILQ_ENTRY(comp_job)	 entry;
 	struct ctl_conn		*cc;	/* NULL once the operator hung up */
+	struct operator		 op;
 	char			*run_id;
+	char			*crun;		/* its calls' run (see the top) */
+	char			*tool;		/* only its writes; NULL: all */
 	int			 dry_run;
 	struct comp_item	*items;
 	size_t			 n;
@@ -114,6 +128,7 @@ job_free(struct comp_job *job)
 	for (i = 0; i < job->n; i++) {
 		it = &job->items[i];
 		free(it->tenant);
+		free(it->env);
 		free(it->tool);
 		free(it->args_hash);
 		free(it->key);
@@ -126,6 +141,8 @@ job_free(struct comp_job *job)
 	}
 	free(job->items);
 	free(job->run_id);
+	free(job->crun);
+	free(job->tool);
 	free(job);
 }
 
@@ -398,104 +415,68 @@ approval_id_of(const char *comp_key, char id[APPROVAL_ID_LEN + 1])
 }
 
 static struct call *
-comp_call(struct comp_item *it, const struct run_write *w,
-    const struct operator *op, const char *run_id)
+comp_call(struct comp_item *it)
 {
 	struct call	*c;
 
 	c = xcalloc(1, sizeof(*c));
 	c->ans_type = MSG_CALL_ANS;
 	c->conn = COMP_CONN;
-	c->uid = op->uid;
-	c->tenant = xstrdup(w->tenant);
-	c->env = xstrdup(w->rec.env ? w->rec.env : "");
-	c->run_id = xstrdup(run_id);
+	c->uid = it->job->op.uid;
+	c->tenant = xstrdup(it->tenant);
+	c->env = xstrdup(it->env);
+	c->run_id = xstrdup(it->job->crun);
 	c->tool = xstrdup(it->comp_tool);
-	c->compensates = xstrdup(w->key);
+	c->compensates = xstrdup(it->key);
 	c->sink = comp_sink;
 	c->sink_arg = it;
 	return c;
 }
 
-/*
- * An approved compensation: it runs with the args the operator approved.
- * Returns 0 with *args unpacked into u, or -1 with it settled.
- */
-static int
-approved_args(struct comp_item *it, const struct approval *a,
-    msgpack_unpacked *u)
+/* The approval of it is recorded (ok), or the database did not take it. */
+static void
+comp_stored(int ok, void *arg)
 {
-	size_t	off = 0;
+	struct comp_item	*it = arg;
 
-	if (msgpack_unpack_next(u, a->args, a->argslen, &off) !=
-	    MSGPACK_UNPACK_SUCCESS) {
-		item_settle(it, "refused", "approval %s: its args do not"
-		    " decode", a->id);
-		return -1;
-	}
-	return 0;
+	if (ok)
+		item_settle(it, "pending_approval", "approve it with gatewayctl"
+		    " approve %s, then compensate again", it->approval_id);
+	else
+		item_settle(it, "failed", "the shared store (PostgreSQL)"
+		    " cannot record its approval: nothing was submitted;"
+		    " compensate again");
+}
+
+/* The same, asked again of the database (comp_fetched). */
+static void
+comp_restored(int ok, void *arg)
+{
+	job_end();
+	comp_stored(ok, arg);
 }
 
 /*
- * Submit it's compensation: the approval first when one is needed, then
- * the checks and the write path, which answer comp_sink().
+ * The compensating call goes: the checks, then the write path, which
+ * answers comp_sink(), or the approval it needs, recorded.  a: the
+ * approval that lets it run, NULL for none.
  */
 static void
-submit(struct comp_item *it, const struct run_write *w,
-    const msgpack_object *args, const struct operator *op,
-    const char *run_id)
+send_call(struct comp_item *it, const msgpack_object *args,
+    const struct approval *a)
 {
 	const struct tool	*tool;
-	struct approval		 a;
 	struct call		*c;
-	msgpack_unpacked	 u;
-	char			 id[APPROVAL_ID_LEN + 1];
-	int			 found, approved = 0;
 
-	memset(&a, 0, sizeof(a));
-	msgpack_unpacked_init(&u);
-	if (policy_needs_approval(ex->conf, it->comp_tool)) {
-		approval_id_of(it->comp_key, id);
-		it->approval_id = xstrdup(id);
-		if ((found = approval_get(id, &a)) == -1) {
-			item_settle(it, "refused", "the approvals cannot be"
-			    " read");
-			goto out;
-		}
-		if (found == 1) {
-			switch (approval_effective_state(&a)) {
-			case A_PENDING:
-				item_settle(it, "pending_approval",
-				    "approve it with gatewayctl approve %s,"
-				    " then compensate again", id);
-				goto out;
-			case A_DENIED:
-				item_settle(it, "refused", "an operator denied"
-				    " this compensation%s%s", a.note ? ": " :
-				    "", a.note ? a.note : "");
-				goto out;
-			case A_EXPIRED:
-				item_settle(it, "refused", "its approval"
-				    " expired undecided");
-				goto out;
-			case A_APPROVED:
-				if (approved_args(it, &a, &u) == -1)
-					goto out;
-				args = &u.data;
-				approved = 1;
-				break;
-			}
-		}
-	}
-	c = comp_call(it, w, op, run_id);
-	if (approved) {
-		c->approver = a.approver ? xstrdup(a.approver) : NULL;
-		c->approval_id = xstrdup(a.id);
+	c = comp_call(it);
+	if (a != NULL) {
+		c->approver = a->approver ? xstrdup(a->approver) : NULL;
+		c->approval_id = xstrdup(a->id);
 	}
 	it->waiting = 1;
 	it->job->holds++;
 	it->status = "submitted";
-	switch (call_check(c, args, approved, &tool)) {
+	switch (call_check(c, args, a != NULL, &tool)) {
 	case ROUTE_NONE:
 		break;		/* refused: comp_sink settled it */
 	case ROUTE_READ:
@@ -509,21 +490,185 @@ submit(struct comp_item *it, const struct run_write *w,
 	case ROUTE_APPROVAL:
 		free(c->idem_key);
 		c->idem_key = xstrdup(it->comp_key);
-		if (approval_request_id(c, args, it->approval_id) == 0)
-			item_settle(it, "pending_approval", "approve it with"
-			    " gatewayctl approve %s, then compensate again",
-			    it->approval_id);
+		approval_request_id(c, args, it->approval_id, comp_stored, it);
 		break;
 	}
+}
+
+/*
+ * The compensation's approval as found (NULL: none yet) decides: asked
+ * for, still pending, refused, or run with the args the operator
+ * approved, as a resume does.
+ */
+static void
+with_approval(struct comp_item *it, const struct approval *a,
+    const msgpack_object *args)
+{
+	msgpack_unpacked	u;
+	size_t			off = 0;
+
+	if (a == NULL) {
+		send_call(it, args, NULL);
+		return;
+	}
+	switch (approval_effective_state(a)) {
+	case A_PENDING:
+		item_settle(it, "pending_approval", "approve it with"
+		    " gatewayctl approve %s, then compensate again", a->id);
+		return;
+	case A_DENIED:
+		item_settle(it, "refused", "an operator denied this"
+		    " compensation%s%s", a->note ? ": " : "",
+		    a->note ? a->note : "");
+		return;
+	case A_EXPIRED:
+		item_settle(it, "refused", "its approval expired undecided");
+		return;
+	case A_APPROVED:
+		break;
+	}
+	msgpack_unpacked_init(&u);
+	if (msgpack_unpack_next(&u, a->args, a->argslen, &off) !=
+	    MSGPACK_UNPACK_SUCCESS)
+		item_settle(it, "refused", "approval %s: its args do not"
+		    " decode", a->id);
+	else
+		send_call(it, &u.data, a);
+	msgpack_unpacked_destroy(&u);
+}
+
+/* A compensation's approval asked of the database (submit). */
+struct comp_fetch {
+	struct comp_item	*it;
+	char			*args;		/* packed */
+	size_t			 argslen;
+	int			 have_local;	/* pending here */
+};
+
+/*
+ * The database's record brought to this host's copy (what the write path
+ * checks the approval against), as a resume's: 1 when there is a copy
+ * to go by, 0 none, -1 with it settled.
+ */
+static int
+bring_copy(struct comp_fetch *cf, int rc, struct approval *a,
+    const char *host)
+{
+	int	prc;
+
+	if (rc == -1) {
+		item_settle(cf->it, "failed", "the shared store (PostgreSQL)"
+		    " cannot be reached: its approval cannot be read");
+		return -1;
+	}
+	if (rc == 1 && (prc = approval_bring_copy(a, cf->have_local)) != 0) {
+		item_settle(cf->it, "failed", "approval %s: host %s's record"
+		    " cannot be copied here: %s", a->id, host ? host : "?",
+		    store_strerror(prc));
+		return -1;
+	}
+	return rc == 1 || cf->have_local;
+}
+
+/*
+ * What the database holds decides (bring_copy).  Pending here and unknown
+ * there: the database never took it, it is asked to again.
+ */
+static void
+comp_fetched(int rc, struct approval *a, const char *host, void *arg)
+{
+	struct comp_fetch	*cf = arg;
+	struct comp_item	*it = cf->it;
+	struct comp_job		*job = it->job;
+	struct approval		 local;
+	msgpack_unpacked	 u;
+	size_t			 off = 0;
+	int			 found = 0;
+
+	job_end();
+	it->waiting = 0;	/* the fetch's hold: released at the end */
+	memset(&local, 0, sizeof(local));
+	msgpack_unpacked_init(&u);
+	if ((found = bring_copy(cf, rc, a, host)) == -1)
+		goto out;
+	if (found == 1 && (found = approval_get(it->approval_id,
+	    &local)) != 1)
+		item_settle(it, "refused", "the approvals cannot be read");
+	else if (rc == 0 && found == 1 &&
+	    approval_effective_state(&local) == A_PENDING) {
+		log_warnx("compensate: approval %s is pending here but not in"
+		    " the shared store: recorded there again", local.id);
+		it->waiting = 1;
+		job->holds++;
+		job_begin();
+		if (pgstore_approval_insert(&local, comp_restored, it) == -1)
+			comp_restored(0, it);
+	} else if (msgpack_unpack_next(&u, cf->args, cf->argslen, &off) !=
+	    MSGPACK_UNPACK_SUCCESS)
+		item_settle(it, "refused", "its args do not pack");
+	else
+		with_approval(it, found == 1 ? &local : NULL, &u.data);
 out:
 	msgpack_unpacked_destroy(&u);
+	approval_free(&local);
+	free(cf->args);
+	free(cf);
+	job_release(job);
+}
+
+/*
+ * Submit it's compensation, args its args: its approval first when the
+ * compensating tool needs one, from this host's copy, or on the shared
+ * store from the database when there is none here or it is pending here
+ * (it may have been decided on another host, its news not here yet).
+ */
+static void
+submit(struct comp_item *it, const msgpack_object *args)
+{
+	struct comp_fetch	*cf;
+	struct approval		 a;
+	msgpack_sbuffer		 sb;
+	msgpack_packer		 pk;
+	char			 id[APPROVAL_ID_LEN + 1];
+	int			 found;
+
+	if (!policy_needs_approval(ex->conf, it->comp_tool)) {
+		send_call(it, args, NULL);
+		return;
+	}
+	approval_id_of(it->comp_key, id);
+	it->approval_id = xstrdup(id);
+	memset(&a, 0, sizeof(a));
+	if ((found = approval_get(id, &a)) == -1) {
+		item_settle(it, "refused", "the approvals cannot be read");
+		return;
+	}
+	if (!pgstore_on() ||
+	    (found == 1 && approval_effective_state(&a) != A_PENDING)) {
+		with_approval(it, found == 1 ? &a : NULL, args);
+		approval_free(&a);
+		return;
+	}
 	approval_free(&a);
+	cf = xcalloc(1, sizeof(*cf));
+	cf->it = it;
+	cf->have_local = found == 1;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_object(&pk, *args);
+	cf->argslen = sb.size;
+	cf->args = msgpack_sbuffer_release(&sb);
+	it->waiting = 1;
+	it->job->holds++;
+	it->status = "submitted";
+	job_begin();
+	if (pgstore_approval_get(id, comp_fetched, cf) == -1)
+		comp_fetched(-1, NULL, NULL, cf);
 }
 
 /* One write of the run: skipped, shown (dry run) or submitted. */
 static void
-comp_one(struct comp_item *it, const struct run_write *w,
-    const struct operator *op, const char *run_id)
+comp_one(struct comp_item *it, const struct run_write *w)
 {
 	const struct tool	*t;
 	msgpack_sbuffer		 sb;
@@ -570,7 +715,7 @@ comp_one(struct comp_item *it, const struct run_write *w,
 		    NULL);
 		goto out;
 	}
-	submit(it, w, &u.data, op, run_id);
+	submit(it, &u.data);
 out:
 	canon_buf_free(&json);
 	msgpack_unpacked_destroy(&u);
@@ -585,6 +730,63 @@ want(const struct run_write *w, const char *tool)
 	    strcmp(w->rec.tool, tool) == 0);
 }
 
+/*
+ * The run's writes are known: an item for each (each of tool's when
+ * given), settled or submitted, and the deadline of the answer set.
+ */
+static void
+job_fill(struct comp_job *job, const struct run_writes *rw)
+{
+	struct timeval		 tv;
+	struct comp_item	*it;
+	size_t			 i, n = 0;
+
+	if ((job->deadline = evtimer_new(ex->base, job_deadline, job)) == NULL)
+		fatalx("compensate: evtimer_new");
+	tv.tv_sec = (time_t)(job->wait_ms / 1000);
+	tv.tv_usec = (suseconds_t)(job->wait_ms % 1000) * 1000;
+	evtimer_add(job->deadline, &tv);
+	for (i = 0; i < rw->n; i++)
+		if (want(&rw->v[i], job->tool))
+			n++;
+	job->items = xcalloc(n ? n : 1, sizeof(*job->items));
+	if (!job->dry_run && n > 0)
+		log_info("compensate: run %s by %s: %zu writes, as run %s",
+		    job->run_id, job->op.who, n, job->crun);
+	for (i = 0; i < rw->n; i++) {
+		if (!want(&rw->v[i], job->tool))
+			continue;
+		it = &job->items[job->n++];
+		it->job = job;
+		it->tenant = xstrdup(rw->v[i].tenant);
+		it->env = xstrdup(rw->v[i].rec.env ? rw->v[i].rec.env : "");
+		it->tool = rw->v[i].rec.tool ? xstrdup(rw->v[i].rec.tool) :
+		    NULL;
+		it->args_hash = rw->v[i].rec.args_hash ?
+		    xstrdup(rw->v[i].rec.args_hash) : NULL;
+		it->key = xstrdup(rw->v[i].key);
+		comp_one(it, &rw->v[i]);
+	}
+}
+
+/*
+ * The run's writes, or why they cannot be read: at once from LMDB, when
+ * the database answers on the shared store.  The job's first hold goes.
+ */
+static void
+comp_loaded(struct run_writes *rw, const char *err, void *arg)
+{
+	struct comp_job	*job = arg;
+
+	if (rw == NULL) {
+		if (job->cc != NULL)
+			ctl_error(job->cc, "%s", err);
+		job->cc = NULL;
+	} else
+		job_fill(job, rw);
+	job_release(job);
+}
+
 void
 ctl_compensate(struct ctl_conn *cc, const msgpack_object *req,
     const struct operator *op)
@@ -592,13 +794,10 @@ ctl_compensate(struct ctl_conn *cc, const msgpack_object *req,
 	const msgpack_object	*dry = mp_get(req, "dry_run");
 	const msgpack_object	*to = mp_get(req, "tool");
 	const msgpack_object	*wait = mp_get(req, "wait_ms");
-	struct timeval		 tv;
 	struct run_writes	 rw;
 	struct comp_job		*job;
-	struct comp_item	*it;
-	char			*run_id, *tenant, *tool = NULL, *crun = NULL;
+	char			*run_id, *tenant, *tool = NULL;
 	char			 err[256];
-	size_t			 i, n = 0;
 
 	if (ctl_run_args(cc, req, &run_id, &tenant) == -1)
 		return;
@@ -613,48 +812,31 @@ ctl_compensate(struct ctl_conn *cc, const msgpack_object *req,
 		    COMP_WAIT_MAX_MS);
 		goto out;
 	}
-	if (forensics_load(tenant, run_id, &rw, err, sizeof(err)) == -1) {
-		ctl_error(cc, "%s", err);
-		goto out;
-	}
 	job = xcalloc(1, sizeof(*job));
 	job->cc = cc;
+	job->op = *op;
 	job->run_id = xstrdup(run_id);
+	job->tool = tool;
+	tool = NULL;
 	job->dry_run = dry != NULL && dry->via.boolean;
-	job->holds = 1;		/* this handler's, until every write went */
+	job->holds = 1;		/* until every write went (comp_loaded) */
 	job->wait_ms = wait != NULL ? wait->via.u64 : COMP_WAIT_MS;
-	if ((job->deadline = evtimer_new(ex->base, job_deadline, job)) == NULL)
-		fatalx("compensate: evtimer_new");
-	tv.tv_sec = (time_t)(job->wait_ms / 1000);
-	tv.tv_usec = (suseconds_t)(job->wait_ms % 1000) * 1000;
-	evtimer_add(job->deadline, &tv);
-	TAILQ_INSERT_TAIL(&jobs, job, entry);
-	for (i = 0; i < rw.n; i++)
-		if (want(&rw.v[i], tool))
-			n++;
-	job->items = xcalloc(n ? n : 1, sizeof(*job->items));
 	/* Its own run: two commands in one millisecond too (see the top). */
-	xasprintf(&crun, "compensate:%s:%llu.%llu", run_id,
+	xasprintf(&job->crun, "compensate:%s:%llu.%llu", run_id,
 	    (unsigned long long)now_ms(), (unsigned long long)++ncommands);
-	if (!job->dry_run && n > 0)
-		log_info("compensate: run %s by %s: %zu writes, as run %s",
-		    run_id, op->who, n, crun);
-	for (i = 0; i < rw.n; i++) {
-		if (!want(&rw.v[i], tool))
-			continue;
-		it = &job->items[job->n++];
-		it->job = job;
-		it->tenant = xstrdup(rw.v[i].tenant);
-		it->tool = rw.v[i].rec.tool ? xstrdup(rw.v[i].rec.tool) : NULL;
-		it->args_hash = rw.v[i].rec.args_hash ?
-		    xstrdup(rw.v[i].rec.args_hash) : NULL;
-		it->key = xstrdup(rw.v[i].key);
-		comp_one(it, &rw.v[i], op, crun);
+	TAILQ_INSERT_TAIL(&jobs, job, entry);
+	if (pgstore_on()) {
+		if (forensics_load_shared(tenant, run_id, comp_loaded, job,
+		    err, sizeof(err)) == -1)
+			comp_loaded(NULL, err, job);
+	} else if (forensics_load(tenant, run_id, &rw, err,
+	    sizeof(err)) == -1)
+		comp_loaded(NULL, err, job);
+	else {
+		comp_loaded(&rw, NULL, job);
+		forensics_free(&rw);
 	}
-	forensics_free(&rw);
-	job_release(job);
 out:
-	free(crun);
 	free(run_id);
 	free(tenant);
 	free(tool);

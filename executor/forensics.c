@@ -196,18 +196,6 @@ int
 forensics_load(const char *tenant, const char *run_id,
     struct run_writes *rw, char *err, size_t errlen)
 {
-	/*
-	 * On the shared store a compensation would have to run on the
-	 * database's records and this host's run records together; until it
-	 * does, it is refused with nothing submitted (PROTOCOL.md).
-	 */
-	if (pgstore_on()) {
-		memset(rw, 0, sizeof(*rw));
-		snprintf(err, errlen, "compensate is not served with"
-		    " store.backend postgresql yet: gatewayctl forensics shows"
-		    " what the run wrote");
-		return -1;
-	}
 	return load_run(tenant, run_id, rw, err, errlen);
 }
 
@@ -356,12 +344,12 @@ forensics_answer(struct ctl_conn *cc, const char *run_id,
 	ctl_send(cc, &mb);
 }
 
-/* A forensics waiting for the database: its operator, run and keys. */
+/* A run's records asked of the database: its writes, keys, whom to tell. */
 struct shared_fx {
-	uint64_t		 cc_id;
-	char			*run_id;
 	struct run_writes	 rw;
 	char			**keys;		/* each write's, then its comp's */
+	forensics_fn		 fn;
+	void			*arg;
 };
 
 static void
@@ -369,7 +357,6 @@ shared_fx_free(struct shared_fx *fx)
 {
 	forensics_free(&fx->rw);
 	free(fx->keys);
-	free(fx->run_id);
 	free(fx);
 }
 
@@ -377,23 +364,73 @@ static void
 shared_records(int ok, struct ledger_rec *recs, void *arg)
 {
 	struct shared_fx	*fx = arg;
-	struct ctl_conn		*cc = ctl_by_id(fx->cc_id);
 	size_t			 i, n = fx->rw.n;
 
-	/* cc NULL: the operator hung up meanwhile, nobody to answer. */
-	if (cc != NULL && !ok)
-		ctl_error(cc, "the shared ledger (PostgreSQL) cannot be read");
-	else if (cc != NULL) {
-		/* Taken over: recs are freed by the caller, now empty. */
-		for (i = 0; i < n; i++) {
-			fx->rw.v[i].rec = recs[i];
-			fx->rw.v[i].comp = recs[n + i];
-			memset(&recs[i], 0, sizeof(recs[i]));
-			memset(&recs[n + i], 0, sizeof(recs[n + i]));
-		}
-		forensics_answer(cc, fx->run_id, &fx->rw);
+	if (!ok) {
+		fx->fn(NULL, "the shared ledger (PostgreSQL) cannot be read",
+		    fx->arg);
+		shared_fx_free(fx);
+		return;
 	}
+	/* Taken over: recs are freed by the caller, now empty. */
+	for (i = 0; i < n; i++) {
+		fx->rw.v[i].rec = recs[i];
+		fx->rw.v[i].comp = recs[n + i];
+		memset(&recs[i], 0, sizeof(recs[i]));
+		memset(&recs[n + i], 0, sizeof(recs[n + i]));
+	}
+	fx->fn(&fx->rw, NULL, fx->arg);
 	shared_fx_free(fx);
+}
+
+int
+forensics_load_shared(const char *tenant, const char *run_id,
+    forensics_fn fn, void *arg, char *err, size_t errlen)
+{
+	struct shared_fx	*fx;
+	size_t			 i, n;
+
+	fx = xcalloc(1, sizeof(*fx));
+	if (load_run(tenant, run_id, &fx->rw, err, errlen) == -1) {
+		shared_fx_free(fx);
+		return -1;
+	}
+	n = fx->rw.n;
+	fx->fn = fn;
+	fx->arg = arg;
+	fx->keys = xcalloc(2 * n + 1, sizeof(*fx->keys));
+	for (i = 0; i < n; i++) {
+		fx->keys[i] = fx->rw.v[i].key;
+		fx->keys[n + i] = fx->rw.v[i].comp_key;
+	}
+	if (pgstore_records(fx->keys, 2 * n, shared_records, fx) == -1) {
+		snprintf(err, errlen, "the shared ledger (PostgreSQL) cannot"
+		    " be reached");
+		shared_fx_free(fx);
+		return -1;
+	}
+	return 0;
+}
+
+/* A forensics waiting for the database: its operator and run. */
+struct fx_wait {
+	uint64_t	 cc_id;
+	char		*run_id;
+};
+
+static void
+shared_answer(struct run_writes *rw, const char *err, void *arg)
+{
+	struct fx_wait	*fw = arg;
+	struct ctl_conn	*cc = ctl_by_id(fw->cc_id);
+
+	/* cc NULL: the operator hung up meanwhile, nobody to answer. */
+	if (cc != NULL && rw == NULL)
+		ctl_error(cc, "%s", err);
+	else if (cc != NULL)
+		forensics_answer(cc, fw->run_id, rw);
+	free(fw->run_id);
+	free(fw);
 }
 
 /*
@@ -404,28 +441,17 @@ shared_records(int ok, struct ledger_rec *recs, void *arg)
 static void
 forensics_shared(struct ctl_conn *cc, const char *tenant, const char *run_id)
 {
-	struct shared_fx	*fx;
-	char			 err[256];
-	size_t			 i, n;
+	struct fx_wait	*fw;
+	char		 err[256];
 
-	fx = xcalloc(1, sizeof(*fx));
-	if (load_run(tenant, run_id, &fx->rw, err, sizeof(err)) == -1) {
+	fw = xcalloc(1, sizeof(*fw));
+	fw->cc_id = ctl_id(cc);
+	fw->run_id = xstrdup(run_id);
+	if (forensics_load_shared(tenant, run_id, shared_answer, fw, err,
+	    sizeof(err)) == -1) {
 		ctl_error(cc, "%s", err);
-		shared_fx_free(fx);
-		return;
-	}
-	n = fx->rw.n;
-	fx->cc_id = ctl_id(cc);
-	fx->run_id = xstrdup(run_id);
-	fx->keys = xcalloc(2 * n + 1, sizeof(*fx->keys));
-	for (i = 0; i < n; i++) {
-		fx->keys[i] = fx->rw.v[i].key;
-		fx->keys[n + i] = fx->rw.v[i].comp_key;
-	}
-	if (pgstore_records(fx->keys, 2 * n, shared_records, fx) == -1) {
-		ctl_error(cc, "the shared ledger (PostgreSQL) cannot be"
-		    " reached");
-		shared_fx_free(fx);
+		free(fw->run_id);
+		free(fw);
 	}
 }
 

@@ -45,11 +45,22 @@ struct run_writes {
 
 /*
  * The writes of run_id, of 'tenant' or (NULL) of every tenant of the
- * config, in the order each tenant's run wrote them.  0, or -1 with why
- * in err.
+ * config, in the order each tenant's run wrote them, with their records
+ * from this host's LMDB store.  0, or -1 with why in err.
  */
 int	forensics_load(const char *tenant, const char *run_id,
 	    struct run_writes *, char *err, size_t errlen);
+/*
+ * The same on the shared store: the keys from this host's run record
+ * (runs are per host), their records and their compensations' from the
+ * database, given to fn when it answers: rw, or NULL and why.  rw is
+ * freed when fn returns.  -1 with why in err when nothing was asked (fn
+ * is not called).
+ */
+typedef void (*forensics_fn)(struct run_writes *rw, const char *err,
+    void *arg);
+int	forensics_load_shared(const char *tenant, const char *run_id,
+	    forensics_fn, void *arg, char *err, size_t errlen);
 void	forensics_free(struct run_writes *);
 
 /*

@@ -19,8 +19,18 @@ def host_conf(pg, effects, host_id):
     conf = writes_config(tools={
         "rec": {"mode": "write", "exec": [tool("record"), effects]},
         "rec.hold": {"mode": "write", "exec": [tool("hold-record"), effects]},
-        "rec.appr": {"mode": "write", "exec": [tool("record"), effects]}})
-    conf["writes"] = dict(conf["writes"], require_approval=["rec.appr"])
+        "rec.appr": {"mode": "write", "exec": [tool("record"), effects]},
+        # Compensated by rec.undo, or by rec.undo.appr (approval first);
+        # the undos append to effects + ".undo".
+        "rec.c": {"mode": "write", "exec": [tool("record"), effects],
+                  "compensate": "rec.undo"},
+        "rec.c2": {"mode": "write", "exec": [tool("record"), effects],
+                   "compensate": "rec.undo.appr"},
+        "rec.undo": {"mode": "write", "exec": [tool("record"), effects + ".undo"]},
+        "rec.undo.appr": {"mode": "write",
+                          "exec": [tool("record"), effects + ".undo"]}})
+    conf["writes"] = dict(conf["writes"],
+                          require_approval=["rec.appr", "rec.undo.appr"])
     conf["store"] = {"backend": "postgresql", "dsn": pg.dsn, "host_id": host_id}
     return conf
 
@@ -712,9 +722,9 @@ def an_approval_requested_on_one_host_is_decided_on_the_other():
 
 
 @test
-def forensics_reads_the_shared_ledger_and_compensate_is_refused():
+def forensics_reads_the_shared_ledger():
     # A run's keys are in its host's run record (runs are per host); their
-    # records are the database's.  compensate is refused, nothing submitted.
+    # records are the database's.
     with Fleet() as f:
         run = fresh("run")
         c = f.a.client()
@@ -737,10 +747,125 @@ def forensics_reads_the_shared_ledger_and_compensate_is_refused():
                    w["tool"] == "rec" and w["asks"] == 1 and
                    w["finished_ms"] > 0 for w in fx["writes"]), fx
         assert f.b.ctl_json("forensics", run)["count"] == 0
-        before = count_lines(f.effects)
+
+
+def compensate(d, run, *extra, rc_ok=(0,)):
+    rc, out, err = d.ctl("--json", "compensate", run, *extra)
+    assert rc in rc_ok, (rc, out, err)
+    return json.loads(out)
+
+
+@test
+def compensate_on_the_shared_store_runs_each_compensation_once():
+    # The run's writes come from the database, as forensics's, and so do
+    # their compensations' records: asked again, or concurrently, each
+    # compensation runs once.
+    with Fleet() as f:
+        undo = f.effects + ".undo"
+        run = fresh("run")
+        c = f.a.client()
+        tickets = [fresh(), fresh()]
+        for t in tickets:
+            assert c.call("rec.c", {"ticket_id": t}, run_id=run)["status"] == "ok"
+        res = []
+
+        def comp():
+            res.append(compensate(f.a, run))
+
+        ts = [threading.Thread(target=comp) for _ in range(3)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(60)
+        assert len(res) == 3, res
+        statuses = sorted(w["status"] for r in res for w in r["writes"])
+        assert statuses.count("done") == 2, res
+        assert set(statuses) <= {"done", "replayed"}, res
+        assert sorted(json.loads(x)["ticket_id"] for x in open(undo)) == \
+            sorted(tickets)
+        again = compensate(f.a, run)
+        assert [w["status"] for w in again["writes"]] == ["replayed"] * 2, again
+        assert count_lines(undo) == 2
+        fx = f.a.ctl_json("forensics", run)
+        assert [w["compensation"]["state"] for w in fx["writes"]] == \
+            ["done", "done"], fx
+        # The compensations are rows of the shared ledger, done by host a.
+        keys = ["'acme:rec.c:%s:compensate'" % args_hash({"ticket_id": t})
+                for t in tickets]
+        rows = f.pg.psql("SELECT state, host_id FROM tg_ledger WHERE key IN"
+                         " (%s)" % ", ".join(keys))
+        assert rows == [["done", "host-a"]] * 2, rows
+        # Another host has no record of the run: nothing to compensate.
+        assert compensate(f.b, run)["count"] == 0
+        assert (count_lines(undo), count_lines(f.effects)) == (2, 2)
+
+
+@test
+def a_compensation_approved_on_another_host_runs_once():
+    # Its approval is a row: listed and decided on any host; the next
+    # compensate on the run's host goes by the decision.
+    with Fleet() as f:
+        undo = f.effects + ".undo"
+        run = fresh("run")
+        t = fresh()
+        assert f.a.client().call("rec.c2", {"ticket_id": t},
+                                 run_id=run)["status"] == "ok"
+        w = compensate(f.a, run)["writes"][0]
+        assert w["status"] == "pending_approval", w
+        aid = w["approval_id"]
+        assert [i["approval_id"] for i in f.b.ctl_json("approvals")] == [aid]
+        assert compensate(f.a, run)["writes"][0]["status"] == "pending_approval"
+        assert len(f.b.ctl_json("approvals")) == 1
+        # The database lost it (a restore, say): asked again, it is there
+        # again, the same approval.
+        f.pg.psql("DELETE FROM tg_approvals WHERE id = '%s'" % aid)
+        assert f.b.ctl_json("approvals") == []
+        w = compensate(f.a, run)["writes"][0]
+        assert w["status"] == "pending_approval" and w["approval_id"] == aid, w
+        assert [i["approval_id"] for i in f.b.ctl_json("approvals")] == [aid]
+        # Approved on b while a is down: a, back, hears of it from the
+        # database when asked.
+        f.a.stop()
+        rc, out, err = f.b.ctl("approve", aid)
+        assert rc == 0, (rc, out, err)
+        f.a.start()
+        wait_store_up(f.a)
+        x = compensate(f.a, run)["writes"][0]
+        assert x["status"] == "done", x
+        assert [json.loads(l)["ticket_id"] for l in open(undo)] == [t]
+        y = compensate(f.a, run)["writes"][0]
+        assert y["status"] == "replayed", y
+        assert count_lines(undo) == 1
+        fx = f.a.ctl_json("forensics", run)
+        assert fx["writes"][0]["compensation"]["approver"] == "uid 0 (root)", fx
+
+        # Denied on b: refused on a, nothing run.
+        run = fresh("run")
+        assert f.a.client().call("rec.c2", {"ticket_id": fresh()},
+                                 run_id=run)["status"] == "ok"
+        aid = compensate(f.a, run)["writes"][0]["approval_id"]
+        assert f.b.ctl("deny", aid, "--note", "keep it")[0] == 0
+        z = compensate(f.a, run, rc_ok=(1,))["writes"][0]
+        assert z["status"] == "refused" and "keep it" in z["reason"], z
+        assert count_lines(undo) == 1
+
+
+@test
+def compensate_without_the_database_is_refused_and_runs_nothing():
+    with Fleet() as f:
+        undo = f.effects + ".undo"
+        run = fresh("run")
+        assert f.a.client().call("rec.c", {"ticket_id": fresh()},
+                                 run_id=run)["status"] == "ok"
+        f.pg.stop()
+        wait_for(lambda: store_state(f.a) != "up", 15, "a to see the database go")
         rc, out, err = f.a.ctl("compensate", run)
-        assert rc != 0 and "store.backend postgresql" in out + err, (rc, out, err)
-        assert count_lines(f.effects) == before
+        assert rc != 0 and "PostgreSQL" in out + err, (rc, out, err)
+        assert count_lines(undo) == 0
+        f.pg.start()
+        wait_store_up(f.a)
+        assert compensate(f.a, run)["writes"][0]["status"] == "done"
+        assert count_lines(undo) == 1
 
 
 if __name__ == "__main__":
