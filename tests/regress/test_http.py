@@ -18,29 +18,8 @@ MAX_OUTPUT = 100000
 TP = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 
-def http_tool(api, path, mode="read", ca=None, **kw):
-    h = {"url": api.url(path)}
-    if api.scheme == "https":
-        h["ca_file"] = ca or api.ca
-    for k in ("method", "headers", "idempotent_upstream"):
-        if k in kw:
-            h[k] = kw.pop(k)
-    return dict({"mode": mode, "http": h}, **kw)
-
-
 def http_conf(tools):
     return writes_config(tools, limits={"max_output": MAX_OUTPUT})
-
-
-def set_credential(d, tool_name, value, tenant="acme", env="prod"):
-    p = os.path.join(d.creds, tenant, env)
-    os.makedirs(p, exist_ok=True)
-    with open(os.path.join(p, tool_name), "w") as f:
-        f.write(value)
-
-
-def key_of(tool_name, args, tenant="acme"):
-    return "%s:%s:%s" % (tenant, tool_name, args_hash(args))
 
 
 @test

@@ -28,10 +28,6 @@ def ledger_daemon(name="lg", hang_timeout_ms=60000, **over):
     return d
 
 
-def key_of(tool_name, args, tenant="acme"):
-    return "%s:%s:%s" % (tenant, tool_name, args_hash(args))
-
-
 def kill_executor_mid_write(d, args, run_id):
     """Start the hanging write, SIGKILL the executor once its side effect is
     done, let gatewayd die of it, and start the pair again."""

@@ -103,10 +103,6 @@ def handshake_and_a_read():
         assert set(env) == {"PATH"}, env
 
 
-def key_of(tool_name, args, tenant="acme"):
-    return "%s:%s:%s" % (tenant, tool_name, args_hash(args))
-
-
 def tool_calls(f, name):
     return [m for m in f.received("tools/call") if m["params"]["name"] == name]
 
@@ -493,7 +489,6 @@ def servers_stop_with_the_executor():
         pid = starts(f)[-1]["pid"]
     wait_for(lambda: not pid_alive(pid), what="server gone")
     assert f.events("eof"), f.events()
-
 
 
 @test

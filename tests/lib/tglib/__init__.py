@@ -11,8 +11,10 @@
   procs       waiting, pids, process groups
   checkpoint  checkpoints split, joined and signed
   approvals   a write that needs approval, a refused resume
-  httpapi     a local HTTP(S) API (tests/tools/https-server), and one
-              HTTP request over a Unix socket (http_unix)
+  httpapi     a local HTTP(S) API (tests/tools/https-server, or the
+              HTTP/2 one, tests/tools/h2-server), http catalog entries
+              and credentials, and one HTTP request over a Unix socket
+              (http_unix)
   mcpserver   tests/tools/mcp-server behind the gate: its files, its config
   runner      @test and main()
 

@@ -52,6 +52,11 @@ def args_hash(args):
     return hashlib.sha256(canonical_json(args)).hexdigest()[:24]
 
 
+def key_of(tool_name, args, tenant="acme"):
+    """The gateway's idempotency key of a write (CONTRACT.md)."""
+    return "%s:%s:%s" % (tenant, tool_name, args_hash(args))
+
+
 def write_config(path, conf):
     # JSON is YAML (flow style); one key per line keeps line numbers useful.
     with open(path, "w") as f:
