@@ -135,6 +135,34 @@ writes_of(const msgpack_object *ans)
 	return w;
 }
 
+/* The approvals the run asked for, whatever became of them. */
+static void
+put_approvals(const msgpack_object *ans)
+{
+	const msgpack_object	*as = mp_get(ans, "approvals"), *a;
+	uint32_t		 i;
+
+	if (as == NULL || as->type != MSGPACK_OBJECT_ARRAY ||
+	    as->via.array.size == 0)
+		return;
+	printf("%u approvals asked%s\n", as->via.array.size,
+	    mp_get(ans, "approvals_truncated") != NULL ?
+	    " (more not shown)" : "");
+	for (i = 0; i < as->via.array.size; i++) {
+		a = &as->via.array.ptr[i];
+		if (a->type != MSGPACK_OBJECT_MAP)
+			continue;
+		printf("a%u.", i + 1);
+		put_field("tool", mp_get(a, "tool"));
+		put_field("state", mp_get(a, "state"));
+		put_field("approval_id", mp_get(a, "approval_id"));
+		put_field("args_hash", mp_get(a, "args_hash"));
+		put_field("approver", mp_get(a, "approver"));
+		put_field("note", mp_get(a, "note"));
+		put_field("started", mp_get(a, "started"));
+	}
+}
+
 int
 print_forensics(const msgpack_object *ans)
 {
@@ -170,6 +198,7 @@ print_forensics(const msgpack_object *ans)
 			put_field("compensation_state", mp_get(c, "state"));
 		}
 	}
+	put_approvals(ans);
 	return 0;
 }
 

@@ -12,6 +12,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "common/xmalloc.h"
 #include "executor/apquota.h"
 #include "executor/executor.h"
 #include "executor/ledger.h"
@@ -333,6 +334,68 @@ approvals_page(const char *after, size_t limit,
 	rc = store_read(ex->store, page_txn, &pa);
 	*n = pa.n;
 	*more = pa.more;
+	return rc;
+}
+
+struct run_arg {
+	const char	*tenant;	/* NULL: any */
+	const char	*run_id;
+	size_t		 max;
+	struct approval	*v;
+	size_t		 n;
+	int		 truncated;
+};
+
+static int
+run_txn(struct store_txn *txn, void *arg)
+{
+	struct run_arg		*ra = arg;
+	struct approval		 a;
+	struct store_cursor	*cur;
+	struct store_val	 k, v;
+	int			 rc;
+
+	if ((rc = stx_cursor_open(txn, DB_APPROVALS, &cur)) != 0)
+		return rc;
+	for (rc = stx_cursor_first(cur, &k, &v); rc == 0;
+	    rc = stx_cursor_next(cur, &k, &v)) {
+		if (approval_decode(v.data, v.size, &a) == -1)
+			continue;
+		if (strcmp(a.run_id, ra->run_id) != 0 ||
+		    (ra->tenant != NULL && strcmp(a.tenant, ra->tenant) != 0)) {
+			approval_free(&a);
+			continue;
+		}
+		if (ra->n == ra->max) {
+			ra->truncated = 1;
+			approval_free(&a);
+			break;
+		}
+		ra->v[ra->n++] = a;
+	}
+	stx_cursor_close(cur);
+	return rc == STORE_NOTFOUND ? 0 : rc;
+}
+
+int
+approvals_of_run(const char *tenant, const char *run_id, size_t max,
+    struct approval **out, size_t *n, int *truncated)
+{
+	struct run_arg	ra = { tenant, run_id, max, NULL, 0, 0 };
+	size_t		i;
+	int		rc;
+
+	ra.v = xcalloc(max + 1, sizeof(*ra.v));
+	if ((rc = store_read(ex->store, run_txn, &ra)) != 0) {
+		for (i = 0; i < ra.n; i++)
+			approval_free(&ra.v[i]);
+		free(ra.v);
+		ra.v = NULL;
+		ra.n = 0;
+	}
+	*out = ra.v;
+	*n = ra.n;
+	*truncated = ra.truncated;
 	return rc;
 }
 

@@ -25,6 +25,7 @@
 #include "common/util.h"
 #include "common/xmalloc.h"
 #include "proto/proto.h"
+#include "executor/apstore.h"
 #include "executor/control.h"
 #include "executor/executor.h"
 #include "executor/request.h"
@@ -317,15 +318,61 @@ ctl_run_args(struct ctl_conn *cc, const msgpack_object *req, char **run_id,
 	return 0;
 }
 
-/* The answer: the run's writes, whichever store their records came from. */
+/* Oldest first: the order the run asked them in. */
+static int
+by_created(const void *a, const void *b)
+{
+	const struct approval	*x = a, *y = b;
+
+	if (x->created_ms != y->created_ms)
+		return x->created_ms < y->created_ms ? -1 : 1;
+	return strcmp(x->id, y->id);
+}
+
 static void
-forensics_answer(struct ctl_conn *cc, const char *run_id,
+pack_approval(struct msgbuf *mb, const struct approval *a)
+{
+	struct mpmap	m;
+
+	mpmap_begin(&m, mb);
+	mpmap_str(&m, "approval_id", a->id);
+	mpmap_str(&m, "tenant", a->tenant);
+	mpmap_str(&m, "tool", a->tool);
+	mpmap_str(&m, "args_hash", a->args_hash);
+	mpmap_str_or_nil(&m, "step_id", a->step_id);
+	mpmap_str(&m, "state",
+	    approval_state_str(approval_effective_state(a)));
+	mpmap_str_or_nil(&m, "approver", a->approver);
+	mpmap_str_or_nil(&m, "note", a->note);
+	mpmap_uint(&m, "created_ms", a->created_ms);
+	mpmap_uint(&m, "decided_ms", a->decided_ms);
+	mpmap_uint(&m, "expires_at", a->expires_at);
+	mpmap_bool(&m, "started", a->started_ms != 0);
+	mpmap_end(&m);
+}
+
+/*
+ * The answer: the run's writes, whichever store their records came from,
+ * and the approvals the run asked for, whatever became of them (this
+ * host's copies: the run asked here).  -1 when those cannot be read.
+ */
+static int
+forensics_answer(struct ctl_conn *cc, const char *tenant, const char *run_id,
     const struct run_writes *rw)
 {
+	struct approval		*as;
 	struct msgbuf		 mb;
 	struct mpmap		 m;
-	size_t			 i, in_doubt = 0;
+	size_t			 i, nas, in_doubt = 0;
+	int			 more, rc;
 
+	if ((rc = approvals_of_run(tenant, run_id, FORENSICS_WRITES_MAX, &as,
+	    &nas, &more)) != 0) {
+		ctl_error(cc, "the approvals cannot be read: %s",
+		    store_strerror(rc));
+		return -1;
+	}
+	qsort(as, nas, sizeof(*as), by_created);
 	for (i = 0; i < rw->n; i++)
 		if (rw->v[i].rec.state == L_IN_DOUBT)
 			in_doubt++;
@@ -340,8 +387,17 @@ forensics_answer(struct ctl_conn *cc, const char *run_id,
 	msgpack_pack_array(mpmap_key(&m, "writes"), rw->n);
 	for (i = 0; i < rw->n; i++)
 		pack_write(&mb, &rw->v[i]);
+	if (more)
+		mpmap_bool(&m, "approvals_truncated", 1);
+	msgpack_pack_array(mpmap_key(&m, "approvals"), nas);
+	for (i = 0; i < nas; i++) {
+		pack_approval(&mb, &as[i]);
+		approval_free(&as[i]);
+	}
+	free(as);
 	mpmap_end(&m);
 	ctl_send(cc, &mb);
+	return 0;
 }
 
 /* A run's records asked of the database: its writes, keys, whom to tell. */
@@ -412,9 +468,10 @@ forensics_load_shared(const char *tenant, const char *run_id,
 	return 0;
 }
 
-/* A forensics waiting for the database: its operator and run. */
+/* A forensics waiting for the database: its operator, tenant and run. */
 struct fx_wait {
 	uint64_t	 cc_id;
+	char		*tenant;	/* NULL: every tenant */
 	char		*run_id;
 };
 
@@ -428,7 +485,8 @@ shared_answer(struct run_writes *rw, const char *err, void *arg)
 	if (cc != NULL && rw == NULL)
 		ctl_error(cc, "%s", err);
 	else if (cc != NULL)
-		forensics_answer(cc, fw->run_id, rw);
+		(void)forensics_answer(cc, fw->tenant, fw->run_id, rw);
+	free(fw->tenant);
 	free(fw->run_id);
 	free(fw);
 }
@@ -446,10 +504,12 @@ forensics_shared(struct ctl_conn *cc, const char *tenant, const char *run_id)
 
 	fw = xcalloc(1, sizeof(*fw));
 	fw->cc_id = ctl_id(cc);
+	fw->tenant = tenant != NULL ? xstrdup(tenant) : NULL;
 	fw->run_id = xstrdup(run_id);
 	if (forensics_load_shared(tenant, run_id, shared_answer, fw, err,
 	    sizeof(err)) == -1) {
 		ctl_error(cc, "%s", err);
+		free(fw->tenant);
 		free(fw->run_id);
 		free(fw);
 	}
@@ -470,7 +530,7 @@ ctl_forensics(struct ctl_conn *cc, const msgpack_object *req,
 	else if (load_run(tenant, run_id, &rw, err, sizeof(err)) == -1)
 		ctl_error(cc, "%s", err);
 	else {
-		forensics_answer(cc, run_id, &rw);
+		(void)forensics_answer(cc, tenant, run_id, &rw);
 		forensics_free(&rw);
 	}
 	free(run_id);

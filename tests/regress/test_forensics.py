@@ -91,6 +91,48 @@ def lists_exactly_the_runs_writes_and_approvers():
 
 
 @test
+def the_approvals_a_run_asked_for_are_listed_whatever_became_of_them():
+    # Approved and run, denied, still pending: each shows, oldest first;
+    # those of another run, or of another tenant when one is named, do not.
+    with forensics_daemon() as d:
+        c = d.client()
+        asked = []
+        for t in ("T-1", "T-2", "T-3"):
+            r = c.call("tk.close", {"ticket_id": t, "queue": "q"}, run_id="run-p")
+            assert r["status"] == "needs_approval", r
+            asked.append(r)
+        assert d.ctl("approve", asked[0]["approval_id"])[0] == 0
+        assert c.resume(asked[0]["checkpoint"])["status"] == "ok"
+        assert d.ctl("deny", asked[1]["approval_id"], "--note", "wrong queue")[0] == 0
+        other = c.call("tk.close", {"ticket_id": "T-9"}, run_id="run-q")
+        assert other["status"] == "needs_approval", other
+        oc = d.client(uid=OTHER_UID).call("tk.close", {"ticket_id": "T-8"},
+                                           run_id="run-p")
+        assert oc["status"] == "needs_approval", oc
+
+        f = forensics(d, "run-p", "--tenant", "acme")
+        assert f["count"] == 1, f
+        aps = f["approvals"]
+        assert [a["approval_id"] for a in aps] == [r["approval_id"] for r in asked], aps
+        assert [a["state"] for a in aps] == ["approved", "denied", "pending"], aps
+        assert [a["started"] for a in aps] == [True, False, False], aps
+        assert aps[0]["approver"] == aps[1]["approver"] == "uid 0 (root)", aps
+        assert aps[1]["note"] == "wrong queue" and aps[2]["approver"] is None, aps
+        assert all(a["tool"] == "tk.close" and a["tenant"] == "acme" and
+                   a["created_ms"] > 0 for a in aps), aps
+        assert aps[2]["args_hash"] == args_hash({"ticket_id": "T-3", "queue": "q"})
+        # Without --tenant: every tenant's run-p.
+        both = forensics(d, "run-p")["approvals"]
+        assert {a["tenant"] for a in both} == {"acme", "globex"}, both
+        # The table says so too.
+        rc, out, err = d.ctl("forensics", "run-p", "--tenant", "acme")
+        assert rc == 0 and "3 approvals asked" in out, (rc, out, err)
+        assert "state: denied" in out and "note: wrong queue" in out, out
+        # A run that asked none has an empty list.
+        assert forensics(d, "run-none")["approvals"] == []
+
+
+@test
 def in_doubt_writes_are_named():
     """A write killed mid-run by the executor's own end reads as in doubt."""
     d = forensics_daemon(require=())
