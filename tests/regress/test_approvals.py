@@ -253,6 +253,16 @@ def deny_with_note():
         dec = [e for e in read_audit(d) if e.get("event") == "decision"]
         assert [e["decision"] for e in dec] == ["denied"], dec
         assert dec[0]["approver"] == ROOT_WHO and dec[0]["note"] == "not on a Friday", dec
+        # A denial is final for that write in its run (PROTOCOL.md, "Runs
+        # and stops"): asked again, the run stops, no new approval is asked.
+        again = c.call("rec", {"ticket_id": "T-1", "n": 1}, run_id="run-1")
+        assert again["status"] == "stopped", again
+        assert again["stop_reason"] == "duplicate_write", again
+        assert pending_ids(d) == []
+        # A new run asks anew.
+        assert c.call("rec", {"ticket_id": "T-1", "n": 1},
+                      run_id="run-2")["status"] == "needs_approval"
+        assert count_lines(d.effects) == 0
 
 
 @test
