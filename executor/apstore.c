@@ -272,6 +272,44 @@ approval_start_txn(struct store_txn *txn, const char *id)
 	return rc;
 }
 
+/*
+ * Each record of DB_APPROVALS, in id order, from the one after 'after'
+ * (NULL: the first), decoded, to fn: fn keeps it (returns 1: it frees it
+ * later) or not (0), or stops the scan (-1: not kept).  Records that do
+ * not decode are passed over.  0, or a store error.
+ */
+static int
+scan_txn(struct store_txn *txn, const char *after,
+    int (*fn)(struct approval *, void *), void *arg)
+{
+	struct approval		 a;
+	struct store_cursor	*cur;
+	struct store_val	 k, v;
+	int			 rc, kept;
+
+	if ((rc = stx_cursor_open(txn, DB_APPROVALS, &cur)) != 0)
+		return rc;
+	if (after != NULL) {
+		k.data = (void *)after;
+		k.size = strlen(after);
+	}
+	for (rc = after != NULL ? stx_cursor_seek(cur, &k, &v) :
+	    stx_cursor_first(cur, &k, &v); rc == 0;
+	    rc = stx_cursor_next(cur, &k, &v)) {
+		if (after != NULL && k.size == strlen(after) &&
+		    memcmp(k.data, after, k.size) == 0)
+			continue;
+		if (approval_decode(v.data, v.size, &a) == -1)
+			continue;
+		if ((kept = fn(&a, arg)) != 1)
+			approval_free(&a);
+		if (kept == -1)
+			break;
+	}
+	stx_cursor_close(cur);
+	return rc == STORE_NOTFOUND ? 0 : rc;
+}
+
 struct page_arg {
 	const char	*after;		/* NULL: from the first */
 	size_t		 limit;
@@ -279,6 +317,21 @@ struct page_arg {
 	size_t		 n;
 	int		 more;		/* another one follows the page */
 };
+
+static int
+page_one(struct approval *a, void *arg)
+{
+	struct page_arg	*pa = arg;
+
+	if (approval_effective_state(a) != A_PENDING)
+		return 0;
+	if (pa->n == pa->limit) {
+		pa->more = 1;
+		return -1;
+	}
+	memcpy(pa->ids[pa->n++], a->id, sizeof(a->id));
+	return 0;
+}
 
 /*
  * The ids of one page of pending approvals, in id order, after 'after',
@@ -288,40 +341,11 @@ struct page_arg {
 static int
 page_txn(struct store_txn *txn, void *arg)
 {
-	struct page_arg		*pa = arg;
-	struct approval		 a;
-	struct store_cursor	*cur;
-	struct store_val	 k, v;
-	int			 rc;
+	struct page_arg	*pa = arg;
 
 	pa->n = 0;
 	pa->more = 0;
-	if ((rc = stx_cursor_open(txn, DB_APPROVALS, &cur)) != 0)
-		return rc;
-	if (pa->after != NULL) {
-		k.data = (void *)pa->after;
-		k.size = strlen(pa->after);
-	}
-	for (rc = pa->after != NULL ? stx_cursor_seek(cur, &k, &v) :
-	    stx_cursor_first(cur, &k, &v); rc == 0;
-	    rc = stx_cursor_next(cur, &k, &v)) {
-		if (pa->after != NULL && k.size == strlen(pa->after) &&
-		    memcmp(k.data, pa->after, k.size) == 0)
-			continue;
-		if (approval_decode(v.data, v.size, &a) == -1)
-			continue;
-		if (approval_effective_state(&a) == A_PENDING) {
-			if (pa->n == pa->limit) {
-				pa->more = 1;
-				approval_free(&a);
-				break;
-			}
-			memcpy(pa->ids[pa->n++], a.id, sizeof(a.id));
-		}
-		approval_free(&a);
-	}
-	stx_cursor_close(cur);
-	return rc == STORE_NOTFOUND ? 0 : rc;
+	return scan_txn(txn, pa->after, page_one, pa);
 }
 
 int
@@ -347,34 +371,25 @@ struct run_arg {
 };
 
 static int
+run_one(struct approval *a, void *arg)
+{
+	struct run_arg	*ra = arg;
+
+	if (strcmp(a->run_id, ra->run_id) != 0 ||
+	    (ra->tenant != NULL && strcmp(a->tenant, ra->tenant) != 0))
+		return 0;
+	if (ra->n == ra->max) {
+		ra->truncated = 1;
+		return -1;
+	}
+	ra->v[ra->n++] = *a;
+	return 1;
+}
+
+static int
 run_txn(struct store_txn *txn, void *arg)
 {
-	struct run_arg		*ra = arg;
-	struct approval		 a;
-	struct store_cursor	*cur;
-	struct store_val	 k, v;
-	int			 rc;
-
-	if ((rc = stx_cursor_open(txn, DB_APPROVALS, &cur)) != 0)
-		return rc;
-	for (rc = stx_cursor_first(cur, &k, &v); rc == 0;
-	    rc = stx_cursor_next(cur, &k, &v)) {
-		if (approval_decode(v.data, v.size, &a) == -1)
-			continue;
-		if (strcmp(a.run_id, ra->run_id) != 0 ||
-		    (ra->tenant != NULL && strcmp(a.tenant, ra->tenant) != 0)) {
-			approval_free(&a);
-			continue;
-		}
-		if (ra->n == ra->max) {
-			ra->truncated = 1;
-			approval_free(&a);
-			break;
-		}
-		ra->v[ra->n++] = a;
-	}
-	stx_cursor_close(cur);
-	return rc == STORE_NOTFOUND ? 0 : rc;
+	return scan_txn(txn, NULL, run_one, arg);
 }
 
 int
@@ -405,31 +420,26 @@ struct count_arg {
 };
 
 static int
+count_one(struct approval *a, void *arg)
+{
+	struct count_arg	*ca = arg;
+
+	if (approval_effective_state(a) == A_PENDING) {
+		ca->n++;
+		if (ca->oldest_ms == 0 || a->created_ms < ca->oldest_ms)
+			ca->oldest_ms = a->created_ms;
+	}
+	return 0;
+}
+
+static int
 count_txn(struct store_txn *txn, void *arg)
 {
 	struct count_arg	*ca = arg;
-	struct approval		 a;
-	struct store_cursor	*cur;
-	struct store_val	 k, v;
-	int			 rc;
 
 	ca->n = 0;
 	ca->oldest_ms = 0;
-	if ((rc = stx_cursor_open(txn, DB_APPROVALS, &cur)) != 0)
-		return rc;
-	for (rc = stx_cursor_first(cur, &k, &v); rc == 0;
-	    rc = stx_cursor_next(cur, &k, &v)) {
-		if (approval_decode(v.data, v.size, &a) == -1)
-			continue;
-		if (approval_effective_state(&a) == A_PENDING) {
-			ca->n++;
-			if (ca->oldest_ms == 0 || a.created_ms < ca->oldest_ms)
-				ca->oldest_ms = a.created_ms;
-		}
-		approval_free(&a);
-	}
-	stx_cursor_close(cur);
-	return rc == STORE_NOTFOUND ? 0 : rc;
+	return scan_txn(txn, NULL, count_one, ca);
 }
 
 size_t
