@@ -259,7 +259,9 @@ http_init(struct event_base *base, const struct config *conf)
 	    curl_multi_setopt(http_multi, CURLMOPT_TIMERFUNCTION,
 	    http_timer_cb) != CURLM_OK ||
 	    curl_multi_setopt(http_multi, CURLMOPT_MAXCONNECTS,
-	    (long)http_maxconn) != CURLM_OK)
+	    (long)http_maxconn) != CURLM_OK ||
+	    curl_multi_setopt(http_multi, CURLMOPT_PIPELINING,
+	    (long)CURLPIPE_NOTHING) != CURLM_OK)
 		fatalx("%s: curl_multi_setopt", __func__);
 }
 
@@ -489,6 +491,11 @@ http_easy(struct httpreq *hr, const struct tool_req *req)
 	 * connection that then closed without a byte of answer: the
 	 * keep-alive race.  The API may have acted on the first: a write
 	 * that may not be sent twice always opens a connection of its own.
+	 * And no other request may join that connection while the write is
+	 * on it (HTTP/2 multiplexing), which would make it "reused" too:
+	 * libcurl 7.88 has no CURLOPT_FORBID_RETRY_ON_REUSE (8.16), so the
+	 * multi handle multiplexes nothing (http_init, CURLPIPE_NOTHING).
+	 * test_http2 saw a write sent twice that way.
 	 */
 	if (hr->is_write && !hr->resend)
 		SET(CURLOPT_FRESH_CONNECT, 1L);
