@@ -454,8 +454,8 @@ resume_refreshed(int rc, struct approval *a, const char *host, void *arg)
 		free(rf);
 		return;
 	}
-	if (rc == 1 && a != NULL && a->state != A_PENDING)
-		(void)approval_decision_local(a);
+	if (rc == 1 && a != NULL)
+		(void)approval_bring_copy(a, 1);
 	/* This host's copy, now as decided: what the resume goes by. */
 	found = approval_get(rf->id, &local);
 	free(rf);

@@ -366,7 +366,7 @@ struct run_arg {
 	const char	*run_id;
 	size_t		 max;
 	struct approval	*v;
-	size_t		 n;
+	size_t		 n, cap;
 	int		 truncated;
 };
 
@@ -382,6 +382,10 @@ run_one(struct approval *a, void *arg)
 		ra->truncated = 1;
 		return -1;
 	}
+	if (ra->n == ra->cap) {
+		ra->cap = ra->cap ? ra->cap * 2 : 16;
+		ra->v = xreallocarray(ra->v, ra->cap, sizeof(*ra->v));
+	}
 	ra->v[ra->n++] = *a;
 	return 1;
 }
@@ -396,11 +400,10 @@ int
 approvals_of_run(const char *tenant, const char *run_id, size_t max,
     struct approval **out, size_t *n, int *truncated)
 {
-	struct run_arg	ra = { tenant, run_id, max, NULL, 0, 0 };
+	struct run_arg	ra = { tenant, run_id, max, NULL, 0, 0, 0 };
 	size_t		i;
 	int		rc;
 
-	ra.v = xcalloc(max + 1, sizeof(*ra.v));
 	if ((rc = store_read(ex->store, run_txn, &ra)) != 0) {
 		for (i = 0; i < ra.n; i++)
 			approval_free(&ra.v[i]);

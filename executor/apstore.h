@@ -82,9 +82,9 @@ int	approval_start_txn(struct store_txn *, const char *id);
 
 /*
  * The approvals of run_id (of tenant's; NULL: any tenant's), at most max,
- * in id order, as this host holds them: *out (malloc'ed, each record to
- * approval_free), *n of them, *truncated when there were more.  0, or a
- * store error (STORE_*), with nothing in *out.
+ * in id order, as this host holds them: *out (malloc'ed, NULL for none;
+ * each record to approval_free), *n of them, *truncated when there were
+ * more.  0, or a store error (STORE_*), with nothing in *out.
  */
 int	approvals_of_run(const char *tenant, const char *run_id, size_t max,
 	    struct approval **out, size_t *n, int *truncated);

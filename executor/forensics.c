@@ -354,9 +354,9 @@ pack_approval(struct msgbuf *mb, const struct approval *a)
 /*
  * The answer: the run's writes, whichever store their records came from,
  * and the approvals the run asked for, whatever became of them (this
- * host's copies: the run asked here).  -1 when those cannot be read.
+ * host's copies: the run asked here); an error when those cannot be read.
  */
-static int
+static void
 forensics_answer(struct ctl_conn *cc, const char *tenant, const char *run_id,
     const struct run_writes *rw)
 {
@@ -370,9 +370,10 @@ forensics_answer(struct ctl_conn *cc, const char *tenant, const char *run_id,
 	    &nas, &more)) != 0) {
 		ctl_error(cc, "the approvals cannot be read: %s",
 		    store_strerror(rc));
-		return -1;
+		return;
 	}
-	qsort(as, nas, sizeof(*as), by_created);
+	if (nas > 1)
+		qsort(as, nas, sizeof(*as), by_created);
 	for (i = 0; i < rw->n; i++)
 		if (rw->v[i].rec.state == L_IN_DOUBT)
 			in_doubt++;
@@ -397,7 +398,6 @@ forensics_answer(struct ctl_conn *cc, const char *tenant, const char *run_id,
 	free(as);
 	mpmap_end(&m);
 	ctl_send(cc, &mb);
-	return 0;
 }
 
 /* A run's records asked of the database: its writes, keys, whom to tell. */
@@ -485,7 +485,7 @@ shared_answer(struct run_writes *rw, const char *err, void *arg)
 	if (cc != NULL && rw == NULL)
 		ctl_error(cc, "%s", err);
 	else if (cc != NULL)
-		(void)forensics_answer(cc, fw->tenant, fw->run_id, rw);
+		forensics_answer(cc, fw->tenant, fw->run_id, rw);
 	free(fw->tenant);
 	free(fw->run_id);
 	free(fw);
@@ -530,7 +530,7 @@ ctl_forensics(struct ctl_conn *cc, const msgpack_object *req,
 	else if (load_run(tenant, run_id, &rw, err, sizeof(err)) == -1)
 		ctl_error(cc, "%s", err);
 	else {
-		(void)forensics_answer(cc, tenant, run_id, &rw);
+		forensics_answer(cc, tenant, run_id, &rw);
 		forensics_free(&rw);
 	}
 	free(run_id);
